@@ -1,0 +1,25 @@
+// Checks that the real parts the tests need are installed; installs them with apt-get when run as root.
+import { execFileSync, spawnSync } from 'node:child_process';
+
+const needs = [
+  ['docker-registry', 'docker-registry'],
+  ['skopeo', 'skopeo'],
+  ['containerd', 'containerd'],
+  ['ctr', 'containerd'],
+  ['dockerd', 'docker.io'],
+  ['docker', 'docker.io'],
+  ['htpasswd', 'apache2-utils'],
+  ['openssl', 'openssl'],
+];
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const missing = [...new Set(needs.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
+if (missing.length === 0) process.exit(0);
+if (process.getuid?.() !== 0) {
+  console.error(`berth tests need these Debian packages: ${missing.join(' ')}\n` +
+    `Install them with: sudo apt-get install -y ${missing.join(' ')}`);
+  process.exit(1);
+}
+console.error(`installing test dependencies: ${missing.join(' ')}`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
