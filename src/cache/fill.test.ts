@@ -1,0 +1,101 @@
+/** @module cache/fill.test — shared fills: late joiners, verification hold-back, readers leaving. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { BlobStore } from '../storage/blobs.js';
+import { digestOf } from '../oci/digest.js';
+import { BlobFill, pumpFill } from './fill.js';
+
+/** An upstream body the test releases chunk by chunk: each step() lets one more chunk through. */
+function gatedSource(chunks: Buffer[]) {
+  let allowed = 0;
+  let wake: () => void = () => undefined;
+  return {
+    step() {
+      allowed++;
+      wake();
+    },
+    async *body() {
+      for (let i = 0; i < chunks.length; i++) {
+        while (i >= allowed) await new Promise<void>((r) => { wake = r; });
+        yield chunks[i]!;
+      }
+    },
+  };
+}
+
+async function collect(stream: Readable): Promise<{ data: Buffer; error?: Error }> {
+  const parts: Buffer[] = [];
+  try {
+    for await (const c of stream) parts.push(c as Buffer);
+    return { data: Buffer.concat(parts) };
+  } catch (error) {
+    return { data: Buffer.concat(parts), error: error as Error };
+  }
+}
+
+async function setup() {
+  const root = await mkdtemp(join(tmpdir(), 'berth-fill-'));
+  const store = new BlobStore(root);
+  await store.init();
+  return { root, store, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+test('readers joining at different moments all receive the verified bytes; the blob is committed', async () => {
+  const { store, cleanup } = await setup();
+  const content = randomBytes(300_000);
+  const digest = digestOf(content);
+  const chunks = [content.subarray(0, 100_000), content.subarray(100_000, 200_000), content.subarray(200_000)];
+  const src = gatedSource(chunks);
+  const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
+  const writer = await store.createWriter('sha256', fill.tempPath);
+  fill.markReady(content.length);
+  const pump = pumpFill(fill, src.body(), writer);
+  const early = collect(fill.createReader(0, undefined));
+  src.step();
+  await new Promise((r) => setTimeout(r, 20));
+  const late = collect(fill.createReader(0, undefined));
+  const ranged = collect(fill.createReader(150_000, 250_000));
+  const leaver = fill.createReader(0, undefined);
+  leaver.destroy();
+  src.step();
+  src.step();
+  src.step();
+  await pump;
+  for (const r of [await early, await late]) {
+    assert.equal(r.error, undefined);
+    assert.ok(r.data.equals(content));
+  }
+  assert.ok((await ranged).data.equals(content.subarray(150_000, 250_001)));
+  assert.equal(await store.size(digest), content.length);
+  await cleanup();
+});
+
+test('a corrupt transfer never completes a reader and stores nothing', async () => {
+  const { root, store, cleanup } = await setup();
+  const content = randomBytes(100_000);
+  const digest = digestOf(content);
+  const corrupt = Buffer.from(content);
+  corrupt[50_000] = corrupt[50_000]! ^ 0xff;
+  const src = gatedSource([corrupt.subarray(0, 60_000), corrupt.subarray(60_000)]);
+  const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
+  const writer = await store.createWriter('sha256', fill.tempPath);
+  fill.markReady(content.length);
+  const pump = pumpFill(fill, src.body(), writer).catch((e: Error) => e);
+  const reader = collect(fill.createReader(0, undefined));
+  src.step();
+  src.step();
+  src.step();
+  const err = await pump;
+  assert.ok(err instanceof Error && /does not match/.test(err.message));
+  const r = await reader;
+  assert.ok(r.error, 'reader must fail');
+  assert.ok(r.data.length < content.length, 'reader must not receive every byte');
+  assert.equal(await store.size(digest), undefined);
+  assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  await cleanup();
+});

@@ -1,0 +1,173 @@
+/** @module cache/manifests — pull-through policy for manifests: tag freshness, verification, single-flight fetches. */
+import type { Logger } from 'pino';
+import { digestOf, parseDigest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
+import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
+import type { ManifestReference } from '../oci/reference.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { MetadataStore } from '../storage/metadata.js';
+import { upstreamError, type UpstreamResponse } from '../upstream/client.js';
+import type { Outcome, Target } from './target.js';
+
+export interface ManifestResult {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly body: Buffer;
+  readonly outcome: Outcome;
+}
+
+export interface ManifestCacheDeps {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+export class ManifestCache {
+  /** Upstream fetches in progress keyed by upstream, repository and reference: the single-flight table. */
+  private readonly pending = new Map<string, Promise<ManifestResult>>();
+
+  constructor(private readonly deps: ManifestCacheDeps) {}
+
+  async get(target: Target, ref: ManifestReference): Promise<ManifestResult> {
+    if (ref.kind === 'digest') return this.byDigest(target, ref.digest);
+    return this.byTag(target, ref.tag);
+  }
+
+  private async byDigest(target: Target, digest: string): Promise<ManifestResult> {
+    parseDigest(digest);
+    const local = await this.local(target, digest, target.upstream ? 'hit' : 'local');
+    if (local) return local;
+    if (!target.upstream) throw manifestUnknown(target.repository, digest);
+    return this.singleFlight(target, digest, () => this.fetch(target, digest));
+  }
+
+  private async byTag(target: Target, tag: string): Promise<ManifestResult> {
+    const { metadata, now, logger } = this.deps;
+    const record = metadata.tag(target.key, target.repository, tag);
+    const upstream = target.upstream;
+    if (!upstream) {
+      const local = record && (await this.local(target, record.digest, 'local'));
+      if (!local) throw manifestUnknown(target.repository, tag);
+      return local;
+    }
+    if (record && now() - record.checkedAt < upstream.config.tagttlMs) {
+      const local = await this.local(target, record.digest, 'hit');
+      if (local) return local;
+    }
+    return this.singleFlight(target, tag, async () => {
+      try {
+        return await this.revalidate(target, tag, record?.digest);
+      } catch (err) {
+        const stale = record && isUnavailable(err) ? await this.local(target, record.digest, 'stale') : undefined;
+        if (!stale) throw err;
+        logger.warn({ upstream: upstream.client.name, repository: target.repository, tag, digest: record!.digest, err: (err as Error).message }, 'upstream unavailable; serving last known digest for tag');
+        return stale;
+      }
+    });
+  }
+
+  /** One conditional check upstream: a HEAD, and a GET only when the tag moved. */
+  private async revalidate(target: Target, tag: string, knownDigest: string | undefined): Promise<ManifestResult> {
+    const { client } = target.upstream!;
+    const { metadata } = this.deps;
+    if (knownDigest) {
+      const head = await client.send({ method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT } });
+      if (head.status === 404) {
+        await head.body.dump();
+        metadata.deleteTag(target.key, target.repository, tag);
+        throw manifestUnknown(target.repository, tag);
+      }
+      if (head.status !== 200) throw await upstreamError(head, client.name, `manifest ${target.repository}:${tag}`, manifestUnknown(target.repository, tag));
+      await head.body.dump();
+      if (header(head, 'docker-content-digest') === knownDigest) {
+        const local = await this.local(target, knownDigest, 'hit');
+        if (local) {
+          metadata.touchTag(target.key, target.repository, tag);
+          return local;
+        }
+      }
+    }
+    const result = await this.fetch(target, tag);
+    metadata.setTag(target.key, target.repository, tag, result.digest);
+    return result;
+  }
+
+  /** GETs a manifest from upstream, verifies it, and stores it under the repository. */
+  private async fetch(target: Target, reference: string): Promise<ManifestResult> {
+    const { client } = target.upstream!;
+    const what = `manifest ${target.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
+    const res = await client.send({ method: 'GET', repository: target.repository, path: `manifests/${reference}`, headers: { accept: UPSTREAM_ACCEPT } });
+    if (res.status !== 200) throw await upstreamError(res, client.name, what, manifestUnknown(target.repository, reference));
+    const body = await readLimited(res, MAX_MANIFEST_SIZE, what);
+    const claimed = reference.includes(':') ? reference : header(res, 'docker-content-digest');
+    const digest = claimed ? digestOf(body, parseDigest(claimed).algorithm) : digestOf(body);
+    if (claimed && digest !== claimed) {
+      throw new OciError('UNAVAILABLE', `upstream ${client.name} sent ${what} whose content does not match digest ${claimed}; nothing was stored`, { status: 502 });
+    }
+    const parsed = parseManifest(body, header(res, 'content-type'));
+    await this.store(target, digest, parsed.mediaType, body, [...parsed.blobs, ...parsed.manifests].map((d) => d.digest), parsed.subject?.digest, parsed.artifactType);
+    return { digest, mediaType: parsed.mediaType, body, outcome: 'miss' };
+  }
+
+  /** Writes verified manifest bytes into the blob store and records them under the repository. */
+  async store(target: Target, digest: string, mediaType: string, body: Buffer, children: string[], subject?: string, artifactType?: string): Promise<void> {
+    const { blobs, metadata } = this.deps;
+    if ((await blobs.size(digest)) === undefined) {
+      const writer = await blobs.createWriter(parseDigest(digest).algorithm);
+      await writer.write(body);
+      await writer.commit(digest, body.length);
+    }
+    metadata.putBlob(digest, body.length);
+    metadata.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
+  }
+
+  private async local(target: Target, digest: string, outcome: Outcome): Promise<ManifestResult | undefined> {
+    const record = this.deps.metadata.manifest(target.key, target.repository, digest);
+    if (!record) return undefined;
+    try {
+      const body = await this.deps.blobs.readAll(digest);
+      this.deps.metadata.touchBlob(digest);
+      return { digest, mediaType: record.mediaType, body, outcome };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async singleFlight(target: Target, reference: string, run: () => Promise<ManifestResult>): Promise<ManifestResult> {
+    const key = `${target.key}\u0000${target.repository}\u0000${reference}`;
+    const inflight = this.pending.get(key);
+    if (inflight) return { ...(await inflight), outcome: 'joined' };
+    const p = run().finally(() => this.pending.delete(key));
+    this.pending.set(key, p);
+    return p;
+  }
+}
+
+function header(res: UpstreamResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+async function readLimited(res: UpstreamResponse, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += (chunk as Buffer).length;
+    if (total > limit) {
+      res.body.destroy();
+      throw new OciError('MANIFEST_INVALID', `${what} from upstream exceeds ${limit} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function isUnavailable(err: unknown): boolean {
+  return err instanceof OciError ? err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS' : true;
+}
+
+export function manifestUnknown(repository: string, reference: string): OciError {
+  return new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known in repository ${repository}`, { detail: { name: repository, reference } });
+}

@@ -1,0 +1,94 @@
+/** @module cache/registry — the cache facade the HTTP layer talks to: blobs, manifests, tag lists, catalog. */
+import type { Logger } from 'pino';
+import { OciError } from '../oci/errors.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { MetadataStore } from '../storage/metadata.js';
+import { upstreamError } from '../upstream/client.js';
+import { BlobCache } from './blobs.js';
+import { ManifestCache } from './manifests.js';
+import type { Outcome, Target, Upstream } from './target.js';
+
+export interface RegistryCacheDeps {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly upstreams: readonly Upstream[];
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+export interface TagPage {
+  readonly tags: string[];
+  /** The last tag of this page when more follow. */
+  readonly next: string | undefined;
+  readonly outcome: Outcome;
+}
+
+export class RegistryCache {
+  readonly blobs: BlobCache;
+  readonly manifests: ManifestCache;
+
+  constructor(private readonly deps: RegistryCacheDeps) {
+    this.blobs = new BlobCache(deps);
+    this.manifests = new ManifestCache(deps);
+  }
+
+  /** Tags come from upstream when it answers (it is the authority), else from what berth has seen. */
+  async tags(target: Target, n: number, last: string | undefined): Promise<TagPage> {
+    if (target.upstream) {
+      try {
+        const all = await this.upstreamTags(target);
+        const after = all.filter((t) => last === undefined || t > last).sort(byteOrder);
+        return page(after, n, 'miss');
+      } catch (err) {
+        if (err instanceof OciError && err.code !== 'UNAVAILABLE' && err.code !== 'TOOMANYREQUESTS') throw err;
+        this.deps.logger.warn({ upstream: target.key, repository: target.repository, err: (err as Error).message }, 'upstream unavailable; listing cached tags');
+      }
+    }
+    const local = this.deps.metadata.tags(target.key, target.repository, last, n + 1);
+    if (local.length === 0 && last === undefined && !this.deps.metadata.hasRepository(target.key, target.repository)) {
+      throw new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known to this registry`, { detail: { name: target.repository } });
+    }
+    return page(local, n, target.upstream ? 'stale' : 'local');
+  }
+
+  /** Repositories berth holds content for, named as clients address them. */
+  catalog(n: number, last: string | undefined): { repositories: string[]; next: string | undefined } {
+    const defaults = new Set(this.deps.upstreams.filter((u) => u.config.default).map((u) => u.config.name));
+    const prefixes = new Map(this.deps.upstreams.map((u) => [u.config.name, u.config.prefix]));
+    const names = new Set<string>();
+    for (const { upstream, repository } of this.deps.metadata.allRepositories()) {
+      if (upstream === '' || defaults.has(upstream)) names.add(repository);
+      const prefix = prefixes.get(upstream);
+      if (prefix) names.add(`${prefix}/${repository}`);
+    }
+    const sorted = [...names].filter((r) => last === undefined || r > last).sort(byteOrder);
+    const p = page(sorted, n, 'local');
+    return { repositories: p.tags, next: p.next };
+  }
+
+  private async upstreamTags(target: Target): Promise<string[]> {
+    const { client } = target.upstream!;
+    const res = await client.send({ method: 'GET', repository: target.repository, path: 'tags/list' });
+    const what = `tag list of ${target.repository}`;
+    if (res.status !== 200) {
+      throw await upstreamError(res, client.name, what, new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } }));
+    }
+    const text = await res.body.text();
+    try {
+      const body = JSON.parse(text) as { tags?: unknown };
+      return Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string') : [];
+    } catch {
+      throw new OciError('UNAVAILABLE', `upstream ${client.name} sent an invalid ${what}`, { status: 502 });
+    }
+  }
+}
+
+function page(sorted: string[], n: number, outcome: Outcome): TagPage {
+  const tags = sorted.slice(0, n);
+  const next = sorted.length > n && tags.length > 0 ? tags[tags.length - 1] : undefined;
+  return { tags, next, outcome };
+}
+
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}

@@ -1,0 +1,37 @@
+/** @module cli/serve — `berth serve`: load config, start the cache, stop cleanly on SIGTERM/SIGINT. */
+import { pino } from 'pino';
+import type { BerthConfig } from '../config/types.js';
+import { createApp } from '../app.js';
+
+export interface ServeIo {
+  readonly signals: NodeJS.EventEmitter;
+}
+
+export function createLogger(config: BerthConfig) {
+  return pino({ level: config.log.level, base: { ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+/** Runs until a stop signal; resolves with the exit status. */
+export async function serve(config: BerthConfig, warnings: readonly string[], io: ServeIo): Promise<number> {
+  const logger = createLogger(config);
+  for (const w of warnings) logger.warn(w);
+  const app = await createApp(config, { logger, now: Date.now });
+  const address = await app.listen();
+  logger.info({
+    address: `${address.address}:${address.port}`,
+    tls: Boolean(config.http.tls),
+    root: config.storage.rootdirectory,
+    upstreams: config.upstreams.map((u) => ({ name: u.name, remoteurl: u.remoteurl })),
+  }, 'berth listening');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');
+      resolve();
+    };
+    io.signals.once('SIGTERM', () => stop('SIGTERM'));
+    io.signals.once('SIGINT', () => stop('SIGINT'));
+  });
+  await app.close();
+  logger.info('stopped');
+  return 0;
+}

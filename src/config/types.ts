@@ -1,0 +1,53 @@
+/** @module config/types — the typed, frozen configuration every other module receives. */
+
+export type PushMode = 'readonly' | 'local' | 'write-through' | 'write-behind';
+
+/** One central registry berth mirrors. `proxy:` becomes a single upstream named "default". */
+export interface UpstreamConfig {
+  readonly name: string;
+  /** Base URL without trailing slash, e.g. https://harbor.xing.com */
+  readonly remoteurl: string;
+  readonly username?: string;
+  /** Password (from `password` or read from `passwordfile`). Never logged. */
+  readonly password?: string;
+  readonly hosts: readonly string[];
+  readonly prefix?: string;
+  readonly default: boolean;
+  /** PEM text of a CA bundle to trust for this upstream. */
+  readonly ca?: string;
+  readonly insecure: boolean;
+  /** Milliseconds a tag is served from cache before revalidating upstream. */
+  readonly tagttlMs: number;
+  /** Milliseconds since last pull after which content may be dropped; 0 = never. */
+  readonly ttlMs: number;
+  readonly pushmode: PushMode;
+}
+
+export interface BerthConfig {
+  readonly log: {
+    readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+    readonly fields: Readonly<Record<string, string>>;
+    readonly accesslog: boolean;
+  };
+  readonly storage: {
+    readonly rootdirectory: string;
+    /** Bytes; 0 = unbounded. */
+    readonly maxsize: number;
+    readonly lowwatermark: number;
+    readonly deleteEnabled: boolean;
+  };
+  readonly http: {
+    /** host and port to listen on; host '' means all interfaces. */
+    readonly host: string;
+    readonly port: number;
+    readonly headers: Readonly<Record<string, readonly string[]>>;
+    readonly tls?: { readonly certificate: string; readonly key: string };
+  };
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly upstreamTimeouts: {
+    readonly connectMs: number;
+    readonly firstByteMs: number;
+    readonly idleMs: number;
+  };
+  readonly auth?: { readonly htpasswd?: { readonly realm: string; readonly path: string } };
+}

@@ -1,0 +1,121 @@
+/** @module http/pull — thin handlers for the pull side of the API: manifests, blobs, tags, catalog. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import type { Logger } from 'pino';
+import { OciError } from '../oci/errors.js';
+import { parseManifestReference } from '../oci/reference.js';
+import type { RegistryCache } from '../cache/registry.js';
+import type { Outcome, Target } from '../cache/target.js';
+import { parseRange } from './range.js';
+import { sendError, sendJson } from './respond.js';
+
+export interface PullContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly target: Target;
+  /** The repository name as the client addressed it (prefix included), for Link headers. */
+  readonly clientName: string;
+  readonly cache: RegistryCache;
+  readonly logger: Logger;
+  setOutcome(outcome: Outcome): void;
+}
+
+export async function getManifest(ctx: PullContext, reference: string): Promise<void> {
+  const { req, res } = ctx;
+  const ref = parseManifestReference(reference);
+  if (!ref) throw new OciError('MANIFEST_UNKNOWN', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
+  const m = await ctx.cache.manifests.get(ctx.target, ref);
+  ctx.setOutcome(m.outcome);
+  const etag = `"${m.digest}"`;
+  res.setHeader('Docker-Content-Digest', m.digest);
+  res.setHeader('ETag', etag);
+  res.setHeader('Content-Type', m.mediaType);
+  res.setHeader('Content-Length', m.body.length);
+  if (req.headers['if-none-match'] === etag) {
+    res.statusCode = 304;
+    res.removeHeader('Content-Length');
+    res.end();
+    return;
+  }
+  res.statusCode = 200;
+  res.end(req.method === 'HEAD' ? undefined : m.body);
+}
+
+export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
+  const { req, res, cache } = ctx;
+  res.setHeader('Docker-Content-Digest', digest);
+  res.setHeader('ETag', `"${digest}"`);
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('Content-Type', 'application/octet-stream');
+  if (req.method === 'HEAD') {
+    const { size, outcome } = await cache.blobs.head(ctx.target, digest);
+    ctx.setOutcome(outcome);
+    res.setHeader('Content-Length', size);
+    res.statusCode = 200;
+    res.end();
+    return;
+  }
+  const blob = await cache.blobs.get(ctx.target, digest);
+  ctx.setOutcome(blob.outcome);
+  const rangeHeader = req.headers.range;
+  const size = rangeHeader ? await blob.finalSize() : blob.size;
+  const range = size === undefined ? { kind: 'none' as const } : parseRange(rangeHeader, size);
+  if (range.kind === 'unsatisfiable') {
+    throw new OciError('RANGE_INVALID', `range ${rangeHeader} is outside blob ${digest} of ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
+  }
+  let stream;
+  if (range.kind === 'range') {
+    res.statusCode = 206;
+    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+    res.setHeader('Content-Length', range.end - range.start + 1);
+    stream = blob.open(range.start, range.end);
+  } else {
+    res.statusCode = 200;
+    if (size !== undefined) res.setHeader('Content-Length', size);
+    stream = blob.open(0, size === undefined ? undefined : size - 1);
+  }
+  await new Promise<void>((resolve) => {
+    pipeline(stream, res, (err) => {
+      // A failed fill or a vanished client: the response is cut, never completed.
+      if (err && !res.destroyed) res.destroy(err);
+      if (err && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        ctx.logger.warn({ digest, err: err.message }, 'blob response cut short');
+      }
+      resolve();
+    });
+  });
+}
+
+export async function listTags(ctx: PullContext): Promise<void> {
+  const { n, last } = paging(ctx.url);
+  const page = await ctx.cache.tags(ctx.target, n, last);
+  ctx.setOutcome(page.outcome);
+  if (page.next !== undefined) {
+    ctx.res.setHeader('Link', `</v2/${ctx.clientName}/tags/list?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
+  }
+  sendJson(ctx.res, 200, { name: ctx.clientName, tags: page.tags }, ctx.req.method === 'HEAD');
+}
+
+export function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache): void {
+  const { n, last } = paging(url);
+  const page = cache.catalog(n, last);
+  if (page.next !== undefined) res.setHeader('Link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
+  sendJson(res, 200, { repositories: page.repositories }, req.method === 'HEAD');
+}
+
+/** Default and ceiling for page sizes, as distribution uses. */
+const MAX_PAGE = 1000;
+
+function paging(url: URL): { n: number; last: string | undefined } {
+  const rawN = url.searchParams.get('n');
+  let n = MAX_PAGE;
+  if (rawN !== null && rawN !== '') {
+    n = Number(rawN);
+    if (!Number.isSafeInteger(n) || n < 0) throw new OciError('UNSUPPORTED', `query parameter n must be a non-negative integer, got "${rawN.slice(0, 50)}"`, { status: 400 });
+    n = Math.min(n, MAX_PAGE);
+  }
+  return { n, last: url.searchParams.get('last') ?? undefined };
+}
+
+export { sendError };

@@ -1,0 +1,29 @@
+/** @module http/respond — writing OCI error envelopes and JSON bodies with the registry's common headers. */
+import type { ServerResponse } from 'node:http';
+import { OciError, isOciError } from '../oci/errors.js';
+
+export const API_VERSION_HEADER = 'Docker-Distribution-Api-Version';
+
+/** Sends the JSON error envelope; a response whose headers are already out is cut instead. */
+export function sendError(res: ServerResponse, err: unknown, head = false): OciError {
+  const oci = isOciError(err) ? err : new OciError('UNKNOWN', 'internal error; see the berth log');
+  if (res.headersSent) {
+    res.destroy(oci);
+    return oci;
+  }
+  const body = JSON.stringify(oci.toEnvelope());
+  res.statusCode = oci.status;
+  for (const [k, v] of Object.entries(oci.headers)) res.setHeader(k, v);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(head ? undefined : body);
+  return oci;
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, head = false, contentType = 'application/json; charset=utf-8'): void {
+  const body = JSON.stringify(value);
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(head ? undefined : body);
+}

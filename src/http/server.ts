@@ -1,0 +1,99 @@
+/** @module http/server — the HTTP(S) listener: request parsing, routing, access log, error envelopes. */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { BerthConfig } from '../config/types.js';
+import { OciError } from '../oci/errors.js';
+import type { RegistryCache } from '../cache/registry.js';
+import type { Outcome, Target, Upstream } from '../cache/target.js';
+import { getBlob, getManifest, listCatalog, listTags, type PullContext } from './pull.js';
+import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
+import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
+import { resolveTarget } from './routing.js';
+
+export interface ServerDeps {
+  readonly config: BerthConfig;
+  readonly cache: RegistryCache;
+  readonly upstreams: readonly Upstream[];
+  readonly logger: Logger;
+}
+
+/** Headers larger than this are refused before any handler runs. */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+export function createServer(deps: ServerDeps): Server {
+  const { config } = deps;
+  const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
+  const options = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000 };
+  const server = config.http.tls
+    ? createHttpsServer({ ...options, cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) }, handler)
+    : createHttpServer(options, handler);
+  return server;
+}
+
+async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = process.hrtime.bigint();
+  const bytesBefore = req.socket.bytesWritten;
+  let outcome: Outcome | undefined;
+  let target: Target | undefined;
+  let error: OciError | undefined;
+  res.once('close', () => {
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    if (!deps.config.log.accesslog) return;
+    deps.logger.info({
+      method: req.method,
+      path: (req.url ?? '').split('?')[0],
+      status: res.statusCode,
+      bytes: req.socket.bytesWritten - bytesBefore,
+      ms: Math.round(ms * 10) / 10,
+      outcome,
+      upstream: target?.upstream?.config.name,
+      repository: target?.repository,
+      complete: res.writableFinished,
+      err: error?.message,
+    }, 'request');
+  });
+  for (const [name, values] of Object.entries(deps.config.http.headers)) res.setHeader(name, [...values]);
+  const head = req.method === 'HEAD';
+  try {
+    const url = new URL(req.url ?? '/', 'http://berth.invalid');
+    if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
+    res.setHeader(API_VERSION_HEADER, 'registry/2.0');
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      throw new OciError('NAME_INVALID', 'request path is not valid percent-encoding', { status: 400 });
+    }
+    const route = matchRoute(path);
+    if (!route) throw new OciError('UNSUPPORTED', `no such endpoint: ${req.method} ${url.pathname.slice(0, 200)}`, { status: 404 });
+    if (!ROUTE_METHODS[route.kind].includes(req.method ?? '')) {
+      throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
+    }
+    if (route.kind === 'base') return sendJson(res, 200, {}, head);
+    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache);
+    target = resolveTarget(deps.upstreams, { name: route.name, ns: url.searchParams.get('ns') ?? undefined, host: req.headers.host });
+    const ctx: PullContext = {
+      req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
+      setOutcome: (o) => { outcome = o; },
+    };
+    await dispatch(ctx, route);
+  } catch (err) {
+    error = sendError(res, err, head);
+    if (error.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error while handling a request');
+  }
+}
+
+async function dispatch(ctx: PullContext, route: Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>): Promise<void> {
+  const method = ctx.req.method;
+  const reading = method === 'GET' || method === 'HEAD';
+  if (route.kind === 'manifest' && reading) return getManifest(ctx, route.reference);
+  if (route.kind === 'blob' && reading) return getBlob(ctx, route.digest);
+  if (route.kind === 'tags') return listTags(ctx);
+  if (route.kind === 'referrers') throw new OciError('UNSUPPORTED', 'the referrers API is not available yet', { status: 404 });
+  const upstream = ctx.target.upstream;
+  throw new OciError('UNSUPPORTED', upstream
+    ? `pushes and deletes are disabled for upstream ${upstream.config.name}: its pushmode is ${upstream.config.pushmode}`
+    : 'pushes and deletes are not supported by this berth');
+}

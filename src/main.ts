@@ -1,0 +1,59 @@
+/** @module main — composition root: reads argv and env, builds the commands; nothing else reads process state. */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
+import { serve } from './cli/serve.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  let exitCode = 0;
+  const cwd = process.cwd();
+  const program = new Command('berth')
+    .description('An edge cache for container images: an OCI registry that fetches each image from the central registry once.')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program.command('serve')
+    .description('run the cache (with no config and no flags: listen on :5000, store in ./berth-data, mirror Docker Hub)')
+    .option('-c, --config <file>', 'distribution-style config.yml')
+    .option('--listen <addr>', 'address to listen on, e.g. :5000 or 127.0.0.1:5000')
+    .option('--root <dir>', 'storage root directory')
+    .option('--upstream <url>', 'central registry to mirror ("none" for a plain registry)')
+    .option('--username <user>', 'upstream username')
+    .option('--password-file <file>', 'file holding the upstream password')
+    .action(async (opts: { config?: string } & ServeFlags) => {
+      const { config, warnings } = loadConfig({ file: opts.config ?? env['BERTH_CONFIG'], env, flags: opts, cwd });
+      exitCode = await serve(config, warnings, { signals: process });
+    });
+
+  const configCmd = program.command('config').description('configuration tools');
+  configCmd.command('check')
+    .description('validate a config file offline and print the effective configuration')
+    .argument('<file>', 'config file')
+    .action((file: string) => {
+      const { config, warnings } = loadConfig({ file, env, cwd });
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(stringify(describeConfig(config)));
+    });
+
+  program.command('version').description('print the berth version').action(() => {
+    process.stdout.write(`berth ${version()}\n`);
+  });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`berth: invalid configuration:\n${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    throw err;
+  }
+}

@@ -1,0 +1,89 @@
+/** @module oci/manifest — parsing manifests and indexes into the descriptors they reference. */
+import { OciError } from './errors.js';
+import { isDigest } from './digest.js';
+import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, OCI_INDEX, OCI_MANIFEST, isIndexType, isManifestType } from './mediatypes.js';
+
+/** Manifests larger than this are refused, as distribution and the spec's guidance do. */
+export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
+
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly platform?: { readonly os?: string; readonly architecture?: string; readonly variant?: string };
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface ParsedManifest {
+  readonly mediaType: string;
+  /** Blobs this manifest needs (config and layers); empty for an index. */
+  readonly blobs: readonly Descriptor[];
+  /** Child manifests of an index. */
+  readonly manifests: readonly Descriptor[];
+  readonly subject?: Descriptor;
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Parses manifest bytes. The media type comes from the document's own `mediaType` field, else the
+ * Content-Type it arrived with, else its shape (an OCI manifest may omit the field).
+ */
+export function parseManifest(body: Uint8Array, contentType?: string): ParsedManifest {
+  if (body.length > MAX_MANIFEST_SIZE) throw new OciError('MANIFEST_INVALID', `manifest is ${body.length} bytes; the limit is ${MAX_MANIFEST_SIZE}`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+  } catch {
+    throw new OciError('MANIFEST_INVALID', 'manifest is not valid JSON');
+  }
+  if (!isRecord(doc)) throw new OciError('MANIFEST_INVALID', 'manifest must be a JSON object');
+  const declared = typeof doc['mediaType'] === 'string' ? doc['mediaType'] : undefined;
+  const header = contentType?.split(';')[0]?.trim();
+  let mediaType = declared ?? (header && isManifestType(header) ? header : undefined);
+  if (!mediaType) mediaType = Array.isArray(doc['manifests']) ? OCI_INDEX : OCI_MANIFEST;
+  if (!isManifestType(mediaType)) throw new OciError('MANIFEST_INVALID', `unsupported manifest media type "${mediaType.slice(0, 200)}"`);
+  if (mediaType === DOCKER_MANIFEST_V1 || mediaType === DOCKER_MANIFEST_V1_SIGNED) return parseSchema1(doc, mediaType);
+
+  const subject = doc['subject'] === undefined ? undefined : descriptor(doc['subject'], 'subject');
+  const artifactType = typeof doc['artifactType'] === 'string' ? doc['artifactType'] : undefined;
+  const annotations = isRecord(doc['annotations']) ? (doc['annotations'] as Record<string, string>) : undefined;
+  if (isIndexType(mediaType)) {
+    if (!Array.isArray(doc['manifests'])) throw new OciError('MANIFEST_INVALID', 'index has no "manifests" array');
+    const manifests = doc['manifests'].map((d, i) => descriptor(d, `manifests[${i}]`));
+    return { mediaType, blobs: [], manifests, subject, artifactType, annotations };
+  }
+  const blobs: Descriptor[] = [];
+  if (doc['config'] !== undefined) blobs.push(descriptor(doc['config'], 'config'));
+  else throw new OciError('MANIFEST_INVALID', 'manifest has no "config" descriptor');
+  const layers = doc['layers'] ?? [];
+  if (!Array.isArray(layers)) throw new OciError('MANIFEST_INVALID', '"layers" must be an array');
+  layers.forEach((d, i) => blobs.push(descriptor(d, `layers[${i}]`)));
+  const configType = blobs[0]?.mediaType;
+  return { mediaType, blobs, manifests: [], subject, artifactType: artifactType ?? configType, annotations };
+}
+
+function parseSchema1(doc: Record<string, unknown>, mediaType: string): ParsedManifest {
+  const layers = Array.isArray(doc['fsLayers']) ? doc['fsLayers'] : [];
+  const blobs = layers.flatMap((l): Descriptor[] => {
+    const sum = isRecord(l) ? l['blobSum'] : undefined;
+    return typeof sum === 'string' && isDigest(sum) ? [{ mediaType: 'application/octet-stream', digest: sum, size: -1 }] : [];
+  });
+  return { mediaType, blobs, manifests: [] };
+}
+
+function descriptor(value: unknown, where: string): Descriptor {
+  if (!isRecord(value)) throw new OciError('MANIFEST_INVALID', `${where} is not a descriptor object`);
+  const { mediaType, digest, size } = value;
+  if (typeof digest !== 'string' || !isDigest(digest)) throw new OciError('MANIFEST_INVALID', `${where}.digest is missing or invalid`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new OciError('MANIFEST_INVALID', `${where}.size is missing or invalid`);
+  const platform = isRecord(value['platform']) ? (value['platform'] as Descriptor['platform']) : undefined;
+  const artifactType = typeof value['artifactType'] === 'string' ? value['artifactType'] : undefined;
+  const annotations = isRecord(value['annotations']) ? (value['annotations'] as Record<string, string>) : undefined;
+  return { mediaType: typeof mediaType === 'string' ? mediaType : 'application/octet-stream', digest, size, platform, artifactType, annotations };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

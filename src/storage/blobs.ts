@@ -1,0 +1,173 @@
+/** @module storage/blobs — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { Digester, parseDigest, type Algorithm } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+
+/**
+ * Layout under the root directory:
+ *   blobs/<algorithm>/<first two hex>/<hex>   committed content, immutable, named by its digest
+ *   tmp/<uuid>                                 content being written; removed on start-up
+ * Only parsed digests reach path building, so no request can name a path outside the root.
+ */
+export class BlobStore {
+  readonly root: string;
+  readonly tmpDir: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  async init(): Promise<{ removedTemp: number }> {
+    await mkdir(join(this.root, 'blobs'), { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+    const leftovers = await readdir(this.tmpDir);
+    // Leftover temp files come from a crash mid-write: never visible, safe to drop.
+    await Promise.all(leftovers.map((f) => rm(join(this.tmpDir, f), { force: true, recursive: true })));
+    return { removedTemp: leftovers.length };
+  }
+
+  path(digest: string): string {
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.root, 'blobs', algorithm, encoded.slice(0, 2), encoded);
+  }
+
+  /** Size of a committed blob, or undefined when absent. */
+  async size(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.path(digest))).size;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Streams bytes [start, end] inclusive of a committed blob. */
+  read(digest: string, start = 0, end?: number): ReadStream {
+    return createReadStream(this.path(digest), { start, end, highWaterMark: 256 * 1024 });
+  }
+
+  async readAll(digest: string): Promise<Buffer> {
+    const fh = await open(this.path(digest), 'r');
+    try {
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Starts a verified write; nothing becomes visible until commit() checks digest and size. */
+  async createWriter(algorithm: Algorithm = 'sha256', tempPath = this.newTempPath()): Promise<BlobWriter> {
+    const fh = await open(tempPath, 'w+');
+    return new BlobWriter(this, fh, tempPath, algorithm);
+  }
+
+  /** A fresh temp file name, known before the file exists so readers can be pointed at it. */
+  newTempPath(): string {
+    return join(this.tmpDir, randomUUID());
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.path(digest), { force: true });
+  }
+
+  /** Lists every committed blob digest (used by fsck and start-up reconciliation). */
+  async *list(): AsyncGenerator<string> {
+    for (const algorithm of ['sha256', 'sha512'] as const) {
+      const base = join(this.root, 'blobs', algorithm);
+      for (const prefix of await readdirOrEmpty(base)) {
+        for (const encoded of await readdirOrEmpty(join(base, prefix))) yield `${algorithm}:${encoded}`;
+      }
+    }
+  }
+}
+
+export class BlobWriter {
+  readonly tempPath: string;
+  private readonly digester: Digester;
+  private closed = false;
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly fh: FileHandle,
+    tempPath: string,
+    algorithm: Algorithm,
+  ) {
+    this.tempPath = tempPath;
+    this.digester = new Digester(algorithm);
+  }
+
+  get bytesWritten(): number {
+    return this.digester.bytes;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, offset, chunk.length - offset, this.digester.bytes + offset);
+      offset += bytesWritten;
+    }
+    this.digester.update(chunk);
+  }
+
+  /**
+   * Verifies and publishes: digest and size must match, then fsync, rename into place, fsync the
+   * directory, so a crash at any instant leaves either nothing or the complete blob.
+   */
+  async commit(expectedDigest: string, expectedSize?: number): Promise<{ digest: string; size: number }> {
+    const actual = this.digester.digest();
+    const size = this.digester.bytes;
+    if (expectedSize !== undefined && expectedSize >= 0 && size !== expectedSize) {
+      await this.abort();
+      throw new OciError('SIZE_INVALID', `content of ${expectedDigest} is ${size} bytes, expected ${expectedSize}`);
+    }
+    if (actual !== expectedDigest) {
+      await this.abort();
+      throw new OciError('DIGEST_INVALID', `content does not match digest ${expectedDigest} (computed ${actual})`);
+    }
+    await this.fh.sync();
+    await this.close();
+    const target = this.store.path(expectedDigest);
+    const dir = join(target, '..');
+    await mkdir(dir, { recursive: true });
+    await rename(this.tempPath, target);
+    await syncDir(dir);
+    return { digest: actual, size };
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    await rm(this.tempPath, { force: true });
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'ENOENT';
+}

@@ -1,0 +1,185 @@
+/** @module storage/metadata — SQLite record of tags, manifests, repository links, sizes and last access. */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+
+/**
+ * Every row is keyed by upstream + repository + digest/tag, never by process identity, so the
+ * record can later be shared by several replicas of one site. Upstream "" is the local registry.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS blobs (
+  digest TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_access INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS manifests (
+  upstream TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  subject TEXT,
+  artifact_type TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (upstream, repository, digest)
+);
+CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (upstream, repository, subject);
+CREATE TABLE IF NOT EXISTS manifest_children (
+  digest TEXT NOT NULL,
+  child TEXT NOT NULL,
+  PRIMARY KEY (digest, child)
+);
+CREATE TABLE IF NOT EXISTS tags (
+  upstream TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  checked_at INTEGER NOT NULL,
+  PRIMARY KEY (upstream, repository, tag)
+);
+CREATE TABLE IF NOT EXISTS repository_blobs (
+  upstream TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  PRIMARY KEY (upstream, repository, digest)
+);
+`;
+
+export interface ManifestRecord {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly size: number;
+}
+
+export interface TagRecord {
+  readonly digest: string;
+  readonly checkedAt: number;
+}
+
+export interface NewManifest extends ManifestRecord {
+  readonly subject?: string;
+  readonly artifactType?: string;
+  /** Digests of the blobs and child manifests this manifest references. */
+  readonly children: readonly string[];
+}
+
+export class MetadataStore {
+  private readonly db: Database.Database;
+
+  constructor(root: string, private readonly now: () => number) {
+    this.db = new Database(join(root, 'metadata.db'));
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode survives a process crash; blob files carry their own fsync.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  putBlob(digest: string, size: number): void {
+    const t = this.now();
+    this.db
+      .prepare('INSERT INTO blobs (digest, size, created_at, last_access) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET last_access = excluded.last_access')
+      .run(digest, size, t, t);
+  }
+
+  blob(digest: string): { size: number; lastAccess: number } | undefined {
+    const row = this.db.prepare('SELECT size, last_access AS lastAccess FROM blobs WHERE digest = ?').get(digest) as
+      | { size: number; lastAccess: number }
+      | undefined;
+    return row;
+  }
+
+  touchBlob(digest: string): void {
+    this.db.prepare('UPDATE blobs SET last_access = ? WHERE digest = ?').run(this.now(), digest);
+  }
+
+  deleteBlob(digest: string): void {
+    this.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
+  }
+
+  allBlobDigests(): string[] {
+    return (this.db.prepare('SELECT digest FROM blobs').all() as Array<{ digest: string }>).map((r) => r.digest);
+  }
+
+  linkBlob(upstream: string, repository: string, digest: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)').run(upstream, repository, digest);
+  }
+
+  isBlobLinked(upstream: string, repository: string, digest: string): boolean {
+    return this.db.prepare('SELECT 1 FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').get(upstream, repository, digest) !== undefined;
+  }
+
+  /** Records a verified manifest under a repository, with the blobs it references linked there too. */
+  putManifest(upstream: string, repository: string, m: NewManifest): void {
+    const tx = this.db.transaction(() => {
+      this.db
+        .prepare(`INSERT INTO manifests (upstream, repository, digest, media_type, size, subject, artifact_type, created_at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+        .run(upstream, repository, m.digest, m.mediaType, m.size, m.subject ?? null, m.artifactType ?? null, this.now());
+      const child = this.db.prepare('INSERT OR IGNORE INTO manifest_children (digest, child) VALUES (?, ?)');
+      const link = this.db.prepare('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)');
+      for (const c of m.children) {
+        child.run(m.digest, c);
+        link.run(upstream, repository, c);
+      }
+    });
+    tx();
+  }
+
+  manifest(upstream: string, repository: string, digest: string): ManifestRecord | undefined {
+    return this.db
+      .prepare('SELECT digest, media_type AS mediaType, size FROM manifests WHERE upstream = ? AND repository = ? AND digest = ?')
+      .get(upstream, repository, digest) as ManifestRecord | undefined;
+  }
+
+  setTag(upstream: string, repository: string, tag: string, digest: string): void {
+    this.db
+      .prepare(`INSERT INTO tags (upstream, repository, tag, digest, checked_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, checked_at = excluded.checked_at`)
+      .run(upstream, repository, tag, digest, this.now());
+  }
+
+  /** Marks a tag as confirmed upstream now, without changing where it points. */
+  touchTag(upstream: string, repository: string, tag: string): void {
+    this.db.prepare('UPDATE tags SET checked_at = ? WHERE upstream = ? AND repository = ? AND tag = ?').run(this.now(), upstream, repository, tag);
+  }
+
+  deleteTag(upstream: string, repository: string, tag: string): void {
+    this.db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND tag = ?').run(upstream, repository, tag);
+  }
+
+  tag(upstream: string, repository: string, tag: string): TagRecord | undefined {
+    return this.db
+      .prepare('SELECT digest, checked_at AS checkedAt FROM tags WHERE upstream = ? AND repository = ? AND tag = ?')
+      .get(upstream, repository, tag) as TagRecord | undefined;
+  }
+
+  /** Tags in byte order (SQLite's default BINARY collation), after `last`, at most `limit`. */
+  tags(upstream: string, repository: string, last: string | undefined, limit: number): string[] {
+    const rows = this.db
+      .prepare('SELECT tag FROM tags WHERE upstream = ? AND repository = ? AND tag > ? ORDER BY tag LIMIT ?')
+      .all(upstream, repository, last ?? '', limit) as Array<{ tag: string }>;
+    return rows.map((r) => r.tag);
+  }
+
+  hasRepository(upstream: string, repository: string): boolean {
+    return this.db.prepare('SELECT 1 FROM manifests WHERE upstream = ? AND repository = ? LIMIT 1').get(upstream, repository) !== undefined;
+  }
+
+  repositories(upstream: string, last: string | undefined, limit: number): string[] {
+    const rows = this.db
+      .prepare('SELECT DISTINCT repository FROM manifests WHERE upstream = ? AND repository > ? ORDER BY repository LIMIT ?')
+      .all(upstream, last ?? '', limit) as Array<{ repository: string }>;
+    return rows.map((r) => r.repository);
+  }
+
+  /** Every (upstream, repository) holding at least one manifest, ordered by repository. */
+  allRepositories(): Array<{ upstream: string; repository: string }> {
+    return this.db.prepare('SELECT DISTINCT upstream, repository FROM manifests ORDER BY repository').all() as Array<{ upstream: string; repository: string }>;
+  }
+}

@@ -1,0 +1,156 @@
+/** @module upstream/client — one central registry over HTTP(S): auth challenges, redirects, timeouts; no disk. */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import type { UpstreamConfig } from '../config/types.js';
+import { OciError } from '../oci/errors.js';
+import { parseChallenge } from './challenge.js';
+import { TokenSource, basicAuth } from './tokens.js';
+
+export interface UpstreamTimeouts {
+  readonly connectMs: number;
+  readonly firstByteMs: number;
+  readonly idleMs: number;
+}
+
+export interface UpstreamRequest {
+  readonly method: 'GET' | 'HEAD';
+  readonly repository: string;
+  /** Path below the repository, e.g. `manifests/v1`, `blobs/sha256:…`, `tags/list?n=10`. */
+  readonly path: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Dispatcher.ResponseData['body'];
+}
+
+const MAX_REDIRECTS = 5;
+const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io']);
+
+export class RegistryClient {
+  readonly name: string;
+  readonly remoteurl: string;
+  private readonly dispatcher: Agent;
+  private readonly tokens: TokenSource;
+  /** Learned from the first challenge, so later requests authenticate up front. */
+  private scheme: 'none' | 'bearer' | 'basic' = 'none';
+  private readonly isDockerHub: boolean;
+
+  constructor(
+    private readonly config: UpstreamConfig,
+    timeouts: UpstreamTimeouts,
+    private readonly logger: Logger,
+    now: () => number,
+  ) {
+    this.name = config.name;
+    this.remoteurl = config.remoteurl;
+    this.isDockerHub = DOCKER_HUB_HOSTS.has(new URL(config.remoteurl).hostname);
+    this.dispatcher = new Agent({
+      connect: { timeout: timeouts.connectMs, ca: config.ca, rejectUnauthorized: !config.insecure },
+      headersTimeout: timeouts.firstByteMs,
+      bodyTimeout: timeouts.idleMs,
+      keepAliveTimeout: 30_000,
+    });
+    this.tokens = new TokenSource({
+      upstreamName: config.name,
+      remoteurl: config.remoteurl,
+      username: config.username,
+      password: config.password,
+      dispatcher: this.dispatcher,
+      logger,
+      now,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  /** Docker Hub keeps official images under `library/`; clients may omit it. */
+  upstreamRepository(repository: string): string {
+    return this.isDockerHub && !repository.includes('/') ? `library/${repository}` : repository;
+  }
+
+  /** Sends a request, answering one auth challenge; the caller owns the returned body. */
+  async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const repository = this.upstreamRepository(req.repository);
+    const url = `${this.remoteurl}/v2/${repository}/${req.path}`;
+    const scope = `repository:${repository}:pull`;
+    let res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) });
+    if (res.status !== 401) return res;
+
+    const challenge = parseChallenge(res.headers['www-authenticate']);
+    await res.body.dump();
+    if (challenge?.scheme === 'bearer') {
+      this.scheme = 'bearer';
+      this.tokens.invalidate(scope);
+      const token = await this.tokens.fetch(challenge, scope);
+      res = await this.sendWithRedirects(req.method, url, { ...req.headers, authorization: `Bearer ${token}` });
+    } else if (challenge?.scheme === 'basic' && this.config.username !== undefined) {
+      this.scheme = 'basic';
+      res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) });
+    }
+    if (res.status === 401) {
+      await res.body.dump();
+      throw new OciError('UNAUTHORIZED', this.config.username === undefined
+        ? `upstream ${this.name} (${this.remoteurl}) requires credentials: set username and password for it`
+        : `upstream ${this.name} (${this.remoteurl}) rejected berth's credentials for user "${this.config.username}": check its username and password`);
+    }
+    return res;
+  }
+
+  private authHeader(scope: string): Record<string, string> {
+    if (this.scheme === 'basic' && this.config.username !== undefined) {
+      return { authorization: basicAuth(this.config.username, this.config.password ?? '') };
+    }
+    if (this.scheme === 'bearer') {
+      const token = this.tokens.cached(scope);
+      if (token) return { authorization: `Bearer ${token}` };
+    }
+    return {};
+  }
+
+  /** Follows redirects (blob storage often lives elsewhere), dropping credentials across origins. */
+  private async sendWithRedirects(method: string, url: string, headers: Record<string, string>): Promise<UpstreamResponse> {
+    let current = url;
+    let hdrs = headers;
+    for (let hop = 0; ; hop++) {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(current, { method: method as Dispatcher.HttpMethod, headers: hdrs, dispatcher: this.dispatcher });
+      } catch (err) {
+        throw new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}) is unreachable: ${describeNetworkError(err)}`);
+      }
+      const location = res.headers['location'];
+      if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string' && hop < MAX_REDIRECTS) {
+        await res.body.dump();
+        const next = new URL(location, current);
+        if (next.origin !== new URL(current).origin) {
+          const { authorization: _dropped, ...rest } = hdrs;
+          hdrs = rest;
+        }
+        current = next.toString();
+        continue;
+      }
+      return { status: res.statusCode, headers: res.headers, body: res.body };
+    }
+  }
+}
+
+export function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code;
+  const message = e.cause?.message ?? e.message ?? String(err);
+  return code ? `${code} (${message})` : message;
+}
+
+/** Maps an unexpected upstream status to the OCI error a client should see. */
+export async function upstreamError(res: UpstreamResponse, upstream: string, what: string, notFound: OciError): Promise<OciError> {
+  await res.body.dump().catch(() => undefined);
+  if (res.status === 404) return notFound;
+  if (res.status === 403) return new OciError('DENIED', `upstream ${upstream} denied access to ${what}`);
+  if (res.status === 429) return new OciError('TOOMANYREQUESTS', `upstream ${upstream} is rate-limiting requests for ${what}`);
+  return new OciError('UNAVAILABLE', `upstream ${upstream} answered ${res.status} for ${what}`, { status: res.status >= 500 ? 502 : 503 });
+}
