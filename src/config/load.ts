@@ -1,0 +1,255 @@
+/** @module config/load — builds the frozen BerthConfig from file, REGISTRY_* environment, flags and defaults. */
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { applyEnv, setAt } from './env.js';
+import { formatPath, validateDocument, type BerthDocument } from './schema.js';
+import type { BerthConfig, UpstreamConfig } from './types.js';
+import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
+
+/** The `berth serve` flags that stand in for a config file. */
+export interface ServeFlags {
+  listen?: string;
+  root?: string;
+  /** A registry URL, or `none` for no upstream at all (a plain registry). */
+  upstream?: string;
+  username?: string;
+  passwordFile?: string;
+}
+
+/** Everything wrong with a configuration, one problem per line. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export interface LoadOptions {
+  /** Config file; relative to cwd. */
+  file?: string;
+  env: Record<string, string | undefined>;
+  flags?: ServeFlags;
+  cwd: string;
+}
+
+export const DEFAULT_REMOTE_URL = 'https://registry-1.docker.io';
+/** Relative to the working directory, as `berth serve` documents it, with or without a file. */
+export const DEFAULT_ROOT = 'berth-data';
+export const DEFAULT_PORT = 5000;
+export const DEFAULT_TAGTTL_MS = 60_000;
+export const DEFAULT_LOWWATERMARK = 0.8;
+export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
+
+export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: string[] } {
+  const cwd = resolve(opts.cwd);
+  let raw: Tree = {};
+  let baseDir = cwd;
+  if (opts.file !== undefined) {
+    const file = resolve(cwd, opts.file);
+    baseDir = dirname(file);
+    raw = readDocument(opts.file, file);
+  }
+  const { doc, warnings: envWarnings, origins } = applyEnv(raw, opts.env);
+  const flagged = applyFlags(doc, opts.flags ?? {}, cwd, origins);
+  if (opts.file === undefined && !flagged.noUpstream && isMapping(doc) && doc.upstreams === undefined) {
+    const proxy = doc.proxy;
+    if (!isMapping(proxy) || proxy.remoteurl === undefined) setAt(doc, ['proxy', 'remoteurl'], DEFAULT_REMOTE_URL);
+  }
+  const checked = validateDocument(doc, origins);
+  const warnings = [...checked.warnings, ...envWarnings, ...flagged.warnings];
+  const problems = [...flagged.problems, ...checked.problems];
+  if (problems.length > 0 || !checked.doc) throw new ConfigError(problems);
+
+  // Values set by a variable or flag are relative to where berth was started, not to the file.
+  const where = (path: readonly (string | number)[], p: string) => {
+    const key = formatPath(path);
+    const fromOutside = [...origins.keys()].some((k) => key === k || key.startsWith(`${k}.`) || key.startsWith(`${k}[`));
+    return resolve(fromOutside ? cwd : baseDir, p);
+  };
+  const config = build(checked.doc, cwd, where, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { config: deepFreeze(config), warnings };
+}
+
+function readDocument(name: string, file: string): Tree {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${name}: cannot read the config file: ${reason(err)}`]);
+  }
+  let doc: Tree;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) throw new ConfigError([`${name}: invalid YAML at ${err.message}`]);
+    throw err;
+  }
+  if (doc === null) return {};
+  if (!isMapping(doc)) throw new ConfigError([`${name}: the document must be a mapping of keys such as proxy: and storage:`]);
+  return doc;
+}
+
+interface Flagged {
+  readonly problems: string[];
+  readonly warnings: string[];
+  readonly noUpstream: boolean;
+}
+
+/** Flags win over file and environment; their paths are relative to cwd. */
+function applyFlags(doc: Tree, flags: ServeFlags, cwd: string, origins: Map<string, string>): Flagged {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const set = (path: (string | number)[], value: string, flag: string) => {
+    setAt(doc, path, value);
+    origins.set(formatPath(path), flag);
+  };
+  if (flags.listen !== undefined) set(['http', 'addr'], flags.listen, '--listen');
+  if (flags.root !== undefined) set(['storage', 'filesystem', 'rootdirectory'], resolve(cwd, flags.root), '--root');
+  if (!isMapping(doc)) return { problems, warnings, noUpstream: false };
+
+  if (flags.upstream === 'none') {
+    delete doc.proxy;
+    delete doc.upstreams;
+    if (flags.username !== undefined || flags.passwordFile !== undefined) {
+      problems.push('--username, --password-file: need an upstream; allowed: omit them with --upstream none');
+    }
+    return { problems, warnings, noUpstream: true };
+  }
+  if (flags.upstream === undefined && flags.username === undefined && flags.passwordFile === undefined) {
+    return { problems, warnings, noUpstream: false };
+  }
+  if (doc.upstreams !== undefined && doc.upstreams !== null) {
+    problems.push('--upstream, --username, --password-file: the configuration lists upstreams; allowed: set these in its upstreams entries');
+    return { problems, warnings, noUpstream: false };
+  }
+  const proxy = isMapping(doc.proxy) ? doc.proxy : undefined;
+  const bare = (url: Tree | undefined) => (typeof url === 'string' ? url.replace(/\/+$/, '') : url);
+  if (flags.upstream !== undefined && proxy && proxy.remoteurl !== undefined && bare(proxy.remoteurl) !== bare(flags.upstream)) {
+    // Credentials configured for one registry must never be sent to another (DESIGN §7).
+    for (const key of ['username', 'password', 'passwordfile']) {
+      if (proxy[key] !== undefined && !(key === 'username' ? flags.username : flags.passwordFile)) {
+        warnings.push(`proxy.${key}: not used, --upstream names a different registry than proxy.remoteurl`);
+      }
+      delete proxy[key];
+    }
+  }
+  if (flags.upstream !== undefined) set(['proxy', 'remoteurl'], flags.upstream, '--upstream');
+  if (flags.username !== undefined) set(['proxy', 'username'], flags.username, '--username');
+  if (flags.passwordFile !== undefined) {
+    if (isMapping(doc.proxy)) delete doc.proxy.password;
+    set(['proxy', 'passwordfile'], resolve(cwd, flags.passwordFile), '--password-file');
+  }
+  return { problems, warnings, noUpstream: false };
+}
+
+type Where = (path: readonly (string | number)[], p: string) => string;
+type UpstreamDoc = NonNullable<BerthDocument['upstreams']>[number];
+
+function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]): BerthConfig {
+  const proxy = doc.proxy;
+  const entries = doc.upstreams ?? [];
+  const upstreams: UpstreamConfig[] = proxy
+    ? [upstream({ ...proxy, name: 'default', default: true }, ['proxy'], where, problems)]
+    : entries.map((u, i) =>
+        // A lone upstream serves requests naming no registry unless it says otherwise.
+        upstream({ ...u, default: u.default ?? entries.length === 1 }, ['upstreams', i], where, problems),
+      );
+  const addr = doc.http?.addr;
+  const tls = doc.http?.tls;
+  const htpasswd = doc.auth?.htpasswd;
+  const root = doc.storage?.filesystem?.rootdirectory;
+  return {
+    log: {
+      level: doc.log?.level ?? 'info',
+      fields: doc.log?.fields ?? {},
+      accesslog: !(doc.log?.accesslog?.disabled ?? false),
+    },
+    storage: {
+      rootdirectory: root !== undefined ? where(['storage', 'filesystem', 'rootdirectory'], root) : resolve(cwd, DEFAULT_ROOT),
+      maxsize: doc.storage?.maxsize ?? 0,
+      lowwatermark: doc.storage?.lowwatermark ?? DEFAULT_LOWWATERMARK,
+      deleteEnabled: doc.storage?.delete?.enabled ?? false,
+    },
+    http: {
+      host: addr?.host ?? '',
+      port: addr?.port ?? DEFAULT_PORT,
+      headers: doc.http?.headers ?? {},
+      ...(tls?.certificate !== undefined && tls.key !== undefined
+        ? { tls: { certificate: where(['http', 'tls', 'certificate'], tls.certificate), key: where(['http', 'tls', 'key'], tls.key) } }
+        : {}),
+    },
+    upstreams,
+    upstreamTimeouts: { ...DEFAULT_TIMEOUTS },
+    ...(htpasswd ? { auth: { htpasswd: { realm: htpasswd.realm ?? 'berth', path: where(['auth', 'htpasswd', 'path'], htpasswd.path) } } } : {}),
+  };
+}
+
+function upstream(u: UpstreamDoc, path: (string | number)[], where: Where, problems: string[]): UpstreamConfig {
+  let password = u.password;
+  if (u.passwordfile !== undefined) {
+    const text = readText([...path, 'passwordfile'], where([...path, 'passwordfile'], u.passwordfile), problems);
+    password = text?.replace(/[\r\n]+$/, '');
+    if (password === '') problems.push(`${formatPath([...path, 'passwordfile'])}: file ${JSON.stringify(u.passwordfile)} is empty; allowed: a file holding the password`);
+  }
+  let ca: string | undefined;
+  if (u.ca !== undefined) {
+    ca = readText([...path, 'ca'], where([...path, 'ca'], u.ca), problems);
+    if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
+      problems.push(`${formatPath([...path, 'ca'])}: file ${JSON.stringify(u.ca)} holds no PEM certificate; allowed: a PEM CA bundle`);
+    }
+  }
+  return {
+    name: u.name,
+    remoteurl: u.remoteurl,
+    ...(u.username !== undefined ? { username: u.username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    hosts: u.hosts ?? [],
+    ...(u.prefix !== undefined ? { prefix: u.prefix } : {}),
+    default: u.default ?? false,
+    ...(ca !== undefined ? { ca } : {}),
+    insecure: u.insecure ?? false,
+    tagttlMs: u.tagttl ?? DEFAULT_TAGTTL_MS,
+    ttlMs: u.ttl ?? 0,
+    pushmode: u.pushmode ?? 'readonly',
+  };
+}
+
+function readText(path: (string | number)[], file: string, problems: string[]): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    problems.push(`${formatPath(path)}: cannot read file ${JSON.stringify(file)}: ${reason(err)}`);
+    return undefined;
+  }
+}
+
+function reason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  return (err as Error).message;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The config as a plain object for printing (`berth config check`): secrets redacted, CA bundles summarised. */
+export function describeConfig(config: BerthConfig): unknown {
+  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[] };
+  plain.upstreams = config.upstreams.map((u, i) => ({
+    ...plain.upstreams[i],
+    ...(u.password !== undefined ? { password: '<redacted>' } : {}),
+    ...(u.ca !== undefined ? { ca: `<${Buffer.byteLength(u.ca)} bytes PEM>` } : {}),
+  }));
+  return plain;
+}

@@ -1,0 +1,301 @@
+/** @module config/schema — the config.yml document: distribution's keys plus berth's, and their checks. */
+
+import { z } from 'zod';
+import {
+  configVersion,
+  duration,
+  flag,
+  HEADER_NAME,
+  headerValues,
+  httpUrl,
+  ignored,
+  keyKinds,
+  listenAddr,
+  oneOf,
+  pathText,
+  pathPrefix,
+  ratio,
+  registryHost,
+  size,
+  show,
+  text,
+  unsupported,
+  upstreamName,
+  type KeyKind,
+} from './fields.js';
+import type { PushMode } from './types.js';
+import { isMapping, type Tree } from './yaml.js';
+
+export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const satisfies readonly PushMode[];
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const driver = (name: string) =>
+  unsupported(`storage driver "${name}" is not supported; allowed: filesystem (berth stores on local disk only)`);
+
+const storageSchema = z.strictObject({
+  filesystem: z.strictObject({ rootdirectory: pathText().optional(), maxthreads: ignored() }).optional(),
+  maxsize: size().optional(),
+  lowwatermark: ratio().optional(),
+  delete: z.strictObject({ enabled: flag().optional() }).optional(),
+  cache: ignored(),
+  maintenance: ignored(),
+  redirect: ignored(),
+  tag: ignored(),
+  inmemory: driver('inmemory'),
+  s3: driver('s3'),
+  azure: driver('azure'),
+  gcs: driver('gcs'),
+  swift: driver('swift'),
+  oss: driver('oss'),
+});
+
+const httpSchema = z.strictObject({
+  addr: listenAddr().optional(),
+  headers: z
+    .record(z.string().regex(HEADER_NAME, 'invalid header name; allowed: an HTTP header name such as X-Content-Type-Options'), headerValues())
+    .optional(),
+  tls: z
+    .strictObject({
+      certificate: pathText().optional(),
+      key: pathText().optional(),
+      clientcas: ignored(),
+      clientauth: ignored(),
+      letsencrypt: ignored(),
+      minimumtls: ignored(),
+      ciphersuites: ignored(),
+    })
+    .optional(),
+  net: ignored(),
+  prefix: ignored(),
+  host: ignored(),
+  secret: ignored(),
+  relativeurls: ignored(),
+  draintimeout: ignored(),
+  debug: ignored(),
+  http2: ignored(),
+  h2c: ignored(),
+});
+
+/** Keys shared by `proxy:` and each `upstreams:` entry. */
+const upstreamKeys = {
+  remoteurl: httpUrl(),
+  username: text().optional(),
+  password: text().optional(),
+  passwordfile: pathText().optional(),
+  hosts: z.array(registryHost()).optional(),
+  ca: pathText().optional(),
+  insecure: flag().optional(),
+  ttl: duration().optional(),
+  tagttl: duration().optional(),
+  pushmode: oneOf(PUSH_MODES).optional(),
+};
+
+export const documentSchema = z.strictObject({
+  version: configVersion().optional(),
+  log: z
+    .strictObject({
+      level: oneOf(LOG_LEVELS, { warning: 'warn', panic: 'fatal' }).optional(),
+      fields: z.record(z.string(), text()).optional(),
+      accesslog: z.strictObject({ disabled: flag().optional() }).optional(),
+      formatter: ignored(),
+      hooks: ignored(),
+      reportcaller: ignored(),
+    })
+    .optional(),
+  storage: storageSchema.optional(),
+  http: httpSchema.optional(),
+  proxy: z.strictObject({ ...upstreamKeys, exec: ignored() }).optional(),
+  upstreams: z
+    .array(z.strictObject({ name: upstreamName(), ...upstreamKeys, prefix: pathPrefix().optional(), default: flag().optional() }))
+    .optional(),
+  auth: z
+    .strictObject({
+      htpasswd: z.strictObject({ realm: text().optional(), path: pathText() }).optional(),
+      token: ignored(),
+      silly: ignored(),
+    })
+    .optional(),
+  loglevel: ignored(),
+  redis: ignored(),
+  notifications: ignored(),
+  health: ignored(),
+  middleware: ignored(),
+  reporting: ignored(),
+  compatibility: ignored(),
+  validation: ignored(),
+  policy: ignored(),
+  catalog: ignored(),
+});
+
+export type BerthDocument = z.output<typeof documentSchema>;
+
+// ---- walking the schema (shared with config/env) ----
+
+/** Strips optional/default wrappers and transforms down to the schema that shapes the input. */
+export function unwrap(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  for (;;) {
+    if (s instanceof z.ZodOptional || s instanceof z.ZodDefault) s = s.unwrap() as z.ZodType;
+    else if (s instanceof z.ZodPipe) s = (s.in instanceof z.ZodTransform ? s.out : s.in) as z.ZodType;
+    else return s;
+  }
+}
+
+export function kindOf(schema: z.ZodType): KeyKind | undefined {
+  return keyKinds.get(unwrap(schema))?.kind;
+}
+
+/** The schema of `key` inside `schema` (a mapping key or a list index), if any. */
+export function childSchema(schema: z.ZodType, key: string | number): z.ZodType | undefined {
+  const s = unwrap(schema);
+  if (s instanceof z.ZodObject && typeof key === 'string') {
+    return Object.hasOwn(s.shape, key) ? (s.shape[key] as z.ZodType) : undefined;
+  }
+  if (s instanceof z.ZodRecord && typeof key === 'string') return s.valueType as z.ZodType;
+  if (s instanceof z.ZodArray && typeof key === 'number') return s.element as z.ZodType;
+  return undefined;
+}
+
+export function schemaAt(path: readonly PropertyKey[]): z.ZodType | undefined {
+  let s: z.ZodType | undefined = documentSchema;
+  for (const k of path) s = s && typeof k !== 'symbol' ? childSchema(s, k) : undefined;
+  return s;
+}
+
+/** `upstreams[0].ca` */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of path) out += typeof k === 'number' ? `[${k}]` : `${out ? '.' : ''}${String(k)}`;
+  return out || '(top level)';
+}
+
+// ---- validation ----
+
+export interface Validated {
+  /** Present when there are no problems. */
+  readonly doc?: BerthDocument;
+  readonly problems: string[];
+  readonly warnings: string[];
+}
+
+/**
+ * Checks a raw document and converts its values (sizes to bytes, durations to ms, ...).
+ * `origins` maps key paths to where a value came from (an environment variable or a flag), so
+ * a message about it can say so. All problems are reported, not just the first.
+ */
+export function validateDocument(raw: Tree, origins: ReadonlyMap<string, string> = new Map()): Validated {
+  const warnings: string[] = [];
+  const cleaned = normalize(raw, documentSchema, [], warnings);
+  const problems: string[] = [];
+  const add = (path: readonly PropertyKey[], message: string) => {
+    const p = formatPath(path);
+    // The most specific setter wins: REGISTRY_PROXY_PUSHMODE over REGISTRY_PROXY.
+    const from = [...origins]
+      .filter(([k]) => p === k || p.startsWith(`${k}.`) || p.startsWith(`${k}[`))
+      .sort(([a], [b]) => b.length - a.length)[0];
+    problems.push(`${p}: ${message}${from ? ` (set by ${from[1]})` : ''}`);
+  };
+  const result = documentSchema.safeParse(cleaned ?? {}, { reportInput: true });
+  if (!result.success) for (const issue of result.error.issues) describeIssue(issue, add);
+  crossCheck(cleaned, add);
+  return problems.length === 0 && result.success ? { doc: result.data, problems, warnings } : { problems, warnings };
+}
+
+/** Drops keys set to null (YAML `key:` with nothing after it means unset, as in Go) and warns once per ignored key. */
+function normalize(value: Tree, schema: z.ZodType | undefined, path: PropertyKey[], warnings: string[]): Tree {
+  if (!schema || kindOf(schema) !== undefined) return value;
+  if (Array.isArray(value)) return value.map((v, i) => normalize(v, childSchema(schema, i), [...path, i], warnings));
+  if (!isMapping(value)) return value;
+  const out: [string, Tree][] = [];
+  for (const [k, v] of Object.entries(value)) {
+    const child = childSchema(schema, k);
+    if (child && kindOf(child) === 'ignored') {
+      warnings.push(`${formatPath([...path, k])}: accepted for compatibility with distribution, not used by berth`);
+    }
+    if (v !== null) out.push([k, normalize(v, child, [...path, k], warnings)]);
+  }
+  return Object.fromEntries(out);
+}
+
+type Add = (path: readonly PropertyKey[], message: string) => void;
+
+function describeIssue(issue: z.core.$ZodIssue, add: Add): void {
+  const input = (issue as { input?: unknown }).input;
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      for (const key of issue.keys) {
+        const known = allowedKeys(schemaAt(issue.path));
+        add([...issue.path, key], `unknown key${known.length ? `; allowed here: ${known.join(', ')}` : ''}`);
+      }
+      return;
+    case 'invalid_type': {
+      if (input === undefined) return add(issue.path, 'required key is missing');
+      const s = schemaAt(issue.path);
+      const u = s && unwrap(s);
+      const allowed =
+        u instanceof z.ZodObject
+          ? `a mapping with keys ${allowedKeys(u).join(', ')}`
+          : u instanceof z.ZodArray
+            ? 'a list'
+            : u instanceof z.ZodRecord
+              ? 'a mapping'
+              : issue.expected;
+      return add(issue.path, `invalid value: ${show(input)}; allowed: ${allowed}`);
+    }
+    case 'invalid_key':
+      return add(issue.path, issue.issues[0]?.message.replace('; ', ` ${show(input)}; `) ?? `invalid key ${show(input)}`);
+    default:
+      return add(issue.path, issue.message);
+  }
+}
+
+/** Keys a mapping may hold, leaving out the ones that are only there to be rejected. */
+function allowedKeys(schema: z.ZodType | undefined): string[] {
+  const s = schema && unwrap(schema);
+  if (!(s instanceof z.ZodObject)) return [];
+  return Object.entries(s.shape as Record<string, z.ZodType>)
+    .filter(([, v]) => kindOf(v) !== 'unsupported')
+    .map(([k]) => k);
+}
+
+/** Rules spanning several keys. Reads the raw document defensively so they run even when values are invalid. */
+function crossCheck(doc: Tree, add: Add): void {
+  if (!isMapping(doc)) return;
+  const { proxy, upstreams, http } = doc;
+  if (isMapping(proxy) && Array.isArray(upstreams)) {
+    add(['upstreams'], 'proxy and upstreams are both set; allowed: one of them (proxy is the single-upstream form)');
+  }
+  const credentials = (section: Tree, path: PropertyKey[]) => {
+    if (isMapping(section) && section.password !== undefined && section.passwordfile !== undefined) {
+      add([...path, 'passwordfile'], 'password and passwordfile are both set; allowed: one of them');
+    }
+  };
+  credentials(proxy ?? null, ['proxy']);
+  if (Array.isArray(upstreams)) {
+    const seen = new Map<string, string>();
+    let firstDefault: string | undefined;
+    const unique = (what: string, value: Tree | undefined, path: PropertyKey[], fold = (s: string) => s) => {
+      if (typeof value !== 'string') return;
+      const key = `${what}\0${fold(value)}`;
+      const first = seen.get(key);
+      if (first) add(path, `duplicate ${what} ${show(value)} (also ${first}); allowed: each ${what} once across upstreams`);
+      else seen.set(key, formatPath(path));
+    };
+    upstreams.forEach((u, i) => {
+      if (!isMapping(u)) return;
+      credentials(u, ['upstreams', i]);
+      unique('name', u.name, ['upstreams', i, 'name']);
+      unique('prefix', u.prefix, ['upstreams', i, 'prefix'], (s) => s.replace(/^\/+|\/+$/g, ''));
+      if (Array.isArray(u.hosts)) u.hosts.forEach((h, j) => unique('host', h, ['upstreams', i, 'hosts', j], (s) => s.toLowerCase()));
+      if (typeof u.default === 'string' && /^(true|yes|on)$/i.test(u.default)) {
+        if (firstDefault) add(['upstreams', i, 'default'], `more than one upstream is the default (also ${firstDefault}); allowed: at most one`);
+        else firstDefault = formatPath(['upstreams', i]);
+      }
+    });
+  }
+  const tls = isMapping(http) ? http.tls : undefined;
+  if (isMapping(tls)) {
+    if (tls.certificate !== undefined && tls.key === undefined) add(['http', 'tls', 'key'], 'required when http.tls.certificate is set');
+    if (tls.key !== undefined && tls.certificate === undefined) add(['http', 'tls', 'certificate'], 'required when http.tls.key is set');
+  }
+}
