@@ -6,7 +6,7 @@ import { OciError } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError } from '../upstream/client.js';
-import { BlobFill, pumpFill } from './fill.js';
+import { BlobFill, DEFAULT_RETRY, ShortBodyError, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
 import type { Outcome, Target } from './target.js';
 
 export interface BlobHandle {
@@ -24,6 +24,12 @@ export interface BlobCacheDeps {
   readonly blobs: BlobStore;
   readonly metadata: MetadataStore;
   readonly logger: Logger;
+  readonly now: () => number;
+  readonly retry?: RetryPolicy;
+  /** Called once per fill that hits a full disk (eviction runs there). */
+  readonly onDiskFull?: (info: Record<string, unknown>) => Promise<void>;
+  /** Called after a blob is committed, with its size (the eviction trigger). */
+  readonly onStored?: (digest: string, size: number) => void;
 }
 
 export class BlobCache {
@@ -105,27 +111,82 @@ export class BlobCache {
     const upstream = target.upstream!;
     const fill = new BlobFill(digest, blobs.newTempPath(), blobs.path(digest));
     this.fills.set(digest, fill);
-    const started = Date.now();
+    const started = this.deps.now();
+    const log = { upstream: upstream.client.name, repository: target.repository, digest };
+    const source: FillSource = {
+      open: (offset) => this.openUpstream(target, fill, offset),
+      // Only a transfer that has begun is resumed; a request that never got an answer fails fast.
+      retriable: (err) => fill.written > 0 && isTransient(err),
+    };
     void (async () => {
       try {
-        const res = await upstream.client.send({ method: 'GET', repository: target.repository, path: `blobs/${digest}` });
-        if (res.status !== 200) throw await upstreamError(res, upstream.client.name, `blob ${digest}`, blobUnknown(digest));
-        const length = Number(res.headers['content-length']);
         const writer = await blobs.createWriter(parseDigest(digest).algorithm, fill.tempPath);
-        fill.markReady(Number.isSafeInteger(length) && length >= 0 ? length : undefined);
-        const { size } = await pumpFill(fill, res.body, writer);
-        metadata.putBlob(digest, size);
-        metadata.linkBlob(target.key, target.repository, digest);
-        logger.info({ upstream: upstream.client.name, repository: target.repository, digest, size, ms: Date.now() - started, readers: fill.readers }, 'blob fill complete');
+        const result = await pumpFill(fill, source, writer, this.deps.retry ?? DEFAULT_RETRY, {
+          now: this.deps.now,
+          sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+          onRetry: (attempt, err) => logger.warn({ ...log, attempt, offset: fill.written, err: err.message }, 'upstream transfer interrupted; resuming'),
+          onDiskFull: async (err) => {
+            // New requests must not join a fill that can no longer be replayed from disk.
+            if (this.fills.get(digest) === fill) this.fills.delete(digest);
+            await this.deps.onDiskFull?.({ ...log, written: fill.written, size: fill.size, err: err.message });
+          },
+        });
+        if (result.stored) {
+          metadata.putBlob(digest, result.size);
+          metadata.linkBlob(target.key, target.repository, digest);
+          this.deps.onStored?.(digest, result.size);
+        }
+        logger.info({ ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers }, result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)');
       } catch (err) {
         fill.fail(err as Error);
-        logger.error({ upstream: upstream.client.name, repository: target.repository, digest, err: (err as Error).message }, 'blob fill failed; nothing stored');
+        logger.error({ ...log, written: fill.written, err: (err as Error).message }, 'blob fill failed; nothing stored');
       } finally {
-        this.fills.delete(digest);
+        if (this.fills.get(digest) === fill) this.fills.delete(digest);
       }
     })();
     return fill;
   }
+
+  /** One upstream GET from `offset`: a Range request when resuming, skipping ahead if the upstream ignores it. */
+  private async openUpstream(target: Target, fill: BlobFill, offset: number): Promise<AsyncIterable<Uint8Array>> {
+    const { client } = target.upstream!;
+    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    const res = await client.send({ method: 'GET', repository: target.repository, path: `blobs/${fill.digest}`, headers });
+    if (offset > 0 && res.status === 206) {
+      const range = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
+      if (range && Number(range[1]) === offset) return res.body;
+      await res.body.dump();
+      throw new OciError('UNAVAILABLE', `upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
+    }
+    if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${fill.digest}`, blobUnknown(fill.digest));
+    if (offset === 0) {
+      const length = Number(res.headers['content-length']);
+      fill.markReady(Number.isSafeInteger(length) && length >= 0 ? length : undefined);
+      return res.body;
+    }
+    return skip(res.body, offset);
+  }
+}
+
+/** Drops the first `count` bytes: the upstream restarted from zero and those are already written. */
+async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGenerator<Uint8Array> {
+  let left = count;
+  for await (const chunk of body) {
+    if (left >= chunk.length) {
+      left -= chunk.length;
+      continue;
+    }
+    yield left > 0 ? chunk.subarray(left) : chunk;
+    left = 0;
+  }
+}
+
+/** Network drops, timeouts, short bodies and 5xx/429 are worth retrying; verification failures are not. */
+function isTransient(err: unknown): boolean {
+  if (err instanceof OciError) return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS';
+  if (err instanceof ShortBodyError) return true;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED'].includes(code);
 }
 
 export function blobUnknown(digest: string): OciError {

@@ -8,7 +8,13 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BlobStore } from '../storage/blobs.js';
 import { digestOf } from '../oci/digest.js';
-import { BlobFill, pumpFill } from './fill.js';
+import { BlobFill, DEFAULT_RETRY, pumpFill, type FillSource } from './fill.js';
+
+const hooks = { now: Date.now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
+
+function once(body: AsyncIterable<Uint8Array>): FillSource {
+  return { open: async () => body, retriable: () => false };
+}
 
 /** An upstream body the test releases chunk by chunk: each step() lets one more chunk through. */
 function gatedSource(chunks: Buffer[]) {
@@ -54,7 +60,7 @@ test('readers joining at different moments all receive the verified bytes; the b
   const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
   const writer = await store.createWriter('sha256', fill.tempPath);
   fill.markReady(content.length);
-  const pump = pumpFill(fill, src.body(), writer);
+  const pump = pumpFill(fill, once(src.body()), writer, DEFAULT_RETRY, hooks);
   const early = collect(fill.createReader(0, undefined));
   src.step();
   await new Promise((r) => setTimeout(r, 20));
@@ -85,7 +91,7 @@ test('a corrupt transfer never completes a reader and stores nothing', async () 
   const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
   const writer = await store.createWriter('sha256', fill.tempPath);
   fill.markReady(content.length);
-  const pump = pumpFill(fill, src.body(), writer).catch((e: Error) => e);
+  const pump = pumpFill(fill, once(src.body()), writer, DEFAULT_RETRY, hooks).catch((e: Error) => e);
   const reader = collect(fill.createReader(0, undefined));
   src.step();
   src.step();
@@ -97,5 +103,31 @@ test('a corrupt transfer never completes a reader and stores nothing', async () 
   assert.ok(r.data.length < content.length, 'reader must not receive every byte');
   assert.equal(await store.size(digest), undefined);
   assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  await cleanup();
+});
+
+test('a transfer cut mid-way resumes from the last byte written; readers never notice', async () => {
+  const { store, cleanup } = await setup();
+  const content = randomBytes(200_000);
+  const digest = digestOf(content);
+  const offsets: number[] = [];
+  const source: FillSource = {
+    async open(offset) {
+      offsets.push(offset);
+      return (async function* () {
+        yield content.subarray(offset, Math.min(offset + 70_000, content.length));
+        if (offset + 70_000 < content.length) throw Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+      })();
+    },
+    retriable: (err) => (err as { code?: string }).code === 'UND_ERR_SOCKET',
+  };
+  const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
+  const writer = await store.createWriter('sha256', fill.tempPath);
+  fill.markReady(content.length);
+  const reader = collect(fill.createReader(0, undefined));
+  const result = await pumpFill(fill, source, writer, { ...DEFAULT_RETRY, baseDelayMs: 1 }, hooks);
+  assert.equal(result.stored, true);
+  assert.deepEqual(offsets, [0, 70_000, 140_000]);
+  assert.ok((await reader).data.equals(content));
   await cleanup();
 });

@@ -5,8 +5,16 @@ import type { BlobWriter } from '../storage/blobs.js';
 import { isNotFound } from '../storage/blobs.js';
 
 export type FillState = 'receiving' | 'verified' | 'failed';
+/** `disk`: bytes go to the temp file; `memory`: the disk filled up and bytes pass through to readers only. */
+export type FillMode = 'disk' | 'memory';
 
 const READ_CHUNK = 256 * 1024;
+/** Bytes held for readers in pass-through mode before the upstream is paused. */
+const MAX_WINDOW = 8 * 1024 * 1024;
+
+interface Cursor {
+  pos: number;
+}
 
 /**
  * A fill writes upstream bytes to a temp file while any number of readers follow it from disk.
@@ -20,18 +28,26 @@ export class BlobFill {
   /** Expected size: from the manifest descriptor or the upstream Content-Length. */
   size: number | undefined;
   state: FillState = 'receiving';
+  mode: FillMode = 'disk';
+  /** Whether the verified bytes were committed to the store (false after pass-through). */
+  stored = false;
   error: Error | undefined;
   written = 0;
-  readers = 0;
+  /** Bytes readable from the temp file; beyond this, bytes live in `window`. */
+  diskBytes = 0;
   /** Resolves once the upstream answered and size is known (or unknowable); rejects on upstream error. */
   readonly ready: Promise<void>;
-  /** Resolves when verified and committed; rejects when the transfer failed. */
+  /** Resolves when verified; rejects when the transfer failed. */
   readonly done: Promise<void>;
   private resolveReady!: () => void;
   private rejectReady!: (err: Error) => void;
   private resolveDone!: () => void;
   private rejectDone!: (err: Error) => void;
   private waiters: Array<() => void> = [];
+  private readonly cursors = new Set<Cursor>();
+  private window: Buffer[] = [];
+  private windowStart = 0;
+  private windowBytes = 0;
 
   constructor(digest: string, tempPath: string, private readonly finalPath: string) {
     this.digest = digest;
@@ -43,19 +59,42 @@ export class BlobFill {
     this.done.catch(() => undefined);
   }
 
+  get readers(): number {
+    return this.cursors.size;
+  }
+
   markReady(size: number | undefined): void {
     this.size = size;
     this.resolveReady();
   }
 
-  /** Records bytes durably handed to the file, waking readers. */
-  progress(bytes: number): void {
-    this.written += bytes;
-    this.wake();
+  /** Takes the next upstream chunk: to disk, or (disk full) to the pass-through window. */
+  async accept(chunk: Uint8Array, writer: BlobWriter, onDiskFull: (err: Error) => Promise<void>): Promise<void> {
+    if (this.mode === 'disk') {
+      try {
+        await writer.write(chunk);
+        this.diskBytes += chunk.length;
+        this.advance(chunk.length);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        this.mode = 'memory';
+        this.windowStart = this.diskBytes;
+        await onDiskFull(err as Error);
+      }
+    }
+    if (this.readers === 0) throw new Error('disk full and no client is left to pass the bytes to');
+    writer.hashOnly(chunk);
+    this.window.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.windowBytes += chunk.length;
+    this.advance(chunk.length);
+    // Backpressure: the slowest reader sets the pace, so memory stays bounded.
+    while (this.windowBytes > MAX_WINDOW && this.readers > 0 && this.state === 'receiving') await this.changed();
   }
 
-  succeed(): void {
+  succeed(stored: boolean): void {
     this.state = 'verified';
+    this.stored = stored;
     this.size = this.written;
     this.resolveDone();
     this.wake();
@@ -75,75 +114,167 @@ export class BlobFill {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  private advance(bytes: number): void {
+    this.written += bytes;
+    this.wake();
+  }
+
   private wake(): void {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
   }
 
+  /** Drops pass-through bytes every reader has passed, and lets a paused upstream go on. */
+  private readerMoved(): void {
+    if (this.mode !== 'memory') return;
+    let min = Infinity;
+    for (const c of this.cursors) min = Math.min(min, c.pos);
+    while (this.window.length > 0 && this.windowStart + this.window[0]!.length <= min) {
+      const dropped = this.window.shift()!;
+      this.windowStart += dropped.length;
+      this.windowBytes -= dropped.length;
+    }
+    this.wake();
+  }
+
   /** A stream of bytes [start, end] (inclusive) following the fill as it progresses. */
   createReader(start: number, end: number | undefined): Readable {
-    this.readers++;
-    const stream = Readable.from(this.follow(start, end), { objectMode: false, highWaterMark: READ_CHUNK });
-    stream.once('close', () => { this.readers--; });
+    const cursor: Cursor = { pos: start };
+    this.cursors.add(cursor);
+    const stream = Readable.from(this.follow(cursor, end), { objectMode: false, highWaterMark: READ_CHUNK });
+    stream.once('close', () => {
+      this.cursors.delete(cursor);
+      this.readerMoved();
+    });
     return stream;
   }
 
-  private async *follow(start: number, end: number | undefined): AsyncGenerator<Buffer> {
+  private async *follow(cursor: Cursor, end: number | undefined): AsyncGenerator<Buffer> {
     const fh = await this.openFile();
     try {
-      let pos = start;
       for (;;) {
         if (this.state === 'failed') throw this.error ?? new Error(`fill of ${this.digest} failed`);
+        const pos = cursor.pos;
         const last = end ?? (this.size !== undefined ? this.size - 1 : undefined);
         if (last !== undefined && pos > last) return;
         // Until verified, keep back the final byte of the response.
         const limit = this.state === 'verified' ? (last ?? this.written - 1) + 1 : Math.min(this.written, last ?? Infinity);
         if (this.state === 'verified' && pos >= limit) return;
-        if (pos < limit) {
-          const want = Math.min(READ_CHUNK, limit - pos);
-          const buf = Buffer.allocUnsafe(want);
-          const { bytesRead } = await fh.read(buf, 0, want, pos);
-          if (bytesRead === 0) throw new Error(`unexpected end of ${this.digest} at ${pos}`);
-          pos += bytesRead;
-          yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+        if (pos >= limit) {
+          // No await since the checks above, so no change can have slipped in before this wait.
+          await this.changed();
           continue;
         }
-        // No await since the checks above, so no change can have slipped in before this wait.
-        await this.changed();
+        const chunk = pos < this.diskBytes ? await this.readDisk(fh, pos, Math.min(limit, this.diskBytes)) : this.readWindow(pos, limit);
+        cursor.pos += chunk.length;
+        this.readerMoved();
+        yield chunk;
       }
     } finally {
-      await fh.close();
+      await fh?.close();
     }
   }
 
+  private async readDisk(fh: FileHandle | undefined, pos: number, limit: number): Promise<Buffer> {
+    if (!fh) throw new Error(`temp file of ${this.digest} is gone`);
+    const want = Math.min(READ_CHUNK, limit - pos);
+    const buf = Buffer.allocUnsafe(want);
+    const { bytesRead } = await fh.read(buf, 0, want, pos);
+    if (bytesRead === 0) throw new Error(`unexpected end of ${this.digest} at ${pos}`);
+    return bytesRead === want ? buf : buf.subarray(0, bytesRead);
+  }
+
+  private readWindow(pos: number, limit: number): Buffer {
+    let offset = this.windowStart;
+    for (const buf of this.window) {
+      if (pos < offset + buf.length) {
+        if (pos < offset) break;
+        return buf.subarray(pos - offset, Math.min(buf.length, limit - offset));
+      }
+      offset += buf.length;
+    }
+    throw new Error(`bytes ${pos}.. of ${this.digest} are no longer held (disk full)`);
+  }
+
   /** The temp file may already have been renamed into place by the time a reader opens it. */
-  private async openFile(): Promise<FileHandle> {
+  private async openFile(): Promise<FileHandle | undefined> {
     try {
       return await open(this.tempPath, 'r');
     } catch (err) {
-      if (isNotFound(err) && this.state === 'verified') return open(this.finalPath, 'r');
+      if (isNotFound(err) && this.state === 'verified' && this.stored) return open(this.finalPath, 'r');
+      if (isNotFound(err) && this.mode === 'memory') return undefined;
       throw err;
     }
   }
 }
 
+export interface RetryPolicy {
+  /** Upstream attempts in all (the first one included). */
+  readonly attempts: number;
+  /** No new attempt starts after this long. */
+  readonly totalMs: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, totalMs: 10 * 60_000, baseDelayMs: 250, maxDelayMs: 8_000 };
+
+export interface FillSource {
+  /** The upstream body from byte `offset` on (a Range request, or a restart that skips ahead). */
+  open(offset: number): Promise<AsyncIterable<Uint8Array>>;
+  /** Whether an error from open() or the body is worth another attempt. */
+  retriable(err: unknown): boolean;
+}
+
+export interface PumpHooks {
+  readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  onRetry?(attempt: number, err: Error): void;
+  onDiskFull?(err: Error): Promise<void>;
+}
+
 /**
- * Pumps an upstream body into the writer, then verifies and commits. Runs to completion whether
- * or not any reader is still attached.
+ * Pumps upstream bytes into the writer, resuming from the last byte written when the connection
+ * drops, then verifies and commits. Runs to completion whether or not any reader is attached.
  */
-export async function pumpFill(fill: BlobFill, body: AsyncIterable<Uint8Array>, writer: BlobWriter): Promise<{ digest: string; size: number }> {
+export async function pumpFill(fill: BlobFill, source: FillSource, writer: BlobWriter, policy: RetryPolicy, hooks: PumpHooks): Promise<{ digest: string; size: number; stored: boolean }> {
+  const started = hooks.now();
+  const onDiskFull = hooks.onDiskFull ?? (async () => undefined);
   try {
-    for await (const chunk of body) {
-      await writer.write(chunk);
-      fill.progress(chunk.length);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const body = await source.open(fill.written);
+        for await (const chunk of body) await fill.accept(chunk, writer, onDiskFull);
+        if (fill.size !== undefined && fill.written < fill.size) throw new ShortBodyError(fill.written, fill.size);
+        break;
+      } catch (err) {
+        const again = source.retriable(err) && attempt < policy.attempts && hooks.now() - started < policy.totalMs;
+        if (!again) throw err;
+        hooks.onRetry?.(attempt, err as Error);
+        await hooks.sleep(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)));
+      }
     }
-    const committed = await writer.commit(fill.digest, fill.size);
-    fill.succeed();
-    return committed;
+    if (fill.mode === 'disk') {
+      const committed = await writer.commit(fill.digest, fill.size);
+      fill.succeed(true);
+      return { ...committed, stored: true };
+    }
+    const verified = writer.verify(fill.digest, fill.size);
+    await writer.abort();
+    fill.succeed(false);
+    return { ...verified, stored: false };
   } catch (err) {
     await writer.abort().catch(() => undefined);
     fill.fail(err as Error);
     throw err;
+  }
+}
+
+/** The upstream closed the body before the size it announced. */
+export class ShortBodyError extends Error {
+  constructor(received: number, expected: number) {
+    super(`upstream body ended after ${received} of ${expected} bytes`);
+    this.name = 'ShortBodyError';
   }
 }

@@ -62,7 +62,8 @@ export class ManifestCache {
       } catch (err) {
         const stale = record && isUnavailable(err) ? await this.local(target, record.digest, 'stale') : undefined;
         if (!stale) throw err;
-        logger.warn({ upstream: upstream.client.name, repository: target.repository, tag, digest: record!.digest, err: (err as Error).message }, 'upstream unavailable; serving last known digest for tag');
+        // Per-request detail only: the circuit breaker logs each outage once.
+        logger.debug({ upstream: upstream.client.name, repository: target.repository, tag, digest: record!.digest, err: (err as Error).message }, 'upstream unavailable; serving last known digest for tag');
         return stale;
       }
     });

@@ -113,21 +113,35 @@ export class BlobWriter {
     this.digester.update(chunk);
   }
 
+  /** Hashes bytes that could not be written (disk full) so they can still be verified in passing. */
+  hashOnly(chunk: Uint8Array): void {
+    this.digester.update(chunk);
+  }
+
+  /** Checks digest and size of everything seen, without publishing anything. */
+  verify(expectedDigest: string, expectedSize?: number): { digest: string; size: number } {
+    const actual = this.digester.digest();
+    const size = this.digester.bytes;
+    if (expectedSize !== undefined && expectedSize >= 0 && size !== expectedSize) {
+      throw new OciError('SIZE_INVALID', `content of ${expectedDigest} is ${size} bytes, expected ${expectedSize}`);
+    }
+    if (actual !== expectedDigest) throw new OciError('DIGEST_INVALID', `content does not match digest ${expectedDigest} (computed ${actual})`);
+    return { digest: actual, size };
+  }
+
   /**
    * Verifies and publishes: digest and size must match, then fsync, rename into place, fsync the
    * directory, so a crash at any instant leaves either nothing or the complete blob.
    */
   async commit(expectedDigest: string, expectedSize?: number): Promise<{ digest: string; size: number }> {
-    const actual = this.digester.digest();
-    const size = this.digester.bytes;
-    if (expectedSize !== undefined && expectedSize >= 0 && size !== expectedSize) {
+    let verified: { digest: string; size: number };
+    try {
+      verified = this.verify(expectedDigest, expectedSize);
+    } catch (err) {
       await this.abort();
-      throw new OciError('SIZE_INVALID', `content of ${expectedDigest} is ${size} bytes, expected ${expectedSize}`);
+      throw err;
     }
-    if (actual !== expectedDigest) {
-      await this.abort();
-      throw new OciError('DIGEST_INVALID', `content does not match digest ${expectedDigest} (computed ${actual})`);
-    }
+    const { digest: actual, size } = verified;
     await this.fh.sync();
     await this.close();
     const target = this.store.path(expectedDigest);

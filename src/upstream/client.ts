@@ -5,12 +5,17 @@ import type { UpstreamConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
+import { CircuitBreaker } from './breaker.js';
 
 export interface UpstreamTimeouts {
   readonly connectMs: number;
   readonly firstByteMs: number;
   readonly idleMs: number;
 }
+
+/** Failures in a row that mark an upstream down, and how often a down upstream is probed. */
+export const BREAKER_THRESHOLD = 3;
+export const PROBE_INTERVAL_MS = 5_000;
 
 export interface UpstreamRequest {
   readonly method: 'GET' | 'HEAD';
@@ -37,6 +42,7 @@ export class RegistryClient {
   /** Learned from the first challenge, so later requests authenticate up front. */
   private scheme: 'none' | 'bearer' | 'basic' = 'none';
   private readonly isDockerHub: boolean;
+  readonly breaker: CircuitBreaker;
 
   constructor(
     private readonly config: UpstreamConfig,
@@ -62,10 +68,30 @@ export class RegistryClient {
       logger,
       now,
     });
+    this.breaker = new CircuitBreaker({
+      name: config.name,
+      threshold: BREAKER_THRESHOLD,
+      probeIntervalMs: PROBE_INTERVAL_MS,
+      probe: () => this.probe(),
+      logger,
+      now,
+    });
   }
 
   async close(): Promise<void> {
+    this.breaker.stop();
     await this.dispatcher.close();
+  }
+
+  /** Any HTTP answer from /v2/ (401 included) means the upstream is reachable. */
+  private async probe(): Promise<boolean> {
+    try {
+      const res = await request(`${this.remoteurl}/v2/`, { method: 'GET', dispatcher: this.dispatcher });
+      await res.body.dump();
+      return res.statusCode < 500;
+    } catch {
+      return false;
+    }
   }
 
   /** Docker Hub keeps official images under `library/`; clients may omit it. */
@@ -75,6 +101,8 @@ export class RegistryClient {
 
   /** Sends a request, answering one auth challenge; the caller owns the returned body. */
   async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const refusal = this.breaker.refusal();
+    if (refusal) throw new OciError('UNAVAILABLE', refusal);
     const repository = this.upstreamRepository(req.repository);
     const url = `${this.remoteurl}/v2/${repository}/${req.path}`;
     const scope = `repository:${repository}:pull`;
@@ -121,8 +149,12 @@ export class RegistryClient {
       try {
         res = await request(current, { method: method as Dispatcher.HttpMethod, headers: hdrs, dispatcher: this.dispatcher });
       } catch (err) {
-        throw new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}) is unreachable: ${describeNetworkError(err)}`);
+        const reason = describeNetworkError(err);
+        this.breaker.failure(reason);
+        throw new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}) is unreachable: ${reason}`);
       }
+      if (res.statusCode >= 500) this.breaker.failure(`answered ${res.statusCode}`);
+      else this.breaker.success();
       const location = res.headers['location'];
       if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string' && hop < MAX_REDIRECTS) {
         await res.body.dump();

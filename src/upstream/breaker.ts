@@ -1,0 +1,88 @@
+/** @module upstream/breaker — per-upstream circuit breaker: stop waiting on a dead link, probe until it is back. */
+import type { Logger } from 'pino';
+
+export interface BreakerOptions {
+  readonly name: string;
+  /** Consecutive failures that open the circuit. */
+  readonly threshold: number;
+  /** Pause between background probes while open. */
+  readonly probeIntervalMs: number;
+  /** Resolves true when the upstream answers at all. */
+  readonly probe: () => Promise<boolean>;
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+export type BreakerState = 'up' | 'down';
+
+/**
+ * Closed ("up") while requests succeed. After `threshold` consecutive failures it opens: callers
+ * fail fast and a background probe runs until the upstream answers again. Each transition is
+ * logged once, so an outage is one line, not one per request.
+ */
+export class CircuitBreaker {
+  private failures = 0;
+  private openedAt: number | undefined;
+  private lastError: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: BreakerOptions) {}
+
+  get state(): BreakerState {
+    return this.openedAt === undefined ? 'up' : 'down';
+  }
+
+  status(): { state: BreakerState; since: number | undefined; lastError: string | undefined; consecutiveFailures: number } {
+    return { state: this.state, since: this.openedAt, lastError: this.lastError, consecutiveFailures: this.failures };
+  }
+
+  /** Why requests are refused right now, or undefined while the circuit is closed. */
+  refusal(): string | undefined {
+    if (this.openedAt === undefined) return undefined;
+    const seconds = Math.round((this.opts.now() - this.openedAt) / 1000);
+    return `upstream ${this.opts.name} has been unreachable for ${seconds}s (${this.lastError ?? 'no answer'}); berth is serving from its cache and probing every ${Math.round(this.opts.probeIntervalMs / 1000)}s`;
+  }
+
+  success(): void {
+    this.failures = 0;
+    if (this.openedAt !== undefined) this.close('a request succeeded');
+  }
+
+  failure(reason: string): void {
+    this.failures++;
+    this.lastError = reason;
+    if (this.openedAt === undefined && this.failures >= this.opts.threshold) {
+      this.openedAt = this.opts.now();
+      this.opts.logger.error({ upstream: this.opts.name, failures: this.failures, err: reason }, 'upstream unreachable: serving from cache, failing fast for uncached content until it answers again');
+      this.schedule();
+    }
+  }
+
+  stop(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private close(how: string): void {
+    const downMs = this.opts.now() - (this.openedAt ?? this.opts.now());
+    this.openedAt = undefined;
+    this.failures = 0;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.opts.logger.info({ upstream: this.opts.name, downMs, how }, 'upstream reachable again');
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => void this.runProbe(), this.opts.probeIntervalMs);
+    this.timer.unref();
+  }
+
+  private async runProbe(): Promise<void> {
+    const ok = await this.opts.probe().catch(() => false);
+    if (this.openedAt === undefined) return;
+    if (ok) this.close('probe answered');
+    else this.schedule();
+  }
+}
