@@ -10,6 +10,16 @@ import { RegistryClient } from './upstream/client.js';
 import { RegistryCache } from './cache/registry.js';
 import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
+import { reconcile } from './storage/check.js';
+import type { EvictionLimits } from './cache/eviction.js';
+
+export function evictionLimits(config: BerthConfig): EvictionLimits {
+  return {
+    maxsize: config.storage.maxsize,
+    lowwatermark: config.storage.lowwatermark,
+    ttlByUpstream: new Map(config.upstreams.map((u) => [u.name, u.ttlMs])),
+  };
+}
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -33,11 +43,14 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const { removedTemp } = await blobs.init();
   if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
   const metadata = new MetadataStore(root, now);
+  const reconciled = await reconcile(blobs, metadata);
+  if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
   const upstreams: Upstream[] = config.upstreams.map((u) => ({
     config: u,
     client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now),
   }));
-  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now });
+  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config) });
+  cache.evictor.maybeRun();
   const server = createServer({ config, cache, upstreams, logger });
 
   return {

@@ -35,11 +35,18 @@ export interface BlobCacheDeps {
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills = new Map<string, BlobFill>();
+  /** Open responses per stored digest, so eviction leaves content being streamed alone. */
+  private readonly streaming = new Map<string, number>();
 
   constructor(private readonly deps: BlobCacheDeps) {}
 
   get inFlight(): number {
     return this.fills.size;
+  }
+
+  /** Being filled or streamed right now. */
+  isInUse(digest: string): boolean {
+    return this.fills.has(digest) || (this.streaming.get(digest) ?? 0) > 0;
   }
 
   async get(target: Target, digest: string): Promise<BlobHandle> {
@@ -101,7 +108,16 @@ export class BlobCache {
       digest,
       size,
       outcome,
-      open: (start = 0, end = size - 1) => this.deps.blobs.read(digest, start, end),
+      open: (start = 0, end = size - 1) => {
+        const stream = this.deps.blobs.read(digest, start, end);
+        this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
+        stream.once('close', () => {
+          const n = (this.streaming.get(digest) ?? 1) - 1;
+          if (n > 0) this.streaming.set(digest, n);
+          else this.streaming.delete(digest);
+        });
+        return stream;
+      },
       finalSize: async () => size,
     };
   }

@@ -7,6 +7,7 @@ import { upstreamError } from '../upstream/client.js';
 import { BlobCache } from './blobs.js';
 import { ManifestCache } from './manifests.js';
 import type { Outcome, Target, Upstream } from './target.js';
+import { Evictor, type EvictionLimits } from './eviction.js';
 
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
@@ -14,6 +15,9 @@ export interface RegistryCacheDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
+  readonly limits: EvictionLimits;
+  /** Extra protection from eviction (e.g. content waiting to be replicated). */
+  readonly protect?: (digest: string) => boolean;
 }
 
 export interface TagPage {
@@ -26,10 +30,26 @@ export interface TagPage {
 export class RegistryCache {
   readonly blobs: BlobCache;
   readonly manifests: ManifestCache;
+  readonly evictor: Evictor;
 
   constructor(private readonly deps: RegistryCacheDeps) {
-    this.blobs = new BlobCache(deps);
+    const { logger, metadata, limits } = deps;
+    let diskFullLogged = false;
+    this.blobs = new BlobCache({
+      ...deps,
+      onStored: () => this.evictor.maybeRun(),
+      onDiskFull: async (info) => {
+        // Once per episode with the numbers; reset when a later fill stores again.
+        if (!diskFullLogged) logger.error({ ...info, storeBytes: metadata.totalSize(), maxsize: limits.maxsize }, 'disk full while storing a blob: passing bytes through to clients, evicting');
+        diskFullLogged = true;
+        await this.evictor.run('disk full', metadata.totalSize() * limits.lowwatermark);
+      },
+    });
     this.manifests = new ManifestCache(deps);
+    this.evictor = new Evictor({
+      ...deps,
+      inUse: (digest) => this.blobs.isInUse(digest) || (deps.protect?.(digest) ?? false),
+    });
   }
 
   /** Tags come from upstream when it answers (it is the authority), else from what berth has seen. */

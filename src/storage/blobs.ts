@@ -3,7 +3,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Digester, parseDigest, type Algorithm } from '../oci/digest.js';
+import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 
 /**
@@ -79,7 +79,11 @@ export class BlobStore {
     for (const algorithm of ['sha256', 'sha512'] as const) {
       const base = join(this.root, 'blobs', algorithm);
       for (const prefix of await readdirOrEmpty(base)) {
-        for (const encoded of await readdirOrEmpty(join(base, prefix))) yield `${algorithm}:${encoded}`;
+        for (const encoded of await readdirOrEmpty(join(base, prefix))) {
+          // Only names that parse as digests are content; anything else was not written by berth.
+          const digest = `${algorithm}:${encoded}`;
+          if (encoded.startsWith(prefix) && isDigest(digest)) yield digest;
+        }
       }
     }
   }

@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS blobs (
   digest TEXT PRIMARY KEY,
   size INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
-  last_access INTEGER NOT NULL
+  last_access INTEGER NOT NULL,
+  pinned INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS manifests (
   upstream TEXT NOT NULL,
@@ -182,4 +183,54 @@ export class MetadataStore {
   allRepositories(): Array<{ upstream: string; repository: string }> {
     return this.db.prepare('SELECT DISTINCT upstream, repository FROM manifests ORDER BY repository').all() as Array<{ upstream: string; repository: string }>;
   }
+
+  totalSize(): number {
+    return (this.db.prepare('SELECT COALESCE(SUM(size), 0) AS total FROM blobs').get() as { total: number }).total;
+  }
+
+  /** Everything eviction needs in one read: blobs, parent-child edges, and which upstreams hold each digest. */
+  evictionView(): EvictionView {
+    const blobs = this.db.prepare('SELECT digest, size, last_access AS lastAccess, pinned FROM blobs').all() as Array<{ digest: string; size: number; lastAccess: number; pinned: number }>;
+    const edges = this.db.prepare('SELECT digest AS parent, child FROM manifest_children').all() as Array<{ parent: string; child: string }>;
+    const holders = this.db
+      .prepare('SELECT digest, upstream FROM repository_blobs UNION SELECT digest, upstream FROM manifests')
+      .all() as Array<{ digest: string; upstream: string }>;
+    return { blobs: blobs.map((b) => ({ ...b, pinned: b.pinned !== 0 })), edges, holders };
+  }
+
+  setPinned(digest: string, pinned: boolean): void {
+    this.db.prepare('UPDATE blobs SET pinned = ? WHERE digest = ?').run(pinned ? 1 : 0, digest);
+  }
+
+  /** Forgets a digest entirely: as a blob, as a manifest in any repository, and its links. Tags stay and refetch. */
+  forget(digest: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
+      this.db.prepare('DELETE FROM manifests WHERE digest = ?').run(digest);
+      this.db.prepare('DELETE FROM manifest_children WHERE digest = ?').run(digest);
+      this.db.prepare('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
+    })();
+  }
+
+  /** Cached repositories with their tags, for `berth ls`. */
+  listing(): Array<{ upstream: string; repository: string; tag: string | null; digest: string | null; size: number | null; lastAccess: number | null }> {
+    return this.db
+      .prepare(`SELECT m.upstream, m.repository, t.tag, m.digest, b.size, b.last_access AS lastAccess
+        FROM manifests m LEFT JOIN tags t ON t.upstream = m.upstream AND t.repository = m.repository AND t.digest = m.digest
+        LEFT JOIN blobs b ON b.digest = m.digest ORDER BY m.upstream, m.repository, t.tag`)
+      .all() as Array<{ upstream: string; repository: string; tag: string | null; digest: string | null; size: number | null; lastAccess: number | null }>;
+  }
+
+  /** Sizes of a manifest's referenced blobs (one level), for image totals. */
+  childSizes(digest: string): Array<{ child: string; size: number | null }> {
+    return this.db
+      .prepare('SELECT c.child, b.size FROM manifest_children c LEFT JOIN blobs b ON b.digest = c.child WHERE c.digest = ?')
+      .all(digest) as Array<{ child: string; size: number | null }>;
+  }
+}
+
+export interface EvictionView {
+  readonly blobs: Array<{ digest: string; size: number; lastAccess: number; pinned: boolean }>;
+  readonly edges: Array<{ parent: string; child: string }>;
+  readonly holders: Array<{ digest: string; upstream: string }>;
 }

@@ -1,0 +1,128 @@
+/** @module cache/eviction — size- and age-bounded eviction: least recently used content goes first, shared content counts once. */
+import type { Logger } from 'pino';
+import type { BlobStore } from '../storage/blobs.js';
+import type { EvictionView, MetadataStore } from '../storage/metadata.js';
+
+export interface EvictionLimits {
+  /** Bytes; 0 = unbounded. */
+  readonly maxsize: number;
+  /** Evict down to maxsize * lowwatermark. */
+  readonly lowwatermark: number;
+  /** Per upstream key: drop content not pulled for this long (0 = never). */
+  readonly ttlByUpstream: ReadonlyMap<string, number>;
+}
+
+export interface EvictionPlan {
+  readonly evict: Array<{ digest: string; size: number; reason: 'ttl' | 'size' }>;
+  readonly totalBefore: number;
+  readonly totalAfter: number;
+}
+
+/**
+ * Decides what to evict. A blob's age is that of the most recently used manifest that needs it
+ * (or its own, if newer), so a layer shared by a hot image stays however old its own access is.
+ * Pinned content, content needed by pinned manifests, and content in use are never chosen.
+ */
+export function planEviction(view: EvictionView, limits: EvictionLimits, now: number, inUse: (digest: string) => boolean, targetBytes?: number): EvictionPlan {
+  const effective = new Map<string, number>();
+  const pinned = new Set<string>();
+  for (const b of view.blobs) {
+    effective.set(b.digest, b.lastAccess);
+    if (b.pinned) pinned.add(b.digest);
+  }
+  // Index -> manifest -> layer: three passes carry recency and pins down every level.
+  for (let pass = 0; pass < 3; pass++) {
+    for (const { parent, child } of view.edges) {
+      const p = effective.get(parent);
+      if (p !== undefined && p > (effective.get(child) ?? -Infinity)) effective.set(child, p);
+      if (pinned.has(parent)) pinned.add(child);
+    }
+  }
+  const ttls = new Map<string, number>();
+  const holdersOf = new Map<string, string[]>();
+  for (const { digest, upstream } of view.holders) holdersOf.set(digest, [...(holdersOf.get(digest) ?? []), upstream]);
+  for (const [digest, ups] of holdersOf) {
+    // Content any holder keeps forever (ttl 0) is never expired by age.
+    const all = ups.map((u) => limits.ttlByUpstream.get(u) ?? 0);
+    ttls.set(digest, all.includes(0) ? 0 : Math.max(...all));
+  }
+
+  const candidates = view.blobs
+    .filter((b) => !pinned.has(b.digest) && !inUse(b.digest))
+    .sort((a, b) => effective.get(a.digest)! - effective.get(b.digest)!);
+  const totalBefore = view.blobs.reduce((n, b) => n + b.size, 0);
+  let total = totalBefore;
+  const evict: EvictionPlan['evict'] = [];
+  const chosen = new Set<string>();
+  for (const b of candidates) {
+    const ttl = ttls.get(b.digest) ?? 0;
+    if (ttl > 0 && now - effective.get(b.digest)! > ttl) {
+      evict.push({ digest: b.digest, size: b.size, reason: 'ttl' });
+      chosen.add(b.digest);
+      total -= b.size;
+    }
+  }
+  const target = targetBytes ?? (limits.maxsize > 0 && total > limits.maxsize ? limits.maxsize * limits.lowwatermark : undefined);
+  if (target !== undefined) {
+    for (const b of candidates) {
+      if (total <= target) break;
+      if (chosen.has(b.digest)) continue;
+      evict.push({ digest: b.digest, size: b.size, reason: 'size' });
+      total -= b.size;
+    }
+  }
+  return { evict, totalBefore, totalAfter: total };
+}
+
+export interface EvictorDeps {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly limits: EvictionLimits;
+  /** True for content being streamed, filled, or waiting to be replicated. */
+  readonly inUse: (digest: string) => boolean;
+}
+
+export interface EvictionResult {
+  readonly evicted: number;
+  readonly freedBytes: number;
+  readonly totalBefore: number;
+  readonly totalAfter: number;
+}
+
+/** Runs eviction passes one at a time; a trigger during a pass is folded into it. */
+export class Evictor {
+  private running: Promise<EvictionResult> | undefined;
+
+  constructor(private readonly deps: EvictorDeps) {}
+
+  /** Starts a pass when the store is above maxsize; cheap to call after every commit. */
+  maybeRun(): void {
+    const { maxsize } = this.deps.limits;
+    if (maxsize > 0 && this.deps.metadata.totalSize() > maxsize) void this.run('maxsize exceeded');
+  }
+
+  /** One pass: expired content, then least recently used down to the target. */
+  run(reason: string, targetBytes?: number): Promise<EvictionResult> {
+    if (this.running) return this.running;
+    this.running = this.pass(reason, targetBytes).finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  private async pass(reason: string, targetBytes?: number): Promise<EvictionResult> {
+    const { blobs, metadata, logger, now, limits, inUse } = this.deps;
+    const plan = planEviction(metadata.evictionView(), limits, now(), inUse, targetBytes);
+    let freedBytes = 0;
+    for (const { digest, size } of plan.evict) {
+      // Forget first: a request arriving meanwhile refetches rather than finding a half-deleted entry.
+      metadata.forget(digest);
+      await blobs.delete(digest);
+      freedBytes += size;
+    }
+    if (plan.evict.length > 0) {
+      logger.info({ reason, evicted: plan.evict.length, freedBytes, totalBefore: plan.totalBefore, totalAfter: plan.totalAfter, maxsize: limits.maxsize }, 'evicted least recently used content');
+    }
+    return { evicted: plan.evict.length, freedBytes, totalBefore: plan.totalBefore, totalAfter: plan.totalAfter };
+  }
+}

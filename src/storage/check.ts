@@ -1,0 +1,71 @@
+/** @module storage/check — reconciling metadata with the files on disk, and re-verifying every blob (fsck). */
+import { createReadStream } from 'node:fs';
+import { Digester, parseDigest } from '../oci/digest.js';
+import type { BlobStore } from './blobs.js';
+import type { MetadataStore } from './metadata.js';
+
+export interface ReconcileResult {
+  /** Files on disk that metadata did not know (a crash between rename and record). */
+  readonly adopted: number;
+  /** Metadata rows whose file is gone. */
+  readonly forgotten: number;
+}
+
+/** Makes metadata agree with the files: the files are the truth, each verified before its rename. */
+export async function reconcile(blobs: BlobStore, metadata: MetadataStore): Promise<ReconcileResult> {
+  const onDisk = new Set<string>();
+  let adopted = 0;
+  for await (const digest of blobs.list()) {
+    onDisk.add(digest);
+    if (!metadata.blob(digest)) {
+      const size = await blobs.size(digest);
+      if (size !== undefined) {
+        metadata.putBlob(digest, size);
+        adopted++;
+      }
+    }
+  }
+  let forgotten = 0;
+  for (const digest of metadata.allBlobDigests()) {
+    if (!onDisk.has(digest)) {
+      metadata.forget(digest);
+      forgotten++;
+    }
+  }
+  return { adopted, forgotten };
+}
+
+export interface FsckResult {
+  readonly checked: number;
+  readonly bytes: number;
+  readonly corrupt: string[];
+  readonly repaired: boolean;
+}
+
+/** Re-hashes every stored blob; with repair, removes those whose bytes do not match their name. */
+export async function fsck(blobs: BlobStore, metadata: MetadataStore, opts: { repair: boolean; onProgress?: (digest: string, ok: boolean) => void }): Promise<FsckResult> {
+  let checked = 0;
+  let bytes = 0;
+  const corrupt: string[] = [];
+  for await (const digest of blobs.list()) {
+    let ok = false;
+    try {
+      const digester = new Digester(parseDigest(digest).algorithm);
+      for await (const chunk of createReadStream(blobs.path(digest), { highWaterMark: 1024 * 1024 })) digester.update(chunk as Buffer);
+      bytes += digester.bytes;
+      ok = digester.digest() === digest;
+    } catch {
+      ok = false;
+    }
+    checked++;
+    opts.onProgress?.(digest, ok);
+    if (ok) continue;
+    corrupt.push(digest);
+    if (opts.repair) {
+      metadata.forget(digest);
+      await blobs.delete(digest);
+    }
+  }
+  if (opts.repair) await reconcile(blobs, metadata);
+  return { checked, bytes, corrupt, repaired: opts.repair };
+}
