@@ -12,6 +12,7 @@ import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
 import type { EvictionLimits } from './cache/eviction.js';
+import { openPushSide } from './cache/pushside.js';
 
 export function evictionLimits(config: BerthConfig): EvictionLimits {
   return {
@@ -49,9 +50,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     config: u,
     client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now),
   }));
-  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config) });
+  const pushSide = openPushSide({ config, blobs, metadata, upstreams, logger, now });
+  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config), protect: pushSide.protect, heldTags: pushSide.queue });
   cache.evictor.maybeRun();
-  const server = createServer({ config, cache, upstreams, logger });
+  const push = await pushSide.start(cache);
+  const server = createServer({ config, cache, upstreams, logger, push, referrers: { blobs, metadata, logger } });
 
   return {
     server,
@@ -71,6 +74,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);
       await closed;
       clearTimeout(timer);
+      await pushSide.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
       metadata.close();
     },

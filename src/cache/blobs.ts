@@ -51,7 +51,7 @@ export class BlobCache {
 
   async get(target: Target, digest: string): Promise<BlobHandle> {
     parseDigest(digest);
-    const stored = await this.storedSize(digest);
+    const stored = await this.visibleSize(target, digest);
     if (stored !== undefined) {
       this.deps.metadata.touchBlob(digest);
       if (target.upstream) this.deps.metadata.linkBlob(target.key, target.repository, digest);
@@ -77,7 +77,7 @@ export class BlobCache {
   /** Size of a blob without transferring it: local, from a fill in progress, or an upstream HEAD. */
   async head(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
     parseDigest(digest);
-    const stored = await this.storedSize(digest);
+    const stored = await this.visibleSize(target, digest);
     if (stored !== undefined) return { size: stored, outcome: target.upstream ? 'hit' : 'local' };
     if (!target.upstream) throw blobUnknown(digest);
     const fill = this.fills.get(digest);
@@ -92,6 +92,12 @@ export class BlobCache {
     const size = Number(res.headers['content-length']);
     if (!Number.isSafeInteger(size) || size < 0) throw new OciError('UNAVAILABLE', `upstream ${client.name} sent no Content-Length for blob ${digest}`);
     return { size, outcome: 'miss' };
+  }
+
+  /** In the plain registry a blob exists per repository: only where it was pushed or mounted (and not deleted). */
+  private async visibleSize(target: Target, digest: string): Promise<number | undefined> {
+    if (!target.upstream && !this.deps.metadata.isBlobLinked(target.key, target.repository, digest)) return undefined;
+    return this.storedSize(digest);
   }
 
   private async storedSize(digest: string): Promise<number | undefined> {

@@ -8,7 +8,7 @@ import type { ManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError, type UpstreamResponse } from '../upstream/client.js';
-import type { Outcome, Target } from './target.js';
+import type { HeldTags, Outcome, Target } from './target.js';
 
 export interface ManifestResult {
   readonly digest: string;
@@ -22,6 +22,7 @@ export interface ManifestCacheDeps {
   readonly metadata: MetadataStore;
   readonly logger: Logger;
   readonly now: () => number;
+  readonly heldTags?: HeldTags;
 }
 
 export class ManifestCache {
@@ -47,7 +48,7 @@ export class ManifestCache {
     const { metadata, now, logger } = this.deps;
     const record = metadata.tag(target.key, target.repository, tag);
     const upstream = target.upstream;
-    if (!upstream) {
+    if (!upstream || this.deps.heldTags?.isHeld(target.key, target.repository, tag)) {
       const local = record && (await this.local(target, record.digest, 'local'));
       if (!local) throw manifestUnknown(target.repository, tag);
       return local;

@@ -6,7 +6,7 @@ import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError } from '../upstream/client.js';
 import { BlobCache } from './blobs.js';
 import { ManifestCache } from './manifests.js';
-import type { Outcome, Target, Upstream } from './target.js';
+import type { HeldTags, Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
 
 export interface RegistryCacheDeps {
@@ -18,6 +18,8 @@ export interface RegistryCacheDeps {
   readonly limits: EvictionLimits;
   /** Extra protection from eviction (e.g. content waiting to be replicated). */
   readonly protect?: (digest: string) => boolean;
+  /** Pushed tags the upstream does not know (yet): served from here and listed with the upstream's. */
+  readonly heldTags?: HeldTags;
 }
 
 export interface TagPage {
@@ -56,7 +58,8 @@ export class RegistryCache {
   async tags(target: Target, n: number, last: string | undefined): Promise<TagPage> {
     if (target.upstream) {
       try {
-        const all = await this.upstreamTags(target);
+        const held = this.deps.heldTags?.heldTags(target.key, target.repository) ?? [];
+        const all = [...new Set([...(await this.upstreamTags(target, held.length > 0)), ...held])];
         const after = all.filter((t) => last === undefined || t > last).sort(byteOrder);
         return page(after, n, 'miss');
       } catch (err) {
@@ -86,10 +89,15 @@ export class RegistryCache {
     return { repositories: p.tags, next: p.next };
   }
 
-  private async upstreamTags(target: Target): Promise<string[]> {
+  /** With tags held here, an upstream that does not know the repository yet lists none. */
+  private async upstreamTags(target: Target, knownHere = false): Promise<string[]> {
     const { client } = target.upstream!;
     const res = await client.send({ method: 'GET', repository: target.repository, path: 'tags/list' });
     const what = `tag list of ${target.repository}`;
+    if (res.status === 404 && knownHere) {
+      await res.body.dump();
+      return [];
+    }
     if (res.status !== 200) {
       throw await upstreamError(res, client.name, what, new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } }));
     }

@@ -17,3 +17,9 @@ export interface Target {
 
 /** How a request was answered, reported in the access log. */
 export type Outcome = 'hit' | 'miss' | 'joined' | 'stale' | 'local';
+
+/** Tags whose local record wins over the upstream's (pushed in local mode, or waiting for write-behind replication). */
+export interface HeldTags {
+  isHeld(upstream: string, repository: string, tag: string): boolean;
+  heldTags(upstream: string, repository: string): string[];
+}

@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from './load.js';
+import { DEFAULT_UPLOAD_AGE_MS, DEFAULT_UPLOAD_PURGE_INTERVAL_MS, loadConfig } from './load.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const { write, load } = configKit(dir);
+const DEFAULT_PURGING = { enabled: true, ageMs: DEFAULT_UPLOAD_AGE_MS, intervalMs: DEFAULT_UPLOAD_PURGE_INTERVAL_MS };
 
 test('the reference distribution config loads unchanged, one warning per unused key', () => {
   const { config, warnings } = load(REFERENCE);
@@ -19,7 +20,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
     'health: accepted for compatibility with distribution, not used by berth',
   ]);
   assert.deepEqual(config.log, { level: 'info', fields: { service: 'registry' }, accesslog: true });
-  assert.deepEqual(config.storage, { rootdirectory: '/var/lib/registry', maxsize: 0, lowwatermark: 0.8, deleteEnabled: false });
+  assert.deepEqual(config.storage, { rootdirectory: '/var/lib/registry', maxsize: 0, lowwatermark: 0.8, deleteEnabled: false, uploadpurging: DEFAULT_PURGING });
   assert.deepEqual(config.http, { host: '', port: 5000, headers: { 'X-Content-Type-Options': ['nosniff'] } });
   assert.deepEqual(config.upstreams, [
     {
@@ -79,7 +80,7 @@ test('the DESIGN extensions load: upstreams form, files read relative to the con
   const file = write('ext/config.yml', EXT_COMMON + EXT_UPSTREAMS);
   const { config, warnings } = loadConfig({ file, env: {}, cwd: dir });
   assert.deepEqual(warnings, []);
-  assert.deepEqual(config.storage, { rootdirectory: join(sub, 'data'), maxsize: 50 * 2 ** 30, lowwatermark: 0.8, deleteEnabled: false });
+  assert.deepEqual(config.storage, { rootdirectory: join(sub, 'data'), maxsize: 50 * 2 ** 30, lowwatermark: 0.8, deleteEnabled: false, uploadpurging: DEFAULT_PURGING });
   assert.deepEqual(config.http.tls, { certificate: join(sub, 'tls.crt'), key: join(sub, 'tls.key') });
   assert.deepEqual(config.auth, { htpasswd: { realm: 'berth', path: join(sub, 'htpasswd') } });
   const [harbor, hub] = config.upstreams;

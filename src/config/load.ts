@@ -41,6 +41,9 @@ export const DEFAULT_ROOT = 'berth-data';
 export const DEFAULT_PORT = 5000;
 export const DEFAULT_TAGTTL_MS = 60_000;
 export const DEFAULT_LOWWATERMARK = 0.8;
+/** Uploads idle this long are abandoned (distribution purges after 168h; an edge disk is smaller). */
+export const DEFAULT_UPLOAD_AGE_MS = 60 * 60_000;
+export const DEFAULT_UPLOAD_PURGE_INTERVAL_MS = 10 * 60_000;
 export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
 
 export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: string[] } {
@@ -173,6 +176,11 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       maxsize: doc.storage?.maxsize ?? 0,
       lowwatermark: doc.storage?.lowwatermark ?? DEFAULT_LOWWATERMARK,
       deleteEnabled: doc.storage?.delete?.enabled ?? false,
+      uploadpurging: {
+        enabled: doc.storage?.maintenance?.uploadpurging?.enabled ?? true,
+        ageMs: doc.storage?.maintenance?.uploadpurging?.age ?? DEFAULT_UPLOAD_AGE_MS,
+        intervalMs: doc.storage?.maintenance?.uploadpurging?.interval ?? DEFAULT_UPLOAD_PURGE_INTERVAL_MS,
+      },
     },
     http: {
       host: addr?.host ?? '',

@@ -38,7 +38,14 @@ const storageSchema = z.strictObject({
   lowwatermark: ratio().optional(),
   delete: z.strictObject({ enabled: flag().optional() }).optional(),
   cache: ignored(),
-  maintenance: ignored(),
+  maintenance: z
+    .strictObject({
+      uploadpurging: z
+        .strictObject({ enabled: flag().optional(), age: duration().optional(), interval: duration().optional(), dryrun: ignored() })
+        .optional(),
+      readonly: ignored(),
+    })
+    .optional(),
   redirect: ignored(),
   tag: ignored(),
   inmemory: driver('inmemory'),

@@ -35,6 +35,8 @@ export interface BerthConfig {
     readonly maxsize: number;
     readonly lowwatermark: number;
     readonly deleteEnabled: boolean;
+    /** distribution's storage.maintenance.uploadpurging: abandoned uploads are removed. */
+    readonly uploadpurging: { readonly enabled: boolean; readonly ageMs: number; readonly intervalMs: number };
   };
   readonly http: {
     /** host and port to listen on; host '' means all interfaces. */

@@ -7,7 +7,10 @@ import type { BerthConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target, Upstream } from '../cache/target.js';
-import { getBlob, getManifest, listCatalog, listTags, type PullContext } from './pull.js';
+import { getBlob, getManifest, listCatalog, listTags } from './pull.js';
+import type { PushService } from '../cache/push.js';
+import type { ReferrersDeps } from '../cache/referrers.js';
+import { dispatchWrite, getReferrers, headBlob, type PushContext } from './push.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
 import { resolveTarget } from './routing.js';
@@ -17,6 +20,8 @@ export interface ServerDeps {
   readonly cache: RegistryCache;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
+  readonly push: PushService;
+  readonly referrers: ReferrersDeps;
 }
 
 /** Headers larger than this are refused before any handler runs. */
@@ -74,9 +79,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     if (route.kind === 'base') return sendJson(res, 200, {}, head);
     if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache);
     target = resolveTarget(deps.upstreams, { name: route.name, ns: url.searchParams.get('ns') ?? undefined, host: req.headers.host });
-    const ctx: PullContext = {
+    const ctx: PushContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },
+      push: deps.push, upstreams: deps.upstreams, referrers: deps.referrers,
     };
     await dispatch(ctx, route);
   } catch (err) {
@@ -85,15 +91,12 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   }
 }
 
-async function dispatch(ctx: PullContext, route: Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>): Promise<void> {
+async function dispatch(ctx: PushContext, route: Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>): Promise<void> {
   const method = ctx.req.method;
   const reading = method === 'GET' || method === 'HEAD';
   if (route.kind === 'manifest' && reading) return getManifest(ctx, route.reference);
-  if (route.kind === 'blob' && reading) return getBlob(ctx, route.digest);
+  if (route.kind === 'blob' && reading) return method === 'HEAD' ? headBlob(ctx, route.digest) : getBlob(ctx, route.digest);
   if (route.kind === 'tags') return listTags(ctx);
-  if (route.kind === 'referrers') throw new OciError('UNSUPPORTED', 'the referrers API is not available yet', { status: 404 });
-  const upstream = ctx.target.upstream;
-  throw new OciError('UNSUPPORTED', upstream
-    ? `pushes and deletes are disabled for upstream ${upstream.config.name}: its pushmode is ${upstream.config.pushmode}`
-    : 'pushes and deletes are not supported by this berth');
+  if (route.kind === 'referrers') return getReferrers(ctx, route.digest);
+  return dispatchWrite(ctx, route);
 }

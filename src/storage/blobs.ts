@@ -10,21 +10,24 @@ import { OciError } from '../oci/errors.js';
  * Layout under the root directory:
  *   blobs/<algorithm>/<first two hex>/<hex>   committed content, immutable, named by its digest
  *   tmp/<uuid>                                 content being written; removed on start-up
+ *   tmp/uploads/<uuid>                         client uploads in progress; kept across restarts (cache/uploads owns them)
  * Only parsed digests reach path building, so no request can name a path outside the root.
  */
 export class BlobStore {
   readonly root: string;
   readonly tmpDir: string;
+  readonly uploadsDir: string;
 
   constructor(root: string) {
     this.root = root;
     this.tmpDir = join(root, 'tmp');
+    this.uploadsDir = join(this.tmpDir, 'uploads');
   }
 
   async init(): Promise<{ removedTemp: number }> {
     await mkdir(join(this.root, 'blobs'), { recursive: true });
-    await mkdir(this.tmpDir, { recursive: true });
-    const leftovers = await readdir(this.tmpDir);
+    await mkdir(this.uploadsDir, { recursive: true });
+    const leftovers = (await readdir(this.tmpDir)).filter((f) => f !== 'uploads');
     // Leftover temp files come from a crash mid-write: never visible, safe to drop.
     await Promise.all(leftovers.map((f) => rm(join(this.tmpDir, f), { force: true, recursive: true })));
     return { removedTemp: leftovers.length };
@@ -63,6 +66,22 @@ export class BlobStore {
   async createWriter(algorithm: Algorithm = 'sha256', tempPath = this.newTempPath()): Promise<BlobWriter> {
     const fh = await open(tempPath, 'w+');
     return new BlobWriter(this, fh, tempPath, algorithm);
+  }
+
+  /**
+   * Reopens a partly written temp file (a client upload) for appending: the bytes already there
+   * are hashed again, once, so the digest check at commit covers the whole file.
+   */
+  async resumeWriter(tempPath: string, algorithm: Algorithm = 'sha256'): Promise<BlobWriter> {
+    const fh = await open(tempPath, 'r+');
+    const writer = new BlobWriter(this, fh, tempPath, algorithm);
+    try {
+      for await (const chunk of createReadStream(tempPath, { highWaterMark: 1024 * 1024 })) writer.hashOnly(chunk as Buffer);
+    } catch (err) {
+      await writer.release();
+      throw err;
+    }
+    return writer;
   }
 
   /** A fresh temp file name, known before the file exists so readers can be pointed at it. */
@@ -106,6 +125,10 @@ export class BlobWriter {
 
   get bytesWritten(): number {
     return this.digester.bytes;
+  }
+
+  get algorithm(): Algorithm {
+    return this.digester.algorithm;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -159,6 +182,11 @@ export class BlobWriter {
   async abort(): Promise<void> {
     await this.close();
     await rm(this.tempPath, { force: true });
+  }
+
+  /** Closes the file but keeps it, so a later resumeWriter() can go on (uploads between requests). */
+  async release(): Promise<void> {
+    await this.close();
   }
 
   private async close(): Promise<void> {

@@ -115,6 +115,39 @@ export class MetadataStore {
     return this.db.prepare('SELECT 1 FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').get(upstream, repository, digest) !== undefined;
   }
 
+  unlinkBlob(upstream: string, repository: string, digest: string): void {
+    this.db.prepare('DELETE FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
+  }
+
+  /** Repositories of an upstream known to hold a blob (mount sources when pushing upstream). */
+  blobRepositories(upstream: string, digest: string, limit = 5): string[] {
+    const rows = this.db
+      .prepare('SELECT repository FROM repository_blobs WHERE upstream = ? AND digest = ? ORDER BY repository LIMIT ?')
+      .all(upstream, digest, limit) as Array<{ repository: string }>;
+    return rows.map((r) => r.repository);
+  }
+
+  /** Whether any repository still links the digest or holds it as a manifest. */
+  isReferenced(digest: string): boolean {
+    return this.db.prepare('SELECT 1 FROM repository_blobs WHERE digest = ? UNION ALL SELECT 1 FROM manifests WHERE digest = ? LIMIT 1').get(digest, digest) !== undefined;
+  }
+
+  /** Removes a manifest from one repository with the tags there that point at it; true when it was there. */
+  deleteManifest(upstream: string, repository: string, digest: string): boolean {
+    return this.db.transaction(() => {
+      const removed = this.db.prepare('DELETE FROM manifests WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest).changes;
+      this.db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
+      return removed > 0;
+    })();
+  }
+
+  /** Manifests in a repository whose subject is the digest (the referrers API). */
+  referrers(upstream: string, repository: string, subject: string): Array<ManifestRecord & { artifactType: string | null }> {
+    return this.db
+      .prepare('SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType FROM manifests WHERE upstream = ? AND repository = ? AND subject = ? ORDER BY digest')
+      .all(upstream, repository, subject) as Array<ManifestRecord & { artifactType: string | null }>;
+  }
+
   /** Records a verified manifest under a repository, with the blobs it references linked there too. */
   putManifest(upstream: string, repository: string, m: NewManifest): void {
     const tx = this.db.transaction(() => {

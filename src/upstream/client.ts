@@ -1,4 +1,5 @@
 /** @module upstream/client — one central registry over HTTP(S): auth challenges, redirects, timeouts; no disk. */
+import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
@@ -18,11 +19,19 @@ export const BREAKER_THRESHOLD = 3;
 export const PROBE_INTERVAL_MS = 5_000;
 
 export interface UpstreamRequest {
-  readonly method: 'GET' | 'HEAD';
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly repository: string;
   /** Path below the repository, e.g. `manifests/v1`, `blobs/sha256:…`, `tags/list?n=10`. */
   readonly path: string;
+  /** A URL the upstream handed out (an upload Location), used instead of repository + path. */
+  readonly url?: string;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Ask for push access: token scope `repository:NAME:pull,push`. */
+  readonly push?: boolean;
+  /** Repositories read from as well (the source of a cross-repository mount). */
+  readonly pullFrom?: readonly string[];
+  /** The body; a function so it can be sent again after an auth challenge. */
+  readonly body?: () => Buffer | Readable;
 }
 
 export interface UpstreamResponse {
@@ -104,9 +113,12 @@ export class RegistryClient {
     const refusal = this.breaker.refusal();
     if (refusal) throw new OciError('UNAVAILABLE', refusal);
     const repository = this.upstreamRepository(req.repository);
-    const url = `${this.remoteurl}/v2/${repository}/${req.path}`;
-    const scope = `repository:${repository}:pull`;
-    let res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) });
+    const url = req.url ?? `${this.remoteurl}/v2/${repository}/${req.path}`;
+    // A handed-out URL on another origin gets no credentials, as across redirects.
+    if (new URL(url).origin !== new URL(this.remoteurl).origin) return this.sendWithRedirects(req.method, url, { ...req.headers }, req.body);
+    // Space-separated scopes become one `scope` parameter each at the token realm.
+    const scope = [`repository:${repository}:${req.push ? 'pull,push' : 'pull'}`, ...(req.pullFrom ?? []).map((r) => `repository:${this.upstreamRepository(r)}:pull`)].join(' ');
+    let res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) }, req.body);
     if (res.status !== 401) return res;
 
     const challenge = parseChallenge(res.headers['www-authenticate']);
@@ -115,10 +127,10 @@ export class RegistryClient {
       this.scheme = 'bearer';
       this.tokens.invalidate(scope);
       const token = await this.tokens.fetch(challenge, scope);
-      res = await this.sendWithRedirects(req.method, url, { ...req.headers, authorization: `Bearer ${token}` });
+      res = await this.sendWithRedirects(req.method, url, { ...req.headers, authorization: `Bearer ${token}` }, req.body);
     } else if (challenge?.scheme === 'basic' && this.config.username !== undefined) {
       this.scheme = 'basic';
-      res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) });
+      res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) }, req.body);
     }
     if (res.status === 401) {
       await res.body.dump();
@@ -140,14 +152,18 @@ export class RegistryClient {
     return {};
   }
 
-  /** Follows redirects (blob storage often lives elsewhere), dropping credentials across origins. */
-  private async sendWithRedirects(method: string, url: string, headers: Record<string, string>): Promise<UpstreamResponse> {
+  /**
+   * Follows redirects of reads (blob storage often lives elsewhere), dropping credentials across
+   * origins. Writes are not redirected: their 3xx goes back to the caller.
+   */
+  private async sendWithRedirects(method: string, url: string, headers: Record<string, string>, body?: () => Buffer | Readable): Promise<UpstreamResponse> {
     let current = url;
     let hdrs = headers;
+    const follows = method === 'GET' || method === 'HEAD';
     for (let hop = 0; ; hop++) {
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(current, { method: method as Dispatcher.HttpMethod, headers: hdrs, dispatcher: this.dispatcher });
+        res = await request(current, { method: method as Dispatcher.HttpMethod, headers: hdrs, body: body?.(), dispatcher: this.dispatcher });
       } catch (err) {
         const reason = describeNetworkError(err);
         this.breaker.failure(reason);
@@ -156,7 +172,7 @@ export class RegistryClient {
       if (res.statusCode >= 500) this.breaker.failure(`answered ${res.statusCode}`);
       else this.breaker.success();
       const location = res.headers['location'];
-      if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string' && hop < MAX_REDIRECTS) {
+      if (follows && res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string' && hop < MAX_REDIRECTS) {
         await res.body.dump();
         const next = new URL(location, current);
         if (next.origin !== new URL(current).origin) {

@@ -62,7 +62,7 @@ export class TokenSource {
     }
     const url = new URL(realm);
     if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
-    url.searchParams.append('scope', scope);
+    for (const one of scope.split(' ')) url.searchParams.append('scope', one);
     const headers: Record<string, string> = {};
     if (opts.username !== undefined) headers['authorization'] = basicAuth(opts.username, opts.password ?? '');
     let res: Dispatcher.ResponseData;

@@ -1,0 +1,242 @@
+/** @module cache/push — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
+import type { Logger } from 'pino';
+import { digestOf, parseDigest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED } from '../oci/mediatypes.js';
+import { parseManifestReference } from '../oci/reference.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { MetadataStore } from '../storage/metadata.js';
+import type { QueueStore } from '../storage/queue.js';
+import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push.js';
+import type { RegistryCache } from './registry.js';
+import type { Replicator, ReplicationWorker } from './replication.js';
+import type { Target } from './target.js';
+import type { UploadManager, UploadSession } from './uploads.js';
+import { blobUnknown } from './blobs.js';
+import { manifestUnknown } from './manifests.js';
+
+/** `plain`: no upstream at all, berth is the registry. */
+export type WriteMode = 'plain' | 'readonly' | 'local' | 'write-through' | 'write-behind';
+
+export function writeMode(target: Target): WriteMode {
+  return target.upstream ? target.upstream.config.pushmode : 'plain';
+}
+
+export interface PushDeps {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly cache: RegistryCache;
+  readonly queue: QueueStore;
+  readonly uploads: UploadManager;
+  readonly replicator: Replicator;
+  readonly worker: ReplicationWorker;
+  readonly logger: Logger;
+  readonly deleteEnabled: boolean;
+}
+
+export interface PushedManifest {
+  readonly digest: string;
+  readonly subject: string | undefined;
+}
+
+export class PushService {
+  constructor(private readonly deps: PushDeps) {}
+
+  get uploads(): UploadManager {
+    return this.deps.uploads;
+  }
+
+  /** The mode for a write, or 405 naming the setting that enables writes. */
+  writable(target: Target): Exclude<WriteMode, 'readonly'> {
+    const mode = writeMode(target);
+    if (mode === 'readonly') {
+      throw new OciError('UNSUPPORTED', `pushes and deletes are disabled for upstream ${target.upstream!.config.name}: its pushmode is readonly; set pushmode to local, write-through or write-behind to accept them`);
+    }
+    return mode;
+  }
+
+  /** Completes an upload: verify, publish, then what the mode requires before the client hears 201. */
+  async completeUpload(target: Target, session: UploadSession, digest: string): Promise<void> {
+    parseDigest(digest);
+    const { size } = await this.deps.uploads.finish(session, digest);
+    await this.stored(target, digest, size);
+  }
+
+  /** Cross-repository mount: true when the blob is now in the target repository (201), false for a normal upload (202). */
+  async mount(target: Target, from: Target, digest: string): Promise<boolean> {
+    parseDigest(digest);
+    const { blobs, metadata } = this.deps;
+    if (from.key !== target.key || !metadata.isBlobLinked(from.key, from.repository, digest)) return false;
+    const size = await blobs.size(digest);
+    if (size === undefined) return false;
+    await this.stored(target, digest, size);
+    return true;
+  }
+
+  private async stored(target: Target, digest: string, size: number): Promise<void> {
+    const { metadata, queue, replicator, worker, cache } = this.deps;
+    metadata.putBlob(digest, size);
+    metadata.linkBlob(target.key, target.repository, digest);
+    const mode = writeMode(target);
+    // Content only berth holds is never evicted; what the upstream has (or will have) stays a cache.
+    if (mode === 'plain' || mode === 'local') metadata.setPinned(digest, true);
+    if (mode === 'write-through') await this.through(target, () => replicator.ensureBlob(target, digest));
+    if (mode === 'write-behind') {
+      queue.enqueueBlob(target.key, target.repository, digest);
+      worker.kick(target.key);
+    }
+    cache.evictor.maybeRun();
+  }
+
+  async putManifest(target: Target, reference: string, body: Buffer, contentType: string | undefined): Promise<PushedManifest> {
+    const mode = this.writable(target);
+    const ref = parseManifestReference(reference);
+    if (!ref) throw new OciError('MANIFEST_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
+    const parsed = parseManifest(body, contentType);
+    if (parsed.mediaType === DOCKER_MANIFEST_V1 || parsed.mediaType === DOCKER_MANIFEST_V1_SIGNED) {
+      throw new OciError('MANIFEST_INVALID', 'Docker schema 1 manifests are not accepted for push; push an OCI or Docker schema 2 image');
+    }
+    const digest = digestOf(body, ref.kind === 'digest' ? parseDigest(ref.digest).algorithm : 'sha256');
+    if (ref.kind === 'digest' && digest !== ref.digest) {
+      throw new OciError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest} as the URL says`, { detail: { expected: ref.digest, actual: digest } });
+    }
+    const tag = ref.kind === 'tag' ? ref.tag : undefined;
+    const { metadata, queue, worker, cache } = this.deps;
+    const children = [...parsed.blobs.map((d) => ({ kind: 'blob' as const, digest: d.digest })), ...parsed.manifests.map((d) => ({ kind: 'manifest' as const, digest: d.digest }))];
+    if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, body);
+    else await this.checkChildren(target, mode, parsed);
+
+    await cache.manifests.store(target, digest, parsed.mediaType, body, children.map((c) => c.digest), parsed.subject?.digest, parsed.artifactType);
+    metadata.linkBlob(target.key, target.repository, digest);
+    if (mode === 'plain' || mode === 'local') metadata.setPinned(digest, true);
+    if (mode === 'write-behind') {
+      // Queued before the tag is visible: an accepted push is never lost, even to a crash right here.
+      const baseDigest = tag ? metadata.tag(target.key, target.repository, tag)?.digest ?? null : null;
+      queue.enqueueManifest(target.key, target.repository, digest, children, tag ? { tag, baseDigest } : undefined);
+      worker.kick(target.key);
+    }
+    if (tag) {
+      if (mode === 'local') queue.holdTag(target.key, target.repository, tag, digest, 'local');
+      metadata.setTag(target.key, target.repository, tag, digest);
+    }
+    return { digest, subject: parsed.subject?.digest };
+  }
+
+  /** Every referenced blob and child manifest must exist: here, or (modes with an upstream) at the upstream. */
+  private async checkChildren(target: Target, mode: WriteMode, parsed: ParsedManifest): Promise<void> {
+    const { blobs, metadata } = this.deps;
+    const missing: string[] = [];
+    await Promise.all(parsed.blobs.map(async ({ digest }) => {
+      const local = (await blobs.size(digest)) !== undefined && (mode !== 'plain' || metadata.isBlobLinked(target.key, target.repository, digest));
+      if (!local && !(await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)))) missing.push(digest);
+    }));
+    await Promise.all(parsed.manifests.map(async ({ digest }) => {
+      const local = metadata.manifest(target.key, target.repository, digest) !== undefined;
+      if (!local && !(await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest))) missing.push(digest);
+    }));
+    if (missing.length > 0) throw manifestBlobUnknown(target, missing);
+  }
+
+  /** Whether the upstream has an item; an unreachable upstream counts as no. */
+  private async upstreamHas(target: Target, check: () => Promise<boolean>): Promise<boolean> {
+    if (!target.upstream) return false;
+    try {
+      return await check();
+    } catch (err) {
+      this.deps.logger.debug({ upstream: target.key, err: (err as Error).message }, 'could not ask the upstream about a manifest reference');
+      return false;
+    }
+  }
+
+  /** write-through: every child reaches the upstream, then the manifest; only then is anything recorded here. */
+  private async throughManifest(target: Target, reference: string, digest: string, parsed: ParsedManifest, body: Buffer): Promise<void> {
+    const { replicator } = this.deps;
+    const missing: string[] = [];
+    await this.through(target, () => Promise.all([
+      ...parsed.blobs.map(async ({ digest: d }) => {
+        await replicator.ensureBlob(target, d).catch((err: unknown) => {
+          if (err instanceof OciError && err.code === 'BLOB_UNKNOWN') missing.push(d);
+          else throw err;
+        });
+      }),
+      ...parsed.manifests.map(async ({ digest: d }) => {
+        await replicator.ensureManifest(target, d).catch((err: unknown) => {
+          if (err instanceof OciError && err.code === 'MANIFEST_UNKNOWN') missing.push(d);
+          else throw err;
+        });
+      }),
+    ]));
+    if (missing.length > 0) throw manifestBlobUnknown(target, missing);
+    await this.through(target, () => putManifest(target.upstream!.client, target.repository, reference, parsed.mediaType, body));
+    this.deps.logger.info({ upstream: target.key, repository: target.repository, reference, digest }, 'write-through push accepted by the upstream');
+  }
+
+  /** Runs an upstream step of a write-through push; its failure is the client's, named as such. */
+  private async through<T>(target: Target, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      const e = err instanceof OciError ? err : new OciError('UNAVAILABLE', (err as Error).message);
+      throw new OciError(e.code, `write-through push to upstream ${target.key} failed, nothing was tagged: ${e.message}`, { status: e.status, detail: e.detail });
+    }
+  }
+
+  async deleteManifest(target: Target, reference: string): Promise<void> {
+    const mode = this.deletable(target);
+    const { metadata, queue, blobs } = this.deps;
+    const ref = parseManifestReference(reference);
+    if (!ref) throw manifestUnknown(target.repository, reference.slice(0, 200));
+    if (ref.kind === 'tag') {
+      const known = metadata.tag(target.key, target.repository, ref.tag) !== undefined;
+      if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `manifests/${ref.tag}`));
+      else if (!known) throw manifestUnknown(target.repository, ref.tag);
+      metadata.deleteTag(target.key, target.repository, ref.tag);
+      queue.releaseTag(target.key, target.repository, ref.tag);
+      return;
+    }
+    const known = metadata.manifest(target.key, target.repository, ref.digest) !== undefined;
+    if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `manifests/${ref.digest}`));
+    else if (!known) throw manifestUnknown(target.repository, ref.digest);
+    metadata.deleteManifest(target.key, target.repository, ref.digest);
+    metadata.unlinkBlob(target.key, target.repository, ref.digest);
+    queue.releaseTagsOf(target.key, target.repository, ref.digest);
+    await this.dropIfUnreferenced(ref.digest);
+  }
+
+  async deleteBlob(target: Target, digest: string): Promise<void> {
+    const mode = this.deletable(target);
+    parseDigest(digest);
+    const { metadata } = this.deps;
+    const linked = metadata.isBlobLinked(target.key, target.repository, digest);
+    if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `blobs/${digest}`));
+    else if (!linked) throw blobUnknown(digest);
+    metadata.unlinkBlob(target.key, target.repository, digest);
+    await this.dropIfUnreferenced(digest);
+  }
+
+  /** Bytes no repository links any more are removed; shared ones stay for the others. */
+  private async dropIfUnreferenced(digest: string): Promise<void> {
+    const { metadata, queue, blobs } = this.deps;
+    if (metadata.isReferenced(digest) || queue.needs(digest)) return;
+    metadata.forget(digest);
+    await blobs.delete(digest);
+  }
+
+  private deletable(target: Target): WriteMode {
+    const mode = this.writable(target);
+    if (!this.deps.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletes are disabled: set storage.delete.enabled to true to allow DELETE of manifests and blobs');
+    if (mode === 'write-behind') {
+      throw new OciError('UNSUPPORTED', `deletes are not replicated by write-behind (upstream ${target.key}): delete at the central registry, or use pushmode write-through`);
+    }
+    return mode;
+  }
+}
+
+function manifestBlobUnknown(target: Target, missing: string[]): OciError {
+  const where = target.upstream ? `neither berth nor upstream ${target.key} has` : 'this registry does not have';
+  return new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references content ${where} in ${target.repository}: ${missing.join(', ')}; push those blobs (or manifests) first`, {
+    status: 400,
+    detail: { missing },
+  });
+}

@@ -1,0 +1,210 @@
+/** @module cache/replication — carrying pushed content to an upstream: the shared steps, and the write-behind worker that drains the queue. */
+import type { Logger } from 'pino';
+import { OciError } from '../oci/errors.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { MetadataStore } from '../storage/metadata.js';
+import type { Job, QueueStore } from '../storage/queue.js';
+import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push.js';
+import type { Target, Upstream } from './target.js';
+
+export interface ReplicatorDeps {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly logger: Logger;
+}
+
+export type BlobOutcome = 'present' | 'mounted' | 'uploaded';
+
+/** The steps of a push to an upstream, used synchronously (write-through) and by the queue (write-behind). */
+export class Replicator {
+  /** Blob transfers in progress per upstream, repository and digest: concurrent pushes share one. */
+  private readonly inflight = new Map<string, Promise<BlobOutcome>>();
+
+  constructor(private readonly deps: ReplicatorDeps) {}
+
+  /** Makes sure the upstream repository has the blob: HEAD first, then a mount or the bytes from the local store. */
+  ensureBlob(target: Target, digest: string): Promise<BlobOutcome> {
+    const key = `${target.key}\u0000${target.repository}\u0000${digest}`;
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const p = this.sendBlob(target, digest).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private async sendBlob(target: Target, digest: string): Promise<BlobOutcome> {
+    const { client } = target.upstream!;
+    const { blobs, metadata } = this.deps;
+    if (await blobExists(client, target.repository, digest)) return 'present';
+    const size = await blobs.size(digest);
+    if (size === undefined) {
+      throw new OciError('BLOB_UNKNOWN', `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, { detail: { digest } });
+    }
+    const from = metadata.blobRepositories(target.key, digest).filter((r) => r !== target.repository);
+    return sendBlob(client, target.repository, digest, { size, open: () => blobs.read(digest) }, from);
+  }
+
+  /** PUTs a locally stored manifest to the upstream by digest (idempotent). */
+  async ensureManifest(target: Target, digest: string): Promise<'present' | 'uploaded'> {
+    const { client } = target.upstream!;
+    const local = await this.localManifest(target, digest);
+    if (!local) {
+      if ((await manifestDigest(client, target.repository, digest)) === digest) return 'present';
+      throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, { detail: { digest } });
+    }
+    await putManifest(client, target.repository, digest, local.mediaType, local.body);
+    return 'uploaded';
+  }
+
+  /**
+   * Points an upstream tag at a locally pushed manifest. The newer local push wins: when the tag
+   * moved upstream since the push was queued, it is overwritten and the digest it had is logged.
+   */
+  async putTag(target: Target, tag: string, digest: string, baseDigest: string | null, queuedAt?: number): Promise<{ previous: string | undefined }> {
+    const { client } = target.upstream!;
+    const previous = await manifestDigest(client, target.repository, tag);
+    if (previous === digest) return { previous };
+    const local = await this.localManifest(target, digest);
+    if (!local) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} for tag ${tag} is no longer stored by berth; push the tag again`, { detail: { digest, tag } });
+    if (previous !== undefined && previous !== baseDigest) {
+      this.deps.logger.warn({ upstream: client.name, repository: target.repository, tag, overwritten: previous, digest, queuedAt }, 'tag moved upstream after the local push was queued; the newer local push wins and overwrites it');
+    }
+    await putManifest(client, target.repository, tag, local.mediaType, local.body);
+    return { previous };
+  }
+
+  private async localManifest(target: Target, digest: string): Promise<{ mediaType: string; body: Buffer } | undefined> {
+    const record = this.deps.metadata.manifest(target.key, target.repository, digest);
+    if (!record) return undefined;
+    const body = await this.deps.blobs.readAll(digest).catch(() => undefined);
+    return body ? { mediaType: record.mediaType, body } : undefined;
+  }
+}
+
+export interface ReplicationPolicy {
+  /** Jobs per upstream at once. */
+  readonly concurrency: number;
+  readonly baseDelayMs: number;
+  /** Backoff cap: an outage of days is retried at this pace (and at once when the upstream answers again). */
+  readonly maxDelayMs: number;
+  /** Refusals (4xx) tried this often before the job is marked failed and waits for `berth queue retry`. */
+  readonly maxRefusals: number;
+  /** How often the queue is read for work added from outside (the `berth queue` command). */
+  readonly pollMs: number;
+}
+
+export const DEFAULT_REPLICATION: ReplicationPolicy = { concurrency: 3, baseDelayMs: 2_000, maxDelayMs: 5 * 60_000, maxRefusals: 5, pollMs: 2_000 };
+
+export interface WorkerDeps {
+  readonly queue: QueueStore;
+  readonly replicator: Replicator;
+  readonly upstreams: readonly Upstream[];
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly policy?: ReplicationPolicy;
+}
+
+/** Drains the write-behind queue: one loop per upstream, jobs in dependency order, retried with capped exponential backoff. */
+export class ReplicationWorker {
+  private stopped = false;
+  private readonly running = new Map<string, Set<Promise<void>>>();
+  private readonly wakers = new Map<string, () => void>();
+  private loops: Promise<void>[] = [];
+  private readonly policy: ReplicationPolicy;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.policy = deps.policy ?? DEFAULT_REPLICATION;
+  }
+
+  start(): void {
+    const { queue, logger, upstreams } = this.deps;
+    const reset = queue.resetRunning();
+    const counts = queue.counts();
+    if (counts.pending + counts.failed > 0) logger.info({ ...counts, resumed: reset }, 'replication queue loaded');
+    const known = new Set(upstreams.map((u) => u.config.name));
+    const orphans = queue.list().filter((j) => !known.has(j.upstream));
+    if (orphans.length > 0) logger.warn({ jobs: orphans.length, upstreams: [...new Set(orphans.map((j) => j.upstream))] }, 'queued replications name upstreams that are no longer configured; they wait (see berth queue)');
+    this.loops = upstreams.map((u) => this.loop(u));
+  }
+
+  /** Something was queued or finished: look again now. */
+  kick(key: string): void {
+    this.wakers.get(key)?.();
+  }
+
+  /** Stops taking jobs; jobs cut short stay queued and run again after the next start. */
+  async stop(deadlineMs = 5_000): Promise<void> {
+    this.stopped = true;
+    for (const wake of this.wakers.values()) wake();
+    const inflight = [...this.running.values()].flatMap((s) => [...s]);
+    await Promise.race([Promise.all([...this.loops, ...inflight]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
+  }
+
+  private async loop(upstream: Upstream): Promise<void> {
+    const key = upstream.config.name;
+    const { queue, now } = this.deps;
+    const running = new Set<Promise<void>>();
+    this.running.set(key, running);
+    let wasDown = false;
+    while (!this.stopped) {
+      const down = upstream.client.breaker.state === 'down';
+      // Back from an outage: what waited out network errors goes now, not at the end of its backoff.
+      if (wasDown && !down) queue.wakeTransient(key);
+      wasDown = down;
+      const free = this.policy.concurrency - running.size;
+      if (!down && free > 0) {
+        for (const job of queue.claim(key, free)) {
+          const p = this.run(upstream, job).finally(() => {
+            running.delete(p);
+            this.kick(key);
+          });
+          running.add(p);
+        }
+      }
+      const next = queue.nextDue(key);
+      const wait = next !== undefined && next > now() ? Math.min(next - now(), this.policy.pollMs) : this.policy.pollMs;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        timer.unref();
+        this.wakers.set(key, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private async run(upstream: Upstream, job: Job): Promise<void> {
+    const { queue, replicator, logger, now } = this.deps;
+    const target: Target = { upstream, key: job.upstream, repository: job.repository };
+    const log = { job: job.id, kind: job.kind, upstream: job.upstream, repository: job.repository, digest: job.digest, tag: job.tag ?? undefined };
+    const started = now();
+    try {
+      let outcome: string;
+      if (job.kind === 'blob') outcome = await replicator.ensureBlob(target, job.digest);
+      else if (job.kind === 'manifest') outcome = await replicator.ensureManifest(target, job.digest);
+      else {
+        const { previous } = await replicator.putTag(target, job.tag!, job.digest, job.baseDigest, job.createdAt);
+        outcome = previous === job.digest ? 'present' : 'tagged';
+      }
+      queue.complete(job);
+      logger.info({ ...log, outcome, ms: now() - started, queuedMs: now() - job.createdAt }, 'replicated');
+    } catch (err) {
+      const transient = isTransient(err);
+      const attempts = job.attempts + 1;
+      const giveUp = !transient && attempts >= this.policy.maxRefusals;
+      const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** Math.min(attempts - 1, 20));
+      const message = (err as Error).message;
+      queue.fail(job.id, message, { transient, nextAttemptAt: now() + delay, giveUp });
+      if (giveUp) logger.error({ ...log, attempts, err: message }, 'replication failed for good; see berth queue, then berth queue retry or drop');
+      else logger.warn({ ...log, attempts, retryInMs: delay, err: message }, 'replication attempt failed; will retry');
+    }
+  }
+}
+
+/** Network trouble, 5xx and 429 are waited out; refusals (4xx) count towards giving up. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof OciError) return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS';
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN'].includes(code);
+}

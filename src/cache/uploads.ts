@@ -1,0 +1,225 @@
+/** @module cache/uploads — blob upload sessions: streamed to temp files, resumable across restarts, verified on completion, expired when abandoned. */
+import { randomUUID } from 'node:crypto';
+import { readdir, rm, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { parseDigest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import type { BlobStore, BlobWriter } from '../storage/blobs.js';
+import type { UploadRow, UploadRows } from '../storage/queue.js';
+import type { Target } from './target.js';
+
+export interface UploadPurging {
+  readonly enabled: boolean;
+  /** An upload with no request for this long is removed. */
+  readonly ageMs: number;
+  readonly intervalMs: number;
+}
+
+export interface UploadDeps {
+  readonly blobs: BlobStore;
+  readonly rows: UploadRows;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly purging: UploadPurging;
+}
+
+/** An upload in progress: its row and, while this process holds it, the open writer. */
+export interface UploadSession {
+  readonly id: string;
+  readonly key: string;
+  readonly repository: string;
+  readonly tempPath: string;
+  writer: BlobWriter | undefined;
+  /** A request is reading into this upload right now. */
+  busy: boolean;
+}
+
+/** A chunk's place in the upload (`Content-Range: start-end`, inclusive). */
+export interface ChunkRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function uploadUnknown(id: string): OciError {
+  return new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 80)} is not known: it finished, was cancelled, or expired; start a new one with POST`, { detail: { uuid: id.slice(0, 80) } });
+}
+
+export class UploadManager {
+  /** Sessions this process has touched since it started, owned by the instance. */
+  private readonly sessions = new Map<string, UploadSession>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: UploadDeps) {}
+
+  /** Removes temp files without a row, rows without a file, and expired uploads; then sweeps periodically. */
+  async start(): Promise<void> {
+    const { blobs, rows, logger, purging } = this.deps;
+    const known = new Map(rows.all().map((r) => [r.id, r]));
+    let removed = 0;
+    for (const name of await readdir(blobs.uploadsDir)) {
+      if (!known.has(name)) {
+        await rm(join(blobs.uploadsDir, name), { force: true, recursive: true });
+        removed++;
+      }
+    }
+    for (const row of known.values()) {
+      const present = await stat(this.pathOf(row.id)).then(() => true, () => false);
+      if (!present) {
+        rows.delete(row.id);
+        removed++;
+      }
+    }
+    removed += await this.sweep();
+    if (removed > 0) logger.info({ removed }, 'removed abandoned uploads');
+    if (purging.enabled) {
+      this.timer = setInterval(() => void this.sweep().catch((err: Error) => logger.warn({ err: err.message }, 'upload purge failed')), purging.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all([...this.sessions.values()].map((s) => s.writer?.release().catch(() => undefined)));
+    this.sessions.clear();
+  }
+
+  /** Uploads idle for longer than the purge age go: file, row and session. */
+  async sweep(): Promise<number> {
+    const { rows, now, purging, logger } = this.deps;
+    if (!purging.enabled) return 0;
+    let removed = 0;
+    for (const row of rows.all()) {
+      if (now() - row.updatedAt <= purging.ageMs || this.sessions.get(row.id)?.busy) continue;
+      await this.discard(row.id);
+      logger.info({ upload: row.id, repository: row.repository, idleMs: now() - row.updatedAt }, 'expired an abandoned upload');
+      removed++;
+    }
+    return removed;
+  }
+
+  async create(target: Target): Promise<UploadSession> {
+    const id = randomUUID();
+    const session: UploadSession = { id, key: target.key, repository: target.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
+    session.writer = await this.deps.blobs.createWriter('sha256', session.tempPath);
+    this.deps.rows.insert(id, target.key, target.repository);
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  /** The session for an upload URL; after a restart it is rebuilt from its row and temp file. */
+  async get(target: Target, id: string): Promise<UploadSession> {
+    if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
+    const row = this.deps.rows.get(id);
+    if (!row || row.upstream !== target.key || row.repository !== target.repository) throw uploadUnknown(id);
+    let session = this.sessions.get(id);
+    if (!session) {
+      session = { id, key: row.upstream, repository: row.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
+      this.sessions.set(id, session);
+    }
+    if (!session.writer) {
+      try {
+        session.writer = await this.deps.blobs.resumeWriter(session.tempPath);
+      } catch {
+        await this.discard(id);
+        throw uploadUnknown(id);
+      }
+    }
+    return session;
+  }
+
+  /** Bytes received so far. */
+  offset(session: UploadSession): number {
+    return session.writer?.bytesWritten ?? 0;
+  }
+
+  /**
+   * Appends a request body. With a range, it must start where the upload stands (else 416) and
+   * the body must be exactly that long. Memory stays flat: each chunk is written before the next is read.
+   */
+  async append(session: UploadSession, body: AsyncIterable<Uint8Array>, range: ChunkRange | undefined, length: number | undefined): Promise<number> {
+    const writer = session.writer!;
+    const start = writer.bytesWritten;
+    if (session.busy) throw rangeError(session, start, 'another request is writing to this upload');
+    if (range) {
+      if (range.start !== start || range.end < range.start) throw rangeError(session, start, `chunk ${range.start}-${range.end} does not start at offset ${start}`);
+      if (length !== undefined && length !== range.end - range.start + 1) throw rangeError(session, start, `Content-Length ${length} does not match Content-Range ${range.start}-${range.end}`);
+    }
+    session.busy = true;
+    try {
+      for await (const chunk of body) await writer.write(chunk);
+    } catch (err) {
+      // Keep the bytes that arrived whole; a write cut short must not leave a tail the hash never saw.
+      await truncate(session.tempPath, writer.bytesWritten).catch(() => undefined);
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new OciError('UNAVAILABLE', 'disk full: berth could not store the upload; free space or lower storage.maxsize', { status: 507 });
+      throw err;
+    } finally {
+      session.busy = false;
+      this.deps.rows.touch(session.id);
+    }
+    const received = writer.bytesWritten - start;
+    if (range && received !== range.end - range.start + 1) {
+      throw new OciError('SIZE_INVALID', `chunk ${range.start}-${range.end} announced ${range.end - range.start + 1} bytes but ${received} arrived; the upload now stands at ${writer.bytesWritten}`);
+    }
+    return writer.bytesWritten;
+  }
+
+  /**
+   * Verifies the whole upload against the digest and publishes it as a blob. Either way the
+   * upload is over: a mismatch discards it, as distribution does.
+   */
+  async finish(session: UploadSession, digest: string): Promise<{ digest: string; size: number }> {
+    const { algorithm } = parseDigest(digest);
+    let writer = session.writer!;
+    if (session.busy) throw rangeError(session, writer.bytesWritten, 'another request is writing to this upload');
+    session.busy = true;
+    try {
+      if (writer.algorithm !== algorithm) {
+        // Hashed as sha256 while streaming; another algorithm means one more pass over the file.
+        await writer.release();
+        writer = session.writer = await this.deps.blobs.resumeWriter(session.tempPath, algorithm);
+      }
+      return await writer.commit(digest);
+    } finally {
+      session.writer = undefined;
+      this.sessions.delete(session.id);
+      this.deps.rows.delete(session.id);
+      await rm(session.tempPath, { force: true });
+    }
+  }
+
+  async cancel(session: UploadSession): Promise<void> {
+    await this.discard(session.id);
+  }
+
+  private async discard(id: string): Promise<void> {
+    const session = this.sessions.get(id);
+    this.sessions.delete(id);
+    await session?.writer?.release().catch(() => undefined);
+    this.deps.rows.delete(id);
+    await rm(this.pathOf(id), { force: true });
+  }
+
+  private pathOf(id: string): string {
+    return join(this.deps.blobs.uploadsDir, id);
+  }
+
+  /** For status answers: what a row says about an upload. */
+  row(id: string): UploadRow | undefined {
+    return this.deps.rows.get(id);
+  }
+}
+
+function rangeError(session: UploadSession, offset: number, why: string): OciError {
+  return new OciError('RANGE_INVALID', `${why}; resume from the Range this upload reports`, {
+    headers: { Range: rangeHeader(offset), 'Docker-Upload-UUID': session.id },
+    detail: { offset },
+  });
+}
+
+/** The Range header of an upload at `offset` bytes (distribution answers 0-0 for an empty one). */
+export function rangeHeader(offset: number): string {
+  return `0-${Math.max(0, offset - 1)}`;
+}

@@ -1,0 +1,175 @@
+/** @module http/push — thin handlers for the push side of the API: uploads, mounts, manifest PUT, deletes, referrers. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OciError } from '../oci/errors.js';
+import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
+import { OCI_INDEX } from '../oci/mediatypes.js';
+import type { PushService } from '../cache/push.js';
+import { writeMode } from '../cache/push.js';
+import { listReferrers, type ReferrersDeps } from '../cache/referrers.js';
+import type { Target, Upstream } from '../cache/target.js';
+import { blobUnknown } from '../cache/blobs.js';
+import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploads.js';
+import { getBlob, type PullContext } from './pull.js';
+import type { Route } from './routes.js';
+import { resolveTarget } from './routing.js';
+import { sendJson } from './respond.js';
+
+export interface PushContext extends PullContext {
+  readonly push: PushService;
+  readonly upstreams: readonly Upstream[];
+  readonly referrers: ReferrersDeps;
+}
+
+type WriteRoute = Extract<Route, { kind: 'uploads' | 'upload' | 'manifest' | 'blob' }>;
+
+/** Writes: every one checks the target's pushmode first (405 UNSUPPORTED naming pushmode when readonly). */
+export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { kind: 'base' | 'catalog' | 'tags' | 'referrers' }>): Promise<void> {
+  const { push, target, req } = ctx;
+  push.writable(target);
+  const r = route as WriteRoute;
+  const method = req.method;
+  if (r.kind === 'uploads') return startUpload(ctx);
+  if (r.kind === 'upload') {
+    const session = await push.uploads.get(target, r.id);
+    if (method === 'GET') return uploadStatus(ctx, session, 204);
+    if (method === 'PATCH') {
+      await push.uploads.append(session, req, contentRange(req), contentLength(req));
+      return uploadStatus(ctx, session, 202);
+    }
+    if (method === 'PUT') return finishUpload(ctx, session);
+    await push.uploads.cancel(session);
+    return empty(ctx.res, 204);
+  }
+  if (r.kind === 'manifest' && method === 'PUT') {
+    const body = await readBody(req, MAX_MANIFEST_SIZE);
+    const pushed = await push.putManifest(target, r.reference, body, header(req, 'content-type'));
+    ctx.res.setHeader('Location', `/v2/${ctx.clientName}/manifests/${pushed.digest}`);
+    ctx.res.setHeader('Docker-Content-Digest', pushed.digest);
+    if (pushed.subject) ctx.res.setHeader('OCI-Subject', pushed.subject);
+    return empty(ctx.res, 201);
+  }
+  if (r.kind === 'manifest') await push.deleteManifest(target, r.reference);
+  else await push.deleteBlob(target, r.digest);
+  return empty(ctx.res, 202);
+}
+
+/** POST: a cross-repository mount, a monolithic upload (`?digest=` with the body), or a new upload session. */
+async function startUpload(ctx: PushContext): Promise<void> {
+  const { push, target, url, req } = ctx;
+  const mount = url.searchParams.get('mount');
+  const from = url.searchParams.get('from');
+  if (mount && from) {
+    const source = sourceTarget(ctx, from);
+    if (source && (await push.mount(target, source, mount))) return blobCreated(ctx, mount);
+  }
+  const digest = url.searchParams.get('digest');
+  const session = await push.uploads.create(target);
+  if (digest && !mount) {
+    try {
+      await push.uploads.append(session, req, undefined, contentLength(req));
+      await push.completeUpload(target, session, digest);
+    } finally {
+      // A failure before finish() leaves the session to clean up here rather than to expire.
+      await push.uploads.cancel(session).catch(() => undefined);
+    }
+    return blobCreated(ctx, digest);
+  }
+  return uploadStatus(ctx, session, 202);
+}
+
+async function finishUpload(ctx: PushContext, session: UploadSession): Promise<void> {
+  const { push, target, url, req } = ctx;
+  const digest = url.searchParams.get('digest');
+  if (!digest) throw new OciError('DIGEST_INVALID', 'PUT to finish an upload needs ?digest=<algorithm>:<hex> naming the content');
+  await push.uploads.append(session, req, contentRange(req), contentLength(req));
+  await push.completeUpload(target, session, digest);
+  return blobCreated(ctx, digest);
+}
+
+/** The repository a mount reads from, routed as the request is; undefined when it is not a valid name here. */
+function sourceTarget(ctx: PushContext, from: string): Target | undefined {
+  try {
+    return resolveTarget(ctx.upstreams, { name: from, ns: ctx.url.searchParams.get('ns') ?? undefined, host: ctx.req.headers.host });
+  } catch {
+    return undefined;
+  }
+}
+
+function uploadStatus(ctx: PushContext, session: UploadSession, status: number): void {
+  const { res } = ctx;
+  res.setHeader('Location', `/v2/${ctx.clientName}/blobs/uploads/${session.id}${nsQuery(ctx)}`);
+  res.setHeader('Range', rangeHeader(ctx.push.uploads.offset(session)));
+  res.setHeader('Docker-Upload-UUID', session.id);
+  empty(res, status);
+}
+
+function blobCreated(ctx: PushContext, digest: string): void {
+  ctx.res.setHeader('Location', `/v2/${ctx.clientName}/blobs/${digest}`);
+  ctx.res.setHeader('Docker-Content-Digest', digest);
+  empty(ctx.res, 201);
+}
+
+/** Keeps `?ns=` on upload URLs so the next request routes to the same upstream. */
+function nsQuery(ctx: PushContext): string {
+  const ns = ctx.url.searchParams.get('ns');
+  return ns ? `?ns=${encodeURIComponent(ns)}` : '';
+}
+
+/**
+ * HEAD of a blob before a push: in local and write-behind modes an unreachable upstream means
+ * "not here" (404), so the client uploads the blob instead of giving up on a 503.
+ */
+export async function headBlob(ctx: PushContext, digest: string): Promise<void> {
+  try {
+    await getBlob(ctx, digest);
+  } catch (err) {
+    const mode = writeMode(ctx.target);
+    if (err instanceof OciError && err.code === 'UNAVAILABLE' && (mode === 'local' || mode === 'write-behind')) throw blobUnknown(digest);
+    throw err;
+  }
+}
+
+export async function getReferrers(ctx: PushContext, digest: string): Promise<void> {
+  const artifactType = ctx.url.searchParams.get('artifactType') ?? undefined;
+  const manifests = await listReferrers(ctx.referrers, ctx.target, digest, artifactType);
+  if (artifactType !== undefined) ctx.res.setHeader('OCI-Filters-Applied', 'artifactType');
+  sendJson(ctx.res, 200, { schemaVersion: 2, mediaType: OCI_INDEX, manifests }, ctx.req.method === 'HEAD', OCI_INDEX);
+}
+
+/** `Content-Range: <start>-<end>` of a chunk (distribution's form; a `bytes ` prefix is accepted too). */
+function contentRange(req: IncomingMessage): ChunkRange | undefined {
+  const raw = header(req, 'content-range');
+  if (raw === undefined) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(raw.trim());
+  if (!m) throw new OciError('RANGE_INVALID', `Content-Range "${raw.slice(0, 100)}" is not <start>-<end>`);
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+function contentLength(req: IncomingMessage): number | undefined {
+  const raw = header(req, 'content-length');
+  return raw === undefined ? undefined : Number(raw);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = contentLength(req);
+  if (declared !== undefined && declared > limit) throw new OciError('SIZE_INVALID', `manifest of ${declared} bytes exceeds the limit of ${limit}`, { status: 413 });
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    total += (chunk as Buffer).length;
+    if (total > limit) throw new OciError('SIZE_INVALID', `manifest exceeds the limit of ${limit} bytes`, { status: 413 });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function empty(res: ServerResponse, status: number): void {
+  res.statusCode = status;
+  res.setHeader('Content-Length', 0);
+  res.end();
+}

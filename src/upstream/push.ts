@@ -1,0 +1,110 @@
+/** @module upstream/push — pushing to a central registry: blob existence, cross-repository mount, monolithic upload, manifests, deletes; no disk. */
+import type { Readable } from 'node:stream';
+import { ERROR_CODES, OciError, type ErrorCode } from '../oci/errors.js';
+import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
+import type { RegistryClient, UpstreamResponse } from './client.js';
+
+/** HEAD of a blob in the repository, with push scope (the token is then ready for the upload). */
+export async function blobExists(client: RegistryClient, repository: string, digest: string): Promise<boolean> {
+  const res = await client.send({ method: 'HEAD', repository, path: `blobs/${digest}`, push: true });
+  if (res.status === 200 || res.status === 404) {
+    await res.body.dump();
+    return res.status === 200;
+  }
+  throw await pushError(res, client.name, `blob ${digest} in ${repository}`);
+}
+
+export interface BlobSource {
+  readonly size: number;
+  /** A fresh stream of the bytes each time (a retry after an auth challenge reads them again). */
+  open(): Readable;
+}
+
+/**
+ * Puts a blob the upstream does not have into the repository: a mount from `mountFrom` when the
+ * upstream can (no bytes cross the link), else one monolithic PUT of the bytes. A failed mount
+ * answers 202 with an upload URL, which is used as is: no extra round trip.
+ */
+export async function sendBlob(client: RegistryClient, repository: string, digest: string, source: BlobSource, mountFrom: readonly string[]): Promise<'mounted' | 'uploaded'> {
+  let location: string | undefined;
+  const from = mountFrom.find((r) => r !== repository);
+  if (from) {
+    const path = `blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(client.upstreamRepository(from))}`;
+    const res = await client.send({ method: 'POST', repository, path, push: true, pullFrom: [from] });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 201) return 'mounted';
+    if (res.status === 202) location = header(res, 'location');
+  }
+  if (!location) {
+    const res = await client.send({ method: 'POST', repository, path: 'blobs/uploads/', push: true });
+    if (res.status !== 202) throw await pushError(res, client.name, `an upload of blob ${digest} to ${repository}`);
+    await res.body.dump();
+    location = header(res, 'location');
+  }
+  if (!location) throw new OciError('UNAVAILABLE', `upstream ${client.name} started an upload without a Location header`, { status: 502 });
+  const url = new URL(location, client.remoteurl);
+  url.searchParams.set('digest', digest);
+  const res = await client.send({
+    method: 'PUT', repository, path: '', url: url.toString(), push: true,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(source.size) },
+    body: () => source.open(),
+  });
+  if (res.status !== 201 && res.status !== 204) throw await pushError(res, client.name, `blob ${digest} (${source.size} bytes) for ${repository}`);
+  await res.body.dump();
+  return 'uploaded';
+}
+
+/** The digest a manifest reference names upstream, or undefined when the upstream has none. */
+export async function manifestDigest(client: RegistryClient, repository: string, reference: string): Promise<string | undefined> {
+  const res = await client.send({ method: 'HEAD', repository, path: `manifests/${reference}`, push: true, headers: { accept: UPSTREAM_ACCEPT } });
+  if (res.status !== 200 && res.status !== 404) throw await pushError(res, client.name, `manifest ${repository}:${reference}`);
+  await res.body.dump();
+  return res.status === 200 ? header(res, 'docker-content-digest') : undefined;
+}
+
+export async function putManifest(client: RegistryClient, repository: string, reference: string, mediaType: string, body: Buffer): Promise<void> {
+  const res = await client.send({
+    method: 'PUT', repository, path: `manifests/${reference}`, push: true,
+    headers: { 'content-type': mediaType, 'content-length': String(body.length) },
+    body: () => body,
+  });
+  if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await pushError(res, client.name, `manifest ${repository}${reference.includes(':') ? '@' : ':'}${reference}`);
+  await res.body.dump();
+}
+
+/** DELETE of `manifests/<ref>` or `blobs/<digest>`; an upstream that no longer has it is fine. */
+export async function deleteUpstream(client: RegistryClient, repository: string, path: string): Promise<void> {
+  const res = await client.send({ method: 'DELETE', repository, path, push: true });
+  if (res.status === 202 || res.status === 200 || res.status === 204 || res.status === 404) {
+    await res.body.dump();
+    return;
+  }
+  throw await pushError(res, client.name, `DELETE of ${repository}/${path}`);
+}
+
+/** An upstream's refusal as the OCI error berth's client sees: the upstream's own code and message, named as such. */
+export async function pushError(res: UpstreamResponse, upstream: string, what: string): Promise<OciError> {
+  let code: string | undefined;
+  let message: string | undefined;
+  try {
+    const body = JSON.parse(await res.body.text().catch(() => '')) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    code = typeof body.errors?.[0]?.code === 'string' ? body.errors[0].code : undefined;
+    message = typeof body.errors?.[0]?.message === 'string' ? body.errors[0].message.slice(0, 300) : undefined;
+  } catch {
+    // HEAD answers and non-JSON bodies carry no envelope.
+  }
+  const said = code ? `: ${code}${message ? ` (${message})` : ''}` : '';
+  const text = `upstream ${upstream} answered ${res.status} for ${what}${said}`;
+  if (res.status >= 500) return new OciError('UNAVAILABLE', text, { status: 502 });
+  if (res.status === 429) return new OciError('TOOMANYREQUESTS', text);
+  if (res.status === 403) return new OciError('DENIED', text);
+  if (res.status === 405) return new OciError('UNSUPPORTED', text);
+  const known = code !== undefined && code in ERROR_CODES ? (code as ErrorCode) : undefined;
+  if (known && known !== 'UNKNOWN' && known !== 'UNAVAILABLE') return new OciError(known, text, { status: res.status >= 400 ? res.status : undefined });
+  return new OciError('UNSUPPORTED', text, { status: res.status >= 400 && res.status < 500 ? res.status : 502 });
+}
+
+function header(res: UpstreamResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
