@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
 import { serve } from './cli/serve.js';
+import { registerQueue } from './cli/queue.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -40,6 +41,13 @@ export async function main(argv: string[], env: Record<string, string | undefine
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(stringify(describeConfig(config)));
     });
+
+  registerQueue(program, {
+    env, cwd, now: Date.now,
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+    setExit: (code) => { exitCode = code; },
+  });
 
   program.command('version').description('print the berth version').action(() => {
     process.stdout.write(`berth ${version()}\n`);

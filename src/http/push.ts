@@ -1,5 +1,6 @@
 /** @module http/push — thin handlers for the push side of the API: uploads, mounts, manifest PUT, deletes, referrers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
@@ -81,6 +82,7 @@ async function finishUpload(ctx: PushContext, session: UploadSession): Promise<v
   const { push, target, url, req } = ctx;
   const digest = url.searchParams.get('digest');
   if (!digest) throw new OciError('DIGEST_INVALID', 'PUT to finish an upload needs ?digest=<algorithm>:<hex> naming the content');
+  parseDigest(digest);
   await push.uploads.append(session, req, contentRange(req), contentLength(req));
   await push.completeUpload(target, session, digest);
   return blobCreated(ctx, digest);
@@ -116,15 +118,17 @@ function nsQuery(ctx: PushContext): string {
 }
 
 /**
- * HEAD of a blob before a push: in local and write-behind modes an unreachable upstream means
- * "not here" (404), so the client uploads the blob instead of giving up on a 503.
+ * HEAD of a blob, which clients send before pushing it: where pushes are accepted, an
+ * unreachable upstream means "not here" (404), so the client uploads the blob (write-behind
+ * queues it, write-through then fails with an error naming the upstream) instead of stopping
+ * at a bare 503, which clients print without its message.
  */
 export async function headBlob(ctx: PushContext, digest: string): Promise<void> {
   try {
     await getBlob(ctx, digest);
   } catch (err) {
     const mode = writeMode(ctx.target);
-    if (err instanceof OciError && err.code === 'UNAVAILABLE' && (mode === 'local' || mode === 'write-behind')) throw blobUnknown(digest);
+    if (err instanceof OciError && err.code === 'UNAVAILABLE' && mode !== 'readonly' && mode !== 'plain') throw blobUnknown(digest);
     throw err;
   }
 }
