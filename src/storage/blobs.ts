@@ -10,7 +10,7 @@ import { OciError } from '../oci/errors.js';
  * Layout under the root directory:
  *   blobs/<algorithm>/<first two hex>/<hex>   committed content, immutable, named by its digest
  *   tmp/<uuid>                                 content being written; removed on start-up
- *   tmp/uploads/<uuid>                         client uploads in progress; kept across restarts (cache/uploads owns them)
+ *   uploads/<uuid>                             client uploads in progress; kept across restarts (cache/uploads owns them)
  * Only parsed digests reach path building, so no request can name a path outside the root.
  */
 export class BlobStore {
@@ -21,13 +21,15 @@ export class BlobStore {
   constructor(root: string) {
     this.root = root;
     this.tmpDir = join(root, 'tmp');
-    this.uploadsDir = join(this.tmpDir, 'uploads');
+    // Not under tmp/, which start-up empties: an upload may be resumed after a restart.
+    this.uploadsDir = join(root, 'uploads');
   }
 
   async init(): Promise<{ removedTemp: number }> {
     await mkdir(join(this.root, 'blobs'), { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.uploadsDir, { recursive: true });
-    const leftovers = (await readdir(this.tmpDir)).filter((f) => f !== 'uploads');
+    const leftovers = await readdir(this.tmpDir);
     // Leftover temp files come from a crash mid-write: never visible, safe to drop.
     await Promise.all(leftovers.map((f) => rm(join(this.tmpDir, f), { force: true, recursive: true })));
     return { removedTemp: leftovers.length };

@@ -288,7 +288,7 @@ export class QueueStore {
   }
 }
 
-/** Rows of client uploads in progress; the bytes are temp files under tmp/uploads. */
+/** Rows of client uploads in progress; the bytes are temp files under <root>/uploads. */
 export class UploadRows {
   constructor(private readonly db: Database.Database, private readonly now: () => number) {}
 

@@ -20,7 +20,7 @@ async function plainBerth(purging?: { age: string; interval: string }, root?: st
   return b;
 }
 
-const uploadFiles = (b: Berth) => readdir(path.join(b.root, 'tmp', 'uploads'));
+const uploadFiles = (b: Berth) => readdir(path.join(b.root, 'uploads'));
 
 test('an upload in progress survives a berth restart (SIGKILL) and completes with the right bytes', async () => {
   const first = await plainBerth();
@@ -59,7 +59,7 @@ test('on start-up, expired uploads and stray temp files are removed', async () =
   const start = await call(first.url, 'POST', '/v2/startup/me/blobs/uploads/');
   await call(first.url, 'PATCH', start.header('location')!, { body: randomBytes(100_000) });
   await first.kill('SIGKILL');
-  await writeFile(path.join(first.root, 'tmp', 'uploads', 'stray'), randomBytes(1000));
+  await writeFile(path.join(first.root, 'uploads', 'stray'), randomBytes(1000));
   await sleep(2_500);
   const second = await plainBerth({ age: '2s', interval: '1h' }, first.root);
   assert.deepEqual(await uploadFiles(second), []);
