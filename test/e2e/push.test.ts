@@ -61,6 +61,18 @@ async function checkUpstream(mode: PushMode, repo: string, tag: string, pushed: 
   assertSameImage(direct, pushed);
 }
 
+test('pushing upstream: blobs the registry has in another repository are mounted there, not sent again', async () => {
+  await pushImage(image, berth.url, 'through/xing/mount-a:v1');
+  const before = await registry.bytesSent();
+  await pushImage(image, berth.url, 'through/xing/mount-b:v1');
+  const seen = await upstreamRequests('xing/mount-b');
+  const mounts = seen.filter((r) => r.method === 'POST' && r.uri.includes('mount=') && r.uri.includes('from=xing%2Fmount-a') && r.status === 201);
+  assert.equal(mounts.length, image.blobs.length, JSON.stringify(seen.map((r) => `${r.method} ${r.uri} ${r.status}`)));
+  assert.ok(!seen.some((r) => r.method === 'PUT' && r.uri.includes('/blobs/uploads/')), 'no blob bytes were uploaded again');
+  assert.equal(await registry.bytesSent(), before, 'and none fetched');
+  assertSameImage(await pullFrom(`${registry.host}/xing/mount-b:v1`, true), await pullFrom(`${registry.host}/xing/mount-a:v1`, true));
+});
+
 test('skopeo copy into a plain-registry berth, and a readonly upstream refuses naming pushmode', async () => {
   const digest = await pushImage(image, plain.url, 'xing/plain:v1');
   assert.equal((await pullFrom(`${plain.host}/xing/plain@${digest}`)).manifestDigest, image.manifestDigest);
