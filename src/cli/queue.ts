@@ -82,7 +82,7 @@ function list(io: QueueIo, queue: QueueStore | undefined, json: boolean): void {
   }
   const rows = [['ID', 'STATE', 'UPSTREAM', 'REPOSITORY', 'ITEM', 'AGE', 'ATTEMPTS', 'NEXT TRY', 'LAST ERROR']];
   for (const j of jobs) {
-    const next = j.state === 'failed' ? 'on retry' : j.waitingFor.length > 0 ? `after #${j.waitingFor.join(',#')}` : j.state === 'running' ? 'now' : j.nextAttemptAt <= now ? 'due' : `in ${age(j.nextAttemptAt - now)}`;
+    const next = j.state === 'failed' ? 'on retry' : j.waitingFor.length > 0 ? `after #${j.waitingFor.join(',#')}` : j.state === 'running' ? 'now' : j.nextAttemptAt > now ? `in ${age(j.nextAttemptAt - now)}` : j.transient ? 'when reachable' : 'due';
     rows.push([String(j.id), j.state, j.upstream, j.repository, describe(j), age(now - j.createdAt), String(j.attempts), next, j.lastError ?? '']);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

@@ -70,6 +70,8 @@ export interface Job {
   readonly attempts: number;
   readonly nextAttemptAt: number;
   readonly lastError: string | null;
+  /** 1 when the last error was the network or a 5xx/429: the job runs again once the upstream answers. */
+  readonly transient: 0 | 1;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -88,7 +90,7 @@ export interface UploadRow {
 }
 
 const JOB_COLUMNS = `id, upstream, repository, kind, digest, tag, base_digest AS baseDigest, state, attempts,
-  next_attempt_at AS nextAttemptAt, last_error AS lastError, created_at AS createdAt, updated_at AS updatedAt`;
+  next_attempt_at AS nextAttemptAt, last_error AS lastError, transient, created_at AS createdAt, updated_at AS updatedAt`;
 
 export function openPushDatabase(root: string): Database.Database {
   const db = new Database(join(root, 'push.db'));
