@@ -197,14 +197,19 @@ export class BlobFill {
     throw new Error(`bytes ${pos}.. of ${this.digest} are no longer held (disk full)`);
   }
 
-  /** The temp file may already have been renamed into place by the time a reader opens it. */
+  /**
+   * The temp file may already have been renamed into place by the time a reader opens it: the
+   * rename happens before the fill is marked verified, so wait for the outcome, then open that.
+   */
   private async openFile(): Promise<FileHandle | undefined> {
     try {
       return await open(this.tempPath, 'r');
     } catch (err) {
-      if (isNotFound(err) && this.state === 'verified' && this.stored) return open(this.finalPath, 'r');
-      if (isNotFound(err) && this.mode === 'memory') return undefined;
-      throw err;
+      if (!isNotFound(err)) throw err;
+      if (this.mode === 'memory') return undefined;
+      while (this.state === 'receiving') await this.changed();
+      if (this.state === 'verified' && this.stored) return open(this.finalPath, 'r');
+      throw this.error ?? err;
     }
   }
 }
