@@ -8,7 +8,7 @@ export type FillState = 'receiving' | 'verified' | 'failed';
 /** `disk`: bytes go to the temp file; `memory`: the disk filled up and bytes pass through to readers only. */
 export type FillMode = 'disk' | 'memory';
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 64 * 1024;
 /** Bytes held for readers in pass-through mode before the upstream is paused. */
 const MAX_WINDOW = 8 * 1024 * 1024;
 
