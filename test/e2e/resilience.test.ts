@@ -47,6 +47,31 @@ async function storeBytes(root: string): Promise<number> {
   return total;
 }
 
+test('tag freshness: zero upstream requests within tagttl, then one shared HEAD; digests never re-asked', async () => {
+  const img = await image(1, 64 * 1024, 'fresh');
+  await pushImage(img, registry.url, 'fresh/app:v1', creds);
+  const berth = await startBerth({ proxy: { remoteurl: registry.url, username: 'admin', password: users.admin, tagttl: '3s' } });
+  const manifestRequests = async () => (await registry.requests()).filter((r) => r.uri.startsWith('/v2/fresh/app/manifests/'));
+  const get = async (ref: string) => {
+    const res = await request(`${berth.url}/v2/fresh/app/manifests/${ref}`, { headers: { accept: ACCEPT_ALL } });
+    await res.body.dump();
+    assert.equal(res.statusCode, 200);
+  };
+  try {
+    await get('v1');
+    const afterFill = (await manifestRequests()).length;
+    for (let i = 0; i < 10; i++) await get('v1');
+    for (let i = 0; i < 5; i++) await get(img.manifestDigest);
+    assert.equal((await manifestRequests()).length, afterFill, 'within tagttl and by digest: no upstream request');
+    await sleep(3_200);
+    await Promise.all(Array.from({ length: 10 }, () => get('v1')));
+    const revalidation = (await manifestRequests()).slice(afterFill);
+    assert.deepEqual(revalidation.map((r) => r.method), ['HEAD'], 'one conditional HEAD shared by all, no GET when unchanged');
+  } finally {
+    await berth.stop();
+  }
+});
+
 test('central registry down: cached tags and digests still pull, a cold restart serves them, uncached fails fast, a moved tag is picked up after', async () => {
   const v1 = await image(2, 2 * 1024 * 1024, 'v1');
   const v2 = await image(2, 2 * 1024 * 1024, 'v2');
