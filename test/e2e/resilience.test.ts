@@ -241,3 +241,26 @@ test('SIGKILL at random moments across 20 cold pulls, restart, berth fsck: zero 
     for (const d of dirs) await d.cleanup();
   }
 });
+
+test('SIGTERM: no new connections, the transfer in flight finishes, exit status 0', async () => {
+  const img = await image(1, 8 * 1024 * 1024, 'term');
+  await pushImage(img, registry.url, 'term/app:v1', creds);
+  const relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: 4 * 1024 * 1024 });
+  const berth = await startBerth({ proxy: { remoteurl: relay.url, username: 'admin', password: users.admin } });
+  try {
+    const layer = img.layers[0]!;
+    const res = await request(`${berth.url}/v2/term/app/blobs/${layer.digest}`);
+    assert.equal(res.statusCode, 200);
+    berth.service.kill('SIGTERM');
+    const { createHash } = await import('node:crypto');
+    const hash = createHash('sha256');
+    for await (const chunk of res.body) hash.update(chunk as Buffer);
+    assert.equal(`sha256:${hash.digest('hex')}`, layer.digest, 'the response in flight completes verified');
+    const exit = await berth.service.exited;
+    assert.equal(exit.code, 0);
+    await assert.rejects(request(`${berth.url}/v2/`), 'no new connections after SIGTERM');
+  } finally {
+    await relay.stop();
+    await berth.cleanup();
+  }
+});
