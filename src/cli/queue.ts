@@ -1,9 +1,7 @@
 /** @module cli/queue — `berth queue [list|retry ID|drop ID]`: the write-behind replication queue of the store a config names. */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { openPushDatabase, QueueStore, type JobView } from '../storage/queue.js';
+import { openExistingQueue, type JobView, type QueueStore } from '../storage/queue.js';
 
 export interface QueueIo {
   readonly env: Record<string, string | undefined>;
@@ -46,16 +44,11 @@ export function registerQueue(program: Command, io: QueueIo): void {
 
 function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: QueueStore | undefined) => void): void {
   const { config } = loadConfig({ file: opts.config ?? io.env['BERTH_CONFIG'], env: io.env, cwd: io.cwd });
-  const root = config.storage.rootdirectory;
-  if (!existsSync(join(root, 'push.db'))) {
-    use(undefined);
-    return;
-  }
-  const db = openPushDatabase(root);
+  const opened = openExistingQueue(config.storage.rootdirectory, io.now);
   try {
-    use(new QueueStore(db, io.now));
+    use(opened?.queue);
   } finally {
-    db.close();
+    opened?.close();
   }
 }
 

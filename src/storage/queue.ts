@@ -1,5 +1,6 @@
 /** @module storage/queue — the durable write-behind replication queue, held tags and upload rows in SQLite (push.db). */
 import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -100,6 +101,13 @@ export function openPushDatabase(root: string): Database.Database {
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);
   return db;
+}
+
+/** The queue of an existing store, for commands run beside (or without) a running berth; undefined when it has none. */
+export function openExistingQueue(root: string, now: () => number): { queue: QueueStore; close(): void } | undefined {
+  if (!existsSync(join(root, 'push.db'))) return undefined;
+  const db = openPushDatabase(root);
+  return { queue: new QueueStore(db, now), close: () => db.close() };
 }
 
 /** The replication queue. Every method is one short transaction, safe while berth runs or not. */
