@@ -184,7 +184,7 @@ export class PushService {
 
   async deleteManifest(target: Target, reference: string): Promise<void> {
     const mode = this.deletable(target);
-    const { metadata, queue, blobs } = this.deps;
+    const { metadata, queue } = this.deps;
     const ref = parseManifestReference(reference);
     if (!ref) throw manifestUnknown(target.repository, reference.slice(0, 200));
     if (ref.kind === 'tag') {

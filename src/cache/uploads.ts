@@ -31,6 +31,7 @@ export interface UploadSession {
   readonly repository: string;
   readonly tempPath: string;
   writer: BlobWriter | undefined;
+  opening?: Promise<BlobWriter> | undefined;
   /** A request is reading into this upload right now. */
   busy: boolean;
 }
@@ -120,11 +121,15 @@ export class UploadManager {
       this.sessions.set(id, session);
     }
     if (!session.writer) {
+      // Concurrent first requests after a restart share one reopening of the file.
+      session.opening ??= this.deps.blobs.resumeWriter(session.tempPath);
       try {
-        session.writer = await this.deps.blobs.resumeWriter(session.tempPath);
+        session.writer = await session.opening;
       } catch {
         await this.discard(id);
         throw uploadUnknown(id);
+      } finally {
+        session.opening = undefined;
       }
     }
     return session;
