@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   try {
     for (const [label, rate] of [['loopback', 0], [`link to the registry at ${WAN_RATE / MiB} MiB/s`, WAN_RATE]] as const) {
       relay.configure({ upRateBytesPerSec: rate, rateBytesPerSec: rate });
-      if (rate === 0) rows.push(['direct to the registry (baseline)', ms(await timed(async () => pushImage(await fresh(), registry.url, 'bench/direct:v1', creds)))]);
+      rows.push([`direct to the registry (baseline), ${label}`, ms(await timed(async () => pushImage(await fresh(), relay.url, `bench/direct-${rate}:v1`, creds)))]);
       if (rate === 0) rows.push(['plain registry (no upstream)', ms(await timed(async () => pushImage(await fresh(), plain.url, 'bench/plain:v1')))]);
       for (const mode of ['local', 'write-through', 'write-behind'] as const) {
         const img = await fresh();
