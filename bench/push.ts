@@ -1,9 +1,8 @@
-/**
- * @module bench/push — push latency per pushmode for a 50 MiB image (skopeo copy), and how long the
- * write-behind queue takes to drain after an outage. Run with `npm run build && node dist/bench/push.js`.
- *
- * Every push is a fresh image (no blob the registry already has), on loopback, and again with
- * berth's link to the central registry limited to WAN_RATE (a relay), which is where the modes differ.
+/** @module bench/push — push latency per pushmode for a 50 MiB image (skopeo copy) and the write-behind drain time after an outage. */
+/*
+ * Run with `npm run build && node dist/bench/push.js`. Every push is a fresh image (no blob the
+ * registry already has), on loopback, and again with berth's link to the central registry limited
+ * to WAN_RATE (a relay), which is where the modes differ.
  */
 import { startRegistry } from '../test/fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../test/fixtures/image.js';

@@ -1,12 +1,11 @@
-/**
- * @module e2e/conformance.test — the OCI distribution-spec conformance checks against berth as a plain registry (no upstream).
- *
+/** @module e2e/conformance.test — the OCI distribution-spec conformance checks against berth as a plain registry (no upstream). */
+/*
  * How this maps to the upstream suite (github.com/opencontainers/distribution-spec, conformance/):
  * its Ginkgo suite of release v1.1 has four workflows, 01_pull_test.go, 02_push_test.go,
  * 03_discovery_test.go and 04_management_test.go; the rewritten suite on its main branch checks
- * the same workflows with sha256 and sha512 content. The suite is a Go program that needs a Go
- * toolchain and network access to build, which the test machines lack, so each check it makes
- * (as summarised in the project's CONFORMANCE notes) is made here the same way, over raw HTTP:
+ * the same workflows with sha256 and sha512 content. The suite is a Go program whose sources and
+ * Go modules the test machines cannot download, so each check it makes (as summarised in the
+ * project's conformance notes) is made here the same way, over raw HTTP:
  * the "push" tests below are 02_push_test.go (monolithic, streamed and chunked uploads, out of
  * order and stale chunks, cancel, cross-repository mount, manifest PUT by tag and digest,
  * OCI-Subject, digest mismatch), "pull" is 01_pull_test.go run on what was pushed (sha512
