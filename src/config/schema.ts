@@ -23,10 +23,12 @@ import {
   upstreamName,
   type KeyKind,
 } from './fields.js';
-import type { PushMode } from './types.js';
+import type { AccessAction, OutageMode, PushMode } from './types.js';
 import { isMapping, type Tree } from './yaml.js';
 
 export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const satisfies readonly PushMode[];
+export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const satisfies readonly AccessAction[];
+export const OUTAGE_MODES = ['lastknown', 'deny'] as const satisfies readonly OutageMode[];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 const driver = (name: string) =>
@@ -88,7 +90,21 @@ const upstreamKeys = {
   ttl: duration().optional(),
   tagttl: duration().optional(),
   pushmode: oneOf(PUSH_MODES).optional(),
+  dockerconfig: pathText().optional(),
+  certificate: pathText().optional(),
+  key: pathText().optional(),
+  tokenrealms: z.array(registryHost()).optional(),
+  passthroughauth: flag().optional(),
+  passthroughttl: duration().optional(),
+  passthroughoutage: oneOf(OUTAGE_MODES).optional(),
 };
+
+const ruleSchema = z.strictObject({
+  users: z.array(text()),
+  repositories: z.array(text()).optional(),
+  actions: z.array(oneOf(ACCESS_ACTIONS)),
+  upstream: upstreamName().optional(),
+});
 
 export const documentSchema = z.strictObject({
   version: configVersion().optional(),
@@ -111,6 +127,7 @@ export const documentSchema = z.strictObject({
   auth: z
     .strictObject({
       htpasswd: z.strictObject({ realm: text().optional(), path: pathText() }).optional(),
+      rules: z.array(ruleSchema).optional(),
       token: ignored(),
       silly: ignored(),
     })
@@ -266,8 +283,20 @@ function crossCheck(doc: Tree, add: Add): void {
     add(['upstreams'], 'proxy and upstreams are both set; allowed: one of them (proxy is the single-upstream form)');
   }
   const credentials = (section: Tree, path: PropertyKey[]) => {
-    if (isMapping(section) && section.password !== undefined && section.passwordfile !== undefined) {
+    if (!isMapping(section)) return;
+    if (section.password !== undefined && section.passwordfile !== undefined) {
       add([...path, 'passwordfile'], 'password and passwordfile are both set; allowed: one of them');
+    }
+    if (section.dockerconfig !== undefined) {
+      for (const k of ['username', 'password', 'passwordfile']) {
+        if (section[k] !== undefined) add([...path, k], `dockerconfig and ${k} are both set; allowed: credentials from one of them`);
+      }
+    }
+    pair(section, path, 'certificate', 'key');
+    if (section.passthroughauth === undefined || /^(false|no|off)$/i.test(String(section.passthroughauth))) {
+      for (const k of ['passthroughttl', 'passthroughoutage']) {
+        if (section[k] !== undefined) add([...path, k], 'only meaningful with passthroughauth: true; allowed: set passthroughauth: true or remove it');
+      }
     }
   };
   credentials(proxy ?? null, ['proxy']);
@@ -294,8 +323,19 @@ function crossCheck(doc: Tree, add: Add): void {
     });
   }
   const tls = isMapping(http) ? http.tls : undefined;
-  if (isMapping(tls)) {
-    if (tls.certificate !== undefined && tls.key === undefined) add(['http', 'tls', 'key'], 'required when http.tls.certificate is set');
-    if (tls.key !== undefined && tls.certificate === undefined) add(['http', 'tls', 'certificate'], 'required when http.tls.key is set');
+  if (isMapping(tls)) pair(tls, ['http', 'tls'], 'certificate', 'key');
+  const rules = isMapping(doc.auth) ? doc.auth.rules : undefined;
+  if (Array.isArray(rules)) {
+    const names = Array.isArray(upstreams) ? upstreams.map((u) => (isMapping(u) ? u.name : undefined)) : isMapping(proxy) ? ['default'] : [];
+    rules.forEach((r, i) => {
+      if (isMapping(r) && typeof r.upstream === 'string' && !names.includes(r.upstream)) {
+        add(['auth', 'rules', i, 'upstream'], `no upstream is named ${show(r.upstream)}; allowed: ${names.length ? names.map((n) => show(n)).join(', ') : 'none (no upstreams are configured: leave upstream out)'}`);
+      }
+    });
+  }
+
+  function pair(section: { [k: string]: Tree }, path: PropertyKey[], a: string, b: string): void {
+    if (section[a] !== undefined && section[b] === undefined) add([...path, b], `required when ${formatPath([...path, a])} is set`);
+    if (section[b] !== undefined && section[a] === undefined) add([...path, a], `required when ${formatPath([...path, b])} is set`);
   }
 }
