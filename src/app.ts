@@ -1,5 +1,6 @@
 /** @module app — assembles stores, upstream clients, cache and HTTP server from a config; owns their lifecycle. */
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -12,6 +13,9 @@ import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
 import type { EvictionLimits } from './cache/eviction.js';
+import { AccessControl } from './auth/access.js';
+import { reloadTls } from './http/tls.js';
+import { watchFiles } from './config/watch.js';
 
 export function evictionLimits(config: BerthConfig): EvictionLimits {
   return {
@@ -31,6 +35,8 @@ export interface App {
   readonly cache: RegistryCache;
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   listen(): Promise<AddressInfo>;
+  /** Re-reads the TLS certificate and htpasswd file (SIGHUP; also done on file change). */
+  reload(reason: string): void;
   /** Stops accepting, lets transfers finish up to the deadline, then closes the stores. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -51,7 +57,14 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   }));
   const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config) });
   cache.evictor.maybeRun();
-  const server = createServer({ config, cache, upstreams, logger });
+  const access = new AccessControl({ config, upstreams, logger, now });
+  const server = createServer({ config, cache, upstreams, logger, access });
+  const tls = config.http.tls;
+  const reload = (reason: string) => {
+    if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
+    access.reload();
+  };
+  const stopWatching = watchFiles([...(tls ? [tls.certificate, tls.key] : []), ...access.files], () => reload('file changed'), logger);
 
   return {
     server,
@@ -65,7 +78,9 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
           resolve(server.address() as AddressInfo);
         });
       }),
+    reload,
     close: async (deadlineMs = 30_000) => {
+      stopWatching();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
 import { serve } from './cli/serve.js';
+import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -41,6 +42,18 @@ export async function main(argv: string[], env: Record<string, string | undefine
       process.stdout.write(stringify(describeConfig(config)));
     });
 
+  const certCmd = program.command('cert').description('TLS certificates for serving berth');
+  certCmd.command('generate')
+    .description('write a CA and a server certificate naming every --host and --ip, and print how nodes trust the CA')
+    .option('--host <name...>', 'DNS name nodes use to reach berth (repeatable)')
+    .option('--ip <address...>', 'IP address nodes use to reach berth (repeatable)')
+    .option('--out <dir>', 'directory to write ca.crt, ca.key, tls.crt, tls.key (an existing CA there is reused)', 'berth-tls')
+    .option('--days <n>', 'validity of the server certificate in days', String(SERVER_DAYS))
+    .option('--port <n>', 'port berth serves on, used in the printed instructions', '5000')
+    .action((opts: { host?: string[]; ip?: string[]; out: string; days: string; port: string }) => {
+      process.stdout.write(generateCertificates({ hosts: opts.host ?? [], ips: opts.ip ?? [], out: opts.out, days: Number(opts.days), port: Number(opts.port) }));
+    });
+
   program.command('version').description('print the berth version').action(() => {
     process.stdout.write(`berth ${version()}\n`);
   });
@@ -51,6 +64,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`berth: invalid configuration:\n${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof CertUsageError) {
+      process.stderr.write(`berth cert generate: ${err.message}\n`);
       return 2;
     }
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;

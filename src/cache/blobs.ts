@@ -53,12 +53,13 @@ export class BlobCache {
     parseDigest(digest);
     const stored = await this.storedSize(digest);
     if (stored !== undefined) {
+      await this.ensureVisible(target, digest);
       this.deps.metadata.touchBlob(digest);
-      if (target.upstream) this.deps.metadata.linkBlob(target.key, target.repository, digest);
       return this.storedHandle(digest, stored, target.upstream ? 'hit' : 'local');
     }
     if (!target.upstream) throw blobUnknown(digest);
     const existing = this.fills.get(digest);
+    if (existing) await this.ensureVisible(target, digest);
     const fill = existing ?? this.startFill(target, digest);
     await fill.ready;
     return {
@@ -78,10 +79,14 @@ export class BlobCache {
   async head(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
     parseDigest(digest);
     const stored = await this.storedSize(digest);
-    if (stored !== undefined) return { size: stored, outcome: target.upstream ? 'hit' : 'local' };
+    if (stored !== undefined) {
+      await this.ensureVisible(target, digest);
+      return { size: stored, outcome: target.upstream ? 'hit' : 'local' };
+    }
     if (!target.upstream) throw blobUnknown(digest);
     const fill = this.fills.get(digest);
     if (fill) {
+      await this.ensureVisible(target, digest);
       await fill.ready;
       if (fill.size !== undefined) return { size: fill.size, outcome: 'joined' };
     }
@@ -92,6 +97,23 @@ export class BlobCache {
     const size = Number(res.headers['content-length']);
     if (!Number.isSafeInteger(size) || size < 0) throw new OciError('UNAVAILABLE', `upstream ${client.name} sent no Content-Length for blob ${digest}`);
     return { size, outcome: 'miss' };
+  }
+
+  /**
+   * Content is stored once per digest, but a repository sees only what it is known to reference
+   * (a manifest of it names the blob, or a fill for it stored it), else what its upstream
+   * confirms: otherwise anyone could read a private repository's layers through a public one.
+   */
+  private async ensureVisible(target: Target, digest: string): Promise<void> {
+    const { metadata } = this.deps;
+    if (metadata.isBlobLinked(target.key, target.repository, digest)) return;
+    if (metadata.manifest(target.key, target.repository, digest)) return;
+    if (!target.upstream) throw blobUnknown(digest);
+    const { client } = target.upstream;
+    const res = await client.send({ method: 'HEAD', repository: target.repository, path: `blobs/${digest}` });
+    if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${digest}`, blobUnknown(digest));
+    await res.body.dump();
+    metadata.linkBlob(target.key, target.repository, digest);
   }
 
   private async storedSize(digest: string): Promise<number | undefined> {

@@ -72,7 +72,7 @@ export class RegistryCache {
   }
 
   /** Repositories berth holds content for, named as clients address them. */
-  catalog(n: number, last: string | undefined): { repositories: string[]; next: string | undefined } {
+  catalog(n: number, last: string | undefined, visible: (name: string) => boolean = () => true): { repositories: string[]; next: string | undefined } {
     const defaults = new Set(this.deps.upstreams.filter((u) => u.config.default).map((u) => u.config.name));
     const prefixes = new Map(this.deps.upstreams.map((u) => [u.config.name, u.config.prefix]));
     const names = new Set<string>();
@@ -81,7 +81,7 @@ export class RegistryCache {
       const prefix = prefixes.get(upstream);
       if (prefix) names.add(`${prefix}/${repository}`);
     }
-    const sorted = [...names].filter((r) => last === undefined || r > last).sort(byteOrder);
+    const sorted = [...names].filter((r) => (last === undefined || r > last) && visible(r)).sort(byteOrder);
     const p = page(sorted, n, 'local');
     return { repositories: p.tags, next: p.next };
   }

@@ -142,3 +142,9 @@ test('environment overrides reach the new keys', () => {
   assert.equal(config.upstreams[0]?.passthrough?.outage, 'lastknown');
   assert.deepEqual(config.auth?.rules?.[0]?.users, ['anonymous']);
 });
+
+test('auth.rules naming users need auth.htpasswd to log them in', () => {
+  assert.deepEqual(problemsOf(() => load('auth:\n  rules:\n    - { users: [anonymous, alice], actions: [pull] }\n')), [
+    'auth.rules[0].users: "alice" can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd',
+  ]);
+});

@@ -327,7 +327,12 @@ function crossCheck(doc: Tree, add: Add): void {
   const rules = isMapping(doc.auth) ? doc.auth.rules : undefined;
   if (Array.isArray(rules)) {
     const names = Array.isArray(upstreams) ? upstreams.map((u) => (isMapping(u) ? u.name : undefined)) : isMapping(proxy) ? ['default'] : [];
+    const htpasswd = isMapping(doc.auth) && doc.auth.htpasswd !== undefined;
     rules.forEach((r, i) => {
+      const named = isMapping(r) && Array.isArray(r.users) ? r.users.filter((u) => typeof u === 'string' && u !== 'anonymous') : [];
+      if (!htpasswd && named.length > 0) {
+        add(['auth', 'rules', i, 'users'], `${named.map((u) => show(u)).join(', ')} can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd`);
+      }
       if (isMapping(r) && typeof r.upstream === 'string' && !names.includes(r.upstream)) {
         add(['auth', 'rules', i, 'upstream'], `no upstream is named ${show(r.upstream)}; allowed: ${names.length ? names.map((n) => show(n)).join(', ') : 'none (no upstreams are configured: leave upstream out)'}`);
       }

@@ -97,9 +97,10 @@ export async function listTags(ctx: PullContext): Promise<void> {
   sendJson(ctx.res, 200, { name: ctx.clientName, tags: page.tags }, ctx.req.method === 'HEAD');
 }
 
-export function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache): void {
+/** `visible` leaves out repositories this client may not pull. */
+export function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache, visible?: (name: string) => boolean): void {
   const { n, last } = paging(url);
-  const page = cache.catalog(n, last);
+  const page = cache.catalog(n, last, visible);
   if (page.next !== undefined) res.setHeader('Link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   sendJson(res, 200, { repositories: page.repositories }, req.method === 'HEAD');
 }

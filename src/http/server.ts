@@ -10,17 +10,19 @@ import type { Outcome, Target, Upstream } from '../cache/target.js';
 import { getBlob, getManifest, listCatalog, listTags, type PullContext } from './pull.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
-import { resolveTarget } from './routing.js';
+import { resolveTarget, upstreamFor } from './routing.js';
+import type { AccessControl } from '../auth/access.js';
+import { guard } from './guard.js';
+import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
   readonly cache: RegistryCache;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
+  /** Authentication and authorisation; absent = every request allowed. */
+  readonly access?: AccessControl;
 }
-
-/** Headers larger than this are refused before any handler runs. */
-const MAX_HEADER_BYTES = 16 * 1024;
 
 export function createServer(deps: ServerDeps): Server {
   const { config } = deps;
@@ -29,6 +31,7 @@ export function createServer(deps: ServerDeps): Server {
   const server = config.http.tls
     ? createHttpsServer({ ...options, cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) }, handler)
     : createHttpServer(options, handler);
+  answerClientErrors(server, deps.logger);
   return server;
 }
 
@@ -38,6 +41,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let outcome: Outcome | undefined;
   let target: Target | undefined;
   let error: OciError | undefined;
+  let user: string | undefined;
   res.once('close', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     if (!deps.config.log.accesslog) return;
@@ -50,6 +54,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       outcome,
       upstream: target?.upstream?.config.name,
       repository: target?.repository,
+      user,
       complete: res.writableFinished,
       err: error?.message,
     }, 'request');
@@ -71,9 +76,16 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     if (!ROUTE_METHODS[route.kind].includes(req.method ?? '')) {
       throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
     }
-    if (route.kind === 'base') return sendJson(res, 200, {}, head);
-    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache);
-    target = resolveTarget(deps.upstreams, { name: route.name, ns: url.searchParams.get('ns') ?? undefined, host: req.headers.host });
+    checkRequest(req, route);
+    const ns = url.searchParams.get('ns') ?? undefined;
+    const resolve = (name: string) => resolveTarget(deps.upstreams, { name, ns, host: req.headers.host });
+    if (route.kind === 'base') {
+      await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }));
+      return sendJson(res, 200, {}, head);
+    }
+    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve));
+    target = resolve(route.name);
+    if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     const ctx: PullContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },

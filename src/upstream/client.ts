@@ -37,7 +37,9 @@ const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'do
 export class RegistryClient {
   readonly name: string;
   readonly remoteurl: string;
-  private readonly dispatcher: Agent;
+  readonly tokenrealms: readonly string[];
+  /** Connection pool with this upstream's TLS settings; also used for checks with clients' credentials. */
+  readonly dispatcher: Agent;
   private readonly tokens: TokenSource;
   /** Learned from the first challenge, so later requests authenticate up front. */
   private scheme: 'none' | 'bearer' | 'basic' = 'none';
@@ -52,9 +54,15 @@ export class RegistryClient {
   ) {
     this.name = config.name;
     this.remoteurl = config.remoteurl;
+    this.tokenrealms = config.tokenrealms;
     this.isDockerHub = DOCKER_HUB_HOSTS.has(new URL(config.remoteurl).hostname);
     this.dispatcher = new Agent({
-      connect: { timeout: timeouts.connectMs, ca: config.ca, rejectUnauthorized: !config.insecure },
+      connect: {
+        timeout: timeouts.connectMs,
+        ca: config.ca,
+        rejectUnauthorized: !config.insecure,
+        ...(config.clientcert ? { cert: config.clientcert.certificate, key: config.clientcert.key } : {}),
+      },
       headersTimeout: timeouts.firstByteMs,
       bodyTimeout: timeouts.idleMs,
       keepAliveTimeout: 30_000,
@@ -64,6 +72,7 @@ export class RegistryClient {
       remoteurl: config.remoteurl,
       username: config.username,
       password: config.password,
+      allowedRealms: config.tokenrealms,
       dispatcher: this.dispatcher,
       logger,
       now,
