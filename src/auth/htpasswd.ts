@@ -20,7 +20,12 @@ export class Htpasswd {
 
   /** Reads the file; throws when it cannot be read (at start-up that stops berth). */
   load(): number {
-    const text = readFileSync(this.path, 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      throw new Error(`auth.htpasswd.path: cannot read ${JSON.stringify(this.path)}: ${(err as Error).message}`);
+    }
     const users = new Map<string, string>();
     text.split(/\r?\n/).forEach((line, i) => {
       if (line.trim() === '' || line.startsWith('#')) return;

@@ -1,7 +1,7 @@
 /** @module http/server — the HTTP(S) listener: request parsing, routing, access log, error envelopes. */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { serverTls } from './tls.js';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
@@ -29,7 +29,7 @@ export function createServer(deps: ServerDeps): Server {
   const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
   const options = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000 };
   const server = config.http.tls
-    ? createHttpsServer({ ...options, cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) }, handler)
+    ? createHttpsServer({ ...options, ...serverTls(config.http.tls) }, handler)
     : createHttpServer(options, handler);
   answerClientErrors(server, deps.logger);
   return server;

@@ -19,6 +19,16 @@ export function readTls(files: TlsFiles): { cert: Buffer; key: Buffer; notAfter:
   return { cert, key, notAfter: x509.validTo, subjectAltName: x509.subjectAltName };
 }
 
+/** The pair to start serving with; an unreadable or mismatched pair stops berth with a message naming the keys. */
+export function serverTls(files: TlsFiles): { cert: Buffer; key: Buffer } {
+  try {
+    const { cert, key } = readTls(files);
+    return { cert, key };
+  } catch (err) {
+    throw new Error(`http.tls.certificate, http.tls.key: cannot use ${JSON.stringify(files.certificate)} and ${JSON.stringify(files.key)}: ${(err as Error).message}`);
+  }
+}
+
 /**
  * Loads the certificate and key again (SIGHUP, or the files changed). New handshakes use the new
  * pair; connections already open keep theirs. A broken pair is logged and the old one kept.

@@ -52,7 +52,7 @@ before(async () => {
       version: 0.1,
       upstreams: [
         { name: 'central', ...account, hosts: ['harbor.xing.com'], prefix: 'central', default: true },
-        { name: 'direct', ...account, prefix: 'direct', passthroughauth: true, passthroughttl: '1s' },
+        { name: 'direct', ...account, hosts: ['direct.xing.com'], prefix: 'direct', passthroughauth: true, passthroughttl: '1s' },
         { name: 'strict', ...account, prefix: 'strict', passthroughauth: true, passthroughttl: '1s', passthroughoutage: 'deny' },
       ],
       auth: {
@@ -159,6 +159,9 @@ test('pass-through: the central registry decides; a user without access there ca
   assertChallenge(await manifest('direct/private/secret', secret.manifestDigest));
   assertChallenge(await manifest('direct/private/secret', secret.manifestDigest, basic(alice.username, 'wrong')));
   assert.equal(await blobGets(), before, 'no content left the central registry for the refused requests');
+  // docker login to the pass-through upstream's name checks the credentials there.
+  assert.equal((await ociCall(berth.url, 'GET', '/v2/?ns=direct.xing.com', basic(bob.username, bob.password))).status, 200);
+  assertChallenge(await ociCall(berth.url, 'GET', '/v2/?ns=direct.xing.com', basic(bob.username, 'wrong')));
   // bob may pull what the central registry lets him.
   assert.equal((await skopeoPull(`${berth.host}/direct/xing/app:v1`, path.join(work, 'bob-app'), { creds: bob })).manifestDigest, app.manifestDigest);
   assert.ok(issuer.requests.some((r) => r.user === 'bob' && r.status === 200 && r.granted.length === 0), 'bob\'s own credentials were checked at the token service');
