@@ -52,11 +52,18 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const access = new AccessControl({ config, upstreams, logger, now });
   const server = createServer({ config, cache, upstreams, logger, access });
   const tls = config.http.tls;
-  const reload = (reason: string) => {
+  const reloadCertificate = (reason: string) => {
     if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
+  };
+  const reload = (reason: string) => {
+    reloadCertificate(reason);
     access.reload();
   };
-  const stopWatching = watchFiles([...(tls ? [tls.certificate, tls.key] : []), ...access.files], () => reload('file changed'), logger);
+  const watchers = [
+    watchFiles(tls ? [tls.certificate, tls.key] : [], () => reloadCertificate('file changed'), logger),
+    watchFiles(access.files, () => access.reload(), logger),
+  ];
+  const stopWatching = () => watchers.forEach((stop) => stop());
 
   return {
     server,

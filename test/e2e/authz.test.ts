@@ -2,14 +2,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { readdir, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { startTokenIssuer, type AccessEntry, type TokenIssuer } from '../fixtures/token-issuer.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull, startContainerd, startDockerd, writeHostsToml } from '../fixtures/clients.js';
-import { makeTempDir, removeDir, run, sleep } from '../fixtures/proc.js';
+import { makeTempDir, removeDir, run, sleep, waitFor } from '../fixtures/proc.js';
 import { assertEnvelope, basic, ociCall } from '../fixtures/oci-call.js';
 import { ACCEPT_ALL } from '../fixtures/http-pull.js';
 
@@ -29,6 +29,7 @@ let app: BuiltImage;
 let secret: BuiltImage;
 let pub: BuiltImage;
 let berth: Berth;
+let htpasswd: string;
 
 before(async () => {
   work = await makeTempDir('berth-e2e-authz-');
@@ -43,7 +44,7 @@ before(async () => {
   await pushImage(app, central.url, 'xing/app:v1', admin);
   await pushImage(secret, central.url, 'private/secret:v1', admin);
   await pushImage(pub, central.url, 'public/base:v1', admin);
-  const htpasswd = path.join(work, 'htpasswd');
+  htpasswd = path.join(work, 'htpasswd');
   const lines = await Promise.all([carol, dave].map(async (u) => (await run('htpasswd', ['-Bbn', u.username, u.password])).stdout.trim()));
   await writeFile(htpasswd, `${lines.join('\n')}\n`);
   const account = { remoteurl: central.url, username: admin.username, password: admin.password };
@@ -89,6 +90,9 @@ test('GET /v2/: anonymous clients are challenged, htpasswd users log in, wrong p
   assert.equal((await ociCall(berth.url, 'GET', '/v2/', basic(carol.username, carol.password))).status, 200);
   assertChallenge(await ociCall(berth.url, 'GET', '/v2/', basic(carol.username, 'wrong')));
   assertChallenge(await ociCall(berth.url, 'GET', '/v2/', basic('mallory', 'x')));
+  // A user added to the file can log in without a restart.
+  await appendFile(htpasswd, `${(await run('htpasswd', ['-Bbn', 'erin', 'erin-pw'])).stdout.trim()}\n`);
+  await waitFor(async () => (await ociCall(berth.url, 'GET', '/v2/', basic('erin', 'erin-pw'))).status === 200, 10_000, { what: 'htpasswd reloaded' });
 });
 
 test('rules: allowed pulls pass with skopeo and containerd; denied ones get 401/403 envelopes; no layer leaks across repositories', async () => {
