@@ -12,6 +12,7 @@ import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
 import type { EvictionLimits } from './cache/eviction.js';
+import { createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 
 export function evictionLimits(config: BerthConfig): EvictionLimits {
   return {
@@ -29,6 +30,8 @@ export interface AppDeps {
 export interface App {
   readonly server: Server;
   readonly cache: RegistryCache;
+  /** Metrics, warm-up jobs, image catalog and the admin API. */
+  readonly ops: Operations;
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   listen(): Promise<AddressInfo>;
   /** Stops accepting, lets transfers finish up to the deadline, then closes the stores. */
@@ -45,27 +48,32 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const metadata = new MetadataStore(root, now);
   const reconciled = await reconcile(blobs, metadata);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
+  const telemetry = createTelemetry({ config, now, metadata, cache: () => cache, upstreams: () => upstreams });
   const upstreams: Upstream[] = config.upstreams.map((u) => ({
     config: u,
-    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now),
+    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry),
   }));
-  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config) });
+  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry });
   cache.evictor.maybeRun();
-  const server = createServer({ config, cache, upstreams, logger });
+  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now });
+  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry });
 
   return {
     server,
     cache,
+    ops,
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
         const host = config.http.host === '' ? undefined : config.http.host;
         server.listen(config.http.port, host, () => {
           server.off('error', reject);
+          ops.start();
           resolve(server.address() as AddressInfo);
         });
       }),
     close: async (deadlineMs = 30_000) => {
+      ops.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);

@@ -11,12 +11,17 @@ import { getBlob, getManifest, listCatalog, listTags, type PullContext } from '.
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
 import { resolveTarget } from './routing.js';
+import type { AdminHandler } from './admin.js';
+import { routeLabel, type RequestObserver } from './observer.js';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
   readonly cache: RegistryCache;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
+  /** /readyz, /metrics and /api/v1/ (optional so the pull path stands alone in tests). */
+  readonly admin?: AdminHandler;
+  readonly observer?: RequestObserver;
 }
 
 /** Headers larger than this are refused before any handler runs. */
@@ -38,8 +43,14 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let outcome: Outcome | undefined;
   let target: Target | undefined;
   let error: OciError | undefined;
+  let routeKind: string | undefined;
+  let bodyBytes = 0;
   res.once('close', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    deps.observer?.request({
+      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status: res.statusCode,
+      outcome, upstream: target?.upstream?.config.name, bodyBytes, seconds: ms / 1000,
+    });
     if (!deps.config.log.accesslog) return;
     deps.logger.info({
       method: req.method,
@@ -59,6 +70,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   try {
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
+    if (deps.admin && (await deps.admin(req, res, url))) return;
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
     let path: string;
     try {
@@ -68,6 +80,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     }
     const route = matchRoute(path);
     if (!route) throw new OciError('UNSUPPORTED', `no such endpoint: ${req.method} ${url.pathname.slice(0, 200)}`, { status: 404 });
+    routeKind = route.kind;
     if (!ROUTE_METHODS[route.kind].includes(req.method ?? '')) {
       throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
     }
@@ -77,6 +90,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const ctx: PullContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },
+      served: (n) => { bodyBytes += n; },
     };
     await dispatch(ctx, route);
   } catch (err) {

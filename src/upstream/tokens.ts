@@ -20,6 +20,8 @@ export interface TokenSourceOptions {
   readonly dispatcher: Dispatcher;
   readonly logger: Logger;
   readonly now: () => number;
+  /** Called after each token the realm issued (a refresh). */
+  readonly onIssued?: () => void;
 }
 
 /** Refresh this long before the issuer's expiry so a token never dies mid-request. */
@@ -89,6 +91,7 @@ export class TokenSource {
     // The spec's default lifetime is 60 s when expires_in is absent.
     const lifetimeMs = Math.max(0, (typeof body.expires_in === 'number' ? body.expires_in : 60) * 1000 - EXPIRY_MARGIN_MS);
     this.cache.set(scope, { token, expiresAt: opts.now() + lifetimeMs });
+    opts.onIssued?.();
     return token;
   }
 }
