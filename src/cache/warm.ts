@@ -73,6 +73,8 @@ const MAX_JOBS = 100;
 export class WarmJobs {
   private readonly jobs = new Map<string, WarmJob>();
   private readonly draining = new Set<Readable>();
+  /** What each scheduled tag resolved to when last pinned, so a moved tag's old content can be unpinned. */
+  private readonly pinnedTags = new Map<string, string>();
   private closed = false;
 
   constructor(private readonly deps: WarmDeps) {}
@@ -148,7 +150,11 @@ export class WarmJobs {
     img.state = 'running';
     const ref = parseReference(img.ref);
     const target = this.deps.resolve(ref);
-    const previous = req.replacePinned && ref.reference.kind === 'tag' ? metadata.tag(target.key, target.repository, ref.reference.tag)?.digest : undefined;
+    const tagKey = ref.reference.kind === 'tag' ? `${target.key}\u0000${target.repository}\u0000${ref.reference.tag}` : undefined;
+    // Remembered from an earlier run, else (after a restart) the record from before this refresh.
+    const previous = req.replacePinned && tagKey && ref.reference.kind === 'tag'
+      ? this.pinnedTags.get(tagKey) ?? metadata.tag(target.key, target.repository, ref.reference.tag)?.digest
+      : undefined;
     const top = await cache.manifests.get(target, ref.reference);
     img.digest = top.digest;
     const parsed = parseManifest(top.body, top.mediaType);
@@ -172,8 +178,10 @@ export class WarmJobs {
     // Pinning the manifests first protects each blob from eviction the moment it is stored.
     if (req.pin) catalog.setPinned(top.digest, true);
     await inPool(blobs, this.deps.concurrency ?? 3, (b) => this.fetchBlob(target, b, img));
-    if (req.pin) catalog.setPinned(top.digest, true);
+    // Unpin the old content first: the layers both share end up pinned.
     if (req.pin && previous && previous !== top.digest) catalog.setPinned(previous, false);
+    if (req.pin) catalog.setPinned(top.digest, true);
+    if (req.pin && req.replacePinned && tagKey) this.pinnedTags.set(tagKey, top.digest);
     img.state = img.bytesFetched > 0 ? 'done' : 'cached';
   }
 

@@ -9,13 +9,16 @@ export interface RequestRecord {
   readonly outcome: Outcome | undefined;
   /** Upstream name when the request was routed to one. */
   readonly upstream: string | undefined;
-  /** Manifest and blob body bytes sent (0 for other responses). */
+  /** Manifest and blob body bytes sent (0 for other responses); each was reported to `served` already. */
   readonly bodyBytes: number;
   readonly seconds: number;
 }
 
 export interface RequestObserver {
+  /** Once per request, when its response is over. */
   request(record: RequestRecord): void;
+  /** As manifest and blob bytes go out, so byte counts are live during long transfers. */
+  served(route: string, outcome: Outcome | undefined, bytes: number): void;
 }
 
 /** The route label for paths outside the OCI route table. */

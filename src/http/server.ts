@@ -90,7 +90,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const ctx: PullContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },
-      served: (n) => { bodyBytes += n; },
+      served: (n) => {
+        bodyBytes += n;
+        deps.observer?.served(route.kind, outcome, n);
+      },
     };
     await dispatch(ctx, route);
   } catch (err) {

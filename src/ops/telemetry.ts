@@ -1,6 +1,7 @@
 /** @module ops/telemetry — Prometheus metrics (own registry) and the admin API's stats, fed by the observers. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheObserver } from '../cache/observer.js';
+import type { Outcome } from '../cache/target.js';
 import type { RequestObserver, RequestRecord } from '../http/observer.js';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { StatsHistory, type HistoryTotals } from './history.js';
@@ -99,19 +100,21 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     this.m.requests.inc({ route: r.route, method: r.method, status: String(r.status), outcome: r.outcome ?? 'none' });
     this.m.duration.observe({ route: r.route }, r.seconds);
     if (r.outcome === 'joined') this.m.joined.inc();
-    if (!CONTENT_ROUTES.has(r.route) || !r.outcome) return;
-    this.requests[r.outcome]++;
-    if (r.bodyBytes <= 0) return;
-    if (r.outcome === 'miss') {
-      this.bytesFromUpstream += r.bodyBytes;
-      this.m.served.inc({ source: 'upstream' }, r.bodyBytes);
+    if (CONTENT_ROUTES.has(r.route) && r.outcome) this.requests[r.outcome]++;
+  }
+
+  served(route: string, outcome: Outcome | undefined, bytes: number): void {
+    if (!CONTENT_ROUTES.has(route) || !outcome || bytes <= 0) return;
+    if (outcome === 'miss') {
+      this.bytesFromUpstream += bytes;
+      this.m.served.inc({ source: 'upstream' }, bytes);
       return;
     }
-    this.bytesFromCache += r.bodyBytes;
-    this.m.served.inc({ source: 'cache' }, r.bodyBytes);
-    if (r.outcome !== 'local') {
-      this.wanBytesSaved += r.bodyBytes;
-      this.m.saved.inc(r.bodyBytes);
+    this.bytesFromCache += bytes;
+    this.m.served.inc({ source: 'cache' }, bytes);
+    if (outcome !== 'local') {
+      this.wanBytesSaved += bytes;
+      this.m.saved.inc(bytes);
     }
   }
 
