@@ -1,7 +1,7 @@
 /** @module cli/warm.test — byte formatting, rates and the closing summary of `berth warm`. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, RateMeter } from './progress.js';
+import { formatBytes, formatSeconds, RateMeter } from './progress.js';
 import { summary } from './warm.js';
 import type { WarmImage, WarmJob } from '../cache/warm.js';
 
@@ -9,6 +9,7 @@ test('bytes and rates', () => {
   assert.equal(formatBytes(0), '0 B');
   assert.equal(formatBytes(1536), '1.5 KiB');
   assert.equal(formatBytes(5 * 1024 ** 3), '5.0 GiB');
+  assert.deepEqual([formatSeconds(4.2), formatSeconds(75), formatSeconds(7300)], ['5s', '1m15s', '2h01m']);
   const m = new RateMeter(5_000);
   assert.equal(m.rate(), 0);
   m.add(0, 0);

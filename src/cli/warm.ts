@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { parseImageReference } from '../oci/image-ref.js';
 import { parsePlatform } from '../oci/platform.js';
 import type { WarmImage, WarmJob } from '../cache/warm.js';
-import { formatBytes, RateMeter } from './progress.js';
+import { formatBytes, formatSeconds, RateMeter } from './progress.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:5000';
 
@@ -159,10 +159,10 @@ class BarView implements View {
   constructor(private readonly io: WarmCliIo) {
     this.multibar = new cliProgress.MultiBar({
       stream: io.stderr,
-      format: ' {bar} {percentage}% | {ref} | {done}/{all} | {rate}/s | ETA {eta_formatted} | {state}',
+      format: '{ref} {bar} {percentage}% {done}/{all} {rate}/s ETA {left} {state}',
+      barsize: 20,
       hideCursor: true,
       clearOnComplete: false,
-      etaBuffer: 50,
       fps: 5,
     }, cliProgress.Presets.shades_classic);
   }
@@ -187,6 +187,9 @@ class BarView implements View {
 
   private payload(i: WarmImage, rate: number) {
     const state = i.state === 'failed' ? `failed: ${(i.error ?? '').slice(0, 80)}` : i.state === 'cached' ? 'already cached' : i.state;
-    return { ref: i.ref, done: formatBytes(i.bytesDone), all: formatBytes(i.bytesTotal), rate: formatBytes(rate), state };
+    const ref = i.ref.length > 32 ? `…${i.ref.slice(-31)}` : i.ref;
+    const left = i.bytesTotal - i.bytesDone;
+    const eta = i.state !== 'running' ? '-' : left <= 0 ? '0s' : rate > 0 ? formatSeconds(left / rate) : '?';
+    return { ref, done: formatBytes(i.bytesDone), all: formatBytes(i.bytesTotal), rate: formatBytes(rate), left: eta, state };
   }
 }
