@@ -92,7 +92,10 @@ function buildRoutes(deps: AdminDeps): Route[] {
     get(/^\/api\/v1\/stats$/, async () => ({ body: telemetry.stats() })),
     get(/^\/api\/v1\/stats\/history$/, async () => ({ body: telemetry.history.toJSON() })),
     get(/^\/api\/v1\/upstreams$/, async () => ({
-      body: deps.upstreams.map((u) => ({ name: u.config.name, remoteurl: u.config.remoteurl, ...u.client.breaker.status() })),
+      body: deps.upstreams.map((u) => {
+        const s = u.client.breaker.status();
+        return { name: u.config.name, remoteurl: u.config.remoteurl, state: s.state, since: s.since ?? null, lastError: s.lastError ?? null, consecutiveFailures: s.consecutiveFailures };
+      }),
     })),
     get(/^\/api\/v1\/images$/, async ({ url }) => {
       const limit = Number(url.searchParams.get('limit') ?? 1000);

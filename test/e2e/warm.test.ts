@@ -142,6 +142,8 @@ test('berth warm exits 1 and names the failure when an image cannot be fetched',
 });
 
 test('/readyz stays 200 with the upstream down and reports it; cached content is still served', async () => {
+  const upBefore = (await api(berth.url, 'GET', '/api/v1/upstreams')).json as Array<Record<string, unknown>>;
+  assert.deepEqual(upBefore, [{ name: 'default', remoteurl: registry.url, state: 'up', since: null, lastError: null, consecutiveFailures: 0 }]);
   await registry.down();
   try {
     // Three failed fetches open the circuit breaker.
