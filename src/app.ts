@@ -16,6 +16,7 @@ import { evictionLimits } from './cache/eviction.js';
 import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
+import { createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -25,6 +26,8 @@ export interface AppDeps {
 export interface App {
   readonly server: Server;
   readonly cache: RegistryCache;
+  /** Metrics, warm-up jobs, image catalog and the admin API. */
+  readonly ops: Operations;
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   listen(): Promise<AddressInfo>;
   /** Re-reads the TLS certificate and htpasswd file (SIGHUP; also done on file change). */
@@ -43,14 +46,16 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const metadata = new MetadataStore(root, now);
   const reconciled = await reconcile(blobs, metadata);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
+  const telemetry = createTelemetry({ config, now, metadata, cache: () => cache, upstreams: () => upstreams });
   const upstreams: Upstream[] = config.upstreams.map((u) => ({
     config: u,
-    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now),
+    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry),
   }));
-  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config) });
+  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry });
   cache.evictor.maybeRun();
   const access = new AccessControl({ config, upstreams, logger, now });
-  const server = createServer({ config, cache, upstreams, logger, access });
+  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now });
+  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access });
   const tls = config.http.tls;
   const reloadCertificate = (reason: string) => {
     if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
@@ -68,18 +73,21 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   return {
     server,
     cache,
+    ops,
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
         const host = config.http.host === '' ? undefined : config.http.host;
         server.listen(config.http.port, host, () => {
           server.off('error', reject);
+          ops.start();
           resolve(server.address() as AddressInfo);
         });
       }),
     reload,
     close: async (deadlineMs = 30_000) => {
       stopWatching();
+      ops.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
 import { serve } from './cli/serve.js';
+import { DEFAULT_SERVER, warmCommand } from './cli/warm.js';
 import { runFsck, runGc, runLs } from './cli/store.js';
 import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
 
@@ -41,6 +42,36 @@ export async function main(argv: string[], env: Record<string, string | undefine
       const { config, warnings } = loadConfig({ file, env, cwd });
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(stringify(describeConfig(config)));
+    });
+
+  program.command('warm')
+    .description('pre-load images into a running berth through its admin API; exit 0 when every image is fully cached, 1 otherwise')
+    .argument('<image...>', 'images as [registry/]repository[:tag|@digest]; a registry part routes as pulls do')
+    .option('--server <url>', `the berth to warm (default: $BERTH_SERVER, else ${DEFAULT_SERVER})`)
+    .option('--platform <list>', 'os/arch[/variant],... to fetch from multi-platform images (default: linux/amd64)')
+    .option('--all-platforms', 'fetch every platform of multi-platform images')
+    .option('--pin', 'pin the images: eviction never removes them')
+    .option('--username <user>', 'admin API username (default: $BERTH_ADMIN_USERNAME)')
+    .option('--password-file <file>', 'file holding the admin API password (default: $BERTH_ADMIN_PASSWORD)')
+    .action(async (images: string[], opts: { server?: string; platform?: string; allPlatforms?: boolean; pin?: boolean; username?: string; passwordFile?: string }) => {
+      let password = env['BERTH_ADMIN_PASSWORD'];
+      if (opts.passwordFile !== undefined) {
+        try {
+          password = readFileSync(opts.passwordFile, 'utf8').replace(/[\r\n]+$/, '');
+        } catch (err) {
+          process.stderr.write(`berth warm: cannot read --password-file ${opts.passwordFile}: ${(err as Error).message}\n`);
+          exitCode = 2;
+          return;
+        }
+      }
+      const username = opts.username ?? env['BERTH_ADMIN_USERNAME'];
+      exitCode = await warmCommand(images, {
+        server: opts.server ?? env['BERTH_SERVER'] ?? DEFAULT_SERVER,
+        platform: opts.platform,
+        allPlatforms: opts.allPlatforms,
+        pin: opts.pin,
+        ...(username !== undefined ? { username, password } : {}),
+      }, { stdout: process.stdout, stderr: process.stderr, tty: Boolean(process.stderr.isTTY), now: Date.now });
     });
 
   const storeIo = { out: (line: string) => process.stdout.write(`${line}\n`), now: Date.now };

@@ -8,6 +8,7 @@ import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError } from '../upstream/client.js';
 import { BlobFill, DEFAULT_RETRY, ShortBodyError, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
 import type { Outcome, Target } from './target.js';
+import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './observer.js';
 
 export interface BlobHandle {
   readonly digest: string;
@@ -30,6 +31,7 @@ export interface BlobCacheDeps {
   readonly onDiskFull?: (info: Record<string, unknown>) => Promise<void>;
   /** Called after a blob is committed, with its size (the eviction trigger). */
   readonly onStored?: (digest: string, size: number) => void;
+  readonly observer?: CacheObserver;
 }
 
 export class BlobCache {
@@ -190,9 +192,12 @@ export class BlobCache {
     const { client } = target.upstream!;
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
     const res = await client.send({ method: 'GET', repository: target.repository, path: `blobs/${fill.digest}`, headers });
+    const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
+    // Every body byte crossed the WAN, skipped ones included.
+    const body = counted(res.body, (n) => observer.upstreamBytes(client.name, n));
     if (offset > 0 && res.status === 206) {
       const range = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
-      if (range && Number(range[1]) === offset) return res.body;
+      if (range && Number(range[1]) === offset) return body;
       await res.body.dump();
       throw new OciError('UNAVAILABLE', `upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
     }
@@ -200,9 +205,9 @@ export class BlobCache {
     if (offset === 0) {
       const length = Number(res.headers['content-length']);
       fill.markReady(Number.isSafeInteger(length) && length >= 0 ? length : undefined);
-      return res.body;
+      return body;
     }
-    return skip(res.body, offset);
+    return skip(body, offset);
   }
 }
 

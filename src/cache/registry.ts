@@ -8,6 +8,7 @@ import { BlobCache } from './blobs.js';
 import { ManifestCache } from './manifests.js';
 import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
+import type { CacheObserver } from './observer.js';
 
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
@@ -18,6 +19,8 @@ export interface RegistryCacheDeps {
   readonly limits: EvictionLimits;
   /** Extra protection from eviction (e.g. content waiting to be replicated). */
   readonly protect?: (digest: string) => boolean;
+  /** Where transfer and eviction numbers go (metrics). */
+  readonly observer?: CacheObserver;
 }
 
 export interface TagPage {
@@ -57,6 +60,7 @@ export class RegistryCache {
     this.evictor = new Evictor({
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest) || (deps.protect?.(digest) ?? false),
+      onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });
   }
 

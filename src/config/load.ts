@@ -45,6 +45,7 @@ export const DEFAULT_TAGTTL_MS = 60_000;
 export const DEFAULT_PASSTHROUGH_TTL_MS = 60_000;
 export const DEFAULT_LOWWATERMARK = 0.8;
 export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
+export const DEFAULT_WARM_INTERVAL_MS = 3_600_000;
 
 export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: string[] } {
   const cwd = resolve(opts.cwd);
@@ -166,6 +167,11 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
   const htpasswd = doc.auth?.htpasswd;
   const rules = doc.auth?.rules;
   const root = doc.storage?.filesystem?.rootdirectory;
+  const admin = doc.admin;
+  const adminPassword = admin?.passwordfile !== undefined
+    ? readText(['admin', 'passwordfile'], where(['admin', 'passwordfile'], admin.passwordfile), problems)?.replace(/[\r\n]+$/, '')
+    : admin?.password;
+  if (adminPassword === '') problems.push('admin.password: empty; allowed: a non-empty password (or a passwordfile holding one)');
   return {
     log: {
       level: doc.log?.level ?? 'info',
@@ -194,6 +200,13 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
         ...(rules ? { rules: rules.map((r) => ({ ...r, repositories: r.repositories ?? ['*'] })) } : {}),
       },
     } : {}),
+    ...(admin && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
+    warm: {
+      intervalMs: doc.warm?.interval ?? DEFAULT_WARM_INTERVAL_MS,
+      images: doc.warm?.images ?? [],
+      platforms: doc.warm?.platforms ?? [],
+      allPlatforms: doc.warm?.allplatforms ?? false,
+    },
   };
 }
 
@@ -272,7 +285,8 @@ function deepFreeze<T>(value: T): T {
 
 /** The config as a plain object for printing (`berth config check`): secrets redacted, CA bundles summarised. */
 export function describeConfig(config: BerthConfig): unknown {
-  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[] };
+  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[]; admin?: Record<string, unknown> };
+  if (plain.admin) plain.admin['password'] = '<redacted>';
   plain.upstreams = config.upstreams.map((u, i) => ({
     ...plain.upstreams[i],
     ...(u.password !== undefined ? { password: '<redacted>' } : {}),

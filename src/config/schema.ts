@@ -9,11 +9,13 @@ import {
   headerValues,
   httpUrl,
   ignored,
+  imageRef,
   keyKinds,
   listenAddr,
   oneOf,
   pathText,
   pathPrefix,
+  platform,
   ratio,
   registryHost,
   size,
@@ -130,6 +132,15 @@ export const documentSchema = z.strictObject({
       rules: z.array(ruleSchema).optional(),
       token: ignored(),
       silly: ignored(),
+    })
+    .optional(),
+  admin: z.strictObject({ username: text(), password: text().optional(), passwordfile: pathText().optional() }).optional(),
+  warm: z
+    .strictObject({
+      interval: duration().optional(),
+      images: z.array(imageRef()).optional(),
+      platforms: z.array(platform()).optional(),
+      allplatforms: flag().optional(),
     })
     .optional(),
   loglevel: ignored(),
@@ -300,6 +311,13 @@ function crossCheck(doc: Tree, add: Add): void {
     }
   };
   credentials(proxy ?? null, ['proxy']);
+  credentials(doc.admin ?? null, ['admin']);
+  if (isMapping(doc.admin) && doc.admin.password === undefined && doc.admin.passwordfile === undefined) {
+    add(['admin', 'password'], 'required when admin is set; allowed: password or passwordfile');
+  }
+  if (isMapping(doc.warm) && doc.warm.platforms !== undefined && /^(true|yes|on)$/i.test(String(doc.warm.allplatforms))) {
+    add(['warm', 'allplatforms'], 'platforms and allplatforms are both set; allowed: one of them');
+  }
   if (Array.isArray(upstreams)) {
     const seen = new Map<string, string>();
     let firstDefault: string | undefined;

@@ -73,4 +73,18 @@ export interface BerthConfig {
     /** When present, only what a rule allows is allowed. */
     readonly rules?: readonly AccessRule[];
   };
+  /** Credentials for the admin API (/api/v1/); without them it is open on the listen address. */
+  readonly admin?: { readonly username: string; readonly password: string };
+  /** Images kept pinned and refreshed on a schedule (`warm:`). */
+  readonly warm: WarmConfig;
+}
+
+export interface WarmConfig {
+  /** Milliseconds between refreshes; 0 = warm once at start-up only. */
+  readonly intervalMs: number;
+  /** `[registry/]repository[:tag|@digest]` */
+  readonly images: readonly string[];
+  /** `os/arch[/variant]`; empty = berth's default (linux/amd64). */
+  readonly platforms: readonly string[];
+  readonly allPlatforms: boolean;
 }

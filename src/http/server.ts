@@ -14,6 +14,8 @@ import { resolveTarget, upstreamFor } from './routing.js';
 import type { AccessControl } from '../auth/access.js';
 import { guard } from './guard.js';
 import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js';
+import type { AdminHandler } from './admin.js';
+import { routeLabel, type RequestObserver } from './observer.js';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
@@ -22,6 +24,9 @@ export interface ServerDeps {
   readonly logger: Logger;
   /** Authentication and authorisation; absent = every request allowed. */
   readonly access?: AccessControl;
+  /** /readyz, /metrics and /api/v1/ (optional so the pull path stands alone in tests). */
+  readonly admin?: AdminHandler;
+  readonly observer?: RequestObserver;
 }
 
 export function createServer(deps: ServerDeps): Server {
@@ -42,8 +47,14 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let target: Target | undefined;
   let error: OciError | undefined;
   let user: string | undefined;
+  let routeKind: string | undefined;
+  let bodyBytes = 0;
   res.once('close', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    deps.observer?.request({
+      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status: res.statusCode,
+      outcome, upstream: target?.upstream?.config.name, bodyBytes, seconds: ms / 1000,
+    });
     if (!deps.config.log.accesslog) return;
     deps.logger.info({
       method: req.method,
@@ -64,6 +75,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   try {
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
+    if (deps.admin && (await deps.admin(req, res, url))) return;
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
     let path: string;
     try {
@@ -73,6 +85,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     }
     const route = matchRoute(path);
     if (!route) throw new OciError('UNSUPPORTED', `no such endpoint: ${req.method} ${url.pathname.slice(0, 200)}`, { status: 404 });
+    routeKind = route.kind;
     if (!ROUTE_METHODS[route.kind].includes(req.method ?? '')) {
       throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
     }
@@ -89,6 +102,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const ctx: PullContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },
+      served: (n) => {
+        bodyBytes += n;
+        deps.observer?.served(route.kind, outcome, n);
+      },
     };
     await dispatch(ctx, route);
   } catch (err) {

@@ -31,6 +31,11 @@ export interface UpstreamResponse {
   readonly body: Dispatcher.ResponseData['body'];
 }
 
+/** What the client reports for metrics. */
+export interface UpstreamObserver {
+  tokenRefreshed(upstream: string): void;
+}
+
 const MAX_REDIRECTS = 5;
 const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io']);
 
@@ -51,6 +56,7 @@ export class RegistryClient {
     timeouts: UpstreamTimeouts,
     private readonly logger: Logger,
     now: () => number,
+    observer?: UpstreamObserver,
   ) {
     this.name = config.name;
     this.remoteurl = config.remoteurl;
@@ -76,6 +82,7 @@ export class RegistryClient {
       dispatcher: this.dispatcher,
       logger,
       now,
+      onIssued: () => observer?.tokenRefreshed(config.name),
     });
     this.breaker = new CircuitBreaker({
       name: config.name,

@@ -30,6 +30,8 @@ export interface TokenSourceOptions extends TokenContext {
   readonly username?: string;
   readonly password?: string;
   readonly now: () => number;
+  /** Called after each token the realm issued (a refresh). */
+  readonly onIssued?: () => void;
 }
 
 /** A token, or the realm's refusal of the credentials (401/403). */
@@ -116,6 +118,7 @@ export class TokenSource {
       throw new OciError('UNAUTHORIZED', `upstream ${opts.upstreamName} (${opts.remoteurl}) rejected berth's credentials${opts.username ? ` for user "${opts.username}"` : ' (none configured)'}: check the upstream's username and password`, { status: 401 });
     }
     this.cache.set(scope, { token: outcome.token, expiresAt: opts.now() + outcome.lifetimeMs });
+    opts.onIssued?.();
     return outcome.token;
   }
 }
