@@ -11,6 +11,7 @@ import { getBlob, getManifest, listCatalog, listTags, type PullContext } from '.
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
 import { resolveTarget } from './routing.js';
+import { isUiPath, serveUi } from './ui.js';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
@@ -59,6 +60,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   try {
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
+    if (isUiPath(url.pathname)) return await serveUi(req, res, url.pathname);
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
     let path: string;
     try {
