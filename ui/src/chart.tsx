@@ -36,8 +36,12 @@ export function Chart({ title, times, series, format, height = 220 }: ChartProps
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: '#5b6472', grid: { stroke: '#eef0f3' } },
-        { stroke: '#5b6472', grid: { stroke: '#eef0f3' }, size: 70, values: (_u, ticks) => ticks.map(fmt) },
+        { stroke: '#5b6472', grid: { stroke: '#eef0f3' }, space: 90 },
+        {
+          stroke: '#5b6472', grid: { stroke: '#eef0f3' }, values: (_u, ticks) => ticks.map(fmt),
+          // Wide enough for the longest tick label, so labels such as "28.6 MiB/s" are never clipped.
+          size: (_u, values) => 16 + 7 * Math.max(3, ...(values ?? []).map((v) => String(v).length)),
+        },
       ],
       series: [
         {},
