@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
 import { serve } from './cli/serve.js';
+import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -39,6 +40,19 @@ export async function main(argv: string[], env: Record<string, string | undefine
       const { config, warnings } = loadConfig({ file, env, cwd });
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(stringify(describeConfig(config)));
+    });
+
+  program.command('node-config')
+    .description('print (or --write) the files that point a node\'s containerd, Docker, CRI-O/podman or /etc/hosts at berth')
+    .requiredOption('--mirror <url>', 'berth as the nodes reach it, e.g. http://10.0.0.5:5000')
+    .requiredOption('--registry <name...>', 'registries to pull through berth, e.g. harbor.xing.com docker.io; NAME=PREFIX for berth\'s path prefix')
+    .option('--ca <file>', 'CA certificate of berth\'s TLS certificate, copied beside the files that need it')
+    .option('--only <kinds>', 'comma-separated: containerd,docker,registries,hosts (default: all; --write leaves hosts out unless named)')
+    .option('--no-fallback', 'containerd: fail a pull when berth cannot answer instead of going to the registry itself')
+    .option('--write', 'write the files (merging into daemon.json and /etc/hosts) instead of printing them')
+    .option('--dir <dir>', 'with --write: root to write the node\'s paths under (default /)')
+    .action(async (opts: NodeConfigOptions) => {
+      exitCode = await nodeConfig(opts, { cwd, stdout: process.stdout, stderr: process.stderr });
     });
 
   program.command('version').description('print the berth version').action(() => {
