@@ -10,6 +10,8 @@ const needs = [
   ['docker', 'docker.io'],
   ['htpasswd', 'apache2-utils'],
   ['openssl', 'openssl'],
+  // Headless browser for the dashboard tests (driven by playwright-core).
+  ['chromium', 'chromium'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(needs.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
