@@ -16,10 +16,14 @@ export interface ChartProps {
   series: Series[];
   /** Formats y-axis ticks and legend values. */
   format?: (v: number) => string;
+  /** Ticks at powers of two, so byte axes read 4 MiB, 8 MiB rather than 4.77 MiB. */
+  binary?: boolean;
   height?: number;
 }
 
-export function Chart({ title, times, series, format, height = 220 }: ChartProps) {
+const POWERS_OF_TWO = Array.from({ length: 60 }, (_, i) => 2 ** i);
+
+export function Chart({ title, times, series, format, binary = false, height = 220 }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const fmt = format ?? ((v: number) => String(Math.round(v)));
@@ -39,6 +43,7 @@ export function Chart({ title, times, series, format, height = 220 }: ChartProps
         { stroke: '#5b6472', grid: { stroke: '#eef0f3' }, space: 90 },
         {
           stroke: '#5b6472', grid: { stroke: '#eef0f3' }, values: (_u, ticks) => ticks.map(fmt),
+          ...(binary ? { incrs: POWERS_OF_TWO } : {}),
           // Wide enough for the longest tick label, so labels such as "28.6 MiB/s" are never clipped.
           size: (_u, values) => 16 + 7 * Math.max(3, ...(values ?? []).map((v) => String(v).length)),
         },
@@ -60,7 +65,7 @@ export function Chart({ title, times, series, format, height = 220 }: ChartProps
       u.destroy();
       plot.current = null;
     };
-  }, [shape, height]);
+  }, [shape, height, binary]);
 
   useEffect(() => {
     plot.current?.setData([times, ...series.map((s) => s.values)]);

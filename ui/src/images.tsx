@@ -39,7 +39,7 @@ export function Images() {
       <div class="toolbar">
         <input type="search" placeholder="Search repository, tag or digest" value={text} aria-label="Search images"
           onInput={(e) => setText((e.target as HTMLInputElement).value)} data-testid="image-search" />
-        <span class="muted" data-testid="image-count">{rows.length} images · {bytes(total)}</span>
+        <span class="muted" data-testid="image-count">{rows.length} image{rows.length === 1 ? '' : 's'} · {bytes(total)}</span>
       </div>
       <table class="table" data-testid="images">
         <thead>

@@ -106,7 +106,7 @@ export function Overview() {
       {upstreams.data && <Upstreams list={upstreams.data} />}
       <div class="charts">
         <Chart title="Requests per second" times={series.times} series={series.requests} format={(v) => v.toFixed(v < 10 ? 1 : 0)} />
-        <Chart title="Bytes per second" times={series.times} series={series.bytes} format={(v) => `${bytes(v)}/s`} />
+        <Chart title="Bytes per second" times={series.times} series={series.bytes} format={(v) => `${bytes(v).replace(/\.0+ /, " ")}/s`} binary />
       </div>
       {history.data && history.data.points.length === 0 && <p class="muted small">No history yet: points appear every {history.data.intervalSeconds} s.</p>}
     </section>
