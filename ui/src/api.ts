@@ -101,8 +101,9 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
   if (!res.ok) {
     let detail = `${res.status} ${res.statusText}`;
     try {
-      const body = (await res.json()) as { errors?: { message?: string }[]; error?: string; message?: string };
-      detail = body.errors?.[0]?.message ?? body.error ?? body.message ?? detail;
+      const body = (await res.json()) as { errors?: { message?: unknown }[]; message?: unknown };
+      const message = body.errors?.[0]?.message ?? body.message;
+      if (typeof message === 'string') detail = message;
     } catch {
       /* not JSON: keep the status line */
     }
