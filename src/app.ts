@@ -11,15 +11,7 @@ import { RegistryCache } from './cache/registry.js';
 import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
-import type { EvictionLimits } from './cache/eviction.js';
-
-export function evictionLimits(config: BerthConfig): EvictionLimits {
-  return {
-    maxsize: config.storage.maxsize,
-    lowwatermark: config.storage.lowwatermark,
-    ttlByUpstream: new Map(config.upstreams.map((u) => [u.name, u.ttlMs])),
-  };
-}
+import { evictionLimits } from './cache/eviction.js';
 
 export interface AppDeps {
   readonly logger: Logger;

@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
 import { serve } from './cli/serve.js';
 import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
+import { runFsck, runGc, runLs } from './cli/store.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -55,6 +56,28 @@ export async function main(argv: string[], env: Record<string, string | undefine
       exitCode = await nodeConfig(opts, { cwd, stdout: process.stdout, stderr: process.stderr });
     });
 
+  const storeIo = { out: (line: string) => process.stdout.write(`${line}\n`), now: Date.now };
+  const storeConfig = (file: string | undefined) => loadConfig({ file: file ?? env['BERTH_CONFIG'], env, cwd }).config;
+  program.command('fsck')
+    .description('re-verify the digest of every stored blob; with --repair, remove those that do not match')
+    .option('-c, --config <file>', 'config naming the store')
+    .option('--repair', 'remove corrupt blobs (they are fetched again on the next pull)')
+    .action(async (opts: { config?: string; repair?: boolean }) => {
+      exitCode = await runFsck(storeConfig(opts.config), opts.repair ?? false, storeIo);
+    });
+  program.command('gc')
+    .description('run one eviction pass (proxy.ttl, storage.maxsize) and report what it freed')
+    .option('-c, --config <file>', 'config naming the store')
+    .action(async (opts: { config?: string }) => {
+      exitCode = await runGc(storeConfig(opts.config), storeIo);
+    });
+  program.command('ls')
+    .description('list cached repositories, tags, sizes and last pull')
+    .option('-c, --config <file>', 'config naming the store')
+    .action((opts: { config?: string }) => {
+      exitCode = runLs(storeConfig(opts.config), storeIo);
+    });
+
   program.command('version').description('print the berth version').action(() => {
     process.stdout.write(`berth ${version()}\n`);
   });
@@ -68,6 +91,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
       return 2;
     }
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof Error && err.message.startsWith('no berth store')) {
+      process.stderr.write(`berth: ${err.message}\n`);
+      return 2;
+    }
     throw err;
   }
 }

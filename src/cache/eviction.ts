@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blobs.js';
 import type { EvictionView, MetadataStore } from '../storage/metadata.js';
+import type { BerthConfig } from '../config/types.js';
 
 export interface EvictionLimits {
   /** Bytes; 0 = unbounded. */
@@ -10,6 +11,15 @@ export interface EvictionLimits {
   readonly lowwatermark: number;
   /** Per upstream key: drop content not pulled for this long (0 = never). */
   readonly ttlByUpstream: ReadonlyMap<string, number>;
+}
+
+/** The limits a config sets: storage.maxsize and lowwatermark, and each upstream's ttl. */
+export function evictionLimits(config: BerthConfig): EvictionLimits {
+  return {
+    maxsize: config.storage.maxsize,
+    lowwatermark: config.storage.lowwatermark,
+    ttlByUpstream: new Map(config.upstreams.map((u) => [u.name, u.ttlMs])),
+  };
 }
 
 export interface EvictionPlan {

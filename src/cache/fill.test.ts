@@ -131,3 +131,21 @@ test('a transfer cut mid-way resumes from the last byte written; readers never n
   assert.ok((await reader).data.equals(content));
   await cleanup();
 });
+
+test('a reader joining between the rename and the verified mark reads the committed file', async () => {
+  const { store, cleanup } = await setup();
+  const content = randomBytes(50_000);
+  const digest = digestOf(content);
+  const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
+  const writer = await store.createWriter('sha256', fill.tempPath);
+  fill.markReady(content.length);
+  await fill.accept(content, writer, async () => undefined);
+  await writer.commit(digest, content.length);
+  const reader = collect(fill.createReader(0, undefined));
+  await new Promise((r) => setTimeout(r, 10));
+  fill.succeed(true);
+  const r = await reader;
+  assert.equal(r.error, undefined);
+  assert.ok(r.data.equals(content));
+  await cleanup();
+});

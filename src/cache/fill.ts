@@ -8,7 +8,7 @@ export type FillState = 'receiving' | 'verified' | 'failed';
 /** `disk`: bytes go to the temp file; `memory`: the disk filled up and bytes pass through to readers only. */
 export type FillMode = 'disk' | 'memory';
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 64 * 1024;
 /** Bytes held for readers in pass-through mode before the upstream is paused. */
 const MAX_WINDOW = 8 * 1024 * 1024;
 
@@ -197,14 +197,19 @@ export class BlobFill {
     throw new Error(`bytes ${pos}.. of ${this.digest} are no longer held (disk full)`);
   }
 
-  /** The temp file may already have been renamed into place by the time a reader opens it. */
+  /**
+   * The temp file may already have been renamed into place by the time a reader opens it: the
+   * rename happens before the fill is marked verified, so wait for the outcome, then open that.
+   */
   private async openFile(): Promise<FileHandle | undefined> {
     try {
       return await open(this.tempPath, 'r');
     } catch (err) {
-      if (isNotFound(err) && this.state === 'verified' && this.stored) return open(this.finalPath, 'r');
-      if (isNotFound(err) && this.mode === 'memory') return undefined;
-      throw err;
+      if (!isNotFound(err)) throw err;
+      if (this.mode === 'memory') return undefined;
+      while (this.state === 'receiving') await this.changed();
+      if (this.state === 'verified' && this.stored) return open(this.finalPath, 'r');
+      throw this.error ?? err;
     }
   }
 }

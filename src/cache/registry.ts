@@ -37,12 +37,20 @@ export class RegistryCache {
     let diskFullLogged = false;
     this.blobs = new BlobCache({
       ...deps,
-      onStored: () => this.evictor.maybeRun(),
+      onStored: () => {
+        diskFullLogged = false;
+        this.evictor.maybeRun();
+      },
       onDiskFull: async (info) => {
         // Once per episode with the numbers; reset when a later fill stores again.
         if (!diskFullLogged) logger.error({ ...info, storeBytes: metadata.totalSize(), maxsize: limits.maxsize }, 'disk full while storing a blob: passing bytes through to clients, evicting');
         diskFullLogged = true;
-        await this.evictor.run('disk full', metadata.totalSize() * limits.lowwatermark);
+        try {
+          await this.evictor.run('disk full', metadata.totalSize() * limits.lowwatermark);
+        } catch (err) {
+          // Eviction itself may need disk (SQLite); the pass-through goes on regardless.
+          logger.warn({ err: (err as Error).message }, 'eviction during disk full did not complete');
+        }
       },
     });
     this.manifests = new ManifestCache(deps);

@@ -4,6 +4,8 @@ import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import { OciError } from '../oci/errors.js';
 import { parseManifestReference } from '../oci/reference.js';
+import { accepts, isIndexType, parseAccept } from '../oci/mediatypes.js';
+import { defaultPlatform, parseManifest } from '../oci/manifest.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target } from '../cache/target.js';
 import { parseRange } from './range.js';
@@ -25,7 +27,16 @@ export async function getManifest(ctx: PullContext, reference: string): Promise<
   const { req, res } = ctx;
   const ref = parseManifestReference(reference);
   if (!ref) throw new OciError('MANIFEST_UNKNOWN', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
-  const m = await ctx.cache.manifests.get(ctx.target, ref);
+  let m = await ctx.cache.manifests.get(ctx.target, ref);
+  // A tag is negotiated against Accept; a digest names exact bytes and is served as stored.
+  const accept = parseAccept(req.headers.accept);
+  if (ref.kind === 'tag' && !accepts(accept, m.mediaType)) {
+    const child = isIndexType(m.mediaType) ? defaultPlatform(parseManifest(m.body, m.mediaType)) : undefined;
+    if (child && accepts(accept, child.mediaType)) m = await ctx.cache.manifests.get(ctx.target, { kind: 'digest', digest: child.digest });
+    if (!accepts(accept, m.mediaType)) {
+      throw new OciError('MANIFEST_UNKNOWN', `${ctx.clientName}:${reference} is a ${m.mediaType}, which this client's Accept header does not allow; use a client that supports it`, { detail: { mediaType: m.mediaType } });
+    }
+  }
   ctx.setOutcome(m.outcome);
   const etag = `"${m.digest}"`;
   res.setHeader('Docker-Content-Digest', m.digest);

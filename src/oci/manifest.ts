@@ -87,3 +87,8 @@ function descriptor(value: unknown, where: string): Descriptor {
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** The entry an index offers a client that cannot read indexes: linux/amd64, as distribution picks. */
+export function defaultPlatform(index: ParsedManifest): Descriptor | undefined {
+  return index.manifests.find((d) => d.platform?.os === 'linux' && d.platform.architecture === 'amd64');
+}

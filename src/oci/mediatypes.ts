@@ -25,3 +25,12 @@ export function parseAccept(header: string | string[] | undefined): string[] {
   const raw = Array.isArray(header) ? header.join(',') : header ?? '';
   return raw.split(',').map((part) => part.split(';')[0]!.trim().toLowerCase()).filter((t) => t.length > 0);
 }
+
+/**
+ * Whether a client's Accept list allows a manifest type. No Accept header, wildcards, and the
+ * schema 1 types (which every old client lists) accept anything, as registries have always done.
+ */
+export function accepts(accept: readonly string[], mediaType: string): boolean {
+  if (accept.length === 0) return true;
+  return accept.some((a) => a === mediaType || a === '*/*' || a === 'application/*' || a === 'application/json');
+}

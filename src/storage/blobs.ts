@@ -47,7 +47,7 @@ export class BlobStore {
 
   /** Streams bytes [start, end] inclusive of a committed blob. */
   read(digest: string, start = 0, end?: number): ReadStream {
-    return createReadStream(this.path(digest), { start, end, highWaterMark: 256 * 1024 });
+    return createReadStream(this.path(digest), { start, end, highWaterMark: 64 * 1024 });
   }
 
   async readAll(digest: string): Promise<Buffer> {

@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS repository_blobs (
 );
 `;
 
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC';
+}
+
 export interface ManifestRecord {
   readonly digest: string;
   readonly mediaType: string;
@@ -95,8 +100,13 @@ export class MetadataStore {
     return row;
   }
 
+  /** Best effort: access times steer eviction, and a full disk must not fail the read that records one. */
   touchBlob(digest: string): void {
-    this.db.prepare('UPDATE blobs SET last_access = ? WHERE digest = ?').run(this.now(), digest);
+    try {
+      this.db.prepare('UPDATE blobs SET last_access = ? WHERE digest = ?').run(this.now(), digest);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+    }
   }
 
   deleteBlob(digest: string): void {
@@ -108,7 +118,11 @@ export class MetadataStore {
   }
 
   linkBlob(upstream: string, repository: string, digest: string): void {
-    this.db.prepare('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)').run(upstream, repository, digest);
+    try {
+      this.db.prepare('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)').run(upstream, repository, digest);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+    }
   }
 
   isBlobLinked(upstream: string, repository: string, digest: string): boolean {

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
-import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
+import { buildImage, buildIndex, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { ACCEPT_ALL } from '../fixtures/http-pull.js';
 
@@ -57,6 +57,27 @@ test('manifests by tag and digest: GET and HEAD with exact digest, type and leng
   }
   const cached = await call('GET', '/v2/conf/repo/manifests/v1', { 'if-none-match': `"${image.manifestDigest}"` });
   assert.equal(cached.status, 304);
+});
+
+test('content negotiation: an index is resolved to linux/amd64 for a client that cannot read indexes', async () => {
+  const index = await buildIndex({ layers: 1, layerSize: 4096, tag: 'multi' });
+  try {
+    await pushImage(index, registry.url, 'conf/multi:v1');
+    const full = await call('GET', '/v2/conf/multi/manifests/v1', { accept: ACCEPT_ALL });
+    assert.equal(full.headers['docker-content-digest'], index.manifestDigest);
+    const entries = (index.manifest as { manifests: Array<{ digest: string; platform: { architecture: string } }> }).manifests;
+    const amd64 = { manifestDigest: entries.find((e) => e.platform.architecture === 'amd64')!.digest };
+    const narrow = await call('GET', '/v2/conf/multi/manifests/v1', { accept: 'application/vnd.oci.image.manifest.v1+json' });
+    assert.equal(narrow.status, 200);
+    assert.equal(narrow.headers['docker-content-digest'], amd64.manifestDigest);
+    const refused = await call('GET', '/v2/conf/repo/manifests/v1', { accept: 'application/vnd.docker.distribution.manifest.list.v2+json' });
+    assert.equal(refused.status, 404);
+    assertEnvelope(refused, 'MANIFEST_UNKNOWN');
+    const byDigest = await call('GET', `/v2/conf/multi/manifests/${index.manifestDigest}`, { accept: 'application/vnd.oci.image.manifest.v1+json' });
+    assert.equal(byDigest.headers['docker-content-digest'], index.manifestDigest, 'a digest is served as stored');
+  } finally {
+    await index.remove();
+  }
 });
 
 test('invalid references, names and digests get the spec error codes, never 500', async () => {

@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
 import { BERTH_BIN } from '../fixtures/berth.js';
+import { REFERENCE } from '../../src/config/testkit.js';
 import { freePort, makeTempDir, removeDir, spawnService, waitForHttp } from '../fixtures/proc.js';
 
 let dir: string;
@@ -17,31 +18,9 @@ function berth(args: string[], env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** DESIGN.md §1's edge-site config, addresses changed only. */
+/** DESIGN.md §1's edge-site config, verbatim but for its addresses. */
 function referenceConfig(root: string, port: number, remote: string): string {
-  return `version: 0.1
-log:
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: ${root}
-http:
-  addr: 127.0.0.1:${port}
-  headers:
-    X-Content-Type-Options: [nosniff]
-proxy:
-  remoteurl: ${remote}
-  username: admin
-  password: Harbor12345
-health:
-  storagedriver:
-    enabled: true
-    interval: 10s
-    threshold: 3
-`;
+  return REFERENCE.replace('/var/lib/registry', root).replace('addr: :5000', `addr: 127.0.0.1:${port}`).replace('https://harbor.xing.com', remote);
 }
 
 test('config check accepts the reference config with one warning per unused key and redacts the password', async () => {

@@ -1,0 +1,141 @@
+/** @module bench/caches — berth and distribution's proxy mode started behind one interface, each on a fresh root */
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { startBerth } from '../test/fixtures/berth.js';
+import {
+  LOOPBACK, type Service, freePort, makeTempDir, removeDir, spawnService, startedOrThrow, waitForHttp,
+} from '../test/fixtures/proc.js';
+
+export type CacheKind = 'berth' | 'distribution';
+export const KINDS: readonly CacheKind[] = ['berth', 'distribution'];
+
+export interface CacheUnderTest {
+  kind: CacheKind;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** The serving process itself (node for berth, the Go binary for distribution), for /proc. */
+  pid: number;
+  dir: string;
+  logFile: string;
+  /** Stops the process; removes its temp dir unless `keep`. */
+  stop(keep?: boolean): Promise<void>;
+}
+
+export interface LogErrors {
+  count: number;
+  /** Warning-level lines (e.g. berth's "blob response cut short"). */
+  warnings: number;
+  /** A few distinct messages (errors and warnings), to show in the report. */
+  samples: string[];
+}
+
+/** distribution 2.8 in proxy mode; log level info + json so its own traffic can be read back if needed. */
+function distributionYaml(root: string, port: number, remoteurl: string): string {
+  const q = JSON.stringify; // JSON strings are valid YAML scalars
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  formatter: json',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${q(root)}`,
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: ${q(`${LOOPBACK}:${port}`)}`,
+    '  secret: berth-bench-secret',
+    'proxy:',
+    `  remoteurl: ${q(remoteurl)}`,
+    '',
+  ].join('\n');
+}
+
+async function startDistributionProxy(remoteurl: string): Promise<CacheUnderTest> {
+  const dir = await makeTempDir('berth-bench-dist');
+  const root = path.join(dir, 'data');
+  await mkdir(root);
+  const port = await freePort();
+  const configFile = path.join(dir, 'config.yml');
+  await writeFile(configFile, distributionYaml(root, port, remoteurl));
+  const logFile = path.join(dir, 'registry.log');
+  let svc: Service;
+  try {
+    svc = spawnService({ cmd: 'docker-registry', args: ['serve', configFile], logFile });
+  } catch (e) {
+    await removeDir(dir);
+    throw e;
+  }
+  const url = `http://${LOOPBACK}:${port}`;
+  try {
+    await startedOrThrow(svc, () => waitForHttp(`${url}/v2/`, 20_000, svc.exited), 'docker-registry (proxy)');
+  } catch (e) {
+    await removeDir(dir);
+    throw e;
+  }
+  return {
+    kind: 'distribution', url, pid: svc.pid, dir, logFile,
+    stop: async (keep = false) => {
+      await svc.stop(10_000);
+      if (!keep) await removeDir(dir);
+    },
+  };
+}
+
+async function startBerthCache(remoteurl: string): Promise<CacheUnderTest> {
+  const b = await startBerth({ proxy: { remoteurl } });
+  return {
+    kind: 'berth', url: b.url, pid: b.service.pid, dir: b.dir, logFile: b.service.logFile,
+    stop: async (keep = false) => {
+      await b.service.stop(15_000);
+      if (!keep) await b.cleanup();
+    },
+  };
+}
+
+export function startCache(kind: CacheKind, remoteurl: string): Promise<CacheUnderTest> {
+  return kind === 'berth' ? startBerthCache(remoteurl) : startDistributionProxy(remoteurl);
+}
+
+/** distribution warns about this at every start-up; it says nothing about the run. */
+const STARTUP_NOISE = /does not implement Re\w*Remover/;
+
+/** Error- and warning-level lines in a cache's log: pino numbers (>= 50) for berth, "level":"error" for distribution. */
+export async function logErrors(cache: CacheUnderTest): Promise<LogErrors> {
+  const text = await readFile(cache.logFile, 'utf8').catch(() => '');
+  const samples = new Set<string>();
+  let count = 0;
+  let warnings = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const lvl = rec['level'];
+    const isError = typeof lvl === 'number' ? lvl >= 50 : lvl === 'error' || lvl === 'fatal' || lvl === 'panic';
+    const isWarning = (lvl === 40 || lvl === 'warn' || lvl === 'warning') && !STARTUP_NOISE.test(String(rec['msg']));
+    if (!isError && !isWarning) continue;
+    if (isError) count++;
+    else warnings++;
+    const err = rec['err'] as { message?: unknown } | undefined;
+    const msg = [rec['msg'], err?.message ?? rec['err.message'] ?? rec['error']].filter(Boolean).join(': ');
+    if (samples.size < 4) samples.add(`${isError ? 'error' : 'warn'}: ${normalize(String(msg))}`);
+  }
+  return { count, warnings, samples: [...samples] };
+}
+
+/** Collapses digests, ports and long hex so equal failures group together. */
+export function normalize(msg: string): string {
+  return msg
+    .replace(/sha256:[0-9a-f]{64}/g, 'sha256:…')
+    .replace(/[0-9a-f]{32,}/g, '…')
+    .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')
+    .replace(/\s+/g, ' ')
+    .slice(0, 200);
+}

@@ -1,0 +1,99 @@
+/** @module bench/report — the side-by-side table (plain text, aligned) and the notes that explain odd numbers */
+import os from 'node:os';
+import type { CacheKind } from './caches.js';
+import type { BatchResult } from './pulls.js';
+import type { BenchConfig, ColdResult, RolloutResult, WarmResult } from './scenarios.js';
+import type { MemSummary } from './memory.js';
+
+export interface BenchResults {
+  cfg: BenchConfig;
+  image: { totalSize: number; layers: number; layerSize: number; manifestDigest: string };
+  cold: ColdResult[];
+  rollout: RolloutResult[];
+  warm: WarmResult[];
+  memory: Array<{ kind: CacheKind; run: string; mem: MemSummary }>;
+  startedAt: string;
+  durationMs: number;
+}
+
+type Row = [string, string, string, string];
+
+const MiB = 1024 * 1024;
+const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+const ratio = (a: number, b: number): string => (b > 0 && Number.isFinite(a) ? fmt(a / b) : '-');
+const fails = (b: BatchResult): string => `${b.failed}/${b.clients}${b.timedOut ? ` (${b.timedOut} timed out)` : ''}`;
+
+function pair<T extends { kind: CacheKind }>(list: T[], pick: (t: T) => boolean = () => true): [T | undefined, T | undefined] {
+  return [list.find((t) => t.kind === 'berth' && pick(t)), list.find((t) => t.kind === 'distribution' && pick(t))];
+}
+
+function row(label: string, b: number | undefined, d: number | undefined, digits = 2, withRatio = true): Row {
+  return [label, b === undefined ? '-' : fmt(b, digits), d === undefined ? '-' : fmt(d, digits),
+    withRatio && b !== undefined && d !== undefined ? ratio(b, d) : ''];
+}
+
+function text(label: string, b: string | undefined, d: string | undefined): Row {
+  return [label, b ?? '-', d ?? '-', ''];
+}
+
+function align(rows: Row[]): string {
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('   ').trimEnd()).join('\n');
+}
+
+export function table(r: BenchResults): string {
+  const { cfg, image } = r;
+  const rows: Row[] = [['measurement', 'berth', 'distribution', 'berth/dist']];
+  for (const n of cfg.coldLevels) {
+    const [b, d] = pair(r.cold, (c) => c.batch.clients === n);
+    rows.push(row(`upstream bytes per image, ${n} cold pull${n > 1 ? 's' : ''}`, b?.copies, d?.copies));
+    rows.push(text('  failed pulls', b && fails(b.batch), d && fails(d.batch)));
+    rows.push(row('  wall time (s)', b && b.batch.wallMs / 1000, d && d.batch.wallMs / 1000, 1));
+  }
+  const [rb, rd] = pair(r.rollout);
+  const floor = image.totalSize / cfg.rateBps;
+  rows.push(row(`roll-out to ${cfg.nodes} nodes over ${fmt(cfg.rateBps / 1e6, 0)} MB/s (s)`, rb?.seconds, rd?.seconds, 1));
+  rows.push(row(`  ratio to floor (${fmt(floor, 2)} s)`, rb?.ratioToFloor, rd?.ratioToFloor, 2, false));
+  rows.push(text('  failed pulls', rb && fails(rb.batch), rd && fails(rd.batch)));
+  rows.push(row('  upstream bytes per image', rb?.copies, rd?.copies));
+  const [wb, wd] = pair(r.warm);
+  rows.push(row(`warm throughput, ${cfg.warmClients} clients (MB/s)`, wb?.mbps, wd?.mbps, 0));
+  rows.push(text('  pulls completed / failed', wb && `${wb.batch.ok}/${wb.batch.failed}`, wd && `${wd.batch.ok}/${wd.batch.failed}`));
+  rows.push(row('  cache CPU (s per GB served)', wb?.cacheCpuPerGB, wd?.cacheCpuPerGB));
+  rows.push(row(`  bench client CPU (cores busy of ${os.cpus().length})`, wb?.clientCores, wd?.clientCores, 2, false));
+  rows.push(row('  upstream bytes during warm (KiB)', wb && wb.upstreamDuringWarm.bytes / 1024, wd && wd.upstreamDuringWarm.bytes / 1024, 1, false));
+  rows.push(row('peak RSS during warm, VmRSS sampled (MiB)', wb && wb.windowPeakRssKiB / 1024, wd && wd.windowPeakRssKiB / 1024, 1));
+  rows.push(row('  VmHWM of the warm process (MiB)', wb && wb.mem.hwmKiB / 1024, wd && wd.mem.hwmKiB / 1024, 1));
+  const peak = (k: CacheKind): { kib: number; run: string } | undefined =>
+    r.memory.filter((m) => m.kind === k).reduce<{ kib: number; run: string } | undefined>(
+      (best, m) => (!best || m.mem.hwmKiB > best.kib ? { kib: m.mem.hwmKiB, run: m.run } : best), undefined);
+  const [pb, pd] = [peak('berth'), peak('distribution')];
+  rows.push(row('peak RSS overall, max VmHWM (MiB)', pb && pb.kib / 1024, pd && pd.kib / 1024, 1));
+  rows.push(text('  in run', pb?.run, pd?.run));
+
+  const head = `berth bench: image ${fmt(image.totalSize / MiB, 1)} MiB (${image.layers} layers x ${fmt(image.layerSize / MiB, 1)} MiB,` +
+    ` ${image.totalSize} bytes); link ${fmt(cfg.rateBps / 1e6, 1)} MB/s; ${cfg.nodes} nodes; ${cfg.warmClients} warm clients x ${cfg.warmSeconds} s`;
+  return `${head}\n\n${align(rows)}\n`;
+}
+
+/** Failures, cache log errors, unsettled upstream traffic: what a reader needs to trust the numbers. */
+export function notes(r: BenchResults): string[] {
+  const out: string[] = [];
+  const runs = [...r.cold, ...r.rollout, ...r.warm];
+  for (const run of runs) {
+    const batches = 'prime' in run ? [...run.prime, run.batch] : [run.batch];
+    for (const b of batches) {
+      for (const [msg, n] of Object.entries(b.errors)) out.push(`${run.kind} ${run.run}: ${n} x ${msg}`);
+    }
+    const { count, warnings, samples } = run.logErrors;
+    if (count + warnings > 0) {
+      out.push(`${run.kind} ${run.run}: ${count} error and ${warnings} warning lines in its log, e.g. ${samples.join(' | ')}`);
+    }
+    if (run.upstream.errors > 0) out.push(`${run.kind} ${run.run}: central registry answered ${run.upstream.errors} requests with >= 400`);
+    if ('settled' in run && !run.settled) out.push(`${run.kind} ${run.run}: upstream traffic still moving when measured`);
+  }
+  for (const w of r.warm) {
+    if (w.upstreamDuringWarm.blobGets > 0) out.push(`${w.kind} warm: ${w.upstreamDuringWarm.blobGets} blob GETs upstream while warm`);
+  }
+  return out;
+}

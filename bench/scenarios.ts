@@ -1,0 +1,174 @@
+/** @module bench/scenarios — the four measurements, each on a fresh cache process with a fresh root */
+import type { BuiltImage } from '../test/fixtures/image.js';
+import { sleep } from '../test/fixtures/proc.js';
+import type { Registry } from '../test/fixtures/registry.js';
+import { startRelay } from '../test/fixtures/relay.js';
+import { type CacheKind, type CacheUnderTest, type LogErrors, logErrors, startCache } from './caches.js';
+import type { Cleanup } from './cleanup.js';
+import { type MemSummary, MemoryWatch, readCpuSeconds } from './memory.js';
+import { type BatchResult, type PullTarget, pullBatch, pullFor } from './pulls.js';
+import { type UpstreamSnapshot, diff, settle, snapshot } from './upstream.js';
+
+export interface BenchConfig {
+  imageMiB: number;
+  layers: number;
+  /** Throttled link rate in bytes per second (decimal MB/s * 1e6). */
+  rateBps: number;
+  nodes: number;
+  warmSeconds: number;
+  warmClients: number;
+  coldLevels: number[];
+  /** Keep each cache's temp dir (config, log, store) for a look afterwards. */
+  keepDirs: boolean;
+}
+
+export interface Ctx {
+  cfg: BenchConfig;
+  registry: Registry;
+  image: BuiltImage;
+  repository: string;
+  reference: string;
+  cleanup: Cleanup;
+  log: (msg: string) => void;
+  /** Every cache process's memory summary, for the overall peak. */
+  memory: Array<{ kind: CacheKind; run: string; mem: MemSummary }>;
+  keptDirs: string[];
+}
+
+/** What every measurement records about its cache process and the central registry. */
+export interface CacheRun {
+  kind: CacheKind;
+  run: string;
+  /** Central registry traffic from just before the cache started until just after it stopped. */
+  upstream: UpstreamSnapshot;
+  /** upstream.bytes / image total size. */
+  copies: number;
+  mem: MemSummary;
+  logErrors: LogErrors;
+}
+
+// Bounds so a misbehaving cache cannot hang the run; generous next to expected times.
+const COLD_TIMEOUT_MS = 120_000;
+const WARM_PULL_TIMEOUT_MS = 60_000;
+
+function target(ctx: Ctx, cache: CacheUnderTest): PullTarget {
+  return { url: cache.url, repository: ctx.repository, reference: ctx.reference };
+}
+
+/** Starts a cache, runs body, then stops it and accounts for its upstream traffic and memory. */
+async function withCache<T>(
+  ctx: Ctx, kind: CacheKind, run: string, remoteurl: string,
+  body: (cache: CacheUnderTest, mem: MemoryWatch) => Promise<T>,
+): Promise<T & CacheRun> {
+  const before = await snapshot(ctx.registry);
+  const cache = await startCache(kind, remoteurl);
+  const stop = ctx.cleanup.add(`${kind} (${run})`, () => cache.stop(ctx.cfg.keepDirs));
+  if (ctx.cfg.keepDirs) ctx.keptDirs.push(`${kind} ${run}: ${cache.dir}`);
+  const mem = new MemoryWatch(cache.pid).start();
+  let value: T;
+  let memSummary: MemSummary;
+  let errors: LogErrors;
+  try {
+    value = await body(cache, mem);
+  } finally {
+    memSummary = await mem.finish(); // before stop: /proc/<pid> goes away with the process
+    errors = await logErrors(cache);
+    await stop();
+  }
+  await sleep(300); // the registry logs a cut-off transfer when its connection closes
+  const upstream = diff(await snapshot(ctx.registry), before);
+  ctx.memory.push({ kind, run, mem: memSummary });
+  return { ...value, kind, run, upstream, copies: upstream.bytes / ctx.image.totalSize, mem: memSummary, logErrors: errors };
+}
+
+export interface ColdResult extends CacheRun {
+  batch: BatchResult;
+  settled: boolean;
+}
+
+/** (1) n concurrent pulls through a cold cache straight to the central registry. */
+export function cold(ctx: Ctx, kind: CacheKind, n: number): Promise<ColdResult> {
+  return withCache(ctx, kind, `cold x${n}`, ctx.registry.url, async (cache) => {
+    const batch = await pullBatch(target(ctx, cache), n, COLD_TIMEOUT_MS);
+    const s = await settle(ctx.registry);
+    return { batch, settled: s.settled };
+  });
+}
+
+export interface RolloutResult extends CacheRun {
+  batch: BatchResult;
+  seconds: number;
+  floorSeconds: number;
+  ratioToFloor: number;
+  /** Bytes that crossed the throttled link towards the cache. */
+  linkBytes: number;
+  timeoutMs: number;
+}
+
+/** (2) one image to cfg.nodes nodes at once; the cache reaches the registry through a throttled relay. */
+export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult> {
+  const { cfg, image } = ctx;
+  const floorSeconds = image.totalSize / cfg.rateBps;
+  // distribution may move about one copy per node (plus its own) over the link; allow that and a margin, no more.
+  const timeoutMs = Math.round(Math.max(90, floorSeconds * (cfg.nodes + 2) * 1.5) * 1000);
+  const relay = await startRelay({ targetPort: ctx.registry.port, rateBytesPerSec: cfg.rateBps });
+  const stopRelay = ctx.cleanup.add('relay', () => relay.stop());
+  try {
+    return await withCache(ctx, kind, `rollout x${cfg.nodes}`, relay.url, async (cache) => {
+      const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs);
+      await settle(ctx.registry, { live: () => relay.bytesToClient(), maxMs: 15_000 });
+      const seconds = batch.wallMs / 1000;
+      return {
+        batch, seconds, floorSeconds, ratioToFloor: seconds / floorSeconds, linkBytes: relay.bytesToClient(), timeoutMs,
+      };
+    });
+  } finally {
+    await stopRelay();
+  }
+}
+
+export interface WarmResult extends CacheRun {
+  prime: BatchResult[];
+  batch: BatchResult;
+  /** Aggregate verified bytes per second over the warm window, in MB/s (1e6). */
+  mbps: number;
+  pullsPerSecond: number;
+  /** Peak VmRSS sampled during the warm window only. */
+  windowPeakRssKiB: number;
+  /** Central registry traffic during the warm window (tag checks are expected, blobs are not). */
+  upstreamDuringWarm: UpstreamSnapshot;
+  /** CPU seconds the cache used per GB (1e9) it served in the window. */
+  cacheCpuPerGB: number;
+  /** Average cores the in-process client kept busy: near the core count means client-bound. */
+  clientCores: number;
+}
+
+/** (3)+(4) cfg.warmClients clients pulling the cached image over and over for cfg.warmSeconds. */
+export function warm(ctx: Ctx, kind: CacheKind): Promise<WarmResult> {
+  const { cfg } = ctx;
+  return withCache(ctx, kind, `warm x${cfg.warmClients}`, ctx.registry.url, async (cache, mem) => {
+    const t = target(ctx, cache);
+    // Two priming pulls: distribution stores in the background, the second makes sure it is local.
+    const prime: BatchResult[] = [];
+    for (let i = 0; i < 2; i++) {
+      prime.push(await pullBatch(t, 1, COLD_TIMEOUT_MS));
+      await settle(ctx.registry);
+    }
+    const before = await snapshot(ctx.registry);
+    mem.beginWindow();
+    const cpu0 = await readCpuSeconds(cache.pid);
+    const client0 = process.cpuUsage();
+    const batch = await pullFor(t, cfg.warmClients, cfg.warmSeconds, WARM_PULL_TIMEOUT_MS);
+    const client = process.cpuUsage(client0);
+    const cpu1 = await readCpuSeconds(cache.pid);
+    const win = await mem.endWindow();
+    const upstreamDuringWarm = diff(await snapshot(ctx.registry), before);
+    return {
+      prime, batch, upstreamDuringWarm, windowPeakRssKiB: win.peakRssKiB,
+      cacheCpuPerGB: cpu0 !== null && cpu1 !== null && batch.bytes > 0 ? (cpu1 - cpu0) / (batch.bytes / 1e9) : NaN,
+      clientCores: (client.user + client.system) / 1e6 / (batch.wallMs / 1000),
+      mbps: batch.bytes / 1e6 / (batch.wallMs / 1000),
+      pullsPerSecond: batch.ok / (batch.wallMs / 1000),
+    };
+  });
+}

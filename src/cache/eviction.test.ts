@@ -1,0 +1,56 @@
+/** @module cache/eviction.test — LRU order, shared layers counted once, pins and in-use content kept, ttl from last pull. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planEviction, type EvictionLimits } from './eviction.js';
+import type { EvictionView } from '../storage/metadata.js';
+
+const limits = (maxsize: number, ttl = 0): EvictionLimits => ({ maxsize, lowwatermark: 0.9, ttlByUpstream: new Map([['up', ttl]]) });
+
+/** Two images sharing layer `shared`; image A pulled long ago, image B recently. */
+function view(): EvictionView {
+  return {
+    blobs: [
+      { digest: 'mA', size: 10, lastAccess: 100, pinned: false },
+      { digest: 'lA', size: 100, lastAccess: 100, pinned: false },
+      { digest: 'shared', size: 100, lastAccess: 100, pinned: false },
+      { digest: 'mB', size: 10, lastAccess: 900, pinned: false },
+      { digest: 'lB', size: 100, lastAccess: 50, pinned: false },
+    ],
+    edges: [
+      { parent: 'mA', child: 'lA' },
+      { parent: 'mA', child: 'shared' },
+      { parent: 'mB', child: 'lB' },
+      { parent: 'mB', child: 'shared' },
+    ],
+    holders: ['mA', 'lA', 'shared', 'mB', 'lB'].map((digest) => ({ digest, upstream: 'up' })),
+  };
+}
+
+test('the least recently used image goes first; a layer a recent image needs stays', () => {
+  const plan = planEviction(view(), limits(250), 1000, () => false);
+  const evicted = plan.evict.map((e) => e.digest).sort();
+  assert.deepEqual(evicted, ['lA', 'mA']);
+  assert.equal(plan.totalBefore, 320);
+  assert.equal(plan.totalAfter, 210);
+});
+
+test('shared content counts once and a blob in use is never chosen', () => {
+  const plan = planEviction(view(), limits(100), 1000, (d) => d === 'lA');
+  const evicted = plan.evict.map((e) => e.digest);
+  assert.ok(!evicted.includes('lA'));
+  assert.ok(plan.totalAfter <= 100 || evicted.length === 4);
+});
+
+test('pinned manifests protect what they reference', () => {
+  const v = view();
+  v.blobs[0]!.pinned = true;
+  const plan = planEviction(v, limits(1), 1000, () => false);
+  const evicted = plan.evict.map((e) => e.digest);
+  for (const kept of ['mA', 'lA', 'shared']) assert.ok(!evicted.includes(kept), kept);
+});
+
+test('ttl counts from the last pull of anything that needs the content', () => {
+  const plan = planEviction(view(), limits(0, 500), 1000, () => false);
+  assert.deepEqual(plan.evict.map((e) => e.digest).sort(), ['lA', 'mA']);
+  assert.ok(plan.evict.every((e) => e.reason === 'ttl'));
+});

@@ -1,0 +1,81 @@
+/** @module cli/store — `berth fsck`, `berth gc` and `berth ls`: offline work on the store a config names. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { BerthConfig } from '../config/types.js';
+import { BlobStore } from '../storage/blobs.js';
+import { MetadataStore } from '../storage/metadata.js';
+import { fsck, reconcile } from '../storage/check.js';
+import { Evictor, evictionLimits } from '../cache/eviction.js';
+
+export interface StoreIo {
+  readonly out: (line: string) => void;
+  readonly now: () => number;
+}
+
+/** Opens an existing store; refuses to create one where none is, so a typo'd root is not mistaken for an empty cache. */
+function openStore(config: BerthConfig, now: () => number): { blobs: BlobStore; metadata: MetadataStore } {
+  const root = config.storage.rootdirectory;
+  if (!existsSync(join(root, 'metadata.db'))) {
+    throw new Error(`no berth store at ${root} (no metadata.db): check storage.filesystem.rootdirectory or --config`);
+  }
+  return { blobs: new BlobStore(root), metadata: new MetadataStore(root, now) };
+}
+
+export async function runFsck(config: BerthConfig, repair: boolean, io: StoreIo): Promise<number> {
+  const { blobs, metadata } = openStore(config, io.now);
+  try {
+    const result = await fsck(blobs, metadata, {
+      repair,
+      onProgress: (digest, ok) => { if (!ok) io.out(`${repair ? 'removed' : 'CORRUPT'} ${digest}`); },
+    });
+    io.out(`checked ${result.checked} blobs (${formatBytes(result.bytes)}): ${result.corrupt.length} corrupt${repair && result.corrupt.length > 0 ? ', removed' : ''}`);
+    if (result.corrupt.length > 0 && !repair) io.out('run `berth fsck --repair` to remove them; they are fetched again on the next pull');
+    return result.corrupt.length > 0 && !repair ? 1 : 0;
+  } finally {
+    metadata.close();
+  }
+}
+
+export async function runGc(config: BerthConfig, io: StoreIo): Promise<number> {
+  const { blobs, metadata } = openStore(config, io.now);
+  try {
+    await reconcile(blobs, metadata);
+    const evictor = new Evictor({ blobs, metadata, logger: pino({ level: 'silent' }), now: io.now, limits: evictionLimits(config), inUse: () => false });
+    const r = await evictor.run('berth gc');
+    const limit = config.storage.maxsize > 0 ? ` (maxsize ${formatBytes(config.storage.maxsize)})` : ' (no maxsize)';
+    io.out(`evicted ${r.evicted} blobs, freed ${formatBytes(r.freedBytes)}; store ${formatBytes(r.totalBefore)} -> ${formatBytes(r.totalAfter)}${limit}`);
+    return 0;
+  } finally {
+    metadata.close();
+  }
+}
+
+export function runLs(config: BerthConfig, io: StoreIo): number {
+  const { metadata } = openStore(config, io.now);
+  try {
+    const rows = metadata.listing();
+    const lines = [['UPSTREAM', 'REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'LAST PULL']];
+    for (const r of rows) {
+      const size = (r.size ?? 0) + metadata.childSizes(r.digest ?? '').reduce((n, c) => n + (c.size ?? 0), 0);
+      lines.push([r.upstream || '(local)', r.repository, r.tag ?? '<none>', (r.digest ?? '').slice(0, 19), formatBytes(size), r.lastAccess ? new Date(r.lastAccess).toISOString() : '-']);
+    }
+    const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+    for (const l of lines) io.out(l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+    io.out(`${rows.length} manifests, store ${formatBytes(metadata.totalSize())}`);
+    return 0;
+  } finally {
+    metadata.close();
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
