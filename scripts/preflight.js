@@ -10,6 +10,9 @@ const needs = [
   ['docker', 'docker.io'],
   ['htpasswd', 'apache2-utils'],
   ['openssl', 'openssl'],
+  // e2e/tls.test: dockerd in a network namespace (it never verifies TLS on 127.0.0.0/8).
+  ['ip', 'iproute2'],
+  ['nsenter', 'util-linux'],
   // Headless browser for the dashboard tests (driven by playwright-core).
   ['chromium', 'chromium'],
 ];

@@ -1,5 +1,6 @@
 /** @module app — assembles stores, upstream clients, cache and HTTP server from a config; owns their lifecycle. */
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -12,6 +13,10 @@ import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
 import { evictionLimits } from './cache/eviction.js';
+import { AccessControl } from './auth/access.js';
+import { reloadTls } from './http/tls.js';
+import { watchFiles } from './config/watch.js';
+import { createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -21,8 +26,12 @@ export interface AppDeps {
 export interface App {
   readonly server: Server;
   readonly cache: RegistryCache;
+  /** Metrics, warm-up jobs, image catalog and the admin API. */
+  readonly ops: Operations;
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   listen(): Promise<AddressInfo>;
+  /** Re-reads the TLS certificate and htpasswd file (SIGHUP; also done on file change). */
+  reload(reason: string): void;
   /** Stops accepting, lets transfers finish up to the deadline, then closes the stores. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -37,27 +46,48 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const metadata = new MetadataStore(root, now);
   const reconciled = await reconcile(blobs, metadata);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
+  const telemetry = createTelemetry({ config, now, metadata, cache: () => cache, upstreams: () => upstreams });
   const upstreams: Upstream[] = config.upstreams.map((u) => ({
     config: u,
-    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now),
+    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry),
   }));
-  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config) });
+  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry });
   cache.evictor.maybeRun();
-  const server = createServer({ config, cache, upstreams, logger });
+  const access = new AccessControl({ config, upstreams, logger, now });
+  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now });
+  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access });
+  const tls = config.http.tls;
+  const reloadCertificate = (reason: string) => {
+    if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
+  };
+  const reload = (reason: string) => {
+    reloadCertificate(reason);
+    access.reload();
+  };
+  const watchers = [
+    watchFiles(tls ? [tls.certificate, tls.key] : [], () => reloadCertificate('file changed'), logger),
+    watchFiles(access.files, () => access.reload(), logger),
+  ];
+  const stopWatching = () => watchers.forEach((stop) => stop());
 
   return {
     server,
     cache,
+    ops,
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
         const host = config.http.host === '' ? undefined : config.http.host;
         server.listen(config.http.port, host, () => {
           server.off('error', reject);
+          ops.start();
           resolve(server.address() as AddressInfo);
         });
       }),
+    reload,
     close: async (deadlineMs = 30_000) => {
+      stopWatching();
+      ops.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);

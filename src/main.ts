@@ -5,7 +5,9 @@ import { stringify } from 'yaml';
 import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
 import { serve } from './cli/serve.js';
 import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
+import { DEFAULT_SERVER, warmCommand } from './cli/warm.js';
 import { runFsck, runGc, runLs } from './cli/store.js';
+import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -56,6 +58,36 @@ export async function main(argv: string[], env: Record<string, string | undefine
       exitCode = await nodeConfig(opts, { cwd, stdout: process.stdout, stderr: process.stderr });
     });
 
+  program.command('warm')
+    .description('pre-load images into a running berth through its admin API; exit 0 when every image is fully cached, 1 otherwise')
+    .argument('<image...>', 'images as [registry/]repository[:tag|@digest]; a registry part routes as pulls do')
+    .option('--server <url>', `the berth to warm (default: $BERTH_SERVER, else ${DEFAULT_SERVER})`)
+    .option('--platform <list>', 'os/arch[/variant],... to fetch from multi-platform images (default: linux/amd64)')
+    .option('--all-platforms', 'fetch every platform of multi-platform images')
+    .option('--pin', 'pin the images: eviction never removes them')
+    .option('--username <user>', 'admin API username (default: $BERTH_ADMIN_USERNAME)')
+    .option('--password-file <file>', 'file holding the admin API password (default: $BERTH_ADMIN_PASSWORD)')
+    .action(async (images: string[], opts: { server?: string; platform?: string; allPlatforms?: boolean; pin?: boolean; username?: string; passwordFile?: string }) => {
+      let password = env['BERTH_ADMIN_PASSWORD'];
+      if (opts.passwordFile !== undefined) {
+        try {
+          password = readFileSync(opts.passwordFile, 'utf8').replace(/[\r\n]+$/, '');
+        } catch (err) {
+          process.stderr.write(`berth warm: cannot read --password-file ${opts.passwordFile}: ${(err as Error).message}\n`);
+          exitCode = 2;
+          return;
+        }
+      }
+      const username = opts.username ?? env['BERTH_ADMIN_USERNAME'];
+      exitCode = await warmCommand(images, {
+        server: opts.server ?? env['BERTH_SERVER'] ?? DEFAULT_SERVER,
+        platform: opts.platform,
+        allPlatforms: opts.allPlatforms,
+        pin: opts.pin,
+        ...(username !== undefined ? { username, password } : {}),
+      }, { stdout: process.stdout, stderr: process.stderr, tty: Boolean(process.stderr.isTTY), now: Date.now });
+    });
+
   const storeIo = { out: (line: string) => process.stdout.write(`${line}\n`), now: Date.now };
   const storeConfig = (file: string | undefined) => loadConfig({ file: file ?? env['BERTH_CONFIG'], env, cwd }).config;
   program.command('fsck')
@@ -78,6 +110,18 @@ export async function main(argv: string[], env: Record<string, string | undefine
       exitCode = runLs(storeConfig(opts.config), storeIo);
     });
 
+  const certCmd = program.command('cert').description('TLS certificates for serving berth');
+  certCmd.command('generate')
+    .description('write a CA and a server certificate naming every --host and --ip, and print how nodes trust the CA')
+    .option('--host <name...>', 'DNS name nodes use to reach berth (repeatable)')
+    .option('--ip <address...>', 'IP address nodes use to reach berth (repeatable)')
+    .option('--out <dir>', 'directory to write ca.crt, ca.key, tls.crt, tls.key (an existing CA there is reused)', 'berth-tls')
+    .option('--days <n>', 'validity of the server certificate in days', String(SERVER_DAYS))
+    .option('--port <n>', 'port berth serves on, used in the printed instructions', '5000')
+    .action((opts: { host?: string[]; ip?: string[]; out: string; days: string; port: string }) => {
+      process.stdout.write(generateCertificates({ hosts: opts.host ?? [], ips: opts.ip ?? [], out: opts.out, days: Number(opts.days), port: Number(opts.port) }));
+    });
+
   program.command('version').description('print the berth version').action(() => {
     process.stdout.write(`berth ${version()}\n`);
   });
@@ -88,6 +132,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`berth: invalid configuration:\n${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof CertUsageError) {
+      process.stderr.write(`berth cert generate: ${err.message}\n`);
       return 2;
     }
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;

@@ -8,6 +8,7 @@ import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError } from '../upstream/client.js';
 import { BlobFill, DEFAULT_RETRY, ShortBodyError, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
 import type { Outcome, Target } from './target.js';
+import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './observer.js';
 
 export interface BlobHandle {
   readonly digest: string;
@@ -30,6 +31,7 @@ export interface BlobCacheDeps {
   readonly onDiskFull?: (info: Record<string, unknown>) => Promise<void>;
   /** Called after a blob is committed, with its size (the eviction trigger). */
   readonly onStored?: (digest: string, size: number) => void;
+  readonly observer?: CacheObserver;
 }
 
 export class BlobCache {
@@ -53,12 +55,13 @@ export class BlobCache {
     parseDigest(digest);
     const stored = await this.storedSize(digest);
     if (stored !== undefined) {
+      await this.ensureVisible(target, digest);
       this.deps.metadata.touchBlob(digest);
-      if (target.upstream) this.deps.metadata.linkBlob(target.key, target.repository, digest);
       return this.storedHandle(digest, stored, target.upstream ? 'hit' : 'local');
     }
     if (!target.upstream) throw blobUnknown(digest);
     const existing = this.fills.get(digest);
+    if (existing) await this.ensureVisible(target, digest);
     const fill = existing ?? this.startFill(target, digest);
     await fill.ready;
     return {
@@ -78,10 +81,14 @@ export class BlobCache {
   async head(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
     parseDigest(digest);
     const stored = await this.storedSize(digest);
-    if (stored !== undefined) return { size: stored, outcome: target.upstream ? 'hit' : 'local' };
+    if (stored !== undefined) {
+      await this.ensureVisible(target, digest);
+      return { size: stored, outcome: target.upstream ? 'hit' : 'local' };
+    }
     if (!target.upstream) throw blobUnknown(digest);
     const fill = this.fills.get(digest);
     if (fill) {
+      await this.ensureVisible(target, digest);
       await fill.ready;
       if (fill.size !== undefined) return { size: fill.size, outcome: 'joined' };
     }
@@ -92,6 +99,23 @@ export class BlobCache {
     const size = Number(res.headers['content-length']);
     if (!Number.isSafeInteger(size) || size < 0) throw new OciError('UNAVAILABLE', `upstream ${client.name} sent no Content-Length for blob ${digest}`);
     return { size, outcome: 'miss' };
+  }
+
+  /**
+   * Content is stored once per digest, but a repository sees only what it is known to reference
+   * (a manifest of it names the blob, or a fill for it stored it), else what its upstream
+   * confirms: otherwise anyone could read a private repository's layers through a public one.
+   */
+  private async ensureVisible(target: Target, digest: string): Promise<void> {
+    const { metadata } = this.deps;
+    if (metadata.isBlobLinked(target.key, target.repository, digest)) return;
+    if (metadata.manifest(target.key, target.repository, digest)) return;
+    if (!target.upstream) throw blobUnknown(digest);
+    const { client } = target.upstream;
+    const res = await client.send({ method: 'HEAD', repository: target.repository, path: `blobs/${digest}` });
+    if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${digest}`, blobUnknown(digest));
+    await res.body.dump();
+    metadata.linkBlob(target.key, target.repository, digest);
   }
 
   private async storedSize(digest: string): Promise<number | undefined> {
@@ -168,9 +192,12 @@ export class BlobCache {
     const { client } = target.upstream!;
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
     const res = await client.send({ method: 'GET', repository: target.repository, path: `blobs/${fill.digest}`, headers });
+    const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
+    // Every body byte crossed the WAN, skipped ones included.
+    const body = counted(res.body, (n) => observer.upstreamBytes(client.name, n));
     if (offset > 0 && res.status === 206) {
       const range = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
-      if (range && Number(range[1]) === offset) return res.body;
+      if (range && Number(range[1]) === offset) return body;
       await res.body.dump();
       throw new OciError('UNAVAILABLE', `upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
     }
@@ -178,9 +205,9 @@ export class BlobCache {
     if (offset === 0) {
       const length = Number(res.headers['content-length']);
       fill.markReady(Number.isSafeInteger(length) && length >= 0 ? length : undefined);
-      return res.body;
+      return body;
     }
-    return skip(res.body, offset);
+    return skip(body, offset);
   }
 }
 

@@ -92,6 +92,8 @@ export interface EvictorDeps {
   readonly limits: EvictionLimits;
   /** True for content being streamed, filled, or waiting to be replicated. */
   readonly inUse: (digest: string) => boolean;
+  /** Told what each pass removed, per reason. */
+  readonly onEvicted?: (reason: string, count: number, bytes: number) => void;
 }
 
 export interface EvictionResult {
@@ -124,12 +126,16 @@ export class Evictor {
     const { blobs, metadata, logger, now, limits, inUse } = this.deps;
     const plan = planEviction(metadata.evictionView(), limits, now(), inUse, targetBytes);
     let freedBytes = 0;
-    for (const { digest, size } of plan.evict) {
+    const byReason = new Map<string, { count: number; bytes: number }>();
+    for (const { digest, size, reason: why } of plan.evict) {
       // Forget first: a request arriving meanwhile refetches rather than finding a half-deleted entry.
       metadata.forget(digest);
       await blobs.delete(digest);
       freedBytes += size;
+      const r = byReason.get(why) ?? { count: 0, bytes: 0 };
+      byReason.set(why, { count: r.count + 1, bytes: r.bytes + size });
     }
+    for (const [why, r] of byReason) this.deps.onEvicted?.(why, r.count, r.bytes);
     if (plan.evict.length > 0) {
       logger.info({ reason, evicted: plan.evict.length, freedBytes, totalBefore: plan.totalBefore, totalAfter: plan.totalAfter, maxsize: limits.maxsize }, 'evicted least recently used content');
     }

@@ -9,6 +9,7 @@ import type { BlobStore } from '../storage/blobs.js';
 import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError, type UpstreamResponse } from '../upstream/client.js';
 import type { Outcome, Target } from './target.js';
+import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
 
 export interface ManifestResult {
   readonly digest: string;
@@ -22,6 +23,7 @@ export interface ManifestCacheDeps {
   readonly metadata: MetadataStore;
   readonly logger: Logger;
   readonly now: () => number;
+  readonly observer?: CacheObserver;
 }
 
 export class ManifestCache {
@@ -101,7 +103,8 @@ export class ManifestCache {
     const what = `manifest ${target.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
     const res = await client.send({ method: 'GET', repository: target.repository, path: `manifests/${reference}`, headers: { accept: UPSTREAM_ACCEPT } });
     if (res.status !== 200) throw await upstreamError(res, client.name, what, manifestUnknown(target.repository, reference));
-    const body = await readLimited(res, MAX_MANIFEST_SIZE, what);
+    const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
+    const body = await readLimited(res, MAX_MANIFEST_SIZE, what, (n) => observer.upstreamBytes(client.name, n));
     const claimed = reference.includes(':') ? reference : header(res, 'docker-content-digest');
     const digest = claimed ? digestOf(body, parseDigest(claimed).algorithm) : digestOf(body);
     if (claimed && digest !== claimed) {
@@ -151,11 +154,12 @@ function header(res: UpstreamResponse, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-async function readLimited(res: UpstreamResponse, limit: number, what: string): Promise<Buffer> {
+async function readLimited(res: UpstreamResponse, limit: number, what: string, received: (bytes: number) => void): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of res.body) {
     total += (chunk as Buffer).length;
+    received((chunk as Buffer).length);
     if (total > limit) {
       res.body.destroy();
       throw new OciError('MANIFEST_INVALID', `${what} from upstream exceeds ${limit} bytes`);

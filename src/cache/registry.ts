@@ -8,6 +8,7 @@ import { BlobCache } from './blobs.js';
 import { ManifestCache } from './manifests.js';
 import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
+import type { CacheObserver } from './observer.js';
 
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
@@ -18,6 +19,8 @@ export interface RegistryCacheDeps {
   readonly limits: EvictionLimits;
   /** Extra protection from eviction (e.g. content waiting to be replicated). */
   readonly protect?: (digest: string) => boolean;
+  /** Where transfer and eviction numbers go (metrics). */
+  readonly observer?: CacheObserver;
 }
 
 export interface TagPage {
@@ -57,6 +60,7 @@ export class RegistryCache {
     this.evictor = new Evictor({
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest) || (deps.protect?.(digest) ?? false),
+      onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });
   }
 
@@ -80,7 +84,7 @@ export class RegistryCache {
   }
 
   /** Repositories berth holds content for, named as clients address them. */
-  catalog(n: number, last: string | undefined): { repositories: string[]; next: string | undefined } {
+  catalog(n: number, last: string | undefined, visible: (name: string) => boolean = () => true): { repositories: string[]; next: string | undefined } {
     const defaults = new Set(this.deps.upstreams.filter((u) => u.config.default).map((u) => u.config.name));
     const prefixes = new Map(this.deps.upstreams.map((u) => [u.config.name, u.config.prefix]));
     const names = new Set<string>();
@@ -89,7 +93,7 @@ export class RegistryCache {
       const prefix = prefixes.get(upstream);
       if (prefix) names.add(`${prefix}/${repository}`);
     }
-    const sorted = [...names].filter((r) => last === undefined || r > last).sort(byteOrder);
+    const sorted = [...names].filter((r) => (last === undefined || r > last) && visible(r)).sort(byteOrder);
     const p = page(sorted, n, 'local');
     return { repositories: p.tags, next: p.next };
   }

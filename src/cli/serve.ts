@@ -30,6 +30,8 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     };
     io.signals.once('SIGTERM', () => stop('SIGTERM'));
     io.signals.once('SIGINT', () => stop('SIGINT'));
+    // Certificates and htpasswd are re-read in place; open connections stay up.
+    io.signals.on('SIGHUP', () => app.reload('SIGHUP'));
   });
   await app.close();
   logger.info('stopped');

@@ -2,6 +2,8 @@
 
 import { z } from 'zod';
 import { DURATION_ALLOWED, SIZE_ALLOWED, parseDuration, parseSize } from './units.js';
+import { formatImageReference, parseImageReference } from '../oci/image-ref.js';
+import { formatPlatform, parsePlatform } from '../oci/platform.js';
 
 /**
  * Keys whose content is not a single value. `ignored`: a distribution key berth accepts with a
@@ -225,4 +227,14 @@ export function headerValues() {
     });
     return out;
   });
+}
+
+/** An image reference, `[registry/]repository[:tag|@digest]`, kept in canonical form. */
+export function imageRef() {
+  return scalar((v) => formatImageReference(parseImageReference(String(v))));
+}
+
+/** A platform, `os/arch[/variant]`, normalised (aarch64 -> arm64). */
+export function platform() {
+  return scalar((v) => formatPlatform(parsePlatform(String(v))));
 }

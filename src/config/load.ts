@@ -2,6 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { candidateHosts, dockerConfigCredentials } from './dockerconfig.js';
 import { applyEnv, setAt } from './env.js';
 import { formatPath, validateDocument, type BerthDocument } from './schema.js';
 import type { BerthConfig, UpstreamConfig } from './types.js';
@@ -40,8 +41,11 @@ export const DEFAULT_REMOTE_URL = 'https://registry-1.docker.io';
 export const DEFAULT_ROOT = 'berth-data';
 export const DEFAULT_PORT = 5000;
 export const DEFAULT_TAGTTL_MS = 60_000;
+/** How long a pass-through access decision is reused before the upstream is asked again. */
+export const DEFAULT_PASSTHROUGH_TTL_MS = 60_000;
 export const DEFAULT_LOWWATERMARK = 0.8;
 export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
+export const DEFAULT_WARM_INTERVAL_MS = 3_600_000;
 
 export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: string[] } {
   const cwd = resolve(opts.cwd);
@@ -161,7 +165,13 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
   const addr = doc.http?.addr;
   const tls = doc.http?.tls;
   const htpasswd = doc.auth?.htpasswd;
+  const rules = doc.auth?.rules;
   const root = doc.storage?.filesystem?.rootdirectory;
+  const admin = doc.admin;
+  const adminPassword = admin?.passwordfile !== undefined
+    ? readText(['admin', 'passwordfile'], where(['admin', 'passwordfile'], admin.passwordfile), problems)?.replace(/[\r\n]+$/, '')
+    : admin?.password;
+  if (adminPassword === '') problems.push('admin.password: empty; allowed: a non-empty password (or a passwordfile holding one)');
   return {
     log: {
       level: doc.log?.level ?? 'info',
@@ -184,34 +194,64 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
     },
     upstreams,
     upstreamTimeouts: { ...DEFAULT_TIMEOUTS },
-    ...(htpasswd ? { auth: { htpasswd: { realm: htpasswd.realm ?? 'berth', path: where(['auth', 'htpasswd', 'path'], htpasswd.path) } } } : {}),
+    ...(htpasswd || rules ? {
+      auth: {
+        ...(htpasswd ? { htpasswd: { realm: htpasswd.realm ?? 'berth', path: where(['auth', 'htpasswd', 'path'], htpasswd.path) } } : {}),
+        ...(rules ? { rules: rules.map((r) => ({ ...r, repositories: r.repositories ?? ['*'] })) } : {}),
+      },
+    } : {}),
+    ...(admin && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
+    warm: {
+      intervalMs: doc.warm?.interval ?? DEFAULT_WARM_INTERVAL_MS,
+      images: doc.warm?.images ?? [],
+      platforms: doc.warm?.platforms ?? [],
+      allPlatforms: doc.warm?.allplatforms ?? false,
+    },
   };
 }
 
 function upstream(u: UpstreamDoc, path: (string | number)[], where: Where, problems: string[]): UpstreamConfig {
+  let username = u.username;
   let password = u.password;
   if (u.passwordfile !== undefined) {
     const text = readText([...path, 'passwordfile'], where([...path, 'passwordfile'], u.passwordfile), problems);
     password = text?.replace(/[\r\n]+$/, '');
     if (password === '') problems.push(`${formatPath([...path, 'passwordfile'])}: file ${JSON.stringify(u.passwordfile)} is empty; allowed: a file holding the password`);
   }
-  let ca: string | undefined;
-  if (u.ca !== undefined) {
-    ca = readText([...path, 'ca'], where([...path, 'ca'], u.ca), problems);
-    if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
-      problems.push(`${formatPath([...path, 'ca'])}: file ${JSON.stringify(u.ca)} holds no PEM certificate; allowed: a PEM CA bundle`);
+  if (u.dockerconfig !== undefined) {
+    const key = [...path, 'dockerconfig'];
+    const text = readText(key, where(key, u.dockerconfig), problems);
+    try {
+      if (text !== undefined) ({ username, password } = dockerConfigCredentials(text, candidateHosts(u.remoteurl, u.hosts ?? [])));
+    } catch (err) {
+      problems.push(`${formatPath(key)}: file ${JSON.stringify(u.dockerconfig)} ${(err as Error).message}`);
     }
   }
+  const pem = (key: 'ca' | 'certificate' | 'key', marker: RegExp, what: string, allowed = what): string | undefined => {
+    const file = u[key];
+    if (file === undefined) return undefined;
+    const text = readText([...path, key], where([...path, key], file), problems);
+    if (text !== undefined && !marker.test(text)) {
+      problems.push(`${formatPath([...path, key])}: file ${JSON.stringify(file)} holds no PEM ${what}; allowed: a PEM ${allowed}`);
+    }
+    return text;
+  };
+  const ca = pem('ca', /-----BEGIN CERTIFICATE-----/, 'certificate', 'CA bundle');
+  const certificate = pem('certificate', /-----BEGIN CERTIFICATE-----/, 'certificate');
+  const clientKey = pem('key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'private key');
   return {
     name: u.name,
     remoteurl: u.remoteurl,
-    ...(u.username !== undefined ? { username: u.username } : {}),
+    ...(username !== undefined ? { username } : {}),
     ...(password !== undefined ? { password } : {}),
     hosts: u.hosts ?? [],
     ...(u.prefix !== undefined ? { prefix: u.prefix } : {}),
     default: u.default ?? false,
     ...(ca !== undefined ? { ca } : {}),
     insecure: u.insecure ?? false,
+    ...(certificate !== undefined && clientKey !== undefined ? { clientcert: { certificate, key: clientKey } } : {}),
+    tokenrealms: u.tokenrealms ?? [],
+    ...(u.passthroughauth ? { passthrough: { ttlMs: u.passthroughttl ?? DEFAULT_PASSTHROUGH_TTL_MS, outage: u.passthroughoutage ?? 'lastknown' } } : {}),
     tagttlMs: u.tagttl ?? DEFAULT_TAGTTL_MS,
     ttlMs: u.ttl ?? 0,
     pushmode: u.pushmode ?? 'readonly',
@@ -245,11 +285,13 @@ function deepFreeze<T>(value: T): T {
 
 /** The config as a plain object for printing (`berth config check`): secrets redacted, CA bundles summarised. */
 export function describeConfig(config: BerthConfig): unknown {
-  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[] };
+  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[]; admin?: Record<string, unknown> };
+  if (plain.admin) plain.admin['password'] = '<redacted>';
   plain.upstreams = config.upstreams.map((u, i) => ({
     ...plain.upstreams[i],
     ...(u.password !== undefined ? { password: '<redacted>' } : {}),
     ...(u.ca !== undefined ? { ca: `<${Buffer.byteLength(u.ca)} bytes PEM>` } : {}),
+    ...(u.clientcert !== undefined ? { clientcert: { certificate: `<${Buffer.byteLength(u.clientcert.certificate)} bytes PEM>`, key: '<redacted>' } } : {}),
   }));
   return plain;
 }

@@ -9,11 +9,13 @@ import {
   headerValues,
   httpUrl,
   ignored,
+  imageRef,
   keyKinds,
   listenAddr,
   oneOf,
   pathText,
   pathPrefix,
+  platform,
   ratio,
   registryHost,
   size,
@@ -23,10 +25,12 @@ import {
   upstreamName,
   type KeyKind,
 } from './fields.js';
-import type { PushMode } from './types.js';
+import type { AccessAction, OutageMode, PushMode } from './types.js';
 import { isMapping, type Tree } from './yaml.js';
 
 export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const satisfies readonly PushMode[];
+export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const satisfies readonly AccessAction[];
+export const OUTAGE_MODES = ['lastknown', 'deny'] as const satisfies readonly OutageMode[];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 const driver = (name: string) =>
@@ -88,7 +92,21 @@ const upstreamKeys = {
   ttl: duration().optional(),
   tagttl: duration().optional(),
   pushmode: oneOf(PUSH_MODES).optional(),
+  dockerconfig: pathText().optional(),
+  certificate: pathText().optional(),
+  key: pathText().optional(),
+  tokenrealms: z.array(registryHost()).optional(),
+  passthroughauth: flag().optional(),
+  passthroughttl: duration().optional(),
+  passthroughoutage: oneOf(OUTAGE_MODES).optional(),
 };
+
+const ruleSchema = z.strictObject({
+  users: z.array(text()),
+  repositories: z.array(text()).optional(),
+  actions: z.array(oneOf(ACCESS_ACTIONS)),
+  upstream: upstreamName().optional(),
+});
 
 export const documentSchema = z.strictObject({
   version: configVersion().optional(),
@@ -111,8 +129,18 @@ export const documentSchema = z.strictObject({
   auth: z
     .strictObject({
       htpasswd: z.strictObject({ realm: text().optional(), path: pathText() }).optional(),
+      rules: z.array(ruleSchema).optional(),
       token: ignored(),
       silly: ignored(),
+    })
+    .optional(),
+  admin: z.strictObject({ username: text(), password: text().optional(), passwordfile: pathText().optional() }).optional(),
+  warm: z
+    .strictObject({
+      interval: duration().optional(),
+      images: z.array(imageRef()).optional(),
+      platforms: z.array(platform()).optional(),
+      allplatforms: flag().optional(),
     })
     .optional(),
   loglevel: ignored(),
@@ -266,11 +294,30 @@ function crossCheck(doc: Tree, add: Add): void {
     add(['upstreams'], 'proxy and upstreams are both set; allowed: one of them (proxy is the single-upstream form)');
   }
   const credentials = (section: Tree, path: PropertyKey[]) => {
-    if (isMapping(section) && section.password !== undefined && section.passwordfile !== undefined) {
+    if (!isMapping(section)) return;
+    if (section.password !== undefined && section.passwordfile !== undefined) {
       add([...path, 'passwordfile'], 'password and passwordfile are both set; allowed: one of them');
+    }
+    if (section.dockerconfig !== undefined) {
+      for (const k of ['username', 'password', 'passwordfile']) {
+        if (section[k] !== undefined) add([...path, k], `dockerconfig and ${k} are both set; allowed: credentials from one of them`);
+      }
+    }
+    pair(section, path, 'certificate', 'key');
+    if (section.passthroughauth === undefined || /^(false|no|off)$/i.test(String(section.passthroughauth))) {
+      for (const k of ['passthroughttl', 'passthroughoutage']) {
+        if (section[k] !== undefined) add([...path, k], 'only meaningful with passthroughauth: true; allowed: set passthroughauth: true or remove it');
+      }
     }
   };
   credentials(proxy ?? null, ['proxy']);
+  credentials(doc.admin ?? null, ['admin']);
+  if (isMapping(doc.admin) && doc.admin.password === undefined && doc.admin.passwordfile === undefined) {
+    add(['admin', 'password'], 'required when admin is set; allowed: password or passwordfile');
+  }
+  if (isMapping(doc.warm) && doc.warm.platforms !== undefined && /^(true|yes|on)$/i.test(String(doc.warm.allplatforms))) {
+    add(['warm', 'allplatforms'], 'platforms and allplatforms are both set; allowed: one of them');
+  }
   if (Array.isArray(upstreams)) {
     const seen = new Map<string, string>();
     let firstDefault: string | undefined;
@@ -294,8 +341,24 @@ function crossCheck(doc: Tree, add: Add): void {
     });
   }
   const tls = isMapping(http) ? http.tls : undefined;
-  if (isMapping(tls)) {
-    if (tls.certificate !== undefined && tls.key === undefined) add(['http', 'tls', 'key'], 'required when http.tls.certificate is set');
-    if (tls.key !== undefined && tls.certificate === undefined) add(['http', 'tls', 'certificate'], 'required when http.tls.key is set');
+  if (isMapping(tls)) pair(tls, ['http', 'tls'], 'certificate', 'key');
+  const rules = isMapping(doc.auth) ? doc.auth.rules : undefined;
+  if (Array.isArray(rules)) {
+    const names = Array.isArray(upstreams) ? upstreams.map((u) => (isMapping(u) ? u.name : undefined)) : isMapping(proxy) ? ['default'] : [];
+    const htpasswd = isMapping(doc.auth) && doc.auth.htpasswd !== undefined;
+    rules.forEach((r, i) => {
+      const named = isMapping(r) && Array.isArray(r.users) ? r.users.filter((u) => typeof u === 'string' && u !== 'anonymous') : [];
+      if (!htpasswd && named.length > 0) {
+        add(['auth', 'rules', i, 'users'], `${named.map((u) => show(u)).join(', ')} can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd`);
+      }
+      if (isMapping(r) && typeof r.upstream === 'string' && !names.includes(r.upstream)) {
+        add(['auth', 'rules', i, 'upstream'], `no upstream is named ${show(r.upstream)}; allowed: ${names.length ? names.map((n) => show(n)).join(', ') : 'none (no upstreams are configured: leave upstream out)'}`);
+      }
+    });
+  }
+
+  function pair(section: { [k: string]: Tree }, path: PropertyKey[], a: string, b: string): void {
+    if (section[a] !== undefined && section[b] === undefined) add([...path, b], `required when ${formatPath([...path, a])} is set`);
+    if (section[b] !== undefined && section[a] === undefined) add([...path, a], `required when ${formatPath([...path, b])} is set`);
   }
 }

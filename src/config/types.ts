@@ -1,6 +1,19 @@
 /** @module config/types — the typed, frozen configuration every other module receives. */
 
 export type PushMode = 'readonly' | 'local' | 'write-through' | 'write-behind';
+export type AccessAction = 'pull' | 'push' | 'delete' | '*';
+export type OutageMode = 'lastknown' | 'deny';
+
+/** One `auth.rules` entry: these users may do these actions on these repositories. */
+export interface AccessRule {
+  /** User names; `anonymous` is a client without credentials, `*` any authenticated user. */
+  readonly users: readonly string[];
+  /** Repository patterns as the upstream names them; `*` matches any characters, `/` included. */
+  readonly repositories: readonly string[];
+  readonly actions: readonly AccessAction[];
+  /** Name of the upstream the rule is about; absent = every upstream (and the local registry). */
+  readonly upstream?: string;
+}
 
 /** One central registry berth mirrors. `proxy:` becomes a single upstream named "default". */
 export interface UpstreamConfig {
@@ -16,6 +29,12 @@ export interface UpstreamConfig {
   /** PEM text of a CA bundle to trust for this upstream. */
   readonly ca?: string;
   readonly insecure: boolean;
+  /** PEM client certificate and key presented to this upstream (mutual TLS). */
+  readonly clientcert?: { readonly certificate: string; readonly key: string };
+  /** Token realm hosts (host or host:port) trusted besides the upstream's registrable domain. */
+  readonly tokenrealms: readonly string[];
+  /** Clients' own credentials are checked against this upstream before the cache serves them. */
+  readonly passthrough?: { readonly ttlMs: number; readonly outage: OutageMode };
   /** Milliseconds a tag is served from cache before revalidating upstream. */
   readonly tagttlMs: number;
   /** Milliseconds since last pull after which content may be dropped; 0 = never. */
@@ -49,5 +68,23 @@ export interface BerthConfig {
     readonly firstByteMs: number;
     readonly idleMs: number;
   };
-  readonly auth?: { readonly htpasswd?: { readonly realm: string; readonly path: string } };
+  readonly auth?: {
+    readonly htpasswd?: { readonly realm: string; readonly path: string };
+    /** When present, only what a rule allows is allowed. */
+    readonly rules?: readonly AccessRule[];
+  };
+  /** Credentials for the admin API (/api/v1/); without them it is open on the listen address. */
+  readonly admin?: { readonly username: string; readonly password: string };
+  /** Images kept pinned and refreshed on a schedule (`warm:`). */
+  readonly warm: WarmConfig;
+}
+
+export interface WarmConfig {
+  /** Milliseconds between refreshes; 0 = warm once at start-up only. */
+  readonly intervalMs: number;
+  /** `[registry/]repository[:tag|@digest]` */
+  readonly images: readonly string[];
+  /** `os/arch[/variant]`; empty = berth's default (linux/amd64). */
+  readonly platforms: readonly string[];
+  readonly allPlatforms: boolean;
 }

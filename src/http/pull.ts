@@ -21,6 +21,8 @@ export interface PullContext {
   readonly cache: RegistryCache;
   readonly logger: Logger;
   setOutcome(outcome: Outcome): void;
+  /** Counts manifest and blob body bytes sent (metrics). */
+  served(bytes: number): void;
 }
 
 export async function getManifest(ctx: PullContext, reference: string): Promise<void> {
@@ -50,7 +52,9 @@ export async function getManifest(ctx: PullContext, reference: string): Promise<
     return;
   }
   res.statusCode = 200;
-  res.end(req.method === 'HEAD' ? undefined : m.body);
+  if (req.method === 'HEAD') return void res.end();
+  res.end(m.body);
+  ctx.served(m.body.length);
 }
 
 export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
@@ -95,6 +99,8 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
       }
       resolve();
     });
+    // Attached after the pipe, so no chunk can flow before it has somewhere to go.
+    stream.on('data', (chunk: Buffer) => ctx.served(chunk.length));
   });
 }
 
@@ -108,9 +114,10 @@ export async function listTags(ctx: PullContext): Promise<void> {
   sendJson(ctx.res, 200, { name: ctx.clientName, tags: page.tags }, ctx.req.method === 'HEAD');
 }
 
-export function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache): void {
+/** `visible` leaves out repositories this client may not pull. */
+export function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache, visible?: (name: string) => boolean): void {
   const { n, last } = paging(url);
-  const page = cache.catalog(n, last);
+  const page = cache.catalog(n, last, visible);
   if (page.next !== undefined) res.setHeader('Link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   sendJson(res, 200, { repositories: page.repositories }, req.method === 'HEAD');
 }

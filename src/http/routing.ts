@@ -39,6 +39,12 @@ export function resolveTarget(upstreams: readonly Upstream[], input: RoutingInpu
   return target(fallback, name);
 }
 
+/** The upstream a request naming no repository (`GET /v2/`) is about: by ns or Host, else the default. */
+export function upstreamFor(upstreams: readonly Upstream[], input: Omit<RoutingInput, 'name'>): Upstream | undefined {
+  const named = (input.ns && findByHost(upstreams, input.ns)) || (input.host && findByHost(upstreams, input.host.replace(/:\d+$/, '')));
+  return named || upstreams.find((u) => u.config.default);
+}
+
 function target(upstream: Upstream, repository: string): Target {
   return { upstream, key: upstream.config.name, repository };
 }

@@ -1,7 +1,7 @@
 /** @module http/server — the HTTP(S) listener: request parsing, routing, access log, error envelopes. */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { serverTls } from './tls.js';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
@@ -10,7 +10,12 @@ import type { Outcome, Target, Upstream } from '../cache/target.js';
 import { getBlob, getManifest, listCatalog, listTags, type PullContext } from './pull.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
-import { resolveTarget } from './routing.js';
+import { resolveTarget, upstreamFor } from './routing.js';
+import type { AccessControl } from '../auth/access.js';
+import { guard } from './guard.js';
+import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js';
+import type { AdminHandler } from './admin.js';
+import { routeLabel, type RequestObserver } from './observer.js';
 import { isUiPath, serveUi } from './ui.js';
 
 export interface ServerDeps {
@@ -18,18 +23,21 @@ export interface ServerDeps {
   readonly cache: RegistryCache;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
+  /** Authentication and authorisation; absent = every request allowed. */
+  readonly access?: AccessControl;
+  /** /readyz, /metrics and /api/v1/ (optional so the pull path stands alone in tests). */
+  readonly admin?: AdminHandler;
+  readonly observer?: RequestObserver;
 }
-
-/** Headers larger than this are refused before any handler runs. */
-const MAX_HEADER_BYTES = 16 * 1024;
 
 export function createServer(deps: ServerDeps): Server {
   const { config } = deps;
   const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
   const options = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000 };
   const server = config.http.tls
-    ? createHttpsServer({ ...options, cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) }, handler)
+    ? createHttpsServer({ ...options, ...serverTls(config.http.tls) }, handler)
     : createHttpServer(options, handler);
+  answerClientErrors(server, deps.logger);
   return server;
 }
 
@@ -39,8 +47,15 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let outcome: Outcome | undefined;
   let target: Target | undefined;
   let error: OciError | undefined;
+  let user: string | undefined;
+  let routeKind: string | undefined;
+  let bodyBytes = 0;
   res.once('close', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    deps.observer?.request({
+      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status: res.statusCode,
+      outcome, upstream: target?.upstream?.config.name, bodyBytes, seconds: ms / 1000,
+    });
     if (!deps.config.log.accesslog) return;
     deps.logger.info({
       method: req.method,
@@ -51,6 +66,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       outcome,
       upstream: target?.upstream?.config.name,
       repository: target?.repository,
+      user,
       complete: res.writableFinished,
       err: error?.message,
     }, 'request');
@@ -60,6 +76,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   try {
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
+    if (deps.admin && (await deps.admin(req, res, url))) return;
     if (isUiPath(url.pathname)) return await serveUi(req, res, url.pathname);
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
     let path: string;
@@ -70,15 +87,27 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     }
     const route = matchRoute(path);
     if (!route) throw new OciError('UNSUPPORTED', `no such endpoint: ${req.method} ${url.pathname.slice(0, 200)}`, { status: 404 });
+    routeKind = route.kind;
     if (!ROUTE_METHODS[route.kind].includes(req.method ?? '')) {
       throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
     }
-    if (route.kind === 'base') return sendJson(res, 200, {}, head);
-    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache);
-    target = resolveTarget(deps.upstreams, { name: route.name, ns: url.searchParams.get('ns') ?? undefined, host: req.headers.host });
+    checkRequest(req, route);
+    const ns = url.searchParams.get('ns') ?? undefined;
+    const resolve = (name: string) => resolveTarget(deps.upstreams, { name, ns, host: req.headers.host });
+    if (route.kind === 'base') {
+      await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }));
+      return sendJson(res, 200, {}, head);
+    }
+    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve));
+    target = resolve(route.name);
+    if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     const ctx: PullContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },
+      served: (n) => {
+        bodyBytes += n;
+        deps.observer?.served(route.kind, outcome, n);
+      },
     };
     await dispatch(ctx, route);
   } catch (err) {

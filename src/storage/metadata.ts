@@ -241,6 +241,62 @@ export class MetadataStore {
       .prepare('SELECT c.child, b.size FROM manifest_children c LEFT JOIN blobs b ON b.digest = c.child WHERE c.digest = ?')
       .all(digest) as Array<{ child: string; size: number | null }>;
   }
+
+  /** True while the database is open and answers a query (readiness). */
+  ping(): boolean {
+    try {
+      return this.db.open && this.db.prepare('SELECT 1 AS one').get() !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Bytes and count of stored blobs (manifests included). */
+  usage(): { bytes: number; blobs: number } {
+    return this.db.prepare('SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs').get() as { bytes: number; blobs: number };
+  }
+
+  /** Digests a manifest references (blobs and child manifests). */
+  children(digest: string): string[] {
+    return (this.db.prepare('SELECT child FROM manifest_children WHERE digest = ?').all(digest) as Array<{ child: string }>).map((r) => r.child);
+  }
+
+  /** Manifests that reference a digest. */
+  parents(digest: string): string[] {
+    return (this.db.prepare('SELECT digest FROM manifest_children WHERE child = ?').all(digest) as Array<{ digest: string }>).map((r) => r.digest);
+  }
+
+  isPinned(digest: string): boolean {
+    return (this.db.prepare('SELECT pinned FROM blobs WHERE digest = ?').get(digest) as { pinned: number } | undefined)?.pinned === 1;
+  }
+
+  /**
+   * Images for the admin API: each tag, plus manifests no tag and no index in their repository
+   * points at (pulled by digest). `q` filters on upstream/repository:tag@digest.
+   */
+  images(q: string, limit: number): ImageRow[] {
+    return this.db
+      .prepare(`SELECT m.upstream, m.repository, t.tag, m.digest, m.media_type AS mediaType, b.last_access AS lastPull, COALESCE(b.pinned, 0) AS pinned
+        FROM manifests m
+        LEFT JOIN tags t ON t.upstream = m.upstream AND t.repository = m.repository AND t.digest = m.digest
+        LEFT JOIN blobs b ON b.digest = m.digest
+        WHERE (t.tag IS NOT NULL OR NOT EXISTS (
+          SELECT 1 FROM manifest_children c JOIN manifests p ON p.digest = c.digest AND p.upstream = m.upstream AND p.repository = m.repository
+          WHERE c.child = m.digest))
+        AND instr(m.upstream || '/' || m.repository || ':' || COALESCE(t.tag, '') || '@' || m.digest, ?) > 0
+        ORDER BY m.upstream, m.repository, t.tag, m.digest LIMIT ?`)
+      .all(q, limit) as ImageRow[];
+  }
+}
+
+export interface ImageRow {
+  readonly upstream: string;
+  readonly repository: string;
+  readonly tag: string | null;
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly lastPull: number | null;
+  readonly pinned: number;
 }
 
 export interface EvictionView {

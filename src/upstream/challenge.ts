@@ -46,6 +46,11 @@ export function realmAllowed(upstreamUrl: string, realmUrl: string, allowed: rea
   }
   if (realm.protocol !== 'https:' && realm.protocol !== 'http:') return false;
   const upstream = new URL(upstreamUrl);
-  if (allowed.map((a) => a.toLowerCase()).includes(realm.hostname.toLowerCase())) return true;
+  // An entry with a port names that port only; without one, any port of the host.
+  const listed = allowed.some((a) => {
+    const entry = a.toLowerCase();
+    return entry === realm.hostname.toLowerCase() || entry === realm.host.toLowerCase();
+  });
+  if (listed) return true;
   return registrableDomain(realm.hostname) === registrableDomain(upstream.hostname);
 }

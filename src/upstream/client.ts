@@ -31,13 +31,20 @@ export interface UpstreamResponse {
   readonly body: Dispatcher.ResponseData['body'];
 }
 
+/** What the client reports for metrics. */
+export interface UpstreamObserver {
+  tokenRefreshed(upstream: string): void;
+}
+
 const MAX_REDIRECTS = 5;
 const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io']);
 
 export class RegistryClient {
   readonly name: string;
   readonly remoteurl: string;
-  private readonly dispatcher: Agent;
+  readonly tokenrealms: readonly string[];
+  /** Connection pool with this upstream's TLS settings; also used for checks with clients' credentials. */
+  readonly dispatcher: Agent;
   private readonly tokens: TokenSource;
   /** Learned from the first challenge, so later requests authenticate up front. */
   private scheme: 'none' | 'bearer' | 'basic' = 'none';
@@ -49,12 +56,19 @@ export class RegistryClient {
     timeouts: UpstreamTimeouts,
     private readonly logger: Logger,
     now: () => number,
+    observer?: UpstreamObserver,
   ) {
     this.name = config.name;
     this.remoteurl = config.remoteurl;
+    this.tokenrealms = config.tokenrealms;
     this.isDockerHub = DOCKER_HUB_HOSTS.has(new URL(config.remoteurl).hostname);
     this.dispatcher = new Agent({
-      connect: { timeout: timeouts.connectMs, ca: config.ca, rejectUnauthorized: !config.insecure },
+      connect: {
+        timeout: timeouts.connectMs,
+        ca: config.ca,
+        rejectUnauthorized: !config.insecure,
+        ...(config.clientcert ? { cert: config.clientcert.certificate, key: config.clientcert.key } : {}),
+      },
       headersTimeout: timeouts.firstByteMs,
       bodyTimeout: timeouts.idleMs,
       keepAliveTimeout: 30_000,
@@ -64,9 +78,11 @@ export class RegistryClient {
       remoteurl: config.remoteurl,
       username: config.username,
       password: config.password,
+      allowedRealms: config.tokenrealms,
       dispatcher: this.dispatcher,
       logger,
       now,
+      onIssued: () => observer?.tokenRefreshed(config.name),
     });
     this.breaker = new CircuitBreaker({
       name: config.name,

@@ -11,20 +11,79 @@ interface CachedToken {
   readonly expiresAt: number;
 }
 
-export interface TokenSourceOptions {
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** What a token request needs to know about the upstream it is for. */
+export interface TokenContext {
   readonly upstreamName: string;
   readonly remoteurl: string;
-  readonly username?: string;
-  readonly password?: string;
+  /** Realm hosts trusted besides the upstream's registrable domain (`tokenrealms`). */
   readonly allowedRealms?: readonly string[];
   readonly dispatcher: Dispatcher;
   readonly logger: Logger;
-  readonly now: () => number;
 }
+
+export interface TokenSourceOptions extends TokenContext {
+  readonly username?: string;
+  readonly password?: string;
+  readonly now: () => number;
+  /** Called after each token the realm issued (a refresh). */
+  readonly onIssued?: () => void;
+}
+
+/** A token, or the realm's refusal of the credentials (401/403). */
+export type TokenOutcome =
+  | { readonly kind: 'token'; readonly token: string; readonly lifetimeMs: number }
+  | { readonly kind: 'rejected'; readonly status: number };
 
 /** Refresh this long before the issuer's expiry so a token never dies mid-request. */
 const EXPIRY_MARGIN_MS = 10_000;
 
+/**
+ * Asks the challenge's realm for a token for `scope` (none: just check the credentials, as
+ * `docker login` does). The realm must be on the upstream's registrable domain or listed in
+ * tokenrealms, else nothing is sent anywhere. Unreachable realms and 5xx throw UNAVAILABLE.
+ */
+export async function fetchToken(ctx: TokenContext, challenge: Challenge, scope: string | undefined, creds: Credentials | undefined): Promise<TokenOutcome> {
+  const realm = challenge.params['realm'];
+  if (!realm) throw new OciError('UNAVAILABLE', `upstream ${ctx.upstreamName} (${ctx.remoteurl}) sent a bearer challenge without a realm`, { status: 502 });
+  if (!realmAllowed(ctx.remoteurl, realm, ctx.allowedRealms)) {
+    ctx.logger.error({ upstream: ctx.upstreamName, realm: safeLocation(realm) }, 'refused token realm: not on the upstream registry domain nor in its tokenrealms; no credentials sent');
+    throw new OciError('UNAVAILABLE', `upstream ${ctx.upstreamName} pointed berth to token realm ${safeLocation(realm)}, which is neither on the upstream's domain nor listed in its tokenrealms; credentials were not sent (if that is its token service, add the host to tokenrealms)`, { status: 502 });
+  }
+  const url = new URL(realm);
+  if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
+  if (scope) url.searchParams.append('scope', scope);
+  const headers: Record<string, string> = creds ? { authorization: basicAuth(creds.username, creds.password) } : {};
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, { method: 'GET', headers, dispatcher: ctx.dispatcher });
+  } catch (err) {
+    throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} at ${url.origin} is unreachable: ${(err as Error).message}`);
+  }
+  if (res.statusCode === 401 || res.statusCode === 403) {
+    await res.body.dump();
+    return { kind: 'rejected', status: res.statusCode };
+  }
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} answered ${res.statusCode}`);
+  let body: { token?: string; access_token?: string; expires_in?: number };
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} returned invalid JSON`, { status: 502 });
+  }
+  const token = body.token ?? body.access_token;
+  if (!token) throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} returned no token`, { status: 502 });
+  // The spec's default lifetime is 60 s when expires_in is absent.
+  const lifetimeMs = Math.max(0, (typeof body.expires_in === 'number' ? body.expires_in : 60) * 1000 - EXPIRY_MARGIN_MS);
+  return { kind: 'token', token, lifetimeMs };
+}
+
+/** berth's own tokens for an upstream, cached per scope and fetched once for concurrent requests. */
 export class TokenSource {
   private readonly cache = new Map<string, CachedToken>();
   private readonly pending = new Map<string, Promise<string>>();
@@ -44,52 +103,23 @@ export class TokenSource {
 
   /** Fetches (or joins a fetch of) a token for the scope named by the challenge. */
   async fetch(challenge: Challenge, scope: string): Promise<string> {
-    const key = scope;
-    const inflight = this.pending.get(key);
+    const inflight = this.pending.get(scope);
     if (inflight) return inflight;
-    const p = this.request(challenge, scope).finally(() => this.pending.delete(key));
-    this.pending.set(key, p);
+    const p = this.request(challenge, scope).finally(() => this.pending.delete(scope));
+    this.pending.set(scope, p);
     return p;
   }
 
   private async request(challenge: Challenge, scope: string): Promise<string> {
     const { opts } = this;
-    const realm = challenge.params['realm'];
-    if (!realm) throw new OciError('UNAUTHORIZED', `upstream ${opts.upstreamName} (${opts.remoteurl}) sent a bearer challenge without a realm`);
-    if (!realmAllowed(opts.remoteurl, realm, opts.allowedRealms)) {
-      opts.logger.error({ upstream: opts.upstreamName, realm }, 'refusing token realm outside the upstream registry domain');
-      throw new OciError('UNAUTHORIZED', `upstream ${opts.upstreamName} pointed berth to token realm ${safeOrigin(realm)}, which is not on the upstream's domain; credentials were not sent`);
-    }
-    const url = new URL(realm);
-    if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
-    url.searchParams.append('scope', scope);
-    const headers: Record<string, string> = {};
-    if (opts.username !== undefined) headers['authorization'] = basicAuth(opts.username, opts.password ?? '');
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, { method: 'GET', headers, dispatcher: opts.dispatcher });
-    } catch (err) {
-      throw new OciError('UNAVAILABLE', `token service of upstream ${opts.upstreamName} at ${url.origin} is unreachable: ${(err as Error).message}`);
-    }
-    const text = await res.body.text();
-    if (res.statusCode === 401 || res.statusCode === 403) {
+    const creds = opts.username !== undefined ? { username: opts.username, password: opts.password ?? '' } : undefined;
+    const outcome = await fetchToken(opts, challenge, scope, creds);
+    if (outcome.kind === 'rejected') {
       throw new OciError('UNAUTHORIZED', `upstream ${opts.upstreamName} (${opts.remoteurl}) rejected berth's credentials${opts.username ? ` for user "${opts.username}"` : ' (none configured)'}: check the upstream's username and password`, { status: 401 });
     }
-    if (res.statusCode !== 200) {
-      throw new OciError('UNAVAILABLE', `token service of upstream ${opts.upstreamName} answered ${res.statusCode}`);
-    }
-    let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
-    try {
-      body = JSON.parse(text) as typeof body;
-    } catch {
-      throw new OciError('UNAVAILABLE', `token service of upstream ${opts.upstreamName} returned invalid JSON`);
-    }
-    const token = body.token ?? body.access_token;
-    if (!token) throw new OciError('UNAVAILABLE', `token service of upstream ${opts.upstreamName} returned no token`);
-    // The spec's default lifetime is 60 s when expires_in is absent.
-    const lifetimeMs = Math.max(0, (typeof body.expires_in === 'number' ? body.expires_in : 60) * 1000 - EXPIRY_MARGIN_MS);
-    this.cache.set(scope, { token, expiresAt: opts.now() + lifetimeMs });
-    return token;
+    this.cache.set(scope, { token: outcome.token, expiresAt: opts.now() + outcome.lifetimeMs });
+    opts.onIssued?.();
+    return outcome.token;
   }
 }
 
@@ -97,9 +127,11 @@ export function basicAuth(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 }
 
-function safeOrigin(url: string): string {
+/** Origin and path of a URL, for logs and messages: never its query, which may carry secrets. */
+export function safeLocation(url: string): string {
   try {
-    return new URL(url).origin;
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
   } catch {
     return '(invalid URL)';
   }

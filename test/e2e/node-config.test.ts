@@ -8,20 +8,21 @@ import { type Containerd, startContainerd } from '../fixtures/clients.js';
 import { type BuiltImage, buildImage, pushImage } from '../fixtures/image.js';
 import { makeTempDir, removeDir, run } from '../fixtures/proc.js';
 import { type Registry, startRegistry } from '../fixtures/registry.js';
-import { type TestCa, makeCa } from '../fixtures/tls.js';
 
 const MiB = 1 << 20;
 /** A name nothing resolves: the pull can only succeed through the hosts.toml berth generated. */
 const REGISTRY_NAME = 'harbor.xing.test';
 const REF = `${REGISTRY_NAME}/xing/app:v1`;
 
-const nodeConfig = (args: string[]) => run(process.execPath, [BERTH_BIN, 'node-config', ...args]);
+const berthCli = (args: string[]) => run(process.execPath, [BERTH_BIN, ...args]);
+const nodeConfig = (args: string[]) => berthCli(['node-config', ...args]);
 
 describe('berth node-config with containerd', { timeout: 240_000 }, () => {
   let reg: Registry;
   let image: BuiltImage;
   let ctd: Containerd;
-  let ca: TestCa;
+  /** berth's TLS files from `berth cert generate`: ca.crt, tls.crt, tls.key. */
+  let tlsDir: string;
   const cleanups: (() => Promise<void>)[] = [];
   const tmp = async (): Promise<string> => {
     const dir = await makeTempDir('berth-nodecfg');
@@ -43,7 +44,8 @@ describe('berth node-config with containerd', { timeout: 240_000 }, () => {
     image = await buildImage({ layers: 2, layerSize: MiB, tag: 'v1' });
     await pushImage(image, reg.url, 'xing/app:v1');
     ctd = await startContainerd();
-    ca = await makeCa();
+    tlsDir = await tmp();
+    await berthCli(['cert', 'generate', '--ip', '127.0.0.1', '--out', tlsDir]);
   });
 
   after(async () => {
@@ -51,7 +53,6 @@ describe('berth node-config with containerd', { timeout: 240_000 }, () => {
     await ctd?.stop();
     await reg?.stop();
     await image?.remove();
-    await ca?.remove();
   });
 
   it('plain HTTP: the written hosts.toml makes containerd pull through berth, which fetches each blob once', async () => {
@@ -79,14 +80,14 @@ describe('berth node-config with containerd', { timeout: 240_000 }, () => {
     await ctd.remove(REF);
   });
 
-  it('TLS with --ca: containerd trusts berth through the CA copied beside hosts.toml, and fails without it', async () => {
-    const cert = await ca.issue({ ips: ['127.0.0.1'] });
-    const berth = await berthFor({ http: { tls: { certificate: cert.certFile, key: cert.keyFile } } });
+  it('TLS with --ca: containerd trusts berth through the CA (from berth cert generate) copied beside hosts.toml, and fails without it', async () => {
+    const caFile = path.join(tlsDir, 'ca.crt');
+    const berth = await berthFor({ http: { tls: { certificate: path.join(tlsDir, 'tls.crt'), key: path.join(tlsDir, 'tls.key') } } });
     assert.match(berth.url, /^https:/);
     const withCa = await tmp();
-    await nodeConfig(['--mirror', berth.url, '--registry', REGISTRY_NAME, '--no-fallback', '--ca', ca.caFile, '--write', '--dir', withCa, '--only', 'containerd']);
+    await nodeConfig(['--mirror', berth.url, '--registry', REGISTRY_NAME, '--no-fallback', '--ca', caFile, '--write', '--dir', withCa, '--only', 'containerd']);
     const hostDir = path.join(withCa, 'etc/containerd/certs.d', REGISTRY_NAME);
-    assert.equal(await readFile(path.join(hostDir, 'berth-ca.crt'), 'utf8'), await readFile(ca.caFile, 'utf8'));
+    assert.equal(await readFile(path.join(hostDir, 'berth-ca.crt'), 'utf8'), await readFile(caFile, 'utf8'));
 
     const withoutCa = await tmp();
     await nodeConfig(['--mirror', berth.url, '--registry', REGISTRY_NAME, '--no-fallback', '--write', '--dir', withoutCa, '--only', 'containerd']);
@@ -98,7 +99,7 @@ describe('berth node-config with containerd', { timeout: 240_000 }, () => {
   });
 
   it('refuses bad arguments with exit status 2 and the fix', async () => {
-    const err = await nodeConfig(['--mirror', 'http://127.0.0.1:5000', '--registry', REGISTRY_NAME, '--ca', ca.caFile])
+    const err = await nodeConfig(['--mirror', 'http://127.0.0.1:5000', '--registry', REGISTRY_NAME, '--ca', path.join(tlsDir, 'ca.crt')])
       .then(() => undefined, (e: Error & { code?: number; stderr?: string }) => e);
     assert.equal(err?.code, 2);
     assert.match(err?.stderr ?? '', /--ca applies to a berth served over TLS: give --mirror as https:\/\/127\.0\.0\.1:5000/);

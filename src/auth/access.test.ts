@@ -1,0 +1,126 @@
+/** @module auth/access.test — htpasswd users, rules per upstream and repository, challenges and denials. */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
+import { pino } from 'pino';
+import type { BerthConfig, UpstreamConfig } from '../config/types.js';
+import type { Target, Upstream } from '../cache/target.js';
+import { OciError } from '../oci/errors.js';
+import { AccessControl, parseBasic } from './access.js';
+import { Htpasswd } from './htpasswd.js';
+import { Rules, repositoryPattern } from './rules.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'berth-access-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const logger = pino({ level: 'silent' });
+const now = () => 1_000_000;
+const hash = (pw: string) => bcrypt.hashSync(pw, 4);
+const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+
+test('repository patterns: * spans any characters, / included; nothing else is special', () => {
+  assert.ok(repositoryPattern('xing/*').test('xing/team/app'));
+  assert.ok(!repositoryPattern('xing/*').test('xingo/app'));
+  assert.ok(repositoryPattern('*/base').test('lib/base'));
+  assert.ok(!repositoryPattern('a.b').test('axb'));
+  assert.ok(repositoryPattern('*').test('anything/at/all'));
+});
+
+test('rules: named users, anonymous, any authenticated user, per upstream and action', () => {
+  const rules = new Rules([
+    { users: ['alice'], repositories: ['xing/*'], actions: ['pull', 'push'], upstream: 'harbor' },
+    { users: ['anonymous'], repositories: ['public/*'], actions: ['pull'] },
+    { users: ['*'], repositories: ['shared/*'], actions: ['*'] },
+  ]);
+  assert.ok(rules.allows('alice', 'harbor', 'xing/app', 'push'));
+  assert.ok(!rules.allows('alice', 'hub', 'xing/app', 'pull'), 'another upstream');
+  assert.ok(!rules.allows('alice', 'harbor', 'xing/app', 'delete'));
+  assert.ok(!rules.allows('bob', 'harbor', 'xing/app', 'pull'));
+  assert.ok(rules.allows(undefined, 'hub', 'public/base', 'pull'));
+  assert.ok(!rules.allows(undefined, 'hub', 'shared/x', 'pull'), '* is not anonymous');
+  assert.ok(rules.allows('bob', '', 'shared/x', 'delete'));
+  assert.ok(rules.anonymousAllowed);
+});
+
+test('htpasswd: bcrypt entries ($2y$ as written by htpasswd -B), others ignored; a failed reload keeps the users', async () => {
+  const file = join(dir, 'htpasswd');
+  writeFileSync(file, `# comment\nalice:${hash('pw-a').replace(/^\$2b\$/, '$2y$')}\nbob:{SHA}abc=\n\ncarol:${hash('pw-c')}\n`);
+  const h = new Htpasswd(file, logger, now);
+  assert.equal(h.load(), 2);
+  assert.equal(await h.verify('alice', 'pw-a'), true);
+  assert.equal(await h.verify('alice', 'pw-a'), true, 'remembered');
+  assert.equal(await h.verify('alice', 'nope'), false);
+  assert.equal(await h.verify('bob', 'abc'), false);
+  assert.equal(await h.verify('mallory', 'pw-a'), false);
+  rmSync(file);
+  h.reload();
+  assert.equal(await h.verify('carol', 'pw-c'), true);
+});
+
+test('Authorization: Basic is read; other schemes and garbage count as no credentials', () => {
+  assert.deepEqual(parseBasic(basic('u', 'p:w')), { username: 'u', password: 'p:w' });
+  assert.equal(parseBasic('Bearer abc'), undefined);
+  assert.equal(parseBasic('Basic !!!'), undefined);
+  assert.equal(parseBasic(undefined), undefined);
+});
+
+function setup(auth: BerthConfig['auth']) {
+  const upstreamConfig = { name: 'harbor', passthrough: undefined } as unknown as UpstreamConfig;
+  const upstream = { config: upstreamConfig, client: {} } as unknown as Upstream;
+  const config = { auth, upstreams: [upstreamConfig] } as unknown as BerthConfig;
+  const access = new AccessControl({ config, upstreams: [upstream], logger, now });
+  const target = (repository: string): Target => ({ upstream, key: 'harbor', repository });
+  const pull = (authorization: string | undefined, repository: string) =>
+    access.authorize(authorization, { target: target(repository), action: 'pull', probe: { method: 'HEAD', path: 'manifests/v1' } });
+  return { access, target, pull };
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, status: number): Promise<OciError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof OciError);
+    assert.equal(err.code, code);
+    assert.equal(err.status, status);
+    return err;
+  }
+  return assert.fail(`expected ${code}`);
+}
+
+test('htpasswd with rules: allowed, 401 with a Basic challenge for anonymous or wrong passwords, 403 for others', async () => {
+  const path = join(dir, 'users');
+  writeFileSync(path, `alice:${hash('pw-a')}\nbob:${hash('pw-b')}\n`);
+  const { access, pull, target } = setup({
+    htpasswd: { realm: 'edge "site"', path },
+    rules: [
+      { users: ['alice'], repositories: ['xing/*'], actions: ['pull'], upstream: 'harbor' },
+      { users: ['anonymous'], repositories: ['public/*'], actions: ['pull'] },
+    ],
+  });
+  assert.equal(await pull(basic('alice', 'pw-a'), 'xing/app'), 'alice');
+  assert.equal(await pull(undefined, 'public/base'), 'anonymous');
+  const challenge = await rejectsWith(pull(undefined, 'xing/app'), 'UNAUTHORIZED', 401);
+  assert.equal(challenge.headers['WWW-Authenticate'], 'Basic realm="edge site", charset="UTF-8"');
+  await rejectsWith(pull(basic('alice', 'wrong'), 'public/base'), 'UNAUTHORIZED', 401);
+  const denied = await rejectsWith(pull(basic('bob', 'pw-b'), 'xing/app'), 'DENIED', 403);
+  assert.match(denied.message, /user "bob" may not pull xing\/app of upstream harbor: no auth.rules entry allows it/);
+  await rejectsWith(access.base(undefined, undefined), 'UNAUTHORIZED', 401);
+  await access.base(basic('bob', 'pw-b'), undefined);
+  await rejectsWith(access.base(basic('bob', 'x'), undefined), 'UNAUTHORIZED', 401);
+  const visible = await access.catalogFilter(undefined, target);
+  assert.deepEqual(['public/base', 'xing/app'].filter(visible!), ['public/base']);
+});
+
+test('htpasswd without rules: every user may do everything, anonymous nothing; no auth at all: everything open', async () => {
+  const path = join(dir, 'users2');
+  writeFileSync(path, `alice:${hash('pw-a')}\n`);
+  const { pull } = setup({ htpasswd: { realm: 'berth', path } });
+  assert.equal(await pull(basic('alice', 'pw-a'), 'any/thing'), 'alice');
+  await rejectsWith(pull(undefined, 'any/thing'), 'UNAUTHORIZED', 401);
+  const open = setup(undefined);
+  assert.equal(open.access.open, true);
+  assert.equal(await open.pull(basic('who', 'ever'), 'x'), undefined);
+  await open.access.base(undefined, undefined);
+});

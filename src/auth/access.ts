@@ -1,0 +1,158 @@
+/** @module auth/access — who a client is (htpasswd, or its upstream credentials) and whether it may do what it asks. */
+import type { Logger } from 'pino';
+import type { BerthConfig } from '../config/types.js';
+import { OciError } from '../oci/errors.js';
+import type { Target, Upstream } from '../cache/target.js';
+import { PassthroughChecker, type Probe } from '../upstream/passthrough.js';
+import type { Credentials } from '../upstream/tokens.js';
+import { Htpasswd } from './htpasswd.js';
+import { ANONYMOUS, Rules, type Action } from './rules.js';
+
+export interface AccessRequest {
+  readonly target: Target;
+  readonly action: Action;
+  /** What a pass-through check asks the upstream (a request needing the same access). */
+  readonly probe: Probe;
+}
+
+export interface AccessDeps {
+  readonly config: BerthConfig;
+  readonly upstreams: readonly Upstream[];
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+/**
+ * Three layers, each optional: `auth.htpasswd` says who a client is; `auth.rules` what each user
+ * (or `anonymous`) may do per upstream and repository; an upstream with `passthroughauth` decides
+ * itself, from the client's own credentials, and htpasswd and rules do not apply to it.
+ */
+export class AccessControl {
+  private readonly htpasswd: Htpasswd | undefined;
+  private readonly rules: Rules | undefined;
+  private readonly passthrough = new Map<string, PassthroughChecker>();
+  private readonly realm: string;
+
+  constructor(deps: AccessDeps) {
+    const { config, logger, now } = deps;
+    const auth = config.auth;
+    this.realm = auth?.htpasswd?.realm ?? 'berth';
+    if (auth?.htpasswd) {
+      this.htpasswd = new Htpasswd(auth.htpasswd.path, logger, now);
+      const n = this.htpasswd.load();
+      if (n === 0) logger.warn({ file: auth.htpasswd.path }, 'htpasswd file holds no usable users: every authenticated request will be refused');
+    }
+    if (auth?.rules) this.rules = new Rules(auth.rules);
+    for (const u of deps.upstreams) {
+      const p = u.config.passthrough;
+      if (p) this.passthrough.set(u.config.name, new PassthroughChecker(u.client, { ...p, logger: logger.child({ upstream: u.config.name }), now }));
+    }
+  }
+
+  /** Files to watch for changes. */
+  get files(): string[] {
+    return this.htpasswd ? [this.htpasswd.path] : [];
+  }
+
+  reload(): void {
+    this.htpasswd?.reload();
+  }
+
+  /** No layer configured: every request is allowed without looking at credentials. */
+  get open(): boolean {
+    return !this.htpasswd && !this.rules && this.passthrough.size === 0;
+  }
+
+  /** Anonymous `GET /v2/` is challenged, so `docker login` asks for (and checks) credentials. */
+  private get loginRequired(): boolean {
+    return this.htpasswd !== undefined || this.passthrough.size > 0;
+  }
+
+  /** Throws 401/403 unless the request is allowed; returns the user name for the access log. */
+  async authorize(authorization: string | undefined, req: AccessRequest): Promise<string | undefined> {
+    if (this.open) return undefined;
+    const creds = parseBasic(authorization);
+    const { target, action } = req;
+    const checker = target.upstream && this.passthrough.get(target.upstream.config.name);
+    if (checker) {
+      const verdict = await checker.check(creds, target.repository, action, req.probe);
+      if (verdict === 'allowed') return creds?.username ?? ANONYMOUS;
+      if (verdict === 'unauthenticated') {
+        throw this.challenge(creds
+          ? `upstream ${target.upstream!.config.name} did not accept these credentials for ${target.repository}: log in with your account on that registry`
+          : `${action} access to ${target.repository} needs your credentials for upstream ${target.upstream!.config.name}: docker login to this registry with them`);
+      }
+      throw denied(creds?.username, action, target, `upstream ${target.upstream!.config.name} does not grant it to this account`);
+    }
+    const user = await this.identify(creds);
+    if (this.allows(user, target, action)) return user ?? ANONYMOUS;
+    if (user === undefined) throw this.challenge(`${action} access to ${target.repository} needs authentication: docker login to this registry`);
+    throw denied(user, action, target, this.rules ? 'no auth.rules entry allows it' : 'not allowed');
+  }
+
+  /** `GET /v2/`: checks credentials when given; challenges anonymous clients when logins exist. */
+  async base(authorization: string | undefined, upstream: Upstream | undefined): Promise<void> {
+    if (this.open) return;
+    const creds = parseBasic(authorization);
+    if (!creds) {
+      if (this.loginRequired) throw this.challenge('authentication required: docker login to this registry');
+      return;
+    }
+    if (this.htpasswd && (await this.htpasswd.verify(creds.username, creds.password))) return;
+    // Only the upstream this request is routed to sees the credentials, never the others.
+    const checker = upstream && this.passthrough.get(upstream.config.name);
+    if (checker && (await checker.login(creds))) return;
+    if (this.htpasswd || checker) throw this.challenge('invalid username or password');
+  }
+
+  /**
+   * `GET /v2/_catalog`: which repositories (as clients name them) this client may see. Undefined:
+   * all. Pass-through repositories are left out: listing them would need one upstream call each.
+   */
+  async catalogFilter(authorization: string | undefined, resolve: (name: string) => Target): Promise<((name: string) => boolean) | undefined> {
+    if (this.open) return undefined;
+    const user = await this.identify(parseBasic(authorization));
+    if (user === undefined && this.loginRequired && !this.rules?.anonymousAllowed) throw this.challenge('the catalog needs authentication: docker login to this registry');
+    return (name) => {
+      try {
+        const target = resolve(name);
+        if (target.upstream && this.passthrough.has(target.upstream.config.name)) return false;
+        return this.allows(user, target, 'pull');
+      } catch {
+        return false;
+      }
+    };
+  }
+
+  /** The htpasswd user, or undefined for anonymous; wrong credentials are a 401, not anonymous. */
+  private async identify(creds: Credentials | undefined): Promise<string | undefined> {
+    if (!creds || !this.htpasswd) return undefined;
+    if (await this.htpasswd.verify(creds.username, creds.password)) return creds.username;
+    throw this.challenge('invalid username or password');
+  }
+
+  private allows(user: string | undefined, target: Target, action: Action): boolean {
+    if (this.rules) return this.rules.allows(user, target.key, target.repository, action);
+    return this.htpasswd ? user !== undefined : true;
+  }
+
+  private challenge(message: string): OciError {
+    return new OciError('UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': `Basic realm="${this.realm.replace(/["\\]/g, '')}", charset="UTF-8"` } });
+  }
+}
+
+function denied(user: string | undefined, action: Action, target: Target, why: string): OciError {
+  const who = user === undefined ? 'anonymous clients' : `user "${user}"`;
+  const where = target.upstream ? ` of upstream ${target.upstream.config.name}` : '';
+  return new OciError('DENIED', `${who} may not ${action} ${target.repository}${where}: ${why}`, { detail: { name: target.repository, action } });
+}
+
+/** Credentials from `Authorization: Basic …`; other schemes count as none. */
+export function parseBasic(header: string | undefined): Credentials | undefined {
+  const m = header ? /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(header) : null;
+  if (!m?.[1]) return undefined;
+  const raw = Buffer.from(m[1], 'base64').toString('utf8');
+  const i = raw.indexOf(':');
+  if (i < 0) return undefined;
+  return { username: raw.slice(0, i), password: raw.slice(i + 1) };
+}

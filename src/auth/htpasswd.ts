@@ -1,0 +1,68 @@
+/** @module auth/htpasswd — users and bcrypt password hashes from an Apache htpasswd file, as distribution reads it. */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import bcrypt from 'bcryptjs';
+import type { Logger } from 'pino';
+
+/** A verified password is remembered this long, so a pull of many blobs costs one bcrypt. */
+const VERIFIED_TTL_MS = 5 * 60_000;
+const MAX_VERIFIED = 10_000;
+/** Compared against for unknown users, so timing does not tell which users exist. */
+const DUMMY_HASH = '$2b$05$W27Z0FkK9lak6UYKODqM8ehqWWSmhv3W1fb4WxAlG/l2ckZoWDVJe';
+const BCRYPT = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
+
+export class Htpasswd {
+  private users = new Map<string, string>();
+  private readonly verified = new Map<string, number>();
+  private readonly salt = randomBytes(16);
+
+  constructor(readonly path: string, private readonly logger: Logger, private readonly now: () => number) {}
+
+  /** Reads the file; throws when it cannot be read (at start-up that stops berth). */
+  load(): number {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      throw new Error(`auth.htpasswd.path: cannot read ${JSON.stringify(this.path)}: ${(err as Error).message}`);
+    }
+    const users = new Map<string, string>();
+    text.split(/\r?\n/).forEach((line, i) => {
+      if (line.trim() === '' || line.startsWith('#')) return;
+      const at = line.indexOf(':');
+      const user = line.slice(0, at);
+      const hash = line.slice(at + 1).trim();
+      if (at <= 0 || !BCRYPT.test(hash)) {
+        this.logger.warn({ file: this.path, line: i + 1, user: at > 0 ? user : undefined }, 'htpasswd entry ignored: only bcrypt hashes are supported (htpasswd -B)');
+        return;
+      }
+      users.set(user, hash);
+    });
+    this.users = users;
+    this.verified.clear();
+    return users.size;
+  }
+
+  /** Re-reads the file after a change; on failure keeps the users it had. */
+  reload(): void {
+    try {
+      const n = this.load();
+      this.logger.info({ file: this.path, users: n }, 'htpasswd reloaded');
+    } catch (err) {
+      this.logger.error({ file: this.path, err: (err as Error).message }, 'htpasswd reload failed; keeping the users loaded before');
+    }
+  }
+
+  async verify(username: string, password: string): Promise<boolean> {
+    const key = createHash('sha256').update(this.salt).update(username).update('\0').update(password).digest('hex');
+    const at = this.verified.get(key);
+    if (at !== undefined && this.now() - at < VERIFIED_TTL_MS) return true;
+    const hash = this.users.get(username);
+    const ok = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+    if (!ok || hash === undefined) return false;
+    this.verified.delete(key);
+    this.verified.set(key, this.now());
+    if (this.verified.size > MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value as string);
+    return true;
+  }
+}

@@ -1,0 +1,193 @@
+/** @module cache/images — what is cached, image by image: listing with sizes and platforms, pin, unpin, evict. */
+import type { Logger } from 'pino';
+import { OciError } from '../oci/errors.js';
+import { parseImageReference, type ImageReference } from '../oci/image-ref.js';
+import { parseManifest } from '../oci/manifest.js';
+import { isIndexType } from '../oci/mediatypes.js';
+import { formatPlatform } from '../oci/platform.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { MetadataStore } from '../storage/metadata.js';
+import { manifestUnknown } from './manifests.js';
+import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
+import type { Target } from './target.js';
+
+/** One cached image as the admin API lists it. */
+export interface ImageInfo {
+  /** Upstream name ("" for content pushed to a plain registry). */
+  readonly upstream: string;
+  readonly repository: string;
+  readonly tag: string | null;
+  readonly digest: string;
+  readonly mediaType: string;
+  /** Bytes on disk: the manifest plus every cached manifest and blob it references. */
+  readonly size: number;
+  /** Platforms whose content is cached (`os/arch[/variant]`). */
+  readonly platforms: string[];
+  /** Milliseconds since the epoch of the last pull of the manifest. */
+  readonly lastPull: number | null;
+  readonly pinned: boolean;
+}
+
+export interface ImageCatalogDeps {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly logger: Logger;
+  /** Routes a reference to its upstream and repository as `/v2/` requests are routed. */
+  readonly resolve: (ref: ImageReference) => Target;
+  /** Content being streamed or filled is never removed. */
+  readonly inUse: (digest: string) => boolean;
+  readonly observer?: CacheObserver;
+}
+
+/** Platform lists per manifest digest: content is immutable, so this never goes stale; bounded. */
+const PLATFORM_MEMO_LIMIT = 10_000;
+
+export class ImageCatalog {
+  private readonly platformMemo = new Map<string, string[]>();
+
+  constructor(private readonly deps: ImageCatalogDeps) {}
+
+  async list(q = '', limit = 1000): Promise<ImageInfo[]> {
+    const rows = this.deps.metadata.images(q, limit);
+    const out: ImageInfo[] = [];
+    for (const r of rows) {
+      out.push({
+        upstream: r.upstream,
+        repository: r.repository,
+        tag: r.tag,
+        digest: r.digest,
+        mediaType: r.mediaType,
+        size: this.closureSize(r.digest),
+        platforms: await this.platforms(r.digest, r.mediaType),
+        lastPull: r.lastPull,
+        pinned: r.pinned === 1,
+      });
+    }
+    return out;
+  }
+
+  /** The cached manifest digest a reference names; MANIFEST_UNKNOWN when it is not cached. Never asks upstream. */
+  lookup(text: string): { target: Target; digest: string } {
+    const ref = parseReference(text);
+    const target = this.deps.resolve(ref);
+    const { metadata } = this.deps;
+    const digest = ref.reference.kind === 'digest' ? ref.reference.digest : metadata.tag(target.key, target.repository, ref.reference.tag)?.digest;
+    if (!digest || !metadata.manifest(target.key, target.repository, digest)) {
+      throw manifestUnknown(target.repository, ref.reference.kind === 'digest' ? ref.reference.digest : ref.reference.tag);
+    }
+    return { target, digest };
+  }
+
+  /** Pins or unpins a cached image: its manifest and everything it references that is stored. */
+  pin(text: string, pinned: boolean): { digest: string; digests: number } {
+    const { digest } = this.lookup(text);
+    return { digest, digests: this.setPinned(digest, pinned) };
+  }
+
+  /** Sets the pin flag on a manifest and its stored descendants; returns how many were stored. */
+  setPinned(digest: string, pinned: boolean): number {
+    let n = 0;
+    for (const d of this.closure(digest)) {
+      if (!this.deps.metadata.blob(d)) continue;
+      this.deps.metadata.setPinned(d, pinned);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Removes a cached image's content, keeping what other cached manifests still reference and
+   * what is being streamed. A pinned image must be unpinned first.
+   */
+  async evict(text: string): Promise<{ digest: string; evicted: number; freedBytes: number }> {
+    const { digest } = this.lookup(text);
+    const { metadata, blobs } = this.deps;
+    if (metadata.isPinned(digest)) {
+      throw new OciError('DENIED', `image ${text} is pinned; unpin it first (POST /api/v1/unpin)`, { status: 409 });
+    }
+    if (this.deps.inUse(digest)) throw new OciError('DENIED', `image ${text} is being pulled right now; try again when the pull is done`, { status: 409 });
+    const set = this.closure(digest);
+    const keep = (d: string) => this.deps.inUse(d) || metadata.isPinned(d) || metadata.parents(d).some((p) => !set.has(p));
+    // Decide everything before removing anything: removal erases the edges `keep` reads.
+    const doomed = [...set].filter((d) => d === digest || !keep(d));
+    let freedBytes = 0;
+    let evicted = 0;
+    for (const d of doomed) {
+      const size = metadata.blob(d)?.size ?? 0;
+      metadata.forget(d);
+      await blobs.delete(d);
+      freedBytes += size;
+      evicted++;
+    }
+    (this.deps.observer ?? NO_CACHE_OBSERVER).evicted('admin', evicted, freedBytes);
+    this.deps.logger.info({ image: text, digest, evicted, freedBytes }, 'image evicted on request');
+    return { digest, evicted, freedBytes };
+  }
+
+  /** A manifest and every digest below it (child manifests, configs, layers). */
+  closure(digest: string): Set<string> {
+    const seen = new Set<string>([digest]);
+    const queue = [digest];
+    for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
+      for (const c of this.deps.metadata.children(d)) {
+        if (!seen.has(c)) {
+          seen.add(c);
+          queue.push(c);
+        }
+      }
+    }
+    return seen;
+  }
+
+  private closureSize(digest: string): number {
+    let total = 0;
+    for (const d of this.closure(digest)) total += this.deps.metadata.blob(d)?.size ?? 0;
+    return total;
+  }
+
+  /** Platforms of an index's cached entries, or of a single manifest's config. */
+  private async platforms(digest: string, mediaType: string): Promise<string[]> {
+    const memo = this.platformMemo.get(digest);
+    if (memo) return memo;
+    let found: string[] = [];
+    let complete = true;
+    try {
+      if (isIndexType(mediaType)) {
+        const index = parseManifest(await this.deps.blobs.readAll(digest), mediaType);
+        const cached = new Set(this.deps.metadata.children(digest).filter((c) => this.deps.metadata.blob(c)));
+        const entries = index.manifests.filter((m) => m.platform?.os && m.platform.architecture && m.platform.os !== 'unknown');
+        found = entries.filter((m) => cached.has(m.digest)).map((m) => formatPlatform({ os: m.platform!.os!, architecture: m.platform!.architecture!, variant: m.platform!.variant }));
+        // More platforms may be cached later, so only a fully cached index is remembered.
+        complete = entries.every((m) => cached.has(m.digest));
+      } else {
+        const manifest = parseManifest(await this.deps.blobs.readAll(digest), mediaType);
+        const config = manifest.blobs[0];
+        if (config && this.deps.metadata.blob(config.digest)) {
+          const doc = JSON.parse((await this.deps.blobs.readAll(config.digest)).toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+          if (typeof doc.os === 'string' && typeof doc.architecture === 'string') {
+            found = [formatPlatform({ os: doc.os, architecture: doc.architecture, variant: typeof doc.variant === 'string' ? doc.variant : undefined })];
+          }
+        } else {
+          complete = false;
+        }
+      }
+    } catch {
+      // Not an image (an artifact), or content removed meanwhile: no platform to report.
+      complete = false;
+    }
+    if (complete) {
+      if (this.platformMemo.size >= PLATFORM_MEMO_LIMIT) this.platformMemo.clear();
+      this.platformMemo.set(digest, found);
+    }
+    return [...new Set(found)];
+  }
+}
+
+/** Parses a reference from an API request; 400 with the grammar when it is malformed. */
+export function parseReference(text: string): ImageReference {
+  try {
+    return parseImageReference(text);
+  } catch (err) {
+    throw new OciError('NAME_INVALID', (err as Error).message);
+  }
+}

@@ -1,0 +1,74 @@
+/** @module http/admin-io — the admin API's plumbing: JSON errors, request bodies, its own basic-auth credentials. */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isOciError } from '../oci/errors.js';
+import { sendJson } from './respond.js';
+
+/** An admin API error: `{"errors":[{"code","message"}]}` with this status. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** Writes the error envelope; OCI errors from the cache keep their code and status. Returns what was sent. */
+export function sendApiError(res: ServerResponse, err: unknown, head: boolean): { status: number; code: string; message: string } {
+  let e: { status: number; code: string; message: string; headers: Record<string, string> };
+  if (err instanceof ApiError) e = err;
+  else if (isOciError(err)) e = { status: err.status, code: err.code, message: err.message, headers: { ...err.headers } };
+  else e = { status: 500, code: 'INTERNAL', message: 'internal error; see the berth log', headers: {} };
+  if (res.headersSent) {
+    res.destroy();
+    return e;
+  }
+  for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+  sendJson(res, e.status, { errors: [{ code: e.code, message: e.message }] }, head);
+  return e;
+}
+
+/** Request bodies of the admin API are small JSON documents. */
+const MAX_BODY = 1024 * 1024;
+
+export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new ApiError(413, 'BODY_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new ApiError(400, 'INVALID_REQUEST', 'request body is not valid JSON; send a JSON object, e.g. {"image":"xing/app:v1"}');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ApiError(400, 'INVALID_REQUEST', 'request body must be a JSON object');
+  return doc as Record<string, unknown>;
+}
+
+export interface AdminCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+const digestOf = (s: string) => createHash('sha256').update(s).digest();
+
+/** Throws 401 unless the request carries the admin credentials (compared in constant time). */
+export function requireAdmin(req: IncomingMessage, credentials: AdminCredentials | undefined): void {
+  if (!credentials) return;
+  const header = req.headers.authorization ?? '';
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+  const colon = decoded.indexOf(':');
+  const user = colon >= 0 ? decoded.slice(0, colon) : '';
+  const pass = colon >= 0 ? decoded.slice(colon + 1) : '';
+  const userOk = timingSafeEqual(digestOf(user), digestOf(credentials.username));
+  const passOk = timingSafeEqual(digestOf(pass), digestOf(credentials.password));
+  if (m && userOk && passOk) return;
+  throw new ApiError(401, 'UNAUTHORIZED', m
+    ? 'admin credentials were not accepted: check the username and password set in the admin section of the config'
+    : 'the admin API needs credentials: send HTTP basic auth with the username and password of the admin section of the config',
+  { 'WWW-Authenticate': 'Basic realm="berth admin", charset="UTF-8"' });
+}

@@ -1,0 +1,45 @@
+/** @module http/guard — the access check in front of each repository route: which action, what to ask upstream, mounts. */
+import type { IncomingMessage } from 'node:http';
+import type { AccessControl } from '../auth/access.js';
+import type { Action } from '../auth/rules.js';
+import type { Target } from '../cache/target.js';
+import type { Probe } from '../upstream/passthrough.js';
+import type { Route } from './routes.js';
+
+type RepositoryRoute = Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>;
+
+/** Reading is pull; DELETE of content is delete; everything else on a repository (uploads, manifest PUT) is push. */
+export function actionOf(route: RepositoryRoute, method: string | undefined): Action {
+  if (method === 'GET' || method === 'HEAD') return route.kind === 'upload' ? 'push' : 'pull';
+  if (method === 'DELETE' && (route.kind === 'manifest' || route.kind === 'blob')) return 'delete';
+  return 'push';
+}
+
+/** An upstream request that needs the same access, for pass-through checks. */
+export function probeOf(route: RepositoryRoute): Probe {
+  if (route.kind === 'manifest') return { method: 'HEAD', path: `manifests/${route.reference}` };
+  if (route.kind === 'blob') return { method: 'HEAD', path: `blobs/${route.digest}` };
+  return { method: 'GET', path: 'tags/list?n=1' };
+}
+
+/**
+ * Throws 401/403 unless the client may do what the request asks. A cross-repository mount
+ * (`?mount=&from=`) reads the source repository, so it needs pull there too.
+ */
+export async function guard(
+  access: AccessControl,
+  req: IncomingMessage,
+  url: URL,
+  route: RepositoryRoute,
+  target: Target,
+  resolve: (name: string) => Target,
+): Promise<string | undefined> {
+  const authorization = req.headers.authorization;
+  const user = await access.authorize(authorization, { target, action: actionOf(route, req.method), probe: probeOf(route) });
+  const from = url.searchParams.get('from');
+  const mount = url.searchParams.get('mount');
+  if (route.kind === 'uploads' && from && mount) {
+    await access.authorize(authorization, { target: resolve(from), action: 'pull', probe: { method: 'HEAD', path: `blobs/${mount}` } });
+  }
+  return user;
+}

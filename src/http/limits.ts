@@ -1,0 +1,51 @@
+/** @module http/limits — refusing oversized or malformed requests early, each with a 4xx OCI error envelope. */
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { OciError } from '../oci/errors.js';
+import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
+import type { Route } from './routes.js';
+
+/** Request line plus headers; node answers larger ones itself, through onClientError below. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+/**
+ * Requests node's parser rejects (headers over MAX_HEADER_BYTES, malformed syntax) never reach
+ * a handler; answer them with an envelope too, instead of node's bare status line.
+ */
+export function answerClientErrors(server: Server, logger: Logger): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const message = status === 431
+      ? `request line and headers exceed ${MAX_HEADER_BYTES} bytes; send fewer or shorter headers`
+      : status === 408 ? 'request headers did not arrive in time' : `malformed HTTP request (${err.code ?? 'parse error'})`;
+    const body = JSON.stringify(new OciError('UNSUPPORTED', message).toEnvelope());
+    logger.info({ status, err: err.code }, 'refused a request the HTTP parser rejected');
+    socket.end([
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+      'Content-Type: application/json; charset=utf-8',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Docker-Distribution-Api-Version: registry/2.0',
+      'Connection: close',
+      '',
+      body,
+    ].join('\r\n'));
+  });
+}
+
+/** Size and shape limits that need the route: bodies only where the API takes one, manifests of at most 4 MiB. */
+export function checkRequest(req: IncomingMessage, route: Route): void {
+  const length = req.headers['content-length'];
+  const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+  const takesBody = (route.kind === 'manifest' && req.method === 'PUT') || route.kind === 'uploads' || route.kind === 'upload';
+  if (hasBody && !takesBody) {
+    throw new OciError('UNSUPPORTED', `${req.method} ${route.kind} requests carry no body; send it without one`, { status: 400 });
+  }
+  if (route.kind === 'manifest' && req.method === 'PUT' && length !== undefined && Number(length) > MAX_MANIFEST_SIZE) {
+    throw new OciError('MANIFEST_INVALID', `manifest of ${length} bytes exceeds the limit of ${MAX_MANIFEST_SIZE} bytes (4 MiB)`, { status: 413, detail: { limit: MAX_MANIFEST_SIZE } });
+  }
+}

@@ -1,0 +1,31 @@
+/** @module http/observer — what the server reports about each request once it is over (metrics hook in here). */
+import type { Outcome } from '../cache/target.js';
+
+export interface RequestRecord {
+  /** Route kind (`manifest`, `blob`, `tags`, …) or `api`, `metrics`, `health`, `other`. */
+  readonly route: string;
+  readonly method: string;
+  readonly status: number;
+  readonly outcome: Outcome | undefined;
+  /** Upstream name when the request was routed to one. */
+  readonly upstream: string | undefined;
+  /** Manifest and blob body bytes sent (0 for other responses); each was reported to `served` already. */
+  readonly bodyBytes: number;
+  readonly seconds: number;
+}
+
+export interface RequestObserver {
+  /** Once per request, when its response is over. */
+  request(record: RequestRecord): void;
+  /** As manifest and blob bytes go out, so byte counts are live during long transfers. */
+  served(route: string, outcome: Outcome | undefined, bytes: number): void;
+}
+
+/** The route label for paths outside the OCI route table. */
+export function routeLabel(path: string): string {
+  if (path.startsWith('/api/')) return 'api';
+  if (path === '/metrics') return 'metrics';
+  if (path === '/healthz' || path === '/readyz') return 'health';
+  if (path === '/ui' || path.startsWith('/ui/')) return 'ui';
+  return 'other';
+}

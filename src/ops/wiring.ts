@@ -1,0 +1,124 @@
+/** @module ops/wiring — assembles metrics, image catalog, warm-up jobs, schedule and the admin handler for app.ts. */
+import type { Logger } from 'pino';
+import type { BerthConfig } from '../config/types.js';
+import { ImageCatalog } from '../cache/images.js';
+import type { RegistryCache } from '../cache/registry.js';
+import type { Target, Upstream } from '../cache/target.js';
+import { WarmJobs } from '../cache/warm.js';
+import { createAdminHandler, type AdminHandler } from '../http/admin.js';
+import { resolveTarget } from '../http/routing.js';
+import { OciError } from '../oci/errors.js';
+import type { ImageReference } from '../oci/image-ref.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { MetadataStore } from '../storage/metadata.js';
+import { checkReadiness } from './health.js';
+import { WarmSchedule } from './schedule.js';
+import { Telemetry } from './telemetry.js';
+
+/** The seam for the push queue (write-behind): its depth for metrics and its entries for the API. */
+export interface QueueView {
+  depth(): number;
+  entries(): unknown[] | Promise<unknown[]>;
+}
+
+export interface TelemetryWiring {
+  readonly config: BerthConfig;
+  readonly now: () => number;
+  readonly metadata: MetadataStore;
+  /** Read at scrape time; the cache and clients are built after the telemetry they report to. */
+  readonly cache: () => RegistryCache | undefined;
+  readonly upstreams: () => readonly Upstream[];
+  readonly queue?: () => QueueView | undefined;
+}
+
+export function createTelemetry(w: TelemetryWiring): Telemetry {
+  return new Telemetry({
+    now: w.now,
+    upstreamNames: w.config.upstreams.map((u) => u.name),
+    sources: {
+      fillsInFlight: () => w.cache()?.blobs.inFlight ?? 0,
+      store: () => w.metadata.usage(),
+      maxsize: w.config.storage.maxsize,
+      upstreams: () => w.upstreams().map((u) => ({ name: u.config.name, up: u.client.breaker.state === 'up' })),
+      queueDepth: () => w.queue?.()?.depth() ?? 0,
+    },
+  });
+}
+
+export interface OperationsDeps {
+  readonly config: BerthConfig;
+  readonly cache: RegistryCache;
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly upstreams: readonly Upstream[];
+  readonly telemetry: Telemetry;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly queue?: () => QueueView | undefined;
+}
+
+export interface Operations {
+  readonly admin: AdminHandler;
+  readonly catalog: ImageCatalog;
+  readonly warm: WarmJobs;
+  readonly schedule: WarmSchedule;
+  /** After listening: history sampling and the warm: schedule. */
+  start(): void;
+  stop(): void;
+}
+
+export function createOperations(d: OperationsDeps): Operations {
+  const resolve = imageRouter(d.upstreams);
+  const catalog = new ImageCatalog({
+    blobs: d.blobs, metadata: d.metadata, logger: d.logger, resolve, observer: d.telemetry,
+    inUse: (digest) => d.cache.blobs.isInUse(digest),
+  });
+  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, metadata: d.metadata, catalog, resolve, logger: d.logger, now: d.now });
+  const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
+  const admin = createAdminHandler({
+    credentials: d.config.admin,
+    telemetry: d.telemetry,
+    readiness: () => checkReadiness({
+      probeDir: d.blobs.tmpDir,
+      metadataOk: () => d.metadata.ping(),
+      upstreams: () => d.upstreams.map((u) => ({ name: u.config.name, state: u.client.breaker.state })),
+    }),
+    upstreams: d.upstreams,
+    catalog,
+    warm,
+    queue: async () => (await d.queue?.()?.entries()) ?? [],
+    logger: d.logger,
+  });
+  return {
+    admin, catalog, warm, schedule,
+    start: () => {
+      d.telemetry.start();
+      schedule.start();
+    },
+    stop: () => {
+      schedule.stop();
+      warm.close();
+      d.telemetry.stop();
+    },
+  };
+}
+
+/**
+ * Routes `[registry/]repository` as a pull of that image would be routed (DESIGN §5): the
+ * registry part acts as containerd's `ns`; a registry part that is an upstream's path prefix
+ * routes by prefix. Docker Hub's `library/` is added as a node's client would add it.
+ */
+export function imageRouter(upstreams: readonly Upstream[]): (ref: ImageReference) => Target {
+  return (ref) => {
+    let target: Target;
+    try {
+      target = resolveTarget(upstreams, { name: ref.repository, ns: ref.registry, host: undefined });
+    } catch (err) {
+      const prefixed = ref.registry && upstreams.some((u) => u.config.prefix === ref.registry);
+      if (!(err instanceof OciError) || !prefixed) throw err;
+      target = resolveTarget(upstreams, { name: `${ref.registry}/${ref.repository}`, ns: undefined, host: undefined });
+    }
+    const u = target.upstream;
+    return u && !target.repository.includes('/') ? { ...target, repository: u.client.upstreamRepository(target.repository) } : target;
+  };
+}
