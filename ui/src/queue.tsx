@@ -15,6 +15,7 @@ export function Queue() {
     <section>
       <Problem error={queue.error} />
       <p class="muted" data-testid="queue-count">{items.length} item{items.length === 1 ? '' : 's'} waiting</p>
+      {items.length === 0 && <p class="muted small">Pushes to write-behind upstreams wait here until the central registry has accepted them.</p>}
       {items.length > 0 && (
         <table class="table" data-testid="queue">
           <thead><tr><th>Kind</th><th>Repository</th><th>Tag / digest</th><th>State</th><th>Attempts</th><th>Age</th><th>Last error</th></tr></thead>
