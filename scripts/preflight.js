@@ -13,6 +13,8 @@ const needs = [
   // e2e/tls.test: dockerd in a network namespace (it never verifies TLS on 127.0.0.0/8).
   ['ip', 'iproute2'],
   ['nsenter', 'util-linux'],
+  // Headless browser for the dashboard tests (driven by playwright-core).
+  ['chromium', 'chromium'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(needs.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];

@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
 import { serve } from './cli/serve.js';
 import { registerQueue } from './cli/queue.js';
+import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
 import { DEFAULT_SERVER, warmCommand } from './cli/warm.js';
 import { runFsck, runGc, runLs } from './cli/store.js';
 import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
@@ -51,6 +52,19 @@ export async function main(argv: string[], env: Record<string, string | undefine
     err: (t) => process.stderr.write(t),
     setExit: (code) => { exitCode = code; },
   });
+  program.command('node-config')
+    .description('print (or --write) the files that point a node\'s containerd, Docker, CRI-O/podman or /etc/hosts at berth')
+    .requiredOption('--mirror <url>', 'berth as the nodes reach it, e.g. http://10.0.0.5:5000')
+    .requiredOption('--registry <name...>', 'registries to pull through berth, e.g. harbor.xing.com docker.io; NAME=PREFIX for berth\'s path prefix')
+    .option('--ca <file>', 'CA certificate of berth\'s TLS certificate, copied beside the files that need it')
+    .option('--only <kinds>', 'comma-separated: containerd,docker,registries,hosts (default: all; --write leaves hosts out unless named)')
+    .option('--no-fallback', 'containerd: fail a pull when berth cannot answer instead of going to the registry itself')
+    .option('--write', 'write the files (merging into daemon.json and /etc/hosts) instead of printing them')
+    .option('--dir <dir>', 'with --write: root to write the node\'s paths under (default /)')
+    .action(async (opts: NodeConfigOptions) => {
+      exitCode = await nodeConfig(opts, { cwd, stdout: process.stdout, stderr: process.stderr });
+    });
+
   program.command('warm')
     .description('pre-load images into a running berth through its admin API; exit 0 when every image is fully cached, 1 otherwise')
     .argument('<image...>', 'images as [registry/]repository[:tag|@digest]; a registry part routes as pulls do')

@@ -19,6 +19,7 @@ import { guard } from './guard.js';
 import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js';
 import type { AdminHandler } from './admin.js';
 import { routeLabel, type RequestObserver } from './observer.js';
+import { isUiPath, serveUi } from './ui.js';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
@@ -81,6 +82,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
     if (deps.admin && (await deps.admin(req, res, url))) return;
+    if (isUiPath(url.pathname)) return await serveUi(req, res, url.pathname);
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
     let path: string;
     try {

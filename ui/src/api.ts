@@ -1,0 +1,124 @@
+/** @module ui/api — the admin API's shapes (/api/v1/...) and the fetch calls the dashboard makes. */
+
+export interface Stats {
+  uptimeSeconds: number;
+  requests: { hit: number; miss: number; joined: number; stale: number; local: number };
+  hitRatio: number;
+  bytesServed: { fromCache: number; fromUpstream: number };
+  upstreamBytes: Record<string, number>;
+  wanBytesSaved: number;
+  fillsInFlight: number;
+  store: { bytes: number; maxsize: number; blobs: number };
+}
+
+export interface HistoryPoint {
+  t: number | string;
+  hit: number;
+  miss: number;
+  joined: number;
+  stale: number;
+  bytesFromCache: number;
+  bytesFromUpstream: number;
+}
+
+export interface History {
+  intervalSeconds: number;
+  points: HistoryPoint[];
+}
+
+export interface UpstreamState {
+  name: string;
+  remoteurl: string;
+  state: 'up' | 'down';
+  since?: number | string | null;
+  lastError?: string | null;
+  consecutiveFailures?: number;
+}
+
+export interface CachedImage {
+  upstream: string;
+  repository: string;
+  tag?: string | null;
+  digest: string;
+  mediaType?: string;
+  size: number;
+  platforms?: string[];
+  lastPull?: number | string | null;
+  pinned?: boolean;
+}
+
+export interface WarmImage {
+  ref: string;
+  state: string;
+  bytesTotal?: number;
+  bytesDone?: number;
+  blobsTotal?: number;
+  blobsDone?: number;
+  error?: string | null;
+}
+
+export interface WarmJob {
+  id: string;
+  state: string;
+  createdAt?: number | string;
+  images: WarmImage[];
+}
+
+export interface WarmRequest {
+  images: string[];
+  platforms: string[];
+  allPlatforms: boolean;
+  pin: boolean;
+}
+
+export interface QueueItem {
+  id: string | number;
+  kind: string;
+  repository: string;
+  digest?: string | null;
+  tag?: string | null;
+  state: string;
+  attempts: number;
+  ageSeconds: number;
+  lastError?: string | null;
+}
+
+/** An API call that failed; `status` is 0 when berth could not be reached at all. */
+export class ApiError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
+/** The API lives beside /ui/ on the same origin, so paths are absolute and need no configuration. */
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, { ...init, headers: { Accept: 'application/json', ...(init?.headers ?? {}) } });
+  } catch {
+    throw new ApiError('berth is not reachable', 0);
+  }
+  if (!res.ok) {
+    let detail = `${res.status} ${res.statusText}`;
+    try {
+      const body = (await res.json()) as { errors?: { message?: unknown }[]; message?: unknown };
+      const message = body.errors?.[0]?.message ?? body.message;
+      if (typeof message === 'string') detail = message;
+    } catch {
+      /* not JSON: keep the status line */
+    }
+    throw new ApiError(detail, res.status);
+  }
+  return (await res.json()) as T;
+}
+
+export const api = {
+  stats: () => call<Stats>('/api/v1/stats'),
+  history: () => call<History>('/api/v1/stats/history'),
+  upstreams: () => call<UpstreamState[]>('/api/v1/upstreams'),
+  images: (q: string) => call<CachedImage[]>(`/api/v1/images${q ? `?q=${encodeURIComponent(q)}` : ''}`),
+  queue: () => call<QueueItem[]>('/api/v1/queue'),
+  startWarm: (body: WarmRequest) =>
+    call<{ id: string }>('/api/v1/warm', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
+  warmJob: (id: string) => call<WarmJob>(`/api/v1/warm/${encodeURIComponent(id)}`),
+};
