@@ -47,7 +47,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const metadata = new MetadataStore(root, now);
   const reconciled = await reconcile(blobs, metadata);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
-  const telemetry = createTelemetry({ config, now, metadata, cache: () => cache, upstreams: () => upstreams });
+  const telemetry = createTelemetry({ config, now, metadata, cache: () => cache, upstreams: () => upstreams, queue: () => pushSide.view });
   const upstreams: Upstream[] = config.upstreams.map((u) => ({
     config: u,
     client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry),
@@ -57,7 +57,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   cache.evictor.maybeRun();
   const push = await pushSide.start(cache);
   const access = new AccessControl({ config, upstreams, logger, now });
-  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now });
+  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now, queue: () => pushSide.view });
   const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, metadata, logger } });
   const tls = config.http.tls;
   const reloadCertificate = (reason: string) => {

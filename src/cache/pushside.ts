@@ -19,8 +19,28 @@ export interface PushSideDeps {
   readonly now: () => number;
 }
 
+/** One queued replication as the admin API (`GET /api/v1/queue`) and the dashboard show it. */
+export interface QueueEntry {
+  readonly id: number;
+  readonly upstream: string;
+  readonly repository: string;
+  readonly kind: 'blob' | 'manifest' | 'tag';
+  readonly digest: string;
+  readonly tag: string | null;
+  readonly state: 'pending' | 'running' | 'failed';
+  readonly attempts: number;
+  readonly ageSeconds: number;
+  /** Seconds until the next attempt (0: due, or waiting for the upstream to answer). */
+  readonly nextAttemptSeconds: number;
+  /** Ids of the jobs this one waits for. */
+  readonly waitingFor: number[];
+  readonly lastError: string | null;
+}
+
 export interface PushSide {
   readonly queue: QueueStore;
+  /** The queue for metrics (depth) and the admin API (entries). */
+  readonly view: { depth(): number; entries(): QueueEntry[] };
   /** Content a queued replication still needs: never evicted. */
   protect(digest: string): boolean;
   /** Cleans up abandoned uploads, starts the queue worker, and returns the service the HTTP layer uses. */
@@ -38,6 +58,20 @@ export function openPushSide(deps: PushSideDeps): PushSide {
   let started = false;
   return {
     queue,
+    view: {
+      depth: () => {
+        const c = queue.counts();
+        return c.pending + c.running + c.failed;
+      },
+      entries: () => queue.list().map((j) => ({
+        id: j.id, upstream: j.upstream, repository: j.repository, kind: j.kind, digest: j.digest, tag: j.tag, state: j.state,
+        attempts: j.attempts,
+        ageSeconds: Math.max(0, Math.round((now() - j.createdAt) / 1000)),
+        nextAttemptSeconds: Math.max(0, Math.round((j.nextAttemptAt - now()) / 1000)),
+        waitingFor: j.waitingFor,
+        lastError: j.lastError,
+      })),
+    },
     protect: (digest) => queue.needs(digest),
     start: async (cache) => {
       await uploads.start();

@@ -9,6 +9,7 @@ import { skopeoPull } from '../fixtures/clients.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
 import { makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
 import { assertSameImage, berthQueue, pushModesConfig, queuedJobs, waitForDrain } from '../fixtures/push.js';
+import { call } from '../fixtures/oci-http.js';
 
 const creds = { username: 'admin', password: 'Harbor12345' };
 let registry: Registry;
@@ -67,6 +68,10 @@ test('registry down: the push is accepted and pulls from berth; registry back: t
     assert.equal(fromBerth.manifestDigest, img.manifestDigest);
     const jobs = queuedJobs(berth);
     assert.deepEqual(jobs.map((j) => j.kind).sort(), ['blob', 'blob', 'blob', 'manifest', 'tag']);
+    // The same entries in the admin API (the dashboard's queue page) and the depth in /metrics.
+    const api = await call(berth.url, 'GET', '/api/v1/queue');
+    assert.deepEqual(api.json<Array<{ id: number; kind: string; tag: string | null }>>().map((e) => [e.id, e.kind, e.tag]), jobs.map((j) => [j.id, j.kind, j.tag]));
+    assert.match((await call(berth.url, 'GET', '/metrics')).body.toString(), /^berth_queue_depth 5$/m);
     await waitFor(() => queuedJobs(berth).some((j) => j.lastError !== null), 30_000, { what: 'a failed replication attempt' });
     const listing = berthQueue(berth);
     assert.equal(listing.status, 0);
