@@ -92,9 +92,12 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       stopWatching();
       ops.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections go as soon as their response is done, not at the keep-alive timeout.
       server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
       const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
       await pushSide.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));

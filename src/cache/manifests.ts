@@ -11,6 +11,9 @@ import { upstreamError, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldTags, Outcome, Target } from './target.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
 
+/** How long a tag request waits on upstream revalidation before it is answered from the cache. */
+export const REVALIDATION_WAIT_MS = 3_000;
+
 export interface ManifestResult {
   readonly digest: string;
   readonly mediaType: string;
@@ -29,7 +32,7 @@ export interface ManifestCacheDeps {
 
 export class ManifestCache {
   /** Upstream fetches in progress keyed by upstream, repository and reference: the single-flight table. */
-  private readonly pending = new Map<string, Promise<ManifestResult>>();
+  private readonly pending = new Map<string, { promise: Promise<ManifestResult>; since: number }>();
 
   constructor(private readonly deps: ManifestCacheDeps) {}
 
@@ -59,7 +62,7 @@ export class ManifestCache {
       const local = await this.local(target, record.digest, 'hit');
       if (local) return local;
     }
-    return this.singleFlight(target, tag, async () => {
+    const checked = this.singleFlight(target, tag, async () => {
       try {
         return await this.revalidate(target, tag, record?.digest);
       } catch (err) {
@@ -70,6 +73,21 @@ export class ManifestCache {
         return stale;
       }
     });
+    if (!record) return checked;
+    // A hung link must not hold up a tag berth can already answer: after a short wait the last
+    // known digest is served while the check goes on (and updates the record when it ends).
+    checked.catch(() => undefined);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const wait = this.remainingWait(target, tag);
+    const waited = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), wait); });
+    try {
+      const result = await Promise.race([checked, waited]);
+      if (result) return result;
+    } finally {
+      clearTimeout(timer);
+    }
+    const stale = await this.local(target, record.digest, 'stale');
+    return stale ?? checked;
   }
 
   /** One conditional check upstream: a HEAD, and a GET only when the tag moved. */
@@ -141,13 +159,23 @@ export class ManifestCache {
   }
 
   private async singleFlight(target: Target, reference: string, run: () => Promise<ManifestResult>): Promise<ManifestResult> {
-    const key = `${target.key}\u0000${target.repository}\u0000${reference}`;
+    const key = flightKey(target, reference);
     const inflight = this.pending.get(key);
-    if (inflight) return { ...(await inflight), outcome: 'joined' };
-    const p = run().finally(() => this.pending.delete(key));
-    this.pending.set(key, p);
-    return p;
+    if (inflight) return { ...(await inflight.promise), outcome: 'joined' };
+    const promise = run().finally(() => this.pending.delete(key));
+    this.pending.set(key, { promise, since: this.deps.now() });
+    return promise;
   }
+
+  /** How much longer a tag request should wait on the check in flight before answering from cache. */
+  private remainingWait(target: Target, tag: string): number {
+    const since = this.pending.get(flightKey(target, tag))?.since ?? this.deps.now();
+    return Math.max(0, REVALIDATION_WAIT_MS - (this.deps.now() - since));
+  }
+}
+
+function flightKey(target: Target, reference: string): string {
+  return `${target.key}\u0000${target.repository}\u0000${reference}`;
 }
 
 function header(res: UpstreamResponse, name: string): string | undefined {

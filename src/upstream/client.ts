@@ -103,9 +103,10 @@ export class RegistryClient {
     });
   }
 
+  /** Called once no client is left to serve: requests still open upstream are abandoned, not awaited. */
   async close(): Promise<void> {
     this.breaker.stop();
-    await this.dispatcher.close();
+    await this.dispatcher.destroy();
   }
 
   /** Any HTTP answer from /v2/ (401 included) means the upstream is reachable. */

@@ -264,3 +264,34 @@ test('SIGTERM: no new connections, the transfer in flight finishes, exit status 
     await berth.cleanup();
   }
 });
+
+test('a hung link (connections accepted, never answered): cached tags are still served promptly', async () => {
+  const img = await image(1, 256 * 1024, 'hung');
+  await pushImage(img, registry.url, 'hung/app:v1', creds);
+  const relay = await startRelay({ targetPort: registry.port });
+  const berth = await startBerth({ proxy: { remoteurl: relay.url, username: 'admin', password: users.admin, tagttl: '1s' } });
+  try {
+    await httpPull(berth.url, 'hung/app', 'v1');
+    relay.configure({ blackhole: true });
+    relay.dropAll();
+    await sleep(1_200);
+    // Far below the upstream first-byte timeout (30 s): the answer must not wait for it.
+    const { Agent } = await import('undici');
+    const impatient = new Agent({ headersTimeout: 15_000 });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await request(`${berth.url}/v2/hung/app/manifests/v1`, { headers: { accept: ACCEPT_ALL }, dispatcher: impatient });
+        await res.body.dump();
+        assert.equal(res.statusCode, 200);
+        assert.equal(res.headers['docker-content-digest'], img.manifestDigest);
+      }
+    } finally {
+      await impatient.close();
+    }
+    const outcomes = (await berth.logLines()).filter((l) => l['msg'] === 'request' && l['path'] === '/v2/hung/app/manifests/v1').map((l) => l['outcome']);
+    assert.ok(outcomes.includes('stale'));
+  } finally {
+    await berth.stop();
+    await relay.stop();
+  }
+});
