@@ -174,6 +174,16 @@ export class ReplicationWorker {
     }
   }
 
+  /** Bookkeeping during shutdown, when the queue may already be closed: false if it could not be done. */
+  private settle(step: () => void): boolean {
+    try {
+      step();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private async run(upstream: Upstream, job: Job): Promise<void> {
     const { queue, replicator, logger, now } = this.deps;
     const target: Target = { upstream, key: job.upstream, repository: job.repository };
@@ -187,9 +197,13 @@ export class ReplicationWorker {
         const { previous } = await replicator.putTag(target, job.tag!, job.digest, job.baseDigest, job.createdAt);
         outcome = previous === job.digest ? 'present' : 'tagged';
       }
-      queue.complete(job);
+      if (!this.stopped) queue.complete(job);
+      // During shutdown the queue may be closed already; the job then runs again and finds its work done.
+      else if (!this.settle(() => queue.complete(job))) return;
       logger.info({ ...log, outcome, ms: now() - started, queuedMs: now() - job.createdAt }, 'replicated');
     } catch (err) {
+      // Cut short by shutdown: the row stays `running` and runs again after the next start.
+      if (this.stopped) return;
       const transient = isTransient(err);
       const attempts = job.attempts + 1;
       const giveUp = !transient && attempts >= this.policy.maxRefusals;

@@ -114,6 +114,21 @@ test('SIGKILL mid-replication: after a restart replication resumes and completes
   for (const b of img.blobs) assert.ok((uploads.get(b.digest) ?? 0) <= 1, `${b.digest} uploaded ${uploads.get(b.digest)} times`);
 });
 
+test('SIGTERM mid-replication: berth exits 0, and the next start finishes the job', async () => {
+  const img = await image(2, 2 * 1024 * 1024);
+  relay.configure({ upRateBytesPerSec: 1024 * 1024 });
+  await pushImage(img, berth.url, 'behind/xing/stopped:v1');
+  await waitFor(() => queuedJobs(berth).some((j) => j.state === 'running' && j.kind === 'blob'), 30_000, { intervalMs: 50, what: 'a running replication' });
+  const stopped = berth;
+  const exit = await stopped.service.stop(20_000);
+  assert.deepEqual(exit, { code: 0, signal: null });
+  leftovers.push(() => stopped.cleanup());
+  relay.configure({ upRateBytesPerSec: 0 });
+  berth = await startBerth({ config, root: stopped.root });
+  await waitForDrain(berth);
+  assert.equal((await pullFrom(`${registry.host}/xing/stopped:v1`, true)).manifestDigest, img.manifestDigest);
+});
+
 test('a tag moved upstream after the push was queued: the newer local push wins and the overwritten digest is logged', async () => {
   const local = await image(1, 64 * 1024);
   const direct = await image(1, 64 * 1024);
