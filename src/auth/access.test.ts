@@ -59,6 +59,19 @@ test('htpasswd: bcrypt entries ($2y$ as written by htpasswd -B), others ignored;
   assert.equal(await h.verify('carol', 'pw-c'), true);
 });
 
+test('htpasswd: a flood of password checks is bounded; the excess is refused with 429, not queued without end', async () => {
+  const file = join(dir, 'htpasswd-flood');
+  writeFileSync(file, `alice:${bcrypt.hashSync('pw', 8)}\n`);
+  const h = new Htpasswd(file, logger, now);
+  h.load();
+  const results = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => h.verify('alice', `wrong-${i}`)));
+  const refused = results.filter((r) => r.status === 'rejected');
+  assert.ok(refused.length > 0, 'some checks must be refused');
+  for (const r of refused) assert.ok(r.status === 'rejected' && r.reason instanceof OciError && r.reason.code === 'TOOMANYREQUESTS');
+  assert.ok(results.filter((r) => r.status === 'fulfilled').every((r) => r.status === 'fulfilled' && r.value === false));
+  assert.equal(await h.verify('alice', 'pw'), true, 'the gate frees up once the flood is over');
+});
+
 test('Authorization: Basic is read; other schemes and garbage count as no credentials', () => {
   assert.deepEqual(parseBasic(basic('u', 'p:w')), { username: 'u', password: 'p:w' });
   assert.equal(parseBasic('Bearer abc'), undefined);

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
 import type { Logger } from 'pino';
+import { OciError } from '../oci/errors.js';
 
 /** A verified password is remembered this long, so a pull of many blobs costs one bcrypt. */
 const VERIFIED_TTL_MS = 5 * 60_000;
@@ -10,11 +11,19 @@ const MAX_VERIFIED = 10_000;
 /** Compared against for unknown users, so timing does not tell which users exist. */
 const DUMMY_HASH = '$2b$05$W27Z0FkK9lak6UYKODqM8ehqWWSmhv3W1fb4WxAlG/l2ckZoWDVJe';
 const BCRYPT = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
+/**
+ * bcrypt runs on the event loop: a flood of wrong passwords must not starve the pulls. At most
+ * this many checks run at once, and at most QUEUED wait; beyond that a check is refused (429).
+ */
+const CONCURRENT_CHECKS = 2;
+const QUEUED_CHECKS = 32;
 
 export class Htpasswd {
   private users = new Map<string, string>();
   private readonly verified = new Map<string, number>();
   private readonly salt = randomBytes(16);
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
 
   constructor(readonly path: string, private readonly logger: Logger, private readonly now: () => number) {}
 
@@ -58,11 +67,30 @@ export class Htpasswd {
     const at = this.verified.get(key);
     if (at !== undefined && this.now() - at < VERIFIED_TTL_MS) return true;
     const hash = this.users.get(username);
-    const ok = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+    const ok = await this.gated(() => bcrypt.compare(password, hash ?? DUMMY_HASH));
     if (!ok || hash === undefined) return false;
     this.verified.delete(key);
     this.verified.set(key, this.now());
     if (this.verified.size > MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value as string);
     return true;
+  }
+
+  private async gated<T>(check: () => Promise<T>): Promise<T> {
+    if (this.running >= CONCURRENT_CHECKS) {
+      if (this.waiting.length >= QUEUED_CHECKS) {
+        throw new OciError('TOOMANYREQUESTS', 'too many password checks in progress; retry in a moment', { headers: { 'Retry-After': '1' } });
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.running++;
+    }
+    try {
+      return await check();
+    } finally {
+      // Hand the slot straight to the next waiter, or free it.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
   }
 }
