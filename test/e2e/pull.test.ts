@@ -88,3 +88,23 @@ test('30 concurrent cold pulls cost the central registry one copy, and every cli
     await cold.remove();
   }
 });
+
+test('berths chain: a site berth whose upstream is a regional berth pulls verified, one copy crosses each hop', async () => {
+  const chained = await buildImage({ layers: 2, layerSize: 4 * 1024 * 1024, tag: 'chain' });
+  const regional = await startBerth({ proxy: { remoteurl: registry.url, username: 'admin', password: users.admin } });
+  const site = await startBerth({ proxy: { remoteurl: regional.url } });
+  try {
+    await pushImage(chained, registry.url, 'xing/chain:v1', { username: 'admin', password: users.admin });
+    const before = await blobBytesSent();
+    const results = await Promise.all(Array.from({ length: 5 }, () => httpPull(site.url, 'xing/chain', 'v1')));
+    for (const r of results) assert.equal(r.manifestDigest, chained.manifestDigest);
+    const blobTotal = chained.blobs.reduce((n, b) => n + b.size, 0);
+    assert.equal((await blobBytesSent()) - before, blobTotal, 'the central registry sent each blob once');
+    const regionalFills = (await regional.logLines()).filter((l) => l['msg'] === 'blob fill complete');
+    assert.equal(regionalFills.length, chained.blobs.length, 'the regional berth filled each blob once');
+  } finally {
+    await site.stop();
+    await regional.stop();
+    await chained.remove();
+  }
+});
