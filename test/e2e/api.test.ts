@@ -80,6 +80,22 @@ test('content negotiation: an index is resolved to linux/amd64 for a client that
   }
 });
 
+test('Docker schema 2 manifests are served with their own media type, by tag and digest', async () => {
+  const docker = await buildImage({ layers: 1, layerSize: 8192, tag: 'docker', format: 'docker' });
+  try {
+    await pushImage(docker, registry.url, 'conf/docker:v1');
+    for (const ref of ['v1', docker.manifestDigest]) {
+      const r = await call('GET', `/v2/conf/docker/manifests/${ref}`, { accept: 'application/vnd.docker.distribution.manifest.v2+json' });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-type'], 'application/vnd.docker.distribution.manifest.v2+json');
+      assert.equal(r.headers['docker-content-digest'], docker.manifestDigest);
+      assert.ok(r.body.equals(docker.manifestBytes));
+    }
+  } finally {
+    await docker.remove();
+  }
+});
+
 test('invalid references, names and digests get the spec error codes, never 500', async () => {
   const invalidTag = await call('GET', '/v2/conf/repo/manifests/.INVALID_MANIFEST_NAME');
   assert.equal(invalidTag.status, 404);
