@@ -2,6 +2,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startBerth } from '../test/fixtures/berth.js';
+import { configYaml } from '../test/fixtures/registry.js';
 import {
   LOOPBACK, type Service, freePort, makeTempDir, removeDir, spawnService, startedOrThrow, waitForHttp,
 } from '../test/fixtures/proc.js';
@@ -29,29 +30,9 @@ export interface LogErrors {
   samples: string[];
 }
 
-/** distribution 2.8 in proxy mode; log level info + json so its own traffic can be read back if needed. */
+/** distribution 2.8 in proxy mode, configured like the test fixture's central registry (json log, so its traffic can be read back). */
 function distributionYaml(root: string, port: number, remoteurl: string): string {
-  const q = JSON.stringify; // JSON strings are valid YAML scalars
-  return [
-    'version: 0.1',
-    'log:',
-    '  level: info',
-    '  formatter: json',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${q(root)}`,
-    '  maintenance:',
-    '    uploadpurging:',
-    '      enabled: false',
-    'http:',
-    `  addr: ${q(`${LOOPBACK}:${port}`)}`,
-    '  secret: berth-bench-secret',
-    'proxy:',
-    `  remoteurl: ${q(remoteurl)}`,
-    '',
-  ].join('\n');
+  return configYaml({ root, port, deleteEnabled: false, extra: `proxy:\n  remoteurl: ${JSON.stringify(remoteurl)}` });
 }
 
 async function startDistributionProxy(remoteurl: string): Promise<CacheUnderTest> {
