@@ -7,7 +7,7 @@ import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { MetadataStore } from '../storage/metadata.js';
-import { upstreamError, type UpstreamResponse } from '../upstream/client.js';
+import { responseHeader, upstreamError, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldTags, Outcome, Target } from './target.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
 
@@ -103,7 +103,7 @@ export class ManifestCache {
       }
       if (head.status !== 200) throw await upstreamError(head, client.name, `manifest ${target.repository}:${tag}`, manifestUnknown(target.repository, tag));
       await head.body.dump();
-      if (header(head, 'docker-content-digest') === knownDigest) {
+      if (responseHeader(head, 'docker-content-digest') === knownDigest) {
         const local = await this.local(target, knownDigest, 'hit');
         if (local) {
           metadata.touchTag(target.key, target.repository, tag);
@@ -124,12 +124,12 @@ export class ManifestCache {
     if (res.status !== 200) throw await upstreamError(res, client.name, what, manifestUnknown(target.repository, reference));
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
     const body = await readLimited(res, MAX_MANIFEST_SIZE, what, (n) => observer.upstreamBytes(client.name, n));
-    const claimed = reference.includes(':') ? reference : header(res, 'docker-content-digest');
+    const claimed = reference.includes(':') ? reference : responseHeader(res, 'docker-content-digest');
     const digest = claimed ? digestOf(body, parseDigest(claimed).algorithm) : digestOf(body);
     if (claimed && digest !== claimed) {
       throw new OciError('UNAVAILABLE', `upstream ${client.name} sent ${what} whose content does not match digest ${claimed}; nothing was stored`, { status: 502 });
     }
-    const parsed = parseManifest(body, header(res, 'content-type'));
+    const parsed = parseManifest(body, responseHeader(res, 'content-type'));
     await this.store(target, digest, parsed.mediaType, body, [...parsed.blobs, ...parsed.manifests].map((d) => d.digest), parsed.subject?.digest, parsed.artifactType);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'miss' };
   }
@@ -178,10 +178,6 @@ function flightKey(target: Target, reference: string): string {
   return `${target.key}\u0000${target.repository}\u0000${reference}`;
 }
 
-function header(res: UpstreamResponse, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
 
 async function readLimited(res: UpstreamResponse, limit: number, what: string, received: (bytes: number) => void): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -7,6 +7,7 @@ import { BlobStore } from '../storage/blobs.js';
 import { MetadataStore } from '../storage/metadata.js';
 import { fsck, reconcile } from '../storage/check.js';
 import { Evictor, evictionLimits } from '../cache/eviction.js';
+import { formatBytes } from './progress.js';
 import { openExistingQueue } from '../storage/queue.js';
 
 export interface StoreIo {
@@ -70,15 +71,4 @@ export function runLs(config: BerthConfig, io: StoreIo): number {
   } finally {
     metadata.close();
   }
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }

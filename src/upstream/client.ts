@@ -204,6 +204,12 @@ export class RegistryClient {
   }
 }
 
+/** The first value of a response header (undici gives arrays for repeated headers). */
+export function responseHeader(res: UpstreamResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 export function describeNetworkError(err: unknown): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.code ?? e.cause?.code;

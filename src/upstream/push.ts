@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { ERROR_CODES, OciError, type ErrorCode } from '../oci/errors.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
-import type { RegistryClient, UpstreamResponse } from './client.js';
+import { responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
 
 /** HEAD of a blob in the repository, with push scope (the token is then ready for the upload). */
 export async function blobExists(client: RegistryClient, repository: string, digest: string): Promise<boolean> {
@@ -33,13 +33,13 @@ export async function sendBlob(client: RegistryClient, repository: string, diges
     const res = await client.send({ method: 'POST', repository, path, push: true, pullFrom: [from] });
     await res.body.dump().catch(() => undefined);
     if (res.status === 201) return 'mounted';
-    if (res.status === 202) location = header(res, 'location');
+    if (res.status === 202) location = responseHeader(res, 'location');
   }
   if (!location) {
     const res = await client.send({ method: 'POST', repository, path: 'blobs/uploads/', push: true });
     if (res.status !== 202) throw await pushError(res, client.name, `an upload of blob ${digest} to ${repository}`);
     await res.body.dump();
-    location = header(res, 'location');
+    location = responseHeader(res, 'location');
   }
   if (!location) throw new OciError('UNAVAILABLE', `upstream ${client.name} started an upload without a Location header`, { status: 502 });
   const url = new URL(location, client.remoteurl);
@@ -59,7 +59,7 @@ export async function manifestDigest(client: RegistryClient, repository: string,
   const res = await client.send({ method: 'HEAD', repository, path: `manifests/${reference}`, push: true, headers: { accept: UPSTREAM_ACCEPT } });
   if (res.status !== 200 && res.status !== 404) throw await pushError(res, client.name, `manifest ${repository}:${reference}`);
   await res.body.dump();
-  return res.status === 200 ? header(res, 'docker-content-digest') : undefined;
+  return res.status === 200 ? responseHeader(res, 'docker-content-digest') : undefined;
 }
 
 export async function putManifest(client: RegistryClient, repository: string, reference: string, mediaType: string, body: Buffer): Promise<void> {
@@ -104,7 +104,3 @@ export async function pushError(res: UpstreamResponse, upstream: string, what: s
   return new OciError('UNSUPPORTED', text, { status: res.status >= 400 && res.status < 500 ? res.status : 502 });
 }
 
-function header(res: UpstreamResponse, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
