@@ -1,9 +1,10 @@
 /** @module cache/blobs — pull-through policy for blobs: serve from disk, or join or start the one upstream fill. */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
+import { sendRange } from '../storage/send.js';
 import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError } from '../upstream/client.js';
 import { BlobFill, DEFAULT_RETRY, ShortBodyError, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
@@ -19,6 +20,11 @@ export interface BlobHandle {
   open(start?: number, end?: number): Readable;
   /** Resolves with the final size (waits for a fill without a known size). */
   finalSize(): Promise<number>;
+  /**
+   * Stored content only: writes bytes [start, end] to `out` and ends it, without a stream in
+   * between (see storage/send). Rejects when `out` closes early or the file cannot be read.
+   */
+  send?(out: Writable, start: number, end: number, onBytes: (n: number) => void): Promise<void>;
 }
 
 export interface BlobCacheDeps {
@@ -128,19 +134,34 @@ export class BlobCache {
   }
 
   private storedHandle(digest: string, size: number, outcome: Outcome): BlobHandle {
+    const begin = (): void => void this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
+    const finish = (): void => {
+      const n = (this.streaming.get(digest) ?? 1) - 1;
+      if (n > 0) this.streaming.set(digest, n);
+      else this.streaming.delete(digest);
+    };
     return {
       digest,
       size,
       outcome,
       open: (start = 0, end = size - 1) => {
         const stream = this.deps.blobs.read(digest, start, end);
-        this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
-        stream.once('close', () => {
-          const n = (this.streaming.get(digest) ?? 1) - 1;
-          if (n > 0) this.streaming.set(digest, n);
-          else this.streaming.delete(digest);
-        });
+        begin();
+        stream.once('close', finish);
         return stream;
+      },
+      send: async (out, start, end, onBytes) => {
+        begin();
+        try {
+          const fh = await this.deps.blobs.openFile(digest);
+          try {
+            await sendRange(fh.fd, start, end, out, onBytes);
+          } finally {
+            await fh.close();
+          }
+        } finally {
+          finish();
+        }
       },
       finalSize: async () => size,
     };

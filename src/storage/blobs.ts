@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
+import { SEND_CHUNK } from './send.js';
 
 /**
  * Layout under the root directory:
@@ -52,7 +53,12 @@ export class BlobStore {
 
   /** Streams bytes [start, end] inclusive of a committed blob. */
   read(digest: string, start = 0, end?: number): ReadStream {
-    return createReadStream(this.path(digest), { start, end, highWaterMark: 64 * 1024 });
+    return createReadStream(this.path(digest), { start, end, highWaterMark: SEND_CHUNK });
+  }
+
+  /** Opens a committed blob for reading (storage/send writes ranges of it to sockets); the caller closes it. */
+  openFile(digest: string): Promise<FileHandle> {
+    return open(this.path(digest), 'r');
   }
 
   async readAll(digest: string): Promise<Buffer> {
