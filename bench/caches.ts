@@ -77,11 +77,14 @@ export async function startDistributionProxy(remoteurl: string, opts: StartOptio
   };
 }
 
+/** berth runs with `prefetch: true` (the setting for roll-outs) unless BENCH_PREFETCH=0. */
+export const berthPrefetch = (): boolean => process.env['BENCH_PREFETCH'] !== '0';
+
 export async function startBerthCache(remoteurl: string, opts: StartOptions & { config?: Record<string, unknown> } = {}): Promise<CacheUnderTest> {
   const config = { version: 0.1, ...opts.config, ...(opts.tls ? { http: { tls: opts.tls } } : {}) };
   // e.g. BENCH_BERTH_NODE_OPTIONS=--cpu-prof to profile the serving process.
   const nodeOptions = process.env['BENCH_BERTH_NODE_OPTIONS'];
-  const b = await startBerth({ proxy: { remoteurl }, config, env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });
+  const b = await startBerth({ proxy: { remoteurl, prefetch: berthPrefetch() }, config, env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });
   return {
     kind: 'berth', url: b.url, pid: b.service.pid, dir: b.dir, logFile: b.service.logFile,
     stop: async (keep = false) => {

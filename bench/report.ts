@@ -1,6 +1,6 @@
 /** @module bench/report — the side-by-side table (plain text, aligned) and the notes that explain odd numbers */
 import os from 'node:os';
-import type { CacheKind } from './caches.js';
+import { type CacheKind, berthPrefetch } from './caches.js';
 import type { BatchResult } from './pulls.js';
 import type { BenchConfig, ColdResult, RolloutResult } from './scenarios.js';
 import type { ServeResult } from './serving.js';
@@ -65,7 +65,7 @@ export function table(r: BenchResults): string {
   rows.push(text('  in run', pb?.run, pd?.run));
 
   const head = `berth bench: image ${fmt(image.totalSize / MiB, 1)} MiB (${image.layers} layers x ${fmt(image.layerSize / MiB, 1)} MiB,` +
-    ` ${image.totalSize} bytes); link ${fmt(cfg.rateBps / 1e6, 1)} MB/s; ${cfg.nodes} nodes; ${cfg.warmClients} warm curl clients x ${cfg.warmRounds} pulls`;
+    ` ${image.totalSize} bytes); link ${fmt(cfg.rateBps / 1e6, 1)} MB/s; ${cfg.nodes} nodes; ${cfg.warmClients} warm curl clients x ${cfg.warmRounds} pulls; berth prefetch ${berthPrefetch() ? 'on' : 'off'}`;
   return `${head}\n\n${align(rows)}\n`;
 }
 

@@ -40,6 +40,9 @@ export interface BlobCacheDeps {
   readonly observer?: CacheObserver;
 }
 
+/** Fills one manifest's prefetch runs at once: enough to fill a WAN link, few enough to leave room for clients' own requests. */
+export const PREFETCH_CONCURRENCY = 4;
+
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills = new Map<string, BlobFill>();
@@ -81,6 +84,26 @@ export class BlobCache {
         return fill.written;
       },
     };
+  }
+
+  /**
+   * Starts the fills of blobs a manifest just fetched from upstream names, a few at a time, so
+   * the link is busy while clients are still reading the manifest and config. Stored blobs and
+   * fills in progress are skipped; a client asking for a queued blob starts its fill itself.
+   */
+  prefetch(target: Target, digests: readonly string[], concurrency = PREFETCH_CONCURRENCY): void {
+    if (!target.upstream) return;
+    const queue = [...new Set(digests)];
+    const worker = async (): Promise<void> => {
+      for (let d = queue.shift(); d !== undefined; d = queue.shift()) {
+        if (this.fills.has(d) || (await this.deps.blobs.size(d)) !== undefined || this.fills.has(d)) continue;
+        // A failure is logged by the fill; the client that wants the blob tries again itself.
+        await this.startFill(target, d).done.catch(() => undefined);
+      }
+    };
+    for (let i = 0; i < Math.min(concurrency, queue.length); i++) {
+      worker().catch((err: Error) => this.deps.logger.warn({ repository: target.repository, err: err.message }, 'blob prefetch stopped'));
+    }
   }
 
   /** Size of a blob without transferring it: local, from a fill in progress, or an upstream HEAD. */

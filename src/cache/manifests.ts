@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
+import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
@@ -28,6 +28,8 @@ export interface ManifestCacheDeps {
   readonly now: () => number;
   readonly heldTags?: HeldTags;
   readonly observer?: CacheObserver;
+  /** Called with every manifest just fetched and stored from upstream (blob prefetch hangs here). */
+  readonly onFetched?: (target: Target, manifest: ParsedManifest) => void;
 }
 
 export class ManifestCache {
@@ -131,6 +133,7 @@ export class ManifestCache {
     }
     const parsed = parseManifest(body, responseHeader(res, 'content-type'));
     await this.store(target, digest, parsed.mediaType, body, [...parsed.blobs, ...parsed.manifests].map((d) => d.digest), parsed.subject?.digest, parsed.artifactType);
+    this.deps.onFetched?.(target, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'miss' };
   }
 
