@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
-import { sendRange } from '../storage/send.js';
+import type { StoredBlob } from '../storage/leases.js';
 import type { MetadataStore } from '../storage/metadata.js';
 import { upstreamError } from '../upstream/client.js';
 import { BlobFill, DEFAULT_RETRY, ShortBodyError, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
@@ -20,6 +20,11 @@ export interface BlobHandle {
   open(start?: number, end?: number): Readable;
   /** Resolves with the final size (waits for a fill without a known size). */
   finalSize(): Promise<number>;
+  /**
+   * Gives the handle back: until then the blob is kept from eviction (and a stored one is held
+   * open). Streams already opened finish first. Call it exactly once, opened or not.
+   */
+  close(): Promise<void>;
   /**
    * Stored content only: writes bytes [start, end] to `out` and ends it, without a stream in
    * between (see storage/send). Rejects when `out` closes early or the file cannot be read.
@@ -46,44 +51,58 @@ export const PREFETCH_CONCURRENCY = 4;
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills = new Map<string, BlobFill>();
-  /** Open responses per stored digest, so eviction leaves content being streamed alone. */
-  private readonly streaming = new Map<string, number>();
-
   constructor(private readonly deps: BlobCacheDeps) {}
 
   get inFlight(): number {
     return this.fills.size;
   }
 
-  /** Being filled or streamed right now. */
+  /** Being filled, or held by a reader (a handle not yet closed), right now. */
   isInUse(digest: string): boolean {
-    return this.fills.has(digest) || (this.streaming.get(digest) ?? 0) > 0;
+    return this.fills.has(digest) || this.deps.blobs.isHeld(digest);
   }
 
+  /**
+   * A blob found on disk is opened then and there, so it can be served whatever eviction does
+   * next; a blob not found (or evicted just before) goes through the fill path like any miss.
+   */
   async get(target: Target, digest: string): Promise<BlobHandle> {
     parseDigest(digest);
-    const stored = await this.storedSize(digest);
-    if (stored !== undefined) {
-      await this.ensureVisible(target, digest);
-      this.deps.metadata.touchBlob(digest);
-      return this.storedHandle(digest, stored, target.upstream ? 'hit' : 'local');
+    const stored = await this.openStored(digest);
+    if (stored) {
+      try {
+        await this.ensureVisible(target, digest);
+        this.deps.metadata.touchBlob(digest);
+      } catch (err) {
+        await stored.close();
+        throw err;
+      }
+      return storedHandle(stored, target.upstream ? 'hit' : 'local');
     }
     if (!target.upstream) throw blobUnknown(digest);
-    const existing = this.fills.get(digest);
-    if (existing) await this.ensureVisible(target, digest);
-    const fill = existing ?? this.startFill(target, digest);
-    await fill.ready;
-    return {
-      digest,
-      size: fill.size,
-      outcome: existing ? 'joined' : 'miss',
-      open: (start = 0, end?: number) => fill.createReader(start, end),
-      finalSize: async () => {
-        if (fill.size !== undefined) return fill.size;
-        await fill.done;
-        return fill.written;
-      },
-    };
+    // Held from here: a late reader of the fill opens the committed file, which must still be there.
+    const release = await this.deps.blobs.hold(digest);
+    try {
+      const existing = this.fills.get(digest);
+      if (existing) await this.ensureVisible(target, digest);
+      const fill = existing ?? this.startFill(target, digest);
+      await fill.ready;
+      return {
+        digest,
+        size: fill.size,
+        outcome: existing ? 'joined' : 'miss',
+        open: (start = 0, end?: number) => fill.createReader(start, end),
+        finalSize: async () => {
+          if (fill.size !== undefined) return fill.size;
+          await fill.done;
+          return fill.written;
+        },
+        close: async () => release(),
+      };
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   /**
@@ -96,7 +115,7 @@ export class BlobCache {
     const queue = [...new Set(digests)];
     const worker = async (): Promise<void> => {
       for (let d = queue.shift(); d !== undefined; d = queue.shift()) {
-        if (this.fills.has(d) || (await this.deps.blobs.size(d)) !== undefined || this.fills.has(d)) continue;
+        if (this.fills.has(d) || (await this.storedSize(d)) !== undefined || this.fills.has(d)) continue;
         // A failure is logged by the fill; the client that wants the blob tries again itself.
         await this.startFill(target, d).done.catch(() => undefined);
       }
@@ -148,46 +167,26 @@ export class BlobCache {
   }
 
   private async storedSize(digest: string): Promise<number | undefined> {
-    const size = await this.deps.blobs.size(digest);
-    if (size !== undefined && !this.deps.metadata.blob(digest)) {
-      // On disk but not recorded: a crash between rename and record. The file was verified before rename.
-      this.deps.metadata.putBlob(digest, size);
+    // Held so that a file found is not one an eviction under way has just forgotten.
+    const release = await this.deps.blobs.hold(digest);
+    try {
+      const size = await this.deps.blobs.size(digest);
+      if (size !== undefined) this.adopt(digest, size);
+      return size;
+    } finally {
+      release();
     }
-    return size;
   }
 
-  private storedHandle(digest: string, size: number, outcome: Outcome): BlobHandle {
-    const begin = (): void => void this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
-    const finish = (): void => {
-      const n = (this.streaming.get(digest) ?? 1) - 1;
-      if (n > 0) this.streaming.set(digest, n);
-      else this.streaming.delete(digest);
-    };
-    return {
-      digest,
-      size,
-      outcome,
-      open: (start = 0, end = size - 1) => {
-        const stream = this.deps.blobs.read(digest, start, end);
-        begin();
-        stream.once('close', finish);
-        return stream;
-      },
-      send: async (out, start, end, onBytes) => {
-        begin();
-        try {
-          const fh = await this.deps.blobs.openFile(digest);
-          try {
-            await sendRange(fh.fd, start, end, out, onBytes);
-          } finally {
-            await fh.close();
-          }
-        } finally {
-          finish();
-        }
-      },
-      finalSize: async () => size,
-    };
+  private async openStored(digest: string): Promise<StoredBlob | undefined> {
+    const blob = await this.deps.blobs.open(digest);
+    if (blob) this.adopt(digest, blob.size);
+    return blob;
+  }
+
+  /** On disk but not recorded: a crash between rename and record. The file was verified before rename. */
+  private adopt(digest: string, size: number): void {
+    if (!this.deps.metadata.blob(digest)) this.deps.metadata.putBlob(digest, size);
   }
 
   private startFill(target: Target, digest: string): BlobFill {
@@ -253,6 +252,18 @@ export class BlobCache {
     }
     return skip(body, offset);
   }
+}
+
+function storedHandle(blob: StoredBlob, outcome: Outcome): BlobHandle {
+  return {
+    digest: blob.digest,
+    size: blob.size,
+    outcome,
+    open: (start = 0, end = blob.size - 1) => blob.stream(start, end),
+    send: (out, start, end, onBytes) => blob.send(out, start, end, onBytes),
+    finalSize: async () => blob.size,
+    close: () => blob.close(),
+  };
 }
 
 /** Drops the first `count` bytes: the upstream restarted from zero and those are already written. */

@@ -114,8 +114,8 @@ export class ImageCatalog {
     let evicted = 0;
     for (const d of doomed) {
       const size = metadata.blob(d)?.size ?? 0;
-      metadata.forget(d);
-      await blobs.delete(d);
+      // A blob a pull holds right now stays; eviction takes it later.
+      if (!(await blobs.evict(d, () => metadata.forget(d)))) continue;
       freedBytes += size;
       evicted++;
     }

@@ -140,13 +140,19 @@ export class ManifestCache {
   /** Writes verified manifest bytes into the blob store and records them under the repository. */
   async store(target: Target, digest: string, mediaType: string, body: Buffer, children: string[], subject?: string, artifactType?: string): Promise<void> {
     const { blobs, metadata } = this.deps;
-    if ((await blobs.size(digest)) === undefined) {
-      const writer = await blobs.createWriter(parseDigest(digest).algorithm);
-      await writer.write(body);
-      await writer.commit(digest, body.length);
+    // Held from the check to the record: an eviction must not delete the file between them.
+    const release = await blobs.hold(digest);
+    try {
+      if ((await blobs.size(digest)) === undefined) {
+        const writer = await blobs.createWriter(parseDigest(digest).algorithm);
+        await writer.write(body);
+        await writer.commit(digest, body.length);
+      }
+      metadata.putBlob(digest, body.length);
+      metadata.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
+    } finally {
+      release();
     }
-    metadata.putBlob(digest, body.length);
-    metadata.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
   }
 
   private async local(target: Target, digest: string, outcome: Outcome): Promise<ManifestResult | undefined> {

@@ -6,6 +6,7 @@ import { OciError } from '../oci/errors.js';
 import { parseManifestReference } from '../oci/reference.js';
 import { accepts, isIndexType, parseAccept } from '../oci/mediatypes.js';
 import { defaultPlatform, parseManifest } from '../oci/manifest.js';
+import type { BlobHandle } from '../cache/blobs.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target } from '../cache/target.js';
 import { parseRange } from './range.js';
@@ -72,6 +73,16 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
     return;
   }
   const blob = await cache.blobs.get(ctx.target, digest);
+  try {
+    await sendBlob(ctx, blob);
+  } finally {
+    await blob.close();
+  }
+}
+
+async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
+  const { req, res } = ctx;
+  const { digest } = blob;
   ctx.setOutcome(blob.outcome);
   const rangeHeader = req.headers.range;
   const size = rangeHeader ? await blob.finalSize() : blob.size;

@@ -1,11 +1,11 @@
 /** @module storage/blobs — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { SEND_CHUNK } from './send.js';
+import { Leases, StoredBlob } from './leases.js';
 
 /**
  * Layout under the root directory:
@@ -18,6 +18,8 @@ export class BlobStore {
   readonly root: string;
   readonly tmpDir: string;
   readonly uploadsDir: string;
+  /** Readers against removal: see leases.ts. */
+  private readonly leases = new Leases();
 
   constructor(root: string) {
     this.root = root;
@@ -51,22 +53,50 @@ export class BlobStore {
     }
   }
 
-  /** Streams bytes [start, end] inclusive of a committed blob. */
-  read(digest: string, start = 0, end?: number): ReadStream {
-    return createReadStream(this.path(digest), { start, end, highWaterMark: SEND_CHUNK });
+  /**
+   * Opens a committed blob for reading, or undefined when it is absent. The lease is taken before
+   * the first await and the descriptor is open when this resolves, so a blob found is a blob
+   * readable: removal skips it until close(), and an unlinked file stays readable through the fd.
+   */
+  async open(digest: string): Promise<StoredBlob | undefined> {
+    const path = this.path(digest);
+    const { settled, release } = this.leases.acquire(digest);
+    let fh: FileHandle | undefined;
+    try {
+      await settled;
+      fh = await open(path, 'r');
+      const { size } = await fh.stat();
+      return new StoredBlob(digest, size, fh, release);
+    } catch (err) {
+      release();
+      await fh?.close();
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
-  /** Opens a committed blob for reading (storage/send writes ranges of it to sockets); the caller closes it. */
-  openFile(digest: string): Promise<FileHandle> {
-    return open(this.path(digest), 'r');
+  /**
+   * Keeps `digest` from being removed until release(), for steps that check for a blob and then
+   * record it (a removal under way is waited out first, so the check sees its outcome).
+   */
+  async hold(digest: string): Promise<() => void> {
+    const { settled, release } = this.leases.acquire(digest);
+    await settled;
+    return release;
+  }
+
+  /** Whether a reader has the blob open (or held) right now. */
+  isHeld(digest: string): boolean {
+    return this.leases.isHeld(digest);
   }
 
   async readAll(digest: string): Promise<Buffer> {
-    const fh = await open(this.path(digest), 'r');
+    const blob = await this.open(digest);
+    if (!blob) throw Object.assign(new Error(`blob ${digest} is not stored`), { code: 'ENOENT' });
     try {
-      return await fh.readFile();
+      return await blob.readAll();
     } finally {
-      await fh.close();
+      await blob.close();
     }
   }
 
@@ -99,6 +129,17 @@ export class BlobStore {
 
   async delete(digest: string): Promise<void> {
     await rm(this.path(digest), { force: true });
+  }
+
+  /**
+   * Eviction's delete: leaves a blob a reader holds alone (false), else runs `forget` (the
+   * metadata side) and deletes the file, while readers arriving meanwhile wait and find it gone.
+   */
+  evict(digest: string, forget: () => void | Promise<void>): Promise<boolean> {
+    return this.leases.remove(digest, async () => {
+      await forget();
+      await this.delete(digest);
+    });
   }
 
   /** Lists every committed blob digest (used by fsck and start-up reconciliation). */
