@@ -55,6 +55,7 @@ export function table(r: BenchResults): string {
   const floor = image.totalSize / cfg.rateBps;
   rows.push(row(`roll-out to ${cfg.nodes} nodes over ${fmt(cfg.rateBps / 1e6, 0)} MB/s (s)`, rb?.seconds, rd?.seconds, 1));
   rows.push(row(`  ratio to floor (${fmt(floor, 2)} s)`, rb?.ratioToFloor, rd?.ratioToFloor, 2, false));
+  rows.push(row('  one image across the link after (s)', rb?.linkSeconds, rd?.linkSeconds, 1, false));
   rows.push(text('  failed pulls', rb && fails(rb.batch), rd && fails(rd.batch)));
   rows.push(row('  upstream bytes per image', rb?.copies, rd?.copies));
   const peak = (k: CacheKind): { kib: number; run: string } | undefined =>

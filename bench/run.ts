@@ -22,6 +22,14 @@ function readAnchors(): AnchorKind[] {
   return parts;
 }
 
+function readCaches(): CacheKind[] {
+  const raw = process.env['BENCH_CACHES'] ?? '';
+  if (raw === '') return [...KINDS];
+  const parts = raw.split(',') as CacheKind[];
+  for (const p of parts) if (!KINDS.includes(p)) throw new Error(`BENCH_CACHES=${raw}: expected a comma-separated list of ${KINDS.join(', ')}`);
+  return parts;
+}
+
 function readTransports(): Array<'plain' | 'tls'> {
   const raw = process.env['BENCH_TRANSPORTS'] ?? '';
   if (raw === '') return ['plain', 'tls'];
@@ -108,14 +116,14 @@ async function main(cleanup: Cleanup): Promise<number> {
   };
 
   for (const n of cfg.only.includes('cold') ? cfg.coldLevels : []) {
-    for (const kind of KINDS) {
+    for (const kind of readCaches()) {
       await attempt(kind, `${n} cold pull(s)`, () => cold(ctx, kind, n), results.cold,
         (r) => `${r.copies.toFixed(2)} copies, ${r.batch.failed}/${n} failed, ${(r.batch.wallMs / 1000).toFixed(1)} s`);
     }
   }
-  for (const kind of cfg.only.includes('rollout') ? KINDS : []) {
+  for (const kind of cfg.only.includes('rollout') ? readCaches() : []) {
     await attempt(kind, `roll-out to ${cfg.nodes} nodes`, () => rollout(ctx, kind), results.rollout,
-      (r) => `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`);
+      (r) => `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`);
   }
   if (cfg.only.includes('warm')) {
     const certDir = await makeTempDir('berth-bench-tls');

@@ -106,6 +106,8 @@ export interface RolloutResult extends CacheRun {
   ratioToFloor: number;
   /** Bytes that crossed the throttled link towards the cache. */
   linkBytes: number;
+  /** Seconds from the start until one image's worth of bytes had crossed the link: the WAN part. */
+  linkSeconds: number;
   timeoutMs: number;
 }
 
@@ -119,11 +121,16 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
   const stopRelay = ctx.cleanup.add('relay', () => relay.stop());
   try {
     return await withCache(ctx, kind, `rollout x${cfg.nodes}`, relay.url, async (cache) => {
-      const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs);
+      const start = Date.now();
+      let linkSeconds = NaN;
+      const watch = setInterval(() => {
+        if (Number.isNaN(linkSeconds) && relay.bytesToClient() >= image.totalSize) linkSeconds = (Date.now() - start) / 1000;
+      }, 20);
+      const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs).finally(() => clearInterval(watch));
       await settle(ctx.registry, { live: () => relay.bytesToClient(), maxMs: 15_000 });
       const seconds = batch.wallMs / 1000;
       return {
-        batch, seconds, floorSeconds, ratioToFloor: seconds / floorSeconds, linkBytes: relay.bytesToClient(), timeoutMs,
+        batch, seconds, floorSeconds, ratioToFloor: seconds / floorSeconds, linkBytes: relay.bytesToClient(), linkSeconds, timeoutMs,
       };
     });
   } finally {
