@@ -136,7 +136,7 @@ async function main(cleanup: Cleanup): Promise<number> {
           log(`${label} ...`);
           const r = await serveWarm(ctx, name, t);
           results.serve.push(r);
-          log(r.skipped ? `${label}: ${r.skipped}` : `${label}: ${r.gbps.toFixed(2)} GB/s, ${r.cpuPerGB.toFixed(2)} CPU s/GB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.failed} failed`);
+          log(r.skipped ? `${label}: ${r.skipped}` : `${label}: ${r.gbps.toFixed(2)} GB/s, ${r.cpuPerGB.toFixed(2)} CPU s/GB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} at start), ${r.failed} failed`);
         }
       }
     }

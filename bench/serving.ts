@@ -24,6 +24,8 @@ export interface ServeResult {
   cpuPerGB: number;
   /** Highest sampled VmRSS summed over the process tree, in MiB. */
   peakRssMiB: number;
+  /** VmRSS when the warm window began (after priming), in MiB. */
+  startRssMiB: number;
 }
 
 async function treeCpu(pids: number[]): Promise<number> {
@@ -54,7 +56,7 @@ async function prime(ctx: Ctx, s: ServerUnderTest, cacert: string | undefined): 
  */
 export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undefined): Promise<ServeResult> {
   const { cfg } = ctx;
-  const base: ServeResult = { name, tls: !!tls, clients: cfg.warmClients, bytes: 0, seconds: 0, failed: 0, errors: [], gbps: NaN, cpuPerGB: NaN, peakRssMiB: NaN };
+  const base: ServeResult = { name, tls: !!tls, clients: cfg.warmClients, bytes: 0, seconds: 0, failed: 0, errors: [], gbps: NaN, cpuPerGB: NaN, peakRssMiB: NaN, startRssMiB: NaN };
   let s: ServerUnderTest;
   try {
     s = await startAnchor(name, ctx.registry.url, path.join(ctx.image.dir, 'blobs', 'sha256'), tls);
@@ -67,6 +69,7 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
     await prime(ctx, s, cacert);
     await sleep(200);
     const pids = await treePids(s.pid);
+    const startRss = await treeRssKiB(pids);
     let peak = 0;
     let sampling = true;
     const sampler = (async () => {
@@ -86,7 +89,7 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
     const total = sum(results);
     return {
       ...base, bytes: total.bytes, seconds, failed: total.failed, errors: total.errors,
-      gbps: total.bytes / 1e9 / seconds, cpuPerGB: total.bytes > 0 ? cpu / (total.bytes / 1e9) : NaN, peakRssMiB: peak / 1024,
+      gbps: total.bytes / 1e9 / seconds, cpuPerGB: total.bytes > 0 ? cpu / (total.bytes / 1e9) : NaN, peakRssMiB: peak / 1024, startRssMiB: startRss / 1024,
     };
   } catch (e) {
     return { ...base, skipped: `failed: ${(e as Error).message.split('\n')[0]}` };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { Leases, StoredBlob } from './leases.js';
+import { BufferPool } from './send.js';
 
 /**
  * Layout under the root directory:
@@ -20,6 +21,8 @@ export class BlobStore {
   readonly uploadsDir: string;
   /** Readers against removal: see leases.ts. */
   private readonly leases = new Leases();
+  /** Send buffers shared by every response from this store. */
+  private readonly sendBuffers = new BufferPool();
 
   constructor(root: string) {
     this.root = root;
@@ -66,7 +69,7 @@ export class BlobStore {
       await settled;
       fh = await open(path, 'r');
       const { size } = await fh.stat();
-      return new StoredBlob(digest, size, fh, release);
+      return new StoredBlob(digest, size, fh, release, this.sendBuffers);
     } catch (err) {
       release();
       await fh?.close();

@@ -2,7 +2,7 @@
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { finished, type Readable, type Writable } from 'node:stream';
-import { SEND_CHUNK, sendRange } from './send.js';
+import { type BufferPool, SEND_CHUNK, sendRange } from './send.js';
 
 /**
  * Readers and removal of one store meet here. A reader takes a lease synchronously, before its
@@ -58,6 +58,7 @@ export class StoredBlob {
     readonly size: number,
     private readonly fh: FileHandle,
     private readonly release: () => void,
+    private readonly pool?: BufferPool,
   ) {}
 
   /** Bytes [start, end] inclusive; end defaults to the last byte. */
@@ -78,7 +79,7 @@ export class StoredBlob {
     if (this.closing) throw new Error(`blob ${this.digest} was read after its handle was closed`);
     this.streams++;
     try {
-      await sendRange(this.fh.fd, start, end, out, onBytes);
+      await sendRange(this.fh.fd, start, end, out, onBytes, this.pool);
     } finally {
       this.streams--;
       if (this.closing && this.streams === 0) void this.finish();

@@ -6,7 +6,7 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { SEND_CHUNK, sendRange } from './send.js';
+import { BufferPool, SEND_CHUNK, sendRange } from './send.js';
 
 async function withFile(data: Buffer, fn: (fd: number) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-send-'));
@@ -35,13 +35,14 @@ function sink(delayMs = 0): Writable & { got: Buffer[] } {
   return Object.assign(w, { got });
 }
 
-test('sends the exact bytes of whole files and ranges, across buffer reuse', async () => {
+test('sends the exact bytes of whole files and ranges, across buffer reuse within and between responses', async () => {
   const data = randomBytes(SEND_CHUNK * 5 + 123);
+  const pool = new BufferPool();
   await withFile(data, async (fd) => {
     for (const [start, end] of [[0, data.length - 1], [1, 1], [SEND_CHUNK - 1, SEND_CHUNK * 3 + 7], [data.length - 10, data.length - 1]] as const) {
       const out = sink(1);
       let counted = 0;
-      await sendRange(fd, start, end, out, (n) => (counted += n));
+      await sendRange(fd, start, end, out, (n) => (counted += n), pool);
       const body = Buffer.concat(out.got);
       assert.equal(body.length, end - start + 1);
       assert.ok(body.equals(data.subarray(start, end + 1)), `bytes ${start}-${end}`);
