@@ -9,7 +9,7 @@ import { type CacheUnderTest, type TlsPair, startBerthCache, startDistributionPr
 
 export type AnchorKind = 'berth' | 'distribution-2.8' | 'distribution-3' | 'nginx';
 
-export interface ServerUnderTest extends CacheUnderTest {
+export interface ServerUnderTest extends Omit<CacheUnderTest, 'kind'> {
   name: AnchorKind;
   /** Whether it must be primed through its own pull-through path before warm serving. */
   proxy: boolean;
@@ -49,7 +49,7 @@ async function which(cmd: string): Promise<string | undefined> {
 }
 
 /** nginx serving /v2/<name>/blobs/sha256:<hex> straight from an OCI layout's blobs/sha256 folder, sendfile on. */
-async function startNginx(blobDir: string, tls: TlsPair | undefined): Promise<CacheUnderTest> {
+async function startNginx(blobDir: string, tls: TlsPair | undefined): Promise<Omit<CacheUnderTest, 'kind'>> {
   const bin = await which('nginx');
   if (!bin) throw new Error('nginx not installed (apt-get install nginx-light); skipped');
   const dir = await makeTempDir('berth-bench-nginx');
@@ -84,7 +84,7 @@ http {
     throw e;
   }
   return {
-    kind: 'berth', url, pid: svc.pid, dir, logFile,
+    url, pid: svc.pid, dir, logFile,
     stop: async (keep = false) => {
       await svc.stop(5_000);
       if (!keep) await removeDir(dir);
