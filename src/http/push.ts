@@ -1,7 +1,7 @@
 /** @module http/push — thin handlers for the push side of the API: uploads, mounts, manifest PUT, deletes, referrers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, manifestTooLarge } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import type { PushService } from '../cache/push.js';
@@ -161,12 +161,12 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = contentLength(req);
-  if (declared !== undefined && declared > limit) throw new OciError('SIZE_INVALID', `manifest of ${declared} bytes exceeds the limit of ${limit}`, { status: 413 });
+  if (declared !== undefined && declared > limit) throw manifestTooLarge(declared);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of req) {
     total += (chunk as Buffer).length;
-    if (total > limit) throw new OciError('SIZE_INVALID', `manifest exceeds the limit of ${limit} bytes`, { status: 413 });
+    if (total > limit) throw manifestTooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
