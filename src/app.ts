@@ -62,14 +62,14 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   await inUse.open();
   const cache = new RegistryCache({
     blobs, index: blobIndex, repos, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry,
-    protect: pushSide.protect, heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
+    protect: () => pushSide.protect(), heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
   });
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
   cache.maybeEvict();
   const push = await pushSide.start(cache);
   const access = new AccessControl({ config, upstreams, logger, now });
   const ops = createOperations({
-    config, cache, blobs, index: blobIndex, repos, indexOk: index.ping, upstreams, telemetry, logger, now, queue: pushSide.view, protect: pushSide.protect,
+    config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(),
   });
   const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger } });
   const tls = config.http.tls;
