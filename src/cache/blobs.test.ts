@@ -11,6 +11,7 @@ import { BlobCache } from './blobs.js';
 import { Evictor } from './eviction.js';
 import type { Target } from './target.js';
 import { testStore } from './testkit.js';
+import { LocalBlobIndex, LocalRepositoryIndex } from '../storage/local-index.js';
 
 const logger = pino({ level: 'silent' });
 let clock = 1_700_000_000_000;
@@ -48,9 +49,19 @@ async function setup() {
     return b;
   });
   const upstream = fakeUpstream(content);
-  const cache = new BlobCache({ blobs: store.blobs, metadata: store.metadata, logger, now });
+  const index = new LocalBlobIndex(store.metadata);
+  const cache = new BlobCache({ blobs: store.blobs, index, repos: new LocalRepositoryIndex(store.metadata), logger, now });
+  // Resolves when a pass starts removing its first blob: the moment these tests interleave with.
+  let removing!: () => void;
+  const firstRemoval = new Promise<void>((r) => (removing = r));
+  const evictorIndex = Object.assign(Object.create(index) as typeof index, {
+    forget: async (d: string) => {
+      removing();
+      await index.forget(d);
+    },
+  });
   const evictor = new Evictor({
-    blobs: store.blobs, metadata: store.metadata, logger, now,
+    blobs: store.blobs, index: evictorIndex, logger, now,
     limits: { maxsize: 1, lowwatermark: 0.5, ttlByUpstream: new Map() },
     inUse: (d) => cache.isInUse(d),
   });
@@ -61,7 +72,7 @@ async function setup() {
     store.metadata.linkBlob('central', 'lib/app', s.digest);
     stored.push(s);
   }
-  return { store, cache, evictor, upstream, blobs, digests: stored.map((s) => s.digest) };
+  return { store, cache, evictor, firstRemoval, upstream, blobs, digests: stored.map((s) => s.digest) };
 }
 
 async function drain(stream: Readable): Promise<Buffer> {
@@ -88,9 +99,10 @@ test('an eviction pass that reaches a blob after a pull looked it up leaves it a
 });
 
 test('a pull that looks a blob up while its eviction is under way waits for it and fetches the blob again', async () => {
-  const { store, cache, evictor, upstream, blobs, digests } = await setup();
+  const { store, cache, evictor, firstRemoval, upstream, blobs, digests } = await setup();
   const pass = evictor.run('test', 0);
-  // The pass has forgotten the first blob and is deleting it right now.
+  await firstRemoval;
+  // The pass is forgetting the first blob and deleting it right now.
   const handle = await cache.get(upstream.target, digests[0]!);
   await pass;
   assert.equal(handle.outcome, 'miss');
@@ -112,8 +124,9 @@ test('a handle keeps serving ranges after its file is deleted underneath it', as
 });
 
 test('store readers (manifests, warm-up, replication) get whole content or nothing while eviction runs', async () => {
-  const { store, evictor, blobs, digests } = await setup();
+  const { store, evictor, firstRemoval, blobs, digests } = await setup();
   const pass = evictor.run('test', 0);
+  await firstRemoval;
   const [gone, held] = await Promise.all([store.blobs.open(digests[0]!), store.blobs.open(digests[1]!)]);
   await pass;
   assert.equal(gone, undefined, 'the blob being deleted is reported gone');
