@@ -1,5 +1,4 @@
 /** @module bench/report — the side-by-side table (plain text, aligned) and the notes that explain odd numbers */
-import os from 'node:os';
 import { type CacheKind, berthPrefetch } from './caches.js';
 import type { BatchResult } from './pulls.js';
 import type { BenchConfig, ColdResult, RolloutResult } from './scenarios.js';

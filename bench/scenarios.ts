@@ -51,9 +51,8 @@ export interface CacheRun {
   logErrors: LogErrors;
 }
 
-// Bounds so a misbehaving cache cannot hang the run; generous next to expected times.
+// Bounds a misbehaving cache so it cannot hang the run; generous next to expected times.
 const COLD_TIMEOUT_MS = 120_000;
-const WARM_PULL_TIMEOUT_MS = 60_000;
 
 function target(ctx: Ctx, cache: CacheUnderTest): PullTarget {
   return { url: cache.url, repository: ctx.repository, reference: ctx.reference, image: ctx.image };

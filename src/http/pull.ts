@@ -110,7 +110,7 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
   };
   if (blob.send && end !== undefined) {
     // Stored content: straight from the file to the socket, no stream in between.
-    await blob.send(res, start, end, ctx.served).catch(cut);
+    await blob.send(res, start, end, (n) => ctx.served(n)).catch(cut);
     return;
   }
   const stream = blob.open(start, end);
