@@ -22,7 +22,7 @@ before(async () => {
   work = await makeTempDir('berth-e2e-push-');
   registry = await startRegistry({ auth: 'token', users: { [creds.username]: creds.password } });
   image = await buildImage({ layers: 2, layerSize: 1024 * 1024, tag: 'v1' });
-  berth = await startBerth({ config: pushModesConfig(registry.url, creds) });
+  berth = await startBerth({ config: pushModesConfig(work, registry.url, creds) });
   plain = await startBerth({ config: { version: 0.1 } });
 });
 
