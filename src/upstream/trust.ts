@@ -13,6 +13,9 @@ const TRUST_CODES = new Set([
 /** Answers that mean the configuration names the wrong thing, not that the link is down. */
 const CONFIG_CODES = new Set(['ENOTFOUND', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_TLS_CERT_ALTNAME_FORMAT']);
 
+/** Name lookup failures; only ENOTFOUND is certain enough to be a configuration error on a request. */
+const NAME_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'ENODATA', 'ESERVFAIL']);
+
 export type FailureKind = 'trust' | 'config' | 'outage';
 
 export function errorCode(err: unknown): string | undefined {
@@ -87,9 +90,9 @@ export function describeTrustProblem(config: UpstreamConfig, err: unknown, cert:
 export function describeConfigProblem(config: UpstreamConfig, err: unknown): { message: string; fix: string } {
   const code = errorCode(err);
   const url = new URL(config.remoteurl);
-  if (code === 'ENOTFOUND') {
+  if (code !== undefined && NAME_CODES.has(code)) {
     return {
-      message: `the name ${url.hostname} does not resolve on the cache host (ENOTFOUND)`,
+      message: `the name ${url.hostname} does not resolve on the cache host (${code})`,
       fix: `set ${keyOf(config, 'resolve')} to the central registry's address, or add it to the cache host's hosts file (in a container: --add-host or hostAliases)`,
     };
   }

@@ -11,7 +11,8 @@ import { BERTH_BIN, startBerth, type Berth } from '../fixtures/berth.js';
 import { HARBOR_CREDS, HARBOR_NAME, startHarbor, type Harbor } from '../fixtures/harbor.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { skopeoPull, startContainerd, startDockerd, writeHostsToml, type Containerd, type Dockerd } from '../fixtures/clients.js';
-import { freePort, makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
+import { freePort, makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
+import { startNetns } from '../fixtures/netns.js';
 
 let work: string;
 let harbor: Harbor;
@@ -185,6 +186,28 @@ test('an upstream that is this berth itself: found at start, each request fails 
     assert.match(doctor.stdout, /FAIL loop +upstream default .* is this berth itself/);
   } finally {
     await berth.stop();
+  }
+});
+
+test('doctor on a cache host where the name does not resolve, then with the hosts-file entry (per-namespace hosts files)', async () => {
+  const file = await configFile(seedConfig({ ca: harbor.certFile, resolve: undefined }));
+  const bare = await startNetns('10.213.0.5', { hosts: [] });
+  try {
+    const r = await run(bare.exec[0]!, [...bare.exec.slice(1), process.execPath, BERTH_BIN, 'doctor', '--config', file]).catch((e: { stdout?: string; code?: number }) => e);
+    assert.equal((r as { code?: number }).code, 1);
+    assert.match(String((r as { stdout?: string }).stdout), /FAIL dns +the name harbor\.xing\.com does not resolve/);
+    assert.match(String((r as { stdout?: string }).stdout), /fix: set proxy\.resolve to the central registry's address, or add it to the cache host's hosts file \(in a container: --add-host or hostAliases\)/);
+  } finally {
+    await bare.stop();
+  }
+  const named = await startNetns('10.213.0.5', { hosts: [`10.213.0.5 ${HARBOR_NAME}`] });
+  try {
+    await named.forward(harbor.registry.port, harbor.registry.port);
+    const r = await run(named.exec[0]!, [...named.exec.slice(1), process.execPath, BERTH_BIN, 'doctor', '--config', file]);
+    assert.match(r.stdout, /ok {3}dns +harbor\.xing\.com resolves to 10\.213\.0\.5/);
+    assert.match(r.stdout, /no problems found/);
+  } finally {
+    await named.stop();
   }
 });
 
