@@ -100,7 +100,7 @@ test('with auth.htpasswd: a wrong password fails docker login, an anonymous push
 });
 
 test('an untrusted Harbor certificate is a trust error, not an outage: start-up check, /readyz, doctor and every client name the certificate and proxy.ca', async () => {
-  const berth = await startBerth({ config: seedConfig() });
+  const berth = await startBerth({ config: seedConfig({}, { log: { level: 'debug', fields: { service: 'registry' } } }) });
   try {
     const tlsLine = async () => (await berth.logLines()).find((l) => l['check'] === 'tls');
     await waitFor(async () => (await tlsLine()) !== undefined, 20_000, { what: 'the start-up TLS check line' });
@@ -129,7 +129,9 @@ test('an untrusted Harbor certificate is a trust error, not an outage: start-up 
     assert.match(doctor.stdout, /FAIL tls .*CN=harbor\.xing\.com.*DEPTH_ZERO_SELF_SIGNED_CERT/);
     assert.match(doctor.stdout, /fix: set proxy\.ca to a PEM file/);
     // Docker tries TLS first on a plain port; that is not worth an info line per pull.
-    assert.ok(!(await berth.logLines()).some((l) => l['level'] === 30 && String(l['msg']).includes('HTTP parser rejected')));
+    const lines = await berth.logLines();
+    assert.ok(lines.some((l) => l['level'] === 20 && String(l['msg']).startsWith('refused a TLS handshake on a plain-HTTP port')), 'Docker did probe TLS');
+    assert.ok(!lines.some((l) => Number(l['level']) >= 30 && /HTTP parser|TLS handshake/.test(String(l['msg']))));
   } finally {
     await berth.stop();
   }
