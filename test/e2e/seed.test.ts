@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { request } from 'undici';
 import bcrypt from 'bcryptjs';
 import { BERTH_BIN, startBerth, type Berth } from '../fixtures/berth.js';
+import { startRegistry } from '../fixtures/registry.js';
 import { HARBOR_CREDS, HARBOR_NAME, startHarbor, type Harbor } from '../fixtures/harbor.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { skopeoPull, startContainerd, startDockerd, writeHostsToml, type Containerd, type Dockerd } from '../fixtures/clients.js';
@@ -210,6 +211,26 @@ test('doctor on a cache host where the name does not resolve, then with the host
     assert.match(r.stdout, /no problems found/);
   } finally {
     await named.stop();
+  }
+});
+
+test('a token-auth upstream: the start-up checks ask its token realm with berth\'s credentials; doctor reports a rejected password', async () => {
+  const central = await startRegistry({ auth: 'token', users: { [HARBOR_CREDS.username]: HARBOR_CREDS.password } });
+  const berth = await startBerth({ config: { version: 0.1, proxy: { remoteurl: central.url, ...HARBOR_CREDS } } });
+  try {
+    await waitFor(async () => (await berth.logLines()).some((l) => l['check'] === 'credentials'), 20_000, { what: 'start-up checks' });
+    const lines = (await berth.logLines()).filter((l) => typeof l['check'] === 'string');
+    assert.deepEqual(lines.map((l) => [l['check'], l['level']]), [['dns', 30], ['connect', 30], ['loop', 30], ['token', 30], ['credentials', 30]].filter(([c]) => c !== 'dns'));
+    assert.match(String(lines.find((l) => l['check'] === 'credentials')!['msg']), /issued a token for user "admin"/);
+    const wrong = await configFile({ version: 0.1, proxy: { remoteurl: central.url, username: HARBOR_CREDS.username, password: 'wrong' } });
+    // Not spawnSync: the token issuer runs in this process and must keep answering.
+    const r = await run(process.execPath, [BERTH_BIN, 'doctor', '--config', wrong]).then(() => ({ code: 0, stdout: '' }), (e: { code: number; stdout: string }) => e);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /ok {3}token +token realm http:\/\/127\.0\.0\.1:\d+\/\S* answers/);
+    assert.match(r.stdout, /FAIL credentials +token realm .* rejected user "admin" \(401\)/);
+  } finally {
+    await berth.stop();
+    await central.stop();
   }
 });
 
