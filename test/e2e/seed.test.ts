@@ -198,8 +198,8 @@ test('doctor on a cache host where the name does not resolve, then with the host
   try {
     const r = await run(bare.exec[0]!, [...bare.exec.slice(1), process.execPath, BERTH_BIN, 'doctor', '--config', file]).catch((e: { stdout?: string; code?: number }) => e);
     assert.equal((r as { code?: number }).code, 1);
-    assert.match(String((r as { stdout?: string }).stdout), /FAIL dns +the name harbor\.xing\.com does not resolve/);
-    assert.match(String((r as { stdout?: string }).stdout), /fix: set proxy\.resolve to the central registry's address, or add it to the cache host's hosts file \(in a container: --add-host or hostAliases\)/);
+    assert.match(String((r).stdout), /FAIL dns +the name harbor\.xing\.com does not resolve/);
+    assert.match(String((r).stdout), /fix: set proxy\.resolve to the central registry's address, or add it to the cache host's hosts file \(in a container: --add-host or hostAliases\)/);
   } finally {
     await bare.stop();
   }
