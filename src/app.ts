@@ -58,7 +58,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const push = await pushSide.start(cache);
   const access = new AccessControl({ config, upstreams, logger, now });
   const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now, queue: () => pushSide.view });
-  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, metadata, logger } });
+  const server = createServer({ config, cache, upstreams, logger, now, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, metadata, logger } });
   const tls = config.http.tls;
   const reloadCertificate = (reason: string) => {
     if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
@@ -100,6 +100,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       clearInterval(sweep);
       clearTimeout(timer);
       await pushSide.close();
+      await access.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
       metadata.close();
     },

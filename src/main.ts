@@ -33,7 +33,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--password-file <file>', 'file holding the upstream password')
     .action(async (opts: { config?: string } & ServeFlags) => {
       const { config, warnings } = loadConfig({ file: opts.config ?? env['BERTH_CONFIG'], env, flags: opts, cwd });
-      exitCode = await serve(config, warnings, { signals: process });
+      exitCode = await serve(config, warnings, { signals: process, faults: process });
     });
 
   const configCmd = program.command('config').description('configuration tools');

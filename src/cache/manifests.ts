@@ -5,7 +5,7 @@ import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
-import type { BlobStore } from '../storage/blobs.js';
+import { isNotFound, type BlobStore } from '../storage/blobs.js';
 import type { MetadataStore } from '../storage/metadata.js';
 import { responseHeader, upstreamError, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldTags, Outcome, Target } from './target.js';
@@ -95,7 +95,7 @@ export class ManifestCache {
     const { client } = target.upstream!;
     const { metadata } = this.deps;
     if (knownDigest) {
-      const head = await client.send({ method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT } });
+      const head = await client.send({ method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT }, known: true });
       if (head.status === 404) {
         await head.body.dump();
         metadata.deleteTag(target.key, target.repository, tag);
@@ -153,8 +153,10 @@ export class ManifestCache {
       const body = await this.deps.blobs.readAll(digest);
       this.deps.metadata.touchBlob(digest);
       return { digest, mediaType: record.mediaType, body, outcome };
-    } catch {
-      return undefined;
+    } catch (err) {
+      // Only a missing file means "not here"; any other I/O error (EMFILE, EIO) is reported as such.
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
   }
 

@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { candidateHosts, dockerConfigCredentials } from './dockerconfig.js';
 import { applyEnv, setAt } from './env.js';
 import { formatPath, validateDocument, type BerthDocument } from './schema.js';
-import type { BerthConfig, UpstreamConfig } from './types.js';
+import type { BerthConfig, ConnectionLimits, UpstreamConfig } from './types.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
 
 /** The `berth serve` flags that stand in for a config file. */
@@ -47,6 +47,13 @@ export const DEFAULT_LOWWATERMARK = 0.8;
 /** Uploads idle this long are abandoned (distribution purges after 168h; an edge disk is smaller). */
 export const DEFAULT_UPLOAD_AGE_MS = 60 * 60_000;
 export const DEFAULT_UPLOAD_PURGE_INTERVAL_MS = 10 * 60_000;
+/** Connection bounds: generous for real clients, short enough that held sockets are reclaimed. */
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  headersTimeoutMs: 30_000,
+  idleTimeoutMs: 5 * 60_000,
+  maxConnections: 4096,
+  maxConnectionsPerClient: 256,
+};
 export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
 export const DEFAULT_WARM_INTERVAL_MS = 3_600_000;
 
@@ -196,6 +203,12 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       host: addr?.host ?? '',
       port: addr?.port ?? DEFAULT_PORT,
       headers: doc.http?.headers ?? {},
+      limits: {
+        headersTimeoutMs: doc.http?.headerstimeout ?? DEFAULT_CONNECTION_LIMITS.headersTimeoutMs,
+        idleTimeoutMs: doc.http?.idletimeout ?? DEFAULT_CONNECTION_LIMITS.idleTimeoutMs,
+        maxConnections: doc.http?.maxconnections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,
+        maxConnectionsPerClient: doc.http?.maxconnectionsperclient ?? DEFAULT_CONNECTION_LIMITS.maxConnectionsPerClient,
+      },
       ...(tls?.certificate !== undefined && tls.key !== undefined
         ? { tls: { certificate: where(['http', 'tls', 'certificate'], tls.certificate), key: where(['http', 'tls', 'key'], tls.key) } }
         : {}),
@@ -208,7 +221,8 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
         ...(rules ? { rules: rules.map((r) => ({ ...r, repositories: r.repositories ?? ['*'] })) } : {}),
       },
     } : {}),
-    ...(admin && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
+    ...(admin?.username !== undefined && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
+    ...(admin?.open ? { adminOpen: true } : {}),
     warm: {
       intervalMs: doc.warm?.interval ?? DEFAULT_WARM_INTERVAL_MS,
       images: doc.warm?.images ?? [],

@@ -1,5 +1,6 @@
 /** @module http/limits — refusing oversized or malformed requests early, each with a 4xx OCI error envelope. */
-import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import { rawRefusal } from './connections.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { OciError } from '../oci/errors.js';
@@ -23,17 +24,8 @@ export function answerClientErrors(server: Server, logger: Logger): void {
     const message = status === 431
       ? `request line and headers exceed ${MAX_HEADER_BYTES} bytes; send fewer or shorter headers`
       : status === 408 ? 'request headers did not arrive in time' : `malformed HTTP request (${err.code ?? 'parse error'})`;
-    const body = JSON.stringify(new OciError('UNSUPPORTED', message).toEnvelope());
     logger.info({ status, err: err.code }, 'refused a request the HTTP parser rejected');
-    socket.end([
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
-      'Content-Type: application/json; charset=utf-8',
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      'Docker-Distribution-Api-Version: registry/2.0',
-      'Connection: close',
-      '',
-      body,
-    ].join('\r\n'));
+    socket.end(rawRefusal(status, 'UNSUPPORTED', message));
   });
 }
 

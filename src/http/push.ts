@@ -64,7 +64,7 @@ async function startUpload(ctx: PushContext): Promise<void> {
     if (source && (await push.mount(target, source, mount))) return blobCreated(ctx, mount);
   }
   const digest = url.searchParams.get('digest');
-  const session = await push.uploads.create(target);
+  const session = await push.uploads.create(target, req.socket.remoteAddress ?? '');
   if (digest && !mount) {
     try {
       await push.uploads.append(session, req, undefined, contentLength(req));

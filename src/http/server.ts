@@ -17,6 +17,7 @@ import { resolveTarget, upstreamFor } from './routing.js';
 import type { AccessControl } from '../auth/access.js';
 import { guard } from './guard.js';
 import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js';
+import { checkingInterval, limitConnections } from './connections.js';
 import type { AdminHandler } from './admin.js';
 import { routeLabel, type RequestObserver } from './observer.js';
 import { isUiPath, serveUi } from './ui.js';
@@ -33,22 +34,32 @@ export interface ServerDeps {
   /** /readyz, /metrics and /api/v1/ (optional so the pull path stands alone in tests). */
   readonly admin?: AdminHandler;
   readonly observer?: RequestObserver;
+  readonly now?: () => number;
 }
 
 export function createServer(deps: ServerDeps): Server {
   const { config } = deps;
   const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
-  const options = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000 };
+  const limits = config.http.limits;
+  const options = {
+    maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000,
+    headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: checkingInterval(limits),
+    // Missing Host is refused below, with an envelope instead of node's bare 400.
+    requireHostHeader: false,
+  };
   const server = config.http.tls
     ? createHttpsServer({ ...options, ...serverTls(config.http.tls) }, handler)
     : createHttpServer(options, handler);
   answerClientErrors(server, deps.logger);
+  limitConnections(server, limits, deps.logger, deps.now ?? Date.now);
   return server;
 }
 
 async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = process.hrtime.bigint();
-  const bytesBefore = req.socket.bytesWritten;
+  // Held here: node detaches req.socket once the connection closes, before 'close' handlers run.
+  const socket = req.socket;
+  const bytesBefore = socket.bytesWritten ?? 0;
   let outcome: Outcome | undefined;
   let target: Target | undefined;
   let error: OciError | undefined;
@@ -57,16 +68,18 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let bodyBytes = 0;
   res.once('close', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    // A client that left before any answer: 499, as proxies log it, not the 200 nobody sent.
+    const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
     deps.observer?.request({
-      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status: res.statusCode,
+      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status,
       outcome, upstream: target?.upstream?.config.name, bodyBytes, seconds: ms / 1000,
     });
     if (!deps.config.log.accesslog) return;
     deps.logger.info({
       method: req.method,
       path: (req.url ?? '').split('?')[0],
-      status: res.statusCode,
-      bytes: req.socket.bytesWritten - bytesBefore,
+      status,
+      bytes: Math.max(0, (socket.bytesWritten ?? bytesBefore) - bytesBefore),
       ms: Math.round(ms * 10) / 10,
       outcome,
       upstream: target?.upstream?.config.name,
@@ -79,6 +92,9 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   for (const [name, values] of Object.entries(deps.config.http.headers)) res.setHeader(name, [...values]);
   const head = req.method === 'HEAD';
   try {
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.headers.host === undefined) {
+      throw new OciError('UNSUPPORTED', 'HTTP/1.1 requests must carry a Host header', { status: 400 });
+    }
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
     if (deps.admin && (await deps.admin(req, res, url))) return;
@@ -100,10 +116,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const ns = url.searchParams.get('ns') ?? undefined;
     const resolve = (name: string) => resolveTarget(deps.upstreams, { name, ns, host: req.headers.host });
     if (route.kind === 'base') {
-      await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }));
+      await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }), socket.remoteAddress);
       return sendJson(res, 200, {}, head);
     }
-    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve));
+    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     const ctx: PushContext = {
@@ -117,9 +133,24 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     };
     await dispatch(ctx, route);
   } catch (err) {
+    if (clientGone(req, err)) {
+      // Expected client behaviour (a cancelled pull or push), not a fault of berth.
+      deps.logger.debug({ method: req.method, path: (req.url ?? '').split('?')[0], err: (err as Error).message }, 'client went away mid-request');
+      res.destroy();
+      return;
+    }
     error = sendError(res, err, head);
     if (error.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error while handling a request');
   }
+}
+
+/** The access-log status of a request whose client left before any answer (nginx's convention). */
+const CLIENT_CLOSED = 499;
+
+function clientGone(req: IncomingMessage, err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED') return true;
+  return req.destroyed && !req.complete && !(err instanceof OciError);
 }
 
 async function dispatch(ctx: PushContext, route: Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>): Promise<void> {
