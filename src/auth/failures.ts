@@ -13,9 +13,11 @@ export interface FailurePolicy {
   readonly forgetMs: number;
   /** Entries kept per table; the oldest go first (memory stays bounded under a flood of names). */
   readonly maxEntries: number;
+  /** Checks one address may have running at once: a burst cannot fill the queue before any failure counts. */
+  readonly inFlightPerAddress: number;
 }
 
-export const DEFAULT_FAILURE_POLICY: FailurePolicy = { perAddress: 5, perUser: 10, baseMs: 1_000, maxMs: 60_000, forgetMs: 15 * 60_000, maxEntries: 10_000 };
+export const DEFAULT_FAILURE_POLICY: FailurePolicy = { perAddress: 5, perUser: 10, baseMs: 1_000, maxMs: 60_000, forgetMs: 15 * 60_000, maxEntries: 10_000, inFlightPerAddress: 2 };
 
 interface Entry {
   failures: number;
@@ -31,6 +33,7 @@ interface Entry {
 export class FailureLimiter {
   private readonly byAddress = new Map<string, Entry>();
   private readonly byUser = new Map<string, Entry>();
+  private readonly inFlight = new Map<string, number>();
 
   constructor(private readonly now: () => number, private readonly policy: FailurePolicy = DEFAULT_FAILURE_POLICY) {}
 
@@ -46,6 +49,23 @@ export class FailureLimiter {
       const seconds = Math.ceil(wait / 1000);
       throw new OciError('TOOMANYREQUESTS', `too many failed logins; wait ${seconds}s before trying again`, { headers: { 'Retry-After': String(seconds) } });
     }
+  }
+
+  /** Claims one of the address's concurrent check slots (429 when none is free); call the result when done. */
+  enter(address: string): () => void {
+    const n = this.inFlight.get(address) ?? 0;
+    if (n >= this.policy.inFlightPerAddress) {
+      throw new OciError('TOOMANYREQUESTS', 'password checks from this address are already in progress; retry in a moment', { headers: { 'Retry-After': '1' } });
+    }
+    this.inFlight.set(address, n + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.inFlight.get(address) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(address, left);
+      else this.inFlight.delete(address);
+    };
   }
 
   fail(address: string, user: string): void {

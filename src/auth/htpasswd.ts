@@ -73,8 +73,14 @@ export class Htpasswd {
     const at = this.verified.get(key);
     if (at !== undefined && this.now() - at < VERIFIED_TTL_MS) return true;
     this.failures.check(client, username);
+    const leave = this.failures.enter(client);
     const hash = this.users.get(username);
-    const ok = await this.pool.compare(password, hash ?? DUMMY_HASH);
+    let ok: boolean;
+    try {
+      ok = await this.pool.compare(password, hash ?? DUMMY_HASH);
+    } finally {
+      leave();
+    }
     if (!ok || hash === undefined) {
       this.failures.fail(client, username);
       return false;
