@@ -48,6 +48,8 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = 0;
   server.timeout = limits.idleTimeoutMs;
+  // Between requests too: a kept-alive connection is as idle as any.
+  server.keepAliveTimeout = Math.min(server.keepAliveTimeout, limits.idleTimeoutMs);
   const refusedLog = throttledLog(logger, now, 'connection limit reached: refusing new connections');
   const idleLog = throttledLog(logger, now, 'closed idle connections (no bytes moved within http.idletimeout)');
   server.on('timeout', (socket: Socket) => {
@@ -64,6 +66,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
       refusedLog({ limit: which, client, open, fromClient: mine });
       // No handler will see this socket: answer without reading the request, then close.
       socket.on('error', () => undefined);
+      socket.pause();
       const answer = which === 'maxconnections'
         ? rawRefusal(503, 'UNAVAILABLE', `berth has ${open} open connections, its limit (http.maxconnections); retry later`, ['Retry-After: 5'])
         : rawRefusal(429, 'TOOMANYREQUESTS', `this client address has ${mine} open connections, the limit (http.maxconnectionsperclient); reuse connections or retry later`, ['Retry-After: 5']);
