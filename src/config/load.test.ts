@@ -248,7 +248,7 @@ test('http limits and admin.open: berth extension keys, checked like the rest', 
   assert.deepEqual(config.http.limits, { headersTimeoutMs: 5_000, idleTimeoutMs: 120_000, maxConnections: 100, maxConnectionsPerClient: 10 });
   assert.equal(config.adminOpen, true);
   assert.equal(config.admin, undefined);
-  assert.match(problemsOf(() => load('http:\n  maxconnections: 0\n')).join('\n'), /^http\.maxconnections: invalid count 0; allowed: a whole number of at least 1/m);
+  assert.match(problemsOf(() => load('http:\n  maxconnections: 0\n')).join('\n'), /^http\.maxconnections: invalid count "0"; allowed: a whole number of at least 1/m);
   assert.match(problemsOf(() => load('admin:\n  open: true\n  username: a\n  password: b\n')).join('\n'), /admin\.username: open: true and credentials are both set/);
   assert.match(problemsOf(() => load('admin:\n  password: b\n')).join('\n'), /admin\.username: required/);
 });

@@ -14,6 +14,7 @@ import { getBlob, type PullContext } from './pull.js';
 import type { Route } from './routes.js';
 import { resolveTarget } from './routing.js';
 import { sendJson } from './respond.js';
+import { parseContentRange } from './range.js';
 
 export interface PushContext extends PullContext {
   readonly push: PushService;
@@ -144,9 +145,9 @@ export async function getReferrers(ctx: PushContext, digest: string): Promise<vo
 function contentRange(req: IncomingMessage): ChunkRange | undefined {
   const raw = header(req, 'content-range');
   if (raw === undefined) return undefined;
-  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(raw.trim());
-  if (!m) throw new OciError('RANGE_INVALID', `Content-Range "${raw.slice(0, 100)}" is not <start>-<end>`);
-  return { start: Number(m[1]), end: Number(m[2]) };
+  const range = parseContentRange(raw);
+  if (!range) throw new OciError('RANGE_INVALID', `Content-Range "${raw.slice(0, 100)}" is not <start>-<end>`);
+  return range;
 }
 
 function contentLength(req: IncomingMessage): number | undefined {

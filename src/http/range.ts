@@ -1,4 +1,4 @@
-/** @module http/range — parsing a single-range `Range: bytes=…` header against a blob size. */
+/** @module http/range — parsing a single-range `Range: bytes=…` header against a blob size, and an upload chunk's Content-Range. */
 
 export type RangeResult =
   | { kind: 'none' }
@@ -61,4 +61,17 @@ function splitSpec(header: string): { a: string; b: string } | undefined {
 /** The characters `\s` matched in the expression this replaces that can occur in a header value. */
 function isSpace(c: number): boolean {
   return c === 32 || c === 9 || c === 10 || c === 13 || c === 11 || c === 12 || c === 0xa0 || c === 0xfeff;
+}
+
+/**
+ * An upload chunk's `Content-Range: <start>-<end>` (distribution's form; `bytes ` or `bytes=`
+ * prefix and a `/total` or `/*` suffix accepted). Undefined when it is not that shape.
+ */
+export function parseContentRange(raw: string): { start: number; end: number } | undefined {
+  // Anchored, no nested or adjacent optional runs: linear on any input.
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(raw.trim());
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  return Number.isSafeInteger(start) && Number.isSafeInteger(end) ? { start, end } : undefined;
 }
