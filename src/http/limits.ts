@@ -1,6 +1,6 @@
 /** @module http/limits — refusing oversized or malformed requests early, each with a 4xx OCI error envelope. */
 import type { IncomingMessage, Server } from 'node:http';
-import { rawRefusal } from './connections.js';
+import { rawRefusal, throttledLog } from './connections.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { OciError } from '../oci/errors.js';
@@ -14,7 +14,9 @@ export const MAX_HEADER_BYTES = 16 * 1024;
  * Requests node's parser rejects (headers over MAX_HEADER_BYTES, malformed syntax) never reach
  * a handler; answer them with an envelope too, instead of node's bare status line.
  */
-export function answerClientErrors(server: Server, logger: Logger): void {
+export function answerClientErrors(server: Server, logger: Logger, now: () => number = Date.now): void {
+  // Held connections run out together: one line per interval, not one per socket.
+  const overdue = throttledLog(logger, now, 'cut connections whose request headers did not arrive within http.headerstimeout');
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -24,7 +26,8 @@ export function answerClientErrors(server: Server, logger: Logger): void {
     const message = status === 431
       ? `request line and headers exceed ${MAX_HEADER_BYTES} bytes; send fewer or shorter headers`
       : status === 408 ? 'request headers did not arrive in time' : `malformed HTTP request (${err.code ?? 'parse error'})`;
-    logger.info({ status, err: err.code }, 'refused a request the HTTP parser rejected');
+    if (status === 408) overdue({ client: socket.remoteAddress });
+    else logger.info({ status, err: err.code }, 'refused a request the HTTP parser rejected');
     socket.end(rawRefusal(status, 'UNSUPPORTED', message));
   });
 }

@@ -50,8 +50,9 @@ export function createServer(deps: ServerDeps): Server {
   const server = config.http.tls
     ? createHttpsServer({ ...options, ...serverTls(config.http.tls) }, handler)
     : createHttpServer(options, handler);
-  answerClientErrors(server, deps.logger);
-  limitConnections(server, limits, deps.logger, deps.now ?? Date.now);
+  const now = deps.now ?? Date.now;
+  answerClientErrors(server, deps.logger, now);
+  limitConnections(server, limits, deps.logger, now);
   return server;
 }
 

@@ -56,6 +56,8 @@ test('slowloris: half-sent headers are cut at http.headerstimeout, and per-clien
   }
   const limitLines = (await berth.logLines()).filter((l) => l['msg'] === 'connection limit reached: refusing new connections');
   assert.ok(limitLines.length >= 1 && limitLines.length <= 3, `logged once per interval, not per socket (${limitLines.length} lines for 20 refusals)`);
+  const overdue = (await berth.logLines()).filter((l) => String(l['msg']).startsWith('cut connections whose request headers did not arrive'));
+  assert.ok(overdue.length >= 1 && overdue.length <= 3, `header timeouts too (${overdue.length} lines for 60 cut connections)`);
 });
 
 test('a slow but progressing download lasting twice http.idletimeout completes', async () => {
