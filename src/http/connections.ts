@@ -1,9 +1,10 @@
 /** @module http/connections — bounds on sockets: header and idle time, connections in all and per client address, refusals as envelopes. */
-import { STATUS_CODES, type Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ConnectionLimits } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
+import { sendError } from './respond.js';
 
 /** A limit that bites is logged at most once per this interval, with the count refused since. */
 const LOG_INTERVAL_MS = 10_000;
@@ -82,6 +83,10 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
       if (n > 0) perClient.set(client, n);
       else perClient.delete(client);
     });
+  });
+  // An Expect other than 100-continue: node would answer a bare 417.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    sendError(res, new OciError('UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 100)} is not supported; only 100-continue is`, { status: 417 }));
   });
   // CONNECT has its own event; without a listener node drops the socket without a word.
   server.on('connect', (_req, socket: Socket) => {

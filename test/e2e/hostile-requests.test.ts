@@ -208,7 +208,7 @@ test('a manifest listing 27,411 layers is refused cheaply; one naming 1,000 unkn
   assert.match(unknown.body.toString(), /and 991 more/);
 });
 
-test('an HTTP/1.1 request without Host and a CONNECT both get an OCI envelope', async () => {
+test('an HTTP/1.1 request without Host, a CONNECT and an unknown Expect all get an OCI envelope', async () => {
   const noHost = await rawExchange(berth.port, 'GET /v2/ HTTP/1.1\r\nConnection: close\r\n\r\n');
   assert.match(noHost, /^HTTP\/1\.1 400 /);
   assert.match(noHost, /content-type: application\/json/i);
@@ -216,6 +216,9 @@ test('an HTTP/1.1 request without Host and a CONNECT both get an OCI envelope', 
   const connect = await rawExchange(berth.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
   assert.match(connect, /^HTTP\/1\.1 405 /);
   assert.equal((rawBody(connect)['errors'] as Array<{ code: string }>)[0]?.code, 'UNSUPPORTED');
+  const expect = await rawExchange(berth.port, 'GET /v2/ HTTP/1.1\r\nHost: berth\r\nExpect: teapot\r\nConnection: close\r\n\r\n');
+  assert.match(expect, /^HTTP\/1\.1 417 /);
+  assert.equal((rawBody(expect)['errors'] as Array<{ code: string }>)[0]?.code, 'UNSUPPORTED');
   await alive(berth);
 });
 
