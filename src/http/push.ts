@@ -20,6 +20,11 @@ export interface PushContext extends PullContext {
   readonly push: PushService;
   readonly upstreams: readonly Upstream[];
   readonly referrers: ReferrersDeps;
+  /**
+   * Runs work the client waits for in silence (verifying an upload, a write-through push
+   * upstream) with the connection's idle timeout suspended: the client is not the idle one.
+   */
+  waiting<T>(work: () => Promise<T>): Promise<T>;
 }
 
 type WriteRoute = Extract<Route, { kind: 'uploads' | 'upload' | 'manifest' | 'blob' }>;
@@ -44,7 +49,7 @@ export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { ki
   }
   if (r.kind === 'manifest' && method === 'PUT') {
     const body = await readBody(req, MAX_MANIFEST_SIZE);
-    const pushed = await push.putManifest(target, r.reference, body, header(req, 'content-type'));
+    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type')));
     ctx.res.setHeader('Location', `/v2/${ctx.clientName}/manifests/${pushed.digest}`);
     ctx.res.setHeader('Docker-Content-Digest', pushed.digest);
     if (pushed.subject) ctx.res.setHeader('OCI-Subject', pushed.subject);
@@ -69,7 +74,7 @@ async function startUpload(ctx: PushContext): Promise<void> {
   if (digest && !mount) {
     try {
       await push.uploads.append(session, req, undefined, contentLength(req));
-      await push.completeUpload(target, session, digest);
+      await ctx.waiting(() => push.completeUpload(target, session, digest));
     } finally {
       // A failure before finish() leaves the session to clean up here rather than to expire.
       await push.uploads.cancel(session).catch(() => undefined);
@@ -85,7 +90,7 @@ async function finishUpload(ctx: PushContext, session: UploadSession): Promise<v
   if (!digest) throw new OciError('DIGEST_INVALID', 'PUT to finish an upload needs ?digest=<algorithm>:<hex> naming the content');
   parseDigest(digest);
   await push.uploads.append(session, req, contentRange(req), contentLength(req));
-  await push.completeUpload(target, session, digest);
+  await ctx.waiting(() => push.completeUpload(target, session, digest));
   return blobCreated(ctx, digest);
 }
 

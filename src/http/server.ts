@@ -131,6 +131,14 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
         deps.observer?.served(route.kind, outcome, n);
       },
       push: deps.push, upstreams: deps.upstreams, referrers: deps.referrers,
+      waiting: async (work) => {
+        socket.setTimeout(0);
+        try {
+          return await work();
+        } finally {
+          if (!socket.destroyed) socket.setTimeout(deps.config.http.limits.idleTimeoutMs);
+        }
+      },
     };
     await dispatch(ctx, route);
   } catch (err) {
