@@ -7,12 +7,25 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { BERTH_BIN, startBerth, type Berth } from '../fixtures/berth.js';
-import { freePort, makeTempDir, removeDir, run, sleep, spawnService, startedOrThrow, waitFor } from '../fixtures/proc.js';
+import { freePort, makeTempDir, removeDir, run, spawnService, startedOrThrow, waitFor } from '../fixtures/proc.js';
 import { call, makeManifest, pushManifest } from '../fixtures/oci-http.js';
 import { fromAddress, holdHalfOpen, rawBody, type HeldSocket } from '../fixtures/hostile.js';
 import { startNetns } from '../fixtures/netns.js';
 
 let berth: Berth;
+
+/** Run inside the namespace: one request, printed as {status, body}; status 0 when nothing answers. */
+const INNER_CLIENT = `
+const http = require('node:http');
+const [url, method] = process.argv.slice(1);
+const req = http.request(url, { method }, (res) => {
+  let body = '';
+  res.on('data', (c) => { body += c; });
+  res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body })));
+});
+req.on('error', () => console.log(JSON.stringify({ status: 0, body: '' })));
+req.end();
+`;
 
 before(async () => {
   berth = await startBerth({
@@ -117,26 +130,24 @@ test('with auth: configured and no admin: section, the admin API answers only lo
     auth: { htpasswd: { realm: 'edge', path: htpasswd } },
   }));
   const svc = spawnService({ cmd: ns.wrap[0]!, args: [...ns.wrap.slice(1), process.execPath, BERTH_BIN, 'serve', '--config', config], logFile: path.join(dir, 'berth.log') });
-  // curl inside the namespace: from its own address the client is not loopback.
-  const curl = async (url: string, method = 'GET'): Promise<{ status: number; body: string }> => {
-    const out = (await run(ns.wrap[0]!, [...ns.wrap.slice(1), 'curl', '-s', '-X', method, '-o', '-', '-w', '\n%{http_code}', url])).stdout;
-    const at = out.lastIndexOf('\n');
-    return { status: Number(out.slice(at + 1)), body: out.slice(0, at) };
+  // A client inside the namespace: from the namespace's own address it is not loopback.
+  const inNs = async (url: string, method = 'GET'): Promise<{ status: number; body: string }> => {
+    const out = (await run(ns.wrap[0]!, [...ns.wrap.slice(1), process.execPath, '-e', INNER_CLIENT, url, method])).stdout;
+    return JSON.parse(out) as { status: number; body: string };
   };
   try {
-    await startedOrThrow(svc, () => waitFor(async () => (await curl(`http://127.0.0.1:${port}/healthz`)).status === 200, 20_000, { what: 'berth in the namespace', abort: svc.exited }), 'berth');
+    await startedOrThrow(svc, () => waitFor(async () => (await inNs(`http://127.0.0.1:${port}/healthz`)).status === 200, 20_000, { what: 'berth in the namespace', abort: svc.exited }), 'berth');
     const outside = `http://${ns.address}:${port}`;
-    const images = await curl(`${outside}/api/v1/images`);
+    const images = await inNs(`${outside}/api/v1/images`);
     assert.equal(images.status, 403, images.body);
     assert.match(images.body, /loopback/);
-    const evict = await curl(`${outside}/api/v1/evict`, 'POST');
+    const evict = await inNs(`${outside}/api/v1/evict`, 'POST');
     assert.equal(evict.status, 403, evict.body);
-    assert.equal((await curl(`${outside}/v2/_catalog`)).status, 401, 'the registry API still asks for a login');
-    assert.equal((await curl(`http://127.0.0.1:${port}/api/v1/images`)).status, 200, 'a loopback client (the host itself) may');
+    assert.equal((await inNs(`${outside}/v2/_catalog`)).status, 401, 'the registry API still asks for a login');
+    assert.equal((await inNs(`http://127.0.0.1:${port}/api/v1/images`)).status, 200, 'a loopback client (the host itself) may');
   } finally {
     await svc.stop(10_000);
     await ns.stop();
     await removeDir(dir);
   }
-  await sleep(0);
 });
