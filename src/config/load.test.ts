@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_CONNECTION_LIMITS, DEFAULT_UPLOAD_AGE_MS, DEFAULT_UPLOAD_PURGE_INTERVAL_MS, loadConfig } from './load.js';
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_UPLOAD_AGE_MS, defaultMaxConnections, DEFAULT_UPLOAD_PURGE_INTERVAL_MS, loadConfig } from './load.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-'));
@@ -251,4 +251,12 @@ test('http limits and admin.open: berth extension keys, checked like the rest', 
   assert.match(problemsOf(() => load('http:\n  maxconnections: 0\n')).join('\n'), /^http\.maxconnections: invalid count "0"; allowed: a whole number of at least 1/m);
   assert.match(problemsOf(() => load('admin:\n  open: true\n  username: a\n  password: b\n')).join('\n'), /admin\.username: open: true and credentials are both set/);
   assert.match(problemsOf(() => load('admin:\n  password: b\n')).join('\n'), /admin\.username: required/);
+});
+
+test('the default connection bound stays under the open-file limit', () => {
+  assert.equal(defaultMaxConnections(undefined), 4096);
+  assert.equal(defaultMaxConnections(1_048_576), 4096);
+  assert.equal(defaultMaxConnections(1024), 384);
+  assert.equal(defaultMaxConnections(200), 64);
+  assert.equal(loadConfig({ env: {}, cwd: dir, fdLimit: 1024 }).config.http.limits.maxConnections, 384);
 });

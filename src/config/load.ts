@@ -34,6 +34,8 @@ export interface LoadOptions {
   env: Record<string, string | undefined>;
   flags?: ServeFlags;
   cwd: string;
+  /** The process's open-file limit, when known: the default connection bound stays under it. */
+  fdLimit?: number;
 }
 
 export const DEFAULT_REMOTE_URL = 'https://registry-1.docker.io';
@@ -54,6 +56,14 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxConnections: 4096,
   maxConnectionsPerClient: 256,
 };
+/**
+ * Each connection may hold a socket and a blob file: at most half the descriptors left after a
+ * reserve for the store and the upstreams, so legitimate requests never meet EMFILE.
+ */
+export function defaultMaxConnections(fdLimit: number | undefined): number {
+  if (fdLimit === undefined || !Number.isFinite(fdLimit)) return DEFAULT_CONNECTION_LIMITS.maxConnections;
+  return Math.max(64, Math.min(DEFAULT_CONNECTION_LIMITS.maxConnections, Math.floor((fdLimit - 256) / 2)));
+}
 export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
 export const DEFAULT_WARM_INTERVAL_MS = 3_600_000;
 
@@ -83,7 +93,7 @@ export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: 
     const fromOutside = [...origins.keys()].some((k) => key === k || key.startsWith(`${k}.`) || key.startsWith(`${k}[`));
     return resolve(fromOutside ? cwd : baseDir, p);
   };
-  const config = build(checked.doc, cwd, where, problems);
+  const config = build(checked.doc, cwd, where, problems, opts.fdLimit);
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(config), warnings };
 }
@@ -163,7 +173,7 @@ function applyFlags(doc: Tree, flags: ServeFlags, cwd: string, origins: Map<stri
 type Where = (path: readonly (string | number)[], p: string) => string;
 type UpstreamDoc = NonNullable<BerthDocument['upstreams']>[number];
 
-function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]): BerthConfig {
+function build(doc: BerthDocument, cwd: string, where: Where, problems: string[], fdLimit: number | undefined): BerthConfig {
   const proxy = doc.proxy;
   const entries = doc.upstreams ?? [];
   const upstreams: UpstreamConfig[] = proxy
@@ -206,7 +216,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       limits: {
         headersTimeoutMs: doc.http?.headerstimeout ?? DEFAULT_CONNECTION_LIMITS.headersTimeoutMs,
         idleTimeoutMs: doc.http?.idletimeout ?? DEFAULT_CONNECTION_LIMITS.idleTimeoutMs,
-        maxConnections: doc.http?.maxconnections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,
+        maxConnections: doc.http?.maxconnections ?? defaultMaxConnections(fdLimit),
         maxConnectionsPerClient: doc.http?.maxconnectionsperclient ?? DEFAULT_CONNECTION_LIMITS.maxConnectionsPerClient,
       },
       ...(tls?.certificate !== undefined && tls.key !== undefined
