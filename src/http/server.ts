@@ -1,6 +1,7 @@
 /** @module http/server — the HTTP(S) listener: request parsing, routing, access log, error envelopes. */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { serverTls } from './tls.js';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
@@ -142,7 +143,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     };
     await dispatch(ctx, route);
   } catch (err) {
-    if (clientGone(req, err)) {
+    if (clientGone(req, socket, err)) {
       // Expected client behaviour (a cancelled pull or push), not a fault of berth.
       deps.logger.debug({ method: req.method, path: (req.url ?? '').split('?')[0], err: (err as Error).message }, 'client went away mid-request');
       res.destroy();
@@ -156,10 +157,12 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
 /** The access-log status of a request whose client left before any answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
 
-function clientGone(req: IncomingMessage, err: unknown): boolean {
+/** The error came from the client's own connection going away (not from the upstream or the disk). */
+function clientGone(req: IncomingMessage, socket: Socket, err: unknown): boolean {
+  if (!socket.destroyed && !req.destroyed) return false;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED') return true;
-  return req.destroyed && !req.complete && !(err instanceof OciError);
+  return !req.complete && !(err instanceof OciError);
 }
 
 async function dispatch(ctx: PushContext, route: Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>): Promise<void> {
