@@ -45,7 +45,7 @@ export function throttledLog(logger: Logger, now: () => number, msg: string): (f
  * the socket idle timeout, and connection counts. Long transfers keep working: no bound on a
  * request's total time, only on silence.
  */
-export function limitConnections(server: Server, limits: ConnectionLimits, logger: Logger, now: () => number): void {
+export function limitConnections(server: Server, limits: ConnectionLimits, logger: Logger, now: () => number, tls = false): void {
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = 0;
   server.timeout = limits.idleTimeoutMs;
@@ -68,6 +68,11 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
       // No handler will see this socket: answer without reading the request, then close.
       socket.on('error', () => undefined);
       socket.pause();
+      // Under TLS the socket here is still raw TCP: plain HTTP would be garbage to the client.
+      if (tls) {
+        socket.destroy();
+        return;
+      }
       const answer = which === 'maxconnections'
         ? rawRefusal(503, 'UNAVAILABLE', `berth has ${open} open connections, its limit (http.maxconnections); retry later`, ['Retry-After: 5'])
         : rawRefusal(429, 'TOOMANYREQUESTS', `this client address has ${mine} open connections, the limit (http.maxconnectionsperclient); reuse connections or retry later`, ['Retry-After: 5']);

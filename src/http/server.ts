@@ -53,7 +53,7 @@ export function createServer(deps: ServerDeps): Server {
     : createHttpServer(options, handler);
   const now = deps.now ?? Date.now;
   answerClientErrors(server, deps.logger, now);
-  limitConnections(server, limits, deps.logger, now);
+  limitConnections(server, limits, deps.logger, now, Boolean(config.http.tls));
   return server;
 }
 
