@@ -6,8 +6,9 @@ import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobStore, BlobWriter } from '../storage/blobs.js';
-import type { UploadRow, UploadRows } from '../storage/queue.js';
+import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import type { Target } from './target.js';
+import { StoreLayout } from '../storage/layout.js';
 
 export interface UploadPurging {
   readonly enabled: boolean;
@@ -18,7 +19,7 @@ export interface UploadPurging {
 
 export interface UploadDeps {
   readonly blobs: BlobStore;
-  readonly rows: UploadRows;
+  readonly rows: UploadSessions;
   readonly logger: Logger;
   readonly now: () => number;
   readonly purging: UploadPurging;
@@ -67,7 +68,7 @@ export class UploadManager {
   /** Removes temp files without a row, rows without a file, and expired uploads; then sweeps periodically. */
   async start(): Promise<void> {
     const { blobs, rows, logger, purging } = this.deps;
-    const known = new Map(rows.all().map((r) => [r.id, r]));
+    const known = new Map((await rows.all()).map((r) => [r.id, r]));
     let removed = 0;
     for (const name of await readdir(blobs.uploadsDir)) {
       if (!known.has(name)) {
@@ -78,7 +79,7 @@ export class UploadManager {
     for (const row of known.values()) {
       const present = await stat(this.pathOf(row.id)).then(() => true, () => false);
       if (!present) {
-        rows.delete(row.id);
+        await rows.delete(row.id);
         removed++;
       }
     }
@@ -92,7 +93,7 @@ export class UploadManager {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all([...this.sessions.values()].map((s) => s.writer?.release().catch(() => undefined)));
+    await Promise.all([...this.sessions.values()].map(async (s) => s.writer?.release().catch(() => undefined)));
     this.sessions.clear();
     this.perClient.clear();
   }
@@ -102,7 +103,7 @@ export class UploadManager {
     const { rows, now, purging, logger } = this.deps;
     if (!purging.enabled) return 0;
     let removed = 0;
-    for (const row of rows.all()) {
+    for (const row of await rows.all()) {
       if (now() - row.updatedAt <= purging.ageMs || this.sessions.get(row.id)?.busy) continue;
       await this.discard(row.id);
       logger.info({ upload: row.id, repository: row.repository, idleMs: now() - row.updatedAt }, 'expired an abandoned upload');
@@ -120,7 +121,7 @@ export class UploadManager {
     session.writer = await this.deps.blobs.createWriter('sha256', session.tempPath);
     // No descriptor is held between requests: each one that writes opens the file again.
     await session.writer.release();
-    this.deps.rows.insert(id, target.key, target.repository);
+    await this.deps.rows.insert(id, target.key, target.repository);
     this.sessions.set(id, session);
     if (owner !== undefined) this.perClient.set(owner, (this.perClient.get(owner) ?? 0) + 1);
     return session;
@@ -129,7 +130,7 @@ export class UploadManager {
   /** The session for an upload URL; after a restart it is rebuilt from its row and temp file. */
   async get(target: Target, id: string): Promise<UploadSession> {
     if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
-    const row = this.deps.rows.get(id);
+    const row = await this.deps.rows.get(id);
     if (!row || row.upstream !== target.key || row.repository !== target.repository) throw uploadUnknown(id);
     let session = this.sessions.get(id);
     if (!session) {
@@ -188,7 +189,7 @@ export class UploadManager {
     } finally {
       session.busy = false;
       await writer.release().catch(() => undefined);
-      if (!session.cancelled) this.deps.rows.touch(session.id);
+      if (!session.cancelled) await this.deps.rows.touch(session.id);
     }
     const received = writer.bytesWritten - start;
     if (range && received !== range.end - range.start + 1) {
@@ -217,7 +218,7 @@ export class UploadManager {
       await writer.release().catch(() => undefined);
       session.writer = undefined;
       this.forget(session);
-      this.deps.rows.delete(session.id);
+      await this.deps.rows.delete(session.id);
       await rm(session.tempPath, { force: true });
     }
   }
@@ -236,7 +237,7 @@ export class UploadManager {
     if (session) this.forget(session);
     if (session?.busy) session.cancelled = true;
     else await session?.writer?.release().catch(() => undefined);
-    this.deps.rows.delete(id);
+    await this.deps.rows.delete(id);
     await rm(this.pathOf(id), { force: true });
   }
 
@@ -251,11 +252,11 @@ export class UploadManager {
   }
 
   private pathOf(id: string): string {
-    return join(this.deps.blobs.uploadsDir, id);
+    return new StoreLayout(this.deps.blobs.root).upload(id);
   }
 
   /** For status answers: what a row says about an upload. */
-  row(id: string): UploadRow | undefined {
+  row(id: string): Promise<UploadRow | undefined> {
     return this.deps.rows.get(id);
   }
 }

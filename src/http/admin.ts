@@ -67,7 +67,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     res.setHeader('Cache-Control', 'no-store');
     try {
       if (deps.loopbackOnly && !isLoopback(req.socket.remoteAddress)) {
-        throw new ApiError(403, 'DENIED', 'the admin API answers only loopback clients while auth is configured and admin credentials are not: set admin.username and admin.password (or admin.open: true)');
+        throw new ApiError(403, 'FORBIDDEN', 'the admin API answers only loopback clients while auth is configured and admin credentials are not: set admin.username and admin.password (or admin.open: true)');
       }
       requireAdmin(req, deps.credentials);
       const matching = routes.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m !== null);
@@ -100,7 +100,7 @@ function buildRoutes(deps: AdminDeps): Route[] {
   const get = (pattern: RegExp, handle: Handler): Route => ({ method: 'GET', pattern, handle });
   const post = (pattern: RegExp, handle: Handler): Route => ({ method: 'POST', pattern, handle });
   return [
-    get(/^\/api\/v1\/stats$/, async () => ({ body: telemetry.stats() })),
+    get(/^\/api\/v1\/stats$/, async () => ({ body: await telemetry.stats() })),
     get(/^\/api\/v1\/stats\/history$/, async () => ({ body: telemetry.history.toJSON() })),
     get(/^\/api\/v1\/upstreams$/, async () => ({
       body: deps.upstreams.map((u) => {
@@ -125,11 +125,11 @@ function buildRoutes(deps: AdminDeps): Route[] {
     }),
     post(/^\/api\/v1\/pin$/, async ({ req }) => {
       const image = imageField(await readJsonBody(req));
-      return { body: { ok: true, image, ...catalog.pin(image, true) } };
+      return { body: { ok: true, image, ...(await catalog.pin(image, true)) } };
     }),
     post(/^\/api\/v1\/unpin$/, async ({ req }) => {
       const image = imageField(await readJsonBody(req));
-      return { body: { ok: true, image, ...catalog.pin(image, false) } };
+      return { body: { ok: true, image, ...(await catalog.pin(image, false)) } };
     }),
     post(/^\/api\/v1\/evict$/, async ({ req }) => {
       const image = imageField(await readJsonBody(req));
