@@ -38,7 +38,7 @@ export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { ki
     const session = await push.uploads.get(target, r.id);
     if (method === 'GET') return uploadStatus(ctx, session, 204);
     if (method === 'PATCH') {
-      await push.uploads.append(session, req, contentRange(req), contentLength(req));
+      await push.uploads.append(session, bodyOf(req), contentRange(req), contentLength(req));
       return uploadStatus(ctx, session, 202);
     }
     if (method === 'PUT') return finishUpload(ctx, session);
@@ -71,7 +71,7 @@ async function startUpload(ctx: PushContext): Promise<void> {
   const session = await push.uploads.create(target, req.socket.remoteAddress ?? '');
   if (digest && !mount) {
     try {
-      await push.uploads.append(session, req, undefined, contentLength(req));
+      await push.uploads.append(session, bodyOf(req), undefined, contentLength(req));
       await ctx.waiting(() => push.completeUpload(target, session, digest));
     } finally {
       // A failure before finish() leaves the session to clean up here rather than to expire.
@@ -87,7 +87,7 @@ async function finishUpload(ctx: PushContext, session: UploadSession): Promise<v
   const digest = url.searchParams.get('digest');
   if (!digest) throw new OciError('DIGEST_INVALID', 'PUT to finish an upload needs ?digest=<algorithm>:<hex> naming the content');
   parseDigest(digest);
-  await push.uploads.append(session, req, contentRange(req), contentLength(req));
+  await push.uploads.append(session, bodyOf(req), contentRange(req), contentLength(req));
   await ctx.waiting(() => push.completeUpload(target, session, digest));
   return blobCreated(ctx, digest);
 }
@@ -168,12 +168,20 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   if (declared !== undefined && declared > limit) throw manifestTooLarge(declared);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req) {
+  for await (const chunk of bodyOf(req)) {
     total += (chunk as Buffer).length;
     if (total > limit) throw manifestTooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The request body for a handler that may stop reading early (a limit, a full disk): stopping
+ * must not destroy the connection before the error answer is out (server.ts drains the rest).
+ */
+function bodyOf(req: IncomingMessage): AsyncIterable<Uint8Array> {
+  return req.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
 }
 
 function empty(res: ServerResponse, status: number): void {

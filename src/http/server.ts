@@ -149,9 +149,39 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       res.destroy();
       return;
     }
+    if (!req.complete && !res.headersSent) {
+      // The body was not read to its end: take in (and drop) what is still coming, up to a bound,
+      // so the client finishes sending and reads the error instead of a reset connection.
+      res.setHeader('Connection', 'close');
+      await drain(req);
+    }
     error = sendError(res, err, head);
     if (error.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error while handling a request');
   }
+}
+
+/** Body bytes read and dropped after an early error before the connection is simply closed. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+const MAX_DRAIN_MS = 10_000;
+
+function drain(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', count);
+      resolve();
+    };
+    const count = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > MAX_DRAIN_BYTES) done();
+    };
+    const timer = setTimeout(done, MAX_DRAIN_MS);
+    req.on('data', count);
+    req.once('end', done);
+    req.once('close', done);
+    req.resume();
+  });
 }
 
 /** The access-log status of a request whose client left before any answer (nginx's convention). */
