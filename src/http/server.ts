@@ -149,9 +149,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       res.destroy();
       return;
     }
-    if (!req.complete && !res.headersSent) {
-      // The body was not read to its end: take in (and drop) what is still coming, up to a bound,
-      // so the client finishes sending and reads the error instead of a reset connection.
+    if (req.readableDidRead && !req.complete && !res.headersSent) {
+      // Refused mid-body: take in (and drop) what is still coming, up to a bound, so the client
+      // finishes sending and reads the error instead of a reset connection. A refusal before any
+      // of the body was read (Content-Length over a limit) is answered at once, as before.
       res.setHeader('Connection', 'close');
       await drain(req);
     }
