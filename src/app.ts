@@ -80,7 +80,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(),
   });
   const listeners: Listener[] = [{ host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) }, ...config.http.listeners];
-  const serverDeps = { config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance };
+  const serverDeps = { config, cache, upstreams, logger, now, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance };
   const servers = listeners.map((l) => createServer(serverDeps, l.tls));
   const server = servers[0]!;
   const reloadCertificate = (reason: string) => {
@@ -126,6 +126,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       await pushSide.close();
       await inUse.close();
       pushStores.close();
+      await access.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
       index.close();
     },
