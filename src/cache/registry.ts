@@ -62,6 +62,7 @@ export class RegistryCache {
     this.evictor = new Evictor({
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest) || (deps.protect?.(digest) ?? false),
+      unreachable: (key) => deps.upstreams.find((u) => u.config.name === key)?.client.breaker.state === 'down',
       onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });
   }
