@@ -11,6 +11,7 @@ export type Cause =
   | 'timeout' // no answer, or the body stalled
   | 'digest' // bytes that do not match their digest
   | 'wrong-tag' // a tag answered with a digest it never pointed to
+  | 'skopeo-error' // a skopeo failure none of the others describe
   | `status-${number}`; // an HTTP error answer (its OCI code is in the detail)
 
 export class PullError extends Error {

@@ -52,14 +52,24 @@ const MAX_RETRIES = 6;
 
 /** skopeo's error text, named with the same causes as the raw clients. */
 function skopeoCause(err: unknown): Cause {
-  const text = `${(err as Error).message}`;
+  // Its own words only: the command line and URLs (`?digest=sha256:…`) would match anything.
+  const text = fatalMessage(err);
   if (/connection refused/i.test(text)) return 'refused';
+  if (/EOF|connection reset|broken pipe|use of closed network connection/i.test(text)) return 'cut';
   if (/timeout|deadline exceeded/i.test(text)) return 'timeout';
   if (/\b50[234]\b|unavailable/i.test(text)) return 'status-503';
+  if (/\b500\b/.test(text)) return 'status-500';
   if (/manifest unknown|blob unknown|\b404\b|not found/i.test(text)) return 'status-404';
   if (/\b401\b|\b403\b|unauthorized|denied/i.test(text)) return 'status-401';
-  if (/digest/i.test(text)) return 'digest';
-  return 'cut'; // EOF, connection reset, broken pipe
+  if (/digest (mismatch|did not match)|does not match|computed digest/i.test(text)) return 'digest';
+  return 'skopeo-error';
+}
+
+/** skopeo's fatal log message (msg="…", escaped quotes and all), else the whole error text. */
+function fatalMessage(err: unknown): string {
+  const text = (err as Error).message;
+  const at = text.indexOf('msg="');
+  return at < 0 ? text : text.slice(at + 5).replace(/\\"/g, '"');
 }
 
 /**
@@ -90,9 +100,7 @@ export async function attempt<T>(ctx: TrafficCtx, kind: Kind, knownCached: () =>
 
 /** The gist of an error on one line: skopeo's fatal message rather than its command line. */
 function oneLine(err: unknown): string {
-  const text = (err as Error).message;
-  const fatal = /msg="([^"]+)"/.exec(text)?.[1];
-  return (fatal ?? text).replace(/\s+/g, ' ').slice(0, 300);
+  return fatalMessage(err).replace(/\s+/g, ' ').slice(0, 400);
 }
 
 /** `repository:tag` or `repository@digest`. */

@@ -7,7 +7,7 @@ import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { MetadataStore } from '../storage/metadata.js';
-import { responseHeader, upstreamError, type UpstreamResponse } from '../upstream/client.js';
+import { responseHeader, upstreamError, type RegistryClient, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldTags, Outcome, Target } from './target.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
 
@@ -95,7 +95,7 @@ export class ManifestCache {
     const { client } = target.upstream!;
     const { metadata } = this.deps;
     if (knownDigest) {
-      const head = await client.send({ method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT } });
+      const head = await sendRetrying(client, { method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT } });
       if (head.status === 404) {
         await head.body.dump();
         metadata.deleteTag(target.key, target.repository, tag);
@@ -120,7 +120,7 @@ export class ManifestCache {
   private async fetch(target: Target, reference: string): Promise<ManifestResult> {
     const { client } = target.upstream!;
     const what = `manifest ${target.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
-    const res = await client.send({ method: 'GET', repository: target.repository, path: `manifests/${reference}`, headers: { accept: UPSTREAM_ACCEPT } });
+    const res = await sendRetrying(client, { method: 'GET', repository: target.repository, path: `manifests/${reference}`, headers: { accept: UPSTREAM_ACCEPT } });
     if (res.status !== 200) throw await upstreamError(res, client.name, what, manifestUnknown(target.repository, reference));
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
     const body = await readLimited(res, MAX_MANIFEST_SIZE, what, (n) => observer.upstreamBytes(client.name, n));
@@ -178,6 +178,24 @@ export class ManifestCache {
     const since = this.pending.get(flightKey(target, tag))?.since ?? this.deps.now();
     return Math.max(0, REVALIDATION_WAIT_MS - (this.deps.now() - since));
   }
+}
+
+/** Pauses before each retry of a manifest request the upstream answered with a 5xx. */
+const SERVER_ERROR_RETRIES_MS = [200, 800];
+
+/**
+ * A registry answers the odd 500 while a tag is being rewritten (the soak sees distribution do
+ * it): a manifest request is idempotent, so two quick retries spare the client a 502. Network
+ * errors are not retried here: the circuit breaker owns those.
+ */
+async function sendRetrying(client: RegistryClient, req: Parameters<RegistryClient['send']>[0]): Promise<UpstreamResponse> {
+  for (const pause of SERVER_ERROR_RETRIES_MS) {
+    const res = await client.send(req);
+    if (res.status < 500 || res.status === 501) return res;
+    await res.body.dump().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+  return client.send(req);
 }
 
 function flightKey(target: Target, reference: string): string {
