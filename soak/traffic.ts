@@ -47,8 +47,11 @@ export interface TrafficCtx {
   stopping: boolean;
 }
 
-/** Retries of one operation after excused interruptions before its failure counts anyway. */
-const MAX_RETRIES = 6;
+/**
+ * Retries of one operation after excused interruptions before its failure counts anyway. The
+ * excuse itself ends with the window's grace; this only bounds a pathological loop.
+ */
+const MAX_RETRIES = 20;
 
 /** skopeo's error text, named with the same causes as the raw clients. */
 function skopeoCause(err: unknown): Cause {
@@ -92,8 +95,9 @@ export async function attempt<T>(ctx: TrafficCtx, kind: Kind, knownCached: () =>
       ctx.tally.excuse(why, cause);
       await ctx.windows.settled();
       if (ctx.stopping) return undefined;
-      // As clients back off: not all at the same instant.
-      await sleep(250 + Math.floor(ctx.rng() * 750));
+      // As clients back off, exponentially and not all at the same instant: berth notices a
+      // returning upstream at its next probe (every 5 s), so quick retries alone would run out.
+      await sleep(Math.min(5_000, 500 * 2 ** tries) + Math.floor(ctx.rng() * 500));
     }
   }
 }
