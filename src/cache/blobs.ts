@@ -2,13 +2,16 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { StoredBlob } from '../storage/leases.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { FillCoordinator } from '../ports/fills.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/client.js';
-import { BlobFill, DEFAULT_RETRY, ShortBodyError, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
+import { BlobFill, DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
 import type { Outcome, Target } from './target.js';
+import { LocalFills } from './local-fills.js';
 import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './observer.js';
 
 export interface BlobHandle {
@@ -29,7 +32,10 @@ export interface BlobHandle {
 
 export interface BlobCacheDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
+  /** Who fills which digest; in-process by default. */
+  readonly fills?: FillCoordinator<BlobFill>;
   readonly logger: Logger;
   readonly now: () => number;
   readonly retry?: RetryPolicy;
@@ -38,20 +44,30 @@ export interface BlobCacheDeps {
   /** Called after a blob is committed, with its size (the eviction trigger). */
   readonly onStored?: (digest: string, size: number) => void;
   readonly observer?: CacheObserver;
+  /** The set of blobs being filled or streamed changed (the in-use record follows it). */
+  readonly onInUseChange?: (inUse: string[]) => void;
 }
 
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
-  private readonly fills = new Map<string, BlobFill>();
-  constructor(private readonly deps: BlobCacheDeps) {}
+  private readonly fills: FillCoordinator<BlobFill>;
+
+  constructor(private readonly deps: BlobCacheDeps) {
+    this.fills = deps.fills ?? new LocalFills();
+  }
 
   get inFlight(): number {
     return this.fills.size;
   }
 
+  /** Digests being filled, or held by a reader (a handle not yet closed), right now. */
+  inUseDigests(): string[] {
+    return [...new Set([...this.fills.digests(), ...this.deps.blobs.heldDigests()])];
+  }
+
   /** Being filled, or held by a reader (a handle not yet closed), right now. */
   isInUse(digest: string): boolean {
-    return this.fills.has(digest) || this.deps.blobs.isHeld(digest);
+    return this.fills.current(digest) !== undefined || this.deps.blobs.isHeld(digest);
   }
 
   /**
@@ -60,24 +76,27 @@ export class BlobCache {
    */
   async get(target: Target, digest: string): Promise<BlobHandle> {
     parseDigest(digest);
+    const wasHeld = this.deps.blobs.isHeld(digest);
     const stored = await this.openStored(digest);
     if (stored) {
       try {
         await this.ensureVisible(target, digest);
-        this.deps.metadata.touchBlob(digest);
+        await this.deps.index.touch(digest);
       } catch (err) {
         await stored.close();
         throw err;
       }
-      return storedHandle(stored, target.upstream ? 'hit' : 'local');
+      if (!wasHeld) this.deps.onInUseChange?.(this.inUseDigests());
+      return this.storedHandle(stored, target.upstream ? 'hit' : 'local');
     }
     if (!target.upstream) throw blobUnknown(digest);
     // Held from here: a late reader of the fill opens the committed file, which must still be there.
     const release = await this.deps.blobs.hold(digest);
     try {
-      const existing = this.fills.get(digest);
+      const existing = this.fills.current(digest);
       if (existing) await this.ensureVisible(target, digest);
-      const fill = existing ?? this.startFill(target, digest);
+      const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest)).fill;
+      if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
       await fill.ready;
       return {
         digest,
@@ -89,12 +108,18 @@ export class BlobCache {
           await fill.done;
           return fill.written;
         },
-        close: async () => release(),
+        close: async () => this.released(digest, release),
       };
     } catch (err) {
-      release();
+      this.released(digest, release);
       throw err;
     }
+  }
+
+  /** Drops a reader's hold, and tells the in-use record when it was the last. */
+  private released(digest: string, release: () => void): void {
+    release();
+    if (!this.isInUse(digest)) this.deps.onInUseChange?.(this.inUseDigests());
   }
 
   /** Size of a blob without transferring it: local, from a fill in progress, or an upstream HEAD. */
@@ -106,7 +131,7 @@ export class BlobCache {
       return { size: stored, outcome: target.upstream ? 'hit' : 'local' };
     }
     if (!target.upstream) throw blobUnknown(digest);
-    const fill = this.fills.get(digest);
+    const fill = this.fills.current(digest);
     if (fill) {
       await this.ensureVisible(target, digest);
       await fill.ready;
@@ -127,15 +152,15 @@ export class BlobCache {
    * confirms: otherwise anyone could read a private repository's layers through a public one.
    */
   private async ensureVisible(target: Target, digest: string): Promise<void> {
-    const { metadata } = this.deps;
-    if (metadata.isBlobLinked(target.key, target.repository, digest)) return;
-    if (metadata.manifest(target.key, target.repository, digest)) return;
+    const { repos } = this.deps;
+    if (await repos.isLinked(target.key, target.repository, digest)) return;
+    if (await repos.manifest(target.key, target.repository, digest)) return;
     if (!target.upstream) throw blobUnknown(digest);
     const { client } = target.upstream;
     const res = await client.send({ method: 'HEAD', repository: target.repository, path: `blobs/${digest}` });
     if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${digest}`, blobUnknown(digest));
     await res.body.dump();
-    metadata.linkBlob(target.key, target.repository, digest);
+    await repos.link(target.key, target.repository, digest);
   }
 
   private async storedSize(digest: string): Promise<number | undefined> {
@@ -143,7 +168,7 @@ export class BlobCache {
     const release = await this.deps.blobs.hold(digest);
     try {
       const size = await this.deps.blobs.size(digest);
-      if (size !== undefined) this.adopt(digest, size);
+      if (size !== undefined) await this.adopt(digest, size);
       return size;
     } finally {
       release();
@@ -152,20 +177,39 @@ export class BlobCache {
 
   private async openStored(digest: string): Promise<StoredBlob | undefined> {
     const blob = await this.deps.blobs.open(digest);
-    if (blob) this.adopt(digest, blob.size);
+    if (!blob) return undefined;
+    try {
+      await this.adopt(digest, blob.size);
+    } catch (err) {
+      await blob.close();
+      throw err;
+    }
     return blob;
   }
 
   /** On disk but not recorded: a crash between rename and record. The file was verified before rename. */
-  private adopt(digest: string, size: number): void {
-    if (!this.deps.metadata.blob(digest)) this.deps.metadata.putBlob(digest, size);
+  private async adopt(digest: string, size: number): Promise<void> {
+    if (!(await this.deps.index.get(digest))) await this.deps.index.put(digest, size);
+  }
+
+  private storedHandle(blob: StoredBlob, outcome: Outcome): BlobHandle {
+    return {
+      digest: blob.digest,
+      size: blob.size,
+      outcome,
+      open: (start = 0, end = blob.size - 1) => blob.stream(start, end),
+      finalSize: async () => blob.size,
+      close: async () => {
+        await blob.close();
+        if (!this.isInUse(blob.digest)) this.deps.onInUseChange?.(this.inUseDigests());
+      },
+    };
   }
 
   private startFill(target: Target, digest: string): BlobFill {
-    const { blobs, metadata, logger } = this.deps;
+    const { blobs, index, repos, logger } = this.deps;
     const upstream = target.upstream!;
     const fill = new BlobFill(digest, blobs.newTempPath(), blobs.path(digest));
-    this.fills.set(digest, fill);
     const started = this.deps.now();
     const log = { upstream: upstream.client.name, repository: target.repository, digest };
     const source: FillSource = {
@@ -182,13 +226,13 @@ export class BlobCache {
           onRetry: (attempt, err) => logger.warn({ ...log, attempt, offset: fill.written, err: err.message }, 'upstream transfer interrupted; resuming'),
           onDiskFull: async (err) => {
             // New requests must not join a fill that can no longer be replayed from disk.
-            if (this.fills.get(digest) === fill) this.fills.delete(digest);
+            this.fills.finish(digest, fill);
             await this.deps.onDiskFull?.({ ...log, written: fill.written, size: fill.size, err: err.message });
           },
         });
         if (result.stored) {
-          metadata.putBlob(digest, result.size);
-          metadata.linkBlob(target.key, target.repository, digest);
+          await index.put(digest, result.size);
+          await repos.link(target.key, target.repository, digest);
           this.deps.onStored?.(digest, result.size);
         }
         logger.info({ ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers }, result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)');
@@ -196,7 +240,8 @@ export class BlobCache {
         fill.fail(err as Error);
         logger.error({ ...log, written: fill.written, err: (err as Error).message }, 'blob fill failed; nothing stored');
       } finally {
-        if (this.fills.get(digest) === fill) this.fills.delete(digest);
+        this.fills.finish(digest, fill);
+        this.deps.onInUseChange?.(this.inUseDigests());
       }
     })();
     return fill;
@@ -226,17 +271,6 @@ export class BlobCache {
   }
 }
 
-function storedHandle(blob: StoredBlob, outcome: Outcome): BlobHandle {
-  return {
-    digest: blob.digest,
-    size: blob.size,
-    outcome,
-    open: (start = 0, end = blob.size - 1) => blob.stream(start, end),
-    finalSize: async () => blob.size,
-    close: () => blob.close(),
-  };
-}
-
 /** Drops the first `count` bytes: the upstream restarted from zero and those are already written. */
 async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGenerator<Uint8Array> {
   let left = count;
@@ -250,13 +284,6 @@ async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGener
   }
 }
 
-/** Network drops, timeouts, short bodies and 5xx/429 are worth retrying; verification failures are not. */
-function isTransient(err: unknown): boolean {
-  if (err instanceof OciError) return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS';
-  if (err instanceof ShortBodyError) return true;
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED'].includes(code);
-}
 
 export function blobUnknown(digest: string): OciError {
   return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this registry`, { detail: { digest } });

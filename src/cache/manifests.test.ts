@@ -45,7 +45,7 @@ function flaky(failures: number): { target: Target; requests: string[] } {
 test('a manifest GET answered 500 twice is retried and then served', async () => {
   const store = await testStore();
   removers.push(store.remove);
-  const cache = new ManifestCache({ blobs: store.blobs, metadata: store.metadata, logger: pino({ level: 'silent' }), now: Date.now });
+  const cache = new ManifestCache({ blobs: store.blobs, ...store.ports, logger: pino({ level: 'silent' }), now: Date.now });
   const up = flaky(2);
   const got = await cache.get(up.target, { kind: 'digest', digest });
   assert.equal(got.digest, digest);
@@ -56,7 +56,7 @@ test('a manifest GET answered 500 twice is retried and then served', async () =>
 test('a tag whose upstream keeps answering 500 is a 502 after the retries, not a hang', async () => {
   const store = await testStore();
   removers.push(store.remove);
-  const cache = new ManifestCache({ blobs: store.blobs, metadata: store.metadata, logger: pino({ level: 'silent' }), now: Date.now });
+  const cache = new ManifestCache({ blobs: store.blobs, ...store.ports, logger: pino({ level: 'silent' }), now: Date.now });
   const up = flaky(100);
   await assert.rejects(cache.get(up.target, { kind: 'tag', tag: 'latest' }), (err: { code?: string; status?: number }) => err.code === 'UNAVAILABLE');
   assert.equal(up.requests.length, 3);
