@@ -7,11 +7,11 @@ import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
-import { BlobCache } from './blobs.js';
+import type { StoredBlob } from '../storage/leases.js';
+import { BlobCache, type BlobHandle } from './blobs.js';
 import { Evictor } from './eviction.js';
 import type { Target } from './target.js';
 import { testStore } from './testkit.js';
-import { LocalBlobIndex, LocalRepositoryIndex } from '../storage/local-index.js';
 
 const logger = pino({ level: 'silent' });
 let clock = 1_700_000_000_000;
@@ -49,19 +49,19 @@ async function setup() {
     return b;
   });
   const upstream = fakeUpstream(content);
-  const index = new LocalBlobIndex(store.metadata);
-  const cache = new BlobCache({ blobs: store.blobs, index, repos: new LocalRepositoryIndex(store.metadata), logger, now });
-  // Resolves when a pass starts removing its first blob: the moment these tests interleave with.
-  let removing!: () => void;
-  const firstRemoval = new Promise<void>((r) => (removing = r));
-  const evictorIndex = Object.assign(Object.create(index) as typeof index, {
-    forget: async (d: string) => {
-      removing();
-      await index.forget(d);
+  const cache = new BlobCache({ blobs: store.blobs, ...store.ports, logger, now });
+  // The moment eviction forgets a digest (its file is deleted right after) is the step a test
+  // interleaves with: `onForget` runs there, synchronously.
+  const hooks: { onForget?: (digest: string) => void } = {};
+  const index = Object.assign(Object.create(store.ports.index) as typeof store.ports.index, {
+    forget: async (digest: string) => {
+      hooks.onForget?.(digest);
+      hooks.onForget = undefined;
+      await store.ports.index.forget(digest);
     },
   });
   const evictor = new Evictor({
-    blobs: store.blobs, index: evictorIndex, logger, now,
+    blobs: store.blobs, index, logger, now,
     limits: { maxsize: 1, lowwatermark: 0.5, ttlByUpstream: new Map() },
     inUse: (d) => cache.isInUse(d),
   });
@@ -72,7 +72,7 @@ async function setup() {
     store.metadata.linkBlob('central', 'lib/app', s.digest);
     stored.push(s);
   }
-  return { store, cache, evictor, firstRemoval, upstream, blobs, digests: stored.map((s) => s.digest) };
+  return { store, cache, evictor, hooks, upstream, blobs, digests: stored.map((s) => s.digest) };
 }
 
 async function drain(stream: Readable): Promise<Buffer> {
@@ -82,14 +82,14 @@ async function drain(stream: Readable): Promise<Buffer> {
 }
 
 test('an eviction pass that reaches a blob after a pull looked it up leaves it alone, and the pull reads it whole', async () => {
-  const { store, cache, evictor, upstream, blobs, digests } = await setup();
+  const { store, cache, evictor, hooks, upstream, blobs, digests } = await setup();
   // The pass plans both blobs, deletes the first, and reaches the second only after the lookup began.
-  const pass = evictor.run('test', 0);
-  const pending = cache.get(upstream.target, digests[1]!);
-  const result = await pass;
+  let pending: Promise<BlobHandle> | undefined;
+  hooks.onForget = () => { pending = cache.get(upstream.target, digests[1]!); };
+  const result = await evictor.run('test', 0);
   assert.equal(result.evicted, 1, 'only the blob nobody was reading');
   assert.equal(await store.blobs.size(digests[0]!), undefined);
-  const handle = await pending;
+  const handle = await pending!;
   assert.equal(handle.outcome, 'hit');
   assert.ok((await drain(handle.open())).equals(blobs[1]!));
   await handle.close();
@@ -99,12 +99,12 @@ test('an eviction pass that reaches a blob after a pull looked it up leaves it a
 });
 
 test('a pull that looks a blob up while its eviction is under way waits for it and fetches the blob again', async () => {
-  const { store, cache, evictor, firstRemoval, upstream, blobs, digests } = await setup();
-  const pass = evictor.run('test', 0);
-  await firstRemoval;
-  // The pass is forgetting the first blob and deleting it right now.
-  const handle = await cache.get(upstream.target, digests[0]!);
-  await pass;
+  const { store, cache, evictor, hooks, upstream, blobs, digests } = await setup();
+  // The lookup starts as the pass forgets the first blob, just before deleting its file.
+  let pending: Promise<BlobHandle> | undefined;
+  hooks.onForget = (d) => { pending = cache.get(upstream.target, d); };
+  await evictor.run('test', 0);
+  const handle = await pending!;
   assert.equal(handle.outcome, 'miss');
   assert.ok((await drain(handle.open())).equals(blobs[0]!));
   await handle.close();
@@ -124,11 +124,11 @@ test('a handle keeps serving ranges after its file is deleted underneath it', as
 });
 
 test('store readers (manifests, warm-up, replication) get whole content or nothing while eviction runs', async () => {
-  const { store, evictor, firstRemoval, blobs, digests } = await setup();
-  const pass = evictor.run('test', 0);
-  await firstRemoval;
-  const [gone, held] = await Promise.all([store.blobs.open(digests[0]!), store.blobs.open(digests[1]!)]);
-  await pass;
+  const { store, evictor, hooks, blobs, digests } = await setup();
+  let opened: Promise<[StoredBlob | undefined, StoredBlob | undefined]> | undefined;
+  hooks.onForget = () => { opened = Promise.all([store.blobs.open(digests[0]!), store.blobs.open(digests[1]!)]); };
+  await evictor.run('test', 0);
+  const [gone, held] = await opened!;
   assert.equal(gone, undefined, 'the blob being deleted is reported gone');
   assert.ok(held, 'the blob opened before its turn came stays');
   assert.ok((await held.readAll()).equals(blobs[1]!));

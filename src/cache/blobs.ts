@@ -59,8 +59,6 @@ export const PREFETCH_CONCURRENCY = 4;
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills: FillCoordinator<BlobFill>;
-  /** Open handles per stored digest, for the in-use record (eviction itself asks the store's leases). */
-  private readonly streaming = new Map<string, number>();
 
   constructor(private readonly deps: BlobCacheDeps) {
     this.fills = deps.fills ?? new LocalFills();
@@ -70,9 +68,9 @@ export class BlobCache {
     return this.fills.size;
   }
 
-  /** Digests being filled or streamed right now. */
+  /** Digests being filled, or held by a reader (a handle not yet closed), right now. */
   inUseDigests(): string[] {
-    return [...new Set([...this.fills.digests(), ...this.streaming.keys()])];
+    return [...new Set([...this.fills.digests(), ...this.deps.blobs.heldDigests()])];
   }
 
   /** Being filled, or held by a reader (a handle not yet closed), right now. */
@@ -86,6 +84,7 @@ export class BlobCache {
    */
   async get(target: Target, digest: string): Promise<BlobHandle> {
     parseDigest(digest);
+    const wasHeld = this.deps.blobs.isHeld(digest);
     const stored = await this.openStored(digest);
     if (stored) {
       try {
@@ -95,6 +94,7 @@ export class BlobCache {
         await stored.close();
         throw err;
       }
+      if (!wasHeld) this.deps.onInUseChange?.(this.inUseDigests());
       return this.storedHandle(stored, target.upstream ? 'hit' : 'local');
     }
     if (!target.upstream) throw blobUnknown(digest);
@@ -116,10 +116,10 @@ export class BlobCache {
           await fill.done;
           return fill.written;
         },
-        close: async () => release(),
+        close: async () => this.released(digest, release),
       };
     } catch (err) {
-      release();
+      this.released(digest, release);
       throw err;
     }
   }
@@ -145,6 +145,12 @@ export class BlobCache {
     for (let i = 0; i < Math.min(concurrency, queue.length); i++) {
       worker().catch((err: Error) => this.deps.logger.warn({ repository: target.repository, err: err.message }, 'blob prefetch stopped'));
     }
+  }
+
+  /** Drops a reader's hold, and tells the in-use record when it was the last. */
+  private released(digest: string, release: () => void): void {
+    release();
+    if (!this.isInUse(digest)) this.deps.onInUseChange?.(this.inUseDigests());
   }
 
   /** Size of a blob without transferring it: local, from a fill in progress, or an upstream HEAD. */
@@ -202,13 +208,12 @@ export class BlobCache {
 
   private async openStored(digest: string): Promise<StoredBlob | undefined> {
     const blob = await this.deps.blobs.open(digest);
-    if (blob) {
-      try {
-        await this.adopt(digest, blob.size);
-      } catch (err) {
-        await blob.close();
-        throw err;
-      }
+    if (!blob) return undefined;
+    try {
+      await this.adopt(digest, blob.size);
+    } catch (err) {
+      await blob.close();
+      throw err;
     }
     return blob;
   }
@@ -218,31 +223,17 @@ export class BlobCache {
     if (!(await this.deps.index.get(digest))) await this.deps.index.put(digest, size);
   }
 
-  /** A handle on an opened stored blob; it counts in the in-use record until closed. */
   private storedHandle(blob: StoredBlob, outcome: Outcome): BlobHandle {
-    const { digest } = blob;
-    const first = !this.streaming.has(digest);
-    this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
-    if (first) this.deps.onInUseChange?.(this.inUseDigests());
-    let closed = false;
     return {
-      digest,
+      digest: blob.digest,
       size: blob.size,
       outcome,
       open: (start = 0, end = blob.size - 1) => blob.stream(start, end),
       send: (out, start, end, onBytes) => blob.send(out, start, end, onBytes),
       finalSize: async () => blob.size,
       close: async () => {
-        if (!closed) {
-          closed = true;
-          const n = (this.streaming.get(digest) ?? 1) - 1;
-          if (n > 0) this.streaming.set(digest, n);
-          else {
-            this.streaming.delete(digest);
-            this.deps.onInUseChange?.(this.inUseDigests());
-          }
-        }
         await blob.close();
+        if (!this.isInUse(blob.digest)) this.deps.onInUseChange?.(this.inUseDigests());
       },
     };
   }

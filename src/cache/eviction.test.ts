@@ -54,3 +54,14 @@ test('ttl counts from the last pull of anything that needs the content', () => {
   assert.deepEqual(plan.evict.map((e) => e.digest).sort(), ['lA', 'mA']);
   assert.ok(plan.evict.every((e) => e.reason === 'ttl'));
 });
+
+test('while its upstream is unreachable, content only it holds is kept past maxsize and ttl; a full disk still evicts it', () => {
+  const v = view();
+  v.blobs.push({ digest: 'local', size: 100, lastAccess: 10, pinned: false });
+  v.holders.push({ digest: 'local', upstream: 'other' });
+  const down = (u: string) => u === 'up';
+  const plan = planEviction(v, limits(100, 500), 1000, () => false, undefined, down);
+  assert.deepEqual(plan.evict.map((e) => e.digest), ['local'], 'only content another (reachable) upstream can give back');
+  const full = planEviction(v, limits(100), 1000, () => false, 100);
+  assert.ok(full.evict.length >= 4, 'a full disk is a hard limit');
+});

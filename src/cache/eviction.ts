@@ -32,8 +32,10 @@ export interface EvictionPlan {
  * Decides what to evict. A blob's age is that of the most recently used manifest that needs it
  * (or its own, if newer), so a layer shared by a hot image stays however old its own access is.
  * Pinned content, content needed by pinned manifests, and content in use are never chosen.
+ * With `unreachable`, content that only unreachable upstreams hold is kept too: it could not be
+ * fetched again, so evicting it during an outage would turn cached pulls into failures.
  */
-export function planEviction(view: EvictionView, limits: EvictionLimits, now: number, inUse: (digest: string) => boolean, targetBytes?: number): EvictionPlan {
+export function planEviction(view: EvictionView, limits: EvictionLimits, now: number, inUse: (digest: string) => boolean, targetBytes?: number, unreachable?: (upstream: string) => boolean): EvictionPlan {
   const effective = new Map<string, number>();
   const pinned = new Set<string>();
   for (const b of view.blobs) {
@@ -57,8 +59,12 @@ export function planEviction(view: EvictionView, limits: EvictionLimits, now: nu
     ttls.set(digest, all.includes(0) ? 0 : Math.max(...all));
   }
 
+  const stranded = (digest: string): boolean => {
+    const ups = holdersOf.get(digest);
+    return unreachable !== undefined && ups !== undefined && ups.every(unreachable);
+  };
   const candidates = view.blobs
-    .filter((b) => !pinned.has(b.digest) && !inUse(b.digest))
+    .filter((b) => !pinned.has(b.digest) && !inUse(b.digest) && !stranded(b.digest))
     .sort((a, b) => effective.get(a.digest)! - effective.get(b.digest)!);
   const totalBefore = view.blobs.reduce((n, b) => n + b.size, 0);
   let total = totalBefore;
@@ -92,6 +98,8 @@ export interface EvictorDeps {
   readonly limits: EvictionLimits;
   /** True for content being streamed or filled by this process. */
   readonly inUse: (digest: string) => boolean;
+  /** True while an upstream is down: its content is kept past maxsize and ttl (not on a full disk). */
+  readonly unreachable?: (upstream: string) => boolean;
   /** Content kept whatever its age or size, read once per pass (what queued replications still need). */
   readonly protected?: () => Promise<ReadonlySet<string>>;
   /** Told what each pass removed, per reason. */
@@ -132,7 +140,8 @@ export class Evictor {
     const { blobs, index, logger, now, limits } = this.deps;
     const kept = (await this.deps.protected?.()) ?? new Set<string>();
     const inUse = (digest: string) => this.deps.inUse(digest) || kept.has(digest);
-    const plan = planEviction(await index.evictionView(), limits, now(), inUse, targetBytes);
+    // A full disk (targetBytes) is a hard limit; maxsize and ttl can wait for the upstream to return.
+    const plan = planEviction(await index.evictionView(), limits, now(), inUse, targetBytes, targetBytes === undefined ? this.deps.unreachable : undefined);
     let freedBytes = 0;
     let evicted = 0;
     const byReason = new Map<string, { count: number; bytes: number }>();

@@ -77,6 +77,7 @@ export class RegistryCache {
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest),
       protected: deps.protect,
+      unreachable: (key) => deps.upstreams.find((u) => u.config.name === key)?.client.breaker.state === 'down',
       onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });
   }

@@ -88,6 +88,10 @@ export class BlobStore {
     return this.leases.isHeld(digest);
   }
 
+  heldDigests(): string[] {
+    return this.leases.heldDigests();
+  }
+
   async readAll(digest: string): Promise<Buffer> {
     const blob = await this.open(digest);
     if (!blob) throw Object.assign(new Error(`blob ${digest} is not stored`), { code: 'ENOENT' });

@@ -18,6 +18,10 @@ export class Leases {
     return (this.held.get(digest) ?? 0) > 0;
   }
 
+  heldDigests(): string[] {
+    return [...this.held.keys()];
+  }
+
   /** Leases `digest` now; the promise settles once no removal of it is under way. Call release exactly once. */
   acquire(digest: string): { settled: Promise<void>; release: () => void } {
     this.held.set(digest, (this.held.get(digest) ?? 0) + 1);
@@ -35,10 +39,15 @@ export class Leases {
   /** Runs `remove` unless a reader holds the digest: false when it was left alone. */
   async remove(digest: string, remove: () => Promise<void>): Promise<boolean> {
     if (this.isHeld(digest) || this.removing.has(digest)) return false;
-    const done = remove().finally(() => this.removing.delete(digest));
-    // Readers only wait on it; the caller sees the error.
-    this.removing.set(digest, done.catch(() => undefined));
-    await done;
+    // Marked before `remove` runs a single step: a reader it lets in (an await) must see it.
+    let settle!: () => void;
+    this.removing.set(digest, new Promise<void>((resolve) => { settle = resolve; }));
+    try {
+      await remove();
+    } finally {
+      this.removing.delete(digest);
+      settle();
+    }
     return true;
   }
 }

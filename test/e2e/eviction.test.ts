@@ -1,6 +1,8 @@
-/** @module e2e/eviction.test — a store far smaller than the working set, clients pulling in a loop: eviction never fails a pull. */
+/** @module e2e/eviction.test — a store far smaller than the working set, clients pulling in a loop, and an upstream outage: eviction never fails a pull. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth } from '../fixtures/berth.js';
@@ -68,4 +70,41 @@ test('eight clients pulling five images through a store that holds two: every pu
   const fsck = await run(process.execPath, [BERTH_BIN, 'fsck', '--config', berth.configFile]);
   assert.match(fsck.stdout, / 0 corrupt/);
   await berth.cleanup();
+});
+
+test('upstream down: a write-behind push over maxsize does not evict cached images berth could not fetch again', async () => {
+  const cached = await buildImage({ layers: 2, layerSize: 1024 * 1024, tag: 'cached' });
+  const uncached = await buildImage({ layers: 1, layerSize: 64 * 1024, tag: 'uncached' });
+  const pushed = await buildImage({ layers: 2, layerSize: 1536 * 1024, tag: 'pushed' });
+  images.push(cached, uncached, pushed);
+  await pushImage(cached, registry.url, 'outage/cached:v1', creds);
+  await pushImage(uncached, registry.url, 'outage/uncached:v1', creds);
+  const htpasswd = path.join(work, 'htpasswd');
+  await writeFile(htpasswd, `${(await run('htpasswd', ['-Bbn', 'ci', 'ci-pw'])).stdout.trim()}\n`);
+  const upstream = { remoteurl: registry.url, username: 'admin', password: users.admin, tagttl: '1s' };
+  const berth = await startBerth({
+    config: {
+      version: 0.1,
+      storage: { maxsize: '5MiB', lowwatermark: 0.5 },
+      auth: { htpasswd: { realm: 'berth', path: htpasswd }, rules: [{ users: ['anonymous'], repositories: ['*'], actions: ['pull'] }, { users: ['ci'], repositories: ['*'], actions: ['*'] }] },
+      upstreams: [{ name: 'central', ...upstream, prefix: 'central', default: true }, { name: 'behind', ...upstream, prefix: 'behind', pushmode: 'write-behind' }],
+    },
+  });
+  try {
+    assert.equal((await httpPull(berth.url, 'outage/cached', 'v1')).manifestDigest, cached.manifestDigest);
+    await registry.down();
+    try {
+      // Uncached content fails (503) until berth calls the upstream down.
+      for (let i = 0; i < 3; i++) await assert.rejects(httpPull(berth.url, 'outage/uncached', 'v1'), /503/);
+      // Accepted locally and queued; the store is now over maxsize.
+      assert.equal(await pushImage(pushed, berth.url, 'behind/outage/pushed:v1', { username: 'ci', password: 'ci-pw' }), pushed.manifestDigest);
+      const got = await httpPull(berth.url, 'outage/cached', cached.manifestDigest);
+      assert.equal(got.manifestDigest, cached.manifestDigest, 'the cached image is still served during the outage');
+      assert.equal((await httpPull(berth.url, 'outage/cached', 'v1')).manifestDigest, cached.manifestDigest, 'and by its tag');
+    } finally {
+      await registry.up();
+    }
+  } finally {
+    await berth.stop();
+  }
 });
