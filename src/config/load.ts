@@ -6,6 +6,7 @@ import { candidateHosts, dockerConfigCredentials } from './dockerconfig.js';
 import { applyEnv, setAt } from './env.js';
 import { formatPath, validateDocument, type BerthDocument } from './schema.js';
 import type { BerthConfig, UpstreamConfig } from './types.js';
+import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
 
 /** The `berth serve` flags that stand in for a config file. */
@@ -215,6 +216,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       platforms: doc.warm?.platforms ?? [],
       allPlatforms: doc.warm?.allplatforms ?? false,
     },
+    ...buildFleet(doc, where, problems),
   };
 }
 
@@ -263,6 +265,8 @@ function upstream(u: UpstreamDoc, path: (string | number)[], where: Where, probl
     tagttlMs: u.tagttl ?? DEFAULT_TAGTTL_MS,
     ttlMs: u.ttl ?? 0,
     pushmode: u.pushmode ?? 'readonly',
+    ...(u.ratelimit !== undefined ? { ratelimit: u.ratelimit } : {}),
+    ...(u.backgroundwindow !== undefined ? { backgroundwindow: u.backgroundwindow } : {}),
   };
 }
 
@@ -293,8 +297,9 @@ function deepFreeze<T>(value: T): T {
 
 /** The config as a plain object for printing (`berth config check`): secrets redacted, CA bundles summarised. */
 export function describeConfig(config: BerthConfig): unknown {
-  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[]; admin?: Record<string, unknown> };
+  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[]; admin?: Record<string, unknown>; hub?: Record<string, unknown>; site?: Record<string, unknown> };
   if (plain.admin) plain.admin['password'] = '<redacted>';
+  for (const k of ['hub', 'site'] as const) if (plain[k]) plain[k]['token'] = '<redacted>';
   plain.upstreams = config.upstreams.map((u, i) => ({
     ...plain.upstreams[i],
     ...(u.password !== undefined ? { password: '<redacted>' } : {}),
