@@ -18,6 +18,7 @@ import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
 import { createOperations, createTelemetry, type Operations } from './ops/wiring.js';
+import { createFleet } from './fleet/wiring.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -58,7 +59,8 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const push = await pushSide.start(cache);
   const access = new AccessControl({ config, upstreams, logger, now });
   const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now, queue: () => pushSide.view });
-  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, metadata, logger } });
+  const fleet = createFleet({ config, ops, stats: () => telemetry.stats(), upstreams, logger, now });
+  const server = createServer({ config, cache, upstreams, logger, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, metadata, logger } });
   const tls = config.http.tls;
   const reloadCertificate = (reason: string) => {
     if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
@@ -84,12 +86,14 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
         server.listen(config.http.port, host, () => {
           server.off('error', reject);
           ops.start();
+          fleet.start();
           resolve(server.address() as AddressInfo);
         });
       }),
     reload,
     close: async (deadlineMs = 30_000) => {
       stopWatching();
+      fleet.stop();
       ops.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections go as soon as their response is done, not at the keep-alive timeout.

@@ -40,7 +40,7 @@ export interface WarmJob {
   readonly createdAt: number;
   finishedAt: number | null;
   /** `api` (berth warm, the dashboard) or `schedule` (the warm: config list). */
-  readonly source: 'api' | 'schedule';
+  readonly source: 'api' | 'schedule' | 'hub';
   readonly pin: boolean;
   readonly platforms: string[] | 'all';
   readonly images: WarmImage[];
@@ -50,7 +50,7 @@ export interface WarmRequest {
   readonly images: readonly string[];
   readonly platforms: WarmPlatforms;
   readonly pin: boolean;
-  readonly source: 'api' | 'schedule';
+  readonly source: 'api' | 'schedule' | 'hub';
   /** When a pinned tag has moved, unpin what it pointed to before (scheduled refreshes). */
   readonly replacePinned?: boolean;
 }
