@@ -19,6 +19,7 @@ import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
 import { createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 import { createFleet } from './fleet/wiring.js';
+import { WorkPriority, budgetFor } from './upstream/budget.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -49,16 +50,18 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const reconciled = await reconcile(blobs, metadata);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
   const telemetry = createTelemetry({ config, now, metadata, cache: () => cache, upstreams: () => upstreams, queue: () => pushSide.view });
-  const upstreams: Upstream[] = config.upstreams.map((u) => ({
-    config: u,
-    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry),
-  }));
+  const priority = new WorkPriority();
+  const upstreams: Upstream[] = config.upstreams.map((u) => {
+    const budget = budgetFor(u, now);
+    return { config: u, client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry, budget && { budget, priority }) };
+  });
   const pushSide = openPushSide({ config, blobs, metadata, upstreams, logger, now });
   const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry, protect: pushSide.protect, heldTags: pushSide.queue });
   cache.evictor.maybeRun();
-  const push = await pushSide.start(cache);
+  // The write-behind worker starts here: everything it sends is background work for the WAN budget.
+  const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
-  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now, queue: () => pushSide.view });
+  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now, queue: () => pushSide.view, priority });
   const fleet = createFleet({ config, ops, stats: () => telemetry.stats(), upstreams, logger, now });
   const server = createServer({ config, cache, upstreams, logger, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, metadata, logger } });
   const tls = config.http.tls;

@@ -14,6 +14,7 @@ import type { MetadataStore } from '../storage/metadata.js';
 import { checkReadiness } from './health.js';
 import { WarmSchedule } from './schedule.js';
 import { Telemetry } from './telemetry.js';
+import type { WorkPriority } from '../upstream/budget.js';
 
 /** The seam for the push queue (write-behind): its depth for metrics and its entries for the API. */
 export interface QueueView {
@@ -55,6 +56,8 @@ export interface OperationsDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly queue?: () => QueueView | undefined;
+  /** Warm-up jobs run as background work for the WAN budget. */
+  readonly priority?: WorkPriority;
 }
 
 export interface Operations {
@@ -73,7 +76,7 @@ export function createOperations(d: OperationsDeps): Operations {
     blobs: d.blobs, metadata: d.metadata, logger: d.logger, resolve, observer: d.telemetry,
     inUse: (digest) => d.cache.blobs.isInUse(digest),
   });
-  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, metadata: d.metadata, catalog, resolve, logger: d.logger, now: d.now });
+  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, metadata: d.metadata, catalog, resolve, logger: d.logger, now: d.now, ...(d.priority ? { priority: d.priority } : {}) });
   const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
   const admin = createAdminHandler({
     credentials: d.config.admin,

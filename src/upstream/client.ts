@@ -7,6 +7,8 @@ import { OciError } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
 import { CircuitBreaker } from './breaker.js';
+import type { WanBudget, WorkPriority } from './budget.js';
+import { meteredInterceptor } from './metered.js';
 
 export interface UpstreamTimeouts {
   readonly connectMs: number;
@@ -52,8 +54,8 @@ export class RegistryClient {
   readonly name: string;
   readonly remoteurl: string;
   readonly tokenrealms: readonly string[];
-  /** Connection pool with this upstream's TLS settings; also used for checks with clients' credentials. */
-  readonly dispatcher: Agent;
+  /** Connection pool with this upstream's TLS settings (and WAN budget); also used for checks with clients' credentials. */
+  readonly dispatcher: Dispatcher;
   private readonly tokens: TokenSource;
   /** Learned from the first challenge, so later requests authenticate up front. */
   private scheme: 'none' | 'bearer' | 'basic' = 'none';
@@ -66,12 +68,14 @@ export class RegistryClient {
     private readonly logger: Logger,
     now: () => number,
     observer?: UpstreamObserver,
+    /** `ratelimit` / `backgroundwindow`: every byte to and from this upstream passes the budget. */
+    metering?: { readonly budget: WanBudget; readonly priority: WorkPriority },
   ) {
     this.name = config.name;
     this.remoteurl = config.remoteurl;
     this.tokenrealms = config.tokenrealms;
     this.isDockerHub = DOCKER_HUB_HOSTS.has(new URL(config.remoteurl).hostname);
-    this.dispatcher = new Agent({
+    const agent = new Agent({
       connect: {
         timeout: timeouts.connectMs,
         ca: config.ca,
@@ -82,6 +86,7 @@ export class RegistryClient {
       bodyTimeout: timeouts.idleMs,
       keepAliveTimeout: 30_000,
     });
+    this.dispatcher = metering ? agent.compose(meteredInterceptor(metering.budget, metering.priority)) : agent;
     this.tokens = new TokenSource({
       upstreamName: config.name,
       remoteurl: config.remoteurl,
