@@ -41,7 +41,7 @@ export class Replicator {
       throw new OciError('BLOB_UNKNOWN', `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, { detail: { digest } });
     }
     const from = metadata.blobRepositories(target.key, digest).filter((r) => r !== target.repository);
-    return sendBlob(client, target.repository, digest, { size, open: () => blobs.read(digest) }, from);
+    return sendBlob(client, target.repository, digest, { size, open: (start, end) => blobs.read(digest, start, end) }, from);
   }
 
   /** PUTs a locally stored manifest to the upstream by digest (idempotent). */
