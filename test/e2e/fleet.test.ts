@@ -22,6 +22,8 @@ let sites: Berth[] = [];
 let current: BuiltImage;
 let old: BuiltImage;
 let pushed: BuiltImage;
+let late: BuiltImage;
+let hooked: BuiltImage;
 let work: string;
 const timings: Record<string, number> = {};
 
@@ -41,10 +43,12 @@ before(async () => {
     '      backoff: 1s',
   ].join('\n');
   registry = await startRegistry({ auth: 'token', users, extraYaml: notifications });
-  [current, old, pushed] = await Promise.all([
+  [current, old, pushed, late, hooked] = await Promise.all([
     buildImage({ layers: 2, layerSize: 2 * MiB, tag: 'v1' }),
     buildImage({ layers: 2, layerSize: 1 * MiB, tag: 'v1' }),
     buildImage({ layers: 1, layerSize: 1 * MiB, tag: 'v1' }),
+    buildImage({ layers: 1, layerSize: 512 * 1024, tag: 'v1' }),
+    buildImage({ layers: 1, layerSize: 512 * 1024, tag: 'v1' }),
   ]);
   await pushImage(current, registry.url, 'xing/current:v1', creds);
   await pushImage(old, registry.url, 'xing/old:v1', creds);
@@ -56,7 +60,7 @@ after(async () => {
   await Promise.all(sites.map((s) => s.stop()));
   await hub?.stop();
   await registry?.stop();
-  await Promise.all([current, old, pushed].map((i) => i?.remove()));
+  await Promise.all([current, old, pushed, late, hooked].map((i) => i?.remove()));
   await removeDir(work);
   if (Object.keys(timings).length) process.stdout.write(`# fleet timings (ms): ${JSON.stringify(timings)}\n`);
 });
@@ -170,6 +174,33 @@ test('distribution\'s notification of a manifest push warms both sites, once per
   assert.equal(again.status, 202);
   assert.equal(again.json.jobs[0].duplicate, true);
   assert.equal((await blobGets(pushed)).length, pushed.blobs.length * SITES.length, 'each blob once per site');
+});
+
+test('an event for a manifest not readable yet: sites retry with backoff until it is', async () => {
+  const envelope = { events: [{ action: 'push', target: { mediaType: late.manifestMediaType, digest: late.manifestDigest, repository: 'xing/late', url: `${registry.url}/v2/xing/late/manifests/${late.manifestDigest}`, tag: 'v1' }, request: { host: registry.host } }] };
+  const posted = await hubCall(hub.url, 'POST', '/api/v1/events', envelope);
+  assert.equal(posted.status, 202);
+  await new Promise((r) => setTimeout(r, 1_500));
+  await pushImage(late, registry.url, 'xing/late:v1', creds);
+  const id = posted.json.jobs[0].id as number;
+  const done = await pollUntil(hub.url, '/api/v1/fleet/jobs', (jobs) => jobs.find((j: { id: number }) => j.id === id)?.state !== 'PENDING', 60_000);
+  const job = done.json.find((j: { id: number }) => j.id === id);
+  assert.equal(job.state, 'SUCCESS', JSON.stringify(job));
+  assert.equal((await blobGets(late)).length, late.blobs.length * SITES.length);
+});
+
+test('Harbor\'s webhook (CloudEvents form) warms both sites', async () => {
+  await pushImage(hooked, registry.url, 'xing/hooked:v1', creds);
+  // The registry's own notification also arrives; both name the same digest, so one job runs.
+  const body = {
+    specversion: '1.0', id: 'e1', source: '/projects/1/webhook/policies/1', type: 'harbor.artifact.pushed', datacontenttype: 'application/json', time: new Date().toISOString(), operator: 'admin',
+    data: { resources: [{ digest: hooked.manifestDigest, tag: 'v1', resource_url: `${registry.host}/xing/hooked:v1` }], repository: { name: 'hooked', namespace: 'xing', repo_full_name: 'xing/hooked', repo_type: 'private' } },
+  };
+  const r = await hubCall(hub.url, 'POST', '/api/v1/events', body, HUB_TOKEN, 'application/cloudevents+json');
+  assert.equal(r.status, 202);
+  await waitFor(async () => (await blobGets(hooked)).length >= hooked.blobs.length * SITES.length, 60_000, { what: 'both sites to fetch the hooked image' });
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  assert.equal((await blobGets(hooked)).length, hooked.blobs.length * SITES.length, 'once per site');
 });
 
 test('with the registry stopped, both sites serve every pre-heated image, verified', async () => {
