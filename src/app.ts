@@ -6,18 +6,19 @@ import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { BerthConfig } from './config/types.js';
 import { BlobStore } from './storage/blobs.js';
-import { MetadataStore } from './storage/metadata.js';
+import { LOCAL_OWNER, openLocalIndex, openLocalPush } from './storage/local.js';
+import { InUseRecord } from './storage/in-use.js';
 import { RegistryClient } from './upstream/client.js';
 import { RegistryCache } from './cache/registry.js';
 import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
 import { evictionLimits } from './cache/eviction.js';
-import { openPushSide } from './cache/pushside.js';
+import { openPushSide } from './cache/write-side.js';
 import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
-import { createOperations, createTelemetry, type Operations } from './ops/wiring.js';
+import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 import { createFleet } from './fleet/wiring.js';
 import { WorkPriority, budgetFor } from './upstream/budget.js';
 
@@ -46,24 +47,36 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const blobs = new BlobStore(root);
   const { removedTemp } = await blobs.init();
   if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
-  const metadata = new MetadataStore(root, now);
-  const reconciled = await reconcile(blobs, metadata);
+  // The shared-state ports, chosen once, here: today the local ones (SQLite files beside the blobs).
+  const index = openLocalIndex(root, now);
+  const pushStores = openLocalPush(root, now);
+  const { blobIndex, repos } = index;
+  const reconciled = await reconcile(blobs, blobIndex);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
-  const telemetry = createTelemetry({ config, now, metadata, cache: () => cache, upstreams: () => upstreams, queue: () => pushSide.view });
+  const telemetry = createTelemetry(config, now);
   const priority = new WorkPriority();
   const upstreams: Upstream[] = config.upstreams.map((u) => {
     const budget = budgetFor(u, now);
     return { config: u, client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry, budget && { budget, priority }) };
   });
-  const pushSide = openPushSide({ config, blobs, metadata, upstreams, logger, now });
-  const cache = new RegistryCache({ blobs, metadata, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry, protect: pushSide.protect, heldTags: pushSide.queue });
-  cache.evictor.maybeRun();
+  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, owner: LOCAL_OWNER, upstreams, logger, now });
+  // berth.lock: `berth gc` run beside this process leaves what it streams or fills alone.
+  const inUse = new InUseRecord(root, now);
+  await inUse.open();
+  const cache = new RegistryCache({
+    blobs, index: blobIndex, repos, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry,
+    protect: () => pushSide.protect(), heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
+  });
+  attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
+  cache.maybeEvict();
   // The write-behind worker starts here: everything it sends is background work for the WAN budget.
   const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
-  const ops = createOperations({ config, cache, blobs, metadata, upstreams, telemetry, logger, now, queue: () => pushSide.view, priority });
+  const ops = createOperations({
+    config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(), priority,
+  });
   const fleet = createFleet({ config, ops, stats: () => telemetry.stats(), upstreams, logger, now });
-  const server = createServer({ config, cache, upstreams, logger, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, metadata, logger } });
+  const server = createServer({ config, cache, upstreams, logger, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, repos, logger } });
   const tls = config.http.tls;
   const reloadCertificate = (reason: string) => {
     if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
@@ -107,8 +120,10 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       clearInterval(sweep);
       clearTimeout(timer);
       await pushSide.close();
+      await inUse.close();
+      pushStores.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
-      metadata.close();
+      index.close();
     },
   };
 }

@@ -9,6 +9,7 @@ import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
 import { DEFAULT_SERVER, warmCommand } from './cli/warm.js';
 import { runFsck, runGc, runLs } from './cli/store.js';
 import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
+import { EXIT, UsageError } from './oci/errors.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -113,8 +114,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
   program.command('ls')
     .description('list cached repositories, tags, sizes and last pull')
     .option('-c, --config <file>', 'config naming the store')
-    .action((opts: { config?: string }) => {
-      exitCode = runLs(storeConfig(opts.config), storeIo);
+    .action(async (opts: { config?: string }) => {
+      exitCode = await runLs(storeConfig(opts.config), storeIo);
     });
 
   const certCmd = program.command('cert').description('TLS certificates for serving berth');
@@ -139,16 +140,16 @@ export async function main(argv: string[], env: Record<string, string | undefine
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`berth: invalid configuration:\n${err.message}\n`);
-      return 2;
+      return EXIT.USAGE;
     }
     if (err instanceof CertUsageError) {
       process.stderr.write(`berth cert generate: ${err.message}\n`);
-      return 2;
+      return EXIT.USAGE;
     }
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof Error && err.message.startsWith('no berth store')) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    if (err instanceof UsageError) {
       process.stderr.write(`berth: ${err.message}\n`);
-      return 2;
+      return err.exitCode;
     }
     throw err;
   }

@@ -2,12 +2,15 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { FillCoordinator } from '../ports/fills.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/client.js';
-import { BlobFill, DEFAULT_RETRY, ShortBodyError, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
+import { BlobFill, DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
 import type { Outcome, Target } from './target.js';
+import { LocalFills } from './local-fills.js';
 import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './observer.js';
 
 export interface BlobHandle {
@@ -23,7 +26,10 @@ export interface BlobHandle {
 
 export interface BlobCacheDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
+  /** Who fills which digest; in-process by default. */
+  readonly fills?: FillCoordinator<BlobFill>;
   readonly logger: Logger;
   readonly now: () => number;
   readonly retry?: RetryPolicy;
@@ -32,23 +38,32 @@ export interface BlobCacheDeps {
   /** Called after a blob is committed, with its size (the eviction trigger). */
   readonly onStored?: (digest: string, size: number) => void;
   readonly observer?: CacheObserver;
+  /** The set of blobs being filled or streamed changed (the in-use record follows it). */
+  readonly onInUseChange?: (inUse: string[]) => void;
 }
 
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
-  private readonly fills = new Map<string, BlobFill>();
+  private readonly fills: FillCoordinator<BlobFill>;
   /** Open responses per stored digest, so eviction leaves content being streamed alone. */
   private readonly streaming = new Map<string, number>();
 
-  constructor(private readonly deps: BlobCacheDeps) {}
+  constructor(private readonly deps: BlobCacheDeps) {
+    this.fills = deps.fills ?? new LocalFills();
+  }
 
   get inFlight(): number {
     return this.fills.size;
   }
 
+  /** Digests being filled or streamed right now. */
+  inUseDigests(): string[] {
+    return [...new Set([...this.fills.digests(), ...this.streaming.keys()])];
+  }
+
   /** Being filled or streamed right now. */
   isInUse(digest: string): boolean {
-    return this.fills.has(digest) || (this.streaming.get(digest) ?? 0) > 0;
+    return this.fills.current(digest) !== undefined || (this.streaming.get(digest) ?? 0) > 0;
   }
 
   async get(target: Target, digest: string): Promise<BlobHandle> {
@@ -56,13 +71,14 @@ export class BlobCache {
     const stored = await this.storedSize(digest);
     if (stored !== undefined) {
       await this.ensureVisible(target, digest);
-      this.deps.metadata.touchBlob(digest);
+      await this.deps.index.touch(digest);
       return this.storedHandle(digest, stored, target.upstream ? 'hit' : 'local');
     }
     if (!target.upstream) throw blobUnknown(digest);
-    const existing = this.fills.get(digest);
+    const existing = this.fills.current(digest);
     if (existing) await this.ensureVisible(target, digest);
-    const fill = existing ?? this.startFill(target, digest);
+    const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest)).fill;
+    if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
     await fill.ready;
     return {
       digest,
@@ -86,7 +102,7 @@ export class BlobCache {
       return { size: stored, outcome: target.upstream ? 'hit' : 'local' };
     }
     if (!target.upstream) throw blobUnknown(digest);
-    const fill = this.fills.get(digest);
+    const fill = this.fills.current(digest);
     if (fill) {
       await this.ensureVisible(target, digest);
       await fill.ready;
@@ -107,22 +123,22 @@ export class BlobCache {
    * confirms: otherwise anyone could read a private repository's layers through a public one.
    */
   private async ensureVisible(target: Target, digest: string): Promise<void> {
-    const { metadata } = this.deps;
-    if (metadata.isBlobLinked(target.key, target.repository, digest)) return;
-    if (metadata.manifest(target.key, target.repository, digest)) return;
+    const { repos } = this.deps;
+    if (await repos.isLinked(target.key, target.repository, digest)) return;
+    if (await repos.manifest(target.key, target.repository, digest)) return;
     if (!target.upstream) throw blobUnknown(digest);
     const { client } = target.upstream;
     const res = await client.send({ method: 'HEAD', repository: target.repository, path: `blobs/${digest}` });
     if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${digest}`, blobUnknown(digest));
     await res.body.dump();
-    metadata.linkBlob(target.key, target.repository, digest);
+    await repos.link(target.key, target.repository, digest);
   }
 
   private async storedSize(digest: string): Promise<number | undefined> {
     const size = await this.deps.blobs.size(digest);
-    if (size !== undefined && !this.deps.metadata.blob(digest)) {
+    if (size !== undefined && !(await this.deps.index.get(digest))) {
       // On disk but not recorded: a crash between rename and record. The file was verified before rename.
-      this.deps.metadata.putBlob(digest, size);
+      await this.deps.index.put(digest, size);
     }
     return size;
   }
@@ -134,11 +150,16 @@ export class BlobCache {
       outcome,
       open: (start = 0, end = size - 1) => {
         const stream = this.deps.blobs.read(digest, start, end);
+        const first = !this.streaming.has(digest);
         this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
+        if (first) this.deps.onInUseChange?.(this.inUseDigests());
         stream.once('close', () => {
           const n = (this.streaming.get(digest) ?? 1) - 1;
           if (n > 0) this.streaming.set(digest, n);
-          else this.streaming.delete(digest);
+          else {
+            this.streaming.delete(digest);
+            this.deps.onInUseChange?.(this.inUseDigests());
+          }
         });
         return stream;
       },
@@ -147,10 +168,9 @@ export class BlobCache {
   }
 
   private startFill(target: Target, digest: string): BlobFill {
-    const { blobs, metadata, logger } = this.deps;
+    const { blobs, index, repos, logger } = this.deps;
     const upstream = target.upstream!;
     const fill = new BlobFill(digest, blobs.newTempPath(), blobs.path(digest));
-    this.fills.set(digest, fill);
     const started = this.deps.now();
     const log = { upstream: upstream.client.name, repository: target.repository, digest };
     const source: FillSource = {
@@ -167,13 +187,13 @@ export class BlobCache {
           onRetry: (attempt, err) => logger.warn({ ...log, attempt, offset: fill.written, err: err.message }, 'upstream transfer interrupted; resuming'),
           onDiskFull: async (err) => {
             // New requests must not join a fill that can no longer be replayed from disk.
-            if (this.fills.get(digest) === fill) this.fills.delete(digest);
+            this.fills.finish(digest, fill);
             await this.deps.onDiskFull?.({ ...log, written: fill.written, size: fill.size, err: err.message });
           },
         });
         if (result.stored) {
-          metadata.putBlob(digest, result.size);
-          metadata.linkBlob(target.key, target.repository, digest);
+          await index.put(digest, result.size);
+          await repos.link(target.key, target.repository, digest);
           this.deps.onStored?.(digest, result.size);
         }
         logger.info({ ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers }, result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)');
@@ -181,7 +201,8 @@ export class BlobCache {
         fill.fail(err as Error);
         logger.error({ ...log, written: fill.written, err: (err as Error).message }, 'blob fill failed; nothing stored');
       } finally {
-        if (this.fills.get(digest) === fill) this.fills.delete(digest);
+        this.fills.finish(digest, fill);
+        this.deps.onInUseChange?.(this.inUseDigests());
       }
     })();
     return fill;
@@ -224,13 +245,6 @@ async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGener
   }
 }
 
-/** Network drops, timeouts, short bodies and 5xx/429 are worth retrying; verification failures are not. */
-function isTransient(err: unknown): boolean {
-  if (err instanceof OciError) return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS';
-  if (err instanceof ShortBodyError) return true;
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED'].includes(code);
-}
 
 export function blobUnknown(digest: string): OciError {
   return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this registry`, { detail: { digest } });

@@ -1,7 +1,7 @@
 /** @module cache/eviction — size- and age-bounded eviction: least recently used content goes first, shared content counts once. */
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blobs.js';
-import type { EvictionView, MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex, EvictionView } from '../ports/blob-index.js';
 import type { BerthConfig } from '../config/types.js';
 
 export interface EvictionLimits {
@@ -86,12 +86,14 @@ export function planEviction(view: EvictionView, limits: EvictionLimits, now: nu
 
 export interface EvictorDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
   readonly logger: Logger;
   readonly now: () => number;
   readonly limits: EvictionLimits;
-  /** True for content being streamed, filled, or waiting to be replicated. */
+  /** True for content being streamed or filled by this process. */
   readonly inUse: (digest: string) => boolean;
+  /** Content kept whatever its age or size, read once per pass (what queued replications still need). */
+  readonly protected?: () => Promise<ReadonlySet<string>>;
   /** Told what each pass removed, per reason. */
   readonly onEvicted?: (reason: string, count: number, bytes: number) => void;
 }
@@ -112,7 +114,11 @@ export class Evictor {
   /** Starts a pass when the store is above maxsize; cheap to call after every commit. */
   maybeRun(): void {
     const { maxsize } = this.deps.limits;
-    if (maxsize > 0 && this.deps.metadata.totalSize() > maxsize) void this.run('maxsize exceeded');
+    if (maxsize <= 0) return;
+    this.deps.index.usage().then(
+      ({ bytes }) => { if (bytes > maxsize) void this.run('maxsize exceeded'); },
+      (err: Error) => this.deps.logger.warn({ err: err.message }, 'could not read the store size for eviction'),
+    );
   }
 
   /** One pass: expired content, then least recently used down to the target. */
@@ -123,13 +129,15 @@ export class Evictor {
   }
 
   private async pass(reason: string, targetBytes?: number): Promise<EvictionResult> {
-    const { blobs, metadata, logger, now, limits, inUse } = this.deps;
-    const plan = planEviction(metadata.evictionView(), limits, now(), inUse, targetBytes);
+    const { blobs, index, logger, now, limits } = this.deps;
+    const kept = (await this.deps.protected?.()) ?? new Set<string>();
+    const inUse = (digest: string) => this.deps.inUse(digest) || kept.has(digest);
+    const plan = planEviction(await index.evictionView(), limits, now(), inUse, targetBytes);
     let freedBytes = 0;
     const byReason = new Map<string, { count: number; bytes: number }>();
     for (const { digest, size, reason: why } of plan.evict) {
       // Forget first: a request arriving meanwhile refetches rather than finding a half-deleted entry.
-      metadata.forget(digest);
+      await index.forget(digest);
       await blobs.delete(digest);
       freedBytes += size;
       const r = byReason.get(why) ?? { count: 0, bytes: 0 };

@@ -236,7 +236,7 @@ export interface PumpHooks {
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   onRetry?(attempt: number, err: Error): void;
-  onDiskFull?(err: Error): Promise<void>;
+  onDiskFull?: (err: Error) => Promise<void>;
 }
 
 /**
@@ -278,6 +278,8 @@ export async function pumpFill(fill: BlobFill, source: FillSource, writer: BlobW
 
 /** The upstream closed the body before the size it announced. */
 export class ShortBodyError extends Error {
+  /** Worth resuming from where it stopped (see oci/errors isTransient). */
+  readonly transient = true;
   constructor(received: number, expected: number) {
     super(`upstream body ended after ${received} of ${expected} bytes`);
     this.name = 'ShortBodyError';

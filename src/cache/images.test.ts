@@ -16,7 +16,7 @@ before(async () => {
   store = await testStore();
   const { put, manifest, metadata } = store;
   catalog = new ImageCatalog({
-    blobs: store.blobs, metadata, logger: pino({ level: 'silent' }),
+    blobs: store.blobs, ...store.ports, logger: pino({ level: 'silent' }),
     resolve: (ref) => ({ upstream: undefined, key: '', repository: ref.repository }),
     inUse: () => false,
     observer: { upstreamBytes: () => undefined, evicted: (...e) => void evictions.push(e) },
@@ -42,22 +42,22 @@ test('list: one row per tag with its cached platforms and total size; index chil
   const app = rows[0]!;
   assert.equal(app.digest, index.digest);
   assert.deepEqual(app.platforms, ['linux/amd64', 'linux/arm64/v8']);
-  assert.equal(app.size, [...catalog.closure(index.digest)].reduce((n, d) => n + store.sizes.get(d)!, 0));
+  assert.equal(app.size, [...(await catalog.closure(index.digest))].reduce((n, d) => n + store.sizes.get(d)!, 0));
   assert.equal(app.lastPull, 1_700_000_000_000);
   assert.deepEqual((await catalog.list('other')).map((r) => r.platforms), [['linux/amd64']]);
 });
 
-test('pin covers the whole image; a pinned image cannot be evicted', () => {
-  const { digests } = catalog.pin('x/app:v1', true);
+test('pin covers the whole image; a pinned image cannot be evicted', async () => {
+  const { digests } = await catalog.pin('x/app:v1', true);
   assert.equal(digests, 8);
-  for (const d of catalog.closure(index.digest)) assert.ok(store.metadata.isPinned(d));
-  assert.throws(() => catalog.lookup('x/app:v2'), (e: unknown) => e instanceof OciError && e.code === 'MANIFEST_UNKNOWN');
+  for (const d of await catalog.closure(index.digest)) assert.ok(store.metadata.isPinned(d));
+  await assert.rejects(catalog.lookup('x/app:v2'), (e: unknown) => e instanceof OciError && e.code === 'MANIFEST_UNKNOWN');
   return assert.rejects(catalog.evict('x/app:v1'), (e: unknown) => e instanceof OciError && e.status === 409);
 });
 
 test('evict removes the image but keeps a layer another image references', async () => {
-  catalog.pin('x/app:v1', false);
-  const all = [...catalog.closure(index.digest)];
+  await catalog.pin('x/app:v1', false);
+  const all = [...(await catalog.closure(index.digest))];
   const expected = all.filter((d) => d !== shared.digest).reduce((n, d) => n + store.sizes.get(d)!, 0);
   const r = await catalog.evict(`x/app@${index.digest}`);
   assert.equal(r.evicted, all.length - 1);

@@ -6,7 +6,8 @@ import { parseManifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/mediatypes.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import { manifestUnknown } from './manifests.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
 import type { Target } from './target.js';
@@ -30,12 +31,15 @@ export interface ImageInfo {
 
 export interface ImageCatalogDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
   readonly logger: Logger;
   /** Routes a reference to its upstream and repository as `/v2/` requests are routed. */
   readonly resolve: (ref: ImageReference) => Target;
   /** Content being streamed or filled is never removed. */
   readonly inUse: (digest: string) => boolean;
+  /** Content queued replications still need (write-behind): never removed either. */
+  readonly protected?: () => Promise<ReadonlySet<string>>;
   readonly observer?: CacheObserver;
 }
 
@@ -48,7 +52,7 @@ export class ImageCatalog {
   constructor(private readonly deps: ImageCatalogDeps) {}
 
   async list(q = '', limit = 1000): Promise<ImageInfo[]> {
-    const rows = this.deps.metadata.images(q, limit);
+    const rows = await this.deps.repos.images(q, limit);
     const out: ImageInfo[] = [];
     for (const r of rows) {
       out.push({
@@ -57,7 +61,7 @@ export class ImageCatalog {
         tag: r.tag,
         digest: r.digest,
         mediaType: r.mediaType,
-        size: this.closureSize(r.digest),
+        size: await this.closureSize(r.digest),
         platforms: await this.platforms(r.digest, r.mediaType),
         lastPull: r.lastPull,
         pinned: r.pinned === 1,
@@ -67,29 +71,29 @@ export class ImageCatalog {
   }
 
   /** The cached manifest digest a reference names; MANIFEST_UNKNOWN when it is not cached. Never asks upstream. */
-  lookup(text: string): { target: Target; digest: string } {
+  async lookup(text: string): Promise<{ target: Target; digest: string }> {
     const ref = parseReference(text);
     const target = this.deps.resolve(ref);
-    const { metadata } = this.deps;
-    const digest = ref.reference.kind === 'digest' ? ref.reference.digest : metadata.tag(target.key, target.repository, ref.reference.tag)?.digest;
-    if (!digest || !metadata.manifest(target.key, target.repository, digest)) {
+    const { repos } = this.deps;
+    const digest = ref.reference.kind === 'digest' ? ref.reference.digest : (await repos.tag(target.key, target.repository, ref.reference.tag))?.digest;
+    if (!digest || !(await repos.manifest(target.key, target.repository, digest))) {
       throw manifestUnknown(target.repository, ref.reference.kind === 'digest' ? ref.reference.digest : ref.reference.tag);
     }
     return { target, digest };
   }
 
   /** Pins or unpins a cached image: its manifest and everything it references that is stored. */
-  pin(text: string, pinned: boolean): { digest: string; digests: number } {
-    const { digest } = this.lookup(text);
-    return { digest, digests: this.setPinned(digest, pinned) };
+  async pin(text: string, pinned: boolean): Promise<{ digest: string; digests: number }> {
+    const { digest } = await this.lookup(text);
+    return { digest, digests: await this.setPinned(digest, pinned) };
   }
 
   /** Sets the pin flag on a manifest and its stored descendants; returns how many were stored. */
-  setPinned(digest: string, pinned: boolean): number {
+  async setPinned(digest: string, pinned: boolean): Promise<number> {
     let n = 0;
-    for (const d of this.closure(digest)) {
-      if (!this.deps.metadata.blob(d)) continue;
-      this.deps.metadata.setPinned(d, pinned);
+    for (const d of await this.closure(digest)) {
+      if (!(await this.deps.index.get(d))) continue;
+      await this.deps.index.setPinned(d, pinned);
       n++;
     }
     return n;
@@ -97,24 +101,31 @@ export class ImageCatalog {
 
   /**
    * Removes a cached image's content, keeping what other cached manifests still reference and
-   * what is being streamed. A pinned image must be unpinned first.
+   * what is being streamed or still waits to be replicated upstream, as size and ttl eviction
+   * do. A pinned image must be unpinned first.
    */
   async evict(text: string): Promise<{ digest: string; evicted: number; freedBytes: number }> {
-    const { digest } = this.lookup(text);
-    const { metadata, blobs } = this.deps;
-    if (metadata.isPinned(digest)) {
+    const { digest } = await this.lookup(text);
+    const { index, repos, blobs } = this.deps;
+    if (await index.isPinned(digest)) {
       throw new OciError('DENIED', `image ${text} is pinned; unpin it first (POST /api/v1/unpin)`, { status: 409 });
     }
     if (this.deps.inUse(digest)) throw new OciError('DENIED', `image ${text} is being pulled right now; try again when the pull is done`, { status: 409 });
-    const set = this.closure(digest);
-    const keep = (d: string) => this.deps.inUse(d) || metadata.isPinned(d) || metadata.parents(d).some((p) => !set.has(p));
+    const queued = (await this.deps.protected?.()) ?? new Set<string>();
+    if (queued.has(digest)) {
+      throw new OciError('DENIED', `image ${text} is waiting to be replicated upstream (write-behind); try again once berth queue shows it done`, { status: 409 });
+    }
+    const set = await this.closure(digest);
+    const keep = async (d: string) =>
+      this.deps.inUse(d) || queued.has(d) || (await index.isPinned(d)) || (await repos.parents(d)).some((p) => !set.has(p));
     // Decide everything before removing anything: removal erases the edges `keep` reads.
-    const doomed = [...set].filter((d) => d === digest || !keep(d));
+    const doomed: string[] = [];
+    for (const d of set) if (d === digest || !(await keep(d))) doomed.push(d);
     let freedBytes = 0;
     let evicted = 0;
     for (const d of doomed) {
-      const size = metadata.blob(d)?.size ?? 0;
-      metadata.forget(d);
+      const size = (await index.get(d))?.size ?? 0;
+      await index.forget(d);
       await blobs.delete(d);
       freedBytes += size;
       evicted++;
@@ -125,11 +136,11 @@ export class ImageCatalog {
   }
 
   /** A manifest and every digest below it (child manifests, configs, layers). */
-  closure(digest: string): Set<string> {
+  async closure(digest: string): Promise<Set<string>> {
     const seen = new Set<string>([digest]);
     const queue = [digest];
     for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
-      for (const c of this.deps.metadata.children(d)) {
+      for (const c of await this.deps.repos.children(d)) {
         if (!seen.has(c)) {
           seen.add(c);
           queue.push(c);
@@ -139,9 +150,9 @@ export class ImageCatalog {
     return seen;
   }
 
-  private closureSize(digest: string): number {
+  private async closureSize(digest: string): Promise<number> {
     let total = 0;
-    for (const d of this.closure(digest)) total += this.deps.metadata.blob(d)?.size ?? 0;
+    for (const d of await this.closure(digest)) total += (await this.deps.index.get(d))?.size ?? 0;
     return total;
   }
 
@@ -154,7 +165,8 @@ export class ImageCatalog {
     try {
       if (isIndexType(mediaType)) {
         const index = parseManifest(await this.deps.blobs.readAll(digest), mediaType);
-        const cached = new Set(this.deps.metadata.children(digest).filter((c) => this.deps.metadata.blob(c)));
+        const cached = new Set<string>();
+        for (const c of await this.deps.repos.children(digest)) if (await this.deps.index.get(c)) cached.add(c);
         const entries = index.manifests.filter((m) => m.platform?.os && m.platform.architecture && m.platform.os !== 'unknown');
         found = entries.filter((m) => cached.has(m.digest)).map((m) => formatPlatform({ os: m.platform!.os!, architecture: m.platform!.architecture!, variant: m.platform!.variant }));
         // More platforms may be cached later, so only a fully cached index is remembered.
@@ -162,7 +174,7 @@ export class ImageCatalog {
       } else {
         const manifest = parseManifest(await this.deps.blobs.readAll(digest), mediaType);
         const config = manifest.blobs[0];
-        if (config && this.deps.metadata.blob(config.digest)) {
+        if (config && (await this.deps.index.get(config.digest))) {
           const doc = JSON.parse((await this.deps.blobs.readAll(config.digest)).toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
           if (typeof doc.os === 'string' && typeof doc.architecture === 'string') {
             found = [formatPlatform({ os: doc.os, architecture: doc.architecture, variant: typeof doc.variant === 'string' ? doc.variant : undefined })];

@@ -1,15 +1,18 @@
 /** @module cache/manifests — pull-through policy for manifests: tag freshness, verification, single-flight fetches. */
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, isTransient } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { HeldTags } from '../ports/held-tags.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import { responseHeader, upstreamError, type UpstreamResponse } from '../upstream/client.js';
-import type { HeldTags, Outcome, Target } from './target.js';
+import type { Outcome, Target } from './target.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
+import { PromiseFlight } from '../util/single-flight.js';
 
 /** How long a tag request waits on upstream revalidation before it is answered from the cache. */
 export const REVALIDATION_WAIT_MS = 3_000;
@@ -23,7 +26,8 @@ export interface ManifestResult {
 
 export interface ManifestCacheDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
   readonly logger: Logger;
   readonly now: () => number;
   readonly heldTags?: HeldTags;
@@ -32,9 +36,11 @@ export interface ManifestCacheDeps {
 
 export class ManifestCache {
   /** Upstream fetches in progress keyed by upstream, repository and reference: the single-flight table. */
-  private readonly pending = new Map<string, { promise: Promise<ManifestResult>; since: number }>();
+  private readonly pending: PromiseFlight<ManifestResult>;
 
-  constructor(private readonly deps: ManifestCacheDeps) {}
+  constructor(private readonly deps: ManifestCacheDeps) {
+    this.pending = new PromiseFlight(deps.now);
+  }
 
   async get(target: Target, ref: ManifestReference): Promise<ManifestResult> {
     if (ref.kind === 'digest') return this.byDigest(target, ref.digest);
@@ -50,10 +56,10 @@ export class ManifestCache {
   }
 
   private async byTag(target: Target, tag: string): Promise<ManifestResult> {
-    const { metadata, now, logger } = this.deps;
-    const record = metadata.tag(target.key, target.repository, tag);
+    const { repos, now, logger } = this.deps;
+    const record = await repos.tag(target.key, target.repository, tag);
     const upstream = target.upstream;
-    if (!upstream || this.deps.heldTags?.isHeld(target.key, target.repository, tag)) {
+    if (!upstream || (await this.deps.heldTags?.isHeld(target.key, target.repository, tag))) {
       const local = record && (await this.local(target, record.digest, 'local'));
       if (!local) throw manifestUnknown(target.repository, tag);
       return local;
@@ -93,12 +99,12 @@ export class ManifestCache {
   /** One conditional check upstream: a HEAD, and a GET only when the tag moved. */
   private async revalidate(target: Target, tag: string, knownDigest: string | undefined): Promise<ManifestResult> {
     const { client } = target.upstream!;
-    const { metadata } = this.deps;
+    const { repos } = this.deps;
     if (knownDigest) {
       const head = await client.send({ method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT } });
       if (head.status === 404) {
         await head.body.dump();
-        metadata.deleteTag(target.key, target.repository, tag);
+        await repos.deleteTag(target.key, target.repository, tag);
         throw manifestUnknown(target.repository, tag);
       }
       if (head.status !== 200) throw await upstreamError(head, client.name, `manifest ${target.repository}:${tag}`, manifestUnknown(target.repository, tag));
@@ -106,13 +112,13 @@ export class ManifestCache {
       if (responseHeader(head, 'docker-content-digest') === knownDigest) {
         const local = await this.local(target, knownDigest, 'hit');
         if (local) {
-          metadata.touchTag(target.key, target.repository, tag);
+          await repos.touchTag(target.key, target.repository, tag);
           return local;
         }
       }
     }
     const result = await this.fetch(target, tag);
-    metadata.setTag(target.key, target.repository, tag, result.digest);
+    await repos.setTag(target.key, target.repository, tag, result.digest);
     return result;
   }
 
@@ -136,22 +142,22 @@ export class ManifestCache {
 
   /** Writes verified manifest bytes into the blob store and records them under the repository. */
   async store(target: Target, digest: string, mediaType: string, body: Buffer, children: string[], subject?: string, artifactType?: string): Promise<void> {
-    const { blobs, metadata } = this.deps;
+    const { blobs, index, repos } = this.deps;
     if ((await blobs.size(digest)) === undefined) {
       const writer = await blobs.createWriter(parseDigest(digest).algorithm);
       await writer.write(body);
       await writer.commit(digest, body.length);
     }
-    metadata.putBlob(digest, body.length);
-    metadata.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
+    await index.put(digest, body.length);
+    await repos.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
   }
 
   private async local(target: Target, digest: string, outcome: Outcome): Promise<ManifestResult | undefined> {
-    const record = this.deps.metadata.manifest(target.key, target.repository, digest);
+    const record = await this.deps.repos.manifest(target.key, target.repository, digest);
     if (!record) return undefined;
     try {
       const body = await this.deps.blobs.readAll(digest);
-      this.deps.metadata.touchBlob(digest);
+      await this.deps.index.touch(digest);
       return { digest, mediaType: record.mediaType, body, outcome };
     } catch {
       return undefined;
@@ -160,16 +166,13 @@ export class ManifestCache {
 
   private async singleFlight(target: Target, reference: string, run: () => Promise<ManifestResult>): Promise<ManifestResult> {
     const key = flightKey(target, reference);
-    const inflight = this.pending.get(key);
-    if (inflight) return { ...(await inflight.promise), outcome: 'joined' };
-    const promise = run().finally(() => this.pending.delete(key));
-    this.pending.set(key, { promise, since: this.deps.now() });
-    return promise;
+    const { promise, joined } = this.pending.runJoined(key, run);
+    return joined ? { ...(await promise), outcome: 'joined' } : promise;
   }
 
   /** How much longer a tag request should wait on the check in flight before answering from cache. */
   private remainingWait(target: Target, tag: string): number {
-    const since = this.pending.get(flightKey(target, tag))?.since ?? this.deps.now();
+    const since = this.pending.since(flightKey(target, tag)) ?? this.deps.now();
     return Math.max(0, REVALIDATION_WAIT_MS - (this.deps.now() - since));
   }
 }
@@ -194,8 +197,9 @@ async function readLimited(res: UpstreamResponse, limit: number, what: string, r
   return Buffer.concat(chunks);
 }
 
+/** Anything but a refusal from a reachable upstream lets the last known digest answer. */
 function isUnavailable(err: unknown): boolean {
-  return err instanceof OciError ? err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS' : true;
+  return err instanceof OciError ? isTransient(err) : true;
 }
 
 export function manifestUnknown(repository: string, reference: string): OciError {

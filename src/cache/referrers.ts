@@ -3,12 +3,12 @@ import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { Target } from './target.js';
 
 export interface ReferrersDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly repos: RepositoryIndex;
   readonly logger: Logger;
 }
 
@@ -20,7 +20,7 @@ export interface ReferrersDeps {
 export async function listReferrers(deps: ReferrersDeps, target: Target, subject: string, artifactType: string | undefined): Promise<Descriptor[]> {
   parseDigest(subject);
   const found = new Map<string, Descriptor>();
-  for (const row of deps.metadata.referrers(target.key, target.repository, subject)) {
+  for (const row of await deps.repos.referrers(target.key, target.repository, subject)) {
     const body = await deps.blobs.readAll(row.digest).catch(() => undefined);
     if (!body) continue;
     const parsed = parseManifest(body, row.mediaType);

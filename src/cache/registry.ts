@@ -1,28 +1,34 @@
 /** @module cache/registry — the cache facade the HTTP layer talks to: blobs, manifests, tag lists, catalog. */
 import type { Logger } from 'pino';
-import { OciError } from '../oci/errors.js';
+import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { HeldTags } from '../ports/held-tags.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/client.js';
-import { BlobCache } from './blobs.js';
-import { ManifestCache } from './manifests.js';
-import type { HeldTags, Outcome, Target, Upstream } from './target.js';
+import { BlobCache, type BlobHandle } from './blobs.js';
+import { ManifestCache, type ManifestResult } from './manifests.js';
+import type { ManifestReference } from '../oci/reference.js';
+import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
 import type { CacheObserver } from './observer.js';
 
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
   readonly limits: EvictionLimits;
-  /** Extra protection from eviction (e.g. content waiting to be replicated). */
-  readonly protect?: (digest: string) => boolean;
+  /** Extra protection from eviction (content waiting to be replicated), read once per pass. */
+  readonly protect?: () => Promise<ReadonlySet<string>>;
   /** Pushed tags the upstream does not know (yet): served from here and listed with the upstream's. */
   readonly heldTags?: HeldTags;
   /** Where transfer and eviction numbers go (metrics). */
   readonly observer?: CacheObserver;
+  /** Told the whole set of blobs being filled or streamed whenever it changes. */
+  readonly onInUseChange?: (inUse: string[]) => void;
 }
 
 export interface TagPage {
@@ -32,13 +38,14 @@ export interface TagPage {
   readonly outcome: Outcome;
 }
 
+/** The one way into the cache: its parts are private, so callers cannot reach past its policy. */
 export class RegistryCache {
-  readonly blobs: BlobCache;
-  readonly manifests: ManifestCache;
-  readonly evictor: Evictor;
+  private readonly blobs: BlobCache;
+  private readonly manifests: ManifestCache;
+  private readonly evictor: Evictor;
 
   constructor(private readonly deps: RegistryCacheDeps) {
-    const { logger, metadata, limits } = deps;
+    const { logger, index, limits } = deps;
     let diskFullLogged = false;
     this.blobs = new BlobCache({
       ...deps,
@@ -48,10 +55,11 @@ export class RegistryCache {
       },
       onDiskFull: async (info) => {
         // Once per episode with the numbers; reset when a later fill stores again.
-        if (!diskFullLogged) logger.error({ ...info, storeBytes: metadata.totalSize(), maxsize: limits.maxsize }, 'disk full while storing a blob: passing bytes through to clients, evicting');
-        diskFullLogged = true;
         try {
-          await this.evictor.run('disk full', metadata.totalSize() * limits.lowwatermark);
+          const { bytes } = await index.usage();
+          if (!diskFullLogged) logger.error({ ...info, storeBytes: bytes, maxsize: limits.maxsize }, 'disk full while storing a blob: passing bytes through to clients, evicting');
+          diskFullLogged = true;
+          await this.evictor.run('disk full', bytes * limits.lowwatermark);
         } catch (err) {
           // Eviction itself may need disk (SQLite); the pass-through goes on regardless.
           logger.warn({ err: (err as Error).message }, 'eviction during disk full did not complete');
@@ -61,37 +69,69 @@ export class RegistryCache {
     this.manifests = new ManifestCache(deps);
     this.evictor = new Evictor({
       ...deps,
-      inUse: (digest) => this.blobs.isInUse(digest) || (deps.protect?.(digest) ?? false),
+      inUse: (digest) => this.blobs.isInUse(digest),
+      protected: deps.protect,
       onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });
+  }
+
+  manifest(target: Target, ref: ManifestReference): Promise<ManifestResult> {
+    return this.manifests.get(target, ref);
+  }
+
+  /** Records a verified manifest (a push) under the repository. */
+  storeManifest(target: Target, digest: string, mediaType: string, body: Buffer, children: string[], subject?: string, artifactType?: string): Promise<void> {
+    return this.manifests.store(target, digest, mediaType, body, children, subject, artifactType);
+  }
+
+  blob(target: Target, digest: string): Promise<BlobHandle> {
+    return this.blobs.get(target, digest);
+  }
+
+  headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
+    return this.blobs.head(target, digest);
+  }
+
+  /** Being filled or streamed by this process right now. */
+  isInUse(digest: string): boolean {
+    return this.blobs.isInUse(digest);
+  }
+
+  get fillsInFlight(): number {
+    return this.blobs.inFlight;
+  }
+
+  /** Starts an eviction pass when the store is above maxsize; cheap to call after every commit. */
+  maybeEvict(): void {
+    this.evictor.maybeRun();
   }
 
   /** Tags come from upstream when it answers (it is the authority), else from what berth has seen. */
   async tags(target: Target, n: number, last: string | undefined): Promise<TagPage> {
     if (target.upstream) {
       try {
-        const held = this.deps.heldTags?.heldTags(target.key, target.repository) ?? [];
+        const held = (await this.deps.heldTags?.heldTags(target.key, target.repository)) ?? [];
         const all = [...new Set([...(await this.upstreamTags(target, held.length > 0)), ...held])];
         const after = all.filter((t) => last === undefined || t > last).sort(byteOrder);
         return page(after, n, 'miss');
       } catch (err) {
-        if (err instanceof OciError && err.code !== 'UNAVAILABLE' && err.code !== 'TOOMANYREQUESTS') throw err;
+        if (err instanceof OciError && !isTransient(err)) throw err;
         this.deps.logger.warn({ upstream: target.key, repository: target.repository, err: (err as Error).message }, 'upstream unavailable; listing cached tags');
       }
     }
-    const local = this.deps.metadata.tags(target.key, target.repository, last, n + 1);
-    if (local.length === 0 && last === undefined && !this.deps.metadata.hasRepository(target.key, target.repository)) {
+    const local = await this.deps.repos.tags(target.key, target.repository, last, n + 1);
+    if (local.length === 0 && last === undefined && !(await this.deps.repos.hasRepository(target.key, target.repository))) {
       throw new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known to this registry`, { detail: { name: target.repository } });
     }
     return page(local, n, target.upstream ? 'stale' : 'local');
   }
 
   /** Repositories berth holds content for, named as clients address them. */
-  catalog(n: number, last: string | undefined, visible: (name: string) => boolean = () => true): { repositories: string[]; next: string | undefined } {
+  async catalog(n: number, last: string | undefined, visible: (name: string) => boolean = () => true): Promise<{ repositories: string[]; next: string | undefined }> {
     const defaults = new Set(this.deps.upstreams.filter((u) => u.config.default).map((u) => u.config.name));
     const prefixes = new Map(this.deps.upstreams.map((u) => [u.config.name, u.config.prefix]));
     const names = new Set<string>();
-    for (const { upstream, repository } of this.deps.metadata.allRepositories()) {
+    for (const { upstream, repository } of await this.deps.repos.allRepositories()) {
       if (upstream === '' || defaults.has(upstream)) names.add(repository);
       const prefix = prefixes.get(upstream);
       if (prefix) names.add(`${prefix}/${repository}`);

@@ -1,15 +1,16 @@
 /** @module cache/replication — carrying pushed content to an upstream: the shared steps, and the write-behind worker that drains the queue. */
 import type { Logger } from 'pino';
-import { OciError } from '../oci/errors.js';
+import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
-import type { Job, QueueStore } from '../storage/queue.js';
-import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push.js';
+import type { Claimant, Job, ReplicationQueue } from '../ports/replication-queue.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
+import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push-client.js';
 import type { Target, Upstream } from './target.js';
+import { PromiseFlight } from '../util/single-flight.js';
 
 export interface ReplicatorDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly repos: RepositoryIndex;
   readonly logger: Logger;
 }
 
@@ -18,29 +19,25 @@ export type BlobOutcome = 'present' | 'mounted' | 'uploaded';
 /** The steps of a push to an upstream, used synchronously (write-through) and by the queue (write-behind). */
 export class Replicator {
   /** Blob transfers in progress per upstream, repository and digest: concurrent pushes share one. */
-  private readonly inflight = new Map<string, Promise<BlobOutcome>>();
+  private readonly inflight = new PromiseFlight<BlobOutcome>();
 
   constructor(private readonly deps: ReplicatorDeps) {}
 
   /** Makes sure the upstream repository has the blob: HEAD first, then a mount or the bytes from the local store. */
   ensureBlob(target: Target, digest: string): Promise<BlobOutcome> {
     const key = `${target.key}\u0000${target.repository}\u0000${digest}`;
-    const running = this.inflight.get(key);
-    if (running) return running;
-    const p = this.sendBlob(target, digest).finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
+    return this.inflight.run(key, () => this.sendBlob(target, digest));
   }
 
   private async sendBlob(target: Target, digest: string): Promise<BlobOutcome> {
     const { client } = target.upstream!;
-    const { blobs, metadata } = this.deps;
+    const { blobs, repos } = this.deps;
     if (await blobExists(client, target.repository, digest)) return 'present';
     const size = await blobs.size(digest);
     if (size === undefined) {
       throw new OciError('BLOB_UNKNOWN', `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, { detail: { digest } });
     }
-    const from = metadata.blobRepositories(target.key, digest).filter((r) => r !== target.repository);
+    const from = (await repos.repositoriesWith(target.key, digest)).filter((r) => r !== target.repository);
     return sendBlob(client, target.repository, digest, { size, open: (start, end) => blobs.read(digest, start, end) }, from);
   }
 
@@ -74,7 +71,7 @@ export class Replicator {
   }
 
   private async localManifest(target: Target, digest: string): Promise<{ mediaType: string; body: Buffer } | undefined> {
-    const record = this.deps.metadata.manifest(target.key, target.repository, digest);
+    const record = await this.deps.repos.manifest(target.key, target.repository, digest);
     if (!record) return undefined;
     const body = await this.deps.blobs.readAll(digest).catch(() => undefined);
     return body ? { mediaType: record.mediaType, body } : undefined;
@@ -95,8 +92,13 @@ export interface ReplicationPolicy {
 
 export const DEFAULT_REPLICATION: ReplicationPolicy = { concurrency: 3, baseDelayMs: 2_000, maxDelayMs: 5 * 60_000, maxRefusals: 5, pollMs: 2_000 };
 
+/** A claim lasts this long unless renewed; the worker renews at a third of it while a job runs. */
+export const JOB_LEASE_MS = 60_000;
+
 export interface WorkerDeps {
-  readonly queue: QueueStore;
+  readonly queue: ReplicationQueue;
+  /** Who this worker claims jobs as (one name per replica; "local" for a single berth). */
+  readonly owner: string;
   readonly replicator: Replicator;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
@@ -111,19 +113,28 @@ export class ReplicationWorker {
   private readonly wakers = new Map<string, () => void>();
   private loops: Promise<void>[] = [];
   private readonly policy: ReplicationPolicy;
+  private readonly claimant: Claimant;
+  /** Ids of the jobs this worker runs now, whose leases it renews. */
+  private readonly held = new Set<number>();
+  private renewer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
     this.policy = deps.policy ?? DEFAULT_REPLICATION;
+    this.claimant = { owner: deps.owner, leaseMs: JOB_LEASE_MS };
   }
 
-  start(): void {
+  async start(): Promise<void> {
     const { queue, logger, upstreams } = this.deps;
-    const reset = queue.resetRunning();
-    const counts = queue.counts();
+    const reset = await queue.recover(this.deps.owner);
+    const counts = await queue.counts();
     if (counts.pending + counts.failed > 0) logger.info({ ...counts, resumed: reset }, 'replication queue loaded');
     const known = new Set(upstreams.map((u) => u.config.name));
-    const orphans = queue.list().filter((j) => !known.has(j.upstream));
+    const orphans = (await queue.list()).filter((j) => !known.has(j.upstream));
     if (orphans.length > 0) logger.warn({ jobs: orphans.length, upstreams: [...new Set(orphans.map((j) => j.upstream))] }, 'queued replications name upstreams that are no longer configured; they wait (see berth queue)');
+    this.renewer = setInterval(() => {
+      if (this.held.size > 0) queue.renew([...this.held], this.claimant).catch((err: Error) => logger.warn({ err: err.message }, 'could not renew replication leases'));
+    }, JOB_LEASE_MS / 3);
+    this.renewer.unref();
     this.loops = upstreams.map((u) => this.loop(u));
   }
 
@@ -135,6 +146,7 @@ export class ReplicationWorker {
   /** Stops taking jobs; jobs cut short stay queued and run again after the next start. */
   async stop(deadlineMs = 5_000): Promise<void> {
     this.stopped = true;
+    if (this.renewer) clearInterval(this.renewer);
     for (const wake of this.wakers.values()) wake();
     const inflight = [...this.running.values()].flatMap((s) => [...s]);
     await Promise.race([Promise.all([...this.loops, ...inflight]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
@@ -149,20 +161,25 @@ export class ReplicationWorker {
     while (!this.stopped) {
       const down = upstream.client.breaker.state === 'down';
       // Back from an outage: what waited out network errors goes now, not at the end of its backoff.
-      if (wasDown && !down) queue.wakeTransient(key);
+      if (wasDown && !down) await this.settleAsync(() => queue.wakeTransient(key));
       wasDown = down;
       const free = this.policy.concurrency - running.size;
       if (!down && free > 0) {
-        for (const job of queue.claim(key, free)) {
+        for (const job of (await this.settleAsync(() => queue.claim(key, free, this.claimant))) ?? []) {
+          // Claimed as the worker stopped: the job stays this owner's and runs after the next start.
+          if (this.stopped) break;
+          this.held.add(job.id);
           const p = this.run(upstream, job).finally(() => {
+            this.held.delete(job.id);
             running.delete(p);
             this.kick(key);
           });
           running.add(p);
         }
       }
-      const next = queue.nextDue(key);
+      const next = await this.settleAsync(() => queue.nextDue(key));
       const wait = next !== undefined && next > now() ? Math.min(next - now(), this.policy.pollMs) : this.policy.pollMs;
+      if (this.stopped) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         timer.unref();
@@ -175,13 +192,19 @@ export class ReplicationWorker {
   }
 
   /** Bookkeeping during shutdown, when the queue may already be closed: false if it could not be done. */
-  private settle(step: () => void): boolean {
+  private async settle(step: () => Promise<void>): Promise<boolean> {
     try {
-      step();
+      await step();
       return true;
     } catch {
       return false;
     }
+  }
+
+  /** A queue read in the loop; once stopping, a closed queue reads as nothing to do. */
+  private async settleAsync<T>(step: () => Promise<T>): Promise<T | undefined> {
+    if (!this.stopped) return step();
+    return step().catch(() => undefined);
   }
 
   private async run(upstream: Upstream, job: Job): Promise<void> {
@@ -197,9 +220,9 @@ export class ReplicationWorker {
         const { previous } = await replicator.putTag(target, job.tag!, job.digest, job.baseDigest, job.createdAt);
         outcome = previous === job.digest ? 'present' : 'tagged';
       }
-      if (!this.stopped) queue.complete(job);
+      if (!this.stopped) await queue.complete(job);
       // During shutdown the queue may be closed already; the job then runs again and finds its work done.
-      else if (!this.settle(() => queue.complete(job))) return;
+      else if (!(await this.settle(() => queue.complete(job)))) return;
       logger.info({ ...log, outcome, ms: now() - started, queuedMs: now() - job.createdAt }, 'replicated');
     } catch (err) {
       // Cut short by shutdown: the row stays `running` and runs again after the next start.
@@ -209,7 +232,7 @@ export class ReplicationWorker {
       const giveUp = !transient && attempts >= this.policy.maxRefusals;
       const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** Math.min(attempts - 1, 20));
       const message = (err as Error).message;
-      queue.fail(job.id, message, { transient, nextAttemptAt: now() + delay, giveUp });
+      await queue.fail(job.id, message, { transient, nextAttemptAt: now() + delay, giveUp });
       if (giveUp) logger.error({ ...log, attempts, err: message }, 'replication failed for good; see berth queue, then berth queue retry or drop');
       else logger.warn({ ...log, attempts, retryInMs: delay, err: message }, 'replication attempt failed; will retry');
     }
@@ -217,8 +240,4 @@ export class ReplicationWorker {
 }
 
 /** Network trouble, 5xx and 429 are waited out; refusals (4xx) count towards giving up. */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof OciError) return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS';
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN'].includes(code);
-}
+export { isTransient };

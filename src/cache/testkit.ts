@@ -6,6 +6,7 @@ import { digestOf } from '../oci/digest.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import { BlobStore } from '../storage/blobs.js';
 import { MetadataStore } from '../storage/metadata.js';
+import { LocalBlobIndex, LocalRepositoryIndex } from '../storage/local-index.js';
 
 export interface Stored {
   readonly digest: string;
@@ -17,6 +18,9 @@ export async function testStore(now: () => number = () => 1_700_000_000_000) {
   const blobs = new BlobStore(dir);
   await blobs.init();
   const metadata = new MetadataStore(dir, now);
+  // The ports the cache talks to, over the same database the helpers write.
+  const index = new LocalBlobIndex(metadata);
+  const repos = new LocalRepositoryIndex(metadata);
   const sizes = new Map<string, number>();
 
   /** Stores bytes as a verified blob. */
@@ -45,7 +49,7 @@ export async function testStore(now: () => number = () => 1_700_000_000_000) {
   };
 
   /** Stores an index over `entries` (each with its platform) under `repo`. */
-  const index = async (repo: string, entries: ReadonlyArray<Stored & { platform: object }>): Promise<Stored> => {
+  const imageIndex = async (repo: string, entries: ReadonlyArray<Stored & { platform: object }>): Promise<Stored> => {
     const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries.map((e) => ({ mediaType: OCI_MANIFEST, ...e })) });
     const i = await put(body);
     metadata.putManifest('', repo, { digest: i.digest, mediaType: OCI_INDEX, size: i.size, children: entries.map((e) => e.digest) });
@@ -56,5 +60,5 @@ export async function testStore(now: () => number = () => 1_700_000_000_000) {
     metadata.close();
     await rm(dir, { recursive: true, force: true });
   };
-  return { dir, blobs, metadata, sizes, put, manifest, index, remove };
+  return { dir, blobs, metadata, ports: { index, repos }, sizes, put, manifest, index: imageIndex, remove };
 }

@@ -6,8 +6,9 @@ import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobStore, BlobWriter } from '../storage/blobs.js';
-import type { UploadRow, UploadRows } from '../storage/queue.js';
+import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import type { Target } from './target.js';
+import { StoreLayout } from '../storage/layout.js';
 
 export interface UploadPurging {
   readonly enabled: boolean;
@@ -18,7 +19,7 @@ export interface UploadPurging {
 
 export interface UploadDeps {
   readonly blobs: BlobStore;
-  readonly rows: UploadRows;
+  readonly rows: UploadSessions;
   readonly logger: Logger;
   readonly now: () => number;
   readonly purging: UploadPurging;
@@ -58,7 +59,7 @@ export class UploadManager {
   /** Removes temp files without a row, rows without a file, and expired uploads; then sweeps periodically. */
   async start(): Promise<void> {
     const { blobs, rows, logger, purging } = this.deps;
-    const known = new Map(rows.all().map((r) => [r.id, r]));
+    const known = new Map((await rows.all()).map((r) => [r.id, r]));
     let removed = 0;
     for (const name of await readdir(blobs.uploadsDir)) {
       if (!known.has(name)) {
@@ -69,7 +70,7 @@ export class UploadManager {
     for (const row of known.values()) {
       const present = await stat(this.pathOf(row.id)).then(() => true, () => false);
       if (!present) {
-        rows.delete(row.id);
+        await rows.delete(row.id);
         removed++;
       }
     }
@@ -83,7 +84,7 @@ export class UploadManager {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all([...this.sessions.values()].map((s) => s.writer?.release().catch(() => undefined)));
+    await Promise.all([...this.sessions.values()].map(async (s) => s.writer?.release().catch(() => undefined)));
     this.sessions.clear();
   }
 
@@ -92,7 +93,7 @@ export class UploadManager {
     const { rows, now, purging, logger } = this.deps;
     if (!purging.enabled) return 0;
     let removed = 0;
-    for (const row of rows.all()) {
+    for (const row of await rows.all()) {
       if (now() - row.updatedAt <= purging.ageMs || this.sessions.get(row.id)?.busy) continue;
       await this.discard(row.id);
       logger.info({ upload: row.id, repository: row.repository, idleMs: now() - row.updatedAt }, 'expired an abandoned upload');
@@ -105,7 +106,7 @@ export class UploadManager {
     const id = randomUUID();
     const session: UploadSession = { id, key: target.key, repository: target.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
     session.writer = await this.deps.blobs.createWriter('sha256', session.tempPath);
-    this.deps.rows.insert(id, target.key, target.repository);
+    await this.deps.rows.insert(id, target.key, target.repository);
     this.sessions.set(id, session);
     return session;
   }
@@ -113,7 +114,7 @@ export class UploadManager {
   /** The session for an upload URL; after a restart it is rebuilt from its row and temp file. */
   async get(target: Target, id: string): Promise<UploadSession> {
     if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
-    const row = this.deps.rows.get(id);
+    const row = await this.deps.rows.get(id);
     if (!row || row.upstream !== target.key || row.repository !== target.repository) throw uploadUnknown(id);
     let session = this.sessions.get(id);
     if (!session) {
@@ -162,7 +163,7 @@ export class UploadManager {
       throw err;
     } finally {
       session.busy = false;
-      this.deps.rows.touch(session.id);
+      await this.deps.rows.touch(session.id);
     }
     const received = writer.bytesWritten - start;
     if (range && received !== range.end - range.start + 1) {
@@ -190,7 +191,7 @@ export class UploadManager {
     } finally {
       session.writer = undefined;
       this.sessions.delete(session.id);
-      this.deps.rows.delete(session.id);
+      await this.deps.rows.delete(session.id);
       await rm(session.tempPath, { force: true });
     }
   }
@@ -203,16 +204,16 @@ export class UploadManager {
     const session = this.sessions.get(id);
     this.sessions.delete(id);
     await session?.writer?.release().catch(() => undefined);
-    this.deps.rows.delete(id);
+    await this.deps.rows.delete(id);
     await rm(this.pathOf(id), { force: true });
   }
 
   private pathOf(id: string): string {
-    return join(this.deps.blobs.uploadsDir, id);
+    return new StoreLayout(this.deps.blobs.root).upload(id);
   }
 
   /** For status answers: what a row says about an upload. */
-  row(id: string): UploadRow | undefined {
+  row(id: string): Promise<UploadRow | undefined> {
     return this.deps.rows.get(id);
   }
 }

@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { type OciError } from '../oci/errors.js';
 import { BlobStore } from '../storage/blobs.js';
 import { MetadataStore } from '../storage/metadata.js';
+import { LocalBlobIndex, LocalRepositoryIndex } from '../storage/local-index.js';
 import { BlobCache } from './blobs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-visibility-'));
@@ -28,7 +29,7 @@ test('plain registry: a blob on disk is BLOB_UNKNOWN under a repository that doe
   await writer.commit(digest, body.length);
   metadata.putBlob(digest, body.length);
   metadata.linkBlob('', 'team-a/private', digest);
-  const cache = new BlobCache({ blobs, metadata, logger: pino({ level: 'silent' }), now: Date.now });
+  const cache = new BlobCache({ blobs, index: new LocalBlobIndex(metadata), repos: new LocalRepositoryIndex(metadata), logger: pino({ level: 'silent' }), now: Date.now });
   const local = (repository: string) => ({ upstream: undefined, key: '', repository });
 
   assert.equal((await cache.get(local('team-a/private'), digest)).size, body.length);

@@ -28,10 +28,10 @@ async function platformIndex(seed: string): Promise<Stored> {
 before(async () => {
   store = await testStore();
   const { blobs, metadata } = store;
-  const cache = new RegistryCache({ blobs, metadata, upstreams: [], logger, now: Date.now, limits: { maxsize: 0, lowwatermark: 0.8, ttlByUpstream: new Map() } });
+  const cache = new RegistryCache({ blobs, ...store.ports, upstreams: [], logger, now: Date.now, limits: { maxsize: 0, lowwatermark: 0.8, ttlByUpstream: new Map() } });
   const resolve = (ref: { repository: string }) => ({ upstream: undefined, key: '', repository: ref.repository });
-  const catalog = new ImageCatalog({ blobs, metadata, logger, resolve, inUse: () => false });
-  jobs = new WarmJobs({ cache, blobs, metadata, catalog, resolve, logger, now: Date.now });
+  const catalog = new ImageCatalog({ blobs, ...store.ports, logger, resolve, inUse: () => false });
+  jobs = new WarmJobs({ cache, blobs, ...store.ports, catalog, resolve, logger, now: Date.now });
   first = await platformIndex('first');
   second = await platformIndex('second');
   metadata.setTag('', 'x/app', 'v1', first.digest);

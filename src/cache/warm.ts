@@ -4,10 +4,11 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ImageReference } from '../oci/image-ref.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
-import { isIndexType } from '../oci/mediatypes.js';
+import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
 import { formatPlatform, selectManifests, type Platform } from '../oci/platform.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import { parseReference, type ImageCatalog } from './images.js';
 import type { RegistryCache } from './registry.js';
 import type { Target } from './target.js';
@@ -59,7 +60,8 @@ export interface WarmRequest {
 export interface WarmDeps {
   readonly cache: RegistryCache;
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
   readonly catalog: ImageCatalog;
   readonly resolve: (ref: ImageReference) => Target;
   readonly logger: Logger;
@@ -150,19 +152,21 @@ export class WarmJobs {
   }
 
   private async warmImage(img: WarmImage, req: WarmRequest): Promise<void> {
-    const { cache, metadata, catalog } = this.deps;
+    const { cache, repos, catalog } = this.deps;
     img.state = 'running';
     const ref = parseReference(img.ref);
     const target = this.deps.resolve(ref);
     const tagKey = ref.reference.kind === 'tag' ? `${target.key}\u0000${target.repository}\u0000${ref.reference.tag}` : undefined;
     // Remembered from an earlier run, else (after a restart) the record from before this refresh.
     const previous = req.replacePinned && tagKey && ref.reference.kind === 'tag'
-      ? this.pinnedTags.get(tagKey) ?? metadata.tag(target.key, target.repository, ref.reference.tag)?.digest
+      ? this.pinnedTags.get(tagKey) ?? (await repos.tag(target.key, target.repository, ref.reference.tag))?.digest
       : undefined;
-    const top = await cache.manifests.get(target, ref.reference);
+    const top = await cache.manifest(target, ref.reference);
     img.digest = top.digest;
     const parsed = parseManifest(top.body, top.mediaType);
-    let blobs: Descriptor[] = [...parsed.blobs];
+    // Foreign layers are fetched by clients from their `urls`, never through a registry.
+    const distributable = (ds: readonly Descriptor[]) => ds.filter((b) => !isNonDistributable(b.mediaType));
+    let blobs: Descriptor[] = distributable(parsed.blobs);
     if (isIndexType(parsed.mediaType)) {
       const chosen = selectManifests(parsed.manifests, req.platforms);
       if (chosen.length === 0) {
@@ -170,8 +174,8 @@ export class WarmJobs {
         throw new Error(`index ${top.digest} has no manifest for ${req.platforms === 'all' ? 'any platform' : req.platforms.map(formatPlatform).join(', ')}; it offers ${offered.join(', ') || 'none'}`);
       }
       for (const entry of chosen) {
-        const child = await cache.manifests.get(target, { kind: 'digest', digest: entry.digest });
-        blobs.push(...parseManifest(child.body, child.mediaType).blobs);
+        const child = await cache.manifest(target, { kind: 'digest', digest: entry.digest });
+        blobs.push(...distributable(parseManifest(child.body, child.mediaType).blobs));
         const p = entry.platform;
         if (p?.os && p.architecture) img.platforms.push(formatPlatform({ os: p.os, architecture: p.architecture, variant: p.variant }));
       }
@@ -180,18 +184,18 @@ export class WarmJobs {
     img.blobsTotal = blobs.length;
     img.bytesTotal = blobs.reduce((n, b) => n + Math.max(0, b.size), 0);
     // Pinning the manifests first protects each blob from eviction the moment it is stored.
-    if (req.pin) catalog.setPinned(top.digest, true);
+    if (req.pin) await catalog.setPinned(top.digest, true);
     await inPool(blobs, this.deps.concurrency ?? 3, (b) => this.fetchBlob(target, b, img));
     // Unpin the old content first: the layers both share end up pinned.
-    if (req.pin && previous && previous !== top.digest) catalog.setPinned(previous, false);
-    if (req.pin) catalog.setPinned(top.digest, true);
+    if (req.pin && previous && previous !== top.digest) await catalog.setPinned(previous, false);
+    if (req.pin) await catalog.setPinned(top.digest, true);
     if (req.pin && req.replacePinned && tagKey) this.pinnedTags.set(tagKey, top.digest);
     img.state = img.bytesFetched > 0 ? 'done' : 'cached';
   }
 
   /** One blob through the cache: a hit counts at once; otherwise the shared fill is followed to the end. */
   private async fetchBlob(target: Target, desc: Descriptor, img: WarmImage): Promise<void> {
-    const handle = await this.deps.cache.blobs.get(target, desc.digest);
+    const handle = await this.deps.cache.blob(target, desc.digest);
     if (handle.outcome === 'hit' || handle.outcome === 'local') {
       img.bytesDone += desc.size >= 0 ? desc.size : handle.size ?? 0;
       img.blobsDone++;
@@ -210,7 +214,7 @@ export class WarmJobs {
     const size = await this.deps.blobs.size(desc.digest);
     if (size === undefined) throw new Error(`blob ${desc.digest} was transferred but not stored (is the disk full?)`);
     // The fill records the blob just after its readers finish; pinning needs the row now.
-    if (!this.deps.metadata.blob(desc.digest)) this.deps.metadata.putBlob(desc.digest, size);
+    if (!(await this.deps.index.get(desc.digest))) await this.deps.index.put(desc.digest, size);
     img.blobsDone++;
   }
 }

@@ -1,7 +1,8 @@
 /** @module cli/queue — `berth queue [list|retry ID|drop ID]`: the write-behind replication queue of the store a config names. */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { openExistingQueue, type JobView, type QueueStore } from '../storage/queue.js';
+import type { JobView, ReplicationQueue } from '../ports/replication-queue.js';
+import { openExistingQueue } from '../storage/push-db.js';
 
 export interface QueueIo {
   readonly env: Record<string, string | undefined>;
@@ -27,26 +28,26 @@ export function registerQueue(program: Command, io: QueueIo): void {
     .description('make a pending or failed job due now, with a fresh attempt count')
     .argument('<id>', 'job id from berth queue')
     .option('-c, --config <file>', 'config.yml naming the store')
-    .action((id: string, opts: QueueOpts) => withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, (q) => {
-      if (!q?.retry(jobId(id))) return missing(io, id);
+    .action((id: string, opts: QueueOpts) => withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, async (q) => {
+      if (!(await q?.retry(jobId(id)))) return missing(io, id);
       io.out(`job ${id} is due now; a running berth picks it up within seconds\n`);
     }));
   queue.command('drop')
     .description('remove a job for good (what waits on it is released and may then fail upstream)')
     .argument('<id>', 'job id from berth queue')
     .option('-c, --config <file>', 'config.yml naming the store')
-    .action((id: string, opts: QueueOpts) => withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, (q) => {
-      const job = q?.drop(jobId(id));
+    .action((id: string, opts: QueueOpts) => withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, async (q) => {
+      const job = await q?.drop(jobId(id));
       if (!job) return missing(io, id);
       io.out(`dropped job ${id}: ${describe(job)} will not be replicated to ${job.upstream}\n`);
     }));
 }
 
-function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: QueueStore | undefined) => void): void {
+async function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: ReplicationQueue | undefined) => Promise<void>): Promise<void> {
   const { config } = loadConfig({ file: opts.config ?? io.env['BERTH_CONFIG'], env: io.env, cwd: io.cwd });
   const opened = openExistingQueue(config.storage.rootdirectory, io.now);
   try {
-    use(opened?.queue);
+    await use(opened?.queue);
   } finally {
     opened?.close();
   }
@@ -62,11 +63,12 @@ function missing(io: QueueIo, id: string): void {
   io.setExit(1);
 }
 
-function list(io: QueueIo, queue: QueueStore | undefined, json: boolean): void {
-  const jobs = queue?.list() ?? [];
+async function list(io: QueueIo, queue: ReplicationQueue | undefined, json: boolean): Promise<void> {
+  const jobs = (await queue?.list()) ?? [];
   const now = io.now();
   if (json) {
-    io.out(`${JSON.stringify(jobs.map((j) => ({ ...j, ageMs: now - j.createdAt })), null, 2)}\n`);
+    // Owner and lease are the running berth's bookkeeping, not part of what the command reports.
+    io.out(`${JSON.stringify(jobs.map(({ owner: _o, leaseUntil: _l, ...j }) => ({ ...j, ageMs: now - j.createdAt })), null, 2)}\n`);
     return;
   }
   if (jobs.length === 0) {

@@ -12,7 +12,7 @@ import type { SiteReport } from './protocol.js';
 export interface FleetDeps {
   readonly config: BerthConfig;
   readonly ops: Operations;
-  readonly stats: () => Record<string, unknown>;
+  readonly stats: () => Promise<Record<string, unknown>> | Record<string, unknown>;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
@@ -50,7 +50,7 @@ function version(): string {
 
 async function siteReport(d: FleetDeps): Promise<SiteReport> {
   const site = d.config.site!;
-  const stats = d.stats() as { store?: { bytes: number; maxsize: number; blobs: number }; upstreamBytes?: Record<string, number> };
+  const stats = (await d.stats()) as { store?: { bytes: number; maxsize: number; blobs: number }; upstreamBytes?: Record<string, number> };
   const jobs = d.ops.warm.list().slice(0, 20);
   return {
     name: site.name,

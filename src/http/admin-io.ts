@@ -1,16 +1,10 @@
 /** @module http/admin-io — the admin API's plumbing: JSON errors, request bodies, its own basic-auth credentials. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isOciError } from '../oci/errors.js';
-import { sendJson } from './respond.js';
+import { ApiError, isOciError } from '../oci/errors.js';
 
-/** An admin API error: `{"errors":[{"code","message"}]}` with this status. */
-export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
+export { ApiError };
+import { sendJson } from './respond.js';
 
 /** Writes the error envelope; OCI errors from the cache keep their code and status. Returns what was sent. */
 export function sendApiError(res: ServerResponse, err: unknown, head: boolean): { status: number; code: string; message: string } {

@@ -89,7 +89,7 @@ function buildRoutes(deps: AdminDeps): Route[] {
   const get = (pattern: RegExp, handle: Handler): Route => ({ method: 'GET', pattern, handle });
   const post = (pattern: RegExp, handle: Handler): Route => ({ method: 'POST', pattern, handle });
   return [
-    get(/^\/api\/v1\/stats$/, async () => ({ body: telemetry.stats() })),
+    get(/^\/api\/v1\/stats$/, async () => ({ body: await telemetry.stats() })),
     get(/^\/api\/v1\/stats\/history$/, async () => ({ body: telemetry.history.toJSON() })),
     get(/^\/api\/v1\/upstreams$/, async () => ({
       body: deps.upstreams.map((u) => {
@@ -114,11 +114,11 @@ function buildRoutes(deps: AdminDeps): Route[] {
     }),
     post(/^\/api\/v1\/pin$/, async ({ req }) => {
       const image = imageField(await readJsonBody(req));
-      return { body: { ok: true, image, ...catalog.pin(image, true) } };
+      return { body: { ok: true, image, ...(await catalog.pin(image, true)) } };
     }),
     post(/^\/api\/v1\/unpin$/, async ({ req }) => {
       const image = imageField(await readJsonBody(req));
-      return { body: { ok: true, image, ...catalog.pin(image, false) } };
+      return { body: { ok: true, image, ...(await catalog.pin(image, false)) } };
     }),
     post(/^\/api\/v1\/evict$/, async ({ req }) => {
       const image = imageField(await readJsonBody(req));

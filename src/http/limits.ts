@@ -2,7 +2,7 @@
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { OciError } from '../oci/errors.js';
+import { OciError, manifestTooLarge } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import type { Route } from './routes.js';
 
@@ -46,6 +46,6 @@ export function checkRequest(req: IncomingMessage, route: Route): void {
     throw new OciError('UNSUPPORTED', `${req.method} ${route.kind} requests carry no body; send it without one`, { status: 400 });
   }
   if (route.kind === 'manifest' && req.method === 'PUT' && length !== undefined && Number(length) > MAX_MANIFEST_SIZE) {
-    throw new OciError('MANIFEST_INVALID', `manifest of ${length} bytes exceeds the limit of ${MAX_MANIFEST_SIZE} bytes (4 MiB)`, { status: 413, detail: { limit: MAX_MANIFEST_SIZE } });
+    throw manifestTooLarge(Number(length));
   }
 }

@@ -29,12 +29,12 @@ export async function getManifest(ctx: PullContext, reference: string): Promise<
   const { req, res } = ctx;
   const ref = parseManifestReference(reference);
   if (!ref) throw new OciError('MANIFEST_UNKNOWN', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
-  let m = await ctx.cache.manifests.get(ctx.target, ref);
+  let m = await ctx.cache.manifest(ctx.target, ref);
   // A tag is negotiated against Accept; a digest names exact bytes and is served as stored.
   const accept = parseAccept(req.headers.accept);
   if (ref.kind === 'tag' && !accepts(accept, m.mediaType)) {
     const child = isIndexType(m.mediaType) ? defaultPlatform(parseManifest(m.body, m.mediaType)) : undefined;
-    if (child && accepts(accept, child.mediaType)) m = await ctx.cache.manifests.get(ctx.target, { kind: 'digest', digest: child.digest });
+    if (child && accepts(accept, child.mediaType)) m = await ctx.cache.manifest(ctx.target, { kind: 'digest', digest: child.digest });
     if (!accepts(accept, m.mediaType)) {
       throw new OciError('MANIFEST_UNKNOWN', `${ctx.clientName}:${reference} is a ${m.mediaType}, which this client's Accept header does not allow; use a client that supports it`, { detail: { mediaType: m.mediaType } });
     }
@@ -64,14 +64,14 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
   res.setHeader('Accept-Ranges', 'bytes');
   res.setHeader('Content-Type', 'application/octet-stream');
   if (req.method === 'HEAD') {
-    const { size, outcome } = await cache.blobs.head(ctx.target, digest);
+    const { size, outcome } = await cache.headBlob(ctx.target, digest);
     ctx.setOutcome(outcome);
     res.setHeader('Content-Length', size);
     res.statusCode = 200;
     res.end();
     return;
   }
-  const blob = await cache.blobs.get(ctx.target, digest);
+  const blob = await cache.blob(ctx.target, digest);
   ctx.setOutcome(blob.outcome);
   const rangeHeader = req.headers.range;
   const size = rangeHeader ? await blob.finalSize() : blob.size;
@@ -94,7 +94,7 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
     pipeline(stream, res, (err) => {
       // A failed fill or a vanished client: the response is cut, never completed.
       if (err && !res.destroyed) res.destroy(err);
-      if (err && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+      if (err && (err).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
         ctx.logger.warn({ digest, err: err.message }, 'blob response cut short');
       }
       resolve();
@@ -115,9 +115,9 @@ export async function listTags(ctx: PullContext): Promise<void> {
 }
 
 /** `visible` leaves out repositories this client may not pull. */
-export function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache, visible?: (name: string) => boolean): void {
+export async function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache, visible?: (name: string) => boolean): Promise<void> {
   const { n, last } = paging(url);
-  const page = cache.catalog(n, last, visible);
+  const page = await cache.catalog(n, last, visible);
   if (page.next !== undefined) res.setHeader('Link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   sendJson(res, 200, { repositories: page.repositories }, req.method === 'HEAD');
 }

@@ -49,3 +49,68 @@ export class OciError extends Error {
 export function isOciError(err: unknown): err is OciError {
   return err instanceof OciError;
 }
+
+/** Limit on manifest bodies, pushed or pulled (distribution uses the same 4 MiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** The one answer for a manifest over the limit, whichever layer notices: 413 MANIFEST_INVALID. */
+export function manifestTooLarge(size?: number): OciError {
+  const what = size === undefined ? 'manifest' : `manifest of ${size} bytes`;
+  return new OciError('MANIFEST_INVALID', `${what} exceeds the limit of ${MAX_MANIFEST_BYTES} bytes (4 MiB)`, { status: 413, detail: { limit: MAX_MANIFEST_BYTES } });
+}
+
+/** Network failures worth waiting out: the connection, not the request, was the problem. */
+const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN']);
+
+/**
+ * The one answer to "is this worth a retry": network drops and timeouts, an upstream's 5xx or
+ * 429 (UNAVAILABLE, TOOMANYREQUESTS), and errors that say so themselves (a body cut short).
+ * Refusals (other 4xx) and verification failures are not.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof OciError) return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS';
+  if ((err as { transient?: unknown } | null)?.transient === true) return true;
+  const code = (err as NodeJS.ErrnoException | null)?.code ?? '';
+  return code.startsWith('UND_ERR') || TRANSIENT_NETWORK_CODES.has(code);
+}
+
+/** The admin API's own codes (`/api/v1/`), beside the OCI codes it also answers with. */
+export const ADMIN_ERROR_CODES = {
+  UNAUTHORIZED: { status: 401, description: 'admin credentials missing or wrong' },
+  INVALID_REQUEST: { status: 400, description: 'the request body or query is malformed' },
+  NOT_FOUND: { status: 404, description: 'no such route or job' },
+  METHOD_NOT_ALLOWED: { status: 405, description: 'the route does not take this method' },
+  BODY_TOO_LARGE: { status: 413, description: 'request body over 1 MiB' },
+  INTERNAL: { status: 500, description: 'unexpected failure; see the berth log' },
+} as const;
+
+export type AdminErrorCode = keyof typeof ADMIN_ERROR_CODES;
+
+/** An admin API error: `{"errors":[{"code","message"}]}` with this status. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: AdminErrorCode, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** Exit statuses of the `berth` commands. */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** A command cannot run as asked (bad configuration, no store where one is named): exit 2 with the message. */
+export class UsageError extends Error {
+  readonly exitCode: ExitCode = EXIT.USAGE;
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** The config names a store that does not exist (a typo'd root must not look like an empty cache). */
+export class StoreMissingError extends UsageError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreMissingError';
+  }
+}

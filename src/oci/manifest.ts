@@ -1,10 +1,10 @@
 /** @module oci/manifest — parsing manifests and indexes into the descriptors they reference. */
-import { OciError } from './errors.js';
+import { MAX_MANIFEST_BYTES, OciError, manifestTooLarge } from './errors.js';
 import { isDigest } from './digest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, OCI_INDEX, OCI_MANIFEST, isIndexType, isManifestType } from './mediatypes.js';
 
 /** Manifests larger than this are refused, as distribution and the spec's guidance do. */
-export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
+export const MAX_MANIFEST_SIZE = MAX_MANIFEST_BYTES;
 
 export interface Descriptor {
   readonly mediaType: string;
@@ -31,7 +31,7 @@ export interface ParsedManifest {
  * Content-Type it arrived with, else its shape (an OCI manifest may omit the field).
  */
 export function parseManifest(body: Uint8Array, contentType?: string): ParsedManifest {
-  if (body.length > MAX_MANIFEST_SIZE) throw new OciError('MANIFEST_INVALID', `manifest is ${body.length} bytes; the limit is ${MAX_MANIFEST_SIZE}`);
+  if (body.length > MAX_MANIFEST_SIZE) throw manifestTooLarge(body.length);
   let doc: unknown;
   try {
     doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));

@@ -36,7 +36,7 @@ test('content bytes are split by source; only hit, joined and stale count as WAN
   t.request({ route: 'tags', method: 'GET', status: 200, outcome: 'miss', upstream: 'harbor', bodyBytes: 0, seconds: 0.01 });
   t.evicted('size', 3, 900);
   t.tokenRefreshed('harbor');
-  const stats = t.stats() as Record<string, unknown>;
+  const stats = await t.stats();
   assert.deepEqual(stats['bytesServed'], { fromCache: 50, fromUpstream: 100 });
   assert.equal(stats['wanBytesSaved'], 45);
   assert.deepEqual(stats['requests'], { hit: 0, miss: 1, joined: 1, stale: 0, local: 0 });

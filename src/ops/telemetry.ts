@@ -6,27 +6,30 @@ import type { RequestObserver, RequestRecord } from '../http/observer.js';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { StatsHistory, type HistoryTotals } from './history.js';
 
-/** Live values read at scrape time rather than pushed. */
+/** Live values read at scrape time rather than pushed; the store's come through its (asynchronous) ports. */
 export interface TelemetrySources {
   fillsInFlight(): number;
-  store(): { bytes: number; blobs: number };
+  store(): { bytes: number; blobs: number } | Promise<{ bytes: number; blobs: number }>;
   /** Bytes; 0 = unbounded. */
   readonly maxsize: number;
   upstreams(): Array<{ name: string; up: boolean }>;
   /** Push queue depth (0 until a queue exists). */
-  queueDepth(): number;
+  queueDepth(): number | Promise<number>;
 }
+
+/** What is reported before the observed parts exist (they attach their sources once built). */
+const NO_SOURCES: TelemetrySources = { fillsInFlight: () => 0, store: () => ({ bytes: 0, blobs: 0 }), maxsize: 0, upstreams: () => [], queueDepth: () => 0 };
 
 export interface TelemetryOptions {
   readonly now: () => number;
   readonly upstreamNames: readonly string[];
-  readonly sources: TelemetrySources;
+  /** Given here, or later with attach() once what they read is built. */
+  readonly sources?: TelemetrySources;
   readonly history?: StatsHistory;
 }
 
 /** Outcomes a client request can have; all but `miss` were answered without a new upstream transfer. */
-const OUTCOMES = ['hit', 'miss', 'joined', 'stale', 'local'] as const;
-type OutcomeName = (typeof OUTCOMES)[number];
+type OutcomeName = 'hit' | 'miss' | 'joined' | 'stale' | 'local';
 /** Routes whose bodies are content: their bytes and outcomes make up the stats. */
 const CONTENT_ROUTES = new Set(['manifest', 'blob']);
 
@@ -42,13 +45,15 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
   private timer: NodeJS.Timeout | undefined;
 
   private readonly m;
+  private sources: TelemetrySources;
 
   constructor(private readonly opts: TelemetryOptions) {
+    this.sources = opts.sources ?? NO_SOURCES;
     this.startedAt = opts.now();
     this.history = opts.history ?? new StatsHistory();
     for (const u of opts.upstreamNames) this.upstreamBytesBy.set(u, 0);
     const registers = [this.registry];
-    const src = opts.sources;
+    const src = () => this.sources;
     this.m = {
       requests: new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests by route, method, status and cache outcome', labelNames: ['route', 'method', 'status', 'outcome'] as const, registers }),
       duration: new Histogram({ name: 'berth_http_request_duration_seconds', help: 'Time to answer a request, until the last byte was sent', labelNames: ['route'] as const, buckets: [0.005, 0.025, 0.1, 0.5, 2, 10, 60, 300], registers }),
@@ -60,15 +65,15 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
       evictedBytes: new Counter({ name: 'berth_evicted_bytes_total', help: 'Bytes removed from the store, by reason', labelNames: ['reason'] as const, registers }),
       tokens: new Counter({ name: 'berth_upstream_token_refreshes_total', help: 'Bearer tokens fetched from each upstream\'s token service', labelNames: ['upstream'] as const, registers }),
     };
-    new Gauge({ name: 'berth_fills_in_flight', help: 'Upstream blob transfers in progress', registers, collect() { this.set(src.fillsInFlight()); } });
-    new Gauge({ name: 'berth_store_bytes', help: 'Bytes of content in the store', registers, collect() { this.set(src.store().bytes); } });
-    new Gauge({ name: 'berth_store_blobs', help: 'Blobs and manifests in the store', registers, collect() { this.set(src.store().blobs); } });
-    new Gauge({ name: 'berth_store_limit_bytes', help: 'storage.maxsize (0: unbounded)', registers, collect() { this.set(src.maxsize); } });
+    new Gauge({ name: 'berth_fills_in_flight', help: 'Upstream blob transfers in progress', registers, collect() { this.set(src().fillsInFlight()); } });
+    new Gauge({ name: 'berth_store_bytes', help: 'Bytes of content in the store', registers, async collect() { this.set((await src().store()).bytes); } });
+    new Gauge({ name: 'berth_store_blobs', help: 'Blobs and manifests in the store', registers, async collect() { this.set((await src().store()).blobs); } });
+    new Gauge({ name: 'berth_store_limit_bytes', help: 'storage.maxsize (0: unbounded)', registers, collect() { this.set(src().maxsize); } });
     new Gauge({
       name: 'berth_upstream_up', help: 'Whether each upstream is reachable (1) or its circuit breaker is open (0)', labelNames: ['upstream'] as const, registers,
-      collect() { for (const u of src.upstreams()) this.set({ upstream: u.name }, u.up ? 1 : 0); },
+      collect() { for (const u of src().upstreams()) this.set({ upstream: u.name }, u.up ? 1 : 0); },
     });
-    new Gauge({ name: 'berth_queue_depth', help: 'Pushed content waiting to be replicated upstream', registers, collect() { this.set(src.queueDepth()); } });
+    new Gauge({ name: 'berth_queue_depth', help: 'Pushed content waiting to be replicated upstream', registers, async collect() { this.set(await src().queueDepth()); } });
     collectDefaultMetrics({ register: this.registry });
     // Series exist from the start, at zero, so rates and dashboards work before the first event.
     for (const source of ['cache', 'upstream']) this.m.served.inc({ source }, 0);
@@ -80,6 +85,11 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
       this.m.evictions.inc({ reason }, 0);
       this.m.evictedBytes.inc({ reason }, 0);
     }
+  }
+
+  /** Connects the live values once the parts they read (store, cache, clients, queue) exist. */
+  attach(sources: TelemetrySources): void {
+    this.sources = sources;
   }
 
   /** Starts sampling the history ring buffer. */
@@ -140,10 +150,10 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
   }
 
   /** GET /api/v1/stats */
-  stats(): Record<string, unknown> {
+  async stats(): Promise<Record<string, unknown>> {
     const r = this.requests;
     const answered = r.hit + r.miss + r.joined + r.stale;
-    const store = this.opts.sources.store();
+    const store = await this.sources.store();
     return {
       uptimeSeconds: Math.floor((this.opts.now() - this.startedAt) / 1000),
       requests: { ...r },
@@ -151,9 +161,9 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
       bytesServed: { fromCache: this.bytesFromCache, fromUpstream: this.bytesFromUpstream },
       upstreamBytes: Object.fromEntries(this.upstreamBytesBy),
       wanBytesSaved: this.wanBytesSaved,
-      fillsInFlight: this.opts.sources.fillsInFlight(),
-      queueDepth: this.opts.sources.queueDepth(),
-      store: { bytes: store.bytes, maxsize: this.opts.sources.maxsize, blobs: store.blobs },
+      fillsInFlight: this.sources.fillsInFlight(),
+      queueDepth: await this.sources.queueDepth(),
+      store: { bytes: store.bytes, maxsize: this.sources.maxsize, blobs: store.blobs },
     };
   }
 

@@ -6,11 +6,12 @@ import type { RegistryCache } from '../cache/registry.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { WarmJobs } from '../cache/warm.js';
 import { createAdminHandler, type AdminHandler } from '../http/admin.js';
-import { resolveTarget } from '../http/routing.js';
+import { resolveTarget } from '../cache/routing.js';
 import { OciError } from '../oci/errors.js';
 import type { ImageReference } from '../oci/image-ref.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
 import { checkReadiness } from './health.js';
 import { WarmSchedule } from './schedule.js';
 import { Telemetry } from './telemetry.js';
@@ -18,31 +19,31 @@ import type { WorkPriority } from '../upstream/budget.js';
 
 /** The seam for the push queue (write-behind): its depth for metrics and its entries for the API. */
 export interface QueueView {
-  depth(): number;
-  entries(): unknown[] | Promise<unknown[]>;
+  depth(): Promise<number>;
+  entries(): Promise<unknown[]>;
+}
+
+/** The metrics sink the upstream clients, cache and server report to; its live gauges attach later. */
+export function createTelemetry(config: BerthConfig, now: () => number): Telemetry {
+  return new Telemetry({ now, upstreamNames: config.upstreams.map((u) => u.name) });
 }
 
 export interface TelemetryWiring {
   readonly config: BerthConfig;
-  readonly now: () => number;
-  readonly metadata: MetadataStore;
-  /** Read at scrape time; the cache and clients are built after the telemetry they report to. */
-  readonly cache: () => RegistryCache | undefined;
-  readonly upstreams: () => readonly Upstream[];
-  readonly queue?: () => QueueView | undefined;
+  readonly index: BlobIndex;
+  readonly cache: RegistryCache;
+  readonly upstreams: readonly Upstream[];
+  readonly queue?: QueueView;
 }
 
-export function createTelemetry(w: TelemetryWiring): Telemetry {
-  return new Telemetry({
-    now: w.now,
-    upstreamNames: w.config.upstreams.map((u) => u.name),
-    sources: {
-      fillsInFlight: () => w.cache()?.blobs.inFlight ?? 0,
-      store: () => w.metadata.usage(),
-      maxsize: w.config.storage.maxsize,
-      upstreams: () => w.upstreams().map((u) => ({ name: u.config.name, up: u.client.breaker.state === 'up' })),
-      queueDepth: () => w.queue?.()?.depth() ?? 0,
-    },
+/** Wired after what it observes: the gauges read the store, cache, clients and queue built before. */
+export function attachTelemetry(telemetry: Telemetry, w: TelemetryWiring): void {
+  telemetry.attach({
+    fillsInFlight: () => w.cache.fillsInFlight,
+    store: () => w.index.usage(),
+    maxsize: w.config.storage.maxsize,
+    upstreams: () => w.upstreams.map((u) => ({ name: u.config.name, up: u.client.breaker.state === 'up' })),
+    queueDepth: () => w.queue?.depth() ?? 0,
   });
 }
 
@@ -50,12 +51,17 @@ export interface OperationsDeps {
   readonly config: BerthConfig;
   readonly cache: RegistryCache;
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
+  /** Whether the index answers (readiness). */
+  readonly indexOk: () => boolean;
   readonly upstreams: readonly Upstream[];
   readonly telemetry: Telemetry;
   readonly logger: Logger;
   readonly now: () => number;
-  readonly queue?: () => QueueView | undefined;
+  readonly queue?: QueueView;
+  /** Content queued replications still need: the admin evict keeps it, as eviction does. */
+  readonly protect?: () => Promise<ReadonlySet<string>>;
   /** Warm-up jobs run as background work for the WAN budget. */
   readonly priority?: WorkPriority;
 }
@@ -73,23 +79,24 @@ export interface Operations {
 export function createOperations(d: OperationsDeps): Operations {
   const resolve = imageRouter(d.upstreams);
   const catalog = new ImageCatalog({
-    blobs: d.blobs, metadata: d.metadata, logger: d.logger, resolve, observer: d.telemetry,
-    inUse: (digest) => d.cache.blobs.isInUse(digest),
+    blobs: d.blobs, index: d.index, repos: d.repos, logger: d.logger, resolve, observer: d.telemetry,
+    inUse: (digest) => d.cache.isInUse(digest),
+    protected: d.protect,
   });
-  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, metadata: d.metadata, catalog, resolve, logger: d.logger, now: d.now, ...(d.priority ? { priority: d.priority } : {}) });
+  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, index: d.index, repos: d.repos, catalog, resolve, logger: d.logger, now: d.now, ...(d.priority ? { priority: d.priority } : {}) });
   const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
   const admin = createAdminHandler({
     credentials: d.config.admin,
     telemetry: d.telemetry,
     readiness: () => checkReadiness({
       probeDir: d.blobs.tmpDir,
-      metadataOk: () => d.metadata.ping(),
+      metadataOk: d.indexOk,
       upstreams: () => d.upstreams.map((u) => ({ name: u.config.name, state: u.client.breaker.state })),
     }),
     upstreams: d.upstreams,
     catalog,
     warm,
-    queue: async () => (await d.queue?.()?.entries()) ?? [],
+    queue: async () => (await d.queue?.entries()) ?? [],
     logger: d.logger,
   });
   return {

@@ -2,7 +2,7 @@
 import { createReadStream } from 'node:fs';
 import { Digester, parseDigest } from '../oci/digest.js';
 import type { BlobStore } from './blobs.js';
-import type { MetadataStore } from './metadata.js';
+import type { BlobIndex } from '../ports/blob-index.js';
 
 export interface ReconcileResult {
   /** Files on disk that metadata did not know (a crash between rename and record). */
@@ -11,24 +11,28 @@ export interface ReconcileResult {
   readonly forgotten: number;
 }
 
-/** Makes metadata agree with the files: the files are the truth, each verified before its rename. */
-export async function reconcile(blobs: BlobStore, metadata: MetadataStore): Promise<ReconcileResult> {
+/**
+ * Makes the index agree with this replica's files: the files are the truth, each verified before
+ * its rename. Only what this replica holds is compared, so a shared index never loses a blob
+ * another replica has on its own disk.
+ */
+export async function reconcile(blobs: BlobStore, index: BlobIndex): Promise<ReconcileResult> {
   const onDisk = new Set<string>();
   let adopted = 0;
   for await (const digest of blobs.list()) {
     onDisk.add(digest);
-    if (!metadata.blob(digest)) {
+    if (!(await index.get(digest))) {
       const size = await blobs.size(digest);
       if (size !== undefined) {
-        metadata.putBlob(digest, size);
+        await index.put(digest, size);
         adopted++;
       }
     }
   }
   let forgotten = 0;
-  for (const digest of metadata.allBlobDigests()) {
+  for (const digest of await index.ownDigests()) {
     if (!onDisk.has(digest)) {
-      metadata.forget(digest);
+      await index.forget(digest);
       forgotten++;
     }
   }
@@ -43,7 +47,7 @@ export interface FsckResult {
 }
 
 /** Re-hashes every stored blob; with repair, removes those whose bytes do not match their name. */
-export async function fsck(blobs: BlobStore, metadata: MetadataStore, opts: { repair: boolean; onProgress?: (digest: string, ok: boolean) => void }): Promise<FsckResult> {
+export async function fsck(blobs: BlobStore, index: BlobIndex, opts: { repair: boolean; onProgress?: (digest: string, ok: boolean) => void }): Promise<FsckResult> {
   let checked = 0;
   let bytes = 0;
   const corrupt: string[] = [];
@@ -62,10 +66,10 @@ export async function fsck(blobs: BlobStore, metadata: MetadataStore, opts: { re
     if (ok) continue;
     corrupt.push(digest);
     if (opts.repair) {
-      metadata.forget(digest);
+      await index.forget(digest);
       await blobs.delete(digest);
     }
   }
-  if (opts.repair) await reconcile(blobs, metadata);
+  if (opts.repair) await reconcile(blobs, index);
   return { checked, bytes, corrupt, repaired: opts.repair };
 }

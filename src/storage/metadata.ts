@@ -1,6 +1,11 @@
 /** @module storage/metadata — SQLite record of tags, manifests, repository links, sizes and last access. */
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import type { EvictionView } from '../ports/blob-index.js';
+import type { ImageRow, ListingRow, ManifestRecord, NewManifest, TagRecord } from '../ports/repository-index.js';
+import { StoreLayout } from './layout.js';
+import { migrate, type Migration } from './schema.js';
+
+export type { EvictionView, ImageRow, ManifestRecord, NewManifest, TagRecord };
 
 /**
  * Every row is keyed by upstream + repository + digest/tag, never by process identity, so the
@@ -52,34 +57,19 @@ export function isDiskFull(err: unknown): boolean {
   return code === 'SQLITE_FULL' || code === 'ENOSPC';
 }
 
-export interface ManifestRecord {
-  readonly digest: string;
-  readonly mediaType: string;
-  readonly size: number;
-}
-
-export interface TagRecord {
-  readonly digest: string;
-  readonly checkedAt: number;
-}
-
-export interface NewManifest extends ManifestRecord {
-  readonly subject?: string;
-  readonly artifactType?: string;
-  /** Digests of the blobs and child manifests this manifest references. */
-  readonly children: readonly string[];
-}
+/** Version 1 is the schema of berth 0.1.0 (which recorded no version). */
+export const METADATA_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA)];
 
 export class MetadataStore {
   private readonly db: Database.Database;
 
   constructor(root: string, private readonly now: () => number) {
-    this.db = new Database(join(root, 'metadata.db'));
+    this.db = new Database(new StoreLayout(root).metadataDb);
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode survives a process crash; blob files carry their own fsync.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
+    migrate(this.db, 'metadata.db', METADATA_MIGRATIONS);
   }
 
   close(): void {
@@ -260,12 +250,12 @@ export class MetadataStore {
   }
 
   /** Cached repositories with their tags, for `berth ls`. */
-  listing(): Array<{ upstream: string; repository: string; tag: string | null; digest: string | null; size: number | null; lastAccess: number | null }> {
+  listing(): ListingRow[] {
     return this.db
       .prepare(`SELECT m.upstream, m.repository, t.tag, m.digest, b.size, b.last_access AS lastAccess
         FROM manifests m LEFT JOIN tags t ON t.upstream = m.upstream AND t.repository = m.repository AND t.digest = m.digest
         LEFT JOIN blobs b ON b.digest = m.digest ORDER BY m.upstream, m.repository, t.tag`)
-      .all() as Array<{ upstream: string; repository: string; tag: string | null; digest: string | null; size: number | null; lastAccess: number | null }>;
+      .all() as ListingRow[];
   }
 
   /** Sizes of a manifest's referenced blobs (one level), for image totals. */
@@ -320,20 +310,4 @@ export class MetadataStore {
         ORDER BY m.upstream, m.repository, t.tag, m.digest LIMIT ?`)
       .all(q, limit) as ImageRow[];
   }
-}
-
-export interface ImageRow {
-  readonly upstream: string;
-  readonly repository: string;
-  readonly tag: string | null;
-  readonly digest: string;
-  readonly mediaType: string;
-  readonly lastPull: number | null;
-  readonly pinned: number;
-}
-
-export interface EvictionView {
-  readonly blobs: Array<{ digest: string; size: number; lastAccess: number; pinned: boolean }>;
-  readonly edges: Array<{ parent: string; child: string }>;
-  readonly holders: Array<{ digest: string; upstream: string }>;
 }

@@ -7,6 +7,7 @@ import { OciError } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import type { RegistryClient } from './client.js';
 import { basicAuth, fetchToken, type Credentials } from './tokens.js';
+import { PromiseFlight } from '../util/single-flight.js';
 
 /** `unauthenticated`: no or wrong credentials (answer 401); `denied`: valid but without access (403). */
 export type Verdict = 'allowed' | 'unauthenticated' | 'denied';
@@ -35,7 +36,7 @@ const MAX_DECISIONS = 10_000;
 
 export class PassthroughChecker {
   private readonly decisions = new Map<string, Decision>();
-  private readonly pending = new Map<string, Promise<Verdict>>();
+  private readonly pending = new PromiseFlight<Verdict>();
   /** Keys hash the password with a per-process salt: no password is kept in memory as such. */
   private readonly salt = randomBytes(16);
 
@@ -61,9 +62,7 @@ export class PassthroughChecker {
     const { now, ttlMs, outage, logger } = this.opts;
     const known = this.decisions.get(key);
     if (known && now() - known.at < ttlMs) return known.verdict;
-    const inflight = this.pending.get(key);
-    if (inflight) return inflight;
-    const p = (async () => {
+    return this.pending.run(key, async () => {
       try {
         const refusal = this.client.breaker.refusal();
         if (refusal) throw new OciError('UNAVAILABLE', refusal);
@@ -80,12 +79,8 @@ export class PassthroughChecker {
         throw new OciError('UNAVAILABLE', outage === 'deny'
           ? `access cannot be checked with upstream ${name} (${err.message}); its passthroughoutage is deny, so the cache refuses until the upstream answers`
           : `access cannot be checked with upstream ${name} (${err.message}) and there is no earlier decision for these credentials`);
-      } finally {
-        this.pending.delete(key);
       }
-    })();
-    this.pending.set(key, p);
-    return p;
+    });
   }
 
   private remember(key: string, verdict: Verdict): void {
@@ -140,7 +135,7 @@ export class PassthroughChecker {
   private async send(method: string, url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: method as Dispatcher.HttpMethod, headers, dispatcher: this.client.dispatcher });
+      res = await request(url, { method: method, headers, dispatcher: this.client.dispatcher });
     } catch (err) {
       throw new OciError('UNAVAILABLE', `upstream ${this.client.name} is unreachable: ${(err as Error).message}`);
     }

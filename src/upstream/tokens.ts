@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { OciError } from '../oci/errors.js';
 import type { Challenge } from './challenge.js';
 import { realmAllowed } from './challenge.js';
+import { PromiseFlight } from '../util/single-flight.js';
 
 interface CachedToken {
   readonly token: string;
@@ -87,7 +88,7 @@ export async function fetchToken(ctx: TokenContext, challenge: Challenge, scope:
 /** berth's own tokens for an upstream, cached per scope and fetched once for concurrent requests. */
 export class TokenSource {
   private readonly cache = new Map<string, CachedToken>();
-  private readonly pending = new Map<string, Promise<string>>();
+  private readonly pending = new PromiseFlight<string>();
 
   constructor(private readonly opts: TokenSourceOptions) {}
 
@@ -104,11 +105,7 @@ export class TokenSource {
 
   /** Fetches (or joins a fetch of) a token for the scope named by the challenge. */
   async fetch(challenge: Challenge, scope: string): Promise<string> {
-    const inflight = this.pending.get(scope);
-    if (inflight) return inflight;
-    const p = this.request(challenge, scope).finally(() => this.pending.delete(scope));
-    this.pending.set(scope, p);
-    return p;
+    return this.pending.run(scope, () => this.request(challenge, scope));
   }
 
   private async request(challenge: Challenge, scope: string): Promise<string> {

@@ -1,10 +1,13 @@
-/** @module cache/pushside — assembles the write side (push.db, uploads, replication worker, push service) and owns its lifecycle. */
+/** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) and owns its lifecycle. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
-import { openPushDatabase, QueueStore, UploadRows } from '../storage/queue.js';
-import { PushService } from './push.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { HeldTags } from '../ports/held-tags.js';
+import type { ReplicationQueue } from '../ports/replication-queue.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { UploadSessions } from '../ports/upload-sessions.js';
+import { PushService } from './push-policy.js';
 import type { RegistryCache } from './registry.js';
 import { Replicator, ReplicationWorker } from './replication.js';
 import type { Upstream } from './target.js';
@@ -13,7 +16,14 @@ import { UploadManager } from './uploads.js';
 export interface PushSideDeps {
   readonly config: BerthConfig;
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
+  /** The write side's shared state: replication queue, held tags, upload sessions. */
+  readonly queue: ReplicationQueue;
+  readonly heldTags: HeldTags;
+  readonly uploads: UploadSessions;
+  /** Who this process claims queue jobs as. */
+  readonly owner: string;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
@@ -38,32 +48,28 @@ export interface QueueEntry {
 }
 
 export interface PushSide {
-  readonly queue: QueueStore;
   /** The queue for metrics (depth) and the admin API (entries). */
-  readonly view: { depth(): number; entries(): QueueEntry[] };
-  /** Content a queued replication still needs: never evicted. */
-  protect(digest: string): boolean;
+  readonly view: { depth(): Promise<number>; entries(): Promise<QueueEntry[]> };
+  /** Content queued replications still need: never evicted (read once per eviction pass). */
+  protect(): Promise<ReadonlySet<string>>;
   /** Cleans up abandoned uploads, starts the queue worker, and returns the service the HTTP layer uses. */
   start(cache: RegistryCache): Promise<PushService>;
   close(): Promise<void>;
 }
 
 export function openPushSide(deps: PushSideDeps): PushSide {
-  const { config, blobs, metadata, upstreams, logger, now } = deps;
-  const db = openPushDatabase(config.storage.rootdirectory);
-  const queue = new QueueStore(db, now);
-  const replicator = new Replicator({ blobs, metadata, logger });
-  const worker = new ReplicationWorker({ queue, replicator, upstreams, logger, now });
-  const uploads = new UploadManager({ blobs, rows: new UploadRows(db, now), logger, now, purging: config.storage.uploadpurging });
+  const { config, blobs, index, repos, queue, heldTags, upstreams, logger, now, owner } = deps;
+  const replicator = new Replicator({ blobs, repos, logger });
+  const worker = new ReplicationWorker({ queue, owner, replicator, upstreams, logger, now });
+  const uploads = new UploadManager({ blobs, rows: deps.uploads, logger, now, purging: config.storage.uploadpurging });
   let started = false;
   return {
-    queue,
     view: {
-      depth: () => {
-        const c = queue.counts();
+      depth: async () => {
+        const c = await queue.counts();
         return c.pending + c.running + c.failed;
       },
-      entries: () => queue.list().map((j) => ({
+      entries: async () => (await queue.list()).map((j) => ({
         id: j.id, upstream: j.upstream, repository: j.repository, kind: j.kind, digest: j.digest, tag: j.tag, state: j.state,
         attempts: j.attempts,
         ageSeconds: Math.max(0, Math.round((now() - j.createdAt) / 1000)),
@@ -72,16 +78,15 @@ export function openPushSide(deps: PushSideDeps): PushSide {
         lastError: j.lastError,
       })),
     },
-    protect: (digest) => queue.needs(digest),
+    protect: () => queue.needed(),
     start: async (cache) => {
       await uploads.start();
-      worker.start();
+      await worker.start();
       started = true;
-      return new PushService({ blobs, metadata, cache, queue, uploads, replicator, worker, logger, deleteEnabled: config.storage.deleteEnabled });
+      return new PushService({ blobs, index, repos, cache, queue, heldTags, uploads, replicator, worker, logger, deleteEnabled: config.storage.deleteEnabled });
     },
     close: async () => {
       if (started) await Promise.all([worker.stop(), uploads.stop()]);
-      db.close();
     },
   };
 }

@@ -1,18 +1,18 @@
-/** @module http/push — thin handlers for the push side of the API: uploads, mounts, manifest PUT, deletes, referrers. */
+/** @module http/push-routes — thin handlers for the push side of the API: uploads, mounts, manifest PUT, deletes, referrers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, manifestTooLarge } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
-import type { PushService } from '../cache/push.js';
-import { writeMode } from '../cache/push.js';
+import type { PushService } from '../cache/push-policy.js';
+import { writeMode } from '../cache/push-policy.js';
 import { listReferrers, type ReferrersDeps } from '../cache/referrers.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { blobUnknown } from '../cache/blobs.js';
 import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploads.js';
 import { getBlob, type PullContext } from './pull.js';
 import type { Route } from './routes.js';
-import { resolveTarget } from './routing.js';
+import { resolveTarget } from '../cache/routing.js';
 import { sendJson } from './respond.js';
 
 export interface PushContext extends PullContext {
@@ -21,13 +21,11 @@ export interface PushContext extends PullContext {
   readonly referrers: ReferrersDeps;
 }
 
-type WriteRoute = Extract<Route, { kind: 'uploads' | 'upload' | 'manifest' | 'blob' }>;
-
 /** Writes: every one checks the target's pushmode first (405 UNSUPPORTED naming pushmode when readonly). */
 export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { kind: 'base' | 'catalog' | 'tags' | 'referrers' }>): Promise<void> {
   const { push, target, req } = ctx;
   push.writable(target);
-  const r = route as WriteRoute;
+  const r = route;
   const method = req.method;
   if (r.kind === 'uploads') return startUpload(ctx);
   if (r.kind === 'upload') {
@@ -161,12 +159,12 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = contentLength(req);
-  if (declared !== undefined && declared > limit) throw new OciError('SIZE_INVALID', `manifest of ${declared} bytes exceeds the limit of ${limit}`, { status: 413 });
+  if (declared !== undefined && declared > limit) throw manifestTooLarge(declared);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of req) {
     total += (chunk as Buffer).length;
-    if (total > limit) throw new OciError('SIZE_INVALID', `manifest exceeds the limit of ${limit} bytes`, { status: 413 });
+    if (total > limit) throw manifestTooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

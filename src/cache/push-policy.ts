@@ -1,14 +1,16 @@
-/** @module cache/push — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
+/** @module cache/push-policy — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
-import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED } from '../oci/mediatypes.js';
+import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { parseManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
-import type { MetadataStore } from '../storage/metadata.js';
-import type { QueueStore } from '../storage/queue.js';
-import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { HeldTags } from '../ports/held-tags.js';
+import type { ReplicationQueue } from '../ports/replication-queue.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
+import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
 import type { RegistryCache } from './registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
 import type { Target } from './target.js';
@@ -25,9 +27,11 @@ export function writeMode(target: Target): WriteMode {
 
 export interface PushDeps {
   readonly blobs: BlobStore;
-  readonly metadata: MetadataStore;
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
   readonly cache: RegistryCache;
-  readonly queue: QueueStore;
+  readonly queue: ReplicationQueue;
+  readonly heldTags: HeldTags;
   readonly uploads: UploadManager;
   readonly replicator: Replicator;
   readonly worker: ReplicationWorker;
@@ -66,8 +70,8 @@ export class PushService {
   /** Cross-repository mount: true when the blob is now in the target repository (201), false for a normal upload (202). */
   async mount(target: Target, from: Target, digest: string): Promise<boolean> {
     parseDigest(digest);
-    const { blobs, metadata } = this.deps;
-    if (from.key !== target.key || !metadata.isBlobLinked(from.key, from.repository, digest)) return false;
+    const { blobs, repos } = this.deps;
+    if (from.key !== target.key || !(await repos.isLinked(from.key, from.repository, digest))) return false;
     const size = await blobs.size(digest);
     if (size === undefined) return false;
     await this.stored(target, digest, size);
@@ -75,25 +79,27 @@ export class PushService {
   }
 
   private async stored(target: Target, digest: string, size: number): Promise<void> {
-    const { metadata, queue, replicator, worker, cache } = this.deps;
-    metadata.putBlob(digest, size);
-    metadata.linkBlob(target.key, target.repository, digest);
+    const { index, repos, queue, replicator, worker, cache } = this.deps;
+    await index.put(digest, size);
+    await repos.link(target.key, target.repository, digest);
     const mode = writeMode(target);
     // Content only berth holds is never evicted; what the upstream has (or will have) stays a cache.
-    if (mode === 'plain' || mode === 'local') metadata.setPinned(digest, true);
+    if (mode === 'plain' || mode === 'local') await index.setPinned(digest, true);
     if (mode === 'write-through') await this.through(target, () => replicator.ensureBlob(target, digest));
     if (mode === 'write-behind') {
-      queue.enqueueBlob(target.key, target.repository, digest);
+      await queue.enqueueBlob(target.key, target.repository, digest);
       worker.kick(target.key);
     }
-    cache.evictor.maybeRun();
+    cache.maybeEvict();
   }
 
   async putManifest(target: Target, reference: string, body: Buffer, contentType: string | undefined): Promise<PushedManifest> {
     const mode = this.writable(target);
     const ref = parseManifestReference(reference);
     if (!ref) throw new OciError('MANIFEST_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
-    const parsed = parseManifest(body, contentType);
+    const whole = parseManifest(body, contentType);
+    // Non-distributable (foreign) layers live at their `urls`: neither required here nor replicated.
+    const parsed: ParsedManifest = { ...whole, blobs: whole.blobs.filter((b) => !isNonDistributable(b.mediaType)) };
     if (parsed.mediaType === DOCKER_MANIFEST_V1 || parsed.mediaType === DOCKER_MANIFEST_V1_SIGNED) {
       throw new OciError('MANIFEST_INVALID', 'Docker schema 1 manifests are not accepted for push; push an OCI or Docker schema 2 image');
     }
@@ -102,37 +108,37 @@ export class PushService {
       throw new OciError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest} as the URL says`, { detail: { expected: ref.digest, actual: digest } });
     }
     const tag = ref.kind === 'tag' ? ref.tag : undefined;
-    const { metadata, queue, worker, cache } = this.deps;
+    const { index, repos, queue, heldTags, worker, cache } = this.deps;
     const children = [...parsed.blobs.map((d) => ({ kind: 'blob' as const, digest: d.digest })), ...parsed.manifests.map((d) => ({ kind: 'manifest' as const, digest: d.digest }))];
     if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, body);
     else await this.checkChildren(target, mode, parsed);
 
-    await cache.manifests.store(target, digest, parsed.mediaType, body, children.map((c) => c.digest), parsed.subject?.digest, parsed.artifactType);
-    metadata.linkBlob(target.key, target.repository, digest);
-    if (mode === 'plain' || mode === 'local') metadata.setPinned(digest, true);
+    await cache.storeManifest(target, digest, parsed.mediaType, body, children.map((c) => c.digest), parsed.subject?.digest, parsed.artifactType);
+    await repos.link(target.key, target.repository, digest);
+    if (mode === 'plain' || mode === 'local') await index.setPinned(digest, true);
     if (mode === 'write-behind') {
       // Queued before the tag is visible: an accepted push is never lost, even to a crash right here.
-      const baseDigest = tag ? metadata.tag(target.key, target.repository, tag)?.digest ?? null : null;
-      queue.enqueueManifest(target.key, target.repository, digest, children, tag ? { tag, baseDigest } : undefined);
+      const baseDigest = tag ? (await repos.tag(target.key, target.repository, tag))?.digest ?? null : null;
+      await queue.enqueueManifest(target.key, target.repository, digest, children, tag ? { tag, baseDigest } : undefined);
       worker.kick(target.key);
     }
     if (tag) {
-      if (mode === 'local') queue.holdTag(target.key, target.repository, tag, digest, 'local');
-      metadata.setTag(target.key, target.repository, tag, digest);
+      if (mode === 'local') await heldTags.hold(target.key, target.repository, tag, digest, 'local');
+      await repos.setTag(target.key, target.repository, tag, digest);
     }
     return { digest, subject: parsed.subject?.digest };
   }
 
   /** Every referenced blob and child manifest must exist: here, or (modes with an upstream) at the upstream. */
   private async checkChildren(target: Target, mode: WriteMode, parsed: ParsedManifest): Promise<void> {
-    const { blobs, metadata } = this.deps;
+    const { blobs, repos } = this.deps;
     const missing: string[] = [];
     await Promise.all(parsed.blobs.map(async ({ digest }) => {
-      const local = (await blobs.size(digest)) !== undefined && (mode !== 'plain' || metadata.isBlobLinked(target.key, target.repository, digest));
+      const local = (await blobs.size(digest)) !== undefined && (mode !== 'plain' || (await repos.isLinked(target.key, target.repository, digest)));
       if (!local && !(await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)))) missing.push(digest);
     }));
     await Promise.all(parsed.manifests.map(async ({ digest }) => {
-      const local = metadata.manifest(target.key, target.repository, digest) !== undefined;
+      const local = (await repos.manifest(target.key, target.repository, digest)) !== undefined;
       if (!local && !(await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest))) missing.push(digest);
     }));
     if (missing.length > 0) throw manifestBlobUnknown(target, missing);
@@ -184,42 +190,42 @@ export class PushService {
 
   async deleteManifest(target: Target, reference: string): Promise<void> {
     const mode = this.deletable(target);
-    const { metadata, queue } = this.deps;
+    const { repos, heldTags } = this.deps;
     const ref = parseManifestReference(reference);
     if (!ref) throw manifestUnknown(target.repository, reference.slice(0, 200));
     if (ref.kind === 'tag') {
-      const known = metadata.tag(target.key, target.repository, ref.tag) !== undefined;
+      const known = (await repos.tag(target.key, target.repository, ref.tag)) !== undefined;
       if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `manifests/${ref.tag}`));
       else if (!known) throw manifestUnknown(target.repository, ref.tag);
-      metadata.deleteTag(target.key, target.repository, ref.tag);
-      queue.releaseTag(target.key, target.repository, ref.tag);
+      await repos.deleteTag(target.key, target.repository, ref.tag);
+      await heldTags.release(target.key, target.repository, ref.tag);
       return;
     }
-    const known = metadata.manifest(target.key, target.repository, ref.digest) !== undefined;
+    const known = (await repos.manifest(target.key, target.repository, ref.digest)) !== undefined;
     if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `manifests/${ref.digest}`));
     else if (!known) throw manifestUnknown(target.repository, ref.digest);
-    metadata.deleteManifest(target.key, target.repository, ref.digest);
-    metadata.unlinkBlob(target.key, target.repository, ref.digest);
-    queue.releaseTagsOf(target.key, target.repository, ref.digest);
+    await repos.deleteManifest(target.key, target.repository, ref.digest);
+    await repos.unlink(target.key, target.repository, ref.digest);
+    await heldTags.releaseTagsOf(target.key, target.repository, ref.digest);
     await this.dropIfUnreferenced(ref.digest);
   }
 
   async deleteBlob(target: Target, digest: string): Promise<void> {
     const mode = this.deletable(target);
     parseDigest(digest);
-    const { metadata } = this.deps;
-    const linked = metadata.isBlobLinked(target.key, target.repository, digest);
+    const { repos } = this.deps;
+    const linked = await repos.isLinked(target.key, target.repository, digest);
     if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `blobs/${digest}`));
     else if (!linked) throw blobUnknown(digest);
-    metadata.unlinkBlob(target.key, target.repository, digest);
+    await repos.unlink(target.key, target.repository, digest);
     await this.dropIfUnreferenced(digest);
   }
 
   /** Bytes no repository links any more are removed; shared ones stay for the others. */
   private async dropIfUnreferenced(digest: string): Promise<void> {
-    const { metadata, queue, blobs } = this.deps;
-    if (metadata.isReferenced(digest) || queue.needs(digest)) return;
-    metadata.forget(digest);
+    const { index, repos, queue, blobs } = this.deps;
+    if ((await repos.isReferenced(digest)) || (await queue.needs(digest))) return;
+    await index.forget(digest);
     await blobs.delete(digest);
   }
 

@@ -1,0 +1,66 @@
+/** @module storage/layout — every path of the store, built in one place; this comment is the whole on-disk layout. */
+import { join } from 'node:path';
+import { parseDigest } from '../oci/digest.js';
+
+/**
+ * Layout under `storage.filesystem.rootdirectory`:
+ *
+ *   <root>/
+ *     metadata.db        SQLite (WAL): blob index, repository links, manifests, tags
+ *     metadata.db-wal    SQLite's write-ahead log (and -shm), beside each database
+ *     push.db            SQLite (WAL, synchronous=FULL): replication queue, held tags, upload rows
+ *     berth.lock         held by a running `berth serve`: its pid and the blobs it has open
+ *     blobs/
+ *       <algorithm>/<first two hex>/<hex>   committed content, immutable, named by its digest
+ *     tmp/<uuid>         content being written (fills); emptied on start-up
+ *     uploads/<uuid>     client uploads in progress; kept across restarts
+ *
+ * Only parsed digests and generated ids reach these functions, so no request can name a path
+ * outside the root. Each database records its schema version (PRAGMA user_version).
+ */
+export class StoreLayout {
+  constructor(readonly root: string) {}
+
+  get metadataDb(): string {
+    return join(this.root, 'metadata.db');
+  }
+
+  get pushDb(): string {
+    return join(this.root, 'push.db');
+  }
+
+  get lockFile(): string {
+    return join(this.root, 'berth.lock');
+  }
+
+  get blobsDir(): string {
+    return join(this.root, 'blobs');
+  }
+
+  /** Directory of one algorithm's blobs, or of one two-hex prefix within it. */
+  blobDir(algorithm: string, prefix?: string): string {
+    return prefix === undefined ? join(this.root, 'blobs', algorithm) : join(this.root, 'blobs', algorithm, prefix);
+  }
+
+  blob(digest: string): string {
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.root, 'blobs', algorithm, encoded.slice(0, 2), encoded);
+  }
+
+  get tmpDir(): string {
+    return join(this.root, 'tmp');
+  }
+
+  temp(name: string): string {
+    return join(this.root, 'tmp', name);
+  }
+
+  get uploadsDir(): string {
+    // Not under tmp/, which start-up empties: an upload may be resumed after a restart.
+    return join(this.root, 'uploads');
+  }
+
+  upload(id: string): string {
+    return join(this.root, 'uploads', id);
+  }
+}
