@@ -35,7 +35,8 @@ export interface DailyWindow {
 export function parseWindow(input: string): DailyWindow {
   const m = /^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$/.exec(input.trim());
   const mins = m ? [Number(m[1]) * 60 + Number(m[2]), Number(m[3]) * 60 + Number(m[4])] : [];
-  const ok = m && Number(m[1]) <= 24 && Number(m[3]) <= 24 && Number(m[2]) < 60 && Number(m[4]) < 60 && mins[0]! <= 1440 && mins[1]! <= 1440 && mins[0] !== mins[1];
+  const ok =
+    m && Number(m[1]) <= 24 && Number(m[3]) <= 24 && Number(m[2]) < 60 && Number(m[4]) < 60 && mins[0]! <= 1440 && mins[1]! <= 1440 && mins[0] !== mins[1];
   if (!ok) throw new Error(`invalid window ${show(input)}; allowed: ${WINDOW_ALLOWED}`);
   return { startMin: mins[0]!, endMin: mins[1]!, text: input.trim() };
 }
@@ -64,7 +65,8 @@ export const rate = () => scalarOf(parseRate);
 export const dailyWindow = () => scalarOf(parseWindow);
 const siteName = () =>
   scalarOf((s) => {
-    if (!SITE_NAME.test(s)) throw new Error(`invalid name ${show(s)}; allowed: lower-case letters, digits, ".", "_", "-" (at most 63), starting with a letter or digit`);
+    if (!SITE_NAME.test(s))
+      throw new Error(`invalid name ${show(s)}; allowed: lower-case letters, digits, ".", "_", "-" (at most 63), starting with a letter or digit`);
     return s;
   });
 
@@ -125,7 +127,9 @@ function tokenOf(section: string, s: { token?: string; tokenfile?: string }, whe
   try {
     t = readFileSync(where([section, 'tokenfile'], s.tokenfile), 'utf8').trim();
   } catch (err) {
-    problems.push(`${section}.tokenfile: cannot read file ${JSON.stringify(s.tokenfile)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    problems.push(
+      `${section}.tokenfile: cannot read file ${JSON.stringify(s.tokenfile)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
     return '';
   }
   if (t === '') problems.push(`${section}.tokenfile: file ${JSON.stringify(s.tokenfile)} is empty; allowed: a file holding the token`);

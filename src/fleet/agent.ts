@@ -108,8 +108,12 @@ export class SiteAgent {
       }
       const img = job.images[0]!;
       const result: TaskResult = {
-        taskId: task.taskId, ok: job.state === 'done', bytesFetched: job.images.reduce((n, i) => n + i.bytesFetched, 0), bytesTotal: img.bytesTotal,
-        ...(img.digest ? { digest: img.digest } : {}), ...(img.error ? { error: img.error } : {}),
+        taskId: task.taskId,
+        ok: job.state === 'done',
+        bytesFetched: job.images.reduce((n, i) => n + i.bytesFetched, 0),
+        bytesTotal: img.bytesTotal,
+        ...(img.digest ? { digest: img.digest } : {}),
+        ...(img.error ? { error: img.error } : {}),
       };
       log.info({ ok: result.ok, bytesFetched: result.bytesFetched, err: result.error }, 'pre-heat finished');
       this.working.delete(task.taskId);

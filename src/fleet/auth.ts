@@ -28,8 +28,12 @@ export function requireHubToken(req: IncomingMessage, token: string, admin?: Adm
   const p = presented(req);
   if (p.token !== undefined && same(p.token, token)) return;
   if (admin && p.basic && same(p.basic.user, admin.username) && same(p.basic.pass, admin.password)) return;
-  throw new ApiError(401, 'UNAUTHORIZED', p.token === undefined
-    ? 'the hub needs its token: send "Authorization: Bearer <token>" with the token of the hub section of its config'
-    : 'the token was not accepted: it must be the token of the hub section of the hub\'s config',
-  { 'WWW-Authenticate': 'Bearer realm="berth hub"' });
+  throw new ApiError(
+    401,
+    'UNAUTHORIZED',
+    p.token === undefined
+      ? 'the hub needs its token: send "Authorization: Bearer <token>" with the token of the hub section of its config'
+      : "the token was not accepted: it must be the token of the hub section of the hub's config",
+    { 'WWW-Authenticate': 'Bearer realm="berth hub"' },
+  );
 }

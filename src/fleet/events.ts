@@ -72,5 +72,9 @@ export function pushedImages(body: Json): PushedImage[] {
   if (body['type'] === 'PUSH_ARTIFACT') return fromHarbor(obj(body['event_data']));
   if (body['specversion'] !== undefined) return body['type'] === 'harbor.artifact.pushed' ? fromHarbor(obj(body['data'])) : [];
   if (typeof body['type'] === 'string') return [];
-  throw new ApiError(400, 'INVALID_REQUEST', 'not a notification this hub knows: send distribution\'s envelope ({"events":[...]}) or a Harbor webhook (PUSH_ARTIFACT, JSON or CloudEvents)');
+  throw new ApiError(
+    400,
+    'INVALID_REQUEST',
+    'not a notification this hub knows: send distribution\'s envelope ({"events":[...]}) or a Harbor webhook (PUSH_ARTIFACT, JSON or CloudEvents)',
+  );
 }

@@ -17,7 +17,8 @@ export interface PreheatRequest {
 
 /** `https://harbor.xing.com/v2/library/app/manifests/v1` → `harbor.xing.com/library/app:v1`. */
 export function imageFromManifestUrl(url: unknown, field = 'url'): string {
-  if (typeof url !== 'string' || url === '') throw new ApiError(400, 'INVALID_REQUEST', `field "${field}" is required: the manifest URL, e.g. https://harbor.xing.com/v2/library/app/manifests/v1`);
+  if (typeof url !== 'string' || url === '')
+    throw new ApiError(400, 'INVALID_REQUEST', `field "${field}" is required: the manifest URL, e.g. https://harbor.xing.com/v2/library/app/manifests/v1`);
   let u: URL;
   try {
     u = new URL(url);
@@ -25,7 +26,12 @@ export function imageFromManifestUrl(url: unknown, field = 'url'): string {
     throw new ApiError(400, 'INVALID_REQUEST', `field "${field}" is not a URL: ${url.slice(0, 200)}`);
   }
   const m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(decodeURIComponent(u.pathname));
-  if (!m) throw new ApiError(400, 'INVALID_REQUEST', `field "${field}" is not a manifest URL (<registry>/v2/<repository>/manifests/<tag or digest>): ${url.slice(0, 200)}`);
+  if (!m)
+    throw new ApiError(
+      400,
+      'INVALID_REQUEST',
+      `field "${field}" is not a manifest URL (<registry>/v2/<repository>/manifests/<tag or digest>): ${url.slice(0, 200)}`,
+    );
   const ref = m[2]!.startsWith('sha256:') ? `@${m[2]}` : `:${m[2]}`;
   try {
     return formatImageReference(parseImageReference(`${u.host}/${m[1]}${ref}`));
@@ -38,15 +44,18 @@ export function imageFromManifestUrl(url: unknown, field = 'url'): string {
 export function parseJobRequest(body: Record<string, unknown>): PreheatRequest {
   if (body['type'] !== 'preheat') throw new ApiError(400, 'INVALID_REQUEST', `field "type" must be "preheat" (got ${JSON.stringify(body['type'])})`);
   const args = body['args'];
-  if (typeof args !== 'object' || args === null) throw new ApiError(400, 'INVALID_REQUEST', 'field "args" is required: {"type":"image","url":"<manifest URL>"}');
+  if (typeof args !== 'object' || args === null)
+    throw new ApiError(400, 'INVALID_REQUEST', 'field "args" is required: {"type":"image","url":"<manifest URL>"}');
   const a = args as Record<string, unknown>;
-  if (a['type'] !== undefined && a['type'] !== 'image') throw new ApiError(400, 'INVALID_REQUEST', `args.type ${JSON.stringify(a['type'])} is not supported; allowed: image`);
+  if (a['type'] !== undefined && a['type'] !== 'image')
+    throw new ApiError(400, 'INVALID_REQUEST', `args.type ${JSON.stringify(a['type'])} is not supported; allowed: image`);
   return { image: imageFromManifestUrl(a['url'], 'args.url'), url: a['url'] as string };
 }
 
 /** Harbor 2.1-era: `{"type":"image","url","headers","image","tag","digest"}`. */
 export function parsePreheatRequest(body: Record<string, unknown>): PreheatRequest {
-  if (body['type'] !== undefined && body['type'] !== 'image') throw new ApiError(400, 'INVALID_REQUEST', `field "type" ${JSON.stringify(body['type'])} is not supported; allowed: image`);
+  if (body['type'] !== undefined && body['type'] !== 'image')
+    throw new ApiError(400, 'INVALID_REQUEST', `field "type" ${JSON.stringify(body['type'])} is not supported; allowed: image`);
   const digest = typeof body['digest'] === 'string' && /^sha256:[a-f0-9]{64}$/.test(body['digest']) ? body['digest'] : undefined;
   return { image: imageFromManifestUrl(body['url']), url: body['url'] as string, ...(digest ? { digest } : {}) };
 }
@@ -72,15 +81,19 @@ export function renderJob(jobs: FleetJobs, job: FleetJob, url: string, now: numb
     result: {
       created_at: iso(job.createdAt),
       updated_at: iso(job.finishedAt ?? now),
-      job_states: [{
-        state,
-        error: state === 'FAILURE' ? siteSummary(job) : '',
-        results: [{
-          success_tasks: job.sites.filter(done).map((s) => ({ url, hostname: s.site, ip: '' })),
-          failure_tasks: job.sites.filter((s) => s.state === 'failure').map((s) => ({ url, hostname: s.site, ip: '', description: s.error ?? 'failed' })),
-          scheduler_cluster_id: 0,
-        }],
-      }],
+      job_states: [
+        {
+          state,
+          error: state === 'FAILURE' ? siteSummary(job) : '',
+          results: [
+            {
+              success_tasks: job.sites.filter(done).map((s) => ({ url, hostname: s.site, ip: '' })),
+              failure_tasks: job.sites.filter((s) => s.state === 'failure').map((s) => ({ url, hostname: s.site, ip: '', description: s.error ?? 'failed' })),
+              scheduler_cluster_id: 0,
+            },
+          ],
+        },
+      ],
     },
   };
 }

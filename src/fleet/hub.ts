@@ -55,7 +55,8 @@ export function createHub(deps: HubDeps): Hub {
   };
   const jobById = (raw: string): FleetJob => {
     const job = /^\d+$/.test(raw) ? jobs.get(Number(raw)) : undefined;
-    if (!job) throw new ApiError(404, 'NOT_FOUND', `no pre-heat job ${raw.slice(0, 100)}; the hub keeps jobs in memory until it restarts (the last 1000 finished)`);
+    if (!job)
+      throw new ApiError(404, 'NOT_FOUND', `no pre-heat job ${raw.slice(0, 100)}; the hub keeps jobs in memory until it restarts (the last 1000 finished)`);
     return job;
   };
 
@@ -88,7 +89,13 @@ export function createHub(deps: HubDeps): Hub {
     }
     if (at('POST', /^\/api\/v1\/fleet\/poll$/)) return { body: poll(await readJsonBody(req)) };
     if (at('GET', /^\/api\/v1\/sites$/)) return { body: sites.list() };
-    if (at('GET', /^\/api\/v1\/fleet\/jobs$/)) return { body: jobs.list().slice(0, 100).map((j) => ({ ...j, state: jobs.state(j) })) };
+    if (at('GET', /^\/api\/v1\/fleet\/jobs$/))
+      return {
+        body: jobs
+          .list()
+          .slice(0, 100)
+          .map((j) => ({ ...j, state: jobs.state(j) })),
+      };
     return undefined;
   };
 

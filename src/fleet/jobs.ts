@@ -46,7 +46,10 @@ export class FleetJobs {
   private readonly jobs = new Map<number, FleetJob>();
   private nextId: number;
 
-  constructor(private readonly book: SiteBook, private readonly now: () => number) {
+  constructor(
+    private readonly book: SiteBook,
+    private readonly now: () => number,
+  ) {
     // Ids stay unique across hub restarts, so Harbor never reads another job's status by an old id.
     this.nextId = now();
   }
@@ -63,17 +66,35 @@ export class FleetJobs {
     }
     const at = this.now();
     const job: FleetJob = {
-      id: this.nextId++, image: req.image, digest: req.digest ?? null, source: req.source, selector, createdAt: at, finishedAt: null, error: null,
-      sites: this.book.names().filter(req.matches).map((site) => {
-        const s = this.book.stateOf(site);
-        const stale = s?.state === 'stale';
-        return {
-          site, state: stale ? 'failure' : 'pending', error: stale ? `site is stale: no report since ${new Date(s.at).toISOString()}` : null,
-          digest: null, bytesFetched: 0, bytesTotal: 0, finishedAt: stale ? at : null,
-        };
-      }),
+      id: this.nextId++,
+      image: req.image,
+      digest: req.digest ?? null,
+      source: req.source,
+      selector,
+      createdAt: at,
+      finishedAt: null,
+      error: null,
+      sites: this.book
+        .names()
+        .filter(req.matches)
+        .map((site) => {
+          const s = this.book.stateOf(site);
+          const stale = s?.state === 'stale';
+          return {
+            site,
+            state: stale ? 'failure' : 'pending',
+            error: stale ? `site is stale: no report since ${new Date(s.at).toISOString()}` : null,
+            digest: null,
+            bytesFetched: 0,
+            bytesTotal: 0,
+            finishedAt: stale ? at : null,
+          };
+        }),
     };
-    if (job.sites.length === 0) job.error = selector ? `no site matches ${JSON.stringify(selector)}; known sites: ${this.book.names().join(', ') || 'none'}` : 'no site has reported to this hub yet';
+    if (job.sites.length === 0)
+      job.error = selector
+        ? `no site matches ${JSON.stringify(selector)}; known sites: ${this.book.names().join(', ') || 'none'}`
+        : 'no site has reported to this hub yet';
     this.jobs.set(job.id, job);
     this.settle(job);
     this.prune();

@@ -34,7 +34,13 @@ export interface SiteReport {
   /** Recent problems (failed warm-ups and pre-heats). */
   readonly errors: readonly string[];
   /** The site's recent warm-up jobs, newest first. */
-  readonly jobs: ReadonlyArray<{ readonly id: string; readonly state: string; readonly images: readonly string[]; readonly bytesFetched: number; readonly finishedAt: number | null }>;
+  readonly jobs: ReadonlyArray<{
+    readonly id: string;
+    readonly state: string;
+    readonly images: readonly string[];
+    readonly bytesFetched: number;
+    readonly finishedAt: number | null;
+  }>;
 }
 
 export interface PollRequest {

@@ -54,8 +54,19 @@ export class SiteBook {
 
 /** Site selector: comma-separated names or globs (`*` any characters), e.g. `eu-*,factory-12`; empty = every site. */
 export function siteMatcher(selector: string | undefined): (name: string) => boolean {
-  const parts = (selector ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = (selector ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (parts.length === 0 || parts.includes('*')) return () => true;
-  const res = parts.map((p) => new RegExp(`^${p.split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`));
+  const res = parts.map(
+    (p) =>
+      new RegExp(
+        `^${p
+          .split('*')
+          .map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*')}$`,
+      ),
+  );
   return (name) => res.some((r) => r.test(name));
 }

@@ -28,7 +28,9 @@ export interface Fleet {
 
 export function createFleet(d: FleetDeps): Fleet {
   const { config } = d;
-  const hub = config.hub ? createHub({ token: config.hub.token, ...(config.admin ? { admin: config.admin } : {}), logger: d.logger.child({ fleet: 'hub' }), now: d.now }) : undefined;
+  const hub = config.hub
+    ? createHub({ token: config.hub.token, ...(config.admin ? { admin: config.admin } : {}), logger: d.logger.child({ fleet: 'hub' }), now: d.now })
+    : undefined;
   const agent = config.site
     ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
     : undefined;
@@ -64,6 +66,12 @@ async function siteReport(d: FleetDeps): Promise<SiteReport> {
       return { name: u.config.name, state: s.state, lastError: s.lastError ?? null };
     }),
     errors: jobs.flatMap((j) => j.images.filter((i) => i.error).map((i) => `${i.ref}: ${i.error}`)).slice(0, 10),
-    jobs: jobs.map((j) => ({ id: j.id, state: j.state, images: j.images.map((i) => i.ref), bytesFetched: j.images.reduce((n, i) => n + i.bytesFetched, 0), finishedAt: j.finishedAt })),
+    jobs: jobs.map((j) => ({
+      id: j.id,
+      state: j.state,
+      images: j.images.map((i) => i.ref),
+      bytesFetched: j.images.reduce((n, i) => n + i.bytesFetched, 0),
+      finishedAt: j.finishedAt,
+    })),
   };
 }

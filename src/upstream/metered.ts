@@ -3,7 +3,7 @@
  * streamed request body byte) of an upstream through its WAN budget. Reading pauses while the
  * budget says wait, so TCP slows the sender: the cap holds on the link, not only inside berth.
  */
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, type Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { WanBudget, WorkPriority } from './budget.js';
 
@@ -17,10 +17,18 @@ class Gate implements Controller {
 
   constructor(readonly real: Controller) {}
 
-  get aborted(): boolean { return this.real.aborted; }
-  get paused(): boolean { return this.real.paused; }
-  get reason(): Error | null { return this.real.reason; }
-  abort(reason: Error): void { this.real.abort(reason); }
+  get aborted(): boolean {
+    return this.real.aborted;
+  }
+  get paused(): boolean {
+    return this.real.paused;
+  }
+  get reason(): Error | null {
+    return this.real.reason;
+  }
+  abort(reason: Error): void {
+    this.real.abort(reason);
+  }
 
   pause(): void {
     this.innerPaused = true;
@@ -50,7 +58,11 @@ class MeteredHandler implements Handler {
   private ended: { trailers: Record<string, string | string[] | undefined> } | undefined;
   private dead = false;
 
-  constructor(private readonly inner: Handler, private readonly budget: WanBudget, private readonly background: boolean) {}
+  constructor(
+    private readonly inner: Handler,
+    private readonly budget: WanBudget,
+    private readonly background: boolean,
+  ) {}
 
   private gateFor(c: Controller): Gate {
     if (!this.gate || this.gate.real !== c) this.gate = new Gate(c);
@@ -61,7 +73,7 @@ class MeteredHandler implements Handler {
     this.inner.onRequestStart?.(this.gateFor(c), context);
   }
 
-  onRequestUpgrade(c: Controller, status: number, headers: Record<string, string | string[] | undefined>, socket: import('node:stream').Duplex): void {
+  onRequestUpgrade(c: Controller, status: number, headers: Record<string, string | string[] | undefined>, socket: Duplex): void {
     this.inner.onRequestUpgrade?.(this.gateFor(c), status, headers, socket);
   }
 
@@ -121,6 +133,6 @@ export function meteredInterceptor(budget: WanBudget, priority: WorkPriority): D
   return (dispatch) => (opts, handler) => {
     const background = priority.isBackground();
     const body = opts.body instanceof Readable ? meteredBody(opts.body, budget, background) : opts.body;
-    return dispatch({ ...opts, body }, new MeteredHandler(handler as Handler, budget, background));
+    return dispatch({ ...opts, body }, new MeteredHandler(handler, budget, background));
   };
 }

@@ -42,7 +42,14 @@ function next(res: UpstreamResponse, base: string, current: string): string {
 }
 
 /** Sends `source` to an upload started at `location`, then completes it with the digest. */
-export async function uploadInChunks(client: RegistryClient, repository: string, digest: string, source: RangeSource, location: string, restart: () => Promise<string>): Promise<{ resumed: number }> {
+export async function uploadInChunks(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  source: RangeSource,
+  location: string,
+  restart: () => Promise<string>,
+): Promise<{ resumed: number }> {
   const state: UploadState = { url: new URL(location, client.remoteurl).toString(), offset: 0 };
   let stalls = 0;
   let resumed = 0;
@@ -51,7 +58,11 @@ export async function uploadInChunks(client: RegistryClient, repository: string,
     const end = Math.min(start + UPLOAD_CHUNK_BYTES, source.size) - 1;
     try {
       const res = await client.send({
-        method: 'PATCH', repository, path: '', url: state.url, push: true,
+        method: 'PATCH',
+        repository,
+        path: '',
+        url: state.url,
+        push: true,
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
         body: () => source.open(start, end),
       });
@@ -62,11 +73,13 @@ export async function uploadInChunks(client: RegistryClient, repository: string,
         stalls = 0;
         continue;
       }
-      if (res.status !== 416 && res.status !== 400 && res.status !== 404) throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} to a chunk of blob ${digest}`, { status: 502 });
+      if (res.status !== 416 && res.status !== 400 && res.status !== 404)
+        throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} to a chunk of blob ${digest}`, { status: 502 });
     } catch (err) {
       if (!isCut(err)) throw err;
     }
-    if (++stalls > MAX_STALLS) throw new OciError('UNAVAILABLE', `upload of blob ${digest} to ${client.name} made no progress after ${MAX_STALLS} tries`, { status: 502 });
+    if (++stalls > MAX_STALLS)
+      throw new OciError('UNAVAILABLE', `upload of blob ${digest} to ${client.name} made no progress after ${MAX_STALLS} tries`, { status: 502 });
     // Where does the registry stand? A lost upload (404) starts again from nothing.
     await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** stalls, 3_000)));
     const at = await status(client, repository, state.url).catch((err: unknown) => {
@@ -85,7 +98,15 @@ export async function uploadInChunks(client: RegistryClient, repository: string,
   }
   const done = new URL(state.url);
   done.searchParams.set('digest', digest);
-  const res = await client.send({ method: 'PUT', repository, path: '', url: done.toString(), push: true, headers: { 'content-length': '0' }, body: () => Buffer.alloc(0) });
+  const res = await client.send({
+    method: 'PUT',
+    repository,
+    path: '',
+    url: done.toString(),
+    push: true,
+    headers: { 'content-length': '0' },
+    body: () => Buffer.alloc(0),
+  });
   if (res.status !== 201 && res.status !== 204) {
     const text = await res.body.text().catch(() => '');
     throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} completing blob ${digest}: ${text.slice(0, 200)}`, { status: 502 });

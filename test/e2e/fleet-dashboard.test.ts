@@ -24,7 +24,10 @@ describe('Sites page in headless Chromium', { timeout: 180_000 }, () => {
     hub = await startHub();
     sites = await Promise.all(['north', 'south'].map((n) => startSite(n, hub.url, { remoteurl: reg.url })));
     await sitesUp(hub.url, ['north', 'south']);
-    const job = await hubCall(hub.url, 'POST', '/oapi/v1/jobs', { type: 'preheat', args: { type: 'image', url: `${reg.url}/v2/xing/app/manifests/v1`, headers: {} } });
+    const job = await hubCall(hub.url, 'POST', '/oapi/v1/jobs', {
+      type: 'preheat',
+      args: { type: 'image', url: `${reg.url}/v2/xing/app/manifests/v1`, headers: {} },
+    });
     await pollUntil(hub.url, `/oapi/v1/jobs/${job.json.id}`, (j) => j.state === 'SUCCESS');
     browser = await startBrowser();
     page = await browser.newPage();
@@ -50,11 +53,11 @@ describe('Sites page in headless Chromium', { timeout: 180_000 }, () => {
     await page.waitForSelector('[data-testid=sites] tbody tr');
     assert.equal(await page.textContent('[data-testid=sites-count]'), '2 sites, 2 up, 0 stale');
     for (const name of ['north', 'south']) {
-      const row = await page.textContent(`[data-testid=sites] tr[data-site=${name}]`) ?? '';
+      const row = (await page.textContent(`[data-testid=sites] tr[data-site=${name}]`)) ?? '';
       assert.match(row, /up/);
       assert.match(row, /default: up/);
     }
-    const job = await page.textContent('[data-testid=fleet-jobs] tbody tr') ?? '';
+    const job = (await page.textContent('[data-testid=fleet-jobs] tbody tr')) ?? '';
     assert.match(job, /SUCCESS/);
     assert.match(job, /north: success; south: success/);
     await browser.screenshot(page, 'dashboard', 'sites');
@@ -64,7 +67,7 @@ describe('Sites page in headless Chromium', { timeout: 180_000 }, () => {
     await sites[1]!.stop();
     sites = [sites[0]!];
     await page.waitForSelector('[data-testid=sites] tr[data-site=south] .badge-bad', { timeout: 30_000 });
-    assert.match(await page.textContent('[data-testid=sites] tr[data-site=south]') ?? '', /stale/);
+    assert.match((await page.textContent('[data-testid=sites] tr[data-site=south]')) ?? '', /stale/);
     assert.equal(await page.textContent('[data-testid=sites-count]'), '2 sites, 1 up, 1 stale');
     assert.deepEqual(pageErrors, []);
   });

@@ -38,7 +38,7 @@ after(async () => {
   await removeDir(work);
 });
 
-test('write-behind over a link cut every 12 MB: uploads go in chunks, a cut upload is resumed from the registry\'s status or started again, and the image lands intact', async () => {
+test("write-behind over a link cut every 12 MB: uploads go in chunks, a cut upload is resumed from the registry's status or started again, and the image lands intact", async () => {
   // Every 12 MB up the link, the connection carrying them is cut.
   relay.configure({ cutUpEveryBytes: CUT_EVERY });
   const before = relay.bytesToTarget();
@@ -46,8 +46,16 @@ test('write-behind over a link cut every 12 MB: uploads go in chunks, a cut uplo
   assert.equal(await pushImage(img, berth.url, 'behind/xing/cut:v1'), img.manifestDigest);
   await waitForDrain(berth, 90_000).catch(async (err: Error) => {
     const lines = (await berth.logLines()).filter((l) => l['level'] !== 30 || /replicat/.test(String(l['msg'])));
-    const reqs = (await registry.requests()).filter((r) => r.uri.includes('/blobs/uploads/')).slice(-14).map((r) => `${r.method} ${r.uri.slice(0, 60)} ${r.status}`);
-    throw new Error(`${err.message}; log: ${lines.slice(-8).map((l) => JSON.stringify(l)).join('\n')}\nregistry: ${reqs.join('\n')}`);
+    const reqs = (await registry.requests())
+      .filter((r) => r.uri.includes('/blobs/uploads/'))
+      .slice(-14)
+      .map((r) => `${r.method} ${r.uri.slice(0, 60)} ${r.status}`);
+    throw new Error(
+      `${err.message}; log: ${lines
+        .slice(-8)
+        .map((l) => JSON.stringify(l))
+        .join('\n')}\nregistry: ${reqs.join('\n')}`,
+    );
   });
   const carried = relay.bytesToTarget() - before;
   const size = img.totalSize;

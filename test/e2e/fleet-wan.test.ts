@@ -44,7 +44,11 @@ after(async () => {
   process.stdout.write(`# WAN budget measured: ${JSON.stringify(measured)}\n`);
 });
 
-interface Job { id: string; state: string; images: Array<{ bytesFetched: number; bytesTotal: number }> }
+interface Job {
+  id: string;
+  state: string;
+  images: Array<{ bytesFetched: number; bytesTotal: number }>;
+}
 const startWarm = async (image: string): Promise<string> => {
   const r = await api(berth.url, 'POST', '/api/v1/warm', { images: [image] });
   assert.equal(r.status, 202, JSON.stringify(r.json));
@@ -85,7 +89,10 @@ test('a node pull during a running warm-up goes first: it finishes while the war
   const pullMs = Date.now() - started;
   const during = await job(id);
   assert.equal(pulled.manifestDigest, small.manifestDigest);
-  assert.equal(pulled.blobBytes, small.blobs.reduce((n, b) => n + b.size, 0));
+  assert.equal(
+    pulled.blobBytes,
+    small.blobs.reduce((n, b) => n + b.size, 0),
+  );
   assert.equal(during.state, 'running', 'the warm-up was still running when the node had its image');
   assert.ok(during.images[0]!.bytesFetched < during.images[0]!.bytesTotal);
   measured['node pull 4MiB during warm-up, ms'] = pullMs;

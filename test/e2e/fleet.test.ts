@@ -69,11 +69,36 @@ const blobGets = async (img: BuiltImage): Promise<RegistryRequest[]> => {
   const wanted = new Set(img.blobs.map((b) => b.digest));
   return (await registry.requests()).filter((r) => r.method === 'GET' && r.status === 200 && wanted.has(r.uri.split('/blobs/')[1] ?? ''));
 };
+/** distribution's notification of a manifest push of `img` as `repo:v1`. */
+const pushEnvelope = (img: BuiltImage, repo: string) => ({
+  events: [
+    {
+      action: 'push',
+      target: {
+        mediaType: img.manifestMediaType,
+        digest: img.manifestDigest,
+        repository: repo,
+        url: `${registry.url}/v2/${repo}/manifests/${img.manifestDigest}`,
+        tag: 'v1',
+      },
+      request: { host: registry.host },
+    },
+  ],
+});
+
 /** Harbor's pull token: sent in `headers`, never to be used by sites. */
 const harborHeaders = { Authorization: 'Bearer harbor-pull-token-not-for-sites' };
 
 test('the hub refuses requests without its token or with a wrong one', async () => {
-  for (const [method, p] of [['GET', '/api/v1/sites'], ['POST', '/oapi/v1/jobs'], ['GET', '/healthy'], ['GET', '/_ping'], ['POST', '/preheats'], ['POST', '/api/v1/events'], ['POST', '/api/v1/fleet/poll']] as const) {
+  for (const [method, p] of [
+    ['GET', '/api/v1/sites'],
+    ['POST', '/oapi/v1/jobs'],
+    ['GET', '/healthy'],
+    ['GET', '/_ping'],
+    ['POST', '/preheats'],
+    ['POST', '/api/v1/events'],
+    ['POST', '/api/v1/fleet/poll'],
+  ] as const) {
     for (const token of [null, 'wrong-token']) {
       const r = await hubCall(hub.url, method, p, method === 'POST' ? {} : undefined, token);
       assert.equal(r.status, 401, `${method} ${p} with ${token ?? 'no token'}`);
@@ -88,13 +113,19 @@ test('the hub refuses requests without its token or with a wrong one', async () 
 test('GET /api/v1/sites lists both sites with their report', async () => {
   const r = await hubCall(hub.url, 'GET', '/api/v1/sites');
   assert.equal(r.status, 200);
-  assert.deepEqual(r.json.map((s: { name: string }) => s.name), SITES);
+  assert.deepEqual(
+    r.json.map((s: { name: string }) => s.name),
+    SITES,
+  );
   for (const s of r.json) {
     assert.equal(s.state, 'up');
     assert.match(s.version, /^\d+\.\d+\.\d+/);
     assert.equal(s.intervalMs, 500);
     assert.ok(Date.parse(s.lastReport) > 0);
-    assert.deepEqual(s.upstreams.map((u: { name: string }) => u.name), ['default']);
+    assert.deepEqual(
+      s.upstreams.map((u: { name: string }) => u.name),
+      ['default'],
+    );
     assert.equal(typeof s.store.bytes, 'number');
     assert.equal(typeof s.images, 'number');
     assert.ok(Array.isArray(s.jobs));
@@ -122,11 +153,21 @@ test('current Harbor: POST /oapi/v1/jobs reaches SUCCESS naming both sites; each
   assert.equal(result.success_tasks[0].url, url);
   const gets = await blobGets(current);
   assert.equal(gets.length, current.blobs.length * SITES.length, 'each blob once per site');
-  assert.ok((await registry.requests()).every((r) => r.user === null || r.user === 'admin'), 'sites use their own credentials');
+  assert.ok(
+    (await registry.requests()).every((r) => r.user === null || r.user === 'admin'),
+    'sites use their own credentials',
+  );
 });
 
 test('Harbor 2.1: POST /preheats answers {ID}, GET /preheats/<id> reaches SUCCESS; a repeat is 208 Already Reported', async () => {
-  const body = { type: 'image', url: `${registry.url}/v2/xing/old/manifests/v1`, headers: harborHeaders, image: 'xing/old', tag: 'v1', digest: old.manifestDigest };
+  const body = {
+    type: 'image',
+    url: `${registry.url}/v2/xing/old/manifests/v1`,
+    headers: harborHeaders,
+    image: 'xing/old',
+    tag: 'v1',
+    digest: old.manifestDigest,
+  };
   const started = Date.now();
   const created = await hubCall(hub.url, 'POST', '/preheats', body);
   assert.equal(created.status, 200, JSON.stringify(created.json));
@@ -143,33 +184,52 @@ test('Harbor 2.1: POST /preheats answers {ID}, GET /preheats/<id> reaches SUCCES
 });
 
 test('a subset of sites through the provider endpoint path /sites/<names>/', async () => {
-  const created = await hubCall(hub.url, 'POST', '/sites/site-b/oapi/v1/jobs', { type: 'preheat', args: { type: 'image', url: `${registry.url}/v2/xing/current/manifests/v1`, headers: harborHeaders } });
+  const created = await hubCall(hub.url, 'POST', '/sites/site-b/oapi/v1/jobs', {
+    type: 'preheat',
+    args: { type: 'image', url: `${registry.url}/v2/xing/current/manifests/v1`, headers: harborHeaders },
+  });
   assert.equal(created.status, 200);
   const done = await pollUntil(hub.url, `/sites/site-b/oapi/v1/jobs/${created.json.id}`, (j) => j.state !== 'PENDING');
   assert.equal(done.json.state, 'SUCCESS');
-  assert.deepEqual(done.json.result.job_states[0].results[0].success_tasks.map((t: { hostname: string }) => t.hostname), ['site-b']);
-  const none = await hubCall(hub.url, 'POST', '/sites/nowhere-*/oapi/v1/jobs', { type: 'preheat', args: { type: 'image', url: `${registry.url}/v2/xing/current/manifests/v1` } });
+  assert.deepEqual(
+    done.json.result.job_states[0].results[0].success_tasks.map((t: { hostname: string }) => t.hostname),
+    ['site-b'],
+  );
+  const none = await hubCall(hub.url, 'POST', '/sites/nowhere-*/oapi/v1/jobs', {
+    type: 'preheat',
+    args: { type: 'image', url: `${registry.url}/v2/xing/current/manifests/v1` },
+  });
   const failed = await hubCall(hub.url, 'GET', `/oapi/v1/jobs/${none.json.id}`);
   assert.equal(failed.json.state, 'FAILURE');
   assert.match(failed.json.result.job_states[0].error, /no site matches "nowhere-\*"/);
 });
 
 test('a missing image fails with each site named and why', async () => {
-  const created = await hubCall(hub.url, 'POST', '/preheats', { type: 'image', url: `${registry.url}/v2/xing/absent/manifests/v9`, headers: harborHeaders, image: 'xing/absent', tag: 'v9' });
+  const created = await hubCall(hub.url, 'POST', '/preheats', {
+    type: 'image',
+    url: `${registry.url}/v2/xing/absent/manifests/v9`,
+    headers: harborHeaders,
+    image: 'xing/absent',
+    tag: 'v9',
+  });
   const done = await pollUntil(hub.url, `/preheats/${created.json.ID}`, (j) => j.Status === 'SUCCESS' || j.Status === 'FAIL', 120_000);
   assert.equal(done.json.Status, 'FAIL');
   for (const s of SITES) assert.match(done.json.errorMsg, new RegExp(`${s}: failure \\(.*(not known|unknown|not found)`, 'i'));
 });
 
-test('distribution\'s notification of a manifest push warms both sites, once per digest', async () => {
+test("distribution's notification of a manifest push warms both sites, once per digest", async () => {
   await pushImage(pushed, registry.url, 'xing/pushed:v1', creds);
   await waitFor(async () => (await blobGets(pushed)).length >= pushed.blobs.length * SITES.length, 60_000, { what: 'both sites to fetch the pushed image' });
   const jobs = (await hubCall(hub.url, 'GET', '/api/v1/fleet/jobs')).json as Array<{ source: string; digest: string; state: string }>;
   const fromEvents = jobs.filter((j) => j.source === 'event' && j.digest === pushed.manifestDigest);
   assert.equal(fromEvents.length, 1, 'one job for the digest');
-  await waitFor(async () => (await hubCall(hub.url, 'GET', '/api/v1/fleet/jobs')).json.find((j: { digest: string }) => j.digest === pushed.manifestDigest).state === 'SUCCESS', 30_000);
+  await waitFor(
+    async () =>
+      (await hubCall(hub.url, 'GET', '/api/v1/fleet/jobs')).json.find((j: { digest: string }) => j.digest === pushed.manifestDigest).state === 'SUCCESS',
+    30_000,
+  );
   // The same notification again (distribution retries) starts nothing new.
-  const envelope = { events: [{ action: 'push', target: { mediaType: pushed.manifestMediaType, digest: pushed.manifestDigest, repository: 'xing/pushed', url: `${registry.url}/v2/xing/pushed/manifests/${pushed.manifestDigest}`, tag: 'v1' }, request: { host: registry.host } }] };
+  const envelope = pushEnvelope(pushed, 'xing/pushed');
   const again = await hubCall(hub.url, 'POST', '/api/v1/events', envelope, HUB_TOKEN, 'application/vnd.docker.distribution.events.v2+json');
   assert.equal(again.status, 202);
   assert.equal(again.json.jobs[0].duplicate, true);
@@ -177,7 +237,7 @@ test('distribution\'s notification of a manifest push warms both sites, once per
 });
 
 test('an event for a manifest not readable yet: sites retry with backoff until it is', async () => {
-  const envelope = { events: [{ action: 'push', target: { mediaType: late.manifestMediaType, digest: late.manifestDigest, repository: 'xing/late', url: `${registry.url}/v2/xing/late/manifests/${late.manifestDigest}`, tag: 'v1' }, request: { host: registry.host } }] };
+  const envelope = pushEnvelope(late, 'xing/late');
   const posted = await hubCall(hub.url, 'POST', '/api/v1/events', envelope);
   assert.equal(posted.status, 202);
   await new Promise((r) => setTimeout(r, 1_500));
@@ -189,12 +249,21 @@ test('an event for a manifest not readable yet: sites retry with backoff until i
   assert.equal((await blobGets(late)).length, late.blobs.length * SITES.length);
 });
 
-test('Harbor\'s webhook (CloudEvents form) warms both sites', async () => {
+test("Harbor's webhook (CloudEvents form) warms both sites", async () => {
   await pushImage(hooked, registry.url, 'xing/hooked:v1', creds);
   // The registry's own notification also arrives; both name the same digest, so one job runs.
   const body = {
-    specversion: '1.0', id: 'e1', source: '/projects/1/webhook/policies/1', type: 'harbor.artifact.pushed', datacontenttype: 'application/json', time: new Date().toISOString(), operator: 'admin',
-    data: { resources: [{ digest: hooked.manifestDigest, tag: 'v1', resource_url: `${registry.host}/xing/hooked:v1` }], repository: { name: 'hooked', namespace: 'xing', repo_full_name: 'xing/hooked', repo_type: 'private' } },
+    specversion: '1.0',
+    id: 'e1',
+    source: '/projects/1/webhook/policies/1',
+    type: 'harbor.artifact.pushed',
+    datacontenttype: 'application/json',
+    time: new Date().toISOString(),
+    operator: 'admin',
+    data: {
+      resources: [{ digest: hooked.manifestDigest, tag: 'v1', resource_url: `${registry.host}/xing/hooked:v1` }],
+      repository: { name: 'hooked', namespace: 'xing', repo_full_name: 'xing/hooked', repo_type: 'private' },
+    },
   };
   const r = await hubCall(hub.url, 'POST', '/api/v1/events', body, HUB_TOKEN, 'application/cloudevents+json');
   assert.equal(r.status, 202);
@@ -207,7 +276,11 @@ test('with the registry stopped, both sites serve every pre-heated image, verifi
   await registry.down();
   try {
     for (const site of sites) {
-      for (const [img, repo] of [[current, 'xing/current'], [old, 'xing/old'], [pushed, 'xing/pushed']] as const) {
+      for (const [img, repo] of [
+        [current, 'xing/current'],
+        [old, 'xing/old'],
+        [pushed, 'xing/pushed'],
+      ] as const) {
         const out = await makeTempDir('berth-fleet-pull-');
         try {
           const pulled = await skopeoPull(`${site.host}/${repo}:v1`, path.join(out, 'img'));
