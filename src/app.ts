@@ -20,6 +20,8 @@ import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
 import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
+import { createFleet } from './fleet/wiring.js';
+import { WorkPriority, budgetFor } from './upstream/budget.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -60,10 +62,14 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
   const instance = (await instanceId(root))!;
   const telemetry = createTelemetry(config, now);
-  const upstreams: Upstream[] = config.upstreams.map((u) => ({
-    config: u,
-    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry, instance),
-  }));
+  const priority = new WorkPriority();
+  const upstreams: Upstream[] = config.upstreams.map((u) => {
+    const budget = budgetFor(u, now);
+    return {
+      config: u,
+      client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry, instance, budget && { budget, priority }),
+    };
+  });
   const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, owner: LOCAL_OWNER, upstreams, logger, now });
   // berth.lock: `berth gc` run beside this process leaves what it streams or fills alone.
   const inUse = new InUseRecord(root, now);
@@ -74,13 +80,15 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   });
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
   cache.maybeEvict();
-  const push = await pushSide.start(cache);
+  // The write-behind worker starts here: everything it sends is background work for the WAN budget.
+  const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
   const ops = createOperations({
-    config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(),
+    config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(), priority,
   });
+  const fleet = createFleet({ config, ops, stats: () => telemetry.stats(), upstreams, logger, now });
   const listeners: Listener[] = [{ host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) }, ...config.http.listeners];
-  const serverDeps = { config, cache, upstreams, logger, now, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance };
+  const serverDeps = { config, cache, upstreams, logger, now, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance };
   const servers = listeners.map((l) => createServer(serverDeps, l.tls));
   const server = servers[0]!;
   const reloadCertificate = (reason: string) => {
@@ -108,12 +116,14 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       const bound: AddressInfo[] = [];
       for (const [i, l] of listeners.entries()) bound.push(await listenOn(servers[i]!, l));
       ops.start();
+      fleet.start();
       return bound[0]!;
     },
     checkUpstreams: () => checkAll(upstreams, logger),
     reload,
     close: async (deadlineMs = 30_000) => {
       stopWatching();
+      fleet.stop();
       ops.stop();
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       // Keep-alive connections go as soon as their response is done, not at the keep-alive timeout.

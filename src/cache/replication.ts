@@ -40,7 +40,7 @@ export class Replicator {
     }
     try {
       const from = (await repos.repositoriesWith(target.key, digest)).filter((r) => r !== target.repository);
-      return await sendBlob(client, target.repository, digest, { size: stored.size, open: () => stored.stream() }, from);
+      return await sendBlob(client, target.repository, digest, { size: stored.size, open: (start, end) => stored.stream(start, end) }, from);
     } finally {
       await stored.close();
     }

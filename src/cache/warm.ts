@@ -12,6 +12,7 @@ import type { RepositoryIndex } from '../ports/repository-index.js';
 import { parseReference, type ImageCatalog } from './images.js';
 import type { RegistryCache } from './registry.js';
 import type { Target } from './target.js';
+import type { WorkPriority } from '../upstream/budget.js';
 
 export type WarmPlatforms = readonly Platform[] | 'all';
 export type WarmImageStateName = 'pending' | 'running' | 'done' | 'cached' | 'failed';
@@ -41,7 +42,7 @@ export interface WarmJob {
   readonly createdAt: number;
   finishedAt: number | null;
   /** `api` (berth warm, the dashboard) or `schedule` (the warm: config list). */
-  readonly source: 'api' | 'schedule';
+  readonly source: 'api' | 'schedule' | 'hub';
   readonly pin: boolean;
   readonly platforms: string[] | 'all';
   readonly images: WarmImage[];
@@ -51,7 +52,7 @@ export interface WarmRequest {
   readonly images: readonly string[];
   readonly platforms: WarmPlatforms;
   readonly pin: boolean;
-  readonly source: 'api' | 'schedule';
+  readonly source: 'api' | 'schedule' | 'hub';
   /** When a pinned tag has moved, unpin what it pointed to before (scheduled refreshes). */
   readonly replacePinned?: boolean;
 }
@@ -67,6 +68,8 @@ export interface WarmDeps {
   readonly now: () => number;
   /** Blobs of one image fetched at once. */
   readonly concurrency?: number;
+  /** Jobs run as background work: under a WAN budget they yield to node pulls. */
+  readonly priority?: WorkPriority;
 }
 
 /** Finished jobs kept for the API; running ones are always kept. */
@@ -121,7 +124,8 @@ export class WarmJobs {
     };
     this.jobs.set(job.id, job);
     this.prune();
-    const done = (async () => {
+    const background = <T>(fn: () => Promise<T>) => (this.deps.priority ? this.deps.priority.background(fn) : fn());
+    const done = background(async () => {
       const log = this.deps.logger.child({ warmJob: job.id });
       log.info({ images: req.images, platforms: job.platforms, pin: req.pin, source: req.source }, 'warm job started');
       for (const img of job.images) {
@@ -138,7 +142,7 @@ export class WarmJobs {
       job.finishedAt = this.deps.now();
       log.info({ state: job.state, ms: job.finishedAt - job.createdAt }, 'warm job finished');
       return job;
-    })();
+    });
     return { job, done };
   }
 

@@ -38,6 +38,9 @@ function upstreamDoc(u: UpstreamConfig, single: boolean): Record<string, unknown
     ttl: u.ttlMs === 0 ? '0s' : formatDuration(u.ttlMs),
     tagttl: formatDuration(u.tagttlMs),
     pushmode: u.pushmode,
+    prefetch: u.prefetch,
+    ...(u.ratelimit !== undefined ? { ratelimit: `${formatSize(u.ratelimit)}/s` } : {}),
+    ...(u.backgroundwindow !== undefined ? { backgroundwindow: u.backgroundwindow.text } : {}),
   };
 }
 
@@ -69,6 +72,8 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
     ...(single ? { proxy: upstreamDoc(config.upstreams[0]!, true) } : config.upstreams.length ? { upstreams: config.upstreams.map((u) => upstreamDoc(u, false)) } : {}),
     ...(config.auth ? { auth: JSON.parse(JSON.stringify(config.auth)) as unknown } : {}),
     ...(config.admin ? { admin: { username: config.admin.username, password: '<redacted>' } } : config.adminOpen ? { admin: { open: true } } : {}),
+    ...(config.hub ? { hub: { token: '<redacted>' } } : {}),
+    ...(config.site ? { site: { name: config.site.name, hub: config.site.hub, token: '<redacted>', interval: formatDuration(config.site.intervalMs) } } : {}),
     warm: {
       interval: formatDuration(config.warm.intervalMs),
       ...(config.warm.images.length ? { images: [...config.warm.images] } : {}),

@@ -7,6 +7,7 @@ import { applyEnv, setAt } from './env.js';
 import { pushGuardProblems } from './pushguard.js';
 import { formatPath, validateDocument, type BerthDocument } from './schema.js';
 import type { BerthConfig, ConnectionLimits, UpstreamConfig } from './types.js';
+import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
 
 /** The `berth serve` flags that stand in for a config file. */
@@ -246,6 +247,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       platforms: doc.warm?.platforms ?? [],
       allPlatforms: doc.warm?.allplatforms ?? false,
     },
+    ...buildFleet(doc, where, problems),
   };
 }
 
@@ -296,6 +298,8 @@ function upstream(u: UpstreamDoc, path: (string | number)[], where: Where, probl
     prefetch: u.prefetch ?? false,
     ttlMs: u.ttl ?? 0,
     pushmode: u.pushmode ?? 'readonly',
+    ...(u.ratelimit !== undefined ? { ratelimit: u.ratelimit } : {}),
+    ...(u.backgroundwindow !== undefined ? { backgroundwindow: u.backgroundwindow } : {}),
   };
 }
 

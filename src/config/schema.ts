@@ -29,6 +29,7 @@ import {
 } from './fields.js';
 import type { AccessAction, OutageMode, PushMode } from './types.js';
 import { isMapping, type Tree } from './yaml.js';
+import { budgetKeys, checkFleet, hubSchema, siteSchema } from './fleet.js';
 
 export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const satisfies readonly PushMode[];
 export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const satisfies readonly AccessAction[];
@@ -118,6 +119,7 @@ const upstreamKeys = {
   passthroughauth: flag().optional(),
   passthroughttl: duration().optional(),
   passthroughoutage: oneOf(OUTAGE_MODES).optional(),
+  ...budgetKeys,
 };
 
 const ruleSchema = z.strictObject({
@@ -162,6 +164,8 @@ export const documentSchema = z.strictObject({
       allplatforms: flag().optional(),
     })
     .optional(),
+  hub: hubSchema.optional(),
+  site: siteSchema.optional(),
   loglevel: ignored(),
   redis: ignored(),
   notifications: ignored(),
@@ -245,6 +249,7 @@ export function validateDocument(raw: Tree, origins: ReadonlyMap<string, string>
   const result = documentSchema.safeParse(cleaned ?? {}, { reportInput: true });
   if (!result.success) for (const issue of result.error.issues) describeIssue(issue, add);
   crossCheck(cleaned, add);
+  checkFleet(cleaned, add);
   return problems.length === 0 && result.success ? { doc: result.data, problems, warnings } : { problems, warnings };
 }
 

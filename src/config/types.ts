@@ -1,5 +1,7 @@
 /** @module config/types — the typed, frozen configuration every other module receives. */
 
+import type { DailyWindow, HubConfig, SiteConfig } from './fleet.js';
+
 export type PushMode = 'readonly' | 'local' | 'write-through' | 'write-behind';
 export type AccessAction = 'pull' | 'push' | 'delete' | '*';
 export type OutageMode = 'lastknown' | 'deny';
@@ -56,6 +58,10 @@ export interface UpstreamConfig {
   /** Milliseconds since last pull after which content may be dropped; 0 = never. */
   readonly ttlMs: number;
   readonly pushmode: PushMode;
+  /** Bytes per second berth may draw from this upstream in all; node pulls go first. */
+  readonly ratelimit?: number;
+  /** Background work (warm-up, pre-heat, write-behind) runs only inside this daily window. */
+  readonly backgroundwindow?: DailyWindow;
 }
 
 export interface Listener {
@@ -112,6 +118,10 @@ export interface BerthConfig {
   readonly adminOpen?: boolean;
   /** Images kept pinned and refreshed on a schedule (`warm:`). */
   readonly warm: WarmConfig;
+  /** This berth is a fleet's hub (DESIGN §13). */
+  readonly hub?: HubConfig;
+  /** This berth is a site reporting to a hub. */
+  readonly site?: SiteConfig;
 }
 
 export interface WarmConfig {

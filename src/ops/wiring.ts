@@ -15,6 +15,7 @@ import type { RepositoryIndex } from '../ports/repository-index.js';
 import { checkReadiness, type UpstreamHealth } from './health.js';
 import { WarmSchedule } from './schedule.js';
 import { Telemetry } from './telemetry.js';
+import type { WorkPriority } from '../upstream/budget.js';
 
 /** The seam for the push queue (write-behind): its depth for metrics and its entries for the API. */
 export interface QueueView {
@@ -61,6 +62,8 @@ export interface OperationsDeps {
   readonly queue?: QueueView;
   /** Content queued replications still need: the admin evict keeps it, as eviction does. */
   readonly protect?: () => Promise<ReadonlySet<string>>;
+  /** Warm-up jobs run as background work for the WAN budget. */
+  readonly priority?: WorkPriority;
 }
 
 export interface Operations {
@@ -80,7 +83,7 @@ export function createOperations(d: OperationsDeps): Operations {
     inUse: (digest) => d.cache.isInUse(digest),
     protected: d.protect,
   });
-  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, index: d.index, repos: d.repos, catalog, resolve, logger: d.logger, now: d.now });
+  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, index: d.index, repos: d.repos, catalog, resolve, logger: d.logger, now: d.now, ...(d.priority ? { priority: d.priority } : {}) });
   const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
   const admin = createAdminHandler({
     credentials: d.config.admin,

@@ -1,6 +1,6 @@
 /** @module upstream/client — one central registry over HTTP(S): auth challenges, redirects, timeouts; no disk. */
 import type { Readable } from 'node:stream';
-import { request, type Agent, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
@@ -11,6 +11,8 @@ import { upstreamAgent } from './agent.js';
 import { classify, describeConfigProblem, describeTrustProblem, peerCertificate } from './trust.js';
 import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
 import { runChecks, type CheckResult } from './checks.js';
+import type { WanBudget, WorkPriority } from './budget.js';
+import { meteredInterceptor } from './metered.js';
 
 export interface UpstreamTimeouts {
   readonly connectMs: number;
@@ -65,8 +67,8 @@ export class RegistryClient {
   readonly name: string;
   readonly remoteurl: string;
   readonly tokenrealms: readonly string[];
-  /** Connection pool with this upstream's TLS settings; also used for checks with clients' credentials. */
-  readonly dispatcher: Agent;
+  /** Connection pool with this upstream's TLS settings (and WAN budget); also used for checks with clients' credentials. */
+  readonly dispatcher: Dispatcher;
   private readonly tokens: TokenSource;
   /** Learned from the first challenge, so later requests authenticate up front. */
   private scheme: 'none' | 'bearer' | 'basic' = 'none';
@@ -86,6 +88,8 @@ export class RegistryClient {
     observer?: UpstreamObserver,
     /** This berth's instance id: sent upstream and looked for in answers, so berth never waits on itself. */
     private readonly instance?: string,
+    /** `ratelimit` / `backgroundwindow`: every byte to and from this upstream passes the budget. */
+    metering?: { readonly budget: WanBudget; readonly priority: WorkPriority },
   ) {
     this.connectMs = timeouts.connectMs;
     this.now = now;
@@ -93,7 +97,8 @@ export class RegistryClient {
     this.remoteurl = config.remoteurl;
     this.tokenrealms = config.tokenrealms;
     this.isDockerHub = DOCKER_HUB_HOSTS.has(new URL(config.remoteurl).hostname);
-    this.dispatcher = upstreamAgent(config, timeouts);
+    const agent = upstreamAgent(config, timeouts);
+    this.dispatcher = metering ? agent.compose(meteredInterceptor(metering.budget, metering.priority)) : agent;
     this.tokens = new TokenSource({
       upstreamName: config.name,
       remoteurl: config.remoteurl,

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { ERROR_CODES, OciError, type ErrorCode } from '../oci/errors.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
+import { UPLOAD_CHUNK_BYTES, uploadInChunks } from './upload.js';
 
 /** HEAD of a blob in the repository, with push scope (the token is then ready for the upload). */
 export async function blobExists(client: RegistryClient, repository: string, digest: string): Promise<boolean> {
@@ -16,14 +17,15 @@ export async function blobExists(client: RegistryClient, repository: string, dig
 
 export interface BlobSource {
   readonly size: number;
-  /** A fresh stream of the bytes each time (a retry after an auth challenge reads them again). */
-  open(): Readable;
+  /** A fresh stream of bytes start..end (inclusive) each time (a retry reads them again). */
+  open(start: number, end: number): Readable;
 }
 
 /**
  * Puts a blob the upstream does not have into the repository: a mount from `mountFrom` when the
- * upstream can (no bytes cross the link), else one monolithic PUT of the bytes. A failed mount
- * answers 202 with an upload URL, which is used as is: no extra round trip.
+ * upstream can (no bytes cross the link), else the bytes: one monolithic PUT for a blob of at most
+ * one chunk, else chunks that resume after a cut (upstream/upload). A failed mount answers 202
+ * with an upload URL, which is used as is: no extra round trip.
  */
 export async function sendBlob(client: RegistryClient, repository: string, digest: string, source: BlobSource, mountFrom: readonly string[]): Promise<'mounted' | 'uploaded'> {
   let location: string | undefined;
@@ -35,19 +37,25 @@ export async function sendBlob(client: RegistryClient, repository: string, diges
     if (res.status === 201) return 'mounted';
     if (res.status === 202) location = responseHeader(res, 'location');
   }
-  if (!location) {
+  const start = async (): Promise<string> => {
     const res = await client.send({ method: 'POST', repository, path: 'blobs/uploads/', push: true });
     if (res.status !== 202) throw await pushError(res, client.name, `an upload of blob ${digest} to ${repository}`);
     await res.body.dump();
-    location = responseHeader(res, 'location');
+    const at = responseHeader(res, 'location');
+    if (!at) throw new OciError('UNAVAILABLE', `upstream ${client.name} started an upload without a Location header`, { status: 502 });
+    return at;
+  };
+  location ??= await start();
+  if (source.size > UPLOAD_CHUNK_BYTES) {
+    await uploadInChunks(client, repository, digest, source, location, start);
+    return 'uploaded';
   }
-  if (!location) throw new OciError('UNAVAILABLE', `upstream ${client.name} started an upload without a Location header`, { status: 502 });
   const url = new URL(location, client.remoteurl);
   url.searchParams.set('digest', digest);
   const res = await client.send({
     method: 'PUT', repository, path: '', url: url.toString(), push: true,
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(source.size) },
-    body: () => source.open(),
+    body: () => (source.size === 0 ? Buffer.alloc(0) : source.open(0, source.size - 1)),
   });
   if (res.status !== 201 && res.status !== 204) throw await pushError(res, client.name, `blob ${digest} (${source.size} bytes) for ${repository}`);
   await res.body.dump();

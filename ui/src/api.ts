@@ -83,6 +83,30 @@ export interface QueueItem {
   lastError?: string | null;
 }
 
+export interface SiteInfo {
+  name: string;
+  state: 'up' | 'stale';
+  lastReport: string;
+  version: string;
+  intervalMs: number;
+  store: { bytes: number; limit: number; blobs: number };
+  images: number;
+  wanBytes: Record<string, number>;
+  upstreams: { name: string; state: string; lastError: string | null }[];
+  errors: string[];
+  jobs: { id: string; state: string; images: string[]; bytesFetched: number; finishedAt: number | null }[];
+}
+
+export interface FleetJob {
+  id: number;
+  image: string;
+  source: string;
+  state: 'PENDING' | 'SUCCESS' | 'FAILURE';
+  createdAt: number;
+  error: string | null;
+  sites: { site: string; state: string; error: string | null; bytesFetched: number }[];
+}
+
 /** An API call that failed; `status` is 0 when berth could not be reached at all. */
 export class ApiError extends Error {
   constructor(message: string, readonly status: number) {
@@ -120,5 +144,8 @@ export const api = {
   queue: () => call<QueueItem[]>('/api/v1/queue'),
   startWarm: (body: WarmRequest) =>
     call<{ id: string }>('/api/v1/warm', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
+  /** The hub's endpoints take its token (or the admin credentials the browser already sends). */
+  sites: (token: string) => call<SiteInfo[]>('/api/v1/sites', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
+  fleetJobs: (token: string) => call<FleetJob[]>('/api/v1/fleet/jobs', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
   warmJob: (id: string) => call<WarmJob>(`/api/v1/warm/${encodeURIComponent(id)}`),
 };

@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { Images } from './images.js';
 import { Overview } from './overview.js';
 import { Queue } from './queue.js';
+import { Sites } from './sites.js';
 import { Warm } from './warm.js';
 import './style.css';
 
@@ -12,6 +13,7 @@ const PAGES = [
   { hash: '#/images', title: 'Images' },
   { hash: '#/warm', title: 'Warm-up' },
   { hash: '#/queue', title: 'Push queue' },
+  { hash: '#/sites', title: 'Sites' },
 ] as const;
 type Hash = (typeof PAGES)[number]['hash'];
 
@@ -61,6 +63,7 @@ function App() {
         {page === '#/images' && <Images />}
         {page === '#/warm' && <Warm jobs={jobs} onStarted={started} />}
         {page === '#/queue' && <Queue />}
+        {page === '#/sites' && <Sites />}
       </main>
     </>
   );

@@ -1,0 +1,69 @@
+/** @module config/fleet.test — the hub:, site:, ratelimit and backgroundwindow keys. */
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { configKit, problemsOf } from './testkit.js';
+import { parseRate, parseWindow } from './fleet.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'berth-fleet-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const { load } = configKit(dir);
+
+test('hub and site load as DESIGN §13 writes them; tokenfile is read and trimmed', () => {
+  const { config } = load('hub:\n  token: s3cret\nsite:\n  name: factory-12\n  hub: https://berth-hub.xing.com/\n  tokenfile: hub.token\n  interval: 10s\n', {
+    files: { 'hub.token': 'abc\n' },
+  });
+  assert.deepEqual(config.hub, { token: 's3cret' });
+  assert.deepEqual(config.site, { name: 'factory-12', hub: 'https://berth-hub.xing.com', token: 'abc', intervalMs: 10_000 });
+  const { config: plain } = load('site:\n  name: s1\n  hub: http://hub:5000\n  token: t\n');
+  assert.equal(plain.site?.intervalMs, 30_000);
+});
+
+test('fleet problems name the key path', () => {
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  tokn: x\n')),
+    ['hub.tokn: unknown key; allowed here: token, tokenfile', 'hub.token: required when hub is set; allowed: token or tokenfile'],
+  );
+  const problems = problemsOf(() => load('site:\n  name: Factory 12\n  hub: ftp://x\n  token: a\n  tokenfile: b\n  interval: soon\n'));
+  assert.ok(
+    problems.some((p) => p.startsWith('site.name: invalid name "Factory 12"')),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => p.startsWith('site.hub: invalid URL "ftp://x"')),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => p.startsWith('site.interval: invalid duration "soon"')),
+    problems.join('\n'),
+  );
+  assert.ok(problems.includes('site.tokenfile: token and tokenfile are both set; allowed: one of them'), problems.join('\n'));
+  assert.deepEqual(
+    problemsOf(() => load('site:\n  hub: http://h\n  token: a\n')),
+    ['site.name: required key is missing'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  tokenfile: missing.token\n')),
+    ['hub.tokenfile: cannot read file "missing.token": no such file'],
+  );
+});
+
+test('ratelimit and backgroundwindow on proxy and upstreams', () => {
+  const { config } = load('proxy:\n  remoteurl: https://h\n  ratelimit: 4MB/s\n  backgroundwindow: 01:00-05:00\n');
+  assert.equal(config.upstreams[0]!.ratelimit, 4_000_000);
+  assert.deepEqual(config.upstreams[0]!.backgroundwindow, { startMin: 60, endMin: 300, text: '01:00-05:00' });
+  assert.deepEqual(
+    problemsOf(() => load('upstreams:\n  - name: a\n    remoteurl: https://h\n    ratelimit: fast\n    backgroundwindow: 5-6\n')),
+    [
+      'upstreams[0].ratelimit: invalid rate "fast"; allowed: a rate: a size per second such as 4MB/s or 500KiB/s (size: a byte count or a number with a unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 50GiB)',
+      'upstreams[0].backgroundwindow: invalid window "5-6"; allowed: a daily window HH:MM-HH:MM in local time, e.g. 01:00-05:00 (it may cross midnight: 22:00-06:00)',
+    ],
+  );
+  assert.equal(parseRate('500KiB/s'), 512_000);
+  assert.equal(parseRate('1 MB/sec'), 1_000_000);
+  assert.throws(() => parseRate('4MB'));
+  assert.deepEqual(parseWindow('22:00-06:00'), { startMin: 1320, endMin: 360, text: '22:00-06:00' });
+});

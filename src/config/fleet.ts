@@ -1,0 +1,156 @@
+/** @module config/fleet — the `hub:` and `site:` sections and the WAN budget keys (`ratelimit`, `backgroundwindow`). */
+
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { duration, httpUrl, pathText, show, text } from './fields.js';
+import { SIZE_ALLOWED, parseSize } from './units.js';
+import type { Tree } from './yaml.js';
+import { isMapping } from './yaml.js';
+
+const RATE_ALLOWED = `a rate: a size per second such as 4MB/s or 500KiB/s (size: ${SIZE_ALLOWED})`;
+const WINDOW_ALLOWED = 'a daily window HH:MM-HH:MM in local time, e.g. 01:00-05:00 (it may cross midnight: 22:00-06:00)';
+const SITE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** Parses `4MB/s` into bytes per second. */
+export function parseRate(input: string | number): number {
+  const s = String(input).trim();
+  const m = /^(.+?)\s*\/\s*s(ec)?$/i.exec(s);
+  let bytes: number;
+  try {
+    bytes = parseSize(m ? m[1]! : s);
+  } catch {
+    throw new Error(`invalid rate ${show(input)}; allowed: ${RATE_ALLOWED}`);
+  }
+  if (!m || bytes <= 0) throw new Error(`invalid rate ${show(input)}; allowed: ${RATE_ALLOWED}`);
+  return bytes;
+}
+
+/** A daily window as minutes after local midnight; start == end is refused (say nothing for always). */
+export interface DailyWindow {
+  readonly startMin: number;
+  readonly endMin: number;
+  readonly text: string;
+}
+
+export function parseWindow(input: string): DailyWindow {
+  const m = /^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$/.exec(input.trim());
+  const mins = m ? [Number(m[1]) * 60 + Number(m[2]), Number(m[3]) * 60 + Number(m[4])] : [];
+  const ok =
+    m && Number(m[1]) <= 24 && Number(m[3]) <= 24 && Number(m[2]) < 60 && Number(m[4]) < 60 && mins[0]! <= 1440 && mins[1]! <= 1440 && mins[0] !== mins[1];
+  if (!ok) throw new Error(`invalid window ${show(input)}; allowed: ${WINDOW_ALLOWED}`);
+  return { startMin: mins[0]!, endMin: mins[1]!, text: input.trim() };
+}
+
+/** Scalar builders in the style of config/fields (a value's own text is parsed). */
+function scalarOf<T>(parse: (v: string) => T) {
+  return z.unknown().transform((v, ctx): T => {
+    if (v === undefined) {
+      ctx.issues.push({ code: 'custom', message: 'required key is missing', input: v });
+      return z.NEVER;
+    }
+    if (typeof v !== 'string' && typeof v !== 'number') {
+      ctx.issues.push({ code: 'custom', message: `invalid value: ${show(v)}; allowed: a single value`, input: v });
+      return z.NEVER;
+    }
+    try {
+      return parse(String(v));
+    } catch (err) {
+      ctx.issues.push({ code: 'custom', message: (err as Error).message, input: v });
+      return z.NEVER;
+    }
+  });
+}
+
+export const rate = () => scalarOf(parseRate);
+export const dailyWindow = () => scalarOf(parseWindow);
+const siteName = () =>
+  scalarOf((s) => {
+    if (!SITE_NAME.test(s))
+      throw new Error(`invalid name ${show(s)}; allowed: lower-case letters, digits, ".", "_", "-" (at most 63), starting with a letter or digit`);
+    return s;
+  });
+
+/** Keys added to `proxy:` and each `upstreams:` entry. */
+export const budgetKeys = {
+  ratelimit: rate().optional(),
+  backgroundwindow: dailyWindow().optional(),
+};
+
+export const hubSchema = z.strictObject({ token: text().optional(), tokenfile: pathText().optional() });
+export const siteSchema = z.strictObject({
+  name: siteName(),
+  hub: httpUrl(),
+  token: text().optional(),
+  tokenfile: pathText().optional(),
+  interval: duration().optional(),
+});
+
+export const DEFAULT_SITE_INTERVAL_MS = 30_000;
+
+export interface HubConfig {
+  readonly token: string;
+}
+
+export interface SiteConfig {
+  readonly name: string;
+  /** The hub's base URL, without trailing slash. */
+  readonly hub: string;
+  readonly token: string;
+  readonly intervalMs: number;
+}
+
+type Add = (path: readonly PropertyKey[], message: string) => void;
+
+/** Cross-key rules for the raw document: exactly one of token and tokenfile. */
+export function checkFleet(doc: Tree, add: Add): void {
+  if (!isMapping(doc)) return;
+  for (const key of ['hub', 'site'] as const) {
+    const s = doc[key];
+    if (!isMapping(s)) continue;
+    if (s.token !== undefined && s.tokenfile !== undefined) add([key, 'tokenfile'], 'token and tokenfile are both set; allowed: one of them');
+    if (s.token === undefined && s.tokenfile === undefined) add([key, 'token'], `required when ${key} is set; allowed: token or tokenfile`);
+  }
+  const site = doc['site'];
+  if (isMapping(site) && typeof site.interval === 'string' && /^0+(\.0*)?[a-z]*$/i.test(site.interval.trim())) {
+    add(['site', 'interval'], `invalid duration ${show(site.interval)}: must be more than 0; allowed: a duration such as 30s`);
+  }
+}
+
+type Where = (path: readonly (string | number)[], p: string) => string;
+
+function tokenOf(section: string, s: { token?: string; tokenfile?: string }, where: Where, problems: string[]): string {
+  if (s.tokenfile === undefined) {
+    if (s.token === '') problems.push(`${section}.token: empty; allowed: a non-empty token (or a tokenfile holding one)`);
+    return s.token ?? '';
+  }
+  let t = '';
+  try {
+    t = readFileSync(where([section, 'tokenfile'], s.tokenfile), 'utf8').trim();
+  } catch (err) {
+    problems.push(
+      `${section}.tokenfile: cannot read file ${JSON.stringify(s.tokenfile)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
+    return '';
+  }
+  if (t === '') problems.push(`${section}.tokenfile: file ${JSON.stringify(s.tokenfile)} is empty; allowed: a file holding the token`);
+  return t;
+}
+
+/** The typed `hub` and `site` entries of the config. */
+export function buildFleet(
+  doc: { hub?: z.output<typeof hubSchema>; site?: z.output<typeof siteSchema> },
+  where: Where,
+  problems: string[],
+): { hub?: HubConfig; site?: SiteConfig } {
+  const out: { hub?: HubConfig; site?: SiteConfig } = {};
+  if (doc.hub) out.hub = { token: tokenOf('hub', doc.hub, where, problems) };
+  if (doc.site) {
+    out.site = {
+      name: doc.site.name,
+      hub: doc.site.hub,
+      token: tokenOf('site', doc.site, where, problems),
+      intervalMs: doc.site.interval ?? DEFAULT_SITE_INTERVAL_MS,
+    };
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+/**
+ * @module fleet/agent — a site's side of the fleet: polls the hub over an outbound connection,
+ * reports, and pre-heats what it is given through its own warm-up jobs (own upstreams, own credentials).
+ */
+import { request } from 'undici';
+import type { Logger } from 'pino';
+import type { SiteConfig } from '../config/fleet.js';
+import type { WarmJob, WarmJobs } from '../cache/warm.js';
+import { DEFAULT_PLATFORMS } from '../oci/platform.js';
+import type { PollResponse, SiteReport, SiteTask, TaskResult } from './protocol.js';
+
+export interface AgentDeps {
+  readonly site: SiteConfig;
+  readonly warm: WarmJobs;
+  /** The report sent with every poll (store, images, WAN bytes, upstreams, jobs). */
+  readonly report: () => Promise<SiteReport>;
+  readonly logger: Logger;
+  /** Waits before a retry of a pre-heat whose manifest was not readable yet (tests shorten it). */
+  readonly retryDelaysMs?: readonly number[];
+}
+
+/** A pushed manifest may not be readable at once (replication lag): retried after these waits. */
+const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
+const POLL_TIMEOUT_MS = 30_000;
+
+export class SiteAgent {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private polling = false;
+  private again = false;
+  private readonly working = new Set<string>();
+  private finished: TaskResult[] = [];
+  private lastError: string | undefined;
+
+  constructor(private readonly deps: AgentDeps) {}
+
+  start(): void {
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Polls now (and keeps polling every interval). */
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.polling) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.polling = true;
+    void this.poll().finally(() => {
+      this.polling = false;
+      if (this.stopped) return;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+        return;
+      }
+      this.timer = setTimeout(() => this.kick(), this.deps.site.intervalMs);
+    });
+  }
+
+  private async poll(): Promise<void> {
+    const { site, logger } = this.deps;
+    const results = this.finished;
+    this.finished = [];
+    try {
+      const body = JSON.stringify({ report: await this.deps.report(), results, working: [...this.working] });
+      const res = await request(`${site.hub}/api/v1/fleet/poll`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${site.token}` },
+        body,
+        headersTimeout: POLL_TIMEOUT_MS,
+        bodyTimeout: POLL_TIMEOUT_MS,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`hub answered ${res.statusCode}: ${text.slice(0, 300)}`);
+      const answer = JSON.parse(text) as PollResponse;
+      if (this.lastError) logger.info({ hub: site.hub }, 'reaching the hub again');
+      this.lastError = undefined;
+      for (const task of answer.tasks ?? []) this.run(task);
+    } catch (err) {
+      // Results not delivered go with the next poll.
+      this.finished = [...results, ...this.finished];
+      const why = (err as Error).message;
+      if (why !== this.lastError) logger.warn({ hub: site.hub, err: why }, 'cannot reach the hub; retrying every interval');
+      this.lastError = why;
+    }
+  }
+
+  private run(task: SiteTask): void {
+    if (this.working.has(task.taskId)) return;
+    this.working.add(task.taskId);
+    const log = this.deps.logger.child({ preheat: task.taskId, image: task.image });
+    log.info('pre-heat started');
+    void (async () => {
+      const delays = this.deps.retryDelaysMs ?? RETRY_DELAYS_MS;
+      let job: WarmJob | undefined;
+      for (let attempt = 0; ; attempt++) {
+        job = await this.deps.warm.run({ images: [task.image], platforms: DEFAULT_PLATFORMS, pin: false, source: 'hub' });
+        if (job.state === 'done' || this.stopped || attempt >= delays.length) break;
+        log.info({ err: job.images[0]?.error, attempt: attempt + 1 }, 'pre-heat failed; retrying');
+        await new Promise((r) => setTimeout(r, delays[attempt]));
+      }
+      const img = job.images[0]!;
+      const result: TaskResult = {
+        taskId: task.taskId,
+        ok: job.state === 'done',
+        bytesFetched: job.images.reduce((n, i) => n + i.bytesFetched, 0),
+        bytesTotal: img.bytesTotal,
+        ...(img.digest ? { digest: img.digest } : {}),
+        ...(img.error ? { error: img.error } : {}),
+      };
+      log.info({ ok: result.ok, bytesFetched: result.bytesFetched, err: result.error }, 'pre-heat finished');
+      this.working.delete(task.taskId);
+      this.finished.push(result);
+      this.kick();
+    })();
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * @module fleet/hub — the hub's HTTP surface (DESIGN §13): Harbor's preheat provider API in both
+ * generations, push events, the sites' poll, and GET /api/v1/sites. Every endpoint needs the hub token.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ApiError, readJsonBody, sendApiError, type AdminCredentials } from '../http/admin-io.js';
+import { sendJson } from '../http/respond.js';
+import { requireHubToken } from './auth.js';
+import { pushedImages } from './events.js';
+import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
+import { FleetJobs, type FleetJob } from './jobs.js';
+import type { PollRequest, PollResponse, SiteReport, TaskResult } from './protocol.js';
+import { SiteBook, siteMatcher } from './sites.js';
+
+export interface HubDeps {
+  readonly token: string;
+  /** The admin credentials also open GET /api/v1/sites and the job list (the dashboard). */
+  readonly admin?: AdminCredentials;
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+export type HubHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
+
+export interface Hub {
+  readonly handle: HubHandler;
+  readonly sites: SiteBook;
+  readonly jobs: FleetJobs;
+}
+
+interface Reply {
+  readonly status?: number;
+  readonly body: unknown;
+}
+
+/** Harbor appends its paths to the provider endpoint, so `https://hub/sites/eu-*` targets those sites only. */
+const SELECTOR_PREFIX = /^\/sites\/([^/]+)(\/.*)$/;
+const HARBOR_PATHS = /^\/(healthy|_ping|oapi\/v1\/jobs(\/[^/]+)?|preheats(\/[^/]+)?)$/;
+
+export function createHub(deps: HubDeps): Hub {
+  const sites = new SiteBook(deps.now);
+  const jobs = new FleetJobs(sites, deps.now);
+  /** The manifest URL Harbor sent, for the result table. */
+  const urls = new Map<number, string>();
+
+  const preheat = (image: string, url: string, source: string, selector: string, digest?: string) => {
+    const made = jobs.create({ image, source, selector, matches: siteMatcher(selector), ...(digest ? { digest } : {}) });
+    if (!made.duplicate) {
+      urls.set(made.job.id, url);
+      for (const id of urls.keys()) if (!jobs.get(id)) urls.delete(id);
+      deps.logger.info({ job: made.job.id, image, source, selector: selector || undefined, sites: made.job.sites.map((s) => s.site) }, 'pre-heat job created');
+    }
+    return made;
+  };
+  const jobById = (raw: string): FleetJob => {
+    const job = /^\d+$/.test(raw) ? jobs.get(Number(raw)) : undefined;
+    if (!job)
+      throw new ApiError(404, 'NOT_FOUND', `no pre-heat job ${raw.slice(0, 100)}; the hub keeps jobs in memory until it restarts (the last 1000 finished)`);
+    return job;
+  };
+
+  const route = async (req: IncomingMessage, path: string, selector: string, url: URL): Promise<Reply | undefined> => {
+    const m = req.method === 'HEAD' ? 'GET' : req.method;
+    const at = (method: string, p: RegExp) => m === method && p.test(path);
+    if (at('GET', /^\/(healthy|_ping)$/)) return { body: { status: 'ok' } };
+    if (at('POST', /^\/oapi\/v1\/jobs$/)) {
+      const body = parseJobRequest(await readJsonBody(req));
+      // Never 208 here: the current driver treats any 208 as an error.
+      const { job } = preheat(body.image, body.url, 'harbor', selector);
+      return { body: renderJob(jobs, job, body.url, deps.now()) };
+    }
+    if (at('GET', /^\/oapi\/v1\/jobs\/[^/]+$/)) {
+      const job = jobById(path.split('/')[4]!);
+      return { body: renderJob(jobs, job, urls.get(job.id) ?? job.image, deps.now()) };
+    }
+    if (at('POST', /^\/preheats$/)) {
+      const body = parsePreheatRequest(await readJsonBody(req));
+      const { job, duplicate } = preheat(body.image, body.url, 'harbor-v1', selector, body.digest);
+      // 208 Already Reported: Harbor 2.1 marks the task successful at once.
+      return { status: duplicate ? 208 : 200, body: { ID: String(job.id) } };
+    }
+    if (at('GET', /^\/preheats\/[^/]+$/)) return { body: renderPreheat(jobs, jobById(path.split('/')[2]!)) };
+    if (at('POST', /^\/api\/v1\/events$/)) {
+      const sel = url.searchParams.get('sites') ?? selector;
+      const pushed = pushedImages(await readJsonBody(req));
+      const made = pushed.map((p) => ({ ...preheat(p.image, p.image, 'event', sel, p.digest), digest: p.digest }));
+      return { status: 202, body: { jobs: made.map((x) => ({ id: x.job.id, image: x.job.image, digest: x.digest, duplicate: x.duplicate })) } };
+    }
+    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) return { body: poll(await readJsonBody(req)) };
+    if (at('GET', /^\/api\/v1\/sites$/)) return { body: sites.list() };
+    if (at('GET', /^\/api\/v1\/fleet\/jobs$/))
+      return {
+        body: jobs
+          .list()
+          .slice(0, 100)
+          .map((j) => ({ ...j, state: jobs.state(j) })),
+      };
+    return undefined;
+  };
+
+  const poll = (body: Record<string, unknown>): PollResponse => {
+    const req = checkPoll(body);
+    sites.record(req.report);
+    jobs.complete(req.report.name, req.results);
+    return { tasks: jobs.tasksFor(req.report.name, req.working) };
+  };
+
+  const handle: HubHandler = async (req, res, url) => {
+    let path = url.pathname;
+    let selector = '';
+    const sel = SELECTOR_PREFIX.exec(path);
+    if (sel && HARBOR_PATHS.test(sel[2]!)) {
+      selector = decodeURIComponent(sel[1]!);
+      path = sel[2]!;
+    }
+    const fleetApi = /^\/api\/v1\/(sites|events|fleet\/.+)$/.test(path);
+    if (!fleetApi && !HARBOR_PATHS.test(path)) return false;
+    const head = req.method === 'HEAD';
+    res.setHeader('Cache-Control', 'no-store');
+    try {
+      const readOnly = path === '/api/v1/sites' || path === '/api/v1/fleet/jobs';
+      requireHubToken(req, deps.token, readOnly ? deps.admin : undefined);
+      const out = await route(req, path, selector, url);
+      if (!out) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path}`);
+      sendJson(res, out.status ?? 200, out.body, head);
+    } catch (err) {
+      const sent = sendApiError(res, err, head);
+      if (sent.status >= 500) deps.logger.error({ err, path }, 'hub request failed');
+    }
+    return true;
+  };
+  return { handle, sites, jobs };
+}
+
+function checkPoll(body: Record<string, unknown>): PollRequest {
+  const report = body['report'] as SiteReport | undefined;
+  if (!report || typeof report !== 'object' || typeof report.name !== 'string' || report.name === '' || typeof report.intervalMs !== 'number') {
+    throw new ApiError(400, 'INVALID_REQUEST', 'field "report" is required: the site\'s report with at least name and intervalMs');
+  }
+  const results = Array.isArray(body['results']) ? (body['results'] as TaskResult[]).filter((r) => r && typeof r.taskId === 'string') : [];
+  const working = Array.isArray(body['working']) ? (body['working'] as unknown[]).filter((w): w is string => typeof w === 'string') : [];
+  return { report, results, working };
+}

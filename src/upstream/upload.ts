@@ -1,0 +1,129 @@
+/**
+ * @module upstream/upload — a blob upload to a central registry in chunks (PATCH with
+ * Content-Range) that, after a cut link, asks the registry how much it has (upload status: GET
+ * of the upload URL, its Range header) and sends only the rest.
+ */
+import type { Readable } from 'node:stream';
+import { OciError } from '../oci/errors.js';
+import { describeNetworkError, responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
+
+/** Bytes per PATCH: a cut costs at most the chunk in flight, and each chunk is one round trip. */
+export const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Cuts in a row without progress before the upload gives up (the queue retries it later). */
+const MAX_STALLS = 8;
+
+export interface RangeSource {
+  readonly size: number;
+  /** Bytes start..end (inclusive). */
+  open(start: number, end: number): Readable;
+}
+
+interface UploadState {
+  url: string;
+  offset: number;
+}
+
+/** What went wrong on the link (not an answer from the registry): worth asking where the upload stands. */
+function isCut(err: unknown): boolean {
+  return err instanceof OciError && err.code === 'UNAVAILABLE' && /unreachable/.test(err.message);
+}
+
+/** `Range: 0-N` → N + 1 bytes received (distribution answers 0-0 for none). */
+function confirmed(res: UpstreamResponse): number | undefined {
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(responseHeader(res, 'range') ?? '');
+  if (!m) return undefined;
+  const last = Number(m[1]);
+  return last === 0 ? 0 : last + 1;
+}
+
+function next(res: UpstreamResponse, base: string, current: string): string {
+  const location = responseHeader(res, 'location');
+  return location ? new URL(location, base).toString() : current;
+}
+
+/** Sends `source` to an upload started at `location`, then completes it with the digest. */
+export async function uploadInChunks(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  source: RangeSource,
+  location: string,
+  restart: () => Promise<string>,
+): Promise<{ resumed: number }> {
+  const state: UploadState = { url: new URL(location, client.remoteurl).toString(), offset: 0 };
+  let stalls = 0;
+  let resumed = 0;
+  while (state.offset < source.size) {
+    const start = state.offset;
+    const end = Math.min(start + UPLOAD_CHUNK_BYTES, source.size) - 1;
+    try {
+      const res = await client.send({
+        method: 'PATCH',
+        repository,
+        path: '',
+        url: state.url,
+        push: true,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
+        body: () => source.open(start, end),
+      });
+      await res.body.dump().catch(() => undefined);
+      if (res.status === 202) {
+        state.url = next(res, client.remoteurl, state.url);
+        state.offset = confirmed(res) ?? end + 1;
+        stalls = 0;
+        continue;
+      }
+      if (res.status !== 416 && res.status !== 400 && res.status !== 404)
+        throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} to a chunk of blob ${digest}`, { status: 502 });
+    } catch (err) {
+      if (!isCut(err)) throw err;
+    }
+    if (++stalls > MAX_STALLS)
+      throw new OciError('UNAVAILABLE', `upload of blob ${digest} to ${client.name} made no progress after ${MAX_STALLS} tries`, { status: 502 });
+    // Where does the registry stand? A lost upload (404) starts again from nothing.
+    await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** stalls, 3_000)));
+    const at = await status(client, repository, state.url).catch((err: unknown) => {
+      if (isCut(err)) return { offset: state.offset, url: state.url, lost: false };
+      throw err;
+    });
+    if (at.lost) {
+      state.url = new URL(await restart(), client.remoteurl).toString();
+      state.offset = 0;
+    } else {
+      state.url = at.url;
+      if (at.offset > start) stalls = 0;
+      state.offset = at.offset;
+      resumed++;
+    }
+  }
+  const done = new URL(state.url);
+  done.searchParams.set('digest', digest);
+  const res = await client.send({
+    method: 'PUT',
+    repository,
+    path: '',
+    url: done.toString(),
+    push: true,
+    headers: { 'content-length': '0' },
+    body: () => Buffer.alloc(0),
+  });
+  if (res.status !== 201 && res.status !== 204) {
+    const text = await res.body.text().catch(() => '');
+    throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} completing blob ${digest}: ${text.slice(0, 200)}`, { status: 502 });
+  }
+  await res.body.dump();
+  return { resumed };
+}
+
+async function status(client: RegistryClient, repository: string, url: string): Promise<{ offset: number; url: string; lost: boolean }> {
+  let res: UpstreamResponse;
+  try {
+    res = await client.send({ method: 'GET', repository, path: '', url, push: true });
+  } catch (err) {
+    if (isCut(err)) throw err;
+    throw new OciError('UNAVAILABLE', `upload status of ${url}: ${describeNetworkError(err)}`, { status: 502 });
+  }
+  await res.body.dump().catch(() => undefined);
+  if (res.status === 204 || res.status === 200) return { offset: confirmed(res) ?? 0, url: next(res, client.remoteurl, url), lost: false };
+  return { offset: 0, url, lost: true };
+}
