@@ -1,5 +1,4 @@
 /** @module storage/leases — which stored blobs are being read right now, so removal leaves them alone, and the open handle a reader reads them through. */
-import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, finished, type Writable } from 'node:stream';
 import { type BufferPool, SEND_CHUNK, sendRange } from './send.js';
@@ -76,7 +75,9 @@ export class StoredBlob {
     // The empty blob (and any empty range) has no byte to read; a file stream refuses end < start.
     if (end < start) return Readable.from([]);
     this.streams++;
-    const stream = createReadStream('', { fd: this.fh, start, end, autoClose: false, highWaterMark: SEND_CHUNK });
+    // Not fs.createReadStream: destroying one (a cut upload, a client gone) closes its descriptor
+    // whatever autoClose says, and every other reader of this handle would then fail.
+    const stream = rangeReader(this.fh, start, end, this.digest);
     // Without autoClose the stream is not destroyed at its end, so 'close' alone would not come.
     finished(stream, () => {
       this.streams--;
@@ -121,4 +122,28 @@ export class StoredBlob {
     })();
     return this.closed;
   }
+}
+
+/** Bytes [start, end] of an open file by positional reads; destroying it leaves the descriptor open. */
+function rangeReader(fh: FileHandle, start: number, end: number, digest: string): Readable {
+  let pos = start;
+  return new Readable({
+    highWaterMark: SEND_CHUNK,
+    read() {
+      const len = Math.min(SEND_CHUNK, end + 1 - pos);
+      if (len <= 0) {
+        this.push(null);
+        return;
+      }
+      const buf = Buffer.allocUnsafe(len);
+      fh.read(buf, 0, len, pos).then(
+        ({ bytesRead }) => {
+          if (bytesRead === 0) return this.destroy(new Error(`blob ${digest} ended at byte ${pos}, before its size`));
+          pos += bytesRead;
+          this.push(bytesRead < len ? buf.subarray(0, bytesRead) : buf);
+        },
+        (err: Error) => this.destroy(err),
+      );
+    },
+  });
 }
