@@ -15,6 +15,8 @@ const needs = [
   ['nsenter', 'util-linux'],
   // Headless browser for the dashboard tests (driven by playwright-core).
   ['chromium', 'chromium'],
+  // Several replicas per site: tests start their own redis-server on loopback.
+  ['redis-server', 'redis-server'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(needs.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];

@@ -7,6 +7,7 @@ import { applyEnv, setAt } from './env.js';
 import { formatPath, validateDocument, type BerthDocument } from './schema.js';
 import type { BerthConfig, UpstreamConfig } from './types.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
+import { buildCluster } from './cluster.js';
 
 /** The `berth serve` flags that stand in for a config file. */
 export interface ServeFlags {
@@ -76,7 +77,9 @@ export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: 
     const fromOutside = [...origins.keys()].some((k) => key === k || key.startsWith(`${k}.`) || key.startsWith(`${k}[`));
     return resolve(fromOutside ? cwd : baseDir, p);
   };
-  const config = build(checked.doc, cwd, where, problems);
+  const built = build(checked.doc, cwd, where, problems);
+  const cluster = buildCluster(checked.doc, where, problems, warnings);
+  const config: BerthConfig = cluster ? { ...built, cluster } : built;
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(config), warnings };
 }
@@ -295,6 +298,12 @@ function deepFreeze<T>(value: T): T {
 export function describeConfig(config: BerthConfig): unknown {
   const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[]; admin?: Record<string, unknown> };
   if (plain.admin) plain.admin['password'] = '<redacted>';
+  const cluster = (plain as { cluster?: { secret: string; redis: { password?: string; tls?: { key?: string } } } }).cluster;
+  if (cluster) {
+    cluster.secret = '<redacted>';
+    if (cluster.redis.password !== undefined) cluster.redis.password = '<redacted>';
+    if (cluster.redis.tls?.key !== undefined) cluster.redis.tls.key = '<redacted>';
+  }
   plain.upstreams = config.upstreams.map((u, i) => ({
     ...plain.upstreams[i],
     ...(u.password !== undefined ? { password: '<redacted>' } : {}),

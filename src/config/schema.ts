@@ -27,6 +27,7 @@ import {
 } from './fields.js';
 import type { AccessAction, OutageMode, PushMode } from './types.js';
 import { isMapping, type Tree } from './yaml.js';
+import { clusterSchema, redisSchema } from './cluster.js';
 
 export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const satisfies readonly PushMode[];
 export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const satisfies readonly AccessAction[];
@@ -151,7 +152,8 @@ export const documentSchema = z.strictObject({
     })
     .optional(),
   loglevel: ignored(),
-  redis: ignored(),
+  redis: redisSchema.optional(),
+  cluster: clusterSchema.optional(),
   notifications: ignored(),
   health: ignored(),
   middleware: ignored(),
