@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
-import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED } from '../oci/mediatypes.js';
+import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { parseManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
@@ -97,7 +97,9 @@ export class PushService {
     const mode = this.writable(target);
     const ref = parseManifestReference(reference);
     if (!ref) throw new OciError('MANIFEST_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
-    const parsed = parseManifest(body, contentType);
+    const whole = parseManifest(body, contentType);
+    // Non-distributable (foreign) layers live at their `urls`: neither required here nor replicated.
+    const parsed: ParsedManifest = { ...whole, blobs: whole.blobs.filter((b) => !isNonDistributable(b.mediaType)) };
     if (parsed.mediaType === DOCKER_MANIFEST_V1 || parsed.mediaType === DOCKER_MANIFEST_V1_SIGNED) {
       throw new OciError('MANIFEST_INVALID', 'Docker schema 1 manifests are not accepted for push; push an OCI or Docker schema 2 image');
     }

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ImageReference } from '../oci/image-ref.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
-import { isIndexType } from '../oci/mediatypes.js';
+import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
 import { formatPlatform, selectManifests, type Platform } from '../oci/platform.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
@@ -160,7 +160,9 @@ export class WarmJobs {
     const top = await cache.manifest(target, ref.reference);
     img.digest = top.digest;
     const parsed = parseManifest(top.body, top.mediaType);
-    let blobs: Descriptor[] = [...parsed.blobs];
+    // Foreign layers are fetched by clients from their `urls`, never through a registry.
+    const distributable = (ds: readonly Descriptor[]) => ds.filter((b) => !isNonDistributable(b.mediaType));
+    let blobs: Descriptor[] = distributable(parsed.blobs);
     if (isIndexType(parsed.mediaType)) {
       const chosen = selectManifests(parsed.manifests, req.platforms);
       if (chosen.length === 0) {
@@ -169,7 +171,7 @@ export class WarmJobs {
       }
       for (const entry of chosen) {
         const child = await cache.manifest(target, { kind: 'digest', digest: entry.digest });
-        blobs.push(...parseManifest(child.body, child.mediaType).blobs);
+        blobs.push(...distributable(parseManifest(child.body, child.mediaType).blobs));
         const p = entry.platform;
         if (p?.os && p.architecture) img.platforms.push(formatPlatform({ os: p.os, architecture: p.architecture, variant: p.variant }));
       }

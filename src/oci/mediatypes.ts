@@ -34,3 +34,12 @@ export function accepts(accept: readonly string[], mediaType: string): boolean {
   if (accept.length === 0) return true;
   return accept.some((a) => a === mediaType || a === '*/*' || a === 'application/*' || a === 'application/json');
 }
+
+/**
+ * Layers a registry need not hold: OCI non-distributable layers and Docker's foreign layers
+ * (Windows base layers). Clients fetch them from the descriptor's `urls`; a manifest naming
+ * them is accepted and served without their bytes.
+ */
+export function isNonDistributable(mediaType: string): boolean {
+  return mediaType.startsWith('application/vnd.oci.image.layer.nondistributable.') || mediaType.startsWith('application/vnd.docker.image.rootfs.foreign.');
+}
