@@ -18,6 +18,7 @@ import { openPushSide } from './cache/pushside.js';
 import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
+import { openReplica } from './cluster/replica.js';
 import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 
 export interface AppDeps {
@@ -48,7 +49,10 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   // The shared-state ports, chosen once, here: today the local ones (SQLite files beside the blobs).
   const index = openLocalIndex(root, now);
   const pushStores = openLocalPush(root, now);
-  const { blobIndex, repos } = index;
+  const { repos } = index;
+  // One of a site's replicas: holder records follow the index, peers are a byte source beside the upstream.
+  const replica = config.cluster ? openReplica(config.cluster, { logger, now, timeouts: config.upstreamTimeouts }) : undefined;
+  const blobIndex = replica ? replica.holding(index.blobIndex) : index.blobIndex;
   const reconciled = await reconcile(blobs, blobIndex);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
   const telemetry = createTelemetry(config, now);
@@ -63,6 +67,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const cache = new RegistryCache({
     blobs, index: blobIndex, repos, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry,
     protect: pushSide.protect, heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
+    ...(replica ? { router: replica.router } : {}),
   });
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
   cache.maybeEvict();
@@ -71,7 +76,9 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const ops = createOperations({
     config, cache, blobs, index: blobIndex, repos, indexOk: index.ping, upstreams, telemetry, logger, now, queue: pushSide.view, protect: pushSide.protect,
   });
-  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger } });
+  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger },
+    ...(config.cluster ? { peer: { secret: config.cluster.secret, cache, upstreams, logger } } : {}),
+  });
   const tls = config.http.tls;
   const reloadCertificate = (reason: string) => {
     if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
@@ -97,6 +104,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
         server.listen(config.http.port, host, () => {
           server.off('error', reject);
           ops.start();
+          replica?.start();
           resolve(server.address() as AddressInfo);
         });
       }),
@@ -113,6 +121,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       clearInterval(sweep);
       clearTimeout(timer);
       await pushSide.close();
+      await replica?.close();
       await inUse.close();
       pushStores.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));

@@ -40,6 +40,33 @@ export interface BlobCacheDeps {
   readonly observer?: CacheObserver;
   /** The set of blobs being filled or streamed changed (the in-use record follows it). */
   readonly onInUseChange?: (inUse: string[]) => void;
+  /** Where a fill's bytes come from when the site has other replicas (a peer, or the upstream under a lease); absent: the upstream. */
+  readonly router?: FillRouter;
+}
+
+/**
+ * How a request from another replica of the site may be answered: `held` only from what this
+ * replica stores or is filling now; `fill` may fill it here too, but never forwards to a third.
+ */
+export type PeerMode = 'held' | 'fill';
+
+/** One byte source beside the upstream: a peer replica, chosen per attempt of a fill. */
+export interface FillRouter {
+  /** The body from byte `offset` on; calls `upstream` when this replica should fetch it itself. */
+  open(req: {
+    readonly target: Target;
+    readonly digest: string;
+    readonly offset: number;
+    /** The fill serves another replica's request: it must not be forwarded again. */
+    readonly fromPeer: boolean;
+    readonly upstream: (offset: number) => Promise<AsyncIterable<Uint8Array>>;
+    /** For bodies from a peer: the size it announced (offset 0 only). */
+    readonly markReady: (size: number | undefined) => void;
+  }): Promise<AsyncIterable<Uint8Array>>;
+  /** Whether an error of a peer transfer is worth another attempt even before any byte arrived. */
+  retriable(err: unknown): boolean;
+  /** The fill ended (stored, passed through or failed): its lease, if any, is released. */
+  finished(digest: string): void;
 }
 
 export class BlobCache {
@@ -66,7 +93,8 @@ export class BlobCache {
     return this.fills.current(digest) !== undefined || (this.streaming.get(digest) ?? 0) > 0;
   }
 
-  async get(target: Target, digest: string): Promise<BlobHandle> {
+  /** `peer`: the request comes from another replica of the site (see PeerMode). */
+  async get(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
     parseDigest(digest);
     const stored = await this.storedSize(digest);
     if (stored !== undefined) {
@@ -76,8 +104,9 @@ export class BlobCache {
     }
     if (!target.upstream) throw blobUnknown(digest);
     const existing = this.fills.current(digest);
+    if (!existing && peer === 'held') throw blobUnknown(digest);
     if (existing) await this.ensureVisible(target, digest);
-    const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest)).fill;
+    const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest, peer !== undefined)).fill;
     if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
     await fill.ready;
     return {
@@ -167,16 +196,21 @@ export class BlobCache {
     };
   }
 
-  private startFill(target: Target, digest: string): BlobFill {
-    const { blobs, index, repos, logger } = this.deps;
+  private startFill(target: Target, digest: string, fromPeer: boolean): BlobFill {
+    const { blobs, index, repos, logger, router } = this.deps;
     const upstream = target.upstream!;
     const fill = new BlobFill(digest, blobs.newTempPath(), blobs.path(digest));
     const started = this.deps.now();
     const log = { upstream: upstream.client.name, repository: target.repository, digest };
     const source: FillSource = {
-      open: (offset) => this.openUpstream(target, fill, offset),
-      // Only a transfer that has begun is resumed; a request that never got an answer fails fast.
-      retriable: (err) => fill.written > 0 && isTransient(err),
+      open: (offset) => {
+        const upstream = (o: number) => this.openUpstream(target, fill, o);
+        if (!router) return upstream(offset);
+        return router.open({ target, digest, offset, fromPeer, upstream, markReady: (size) => fill.markReady(size) });
+      },
+      // Only a transfer that has begun is resumed; a request that never got an answer fails fast
+      // (a peer that went away is the exception: another source is tried).
+      retriable: (err) => (fill.written > 0 || (router?.retriable(err) ?? false)) && isTransient(err),
     };
     void (async () => {
       try {
@@ -201,6 +235,7 @@ export class BlobCache {
         fill.fail(err as Error);
         logger.error({ ...log, written: fill.written, err: (err as Error).message }, 'blob fill failed; nothing stored');
       } finally {
+        router?.finished(digest);
         this.fills.finish(digest, fill);
         this.deps.onInUseChange?.(this.inUseDigests());
       }

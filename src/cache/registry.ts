@@ -6,7 +6,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/client.js';
-import { BlobCache, type BlobHandle } from './blobs.js';
+import { BlobCache, type BlobHandle, type FillRouter, type PeerMode } from './blobs.js';
 import { ManifestCache, type ManifestResult } from './manifests.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { Outcome, Target, Upstream } from './target.js';
@@ -29,6 +29,8 @@ export interface RegistryCacheDeps {
   readonly observer?: CacheObserver;
   /** Told the whole set of blobs being filled or streamed whenever it changes. */
   readonly onInUseChange?: (inUse: string[]) => void;
+  /** Byte sources beside the upstream: the site's other replicas. */
+  readonly router?: FillRouter;
 }
 
 export interface TagPage {
@@ -84,8 +86,9 @@ export class RegistryCache {
     return this.manifests.store(target, digest, mediaType, body, children, subject, artifactType);
   }
 
-  blob(target: Target, digest: string): Promise<BlobHandle> {
-    return this.blobs.get(target, digest);
+  /** `peer`: asked by another replica of the site (see cache/blobs PeerMode). */
+  blob(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
+    return this.blobs.get(target, digest, peer);
   }
 
   headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {

@@ -20,6 +20,7 @@ import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js'
 import type { AdminHandler } from './admin.js';
 import { routeLabel, type RequestObserver } from './observer.js';
 import { isUiPath, serveUi } from './ui.js';
+import { handlePeer, type PeerDeps } from './peer.js';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
@@ -33,6 +34,8 @@ export interface ServerDeps {
   /** /readyz, /metrics and /api/v1/ (optional so the pull path stands alone in tests). */
   readonly admin?: AdminHandler;
   readonly observer?: RequestObserver;
+  /** The endpoint the site's other replicas read from (`cluster:`). */
+  readonly peer?: PeerDeps;
 }
 
 export function createServer(deps: ServerDeps): Server {
@@ -81,6 +84,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   try {
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
+    if (deps.peer && (await handlePeer(deps.peer, req, res, url))) return;
     if (deps.admin && (await deps.admin(req, res, url))) return;
     if (isUiPath(url.pathname)) return await serveUi(req, res, url.pathname);
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');

@@ -1,0 +1,111 @@
+/** @module e2e/cluster.test — three berth replicas on one real redis-server in front of the real registry: one WAN copy per site, peers, failures. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { startRegistry, type Registry } from '../fixtures/registry.js';
+import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
+import { startBerth, type Berth } from '../fixtures/berth.js';
+import { startRedis, type RedisServer } from '../fixtures/redis.js';
+import { startRelay, type Relay } from '../fixtures/relay.js';
+import { LOOPBACK, freePort, sleep } from '../fixtures/proc.js';
+import { httpPull } from '../fixtures/http-pull.js';
+
+const SECRET = 'site-secret-for-the-cluster-test';
+let registry: Registry;
+let redis: RedisServer;
+const images: BuiltImage[] = [];
+const report: string[] = [];
+
+before(async () => {
+  registry = await startRegistry({ auth: 'none' });
+  redis = await startRedis();
+});
+
+after(async () => {
+  await registry?.stop();
+  await redis?.stop();
+  await Promise.all(images.map((i) => i.remove()));
+  if (report.length) console.log(`cluster measurements:\n${report.join('\n')}`);
+});
+
+async function image(repoTag: string, layers = 3, layerSize = 2 * 1024 * 1024): Promise<BuiltImage> {
+  const img = await buildImage({ layers, layerSize, tag: 'v1' });
+  images.push(img);
+  await pushImage(img, registry.url, repoTag);
+  return img;
+}
+
+/** Three replicas of one site, each its own port, root and advertise URL; `remoteurl` may be a relay. */
+async function site(remoteurl = registry.url, n = 3): Promise<Berth[]> {
+  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const name = `site-${ports[0]}`;
+  return Promise.all(ports.map((port) => startBerth({
+    port,
+    config: {
+      version: 0.1,
+      log: { level: 'info' },
+      proxy: { remoteurl, tagttl: '10m' },
+      redis: { addr: redis.addr },
+      cluster: { advertise: `http://${LOOPBACK}:${port}`, secret: SECRET, name },
+    },
+  })));
+}
+
+/** Lets every replica see the others (heartbeats). */
+const settle = () => sleep(2_500);
+
+async function sent(fn: () => Promise<unknown>): Promise<number> {
+  const before = await registry.bytesSent();
+  await fn();
+  // distribution logs a request after its response: give the log a moment.
+  await sleep(300);
+  return (await registry.bytesSent()) - before;
+}
+
+async function stopAll(bs: Berth[]) {
+  if (process.env['BERTH_TEST_DEBUG']) for (const b of bs) console.log(await b.service.logTail(400));
+  await Promise.all(bs.map((b) => b.stop().catch(() => b.cleanup())));
+}
+
+test('30 nodes over 3 replicas, cold: about one registry copy, all verified; then each replica serves at 0 registry bytes', async () => {
+  const img = await image('site/app:v1');
+  const bs = await site();
+  try {
+    await settle();
+    const cold = await sent(() => Promise.all(Array.from({ length: 30 }, async (_, i) => {
+      const r = await httpPull(bs[i % 3]!.url, 'site/app', 'v1');
+      assert.equal(r.manifestDigest, img.manifestDigest);
+    })));
+    const ratio = cold / img.totalSize;
+    report.push(`cold, 30 nodes over 3 replicas: registry bytes ${cold} / image ${img.totalSize} = ${ratio.toFixed(3)}x`);
+    assert.ok(ratio <= 1.05, `registry sent ${ratio.toFixed(3)}x the image`);
+    const warm = await sent(() => Promise.all(bs.map((b) => httpPull(b.url, 'site/app', 'v1'))));
+    report.push(`warm, one pull on each replica: registry bytes ${warm}`);
+    assert.equal(warm, 0);
+  } finally {
+    await stopAll(bs);
+  }
+});
+
+test('the peer endpoint refuses requests without the cluster secret', async () => {
+  const img = await image('site/secret:v1', 1, 64 * 1024);
+  const bs = await site(registry.url, 1);
+  try {
+    await httpPull(bs[0]!.url, 'site/secret', 'v1');
+    const digest = img.layers[0]!.digest;
+    const path = `/_berth/peer/blobs/${digest}?upstream=default&repository=site/secret&mode=held`;
+    for (const headers of [{}, { authorization: 'Berth-Peer wrong-secret-of-enough-length' }, { authorization: `Bearer ${SECRET}` }]) {
+      const res = await request(`${bs[0]!.url}${path}`, { headers });
+      await res.body.dump();
+      assert.equal(res.statusCode, 401);
+    }
+    const ok = await request(`${bs[0]!.url}${path}`, { headers: { authorization: `Berth-Peer ${SECRET}` } });
+    assert.equal(ok.statusCode, 200);
+    assert.equal(Buffer.from(await ok.body.arrayBuffer()).length, img.layers[0]!.size);
+    const other = await request(`${bs[0]!.url}${path.replace('repository=site/secret', 'repository=site/nothere')}`, { headers: { authorization: `Berth-Peer ${SECRET}` } });
+    await other.body.dump();
+    assert.equal(other.statusCode, 404, 'never served to a repository that does not reference it');
+  } finally {
+    await stopAll(bs);
+  }
+});
