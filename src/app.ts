@@ -67,7 +67,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const cache = new RegistryCache({
     blobs, index: blobIndex, repos, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry,
     protect: pushSide.protect, heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
-    ...(replica ? { router: replica.router } : {}),
+    ...(replica ? { router: replica.router, manifestSite: replica.manifests } : {}),
   });
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
   cache.maybeEvict();

@@ -7,7 +7,7 @@ import type { HeldTags } from '../ports/held-tags.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/client.js';
 import { BlobCache, type BlobHandle, type FillRouter, type PeerMode } from './blobs.js';
-import { ManifestCache, type ManifestResult } from './manifests.js';
+import { ManifestCache, type ManifestResult, type ManifestSite } from './manifests.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
@@ -31,6 +31,8 @@ export interface RegistryCacheDeps {
   readonly onInUseChange?: (inUse: string[]) => void;
   /** Byte sources beside the upstream: the site's other replicas. */
   readonly router?: FillRouter;
+  /** Shared tag records and peers' manifests. */
+  readonly manifestSite?: ManifestSite;
 }
 
 export interface TagPage {
@@ -68,7 +70,7 @@ export class RegistryCache {
         }
       },
     });
-    this.manifests = new ManifestCache(deps);
+    this.manifests = new ManifestCache({ ...deps, ...(deps.manifestSite ? { site: deps.manifestSite } : {}) });
     this.evictor = new Evictor({
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest),

@@ -7,6 +7,8 @@ import { PeerClient } from './peer-client.js';
 import { connectRedis } from './redis.js';
 import { RedisSite } from './redis-site.js';
 import { SiteFills } from './site-fills.js';
+import { siteManifests } from './site-manifests.js';
+import type { ManifestSite } from '../cache/manifests.js';
 
 /** A replica missing this long is ignored by the others. */
 export const MEMBER_TTL_MS = 3_000;
@@ -17,6 +19,7 @@ export interface Replica {
   readonly site: SiteCoordination;
   readonly router: SiteFills;
   readonly peers: PeerClient;
+  readonly manifests: ManifestSite;
   /** The blob index, recording this replica as a holder after each commit and dropping it before each removal. */
   holding(index: BlobIndex): BlobIndex;
   start(): void;
@@ -60,6 +63,7 @@ export function openReplica(config: ClusterConfig, deps: { logger: Logger; now: 
     site,
     router,
     peers,
+    manifests: siteManifests(site, peers, () => live),
     holding: (index) => {
       ownDigests = () => index.ownDigests();
       return new HoldingIndex(index, site, bestEffort);

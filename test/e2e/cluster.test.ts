@@ -109,3 +109,96 @@ test('the peer endpoint refuses requests without the cluster secret', async () =
     await stopAll(bs);
   }
 });
+
+test('a pull from B of what A holds costs the registry 0; with A SIGKILLed, a pull from C costs 0 when B holds it', async () => {
+  const img = await image('site/held:v1');
+  const [a, b, c] = await site();
+  try {
+    await settle();
+    await httpPull(a!.url, 'site/held', 'v1');
+    const fromB = await sent(() => httpPull(b!.url, 'site/held', 'v1'));
+    report.push(`pull from B of what A holds: registry bytes ${fromB}`);
+    assert.equal(fromB, 0);
+    await a!.kill('SIGKILL');
+    const started = Date.now();
+    const fromC = await sent(async () => {
+      const r = await httpPull(c!.url, 'site/held', 'v1');
+      assert.equal(r.manifestDigest, img.manifestDigest);
+    });
+    report.push(`A SIGKILLed, pull from C while B holds it: registry bytes ${fromC}, ${Date.now() - started} ms`);
+    assert.equal(fromC, 0);
+  } finally {
+    await stopAll([a!, b!, c!]);
+  }
+});
+
+/** Pulls, each retried on the next replica when its own fails (a node whose cache died moves on). */
+async function pullAll(bs: Berth[], repository: string, img: BuiltImage, nodes = 30, alive: (i: number) => boolean = () => true) {
+  const failures: string[] = [];
+  await Promise.all(Array.from({ length: nodes }, async (_, i) => {
+    for (let k = 0; k < bs.length; k++) {
+      const b = bs[(i + k) % bs.length]!;
+      try {
+        const r = await httpPull(b.url, repository, 'v1');
+        assert.equal(r.manifestDigest, img.manifestDigest);
+        return;
+      } catch (err) {
+        if (alive((i + k) % bs.length)) failures.push(`node ${i} on replica ${(i + k) % bs.length}: ${(err as Error).message}`);
+      }
+    }
+    failures.push(`node ${i}: no replica served it`);
+  }));
+  return failures;
+}
+
+test('Redis SIGKILLed: every replica works alone (<= one copy each, no error); once Redis returns a new image costs one copy again', async () => {
+  const bs = await site();
+  try {
+    await settle();
+    const img = await image('site/outage:v1');
+    await redis.kill();
+    const alone = await sent(async () => assert.deepEqual(await pullAll(bs, 'site/outage', img), []));
+    const ratio = alone / img.totalSize;
+    report.push(`Redis down, 30 nodes over 3 replicas: registry bytes ${alone} / image ${img.totalSize} = ${ratio.toFixed(3)}x`);
+    assert.ok(ratio <= 3.05, `${ratio.toFixed(3)}x`);
+    await redis.up();
+    await sleep(4_000);
+    const next = await image('site/after:v1');
+    const back = await sent(async () => assert.deepEqual(await pullAll(bs, 'site/after', next), []));
+    const ratio2 = back / next.totalSize;
+    report.push(`Redis back, new image, 30 nodes: registry bytes ${back} / image ${next.totalSize} = ${ratio2.toFixed(3)}x`);
+    assert.ok(ratio2 <= 1.05, `${ratio2.toFixed(3)}x`);
+  } finally {
+    await stopAll(bs);
+  }
+});
+
+test('the filler SIGKILLed mid-fill behind a throttled link: survivors resume from their bytes, every node verified, link <= 1.25x', async () => {
+  const img = await image('site/killed:v1', 1, 8 * 1024 * 1024);
+  const relay: Relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: 3 * 1024 * 1024 });
+  const bs = await site(relay.url);
+  const { Redis } = await import('ioredis');
+  const r = new Redis({ host: LOOPBACK, port: redis.port });
+  try {
+    await settle();
+    const layer = img.layers[0]!.digest;
+    let dead = -1;
+    const pulls = pullAll(bs, 'site/killed', img, 30, (i) => i !== dead);
+    // Once about a third of the layer crossed the link, kill whoever fills it.
+    while (relay.bytesToClient() < img.totalSize / 3) await sleep(50);
+    const keys = await r.keys(`berth:*:fill:${layer}`);
+    const owner = keys.length ? (await r.get(keys[0]!))?.split(' ')[1] : undefined;
+    dead = bs.findIndex((b) => b.url === owner);
+    assert.ok(dead >= 0, `a replica holds the fill lease (${String(owner)})`);
+    await bs[dead]!.kill('SIGKILL');
+    const failures = await pulls;
+    assert.deepEqual(failures, [], 'no node on a survivor saw an error');
+    const ratio = relay.bytesToClient() / img.totalSize;
+    report.push(`filler SIGKILLed mid-fill behind a 3 MiB/s link, 30 nodes: link bytes ${relay.bytesToClient()} / image ${img.totalSize} = ${ratio.toFixed(3)}x`);
+    assert.ok(ratio <= 1.25, `${ratio.toFixed(3)}x`);
+  } finally {
+    r.disconnect();
+    await stopAll(bs);
+    await relay.stop();
+  }
+});
