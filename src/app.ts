@@ -14,7 +14,7 @@ import type { Upstream } from './cache/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
 import { evictionLimits } from './cache/eviction.js';
-import { openPushSide } from './cache/pushside.js';
+import { openPushSide } from './cache/write-side.js';
 import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';

@@ -8,6 +8,7 @@ import { OciError } from '../oci/errors.js';
 import type { BlobStore, BlobWriter } from '../storage/blobs.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import type { Target } from './target.js';
+import { StoreLayout } from '../storage/layout.js';
 
 export interface UploadPurging {
   readonly enabled: boolean;
@@ -208,7 +209,7 @@ export class UploadManager {
   }
 
   private pathOf(id: string): string {
-    return join(this.deps.blobs.uploadsDir, id);
+    return new StoreLayout(this.deps.blobs.root).upload(id);
   }
 
   /** For status answers: what a row says about an upload. */

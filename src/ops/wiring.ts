@@ -6,7 +6,7 @@ import type { RegistryCache } from '../cache/registry.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { WarmJobs } from '../cache/warm.js';
 import { createAdminHandler, type AdminHandler } from '../http/admin.js';
-import { resolveTarget } from '../http/routing.js';
+import { resolveTarget } from '../cache/routing.js';
 import { OciError } from '../oci/errors.js';
 import type { ImageReference } from '../oci/image-ref.js';
 import type { BlobStore } from '../storage/blobs.js';

@@ -4,29 +4,25 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
+import { StoreLayout } from './layout.js';
 import { OciError } from '../oci/errors.js';
 
-/**
- * Layout under the root directory:
- *   blobs/<algorithm>/<first two hex>/<hex>   committed content, immutable, named by its digest
- *   tmp/<uuid>                                 content being written; removed on start-up
- *   uploads/<uuid>                             client uploads in progress; kept across restarts (cache/uploads owns them)
- * Only parsed digests reach path building, so no request can name a path outside the root.
- */
+/** The files under blobs/, tmp/ and uploads/; every path comes from storage/layout, which draws the whole layout. */
 export class BlobStore {
   readonly root: string;
   readonly tmpDir: string;
   readonly uploadsDir: string;
+  private readonly layout: StoreLayout;
 
   constructor(root: string) {
     this.root = root;
-    this.tmpDir = join(root, 'tmp');
-    // Not under tmp/, which start-up empties: an upload may be resumed after a restart.
-    this.uploadsDir = join(root, 'uploads');
+    this.layout = new StoreLayout(root);
+    this.tmpDir = this.layout.tmpDir;
+    this.uploadsDir = this.layout.uploadsDir;
   }
 
   async init(): Promise<{ removedTemp: number }> {
-    await mkdir(join(this.root, 'blobs'), { recursive: true });
+    await mkdir(this.layout.blobsDir, { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.uploadsDir, { recursive: true });
     const leftovers = await readdir(this.tmpDir);
@@ -36,8 +32,7 @@ export class BlobStore {
   }
 
   path(digest: string): string {
-    const { algorithm, encoded } = parseDigest(digest);
-    return join(this.root, 'blobs', algorithm, encoded.slice(0, 2), encoded);
+    return this.layout.blob(digest);
   }
 
   /** Size of a committed blob, or undefined when absent. */
@@ -88,7 +83,7 @@ export class BlobStore {
 
   /** A fresh temp file name, known before the file exists so readers can be pointed at it. */
   newTempPath(): string {
-    return join(this.tmpDir, randomUUID());
+    return this.layout.temp(randomUUID());
   }
 
   async delete(digest: string): Promise<void> {
@@ -98,7 +93,7 @@ export class BlobStore {
   /** Lists every committed blob digest (used by fsck and start-up reconciliation). */
   async *list(): AsyncGenerator<string> {
     for (const algorithm of ['sha256', 'sha512'] as const) {
-      const base = join(this.root, 'blobs', algorithm);
+      const base = this.layout.blobDir(algorithm);
       for (const prefix of await readdirOrEmpty(base)) {
         for (const encoded of await readdirOrEmpty(join(base, prefix))) {
           // Only names that parse as digests are content; anything else was not written by berth.

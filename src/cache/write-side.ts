@@ -1,4 +1,4 @@
-/** @module cache/pushside — assembles the write side (push.db, uploads, replication worker, push service) and owns its lifecycle. */
+/** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) and owns its lifecycle. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import type { BlobStore } from '../storage/blobs.js';
@@ -7,7 +7,7 @@ import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { UploadSessions } from '../ports/upload-sessions.js';
-import { PushService } from './push.js';
+import { PushService } from './push-policy.js';
 import type { RegistryCache } from './registry.js';
 import { Replicator, ReplicationWorker } from './replication.js';
 import type { Upstream } from './target.js';

@@ -1,18 +1,18 @@
-/** @module http/push — thin handlers for the push side of the API: uploads, mounts, manifest PUT, deletes, referrers. */
+/** @module http/push-routes — thin handlers for the push side of the API: uploads, mounts, manifest PUT, deletes, referrers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, manifestTooLarge } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
-import type { PushService } from '../cache/push.js';
-import { writeMode } from '../cache/push.js';
+import type { PushService } from '../cache/push-policy.js';
+import { writeMode } from '../cache/push-policy.js';
 import { listReferrers, type ReferrersDeps } from '../cache/referrers.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { blobUnknown } from '../cache/blobs.js';
 import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploads.js';
 import { getBlob, type PullContext } from './pull.js';
 import type { Route } from './routes.js';
-import { resolveTarget } from './routing.js';
+import { resolveTarget } from '../cache/routing.js';
 import { sendJson } from './respond.js';
 
 export interface PushContext extends PullContext {

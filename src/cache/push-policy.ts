@@ -1,4 +1,4 @@
-/** @module cache/push — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
+/** @module cache/push-policy — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
@@ -10,7 +10,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
-import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push.js';
+import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
 import type { RegistryCache } from './registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
 import type { Target } from './target.js';

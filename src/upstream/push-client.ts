@@ -1,4 +1,4 @@
-/** @module upstream/push — pushing to a central registry: blob existence, cross-repository mount, monolithic upload, manifests, deletes; no disk. */
+/** @module upstream/push-client — pushing to a central registry: blob existence, cross-repository mount, monolithic upload, manifests, deletes; no disk. */
 import type { Readable } from 'node:stream';
 import { ERROR_CODES, OciError, type ErrorCode } from '../oci/errors.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
