@@ -66,7 +66,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   await inUse.open();
   const cache = new RegistryCache({
     blobs, index: blobIndex, repos, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry,
-    protect: pushSide.protect, heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
+    protect: () => pushSide.protect(), heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
     ...(replica ? { router: replica.router, manifestSite: replica.manifests } : {}),
   });
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
@@ -74,7 +74,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const push = await pushSide.start(cache);
   const access = new AccessControl({ config, upstreams, logger, now });
   const ops = createOperations({
-    config, cache, blobs, index: blobIndex, repos, indexOk: index.ping, upstreams, telemetry, logger, now, queue: pushSide.view, protect: pushSide.protect,
+    config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(),
   });
   const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger },
     ...(config.cluster ? { peer: { secret: config.cluster.secret, cache, upstreams, logger } } : {}),

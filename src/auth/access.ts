@@ -79,10 +79,10 @@ export class AccessControl {
       if (verdict === 'allowed') return creds?.username ?? ANONYMOUS;
       if (verdict === 'unauthenticated') {
         throw this.challenge(creds
-          ? `upstream ${target.upstream!.config.name} did not accept these credentials for ${target.repository}: log in with your account on that registry`
-          : `${action} access to ${target.repository} needs your credentials for upstream ${target.upstream!.config.name}: docker login to this registry with them`);
+          ? `upstream ${target.upstream.config.name} did not accept these credentials for ${target.repository}: log in with your account on that registry`
+          : `${action} access to ${target.repository} needs your credentials for upstream ${target.upstream.config.name}: docker login to this registry with them`);
       }
-      throw denied(creds?.username, action, target, `upstream ${target.upstream!.config.name} does not grant it to this account`);
+      throw denied(creds?.username, action, target, `upstream ${target.upstream.config.name} does not grant it to this account`);
     }
     const user = await this.identify(creds);
     if (this.allows(user, target, action)) return user ?? ANONYMOUS;

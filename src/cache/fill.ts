@@ -236,7 +236,7 @@ export interface PumpHooks {
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   onRetry?(attempt: number, err: Error): void;
-  onDiskFull?(err: Error): Promise<void>;
+  onDiskFull?: (err: Error) => Promise<void>;
 }
 
 /**

@@ -84,7 +84,7 @@ export class UploadManager {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all([...this.sessions.values()].map((s) => s.writer?.release().catch(() => undefined)));
+    await Promise.all([...this.sessions.values()].map(async (s) => s.writer?.release().catch(() => undefined)));
     this.sessions.clear();
   }
 

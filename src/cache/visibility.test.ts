@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { type OciError } from '../oci/errors.js';
 import { BlobStore } from '../storage/blobs.js';
 import { MetadataStore } from '../storage/metadata.js';
 import { LocalBlobIndex, LocalRepositoryIndex } from '../storage/local-index.js';

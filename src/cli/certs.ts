@@ -37,7 +37,7 @@ export function checkNames(hosts: readonly string[], ips: readonly string[]): st
 function newKey(): { pem: string; forgeKey: forge.pki.rsa.PrivateKey } {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return { pem, forgeKey: pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey };
+  return { pem, forgeKey: pki.privateKeyFromPem(pem) };
 }
 
 function baseCertificate(key: forge.pki.rsa.PrivateKey, days: number, now: number): forge.pki.Certificate {

@@ -122,6 +122,7 @@ export function setAt(root: Tree, path: KeyPath, value: Tree): string | undefine
   let node: Tree = root;
   for (let i = 0; i < path.length; i++) {
     const key = path[i] as string | number;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it tsc cannot infer the loop variable types
     const container = node as Tree[] | { [k: string]: Tree };
     if (i === path.length - 1) {
       (container as Record<string | number, Tree>)[key] = value;

@@ -32,12 +32,12 @@ export function parseYaml(text: string): Tree {
     const what = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
     throw new YamlSyntaxError(pos ? `line ${pos.line}, column ${pos.col}: ${what}` : what, pos?.line, pos?.col);
   }
-  return toTree(doc, lines, doc.contents as Node | null);
+  return toTree(doc, lines, doc.contents);
 }
 
 function toTree(doc: Document, lines: LineCounter, node: Node | null | undefined): Tree {
   if (node === null || node === undefined) return null;
-  if (isAlias(node)) return toTree(doc, lines, node.resolve(doc) as Node | undefined);
+  if (isAlias(node)) return toTree(doc, lines, node.resolve(doc));
   if (isScalar(node)) {
     const v = node.value === null || node.value === undefined ? '' : String(node.value);
     return node.type === 'PLAIN' && NULLS.has(v) ? null : v;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { OciError } from '../oci/errors.js';
+import { type OciError } from '../oci/errors.js';
 import { checkRequest } from './limits.js';
 import { actionOf, probeOf } from './guard.js';
 import { matchRoute, type Route } from './routes.js';

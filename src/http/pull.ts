@@ -94,7 +94,7 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
     pipeline(stream, res, (err) => {
       // A failed fill or a vanished client: the response is cut, never completed.
       if (err && !res.destroyed) res.destroy(err);
-      if (err && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+      if (err && (err).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
         ctx.logger.warn({ digest, err: err.message }, 'blob response cut short');
       }
       resolve();

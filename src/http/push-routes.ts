@@ -21,13 +21,11 @@ export interface PushContext extends PullContext {
   readonly referrers: ReferrersDeps;
 }
 
-type WriteRoute = Extract<Route, { kind: 'uploads' | 'upload' | 'manifest' | 'blob' }>;
-
 /** Writes: every one checks the target's pushmode first (405 UNSUPPORTED naming pushmode when readonly). */
 export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { kind: 'base' | 'catalog' | 'tags' | 'referrers' }>): Promise<void> {
   const { push, target, req } = ctx;
   push.writable(target);
-  const r = route as WriteRoute;
+  const r = route;
   const method = req.method;
   if (r.kind === 'uploads') return startUpload(ctx);
   if (r.kind === 'upload') {

@@ -29,8 +29,7 @@ export interface TelemetryOptions {
 }
 
 /** Outcomes a client request can have; all but `miss` were answered without a new upstream transfer. */
-const OUTCOMES = ['hit', 'miss', 'joined', 'stale', 'local'] as const;
-type OutcomeName = (typeof OUTCOMES)[number];
+type OutcomeName = 'hit' | 'miss' | 'joined' | 'stale' | 'local';
 /** Routes whose bodies are content: their bytes and outcomes make up the stats. */
 const CONTENT_ROUTES = new Set(['manifest', 'blob']);
 

@@ -3,7 +3,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
+import { Digester, isDigest, type Algorithm } from '../oci/digest.js';
 import { StoreLayout } from './layout.js';
 import { OciError } from '../oci/errors.js';
 

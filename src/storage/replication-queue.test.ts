@@ -56,8 +56,8 @@ test('a newer push of a tag supersedes a queued one, waits for a running one, an
   const running = await queue.claim('u', 10, by);
   assert.equal(running[0]?.kind, 'tag');
   const { tagJob } = await queue.enqueueManifest('u', 'r', d(3), [], { tag: 'v1', baseDigest: d(2) });
-  assert.deepEqual((await queue.list()).find((j) => j.id === tagJob)?.waitingFor.includes(running[0]!.id), true);
-  await queue.complete(running[0]!);
+  assert.deepEqual((await queue.list()).find((j) => j.id === tagJob)?.waitingFor.includes(running[0].id), true);
+  await queue.complete(running[0]);
   assert.ok(await held.isHeld('u', 'r', 'v1'), 'still held: the newest push has not reached the upstream');
   assert.deepEqual(await held.heldTags('u', 'r'), ['v1']);
   cleanup();

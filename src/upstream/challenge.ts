@@ -2,7 +2,8 @@
 import { isIP } from 'node:net';
 
 export interface Challenge {
-  readonly scheme: 'bearer' | 'basic' | string;
+  /** Lower-cased scheme: `bearer` and `basic` are the ones berth answers. */
+  readonly scheme: string;
   readonly params: Readonly<Record<string, string>>;
 }
 

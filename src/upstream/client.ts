@@ -180,7 +180,7 @@ export class RegistryClient {
     for (let hop = 0; ; hop++) {
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(current, { method: method as Dispatcher.HttpMethod, headers: hdrs, body: body?.(), dispatcher: this.dispatcher });
+        res = await request(current, { method: method, headers: hdrs, body: body?.(), dispatcher: this.dispatcher });
       } catch (err) {
         const reason = describeNetworkError(err);
         this.breaker.failure(reason);

@@ -135,7 +135,7 @@ export class PassthroughChecker {
   private async send(method: string, url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: method as Dispatcher.HttpMethod, headers, dispatcher: this.client.dispatcher });
+      res = await request(url, { method: method, headers, dispatcher: this.client.dispatcher });
     } catch (err) {
       throw new OciError('UNAVAILABLE', `upstream ${this.client.name} is unreachable: ${(err as Error).message}`);
     }

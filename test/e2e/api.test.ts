@@ -35,7 +35,7 @@ function assertEnvelope(r: { body: Buffer; headers: Record<string, unknown> }, c
   assert.match(String(r.headers['content-type']), /^application\/json/);
   const errors = (JSON.parse(r.body.toString()) as { errors: Array<{ code: string; message: string }> }).errors;
   assert.equal(errors[0]?.code, code, r.body.toString());
-  assert.ok(errors[0]!.message.length > 0);
+  assert.ok(errors[0].message.length > 0);
 }
 
 test('GET /v2/ answers 200 with the API version header', async () => {

@@ -125,7 +125,7 @@ test('basic-auth upstream works; wrong credentials give UNAUTHORIZED naming the 
       assert.equal(res.statusCode, 401);
       const body = JSON.parse(text) as { errors: Array<{ code: string; message: string }> };
       assert.equal(body.errors[0]?.code, 'UNAUTHORIZED');
-      assert.match(body.errors[0]!.message, new RegExp(basic.url.replace(/[.:/]/g, '\\$&')));
+      assert.match(body.errors[0].message, new RegExp(basic.url.replace(/[.:/]/g, '\\$&')));
       assert.ok(!text.includes('wrong-password'), 'credentials never appear in responses');
       const logs = JSON.stringify(await bad.logLines());
       assert.ok(!logs.includes('wrong-password'), 'credentials never appear in logs');

@@ -1,9 +1,9 @@
 /** @module ports/contract/harness — one test per case, each on a fresh fixture that is closed whatever the outcome. */
 import { test } from 'node:test';
 
-export function suite<F extends { close(): Promise<void> }>(name: string, open: () => Promise<F>) {
-  return (title: string, body: (f: F) => Promise<void>) =>
-    test(`${name}: ${title}`, async () => {
+export function suite<F extends { close(): Promise<void> }>(name: string, open: () => Promise<F>): (title: string, body: (f: F) => Promise<void>) => void {
+  return (title, body) =>
+    void test(`${name}: ${title}`, async () => {
       const f = await open();
       try {
         await body(f);

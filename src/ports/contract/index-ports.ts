@@ -25,7 +25,7 @@ export function blobIndexContract(name: string, open: () => Promise<IndexFixture
     assert.equal(first?.size, 10);
     advance(1_000);
     await blobIndex.touch(d(1));
-    assert.equal((await blobIndex.get(d(1)))!.lastAccess, first!.lastAccess + 1_000);
+    assert.equal((await blobIndex.get(d(1)))!.lastAccess, first.lastAccess + 1_000);
     await blobIndex.touch(d(2));
     assert.equal(await blobIndex.get(d(2)), undefined, 'touching an unknown blob records nothing');
     assert.deepEqual(await blobIndex.ownDigests(), [d(1)]);

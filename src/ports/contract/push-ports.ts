@@ -30,7 +30,7 @@ export function replicationQueueContract(name: string, open: () => Promise<PushF
     await queue.complete(blobs[0]!);
     const [m] = await queue.claim('u', 10, bob);
     assert.equal(m?.id, manifestJob);
-    await queue.complete(m!);
+    await queue.complete(m);
     const [tag] = await queue.claim('u', 10, bob);
     assert.equal(tag?.id, tagJob);
     await queue.complete(tag!);
