@@ -19,6 +19,7 @@ import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
 import { openReplica } from './cluster/replica.js';
+import { UploadForwarder } from './http/forward.js';
 import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 
 export interface AppDeps {
@@ -60,7 +61,9 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     config: u,
     client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry),
   }));
-  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, owner: LOCAL_OWNER, upstreams, logger, now });
+  const uploadRows = replica ? replica.owning(pushStores.uploads, config.storage.uploadpurging.ageMs) : pushStores.uploads;
+  const forwarder = replica ? new UploadForwarder() : undefined;
+  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, uploads: uploadRows, owner: LOCAL_OWNER, upstreams, logger, now });
   // berth.lock: `berth gc` run beside this process leaves what it streams or fills alone.
   const inUse = new InUseRecord(root, now);
   await inUse.open();
@@ -77,7 +80,9 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(),
   });
   const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger },
-    ...(config.cluster ? { peer: { secret: config.cluster.secret, cache, upstreams, logger } } : {}),
+    ...(config.cluster && replica && forwarder
+      ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }
+      : {}),
   });
   const tls = config.http.tls;
   const reloadCertificate = (reason: string) => {
@@ -122,6 +127,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       clearTimeout(timer);
       await pushSide.close();
       await replica?.close();
+      await forwarder?.close();
       await inUse.close();
       pushStores.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));

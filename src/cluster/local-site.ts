@@ -8,6 +8,7 @@ export class LocalSiteBackend {
   readonly holders = new Map<string, Set<string>>();
   readonly tags = new Map<string, SharedTag>();
   readonly checks = new Map<string, number>();
+  readonly uploads = new Map<string, { owner: string; until: number }>();
   token = 0;
 }
 
@@ -87,6 +88,17 @@ export class LocalSite implements SiteCoordination {
     if ((this.b.checks.get(key) ?? 0) > now) return false;
     this.b.checks.set(key, now + ttlMs);
     return true;
+  }
+
+  async recordUpload(id: string, ttlMs: number): Promise<void> {
+    this.b.uploads.set(id, { owner: this.self, until: this.now() + ttlMs });
+  }
+  async forgetUpload(id: string): Promise<void> {
+    if (this.b.uploads.get(id)?.owner === this.self) this.b.uploads.delete(id);
+  }
+  async uploadOwner(id: string): Promise<string | undefined> {
+    const u = this.b.uploads.get(id);
+    return u && u.until > this.now() ? u.owner : undefined;
   }
 
   async close(): Promise<void> {}

@@ -96,6 +96,16 @@ export class RedisSite implements SiteCoordination {
     return (await this.redis.set(this.tagKey('tagcheck', u, r, t), this.self, 'PX', ttlMs, 'NX')) === 'OK';
   }
 
+  async recordUpload(id: string, ttlMs: number): Promise<void> {
+    await this.redis.set(`${this.p}upload:${id}`, this.self, 'PX', ttlMs);
+  }
+  async forgetUpload(id: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, `${this.p}upload:${id}`, this.self);
+  }
+  async uploadOwner(id: string): Promise<string | undefined> {
+    return (await this.redis.get(`${this.p}upload:${id}`)) ?? undefined;
+  }
+
   async close(): Promise<void> {
     if (this.ownsClient) this.redis.disconnect();
   }

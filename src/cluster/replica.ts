@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ClusterConfig } from '../config/types.js';
 import type { BlobEntry, BlobIndex, EvictionView } from '../ports/blob-index.js';
 import type { SiteCoordination } from '../ports/site.js';
+import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import { PeerClient } from './peer-client.js';
 import { connectRedis } from './redis.js';
 import { RedisSite } from './redis-site.js';
@@ -20,6 +21,10 @@ export interface Replica {
   readonly router: SiteFills;
   readonly peers: PeerClient;
   readonly manifests: ManifestSite;
+  /** The upload rows, recording in the site which replica holds each upload's bytes. */
+  owning(uploads: UploadSessions, ttlMs: number): UploadSessions;
+  /** The live replica other than this one that took upload `id`, if any (the request goes there). */
+  uploadOwner(id: string): Promise<string | undefined>;
   /** The blob index, recording this replica as a holder after each commit and dropping it before each removal. */
   holding(index: BlobIndex): BlobIndex;
   start(): void;
@@ -64,6 +69,13 @@ export function openReplica(config: ClusterConfig, deps: { logger: Logger; now: 
     router,
     peers,
     manifests: siteManifests(site, peers, () => live),
+    owning: (uploads, ttlMs) => new OwningUploads(uploads, site, ttlMs, bestEffort),
+    uploadOwner: async (id) => {
+      const members = live;
+      if (!members) return undefined;
+      const owner = await site.uploadOwner(id).catch(() => undefined);
+      return owner !== undefined && owner !== site.self && members.has(owner) ? owner : undefined;
+    },
     holding: (index) => {
       ownDigests = () => index.ownDigests();
       return new HoldingIndex(index, site, bestEffort);
@@ -105,4 +117,28 @@ class HoldingIndex implements BlobIndex {
   isPinned(d: string): Promise<boolean> { return this.inner.isPinned(d); }
   usage(): Promise<{ bytes: number; blobs: number }> { return this.inner.usage(); }
   evictionView(): Promise<EvictionView> { return this.inner.evictionView(); }
+}
+
+/** Upload rows stay local (the bytes are here); the site learns which replica has each, so any replica can take its next request. */
+class OwningUploads implements UploadSessions {
+  constructor(
+    private readonly inner: UploadSessions,
+    private readonly site: SiteCoordination,
+    private readonly ttlMs: number,
+    private readonly bestEffort: (what: string, p: Promise<unknown>) => Promise<unknown>,
+  ) {}
+  async insert(id: string, upstream: string, repository: string): Promise<void> {
+    await this.inner.insert(id, upstream, repository);
+    await this.bestEffort('upload owner', this.site.recordUpload(id, this.ttlMs));
+  }
+  get(id: string): Promise<UploadRow | undefined> { return this.inner.get(id); }
+  async touch(id: string): Promise<void> {
+    await this.inner.touch(id);
+    await this.bestEffort('upload owner', this.site.recordUpload(id, this.ttlMs));
+  }
+  async delete(id: string): Promise<void> {
+    await this.bestEffort('upload owner removal', this.site.forgetUpload(id));
+    await this.inner.delete(id);
+  }
+  all(): Promise<UploadRow[]> { return this.inner.all(); }
 }

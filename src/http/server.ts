@@ -21,6 +21,7 @@ import type { AdminHandler } from './admin.js';
 import { routeLabel, type RequestObserver } from './observer.js';
 import { isUiPath, serveUi } from './ui.js';
 import { handlePeer, type PeerDeps } from './peer.js';
+import type { UploadForwarder } from './forward.js';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
@@ -36,6 +37,9 @@ export interface ServerDeps {
   readonly observer?: RequestObserver;
   /** The endpoint the site's other replicas read from (`cluster:`). */
   readonly peer?: PeerDeps;
+  /** The replica of the site holding an upload's bytes, when it is not this one. */
+  readonly uploadOwner?: (id: string) => Promise<string | undefined>;
+  readonly forwarder?: UploadForwarder;
 }
 
 export function createServer(deps: ServerDeps): Server {
@@ -110,6 +114,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
+    if (route.kind === 'upload' && deps.forwarder && deps.uploadOwner) {
+      const owner = await deps.uploadOwner(route.id);
+      if (owner) return await deps.forwarder.forward(req, res, owner);
+    }
     const ctx: PushContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },

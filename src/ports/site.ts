@@ -55,5 +55,10 @@ export interface SiteCoordination {
   /** The right to ask the upstream about a tag for `ttlMs`: one check per tag per site. */
   claimTagCheck(upstream: string, repository: string, tag: string, ttlMs: number): Promise<boolean>;
 
+  /** This replica took an upload (its bytes are here) for `ttlMs`: the others forward its requests. */
+  recordUpload(id: string, ttlMs: number): Promise<void>;
+  forgetUpload(id: string): Promise<void>;
+  uploadOwner(id: string): Promise<string | undefined>;
+
   close(): Promise<void>;
 }

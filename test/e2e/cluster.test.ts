@@ -1,6 +1,7 @@
 /** @module e2e/cluster.test — three berth replicas on one real redis-server in front of the real registry: one WAN copy per site, peers, failures. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
@@ -44,7 +45,7 @@ async function site(remoteurl = registry.url, n = 3): Promise<Berth[]> {
     config: {
       version: 0.1,
       log: { level: 'info' },
-      proxy: { remoteurl, tagttl: '10m' },
+      proxy: { remoteurl, tagttl: '10m', pushmode: 'local' },
       redis: { addr: redis.addr },
       cluster: { advertise: `http://${LOOPBACK}:${port}`, secret: SECRET, name },
     },
@@ -200,5 +201,39 @@ test('the filler SIGKILLed mid-fill behind a throttled link: survivors resume fr
     r.disconnect();
     await stopAll(bs);
     await relay.stop();
+  }
+});
+
+test('an upload spread over the replicas (POST on A, PATCH on B and C, PUT on C) completes, and B then serves the blob', async () => {
+  const [a, b, c] = await site();
+  try {
+    await settle();
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    const post = await request(`${a!.url}/v2/site/pushed/blobs/uploads/`, { method: 'POST' });
+    await post.body.dump();
+    assert.equal(post.statusCode, 202);
+    let location = String(post.headers['location']);
+    const half = 1_500_000;
+    for (const [replica, from, to] of [[b!, 0, half], [c!, half, data.length]] as const) {
+      const patch = await request(`${replica.url}${location}`, {
+        method: 'PATCH', body: data.subarray(from, to),
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${to - 1}` },
+      });
+      await patch.body.dump();
+      assert.equal(patch.statusCode, 202, `PATCH on another replica (${replica.url})`);
+      location = String(patch.headers['location']);
+    }
+    const sep = location.includes('?') ? '&' : '?';
+    const put = await request(`${c!.url}${location}${sep}digest=${encodeURIComponent(digest)}`, { method: 'PUT' });
+    await put.body.dump();
+    assert.equal(put.statusCode, 201);
+    assert.equal(put.headers['docker-content-digest'], digest);
+    const got = await request(`${b!.url}/v2/site/pushed/blobs/${digest}`);
+    const body = Buffer.from(await got.body.arrayBuffer());
+    assert.equal(got.statusCode, 200);
+    assert.ok(body.equals(data), 'B serves the pushed blob (from A)');
+  } finally {
+    await stopAll([a!, b!, c!]);
   }
 });

@@ -75,4 +75,16 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     await sleep(450);
     assert.equal(await b.claimTagCheck('u', 'r', 'v1', 300), true);
   });
+
+  t('an upload belongs to the replica that took it until forgotten or lapsed', async ({ a, b }) => {
+    await a.recordUpload('u-1', 10_000);
+    await b.recordUpload('u-2', 300);
+    assert.equal(await b.uploadOwner('u-1'), a.self);
+    await b.forgetUpload('u-1');
+    assert.equal(await b.uploadOwner('u-1'), a.self, 'only the owner forgets it');
+    await a.forgetUpload('u-1');
+    assert.equal(await b.uploadOwner('u-1'), undefined);
+    await sleep(450);
+    assert.equal(await a.uploadOwner('u-2'), undefined);
+  });
 }
