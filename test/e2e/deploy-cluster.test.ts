@@ -44,3 +44,18 @@ test('helm: values-large-site.yaml renders 3 replicas, a headless peers Service,
     rmSync(file, { force: true });
   }
 });
+
+test('kubernetes: the large-site overlay lists its files and sets what the chart sets', () => {
+  const dir = path.join(path.dirname(CHART), '..', 'kubernetes', 'large-site');
+  const k = parse(readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8')) as Obj;
+  const files = [...(k['resources'] as string[]).filter((r) => r !== '../'), ...(k['patches'] as Obj[]).map((p) => p['path'] as string)];
+  const docs = files.flatMap((f) => parseAllDocuments(readFileSync(path.join(dir, f), 'utf8')).map((d) => d.toJS() as Obj));
+  const sts = docs.find((d) => d['kind'] === 'StatefulSet')!;
+  assert.equal(sts['spec']['replicas'], 3);
+  assert.equal(sts['spec']['serviceName'], 'berth-peers');
+  const env = (sts['spec']['template']['spec']['containers'][0]['env'] as Obj[]).map((e) => e['name']);
+  assert.deepEqual(env, ['POD_NAME', 'REGISTRY_CLUSTER_ADVERTISE', 'REGISTRY_CLUSTER_NAME', 'REGISTRY_CLUSTER_SECRET', 'REGISTRY_REDIS_ADDR']);
+  assert.equal(docs.find((d) => d['kind'] === 'Service' && d['metadata']['name'] === 'berth-peers')!['spec']['clusterIP'], 'None');
+  assert.ok(docs.some((d) => d['kind'] === 'Deployment' && d['metadata']['name'] === 'berth-redis'));
+  assert.ok(docs.some((d) => d['kind'] === 'Secret' && d['metadata']['name'] === 'berth-cluster'));
+});
