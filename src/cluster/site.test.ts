@@ -4,7 +4,11 @@ import { Redis } from 'ioredis';
 import { siteContract } from '../ports/contract/site.js';
 import { LocalSite, LocalSiteBackend } from './local-site.js';
 import { RedisSite } from './redis-site.js';
-import { startRedis, type RedisServer } from '../../test/fixtures/redis.js';
+import { startRedis, startSentinel, type RedisServer } from '../../test/fixtures/redis.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { connectRedis } from './redis.js';
 
 siteContract('local', async () => {
   const backend = new LocalSiteBackend();
@@ -23,4 +27,18 @@ siteContract('redis', async () => {
   const a = new RedisSite(redis, 'http://a', name, false);
   const b = new RedisSite(redis, 'http://b', name, false);
   return { a, b, close: async () => { redis.disconnect(); } };
+});
+
+test('redis: a replica finds Redis through a Sentinel (redis.addrs with mastername)', async () => {
+  const sentinel = await startSentinel(server);
+  const client = connectRedis({ addrs: [{ host: '127.0.0.1', port: sentinel.port }], mastername: 'mymaster', db: 0, connectMs: 2_000, commandMs: 2_000 }, pino({ level: 'silent' }));
+  const site = new RedisSite(client, 'http://s', 'sentinel');
+  try {
+    await new Promise<void>((resolve, reject) => { client.once('ready', () => resolve()); setTimeout(() => reject(new Error('no ready through the Sentinel')), 10_000); });
+    await site.heartbeat(10_000);
+    assert.deepEqual((await site.members()).map((m) => m.url), ['http://s']);
+  } finally {
+    await site.close();
+    await sentinel.stop();
+  }
 });
