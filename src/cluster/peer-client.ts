@@ -23,7 +23,10 @@ export interface PeerBody {
 export class PeerClient {
   private readonly agent: Agent;
 
-  constructor(private readonly secret: string, timeouts: { connectMs: number; firstByteMs: number; idleMs: number }) {
+  constructor(
+    private readonly secret: string,
+    timeouts: { connectMs: number; firstByteMs: number; idleMs: number },
+  ) {
     this.agent = new Agent({ connect: { timeout: timeouts.connectMs }, headersTimeout: timeouts.firstByteMs, bodyTimeout: timeouts.idleMs });
   }
 

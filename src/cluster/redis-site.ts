@@ -26,7 +26,12 @@ export class RedisSite implements SiteCoordination {
   private readonly p: string;
 
   /** `site` is the key prefix (cluster.name): replicas with the same name form one site. */
-  constructor(private readonly redis: Redis, readonly self: string, site: string, private readonly ownsClient = true) {
+  constructor(
+    private readonly redis: Redis,
+    readonly self: string,
+    site: string,
+    private readonly ownsClient = true,
+  ) {
     this.p = `berth:${site}:`;
   }
 
@@ -90,7 +95,11 @@ export class RedisSite implements SiteCoordination {
   }
   async putTag(u: string, r: string, t: string, record: SharedTag): Promise<void> {
     const key = this.tagKey('tag', u, r, t);
-    await this.redis.multi().hset(key, { digest: record.digest, checkedAt: String(record.checkedAt) }).expire(key, RECORD_TTL_S).exec();
+    await this.redis
+      .multi()
+      .hset(key, { digest: record.digest, checkedAt: String(record.checkedAt) })
+      .expire(key, RECORD_TTL_S)
+      .exec();
   }
   async claimTagCheck(u: string, r: string, t: string, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(this.tagKey('tagcheck', u, r, t), this.self, 'PX', ttlMs, 'NX')) === 'OK';

@@ -30,15 +30,16 @@ export function connectRedis(config: ClusterConfig['redis'], logger: Logger): Re
         }
       : {}),
   };
-  const redis = config.mastername !== undefined
-    ? new Redis({
-        ...common,
-        name: config.mastername,
-        sentinels: config.addrs.map((a) => ({ host: a.host, port: a.port })),
-        ...(config.sentinelUsername !== undefined ? { sentinelUsername: config.sentinelUsername } : {}),
-        ...(config.sentinelPassword !== undefined ? { sentinelPassword: config.sentinelPassword } : {}),
-      })
-    : new Redis({ ...common, host: config.addrs[0]!.host, port: config.addrs[0]!.port });
+  const redis =
+    config.mastername !== undefined
+      ? new Redis({
+          ...common,
+          name: config.mastername,
+          sentinels: config.addrs.map((a) => ({ host: a.host, port: a.port })),
+          ...(config.sentinelUsername !== undefined ? { sentinelUsername: config.sentinelUsername } : {}),
+          ...(config.sentinelPassword !== undefined ? { sentinelPassword: config.sentinelPassword } : {}),
+        })
+      : new Redis({ ...common, host: config.addrs[0]!.host, port: config.addrs[0]!.port });
   let down = false;
   redis.on('error', (err: Error) => {
     if (!down) logger.warn({ err: err.message }, 'redis unreachable; this replica works alone until it answers');

@@ -31,7 +31,10 @@ export interface Replica {
   close(): Promise<void>;
 }
 
-export function openReplica(config: ClusterConfig, deps: { logger: Logger; now: () => number; timeouts: { connectMs: number; firstByteMs: number; idleMs: number } }): Replica {
+export function openReplica(
+  config: ClusterConfig,
+  deps: { logger: Logger; now: () => number; timeouts: { connectMs: number; firstByteMs: number; idleMs: number } },
+): Replica {
   const logger = deps.logger.child({ cluster: config.name });
   const site = new RedisSite(connectRedis(config.redis, logger), config.advertise, config.name);
   const peers = new PeerClient(config.secret, deps.timeouts);
@@ -59,8 +62,14 @@ export function openReplica(config: ClusterConfig, deps: { logger: Logger; now: 
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> = Promise.resolve();
   const router = new SiteFills({
-    site, peers, live: () => live, logger, now: deps.now,
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)), leaseMs: LEASE_MS, waitMs: 15_000,
+    site,
+    peers,
+    live: () => live,
+    logger,
+    now: deps.now,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    leaseMs: LEASE_MS,
+    waitMs: 15_000,
   });
   const bestEffort = (what: string, p: Promise<unknown>) =>
     p.catch((err: Error) => logger.debug({ err: err.message }, `${what} not recorded in the site (Redis unavailable)`));
@@ -82,7 +91,9 @@ export function openReplica(config: ClusterConfig, deps: { logger: Logger; now: 
     },
     start: () => {
       ticking = tick();
-      timer = setInterval(() => { ticking = ticking.then(tick); }, HEARTBEAT_MS);
+      timer = setInterval(() => {
+        ticking = ticking.then(tick);
+      }, HEARTBEAT_MS);
       timer.unref();
     },
     close: async () => {
@@ -102,21 +113,35 @@ class HoldingIndex implements BlobIndex {
     private readonly site: SiteCoordination,
     private readonly bestEffort: (what: string, p: Promise<unknown>) => Promise<unknown>,
   ) {}
-  get(d: string): Promise<BlobEntry | undefined> { return this.inner.get(d); }
+  get(d: string): Promise<BlobEntry | undefined> {
+    return this.inner.get(d);
+  }
   async put(d: string, size: number): Promise<void> {
     await this.inner.put(d, size);
     await this.bestEffort('holder', this.site.addHolder(d));
   }
-  touch(d: string): Promise<void> { return this.inner.touch(d); }
+  touch(d: string): Promise<void> {
+    return this.inner.touch(d);
+  }
   async forget(d: string): Promise<void> {
     await this.bestEffort('holder removal', this.site.removeHolder(d));
     await this.inner.forget(d);
   }
-  ownDigests(): Promise<string[]> { return this.inner.ownDigests(); }
-  setPinned(d: string, pinned: boolean): Promise<void> { return this.inner.setPinned(d, pinned); }
-  isPinned(d: string): Promise<boolean> { return this.inner.isPinned(d); }
-  usage(): Promise<{ bytes: number; blobs: number }> { return this.inner.usage(); }
-  evictionView(): Promise<EvictionView> { return this.inner.evictionView(); }
+  ownDigests(): Promise<string[]> {
+    return this.inner.ownDigests();
+  }
+  setPinned(d: string, pinned: boolean): Promise<void> {
+    return this.inner.setPinned(d, pinned);
+  }
+  isPinned(d: string): Promise<boolean> {
+    return this.inner.isPinned(d);
+  }
+  usage(): Promise<{ bytes: number; blobs: number }> {
+    return this.inner.usage();
+  }
+  evictionView(): Promise<EvictionView> {
+    return this.inner.evictionView();
+  }
 }
 
 /** Upload rows stay local (the bytes are here); the site learns which replica has each, so any replica can take its next request. */
@@ -131,7 +156,9 @@ class OwningUploads implements UploadSessions {
     await this.inner.insert(id, upstream, repository);
     await this.bestEffort('upload owner', this.site.recordUpload(id, this.ttlMs));
   }
-  get(id: string): Promise<UploadRow | undefined> { return this.inner.get(id); }
+  get(id: string): Promise<UploadRow | undefined> {
+    return this.inner.get(id);
+  }
   async touch(id: string): Promise<void> {
     await this.inner.touch(id);
     await this.bestEffort('upload owner', this.site.recordUpload(id, this.ttlMs));
@@ -140,5 +167,7 @@ class OwningUploads implements UploadSessions {
     await this.bestEffort('upload owner removal', this.site.forgetUpload(id));
     await this.inner.delete(id);
   }
-  all(): Promise<UploadRow[]> { return this.inner.all(); }
+  all(): Promise<UploadRow[]> {
+    return this.inner.all();
+  }
 }

@@ -16,7 +16,7 @@ test('each live replica is elected for about a third of the digests; without one
   for (const d of digests) {
     const before = electFiller(d, three);
     const after = electFiller(d, three.slice(1));
-    if (before !== three[0]) assert.equal(after, before, 'a survivor\'s digests stay where they were');
+    if (before !== three[0]) assert.equal(after, before, "a survivor's digests stay where they were");
   }
   assert.equal(electFiller(digests[0]!, []), undefined);
   assert.equal(electFiller(digests[0]!, [...three].reverse()), electFiller(digests[0]!, three), 'order does not matter');

@@ -17,8 +17,12 @@ siteContract('local', async () => {
 
 let server: RedisServer;
 let sites = 0;
-before(async () => { server = await startRedis(); });
-after(async () => { await server.stop(); });
+before(async () => {
+  server = await startRedis();
+});
+after(async () => {
+  await server.stop();
+});
 
 siteContract('redis', async () => {
   // A fresh site name per case stands in for a fresh, empty backend.
@@ -26,17 +30,32 @@ siteContract('redis', async () => {
   const redis = new Redis({ host: '127.0.0.1', port: server.port, commandTimeout: 2_000, maxRetriesPerRequest: 0 });
   const a = new RedisSite(redis, 'http://a', name, false);
   const b = new RedisSite(redis, 'http://b', name, false);
-  return { a, b, close: async () => { redis.disconnect(); } };
+  return {
+    a,
+    b,
+    close: async () => {
+      redis.disconnect();
+    },
+  };
 });
 
 test('redis: a replica finds Redis through a Sentinel (redis.addrs with mastername)', async () => {
   const sentinel = await startSentinel(server);
-  const client = connectRedis({ addrs: [{ host: '127.0.0.1', port: sentinel.port }], mastername: 'mymaster', db: 0, connectMs: 2_000, commandMs: 2_000 }, pino({ level: 'silent' }));
+  const client = connectRedis(
+    { addrs: [{ host: '127.0.0.1', port: sentinel.port }], mastername: 'mymaster', db: 0, connectMs: 2_000, commandMs: 2_000 },
+    pino({ level: 'silent' }),
+  );
   const site = new RedisSite(client, 'http://s', 'sentinel');
   try {
-    await new Promise<void>((resolve, reject) => { client.once('ready', () => resolve()); setTimeout(() => reject(new Error('no ready through the Sentinel')), 10_000); });
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve());
+      setTimeout(() => reject(new Error('no ready through the Sentinel')), 10_000);
+    });
     await site.heartbeat(10_000);
-    assert.deepEqual((await site.members()).map((m) => m.url), ['http://s']);
+    assert.deepEqual(
+      (await site.members()).map((m) => m.url),
+      ['http://s'],
+    );
   } finally {
     await site.close();
     await sentinel.stop();

@@ -21,7 +21,15 @@ export const redisSchema = z.strictObject({
   dialtimeout: duration().optional(),
   readtimeout: duration().optional(),
   writetimeout: duration().optional(),
-  tls: z.strictObject({ enabled: flag().optional(), certificate: pathText().optional(), key: pathText().optional(), clientcas: z.array(pathText()).optional(), insecure: flag().optional() }).optional(),
+  tls: z
+    .strictObject({
+      enabled: flag().optional(),
+      certificate: pathText().optional(),
+      key: pathText().optional(),
+      clientcas: z.array(pathText()).optional(),
+      insecure: flag().optional(),
+    })
+    .optional(),
   pool: ignored(),
   maxretries: ignored(),
   minretrybackoff: ignored(),

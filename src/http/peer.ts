@@ -43,7 +43,8 @@ export async function handlePeer(deps: PeerDeps, req: IncomingMessage, res: Serv
     const blob = await deps.cache.blob({ upstream, key: upstream.config.name, repository }, digest, mode satisfies PeerMode);
     const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
     const size = blob.size;
-    if (size !== undefined && start > 0 && start >= size) throw new OciError('RANGE_INVALID', `range from ${start} outside ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
+    if (size !== undefined && start > 0 && start >= size)
+      throw new OciError('RANGE_INVALID', `range from ${start} outside ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
     res.statusCode = start > 0 ? 206 : 200;
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Docker-Content-Digest', digest);

@@ -40,16 +40,20 @@ async function image(repoTag: string, layers = 3, layerSize = 2 * 1024 * 1024): 
 async function site(remoteurl = registry.url, n = 3): Promise<Berth[]> {
   const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
   const name = `site-${ports[0]}`;
-  return Promise.all(ports.map((port) => startBerth({
-    port,
-    config: {
-      version: 0.1,
-      log: { level: 'info' },
-      proxy: { remoteurl, tagttl: '10m', pushmode: 'local' },
-      redis: { addr: redis.addr },
-      cluster: { advertise: `http://${LOOPBACK}:${port}`, secret: SECRET, name },
-    },
-  })));
+  return Promise.all(
+    ports.map((port) =>
+      startBerth({
+        port,
+        config: {
+          version: 0.1,
+          log: { level: 'info' },
+          proxy: { remoteurl, tagttl: '10m', pushmode: 'local' },
+          redis: { addr: redis.addr },
+          cluster: { advertise: `http://${LOOPBACK}:${port}`, secret: SECRET, name },
+        },
+      }),
+    ),
+  );
 }
 
 /** Lets every replica see the others (heartbeats). */
@@ -73,10 +77,14 @@ test('30 nodes over 3 replicas, cold: about one registry copy, all verified; the
   const bs = await site();
   try {
     await settle();
-    const cold = await sent(() => Promise.all(Array.from({ length: 30 }, async (_, i) => {
-      const r = await httpPull(bs[i % 3]!.url, 'site/app', 'v1');
-      assert.equal(r.manifestDigest, img.manifestDigest);
-    })));
+    const cold = await sent(() =>
+      Promise.all(
+        Array.from({ length: 30 }, async (_, i) => {
+          const r = await httpPull(bs[i % 3]!.url, 'site/app', 'v1');
+          assert.equal(r.manifestDigest, img.manifestDigest);
+        }),
+      ),
+    );
     const ratio = cold / img.totalSize;
     report.push(`cold, 30 nodes over 3 replicas: registry bytes ${cold} / image ${img.totalSize} = ${ratio.toFixed(3)}x`);
     assert.ok(ratio <= 1.05, `registry sent ${ratio.toFixed(3)}x the image`);
@@ -103,7 +111,9 @@ test('the peer endpoint refuses requests without the cluster secret', async () =
     const ok = await request(`${bs[0]!.url}${path}`, { headers: { authorization: `Berth-Peer ${SECRET}` } });
     assert.equal(ok.statusCode, 200);
     assert.equal(Buffer.from(await ok.body.arrayBuffer()).length, img.layers[0]!.size);
-    const other = await request(`${bs[0]!.url}${path.replace('repository=site/secret', 'repository=site/nothere')}`, { headers: { authorization: `Berth-Peer ${SECRET}` } });
+    const other = await request(`${bs[0]!.url}${path.replace('repository=site/secret', 'repository=site/nothere')}`, {
+      headers: { authorization: `Berth-Peer ${SECRET}` },
+    });
     await other.body.dump();
     assert.equal(other.statusCode, 404, 'never served to a repository that does not reference it');
   } finally {
@@ -136,19 +146,21 @@ test('a pull from B of what A holds costs the registry 0; with A SIGKILLed, a pu
 /** Pulls, each retried on the next replica when its own fails (a node whose cache died moves on). */
 async function pullAll(bs: Berth[], repository: string, img: BuiltImage, nodes = 30, alive: (i: number) => boolean = () => true) {
   const failures: string[] = [];
-  await Promise.all(Array.from({ length: nodes }, async (_, i) => {
-    for (let k = 0; k < bs.length; k++) {
-      const b = bs[(i + k) % bs.length]!;
-      try {
-        const r = await httpPull(b.url, repository, 'v1');
-        assert.equal(r.manifestDigest, img.manifestDigest);
-        return;
-      } catch (err) {
-        if (alive((i + k) % bs.length)) failures.push(`node ${i} on replica ${(i + k) % bs.length}: ${(err as Error).message}`);
+  await Promise.all(
+    Array.from({ length: nodes }, async (_, i) => {
+      for (let k = 0; k < bs.length; k++) {
+        const b = bs[(i + k) % bs.length]!;
+        try {
+          const r = await httpPull(b.url, repository, 'v1');
+          assert.equal(r.manifestDigest, img.manifestDigest);
+          return;
+        } catch (err) {
+          if (alive((i + k) % bs.length)) failures.push(`node ${i} on replica ${(i + k) % bs.length}: ${(err as Error).message}`);
+        }
       }
-    }
-    failures.push(`node ${i}: no replica served it`);
-  }));
+      failures.push(`node ${i}: no replica served it`);
+    }),
+  );
   return failures;
 }
 
@@ -195,7 +207,9 @@ test('the filler SIGKILLed mid-fill behind a throttled link: survivors resume fr
     const failures = await pulls;
     assert.deepEqual(failures, [], 'no node on a survivor saw an error');
     const ratio = relay.bytesToClient() / img.totalSize;
-    report.push(`filler SIGKILLed mid-fill behind a 3 MiB/s link, 30 nodes: link bytes ${relay.bytesToClient()} / image ${img.totalSize} = ${ratio.toFixed(3)}x`);
+    report.push(
+      `filler SIGKILLed mid-fill behind a 3 MiB/s link, 30 nodes: link bytes ${relay.bytesToClient()} / image ${img.totalSize} = ${ratio.toFixed(3)}x`,
+    );
     assert.ok(ratio <= 1.25, `${ratio.toFixed(3)}x`);
   } finally {
     r.disconnect();
@@ -215,9 +229,13 @@ test('an upload spread over the replicas (POST on A, PATCH on B and C, PUT on C)
     assert.equal(post.statusCode, 202);
     let location = String(post.headers['location']);
     const half = 1_500_000;
-    for (const [replica, from, to] of [[b!, 0, half], [c!, half, data.length]] as const) {
+    for (const [replica, from, to] of [
+      [b!, 0, half],
+      [c!, half, data.length],
+    ] as const) {
       const patch = await request(`${replica.url}${location}`, {
-        method: 'PATCH', body: data.subarray(from, to),
+        method: 'PATCH',
+        body: data.subarray(from, to),
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${to - 1}` },
       });
       await patch.body.dump();

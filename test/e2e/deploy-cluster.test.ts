@@ -15,7 +15,10 @@ test('helm: values-large-site.yaml renders 3 replicas, a headless peers Service,
   const large = parse(readFileSync(path.join(CHART, 'values-large-site.yaml'), 'utf8')) as Obj;
   large['cluster']['secret'] = 'a-cluster-secret-of-some-length';
   const rendered = await renderChart(CHART, { release: 'berth', namespace: 'edge', values: large });
-  const docs = [...rendered.files].filter(([f]) => f.endsWith('.yaml')).flatMap(([, t]) => parseAllDocuments(t).map((d) => d.toJS() as Obj | null)).filter((d): d is Obj => d !== null);
+  const docs = [...rendered.files]
+    .filter(([f]) => f.endsWith('.yaml'))
+    .flatMap(([, t]) => parseAllDocuments(t).map((d) => d.toJS() as Obj | null))
+    .filter((d): d is Obj => d !== null);
   const byName = (kind: string, name: string) => docs.find((d) => d['kind'] === kind && d['metadata']['name'] === name);
   const sts = byName('StatefulSet', 'berth')!;
   assert.equal(sts['spec']['replicas'], 3);
@@ -35,8 +38,14 @@ test('helm: values-large-site.yaml renders 3 replicas, a headless peers Service,
   writeFileSync(file, cm['data']['config.yml'] as string);
   try {
     const { config } = loadConfig({
-      file, cwd: dir,
-      env: { REGISTRY_CLUSTER_ADVERTISE: 'http://berth-0.berth-peers.edge.svc:5000', REGISTRY_CLUSTER_NAME: 'site', REGISTRY_CLUSTER_SECRET: 'a-cluster-secret-of-some-length', REGISTRY_REDIS_ADDR: 'berth-redis:6379' },
+      file,
+      cwd: dir,
+      env: {
+        REGISTRY_CLUSTER_ADVERTISE: 'http://berth-0.berth-peers.edge.svc:5000',
+        REGISTRY_CLUSTER_NAME: 'site',
+        REGISTRY_CLUSTER_SECRET: 'a-cluster-secret-of-some-length',
+        REGISTRY_REDIS_ADDR: 'berth-redis:6379',
+      },
     });
     assert.equal(config.cluster?.advertise, 'http://berth-0.berth-peers.edge.svc:5000');
     assert.deepEqual(config.cluster?.redis.addrs, [{ host: 'berth-redis', port: 6379 }]);

@@ -21,7 +21,11 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     await b.heartbeat(300);
     assert.deepEqual((await a.members()).map((m) => m.url).sort(), [a.self, b.self].sort());
     await sleep(450);
-    assert.deepEqual((await a.members()).map((m) => m.url), [a.self], 'a lapsed heartbeat drops the member');
+    assert.deepEqual(
+      (await a.members()).map((m) => m.url),
+      [a.self],
+      'a lapsed heartbeat drops the member',
+    );
     await a.leave();
     assert.deepEqual(await b.members(), []);
   });
@@ -42,7 +46,7 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     assert.equal(await a.fillOwner(D), undefined);
   });
 
-  t('a lease not renewed lapses and is anyone\'s', async ({ a, b }) => {
+  t("a lease not renewed lapses and is anyone's", async ({ a, b }) => {
     const first = await a.acquireFill(D, 300);
     assert.ok('lease' in first);
     await sleep(200);
