@@ -67,6 +67,9 @@ export class LocalSite implements SiteCoordination {
     set.add(this.self);
     this.b.holders.set(digest, set);
   }
+  async addHolders(digests: readonly string[]): Promise<void> {
+    for (const d of digests) await this.addHolder(d);
+  }
   async removeHolder(digest: string): Promise<void> {
     const set = this.b.holders.get(digest);
     set?.delete(this.self);

@@ -79,6 +79,15 @@ export class RedisSite implements SiteCoordination {
     const key = `${this.p}holders:${digest}`;
     await this.redis.multi().sadd(key, this.self).expire(key, RECORD_TTL_S).exec();
   }
+  async addHolders(digests: readonly string[]): Promise<void> {
+    for (let i = 0; i < digests.length; i += 500) {
+      const batch = this.redis.pipeline();
+      for (const d of digests.slice(i, i + 500)) batch.sadd(`${this.p}holders:${d}`, this.self).expire(`${this.p}holders:${d}`, RECORD_TTL_S);
+      const results = await batch.exec();
+      const failed = results?.find(([err]) => err);
+      if (failed) throw failed[0]!;
+    }
+  }
   async removeHolder(digest: string): Promise<void> {
     await this.redis.srem(`${this.p}holders:${digest}`, this.self);
   }

@@ -48,7 +48,9 @@ export function openReplica(
       live = new Set(members.map((m) => m.url));
       if (wasAlone && ownDigests) {
         // Redis may have come back empty: tell it again what this replica holds.
-        for (const d of await ownDigests()) await site.addHolder(d);
+        // In the background: a large store must not hold up the heartbeat.
+        const list = ownDigests;
+        void (async () => site.addHolders(await list()))().catch((err: Error) => logger.warn({ err: err.message }, 'could not re-announce held blobs'));
       }
       if (wasAlone) logger.info({ members: [...live] }, 'coordinating with the site');
       wasAlone = false;

@@ -44,6 +44,8 @@ export interface SiteCoordination {
 
   /** This replica holds the digest (after verify and fsync). */
   addHolder(digest: string): Promise<void>;
+  /** The same for many digests in few round trips (re-announcing a store after Redis came back). */
+  addHolders(digests: readonly string[]): Promise<void>;
   /** This replica no longer holds it (before its file is unlinked). */
   removeHolder(digest: string): Promise<void>;
   /** Replicas recorded as holding the digest (live or not: callers intersect with members()). */

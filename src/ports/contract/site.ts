@@ -66,6 +66,9 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     assert.deepEqual((await b.holders(D)).sort(), [a.self, b.self].sort());
     await a.removeHolder(D);
     assert.deepEqual(await b.holders(D), [b.self]);
+    const many = Array.from({ length: 1_200 }, (_, i) => `sha256:${i.toString(16).padStart(64, '0')}`);
+    await a.addHolders(many);
+    assert.deepEqual(await b.holders(many[1_199]!), [a.self]);
   });
 
   t('tag records are shared; one tag check per site until it lapses', async ({ a, b }) => {
