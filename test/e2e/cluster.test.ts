@@ -8,7 +8,8 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
-import { LOOPBACK, freePort, sleep } from '../fixtures/proc.js';
+import { LOOPBACK, freePort, makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
+import { skopeoPull } from '../fixtures/clients.js';
 import { httpPull } from '../fixtures/http-pull.js';
 
 const SECRET = 'site-secret-for-the-cluster-test';
@@ -127,7 +128,14 @@ test('a pull from B of what A holds costs the registry 0; with A SIGKILLed, a pu
   try {
     await settle();
     await httpPull(a!.url, 'site/held', 'v1');
-    const fromB = await sent(() => httpPull(b!.url, 'site/held', 'v1'));
+    // A real client, in its own process.
+    const out = await makeTempDir('berth-cluster-skopeo-');
+    const fromB = await sent(async () => {
+      const pulled = await skopeoPull(`${b!.host}/site/held:v1`, out);
+      assert.equal(pulled.manifestDigest, img.manifestDigest);
+      assert.equal(pulled.blobs.length, img.blobs.length);
+    });
+    await removeDir(out);
     report.push(`pull from B of what A holds: registry bytes ${fromB}`);
     assert.equal(fromB, 0);
     await a!.kill('SIGKILL');
