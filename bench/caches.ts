@@ -31,28 +31,39 @@ export interface LogErrors {
 }
 
 /** distribution 2.8 in proxy mode, configured like the test fixture's central registry (json log, so its traffic can be read back). */
-function distributionYaml(root: string, port: number, remoteurl: string): string {
-  return configYaml({ root, port, deleteEnabled: false, extra: `proxy:\n  remoteurl: ${JSON.stringify(remoteurl)}` });
+function distributionYaml(root: string, port: number, remoteurl: string, tls?: TlsPair): string {
+  return configYaml({ root, port, deleteEnabled: false, extra: `proxy:\n  remoteurl: ${JSON.stringify(remoteurl)}`, tls });
 }
 
-async function startDistributionProxy(remoteurl: string): Promise<CacheUnderTest> {
+export interface TlsPair {
+  certificate: string;
+  key: string;
+}
+
+export interface StartOptions {
+  /** The registry binary (distribution 3 is built by hand; default: Debian's docker-registry). */
+  bin?: string;
+  tls?: TlsPair;
+}
+
+export async function startDistributionProxy(remoteurl: string, opts: StartOptions = {}): Promise<CacheUnderTest> {
   const dir = await makeTempDir('berth-bench-dist');
   const root = path.join(dir, 'data');
   await mkdir(root);
   const port = await freePort();
   const configFile = path.join(dir, 'config.yml');
-  await writeFile(configFile, distributionYaml(root, port, remoteurl));
+  await writeFile(configFile, distributionYaml(root, port, remoteurl, opts.tls));
   const logFile = path.join(dir, 'registry.log');
   let svc: Service;
   try {
-    svc = spawnService({ cmd: 'docker-registry', args: ['serve', configFile], logFile });
+    svc = spawnService({ cmd: opts.bin ?? 'docker-registry', args: ['serve', configFile], logFile });
   } catch (e) {
     await removeDir(dir);
     throw e;
   }
-  const url = `http://${LOOPBACK}:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${LOOPBACK}:${port}`;
   try {
-    await startedOrThrow(svc, () => waitForHttp(`${url}/v2/`, 20_000, svc.exited), 'docker-registry (proxy)');
+    await startedOrThrow(svc, () => waitForHttp(`${url}/v2/`, 20_000, svc.exited), `${opts.bin ?? 'docker-registry'} (proxy)`);
   } catch (e) {
     await removeDir(dir);
     throw e;
@@ -66,8 +77,14 @@ async function startDistributionProxy(remoteurl: string): Promise<CacheUnderTest
   };
 }
 
-async function startBerthCache(remoteurl: string): Promise<CacheUnderTest> {
-  const b = await startBerth({ proxy: { remoteurl } });
+/** berth runs with `prefetch: true` (the setting for roll-outs) unless BENCH_PREFETCH=0. */
+export const berthPrefetch = (): boolean => process.env['BENCH_PREFETCH'] !== '0';
+
+export async function startBerthCache(remoteurl: string, opts: StartOptions & { config?: Record<string, unknown> } = {}): Promise<CacheUnderTest> {
+  const config = { version: 0.1, ...opts.config, ...(opts.tls ? { http: { tls: opts.tls } } : {}) };
+  // e.g. BENCH_BERTH_NODE_OPTIONS=--cpu-prof to profile the serving process.
+  const nodeOptions = process.env['BENCH_BERTH_NODE_OPTIONS'];
+  const b = await startBerth({ proxy: { remoteurl, prefetch: berthPrefetch() }, config, env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });
   return {
     kind: 'berth', url: b.url, pid: b.service.pid, dir: b.dir, logFile: b.service.logFile,
     stop: async (keep = false) => {

@@ -1,11 +1,12 @@
-/** @module bench/pulls — N in-process httpPull clients at once, every pull bounded in time, failures counted rather than thrown */
-import { httpPull } from '../test/fixtures/http-pull.js';
+/** @module bench/pulls — N nodes pulling at once, each a separate curl process, failures counted rather than thrown */
+import type { BuiltImage } from '../test/fixtures/image.js';
 import { normalize } from './caches.js';
+import { type Endpoint, nodePull } from './curl.js';
 
-export interface PullTarget {
-  url: string;
+export interface PullTarget extends Endpoint {
   repository: string;
   reference: string;
+  image: BuiltImage;
 }
 
 export interface BatchResult {
@@ -14,7 +15,7 @@ export interface BatchResult {
   failed: number;
   /** Failures that were the deadline rather than an error response. */
   timedOut: number;
-  /** Verified blob bytes received by pulls that completed. */
+  /** Blob and manifest bytes received by pulls that completed. */
   bytes: number;
   /** From the start of the batch until the last pull settled (or the deadline). */
   wallMs: number;
@@ -24,61 +25,26 @@ export interface BatchResult {
   errors: Record<string, number>;
 }
 
-class Timeout extends Error {}
-
-/** Rejects after ms; the loser keeps running until its cache is stopped, which ends its sockets. */
-function deadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Timeout(`no result within ${Math.round(ms / 1000)} s`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
-function emptyResult(clients: number): BatchResult {
-  return { clients, ok: 0, failed: 0, timedOut: 0, bytes: 0, wallMs: 0, slowestMs: 0, errors: {} };
-}
-
 async function onePull(t: PullTarget, timeoutMs: number, into: BatchResult): Promise<void> {
   const start = Date.now();
-  try {
-    const r = await deadline(httpPull(t.url, t.repository, t.reference), timeoutMs);
+  const r = await nodePull(t, t.repository, t.reference, t.image, Math.ceil(timeoutMs / 1000));
+  if (r.failed === 0) {
     into.ok++;
-    into.bytes += r.blobBytes;
+    into.bytes += r.bytes;
     into.slowestMs = Math.max(into.slowestMs, Date.now() - start);
-  } catch (e) {
-    into.failed++;
-    if (e instanceof Timeout) into.timedOut++;
-    const key = normalize(e instanceof Error ? e.message : String(e));
-    into.errors[key] = (into.errors[key] ?? 0) + 1;
+    return;
   }
+  into.failed++;
+  if (Date.now() - start >= timeoutMs) into.timedOut++;
+  const key = normalize(r.errors.join('; ') || 'failed');
+  into.errors[key] = (into.errors[key] ?? 0) + 1;
 }
 
-/** n pulls started together; resolves when all have succeeded, failed or hit timeoutMs. */
+/** n node pulls started together; resolves when all have succeeded, failed or hit timeoutMs (curl's --max-time). */
 export async function pullBatch(t: PullTarget, n: number, timeoutMs: number): Promise<BatchResult> {
-  const res = emptyResult(n);
+  const res: BatchResult = { clients: n, ok: 0, failed: 0, timedOut: 0, bytes: 0, wallMs: 0, slowestMs: 0, errors: {} };
   const start = Date.now();
   await Promise.all(Array.from({ length: n }, () => onePull(t, timeoutMs, res)));
-  res.wallMs = Date.now() - start;
-  return res;
-}
-
-/**
- * `clients` loops, each pulling the whole image again until `seconds` have passed; a pull
- * started before the end runs to completion, so bytes / wallMs is an honest rate.
- */
-export async function pullFor(t: PullTarget, clients: number, seconds: number, perPullTimeoutMs: number): Promise<BatchResult> {
-  const res = emptyResult(clients);
-  const start = Date.now();
-  const end = start + seconds * 1000;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < end) {
-      const failedBefore = res.failed;
-      await onePull(t, perPullTimeoutMs, res);
-      // A cache refusing instantly would spin this loop; back off a little after a failure.
-      if (res.failed > failedBefore) await new Promise((r) => setTimeout(r, 50));
-    }
-  }));
   res.wallMs = Date.now() - start;
   return res;
 }

@@ -1,8 +1,8 @@
 /** @module bench/report — the side-by-side table (plain text, aligned) and the notes that explain odd numbers */
-import os from 'node:os';
-import type { CacheKind } from './caches.js';
+import { type CacheKind, berthPrefetch } from './caches.js';
 import type { BatchResult } from './pulls.js';
-import type { BenchConfig, ColdResult, RolloutResult, WarmResult } from './scenarios.js';
+import type { BenchConfig, ColdResult, RolloutResult } from './scenarios.js';
+import type { ServeResult } from './serving.js';
 import type { MemSummary } from './memory.js';
 
 export interface BenchResults {
@@ -10,7 +10,7 @@ export interface BenchResults {
   image: { totalSize: number; layers: number; layerSize: number; manifestDigest: string };
   cold: ColdResult[];
   rollout: RolloutResult[];
-  warm: WarmResult[];
+  serve: ServeResult[];
   memory: Array<{ kind: CacheKind; run: string; mem: MemSummary }>;
   startedAt: string;
   durationMs: number;
@@ -54,16 +54,9 @@ export function table(r: BenchResults): string {
   const floor = image.totalSize / cfg.rateBps;
   rows.push(row(`roll-out to ${cfg.nodes} nodes over ${fmt(cfg.rateBps / 1e6, 0)} MB/s (s)`, rb?.seconds, rd?.seconds, 1));
   rows.push(row(`  ratio to floor (${fmt(floor, 2)} s)`, rb?.ratioToFloor, rd?.ratioToFloor, 2, false));
+  rows.push(row('  one image across the link after (s)', rb?.linkSeconds, rd?.linkSeconds, 1, false));
   rows.push(text('  failed pulls', rb && fails(rb.batch), rd && fails(rd.batch)));
   rows.push(row('  upstream bytes per image', rb?.copies, rd?.copies));
-  const [wb, wd] = pair(r.warm);
-  rows.push(row(`warm throughput, ${cfg.warmClients} clients (MB/s)`, wb?.mbps, wd?.mbps, 0));
-  rows.push(text('  pulls completed / failed', wb && `${wb.batch.ok}/${wb.batch.failed}`, wd && `${wd.batch.ok}/${wd.batch.failed}`));
-  rows.push(row('  cache CPU (s per GB served)', wb?.cacheCpuPerGB, wd?.cacheCpuPerGB));
-  rows.push(row(`  bench client CPU (cores busy of ${os.cpus().length})`, wb?.clientCores, wd?.clientCores, 2, false));
-  rows.push(row('  upstream bytes during warm (KiB)', wb && wb.upstreamDuringWarm.bytes / 1024, wd && wd.upstreamDuringWarm.bytes / 1024, 1, false));
-  rows.push(row('peak RSS during warm, VmRSS sampled (MiB)', wb && wb.windowPeakRssKiB / 1024, wd && wd.windowPeakRssKiB / 1024, 1));
-  rows.push(row('  VmHWM of the warm process (MiB)', wb && wb.mem.hwmKiB / 1024, wd && wd.mem.hwmKiB / 1024, 1));
   const peak = (k: CacheKind): { kib: number; run: string } | undefined =>
     r.memory.filter((m) => m.kind === k).reduce<{ kib: number; run: string } | undefined>(
       (best, m) => (!best || m.mem.hwmKiB > best.kib ? { kib: m.mem.hwmKiB, run: m.run } : best), undefined);
@@ -72,17 +65,16 @@ export function table(r: BenchResults): string {
   rows.push(text('  in run', pb?.run, pd?.run));
 
   const head = `berth bench: image ${fmt(image.totalSize / MiB, 1)} MiB (${image.layers} layers x ${fmt(image.layerSize / MiB, 1)} MiB,` +
-    ` ${image.totalSize} bytes); link ${fmt(cfg.rateBps / 1e6, 1)} MB/s; ${cfg.nodes} nodes; ${cfg.warmClients} warm clients x ${cfg.warmSeconds} s`;
+    ` ${image.totalSize} bytes); link ${fmt(cfg.rateBps / 1e6, 1)} MB/s; ${cfg.nodes} nodes; ${cfg.warmClients} warm curl clients x ${cfg.warmRounds} pulls; berth prefetch ${berthPrefetch() ? 'on' : 'off'}`;
   return `${head}\n\n${align(rows)}\n`;
 }
 
 /** Failures, cache log errors, unsettled upstream traffic: what a reader needs to trust the numbers. */
 export function notes(r: BenchResults): string[] {
   const out: string[] = [];
-  const runs = [...r.cold, ...r.rollout, ...r.warm];
+  const runs = [...r.cold, ...r.rollout];
   for (const run of runs) {
-    const batches = 'prime' in run ? [...run.prime, run.batch] : [run.batch];
-    for (const b of batches) {
+    for (const b of [run.batch]) {
       for (const [msg, n] of Object.entries(b.errors)) out.push(`${run.kind} ${run.run}: ${n} x ${msg}`);
     }
     const { count, warnings, samples } = run.logErrors;
@@ -92,8 +84,43 @@ export function notes(r: BenchResults): string[] {
     if (run.upstream.errors > 0) out.push(`${run.kind} ${run.run}: central registry answered ${run.upstream.errors} requests with >= 400`);
     if ('settled' in run && !run.settled) out.push(`${run.kind} ${run.run}: upstream traffic still moving when measured`);
   }
-  for (const w of r.warm) {
-    if (w.upstreamDuringWarm.blobGets > 0) out.push(`${w.kind} warm: ${w.upstreamDuringWarm.blobGets} blob GETs upstream while warm`);
+  for (const w of r.serve) {
+    const label = `${w.name}${w.tls ? ' TLS' : ''} warm`;
+    if (w.skipped) out.push(`${label}: ${w.skipped}`);
+    if (w.failed > 0) out.push(`${label}: ${w.failed} transfers failed: ${w.errors.join(' | ')}`);
   }
   return out;
+}
+
+const range = (xs: number[], digits: number): string => {
+  const ok = xs.filter(Number.isFinite);
+  if (ok.length === 0) return '-';
+  const lo = Math.min(...ok);
+  const hi = Math.max(...ok);
+  return lo === hi || fmt(lo, digits) === fmt(hi, digits) ? fmt(lo, digits) : `${fmt(lo, digits)}-${fmt(hi, digits)}`;
+};
+const median = (xs: number[]): number => {
+  const ok = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return ok.length === 0 ? NaN : ok[Math.floor((ok.length - 1) / 2)]!;
+};
+
+/** Warm serving, one row per server and transport: ranges over repeats, ratios of medians against distribution 3 (else 2.8). */
+export function serveTable(results: ServeResult[]): string {
+  const rows: string[][] = [['server', 'transport', 'GB/s', 'CPU s/GB', 'peak RSS MiB', 'time vs dist', 'CPU vs dist', 'runs']];
+  for (const tls of [false, true]) {
+    const of = (name: string): ServeResult[] => results.filter((x) => x.name === name && x.tls === tls && !x.skipped);
+    const ref = of('distribution-3').length > 0 ? of('distribution-3') : of('distribution-2.8');
+    const refG = median(ref.map((x) => x.gbps));
+    const refC = median(ref.map((x) => x.cpuPerGB));
+    for (const name of ['berth', 'distribution-2.8', 'distribution-3', 'nginx']) {
+      const xs = of(name);
+      if (xs.length === 0) continue;
+      const g = median(xs.map((x) => x.gbps));
+      rows.push([name, tls ? 'TLS' : 'plain', range(xs.map((x) => x.gbps), 2), range(xs.map((x) => x.cpuPerGB), 2),
+        range(xs.map((x) => x.peakRssMiB), 0), ratio(refG, g), ratio(median(xs.map((x) => x.cpuPerGB)), refC), String(xs.length)]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return `${rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n')}\n` +
+    '(time vs dist: time to serve the same bytes relative to distribution 3, or 2.8 when 3 is absent; below 1 is faster)\n';
 }

@@ -1,4 +1,4 @@
-/** @module bench/run — `npm run bench`: berth and distribution's proxy mode side by side, one run, same image, same client */
+/** @module bench/run — `npm run bench`: berth beside distribution 2.8 and 3 and nginx, one run, same image, clients as separate curl processes */
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,8 +6,37 @@ import { buildImage, pushImage } from '../test/fixtures/image.js';
 import { startRegistry } from '../test/fixtures/registry.js';
 import { type CacheKind, KINDS } from './caches.js';
 import { Cleanup } from './cleanup.js';
-import { type BenchResults, notes, table } from './report.js';
-import { type BenchConfig, type Ctx, cold, rollout, warm } from './scenarios.js';
+import { type BenchResults, notes, serveTable, table } from './report.js';
+import { type BenchConfig, type Ctx, cold, rollout } from './scenarios.js';
+import { type AnchorKind, makeCert } from './anchors.js';
+import { serveWarm } from './serving.js';
+import { makeTempDir, removeDir } from '../test/fixtures/proc.js';
+
+const ANCHORS: readonly AnchorKind[] = ['berth', 'distribution-2.8', 'distribution-3', 'nginx'];
+
+function readAnchors(): AnchorKind[] {
+  const raw = process.env['BENCH_SERVERS'] ?? '';
+  if (raw === '') return [...ANCHORS];
+  const parts = raw.split(',') as AnchorKind[];
+  for (const p of parts) if (!ANCHORS.includes(p)) throw new Error(`BENCH_SERVERS=${raw}: expected a comma-separated list of ${ANCHORS.join(', ')}`);
+  return parts;
+}
+
+function readCaches(): CacheKind[] {
+  const raw = process.env['BENCH_CACHES'] ?? '';
+  if (raw === '') return [...KINDS];
+  const parts = raw.split(',') as CacheKind[];
+  for (const p of parts) if (!KINDS.includes(p)) throw new Error(`BENCH_CACHES=${raw}: expected a comma-separated list of ${KINDS.join(', ')}`);
+  return parts;
+}
+
+function readTransports(): Array<'plain' | 'tls'> {
+  const raw = process.env['BENCH_TRANSPORTS'] ?? '';
+  if (raw === '') return ['plain', 'tls'];
+  const parts = raw.split(',');
+  for (const p of parts) if (p !== 'plain' && p !== 'tls') throw new Error(`BENCH_TRANSPORTS=${raw}: expected plain, tls or both`);
+  return parts as Array<'plain' | 'tls'>;
+}
 
 const MiB = 1024 * 1024;
 const LAYERS = 4;
@@ -24,15 +53,25 @@ function envNumber(name: string, dflt: number, integer: boolean): number {
   return n;
 }
 
+function readOnly(): BenchConfig['only'] {
+  const raw = process.env['BENCH_ONLY'] ?? '';
+  if (raw === '') return ['cold', 'rollout', 'warm'];
+  const parts = raw.split(',');
+  for (const p of parts) if (!['cold', 'rollout', 'warm'].includes(p)) throw new Error(`BENCH_ONLY=${raw}: expected a comma-separated list of cold, rollout, warm`);
+  return parts as BenchConfig['only'];
+}
+
 function readConfig(): BenchConfig {
   return {
     imageMiB: envNumber('BENCH_IMAGE_MIB', 64, false),
     layers: LAYERS,
     rateBps: envNumber('BENCH_RATE_MBPS', 20, false) * 1e6,
     nodes: envNumber('BENCH_NODES', 20, true),
-    warmSeconds: envNumber('BENCH_WARM_SECONDS', 10, false),
-    warmClients: 16,
+    warmRounds: envNumber('BENCH_WARM_ROUNDS', 2, true),
+    warmClients: envNumber('BENCH_WARM_CLIENTS', 16, true),
+    repeats: envNumber('BENCH_REPEATS', 1, true),
     coldLevels: [1, 10, 30],
+    only: readOnly(),
     keepDirs: process.env['BENCH_KEEP'] === '1',
   };
 }
@@ -58,7 +97,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   const results: BenchResults & { scenarioErrors: string[] } = {
     cfg,
     image: { totalSize: image.totalSize, layers: cfg.layers, layerSize, manifestDigest: image.manifestDigest },
-    cold: [], rollout: [], warm: [], memory: ctx.memory, scenarioErrors: [],
+    cold: [], rollout: [], serve: [], memory: ctx.memory, scenarioErrors: [],
     startedAt: new Date(started).toISOString(), durationMs: 0,
   };
 
@@ -76,19 +115,31 @@ async function main(cleanup: Cleanup): Promise<number> {
     }
   };
 
-  for (const n of cfg.coldLevels) {
-    for (const kind of KINDS) {
+  for (const n of cfg.only.includes('cold') ? cfg.coldLevels : []) {
+    for (const kind of readCaches()) {
       await attempt(kind, `${n} cold pull(s)`, () => cold(ctx, kind, n), results.cold,
         (r) => `${r.copies.toFixed(2)} copies, ${r.batch.failed}/${n} failed, ${(r.batch.wallMs / 1000).toFixed(1)} s`);
     }
   }
-  for (const kind of KINDS) {
+  for (const kind of cfg.only.includes('rollout') ? readCaches() : []) {
     await attempt(kind, `roll-out to ${cfg.nodes} nodes`, () => rollout(ctx, kind), results.rollout,
-      (r) => `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`);
+      (r) => `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`);
   }
-  for (const kind of KINDS) {
-    await attempt(kind, `warm x${cfg.warmClients} for ${cfg.warmSeconds} s`, () => warm(ctx, kind), results.warm,
-      (r) => `${r.mbps.toFixed(0)} MB/s, ${r.batch.ok} pulls, peak RSS ${(r.windowPeakRssKiB / 1024).toFixed(1)} MiB`);
+  if (cfg.only.includes('warm')) {
+    const certDir = await makeTempDir('berth-bench-tls');
+    cleanup.add('certificate', () => removeDir(certDir));
+    const tls = await makeCert(certDir);
+    for (let rep = 1; rep <= cfg.repeats; rep++) {
+      for (const t of readTransports().map((x) => (x === 'tls' ? tls : undefined))) {
+        for (const name of readAnchors()) {
+          const label = `${name}${t ? ' TLS' : ''} warm x${cfg.warmClients} (run ${rep}/${cfg.repeats})`;
+          log(`${label} ...`);
+          const r = await serveWarm(ctx, name, t);
+          results.serve.push(r);
+          log(r.skipped ? `${label}: ${r.skipped}` : `${label}: ${r.gbps.toFixed(2)} GB/s, ${r.cpuPerGB.toFixed(2)} CPU s/GB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} at start), ${r.failed} failed`);
+        }
+      }
+    }
   }
 
   results.durationMs = Date.now() - started;
@@ -96,6 +147,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
 
   process.stdout.write(`\n${table(results)}`);
+  if (results.serve.length > 0) process.stdout.write(`\nwarm serving, ${cfg.warmClients} curl processes x ${cfg.warmRounds} pulls of the image each:\n${serveTable(results.serve)}`);
   const n = [...results.scenarioErrors.map((e) => `scenario failed: ${e}`), ...notes(results)];
   if (n.length > 0) process.stdout.write(`\nnotes:\n${n.map((l) => `  - ${l}`).join('\n')}\n`);
   if (ctx.keptDirs.length > 0) process.stdout.write(`\nkept cache dirs:\n${ctx.keptDirs.map((d) => `  ${d}`).join('\n')}\n`);

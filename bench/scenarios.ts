@@ -1,12 +1,12 @@
-/** @module bench/scenarios — the four measurements, each on a fresh cache process with a fresh root */
+/** @module bench/scenarios — cold pulls and the roll-out through a cold cache, each on a fresh cache process with a fresh root */
 import type { BuiltImage } from '../test/fixtures/image.js';
 import { sleep } from '../test/fixtures/proc.js';
 import type { Registry } from '../test/fixtures/registry.js';
 import { startRelay } from '../test/fixtures/relay.js';
 import { type CacheKind, type CacheUnderTest, type LogErrors, logErrors, startCache } from './caches.js';
 import type { Cleanup } from './cleanup.js';
-import { type MemSummary, MemoryWatch, readCpuSeconds } from './memory.js';
-import { type BatchResult, type PullTarget, pullBatch, pullFor } from './pulls.js';
+import { type MemSummary, MemoryWatch } from './memory.js';
+import { type BatchResult, type PullTarget, pullBatch } from './pulls.js';
 import { type UpstreamSnapshot, diff, settle, snapshot } from './upstream.js';
 
 export interface BenchConfig {
@@ -15,8 +15,12 @@ export interface BenchConfig {
   /** Throttled link rate in bytes per second (decimal MB/s * 1e6). */
   rateBps: number;
   nodes: number;
-  warmSeconds: number;
+  /** Whole-image pulls per warm client. */
+  warmRounds: number;
   warmClients: number;
+  /** Warm serving runs per server, for ranges on a noisy machine. */
+  repeats: number;
+  only: Array<'cold' | 'rollout' | 'warm'>;
   coldLevels: number[];
   /** Keep each cache's temp dir (config, log, store) for a look afterwards. */
   keepDirs: boolean;
@@ -47,12 +51,11 @@ export interface CacheRun {
   logErrors: LogErrors;
 }
 
-// Bounds so a misbehaving cache cannot hang the run; generous next to expected times.
+// Bounds a misbehaving cache so it cannot hang the run; generous next to expected times.
 const COLD_TIMEOUT_MS = 120_000;
-const WARM_PULL_TIMEOUT_MS = 60_000;
 
 function target(ctx: Ctx, cache: CacheUnderTest): PullTarget {
-  return { url: cache.url, repository: ctx.repository, reference: ctx.reference };
+  return { url: cache.url, repository: ctx.repository, reference: ctx.reference, image: ctx.image };
 }
 
 /** Starts a cache, runs body, then stops it and accounts for its upstream traffic and memory. */
@@ -102,6 +105,8 @@ export interface RolloutResult extends CacheRun {
   ratioToFloor: number;
   /** Bytes that crossed the throttled link towards the cache. */
   linkBytes: number;
+  /** Seconds from the start until one image's worth of bytes had crossed the link: the WAN part. */
+  linkSeconds: number;
   timeoutMs: number;
 }
 
@@ -115,60 +120,19 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
   const stopRelay = ctx.cleanup.add('relay', () => relay.stop());
   try {
     return await withCache(ctx, kind, `rollout x${cfg.nodes}`, relay.url, async (cache) => {
-      const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs);
+      const start = Date.now();
+      let linkSeconds = NaN;
+      const watch = setInterval(() => {
+        if (Number.isNaN(linkSeconds) && relay.bytesToClient() >= image.totalSize) linkSeconds = (Date.now() - start) / 1000;
+      }, 20);
+      const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs).finally(() => clearInterval(watch));
       await settle(ctx.registry, { live: () => relay.bytesToClient(), maxMs: 15_000 });
       const seconds = batch.wallMs / 1000;
       return {
-        batch, seconds, floorSeconds, ratioToFloor: seconds / floorSeconds, linkBytes: relay.bytesToClient(), timeoutMs,
+        batch, seconds, floorSeconds, ratioToFloor: seconds / floorSeconds, linkBytes: relay.bytesToClient(), linkSeconds, timeoutMs,
       };
     });
   } finally {
     await stopRelay();
   }
-}
-
-export interface WarmResult extends CacheRun {
-  prime: BatchResult[];
-  batch: BatchResult;
-  /** Aggregate verified bytes per second over the warm window, in MB/s (1e6). */
-  mbps: number;
-  pullsPerSecond: number;
-  /** Peak VmRSS sampled during the warm window only. */
-  windowPeakRssKiB: number;
-  /** Central registry traffic during the warm window (tag checks are expected, blobs are not). */
-  upstreamDuringWarm: UpstreamSnapshot;
-  /** CPU seconds the cache used per GB (1e9) it served in the window. */
-  cacheCpuPerGB: number;
-  /** Average cores the in-process client kept busy: near the core count means client-bound. */
-  clientCores: number;
-}
-
-/** (3)+(4) cfg.warmClients clients pulling the cached image over and over for cfg.warmSeconds. */
-export function warm(ctx: Ctx, kind: CacheKind): Promise<WarmResult> {
-  const { cfg } = ctx;
-  return withCache(ctx, kind, `warm x${cfg.warmClients}`, ctx.registry.url, async (cache, mem) => {
-    const t = target(ctx, cache);
-    // Two priming pulls: distribution stores in the background, the second makes sure it is local.
-    const prime: BatchResult[] = [];
-    for (let i = 0; i < 2; i++) {
-      prime.push(await pullBatch(t, 1, COLD_TIMEOUT_MS));
-      await settle(ctx.registry);
-    }
-    const before = await snapshot(ctx.registry);
-    mem.beginWindow();
-    const cpu0 = await readCpuSeconds(cache.pid);
-    const client0 = process.cpuUsage();
-    const batch = await pullFor(t, cfg.warmClients, cfg.warmSeconds, WARM_PULL_TIMEOUT_MS);
-    const client = process.cpuUsage(client0);
-    const cpu1 = await readCpuSeconds(cache.pid);
-    const win = await mem.endWindow();
-    const upstreamDuringWarm = diff(await snapshot(ctx.registry), before);
-    return {
-      prime, batch, upstreamDuringWarm, windowPeakRssKiB: win.peakRssKiB,
-      cacheCpuPerGB: cpu0 !== null && cpu1 !== null && batch.bytes > 0 ? (cpu1 - cpu0) / (batch.bytes / 1e9) : NaN,
-      clientCores: (client.user + client.system) / 1e6 / (batch.wallMs / 1000),
-      mbps: batch.bytes / 1e6 / (batch.wallMs / 1000),
-      pullsPerSecond: batch.ok / (batch.wallMs / 1000),
-    };
-  });
 }

@@ -1,9 +1,10 @@
 /** @module cache/blobs — pull-through policy for blobs: serve from disk, or join or start the one upstream fill. */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
+import type { StoredBlob } from '../storage/leases.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator } from '../ports/fills.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
@@ -22,6 +23,16 @@ export interface BlobHandle {
   open(start?: number, end?: number): Readable;
   /** Resolves with the final size (waits for a fill without a known size). */
   finalSize(): Promise<number>;
+  /**
+   * Gives the handle back: until then the blob is kept from eviction (and a stored one is held
+   * open). Streams already opened finish first. Call it exactly once, opened or not.
+   */
+  close(): Promise<void>;
+  /**
+   * Stored content only: writes bytes [start, end] to `out` and ends it, without a stream in
+   * between (see storage/send). Rejects when `out` closes early or the file cannot be read.
+   */
+  send?(out: Writable, start: number, end: number, onBytes: (n: number) => void): Promise<void>;
 }
 
 export interface BlobCacheDeps {
@@ -69,10 +80,13 @@ export interface FillRouter {
   finished(digest: string): void;
 }
 
+/** Fills one manifest's prefetch runs at once: enough to fill a WAN link, few enough to leave room for clients' own requests. */
+export const PREFETCH_CONCURRENCY = 4;
+
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills: FillCoordinator<BlobFill>;
-  /** Open responses per stored digest, so eviction leaves content being streamed alone. */
+  /** Open handles per stored digest, for the in-use record (eviction itself asks the store's leases). */
   private readonly streaming = new Map<string, number>();
 
   constructor(private readonly deps: BlobCacheDeps) {
@@ -88,38 +102,78 @@ export class BlobCache {
     return [...new Set([...this.fills.digests(), ...this.streaming.keys()])];
   }
 
-  /** Being filled or streamed right now. */
+  /** Being filled, or held by a reader (a handle not yet closed), right now. */
   isInUse(digest: string): boolean {
-    return this.fills.current(digest) !== undefined || (this.streaming.get(digest) ?? 0) > 0;
+    return this.fills.current(digest) !== undefined || this.deps.blobs.isHeld(digest);
   }
 
-  /** `peer`: the request comes from another replica of the site (see PeerMode). */
+  /**
+   * A blob found on disk is opened then and there, so it can be served whatever eviction does
+   * next; a blob not found (or evicted just before) goes through the fill path like any miss.
+   * `peer`: the request comes from another replica of the site (see PeerMode).
+   */
   async get(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
     parseDigest(digest);
-    const stored = await this.storedSize(digest);
-    if (stored !== undefined) {
-      await this.ensureVisible(target, digest);
-      await this.deps.index.touch(digest);
-      return this.storedHandle(digest, stored, target.upstream ? 'hit' : 'local');
+    const stored = await this.openStored(digest);
+    if (stored) {
+      try {
+        await this.ensureVisible(target, digest);
+        await this.deps.index.touch(digest);
+      } catch (err) {
+        await stored.close();
+        throw err;
+      }
+      return this.storedHandle(stored, target.upstream ? 'hit' : 'local');
     }
     if (!target.upstream) throw blobUnknown(digest);
-    const existing = this.fills.current(digest);
-    if (!existing && peer === 'held') throw blobUnknown(digest);
-    if (existing) await this.ensureVisible(target, digest);
-    const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest, peer !== undefined)).fill;
-    if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
-    await fill.ready;
-    return {
-      digest,
-      size: fill.size,
-      outcome: existing ? 'joined' : 'miss',
-      open: (start = 0, end?: number) => fill.createReader(start, end),
-      finalSize: async () => {
-        if (fill.size !== undefined) return fill.size;
-        await fill.done;
-        return fill.written;
-      },
+    // Held from here: a late reader of the fill opens the committed file, which must still be there.
+    const release = await this.deps.blobs.hold(digest);
+    try {
+      const existing = this.fills.current(digest);
+      if (!existing && peer === 'held') throw blobUnknown(digest);
+      if (existing) await this.ensureVisible(target, digest);
+      const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest, peer !== undefined)).fill;
+      if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
+      await fill.ready;
+      return {
+        digest,
+        size: fill.size,
+        outcome: existing ? 'joined' : 'miss',
+        open: (start = 0, end?: number) => fill.createReader(start, end),
+        finalSize: async () => {
+          if (fill.size !== undefined) return fill.size;
+          await fill.done;
+          return fill.written;
+        },
+        close: async () => release(),
+      };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /**
+   * Starts the fills of blobs a manifest just fetched from upstream names, a few at a time, so
+   * the link is busy while clients are still reading the manifest and config. Stored blobs and
+   * fills in progress are skipped; a client asking for a queued blob starts its fill itself.
+   */
+  prefetch(target: Target, digests: readonly string[], concurrency = PREFETCH_CONCURRENCY): void {
+    if (!target.upstream) return;
+    const queue = [...new Set(digests)];
+    const worker = async (): Promise<void> => {
+      for (let d = queue.shift(); d !== undefined; d = queue.shift()) {
+        if (this.fills.current(d) || (await this.storedSize(d)) !== undefined) continue;
+        const claim = this.fills.claim(d, () => this.startFill(target, d, false));
+        if (claim.role !== 'filler') continue;
+        this.deps.onInUseChange?.(this.inUseDigests());
+        // A failure is logged by the fill; the client that wants the blob tries again itself.
+        await claim.fill.done.catch(() => undefined);
+      }
     };
+    for (let i = 0; i < Math.min(concurrency, queue.length); i++) {
+      worker().catch((err: Error) => this.deps.logger.warn({ repository: target.repository, err: err.message }, 'blob prefetch stopped'));
+    }
   }
 
   /** Size of a blob without transferring it: local, from a fill in progress, or an upstream HEAD. */
@@ -164,35 +218,61 @@ export class BlobCache {
   }
 
   private async storedSize(digest: string): Promise<number | undefined> {
-    const size = await this.deps.blobs.size(digest);
-    if (size !== undefined && !(await this.deps.index.get(digest))) {
-      // On disk but not recorded: a crash between rename and record. The file was verified before rename.
-      await this.deps.index.put(digest, size);
+    // Held so that a file found is not one an eviction under way has just forgotten.
+    const release = await this.deps.blobs.hold(digest);
+    try {
+      const size = await this.deps.blobs.size(digest);
+      if (size !== undefined) await this.adopt(digest, size);
+      return size;
+    } finally {
+      release();
     }
-    return size;
   }
 
-  private storedHandle(digest: string, size: number, outcome: Outcome): BlobHandle {
+  private async openStored(digest: string): Promise<StoredBlob | undefined> {
+    const blob = await this.deps.blobs.open(digest);
+    if (blob) {
+      try {
+        await this.adopt(digest, blob.size);
+      } catch (err) {
+        await blob.close();
+        throw err;
+      }
+    }
+    return blob;
+  }
+
+  /** On disk but not recorded: a crash between rename and record. The file was verified before rename. */
+  private async adopt(digest: string, size: number): Promise<void> {
+    if (!(await this.deps.index.get(digest))) await this.deps.index.put(digest, size);
+  }
+
+  /** A handle on an opened stored blob; it counts in the in-use record until closed. */
+  private storedHandle(blob: StoredBlob, outcome: Outcome): BlobHandle {
+    const { digest } = blob;
+    const first = !this.streaming.has(digest);
+    this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
+    if (first) this.deps.onInUseChange?.(this.inUseDigests());
+    let closed = false;
     return {
       digest,
-      size,
+      size: blob.size,
       outcome,
-      open: (start = 0, end = size - 1) => {
-        const stream = this.deps.blobs.read(digest, start, end);
-        const first = !this.streaming.has(digest);
-        this.streaming.set(digest, (this.streaming.get(digest) ?? 0) + 1);
-        if (first) this.deps.onInUseChange?.(this.inUseDigests());
-        stream.once('close', () => {
+      open: (start = 0, end = blob.size - 1) => blob.stream(start, end),
+      send: (out, start, end, onBytes) => blob.send(out, start, end, onBytes),
+      finalSize: async () => blob.size,
+      close: async () => {
+        if (!closed) {
+          closed = true;
           const n = (this.streaming.get(digest) ?? 1) - 1;
           if (n > 0) this.streaming.set(digest, n);
           else {
             this.streaming.delete(digest);
             this.deps.onInUseChange?.(this.inUseDigests());
           }
-        });
-        return stream;
+        }
+        await blob.close();
       },
-      finalSize: async () => size,
     };
   }
 

@@ -134,19 +134,23 @@ export class Evictor {
     const inUse = (digest: string) => this.deps.inUse(digest) || kept.has(digest);
     const plan = planEviction(await index.evictionView(), limits, now(), inUse, targetBytes);
     let freedBytes = 0;
+    let evicted = 0;
     const byReason = new Map<string, { count: number; bytes: number }>();
     for (const { digest, size, reason: why } of plan.evict) {
-      // Forget first: a request arriving meanwhile refetches rather than finding a half-deleted entry.
-      await index.forget(digest);
-      await blobs.delete(digest);
+      // Asked again at the moment of deletion: a pull may have found the blob since the plan was made.
+      if (inUse(digest)) continue;
+      // Forget first: a request arriving meanwhile waits for the delete, then refetches.
+      if (!(await blobs.evict(digest, () => index.forget(digest)))) continue;
+      evicted++;
       freedBytes += size;
       const r = byReason.get(why) ?? { count: 0, bytes: 0 };
       byReason.set(why, { count: r.count + 1, bytes: r.bytes + size });
     }
     for (const [why, r] of byReason) this.deps.onEvicted?.(why, r.count, r.bytes);
-    if (plan.evict.length > 0) {
-      logger.info({ reason, evicted: plan.evict.length, freedBytes, totalBefore: plan.totalBefore, totalAfter: plan.totalAfter, maxsize: limits.maxsize }, 'evicted least recently used content');
+    const totalAfter = plan.totalBefore - freedBytes;
+    if (evicted > 0) {
+      logger.info({ reason, evicted, freedBytes, totalBefore: plan.totalBefore, totalAfter, maxsize: limits.maxsize }, 'evicted least recently used content');
     }
-    return { evicted: plan.evict.length, freedBytes, totalBefore: plan.totalBefore, totalAfter: plan.totalAfter };
+    return { evicted, freedBytes, totalBefore: plan.totalBefore, totalAfter };
   }
 }

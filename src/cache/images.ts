@@ -125,8 +125,8 @@ export class ImageCatalog {
     let evicted = 0;
     for (const d of doomed) {
       const size = (await index.get(d))?.size ?? 0;
-      await index.forget(d);
-      await blobs.delete(d);
+      // A blob a pull holds right now stays; eviction takes it later.
+      if (!(await blobs.evict(d, () => index.forget(d)))) continue;
       freedBytes += size;
       evicted++;
     }

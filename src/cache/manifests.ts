@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
-import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
+import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
@@ -34,6 +34,8 @@ export interface ManifestCacheDeps {
   readonly observer?: CacheObserver;
   /** The site's shared tag records and its replicas' manifests (`cluster:`): one upstream check per tag per site. */
   readonly site?: ManifestSite;
+  /** Called with every manifest just fetched and stored from upstream (blob prefetch hangs here). */
+  readonly onFetched?: (target: Target, manifest: ParsedManifest) => void;
 }
 
 /** What a site of several replicas shares for manifests; every call may fail (then this replica checks alone). */
@@ -194,19 +196,26 @@ export class ManifestCache {
     }
     const parsed = parseManifest(body, responseHeader(res, 'content-type'));
     await this.store(target, digest, parsed.mediaType, body, [...parsed.blobs, ...parsed.manifests].map((d) => d.digest), parsed.subject?.digest, parsed.artifactType);
+    this.deps.onFetched?.(target, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'miss' };
   }
 
   /** Writes verified manifest bytes into the blob store and records them under the repository. */
   async store(target: Target, digest: string, mediaType: string, body: Buffer, children: string[], subject?: string, artifactType?: string): Promise<void> {
     const { blobs, index, repos } = this.deps;
-    if ((await blobs.size(digest)) === undefined) {
-      const writer = await blobs.createWriter(parseDigest(digest).algorithm);
-      await writer.write(body);
-      await writer.commit(digest, body.length);
+    // Held from the check to the record: an eviction must not delete the file between them.
+    const release = await blobs.hold(digest);
+    try {
+      if ((await blobs.size(digest)) === undefined) {
+        const writer = await blobs.createWriter(parseDigest(digest).algorithm);
+        await writer.write(body);
+        await writer.commit(digest, body.length);
+      }
+      await index.put(digest, body.length);
+      await repos.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
+    } finally {
+      release();
     }
-    await index.put(digest, body.length);
-    await repos.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
   }
 
   private async local(target: Target, digest: string, outcome: Outcome): Promise<ManifestResult | undefined> {

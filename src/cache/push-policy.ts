@@ -63,8 +63,14 @@ export class PushService {
   /** Completes an upload: verify, publish, then what the mode requires before the client hears 201. */
   async completeUpload(target: Target, session: UploadSession, digest: string): Promise<void> {
     parseDigest(digest);
-    const { size } = await this.deps.uploads.finish(session, digest);
-    await this.stored(target, digest, size);
+    // Held from the commit to the record, so an eviction of the same digest cannot delete the new file.
+    const release = await this.deps.blobs.hold(digest);
+    try {
+      const { size } = await this.deps.uploads.finish(session, digest);
+      await this.stored(target, digest, size);
+    } finally {
+      release();
+    }
   }
 
   /** Cross-repository mount: true when the blob is now in the target repository (201), false for a normal upload (202). */
@@ -72,10 +78,15 @@ export class PushService {
     parseDigest(digest);
     const { blobs, repos } = this.deps;
     if (from.key !== target.key || !(await repos.isLinked(from.key, from.repository, digest))) return false;
-    const size = await blobs.size(digest);
-    if (size === undefined) return false;
-    await this.stored(target, digest, size);
-    return true;
+    const release = await blobs.hold(digest);
+    try {
+      const size = await blobs.size(digest);
+      if (size === undefined) return false;
+      await this.stored(target, digest, size);
+      return true;
+    } finally {
+      release();
+    }
   }
 
   private async stored(target: Target, digest: string, size: number): Promise<void> {

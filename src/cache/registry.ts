@@ -70,7 +70,14 @@ export class RegistryCache {
         }
       },
     });
-    this.manifests = new ManifestCache({ ...deps, ...(deps.manifestSite ? { site: deps.manifestSite } : {}) });
+    this.manifests = new ManifestCache({
+      ...deps,
+      ...(deps.manifestSite ? { site: deps.manifestSite } : {}),
+      // An image manifest, not an index: only the platform a client asked for is fetched ahead.
+      onFetched: (target, m) => {
+        if (target.upstream?.config.prefetch && m.manifests.length === 0) this.blobs.prefetch(target, m.blobs.map((b) => b.digest));
+      },
+    });
     this.evictor = new Evictor({
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest),

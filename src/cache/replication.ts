@@ -33,12 +33,17 @@ export class Replicator {
     const { client } = target.upstream!;
     const { blobs, repos } = this.deps;
     if (await blobExists(client, target.repository, digest)) return 'present';
-    const size = await blobs.size(digest);
-    if (size === undefined) {
+    // Opened once: every attempt of the upload reads the same descriptor, whatever eviction does.
+    const stored = await blobs.open(digest);
+    if (!stored) {
       throw new OciError('BLOB_UNKNOWN', `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, { detail: { digest } });
     }
-    const from = (await repos.repositoriesWith(target.key, digest)).filter((r) => r !== target.repository);
-    return sendBlob(client, target.repository, digest, { size, open: () => blobs.read(digest) }, from);
+    try {
+      const from = (await repos.repositoriesWith(target.key, digest)).filter((r) => r !== target.repository);
+      return await sendBlob(client, target.repository, digest, { size: stored.size, open: () => stored.stream() }, from);
+    } finally {
+      await stored.close();
+    }
   }
 
   /** PUTs a locally stored manifest to the upstream by digest (idempotent). */

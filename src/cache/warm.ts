@@ -192,26 +192,31 @@ export class WarmJobs {
   /** One blob through the cache: a hit counts at once; otherwise the shared fill is followed to the end. */
   private async fetchBlob(target: Target, desc: Descriptor, img: WarmImage): Promise<void> {
     const handle = await this.deps.cache.blob(target, desc.digest);
-    if (handle.outcome === 'hit' || handle.outcome === 'local') {
-      img.bytesDone += desc.size >= 0 ? desc.size : handle.size ?? 0;
-      img.blobsDone++;
-      return;
-    }
-    const stream = handle.open();
-    this.draining.add(stream);
     try {
-      for await (const chunk of stream) {
-        img.bytesDone += (chunk as Buffer).length;
-        img.bytesFetched += (chunk as Buffer).length;
+      if (handle.outcome === 'hit' || handle.outcome === 'local') {
+        img.bytesDone += desc.size >= 0 ? desc.size : handle.size ?? 0;
+        img.blobsDone++;
+        return;
       }
+      const stream = handle.open();
+      this.draining.add(stream);
+      try {
+        for await (const chunk of stream) {
+          img.bytesDone += (chunk as Buffer).length;
+          img.bytesFetched += (chunk as Buffer).length;
+        }
+      } finally {
+        this.draining.delete(stream);
+      }
+      // Still held by the handle, so eviction cannot take it between the transfer and this check.
+      const size = await this.deps.blobs.size(desc.digest);
+      if (size === undefined) throw new Error(`blob ${desc.digest} was transferred but not stored (is the disk full?)`);
+      // The fill records the blob just after its readers finish; pinning needs the row now.
+      if (!(await this.deps.index.get(desc.digest))) await this.deps.index.put(desc.digest, size);
+      img.blobsDone++;
     } finally {
-      this.draining.delete(stream);
+      await handle.close();
     }
-    const size = await this.deps.blobs.size(desc.digest);
-    if (size === undefined) throw new Error(`blob ${desc.digest} was transferred but not stored (is the disk full?)`);
-    // The fill records the blob just after its readers finish; pinning needs the row now.
-    if (!(await this.deps.index.get(desc.digest))) await this.deps.index.put(desc.digest, size);
-    img.blobsDone++;
   }
 }
 

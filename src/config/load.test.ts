@@ -33,6 +33,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
       insecure: false,
       tokenrealms: [],
       tagttlMs: 60_000,
+      prefetch: false,
       ttlMs: 0,
       pushmode: 'readonly',
     },
@@ -97,6 +98,7 @@ test('the DESIGN extensions load: upstreams form, files read relative to the con
     insecure: false,
     tokenrealms: [],
     tagttlMs: 60_000,
+    prefetch: false,
     ttlMs: 0,
     pushmode: 'readonly',
   });

@@ -99,6 +99,7 @@ const upstreamKeys = {
   insecure: flag().optional(),
   ttl: duration().optional(),
   tagttl: duration().optional(),
+  prefetch: flag().optional(),
   pushmode: oneOf(PUSH_MODES).optional(),
   dockerconfig: pathText().optional(),
   certificate: pathText().optional(),

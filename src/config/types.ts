@@ -37,6 +37,8 @@ export interface UpstreamConfig {
   readonly passthrough?: { readonly ttlMs: number; readonly outage: OutageMode };
   /** Milliseconds a tag is served from cache before revalidating upstream. */
   readonly tagttlMs: number;
+  /** On a manifest fetched from upstream, start fetching the blobs it names at once. */
+  readonly prefetch: boolean;
   /** Milliseconds since last pull after which content may be dropped; 0 = never. */
   readonly ttlMs: number;
   readonly pushmode: PushMode;

@@ -41,22 +41,26 @@ export async function handlePeer(deps: PeerDeps, req: IncomingMessage, res: Serv
     if (!upstream) throw new OciError('NAME_UNKNOWN', 'no such upstream here', { status: 404 });
     // The same visibility check as a node's request: the repository must reference the blob.
     const blob = await deps.cache.blob({ upstream, key: upstream.config.name, repository }, digest, mode satisfies PeerMode);
-    const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
-    const size = blob.size;
-    if (size !== undefined && start > 0 && start >= size)
-      throw new OciError('RANGE_INVALID', `range from ${start} outside ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
-    res.statusCode = start > 0 ? 206 : 200;
-    res.setHeader('Content-Type', 'application/octet-stream');
-    res.setHeader('Docker-Content-Digest', digest);
-    if (start > 0) res.setHeader('Content-Range', `bytes ${start}-${size !== undefined ? size - 1 : ''}/${size ?? '*'}`);
-    if (size !== undefined) res.setHeader('Content-Length', size - start);
-    const stream = blob.open(start, size === undefined ? undefined : size - 1);
-    await new Promise<void>((resolve) => {
-      pipeline(stream, res, (err) => {
-        if (err && !res.destroyed) res.destroy(err);
-        resolve();
+    try {
+      const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+      const size = blob.size;
+      if (size !== undefined && start > 0 && start >= size)
+        throw new OciError('RANGE_INVALID', `range from ${start} outside ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
+      res.statusCode = start > 0 ? 206 : 200;
+      res.setHeader('Content-Type', 'application/octet-stream');
+      res.setHeader('Docker-Content-Digest', digest);
+      if (start > 0) res.setHeader('Content-Range', `bytes ${start}-${size !== undefined ? size - 1 : ''}/${size ?? '*'}`);
+      if (size !== undefined) res.setHeader('Content-Length', size - start);
+      const stream = blob.open(start, size === undefined ? undefined : size - 1);
+      await new Promise<void>((resolve) => {
+        pipeline(stream, res, (err) => {
+          if (err && !res.destroyed) res.destroy(err);
+          resolve();
+        });
       });
-    });
+    } finally {
+      await blob.close();
+    }
   } catch (err) {
     const e = sendError(res, err);
     if (e.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error serving a peer');

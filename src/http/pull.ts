@@ -6,6 +6,7 @@ import { OciError } from '../oci/errors.js';
 import { parseManifestReference } from '../oci/reference.js';
 import { accepts, isIndexType, parseAccept } from '../oci/mediatypes.js';
 import { defaultPlatform, parseManifest } from '../oci/manifest.js';
+import type { BlobHandle } from '../cache/blobs.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target } from '../cache/target.js';
 import { parseRange } from './range.js';
@@ -72,6 +73,16 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
     return;
   }
   const blob = await cache.blob(ctx.target, digest);
+  try {
+    await sendBlob(ctx, blob);
+  } finally {
+    await blob.close();
+  }
+}
+
+async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
+  const { req, res } = ctx;
+  const { digest } = blob;
   ctx.setOutcome(blob.outcome);
   const rangeHeader = req.headers.range;
   const size = rangeHeader ? await blob.finalSize() : blob.size;
@@ -79,24 +90,33 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
   if (range.kind === 'unsatisfiable') {
     throw new OciError('RANGE_INVALID', `range ${rangeHeader} is outside blob ${digest} of ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
   }
-  let stream;
+  let start = 0;
+  let end = size === undefined ? undefined : size - 1;
   if (range.kind === 'range') {
     res.statusCode = 206;
     res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
     res.setHeader('Content-Length', range.end - range.start + 1);
-    stream = blob.open(range.start, range.end);
+    ({ start, end } = range);
   } else {
     res.statusCode = 200;
     if (size !== undefined) res.setHeader('Content-Length', size);
-    stream = blob.open(0, size === undefined ? undefined : size - 1);
   }
+  const cut = (err: Error | null | undefined): void => {
+    // A failed fill or a vanished client: the response is cut, never completed.
+    if (err && !res.destroyed) res.destroy(err);
+    if (err && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+      ctx.logger.warn({ digest, err: err.message }, 'blob response cut short');
+    }
+  };
+  if (blob.send && end !== undefined) {
+    // Stored content: straight from the file to the socket, no stream in between.
+    await blob.send(res, start, end, (n) => ctx.served(n)).catch(cut);
+    return;
+  }
+  const stream = blob.open(start, end);
   await new Promise<void>((resolve) => {
     pipeline(stream, res, (err) => {
-      // A failed fill or a vanished client: the response is cut, never completed.
-      if (err && !res.destroyed) res.destroy(err);
-      if (err && (err).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-        ctx.logger.warn({ digest, err: err.message }, 'blob response cut short');
-      }
+      cut(err);
       resolve();
     });
     // Attached after the pipe, so no chunk can flow before it has somewhere to go.

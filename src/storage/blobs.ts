@@ -1,11 +1,13 @@
 /** @module storage/blobs — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Digester, isDigest, type Algorithm } from '../oci/digest.js';
 import { StoreLayout } from './layout.js';
 import { OciError } from '../oci/errors.js';
+import { Leases, StoredBlob } from './leases.js';
+import { BufferPool } from './send.js';
 
 /** The files under blobs/, tmp/ and uploads/; every path comes from storage/layout, which draws the whole layout. */
 export class BlobStore {
@@ -13,6 +15,10 @@ export class BlobStore {
   readonly tmpDir: string;
   readonly uploadsDir: string;
   private readonly layout: StoreLayout;
+  /** Readers against removal: see leases.ts. */
+  private readonly leases = new Leases();
+  /** Send buffers shared by every response from this store. */
+  private readonly sendBuffers = new BufferPool();
 
   constructor(root: string) {
     this.root = root;
@@ -45,17 +51,50 @@ export class BlobStore {
     }
   }
 
-  /** Streams bytes [start, end] inclusive of a committed blob. */
-  read(digest: string, start = 0, end?: number): ReadStream {
-    return createReadStream(this.path(digest), { start, end, highWaterMark: 64 * 1024 });
+  /**
+   * Opens a committed blob for reading, or undefined when it is absent. The lease is taken before
+   * the first await and the descriptor is open when this resolves, so a blob found is a blob
+   * readable: removal skips it until close(), and an unlinked file stays readable through the fd.
+   */
+  async open(digest: string): Promise<StoredBlob | undefined> {
+    const path = this.path(digest);
+    const { settled, release } = this.leases.acquire(digest);
+    let fh: FileHandle | undefined;
+    try {
+      await settled;
+      fh = await open(path, 'r');
+      const { size } = await fh.stat();
+      return new StoredBlob(digest, size, fh, release, this.sendBuffers);
+    } catch (err) {
+      release();
+      await fh?.close();
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Keeps `digest` from being removed until release(), for steps that check for a blob and then
+   * record it (a removal under way is waited out first, so the check sees its outcome).
+   */
+  async hold(digest: string): Promise<() => void> {
+    const { settled, release } = this.leases.acquire(digest);
+    await settled;
+    return release;
+  }
+
+  /** Whether a reader has the blob open (or held) right now. */
+  isHeld(digest: string): boolean {
+    return this.leases.isHeld(digest);
   }
 
   async readAll(digest: string): Promise<Buffer> {
-    const fh = await open(this.path(digest), 'r');
+    const blob = await this.open(digest);
+    if (!blob) throw Object.assign(new Error(`blob ${digest} is not stored`), { code: 'ENOENT' });
     try {
-      return await fh.readFile();
+      return await blob.readAll();
     } finally {
-      await fh.close();
+      await blob.close();
     }
   }
 
@@ -88,6 +127,17 @@ export class BlobStore {
 
   async delete(digest: string): Promise<void> {
     await rm(this.path(digest), { force: true });
+  }
+
+  /**
+   * Eviction's delete: leaves a blob a reader holds alone (false), else runs `forget` (the
+   * metadata side) and deletes the file, while readers arriving meanwhile wait and find it gone.
+   */
+  evict(digest: string, forget: () => void | Promise<void>): Promise<boolean> {
+    return this.leases.remove(digest, async () => {
+      await forget();
+      await this.delete(digest);
+    });
   }
 
   /** Lists every committed blob digest (used by fsck and start-up reconciliation). */
