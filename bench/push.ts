@@ -8,6 +8,7 @@ import { startRegistry } from '../test/fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../test/fixtures/image.js';
 import { startBerth } from '../test/fixtures/berth.js';
 import { startRelay } from '../test/fixtures/relay.js';
+import { makeTempDir, removeDir } from '../test/fixtures/proc.js';
 import { pushModesConfig, PREFIX, waitForDrain } from '../test/fixtures/push.js';
 
 const MiB = 1024 * 1024;
@@ -23,7 +24,8 @@ async function timed<T>(run: () => Promise<T>): Promise<number> {
 async function main(): Promise<void> {
   const registry = await startRegistry({ auth: 'token', users: { [creds.username]: creds.password } });
   const relay = await startRelay({ targetPort: registry.port });
-  const berth = await startBerth({ config: pushModesConfig(relay.url, creds, { log: { level: 'warn' } }) });
+  const authDir = await makeTempDir('berth-bench-push-');
+  const berth = await startBerth({ config: pushModesConfig(authDir, relay.url, creds, { log: { level: 'warn' } }) });
   const plain = await startBerth({ config: { version: 0.1, log: { level: 'warn' } } });
   const images: BuiltImage[] = [];
   const fresh = async () => {
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
     await plain.stop();
     await relay.stop();
     await registry.stop();
+    await removeDir(authDir);
     for (const i of images) await i.remove();
   }
   const width = Math.max(...rows.map((r) => r[0].length));

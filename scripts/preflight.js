@@ -17,6 +17,8 @@ const needs = [
   ['chromium', 'chromium'],
   // Several replicas per site: tests start their own redis-server on loopback.
   ['redis-server', 'redis-server'],
+  // e2e/podman.test: podman as a node reading node-config's registries.conf.
+  ['podman', 'podman'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(needs.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];

@@ -4,7 +4,8 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { BerthConfig } from './config/types.js';
+import type { BerthConfig, Listener } from './config/types.js';
+import { instanceId } from './upstream/loop.js';
 import { BlobStore } from './storage/blobs.js';
 import { LOCAL_OWNER, openLocalIndex, openLocalPush } from './storage/local.js';
 import { InUseRecord } from './storage/in-use.js';
@@ -28,12 +29,18 @@ export interface AppDeps {
 }
 
 export interface App {
+  /** The `http.addr` listener; `servers` holds it and every `http.listeners` entry. */
   readonly server: Server;
+  readonly servers: readonly Server[];
+  /** This store's instance id (the Berth-Instance header). */
+  readonly instance: string;
   readonly cache: RegistryCache;
   /** Metrics, warm-up jobs, image catalog and the admin API. */
   readonly ops: Operations;
-  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  /** Starts listening; resolves with the bound address of `http.addr` (port 0 picks a free one). */
   listen(): Promise<AddressInfo>;
+  /** Checks every upstream once (DNS, connect, TLS, loop, credentials, token realm), one log line per check. */
+  checkUpstreams(): Promise<void>;
   /** Re-reads the TLS certificate and htpasswd file (SIGHUP; also done on file change). */
   reload(reason: string): void;
   /** Stops accepting, lets transfers finish up to the deadline, then closes the stores. */
@@ -56,10 +63,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const blobIndex = replica ? replica.holding(index.blobIndex) : index.blobIndex;
   const reconciled = await reconcile(blobs, blobIndex);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
+  const instance = (await instanceId(root))!;
   const telemetry = createTelemetry(config, now);
   const upstreams: Upstream[] = config.upstreams.map((u) => ({
     config: u,
-    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry),
+    client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry, instance),
   }));
   const uploadRows = replica ? replica.owning(pushStores.uploads, config.storage.uploadpurging.ageMs) : pushStores.uploads;
   const forwarder = replica ? new UploadForwarder() : undefined;
@@ -79,49 +87,52 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const ops = createOperations({
     config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(),
   });
-  const server = createServer({ config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger },
+  const listeners: Listener[] = [{ host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) }, ...config.http.listeners];
+  const serverDeps = { config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance,
     ...(config.cluster && replica && forwarder
       ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }
       : {}),
-  });
-  const tls = config.http.tls;
+  };
+  const servers = listeners.map((l) => createServer(serverDeps, l.tls));
+  const server = servers[0]!;
   const reloadCertificate = (reason: string) => {
-    if (tls) reloadTls(server as HttpsServer, tls, logger, reason);
+    listeners.forEach((l, i) => {
+      if (l.tls) reloadTls(servers[i] as HttpsServer, l.tls, logger, reason);
+    });
   };
   const reload = (reason: string) => {
     reloadCertificate(reason);
     access.reload();
   };
   const watchers = [
-    watchFiles(tls ? [tls.certificate, tls.key] : [], () => reloadCertificate('file changed'), logger),
+    watchFiles(listeners.flatMap((l) => (l.tls ? [l.tls.certificate, l.tls.key] : [])), () => reloadCertificate('file changed'), logger),
     watchFiles(access.files, () => access.reload(), logger),
   ];
   const stopWatching = () => watchers.forEach((stop) => stop());
 
   return {
     server,
+    servers,
+    instance,
     cache,
     ops,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        const host = config.http.host === '' ? undefined : config.http.host;
-        server.listen(config.http.port, host, () => {
-          server.off('error', reject);
-          ops.start();
-          replica?.start();
-          resolve(server.address() as AddressInfo);
-        });
-      }),
+    listen: async () => {
+      const bound: AddressInfo[] = [];
+      for (const [i, l] of listeners.entries()) bound.push(await listenOn(servers[i]!, l));
+      ops.start();
+      replica?.start();
+      return bound[0]!;
+    },
+    checkUpstreams: () => checkAll(upstreams, logger),
     reload,
     close: async (deadlineMs = 30_000) => {
       stopWatching();
       ops.stop();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       // Keep-alive connections go as soon as their response is done, not at the keep-alive timeout.
-      server.closeIdleConnections();
-      const sweep = setInterval(() => server.closeIdleConnections(), 100);
-      const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);
+      servers.forEach((s) => s.closeIdleConnections());
+      const sweep = setInterval(() => servers.forEach((s) => s.closeIdleConnections()), 100);
+      const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), deadlineMs);
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
@@ -134,4 +145,30 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       index.close();
     },
   };
+}
+
+function listenOn(server: Server, l: Listener): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: NodeJS.ErrnoException) => {
+      // Ports below 1024 need root or CAP_NET_BIND_SERVICE; the image runs as uid 1000.
+      const hint = err.code === 'EACCES' && l.port < 1024 ? ` (ports below 1024 need root or CAP_NET_BIND_SERVICE: listen on a high port and map ${l.port} to it, see the README)` : '';
+      reject(Object.assign(new Error(`cannot listen on ${l.host || '*'}:${l.port}: ${err.code ?? err.message}${hint}`), { code: err.code }));
+    };
+    server.once('error', fail);
+    server.listen(l.port, l.host === '' ? undefined : l.host, () => {
+      server.off('error', fail);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** One log line per check; a failed one at error level with its fix. Never throws: berth serves its cache regardless. */
+async function checkAll(upstreams: readonly Upstream[], logger: Logger): Promise<void> {
+  await Promise.all(upstreams.map(async (u) => {
+    const results = await u.client.check().catch((err: Error) => [{ check: 'connect' as const, ok: false, message: err.message, fix: 'see the message' }]);
+    for (const r of results) {
+      if (r.ok) logger.info({ upstream: u.config.name, check: r.check }, r.message);
+      else logger.error({ upstream: u.config.name, check: r.check, fix: r.fix }, r.message);
+    }
+  }));
 }

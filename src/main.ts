@@ -2,12 +2,14 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { ConfigError, describeConfig, loadConfig, type ServeFlags } from './config/load.js';
+import { ConfigError, loadConfig, type ServeFlags } from './config/load.js';
+import { describeConfig } from './config/describe.js';
 import { serve } from './cli/serve.js';
 import { registerQueue } from './cli/queue.js';
 import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
 import { DEFAULT_SERVER, warmCommand } from './cli/warm.js';
 import { runFsck, runGc, runLs } from './cli/store.js';
+import { runDoctor } from './cli/doctor.js';
 import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
 import { EXIT, UsageError } from './oci/errors.js';
 
@@ -118,6 +120,13 @@ export async function main(argv: string[], env: Record<string, string | undefine
       exitCode = await runLs(storeConfig(opts.config), storeIo);
     });
 
+  program.command('doctor')
+    .description('check every upstream from this host (DNS, connect, TLS trust, loop, credentials, token realm) and print each problem with its fix; exit 1 on any')
+    .option('-c, --config <file>', 'config naming the upstreams')
+    .action(async (opts: { config?: string }) => {
+      exitCode = await runDoctor(storeConfig(opts.config), storeIo);
+    });
+
   const certCmd = program.command('cert').description('TLS certificates for serving berth');
   certCmd.command('generate')
     .description('write a CA and a server certificate naming every --host and --ip, and print how nodes trust the CA')
@@ -125,7 +134,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--ip <address...>', 'IP address nodes use to reach berth (repeatable)')
     .option('--out <dir>', 'directory to write ca.crt, ca.key, tls.crt, tls.key (an existing CA there is reused)', 'berth-tls')
     .option('--days <n>', 'validity of the server certificate in days', String(SERVER_DAYS))
-    .option('--port <n>', 'port berth serves on, used in the printed instructions', '5000')
+    .option('--port <n>', 'port nodes reach berth on, used in the printed instructions (443: Docker\'s directory has no :port)', '5000')
     .action((opts: { host?: string[]; ip?: string[]; out: string; days: string; port: string }) => {
       process.stdout.write(generateCertificates({ hosts: opts.host ?? [], ips: opts.ip ?? [], out: opts.out, days: Number(opts.days), port: Number(opts.port) }));
     });

@@ -153,6 +153,7 @@ export function parseBasic(header: string | undefined): Credentials | undefined 
   if (!m?.[1]) return undefined;
   const raw = Buffer.from(m[1], 'base64').toString('utf8');
   const i = raw.indexOf(':');
-  if (i < 0) return undefined;
+  // containers/image answers a Basic challenge with an empty user and password when it has none: that is anonymous.
+  if (i < 0 || raw === ':') return undefined;
   return { username: raw.slice(0, i), password: raw.slice(i + 1) };
 }

@@ -58,7 +58,8 @@ export function generateCertificates(opts: CertGenerateOptions, now = Date.now()
 export class CertUsageError extends Error {}
 
 function instructions(o: { out: string; caCrt: string; caKey: string; tlsCrt: string; tlsKey: string; reused: boolean; sans: string; notAfter: string; names: string[]; port: number }): string {
-  const registry = (n: string) => `${n.includes(':') ? `[${n}]` : n}:${o.port}`;
+  // Docker reads certs.d/<host>/ for port 443 and certs.d/<host>:<port>/ for any other port.
+  const registry = (n: string) => `${n.includes(':') ? `[${n}]` : n}${o.port === 443 ? '' : `:${o.port}`}`;
   const first = registry(o.names[0] ?? 'berth');
   return `${o.reused ? 'Reused the CA in' : 'Created a CA in'} ${o.out}:
   ${o.caCrt}   the CA certificate: every node trusts this file (it is public)
@@ -83,7 +84,7 @@ Trust the CA on each node (nothing "insecure" needed), for every name nodes use 
         capabilities = ["pull", "resolve"]
         ca = "/etc/containerd/certs.d/<registry>/ca.crt"
 
-  Docker: one directory per name and port clients use, no restart needed:
+  Docker: one directory per name and port clients use (no :port for 443), no restart needed${o.port === 443 ? '' : ` (for berth on 443: /etc/docker/certs.d/${o.names[0] ?? 'berth'}/, see --port)`}:
       mkdir -p /etc/docker/certs.d/${first}
       cp ${o.caCrt} /etc/docker/certs.d/${first}/ca.crt
 

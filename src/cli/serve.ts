@@ -16,13 +16,23 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   const logger = createLogger(config);
   for (const w of warnings) logger.warn(w);
   const app = await createApp(config, { logger, now: Date.now });
-  const address = await app.listen();
+  let address;
+  try {
+    address = await app.listen();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'cannot listen');
+    await app.close(0);
+    return 1;
+  }
   logger.info({
     address: `${address.address}:${address.port}`,
     tls: Boolean(config.http.tls),
+    ...(config.http.listeners.length > 0 ? { listeners: config.http.listeners.map((l) => `${l.host}:${l.port}${l.tls ? ' (TLS)' : ''}`) } : {}),
     root: config.storage.rootdirectory,
     upstreams: config.upstreams.map((u) => ({ name: u.name, remoteurl: u.remoteurl })),
   }, 'berth listening');
+  // After listening: a loop back to this berth is only visible once it answers.
+  void app.checkUpstreams();
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');

@@ -74,7 +74,7 @@ export async function runLs(config: BerthConfig, io: StoreIo): Promise<number> {
   const { repos, blobIndex } = index;
   try {
     const rows = await repos.listing();
-    const lines = [['UPSTREAM', 'REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'LAST PULL']];
+    const lines = [['UPSTREAM', 'REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'LAST USED']];
     for (const r of rows) {
       const size = (r.size ?? 0) + (await repos.childSizes(r.digest ?? '')).reduce((n, c) => n + (c.size ?? 0), 0);
       lines.push([r.upstream || '(local)', r.repository, r.tag ?? '<none>', (r.digest ?? '').slice(0, 19), formatBytes(size), r.lastAccess ? new Date(r.lastAccess).toISOString() : '-']);
@@ -82,6 +82,8 @@ export async function runLs(config: BerthConfig, io: StoreIo): Promise<number> {
     const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
     for (const l of lines) io.out(l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
     io.out(`${rows.length} manifests, store ${formatBytes((await blobIndex.usage()).bytes)}`);
+    // Use is recorded per digest: the same manifest under two repositories shares one time.
+    io.out('LAST USED: last pull or store of that manifest in any repository (- when never)');
     return 0;
   } finally {
     index.close();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeConfig } from './load.js';
+import { describeConfig } from './describe.js';
 import { candidateHosts, dockerConfigCredentials, registryKey } from './dockerconfig.js';
 import { configKit, PEM, problemsOf } from './testkit.js';
 

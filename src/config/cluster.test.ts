@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeConfig } from './load.js';
+import { describeConfig } from './describe.js';
 import { configKit, problemsOf } from './testkit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-cluster-'));
@@ -33,9 +33,10 @@ test('cluster: with redis.addr (2.x) or addrs with mastername (Sentinel); secret
     name: 'site-a',
     redis: { addrs: [{ host: '10.0.0.9', port: 6379 }], password: 'pw', db: 2, connectMs: 2_000, commandMs: 1_000 },
   });
-  const printed = describeConfig(config) as { cluster: { secret: string; redis: { password: string } } };
+  const printed = describeConfig(config) as { cluster: { secret: string }; redis: { password: string; addr: string } };
   assert.equal(printed.cluster.secret, '<redacted>');
-  assert.equal(printed.cluster.redis.password, '<redacted>');
+  assert.equal(printed.redis.password, '<redacted>');
+  assert.equal(printed.redis.addr, '10.0.0.9:6379');
   const sentinel = load(`${base}redis: { addrs: [a:26379, "b:26379"], mastername: mymaster }\ncluster: { advertise: "http://a:5000", secret: ${SECRET} }\n`)
     .config.cluster;
   assert.deepEqual(sentinel?.redis.addrs, [

@@ -1,5 +1,6 @@
 /** @module config/fields — zod builders for single config values, written as YAML text. */
 
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DURATION_ALLOWED, SIZE_ALLOWED, parseDuration, parseSize } from './units.js';
 import { formatImageReference, parseImageReference } from '../oci/image-ref.js';
@@ -179,6 +180,14 @@ export function registryHost() {
     const name = m?.[1] ?? '';
     const ok = m !== null && (name.startsWith('[') || HOSTNAME.test(name)) && Number(m[2] ?? 0) <= 65535;
     return ok ? s : invalid('host', v, 'a registry host name with optional port, e.g. harbor.xing.com or 10.0.0.5:5000');
+  });
+}
+
+/** An IP address to connect to instead of resolving a name (`resolve:`). */
+export function ipAddress() {
+  return scalar((v) => {
+    const s = String(v).trim().replace(/^\[(.*)\]$/, '$1');
+    return isIP(s) !== 0 ? s : invalid('address', v, 'an IPv4 or IPv6 address, e.g. 10.10.102.190');
   });
 }
 

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { candidateHosts, dockerConfigCredentials } from './dockerconfig.js';
 import { applyEnv, setAt } from './env.js';
+import { pushGuardProblems } from './pushguard.js';
 import { formatPath, validateDocument, type BerthDocument } from './schema.js';
 import type { BerthConfig, UpstreamConfig } from './types.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
@@ -80,6 +81,7 @@ export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: 
   const built = build(checked.doc, cwd, where, problems);
   const cluster = buildCluster(checked.doc, where, problems, warnings);
   const config: BerthConfig = cluster ? { ...built, cluster } : built;
+  if (problems.length === 0) problems.push(...pushGuardProblems(config, checked.doc.proxy ? ['proxy'] : config.upstreams.map((_, i) => `upstreams[${i}]`)));
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(config), warnings };
 }
@@ -202,6 +204,11 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       ...(tls?.certificate !== undefined && tls.key !== undefined
         ? { tls: { certificate: where(['http', 'tls', 'certificate'], tls.certificate), key: where(['http', 'tls', 'key'], tls.key) } }
         : {}),
+      listeners: (doc.http?.listeners ?? []).map((l, i) => ({
+        host: l.addr.host,
+        port: l.addr.port,
+        ...(l.tls ? { tls: { certificate: where(['http', 'listeners', i, 'tls', 'certificate'], l.tls.certificate), key: where(['http', 'listeners', i, 'tls', 'key'], l.tls.key) } } : {}),
+      })),
     },
     upstreams,
     upstreamTimeouts: { ...DEFAULT_TIMEOUTS },
@@ -260,6 +267,7 @@ function upstream(u: UpstreamDoc, path: (string | number)[], where: Where, probl
     default: u.default ?? false,
     ...(ca !== undefined ? { ca } : {}),
     insecure: u.insecure ?? false,
+    ...(u.resolve !== undefined ? { resolve: u.resolve } : {}),
     ...(certificate !== undefined && clientKey !== undefined ? { clientcert: { certificate, key: clientKey } } : {}),
     tokenrealms: u.tokenrealms ?? [],
     ...(u.passthroughauth ? { passthrough: { ttlMs: u.passthroughttl ?? DEFAULT_PASSTHROUGH_TTL_MS, outage: u.passthroughoutage ?? 'lastknown' } } : {}),
@@ -293,23 +301,4 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
-}
-
-/** The config as a plain object for printing (`berth config check`): secrets redacted, CA bundles summarised. */
-export function describeConfig(config: BerthConfig): unknown {
-  const plain = JSON.parse(JSON.stringify(config)) as { upstreams: Record<string, unknown>[]; admin?: Record<string, unknown> };
-  if (plain.admin) plain.admin['password'] = '<redacted>';
-  const cluster = (plain as { cluster?: { secret: string; redis: { password?: string; tls?: { key?: string } } } }).cluster;
-  if (cluster) {
-    cluster.secret = '<redacted>';
-    if (cluster.redis.password !== undefined) cluster.redis.password = '<redacted>';
-    if (cluster.redis.tls?.key !== undefined) cluster.redis.tls.key = '<redacted>';
-  }
-  plain.upstreams = config.upstreams.map((u, i) => ({
-    ...plain.upstreams[i],
-    ...(u.password !== undefined ? { password: '<redacted>' } : {}),
-    ...(u.ca !== undefined ? { ca: `<${Buffer.byteLength(u.ca)} bytes PEM>` } : {}),
-    ...(u.clientcert !== undefined ? { clientcert: { certificate: `<${Buffer.byteLength(u.clientcert.certificate)} bytes PEM>`, key: '<redacted>' } } : {}),
-  }));
-  return plain;
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeConfig } from './load.js';
+import { describeConfig } from './describe.js';
 import { configKit, problemsOf } from './testkit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-ops-'));

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeConfig, loadConfig } from './load.js';
+import { loadConfig } from './load.js';
+import { describeConfig } from './describe.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-'));
@@ -68,7 +69,7 @@ test('REGISTRY_* variables: invalid values name the variable; list entries by in
 test('without a file: embedded defaults', () => {
   const { config, warnings } = loadConfig({ env: {}, cwd: dir });
   assert.deepEqual(warnings, []);
-  assert.deepEqual(config.http, { host: '', port: 5000, headers: {} });
+  assert.deepEqual(config.http, { host: '', port: 5000, headers: {}, listeners: [] });
   assert.equal(config.storage.rootdirectory, join(dir, 'berth-data'));
   assert.deepEqual(
     config.upstreams.map((u) => [u.name, u.remoteurl, u.default, u.pushmode]),
@@ -123,10 +124,11 @@ test('the config is deeply frozen', () => {
 test('describeConfig redacts passwords and summarises CA bundles', () => {
   const files = { 'd/ca.crt': PEM };
   const { config } = load('proxy:\n  remoteurl: https://a.io\n  username: u\n  password: topsecret\n  ca: d/ca.crt\n', { files });
-  const shown = describeConfig(config) as { upstreams: { password: string; ca: string; username: string }[] };
-  assert.equal(shown.upstreams[0]?.password, '<redacted>');
-  assert.equal(shown.upstreams[0]?.ca, `<${PEM.length} bytes PEM>`);
-  assert.equal(shown.upstreams[0]?.username, 'u');
+  const shown = describeConfig(config) as { proxy: { password: string; ca: string; username: string; tagttl: string } };
+  assert.equal(shown.proxy.password, '<redacted>');
+  assert.equal(shown.proxy.ca, `<${PEM.length} bytes PEM>`);
+  assert.equal(shown.proxy.username, 'u');
+  assert.equal(shown.proxy.tagttl, '1m');
   assert.ok(!JSON.stringify(shown).includes('topsecret'));
   assert.equal(config.upstreams[0]?.password, 'topsecret');
 });

@@ -10,6 +10,7 @@ import {
   httpUrl,
   ignored,
   imageRef,
+  ipAddress,
   keyKinds,
   listenAddr,
   oneOf,
@@ -77,6 +78,9 @@ const httpSchema = z.strictObject({
       ciphersuites: ignored(),
     })
     .optional(),
+  listeners: z
+    .array(z.strictObject({ addr: listenAddr(), tls: z.strictObject({ certificate: pathText(), key: pathText() }).optional() }))
+    .optional(),
   net: ignored(),
   prefix: ignored(),
   host: ignored(),
@@ -105,6 +109,7 @@ const upstreamKeys = {
   certificate: pathText().optional(),
   key: pathText().optional(),
   tokenrealms: z.array(registryHost()).optional(),
+  resolve: ipAddress().optional(),
   passthroughauth: flag().optional(),
   passthroughttl: duration().optional(),
   passthroughoutage: oneOf(OUTAGE_MODES).optional(),

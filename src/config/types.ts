@@ -29,6 +29,8 @@ export interface UpstreamConfig {
   /** PEM text of a CA bundle to trust for this upstream. */
   readonly ca?: string;
   readonly insecure: boolean;
+  /** Address to connect to for remoteurl's host instead of looking the name up (TLS still checks the name). */
+  readonly resolve?: string;
   /** PEM client certificate and key presented to this upstream (mutual TLS). */
   readonly clientcert?: { readonly certificate: string; readonly key: string };
   /** Token realm hosts (host or host:port) trusted besides the upstream's registrable domain. */
@@ -42,6 +44,13 @@ export interface UpstreamConfig {
   /** Milliseconds since last pull after which content may be dropped; 0 = never. */
   readonly ttlMs: number;
   readonly pushmode: PushMode;
+}
+
+export interface Listener {
+  /** '' means all interfaces. */
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly certificate: string; readonly key: string };
 }
 
 export interface BerthConfig {
@@ -65,6 +74,8 @@ export interface BerthConfig {
     readonly port: number;
     readonly headers: Readonly<Record<string, readonly string[]>>;
     readonly tls?: { readonly certificate: string; readonly key: string };
+    /** `http.listeners`: more addresses served beside addr/tls (e.g. TLS on :443 and plain :5000). */
+    readonly listeners: readonly Listener[];
   };
   readonly upstreams: readonly UpstreamConfig[];
   readonly upstreamTimeouts: {

@@ -94,7 +94,7 @@ function buildRoutes(deps: AdminDeps): Route[] {
     get(/^\/api\/v1\/upstreams$/, async () => ({
       body: deps.upstreams.map((u) => {
         const s = u.client.breaker.status();
-        return { name: u.config.name, remoteurl: u.config.remoteurl, state: s.state, since: s.since ?? null, lastError: s.lastError ?? null, consecutiveFailures: s.consecutiveFailures };
+        return { name: u.config.name, remoteurl: u.config.remoteurl, state: s.state, since: s.since ?? null, lastError: s.lastError ?? null, consecutiveFailures: s.consecutiveFailures, checks: u.client.checks ?? null };
       }),
     })),
     get(/^\/api\/v1\/images$/, async ({ url }) => {

@@ -24,7 +24,9 @@ export function answerClientErrors(server: Server, logger: Logger): void {
       ? `request line and headers exceed ${MAX_HEADER_BYTES} bytes; send fewer or shorter headers`
       : status === 408 ? 'request headers did not arrive in time' : `malformed HTTP request (${err.code ?? 'parse error'})`;
     const body = JSON.stringify(new OciError('UNSUPPORTED', message).toEnvelope());
-    logger.info({ status, err: err.code }, 'refused a request the HTTP parser rejected');
+    // Docker probes every registry with a TLS handshake first: on a plain port that is routine, not news.
+    const probe = err.code === 'HPE_INVALID_METHOD' && (err as { rawPacket?: Buffer }).rawPacket?.[0] === 0x16;
+    logger[probe ? 'debug' : 'info']({ status, err: err.code }, probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected');
     socket.end([
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
       'Content-Type: application/json; charset=utf-8',

@@ -1,5 +1,5 @@
 /** @module http/respond — writing OCI error envelopes and JSON bodies with the registry's common headers. */
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { OciError, isOciError } from '../oci/errors.js';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-Api-Version';
@@ -13,11 +13,20 @@ export function sendError(res: ServerResponse, err: unknown, head = false): OciE
   }
   const body = JSON.stringify(oci.toEnvelope());
   res.statusCode = oci.status;
+  // Docker, skopeo and ctr print the status line of a 5xx (not its body): carry the cause there too.
+  if (oci.status >= 400 && oci.status !== 401) res.statusMessage = reasonPhrase(oci.status, oci.message);
   for (const [k, v] of Object.entries(oci.headers)) res.setHeader(k, v);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(head ? undefined : body);
   return oci;
+}
+
+/** `Bad Gateway: <message>`, as printable ASCII on one line (a reason phrase allows no more). */
+export function reasonPhrase(status: number, message: string): string {
+  const standard = STATUS_CODES[status] ?? 'Error';
+  const text = message.replace(/[^\x20-\x7e]+/g, ' ').trim();
+  return `${standard}: ${text.length > 400 ? `${text.slice(0, 397)}...` : text}`;
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, head = false, contentType = 'application/json; charset=utf-8'): void {

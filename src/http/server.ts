@@ -1,7 +1,7 @@
 /** @module http/server — the HTTP(S) listener: request parsing, routing, access log, error envelopes. */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { serverTls } from './tls.js';
+import { serverTls, type TlsFiles } from './tls.js';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
@@ -22,6 +22,9 @@ import { routeLabel, type RequestObserver } from './observer.js';
 import { isUiPath, serveUi } from './ui.js';
 import { handlePeer, type PeerDeps } from './peer.js';
 import type { UploadForwarder } from './forward.js';
+import { INSTANCE_HEADER, VIA_HEADER, isOwnRequest } from '../upstream/loop.js';
+
+const OWN_REQUEST = 'this request was sent by this berth itself: an upstream\'s name resolves to berth on the cache host; set resolve: for that upstream to the central registry\'s address, or remove the name from the cache host\'s hosts file';
 
 export interface ServerDeps {
   readonly config: BerthConfig;
@@ -40,14 +43,16 @@ export interface ServerDeps {
   /** The replica of the site holding an upload's bytes, when it is not this one. */
   readonly uploadOwner?: (id: string) => Promise<string | undefined>;
   readonly forwarder?: UploadForwarder;
+  /** This berth's instance id, sent on every response so an upstream loop is recognised. */
+  readonly instance?: string;
 }
 
-export function createServer(deps: ServerDeps): Server {
-  const { config } = deps;
+/** One listener; `tls` defaults to `http.tls` (other `http.listeners` entries pass their own or none). */
+export function createServer(deps: ServerDeps, tls: TlsFiles | undefined = deps.config.http.tls): Server {
   const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
   const options = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000 };
-  const server = config.http.tls
-    ? createHttpsServer({ ...options, ...serverTls(config.http.tls) }, handler)
+  const server = tls
+    ? createHttpsServer({ ...options, ...serverTls(tls) }, handler)
     : createHttpServer(options, handler);
   answerClientErrors(server, deps.logger);
   return server;
@@ -86,6 +91,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   for (const [name, values] of Object.entries(deps.config.http.headers)) res.setHeader(name, [...values]);
   const head = req.method === 'HEAD';
   try {
+    if (deps.instance !== undefined) {
+      res.setHeader(INSTANCE_HEADER, deps.instance);
+      if (isOwnRequest(req.headers[VIA_HEADER], deps.instance)) throw new OciError('UNAVAILABLE', OWN_REQUEST, { status: 508 });
+    }
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
     if (deps.peer && (await handlePeer(deps.peer, req, res, url))) return;

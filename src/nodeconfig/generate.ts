@@ -134,9 +134,9 @@ function dockerFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
     hub ? `registry-mirrors: Docker Hub pulls go to berth first (berth must route requests without a prefix to its Docker Hub upstream).` : '',
     !mirror.https ? `insecure-registries: lets dockerd talk plain HTTP to berth at ${mirror.hostPort}.` : '',
     ...others.map((r) => `${r.name}: Docker mirrors only Docker Hub; pull ${r.name} images by berth's address instead: docker pull ${mirror.hostPort}/${r.prefix ? `${r.prefix}/` : ''}REPOSITORY:TAG.`),
-    'Reload dockerd afterwards (systemctl reload docker).',
   ].filter(Boolean);
   const empty = Object.keys(additions).length === 0;
+  if (!empty) notes.push('Reload dockerd afterwards (systemctl reload docker).');
   const files: NodeFile[] = [{
     kind: 'docker', path: '/etc/docker/daemon.json', action: 'merge-json', notes,
     about: empty ? 'Docker: nothing to add to daemon.json' : 'Docker: entries to add to daemon.json',
@@ -157,7 +157,7 @@ function registriesFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
     `# ${about}; when berth cannot answer they fall back to the registry itself.`,
     '# A drop-in read by containers-registries.conf(5) tools; CRI-O needs a reload (systemctl reload crio), podman reads it on each pull.',
   ];
-  for (const r of input.registries) {
+  for (const r of registryForms(input.registries, mirror)) {
     lines.push('', '[[registry]]', `prefix = ${q(r.name)}`, `location = ${q(r.name)}`, '', '[[registry.mirror]]');
     if (!r.prefix && input.registries.length > 1) {
       lines.push(`# No prefix: berth sends ${r.name} requests to its default upstream; use --registry ${r.name}=PREFIX if it has a prefix.`);
@@ -173,6 +173,23 @@ function registriesFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
     });
   }
   return files;
+}
+
+/**
+ * containers/image lets a prefix without a port also match `name:port/...`, then rewrites that
+ * reference into an invalid one. So each bare name gets an entry for its `name:PORT` form too
+ * (PORT = berth's port, what hosts-file nodes write), and the longer prefix wins there.
+ */
+function registryForms(registries: readonly RegistrySpec[], mirror: Mirror): RegistrySpec[] {
+  const port = new URL(mirror.url).port;
+  const names = new Set(registries.map((r) => r.name));
+  const out: RegistrySpec[] = [];
+  for (const r of registries) {
+    out.push(r);
+    const withPort = `${r.name}:${port}`;
+    if (port && r.name !== DOCKER_HUB && !/:\d+$/.test(r.name) && !names.has(withPort)) out.push({ ...r, name: withPort });
+  }
+  return out;
 }
 
 function hostsFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {

@@ -3,18 +3,27 @@ import { randomUUID } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BreakerState } from '../upstream/breaker.js';
+import type { CheckResult } from '../upstream/checks.js';
 
 export interface ReadinessDeps {
   /** A directory on the store's file system where a probe file may be created (the store's tmp/). */
   readonly probeDir: string;
   readonly metadataOk: () => boolean;
-  readonly upstreams: () => Array<{ name: string; state: BreakerState }>;
+  readonly upstreams: () => UpstreamHealth[];
+}
+
+/** An upstream's breaker state and its latest start-up checks (reported; never makes berth unready). */
+export interface UpstreamHealth {
+  readonly name: string;
+  readonly state: BreakerState;
+  readonly checks?: readonly CheckResult[];
+  readonly problems?: readonly string[];
 }
 
 export interface Readiness {
   readonly ready: boolean;
   readonly store: { readonly writable: boolean; readonly metadata: boolean };
-  readonly upstreams: Array<{ name: string; state: BreakerState }>;
+  readonly upstreams: UpstreamHealth[];
 }
 
 /**

@@ -12,7 +12,7 @@ import type { ImageReference } from '../oci/image-ref.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
-import { checkReadiness } from './health.js';
+import { checkReadiness, type UpstreamHealth } from './health.js';
 import { WarmSchedule } from './schedule.js';
 import { Telemetry } from './telemetry.js';
 
@@ -88,7 +88,7 @@ export function createOperations(d: OperationsDeps): Operations {
     readiness: () => checkReadiness({
       probeDir: d.blobs.tmpDir,
       metadataOk: d.indexOk,
-      upstreams: () => d.upstreams.map((u) => ({ name: u.config.name, state: u.client.breaker.state })),
+      upstreams: () => d.upstreams.map((u) => upstreamHealth(u)),
     }),
     upstreams: d.upstreams,
     catalog,
@@ -115,6 +115,16 @@ export function createOperations(d: OperationsDeps): Operations {
  * registry part acts as containerd's `ns`; a registry part that is an upstream's path prefix
  * routes by prefix. Docker Hub's `library/` is added as a node's client would add it.
  */
+/** Breaker state plus the start-up checks, for /readyz and /api/v1/upstreams. */
+export function upstreamHealth(u: Upstream): UpstreamHealth {
+  const checks = u.client.checks;
+  return {
+    name: u.config.name,
+    state: u.client.breaker.state,
+    ...(checks ? { checks, problems: checks.filter((c) => !c.ok).map((c) => `${c.message}; fix: ${c.fix ?? ''}`) } : {}),
+  };
+}
+
 export function imageRouter(upstreams: readonly Upstream[]): (ref: ImageReference) => Target {
   return (ref) => {
     let target: Target;

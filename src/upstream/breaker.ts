@@ -9,6 +9,7 @@ export interface BreakerOptions {
   readonly probeIntervalMs: number;
   /** Resolves true when the upstream answers at all. */
   readonly probe: () => Promise<boolean>;
+  /** Already carries the upstream's name (a child logger), so lines do not repeat it. */
   readonly logger: Logger;
   readonly now: () => number;
 }
@@ -54,7 +55,7 @@ export class CircuitBreaker {
     this.lastError = reason;
     if (this.openedAt === undefined && this.failures >= this.opts.threshold) {
       this.openedAt = this.opts.now();
-      this.opts.logger.error({ upstream: this.opts.name, failures: this.failures, err: reason }, 'upstream unreachable: serving from cache, failing fast for uncached content until it answers again');
+      this.opts.logger.error({ failures: this.failures, err: reason }, 'upstream unreachable: serving from cache, failing fast for uncached content until it answers again');
       this.schedule();
     }
   }
@@ -70,7 +71,7 @@ export class CircuitBreaker {
     this.failures = 0;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.opts.logger.info({ upstream: this.opts.name, downMs, how }, 'upstream reachable again');
+    this.opts.logger.info({ downMs, how }, 'upstream reachable again');
   }
 
   private schedule(): void {

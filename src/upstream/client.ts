@@ -1,12 +1,16 @@
 /** @module upstream/client — one central registry over HTTP(S): auth challenges, redirects, timeouts; no disk. */
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Agent, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
 import { CircuitBreaker } from './breaker.js';
+import { upstreamAgent } from './agent.js';
+import { classify, describeConfigProblem, describeTrustProblem, peerCertificate } from './trust.js';
+import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
+import { runChecks, type CheckResult } from './checks.js';
 
 export interface UpstreamTimeouts {
   readonly connectMs: number;
@@ -45,6 +49,9 @@ export interface UpstreamObserver {
   tokenRefreshed(upstream: string): void;
 }
 
+/** How long the description of an untrusted certificate is reused before it is read again. */
+const TRUST_NOTE_MS = 30_000;
+
 const MAX_REDIRECTS = 5;
 const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io']);
 
@@ -59,6 +66,11 @@ export class RegistryClient {
   private scheme: 'none' | 'bearer' | 'basic' = 'none';
   private readonly isDockerHub: boolean;
   readonly breaker: CircuitBreaker;
+  /** The latest start-up (or doctor) checks, for /readyz and /api/v1/upstreams. */
+  checks: readonly CheckResult[] | undefined;
+  private trustNote: { at: number; text: Promise<{ message: string; fix: string }> } | undefined;
+  private readonly connectMs: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly config: UpstreamConfig,
@@ -66,22 +78,16 @@ export class RegistryClient {
     private readonly logger: Logger,
     now: () => number,
     observer?: UpstreamObserver,
+    /** This berth's instance id: sent upstream and looked for in answers, so berth never waits on itself. */
+    private readonly instance?: string,
   ) {
+    this.connectMs = timeouts.connectMs;
+    this.now = now;
     this.name = config.name;
     this.remoteurl = config.remoteurl;
     this.tokenrealms = config.tokenrealms;
     this.isDockerHub = DOCKER_HUB_HOSTS.has(new URL(config.remoteurl).hostname);
-    this.dispatcher = new Agent({
-      connect: {
-        timeout: timeouts.connectMs,
-        ca: config.ca,
-        rejectUnauthorized: !config.insecure,
-        ...(config.clientcert ? { cert: config.clientcert.certificate, key: config.clientcert.key } : {}),
-      },
-      headersTimeout: timeouts.firstByteMs,
-      bodyTimeout: timeouts.idleMs,
-      keepAliveTimeout: 30_000,
-    });
+    this.dispatcher = upstreamAgent(config, timeouts);
     this.tokens = new TokenSource({
       upstreamName: config.name,
       remoteurl: config.remoteurl,
@@ -109,10 +115,16 @@ export class RegistryClient {
     await this.dispatcher.destroy();
   }
 
+  /** DNS, connect, TLS trust, loop, credentials and token realm, one result each (start-up, doctor). */
+  async check(): Promise<readonly CheckResult[]> {
+    this.checks = await runChecks(this.config, { connectMs: this.connectMs, dispatcher: this.dispatcher, instance: this.instance });
+    return this.checks;
+  }
+
   /** Any HTTP answer from /v2/ (401 included) means the upstream is reachable. */
   private async probe(): Promise<boolean> {
     try {
-      const res = await request(`${this.remoteurl}/v2/`, { method: 'GET', dispatcher: this.dispatcher });
+      const res = await request(`${this.remoteurl}/v2/`, { method: 'GET', headers: this.viaHeader(), dispatcher: this.dispatcher });
       await res.body.dump();
       return res.statusCode < 500;
     } catch {
@@ -158,6 +170,33 @@ export class RegistryClient {
     return res;
   }
 
+  private viaHeader(): Record<string, string> {
+    return this.instance !== undefined ? { [VIA_HEADER]: this.instance } : {};
+  }
+
+  /**
+   * Outages count towards the breaker; trust and configuration errors do not (they repeat until
+   * the config changes, and waiting would not help): they name the certificate and the key to set.
+   */
+  private async networkFailure(err: unknown): Promise<OciError> {
+    const kind = classify(err);
+    if (kind === 'outage') {
+      const reason = describeNetworkError(err);
+      this.breaker.failure(reason);
+      return new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}) is unreachable: ${reason}`);
+    }
+    if (kind === 'config') {
+      const p = describeConfigProblem(this.config, err);
+      return new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`, { status: 502 });
+    }
+    const at = this.now();
+    if (!this.trustNote || at - this.trustNote.at > TRUST_NOTE_MS) {
+      this.trustNote = { at, text: peerCertificate(this.config, this.connectMs).then((cert) => describeTrustProblem(this.config, err, cert)) };
+    }
+    const p = await this.trustNote.text;
+    return new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`, { status: 502 });
+  }
+
   private authHeader(scope: string): Record<string, string> {
     if (this.scheme === 'basic' && this.config.username !== undefined) {
       return { authorization: basicAuth(this.config.username, this.config.password ?? '') };
@@ -175,16 +214,18 @@ export class RegistryClient {
    */
   private async sendWithRedirects(method: string, url: string, headers: Record<string, string>, body?: () => Buffer | Readable): Promise<UpstreamResponse> {
     let current = url;
-    let hdrs = headers;
+    let hdrs = { ...headers, ...this.viaHeader() };
     const follows = method === 'GET' || method === 'HEAD';
     for (let hop = 0; ; hop++) {
       let res: Dispatcher.ResponseData;
       try {
         res = await request(current, { method: method, headers: hdrs, body: body?.(), dispatcher: this.dispatcher });
       } catch (err) {
-        const reason = describeNetworkError(err);
-        this.breaker.failure(reason);
-        throw new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}) is unreachable: ${reason}`);
+        throw await this.networkFailure(err);
+      }
+      if (this.instance !== undefined && responseValue(res.headers[INSTANCE_HEADER]) === this.instance) {
+        await res.body.dump().catch(() => undefined);
+        throw new OciError('UNAVAILABLE', loopMessage(this.config), { status: 508 });
       }
       if (res.statusCode >= 500) this.breaker.failure(`answered ${res.statusCode}`);
       else this.breaker.success();
@@ -206,7 +247,10 @@ export class RegistryClient {
 
 /** The first value of a response header (undici gives arrays for repeated headers). */
 export function responseHeader(res: UpstreamResponse, name: string): string | undefined {
-  const v = res.headers[name];
+  return responseValue(res.headers[name]);
+}
+
+function responseValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 

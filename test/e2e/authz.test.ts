@@ -237,5 +237,5 @@ test('hardening: oversized headers and bodies, bad names and paths get 4xx envel
     assert.ok(Array.isArray((r.json() as { errors?: unknown }).errors), `${p}: envelope`);
     assert.ok(!r.body.toString().includes('root:'), `${p}: no file content`);
   }
-  assert.deepEqual((await readdir(berth.root)).filter((n) => !/^(blobs|tmp|uploads|berth\.lock|(metadata|push)\.db(-wal|-shm)?)$/.test(n)), [], 'only berth\'s own files in the root');
+  assert.deepEqual((await readdir(berth.root)).filter((n) => !/^(blobs|tmp|uploads|berth\.lock|instance-id|(metadata|push)\.db(-wal|-shm)?)$/.test(n)), [], 'only berth\'s own files in the root');
 });

@@ -86,8 +86,8 @@ async function checkWiring(docs: Obj[], where: string): Promise<void> {
   const configVolume = (sts['spec']['template']['spec']['volumes'] as Obj[]).find((v) => v['name'] === configMount?.['name']);
   assert.equal(configVolume?.['configMap']?.['name'], cm['metadata']['name'], `${where}: /etc/berth is the ConfigMap`);
   const effective = await configCheck(cm['data']['config.yml'], docs);
-  const port = effective['http']['port'] as number;
-  assert.equal((c['volumeMounts'] as Obj[]).find((m) => m['name'] === 'data')?.['mountPath'], effective['storage']['rootdirectory'], `${where}: the volume is the store`);
+  const port = listenPort(effective);
+  assert.equal((c['volumeMounts'] as Obj[]).find((m) => m['name'] === 'data')?.['mountPath'], effective['storage']['filesystem']['rootdirectory'], `${where}: the volume is the store`);
   assert.ok((sts['spec']['volumeClaimTemplates'] as Obj[]).some((t) => t['metadata']['name'] === 'data'));
 
   // Ports and probes name what berth listens on and serves.
@@ -105,7 +105,8 @@ async function checkWiring(docs: Obj[], where: string): Promise<void> {
   const dsEnv = envOf(container(ds));
   assert.equal(dsEnv['BERTH_SERVICE']?.['value'], `${svc['metadata']['name']}.${svc['metadata']['namespace']}.svc`);
   assert.equal(Number(dsEnv['BERTH_PORT']?.['value']), svc['spec']['ports'][0]['port']);
-  const mirrored = effective['upstreams'].flatMap((u: Obj) => u['hosts']) as string[];
+  // config check prints a single upstream as distribution's proxy: section.
+  const mirrored = (effective['upstreams'] ?? [effective['proxy']]).flatMap((u: Obj) => u['hosts'] ?? []) as string[];
   for (const r of String(dsEnv['REGISTRIES']?.['value']).split(/\s+/)) assert.ok(mirrored.includes(r), `${where}: berth mirrors ${r} (proxy.hosts)`);
   const hostPath = ds['spec']['template']['spec']['volumes'][0]['hostPath']['path'] as string;
   assert.equal(container(ds)['volumeMounts'][0]['mountPath'], `${dsEnv['HOST_ROOT']?.['value']}${hostPath}`, `${where}: the node's certs.d is under HOST_ROOT`);
@@ -113,6 +114,11 @@ async function checkWiring(docs: Obj[], where: string): Promise<void> {
 }
 
 /** `berth config check` on the ConfigMap's config.yml, with the Secret's values as the StatefulSet passes them. */
+/** The port of `http.addr` as `berth config check` prints it (`:5000`, `[::1]:5000`). */
+function listenPort(effective: Obj): number {
+  return Number(String(effective['http']['addr']).split(':').pop());
+}
+
 async function configCheck(configYml: string, docs: Obj[]): Promise<Obj> {
   const dir = await makeTempDir('berth-cfgcheck');
   try {
@@ -166,7 +172,8 @@ describe('deploy/: Kubernetes manifests, Helm chart, Dockerfile', { timeout: 180
 
     const custom = await renderChart(CHART, {
       release: 'edge', namespace: 'site-7',
-      values: { nodeConfig: { enabled: false }, credentials: { existingSecret: 'harbor-creds' }, persistence: { size: '200Gi', storageClassName: 'local-ssd' } },
+      values: { nodeConfig: { enabled: false }, credentials: { existingSecret: 'harbor-creds' }, persistence: { size: '200Gi', storageClassName: 'local-ssd' },
+        hostAliases: [{ ip: '10.10.102.190', hostnames: ['harbor.xing.com'] }] },
     });
     const customDocs = [...custom.files].filter(([f]) => f.endsWith('.yaml')).flatMap(([f, t]) => docsOf(t, f));
     assert.deepEqual(customDocs.map((d) => d['kind']).sort(), ['ConfigMap', 'Service', 'StatefulSet']);
@@ -175,6 +182,7 @@ describe('deploy/: Kubernetes manifests, Helm chart, Dockerfile', { timeout: 180
     assert.equal(envOf(container(sts))['REGISTRY_PROXY_PASSWORD']?.['valueFrom']['secretKeyRef']['name'], 'harbor-creds');
     assert.equal(sts['spec']['volumeClaimTemplates'][0]['spec']['storageClassName'], 'local-ssd');
     assert.equal(sts['spec']['volumeClaimTemplates'][0]['spec']['resources']['requests']['storage'], '200Gi');
+    assert.deepEqual(sts['spec']['template']['spec']['hostAliases'], [{ ip: '10.10.102.190', hostnames: ['harbor.xing.com'] }], 'hostAliases reach the pod');
     t.diagnostic(`helm chart rendered with: ${rendered.engine === 'helm' ? 'helm template' : 'the built-in Go-template subset renderer (helm not installed)'}`);
   });
 
@@ -193,9 +201,9 @@ describe('deploy/: Kubernetes manifests, Helm chart, Dockerfile', { timeout: 180
     const cmd = JSON.parse(/^CMD\s+(.+)$/m.exec(final)?.[1] ?? '[]') as string[];
     assert.deepEqual([...entry, ...cmd], ['berth', 'serve', '--config', '/etc/berth/config.yml']);
     const effective = await configCheck(await readFile(path.join(ROOT, 'deploy/docker/config.yml'), 'utf8'), plain);
-    assert.equal(/^EXPOSE\s+(\d+)/m.exec(final)?.[1], String(effective['http']['port']));
+    assert.equal(/^EXPOSE\s+(\d+)/m.exec(final)?.[1], String(listenPort(effective)));
     assert.match(final, /^VOLUME \["\/var\/lib\/berth"\]$/m);
-    assert.equal(effective['storage']['rootdirectory'], '/var/lib/berth');
+    assert.equal(effective['storage']['filesystem']['rootdirectory'], '/var/lib/berth');
     // Every file the final stage copies out of the build stage is something `npm run build` made here.
     for (const m of final.matchAll(/^COPY --from=build (.+) \S+$/gm)) {
       for (const src of m[1]!.split(/\s+/)) assert.ok(existsSync(path.join(ROOT, src.replace(/^\/app\//, ''))), `${src} exists after the build`);

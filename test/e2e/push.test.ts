@@ -8,7 +8,7 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull, startDockerd, type Dockerd } from '../fixtures/clients.js';
 import { makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
-import { PREFIX, assertSameImage, pushModesConfig, queuedJobs, waitForDrain, type PushMode } from '../fixtures/push.js';
+import { PREFIX, PUSHER, assertSameImage, pushModesConfig, queuedJobs, waitForDrain, type PushMode } from '../fixtures/push.js';
 import { OCI_MANIFEST, assertError, call, digestOf, makeManifest, uploadBlob } from '../fixtures/oci-http.js';
 
 const creds = { username: 'admin', password: 'Harbor12345' };
@@ -22,7 +22,7 @@ before(async () => {
   work = await makeTempDir('berth-e2e-push-');
   registry = await startRegistry({ auth: 'token', users: { [creds.username]: creds.password } });
   image = await buildImage({ layers: 2, layerSize: 1024 * 1024, tag: 'v1' });
-  berth = await startBerth({ config: pushModesConfig(registry.url, creds) });
+  berth = await startBerth({ config: pushModesConfig(work, registry.url, creds) });
   plain = await startBerth({ config: { version: 0.1 } });
 });
 
@@ -83,6 +83,8 @@ test('docker push into berth in every mode (and the plain registry); pushed imag
   await pushImage(image, registry.url, 'xing/base:v1', creds);
   const docker: Dockerd = await startDockerd({ insecureRegistries: [berth.host, plain.host] });
   try {
+    // berth forwards pushes with its own upstream account, so it requires clients to log in.
+    await docker.login(berth.host, PUSHER.username, PUSHER.password);
     const source = `${berth.host}/ro/xing/base:v1`;
     await docker.pull(source);
     for (const mode of ['local', 'write-through', 'write-behind'] as const) {

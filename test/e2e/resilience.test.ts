@@ -135,9 +135,12 @@ test('a link that cuts connections mid-transfer: pulls complete verified, upstre
   // so the image is large next to them, as a real image is next to a WAN link's bytes in flight.
   const img = await image(2, 24 * 1024 * 1024, 'flaky');
   await pushImage(img, registry.url, 'xing/flaky:v1', creds);
-  const relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: 32 * 1024 * 1024, cutAfterBytes: 8 * 1024 * 1024, cutConnections: 2 });
+  const relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: 32 * 1024 * 1024 });
   const berth = await startBerth({ proxy: { remoteurl: relay.url, username: 'admin', password: users.admin } });
   try {
+    // berth's start-up checks open connections of their own: cut only the ones opened after them.
+    await waitFor(async () => (await berth.logLines()).some((l) => l['check'] === 'credentials'), 20_000, { what: 'start-up checks' });
+    relay.configure({ rateBytesPerSec: 32 * 1024 * 1024, cutAfterBytes: 8 * 1024 * 1024, cutConnections: 2 });
     const before = await registry.bytesSent();
     const pulls = await Promise.all([httpPull(berth.url, 'xing/flaky', 'v1'), httpPull(berth.url, 'xing/flaky', 'v1')]);
     for (const p of pulls) assert.equal(p.manifestDigest, img.manifestDigest);

@@ -26,7 +26,7 @@ before(async () => {
   // berth reaches the registry through a relay: a WAN link the tests can slow down or cut.
   relay = await startRelay({ targetPort: registry.port });
   // A store smaller than one image: content waiting for replication must survive eviction.
-  config = pushModesConfig(relay.url, creds, { storage: { maxsize: '1MiB' } });
+  config = pushModesConfig(work, relay.url, creds, { storage: { maxsize: '1MiB' } });
   berth = await startBerth({ config });
 });
 

@@ -1,0 +1,39 @@
+/** @module cli/doctor — `berth doctor`: the start-up checks of every upstream, run from the cache host, each problem printed with its fix. */
+import { pino } from 'pino';
+import type { BerthConfig } from '../config/types.js';
+import { RegistryClient } from '../upstream/client.js';
+import { instanceId } from '../upstream/loop.js';
+
+export interface DoctorIo {
+  readonly out: (line: string) => void;
+  readonly now: () => number;
+}
+
+/** 0 when every check passed, 1 when any failed. */
+export async function runDoctor(config: BerthConfig, io: DoctorIo): Promise<number> {
+  if (config.upstreams.length === 0) {
+    io.out('no upstreams configured: berth is a plain registry, nothing to check');
+    return 0;
+  }
+  // The id of the store berth serves from, so a loop back to a running berth is recognised; never created here.
+  const instance = await instanceId(config.storage.rootdirectory, false);
+  const logger = pino({ level: 'silent' });
+  let failed = 0;
+  for (const u of config.upstreams) {
+    const client = new RegistryClient(u, config.upstreamTimeouts, logger, io.now, undefined, instance);
+    try {
+      io.out(`upstream ${u.name} (${u.remoteurl})`);
+      for (const r of await client.check()) {
+        io.out(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.check.padEnd(11)} ${r.message}`);
+        if (!r.ok) {
+          failed++;
+          io.out(`       fix: ${r.fix ?? ''}`);
+        }
+      }
+    } finally {
+      await client.close();
+    }
+  }
+  io.out(failed === 0 ? 'no problems found' : `${failed} problem${failed === 1 ? '' : 's'} found`);
+  return failed === 0 ? 0 : 1;
+}

@@ -1,0 +1,151 @@
+/** @module upstream/checks — what berth verifies about each upstream at start and in `berth doctor`: DNS, connect, TLS trust, loop, credentials, token realm. */
+import { lookup } from 'node:dns/promises';
+import { connect as netConnect, isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { request, type Dispatcher } from 'undici';
+import type { UpstreamConfig } from '../config/types.js';
+import { parseChallenge } from './challenge.js';
+import { basicAuth, fetchToken } from './tokens.js';
+import { connectOptions } from './agent.js';
+import { describeConfigProblem, describeTrustProblem, errorCode, keyOf, peerCertificate } from './trust.js';
+import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
+import { pino } from 'pino';
+
+export type CheckName = 'dns' | 'connect' | 'tls' | 'loop' | 'credentials' | 'token';
+
+export interface CheckResult {
+  readonly check: CheckName;
+  readonly ok: boolean;
+  readonly message: string;
+  /** What to change, for a failed check. */
+  readonly fix?: string;
+}
+
+export interface CheckOptions {
+  readonly connectMs: number;
+  /** The upstream's own pool (same TLS settings and `resolve:` as pulls use). */
+  readonly dispatcher: Dispatcher;
+  readonly instance?: string;
+}
+
+const ok = (check: CheckName, message: string): CheckResult => ({ check, ok: true, message });
+const fail = (check: CheckName, message: string, fix: string): CheckResult => ({ check, ok: false, message, fix });
+
+/** Runs the checks in order; a failed step ends the list (later steps could not say anything true). */
+export async function runChecks(config: UpstreamConfig, opts: CheckOptions): Promise<CheckResult[]> {
+  const out: CheckResult[] = [];
+  const url = new URL(config.remoteurl);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+
+  let address: string;
+  if (config.resolve !== undefined) {
+    address = config.resolve;
+    out.push(ok('dns', `${host} is connected to at ${address} (${keyOf(config, 'resolve')}; DNS not asked)`));
+  } else if (isIP(host)) {
+    address = host;
+  } else {
+    try {
+      address = (await lookup(host)).address;
+      out.push(ok('dns', `${host} resolves to ${address}`));
+    } catch (err) {
+      const p = describeConfigProblem(config, err);
+      out.push(fail('dns', p.message, p.fix));
+      return out;
+    }
+  }
+
+  const connected = await tcpConnect(address, port, opts.connectMs);
+  if (connected !== undefined) {
+    out.push(fail('connect', `cannot connect to ${address}:${port}: ${connected}`, `check that the central registry listens there and the cache host may reach it; ${keyOf(config, 'resolve')} sets the address`));
+    return out;
+  }
+  out.push(ok('connect', `connected to ${address}:${port}`));
+
+  if (url.protocol === 'https:') {
+    const tls = await tlsCheck(config, host, port, opts.connectMs);
+    out.push(tls);
+    if (!tls.ok) return out;
+  }
+
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(`${config.remoteurl}/v2/`, { method: 'GET', headers: opts.instance ? { [VIA_HEADER]: opts.instance } : {}, dispatcher: opts.dispatcher });
+    await res.body.dump();
+  } catch (err) {
+    out.push(fail('connect', `GET ${config.remoteurl}/v2/ failed: ${errorCode(err) ?? (err as Error).message}`, 'check that remoteurl names a registry (its /v2/ endpoint)'));
+    return out;
+  }
+  const answeredBy = first(res.headers[INSTANCE_HEADER]);
+  if (opts.instance !== undefined && answeredBy === opts.instance) {
+    out.push(fail('loop', loopMessage(config), `set ${keyOf(config, 'resolve')} to the central registry's address`));
+    return out;
+  }
+  out.push(ok('loop', answeredBy ? `${config.remoteurl} is another berth (instance ${answeredBy})` : `${config.remoteurl} is not this berth`));
+  out.push(...(await authChecks(config, res, opts)));
+  return out;
+}
+
+async function authChecks(config: UpstreamConfig, res: Dispatcher.ResponseData, opts: CheckOptions): Promise<CheckResult[]> {
+  if (res.statusCode >= 500) return [fail('credentials', `${config.remoteurl}/v2/ answered ${res.statusCode}`, 'the central registry is failing; see its logs')];
+  if (res.statusCode !== 401) {
+    return [ok('credentials', config.username !== undefined ? `${config.remoteurl} asks for no credentials (${keyOf(config, 'username')} is not needed)` : `${config.remoteurl} allows anonymous pulls`)];
+  }
+  const challenge = parseChallenge(res.headers['www-authenticate']);
+  const creds = config.username !== undefined ? { username: config.username, password: config.password ?? '' } : undefined;
+  const setCreds = `set ${keyOf(config, 'username')} and password (or passwordfile, dockerconfig)`;
+  if (challenge?.scheme === 'basic') {
+    if (!creds) return [fail('credentials', `${config.remoteurl} requires credentials`, setCreds)];
+    const again = await request(`${config.remoteurl}/v2/`, { method: 'GET', headers: { authorization: basicAuth(creds.username, creds.password), ...(opts.instance ? { [VIA_HEADER]: opts.instance } : {}) }, dispatcher: opts.dispatcher });
+    await again.body.dump();
+    return again.statusCode === 200
+      ? [ok('credentials', `${config.remoteurl} accepts user "${creds.username}" (basic auth)`)]
+      : [fail('credentials', `${config.remoteurl} rejected user "${creds.username}" (basic auth, ${again.statusCode})`, `check ${keyOf(config, 'username')} and its password`)];
+  }
+  if (challenge?.scheme !== 'bearer') return [fail('credentials', `${config.remoteurl} sent an authentication challenge berth does not know: ${challenge?.scheme ?? '(none)'}`, 'use a registry with basic or bearer token auth')];
+  const realm = challenge.params['realm'] ?? '';
+  try {
+    const outcome = await fetchToken({ upstreamName: config.name, remoteurl: config.remoteurl, allowedRealms: config.tokenrealms, dispatcher: opts.dispatcher, logger: pino({ level: 'silent' }) }, challenge, undefined, creds);
+    const token = ok('token', `token realm ${realm} answers`);
+    if (outcome.kind === 'rejected') {
+      return [token, creds
+        ? fail('credentials', `token realm ${realm} rejected user "${creds.username}" (${outcome.status})`, `check ${keyOf(config, 'username')} and its password`)
+        : fail('credentials', `token realm ${realm} refuses anonymous tokens (${outcome.status})`, setCreds)];
+    }
+    return [token, ok('credentials', creds ? `token realm ${realm} issued a token for user "${creds.username}"` : `token realm ${realm} issues anonymous tokens`)];
+  } catch (err) {
+    return [fail('token', (err as Error).message, `make the token realm reachable from the cache host, or list its host in ${keyOf(config, 'tokenrealms')} if it is trusted`)];
+  }
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** undefined when connected, else the reason. */
+function tcpConnect(address: string, port: number, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host: address, port, timeout: timeoutMs });
+    s.once('connect', () => { s.destroy(); resolve(undefined); });
+    s.once('timeout', () => { s.destroy(); resolve(`no answer within ${timeoutMs} ms`); });
+    s.once('error', (err) => resolve(errorCode(err) ?? err.message));
+  });
+}
+
+function tlsCheck(config: UpstreamConfig, host: string, port: number, timeoutMs: number): Promise<CheckResult> {
+  if (config.insecure) return Promise.resolve(ok('tls', `certificate not verified (${keyOf(config, 'insecure')}: true)`));
+  return new Promise((resolve) => {
+    const s = tlsConnect({ ...connectOptions(config, timeoutMs), host, port, ...(isIP(host) ? {} : { servername: host }) } as never);
+    s.setTimeout(timeoutMs, () => { s.destroy(); resolve(fail('tls', `no TLS handshake within ${timeoutMs} ms`, 'check that remoteurl\'s port speaks TLS')); });
+    s.once('secureConnect', () => {
+      const cert = s.getPeerCertificate();
+      s.destroy();
+      resolve(ok('tls', `certificate of ${host} trusted (subject ${cert.subject?.CN ?? '?'}, valid until ${cert.valid_to})`));
+    });
+    s.once('error', async (err) => {
+      s.destroy();
+      const p = errorCode(err)?.startsWith('ERR_SSL') ? describeConfigProblem(config, err) : describeTrustProblem(config, err, await peerCertificate(config, timeoutMs));
+      resolve(fail('tls', p.message, p.fix));
+    });
+  });
+}

@@ -1,0 +1,35 @@
+/** @module upstream/loop — recognising an upstream that is this berth itself (the hosts-file trick applied on the cache host too). */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { UpstreamConfig } from '../config/types.js';
+import { keyOf } from './trust.js';
+
+/** On every response berth sends: which berth answered. */
+export const INSTANCE_HEADER = 'berth-instance';
+/** On every request berth sends upstream: which berth asked. */
+export const VIA_HEADER = 'berth-via';
+const ID_FILE = 'instance-id';
+
+/** The store's instance id, created on first start; `berth doctor` reads the same one. */
+export async function instanceId(root: string, create = true): Promise<string | undefined> {
+  const file = join(root, ID_FILE);
+  const existing = await readFile(file, 'utf8').then((t) => t.trim(), () => '');
+  if (/^[0-9a-f-]{36}$/.test(existing)) return existing;
+  if (!create) return undefined;
+  const id = randomUUID();
+  await mkdir(root, { recursive: true });
+  await writeFile(file, `${id}\n`);
+  return id;
+}
+
+export function loopMessage(config: UpstreamConfig): string {
+  const host = new URL(config.remoteurl).hostname;
+  return `upstream ${config.name} (${config.remoteurl}) is this berth itself: ${host} resolves to berth on the cache host, so berth would wait on its own answer; fix: set ${keyOf(config, 'resolve')} to the central registry's real address, or remove ${host} from the cache host's hosts file (only the nodes should point it at berth)`;
+}
+
+/** A request that this berth sent upstream and that came back to it. */
+export function isOwnRequest(via: string | string[] | undefined, instance: string): boolean {
+  const values = Array.isArray(via) ? via : via === undefined ? [] : [via];
+  return values.some((v) => v.split(',').some((x) => x.trim() === instance));
+}
