@@ -88,7 +88,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(),
   });
   const listeners: Listener[] = [{ host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) }, ...config.http.listeners];
-  const serverDeps = { config, cache, upstreams, logger, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance,
+  const serverDeps = { config, cache, upstreams, logger, now, admin: ops.admin, observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance,
     ...(config.cluster && replica && forwarder
       ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }
       : {}),
@@ -141,6 +141,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       await forwarder?.close();
       await inUse.close();
       pushStores.close();
+      await access.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
       index.close();
     },

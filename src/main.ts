@@ -13,6 +13,16 @@ import { runDoctor } from './cli/doctor.js';
 import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
 import { EXIT, UsageError } from './oci/errors.js';
 
+/** The soft limit on open files (node raises it to the hard limit at start), from /proc on Linux. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m?.[1] === undefined ? undefined : m[1] === 'unlimited' ? Infinity : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -35,8 +45,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--username <user>', 'upstream username')
     .option('--password-file <file>', 'file holding the upstream password')
     .action(async (opts: { config?: string } & ServeFlags) => {
-      const { config, warnings } = loadConfig({ file: opts.config ?? env['BERTH_CONFIG'], env, flags: opts, cwd });
-      exitCode = await serve(config, warnings, { signals: process });
+      const { config, warnings } = loadConfig({ file: opts.config ?? env['BERTH_CONFIG'], env, flags: opts, cwd, fdLimit: openFileLimit() });
+      exitCode = await serve(config, warnings, { signals: process, faults: process });
     });
 
   const configCmd = program.command('config').description('configuration tools');

@@ -64,12 +64,38 @@ test('htpasswd: a flood of password checks is bounded; the excess is refused wit
   writeFileSync(file, `alice:${bcrypt.hashSync('pw', 8)}\n`);
   const h = new Htpasswd(file, logger, now);
   h.load();
-  const results = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => h.verify('alice', `wrong-${i}`)));
-  const refused = results.filter((r) => r.status === 'rejected');
-  assert.ok(refused.length > 0, 'some checks must be refused');
-  for (const r of refused) assert.ok(r.status === 'rejected' && r.reason instanceof OciError && r.reason.code === 'TOOMANYREQUESTS');
-  assert.ok(results.filter((r) => r.status === 'fulfilled').every((r) => r.status === 'fulfilled' && r.value === false));
-  assert.equal(await h.verify('alice', 'pw'), true, 'the gate frees up once the flood is over');
+  try {
+    // Many addresses at once, so the failure backoff does not get in first.
+    const results = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => h.verify('alice', `wrong-${i}`, `10.0.0.${i}`)));
+    const refused = results.filter((r) => r.status === 'rejected');
+    assert.ok(refused.length > 0, 'some checks must be refused');
+    for (const r of refused) assert.ok(r.status === 'rejected' && r.reason instanceof OciError && r.reason.code === 'TOOMANYREQUESTS');
+    assert.ok(results.filter((r) => r.status === 'fulfilled').every((r) => r.status === 'fulfilled' && r.value === false));
+    assert.equal(await h.verify('alice', 'pw', '10.1.0.1'), true, 'the gate frees up once the flood is over');
+  } finally {
+    await h.close();
+  }
+});
+
+test('htpasswd: an address that keeps failing backs off (429) while verified sessions and clean addresses go on', async () => {
+  const file = join(dir, 'htpasswd-backoff');
+  writeFileSync(file, `alice:${bcrypt.hashSync('pw', 4)}\nbob:${bcrypt.hashSync('pw-b', 4)}\n`);
+  let t = 1_000_000;
+  const h = new Htpasswd(file, logger, () => t);
+  h.load();
+  try {
+    assert.equal(await h.verify('bob', 'pw-b', '10.0.0.9'), true, 'bob verified before the attack');
+    for (let i = 0; i < 5; i++) assert.equal(await h.verify('alice', `wrong-${i}`, '10.0.0.9'), false);
+    await assert.rejects(h.verify('alice', 'pw', '10.0.0.9'), (e: unknown) => e instanceof OciError && e.code === 'TOOMANYREQUESTS' && e.headers['Retry-After'] === '1');
+    assert.equal(await h.verify('bob', 'pw-b', '10.0.0.9'), true, 'a verified session is unaffected');
+    assert.equal(await h.verify('alice', 'pw', '10.0.0.10'), true, 'the user from a clean address is still checked');
+    for (let i = 0; i < 5; i++) assert.equal(await h.verify('alice', `again-${i}`, '10.0.0.11'), false);
+    t += 1_001;
+    assert.equal(await h.verify('alice', 'wrong-6', '10.0.0.11'), false, 'after the wait one more check runs');
+    await assert.rejects(h.verify('alice', 'wrong-7', '10.0.0.11'), (e: unknown) => e instanceof OciError && e.headers['Retry-After'] === '2', 'the wait doubles');
+  } finally {
+    await h.close();
+  }
 });
 
 test('Authorization: Basic is read; other schemes and garbage count as no credentials', () => {

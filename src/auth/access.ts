@@ -13,6 +13,8 @@ export interface AccessRequest {
   readonly action: Action;
   /** What a pass-through check asks the upstream (a request needing the same access). */
   readonly probe: Probe;
+  /** The client's address, for the failed-login backoff. */
+  readonly client?: string;
 }
 
 export interface AccessDeps {
@@ -58,6 +60,11 @@ export class AccessControl {
     this.htpasswd?.reload();
   }
 
+  /** Stops the password-check workers. */
+  async close(): Promise<void> {
+    await this.htpasswd?.close();
+  }
+
   /** No layer configured: every request is allowed without looking at credentials. */
   get open(): boolean {
     return !this.htpasswd && !this.rules && this.passthrough.size === 0;
@@ -84,21 +91,21 @@ export class AccessControl {
       }
       throw denied(creds?.username, action, target, `upstream ${target.upstream.config.name} does not grant it to this account`);
     }
-    const user = await this.identify(creds);
+    const user = await this.identify(creds, req.client);
     if (this.allows(user, target, action)) return user ?? ANONYMOUS;
     if (user === undefined) throw this.challenge(`${action} access to ${target.repository} needs authentication: docker login to this registry`);
     throw denied(user, action, target, this.rules ? 'no auth.rules entry allows it' : 'not allowed');
   }
 
   /** `GET /v2/`: checks credentials when given; challenges anonymous clients when logins exist. */
-  async base(authorization: string | undefined, upstream: Upstream | undefined): Promise<void> {
+  async base(authorization: string | undefined, upstream: Upstream | undefined, client?: string): Promise<void> {
     if (this.open) return;
     const creds = parseBasic(authorization);
     if (!creds) {
       if (this.loginRequired) throw this.challenge('authentication required: docker login to this registry');
       return;
     }
-    if (this.htpasswd && (await this.htpasswd.verify(creds.username, creds.password))) return;
+    if (this.htpasswd && (await this.htpasswd.verify(creds.username, creds.password, client))) return;
     // Only the upstream this request is routed to sees the credentials, never the others.
     const checker = upstream && this.passthrough.get(upstream.config.name);
     if (checker && (await checker.login(creds))) return;
@@ -109,9 +116,9 @@ export class AccessControl {
    * `GET /v2/_catalog`: which repositories (as clients name them) this client may see. Undefined:
    * all. Pass-through repositories are left out: listing them would need one upstream call each.
    */
-  async catalogFilter(authorization: string | undefined, resolve: (name: string) => Target): Promise<((name: string) => boolean) | undefined> {
+  async catalogFilter(authorization: string | undefined, resolve: (name: string) => Target, client?: string): Promise<((name: string) => boolean) | undefined> {
     if (this.open) return undefined;
-    const user = await this.identify(parseBasic(authorization));
+    const user = await this.identify(parseBasic(authorization), client);
     if (user === undefined && this.loginRequired && !this.rules?.anonymousAllowed) throw this.challenge('the catalog needs authentication: docker login to this registry');
     return (name) => {
       try {
@@ -125,9 +132,9 @@ export class AccessControl {
   }
 
   /** The htpasswd user, or undefined for anonymous; wrong credentials are a 401, not anonymous. */
-  private async identify(creds: Credentials | undefined): Promise<string | undefined> {
+  private async identify(creds: Credentials | undefined, client: string | undefined): Promise<string | undefined> {
     if (!creds || !this.htpasswd) return undefined;
-    if (await this.htpasswd.verify(creds.username, creds.password)) return creds.username;
+    if (await this.htpasswd.verify(creds.username, creds.password, client)) return creds.username;
     throw this.challenge('invalid username or password');
   }
 

@@ -1,9 +1,9 @@
 /** @module auth/htpasswd — users and bcrypt password hashes from an Apache htpasswd file, as distribution reads it. */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import bcrypt from 'bcryptjs';
 import type { Logger } from 'pino';
-import { OciError } from '../oci/errors.js';
+import { BcryptPool } from './bcrypt-pool.js';
+import { FailureLimiter } from './failures.js';
 
 /** A verified password is remembered this long, so a pull of many blobs costs one bcrypt. */
 const VERIFIED_TTL_MS = 5 * 60_000;
@@ -11,21 +11,22 @@ const MAX_VERIFIED = 10_000;
 /** Compared against for unknown users, so timing does not tell which users exist. */
 const DUMMY_HASH = '$2b$05$W27Z0FkK9lak6UYKODqM8ehqWWSmhv3W1fb4WxAlG/l2ckZoWDVJe';
 const BCRYPT = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
-/**
- * bcrypt runs on the event loop: a flood of wrong passwords must not starve the pulls. At most
- * this many checks run at once, and at most QUEUED wait; beyond that a check is refused (429).
- */
-const CONCURRENT_CHECKS = 2;
-const QUEUED_CHECKS = 32;
 
 export class Htpasswd {
   private users = new Map<string, string>();
   private readonly verified = new Map<string, number>();
   private readonly salt = randomBytes(16);
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** bcrypt runs on worker threads: a flood of wrong passwords must not starve the pulls. */
+  private readonly pool = new BcryptPool();
+  private readonly failures: FailureLimiter;
 
-  constructor(readonly path: string, private readonly logger: Logger, private readonly now: () => number) {}
+  constructor(readonly path: string, private readonly logger: Logger, private readonly now: () => number) {
+    this.failures = new FailureLimiter(now);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
 
   /** Reads the file; throws when it cannot be read (at start-up that stops berth). */
   load(): number {
@@ -62,35 +63,32 @@ export class Htpasswd {
     }
   }
 
-  async verify(username: string, password: string): Promise<boolean> {
+  /**
+   * A password verified recently is accepted without bcrypt, whatever else is going on (a
+   * flood does not touch sessions already verified). Otherwise the client address must not be
+   * in backoff for failed logins (429 if it is), and the check runs off the event loop.
+   */
+  async verify(username: string, password: string, client = ''): Promise<boolean> {
     const key = createHash('sha256').update(this.salt).update(username).update('\0').update(password).digest('hex');
     const at = this.verified.get(key);
     if (at !== undefined && this.now() - at < VERIFIED_TTL_MS) return true;
+    this.failures.check(client, username);
+    const leave = this.failures.enter(client);
     const hash = this.users.get(username);
-    const ok = await this.gated(() => bcrypt.compare(password, hash ?? DUMMY_HASH));
-    if (!ok || hash === undefined) return false;
+    let ok: boolean;
+    try {
+      ok = await this.pool.compare(password, hash ?? DUMMY_HASH);
+    } finally {
+      leave();
+    }
+    if (!ok || hash === undefined) {
+      this.failures.fail(client, username);
+      return false;
+    }
+    this.failures.succeed(client, username);
     this.verified.delete(key);
     this.verified.set(key, this.now());
     if (this.verified.size > MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value as string);
     return true;
-  }
-
-  private async gated<T>(check: () => Promise<T>): Promise<T> {
-    if (this.running >= CONCURRENT_CHECKS) {
-      if (this.waiting.length >= QUEUED_CHECKS) {
-        throw new OciError('TOOMANYREQUESTS', 'too many password checks in progress; retry in a moment', { headers: { 'Retry-After': '1' } });
-      }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else {
-      this.running++;
-    }
-    try {
-      return await check();
-    } finally {
-      // Hand the slot straight to the next waiter, or free it.
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
   }
 }

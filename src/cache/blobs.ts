@@ -313,7 +313,9 @@ export class BlobCache {
         logger.info({ ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers }, result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)');
       } catch (err) {
         fill.fail(err as Error);
-        logger.error({ ...log, written: fill.written, err: (err as Error).message }, 'blob fill failed; nothing stored');
+        // A client asking for a blob the upstream does not have is not a fault here.
+        const unknown = err instanceof OciError && err.code === 'BLOB_UNKNOWN';
+        logger[unknown ? 'info' : 'error']({ ...log, written: fill.written, err: (err as Error).message }, unknown ? 'blob unknown upstream; nothing stored' : 'blob fill failed; nothing stored');
       } finally {
         router?.finished(digest);
         this.fills.finish(digest, fill);
@@ -327,7 +329,7 @@ export class BlobCache {
   private async openUpstream(target: Target, fill: BlobFill, offset: number): Promise<AsyncIterable<Uint8Array>> {
     const { client } = target.upstream!;
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const res = await client.send({ method: 'GET', repository: target.repository, path: `blobs/${fill.digest}`, headers });
+    const res = await client.send({ method: 'GET', repository: target.repository, path: `blobs/${fill.digest}`, headers, known: offset > 0 });
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
     // Every body byte crossed the WAN, skipped ones included.
     const body = counted(res.body, (n) => observer.upstreamBytes(client.name, n));

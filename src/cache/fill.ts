@@ -189,7 +189,12 @@ export class BlobFill {
         if (this.state === 'failed') throw this.error ?? new Error(`fill of ${this.digest} failed`);
         const pos = cursor.pos;
         const last = end ?? (this.size !== undefined ? this.size - 1 : undefined);
-        if (last !== undefined && pos > last) return;
+        if (last !== undefined && pos > last) {
+          // Only an empty response gets here unverified (the empty blob): it too waits for the digest.
+          while (this.state === 'receiving') await this.changed();
+          if ((this.state as FillState) === 'failed') continue;
+          return;
+        }
         // Until verified, keep back the final byte of the response.
         const limit = this.state === 'verified' ? (last ?? this.written - 1) + 1 : Math.min(this.written, last ?? Infinity);
         if (this.state === 'verified' && pos >= limit) return;

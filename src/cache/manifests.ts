@@ -5,7 +5,7 @@ import { OciError, isTransient } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
-import type { BlobStore } from '../storage/blobs.js';
+import { isNotFound, type BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
@@ -160,7 +160,7 @@ export class ManifestCache {
     const { client } = target.upstream!;
     const { repos } = this.deps;
     if (knownDigest) {
-      const head = await client.send({ method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT } });
+      const head = await client.send({ method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT }, known: true });
       if (head.status === 404) {
         await head.body.dump();
         await repos.deleteTag(target.key, target.repository, tag);
@@ -225,8 +225,10 @@ export class ManifestCache {
       const body = await this.deps.blobs.readAll(digest);
       await this.deps.index.touch(digest);
       return { digest, mediaType: record.mediaType, body, outcome };
-    } catch {
-      return undefined;
+    } catch (err) {
+      // Only a missing file means "not here"; any other I/O error (EMFILE, EIO) is reported as such.
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
   }
 

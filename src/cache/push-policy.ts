@@ -250,10 +250,15 @@ export class PushService {
   }
 }
 
+const MAX_MISSING_SHOWN = 10;
+
 function manifestBlobUnknown(target: Target, missing: string[]): OciError {
   const where = target.upstream ? `neither berth nor upstream ${target.key} has` : 'this registry does not have';
-  return new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references content ${where} in ${target.repository}: ${missing.join(', ')}; push those blobs (or manifests) first`, {
+  // A short answer however many are missing: the first few name the problem.
+  const shown = missing.slice(0, MAX_MISSING_SHOWN);
+  const more = missing.length > shown.length ? ` and ${missing.length - shown.length} more` : '';
+  return new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references content ${where} in ${target.repository}: ${shown.join(', ')}${more}; push those blobs (or manifests) first`, {
     status: 400,
-    detail: { missing },
+    detail: { missing: shown, count: missing.length },
   });
 }

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
-import type { BlobStore } from '../storage/blobs.js';
+import { isNotFound, type BlobStore } from '../storage/blobs.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { Target } from './target.js';
 
@@ -21,9 +21,19 @@ export async function listReferrers(deps: ReferrersDeps, target: Target, subject
   parseDigest(subject);
   const found = new Map<string, Descriptor>();
   for (const row of await deps.repos.referrers(target.key, target.repository, subject)) {
-    const body = await deps.blobs.readAll(row.digest).catch(() => undefined);
+    const body = await deps.blobs.readAll(row.digest).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
     if (!body) continue;
-    const parsed = parseManifest(body, row.mediaType);
+    let parsed;
+    try {
+      parsed = parseManifest(body, row.mediaType);
+    } catch (err) {
+      // A manifest stored before today's limits must not break the listing for every other one.
+      deps.logger.warn({ digest: row.digest, err: (err as Error).message }, 'stored referrer manifest no longer parses; left out of the referrers list');
+      continue;
+    }
     found.set(row.digest, {
       mediaType: row.mediaType,
       digest: row.digest,

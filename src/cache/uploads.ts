@@ -35,7 +35,14 @@ export interface UploadSession {
   opening?: Promise<BlobWriter> | undefined;
   /** A request is reading into this upload right now. */
   busy: boolean;
+  /** Cancelled (DELETE) while a request was still writing: that request stops at its next chunk. */
+  cancelled?: boolean;
+  /** The client address that opened it, for the per-client bound. */
+  owner?: string;
 }
+
+/** Upload sessions one client address may have open at once in this process (a push opens a few at a time). */
+export const MAX_UPLOADS_PER_CLIENT = 128;
 
 /** A chunk's place in the upload (`Content-Range: start-end`, inclusive). */
 export interface ChunkRange {
@@ -52,6 +59,8 @@ export function uploadUnknown(id: string): OciError {
 export class UploadManager {
   /** Sessions this process has touched since it started, owned by the instance. */
   private readonly sessions = new Map<string, UploadSession>();
+  /** Open sessions per client address (owned by the instance, like sessions). */
+  private readonly perClient = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: UploadDeps) {}
@@ -86,6 +95,7 @@ export class UploadManager {
     if (this.timer) clearInterval(this.timer);
     await Promise.all([...this.sessions.values()].map(async (s) => s.writer?.release().catch(() => undefined)));
     this.sessions.clear();
+    this.perClient.clear();
   }
 
   /** Uploads idle for longer than the purge age go: file, row and session. */
@@ -102,12 +112,18 @@ export class UploadManager {
     return removed;
   }
 
-  async create(target: Target): Promise<UploadSession> {
+  async create(target: Target, owner?: string): Promise<UploadSession> {
+    if (owner !== undefined && (this.perClient.get(owner) ?? 0) >= MAX_UPLOADS_PER_CLIENT) {
+      throw new OciError('TOOMANYREQUESTS', `this client has ${MAX_UPLOADS_PER_CLIENT} uploads open; finish or cancel some (DELETE) before starting more`, { headers: { 'Retry-After': '5' } });
+    }
     const id = randomUUID();
-    const session: UploadSession = { id, key: target.key, repository: target.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
+    const session: UploadSession = { id, key: target.key, repository: target.repository, tempPath: this.pathOf(id), writer: undefined, busy: false, owner };
     session.writer = await this.deps.blobs.createWriter('sha256', session.tempPath);
+    // No descriptor is held between requests: each one that writes opens the file again.
+    await session.writer.release();
     await this.deps.rows.insert(id, target.key, target.repository);
     this.sessions.set(id, session);
+    if (owner !== undefined) this.perClient.set(owner, (this.perClient.get(owner) ?? 0) + 1);
     return session;
   }
 
@@ -123,10 +139,15 @@ export class UploadManager {
     }
     if (!session.writer) {
       // Concurrent first requests after a restart share one reopening of the file.
-      session.opening ??= this.deps.blobs.resumeWriter(session.tempPath);
+      session.opening ??= this.deps.blobs.resumeWriter(session.tempPath).then(async (w) => {
+        await w.release();
+        return w;
+      });
       try {
         session.writer = await session.opening;
-      } catch {
+      } catch (err) {
+        // A vanished file ends the upload; any other I/O error is reported as what it is.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         await this.discard(id);
         throw uploadUnknown(id);
       } finally {
@@ -155,7 +176,11 @@ export class UploadManager {
     }
     session.busy = true;
     try {
-      for await (const chunk of body) await writer.write(chunk);
+      for await (const chunk of body) {
+        if (session.cancelled) throw uploadUnknown(session.id);
+        await writer.write(chunk);
+      }
+      if (session.cancelled) throw uploadUnknown(session.id);
     } catch (err) {
       // Keep the bytes that arrived whole; a write cut short must not leave a tail the hash never saw.
       await truncate(session.tempPath, writer.bytesWritten).catch(() => undefined);
@@ -163,7 +188,8 @@ export class UploadManager {
       throw err;
     } finally {
       session.busy = false;
-      await this.deps.rows.touch(session.id);
+      await writer.release().catch(() => undefined);
+      if (!session.cancelled) await this.deps.rows.touch(session.id);
     }
     const received = writer.bytesWritten - start;
     if (range && received !== range.end - range.start + 1) {
@@ -189,8 +215,9 @@ export class UploadManager {
       }
       return await writer.commit(digest);
     } finally {
+      await writer.release().catch(() => undefined);
       session.writer = undefined;
-      this.sessions.delete(session.id);
+      this.forget(session);
       await this.deps.rows.delete(session.id);
       await rm(session.tempPath, { force: true });
     }
@@ -200,12 +227,28 @@ export class UploadManager {
     await this.discard(session.id);
   }
 
+  /**
+   * Ends an upload: row, file and session. One being written to right now is only marked: its
+   * request stops at the next chunk and closes the file itself (closing it here would pull the
+   * descriptor from under a write in flight).
+   */
   private async discard(id: string): Promise<void> {
     const session = this.sessions.get(id);
-    this.sessions.delete(id);
-    await session?.writer?.release().catch(() => undefined);
+    if (session) this.forget(session);
+    if (session?.busy) session.cancelled = true;
+    else await session?.writer?.release().catch(() => undefined);
     await this.deps.rows.delete(id);
     await rm(this.pathOf(id), { force: true });
+  }
+
+  private forget(session: UploadSession): void {
+    if (this.sessions.get(session.id) !== session) return;
+    this.sessions.delete(session.id);
+    const owner = session.owner;
+    if (owner === undefined) return;
+    const n = (this.perClient.get(owner) ?? 1) - 1;
+    if (n > 0) this.perClient.set(owner, n);
+    else this.perClient.delete(owner);
   }
 
   private pathOf(id: string): string {

@@ -5,7 +5,12 @@ import { createApp } from '../app.js';
 
 export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
+  /** Where uncaught exceptions and unhandled rejections are reported (the process). */
+  readonly faults?: NodeJS.EventEmitter;
 }
+
+/** The log message of a fault no handler caught; the test fixtures fail any run that logs it. */
+export const UNCAUGHT_MESSAGE = 'uncaught error (a bug in berth): the request it came from is lost; berth keeps serving';
 
 export function createLogger(config: BerthConfig) {
   return pino({ level: config.log.level, base: { ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime });
@@ -15,6 +20,10 @@ export function createLogger(config: BerthConfig) {
 export async function serve(config: BerthConfig, warnings: readonly string[], io: ServeIo): Promise<number> {
   const logger = createLogger(config);
   for (const w of warnings) logger.warn(w);
+  // One request's fault must not end the process and every other client's transfer with it.
+  const onFault = (err: unknown) => logger.fatal({ err }, UNCAUGHT_MESSAGE);
+  io.faults?.on('uncaughtException', onFault);
+  io.faults?.on('unhandledRejection', onFault);
   const app = await createApp(config, { logger, now: Date.now });
   let address;
   try {

@@ -105,6 +105,15 @@ export function duration() {
   return scalar((v) => (typeof v === 'boolean' ? invalid('duration', v, DURATION_ALLOWED) : parseDuration(v)));
 }
 
+/** A whole number of at least 1 (a count such as a connection limit). */
+export function count() {
+  return scalar((v) => {
+    const n = typeof v === 'boolean' || String(v).trim() === '' ? NaN : Number(v);
+    if (!Number.isSafeInteger(n) || n < 1) invalid('count', v, 'a whole number of at least 1, e.g. 256');
+    return n;
+  });
+}
+
 /** A fraction strictly between 0 and 1. */
 export function ratio() {
   return scalar((v) => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_UPLOAD_AGE_MS, DEFAULT_UPLOAD_PURGE_INTERVAL_MS, loadConfig } from './load.js';
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_UPLOAD_AGE_MS, defaultMaxConnections, DEFAULT_UPLOAD_PURGE_INTERVAL_MS, loadConfig } from './load.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-'));
@@ -21,7 +21,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
   ]);
   assert.deepEqual(config.log, { level: 'info', fields: { service: 'registry' }, accesslog: true });
   assert.deepEqual(config.storage, { rootdirectory: '/var/lib/registry', maxsize: 0, lowwatermark: 0.8, deleteEnabled: false, uploadpurging: DEFAULT_PURGING });
-  assert.deepEqual(config.http, { host: '', port: 5000, headers: { 'X-Content-Type-Options': ['nosniff'] }, listeners: [] });
+  assert.deepEqual(config.http, { host: '', port: 5000, headers: { 'X-Content-Type-Options': ['nosniff'] }, listeners: [], limits: DEFAULT_CONNECTION_LIMITS });
   assert.deepEqual(config.upstreams, [
     {
       name: 'default',
@@ -243,4 +243,22 @@ test('passwordfile and ca: read at load time; missing or wrong files name key an
   assert.equal(problems.length, 2);
   assert.match(problems[0] ?? '', /^proxy\.passwordfile: cannot read file ".*case-\w+\/nope\.pass": no such file$/);
   assert.equal(problems[1], 'proxy.ca: file "creds/pass" holds no PEM certificate; allowed: a PEM CA bundle');
+});
+
+test('http limits and admin.open: berth extension keys, checked like the rest', () => {
+  const { config } = load('http:\n  headerstimeout: 5s\n  idletimeout: 2m\n  maxconnections: 100\n  maxconnectionsperclient: 10\nadmin:\n  open: true\n');
+  assert.deepEqual(config.http.limits, { headersTimeoutMs: 5_000, idleTimeoutMs: 120_000, maxConnections: 100, maxConnectionsPerClient: 10 });
+  assert.equal(config.adminOpen, true);
+  assert.equal(config.admin, undefined);
+  assert.match(problemsOf(() => load('http:\n  maxconnections: 0\n')).join('\n'), /^http\.maxconnections: invalid count "0"; allowed: a whole number of at least 1/m);
+  assert.match(problemsOf(() => load('admin:\n  open: true\n  username: a\n  password: b\n')).join('\n'), /admin\.username: open: true and credentials are both set/);
+  assert.match(problemsOf(() => load('admin:\n  password: b\n')).join('\n'), /admin\.username: required/);
+});
+
+test('the default connection bound stays under the open-file limit', () => {
+  assert.equal(defaultMaxConnections(undefined), 4096);
+  assert.equal(defaultMaxConnections(1_048_576), 4096);
+  assert.equal(defaultMaxConnections(1024), 384);
+  assert.equal(defaultMaxConnections(200), 64);
+  assert.equal(loadConfig({ env: {}, cwd: dir, fdLimit: 1024 }).config.http.limits.maxConnections, 384);
 });

@@ -6,7 +6,7 @@ import { candidateHosts, dockerConfigCredentials } from './dockerconfig.js';
 import { applyEnv, setAt } from './env.js';
 import { pushGuardProblems } from './pushguard.js';
 import { formatPath, validateDocument, type BerthDocument } from './schema.js';
-import type { BerthConfig, UpstreamConfig } from './types.js';
+import type { BerthConfig, ConnectionLimits, UpstreamConfig } from './types.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
 import { buildCluster } from './cluster.js';
 
@@ -36,6 +36,8 @@ export interface LoadOptions {
   env: Record<string, string | undefined>;
   flags?: ServeFlags;
   cwd: string;
+  /** The process's open-file limit, when known: the default connection bound stays under it. */
+  fdLimit?: number;
 }
 
 export const DEFAULT_REMOTE_URL = 'https://registry-1.docker.io';
@@ -49,6 +51,21 @@ export const DEFAULT_LOWWATERMARK = 0.8;
 /** Uploads idle this long are abandoned (distribution purges after 168h; an edge disk is smaller). */
 export const DEFAULT_UPLOAD_AGE_MS = 60 * 60_000;
 export const DEFAULT_UPLOAD_PURGE_INTERVAL_MS = 10 * 60_000;
+/** Connection bounds: generous for real clients, short enough that held sockets are reclaimed. */
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  headersTimeoutMs: 30_000,
+  idleTimeoutMs: 5 * 60_000,
+  maxConnections: 4096,
+  maxConnectionsPerClient: 256,
+};
+/**
+ * Each connection may hold a socket and a blob file: at most half the descriptors left after a
+ * reserve for the store and the upstreams, so legitimate requests never meet EMFILE.
+ */
+export function defaultMaxConnections(fdLimit: number | undefined): number {
+  if (fdLimit === undefined || !Number.isFinite(fdLimit)) return DEFAULT_CONNECTION_LIMITS.maxConnections;
+  return Math.max(64, Math.min(DEFAULT_CONNECTION_LIMITS.maxConnections, Math.floor((fdLimit - 256) / 2)));
+}
 export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
 export const DEFAULT_WARM_INTERVAL_MS = 3_600_000;
 
@@ -78,7 +95,7 @@ export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: 
     const fromOutside = [...origins.keys()].some((k) => key === k || key.startsWith(`${k}.`) || key.startsWith(`${k}[`));
     return resolve(fromOutside ? cwd : baseDir, p);
   };
-  const built = build(checked.doc, cwd, where, problems);
+  const built = build(checked.doc, cwd, where, problems, opts.fdLimit);
   const cluster = buildCluster(checked.doc, where, problems, warnings);
   const config: BerthConfig = cluster ? { ...built, cluster } : built;
   if (problems.length === 0) problems.push(...pushGuardProblems(config, checked.doc.proxy ? ['proxy'] : config.upstreams.map((_, i) => `upstreams[${i}]`)));
@@ -161,7 +178,7 @@ function applyFlags(doc: Tree, flags: ServeFlags, cwd: string, origins: Map<stri
 type Where = (path: readonly (string | number)[], p: string) => string;
 type UpstreamDoc = NonNullable<BerthDocument['upstreams']>[number];
 
-function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]): BerthConfig {
+function build(doc: BerthDocument, cwd: string, where: Where, problems: string[], fdLimit: number | undefined): BerthConfig {
   const proxy = doc.proxy;
   const entries = doc.upstreams ?? [];
   const upstreams: UpstreamConfig[] = proxy
@@ -201,6 +218,12 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       host: addr?.host ?? '',
       port: addr?.port ?? DEFAULT_PORT,
       headers: doc.http?.headers ?? {},
+      limits: {
+        headersTimeoutMs: doc.http?.headerstimeout ?? DEFAULT_CONNECTION_LIMITS.headersTimeoutMs,
+        idleTimeoutMs: doc.http?.idletimeout ?? DEFAULT_CONNECTION_LIMITS.idleTimeoutMs,
+        maxConnections: doc.http?.maxconnections ?? defaultMaxConnections(fdLimit),
+        maxConnectionsPerClient: doc.http?.maxconnectionsperclient ?? DEFAULT_CONNECTION_LIMITS.maxConnectionsPerClient,
+      },
       ...(tls?.certificate !== undefined && tls.key !== undefined
         ? { tls: { certificate: where(['http', 'tls', 'certificate'], tls.certificate), key: where(['http', 'tls', 'key'], tls.key) } }
         : {}),
@@ -218,7 +241,8 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
         ...(rules ? { rules: rules.map((r) => ({ ...r, repositories: r.repositories ?? ['*'] })) } : {}),
       },
     } : {}),
-    ...(admin && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
+    ...(admin?.username !== undefined && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
+    ...(admin?.open ? { adminOpen: true } : {}),
     warm: {
       intervalMs: doc.warm?.interval ?? DEFAULT_WARM_INTERVAL_MS,
       images: doc.warm?.images ?? [],

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from './load.js';
+import { DEFAULT_CONNECTION_LIMITS, loadConfig } from './load.js';
 import { describeConfig } from './describe.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 
@@ -69,7 +69,7 @@ test('REGISTRY_* variables: invalid values name the variable; list entries by in
 test('without a file: embedded defaults', () => {
   const { config, warnings } = loadConfig({ env: {}, cwd: dir });
   assert.deepEqual(warnings, []);
-  assert.deepEqual(config.http, { host: '', port: 5000, headers: {}, listeners: [] });
+  assert.deepEqual(config.http, { host: '', port: 5000, headers: {}, listeners: [], limits: DEFAULT_CONNECTION_LIMITS });
   assert.equal(config.storage.rootdirectory, join(dir, 'berth-data'));
   assert.deepEqual(
     config.upstreams.map((u) => [u.name, u.remoteurl, u.default, u.pushmode]),

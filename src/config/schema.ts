@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   configVersion,
+  count,
   duration,
   flag,
   HEADER_NAME,
@@ -81,6 +82,11 @@ const httpSchema = z.strictObject({
   listeners: z
     .array(z.strictObject({ addr: listenAddr(), tls: z.strictObject({ certificate: pathText(), key: pathText() }).optional() }))
     .optional(),
+  // berth's own bounds against hostile or broken clients (README: Request limits).
+  headerstimeout: duration().optional(),
+  idletimeout: duration().optional(),
+  maxconnections: count().optional(),
+  maxconnectionsperclient: count().optional(),
   net: ignored(),
   prefix: ignored(),
   host: ignored(),
@@ -148,7 +154,7 @@ export const documentSchema = z.strictObject({
       silly: ignored(),
     })
     .optional(),
-  admin: z.strictObject({ username: text(), password: text().optional(), passwordfile: pathText().optional() }).optional(),
+  admin: z.strictObject({ username: text().optional(), password: text().optional(), passwordfile: pathText().optional(), open: flag().optional() }).optional(),
   warm: z
     .strictObject({
       interval: duration().optional(),
@@ -327,8 +333,16 @@ function crossCheck(doc: Tree, add: Add): void {
   };
   credentials(proxy ?? null, ['proxy']);
   credentials(doc.admin ?? null, ['admin']);
-  if (isMapping(doc.admin) && doc.admin.password === undefined && doc.admin.passwordfile === undefined) {
-    add(['admin', 'password'], 'required when admin is set; allowed: password or passwordfile');
+  const adminOpen = isMapping(doc.admin) && /^(true|yes|on)$/i.test(String(doc.admin.open));
+  if (isMapping(doc.admin) && adminOpen) {
+    for (const k of ['username', 'password', 'passwordfile']) {
+      if (doc.admin[k] !== undefined) add(['admin', k], 'open: true and credentials are both set; allowed: one of them');
+    }
+  } else if (isMapping(doc.admin)) {
+    if (doc.admin.username === undefined) add(['admin', 'username'], 'required when admin is set (or admin.open: true to leave the admin API open)');
+    if (doc.admin.password === undefined && doc.admin.passwordfile === undefined) {
+      add(['admin', 'password'], 'required when admin is set; allowed: password or passwordfile');
+    }
   }
   if (isMapping(doc.warm) && doc.warm.platforms !== undefined && /^(true|yes|on)$/i.test(String(doc.warm.allplatforms))) {
     add(['warm', 'allplatforms'], 'platforms and allplatforms are both set; allowed: one of them');

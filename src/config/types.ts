@@ -4,6 +4,18 @@ export type PushMode = 'readonly' | 'local' | 'write-through' | 'write-behind';
 export type AccessAction = 'pull' | 'push' | 'delete' | '*';
 export type OutageMode = 'lastknown' | 'deny';
 
+/** Bounds on client connections (README: Request limits). */
+export interface ConnectionLimits {
+  /** The request line and headers must arrive within this long (slowloris). */
+  readonly headersTimeoutMs: number;
+  /** A connection with no byte moving either way for this long is closed; a slow transfer that moves is not idle. */
+  readonly idleTimeoutMs: number;
+  /** Open connections in all; beyond it new ones are answered 503 and closed. */
+  readonly maxConnections: number;
+  /** Open connections from one client address; beyond it 429. */
+  readonly maxConnectionsPerClient: number;
+}
+
 /** One `auth.rules` entry: these users may do these actions on these repositories. */
 export interface AccessRule {
   /** User names; `anonymous` is a client without credentials, `*` any authenticated user. */
@@ -76,6 +88,8 @@ export interface BerthConfig {
     readonly tls?: { readonly certificate: string; readonly key: string };
     /** `http.listeners`: more addresses served beside addr/tls (e.g. TLS on :443 and plain :5000). */
     readonly listeners: readonly Listener[];
+    /** Header and idle timeouts, connection bounds (http.headerstimeout, idletimeout, maxconnections, maxconnectionsperclient). */
+    readonly limits: ConnectionLimits;
   };
   readonly upstreams: readonly UpstreamConfig[];
   readonly upstreamTimeouts: {
@@ -90,6 +104,12 @@ export interface BerthConfig {
   };
   /** Credentials for the admin API (/api/v1/); without them it is open on the listen address. */
   readonly admin?: { readonly username: string; readonly password: string };
+  /**
+   * `admin.open: true`: the admin API is open to anyone who reaches the listen address. Without
+   * it and without credentials, the API is open only while no client auth is configured; with
+   * `auth:` it answers loopback clients only.
+   */
+  readonly adminOpen?: boolean;
   /** Images kept pinned and refreshed on a schedule (`warm:`). */
   readonly warm: WarmConfig;
   /** One replica of a site's several (`cluster:` with `redis:`); absent: a replica alone. */

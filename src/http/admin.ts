@@ -16,6 +16,8 @@ export type QueueProvider = () => unknown[] | Promise<unknown[]>;
 export interface AdminDeps {
   /** Without credentials the API is open on the listen address. */
   readonly credentials?: AdminCredentials;
+  /** No credentials, yet clients authenticate: only loopback clients may use /api/. */
+  readonly loopbackOnly?: boolean;
   readonly telemetry: {
     metrics(): Promise<{ contentType: string; body: string }>;
     stats(): unknown;
@@ -64,6 +66,9 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     if (path !== '/api' && !path.startsWith('/api/')) return false;
     res.setHeader('Cache-Control', 'no-store');
     try {
+      if (deps.loopbackOnly && !isLoopback(req.socket.remoteAddress)) {
+        throw new ApiError(403, 'FORBIDDEN', 'the admin API answers only loopback clients while auth is configured and admin credentials are not: set admin.username and admin.password (or admin.open: true)');
+      }
       requireAdmin(req, deps.credentials);
       const matching = routes.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m !== null);
       if (matching.length === 0) throw new ApiError(404, 'NOT_FOUND', `no such admin endpoint: ${path.slice(0, 200)}; see docs/admin-api.md`);
@@ -82,6 +87,12 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     }
     return true;
   };
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
 }
 
 function buildRoutes(deps: AdminDeps): Route[] {

@@ -35,11 +35,12 @@ export async function guard(
   resolve: (name: string) => Target,
 ): Promise<string | undefined> {
   const authorization = req.headers.authorization;
-  const user = await access.authorize(authorization, { target, action: actionOf(route, req.method), probe: probeOf(route) });
+  const client = req.socket.remoteAddress;
+  const user = await access.authorize(authorization, { target, action: actionOf(route, req.method), probe: probeOf(route), client });
   const from = url.searchParams.get('from');
   const mount = url.searchParams.get('mount');
   if (route.kind === 'uploads' && from && mount) {
-    await access.authorize(authorization, { target: resolve(from), action: 'pull', probe: { method: 'HEAD', path: `blobs/${mount}` } });
+    await access.authorize(authorization, { target: resolve(from), action: 'pull', probe: { method: 'HEAD', path: `blobs/${mount}` }, client });
   }
   return user;
 }

@@ -1,5 +1,6 @@
 /** @module http/limits — refusing oversized or malformed requests early, each with a 4xx OCI error envelope. */
-import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import { rawRefusal, throttledLog } from './connections.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { OciError, manifestTooLarge } from '../oci/errors.js';
@@ -13,7 +14,9 @@ export const MAX_HEADER_BYTES = 16 * 1024;
  * Requests node's parser rejects (headers over MAX_HEADER_BYTES, malformed syntax) never reach
  * a handler; answer them with an envelope too, instead of node's bare status line.
  */
-export function answerClientErrors(server: Server, logger: Logger): void {
+export function answerClientErrors(server: Server, logger: Logger, now: () => number = Date.now): void {
+  // Held connections run out together: one line per interval, not one per socket.
+  const overdue = throttledLog(logger, now, 'cut connections whose request headers did not arrive within http.headerstimeout');
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -23,19 +26,11 @@ export function answerClientErrors(server: Server, logger: Logger): void {
     const message = status === 431
       ? `request line and headers exceed ${MAX_HEADER_BYTES} bytes; send fewer or shorter headers`
       : status === 408 ? 'request headers did not arrive in time' : `malformed HTTP request (${err.code ?? 'parse error'})`;
-    const body = JSON.stringify(new OciError('UNSUPPORTED', message).toEnvelope());
     // Docker probes every registry with a TLS handshake first: on a plain port that is routine, not news.
     const probe = err.code === 'HPE_INVALID_METHOD' && (err as { rawPacket?: Buffer }).rawPacket?.[0] === 0x16;
-    logger[probe ? 'debug' : 'info']({ status, err: err.code }, probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected');
-    socket.end([
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
-      'Content-Type: application/json; charset=utf-8',
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      'Docker-Distribution-Api-Version: registry/2.0',
-      'Connection: close',
-      '',
-      body,
-    ].join('\r\n'));
+    if (status === 408) overdue({ client: socket.remoteAddress });
+    else logger[probe ? 'debug' : 'info']({ status, err: err.code }, probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected');
+    socket.end(rawRefusal(status, 'UNSUPPORTED', message));
   });
 }
 

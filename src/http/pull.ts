@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
+import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseManifestReference } from '../oci/reference.js';
 import { accepts, isIndexType, parseAccept } from '../oci/mediatypes.js';
@@ -60,6 +61,8 @@ export async function getManifest(ctx: PullContext, reference: string): Promise<
 
 export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
   const { req, res, cache } = ctx;
+  // Before any header: a digest with bytes a header cannot carry would otherwise throw there (500).
+  parseDigest(digest);
   res.setHeader('Docker-Content-Digest', digest);
   res.setHeader('ETag', `"${digest}"`);
   res.setHeader('Accept-Ranges', 'bytes');

@@ -14,11 +14,17 @@ import { getBlob, type PullContext } from './pull.js';
 import type { Route } from './routes.js';
 import { resolveTarget } from '../cache/routing.js';
 import { sendJson } from './respond.js';
+import { parseContentRange } from './range.js';
 
 export interface PushContext extends PullContext {
   readonly push: PushService;
   readonly upstreams: readonly Upstream[];
   readonly referrers: ReferrersDeps;
+  /**
+   * Runs work the client waits for in silence (verifying an upload, a write-through push
+   * upstream) with the connection's idle timeout suspended: the client is not the idle one.
+   */
+  waiting<T>(work: () => Promise<T>): Promise<T>;
 }
 
 /** Writes: every one checks the target's pushmode first (405 UNSUPPORTED naming pushmode when readonly). */
@@ -32,7 +38,7 @@ export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { ki
     const session = await push.uploads.get(target, r.id);
     if (method === 'GET') return uploadStatus(ctx, session, 204);
     if (method === 'PATCH') {
-      await push.uploads.append(session, req, contentRange(req), contentLength(req));
+      await push.uploads.append(session, bodyOf(req), contentRange(req), contentLength(req));
       return uploadStatus(ctx, session, 202);
     }
     if (method === 'PUT') return finishUpload(ctx, session);
@@ -41,7 +47,7 @@ export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { ki
   }
   if (r.kind === 'manifest' && method === 'PUT') {
     const body = await readBody(req, MAX_MANIFEST_SIZE);
-    const pushed = await push.putManifest(target, r.reference, body, header(req, 'content-type'));
+    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type')));
     ctx.res.setHeader('Location', `/v2/${ctx.clientName}/manifests/${pushed.digest}`);
     ctx.res.setHeader('Docker-Content-Digest', pushed.digest);
     if (pushed.subject) ctx.res.setHeader('OCI-Subject', pushed.subject);
@@ -62,11 +68,11 @@ async function startUpload(ctx: PushContext): Promise<void> {
     if (source && (await push.mount(target, source, mount))) return blobCreated(ctx, mount);
   }
   const digest = url.searchParams.get('digest');
-  const session = await push.uploads.create(target);
+  const session = await push.uploads.create(target, req.socket.remoteAddress ?? '');
   if (digest && !mount) {
     try {
-      await push.uploads.append(session, req, undefined, contentLength(req));
-      await push.completeUpload(target, session, digest);
+      await push.uploads.append(session, bodyOf(req), undefined, contentLength(req));
+      await ctx.waiting(() => push.completeUpload(target, session, digest));
     } finally {
       // A failure before finish() leaves the session to clean up here rather than to expire.
       await push.uploads.cancel(session).catch(() => undefined);
@@ -81,8 +87,8 @@ async function finishUpload(ctx: PushContext, session: UploadSession): Promise<v
   const digest = url.searchParams.get('digest');
   if (!digest) throw new OciError('DIGEST_INVALID', 'PUT to finish an upload needs ?digest=<algorithm>:<hex> naming the content');
   parseDigest(digest);
-  await push.uploads.append(session, req, contentRange(req), contentLength(req));
-  await push.completeUpload(target, session, digest);
+  await push.uploads.append(session, bodyOf(req), contentRange(req), contentLength(req));
+  await ctx.waiting(() => push.completeUpload(target, session, digest));
   return blobCreated(ctx, digest);
 }
 
@@ -142,9 +148,9 @@ export async function getReferrers(ctx: PushContext, digest: string): Promise<vo
 function contentRange(req: IncomingMessage): ChunkRange | undefined {
   const raw = header(req, 'content-range');
   if (raw === undefined) return undefined;
-  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(raw.trim());
-  if (!m) throw new OciError('RANGE_INVALID', `Content-Range "${raw.slice(0, 100)}" is not <start>-<end>`);
-  return { start: Number(m[1]), end: Number(m[2]) };
+  const range = parseContentRange(raw);
+  if (!range) throw new OciError('RANGE_INVALID', `Content-Range "${raw.slice(0, 100)}" is not <start>-<end>`);
+  return range;
 }
 
 function contentLength(req: IncomingMessage): number | undefined {
@@ -162,12 +168,20 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   if (declared !== undefined && declared > limit) throw manifestTooLarge(declared);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req) {
+  for await (const chunk of bodyOf(req)) {
     total += (chunk as Buffer).length;
     if (total > limit) throw manifestTooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The request body for a handler that may stop reading early (a limit, a full disk): stopping
+ * must not destroy the connection before the error answer is out (server.ts drains the rest).
+ */
+function bodyOf(req: IncomingMessage): AsyncIterable<Uint8Array> {
+  return req.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
 }
 
 function empty(res: ServerResponse, status: number): void {

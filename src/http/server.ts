@@ -1,6 +1,7 @@
 /** @module http/server — the HTTP(S) listener: request parsing, routing, access log, error envelopes. */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { serverTls, type TlsFiles } from './tls.js';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
@@ -17,6 +18,7 @@ import { resolveTarget, upstreamFor } from '../cache/routing.js';
 import type { AccessControl } from '../auth/access.js';
 import { guard } from './guard.js';
 import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js';
+import { checkingInterval, limitConnections } from './connections.js';
 import type { AdminHandler } from './admin.js';
 import { routeLabel, type RequestObserver } from './observer.js';
 import { isUiPath, serveUi } from './ui.js';
@@ -45,22 +47,34 @@ export interface ServerDeps {
   readonly forwarder?: UploadForwarder;
   /** This berth's instance id, sent on every response so an upstream loop is recognised. */
   readonly instance?: string;
+  readonly now?: () => number;
 }
 
 /** One listener; `tls` defaults to `http.tls` (other `http.listeners` entries pass their own or none). */
 export function createServer(deps: ServerDeps, tls: TlsFiles | undefined = deps.config.http.tls): Server {
+  const { config } = deps;
   const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
-  const options = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000 };
+  const limits = config.http.limits;
+  const options = {
+    maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000,
+    headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: checkingInterval(limits),
+    // Missing Host is refused below, with an envelope instead of node's bare 400.
+    requireHostHeader: false,
+  };
   const server = tls
     ? createHttpsServer({ ...options, ...serverTls(tls) }, handler)
     : createHttpServer(options, handler);
-  answerClientErrors(server, deps.logger);
+  const now = deps.now ?? Date.now;
+  answerClientErrors(server, deps.logger, now);
+  limitConnections(server, limits, deps.logger, now, Boolean(tls));
   return server;
 }
 
 async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = process.hrtime.bigint();
-  const bytesBefore = req.socket.bytesWritten;
+  // Held here: node detaches req.socket once the connection closes, before 'close' handlers run.
+  const socket = req.socket;
+  const bytesBefore = socket.bytesWritten ?? 0;
   let outcome: Outcome | undefined;
   let target: Target | undefined;
   let error: OciError | undefined;
@@ -69,16 +83,18 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let bodyBytes = 0;
   res.once('close', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    // A client that left before any answer: 499, as proxies log it, not the 200 nobody sent.
+    const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
     deps.observer?.request({
-      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status: res.statusCode,
+      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status,
       outcome, upstream: target?.upstream?.config.name, bodyBytes, seconds: ms / 1000,
     });
     if (!deps.config.log.accesslog) return;
     deps.logger.info({
       method: req.method,
       path: (req.url ?? '').split('?')[0],
-      status: res.statusCode,
-      bytes: req.socket.bytesWritten - bytesBefore,
+      status,
+      bytes: Math.max(0, (socket.bytesWritten ?? bytesBefore) - bytesBefore),
       ms: Math.round(ms * 10) / 10,
       outcome,
       upstream: target?.upstream?.config.name,
@@ -94,6 +110,9 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     if (deps.instance !== undefined) {
       res.setHeader(INSTANCE_HEADER, deps.instance);
       if (isOwnRequest(req.headers[VIA_HEADER], deps.instance)) throw new OciError('UNAVAILABLE', OWN_REQUEST, { status: 508 });
+    }
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.headers.host === undefined) {
+      throw new OciError('UNSUPPORTED', 'HTTP/1.1 requests must carry a Host header', { status: 400 });
     }
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
@@ -117,10 +136,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const ns = url.searchParams.get('ns') ?? undefined;
     const resolve = (name: string) => resolveTarget(deps.upstreams, { name, ns, host: req.headers.host });
     if (route.kind === 'base') {
-      await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }));
+      await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }), socket.remoteAddress);
       return sendJson(res, 200, {}, head);
     }
-    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve));
+    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     if (route.kind === 'upload' && deps.forwarder && deps.uploadOwner) {
@@ -135,12 +154,68 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
         deps.observer?.served(route.kind, outcome, n);
       },
       push: deps.push, upstreams: deps.upstreams, referrers: deps.referrers,
+      waiting: async (work) => {
+        socket.setTimeout(0);
+        try {
+          return await work();
+        } finally {
+          if (!socket.destroyed) socket.setTimeout(deps.config.http.limits.idleTimeoutMs);
+        }
+      },
     };
     await dispatch(ctx, route);
   } catch (err) {
+    if (clientGone(req, socket, err)) {
+      // Expected client behaviour (a cancelled pull or push), not a fault of berth.
+      deps.logger.debug({ method: req.method, path: (req.url ?? '').split('?')[0], err: (err as Error).message }, 'client went away mid-request');
+      res.destroy();
+      return;
+    }
+    if (req.readableDidRead && !req.complete && !res.headersSent) {
+      // Refused mid-body: take in (and drop) what is still coming, up to a bound, so the client
+      // finishes sending and reads the error instead of a reset connection. A refusal before any
+      // of the body was read (Content-Length over a limit) is answered at once, as before.
+      res.setHeader('Connection', 'close');
+      await drain(req);
+    }
     error = sendError(res, err, head);
     if (error.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error while handling a request');
   }
+}
+
+/** Body bytes read and dropped after an early error before the connection is simply closed. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+const MAX_DRAIN_MS = 10_000;
+
+function drain(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', count);
+      resolve();
+    };
+    const count = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > MAX_DRAIN_BYTES) done();
+    };
+    const timer = setTimeout(done, MAX_DRAIN_MS);
+    req.on('data', count);
+    req.once('end', done);
+    req.once('close', done);
+    req.resume();
+  });
+}
+
+/** The access-log status of a request whose client left before any answer (nginx's convention). */
+const CLIENT_CLOSED = 499;
+
+/** The error came from the client's own connection going away (not from the upstream or the disk). */
+function clientGone(req: IncomingMessage, socket: Socket, err: unknown): boolean {
+  if (!socket.destroyed && !req.destroyed) return false;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED') return true;
+  return !req.complete && !(err instanceof OciError);
 }
 
 async function dispatch(ctx: PushContext, route: Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>): Promise<void> {

@@ -78,6 +78,7 @@ export function isTransient(err: unknown): boolean {
 export const ADMIN_ERROR_CODES = {
   UNAUTHORIZED: { status: 401, description: 'admin credentials missing or wrong' },
   INVALID_REQUEST: { status: 400, description: 'the request body or query is malformed' },
+  FORBIDDEN: { status: 403, description: 'loopback clients only: auth is configured and admin credentials are not' },
   NOT_FOUND: { status: 404, description: 'no such route or job' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'the route does not take this method' },
   BODY_TOO_LARGE: { status: 413, description: 'request body over 1 MiB' },

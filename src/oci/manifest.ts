@@ -5,6 +5,10 @@ import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, OCI_INDEX, OCI_MANIFEST,
 
 /** Manifests larger than this are refused, as distribution and the spec's guidance do. */
 export const MAX_MANIFEST_SIZE = MAX_MANIFEST_BYTES;
+/** Descriptors (layers plus config, or an index's entries) one manifest may list; registries bound it too. */
+export const MAX_DESCRIPTORS = 1024;
+/** Nesting of objects and arrays; real manifests stay under ten, and deeper JSON overflows the stack when written back. */
+export const MAX_JSON_DEPTH = 64;
 
 export interface Descriptor {
   readonly mediaType: string;
@@ -32,9 +36,11 @@ export interface ParsedManifest {
  */
 export function parseManifest(body: Uint8Array, contentType?: string): ParsedManifest {
   if (body.length > MAX_MANIFEST_SIZE) throw manifestTooLarge(body.length);
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw new OciError('MANIFEST_INVALID', `manifest nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`);
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    doc = JSON.parse(text);
   } catch {
     throw new OciError('MANIFEST_INVALID', 'manifest is not valid JSON');
   }
@@ -51,6 +57,7 @@ export function parseManifest(body: Uint8Array, contentType?: string): ParsedMan
   const annotations = isRecord(doc['annotations']) ? (doc['annotations'] as Record<string, string>) : undefined;
   if (isIndexType(mediaType)) {
     if (!Array.isArray(doc['manifests'])) throw new OciError('MANIFEST_INVALID', 'index has no "manifests" array');
+    tooMany(doc['manifests'].length);
     const manifests = doc['manifests'].map((d, i) => descriptor(d, `manifests[${i}]`));
     return { mediaType, blobs: [], manifests, subject, artifactType, annotations };
   }
@@ -59,6 +66,7 @@ export function parseManifest(body: Uint8Array, contentType?: string): ParsedMan
   else throw new OciError('MANIFEST_INVALID', 'manifest has no "config" descriptor');
   const layers = doc['layers'] ?? [];
   if (!Array.isArray(layers)) throw new OciError('MANIFEST_INVALID', '"layers" must be an array');
+  tooMany(layers.length + 1);
   layers.forEach((d, i) => blobs.push(descriptor(d, `layers[${i}]`)));
   const configType = blobs[0]?.mediaType;
   return { mediaType, blobs, manifests: [], subject, artifactType: artifactType ?? configType, annotations };
@@ -66,6 +74,7 @@ export function parseManifest(body: Uint8Array, contentType?: string): ParsedMan
 
 function parseSchema1(doc: Record<string, unknown>, mediaType: string): ParsedManifest {
   const layers = Array.isArray(doc['fsLayers']) ? doc['fsLayers'] : [];
+  tooMany(layers.length);
   const blobs = layers.flatMap((l): Descriptor[] => {
     const sum = isRecord(l) ? l['blobSum'] : undefined;
     return typeof sum === 'string' && isDigest(sum) ? [{ mediaType: 'application/octet-stream', digest: sum, size: -1 }] : [];
@@ -82,6 +91,29 @@ function descriptor(value: unknown, where: string): Descriptor {
   const artifactType = typeof value['artifactType'] === 'string' ? value['artifactType'] : undefined;
   const annotations = isRecord(value['annotations']) ? (value['annotations'] as Record<string, string>) : undefined;
   return { mediaType: typeof mediaType === 'string' ? mediaType : 'application/octet-stream', digest, size, platform, artifactType, annotations };
+}
+
+function tooMany(count: number): void {
+  if (count > MAX_DESCRIPTORS) throw new OciError('MANIFEST_INVALID', `manifest lists ${count} descriptors; the limit is ${MAX_DESCRIPTORS}`, { detail: { limit: MAX_DESCRIPTORS } });
+}
+
+/** Deepest nesting of `{`/`[` outside strings, in one linear pass before JSON.parse. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -84,6 +84,8 @@ export function createOperations(d: OperationsDeps): Operations {
   const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
   const admin = createAdminHandler({
     credentials: d.config.admin,
+    // Clients must authenticate but the admin API has no credentials of its own: loopback only.
+    loopbackOnly: !d.config.admin && !d.config.adminOpen && (d.config.auth !== undefined || d.upstreams.some((u) => u.config.passthrough)),
     telemetry: d.telemetry,
     readiness: () => checkReadiness({
       probeDir: d.blobs.tmpDir,

@@ -158,16 +158,24 @@ export class BlobStore {
 export class BlobWriter {
   readonly tempPath: string;
   private readonly digester: Digester;
-  private closed = false;
+  /** Open only while bytes are being written: an upload between requests holds no descriptor. */
+  private fh: FileHandle | undefined;
 
   constructor(
     private readonly store: BlobStore,
-    private readonly fh: FileHandle,
+    fh: FileHandle,
     tempPath: string,
     algorithm: Algorithm,
   ) {
+    this.fh = fh;
     this.tempPath = tempPath;
     this.digester = new Digester(algorithm);
+  }
+
+  /** The file, reopened after release(); the hash state stays in memory meanwhile. */
+  private async file(): Promise<FileHandle> {
+    this.fh ??= await open(this.tempPath, 'r+');
+    return this.fh;
   }
 
   get bytesWritten(): number {
@@ -180,8 +188,9 @@ export class BlobWriter {
 
   async write(chunk: Uint8Array): Promise<void> {
     let offset = 0;
+    const fh = await this.file();
     while (offset < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, offset, chunk.length - offset, this.digester.bytes + offset);
+      const { bytesWritten } = await fh.write(chunk, offset, chunk.length - offset, this.digester.bytes + offset);
       offset += bytesWritten;
     }
     this.digester.update(chunk);
@@ -216,7 +225,7 @@ export class BlobWriter {
       throw err;
     }
     const { digest: actual, size } = verified;
-    await this.fh.sync();
+    await (await this.file()).sync();
     await this.close();
     const target = this.store.path(expectedDigest);
     const dir = join(target, '..');
@@ -231,15 +240,15 @@ export class BlobWriter {
     await rm(this.tempPath, { force: true });
   }
 
-  /** Closes the file but keeps it, so a later resumeWriter() can go on (uploads between requests). */
+  /** Closes the file but keeps it and the hash state: a later write() or commit() reopens it (uploads between requests). */
   async release(): Promise<void> {
     await this.close();
   }
 
   private async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.fh.close();
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close();
   }
 }
 

@@ -1,7 +1,7 @@
 /** @module storage/leases — which stored blobs are being read right now, so removal leaves them alone, and the open handle a reader reads them through. */
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { finished, type Readable, type Writable } from 'node:stream';
+import { Readable, finished, type Writable } from 'node:stream';
 import { type BufferPool, SEND_CHUNK, sendRange } from './send.js';
 
 /**
@@ -64,6 +64,8 @@ export class StoredBlob {
   /** Bytes [start, end] inclusive; end defaults to the last byte. */
   stream(start = 0, end = this.size - 1): Readable {
     if (this.closing) throw new Error(`blob ${this.digest} was read after its handle was closed`);
+    // The empty blob (and any empty range) has no byte to read; a file stream refuses end < start.
+    if (end < start) return Readable.from([]);
     this.streams++;
     const stream = createReadStream('', { fd: this.fh, start, end, autoClose: false, highWaterMark: SEND_CHUNK });
     // Without autoClose the stream is not destroyed at its end, so 'close' alone would not come.

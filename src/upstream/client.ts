@@ -36,6 +36,12 @@ export interface UpstreamRequest {
   readonly pullFrom?: readonly string[];
   /** The body; a function so it can be sent again after an auth challenge. */
   readonly body?: () => Buffer | Readable;
+  /**
+   * The upstream is known to have what this asks for (a tag berth has seen, a transfer being
+   * resumed), so a 5xx answer is evidence of an outage. Otherwise a 5xx is about this request
+   * alone (a layer asked for as a manifest, say) and must not open the breaker for everyone.
+   */
+  readonly known?: boolean;
 }
 
 export interface UpstreamResponse {
@@ -144,10 +150,10 @@ export class RegistryClient {
     const repository = this.upstreamRepository(req.repository);
     const url = req.url ?? `${this.remoteurl}/v2/${repository}/${req.path}`;
     // A handed-out URL on another origin gets no credentials, as across redirects.
-    if (new URL(url).origin !== new URL(this.remoteurl).origin) return this.sendWithRedirects(req.method, url, { ...req.headers }, req.body);
+    if (new URL(url).origin !== new URL(this.remoteurl).origin) return this.sendWithRedirects(req.method, url, { ...req.headers }, req.body, req.known);
     // Space-separated scopes become one `scope` parameter each at the token realm.
     const scope = [`repository:${repository}:${req.push ? 'pull,push' : 'pull'}`, ...(req.pullFrom ?? []).map((r) => `repository:${this.upstreamRepository(r)}:pull`)].join(' ');
-    let res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) }, req.body);
+    let res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) }, req.body, req.known);
     if (res.status !== 401) return res;
 
     const challenge = parseChallenge(res.headers['www-authenticate']);
@@ -156,10 +162,10 @@ export class RegistryClient {
       this.scheme = 'bearer';
       this.tokens.invalidate(scope);
       const token = await this.tokens.fetch(challenge, scope);
-      res = await this.sendWithRedirects(req.method, url, { ...req.headers, authorization: `Bearer ${token}` }, req.body);
+      res = await this.sendWithRedirects(req.method, url, { ...req.headers, authorization: `Bearer ${token}` }, req.body, req.known);
     } else if (challenge?.scheme === 'basic' && this.config.username !== undefined) {
       this.scheme = 'basic';
-      res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) }, req.body);
+      res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) }, req.body, req.known);
     }
     if (res.status === 401) {
       await res.body.dump();
@@ -212,7 +218,7 @@ export class RegistryClient {
    * Follows redirects of reads (blob storage often lives elsewhere), dropping credentials across
    * origins. Writes are not redirected: their 3xx goes back to the caller.
    */
-  private async sendWithRedirects(method: string, url: string, headers: Record<string, string>, body?: () => Buffer | Readable): Promise<UpstreamResponse> {
+  private async sendWithRedirects(method: string, url: string, headers: Record<string, string>, body?: () => Buffer | Readable, known = false): Promise<UpstreamResponse> {
     let current = url;
     let hdrs = { ...headers, ...this.viaHeader() };
     const follows = method === 'GET' || method === 'HEAD';
@@ -227,8 +233,10 @@ export class RegistryClient {
         await res.body.dump().catch(() => undefined);
         throw new OciError('UNAVAILABLE', loopMessage(this.config), { status: 508 });
       }
-      if (res.statusCode >= 500) this.breaker.failure(`answered ${res.statusCode}`);
-      else this.breaker.success();
+      // Connect errors and timeouts above always count; a 5xx only where the upstream should have served.
+      if (res.statusCode >= 500) {
+        if (known) this.breaker.failure(`answered ${res.statusCode}`);
+      } else this.breaker.success();
       const location = res.headers['location'];
       if (follows && res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string' && hop < MAX_REDIRECTS) {
         await res.body.dump();
