@@ -15,6 +15,8 @@ const needs = [
   ['nsenter', 'util-linux'],
   // Headless browser for the dashboard tests (driven by playwright-core).
   ['chromium', 'chromium'],
+  // Several replicas per site: tests start their own redis-server on loopback.
+  ['redis-server', 'redis-server'],
   // e2e/podman.test: podman as a node reading node-config's registries.conf.
   ['podman', 'podman'],
 ];

@@ -19,6 +19,8 @@ import { openPushSide } from './cache/write-side.js';
 import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
+import { openReplica } from './cluster/replica.js';
+import { UploadForwarder } from './http/forward.js';
 import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 import { createFleet } from './fleet/wiring.js';
 import { WorkPriority, budgetFor } from './upstream/budget.js';
@@ -57,7 +59,10 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   // The shared-state ports, chosen once, here: today the local ones (SQLite files beside the blobs).
   const index = openLocalIndex(root, now);
   const pushStores = openLocalPush(root, now);
-  const { blobIndex, repos } = index;
+  const { repos } = index;
+  // One of a site's replicas: holder records follow the index, peers are a byte source beside the upstream.
+  const replica = config.cluster ? openReplica(config.cluster, { logger, now, timeouts: config.upstreamTimeouts }) : undefined;
+  const blobIndex = replica ? replica.holding(index.blobIndex) : index.blobIndex;
   const reconciled = await reconcile(blobs, blobIndex);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
   const instance = (await instanceId(root))!;
@@ -70,13 +75,16 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry, instance, budget && { budget, priority }),
     };
   });
-  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, owner: LOCAL_OWNER, upstreams, logger, now });
+  const uploadRows = replica ? replica.owning(pushStores.uploads, config.storage.uploadpurging.ageMs) : pushStores.uploads;
+  const forwarder = replica ? new UploadForwarder() : undefined;
+  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, uploads: uploadRows, owner: LOCAL_OWNER, upstreams, logger, now });
   // berth.lock: `berth gc` run beside this process leaves what it streams or fills alone.
   const inUse = new InUseRecord(root, now);
   await inUse.open();
   const cache = new RegistryCache({
     blobs, index: blobIndex, repos, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry,
     protect: () => pushSide.protect(), heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
+    ...(replica ? { router: replica.router, manifestSite: replica.manifests } : {}),
   });
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
   cache.maybeEvict();
@@ -88,7 +96,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   });
   const fleet = createFleet({ config, ops, stats: () => telemetry.stats(), upstreams, logger, now });
   const listeners: Listener[] = [{ host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) }, ...config.http.listeners];
-  const serverDeps = { config, cache, upstreams, logger, now, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance };
+  const serverDeps = { config, cache, upstreams, logger, now, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance,
+    ...(config.cluster && replica && forwarder
+      ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }
+      : {}),
+  };
   const servers = listeners.map((l) => createServer(serverDeps, l.tls));
   const server = servers[0]!;
   const reloadCertificate = (reason: string) => {
@@ -117,6 +129,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       for (const [i, l] of listeners.entries()) bound.push(await listenOn(servers[i]!, l));
       ops.start();
       fleet.start();
+      replica?.start();
       return bound[0]!;
     },
     checkUpstreams: () => checkAll(upstreams, logger),
@@ -134,6 +147,8 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       clearInterval(sweep);
       clearTimeout(timer);
       await pushSide.close();
+      await replica?.close();
+      await forwarder?.close();
       await inUse.close();
       pushStores.close();
       await access.close();

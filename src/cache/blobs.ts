@@ -51,6 +51,33 @@ export interface BlobCacheDeps {
   readonly observer?: CacheObserver;
   /** The set of blobs being filled or streamed changed (the in-use record follows it). */
   readonly onInUseChange?: (inUse: string[]) => void;
+  /** Where a fill's bytes come from when the site has other replicas (a peer, or the upstream under a lease); absent: the upstream. */
+  readonly router?: FillRouter;
+}
+
+/**
+ * How a request from another replica of the site may be answered: `held` only from what this
+ * replica stores or is filling now; `fill` may fill it here too, but never forwards to a third.
+ */
+export type PeerMode = 'held' | 'fill';
+
+/** One byte source beside the upstream: a peer replica, chosen per attempt of a fill. */
+export interface FillRouter {
+  /** The body from byte `offset` on; calls `upstream` when this replica should fetch it itself. */
+  open(req: {
+    readonly target: Target;
+    readonly digest: string;
+    readonly offset: number;
+    /** The fill serves another replica's request: it must not be forwarded again. */
+    readonly fromPeer: boolean;
+    readonly upstream: (offset: number) => Promise<AsyncIterable<Uint8Array>>;
+    /** For bodies from a peer: the size it announced (offset 0 only). */
+    readonly markReady: (size: number | undefined) => void;
+  }): Promise<AsyncIterable<Uint8Array>>;
+  /** Whether an error of a peer transfer is worth another attempt even before any byte arrived. */
+  retriable(err: unknown): boolean;
+  /** The fill ended (stored, passed through or failed): its lease, if any, is released. */
+  finished(digest: string): void;
 }
 
 /** Fills one manifest's prefetch runs at once: enough to fill a WAN link, few enough to leave room for clients' own requests. */
@@ -81,8 +108,9 @@ export class BlobCache {
   /**
    * A blob found on disk is opened then and there, so it can be served whatever eviction does
    * next; a blob not found (or evicted just before) goes through the fill path like any miss.
+   * `peer`: the request comes from another replica of the site (see PeerMode).
    */
-  async get(target: Target, digest: string): Promise<BlobHandle> {
+  async get(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
     parseDigest(digest);
     const wasHeld = this.deps.blobs.isHeld(digest);
     const stored = await this.openStored(digest);
@@ -102,8 +130,9 @@ export class BlobCache {
     const release = await this.deps.blobs.hold(digest);
     try {
       const existing = this.fills.current(digest);
+      if (!existing && peer === 'held') throw blobUnknown(digest);
       if (existing) await this.ensureVisible(target, digest);
-      const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest)).fill;
+      const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest, peer !== undefined)).fill;
       if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
       await fill.ready;
       return {
@@ -135,7 +164,7 @@ export class BlobCache {
     const worker = async (): Promise<void> => {
       for (let d = queue.shift(); d !== undefined; d = queue.shift()) {
         if (this.fills.current(d) || (await this.storedSize(d)) !== undefined) continue;
-        const claim = this.fills.claim(d, () => this.startFill(target, d));
+        const claim = this.fills.claim(d, () => this.startFill(target, d, false));
         if (claim.role !== 'filler') continue;
         this.deps.onInUseChange?.(this.inUseDigests());
         // A failure is logged by the fill; the client that wants the blob tries again itself.
@@ -238,16 +267,21 @@ export class BlobCache {
     };
   }
 
-  private startFill(target: Target, digest: string): BlobFill {
-    const { blobs, index, repos, logger } = this.deps;
+  private startFill(target: Target, digest: string, fromPeer: boolean): BlobFill {
+    const { blobs, index, repos, logger, router } = this.deps;
     const upstream = target.upstream!;
     const fill = new BlobFill(digest, blobs.newTempPath(), blobs.path(digest));
     const started = this.deps.now();
     const log = { upstream: upstream.client.name, repository: target.repository, digest };
     const source: FillSource = {
-      open: (offset) => this.openUpstream(target, fill, offset),
-      // Only a transfer that has begun is resumed; a request that never got an answer fails fast.
-      retriable: (err) => fill.written > 0 && isTransient(err),
+      open: (offset) => {
+        const upstream = (o: number) => this.openUpstream(target, fill, o);
+        if (!router) return upstream(offset);
+        return router.open({ target, digest, offset, fromPeer, upstream, markReady: (size) => fill.markReady(size) });
+      },
+      // Only a transfer that has begun is resumed; a request that never got an answer fails fast
+      // (a peer that went away is the exception: another source is tried).
+      retriable: (err) => (fill.written > 0 || (router?.retriable(err) ?? false)) && isTransient(err),
     };
     void (async () => {
       try {
@@ -274,6 +308,7 @@ export class BlobCache {
         const unknown = err instanceof OciError && err.code === 'BLOB_UNKNOWN';
         logger[unknown ? 'info' : 'error']({ ...log, written: fill.written, err: (err as Error).message }, unknown ? 'blob unknown upstream; nothing stored' : 'blob fill failed; nothing stored');
       } finally {
+        router?.finished(digest);
         this.fills.finish(digest, fill);
         this.deps.onInUseChange?.(this.inUseDigests());
       }

@@ -32,9 +32,24 @@ export interface ManifestCacheDeps {
   readonly now: () => number;
   readonly heldTags?: HeldTags;
   readonly observer?: CacheObserver;
+  /** The site's shared tag records and its replicas' manifests (`cluster:`): one upstream check per tag per site. */
+  readonly site?: ManifestSite;
   /** Called with every manifest just fetched and stored from upstream (blob prefetch hangs here). */
   readonly onFetched?: (target: Target, manifest: ParsedManifest) => void;
 }
+
+/** What a site of several replicas shares for manifests; every call may fail (then this replica checks alone). */
+export interface ManifestSite {
+  tag(target: Target, tag: string): Promise<{ digest: string; checkedAt: number } | undefined>;
+  publish(target: Target, tag: string, digest: string, checkedAt: number): Promise<void>;
+  /** The right to ask the upstream about this tag now; false: another replica is asking. */
+  claimCheck(target: Target, tag: string): Promise<boolean>;
+  /** Manifest bytes from a replica that holds them (unverified: the caller checks the digest). */
+  fetch(target: Target, digest: string): Promise<Buffer | undefined>;
+}
+
+/** How long a replica waits for another replica's tag check before checking itself. */
+const SITE_CHECK_WAIT_MS = 2_000;
 
 export class ManifestCache {
   /** Upstream fetches in progress keyed by upstream, repository and reference: the single-flight table. */
@@ -72,7 +87,11 @@ export class ManifestCache {
     }
     const checked = this.singleFlight(target, tag, async () => {
       try {
-        return await this.revalidate(target, tag, record?.digest);
+        const shared = await this.fromSite(target, tag, upstream.config.tagttlMs);
+        if (shared) return shared;
+        const result = await this.revalidate(target, tag, record?.digest);
+        await this.deps.site?.publish(target, tag, result.digest, now()).catch(() => undefined);
+        return result;
       } catch (err) {
         const stale = record && isUnavailable(err) ? await this.local(target, record.digest, 'stale') : undefined;
         if (!stale) throw err;
@@ -96,6 +115,44 @@ export class ManifestCache {
     }
     const stale = await this.local(target, record.digest, 'stale');
     return stale ?? checked;
+  }
+
+  /**
+   * The site's answer for a tag, when another replica checked it within the tag TTL (or is
+   * checking it now): its manifest from here or from a replica holding it, verified here.
+   * Undefined: this replica asks the upstream itself.
+   */
+  private async fromSite(target: Target, tag: string, ttlMs: number): Promise<ManifestResult | undefined> {
+    const { site, now, repos, logger } = this.deps;
+    if (!site) return undefined;
+    try {
+      const deadline = now() + SITE_CHECK_WAIT_MS;
+      for (let first = true; ; first = false) {
+        const rec = await site.tag(target, tag);
+        if (rec && now() - rec.checkedAt < ttlMs) {
+          const local = (await this.local(target, rec.digest, 'hit')) ?? (await this.fromPeer(target, rec.digest));
+          if (local) {
+            await repos.setTag(target.key, target.repository, tag, rec.digest);
+            return local;
+          }
+          return undefined;
+        }
+        if (first && (await site.claimCheck(target, tag))) return undefined;
+        if (now() > deadline) return undefined;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch (err) {
+      logger.debug({ repository: target.repository, tag, err: (err as Error).message }, 'site tag record unavailable; checking upstream');
+      return undefined;
+    }
+  }
+
+  private async fromPeer(target: Target, digest: string): Promise<ManifestResult | undefined> {
+    const body = await this.deps.site!.fetch(target, digest);
+    if (!body || digestOf(body, parseDigest(digest).algorithm) !== digest) return undefined;
+    const parsed = parseManifest(body);
+    await this.store(target, digest, parsed.mediaType, body, [...parsed.blobs, ...parsed.manifests].map((d) => d.digest), parsed.subject?.digest, parsed.artifactType);
+    return { digest, mediaType: parsed.mediaType, body, outcome: 'hit' };
   }
 
   /** One conditional check upstream: a HEAD, and a GET only when the tag moved. */

@@ -6,8 +6,8 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/client.js';
-import { BlobCache, type BlobHandle } from './blobs.js';
-import { ManifestCache, type ManifestResult } from './manifests.js';
+import { BlobCache, type BlobHandle, type FillRouter, type PeerMode } from './blobs.js';
+import { ManifestCache, type ManifestResult, type ManifestSite } from './manifests.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
@@ -29,6 +29,10 @@ export interface RegistryCacheDeps {
   readonly observer?: CacheObserver;
   /** Told the whole set of blobs being filled or streamed whenever it changes. */
   readonly onInUseChange?: (inUse: string[]) => void;
+  /** Byte sources beside the upstream: the site's other replicas. */
+  readonly router?: FillRouter;
+  /** Shared tag records and peers' manifests. */
+  readonly manifestSite?: ManifestSite;
 }
 
 export interface TagPage {
@@ -68,6 +72,7 @@ export class RegistryCache {
     });
     this.manifests = new ManifestCache({
       ...deps,
+      ...(deps.manifestSite ? { site: deps.manifestSite } : {}),
       // An image manifest, not an index: only the platform a client asked for is fetched ahead.
       onFetched: (target, m) => {
         if (target.upstream?.config.prefetch && m.manifests.length === 0) this.blobs.prefetch(target, m.blobs.map((b) => b.digest));
@@ -91,8 +96,9 @@ export class RegistryCache {
     return this.manifests.store(target, digest, mediaType, body, children, subject, artifactType);
   }
 
-  blob(target: Target, digest: string): Promise<BlobHandle> {
-    return this.blobs.get(target, digest);
+  /** `peer`: asked by another replica of the site (see cache/blobs PeerMode). */
+  blob(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
+    return this.blobs.get(target, digest, peer);
   }
 
   headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {

@@ -80,5 +80,24 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
       ...(config.warm.platforms.length ? { platforms: [...config.warm.platforms] } : {}),
       allplatforms: config.warm.allPlatforms,
     },
+    ...(config.cluster ? clusterDoc(config.cluster) : {}),
+  };
+}
+
+/** `redis:` and `cluster:` as written, secrets redacted. */
+function clusterDoc(c: NonNullable<BerthConfig['cluster']>): Record<string, unknown> {
+  const r = c.redis;
+  const addrs = r.addrs.map((a) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+  return {
+    redis: {
+      ...(addrs.length === 1 && r.mastername === undefined ? { addr: addrs[0] } : { addrs, mastername: r.mastername }),
+      ...(r.username !== undefined ? { username: r.username } : {}),
+      ...(r.password !== undefined ? { password: '<redacted>' } : {}),
+      db: r.db,
+      dialtimeout: formatDuration(r.connectMs),
+      readtimeout: formatDuration(r.commandMs),
+      ...(r.tls ? { tls: { enabled: true, insecure: r.tls.insecure } } : {}),
+    },
+    cluster: { advertise: c.advertise, secret: '<redacted>', name: c.name },
   };
 }

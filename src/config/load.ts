@@ -9,6 +9,7 @@ import { formatPath, validateDocument, type BerthDocument } from './schema.js';
 import type { BerthConfig, ConnectionLimits, UpstreamConfig } from './types.js';
 import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
+import { buildCluster } from './cluster.js';
 
 /** The `berth serve` flags that stand in for a config file. */
 export interface ServeFlags {
@@ -95,7 +96,9 @@ export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: 
     const fromOutside = [...origins.keys()].some((k) => key === k || key.startsWith(`${k}.`) || key.startsWith(`${k}[`));
     return resolve(fromOutside ? cwd : baseDir, p);
   };
-  const config = build(checked.doc, cwd, where, problems, opts.fdLimit);
+  const built = build(checked.doc, cwd, where, problems, opts.fdLimit);
+  const cluster = buildCluster(checked.doc, where, problems, warnings);
+  const config: BerthConfig = cluster ? { ...built, cluster } : built;
   if (problems.length === 0) problems.push(...pushGuardProblems(config, checked.doc.proxy ? ['proxy'] : config.upstreams.map((_, i) => `upstreams[${i}]`)));
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(config), warnings };

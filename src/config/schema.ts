@@ -30,6 +30,7 @@ import {
 import type { AccessAction, OutageMode, PushMode } from './types.js';
 import { isMapping, type Tree } from './yaml.js';
 import { budgetKeys, checkFleet, hubSchema, siteSchema } from './fleet.js';
+import { clusterSchema, redisSchema } from './cluster.js';
 
 export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const satisfies readonly PushMode[];
 export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const satisfies readonly AccessAction[];
@@ -167,7 +168,8 @@ export const documentSchema = z.strictObject({
   hub: hubSchema.optional(),
   site: siteSchema.optional(),
   loglevel: ignored(),
-  redis: ignored(),
+  redis: redisSchema.optional(),
+  cluster: clusterSchema.optional(),
   notifications: ignored(),
   health: ignored(),
   middleware: ignored(),

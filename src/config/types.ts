@@ -122,6 +122,30 @@ export interface BerthConfig {
   readonly hub?: HubConfig;
   /** This berth is a site reporting to a hub. */
   readonly site?: SiteConfig;
+  /** One replica of a site's several (`cluster:` with `redis:`); absent: a replica alone. */
+  readonly cluster?: ClusterConfig;
+}
+
+export interface ClusterConfig {
+  /** How the other replicas reach this one. */
+  readonly advertise: string;
+  readonly secret: string;
+  /** Replicas with the same name form one site (the Redis key prefix). */
+  readonly name: string;
+  readonly redis: {
+    /** One server, or Sentinels when `mastername` is set. */
+    readonly addrs: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+    readonly mastername?: string;
+    readonly username?: string;
+    readonly password?: string;
+    readonly sentinelUsername?: string;
+    readonly sentinelPassword?: string;
+    readonly db: number;
+    readonly connectMs: number;
+    /** Every command gives up after this long. */
+    readonly commandMs: number;
+    readonly tls?: { readonly certificate?: string; readonly key?: string; readonly ca?: string; readonly insecure: boolean };
+  };
 }
 
 export interface WarmConfig {

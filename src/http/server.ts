@@ -22,6 +22,8 @@ import { checkingInterval, limitConnections } from './connections.js';
 import type { AdminHandler } from './admin.js';
 import { routeLabel, type RequestObserver } from './observer.js';
 import { isUiPath, serveUi } from './ui.js';
+import { handlePeer, type PeerDeps } from './peer.js';
+import type { UploadForwarder } from './forward.js';
 import { INSTANCE_HEADER, VIA_HEADER, isOwnRequest } from '../upstream/loop.js';
 
 const OWN_REQUEST = 'this request was sent by this berth itself: an upstream\'s name resolves to berth on the cache host; set resolve: for that upstream to the central registry\'s address, or remove the name from the cache host\'s hosts file';
@@ -38,6 +40,11 @@ export interface ServerDeps {
   /** /readyz, /metrics and /api/v1/ (optional so the pull path stands alone in tests). */
   readonly admin?: AdminHandler;
   readonly observer?: RequestObserver;
+  /** The endpoint the site's other replicas read from (`cluster:`). */
+  readonly peer?: PeerDeps;
+  /** The replica of the site holding an upload's bytes, when it is not this one. */
+  readonly uploadOwner?: (id: string) => Promise<string | undefined>;
+  readonly forwarder?: UploadForwarder;
   /** This berth's instance id, sent on every response so an upstream loop is recognised. */
   readonly instance?: string;
   readonly now?: () => number;
@@ -109,6 +116,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     }
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
+    if (deps.peer && (await handlePeer(deps.peer, req, res, url))) return;
     if (deps.admin && (await deps.admin(req, res, url))) return;
     if (isUiPath(url.pathname)) return await serveUi(req, res, url.pathname);
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
@@ -134,6 +142,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
+    if (route.kind === 'upload' && deps.forwarder && deps.uploadOwner) {
+      const owner = await deps.uploadOwner(route.id);
+      if (owner) return await deps.forwarder.forward(req, res, owner);
+    }
     const ctx: PushContext = {
       req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
       setOutcome: (o) => { outcome = o; },

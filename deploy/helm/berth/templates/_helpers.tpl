@@ -22,3 +22,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "berth.fullname" . }}-credentials
 {{- end -}}
 {{- end }}
+
+{{- define "berth.clusterSecretName" -}}
+{{- if .Values.cluster.existingSecret -}}
+{{ .Values.cluster.existingSecret }}
+{{- else -}}
+{{ include "berth.fullname" . }}-cluster
+{{- end -}}
+{{- end }}
+
+{{- define "berth.redisAddr" -}}
+{{- if .Values.cluster.redis.addr -}}
+{{ .Values.cluster.redis.addr }}
+{{- else -}}
+{{ include "berth.fullname" . }}-redis:6379
+{{- end -}}
+{{- end }}

@@ -1,0 +1,71 @@
+/** @module cluster/peer-client — reads a blob from another replica of the site: its stored copy, or its fill while it fills. */
+import { Agent, request } from 'undici';
+import type { PeerMode } from '../cache/blobs.js';
+
+/** A peer transfer failed (refused, went away, cut short): another source is worth a try. */
+export class PeerError extends Error {
+  readonly transient = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'PeerError';
+  }
+}
+
+export const PEER_PATH = '/_berth/peer/blobs/';
+export const PEER_AUTH_SCHEME = 'Berth-Peer';
+
+export interface PeerBody {
+  readonly body: AsyncIterable<Uint8Array>;
+  /** Whole blob size when the peer knows it. */
+  readonly size: number | undefined;
+}
+
+export class PeerClient {
+  private readonly agent: Agent;
+
+  constructor(
+    private readonly secret: string,
+    timeouts: { connectMs: number; firstByteMs: number; idleMs: number },
+  ) {
+    this.agent = new Agent({ connect: { timeout: timeouts.connectMs }, headersTimeout: timeouts.firstByteMs, bodyTimeout: timeouts.idleMs });
+  }
+
+  /** GET of `digest` from byte `offset` at `peer` for (upstream, repository): the peer checks the repository may see it. */
+  async open(peer: string, upstream: string, repository: string, digest: string, offset: number, mode: PeerMode): Promise<PeerBody> {
+    const url = `${peer}${PEER_PATH}${digest}?${new URLSearchParams({ upstream, repository, mode }).toString()}`;
+    let res;
+    try {
+      res = await request(url, {
+        dispatcher: this.agent,
+        headers: { authorization: `${PEER_AUTH_SCHEME} ${this.secret}`, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
+      });
+    } catch (err) {
+      throw new PeerError(`peer ${peer}: ${(err as Error).message}`);
+    }
+    const want = offset > 0 ? 206 : 200;
+    if (res.statusCode !== want) {
+      await res.body.dump().catch(() => undefined);
+      throw new PeerError(`peer ${peer} answered ${res.statusCode} for ${digest} from ${offset}`);
+    }
+    if (offset > 0 && !String(res.headers['content-range'] ?? '').startsWith(`bytes ${offset}-`)) {
+      await res.body.dump().catch(() => undefined);
+      throw new PeerError(`peer ${peer} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
+    }
+    const length = Number(res.headers['content-length']);
+    const size = res.headers['content-length'] === undefined || !Number.isSafeInteger(length) ? undefined : length + offset;
+    return { body: guarded(res.body, peer), size };
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}
+
+/** The peer's body, with every failure a PeerError so the fill moves to another source. */
+async function* guarded(body: AsyncIterable<Uint8Array>, peer: string): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of body) yield chunk;
+  } catch (err) {
+    throw new PeerError(`peer ${peer} stream broke: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,63 @@
+/** @module cluster/site.test — the local and Redis implementations of the site port, run through one contract suite (Redis: a real redis-server). */
+import { after, before } from 'node:test';
+import { Redis } from 'ioredis';
+import { siteContract } from '../ports/contract/site.js';
+import { LocalSite, LocalSiteBackend } from './local-site.js';
+import { RedisSite } from './redis-site.js';
+import { startRedis, startSentinel, type RedisServer } from '../../test/fixtures/redis.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { connectRedis } from './redis.js';
+
+siteContract('local', async () => {
+  const backend = new LocalSiteBackend();
+  return { a: new LocalSite('http://a', Date.now, backend), b: new LocalSite('http://b', Date.now, backend), close: async () => {} };
+});
+
+let server: RedisServer;
+let sites = 0;
+before(async () => {
+  server = await startRedis();
+});
+after(async () => {
+  await server.stop();
+});
+
+siteContract('redis', async () => {
+  // A fresh site name per case stands in for a fresh, empty backend.
+  const name = `t${++sites}`;
+  const redis = new Redis({ host: '127.0.0.1', port: server.port, commandTimeout: 2_000, maxRetriesPerRequest: 0 });
+  const a = new RedisSite(redis, 'http://a', name, false);
+  const b = new RedisSite(redis, 'http://b', name, false);
+  return {
+    a,
+    b,
+    close: async () => {
+      redis.disconnect();
+    },
+  };
+});
+
+test('redis: a replica finds Redis through a Sentinel (redis.addrs with mastername)', async () => {
+  const sentinel = await startSentinel(server);
+  const client = connectRedis(
+    { addrs: [{ host: '127.0.0.1', port: sentinel.port }], mastername: 'mymaster', db: 0, connectMs: 2_000, commandMs: 2_000 },
+    pino({ level: 'silent' }),
+  );
+  const site = new RedisSite(client, 'http://s', 'sentinel');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve());
+      setTimeout(() => reject(new Error('no ready through the Sentinel')), 10_000);
+    });
+    await site.heartbeat(10_000);
+    assert.deepEqual(
+      (await site.members()).map((m) => m.url),
+      ['http://s'],
+    );
+  } finally {
+    await site.close();
+    await sentinel.stop();
+  }
+});

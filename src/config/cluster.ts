@@ -1,0 +1,139 @@
+/** @module config/cluster — the `redis:` and `cluster:` sections: one replica of a site's several, coordinated through Redis. */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { duration, flag, httpUrl, ignored, pathText, text, upstreamName } from './fields.js';
+import type { ClusterConfig } from './types.js';
+
+/**
+ * distribution's `redis:` keys: 2.x `addr`, 3.x `addrs` (with `mastername`, Sentinel), `username`,
+ * `password`, `db`, `tls` (2.x `enabled`; 3.x `certificate`, `key`, `clientcas`) and the
+ * timeouts. Pool tuning is distribution's own business: accepted, unused.
+ */
+export const redisSchema = z.strictObject({
+  addr: text().optional(),
+  addrs: z.array(text()).optional(),
+  mastername: text().optional(),
+  username: text().optional(),
+  password: text().optional(),
+  sentinelusername: text().optional(),
+  sentinelpassword: text().optional(),
+  db: text().optional(),
+  dialtimeout: duration().optional(),
+  readtimeout: duration().optional(),
+  writetimeout: duration().optional(),
+  tls: z
+    .strictObject({
+      enabled: flag().optional(),
+      certificate: pathText().optional(),
+      key: pathText().optional(),
+      clientcas: z.array(pathText()).optional(),
+      insecure: flag().optional(),
+    })
+    .optional(),
+  pool: ignored(),
+  maxretries: ignored(),
+  minretrybackoff: ignored(),
+  maxretrybackoff: ignored(),
+});
+
+export const clusterSchema = z.strictObject({
+  advertise: httpUrl(),
+  secret: text().optional(),
+  secretfile: pathText().optional(),
+  name: upstreamName().optional(),
+});
+
+type RedisDoc = z.output<typeof redisSchema>;
+type ClusterDoc = z.output<typeof clusterSchema>;
+type Where = (path: readonly (string | number)[], p: string) => string;
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+/** Every Redis call gives up after this long by default: Redis helps, it never holds a request up. */
+export const DEFAULT_REDIS_TIMEOUT_MS = 1_000;
+
+/**
+ * Without `cluster:`, a `redis:` section keeps the meaning it had before berth used Redis:
+ * accepted with one warning and unused, so a distribution config still starts one plain cache.
+ * With `cluster:`, `redis:` is required and every key in it is checked.
+ */
+export function buildCluster(
+  doc: { redis?: RedisDoc | undefined; cluster?: ClusterDoc | undefined },
+  where: Where,
+  problems: string[],
+  warnings: string[],
+): ClusterConfig | undefined {
+  const { redis, cluster } = doc;
+  if (!cluster) {
+    if (redis) warnings.push('redis: accepted for compatibility with distribution, not used by berth (it coordinates replicas only with cluster:)');
+    return undefined;
+  }
+  if (!redis) {
+    problems.push('cluster: needs a redis: section (redis.addr or redis.addrs) to coordinate the replicas');
+    return undefined;
+  }
+  const addrs = redis.addrs ?? (redis.addr !== undefined ? [redis.addr] : []);
+  if (addrs.length === 0) problems.push('redis.addr: required key is missing; allowed: host:port of Redis (or redis.addrs: [host:port, ...])');
+  if (redis.addr !== undefined && redis.addrs !== undefined) problems.push('redis.addrs: set together with redis.addr; allowed: one of them');
+  const hosts = addrs.map((a, i) => {
+    const key = redis.addrs ? `redis.addrs[${i}]` : 'redis.addr';
+    const m = HOST_PORT.exec(a.trim());
+    if (!m || Number(m[2]) > 65535) {
+      problems.push(`${key}: invalid address ${JSON.stringify(a)}; allowed: host:port, e.g. 10.0.0.9:6379`);
+      return { host: '', port: 0 };
+    }
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  });
+  if (addrs.length > 1 && redis.mastername === undefined) {
+    problems.push('redis.addrs: several addresses need redis.mastername (they are Sentinels); allowed: one address, or Sentinels with mastername');
+  }
+  const db = redis.db === undefined ? 0 : Number(redis.db);
+  if (!Number.isInteger(db) || db < 0) problems.push(`redis.db: invalid value ${JSON.stringify(redis.db)}; allowed: a database number, 0 or more`);
+  let secret = cluster.secret;
+  if (cluster.secretfile !== undefined) {
+    if (secret !== undefined) problems.push('cluster.secretfile: set together with cluster.secret; allowed: one of them');
+    try {
+      secret = readFileSync(where(['cluster', 'secretfile'], cluster.secretfile), 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      problems.push(`cluster.secretfile: cannot read file ${JSON.stringify(cluster.secretfile)}: ${(err as Error).message}`);
+    }
+  }
+  if (secret === undefined) problems.push('cluster.secret: required key is missing; allowed: a shared secret of 16 characters or more (or cluster.secretfile)');
+  else if (secret.length < 16) problems.push('cluster.secret: too short; allowed: a shared secret of 16 characters or more');
+  const tls = redis.tls;
+  const tlsOn = tls !== undefined && (tls.enabled ?? true);
+  const read = (key: string, file: string) => {
+    try {
+      return readFileSync(where(key.split('.'), file), 'utf8');
+    } catch (err) {
+      problems.push(`${key}: cannot read file ${JSON.stringify(file)}: ${(err as Error).message}`);
+      return '';
+    }
+  };
+  const timeout = redis.readtimeout ?? redis.writetimeout ?? DEFAULT_REDIS_TIMEOUT_MS;
+  return {
+    advertise: cluster.advertise,
+    secret: secret ?? '',
+    name: cluster.name ?? 'berth',
+    redis: {
+      addrs: hosts,
+      ...(redis.mastername !== undefined ? { mastername: redis.mastername } : {}),
+      ...(redis.username !== undefined ? { username: redis.username } : {}),
+      ...(redis.password !== undefined ? { password: redis.password } : {}),
+      ...(redis.sentinelusername !== undefined ? { sentinelUsername: redis.sentinelusername } : {}),
+      ...(redis.sentinelpassword !== undefined ? { sentinelPassword: redis.sentinelpassword } : {}),
+      db,
+      connectMs: redis.dialtimeout ?? DEFAULT_REDIS_TIMEOUT_MS,
+      commandMs: timeout,
+      ...(tlsOn
+        ? {
+            tls: {
+              ...(tls.certificate !== undefined ? { certificate: read('redis.tls.certificate', tls.certificate) } : {}),
+              ...(tls.key !== undefined ? { key: read('redis.tls.key', tls.key) } : {}),
+              ...(tls.clientcas !== undefined ? { ca: tls.clientcas.map((f, i) => read(`redis.tls.clientcas.${i}`, f)).join('\n') } : {}),
+              insecure: tls.insecure ?? false,
+            },
+          }
+        : {}),
+    },
+  };
+}

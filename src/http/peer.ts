@@ -1,0 +1,69 @@
+/** @module http/peer — the endpoint the site's other replicas read blobs from: cluster secret required, repository visibility kept. */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import type { Logger } from 'pino';
+import type { PeerMode } from '../cache/blobs.js';
+import type { RegistryCache } from '../cache/registry.js';
+import type { Upstream } from '../cache/target.js';
+import { parseDigest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { assertRepositoryName } from '../oci/reference.js';
+import { PEER_AUTH_SCHEME, PEER_PATH } from '../cluster/peer-client.js';
+import { sendError } from './respond.js';
+
+export interface PeerDeps {
+  readonly secret: string;
+  readonly cache: RegistryCache;
+  readonly upstreams: readonly Upstream[];
+  readonly logger: Logger;
+}
+
+const hash = (s: string) => createHash('sha256').update(s).digest();
+
+/** Answers `GET /_berth/peer/blobs/<digest>?upstream=&repository=&mode=` (Range `bytes=N-`); false for other paths. */
+export async function handlePeer(deps: PeerDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  if (!url.pathname.startsWith(PEER_PATH)) return false;
+  try {
+    const auth = req.headers.authorization ?? '';
+    const given = auth.startsWith(`${PEER_AUTH_SCHEME} `) ? auth.slice(PEER_AUTH_SCHEME.length + 1) : '';
+    // Compared as hashes: equal length, constant time.
+    if (!timingSafeEqual(hash(given), hash(deps.secret))) {
+      throw new OciError('UNAUTHORIZED', 'peer requests need the cluster secret', { status: 401 });
+    }
+    if (req.method !== 'GET') throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: 'GET' } });
+    const digest = url.pathname.slice(PEER_PATH.length);
+    parseDigest(digest);
+    const upstream = deps.upstreams.find((u) => u.config.name === url.searchParams.get('upstream'));
+    const repository = url.searchParams.get('repository') ?? '';
+    assertRepositoryName(repository);
+    const mode = url.searchParams.get('mode') === 'fill' ? 'fill' : 'held';
+    if (!upstream) throw new OciError('NAME_UNKNOWN', 'no such upstream here', { status: 404 });
+    // The same visibility check as a node's request: the repository must reference the blob.
+    const blob = await deps.cache.blob({ upstream, key: upstream.config.name, repository }, digest, mode satisfies PeerMode);
+    try {
+      const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+      const size = blob.size;
+      if (size !== undefined && start > 0 && start >= size)
+        throw new OciError('RANGE_INVALID', `range from ${start} outside ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
+      res.statusCode = start > 0 ? 206 : 200;
+      res.setHeader('Content-Type', 'application/octet-stream');
+      res.setHeader('Docker-Content-Digest', digest);
+      if (start > 0) res.setHeader('Content-Range', `bytes ${start}-${size !== undefined ? size - 1 : ''}/${size ?? '*'}`);
+      if (size !== undefined) res.setHeader('Content-Length', size - start);
+      const stream = blob.open(start, size === undefined ? undefined : size - 1);
+      await new Promise<void>((resolve) => {
+        pipeline(stream, res, (err) => {
+          if (err && !res.destroyed) res.destroy(err);
+          resolve();
+        });
+      });
+    } finally {
+      await blob.close();
+    }
+  } catch (err) {
+    const e = sendError(res, err);
+    if (e.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error serving a peer');
+  }
+  return true;
+}
