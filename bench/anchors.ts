@@ -2,9 +2,7 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
-import {
-  LOOPBACK, freePort, makeTempDir, removeDir, run, spawnService, startedOrThrow, waitForHttp,
-} from '../test/fixtures/proc.js';
+import { LOOPBACK, freePort, makeTempDir, removeDir, run, spawnService, startedOrThrow, waitForHttp } from '../test/fixtures/proc.js';
 import { type CacheUnderTest, type TlsPair, startBerthCache, startDistributionProxy } from './caches.js';
 
 export type AnchorKind = 'berth' | 'distribution-2.8' | 'distribution-3' | 'nginx';
@@ -30,13 +28,33 @@ export async function treePids(pid: number): Promise<number[]> {
 export async function makeCert(dir: string): Promise<TlsPair> {
   const certificate = path.join(dir, 'tls.crt');
   const key = path.join(dir, 'tls.key');
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-subj', '/CN=127.0.0.1', '-addext', `subjectAltName=IP:${LOOPBACK}`, '-keyout', key, '-out', certificate]);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    `subjectAltName=IP:${LOOPBACK}`,
+    '-keyout',
+    key,
+    '-out',
+    certificate,
+  ]);
   return { certificate, key };
 }
 
 async function executable(file: string): Promise<boolean> {
-  return access(file, constants.X_OK).then(() => true, () => false);
+  return access(file, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Finds a command on PATH (nginx lives in /usr/sbin, which a non-root PATH may lack). */
@@ -84,7 +102,10 @@ http {
     throw e;
   }
   return {
-    url, pid: svc.pid, dir, logFile,
+    url,
+    pid: svc.pid,
+    dir,
+    logFile,
     stop: async (keep = false) => {
       await svc.stop(5_000);
       if (!keep) await removeDir(dir);

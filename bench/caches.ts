@@ -3,9 +3,7 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startBerth } from '../test/fixtures/berth.js';
 import { configYaml } from '../test/fixtures/registry.js';
-import {
-  LOOPBACK, type Service, freePort, makeTempDir, removeDir, spawnService, startedOrThrow, waitForHttp,
-} from '../test/fixtures/proc.js';
+import { LOOPBACK, type Service, freePort, makeTempDir, removeDir, spawnService, startedOrThrow, waitForHttp } from '../test/fixtures/proc.js';
 
 export type CacheKind = 'berth' | 'distribution';
 export const KINDS: readonly CacheKind[] = ['berth', 'distribution'];
@@ -69,7 +67,11 @@ export async function startDistributionProxy(remoteurl: string, opts: StartOptio
     throw e;
   }
   return {
-    kind: 'distribution', url, pid: svc.pid, dir, logFile,
+    kind: 'distribution',
+    url,
+    pid: svc.pid,
+    dir,
+    logFile,
     stop: async (keep = false) => {
       await svc.stop(10_000);
       if (!keep) await removeDir(dir);
@@ -86,7 +88,11 @@ export async function startBerthCache(remoteurl: string, opts: StartOptions & { 
   const nodeOptions = process.env['BENCH_BERTH_NODE_OPTIONS'];
   const b = await startBerth({ proxy: { remoteurl, prefetch: berthPrefetch() }, config, env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });
   return {
-    kind: 'berth', url: b.url, pid: b.service.pid, dir: b.dir, logFile: b.service.logFile,
+    kind: 'berth',
+    url: b.url,
+    pid: b.service.pid,
+    dir: b.dir,
+    logFile: b.service.logFile,
     stop: async (keep = false) => {
       await b.service.stop(15_000);
       if (!keep) await b.cleanup();

@@ -48,7 +48,10 @@ export function curl(ep: Endpoint, transfers: Transfer[], opts: { parallel?: boo
       const lines = out.split('\n').filter(Boolean);
       const res: CurlResult = { transfers: transfers.length, bytes: 0, failed: 0, errors: [] };
       // With -Z the write-out lines come in completion order, so sizes are checked as a multiset.
-      const expected = transfers.map((t) => t.size).filter((s): s is number => s !== undefined).sort((a, b) => a - b);
+      const expected = transfers
+        .map((t) => t.size)
+        .filter((s): s is number => s !== undefined)
+        .sort((a, b) => a - b);
       const got: number[] = [];
       for (const line of lines) {
         const [status, size] = line.split(' ').map(Number);
@@ -82,7 +85,10 @@ export function blobTransfers(repository: string, image: BuiltImage): Transfer[]
 
 /** A node's pull: the manifest by tag, then config and layers in parallel. */
 export async function nodePull(ep: Endpoint, repository: string, reference: string, image: BuiltImage, timeoutS: number): Promise<CurlResult> {
-  const m = await curl(ep, [{ url: `/v2/${repository}/manifests/${reference}`, size: image.manifestBytes.length }], { headers: [`Accept: ${ACCEPT_ALL}`], timeoutS });
+  const m = await curl(ep, [{ url: `/v2/${repository}/manifests/${reference}`, size: image.manifestBytes.length }], {
+    headers: [`Accept: ${ACCEPT_ALL}`],
+    timeoutS,
+  });
   if (m.failed > 0) return m;
   const b = await curl(ep, blobTransfers(repository, image), { parallel: true, timeoutS });
   return { transfers: m.transfers + b.transfers, bytes: m.bytes + b.bytes, failed: b.failed, errors: b.errors };

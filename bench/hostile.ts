@@ -57,7 +57,14 @@ async function main(): Promise<void> {
       (await run('htpasswd', ['-nbB', '-C', '10', 'bob', 'bob-pw'])).stdout.trim(),
     ];
     await writeFile(htpasswd, `${lines.join('\n')}\n`);
-    const berth = await startBerth({ config: { version: 0.1, log: { accesslog: { disabled: true } }, proxy: { remoteurl: registry.url }, auth: { htpasswd: { realm: 'edge', path: htpasswd } } } });
+    const berth = await startBerth({
+      config: {
+        version: 0.1,
+        log: { accesslog: { disabled: true } },
+        proxy: { remoteurl: registry.url },
+        auth: { htpasswd: { realm: 'edge', path: htpasswd } },
+      },
+    });
     try {
       const auth = basic('bob', 'bob-pw');
       await httpPull(berth.url, 'hostile/app', 'v1', auth);
@@ -66,14 +73,16 @@ async function main(): Promise<void> {
 
       let stop = false;
       const flood = { sent: 0, s401: 0, s429: 0 };
-      const flooders = Promise.all(Array.from({ length: FLOODERS }, async (_, w) => {
-        for (let i = 0; !stop; i++) {
-          const r = await fromAddress(`${berth.url}/v2/`, { headers: basic('alice', `guess-${w}-${i}`), localAddress: '127.0.0.2' });
-          flood.sent++;
-          if (r.status === 401) flood.s401++;
-          if (r.status === 429) flood.s429++;
-        }
-      }));
+      const flooders = Promise.all(
+        Array.from({ length: FLOODERS }, async (_, w) => {
+          for (let i = 0; !stop; i++) {
+            const r = await fromAddress(`${berth.url}/v2/`, { headers: basic('alice', `guess-${w}-${i}`), localAddress: '127.0.0.2' });
+            flood.sent++;
+            if (r.status === 401) flood.s401++;
+            if (r.status === 429) flood.s429++;
+          }
+        }),
+      );
       const during = await pulls(berth.url, auth);
       stop = true;
       await flooders;
@@ -86,15 +95,20 @@ async function main(): Promise<void> {
       held.forEach((h) => h.socket.destroy());
 
       const row = (name: string, s: Stats) => `| ${name} | ${s.median.toFixed(1)} | ${s.p95.toFixed(1)} | ${s.max.toFixed(1)} |`;
-      process.stdout.write([
-        '',
-        '| phase | median ms | p95 ms | max ms |',
-        '|---|---|---|---|',
-        row('quiet', quiet),
-        row(`password flood (${FLOODERS} parallel, ${flood.sent} sent: ${flood.s401} checked and refused 401, ${flood.s429} told to back off 429)`, during),
-        row(`slowloris hold (${held.length} half-open sockets from ${HOLD_ADDRESSES.length} addresses: ${refused} refused, ${open} still open after the pulls)`, slow),
-        '',
-      ].join('\n'));
+      process.stdout.write(
+        [
+          '',
+          '| phase | median ms | p95 ms | max ms |',
+          '|---|---|---|---|',
+          row('quiet', quiet),
+          row(`password flood (${FLOODERS} parallel, ${flood.sent} sent: ${flood.s401} checked and refused 401, ${flood.s429} told to back off 429)`, during),
+          row(
+            `slowloris hold (${held.length} half-open sockets from ${HOLD_ADDRESSES.length} addresses: ${refused} refused, ${open} still open after the pulls)`,
+            slow,
+          ),
+          '',
+        ].join('\n'),
+      );
     } finally {
       await berth.stop();
     }

@@ -45,7 +45,10 @@ export class MemoryWatch {
   private window: { peak: number; samples: number } | null = null;
   private reading = false;
 
-  constructor(private readonly pid: number, private readonly intervalMs = 100) {}
+  constructor(
+    private readonly pid: number,
+    private readonly intervalMs = 100,
+  ) {}
 
   start(): this {
     this.timer = setInterval(() => void this.sample(), this.intervalMs);

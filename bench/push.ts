@@ -36,9 +36,15 @@ async function main(): Promise<void> {
   const rows: Array<[string, string]> = [];
   const ms = (n: number) => `${(n / 1000).toFixed(2)} s`;
   try {
-    for (const [label, rate] of [['loopback', 0], [`link to the registry at ${WAN_RATE / MiB} MiB/s`, WAN_RATE]] as const) {
+    for (const [label, rate] of [
+      ['loopback', 0],
+      [`link to the registry at ${WAN_RATE / MiB} MiB/s`, WAN_RATE],
+    ] as const) {
       relay.configure({ upRateBytesPerSec: rate, rateBytesPerSec: rate });
-      rows.push([`direct to the registry (baseline), ${label}`, ms(await timed(async () => pushImage(await fresh(), relay.url, `bench/direct-${rate}:v1`, creds)))]);
+      rows.push([
+        `direct to the registry (baseline), ${label}`,
+        ms(await timed(async () => pushImage(await fresh(), relay.url, `bench/direct-${rate}:v1`, creds))),
+      ]);
       if (rate === 0) rows.push(['plain registry (no upstream)', ms(await timed(async () => pushImage(await fresh(), plain.url, 'bench/plain:v1')))]);
       for (const mode of ['local', 'write-through', 'write-behind'] as const) {
         const img = await fresh();

@@ -28,8 +28,12 @@ function pair<T extends { kind: CacheKind }>(list: T[], pick: (t: T) => boolean 
 }
 
 function row(label: string, b: number | undefined, d: number | undefined, digits = 2, withRatio = true): Row {
-  return [label, b === undefined ? '-' : fmt(b, digits), d === undefined ? '-' : fmt(d, digits),
-    withRatio && b !== undefined && d !== undefined ? ratio(b, d) : ''];
+  return [
+    label,
+    b === undefined ? '-' : fmt(b, digits),
+    d === undefined ? '-' : fmt(d, digits),
+    withRatio && b !== undefined && d !== undefined ? ratio(b, d) : '',
+  ];
 }
 
 function text(label: string, b: string | undefined, d: string | undefined): Row {
@@ -38,7 +42,14 @@ function text(label: string, b: string | undefined, d: string | undefined): Row 
 
 function align(rows: Row[]): string {
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('   ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function table(r: BenchResults): string {
@@ -58,13 +69,15 @@ export function table(r: BenchResults): string {
   rows.push(text('  failed pulls', rb && fails(rb.batch), rd && fails(rd.batch)));
   rows.push(row('  upstream bytes per image', rb?.copies, rd?.copies));
   const peak = (k: CacheKind): { kib: number; run: string } | undefined =>
-    r.memory.filter((m) => m.kind === k).reduce<{ kib: number; run: string } | undefined>(
-      (best, m) => (!best || m.mem.hwmKiB > best.kib ? { kib: m.mem.hwmKiB, run: m.run } : best), undefined);
+    r.memory
+      .filter((m) => m.kind === k)
+      .reduce<{ kib: number; run: string } | undefined>((best, m) => (!best || m.mem.hwmKiB > best.kib ? { kib: m.mem.hwmKiB, run: m.run } : best), undefined);
   const [pb, pd] = [peak('berth'), peak('distribution')];
   rows.push(row('peak RSS overall, max VmHWM (MiB)', pb && pb.kib / 1024, pd && pd.kib / 1024, 1));
   rows.push(text('  in run', pb?.run, pd?.run));
 
-  const head = `berth bench: image ${fmt(image.totalSize / MiB, 1)} MiB (${image.layers} layers x ${fmt(image.layerSize / MiB, 1)} MiB,` +
+  const head =
+    `berth bench: image ${fmt(image.totalSize / MiB, 1)} MiB (${image.layers} layers x ${fmt(image.layerSize / MiB, 1)} MiB,` +
     ` ${image.totalSize} bytes); link ${fmt(cfg.rateBps / 1e6, 1)} MB/s; ${cfg.nodes} nodes; ${cfg.warmClients} warm curl clients x ${cfg.warmRounds} pulls; berth prefetch ${berthPrefetch() ? 'on' : 'off'}`;
   return `${head}\n\n${align(rows)}\n`;
 }
@@ -116,11 +129,30 @@ export function serveTable(results: ServeResult[]): string {
       const xs = of(name);
       if (xs.length === 0) continue;
       const g = median(xs.map((x) => x.gbps));
-      rows.push([name, tls ? 'TLS' : 'plain', range(xs.map((x) => x.gbps), 2), range(xs.map((x) => x.cpuPerGB), 2),
-        range(xs.map((x) => x.peakRssMiB), 0), ratio(refG, g), ratio(median(xs.map((x) => x.cpuPerGB)), refC), String(xs.length)]);
+      rows.push([
+        name,
+        tls ? 'TLS' : 'plain',
+        range(
+          xs.map((x) => x.gbps),
+          2,
+        ),
+        range(
+          xs.map((x) => x.cpuPerGB),
+          2,
+        ),
+        range(
+          xs.map((x) => x.peakRssMiB),
+          0,
+        ),
+        ratio(refG, g),
+        ratio(median(xs.map((x) => x.cpuPerGB)), refC),
+        String(xs.length),
+      ]);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return `${rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n')}\n` +
-    '(time vs dist: time to serve the same bytes relative to distribution 3, or 2.8 when 3 is absent; below 1 is faster)\n';
+  return (
+    `${rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n')}\n` +
+    '(time vs dist: time to serve the same bytes relative to distribution 3, or 2.8 when 3 is absent; below 1 is faster)\n'
+  );
 }

@@ -57,7 +57,8 @@ function readOnly(): BenchConfig['only'] {
   const raw = process.env['BENCH_ONLY'] ?? '';
   if (raw === '') return ['cold', 'rollout', 'warm'];
   const parts = raw.split(',');
-  for (const p of parts) if (!['cold', 'rollout', 'warm'].includes(p)) throw new Error(`BENCH_ONLY=${raw}: expected a comma-separated list of cold, rollout, warm`);
+  for (const p of parts)
+    if (!['cold', 'rollout', 'warm'].includes(p)) throw new Error(`BENCH_ONLY=${raw}: expected a comma-separated list of cold, rollout, warm`);
   return parts as BenchConfig['only'];
 }
 
@@ -97,8 +98,13 @@ async function main(cleanup: Cleanup): Promise<number> {
   const results: BenchResults & { scenarioErrors: string[] } = {
     cfg,
     image: { totalSize: image.totalSize, layers: cfg.layers, layerSize, manifestDigest: image.manifestDigest },
-    cold: [], rollout: [], serve: [], memory: ctx.memory, scenarioErrors: [],
-    startedAt: new Date(started).toISOString(), durationMs: 0,
+    cold: [],
+    rollout: [],
+    serve: [],
+    memory: ctx.memory,
+    scenarioErrors: [],
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
   };
 
   // One failed scenario (say, a cache that would not start) must not cost the rest of the table.
@@ -117,13 +123,24 @@ async function main(cleanup: Cleanup): Promise<number> {
 
   for (const n of cfg.only.includes('cold') ? cfg.coldLevels : []) {
     for (const kind of readCaches()) {
-      await attempt(kind, `${n} cold pull(s)`, () => cold(ctx, kind, n), results.cold,
-        (r) => `${r.copies.toFixed(2)} copies, ${r.batch.failed}/${n} failed, ${(r.batch.wallMs / 1000).toFixed(1)} s`);
+      await attempt(
+        kind,
+        `${n} cold pull(s)`,
+        () => cold(ctx, kind, n),
+        results.cold,
+        (r) => `${r.copies.toFixed(2)} copies, ${r.batch.failed}/${n} failed, ${(r.batch.wallMs / 1000).toFixed(1)} s`,
+      );
     }
   }
   for (const kind of cfg.only.includes('rollout') ? readCaches() : []) {
-    await attempt(kind, `roll-out to ${cfg.nodes} nodes`, () => rollout(ctx, kind), results.rollout,
-      (r) => `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`);
+    await attempt(
+      kind,
+      `roll-out to ${cfg.nodes} nodes`,
+      () => rollout(ctx, kind),
+      results.rollout,
+      (r) =>
+        `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`,
+    );
   }
   if (cfg.only.includes('warm')) {
     const certDir = await makeTempDir('berth-bench-tls');
@@ -136,7 +153,11 @@ async function main(cleanup: Cleanup): Promise<number> {
           log(`${label} ...`);
           const r = await serveWarm(ctx, name, t);
           results.serve.push(r);
-          log(r.skipped ? `${label}: ${r.skipped}` : `${label}: ${r.gbps.toFixed(2)} GB/s, ${r.cpuPerGB.toFixed(2)} CPU s/GB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} at start), ${r.failed} failed`);
+          log(
+            r.skipped
+              ? `${label}: ${r.skipped}`
+              : `${label}: ${r.gbps.toFixed(2)} GB/s, ${r.cpuPerGB.toFixed(2)} CPU s/GB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} at start), ${r.failed} failed`,
+          );
         }
       }
     }
@@ -147,7 +168,8 @@ async function main(cleanup: Cleanup): Promise<number> {
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
 
   process.stdout.write(`\n${table(results)}`);
-  if (results.serve.length > 0) process.stdout.write(`\nwarm serving, ${cfg.warmClients} curl processes x ${cfg.warmRounds} pulls of the image each:\n${serveTable(results.serve)}`);
+  if (results.serve.length > 0)
+    process.stdout.write(`\nwarm serving, ${cfg.warmClients} curl processes x ${cfg.warmRounds} pulls of the image each:\n${serveTable(results.serve)}`);
   const n = [...results.scenarioErrors.map((e) => `scenario failed: ${e}`), ...notes(results)];
   if (n.length > 0) process.stdout.write(`\nnotes:\n${n.map((l) => `  - ${l}`).join('\n')}\n`);
   if (ctx.keptDirs.length > 0) process.stdout.write(`\nkept cache dirs:\n${ctx.keptDirs.map((d) => `  ${d}`).join('\n')}\n`);

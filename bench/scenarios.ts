@@ -60,7 +60,10 @@ function target(ctx: Ctx, cache: CacheUnderTest): PullTarget {
 
 /** Starts a cache, runs body, then stops it and accounts for its upstream traffic and memory. */
 async function withCache<T>(
-  ctx: Ctx, kind: CacheKind, run: string, remoteurl: string,
+  ctx: Ctx,
+  kind: CacheKind,
+  run: string,
+  remoteurl: string,
   body: (cache: CacheUnderTest, mem: MemoryWatch) => Promise<T>,
 ): Promise<T & CacheRun> {
   const before = await snapshot(ctx.registry);
@@ -129,7 +132,13 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
       await settle(ctx.registry, { live: () => relay.bytesToClient(), maxMs: 15_000 });
       const seconds = batch.wallMs / 1000;
       return {
-        batch, seconds, floorSeconds, ratioToFloor: seconds / floorSeconds, linkBytes: relay.bytesToClient(), linkSeconds, timeoutMs,
+        batch,
+        seconds,
+        floorSeconds,
+        ratioToFloor: seconds / floorSeconds,
+        linkBytes: relay.bytesToClient(),
+        linkSeconds,
+        timeoutMs,
       };
     });
   } finally {

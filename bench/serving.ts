@@ -56,7 +56,19 @@ async function prime(ctx: Ctx, s: ServerUnderTest, cacert: string | undefined): 
  */
 export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undefined): Promise<ServeResult> {
   const { cfg } = ctx;
-  const base: ServeResult = { name, tls: !!tls, clients: cfg.warmClients, bytes: 0, seconds: 0, failed: 0, errors: [], gbps: NaN, cpuPerGB: NaN, peakRssMiB: NaN, startRssMiB: NaN };
+  const base: ServeResult = {
+    name,
+    tls: !!tls,
+    clients: cfg.warmClients,
+    bytes: 0,
+    seconds: 0,
+    failed: 0,
+    errors: [],
+    gbps: NaN,
+    cpuPerGB: NaN,
+    peakRssMiB: NaN,
+    startRssMiB: NaN,
+  };
   let s: ServerUnderTest;
   try {
     s = await startAnchor(name, ctx.registry.url, path.join(ctx.image.dir, 'blobs', 'sha256'), tls);
@@ -88,8 +100,15 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
     await sampler;
     const total = sum(results);
     return {
-      ...base, bytes: total.bytes, seconds, failed: total.failed, errors: total.errors,
-      gbps: total.bytes / 1e9 / seconds, cpuPerGB: total.bytes > 0 ? cpu / (total.bytes / 1e9) : NaN, peakRssMiB: peak / 1024, startRssMiB: startRss / 1024,
+      ...base,
+      bytes: total.bytes,
+      seconds,
+      failed: total.failed,
+      errors: total.errors,
+      gbps: total.bytes / 1e9 / seconds,
+      cpuPerGB: total.bytes > 0 ? cpu / (total.bytes / 1e9) : NaN,
+      peakRssMiB: peak / 1024,
+      startRssMiB: startRss / 1024,
     };
   } catch (e) {
     return { ...base, skipped: `failed: ${(e as Error).message.split('\n')[0]}` };

@@ -24,8 +24,7 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'igno
 const missing = [...new Set(needs.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (missing.length === 0) process.exit(0);
 if (process.getuid?.() !== 0) {
-  console.error(`berth tests need these Debian packages: ${missing.join(' ')}\n` +
-    `Install them with: sudo apt-get install -y ${missing.join(' ')}`);
+  console.error(`berth tests need these Debian packages: ${missing.join(' ')}\n` + `Install them with: sudo apt-get install -y ${missing.join(' ')}`);
   process.exit(1);
 }
 console.error(`installing test dependencies: ${missing.join(' ')}`);

@@ -14,7 +14,7 @@ export async function cachedWhenDown(berthUrl: string, images: readonly SoakImag
   const until = Date.now() + waitMs;
   const json = async (path: string): Promise<unknown> => (await request(`${berthUrl}${path}`)).body.json();
   for (;;) {
-    const ups = await json('/api/v1/upstreams').catch(() => []) as Array<{ name: string; state: string }>;
+    const ups = (await json('/api/v1/upstreams').catch(() => [])) as Array<{ name: string; state: string }>;
     if (ups.some((u) => u.name === 'central' && u.state === 'down')) break;
     if (Date.now() > until) return new Set();
     await sleep(250);
@@ -22,7 +22,7 @@ export async function cachedWhenDown(berthUrl: string, images: readonly SoakImag
   // A pass planned just before the breaker opened may still be deleting: let it finish.
   await sleep(1_000);
   const sizes = new Map(images.map((i) => [i.digest, i.bytes]));
-  const rows = await json('/api/v1/images?limit=10000') as Array<{ upstream: string; repository: string; tag: string | null; digest: string; size: number }>;
+  const rows = (await json('/api/v1/images?limit=10000')) as Array<{ upstream: string; repository: string; tag: string | null; digest: string; size: number }>;
   const out = new Set<string>();
   for (const r of rows) {
     if (r.upstream !== 'central' || sizes.get(r.digest) !== r.size) continue;

@@ -40,7 +40,14 @@ export function defaultCycleMs(durationMs: number): number {
 
 export const DEFAULTS: Omit<SoakOptions, 'durationMs' | 'log' | 'cycleMs'> = {
   // 60 MiB of images through 32 MiB: eviction all the time, yet room for the images in flight.
-  clients: 6, images: 10, layers: 3, layerBytes: 2 * 1024 * 1024, maxsize: '32MiB', tagttl: '2s', seed: 1, keep: false,
+  clients: 6,
+  images: 10,
+  layers: 3,
+  layerBytes: 2 * 1024 * 1024,
+  maxsize: '32MiB',
+  tagttl: '2s',
+  seed: 1,
+  keep: false,
 };
 
 /** A small deterministic PRNG (mulberry32), so a seed replays the same choices. */
@@ -109,17 +116,34 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const root = berth.root;
     const port = berth.port;
     const idleStart = await sample(berth.service.pid, now() / 1000);
-    log(`berth on ${berth.url} (pid ${berth.service.pid}), store ${opts.maxsize} for a working set of ${(images.reduce((n, i) => n + i.bytes, 0) / 2 ** 20).toFixed(0)} MiB; running for ${Math.round(opts.durationMs / 1000)} s`);
+    log(
+      `berth on ${berth.url} (pid ${berth.service.pid}), store ${opts.maxsize} for a working set of ${(images.reduce((n, i) => n + i.bytes, 0) / 2 ** 20).toFixed(0)} MiB; running for ${Math.round(opts.durationMs / 1000)} s`,
+    );
 
     const windows = new Windows(now);
     const tally = new Tally(now);
     const ctx: TrafficCtx = {
-      now, berthUrl: berth.url, registryUrl: registry.url, images, windows, tally, rng: prng(opts.seed),
-      tagttlMs: parseDuration(opts.tagttl), work, pusher: PUSHER, node: NODE, admin: ADMIN, log,
+      now,
+      berthUrl: berth.url,
+      registryUrl: registry.url,
+      images,
+      windows,
+      tally,
+      rng: prng(opts.seed),
+      tagttlMs: parseDuration(opts.tagttl),
+      work,
+      pusher: PUSHER,
+      node: NODE,
+      admin: ADMIN,
+      log,
       moving: { repository: 'soak/moving', pool, history: new Set([pool[0]!.digest]), current: pool[0]!.digest, movedAt: 0 },
-      hot: new Set(), pushed: [], stopping: false,
+      hot: new Set(),
+      pushed: [],
+      stopping: false,
     };
-    stopTraffic = () => { ctx.stopping = true; };
+    stopTraffic = () => {
+      ctx.stopping = true;
+    };
     const samples: Sample[] = [];
     const sampler = (async () => {
       while (!ctx.stopping) {
@@ -132,7 +156,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       while (!ctx.stopping) {
         await pause(ctx, 30_000);
         const last = samples.at(-1);
-        log(`t=${Math.round(now() / 1000)}s pulls=${tally.pulls} pushes=${tally.pushes} failed=${tally.failures.length} excused=${[...tally.excused.values()].reduce((a, b) => a + b, 0)} rss=${last ? (last.rssBytes / 2 ** 20).toFixed(0) : '?'}MiB fds=${last?.fds ?? '?'}`);
+        log(
+          `t=${Math.round(now() / 1000)}s pulls=${tally.pulls} pushes=${tally.pushes} failed=${tally.failures.length} excused=${[...tally.excused.values()].reduce((a, b) => a + b, 0)} rss=${last ? (last.rssBytes / 2 ** 20).toFixed(0) : '?'}MiB fds=${last?.fds ?? '?'}`,
+        );
       }
     })();
 
@@ -194,12 +220,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       }
     })();
 
-    const loops = [
-      ...Array.from({ length: opts.clients }, () => puller(ctx)),
-      skopeoPuller(ctx),
-      pusher(ctx, 8_000),
-      tagMover(ctx, 12_000),
-    ];
+    const loops = [...Array.from({ length: opts.clients }, () => puller(ctx)), skopeoPuller(ctx), pusher(ctx, 8_000), tagMover(ctx, 12_000)];
     await sleep(opts.durationMs);
     await schedule;
     ctx.stopping = true;
@@ -214,12 +235,20 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const notReplicated = ctx.pushed.filter((p) => !replicated.has(`${p.repository}@${p.digest}`));
     await berth.kill('SIGTERM');
     const fsck = await fsckStore(berth.configFile);
-    const upstreamBytes = (await registry.requests())
-      .filter((r) => fromBerth(r) && r.method === 'GET')
-      .reduce((n, r) => n + r.written, 0);
+    const upstreamBytes = (await registry.requests()).filter((r) => fromBerth(r) && r.method === 'GET').reduce((n, r) => n + r.written, 0);
     const logs = (await Promise.all(lifetimes.map((b) => b.logLines()))).flat();
     return summarize({
-      durationMs: now(), opts, tally, samples, idleStart, idleEnd, windows, drained, notReplicated, fsck, upstreamBytes,
+      durationMs: now(),
+      opts,
+      tally,
+      samples,
+      idleStart,
+      idleEnd,
+      windows,
+      drained,
+      notReplicated,
+      fsck,
+      upstreamBytes,
       workingSetBytes: images.reduce((n, i) => n + i.bytes, 0),
       cutLines: logs.filter((l) => l['msg'] === 'blob response cut short').length,
       errorLines: logs.filter((l) => Number(l['level']) >= 50).length,

@@ -15,7 +15,11 @@ export type Cause =
   | `status-${number}`; // an HTTP error answer (its OCI code is in the detail)
 
 export class PullError extends Error {
-  constructor(override readonly cause: Cause, readonly what: string, detail: string) {
+  constructor(
+    override readonly cause: Cause,
+    readonly what: string,
+    detail: string,
+  ) {
     super(`${cause}: ${what}: ${detail}`);
   }
 }
@@ -38,7 +42,13 @@ export function classify(err: unknown): Cause {
   return 'cut';
 }
 
-async function get(base: string, path: string, what: string, headers: Record<string, string>, dispatcher: Dispatcher): Promise<{ body: Buffer; headers: Record<string, unknown> }> {
+async function get(
+  base: string,
+  path: string,
+  what: string,
+  headers: Record<string, string>,
+  dispatcher: Dispatcher,
+): Promise<{ body: Buffer; headers: Record<string, unknown> }> {
   let res: Dispatcher.ResponseData;
   try {
     res = await request(`${base}${path}`, { headers, dispatcher });
@@ -73,7 +83,8 @@ export async function pullImage(base: string, repository: string, reference: str
   const what = `${repository}${reference.includes(':') ? '@' : ':'}${reference}`;
   const m = await get(base, `/v2/${repository}/manifests/${reference}`, `${what} manifest`, { accept: ACCEPT_ALL }, dispatcher);
   const manifestDigest = sha256(m.body);
-  if (m.headers['docker-content-digest'] !== manifestDigest) throw new PullError('digest', what, `header ${String(m.headers['docker-content-digest'])}, bytes ${manifestDigest}`);
+  if (m.headers['docker-content-digest'] !== manifestDigest)
+    throw new PullError('digest', what, `header ${String(m.headers['docker-content-digest'])}, bytes ${manifestDigest}`);
   if (!allowed.has(manifestDigest)) throw new PullError('wrong-tag', what, `answered ${manifestDigest}`);
   const doc = JSON.parse(m.body.toString('utf8')) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
   let bytes = m.body.length;

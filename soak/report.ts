@@ -79,7 +79,8 @@ export function summarize(i: SummaryInput): SoakReport {
   if (tally.pulls === 0) problems.push('no pull completed');
   if (rss.growing) problems.push(`memory grew: median RSS ${mib(rss.early)} MiB early, ${mib(rss.late)} MiB late`);
   if (fd.growing) problems.push(`descriptors grew: median ${fd.early} early, ${fd.late} late`);
-  if (i.idleStart && i.idleEnd && i.idleEnd.fds > i.idleStart.fds + FD_IDLE_SLACK) problems.push(`descriptors leaked: ${i.idleStart.fds} idle at start, ${i.idleEnd.fds} idle at the end`);
+  if (i.idleStart && i.idleEnd && i.idleEnd.fds > i.idleStart.fds + FD_IDLE_SLACK)
+    problems.push(`descriptors leaked: ${i.idleStart.fds} idle at start, ${i.idleEnd.fds} idle at the end`);
   if (!i.drained) problems.push('the write-behind queue did not drain');
   if (i.notReplicated.length > 0) problems.push(`${i.notReplicated.length} pushes never reached the central registry`);
   if (!i.fsck.ok) problems.push(`fsck: ${i.fsck.output.split('\n').at(-1)}`);
@@ -123,9 +124,21 @@ const round = (x: number): number => Math.round(x * 1000) / 1000;
 export function formatReport(r: SoakReport): string {
   const lines = [
     `soak ${r.ok ? 'PASSED' : 'FAILED'} after ${r.durationS} s`,
-    `pulls: ${r.pulls} (${Object.entries(r.pullsByKind).map(([k, n]) => `${k} ${n}`).join(', ')}); pushes: ${r.pushes}`,
-    `failures: ${r.failures}${r.failures ? ` (${Object.entries(r.failuresByCause).map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}`,
-    `excused and retried (planned disruptions): ${Object.entries(r.excused).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
+    `pulls: ${r.pulls} (${Object.entries(r.pullsByKind)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}); pushes: ${r.pushes}`,
+    `failures: ${r.failures}${
+      r.failures
+        ? ` (${Object.entries(r.failuresByCause)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')})`
+        : ''
+    }`,
+    `excused and retried (planned disruptions): ${
+      Object.entries(r.excused)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || 'none'
+    }`,
     `disruptions: ${r.outages} upstream outages, ${r.restarts} berth restarts (${r.lifetimes} berth processes)`,
     `RSS: ${r.rssMiB.min}-${r.rssMiB.max} MiB (median ${r.rssMiB.early} MiB in the 2nd quarter, ${r.rssMiB.late} MiB in the last)`,
     `open fds: ${r.fds.min}-${r.fds.max} (median ${r.fds.early} -> ${r.fds.late}); idle ${r.fds.idleStart ?? '?'} at start, ${r.fds.idleEnd ?? '?'} at the end`,
@@ -138,13 +151,15 @@ export function formatReport(r: SoakReport): string {
     ...timeline(r.samples),
   ];
   if (r.problems.length > 0) lines.push('', 'problems:', ...r.problems.map((p) => `  ${p}`));
-  if (r.firstFailures.length > 0) lines.push('', 'first failures:', ...r.firstFailures.map((f) => `  t=${Math.round(f.t / 1000)}s ${f.kind} ${f.cause}: ${f.detail}`));
+  if (r.firstFailures.length > 0)
+    lines.push('', 'first failures:', ...r.firstFailures.map((f) => `  t=${Math.round(f.t / 1000)}s ${f.kind} ${f.cause}: ${f.detail}`));
   return lines.join('\n');
 }
 
 /** About twenty rows, whatever the length of the run. */
 function timeline(samples: readonly Sample[]): string[] {
   const step = Math.max(1, Math.ceil(samples.length / 20));
-  return samples.filter((_, k) => k % step === 0 || k === samples.length - 1)
+  return samples
+    .filter((_, k) => k % step === 0 || k === samples.length - 1)
     .map((s) => `  ${String(Math.round(s.t)).padStart(6)}: ${s.pid} ${mib(s.rssBytes)} ${s.fds}`);
 }

@@ -32,25 +32,51 @@ const program = new Command('soak')
 
 async function main(): Promise<number> {
   program.parse();
-  const o = program.opts<{ duration: number; clients: number; images: number; maxsize: string; tagttl: string; cycle?: number; seed: number; json?: string; keep?: boolean }>();
+  const o = program.opts<{
+    duration: number;
+    clients: number;
+    images: number;
+    maxsize: string;
+    tagttl: string;
+    cycle?: number;
+    seed: number;
+    json?: string;
+    keep?: boolean;
+  }>();
   parseSize(o.maxsize);
   const log = (msg: string) => void process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
   // Bounded whatever happens: the end phase (queue drain, fsck) takes minutes at most.
-  const watchdog = setTimeout(() => {
-    log('the run did not finish 15 minutes after its duration; giving up (berth and the registry die with this process)');
-    process.exit(3);
-  }, o.duration + 15 * 60_000);
+  const watchdog = setTimeout(
+    () => {
+      log('the run did not finish 15 minutes after its duration; giving up (berth and the registry die with this process)');
+      process.exit(3);
+    },
+    o.duration + 15 * 60_000,
+  );
   watchdog.unref();
   const report = await runSoak({
-    ...DEFAULTS, durationMs: o.duration, clients: o.clients, images: o.images, maxsize: o.maxsize, tagttl: o.tagttl,
-    cycleMs: o.cycle ?? defaultCycleMs(o.duration), seed: o.seed, keep: o.keep ?? false, log,
+    ...DEFAULTS,
+    durationMs: o.duration,
+    clients: o.clients,
+    images: o.images,
+    maxsize: o.maxsize,
+    tagttl: o.tagttl,
+    cycleMs: o.cycle ?? defaultCycleMs(o.duration),
+    seed: o.seed,
+    keep: o.keep ?? false,
+    log,
   });
   process.stdout.write(`${formatReport(report)}\n`);
   if (o.json) await writeFile(o.json, `${JSON.stringify(report, null, 2)}\n`);
   return report.ok ? 0 : 1;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`soak: ${(err as Error).stack ?? String(err)}\n`);
-  process.exitCode = 2;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`soak: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 2;
+  },
+);

@@ -126,7 +126,12 @@ export async function puller(ctx: TrafficCtx): Promise<void> {
       if (r < 0.15) {
         const m = ctx.moving;
         const start = ctx.now();
-        const got = await attempt(ctx, 'pull-moving', () => false, () => pullImage(ctx.berthUrl, m.repository, 'latest', m.history, agent));
+        const got = await attempt(
+          ctx,
+          'pull-moving',
+          () => false,
+          () => pullImage(ctx.berthUrl, m.repository, 'latest', m.history, agent),
+        );
         if (got) {
           ctx.tally.succeeded('pull-moving', got.bytes);
           const late = got.manifestDigest !== m.current && start - m.movedAt > ctx.tagttlMs + 10_000 && !ctx.windows.overlapped('outage', start, ctx.now());
@@ -138,7 +143,12 @@ export async function puller(ctx: TrafficCtx): Promise<void> {
       const byDigest = r < 0.45;
       const kind: Kind = byDigest ? 'pull-digest' : 'pull-tag';
       const ref = byDigest ? img.digest : img.tag;
-      const got = await attempt(ctx, kind, () => ctx.hot.has(refKey(img.repository, ref)), () => pullImage(ctx.berthUrl, img.repository, ref, new Set([img.digest]), agent));
+      const got = await attempt(
+        ctx,
+        kind,
+        () => ctx.hot.has(refKey(img.repository, ref)),
+        () => pullImage(ctx.berthUrl, img.repository, ref, new Set([img.digest]), agent),
+      );
       if (got) ctx.tally.succeeded(kind, got.bytes);
     }
   } finally {
@@ -153,12 +163,17 @@ export async function skopeoPuller(ctx: TrafficCtx): Promise<void> {
     const out = path.join(ctx.work, `skopeo-${n}`);
     const key = refKey(img.repository, ctx.rng() < 0.5 ? img.tag : img.digest);
     const ref = `${new URL(ctx.berthUrl).host}/${key}`;
-    const got = await attempt(ctx, 'pull-skopeo', () => ctx.hot.has(key), async () => {
-      await removeDir(out);
-      const pulled = await skopeoPull(ref, out, { creds: ctx.node, timeoutMs: 180_000 });
-      if (pulled.manifestDigest !== img.digest) throw new PullError('wrong-tag', ref, `answered ${pulled.manifestDigest}`);
-      return pulled;
-    });
+    const got = await attempt(
+      ctx,
+      'pull-skopeo',
+      () => ctx.hot.has(key),
+      async () => {
+        await removeDir(out);
+        const pulled = await skopeoPull(ref, out, { creds: ctx.node, timeoutMs: 180_000 });
+        if (pulled.manifestDigest !== img.digest) throw new PullError('wrong-tag', ref, `answered ${pulled.manifestDigest}`);
+        return pulled;
+      },
+    );
     await removeDir(out);
     if (got) ctx.tally.succeeded('pull-skopeo', img.bytes);
   }
@@ -172,12 +187,22 @@ export async function pusher(ctx: TrafficCtx, everyMs: number): Promise<void> {
       const img = await buildImage({ layers: 2, layerSize: 256 * 1024, tag: 'v1' });
       try {
         const repository = `soak/push${n}`;
-        const ok = await attempt(ctx, 'push', () => true, () => pushImage(img, ctx.berthUrl, `behind/${repository}:v1`, ctx.pusher));
+        const ok = await attempt(
+          ctx,
+          'push',
+          () => true,
+          () => pushImage(img, ctx.berthUrl, `behind/${repository}:v1`, ctx.pusher),
+        );
         if (ok) {
           ctx.tally.succeeded('push', 0);
           ctx.pushed.push({ repository, digest: img.manifestDigest });
           // Queued content is kept from eviction until replicated, and berth serves it meanwhile.
-          const back = await attempt(ctx, 'pull-pushed', () => true, () => pullImage(ctx.berthUrl, `behind/${repository}`, img.manifestDigest, new Set([img.manifestDigest]), agent));
+          const back = await attempt(
+            ctx,
+            'pull-pushed',
+            () => true,
+            () => pullImage(ctx.berthUrl, `behind/${repository}`, img.manifestDigest, new Set([img.manifestDigest]), agent),
+          );
           if (back) ctx.tally.succeeded('pull-pushed', back.bytes);
         }
       } finally {

@@ -5,7 +5,12 @@ import { excuse, GRACE_MS, Windows } from './windows.js';
 
 function at(): { windows: Windows; set: (t: number) => void } {
   let t = 0;
-  return { windows: new Windows(() => t), set: (x) => { t = x; } };
+  return {
+    windows: new Windows(() => t),
+    set: (x) => {
+      t = x;
+    },
+  };
 }
 
 test('a restart excuses connection failures of requests that overlapped it, with a short grace, and nothing else', () => {

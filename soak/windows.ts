@@ -41,7 +41,9 @@ export class Windows {
 
   /** Whether a request running over [start, end] overlapped a window of `kind` (its grace included). */
   overlapped(kind: Disruption, start: number, end: number, label?: string): boolean {
-    return this.all.some((w) => w.kind === kind && (label === undefined || w.label === label) && w.start <= end && (w.end === undefined || w.end + GRACE_MS[kind] >= start));
+    return this.all.some(
+      (w) => w.kind === kind && (label === undefined || w.label === label) && w.start <= end && (w.end === undefined || w.end + GRACE_MS[kind] >= start),
+    );
   }
 
   /** Resolves once no window is open. */
@@ -77,7 +79,8 @@ export function excuse(windows: Windows, cause: Cause, start: number, end: numbe
   const connection = cause === 'refused' || cause === 'cut' || cause === 'timeout';
   if (connection && windows.overlapped('restart', start, end)) return 'berth-restarting';
   if (cause === 'cut-body' && windows.overlapped('restart', start, end, 'SIGKILL')) return 'berth-restarting';
-  const unavailable = cause === 'status-502' || cause === 'status-503' || cause === 'status-504' || cause === 'cut' || cause === 'cut-body' || cause === 'timeout';
+  const unavailable =
+    cause === 'status-502' || cause === 'status-503' || cause === 'status-504' || cause === 'cut' || cause === 'cut-body' || cause === 'timeout';
   if (unavailable && !knownCached && windows.overlapped('outage', start, end)) return 'upstream-down';
   return undefined;
 }

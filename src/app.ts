@@ -82,8 +82,17 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const inUse = new InUseRecord(root, now);
   await inUse.open();
   const cache = new RegistryCache({
-    blobs, index: blobIndex, repos, upstreams, logger, now, limits: evictionLimits(config), observer: telemetry,
-    protect: () => pushSide.protect(), heldTags: pushStores.heldTags, onInUseChange: (digests) => inUse.changed(digests),
+    blobs,
+    index: blobIndex,
+    repos,
+    upstreams,
+    logger,
+    now,
+    limits: evictionLimits(config),
+    observer: telemetry,
+    protect: () => pushSide.protect(),
+    heldTags: pushStores.heldTags,
+    onInUseChange: (digests) => inUse.changed(digests),
     ...(replica ? { router: replica.router, manifestSite: replica.manifests } : {}),
   });
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
@@ -92,11 +101,37 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
   const ops = createOperations({
-    config, cache, blobs, index: blobIndex, repos, indexOk: () => index.ping(), upstreams, telemetry, logger, now, queue: pushSide.view, protect: () => pushSide.protect(), priority,
+    config,
+    cache,
+    blobs,
+    index: blobIndex,
+    repos,
+    indexOk: () => index.ping(),
+    upstreams,
+    telemetry,
+    logger,
+    now,
+    queue: pushSide.view,
+    protect: () => pushSide.protect(),
+    priority,
   });
   const fleet = createFleet({ config, ops, stats: () => telemetry.stats(), upstreams, logger, now });
-  const listeners: Listener[] = [{ host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) }, ...config.http.listeners];
-  const serverDeps = { config, cache, upstreams, logger, now, admin: fleet.wrap(ops.admin), observer: telemetry, access, push, referrers: { blobs, repos, logger }, instance,
+  const listeners: Listener[] = [
+    { host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) },
+    ...config.http.listeners,
+  ];
+  const serverDeps = {
+    config,
+    cache,
+    upstreams,
+    logger,
+    now,
+    admin: fleet.wrap(ops.admin),
+    observer: telemetry,
+    access,
+    push,
+    referrers: { blobs, repos, logger },
+    instance,
     ...(config.cluster && replica && forwarder
       ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }
       : {}),
@@ -113,7 +148,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     access.reload();
   };
   const watchers = [
-    watchFiles(listeners.flatMap((l) => (l.tls ? [l.tls.certificate, l.tls.key] : [])), () => reloadCertificate('file changed'), logger),
+    watchFiles(
+      listeners.flatMap((l) => (l.tls ? [l.tls.certificate, l.tls.key] : [])),
+      () => reloadCertificate('file changed'),
+      logger,
+    ),
     watchFiles(access.files, () => access.reload(), logger),
   ];
   const stopWatching = () => watchers.forEach((stop) => stop());
@@ -162,7 +201,10 @@ function listenOn(server: Server, l: Listener): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException) => {
       // Ports below 1024 need root or CAP_NET_BIND_SERVICE; the image runs as uid 1000.
-      const hint = err.code === 'EACCES' && l.port < 1024 ? ` (ports below 1024 need root or CAP_NET_BIND_SERVICE: listen on a high port and map ${l.port} to it, see the README)` : '';
+      const hint =
+        err.code === 'EACCES' && l.port < 1024
+          ? ` (ports below 1024 need root or CAP_NET_BIND_SERVICE: listen on a high port and map ${l.port} to it, see the README)`
+          : '';
       reject(Object.assign(new Error(`cannot listen on ${l.host || '*'}:${l.port}: ${err.code ?? err.message}${hint}`), { code: err.code }));
     };
     server.once('error', fail);
@@ -175,11 +217,13 @@ function listenOn(server: Server, l: Listener): Promise<AddressInfo> {
 
 /** One log line per check; a failed one at error level with its fix. Never throws: berth serves its cache regardless. */
 async function checkAll(upstreams: readonly Upstream[], logger: Logger): Promise<void> {
-  await Promise.all(upstreams.map(async (u) => {
-    const results = await u.client.check().catch((err: Error) => [{ check: 'connect' as const, ok: false, message: err.message, fix: 'see the message' }]);
-    for (const r of results) {
-      if (r.ok) logger.info({ upstream: u.config.name, check: r.check }, r.message);
-      else logger.error({ upstream: u.config.name, check: r.check, fix: r.fix }, r.message);
-    }
-  }));
+  await Promise.all(
+    upstreams.map(async (u) => {
+      const results = await u.client.check().catch((err: Error) => [{ check: 'connect' as const, ok: false, message: err.message, fix: 'see the message' }]);
+      for (const r of results) {
+        if (r.ok) logger.info({ upstream: u.config.name, check: r.check }, r.message);
+        else logger.error({ upstream: u.config.name, check: r.check, fix: r.fix }, r.message);
+      }
+    }),
+  );
 }

@@ -36,7 +36,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .exitOverride()
     .showHelpAfterError();
 
-  program.command('serve')
+  program
+    .command('serve')
     .description('run the cache (with no config and no flags: listen on :5000, store in ./berth-data, mirror Docker Hub)')
     .option('-c, --config <file>', 'distribution-style config.yml')
     .option('--listen <addr>', 'address to listen on, e.g. :5000 or 127.0.0.1:5000')
@@ -50,7 +51,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     });
 
   const configCmd = program.command('config').description('configuration tools');
-  configCmd.command('check')
+  configCmd
+    .command('check')
     .description('validate a config file offline and print the effective configuration')
     .argument('<file>', 'config file')
     .action((file: string) => {
@@ -60,25 +62,31 @@ export async function main(argv: string[], env: Record<string, string | undefine
     });
 
   registerQueue(program, {
-    env, cwd, now: Date.now,
+    env,
+    cwd,
+    now: Date.now,
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
-    setExit: (code) => { exitCode = code; },
+    setExit: (code) => {
+      exitCode = code;
+    },
   });
-  program.command('node-config')
-    .description('print (or --write) the files that point a node\'s containerd, Docker, CRI-O/podman or /etc/hosts at berth')
+  program
+    .command('node-config')
+    .description("print (or --write) the files that point a node's containerd, Docker, CRI-O/podman or /etc/hosts at berth")
     .requiredOption('--mirror <url>', 'berth as the nodes reach it, e.g. http://10.0.0.5:5000')
-    .requiredOption('--registry <name...>', 'registries to pull through berth, e.g. harbor.xing.com docker.io; NAME=PREFIX for berth\'s path prefix')
-    .option('--ca <file>', 'CA certificate of berth\'s TLS certificate, copied beside the files that need it')
+    .requiredOption('--registry <name...>', "registries to pull through berth, e.g. harbor.xing.com docker.io; NAME=PREFIX for berth's path prefix")
+    .option('--ca <file>', "CA certificate of berth's TLS certificate, copied beside the files that need it")
     .option('--only <kinds>', 'comma-separated: containerd,docker,registries,hosts (default: all; --write leaves hosts out unless named)')
     .option('--no-fallback', 'containerd: fail a pull when berth cannot answer instead of going to the registry itself')
     .option('--write', 'write the files (merging into daemon.json and /etc/hosts) instead of printing them')
-    .option('--dir <dir>', 'with --write: root to write the node\'s paths under (default /)')
+    .option('--dir <dir>', "with --write: root to write the node's paths under (default /)")
     .action(async (opts: NodeConfigOptions) => {
       exitCode = await nodeConfig(opts, { cwd, stdout: process.stdout, stderr: process.stderr });
     });
 
-  program.command('warm')
+  program
+    .command('warm')
     .description('pre-load images into a running berth through its admin API; exit 0 when every image is fully cached, 1 otherwise')
     .argument('<image...>', 'images as [registry/]repository[:tag|@digest]; a registry part routes as pulls do')
     .option('--server <url>', `the berth to warm (default: $BERTH_SERVER, else ${DEFAULT_SERVER})`)
@@ -87,71 +95,92 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--pin', 'pin the images: eviction never removes them')
     .option('--username <user>', 'admin API username (default: $BERTH_ADMIN_USERNAME)')
     .option('--password-file <file>', 'file holding the admin API password (default: $BERTH_ADMIN_PASSWORD)')
-    .action(async (images: string[], opts: { server?: string; platform?: string; allPlatforms?: boolean; pin?: boolean; username?: string; passwordFile?: string }) => {
-      let password = env['BERTH_ADMIN_PASSWORD'];
-      if (opts.passwordFile !== undefined) {
-        try {
-          password = readFileSync(opts.passwordFile, 'utf8').replace(/[\r\n]+$/, '');
-        } catch (err) {
-          process.stderr.write(`berth warm: cannot read --password-file ${opts.passwordFile}: ${(err as Error).message}\n`);
-          exitCode = 2;
-          return;
+    .action(
+      async (
+        images: string[],
+        opts: { server?: string; platform?: string; allPlatforms?: boolean; pin?: boolean; username?: string; passwordFile?: string },
+      ) => {
+        let password = env['BERTH_ADMIN_PASSWORD'];
+        if (opts.passwordFile !== undefined) {
+          try {
+            password = readFileSync(opts.passwordFile, 'utf8').replace(/[\r\n]+$/, '');
+          } catch (err) {
+            process.stderr.write(`berth warm: cannot read --password-file ${opts.passwordFile}: ${(err as Error).message}\n`);
+            exitCode = 2;
+            return;
+          }
         }
-      }
-      const username = opts.username ?? env['BERTH_ADMIN_USERNAME'];
-      exitCode = await warmCommand(images, {
-        server: opts.server ?? env['BERTH_SERVER'] ?? DEFAULT_SERVER,
-        platform: opts.platform,
-        allPlatforms: opts.allPlatforms,
-        pin: opts.pin,
-        ...(username !== undefined ? { username, password } : {}),
-      }, { stdout: process.stdout, stderr: process.stderr, tty: Boolean(process.stderr.isTTY), now: Date.now });
-    });
+        const username = opts.username ?? env['BERTH_ADMIN_USERNAME'];
+        exitCode = await warmCommand(
+          images,
+          {
+            server: opts.server ?? env['BERTH_SERVER'] ?? DEFAULT_SERVER,
+            platform: opts.platform,
+            allPlatforms: opts.allPlatforms,
+            pin: opts.pin,
+            ...(username !== undefined ? { username, password } : {}),
+          },
+          { stdout: process.stdout, stderr: process.stderr, tty: Boolean(process.stderr.isTTY), now: Date.now },
+        );
+      },
+    );
 
   const storeIo = { out: (line: string) => process.stdout.write(`${line}\n`), now: Date.now };
   const storeConfig = (file: string | undefined) => loadConfig({ file: file ?? env['BERTH_CONFIG'], env, cwd }).config;
-  program.command('fsck')
+  program
+    .command('fsck')
     .description('re-verify the digest of every stored blob; with --repair, remove those that do not match')
     .option('-c, --config <file>', 'config naming the store')
     .option('--repair', 'remove corrupt blobs (they are fetched again on the next pull)')
     .action(async (opts: { config?: string; repair?: boolean }) => {
       exitCode = await runFsck(storeConfig(opts.config), opts.repair ?? false, storeIo);
     });
-  program.command('gc')
+  program
+    .command('gc')
     .description('run one eviction pass (proxy.ttl, storage.maxsize) and report what it freed')
     .option('-c, --config <file>', 'config naming the store')
     .action(async (opts: { config?: string }) => {
       exitCode = await runGc(storeConfig(opts.config), storeIo);
     });
-  program.command('ls')
+  program
+    .command('ls')
     .description('list cached repositories, tags, sizes and last pull')
     .option('-c, --config <file>', 'config naming the store')
     .action(async (opts: { config?: string }) => {
       exitCode = await runLs(storeConfig(opts.config), storeIo);
     });
 
-  program.command('doctor')
-    .description('check every upstream from this host (DNS, connect, TLS trust, loop, credentials, token realm) and print each problem with its fix; exit 1 on any')
+  program
+    .command('doctor')
+    .description(
+      'check every upstream from this host (DNS, connect, TLS trust, loop, credentials, token realm) and print each problem with its fix; exit 1 on any',
+    )
     .option('-c, --config <file>', 'config naming the upstreams')
     .action(async (opts: { config?: string }) => {
       exitCode = await runDoctor(storeConfig(opts.config), storeIo);
     });
 
   const certCmd = program.command('cert').description('TLS certificates for serving berth');
-  certCmd.command('generate')
+  certCmd
+    .command('generate')
     .description('write a CA and a server certificate naming every --host and --ip, and print how nodes trust the CA')
     .option('--host <name...>', 'DNS name nodes use to reach berth (repeatable)')
     .option('--ip <address...>', 'IP address nodes use to reach berth (repeatable)')
     .option('--out <dir>', 'directory to write ca.crt, ca.key, tls.crt, tls.key (an existing CA there is reused)', 'berth-tls')
     .option('--days <n>', 'validity of the server certificate in days', String(SERVER_DAYS))
-    .option('--port <n>', 'port nodes reach berth on, used in the printed instructions (443: Docker\'s directory has no :port)', '5000')
+    .option('--port <n>', "port nodes reach berth on, used in the printed instructions (443: Docker's directory has no :port)", '5000')
     .action((opts: { host?: string[]; ip?: string[]; out: string; days: string; port: string }) => {
-      process.stdout.write(generateCertificates({ hosts: opts.host ?? [], ips: opts.ip ?? [], out: opts.out, days: Number(opts.days), port: Number(opts.port) }));
+      process.stdout.write(
+        generateCertificates({ hosts: opts.host ?? [], ips: opts.ip ?? [], out: opts.out, days: Number(opts.days), port: Number(opts.port) }),
+      );
     });
 
-  program.command('version').description('print the berth version').action(() => {
-    process.stdout.write(`berth ${version()}\n`);
-  });
+  program
+    .command('version')
+    .description('print the berth version')
+    .action(() => {
+      process.stdout.write(`berth ${version()}\n`);
+    });
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -26,8 +26,7 @@ describe('e2e fixtures (no berth)', { timeout: 120_000 }, () => {
     cleanups.push(() => removeDir(dir));
     return dir;
   };
-  const pullToken = (repo: string): string =>
-    issuer.mint('alice', [{ type: 'repository', name: repo, actions: ['pull'] }]);
+  const pullToken = (repo: string): string => issuer.mint('alice', [{ type: 'repository', name: repo, actions: ['pull'] }]);
 
   before(async () => {
     issuer = await startTokenIssuer({ users });
@@ -53,8 +52,9 @@ describe('e2e fixtures (no berth)', { timeout: 120_000 }, () => {
     const sent = (await reg.bytesSent()) - before;
     assert.ok(sent >= image.totalSize, `registry sent ${sent} < image ${image.totalSize}`);
     assert.ok((await reg.requests()).some((r) => r.method === 'GET' && r.uri.includes(image.layers[0]!.digest)));
-    assert.ok(issuer.requests.some((r) => r.user === 'alice' && r.status === 200
-      && r.granted.some((g) => g.name === 'team/app' && g.actions.includes('pull'))));
+    assert.ok(
+      issuer.requests.some((r) => r.user === 'alice' && r.status === 200 && r.granted.some((g) => g.name === 'team/app' && g.actions.includes('pull'))),
+    );
 
     await assert.rejects(skopeoPull(`${reg.host}/team/app:v1`, await tmp('pull'))); // anonymous: empty grant
     await assert.rejects(skopeoPull(`${reg.host}/team/app:v1`, await tmp('pull'), { creds: { ...creds, password: 'nope' } }));

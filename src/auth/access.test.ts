@@ -86,13 +86,20 @@ test('htpasswd: an address that keeps failing backs off (429) while verified ses
   try {
     assert.equal(await h.verify('bob', 'pw-b', '10.0.0.9'), true, 'bob verified before the attack');
     for (let i = 0; i < 5; i++) assert.equal(await h.verify('alice', `wrong-${i}`, '10.0.0.9'), false);
-    await assert.rejects(h.verify('alice', 'pw', '10.0.0.9'), (e: unknown) => e instanceof OciError && e.code === 'TOOMANYREQUESTS' && e.headers['Retry-After'] === '1');
+    await assert.rejects(
+      h.verify('alice', 'pw', '10.0.0.9'),
+      (e: unknown) => e instanceof OciError && e.code === 'TOOMANYREQUESTS' && e.headers['Retry-After'] === '1',
+    );
     assert.equal(await h.verify('bob', 'pw-b', '10.0.0.9'), true, 'a verified session is unaffected');
     assert.equal(await h.verify('alice', 'pw', '10.0.0.10'), true, 'the user from a clean address is still checked');
     for (let i = 0; i < 5; i++) assert.equal(await h.verify('alice', `again-${i}`, '10.0.0.11'), false);
     t += 1_001;
     assert.equal(await h.verify('alice', 'wrong-6', '10.0.0.11'), false, 'after the wait one more check runs');
-    await assert.rejects(h.verify('alice', 'wrong-7', '10.0.0.11'), (e: unknown) => e instanceof OciError && e.headers['Retry-After'] === '2', 'the wait doubles');
+    await assert.rejects(
+      h.verify('alice', 'wrong-7', '10.0.0.11'),
+      (e: unknown) => e instanceof OciError && e.headers['Retry-After'] === '2',
+      'the wait doubles',
+    );
   } finally {
     await h.close();
   }

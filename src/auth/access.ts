@@ -85,9 +85,11 @@ export class AccessControl {
       const verdict = await checker.check(creds, target.repository, action, req.probe);
       if (verdict === 'allowed') return creds?.username ?? ANONYMOUS;
       if (verdict === 'unauthenticated') {
-        throw this.challenge(creds
-          ? `upstream ${target.upstream.config.name} did not accept these credentials for ${target.repository}: log in with your account on that registry`
-          : `${action} access to ${target.repository} needs your credentials for upstream ${target.upstream.config.name}: docker login to this registry with them`);
+        throw this.challenge(
+          creds
+            ? `upstream ${target.upstream.config.name} did not accept these credentials for ${target.repository}: log in with your account on that registry`
+            : `${action} access to ${target.repository} needs your credentials for upstream ${target.upstream.config.name}: docker login to this registry with them`,
+        );
       }
       throw denied(creds?.username, action, target, `upstream ${target.upstream.config.name} does not grant it to this account`);
     }
@@ -119,7 +121,8 @@ export class AccessControl {
   async catalogFilter(authorization: string | undefined, resolve: (name: string) => Target, client?: string): Promise<((name: string) => boolean) | undefined> {
     if (this.open) return undefined;
     const user = await this.identify(parseBasic(authorization), client);
-    if (user === undefined && this.loginRequired && !this.rules?.anonymousAllowed) throw this.challenge('the catalog needs authentication: docker login to this registry');
+    if (user === undefined && this.loginRequired && !this.rules?.anonymousAllowed)
+      throw this.challenge('the catalog needs authentication: docker login to this registry');
     return (name) => {
       try {
         const target = resolve(name);

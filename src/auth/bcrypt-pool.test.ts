@@ -16,7 +16,10 @@ test('bcrypt pool: matches and mismatches, $2y$ as htpasswd writes it, and a bou
     const slow = bcrypt.hashSync('pw', 8);
     const results = await Promise.allSettled([1, 2, 3, 4, 5].map(() => pool.compare('pw', slow)));
     // One running, two queued: the other two are refused at once.
-    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected'],
+    );
     for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof OciError && r.reason.code === 'TOOMANYREQUESTS');
   } finally {
     await pool.close();

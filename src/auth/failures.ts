@@ -17,7 +17,15 @@ export interface FailurePolicy {
   readonly inFlightPerAddress: number;
 }
 
-export const DEFAULT_FAILURE_POLICY: FailurePolicy = { perAddress: 5, perUser: 10, baseMs: 1_000, maxMs: 60_000, forgetMs: 15 * 60_000, maxEntries: 10_000, inFlightPerAddress: 2 };
+export const DEFAULT_FAILURE_POLICY: FailurePolicy = {
+  perAddress: 5,
+  perUser: 10,
+  baseMs: 1_000,
+  maxMs: 60_000,
+  forgetMs: 15 * 60_000,
+  maxEntries: 10_000,
+  inFlightPerAddress: 2,
+};
 
 interface Entry {
   failures: number;
@@ -35,16 +43,16 @@ export class FailureLimiter {
   private readonly byUser = new Map<string, Entry>();
   private readonly inFlight = new Map<string, number>();
 
-  constructor(private readonly now: () => number, private readonly policy: FailurePolicy = DEFAULT_FAILURE_POLICY) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly policy: FailurePolicy = DEFAULT_FAILURE_POLICY,
+  ) {}
 
   /** Throws 429 when this address (or this user, for an address that has failed) must still wait. */
   check(address: string, user: string): void {
     const t = this.now();
     const a = this.live(this.byAddress, address, t);
-    const wait = Math.max(
-      this.waitOf(a, this.policy.perAddress, t),
-      a ? this.waitOf(this.live(this.byUser, user, t), this.policy.perUser, t) : 0,
-    );
+    const wait = Math.max(this.waitOf(a, this.policy.perAddress, t), a ? this.waitOf(this.live(this.byUser, user, t), this.policy.perUser, t) : 0);
     if (wait > 0) {
       const seconds = Math.ceil(wait / 1000);
       throw new OciError('TOOMANYREQUESTS', `too many failed logins; wait ${seconds}s before trying again`, { headers: { 'Retry-After': String(seconds) } });
@@ -55,7 +63,9 @@ export class FailureLimiter {
   enter(address: string): () => void {
     const n = this.inFlight.get(address) ?? 0;
     if (n >= this.policy.inFlightPerAddress) {
-      throw new OciError('TOOMANYREQUESTS', 'password checks from this address are already in progress; retry in a moment', { headers: { 'Retry-After': '1' } });
+      throw new OciError('TOOMANYREQUESTS', 'password checks from this address are already in progress; retry in a moment', {
+        headers: { 'Retry-After': '1' },
+      });
     }
     this.inFlight.set(address, n + 1);
     let done = false;

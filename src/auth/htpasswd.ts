@@ -20,7 +20,11 @@ export class Htpasswd {
   private readonly pool = new BcryptPool();
   private readonly failures: FailureLimiter;
 
-  constructor(readonly path: string, private readonly logger: Logger, private readonly now: () => number) {
+  constructor(
+    readonly path: string,
+    private readonly logger: Logger,
+    private readonly now: () => number,
+  ) {
     this.failures = new FailureLimiter(now);
   }
 
@@ -43,7 +47,10 @@ export class Htpasswd {
       const user = line.slice(0, at);
       const hash = line.slice(at + 1).trim();
       if (at <= 0 || !BCRYPT.test(hash)) {
-        this.logger.warn({ file: this.path, line: i + 1, user: at > 0 ? user : undefined }, 'htpasswd entry ignored: only bcrypt hashes are supported (htpasswd -B)');
+        this.logger.warn(
+          { file: this.path, line: i + 1, user: at > 0 ? user : undefined },
+          'htpasswd entry ignored: only bcrypt hashes are supported (htpasswd -B)',
+        );
         return;
       }
       users.set(user, hash);

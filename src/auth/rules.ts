@@ -17,7 +17,10 @@ interface CompiledRule {
 
 /** `*` matches any characters, `/` included: `xing/*` is everything under xing/. */
 export function repositoryPattern(glob: string): RegExp {
-  const body = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  const body = glob
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
   return new RegExp(`^${body}$`);
 }
 
@@ -35,11 +38,13 @@ export class Rules {
 
   /** `user` undefined is an anonymous client; `upstream` is the upstream's name ("" for the local registry). */
   allows(user: string | undefined, upstream: string, repository: string, action: Action): boolean {
-    return this.rules.some((r) =>
-      (user === undefined ? r.users.has(ANONYMOUS) : r.users.has(user) || r.users.has(ANY_USER))
-      && (r.upstream === undefined || r.upstream === upstream)
-      && (r.actions.has(action) || r.actions.has('*'))
-      && r.repositories.some((p) => p.test(repository)));
+    return this.rules.some(
+      (r) =>
+        (user === undefined ? r.users.has(ANONYMOUS) : r.users.has(user) || r.users.has(ANY_USER)) &&
+        (r.upstream === undefined || r.upstream === upstream) &&
+        (r.actions.has(action) || r.actions.has('*')) &&
+        r.repositories.some((p) => p.test(repository)),
+    );
   }
 
   /** True when some rule lets anonymous clients do something, so they are not turned away up front. */

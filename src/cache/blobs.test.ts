@@ -17,7 +17,9 @@ const logger = pino({ level: 'silent' });
 let clock = 1_700_000_000_000;
 const now = () => clock;
 const removers: Array<() => Promise<void>> = [];
-after(async () => { for (const r of removers) await r(); });
+after(async () => {
+  for (const r of removers) await r();
+});
 
 /** An upstream that has `content` under every digest it is asked for, counting GETs. */
 function fakeUpstream(content: Map<string, Buffer>): { target: Target; gets: () => number } {
@@ -32,7 +34,12 @@ function fakeUpstream(content: Map<string, Buffer>): { target: Target; gets: () 
       return {
         status: body ? 200 : 404,
         headers: body ? { 'content-length': String(body.length) } : {},
-        body: Object.assign(stream, { dump: async () => { stream.resume(); }, text: async () => '' }),
+        body: Object.assign(stream, {
+          dump: async () => {
+            stream.resume();
+          },
+          text: async () => '',
+        }),
       };
     },
   } as unknown as RegistryClient;
@@ -61,7 +68,10 @@ async function setup() {
     },
   });
   const evictor = new Evictor({
-    blobs: store.blobs, index, logger, now,
+    blobs: store.blobs,
+    index,
+    logger,
+    now,
     limits: { maxsize: 1, lowwatermark: 0.5, ttlByUpstream: new Map() },
     inUse: (d) => cache.isInUse(d),
   });
@@ -85,7 +95,9 @@ test('an eviction pass that reaches a blob after a pull looked it up leaves it a
   const { store, cache, evictor, hooks, upstream, blobs, digests } = await setup();
   // The pass plans both blobs, deletes the first, and reaches the second only after the lookup began.
   let pending: Promise<BlobHandle> | undefined;
-  hooks.onForget = () => { pending = cache.get(upstream.target, digests[1]!); };
+  hooks.onForget = () => {
+    pending = cache.get(upstream.target, digests[1]!);
+  };
   const result = await evictor.run('test', 0);
   assert.equal(result.evicted, 1, 'only the blob nobody was reading');
   assert.equal(await store.blobs.size(digests[0]!), undefined);
@@ -102,7 +114,9 @@ test('a pull that looks a blob up while its eviction is under way waits for it a
   const { store, cache, evictor, hooks, upstream, blobs, digests } = await setup();
   // The lookup starts as the pass forgets the first blob, just before deleting its file.
   let pending: Promise<BlobHandle> | undefined;
-  hooks.onForget = (d) => { pending = cache.get(upstream.target, d); };
+  hooks.onForget = (d) => {
+    pending = cache.get(upstream.target, d);
+  };
   await evictor.run('test', 0);
   const handle = await pending!;
   assert.equal(handle.outcome, 'miss');
@@ -126,7 +140,9 @@ test('a handle keeps serving ranges after its file is deleted underneath it', as
 test('store readers (manifests, warm-up, replication) get whole content or nothing while eviction runs', async () => {
   const { store, evictor, hooks, blobs, digests } = await setup();
   let opened: Promise<[StoredBlob | undefined, StoredBlob | undefined]> | undefined;
-  hooks.onForget = () => { opened = Promise.all([store.blobs.open(digests[0]!), store.blobs.open(digests[1]!)]); };
+  hooks.onForget = () => {
+    opened = Promise.all([store.blobs.open(digests[0]!), store.blobs.open(digests[1]!)]);
+  };
   await evictor.run('test', 0);
   const [gone, held] = await opened!;
   assert.equal(gone, undefined, 'the blob being deleted is reported gone');

@@ -301,12 +301,18 @@ export class BlobCache {
           await repos.link(target.key, target.repository, digest);
           this.deps.onStored?.(digest, result.size);
         }
-        logger.info({ ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers }, result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)');
+        logger.info(
+          { ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers },
+          result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)',
+        );
       } catch (err) {
         fill.fail(err as Error);
         // A client asking for a blob the upstream does not have is not a fault here.
         const unknown = err instanceof OciError && err.code === 'BLOB_UNKNOWN';
-        logger[unknown ? 'info' : 'error']({ ...log, written: fill.written, err: (err as Error).message }, unknown ? 'blob unknown upstream; nothing stored' : 'blob fill failed; nothing stored');
+        logger[unknown ? 'info' : 'error'](
+          { ...log, written: fill.written, err: (err as Error).message },
+          unknown ? 'blob unknown upstream; nothing stored' : 'blob fill failed; nothing stored',
+        );
       } finally {
         router?.finished(digest);
         this.fills.finish(digest, fill);
@@ -352,7 +358,6 @@ async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGener
     left = 0;
   }
 }
-
 
 export function blobUnknown(digest: string): OciError {
   return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this registry`, { detail: { digest } });

@@ -13,7 +13,9 @@ let catalog: ImageCatalog;
 before(async () => {
   store = await testStore();
   catalog = new ImageCatalog({
-    blobs: store.blobs, ...store.ports, logger: pino({ level: 'silent' }),
+    blobs: store.blobs,
+    ...store.ports,
+    logger: pino({ level: 'silent' }),
     resolve: (ref) => ({ upstream: undefined, key: '', repository: ref.repository }),
     inUse: () => false,
     protected: async () => queued,

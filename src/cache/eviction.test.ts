@@ -61,7 +61,11 @@ test('while its upstream is unreachable, content only it holds is kept past maxs
   v.holders.push({ digest: 'local', upstream: 'other' });
   const down = (u: string) => u === 'up';
   const plan = planEviction(v, limits(100, 500), 1000, () => false, undefined, down);
-  assert.deepEqual(plan.evict.map((e) => e.digest), ['local'], 'only content another (reachable) upstream can give back');
+  assert.deepEqual(
+    plan.evict.map((e) => e.digest),
+    ['local'],
+    'only content another (reachable) upstream can give back',
+  );
   const full = planEviction(v, limits(100), 1000, () => false, 100);
   assert.ok(full.evict.length >= 4, 'a full disk is a hard limit');
 });

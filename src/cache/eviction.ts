@@ -35,7 +35,14 @@ export interface EvictionPlan {
  * With `unreachable`, content that only unreachable upstreams hold is kept too: it could not be
  * fetched again, so evicting it during an outage would turn cached pulls into failures.
  */
-export function planEviction(view: EvictionView, limits: EvictionLimits, now: number, inUse: (digest: string) => boolean, targetBytes?: number, unreachable?: (upstream: string) => boolean): EvictionPlan {
+export function planEviction(
+  view: EvictionView,
+  limits: EvictionLimits,
+  now: number,
+  inUse: (digest: string) => boolean,
+  targetBytes?: number,
+  unreachable?: (upstream: string) => boolean,
+): EvictionPlan {
   const effective = new Map<string, number>();
   const pinned = new Set<string>();
   for (const b of view.blobs) {
@@ -124,7 +131,9 @@ export class Evictor {
     const { maxsize } = this.deps.limits;
     if (maxsize <= 0) return;
     this.deps.index.usage().then(
-      ({ bytes }) => { if (bytes > maxsize) void this.run('maxsize exceeded'); },
+      ({ bytes }) => {
+        if (bytes > maxsize) void this.run('maxsize exceeded');
+      },
       (err: Error) => this.deps.logger.warn({ err: err.message }, 'could not read the store size for eviction'),
     );
   }
@@ -132,7 +141,9 @@ export class Evictor {
   /** One pass: expired content, then least recently used down to the target. */
   run(reason: string, targetBytes?: number): Promise<EvictionResult> {
     if (this.running) return this.running;
-    this.running = this.pass(reason, targetBytes).finally(() => { this.running = undefined; });
+    this.running = this.pass(reason, targetBytes).finally(() => {
+      this.running = undefined;
+    });
     return this.running;
   }
 

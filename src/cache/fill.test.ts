@@ -27,7 +27,10 @@ function gatedSource(chunks: Buffer[]) {
     },
     async *body() {
       for (let i = 0; i < chunks.length; i++) {
-        while (i >= allowed) await new Promise<void>((r) => { wake = r; });
+        while (i >= allowed)
+          await new Promise<void>((r) => {
+            wake = r;
+          });
         yield chunks[i]!;
       }
     },

@@ -60,11 +60,21 @@ export class BlobFill {
   private recentStart = 0;
   private recentBytes = 0;
 
-  constructor(digest: string, tempPath: string, private readonly finalPath: string) {
+  constructor(
+    digest: string,
+    tempPath: string,
+    private readonly finalPath: string,
+  ) {
     this.digest = digest;
     this.tempPath = tempPath;
-    this.ready = new Promise((res, rej) => { this.resolveReady = res; this.rejectReady = rej; });
-    this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
+    this.ready = new Promise((res, rej) => {
+      this.resolveReady = res;
+      this.rejectReady = rej;
+    });
+    this.done = new Promise((res, rej) => {
+      this.resolveDone = res;
+      this.rejectDone = rej;
+    });
     // Failures are reported through readers and logs; nobody is obliged to await these.
     this.ready.catch(() => undefined);
     this.done.catch(() => undefined);
@@ -203,11 +213,12 @@ export class BlobFill {
           await this.changed();
           continue;
         }
-        const chunk = pos >= this.diskBytes
-          ? readFrom(this.window, this.windowStart, pos, limit, this.digest)
-          : pos >= this.recentStart && this.recent.length > 0
-            ? readFrom(this.recent, this.recentStart, pos, Math.min(limit, this.diskBytes), this.digest)
-            : await this.readDisk(fh, pos, Math.min(limit, this.diskBytes));
+        const chunk =
+          pos >= this.diskBytes
+            ? readFrom(this.window, this.windowStart, pos, limit, this.digest)
+            : pos >= this.recentStart && this.recent.length > 0
+              ? readFrom(this.recent, this.recentStart, pos, Math.min(limit, this.diskBytes), this.digest)
+              : await this.readDisk(fh, pos, Math.min(limit, this.diskBytes));
         cursor.pos += chunk.length;
         this.readerMoved();
         yield chunk;
@@ -285,7 +296,13 @@ export interface PumpHooks {
  * Pumps upstream bytes into the writer, resuming from the last byte written when the connection
  * drops, then verifies and commits. Runs to completion whether or not any reader is attached.
  */
-export async function pumpFill(fill: BlobFill, source: FillSource, writer: BlobWriter, policy: RetryPolicy, hooks: PumpHooks): Promise<{ digest: string; size: number; stored: boolean }> {
+export async function pumpFill(
+  fill: BlobFill,
+  source: FillSource,
+  writer: BlobWriter,
+  policy: RetryPolicy,
+  hooks: PumpHooks,
+): Promise<{ digest: string; size: number; stored: boolean }> {
   const started = hooks.now();
   const onDiskFull = hooks.onDiskFull ?? (async () => undefined);
   try {

@@ -16,7 +16,9 @@ before(async () => {
   store = await testStore();
   const { put, manifest, metadata } = store;
   catalog = new ImageCatalog({
-    blobs: store.blobs, ...store.ports, logger: pino({ level: 'silent' }),
+    blobs: store.blobs,
+    ...store.ports,
+    logger: pino({ level: 'silent' }),
     resolve: (ref) => ({ upstream: undefined, key: '', repository: ref.repository }),
     inUse: () => false,
     observer: { upstreamBytes: () => undefined, evicted: (...e) => void evictions.push(e) },
@@ -38,13 +40,22 @@ after(() => store.remove());
 
 test('list: one row per tag with its cached platforms and total size; index children are not listed apart', async () => {
   const rows = await catalog.list();
-  assert.deepEqual(rows.map((r) => `${r.repository}:${r.tag}`), ['x/app:v1', 'x/other:v1']);
+  assert.deepEqual(
+    rows.map((r) => `${r.repository}:${r.tag}`),
+    ['x/app:v1', 'x/other:v1'],
+  );
   const app = rows[0]!;
   assert.equal(app.digest, index.digest);
   assert.deepEqual(app.platforms, ['linux/amd64', 'linux/arm64/v8']);
-  assert.equal(app.size, [...(await catalog.closure(index.digest))].reduce((n, d) => n + store.sizes.get(d)!, 0));
+  assert.equal(
+    app.size,
+    [...(await catalog.closure(index.digest))].reduce((n, d) => n + store.sizes.get(d)!, 0),
+  );
   assert.equal(app.lastPull, 1_700_000_000_000);
-  assert.deepEqual((await catalog.list('other')).map((r) => r.platforms), [['linux/amd64']]);
+  assert.deepEqual(
+    (await catalog.list('other')).map((r) => r.platforms),
+    [['linux/amd64']],
+  );
 });
 
 test('pin covers the whole image; a pinned image cannot be evicted', async () => {
@@ -65,5 +76,8 @@ test('evict removes the image but keeps a layer another image references', async
   assert.deepEqual(evictions.at(-1), ['admin', all.length - 1, expected]);
   assert.ok(await store.blobs.size(shared.digest));
   for (const d of all.filter((x) => x !== shared.digest)) assert.equal(await store.blobs.size(d), undefined);
-  assert.deepEqual((await catalog.list()).map((x) => x.repository), ['x/other']);
+  assert.deepEqual(
+    (await catalog.list()).map((x) => x.repository),
+    ['x/other'],
+  );
 });

@@ -113,11 +113,12 @@ export class ImageCatalog {
     if (this.deps.inUse(digest)) throw new OciError('DENIED', `image ${text} is being pulled right now; try again when the pull is done`, { status: 409 });
     const queued = (await this.deps.protected?.()) ?? new Set<string>();
     if (queued.has(digest)) {
-      throw new OciError('DENIED', `image ${text} is waiting to be replicated upstream (write-behind); try again once berth queue shows it done`, { status: 409 });
+      throw new OciError('DENIED', `image ${text} is waiting to be replicated upstream (write-behind); try again once berth queue shows it done`, {
+        status: 409,
+      });
     }
     const set = await this.closure(digest);
-    const keep = async (d: string) =>
-      this.deps.inUse(d) || queued.has(d) || (await index.isPinned(d)) || (await repos.parents(d)).some((p) => !set.has(p));
+    const keep = async (d: string) => this.deps.inUse(d) || queued.has(d) || (await index.isPinned(d)) || (await repos.parents(d)).some((p) => !set.has(p));
     // Decide everything before removing anything: removal erases the edges `keep` reads.
     const doomed: string[] = [];
     for (const d of set) if (d === digest || !(await keep(d))) doomed.push(d);
@@ -168,14 +169,20 @@ export class ImageCatalog {
         const cached = new Set<string>();
         for (const c of await this.deps.repos.children(digest)) if (await this.deps.index.get(c)) cached.add(c);
         const entries = index.manifests.filter((m) => m.platform?.os && m.platform.architecture && m.platform.os !== 'unknown');
-        found = entries.filter((m) => cached.has(m.digest)).map((m) => formatPlatform({ os: m.platform!.os!, architecture: m.platform!.architecture!, variant: m.platform!.variant }));
+        found = entries
+          .filter((m) => cached.has(m.digest))
+          .map((m) => formatPlatform({ os: m.platform!.os!, architecture: m.platform!.architecture!, variant: m.platform!.variant }));
         // More platforms may be cached later, so only a fully cached index is remembered.
         complete = entries.every((m) => cached.has(m.digest));
       } else {
         const manifest = parseManifest(await this.deps.blobs.readAll(digest), mediaType);
         const config = manifest.blobs[0];
         if (config && (await this.deps.index.get(config.digest))) {
-          const doc = JSON.parse((await this.deps.blobs.readAll(config.digest)).toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+          const doc = JSON.parse((await this.deps.blobs.readAll(config.digest)).toString('utf8')) as {
+            os?: unknown;
+            architecture?: unknown;
+            variant?: unknown;
+          };
           if (typeof doc.os === 'string' && typeof doc.architecture === 'string') {
             found = [formatPlatform({ os: doc.os, architecture: doc.architecture, variant: typeof doc.variant === 'string' ? doc.variant : undefined })];
           }

@@ -12,13 +12,18 @@ import type { Target } from './target.js';
 import { testStore } from './testkit.js';
 
 const removers: Array<() => Promise<void>> = [];
-after(async () => { for (const r of removers) await r(); });
+after(async () => {
+  for (const r of removers) await r();
+});
 
-const body = Buffer.from(JSON.stringify({
-  schemaVersion: 2, mediaType: OCI_MANIFEST,
-  config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(Buffer.from('{}')), size: 2 },
-  layers: [],
-}));
+const body = Buffer.from(
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(Buffer.from('{}')), size: 2 },
+    layers: [],
+  }),
+);
 const digest = digestOf(body);
 
 /** Answers `failures` requests with 500, then serves the manifest; counts requests. */
@@ -34,7 +39,11 @@ function flaky(failures: number): { target: Target; requests: string[] } {
       return {
         status: fail ? 500 : 200,
         headers: fail ? {} : { 'content-type': OCI_MANIFEST, 'docker-content-digest': digest, 'content-length': String(body.length) },
-        body: Object.assign(stream, { dump: async () => { stream.resume(); } }),
+        body: Object.assign(stream, {
+          dump: async () => {
+            stream.resume();
+          },
+        }),
       };
     },
   } as unknown as RegistryClient;

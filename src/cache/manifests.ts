@@ -96,7 +96,10 @@ export class ManifestCache {
         const stale = record && isUnavailable(err) ? await this.local(target, record.digest, 'stale') : undefined;
         if (!stale) throw err;
         // Per-request detail only: the circuit breaker logs each outage once.
-        logger.debug({ upstream: upstream.client.name, repository: target.repository, tag, digest: record!.digest, err: (err as Error).message }, 'upstream unavailable; serving last known digest for tag');
+        logger.debug(
+          { upstream: upstream.client.name, repository: target.repository, tag, digest: record!.digest, err: (err as Error).message },
+          'upstream unavailable; serving last known digest for tag',
+        );
         return stale;
       }
     });
@@ -106,7 +109,9 @@ export class ManifestCache {
     checked.catch(() => undefined);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const wait = this.remainingWait(target, tag);
-    const waited = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), wait); });
+    const waited = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), wait);
+    });
     try {
       const result = await Promise.race([checked, waited]);
       if (result) return result;
@@ -151,7 +156,15 @@ export class ManifestCache {
     const body = await this.deps.site!.fetch(target, digest);
     if (!body || digestOf(body, parseDigest(digest).algorithm) !== digest) return undefined;
     const parsed = parseManifest(body);
-    await this.store(target, digest, parsed.mediaType, body, [...parsed.blobs, ...parsed.manifests].map((d) => d.digest), parsed.subject?.digest, parsed.artifactType);
+    await this.store(
+      target,
+      digest,
+      parsed.mediaType,
+      body,
+      [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      parsed.subject?.digest,
+      parsed.artifactType,
+    );
     return { digest, mediaType: parsed.mediaType, body, outcome: 'hit' };
   }
 
@@ -160,7 +173,13 @@ export class ManifestCache {
     const { client } = target.upstream!;
     const { repos } = this.deps;
     if (knownDigest) {
-      const head = await sendRetrying(client, { method: 'HEAD', repository: target.repository, path: `manifests/${tag}`, headers: { accept: UPSTREAM_ACCEPT }, known: true });
+      const head = await sendRetrying(client, {
+        method: 'HEAD',
+        repository: target.repository,
+        path: `manifests/${tag}`,
+        headers: { accept: UPSTREAM_ACCEPT },
+        known: true,
+      });
       if (head.status === 404) {
         await head.body.dump();
         await repos.deleteTag(target.key, target.repository, tag);
@@ -185,17 +204,32 @@ export class ManifestCache {
   private async fetch(target: Target, reference: string): Promise<ManifestResult> {
     const { client } = target.upstream!;
     const what = `manifest ${target.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
-    const res = await sendRetrying(client, { method: 'GET', repository: target.repository, path: `manifests/${reference}`, headers: { accept: UPSTREAM_ACCEPT } });
+    const res = await sendRetrying(client, {
+      method: 'GET',
+      repository: target.repository,
+      path: `manifests/${reference}`,
+      headers: { accept: UPSTREAM_ACCEPT },
+    });
     if (res.status !== 200) throw await upstreamError(res, client.name, what, manifestUnknown(target.repository, reference));
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
     const body = await readLimited(res, MAX_MANIFEST_SIZE, what, (n) => observer.upstreamBytes(client.name, n));
     const claimed = reference.includes(':') ? reference : responseHeader(res, 'docker-content-digest');
     const digest = claimed ? digestOf(body, parseDigest(claimed).algorithm) : digestOf(body);
     if (claimed && digest !== claimed) {
-      throw new OciError('UNAVAILABLE', `upstream ${client.name} sent ${what} whose content does not match digest ${claimed}; nothing was stored`, { status: 502 });
+      throw new OciError('UNAVAILABLE', `upstream ${client.name} sent ${what} whose content does not match digest ${claimed}; nothing was stored`, {
+        status: 502,
+      });
     }
     const parsed = parseManifest(body, responseHeader(res, 'content-type'));
-    await this.store(target, digest, parsed.mediaType, body, [...parsed.blobs, ...parsed.manifests].map((d) => d.digest), parsed.subject?.digest, parsed.artifactType);
+    await this.store(
+      target,
+      digest,
+      parsed.mediaType,
+      body,
+      [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      parsed.subject?.digest,
+      parsed.artifactType,
+    );
     this.deps.onFetched?.(target, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'miss' };
   }
@@ -266,7 +300,6 @@ async function sendRetrying(client: RegistryClient, req: Parameters<RegistryClie
 function flightKey(target: Target, reference: string): string {
   return `${target.key}\u0000${target.repository}\u0000${reference}`;
 }
-
 
 async function readLimited(res: UpstreamResponse, limit: number, what: string, received: (bytes: number) => void): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -55,7 +55,10 @@ export class PushService {
   writable(target: Target): Exclude<WriteMode, 'readonly'> {
     const mode = writeMode(target);
     if (mode === 'readonly') {
-      throw new OciError('UNSUPPORTED', `pushes and deletes are disabled for upstream ${target.upstream!.config.name}: its pushmode is readonly; set pushmode to local, write-through or write-behind to accept them`);
+      throw new OciError(
+        'UNSUPPORTED',
+        `pushes and deletes are disabled for upstream ${target.upstream!.config.name}: its pushmode is readonly; set pushmode to local, write-through or write-behind to accept them`,
+      );
     }
     return mode;
   }
@@ -107,7 +110,10 @@ export class PushService {
   async putManifest(target: Target, reference: string, body: Buffer, contentType: string | undefined): Promise<PushedManifest> {
     const mode = this.writable(target);
     const ref = parseManifestReference(reference);
-    if (!ref) throw new OciError('MANIFEST_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
+    if (!ref)
+      throw new OciError('MANIFEST_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, {
+        detail: { reference: reference.slice(0, 200) },
+      });
     const whole = parseManifest(body, contentType);
     // Non-distributable (foreign) layers live at their `urls`: neither required here nor replicated.
     const parsed: ParsedManifest = { ...whole, blobs: whole.blobs.filter((b) => !isNonDistributable(b.mediaType)) };
@@ -116,20 +122,33 @@ export class PushService {
     }
     const digest = digestOf(body, ref.kind === 'digest' ? parseDigest(ref.digest).algorithm : 'sha256');
     if (ref.kind === 'digest' && digest !== ref.digest) {
-      throw new OciError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest} as the URL says`, { detail: { expected: ref.digest, actual: digest } });
+      throw new OciError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest} as the URL says`, {
+        detail: { expected: ref.digest, actual: digest },
+      });
     }
     const tag = ref.kind === 'tag' ? ref.tag : undefined;
     const { index, repos, queue, heldTags, worker, cache } = this.deps;
-    const children = [...parsed.blobs.map((d) => ({ kind: 'blob' as const, digest: d.digest })), ...parsed.manifests.map((d) => ({ kind: 'manifest' as const, digest: d.digest }))];
+    const children = [
+      ...parsed.blobs.map((d) => ({ kind: 'blob' as const, digest: d.digest })),
+      ...parsed.manifests.map((d) => ({ kind: 'manifest' as const, digest: d.digest })),
+    ];
     if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, body);
     else await this.checkChildren(target, mode, parsed);
 
-    await cache.storeManifest(target, digest, parsed.mediaType, body, children.map((c) => c.digest), parsed.subject?.digest, parsed.artifactType);
+    await cache.storeManifest(
+      target,
+      digest,
+      parsed.mediaType,
+      body,
+      children.map((c) => c.digest),
+      parsed.subject?.digest,
+      parsed.artifactType,
+    );
     await repos.link(target.key, target.repository, digest);
     if (mode === 'plain' || mode === 'local') await index.setPinned(digest, true);
     if (mode === 'write-behind') {
       // Queued before the tag is visible: an accepted push is never lost, even to a crash right here.
-      const baseDigest = tag ? (await repos.tag(target.key, target.repository, tag))?.digest ?? null : null;
+      const baseDigest = tag ? ((await repos.tag(target.key, target.repository, tag))?.digest ?? null) : null;
       await queue.enqueueManifest(target.key, target.repository, digest, children, tag ? { tag, baseDigest } : undefined);
       worker.kick(target.key);
     }
@@ -144,14 +163,19 @@ export class PushService {
   private async checkChildren(target: Target, mode: WriteMode, parsed: ParsedManifest): Promise<void> {
     const { blobs, repos } = this.deps;
     const missing: string[] = [];
-    await Promise.all(parsed.blobs.map(async ({ digest }) => {
-      const local = (await blobs.size(digest)) !== undefined && (mode !== 'plain' || (await repos.isLinked(target.key, target.repository, digest)));
-      if (!local && !(await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)))) missing.push(digest);
-    }));
-    await Promise.all(parsed.manifests.map(async ({ digest }) => {
-      const local = (await repos.manifest(target.key, target.repository, digest)) !== undefined;
-      if (!local && !(await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest))) missing.push(digest);
-    }));
+    await Promise.all(
+      parsed.blobs.map(async ({ digest }) => {
+        const local = (await blobs.size(digest)) !== undefined && (mode !== 'plain' || (await repos.isLinked(target.key, target.repository, digest)));
+        if (!local && !(await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)))) missing.push(digest);
+      }),
+    );
+    await Promise.all(
+      parsed.manifests.map(async ({ digest }) => {
+        const local = (await repos.manifest(target.key, target.repository, digest)) !== undefined;
+        if (!local && !(await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest)))
+          missing.push(digest);
+      }),
+    );
     if (missing.length > 0) throw manifestBlobUnknown(target, missing);
   }
 
@@ -170,20 +194,22 @@ export class PushService {
   private async throughManifest(target: Target, reference: string, digest: string, parsed: ParsedManifest, body: Buffer): Promise<void> {
     const { replicator } = this.deps;
     const missing: string[] = [];
-    await this.through(target, () => Promise.all([
-      ...parsed.blobs.map(async ({ digest: d }) => {
-        await replicator.ensureBlob(target, d).catch((err: unknown) => {
-          if (err instanceof OciError && err.code === 'BLOB_UNKNOWN') missing.push(d);
-          else throw err;
-        });
-      }),
-      ...parsed.manifests.map(async ({ digest: d }) => {
-        await replicator.ensureManifest(target, d).catch((err: unknown) => {
-          if (err instanceof OciError && err.code === 'MANIFEST_UNKNOWN') missing.push(d);
-          else throw err;
-        });
-      }),
-    ]));
+    await this.through(target, () =>
+      Promise.all([
+        ...parsed.blobs.map(async ({ digest: d }) => {
+          await replicator.ensureBlob(target, d).catch((err: unknown) => {
+            if (err instanceof OciError && err.code === 'BLOB_UNKNOWN') missing.push(d);
+            else throw err;
+          });
+        }),
+        ...parsed.manifests.map(async ({ digest: d }) => {
+          await replicator.ensureManifest(target, d).catch((err: unknown) => {
+            if (err instanceof OciError && err.code === 'MANIFEST_UNKNOWN') missing.push(d);
+            else throw err;
+          });
+        }),
+      ]),
+    );
     if (missing.length > 0) throw manifestBlobUnknown(target, missing);
     await this.through(target, () => putManifest(target.upstream!.client, target.repository, reference, parsed.mediaType, body));
     this.deps.logger.info({ upstream: target.key, repository: target.repository, reference, digest }, 'write-through push accepted by the upstream');
@@ -195,7 +221,10 @@ export class PushService {
       return await step();
     } catch (err) {
       const e = err instanceof OciError ? err : new OciError('UNAVAILABLE', (err as Error).message);
-      throw new OciError(e.code, `write-through push to upstream ${target.key} failed, nothing was tagged: ${e.message}`, { status: e.status, detail: e.detail });
+      throw new OciError(e.code, `write-through push to upstream ${target.key} failed, nothing was tagged: ${e.message}`, {
+        status: e.status,
+        detail: e.detail,
+      });
     }
   }
 
@@ -242,9 +271,13 @@ export class PushService {
 
   private deletable(target: Target): WriteMode {
     const mode = this.writable(target);
-    if (!this.deps.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletes are disabled: set storage.delete.enabled to true to allow DELETE of manifests and blobs');
+    if (!this.deps.deleteEnabled)
+      throw new OciError('UNSUPPORTED', 'deletes are disabled: set storage.delete.enabled to true to allow DELETE of manifests and blobs');
     if (mode === 'write-behind') {
-      throw new OciError('UNSUPPORTED', `deletes are not replicated by write-behind (upstream ${target.key}): delete at the central registry, or use pushmode write-through`);
+      throw new OciError(
+        'UNSUPPORTED',
+        `deletes are not replicated by write-behind (upstream ${target.key}): delete at the central registry, or use pushmode write-through`,
+      );
     }
     return mode;
   }
@@ -257,8 +290,12 @@ function manifestBlobUnknown(target: Target, missing: string[]): OciError {
   // A short answer however many are missing: the first few name the problem.
   const shown = missing.slice(0, MAX_MISSING_SHOWN);
   const more = missing.length > shown.length ? ` and ${missing.length - shown.length} more` : '';
-  return new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references content ${where} in ${target.repository}: ${shown.join(', ')}${more}; push those blobs (or manifests) first`, {
-    status: 400,
-    detail: { missing: shown, count: missing.length },
-  });
+  return new OciError(
+    'MANIFEST_BLOB_UNKNOWN',
+    `the manifest references content ${where} in ${target.repository}: ${shown.join(', ')}${more}; push those blobs (or manifests) first`,
+    {
+      status: 400,
+      detail: { missing: shown, count: missing.length },
+    },
+  );
 }

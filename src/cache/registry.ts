@@ -61,7 +61,8 @@ export class RegistryCache {
         // Once per episode with the numbers; reset when a later fill stores again.
         try {
           const { bytes } = await index.usage();
-          if (!diskFullLogged) logger.error({ ...info, storeBytes: bytes, maxsize: limits.maxsize }, 'disk full while storing a blob: passing bytes through to clients, evicting');
+          if (!diskFullLogged)
+            logger.error({ ...info, storeBytes: bytes, maxsize: limits.maxsize }, 'disk full while storing a blob: passing bytes through to clients, evicting');
           diskFullLogged = true;
           await this.evictor.run('disk full', bytes * limits.lowwatermark);
         } catch (err) {
@@ -75,7 +76,11 @@ export class RegistryCache {
       ...(deps.manifestSite ? { site: deps.manifestSite } : {}),
       // An image manifest, not an index: only the platform a client asked for is fetched ahead.
       onFetched: (target, m) => {
-        if (target.upstream?.config.prefetch && m.manifests.length === 0) this.blobs.prefetch(target, m.blobs.map((b) => b.digest));
+        if (target.upstream?.config.prefetch && m.manifests.length === 0)
+          this.blobs.prefetch(
+            target,
+            m.blobs.map((b) => b.digest),
+          );
       },
     });
     this.evictor = new Evictor({
@@ -129,7 +134,10 @@ export class RegistryCache {
         return page(after, n, 'miss');
       } catch (err) {
         if (err instanceof OciError && !isTransient(err)) throw err;
-        this.deps.logger.warn({ upstream: target.key, repository: target.repository, err: (err as Error).message }, 'upstream unavailable; listing cached tags');
+        this.deps.logger.warn(
+          { upstream: target.key, repository: target.repository, err: (err as Error).message },
+          'upstream unavailable; listing cached tags',
+        );
       }
     }
     const local = await this.deps.repos.tags(target.key, target.repository, last, n + 1);
@@ -140,7 +148,11 @@ export class RegistryCache {
   }
 
   /** Repositories berth holds content for, named as clients address them. */
-  async catalog(n: number, last: string | undefined, visible: (name: string) => boolean = () => true): Promise<{ repositories: string[]; next: string | undefined }> {
+  async catalog(
+    n: number,
+    last: string | undefined,
+    visible: (name: string) => boolean = () => true,
+  ): Promise<{ repositories: string[]; next: string | undefined }> {
     const defaults = new Set(this.deps.upstreams.filter((u) => u.config.default).map((u) => u.config.name));
     const prefixes = new Map(this.deps.upstreams.map((u) => [u.config.name, u.config.prefix]));
     const names = new Set<string>();
@@ -164,7 +176,12 @@ export class RegistryCache {
       return [];
     }
     if (res.status !== 200) {
-      throw await upstreamError(res, client.name, what, new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } }));
+      throw await upstreamError(
+        res,
+        client.name,
+        what,
+        new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } }),
+      );
     }
     const text = await res.body.text();
     try {

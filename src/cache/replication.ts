@@ -36,7 +36,11 @@ export class Replicator {
     // Opened once: every attempt of the upload reads the same descriptor, whatever eviction does.
     const stored = await blobs.open(digest);
     if (!stored) {
-      throw new OciError('BLOB_UNKNOWN', `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, { detail: { digest } });
+      throw new OciError(
+        'BLOB_UNKNOWN',
+        `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`,
+        { detail: { digest } },
+      );
     }
     try {
       const from = (await repos.repositoriesWith(target.key, digest)).filter((r) => r !== target.repository);
@@ -52,7 +56,11 @@ export class Replicator {
     const local = await this.localManifest(target, digest);
     if (!local) {
       if ((await manifestDigest(client, target.repository, digest)) === digest) return 'present';
-      throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, { detail: { digest } });
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `manifest ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`,
+        { detail: { digest } },
+      );
     }
     await putManifest(client, target.repository, digest, local.mediaType, local.body);
     return 'uploaded';
@@ -67,9 +75,13 @@ export class Replicator {
     const previous = await manifestDigest(client, target.repository, tag);
     if (previous === digest) return { previous };
     const local = await this.localManifest(target, digest);
-    if (!local) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} for tag ${tag} is no longer stored by berth; push the tag again`, { detail: { digest, tag } });
+    if (!local)
+      throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} for tag ${tag} is no longer stored by berth; push the tag again`, { detail: { digest, tag } });
     if (previous !== undefined && previous !== baseDigest) {
-      this.deps.logger.warn({ upstream: client.name, repository: target.repository, tag, overwritten: previous, digest, queuedAt }, 'tag moved upstream after the local push was queued; the newer local push wins and overwrites it');
+      this.deps.logger.warn(
+        { upstream: client.name, repository: target.repository, tag, overwritten: previous, digest, queuedAt },
+        'tag moved upstream after the local push was queued; the newer local push wins and overwrites it',
+      );
     }
     await putManifest(client, target.repository, tag, local.mediaType, local.body);
     return { previous };
@@ -135,9 +147,14 @@ export class ReplicationWorker {
     if (counts.pending + counts.failed > 0) logger.info({ ...counts, resumed: reset }, 'replication queue loaded');
     const known = new Set(upstreams.map((u) => u.config.name));
     const orphans = (await queue.list()).filter((j) => !known.has(j.upstream));
-    if (orphans.length > 0) logger.warn({ jobs: orphans.length, upstreams: [...new Set(orphans.map((j) => j.upstream))] }, 'queued replications name upstreams that are no longer configured; they wait (see berth queue)');
+    if (orphans.length > 0)
+      logger.warn(
+        { jobs: orphans.length, upstreams: [...new Set(orphans.map((j) => j.upstream))] },
+        'queued replications name upstreams that are no longer configured; they wait (see berth queue)',
+      );
     this.renewer = setInterval(() => {
-      if (this.held.size > 0) queue.renew([...this.held], this.claimant).catch((err: Error) => logger.warn({ err: err.message }, 'could not renew replication leases'));
+      if (this.held.size > 0)
+        queue.renew([...this.held], this.claimant).catch((err: Error) => logger.warn({ err: err.message }, 'could not renew replication leases'));
     }, JOB_LEASE_MS / 3);
     this.renewer.unref();
     this.loops = upstreams.map((u) => this.loop(u));

@@ -23,7 +23,10 @@ export function resolveTarget(upstreams: readonly Upstream[], input: RoutingInpu
 
   if (enforceNames && input.ns) {
     const byNs = findByHost(upstreams, input.ns);
-    if (!byNs) throw new OciError('NAME_UNKNOWN', `registry ${input.ns.slice(0, 255)} is not mirrored by this berth (no upstream lists it in hosts)`, { detail: { registry: input.ns.slice(0, 255) } });
+    if (!byNs)
+      throw new OciError('NAME_UNKNOWN', `registry ${input.ns.slice(0, 255)} is not mirrored by this berth (no upstream lists it in hosts)`, {
+        detail: { registry: input.ns.slice(0, 255) },
+      });
     return target(byNs, name);
   }
   if (enforceNames && input.host) {
@@ -35,7 +38,10 @@ export function resolveTarget(upstreams: readonly Upstream[], input: RoutingInpu
     if (prefix && name.startsWith(`${prefix}/`)) return target(u, assertRepositoryName(name.slice(prefix.length + 1)));
   }
   const fallback = upstreams.find((u) => u.config.default);
-  if (!fallback) throw new OciError('NAME_UNKNOWN', `repository ${name} names no configured upstream (no prefix matched and no upstream is the default)`, { detail: { name } });
+  if (!fallback)
+    throw new OciError('NAME_UNKNOWN', `repository ${name} names no configured upstream (no prefix matched and no upstream is the default)`, {
+      detail: { name },
+    });
   return target(fallback, name);
 }
 

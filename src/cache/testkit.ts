@@ -39,7 +39,8 @@ export async function testStore(now: () => number = () => 1_700_000_000_000) {
   const manifest = async (repo: string, config: object, layers: readonly Stored[]): Promise<Stored> => {
     const c = await put(JSON.stringify(config));
     const body = JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST,
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...c },
       layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
     });

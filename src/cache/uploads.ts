@@ -53,7 +53,9 @@ export interface ChunkRange {
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function uploadUnknown(id: string): OciError {
-  return new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 80)} is not known: it finished, was cancelled, or expired; start a new one with POST`, { detail: { uuid: id.slice(0, 80) } });
+  return new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 80)} is not known: it finished, was cancelled, or expired; start a new one with POST`, {
+    detail: { uuid: id.slice(0, 80) },
+  });
 }
 
 export class UploadManager {
@@ -77,7 +79,10 @@ export class UploadManager {
       }
     }
     for (const row of known.values()) {
-      const present = await stat(this.pathOf(row.id)).then(() => true, () => false);
+      const present = await stat(this.pathOf(row.id)).then(
+        () => true,
+        () => false,
+      );
       if (!present) {
         await rows.delete(row.id);
         removed++;
@@ -114,7 +119,9 @@ export class UploadManager {
 
   async create(target: Target, owner?: string): Promise<UploadSession> {
     if (owner !== undefined && (this.perClient.get(owner) ?? 0) >= MAX_UPLOADS_PER_CLIENT) {
-      throw new OciError('TOOMANYREQUESTS', `this client has ${MAX_UPLOADS_PER_CLIENT} uploads open; finish or cancel some (DELETE) before starting more`, { headers: { 'Retry-After': '5' } });
+      throw new OciError('TOOMANYREQUESTS', `this client has ${MAX_UPLOADS_PER_CLIENT} uploads open; finish or cancel some (DELETE) before starting more`, {
+        headers: { 'Retry-After': '5' },
+      });
     }
     const id = randomUUID();
     const session: UploadSession = { id, key: target.key, repository: target.repository, tempPath: this.pathOf(id), writer: undefined, busy: false, owner };
@@ -171,8 +178,10 @@ export class UploadManager {
     const start = writer.bytesWritten;
     if (session.busy) throw rangeError(session, start, 'another request is writing to this upload');
     if (range) {
-      if (range.start !== start || range.end < range.start) throw rangeError(session, start, `chunk ${range.start}-${range.end} does not start at offset ${start}`);
-      if (length !== undefined && length !== range.end - range.start + 1) throw rangeError(session, start, `Content-Length ${length} does not match Content-Range ${range.start}-${range.end}`);
+      if (range.start !== start || range.end < range.start)
+        throw rangeError(session, start, `chunk ${range.start}-${range.end} does not start at offset ${start}`);
+      if (length !== undefined && length !== range.end - range.start + 1)
+        throw rangeError(session, start, `Content-Length ${length} does not match Content-Range ${range.start}-${range.end}`);
     }
     session.busy = true;
     try {
@@ -184,7 +193,8 @@ export class UploadManager {
     } catch (err) {
       // Keep the bytes that arrived whole; a write cut short must not leave a tail the hash never saw.
       await truncate(session.tempPath, writer.bytesWritten).catch(() => undefined);
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new OciError('UNAVAILABLE', 'disk full: berth could not store the upload; free space or lower storage.maxsize', { status: 507 });
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC')
+        throw new OciError('UNAVAILABLE', 'disk full: berth could not store the upload; free space or lower storage.maxsize', { status: 507 });
       throw err;
     } finally {
       session.busy = false;
@@ -193,7 +203,10 @@ export class UploadManager {
     }
     const received = writer.bytesWritten - start;
     if (range && received !== range.end - range.start + 1) {
-      throw new OciError('SIZE_INVALID', `chunk ${range.start}-${range.end} announced ${range.end - range.start + 1} bytes but ${received} arrived; the upload now stands at ${writer.bytesWritten}`);
+      throw new OciError(
+        'SIZE_INVALID',
+        `chunk ${range.start}-${range.end} announced ${range.end - range.start + 1} bytes but ${received} arrived; the upload now stands at ${writer.bytesWritten}`,
+      );
     }
     return writer.bytesWritten;
   }

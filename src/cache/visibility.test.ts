@@ -29,7 +29,13 @@ test('plain registry: a blob on disk is BLOB_UNKNOWN under a repository that doe
   await writer.commit(digest, body.length);
   metadata.putBlob(digest, body.length);
   metadata.linkBlob('', 'team-a/private', digest);
-  const cache = new BlobCache({ blobs, index: new LocalBlobIndex(metadata), repos: new LocalRepositoryIndex(metadata), logger: pino({ level: 'silent' }), now: Date.now });
+  const cache = new BlobCache({
+    blobs,
+    index: new LocalBlobIndex(metadata),
+    repos: new LocalRepositoryIndex(metadata),
+    logger: pino({ level: 'silent' }),
+    now: Date.now,
+  });
   const local = (repository: string) => ({ upstream: undefined, key: '', repository });
 
   assert.equal((await cache.get(local('team-a/private'), digest)).size, body.length);
@@ -37,6 +43,11 @@ test('plain registry: a blob on disk is BLOB_UNKNOWN under a repository that doe
   for (const probe of [() => cache.get(local('team-b/public'), digest), () => cache.head(local('team-b/public'), digest)]) {
     await assert.rejects(probe(), (e: OciError) => e.code === 'BLOB_UNKNOWN' && e.status === 404);
   }
-  metadata.putManifest('', 'team-b/public', { digest: digestOf(Buffer.from('m')), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, children: [digest] });
+  metadata.putManifest('', 'team-b/public', {
+    digest: digestOf(Buffer.from('m')),
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    size: 1,
+    children: [digest],
+  });
   assert.equal((await cache.get(local('team-b/public'), digest)).size, body.length, 'once a manifest of the repository references it');
 });

@@ -28,7 +28,14 @@ async function platformIndex(seed: string): Promise<Stored> {
 before(async () => {
   store = await testStore();
   const { blobs, metadata } = store;
-  const cache = new RegistryCache({ blobs, ...store.ports, upstreams: [], logger, now: Date.now, limits: { maxsize: 0, lowwatermark: 0.8, ttlByUpstream: new Map() } });
+  const cache = new RegistryCache({
+    blobs,
+    ...store.ports,
+    upstreams: [],
+    logger,
+    now: Date.now,
+    limits: { maxsize: 0, lowwatermark: 0.8, ttlByUpstream: new Map() },
+  });
   const resolve = (ref: { repository: string }) => ({ upstream: undefined, key: '', repository: ref.repository });
   const catalog = new ImageCatalog({ blobs, ...store.ports, logger, resolve, inUse: () => false });
   jobs = new WarmJobs({ cache, blobs, ...store.ports, catalog, resolve, logger, now: Date.now });
@@ -39,7 +46,13 @@ before(async () => {
 
 after(() => store.remove());
 
-const request = (over: Partial<WarmRequest> = {}): WarmRequest => ({ images: ['x/app:v1'], platforms: [parsePlatform('linux/arm64')], pin: false, source: 'api', ...over });
+const request = (over: Partial<WarmRequest> = {}): WarmRequest => ({
+  images: ['x/app:v1'],
+  platforms: [parsePlatform('linux/arm64')],
+  pin: false,
+  source: 'api',
+  ...over,
+});
 
 test('an index is resolved to the platforms asked for; content already present is reported as cached', async () => {
   const job = await jobs.run(request({ platforms: [parsePlatform('linux/arm64'), parsePlatform('linux/arm/v7')] }));
@@ -74,7 +87,12 @@ test('failures name the cause: a platform the index lacks, an unknown tag', asyn
 
 test('the warm: schedule runs the list at once, pinned, with the default platform, then on its interval', async () => {
   const seen: WarmRequest[] = [];
-  const fake = { run: async (r: WarmRequest) => { seen.push(r); return {} as never; } } as unknown as WarmJobs;
+  const fake = {
+    run: async (r: WarmRequest) => {
+      seen.push(r);
+      return {} as never;
+    },
+  } as unknown as WarmJobs;
   const schedule = new WarmSchedule({ intervalMs: 20, images: ['x/app:v1'], platforms: [], allPlatforms: false }, fake, logger);
   schedule.start();
   await new Promise((r) => setTimeout(r, 100));

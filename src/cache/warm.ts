@@ -119,7 +119,16 @@ export class WarmJobs {
       pin: req.pin,
       platforms: req.platforms === 'all' ? 'all' : req.platforms.map(formatPlatform),
       images: req.images.map((ref) => ({
-        ref, state: 'pending', bytesTotal: 0, bytesDone: 0, bytesFetched: 0, blobsTotal: 0, blobsDone: 0, error: null, digest: null, platforms: [],
+        ref,
+        state: 'pending',
+        bytesTotal: 0,
+        bytesDone: 0,
+        bytesFetched: 0,
+        blobsTotal: 0,
+        blobsDone: 0,
+        error: null,
+        digest: null,
+        platforms: [],
       })),
     };
     this.jobs.set(job.id, job);
@@ -136,7 +145,10 @@ export class WarmJobs {
           img.state = 'failed';
           img.error = (err as Error).message;
         }
-        log.info({ image: img.ref, state: img.state, digest: img.digest, bytesFetched: img.bytesFetched, blobs: img.blobsTotal, err: img.error ?? undefined }, 'warm image finished');
+        log.info(
+          { image: img.ref, state: img.state, digest: img.digest, bytesFetched: img.bytesFetched, blobs: img.blobsTotal, err: img.error ?? undefined },
+          'warm image finished',
+        );
       }
       job.state = job.images.every((i) => i.state === 'done' || i.state === 'cached') ? 'done' : 'failed';
       job.finishedAt = this.deps.now();
@@ -158,9 +170,10 @@ export class WarmJobs {
     const target = this.deps.resolve(ref);
     const tagKey = ref.reference.kind === 'tag' ? `${target.key}\u0000${target.repository}\u0000${ref.reference.tag}` : undefined;
     // Remembered from an earlier run, else (after a restart) the record from before this refresh.
-    const previous = req.replacePinned && tagKey && ref.reference.kind === 'tag'
-      ? this.pinnedTags.get(tagKey) ?? (await repos.tag(target.key, target.repository, ref.reference.tag))?.digest
-      : undefined;
+    const previous =
+      req.replacePinned && tagKey && ref.reference.kind === 'tag'
+        ? (this.pinnedTags.get(tagKey) ?? (await repos.tag(target.key, target.repository, ref.reference.tag))?.digest)
+        : undefined;
     const top = await cache.manifest(target, ref.reference);
     img.digest = top.digest;
     const parsed = parseManifest(top.body, top.mediaType);
@@ -170,8 +183,14 @@ export class WarmJobs {
     if (isIndexType(parsed.mediaType)) {
       const chosen = selectManifests(parsed.manifests, req.platforms);
       if (chosen.length === 0) {
-        const offered = parsed.manifests.flatMap((m) => (m.platform?.os && m.platform.architecture ? [formatPlatform({ os: m.platform.os, architecture: m.platform.architecture, variant: m.platform.variant })] : []));
-        throw new Error(`index ${top.digest} has no manifest for ${req.platforms === 'all' ? 'any platform' : req.platforms.map(formatPlatform).join(', ')}; it offers ${offered.join(', ') || 'none'}`);
+        const offered = parsed.manifests.flatMap((m) =>
+          m.platform?.os && m.platform.architecture
+            ? [formatPlatform({ os: m.platform.os, architecture: m.platform.architecture, variant: m.platform.variant })]
+            : [],
+        );
+        throw new Error(
+          `index ${top.digest} has no manifest for ${req.platforms === 'all' ? 'any platform' : req.platforms.map(formatPlatform).join(', ')}; it offers ${offered.join(', ') || 'none'}`,
+        );
       }
       for (const entry of chosen) {
         const child = await cache.manifest(target, { kind: 'digest', digest: entry.digest });
@@ -198,7 +217,7 @@ export class WarmJobs {
     const handle = await this.deps.cache.blob(target, desc.digest);
     try {
       if (handle.outcome === 'hit' || handle.outcome === 'local') {
-        img.bytesDone += desc.size >= 0 ? desc.size : handle.size ?? 0;
+        img.bytesDone += desc.size >= 0 ? desc.size : (handle.size ?? 0);
         img.blobsDone++;
         return;
       }

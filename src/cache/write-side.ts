@@ -69,14 +69,21 @@ export function openPushSide(deps: PushSideDeps): PushSide {
         const c = await queue.counts();
         return c.pending + c.running + c.failed;
       },
-      entries: async () => (await queue.list()).map((j) => ({
-        id: j.id, upstream: j.upstream, repository: j.repository, kind: j.kind, digest: j.digest, tag: j.tag, state: j.state,
-        attempts: j.attempts,
-        ageSeconds: Math.max(0, Math.round((now() - j.createdAt) / 1000)),
-        nextAttemptSeconds: Math.max(0, Math.round((j.nextAttemptAt - now()) / 1000)),
-        waitingFor: j.waitingFor,
-        lastError: j.lastError,
-      })),
+      entries: async () =>
+        (await queue.list()).map((j) => ({
+          id: j.id,
+          upstream: j.upstream,
+          repository: j.repository,
+          kind: j.kind,
+          digest: j.digest,
+          tag: j.tag,
+          state: j.state,
+          attempts: j.attempts,
+          ageSeconds: Math.max(0, Math.round((now() - j.createdAt) / 1000)),
+          nextAttemptSeconds: Math.max(0, Math.round((j.nextAttemptAt - now()) / 1000)),
+          waitingFor: j.waitingFor,
+          lastError: j.lastError,
+        })),
     },
     protect: () => queue.needed(),
     start: async (cache) => {

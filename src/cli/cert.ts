@@ -29,7 +29,8 @@ function writeAtomic(file: string, text: string, mode: number): void {
  */
 export function generateCertificates(opts: CertGenerateOptions, now = Date.now()): string {
   const problems = checkNames(opts.hosts, opts.ips);
-  if (opts.hosts.length + opts.ips.length === 0) problems.push('name at least one --host or --ip: clients check the name they connect to against the certificate');
+  if (opts.hosts.length + opts.ips.length === 0)
+    problems.push('name at least one --host or --ip: clients check the name they connect to against the certificate');
   if (!Number.isInteger(opts.days) || opts.days < 1) problems.push(`--days ${opts.days} is not a positive whole number of days`);
   if (problems.length > 0) throw new CertUsageError(problems.join('\n'));
   const out = resolve(opts.out);
@@ -52,12 +53,34 @@ export function generateCertificates(opts: CertGenerateOptions, now = Date.now()
   writeAtomic(tlsKey, server.key, 0o600);
   writeAtomic(tlsCrt, server.cert, 0o644);
   const x509 = new X509Certificate(server.cert);
-  return instructions({ out, caCrt, caKey, tlsCrt, tlsKey, reused, sans: x509.subjectAltName ?? '', notAfter: x509.validTo, names: [...opts.hosts, ...opts.ips], port: opts.port });
+  return instructions({
+    out,
+    caCrt,
+    caKey,
+    tlsCrt,
+    tlsKey,
+    reused,
+    sans: x509.subjectAltName ?? '',
+    notAfter: x509.validTo,
+    names: [...opts.hosts, ...opts.ips],
+    port: opts.port,
+  });
 }
 
 export class CertUsageError extends Error {}
 
-function instructions(o: { out: string; caCrt: string; caKey: string; tlsCrt: string; tlsKey: string; reused: boolean; sans: string; notAfter: string; names: string[]; port: number }): string {
+function instructions(o: {
+  out: string;
+  caCrt: string;
+  caKey: string;
+  tlsCrt: string;
+  tlsKey: string;
+  reused: boolean;
+  sans: string;
+  notAfter: string;
+  names: string[];
+  port: number;
+}): string {
   // Docker reads certs.d/<host>/ for port 443 and certs.d/<host>:<port>/ for any other port.
   const registry = (n: string) => `${n.includes(':') ? `[${n}]` : n}${o.port === 443 ? '' : `:${o.port}`}`;
   const first = registry(o.names[0] ?? 'berth');

@@ -29,7 +29,9 @@ const HOST = /^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,
 
 export function checkNames(hosts: readonly string[], ips: readonly string[]): string[] {
   const problems: string[] = [];
-  for (const h of hosts) if (!HOST.test(h) || h.length > 253) problems.push(`--host ${JSON.stringify(h)} is not a DNS name; allowed: e.g. berth.edge.xing.com (an IP address goes to --ip)`);
+  for (const h of hosts)
+    if (!HOST.test(h) || h.length > 253)
+      problems.push(`--host ${JSON.stringify(h)} is not a DNS name; allowed: e.g. berth.edge.xing.com (an IP address goes to --ip)`);
   for (const ip of ips) if (isIP(ip) === 0) problems.push(`--ip ${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
   return problems;
 }
@@ -56,7 +58,10 @@ function baseCertificate(key: forge.pki.rsa.PrivateKey, days: number, now: numbe
 export function createCa(commonName: string, days: number, now = Date.now()): Issued {
   const { pem, forgeKey } = newKey();
   const cert = baseCertificate(forgeKey, days, now);
-  const name = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'berth' }];
+  const name = [
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: 'berth' },
+  ];
   cert.setSubject(name);
   cert.setIssuer(name);
   cert.setExtensions([
@@ -80,7 +85,10 @@ export function issueCertificate(ca: Issued, req: CertificateRequest, now = Date
   const caKey = pki.privateKeyFromPem(ca.key);
   const { pem, forgeKey } = newKey();
   const cert = baseCertificate(forgeKey, req.days, now);
-  cert.setSubject([{ name: 'commonName', value: (req.commonName ?? req.hosts[0] ?? req.ips[0] ?? 'berth').slice(0, 64) }, { name: 'organizationName', value: 'berth' }]);
+  cert.setSubject([
+    { name: 'commonName', value: (req.commonName ?? req.hosts[0] ?? req.ips[0] ?? 'berth').slice(0, 64) },
+    { name: 'organizationName', value: 'berth' },
+  ]);
   cert.setIssuer(caCert.subject.attributes);
   const altNames = [...req.hosts.map((value) => ({ type: 2, value })), ...req.ips.map((ip) => ({ type: 7, ip }))];
   cert.setExtensions([

@@ -2,8 +2,14 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  NODE_CONFIG_KINDS, NodeConfigError, type NodeConfigKind, type NodeFile,
-  generateNodeConfig, mergeDaemonJson, mergeHostsFile, parseRegistry,
+  NODE_CONFIG_KINDS,
+  NodeConfigError,
+  type NodeConfigKind,
+  type NodeFile,
+  generateNodeConfig,
+  mergeDaemonJson,
+  mergeHostsFile,
+  parseRegistry,
 } from '../nodeconfig/generate.js';
 
 export interface NodeConfigOptions {
@@ -33,7 +39,10 @@ const WRITE_DEFAULT: readonly NodeConfigKind[] = ['containerd', 'docker', 'regis
 
 function parseKinds(only: string | undefined, write: boolean): NodeConfigKind[] {
   if (only === undefined) return [...(write ? WRITE_DEFAULT : NODE_CONFIG_KINDS)];
-  const kinds = only.split(',').map((k) => k.trim()).filter(Boolean);
+  const kinds = only
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
   const bad = kinds.filter((k) => !(NODE_CONFIG_KINDS as readonly string[]).includes(k));
   if (bad.length > 0 || kinds.length === 0) {
     throw new NodeConfigError(`--only ${JSON.stringify(only)}: allowed: a comma-separated list of ${NODE_CONFIG_KINDS.join(', ')}`);
@@ -79,13 +88,14 @@ async function writeNodeFile(root: string, file: NodeFile): Promise<string> {
     } catch {
       throw new NodeConfigError(`${target} is not valid JSON; fix or remove it, then run again (nothing was written to it)`);
     }
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new NodeConfigError(`${target} does not hold a JSON object; fix it, then run again`);
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+      throw new NodeConfigError(`${target} does not hold a JSON object; fix it, then run again`);
     const merged = mergeDaemonJson(doc as Record<string, unknown>, JSON.parse(file.content) as Record<string, unknown>);
     await writeAtomic(target, `${JSON.stringify(merged, null, 2)}\n`);
     return target;
   }
   if (file.content.includes('BERTH_IP')) {
-    throw new NodeConfigError('the hosts-file line needs berth\'s IP address: give --mirror with an IP (http(s)://10.0.0.5:5000), or leave hosts out of --only');
+    throw new NodeConfigError("the hosts-file line needs berth's IP address: give --mirror with an IP (http(s)://10.0.0.5:5000), or leave hosts out of --only");
   }
   await writeAtomic(target, mergeHostsFile(existing ?? '', file.content));
   return target;

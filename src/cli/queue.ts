@@ -19,28 +19,35 @@ interface QueueOpts {
 
 /** Adds `berth queue` to the program. It works on push.db directly, with berth running or stopped. */
 export function registerQueue(program: Command, io: QueueIo): void {
-  const queue = program.command('queue')
+  const queue = program
+    .command('queue')
     .description('write-behind replication queue: list pending and failed jobs (with age and last error), retry or drop one')
     .option('-c, --config <file>', 'config.yml naming the store (default: ./berth-data, or BERTH_CONFIG)')
     .option('--json', 'print the jobs as JSON')
     .action((opts: QueueOpts & { json?: boolean }) => withQueue(io, opts, (q) => list(io, q, Boolean(opts.json))));
-  queue.command('retry')
+  queue
+    .command('retry')
     .description('make a pending or failed job due now, with a fresh attempt count')
     .argument('<id>', 'job id from berth queue')
     .option('-c, --config <file>', 'config.yml naming the store')
-    .action((id: string, opts: QueueOpts) => withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, async (q) => {
-      if (!(await q?.retry(jobId(id)))) return missing(io, id);
-      io.out(`job ${id} is due now; a running berth picks it up within seconds\n`);
-    }));
-  queue.command('drop')
+    .action((id: string, opts: QueueOpts) =>
+      withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, async (q) => {
+        if (!(await q?.retry(jobId(id)))) return missing(io, id);
+        io.out(`job ${id} is due now; a running berth picks it up within seconds\n`);
+      }),
+    );
+  queue
+    .command('drop')
     .description('remove a job for good (what waits on it is released and may then fail upstream)')
     .argument('<id>', 'job id from berth queue')
     .option('-c, --config <file>', 'config.yml naming the store')
-    .action((id: string, opts: QueueOpts) => withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, async (q) => {
-      const job = await q?.drop(jobId(id));
-      if (!job) return missing(io, id);
-      io.out(`dropped job ${id}: ${describe(job)} will not be replicated to ${job.upstream}\n`);
-    }));
+    .action((id: string, opts: QueueOpts) =>
+      withQueue(io, { ...queue.opts<QueueOpts>(), ...opts }, async (q) => {
+        const job = await q?.drop(jobId(id));
+        if (!job) return missing(io, id);
+        io.out(`dropped job ${id}: ${describe(job)} will not be replicated to ${job.upstream}\n`);
+      }),
+    );
 }
 
 async function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: ReplicationQueue | undefined) => Promise<void>): Promise<void> {
@@ -68,7 +75,13 @@ async function list(io: QueueIo, queue: ReplicationQueue | undefined, json: bool
   const now = io.now();
   if (json) {
     // Owner and lease are the running berth's bookkeeping, not part of what the command reports.
-    io.out(`${JSON.stringify(jobs.map(({ owner: _o, leaseUntil: _l, ...j }) => ({ ...j, ageMs: now - j.createdAt })), null, 2)}\n`);
+    io.out(
+      `${JSON.stringify(
+        jobs.map(({ owner: _o, leaseUntil: _l, ...j }) => ({ ...j, ageMs: now - j.createdAt })),
+        null,
+        2,
+      )}\n`,
+    );
     return;
   }
   if (jobs.length === 0) {
@@ -77,11 +90,31 @@ async function list(io: QueueIo, queue: ReplicationQueue | undefined, json: bool
   }
   const rows = [['ID', 'STATE', 'UPSTREAM', 'REPOSITORY', 'ITEM', 'AGE', 'ATTEMPTS', 'NEXT TRY', 'LAST ERROR']];
   for (const j of jobs) {
-    const next = j.state === 'failed' ? 'on retry' : j.waitingFor.length > 0 ? `after #${j.waitingFor.join(',#')}` : j.state === 'running' ? 'now' : j.nextAttemptAt > now ? `in ${age(j.nextAttemptAt - now)}` : j.transient ? 'when reachable' : 'due';
+    const next =
+      j.state === 'failed'
+        ? 'on retry'
+        : j.waitingFor.length > 0
+          ? `after #${j.waitingFor.join(',#')}`
+          : j.state === 'running'
+            ? 'now'
+            : j.nextAttemptAt > now
+              ? `in ${age(j.nextAttemptAt - now)}`
+              : j.transient
+                ? 'when reachable'
+                : 'due';
     rows.push([String(j.id), j.state, j.upstream, j.repository, describe(j), age(now - j.createdAt), String(j.attempts), next, j.lastError ?? '']);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  io.out(rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n') + '\n');
+  io.out(
+    rows
+      .map((r) =>
+        r
+          .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n',
+  );
   const counts = { pending: 0, running: 0, failed: 0 };
   for (const j of jobs) counts[j.state]++;
   io.out(`${counts.pending} pending, ${counts.running} running, ${counts.failed} failed\n`);
@@ -95,7 +128,12 @@ function describe(j: Pick<JobView, 'kind' | 'digest' | 'tag'>): string {
 /** 3d4h, 5m12s, 40s: the largest two units. */
 export function age(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
-  const units: Array<[string, number]> = [['d', 86_400], ['h', 3_600], ['m', 60], ['s', 1]];
+  const units: Array<[string, number]> = [
+    ['d', 86_400],
+    ['h', 3_600],
+    ['m', 60],
+    ['s', 1],
+  ];
   const parts: string[] = [];
   let left = s;
   for (const [name, size] of units) {

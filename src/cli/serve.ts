@@ -33,13 +33,16 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     await app.close(0);
     return 1;
   }
-  logger.info({
-    address: `${address.address}:${address.port}`,
-    tls: Boolean(config.http.tls),
-    ...(config.http.listeners.length > 0 ? { listeners: config.http.listeners.map((l) => `${l.host}:${l.port}${l.tls ? ' (TLS)' : ''}`) } : {}),
-    root: config.storage.rootdirectory,
-    upstreams: config.upstreams.map((u) => ({ name: u.name, remoteurl: u.remoteurl })),
-  }, 'berth listening');
+  logger.info(
+    {
+      address: `${address.address}:${address.port}`,
+      tls: Boolean(config.http.tls),
+      ...(config.http.listeners.length > 0 ? { listeners: config.http.listeners.map((l) => `${l.host}:${l.port}${l.tls ? ' (TLS)' : ''}`) } : {}),
+      root: config.storage.rootdirectory,
+      upstreams: config.upstreams.map((u) => ({ name: u.name, remoteurl: u.remoteurl })),
+    },
+    'berth listening',
+  );
   // After listening: a loop back to this berth is only visible once it answers.
   void app.checkUpstreams();
   await new Promise<void>((resolve) => {

@@ -34,9 +34,13 @@ export async function runFsck(config: BerthConfig, repair: boolean, io: StoreIo)
   try {
     const result = await fsck(blobs, index.blobIndex, {
       repair,
-      onProgress: (digest, ok) => { if (!ok) io.out(`${repair ? 'removed' : 'CORRUPT'} ${digest}`); },
+      onProgress: (digest, ok) => {
+        if (!ok) io.out(`${repair ? 'removed' : 'CORRUPT'} ${digest}`);
+      },
     });
-    io.out(`checked ${result.checked} blobs (${formatBytes(result.bytes)}): ${result.corrupt.length} corrupt${repair && result.corrupt.length > 0 ? ', removed' : ''}`);
+    io.out(
+      `checked ${result.checked} blobs (${formatBytes(result.bytes)}): ${result.corrupt.length} corrupt${repair && result.corrupt.length > 0 ? ', removed' : ''}`,
+    );
     if (result.corrupt.length > 0 && !repair) io.out('run `berth fsck --repair` to remove them; they are fetched again on the next pull');
     return result.corrupt.length > 0 && !repair ? 1 : 0;
   } finally {
@@ -59,7 +63,15 @@ export async function runGc(config: BerthConfig, io: StoreIo): Promise<number> {
       if (running) for (const b of (await index.blobIndex.evictionView()).blobs) if (b.lastAccess >= since) keep.add(b.digest);
       return keep;
     };
-    const evictor = new Evictor({ blobs, index: index.blobIndex, logger: pino({ level: 'silent' }), now: io.now, limits: evictionLimits(config), inUse: () => false, protected: kept });
+    const evictor = new Evictor({
+      blobs,
+      index: index.blobIndex,
+      logger: pino({ level: 'silent' }),
+      now: io.now,
+      limits: evictionLimits(config),
+      inUse: () => false,
+      protected: kept,
+    });
     const r = await evictor.run('berth gc').finally(() => pending?.close());
     const limit = config.storage.maxsize > 0 ? ` (maxsize ${formatBytes(config.storage.maxsize)})` : ' (no maxsize)';
     io.out(`evicted ${r.evicted} blobs, freed ${formatBytes(r.freedBytes)}; store ${formatBytes(r.totalBefore)} -> ${formatBytes(r.totalAfter)}${limit}`);
@@ -77,10 +89,23 @@ export async function runLs(config: BerthConfig, io: StoreIo): Promise<number> {
     const lines = [['UPSTREAM', 'REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'LAST USED']];
     for (const r of rows) {
       const size = (r.size ?? 0) + (await repos.childSizes(r.digest ?? '')).reduce((n, c) => n + (c.size ?? 0), 0);
-      lines.push([r.upstream || '(local)', r.repository, r.tag ?? '<none>', (r.digest ?? '').slice(0, 19), formatBytes(size), r.lastAccess ? new Date(r.lastAccess).toISOString() : '-']);
+      lines.push([
+        r.upstream || '(local)',
+        r.repository,
+        r.tag ?? '<none>',
+        (r.digest ?? '').slice(0, 19),
+        formatBytes(size),
+        r.lastAccess ? new Date(r.lastAccess).toISOString() : '-',
+      ]);
     }
     const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-    for (const l of lines) io.out(l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+    for (const l of lines)
+      io.out(
+        l
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
     io.out(`${rows.length} manifests, store ${formatBytes((await blobIndex.usage()).bytes)}`);
     // Use is recorded per digest: the same manifest under two repositories shares one time.
     io.out('LAST USED: last pull or store of that manifest in any repository (- when never)');

@@ -21,14 +21,26 @@ test('bytes and rates', () => {
 
 test('the summary counts fetched, already cached and failed images and names each failure', () => {
   const img = (ref: string, state: WarmImage['state'], bytesFetched = 0, error: string | null = null): WarmImage => ({
-    ref, state, bytesTotal: 10, bytesDone: 10, bytesFetched, blobsTotal: 1, blobsDone: 1, error, digest: null, platforms: [],
+    ref,
+    state,
+    bytesTotal: 10,
+    bytesDone: 10,
+    bytesFetched,
+    blobsTotal: 1,
+    blobsDone: 1,
+    error,
+    digest: null,
+    platforms: [],
   });
   const job: WarmJob = {
-    id: 'j', state: 'failed', createdAt: 0, finishedAt: 1, source: 'api', pin: false, platforms: ['linux/amd64'],
+    id: 'j',
+    state: 'failed',
+    createdAt: 0,
+    finishedAt: 1,
+    source: 'api',
+    pin: false,
+    platforms: ['linux/amd64'],
     images: [img('a:v1', 'done', 2048), img('b:v1', 'cached'), img('c:v1', 'failed', 0, 'manifest v1 is not known')],
   };
-  assert.deepEqual(summary(job), [
-    '3 image(s): 1 fetched (2.0 KiB), 1 already cached, 1 failed',
-    '  failed: c:v1: manifest v1 is not known',
-  ]);
+  assert.deepEqual(summary(job), ['3 image(s): 1 fetched (2.0 KiB), 1 already cached, 1 failed', '  failed: c:v1: manifest v1 is not known']);
 });

@@ -55,7 +55,11 @@ export async function warmCommand(images: string[], opts: WarmCliOptions, io: Wa
       const res = await request(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
       const text = await res.body.text();
       let json: unknown = null;
-      try { json = JSON.parse(text); } catch { json = { errors: [{ code: 'INVALID_RESPONSE', message: text.slice(0, 200) }] }; }
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = { errors: [{ code: 'INVALID_RESPONSE', message: text.slice(0, 200) }] };
+      }
       return { status: res.statusCode, json };
     } catch (err) {
       throw new Error(`cannot reach berth at ${base}: ${(err as Error).message} (is it running? set --server or BERTH_SERVER)`);
@@ -66,7 +70,10 @@ export async function warmCommand(images: string[], opts: WarmCliOptions, io: Wa
   try {
     const platforms = platformList(opts.platform);
     const started = await api('POST', '/api/v1/warm', {
-      images, pin: Boolean(opts.pin), allPlatforms: Boolean(opts.allPlatforms), ...(platforms.length > 0 ? { platforms } : {}),
+      images,
+      pin: Boolean(opts.pin),
+      allPlatforms: Boolean(opts.allPlatforms),
+      ...(platforms.length > 0 ? { platforms } : {}),
     });
     if (started.status !== 202) return fail(errorText(started), 1);
     job = started.json as WarmJob;
@@ -91,7 +98,10 @@ export async function warmCommand(images: string[], opts: WarmCliOptions, io: Wa
 }
 
 function platformList(text: string | undefined): string[] {
-  return (text ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
+  return (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
 }
 
 function errorText(r: { status: number; json: unknown }): string {
@@ -128,7 +138,10 @@ class LineView implements View {
   private readonly last = new Map<string, { state: string; at: number }>();
   private readonly rates = new Map<string, RateMeter>();
 
-  constructor(private readonly say: (s: string) => void, private readonly now: () => number) {}
+  constructor(
+    private readonly say: (s: string) => void,
+    private readonly now: () => number,
+  ) {}
 
   update(job: WarmJob): void {
     for (const i of job.images) {
@@ -157,14 +170,17 @@ class BarView implements View {
   private readonly bars = new Map<string, { bar: cliProgress.SingleBar; meter: RateMeter }>();
 
   constructor(private readonly io: WarmCliIo) {
-    this.multibar = new cliProgress.MultiBar({
-      stream: io.stderr,
-      format: '{ref} {bar} {percentage}% {done}/{all} {rate}/s ETA {left} {state}',
-      barsize: 20,
-      hideCursor: true,
-      clearOnComplete: false,
-      fps: 5,
-    }, cliProgress.Presets.shades_classic);
+    this.multibar = new cliProgress.MultiBar(
+      {
+        stream: io.stderr,
+        format: '{ref} {bar} {percentage}% {done}/{all} {rate}/s ETA {left} {state}',
+        barsize: 20,
+        hideCursor: true,
+        clearOnComplete: false,
+        fps: 5,
+      },
+      cliProgress.Presets.shades_classic,
+    );
   }
 
   update(job: WarmJob): void {

@@ -54,7 +54,10 @@ test('dockerconfig: missing entries, helpers, identity tokens and conflicts are 
     'bad.json': '{',
   };
   const upstream = (file: string, extra = '') => `proxy:\n  remoteurl: https://a.io\n  dockerconfig: ${file}\n${extra}`;
-  assert.match(problemsOf(() => load(upstream('helper.json'), { files }))[0] ?? '', /^proxy\.dockerconfig: file "helper\.json" has no auths entry for a\.io; credentials kept by a credential helper/);
+  assert.match(
+    problemsOf(() => load(upstream('helper.json'), { files }))[0] ?? '',
+    /^proxy\.dockerconfig: file "helper\.json" has no auths entry for a\.io; credentials kept by a credential helper/,
+  );
   assert.match(problemsOf(() => load(upstream('token.json'), { files }))[0] ?? '', /entry for a\.io: holds only an identitytoken/);
   assert.match(problemsOf(() => load(upstream('bad.json'), { files }))[0] ?? '', /is not valid JSON/);
   assert.deepEqual(problemsOf(() => load(upstream('token.json', '  username: u\n  password: p\n'), { files })).slice(0, 2), [
@@ -66,7 +69,8 @@ test('dockerconfig: missing entries, helpers, identity tokens and conflicts are 
 
 test('client certificate, token realms and pass-through load; the key is redacted when printed', () => {
   const files = { 'c.crt': PEM, 'c.key': KEY };
-  const { config } = load(`upstreams:
+  const { config } = load(
+    `upstreams:
   - name: harbor
     remoteurl: https://harbor.xing.com
     certificate: c.crt
@@ -78,7 +82,9 @@ test('client certificate, token realms and pass-through load; the key is redacte
   - name: hub
     remoteurl: https://registry-1.docker.io
     passthroughauth: true
-`, { files });
+`,
+    { files },
+  );
   const [harbor, hub] = config.upstreams;
   assert.deepEqual(harbor?.clientcert, { certificate: PEM, key: KEY });
   assert.deepEqual(harbor?.tokenrealms, ['auth.example.com', 'login.example.net:8443']);
@@ -92,18 +98,23 @@ test('client certificate, token realms and pass-through load; the key is redacte
 
 test('client certificate and pass-through keys are checked together', () => {
   const files = { 'c.crt': PEM };
-  assert.deepEqual(problemsOf(() => load('proxy:\n  remoteurl: https://a.io\n  certificate: c.crt\n  passthroughttl: 10s\n  passthroughoutage: never\n', { files })), [
-    'proxy.passthroughoutage: invalid value "never"; allowed: lastknown, deny',
-    'proxy.key: required when proxy.certificate is set',
-    'proxy.passthroughttl: only meaningful with passthroughauth: true; allowed: set passthroughauth: true or remove it',
-    'proxy.passthroughoutage: only meaningful with passthroughauth: true; allowed: set passthroughauth: true or remove it',
-  ]);
-  assert.deepEqual(problemsOf(() => load('proxy:\n  remoteurl: https://a.io\n  key: c.crt\n', { files })), [
-    'proxy.certificate: required when proxy.key is set',
-  ]);
-  assert.deepEqual(problemsOf(() => load('proxy:\n  remoteurl: https://a.io\n  key: c.crt\n  certificate: c.crt\n', { files })), [
-    'proxy.key: file "c.crt" holds no PEM private key; allowed: a PEM private key',
-  ]);
+  assert.deepEqual(
+    problemsOf(() => load('proxy:\n  remoteurl: https://a.io\n  certificate: c.crt\n  passthroughttl: 10s\n  passthroughoutage: never\n', { files })),
+    [
+      'proxy.passthroughoutage: invalid value "never"; allowed: lastknown, deny',
+      'proxy.key: required when proxy.certificate is set',
+      'proxy.passthroughttl: only meaningful with passthroughauth: true; allowed: set passthroughauth: true or remove it',
+      'proxy.passthroughoutage: only meaningful with passthroughauth: true; allowed: set passthroughauth: true or remove it',
+    ],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('proxy:\n  remoteurl: https://a.io\n  key: c.crt\n', { files })),
+    ['proxy.certificate: required when proxy.key is set'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('proxy:\n  remoteurl: https://a.io\n  key: c.crt\n  certificate: c.crt\n', { files })),
+    ['proxy.key: file "c.crt" holds no PEM private key; allowed: a PEM private key'],
+  );
 });
 
 test('auth.rules: users, repository patterns, actions, upstream names checked against the upstreams', () => {
@@ -124,19 +135,27 @@ auth:
       { users: ['anonymous'], repositories: ['*'], actions: ['pull'] },
     ],
   });
-  assert.deepEqual(problemsOf(() => load(`${base}    - { users: [alice], actions: [pull, fly], upstream: hub }\n    - { actions: [pull], user: x }\n`)), [
-    'auth.rules[0].actions[1]: invalid value "fly"; allowed: pull, push, delete, *',
-    'auth.rules[1].users: required key is missing',
-    'auth.rules[1].user: unknown key; allowed here: users, repositories, actions, upstream',
-    'auth.rules[0].upstream: no upstream is named "hub"; allowed: "harbor"',
-  ]);
+  assert.deepEqual(
+    problemsOf(() => load(`${base}    - { users: [alice], actions: [pull, fly], upstream: hub }\n    - { actions: [pull], user: x }\n`)),
+    [
+      'auth.rules[0].actions[1]: invalid value "fly"; allowed: pull, push, delete, *',
+      'auth.rules[1].users: required key is missing',
+      'auth.rules[1].user: unknown key; allowed here: users, repositories, actions, upstream',
+      'auth.rules[0].upstream: no upstream is named "hub"; allowed: "harbor"',
+    ],
+  );
   const plain = load('auth:\n  rules:\n    - { users: [anonymous], actions: [pull] }\n').config;
   assert.deepEqual(plain.auth, { rules: [{ users: ['anonymous'], repositories: ['*'], actions: ['pull'] }] });
 });
 
 test('environment overrides reach the new keys', () => {
   const { config } = load('proxy:\n  remoteurl: https://a.io\n', {
-    env: { REGISTRY_PROXY_TOKENREALMS: '[auth.a-login.io]', REGISTRY_PROXY_PASSTHROUGHAUTH: 'true', REGISTRY_AUTH_RULES_0_USERS: '[anonymous]', REGISTRY_AUTH_RULES_0_ACTIONS: '[pull]' },
+    env: {
+      REGISTRY_PROXY_TOKENREALMS: '[auth.a-login.io]',
+      REGISTRY_PROXY_PASSTHROUGHAUTH: 'true',
+      REGISTRY_AUTH_RULES_0_USERS: '[anonymous]',
+      REGISTRY_AUTH_RULES_0_ACTIONS: '[pull]',
+    },
   });
   assert.deepEqual(config.upstreams[0]?.tokenrealms, ['auth.a-login.io']);
   assert.equal(config.upstreams[0]?.passthrough?.outage, 'lastknown');
@@ -144,7 +163,8 @@ test('environment overrides reach the new keys', () => {
 });
 
 test('auth.rules naming users need auth.htpasswd to log them in', () => {
-  assert.deepEqual(problemsOf(() => load('auth:\n  rules:\n    - { users: [anonymous, alice], actions: [pull] }\n')), [
-    'auth.rules[0].users: "alice" can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd',
-  ]);
+  assert.deepEqual(
+    problemsOf(() => load('auth:\n  rules:\n    - { users: [anonymous, alice], actions: [pull] }\n')),
+    ['auth.rules[0].users: "alice" can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd'],
+  );
 });

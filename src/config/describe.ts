@@ -3,7 +3,11 @@ import type { BerthConfig, Listener, UpstreamConfig } from './types.js';
 
 /** `90s`, `15m`, `168h`: the largest unit that divides the value, as config.yml accepts it. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -11,7 +15,12 @@ export function formatDuration(ms: number): string {
 
 /** `50GiB`, `500MiB`: exact binary units, else bytes. */
 export function formatSize(bytes: number): string {
-  for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+  for (const [unit, size] of [
+    ['TiB', 2 ** 40],
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const) {
     if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
   }
   return `${bytes}B`;
@@ -52,12 +61,18 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
   const s = config.storage;
   return {
     version: 0.1,
-    log: { level: config.log.level, ...(Object.keys(config.log.fields).length ? { fields: { ...config.log.fields } } : {}), accesslog: { disabled: !config.log.accesslog } },
+    log: {
+      level: config.log.level,
+      ...(Object.keys(config.log.fields).length ? { fields: { ...config.log.fields } } : {}),
+      accesslog: { disabled: !config.log.accesslog },
+    },
     storage: {
       filesystem: { rootdirectory: s.rootdirectory },
       ...(s.maxsize > 0 ? { maxsize: formatSize(s.maxsize), lowwatermark: s.lowwatermark } : {}),
       delete: { enabled: s.deleteEnabled },
-      maintenance: { uploadpurging: { enabled: s.uploadpurging.enabled, age: formatDuration(s.uploadpurging.ageMs), interval: formatDuration(s.uploadpurging.intervalMs) } },
+      maintenance: {
+        uploadpurging: { enabled: s.uploadpurging.enabled, age: formatDuration(s.uploadpurging.ageMs), interval: formatDuration(s.uploadpurging.intervalMs) },
+      },
     },
     http: {
       addr: addr(config.http.host, config.http.port),
@@ -69,7 +84,11 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
       maxconnections: config.http.limits.maxConnections,
       maxconnectionsperclient: config.http.limits.maxConnectionsPerClient,
     },
-    ...(single ? { proxy: upstreamDoc(config.upstreams[0]!, true) } : config.upstreams.length ? { upstreams: config.upstreams.map((u) => upstreamDoc(u, false)) } : {}),
+    ...(single
+      ? { proxy: upstreamDoc(config.upstreams[0]!, true) }
+      : config.upstreams.length
+        ? { upstreams: config.upstreams.map((u) => upstreamDoc(u, false)) }
+        : {}),
     ...(config.auth ? { auth: JSON.parse(JSON.stringify(config.auth)) as unknown } : {}),
     ...(config.admin ? { admin: { username: config.admin.username, password: '<redacted>' } } : config.adminOpen ? { admin: { open: true } } : {}),
     ...(config.hub ? { hub: { token: '<redacted>' } } : {}),

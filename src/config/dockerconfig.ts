@@ -9,7 +9,13 @@ const DOCKER_HUB = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
 
 /** `https://index.docker.io/v1/` -> `index.docker.io`, as the Docker client folds its keys. */
 export function registryKey(key: string): string {
-  return key.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').split('/')[0] ?? '';
+  return (
+    key
+      .trim()
+      .toLowerCase()
+      .replace(/^[a-z][a-z0-9+.-]*:\/\//, '')
+      .split('/')[0] ?? ''
+  );
 }
 
 /**
@@ -47,9 +53,10 @@ export function dockerConfigCredentials(text: string, hosts: readonly string[]):
     return creds;
   }
   const helper = isObject(root['credHelpers']) && hosts.some((h) => typeof (root['credHelpers'] as Record<string, unknown>)[h] === 'string');
-  const why = helper || typeof root['credsStore'] === 'string'
-    ? 'credentials kept by a credential helper (credHelpers, credsStore) cannot be read; put them under auths (docker login with no helper configured does this)'
-    : 'add an auths entry for one of them (docker login <host> writes it)';
+  const why =
+    helper || typeof root['credsStore'] === 'string'
+      ? 'credentials kept by a credential helper (credHelpers, credsStore) cannot be read; put them under auths (docker login with no helper configured does this)'
+      : 'add an auths entry for one of them (docker login <host> writes it)';
   throw new Error(`has no auths entry for ${hosts.join(', ')}; ${why}`);
 }
 

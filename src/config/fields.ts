@@ -195,7 +195,9 @@ export function registryHost() {
 /** An IP address to connect to instead of resolving a name (`resolve:`). */
 export function ipAddress() {
   return scalar((v) => {
-    const s = String(v).trim().replace(/^\[(.*)\]$/, '$1');
+    const s = String(v)
+      .trim()
+      .replace(/^\[(.*)\]$/, '$1');
     return isIP(s) !== 0 ? s : invalid('address', v, 'an IPv4 or IPv6 address, e.g. 10.10.102.190');
   });
 }

@@ -82,7 +82,13 @@ test('the DESIGN extensions load: upstreams form, files read relative to the con
   const file = write('ext/config.yml', EXT_COMMON + EXT_UPSTREAMS);
   const { config, warnings } = loadConfig({ file, env: {}, cwd: dir });
   assert.deepEqual(warnings, []);
-  assert.deepEqual(config.storage, { rootdirectory: join(sub, 'data'), maxsize: 50 * 2 ** 30, lowwatermark: 0.8, deleteEnabled: false, uploadpurging: DEFAULT_PURGING });
+  assert.deepEqual(config.storage, {
+    rootdirectory: join(sub, 'data'),
+    maxsize: 50 * 2 ** 30,
+    lowwatermark: 0.8,
+    deleteEnabled: false,
+    uploadpurging: DEFAULT_PURGING,
+  });
   assert.deepEqual(config.http.tls, { certificate: join(sub, 'tls.crt'), key: join(sub, 'tls.key') });
   assert.deepEqual(config.auth, { htpasswd: { realm: 'berth', path: join(sub, 'htpasswd') } });
   const [harbor, hub] = config.upstreams;
@@ -119,9 +125,10 @@ test('proxy and upstreams together are an error', () => {
   write('ext2/secrets/harbor.pass', 'x\n');
   write('ext2/harbor-ca.crt', PEM);
   const file = write('ext2/config.yml', EXT_COMMON + EXT_PROXY + EXT_UPSTREAMS);
-  assert.deepEqual(problemsOf(() => loadConfig({ file, env: {}, cwd: dir })), [
-    'upstreams: proxy and upstreams are both set; allowed: one of them (proxy is the single-upstream form)',
-  ]);
+  assert.deepEqual(
+    problemsOf(() => loadConfig({ file, env: {}, cwd: dir })),
+    ['upstreams: proxy and upstreams are both set; allowed: one of them (proxy is the single-upstream form)'],
+  );
 });
 
 test('unknown keys are errors naming the full path', () => {
@@ -180,10 +187,15 @@ http:
 bogus: true
 `),
   );
-  assert.deepEqual(
-    problems.map((p) => p.split(':')[0]).sort(),
-    ['bogus', 'http.addr', 'http.tls.key', 'proxy.passwordfile', 'proxy.pushmode', 'storage.lowwatermark', 'storage.maxsize'],
-  );
+  assert.deepEqual(problems.map((p) => p.split(':')[0]).sort(), [
+    'bogus',
+    'http.addr',
+    'http.tls.key',
+    'proxy.passwordfile',
+    'proxy.pushmode',
+    'storage.lowwatermark',
+    'storage.maxsize',
+  ]);
 });
 
 test('rules across upstreams: unique names, prefixes and hosts, one default', () => {
@@ -206,7 +218,10 @@ test('defaults: a lone upstream is the default; among several, only one marked s
   const one = load('upstreams:\n  - { name: a, remoteurl: "https://a.io/" }\n').config.upstreams;
   assert.deepEqual([one[0]?.default, one[0]?.remoteurl], [true, 'https://a.io']);
   const two = load('upstreams:\n  - { name: a, remoteurl: "https://a.io" }\n  - { name: b, remoteurl: "https://b.io" }\n').config.upstreams;
-  assert.deepEqual(two.map((u) => u.default), [false, false]);
+  assert.deepEqual(
+    two.map((u) => u.default),
+    [false, false],
+  );
   const off = load('upstreams:\n  - { name: a, remoteurl: "https://a.io", default: false }\n').config.upstreams;
   assert.equal(off[0]?.default, false);
 });
@@ -229,9 +244,10 @@ test('a YAML syntax error names the file and the line', () => {
   const problems = problemsOf(() => loadConfig({ file, env: {}, cwd: dir }));
   assert.equal(problems.length, 1);
   assert.match(problems[0] ?? '', new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid YAML at line \\d+, column \\d+: `));
-  assert.deepEqual(problemsOf(() => loadConfig({ file: 'missing.yml', env: {}, cwd: dir })), [
-    'missing.yml: cannot read the config file: no such file',
-  ]);
+  assert.deepEqual(
+    problemsOf(() => loadConfig({ file: 'missing.yml', env: {}, cwd: dir })),
+    ['missing.yml: cannot read the config file: no such file'],
+  );
   assert.match(problemsOf(() => load('- a\n- b\n'))[0] ?? '', /: the document must be a mapping/);
 });
 
@@ -250,8 +266,14 @@ test('http limits and admin.open: berth extension keys, checked like the rest', 
   assert.deepEqual(config.http.limits, { headersTimeoutMs: 5_000, idleTimeoutMs: 120_000, maxConnections: 100, maxConnectionsPerClient: 10 });
   assert.equal(config.adminOpen, true);
   assert.equal(config.admin, undefined);
-  assert.match(problemsOf(() => load('http:\n  maxconnections: 0\n')).join('\n'), /^http\.maxconnections: invalid count "0"; allowed: a whole number of at least 1/m);
-  assert.match(problemsOf(() => load('admin:\n  open: true\n  username: a\n  password: b\n')).join('\n'), /admin\.username: open: true and credentials are both set/);
+  assert.match(
+    problemsOf(() => load('http:\n  maxconnections: 0\n')).join('\n'),
+    /^http\.maxconnections: invalid count "0"; allowed: a whole number of at least 1/m,
+  );
+  assert.match(
+    problemsOf(() => load('admin:\n  open: true\n  username: a\n  password: b\n')).join('\n'),
+    /admin\.username: open: true and credentials are both set/,
+  );
   assert.match(problemsOf(() => load('admin:\n  password: b\n')).join('\n'), /admin\.username: required/);
 });
 

@@ -194,9 +194,10 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
   const rules = doc.auth?.rules;
   const root = doc.storage?.filesystem?.rootdirectory;
   const admin = doc.admin;
-  const adminPassword = admin?.passwordfile !== undefined
-    ? readText(['admin', 'passwordfile'], where(['admin', 'passwordfile'], admin.passwordfile), problems)?.replace(/[\r\n]+$/, '')
-    : admin?.password;
+  const adminPassword =
+    admin?.passwordfile !== undefined
+      ? readText(['admin', 'passwordfile'], where(['admin', 'passwordfile'], admin.passwordfile), problems)?.replace(/[\r\n]+$/, '')
+      : admin?.password;
   if (adminPassword === '') problems.push('admin.password: empty; allowed: a non-empty password (or a passwordfile holding one)');
   return {
     log: {
@@ -231,17 +232,26 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       listeners: (doc.http?.listeners ?? []).map((l, i) => ({
         host: l.addr.host,
         port: l.addr.port,
-        ...(l.tls ? { tls: { certificate: where(['http', 'listeners', i, 'tls', 'certificate'], l.tls.certificate), key: where(['http', 'listeners', i, 'tls', 'key'], l.tls.key) } } : {}),
+        ...(l.tls
+          ? {
+              tls: {
+                certificate: where(['http', 'listeners', i, 'tls', 'certificate'], l.tls.certificate),
+                key: where(['http', 'listeners', i, 'tls', 'key'], l.tls.key),
+              },
+            }
+          : {}),
       })),
     },
     upstreams,
     upstreamTimeouts: { ...DEFAULT_TIMEOUTS },
-    ...(htpasswd || rules ? {
-      auth: {
-        ...(htpasswd ? { htpasswd: { realm: htpasswd.realm ?? 'berth', path: where(['auth', 'htpasswd', 'path'], htpasswd.path) } } : {}),
-        ...(rules ? { rules: rules.map((r) => ({ ...r, repositories: r.repositories ?? ['*'] })) } : {}),
-      },
-    } : {}),
+    ...(htpasswd || rules
+      ? {
+          auth: {
+            ...(htpasswd ? { htpasswd: { realm: htpasswd.realm ?? 'berth', path: where(['auth', 'htpasswd', 'path'], htpasswd.path) } } : {}),
+            ...(rules ? { rules: rules.map((r) => ({ ...r, repositories: r.repositories ?? ['*'] })) } : {}),
+          },
+        }
+      : {}),
     ...(admin?.username !== undefined && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
     ...(admin?.open ? { adminOpen: true } : {}),
     warm: {
@@ -260,7 +270,8 @@ function upstream(u: UpstreamDoc, path: (string | number)[], where: Where, probl
   if (u.passwordfile !== undefined) {
     const text = readText([...path, 'passwordfile'], where([...path, 'passwordfile'], u.passwordfile), problems);
     password = text?.replace(/[\r\n]+$/, '');
-    if (password === '') problems.push(`${formatPath([...path, 'passwordfile'])}: file ${JSON.stringify(u.passwordfile)} is empty; allowed: a file holding the password`);
+    if (password === '')
+      problems.push(`${formatPath([...path, 'passwordfile'])}: file ${JSON.stringify(u.passwordfile)} is empty; allowed: a file holding the password`);
   }
   if (u.dockerconfig !== undefined) {
     const key = [...path, 'dockerconfig'];

@@ -38,8 +38,14 @@ test('warm: images and platforms are normalised', () => {
 });
 
 test('invalid admin and warm values are errors naming the key path', () => {
-  assert.deepEqual(problemsOf(() => load(`${base}admin: { username: ops }\n`)), ['admin.password: required when admin is set; allowed: password or passwordfile']);
-  assert.match(problemsOf(() => load(`${base}admin: { username: ops, password: a, passwordfile: b }\n`))[0]!, /^admin.passwordfile: password and passwordfile are both set/);
+  assert.deepEqual(
+    problemsOf(() => load(`${base}admin: { username: ops }\n`)),
+    ['admin.password: required when admin is set; allowed: password or passwordfile'],
+  );
+  assert.match(
+    problemsOf(() => load(`${base}admin: { username: ops, password: a, passwordfile: b }\n`))[0]!,
+    /^admin.passwordfile: password and passwordfile are both set/,
+  );
   assert.match(problemsOf(() => load(`${base}admin: { username: ops, passwordfile: missing.pass }\n`))[0]!, /^admin.passwordfile: cannot read file/);
   const problems = problemsOf(() => load(`${base}warm:\n  interval: soon\n  images: [Bad/Name]\n  platforms: [linux]\n  colour: red\n`));
   assert.equal(problems.length, 4, problems.join('\n'));
@@ -47,5 +53,8 @@ test('invalid admin and warm values are errors naming the key path', () => {
   assert.ok(problems.some((p) => p.startsWith('warm.images[0]: invalid image reference "Bad/Name"')));
   assert.ok(problems.some((p) => p.startsWith('warm.platforms[0]: invalid platform "linux"')));
   assert.ok(problems.some((p) => p.startsWith('warm.colour: unknown key')));
-  assert.match(problemsOf(() => load(`${base}warm: { images: [a], platforms: [linux/amd64], allplatforms: true }\n`))[0]!, /^warm.allplatforms: platforms and allplatforms are both set/);
+  assert.match(
+    problemsOf(() => load(`${base}warm: { images: [a], platforms: [linux/amd64], allplatforms: true }\n`))[0]!,
+    /^warm.allplatforms: platforms and allplatforms are both set/,
+  );
 });

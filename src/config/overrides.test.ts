@@ -57,10 +57,16 @@ test('REGISTRY_* variables: invalid values name the variable; list entries by in
     env: { REGISTRY_UPSTREAMS_0_PASSWORD: '&tricky #pw', REGISTRY_UPSTREAMS_1_NAME: 'b', REGISTRY_UPSTREAMS_1_REMOTEURL: 'https://b.io' },
   }).config.upstreams;
   assert.equal(up[0]?.password, '&tricky #pw');
-  assert.deepEqual(up.map((u) => u.name), ['a', 'b']);
+  assert.deepEqual(
+    up.map((u) => u.name),
+    ['a', 'b'],
+  );
   const fs = load(REFERENCE, { env: { REGISTRY_STORAGE: 'filesystem' } }).config;
   assert.equal(fs.storage.rootdirectory, '/var/lib/registry');
-  assert.match(problemsOf(() => load(REFERENCE, { env: { REGISTRY_STORAGE: 's3' } }))[0] ?? '', /^storage\.s3: storage driver "s3" is not supported; .*\(set by REGISTRY_STORAGE\)$/);
+  assert.match(
+    problemsOf(() => load(REFERENCE, { env: { REGISTRY_STORAGE: 's3' } }))[0] ?? '',
+    /^storage\.s3: storage driver "s3" is not supported; .*\(set by REGISTRY_STORAGE\)$/,
+  );
   const bare = loadConfig({ env: { REGISTRY_PROXY_REMOTEURL: 'https://mirror.example.com', REGISTRY_HTTP_ADDR: ':6000' }, cwd: dir }).config;
   assert.equal(bare.upstreams[0]?.remoteurl, 'https://mirror.example.com');
   assert.equal(bare.http.port, 6000);
@@ -97,7 +103,9 @@ test('flags override file and environment; their paths are relative to cwd', () 
   assert.deepEqual(loadConfig({ env: {}, flags: { upstream: 'none' }, cwd: dir }).config.upstreams, []);
 
   const bad = problemsOf(() => loadConfig({ env: {}, flags: { listen: 'nowhere' }, cwd: dir }));
-  assert.deepEqual(bad, ['http.addr: invalid address "nowhere"; allowed: [host]:port with port 0-65535, e.g. :5000, 0.0.0.0:5000, [::1]:5000, localhost:5000 (set by --listen)']);
+  assert.deepEqual(bad, [
+    'http.addr: invalid address "nowhere"; allowed: [host]:port with port 0-65535, e.g. :5000, 0.0.0.0:5000, [::1]:5000, localhost:5000 (set by --listen)',
+  ]);
 });
 
 test('--upstream naming another registry drops the file’s credentials for it', () => {

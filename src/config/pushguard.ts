@@ -12,6 +12,8 @@ export function pushGuardProblems(config: BerthConfig, paths: readonly string[])
   return config.upstreams.flatMap((u, i) => {
     if (u.pushmode !== 'write-through' && u.pushmode !== 'write-behind') return [];
     if (u.username === undefined || u.passthrough) return [];
-    return [`${paths[i] ?? u.name}.pushmode: ${u.pushmode} forwards pushes to ${u.remoteurl} with berth's own account "${u.username}", so any client reaching berth could push as that account; allowed: add auth.htpasswd (clients log in to berth), or passthroughauth: true on this upstream (clients log in with their own upstream account), or pushmode: local or readonly`];
+    return [
+      `${paths[i] ?? u.name}.pushmode: ${u.pushmode} forwards pushes to ${u.remoteurl} with berth's own account "${u.username}", so any client reaching berth could push as that account; allowed: add auth.htpasswd (clients log in to berth), or passthroughauth: true on this upstream (clients log in with their own upstream account), or pushmode: local or readonly`,
+    ];
   });
 }

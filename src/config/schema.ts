@@ -37,8 +37,7 @@ export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const satisfies
 export const OUTAGE_MODES = ['lastknown', 'deny'] as const satisfies readonly OutageMode[];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-const driver = (name: string) =>
-  unsupported(`storage driver "${name}" is not supported; allowed: filesystem (berth stores on local disk only)`);
+const driver = (name: string) => unsupported(`storage driver "${name}" is not supported; allowed: filesystem (berth stores on local disk only)`);
 
 const storageSchema = z.strictObject({
   filesystem: z.strictObject({ rootdirectory: pathText().optional(), maxthreads: ignored() }).optional(),
@@ -48,9 +47,7 @@ const storageSchema = z.strictObject({
   cache: ignored(),
   maintenance: z
     .strictObject({
-      uploadpurging: z
-        .strictObject({ enabled: flag().optional(), age: duration().optional(), interval: duration().optional(), dryrun: ignored() })
-        .optional(),
+      uploadpurging: z.strictObject({ enabled: flag().optional(), age: duration().optional(), interval: duration().optional(), dryrun: ignored() }).optional(),
       readonly: ignored(),
     })
     .optional(),
@@ -80,9 +77,7 @@ const httpSchema = z.strictObject({
       ciphersuites: ignored(),
     })
     .optional(),
-  listeners: z
-    .array(z.strictObject({ addr: listenAddr(), tls: z.strictObject({ certificate: pathText(), key: pathText() }).optional() }))
-    .optional(),
+  listeners: z.array(z.strictObject({ addr: listenAddr(), tls: z.strictObject({ certificate: pathText(), key: pathText() }).optional() })).optional(),
   // berth's own bounds against hostile or broken clients (README: Request limits).
   headerstimeout: duration().optional(),
   idletimeout: duration().optional(),
@@ -145,9 +140,7 @@ export const documentSchema = z.strictObject({
   storage: storageSchema.optional(),
   http: httpSchema.optional(),
   proxy: z.strictObject({ ...upstreamKeys, exec: ignored() }).optional(),
-  upstreams: z
-    .array(z.strictObject({ name: upstreamName(), ...upstreamKeys, prefix: pathPrefix().optional(), default: flag().optional() }))
-    .optional(),
+  upstreams: z.array(z.strictObject({ name: upstreamName(), ...upstreamKeys, prefix: pathPrefix().optional(), default: flag().optional() })).optional(),
   auth: z
     .strictObject({
       htpasswd: z.strictObject({ realm: text().optional(), path: pathText() }).optional(),
@@ -243,9 +236,7 @@ export function validateDocument(raw: Tree, origins: ReadonlyMap<string, string>
   const add = (path: readonly PropertyKey[], message: string) => {
     const p = formatPath(path);
     // The most specific setter wins: REGISTRY_PROXY_PUSHMODE over REGISTRY_PROXY.
-    const from = [...origins]
-      .filter(([k]) => p === k || p.startsWith(`${k}.`) || p.startsWith(`${k}[`))
-      .sort(([a], [b]) => b.length - a.length)[0];
+    const from = [...origins].filter(([k]) => p === k || p.startsWith(`${k}.`) || p.startsWith(`${k}[`)).sort(([a], [b]) => b.length - a.length)[0];
     problems.push(`${p}: ${message}${from ? ` (set by ${from[1]})` : ''}`);
   };
   const result = documentSchema.safeParse(cleaned ?? {}, { reportInput: true });
@@ -383,10 +374,16 @@ function crossCheck(doc: Tree, add: Add): void {
     rules.forEach((r, i) => {
       const named = isMapping(r) && Array.isArray(r.users) ? r.users.filter((u) => typeof u === 'string' && u !== 'anonymous') : [];
       if (!htpasswd && named.length > 0) {
-        add(['auth', 'rules', i, 'users'], `${named.map((u) => show(u)).join(', ')} can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd`);
+        add(
+          ['auth', 'rules', i, 'users'],
+          `${named.map((u) => show(u)).join(', ')} can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd`,
+        );
       }
       if (isMapping(r) && typeof r.upstream === 'string' && !names.includes(r.upstream)) {
-        add(['auth', 'rules', i, 'upstream'], `no upstream is named ${show(r.upstream)}; allowed: ${names.length ? names.map((n) => show(n)).join(', ') : 'none (no upstreams are configured: leave upstream out)'}`);
+        add(
+          ['auth', 'rules', i, 'upstream'],
+          `no upstream is named ${show(r.upstream)}; allowed: ${names.length ? names.map((n) => show(n)).join(', ') : 'none (no upstreams are configured: leave upstream out)'}`,
+        );
       }
     });
   }

@@ -13,13 +13,20 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const { load } = configKit(dir);
 const proxy = (extra: string) => `proxy:\n  remoteurl: https://harbor.xing.com\n  username: admin\n  password: Harbor12345\n${extra}`;
 
-test('forwarding pushes with berth\'s own account needs client authentication', () => {
+test("forwarding pushes with berth's own account needs client authentication", () => {
   for (const mode of ['write-through', 'write-behind']) {
     const [problem, ...rest] = problemsOf(() => load(proxy(`  pushmode: ${mode}\n`)));
     assert.deepEqual(rest, []);
-    assert.match(problem!, new RegExp(`^proxy\\.pushmode: ${mode} forwards pushes to https://harbor\\.xing\\.com with berth's own account "admin".*allowed: add auth\\.htpasswd .*passthroughauth: true`));
+    assert.match(
+      problem!,
+      new RegExp(
+        `^proxy\\.pushmode: ${mode} forwards pushes to https://harbor\\.xing\\.com with berth's own account "admin".*allowed: add auth\\.htpasswd .*passthroughauth: true`,
+      ),
+    );
   }
-  const upstreams = problemsOf(() => load('upstreams:\n  - name: a\n    remoteurl: https://a.io\n    username: u\n    password: p\n    pushmode: write-behind\n'));
+  const upstreams = problemsOf(() =>
+    load('upstreams:\n  - name: a\n    remoteurl: https://a.io\n    username: u\n    password: p\n    pushmode: write-behind\n'),
+  );
   assert.match(upstreams[0]!, /^upstreams\[0\]\.pushmode: write-behind/);
   // Fine: clients log in to berth, or to the upstream itself, or berth has no account to lend.
   load(`${proxy('  pushmode: write-through\n')}auth:\n  htpasswd:\n    path: htpasswd\n`, { files: { htpasswd: '' } });
@@ -31,9 +38,18 @@ test('forwarding pushes with berth\'s own account needs client authentication', 
 test('resolve takes an IP address; http.listeners take addr and tls', () => {
   assert.equal(load(proxy('  resolve: 10.10.102.190\n')).config.upstreams[0]!.resolve, '10.10.102.190');
   assert.equal(load(proxy('  resolve: "[fd00::1]"\n')).config.upstreams[0]!.resolve, 'fd00::1');
-  assert.deepEqual(problemsOf(() => load(proxy('  resolve: harbor.lan\n'))), ['proxy.resolve: invalid address "harbor.lan"; allowed: an IPv4 or IPv6 address, e.g. 10.10.102.190']);
+  assert.deepEqual(
+    problemsOf(() => load(proxy('  resolve: harbor.lan\n'))),
+    ['proxy.resolve: invalid address "harbor.lan"; allowed: an IPv4 or IPv6 address, e.g. 10.10.102.190'],
+  );
   const { config } = load('http:\n  addr: :5000\n  listeners:\n    - addr: :5443\n      tls: { certificate: t.crt, key: t.key }\n    - addr: 127.0.0.1:5001\n');
-  assert.deepEqual(config.http.listeners.map((l) => [l.host, l.port, l.tls?.certificate.endsWith('t.crt') ?? false]), [['', 5443, true], ['127.0.0.1', 5001, false]]);
+  assert.deepEqual(
+    config.http.listeners.map((l) => [l.host, l.port, l.tls?.certificate.endsWith('t.crt') ?? false]),
+    [
+      ['', 5443, true],
+      ['127.0.0.1', 5001, false],
+    ],
+  );
   assert.match(problemsOf(() => load('http:\n  listeners:\n    - addr: nope\n'))[0]!, /^http\.listeners\[0\]\.addr: invalid address "nope"/);
 });
 

@@ -19,11 +19,14 @@ test('parseSize: decimal and binary units, case-insensitive, plain numbers', () 
 
 test('parseSize: rejects junk with the value and what is allowed', () => {
   for (const bad of ['10XB', '', 'GiB', '-1', '1e3', '10 Gi B']) {
-    assert.throws(() => parseSize(bad), (err: Error) => {
-      assert.match(err.message, new RegExp(`invalid size ${JSON.stringify(bad).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-      assert.match(err.message, /allowed: .*KiB.*e\.g\. 50GiB/);
-      return true;
-    });
+    assert.throws(
+      () => parseSize(bad),
+      (err: Error) => {
+        assert.match(err.message, new RegExp(`invalid size ${JSON.stringify(bad).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+        assert.match(err.message, /allowed: .*KiB.*e\.g\. 50GiB/);
+        return true;
+      },
+    );
   }
   assert.throws(() => parseSize(-5), /invalid size -5/);
   assert.throws(() => parseSize(1.5), /invalid size 1.5/);
@@ -50,11 +53,14 @@ test('parseDuration: a number is nanoseconds, as distribution reads a bare YAML 
 
 test('parseDuration: rejects junk, missing units and negatives', () => {
   for (const bad of ['5 minutes', '60', '1h 30m', 'h', '', '1d', '10S']) {
-    assert.throws(() => parseDuration(bad), (err: Error) => {
-      assert.ok(err.message.startsWith(`invalid duration ${JSON.stringify(bad)}`), err.message);
-      assert.match(err.message, /allowed: .*90s, 15m, 168h/);
-      return true;
-    });
+    assert.throws(
+      () => parseDuration(bad),
+      (err: Error) => {
+        assert.ok(err.message.startsWith(`invalid duration ${JSON.stringify(bad)}`), err.message);
+        assert.match(err.message, /allowed: .*90s, 15m, 168h/);
+        return true;
+      },
+    );
   }
   assert.throws(() => parseDuration('60'), /missing unit/);
   assert.throws(() => parseDuration('-5s'), /must not be negative/);

@@ -1,12 +1,10 @@
 /** @module config/units — parsing of human-written sizes and Go-style durations. */
 
 /** What parseSize accepts, phrased for error messages. */
-export const SIZE_ALLOWED =
-  'a byte count or a number with a unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 50GiB';
+export const SIZE_ALLOWED = 'a byte count or a number with a unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 50GiB';
 
 /** What parseDuration accepts, phrased for error messages. */
-export const DURATION_ALLOWED =
-  'a duration: numbers with units ns, us, ms, s, m, h, combinable as in 1h30m, e.g. 90s, 15m, 168h';
+export const DURATION_ALLOWED = 'a duration: numbers with units ns, us, ms, s, m, h, combinable as in 1h30m, e.g. 90s, 15m, 168h';
 
 const SIZE_UNITS: Readonly<Record<string, number>> = {
   '': 1,
@@ -52,8 +50,8 @@ export function parseSize(input: string | number): number {
 const DURATION_UNITS: Readonly<Record<string, number>> = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3, // U+00B5 micro sign, accepted by Go
-  'μs': 1e-3, // U+03BC Greek mu, accepted by Go
+  µs: 1e-3, // U+00B5 micro sign, accepted by Go
+  μs: 1e-3, // U+03BC Greek mu, accepted by Go
   ms: 1,
   s: 1000,
   m: 60_000,

@@ -61,8 +61,12 @@ export function requireAdmin(req: IncomingMessage, credentials: AdminCredentials
   const userOk = timingSafeEqual(digestOf(user), digestOf(credentials.username));
   const passOk = timingSafeEqual(digestOf(pass), digestOf(credentials.password));
   if (m && userOk && passOk) return;
-  throw new ApiError(401, 'UNAUTHORIZED', m
-    ? 'admin credentials were not accepted: check the username and password set in the admin section of the config'
-    : 'the admin API needs credentials: send HTTP basic auth with the username and password of the admin section of the config',
-  { 'WWW-Authenticate': 'Basic realm="berth admin", charset="UTF-8"' });
+  throw new ApiError(
+    401,
+    'UNAUTHORIZED',
+    m
+      ? 'admin credentials were not accepted: check the username and password set in the admin section of the config'
+      : 'the admin API needs credentials: send HTTP basic auth with the username and password of the admin section of the config',
+    { 'WWW-Authenticate': 'Basic realm="berth admin", charset="UTF-8"' },
+  );
 }

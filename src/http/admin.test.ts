@@ -24,10 +24,18 @@ before(async () => {
     list: () => [],
     get: (id: string) => (id === 'job-1' ? { id, state: 'done' } : undefined),
   } as unknown as WarmJobs;
-  const catalog = { list: async () => [], pin: () => ({ digest: 'sha256:x', digests: 1 }), evict: async () => ({ digest: 'sha256:x', evicted: 1, freedBytes: 1 }) } as unknown as ImageCatalog;
+  const catalog = {
+    list: async () => [],
+    pin: () => ({ digest: 'sha256:x', digests: 1 }),
+    evict: async () => ({ digest: 'sha256:x', evicted: 1, freedBytes: 1 }),
+  } as unknown as ImageCatalog;
   const handler = createAdminHandler({
     credentials: { username: 'ops', password: 'pw' },
-    telemetry: { metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'berth_x 1\n' }), stats: () => ({ ok: 1 }), history: { toJSON: () => ({ intervalSeconds: 10, points: [] }) } },
+    telemetry: {
+      metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'berth_x 1\n' }),
+      stats: () => ({ ok: 1 }),
+      history: { toJSON: () => ({ intervalSeconds: 10, points: [] }) },
+    },
     readiness: async () => ({ ready, store: { writable: ready, metadata: true }, upstreams: [] }),
     upstreams: [],
     catalog,
@@ -99,7 +107,11 @@ test('the API needs the admin credentials and answers JSON errors', async () => 
 test('warm requests: defaults and every invalid field named', () => {
   assert.deepEqual(parseWarmBody({ images: ['a'] }), { images: ['a'], platforms: [{ os: 'linux', architecture: 'amd64' }], pin: false });
   assert.equal(parseWarmBody({ images: ['a'], allPlatforms: true }).platforms, 'all');
-  const bad = (body: Record<string, unknown>, re: RegExp) => assert.throws(() => parseWarmBody(body), (e: unknown) => e instanceof ApiError && e.status === 400 && re.test(e.message));
+  const bad = (body: Record<string, unknown>, re: RegExp) =>
+    assert.throws(
+      () => parseWarmBody(body),
+      (e: unknown) => e instanceof ApiError && e.status === 400 && re.test(e.message),
+    );
   bad({}, /"images" is required/);
   bad({ images: [] }, /"images" is required/);
   bad({ images: ['Bad'] }, /images\[0\]: invalid image reference/);

@@ -67,7 +67,11 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     res.setHeader('Cache-Control', 'no-store');
     try {
       if (deps.loopbackOnly && !isLoopback(req.socket.remoteAddress)) {
-        throw new ApiError(403, 'FORBIDDEN', 'the admin API answers only loopback clients while auth is configured and admin credentials are not: set admin.username and admin.password (or admin.open: true)');
+        throw new ApiError(
+          403,
+          'FORBIDDEN',
+          'the admin API answers only loopback clients while auth is configured and admin credentials are not: set admin.username and admin.password (or admin.open: true)',
+        );
       }
       requireAdmin(req, deps.credentials);
       const matching = routes.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m !== null);
@@ -105,7 +109,15 @@ function buildRoutes(deps: AdminDeps): Route[] {
     get(/^\/api\/v1\/upstreams$/, async () => ({
       body: deps.upstreams.map((u) => {
         const s = u.client.breaker.status();
-        return { name: u.config.name, remoteurl: u.config.remoteurl, state: s.state, since: s.since ?? null, lastError: s.lastError ?? null, consecutiveFailures: s.consecutiveFailures, checks: u.client.checks ?? null };
+        return {
+          name: u.config.name,
+          remoteurl: u.config.remoteurl,
+          state: s.state,
+          since: s.since ?? null,
+          lastError: s.lastError ?? null,
+          consecutiveFailures: s.consecutiveFailures,
+          checks: u.client.checks ?? null,
+        };
       }),
     })),
     get(/^\/api\/v1\/images$/, async ({ url }) => {
@@ -120,7 +132,8 @@ function buildRoutes(deps: AdminDeps): Route[] {
     get(/^\/api\/v1\/warm$/, async () => ({ body: warm.list() })),
     get(/^\/api\/v1\/warm\/([^/]+)$/, async ({ params }) => {
       const job = warm.get(params[0]!);
-      if (!job) throw new ApiError(404, 'NOT_FOUND', `no warm job ${params[0]!.slice(0, 100)}; jobs are kept in memory until berth restarts (the last 100 finished)`);
+      if (!job)
+        throw new ApiError(404, 'NOT_FOUND', `no warm job ${params[0]!.slice(0, 100)}; jobs are kept in memory until berth restarts (the last 100 finished)`);
       return { body: job };
     }),
     post(/^\/api\/v1\/pin$/, async ({ req }) => {
@@ -141,7 +154,8 @@ function buildRoutes(deps: AdminDeps): Route[] {
 
 function imageField(body: Record<string, unknown>): string {
   const image = body['image'];
-  if (typeof image !== 'string' || image.trim() === '') throw new ApiError(400, 'INVALID_REQUEST', 'field "image" is required: a reference such as harbor.xing.com/xing/app:v1');
+  if (typeof image !== 'string' || image.trim() === '')
+    throw new ApiError(400, 'INVALID_REQUEST', 'field "image" is required: a reference such as harbor.xing.com/xing/app:v1');
   checkReference(image, 'image');
   return image.trim();
 }
@@ -160,14 +174,17 @@ export function parseWarmBody(body: Record<string, unknown>): { images: string[]
   if (!Array.isArray(images) || images.length === 0 || images.some((i) => typeof i !== 'string')) {
     throw new ApiError(400, 'INVALID_REQUEST', 'field "images" is required: a non-empty list of references such as ["harbor.xing.com/xing/app:v1"]');
   }
-  if (images.length > MAX_WARM_IMAGES) throw new ApiError(400, 'INVALID_REQUEST', `field "images" lists ${images.length} references; at most ${MAX_WARM_IMAGES} per request`);
+  if (images.length > MAX_WARM_IMAGES)
+    throw new ApiError(400, 'INVALID_REQUEST', `field "images" lists ${images.length} references; at most ${MAX_WARM_IMAGES} per request`);
   images.forEach((i, n) => checkReference(i as string, `images[${n}]`));
   if (allPlatforms !== undefined && typeof allPlatforms !== 'boolean') throw new ApiError(400, 'INVALID_REQUEST', 'field "allPlatforms" must be true or false');
   if (pin !== undefined && typeof pin !== 'boolean') throw new ApiError(400, 'INVALID_REQUEST', 'field "pin" must be true or false');
   let chosen: WarmPlatforms = DEFAULT_PLATFORMS;
   if (platforms !== undefined) {
-    if (!Array.isArray(platforms) || platforms.some((p) => typeof p !== 'string')) throw new ApiError(400, 'INVALID_REQUEST', 'field "platforms" must be a list such as ["linux/amd64","linux/arm64"]');
-    if (allPlatforms === true && platforms.length > 0) throw new ApiError(400, 'INVALID_REQUEST', 'fields "platforms" and "allPlatforms" are both set; allowed: one of them');
+    if (!Array.isArray(platforms) || platforms.some((p) => typeof p !== 'string'))
+      throw new ApiError(400, 'INVALID_REQUEST', 'field "platforms" must be a list such as ["linux/amd64","linux/arm64"]');
+    if (allPlatforms === true && platforms.length > 0)
+      throw new ApiError(400, 'INVALID_REQUEST', 'fields "platforms" and "allPlatforms" are both set; allowed: one of them');
     try {
       if (platforms.length > 0) chosen = platforms.map((p) => parsePlatform(p as string));
     } catch (err) {

@@ -73,9 +73,15 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
         socket.destroy();
         return;
       }
-      const answer = which === 'maxconnections'
-        ? rawRefusal(503, 'UNAVAILABLE', `berth has ${open} open connections, its limit (http.maxconnections); retry later`, ['Retry-After: 5'])
-        : rawRefusal(429, 'TOOMANYREQUESTS', `this client address has ${mine} open connections, the limit (http.maxconnectionsperclient); reuse connections or retry later`, ['Retry-After: 5']);
+      const answer =
+        which === 'maxconnections'
+          ? rawRefusal(503, 'UNAVAILABLE', `berth has ${open} open connections, its limit (http.maxconnections); retry later`, ['Retry-After: 5'])
+          : rawRefusal(
+              429,
+              'TOOMANYREQUESTS',
+              `this client address has ${mine} open connections, the limit (http.maxconnectionsperclient); reuse connections or retry later`,
+              ['Retry-After: 5'],
+            );
       socket.end(answer);
       setTimeout(() => socket.destroy(), 1_000).unref();
       return;

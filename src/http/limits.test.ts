@@ -7,16 +7,25 @@ import { checkRequest } from './limits.js';
 import { actionOf, probeOf } from './guard.js';
 import { matchRoute, type Route } from './routes.js';
 
-const req = (method: string, headers: Record<string, string> = {}) => ({ method, headers } as unknown as IncomingMessage);
+const req = (method: string, headers: Record<string, string> = {}) => ({ method, headers }) as unknown as IncomingMessage;
 const route = (path: string) => matchRoute(path) as Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>;
 
 test('bodies are refused where the API takes none; oversized manifests before they are read', () => {
   const manifest = route('/v2/a/manifests/v1');
-  assert.throws(() => checkRequest(req('GET', { 'content-length': '5' }), manifest), (e: OciError) => e.status === 400);
-  assert.throws(() => checkRequest(req('HEAD', { 'transfer-encoding': 'chunked' }), manifest), (e: OciError) => e.status === 400);
+  assert.throws(
+    () => checkRequest(req('GET', { 'content-length': '5' }), manifest),
+    (e: OciError) => e.status === 400,
+  );
+  assert.throws(
+    () => checkRequest(req('HEAD', { 'transfer-encoding': 'chunked' }), manifest),
+    (e: OciError) => e.status === 400,
+  );
   checkRequest(req('GET', { 'content-length': '0' }), manifest);
   checkRequest(req('PUT', { 'content-length': String(4 * 1024 * 1024) }), manifest);
-  assert.throws(() => checkRequest(req('PUT', { 'content-length': String(4 * 1024 * 1024 + 1) }), manifest), (e: OciError) => e.code === 'MANIFEST_INVALID' && e.status === 413);
+  assert.throws(
+    () => checkRequest(req('PUT', { 'content-length': String(4 * 1024 * 1024 + 1) }), manifest),
+    (e: OciError) => e.code === 'MANIFEST_INVALID' && e.status === 413,
+  );
   checkRequest(req('PATCH', { 'content-length': '999999999' }), route('/v2/a/blobs/uploads/abc'));
 });
 

@@ -23,13 +23,20 @@ export function answerClientErrors(server: Server, logger: Logger, now: () => nu
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const message = status === 431
-      ? `request line and headers exceed ${MAX_HEADER_BYTES} bytes; send fewer or shorter headers`
-      : status === 408 ? 'request headers did not arrive in time' : `malformed HTTP request (${err.code ?? 'parse error'})`;
+    const message =
+      status === 431
+        ? `request line and headers exceed ${MAX_HEADER_BYTES} bytes; send fewer or shorter headers`
+        : status === 408
+          ? 'request headers did not arrive in time'
+          : `malformed HTTP request (${err.code ?? 'parse error'})`;
     // Docker probes every registry with a TLS handshake first: on a plain port that is routine, not news.
     const probe = err.code === 'HPE_INVALID_METHOD' && (err as { rawPacket?: Buffer }).rawPacket?.[0] === 0x16;
     if (status === 408) overdue({ client: socket.remoteAddress });
-    else logger[probe ? 'debug' : 'info']({ status, err: err.code }, probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected');
+    else
+      logger[probe ? 'debug' : 'info'](
+        { status, err: err.code },
+        probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected',
+      );
     socket.end(rawRefusal(status, 'UNSUPPORTED', message));
   });
 }

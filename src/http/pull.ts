@@ -30,7 +30,10 @@ export interface PullContext {
 export async function getManifest(ctx: PullContext, reference: string): Promise<void> {
   const { req, res } = ctx;
   const ref = parseManifestReference(reference);
-  if (!ref) throw new OciError('MANIFEST_UNKNOWN', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { detail: { reference: reference.slice(0, 200) } });
+  if (!ref)
+    throw new OciError('MANIFEST_UNKNOWN', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, {
+      detail: { reference: reference.slice(0, 200) },
+    });
   let m = await ctx.cache.manifest(ctx.target, ref);
   // A tag is negotiated against Accept; a digest names exact bytes and is served as stored.
   const accept = parseAccept(req.headers.accept);
@@ -38,7 +41,11 @@ export async function getManifest(ctx: PullContext, reference: string): Promise<
     const child = isIndexType(m.mediaType) ? defaultPlatform(parseManifest(m.body, m.mediaType)) : undefined;
     if (child && accepts(accept, child.mediaType)) m = await ctx.cache.manifest(ctx.target, { kind: 'digest', digest: child.digest });
     if (!accepts(accept, m.mediaType)) {
-      throw new OciError('MANIFEST_UNKNOWN', `${ctx.clientName}:${reference} is a ${m.mediaType}, which this client's Accept header does not allow; use a client that supports it`, { detail: { mediaType: m.mediaType } });
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `${ctx.clientName}:${reference} is a ${m.mediaType}, which this client's Accept header does not allow; use a client that supports it`,
+        { detail: { mediaType: m.mediaType } },
+      );
     }
   }
   ctx.setOutcome(m.outcome);
@@ -138,7 +145,13 @@ export async function listTags(ctx: PullContext): Promise<void> {
 }
 
 /** `visible` leaves out repositories this client may not pull. */
-export async function listCatalog(req: IncomingMessage, res: ServerResponse, url: URL, cache: RegistryCache, visible?: (name: string) => boolean): Promise<void> {
+export async function listCatalog(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  cache: RegistryCache,
+  visible?: (name: string) => boolean,
+): Promise<void> {
   const { n, last } = paging(url);
   const page = await cache.catalog(n, last, visible);
   if (page.next !== undefined) res.setHeader('Link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
@@ -153,7 +166,8 @@ function paging(url: URL): { n: number; last: string | undefined } {
   let n = MAX_PAGE;
   if (rawN !== null && rawN !== '') {
     n = Number(rawN);
-    if (!Number.isSafeInteger(n) || n < 0) throw new OciError('UNSUPPORTED', `query parameter n must be a non-negative integer, got "${rawN.slice(0, 50)}"`, { status: 400 });
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new OciError('UNSUPPORTED', `query parameter n must be a non-negative integer, got "${rawN.slice(0, 50)}"`, { status: 400 });
     n = Math.min(n, MAX_PAGE);
   }
   return { n, last: url.searchParams.get('last') ?? undefined };

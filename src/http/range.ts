@@ -1,9 +1,6 @@
 /** @module http/range — parsing a single-range `Range: bytes=…` header against a blob size, and an upload chunk's Content-Range. */
 
-export type RangeResult =
-  | { kind: 'none' }
-  | { kind: 'range'; start: number; end: number }
-  | { kind: 'unsatisfiable' };
+export type RangeResult = { kind: 'none' } | { kind: 'range'; start: number; end: number } | { kind: 'unsatisfiable' };
 
 /**
  * Only single byte ranges are honoured; anything else is ignored (served whole), as RFC 9110

@@ -26,7 +26,8 @@ import { handlePeer, type PeerDeps } from './peer.js';
 import type { UploadForwarder } from './forward.js';
 import { INSTANCE_HEADER, VIA_HEADER, isOwnRequest } from '../upstream/loop.js';
 
-const OWN_REQUEST = 'this request was sent by this berth itself: an upstream\'s name resolves to berth on the cache host; set resolve: for that upstream to the central registry\'s address, or remove the name from the cache host\'s hosts file';
+const OWN_REQUEST =
+  "this request was sent by this berth itself: an upstream's name resolves to berth on the cache host; set resolve: for that upstream to the central registry's address, or remove the name from the cache host's hosts file";
 
 export interface ServerDeps {
   readonly config: BerthConfig;
@@ -56,14 +57,15 @@ export function createServer(deps: ServerDeps, tls: TlsFiles | undefined = deps.
   const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
   const limits = config.http.limits;
   const options = {
-    maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 65_000,
-    headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: checkingInterval(limits),
+    maxHeaderSize: MAX_HEADER_BYTES,
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: checkingInterval(limits),
     // Missing Host is refused below, with an envelope instead of node's bare 400.
     requireHostHeader: false,
   };
-  const server = tls
-    ? createHttpsServer({ ...options, ...serverTls(tls) }, handler)
-    : createHttpServer(options, handler);
+  const server = tls ? createHttpsServer({ ...options, ...serverTls(tls) }, handler) : createHttpServer(options, handler);
   const now = deps.now ?? Date.now;
   answerClientErrors(server, deps.logger, now);
   limitConnections(server, limits, deps.logger, now, Boolean(tls));
@@ -86,23 +88,31 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     // A client that left before any answer: 499, as proxies log it, not the 200 nobody sent.
     const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
     deps.observer?.request({
-      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''), method: req.method ?? '', status,
-      outcome, upstream: target?.upstream?.config.name, bodyBytes, seconds: ms / 1000,
-    });
-    if (!deps.config.log.accesslog) return;
-    deps.logger.info({
-      method: req.method,
-      path: (req.url ?? '').split('?')[0],
+      route: routeKind ?? routeLabel((req.url ?? '').split('?')[0] ?? ''),
+      method: req.method ?? '',
       status,
-      bytes: Math.max(0, (socket.bytesWritten ?? bytesBefore) - bytesBefore),
-      ms: Math.round(ms * 10) / 10,
       outcome,
       upstream: target?.upstream?.config.name,
-      repository: target?.repository,
-      user,
-      complete: res.writableFinished,
-      err: error?.message,
-    }, 'request');
+      bodyBytes,
+      seconds: ms / 1000,
+    });
+    if (!deps.config.log.accesslog) return;
+    deps.logger.info(
+      {
+        method: req.method,
+        path: (req.url ?? '').split('?')[0],
+        status,
+        bytes: Math.max(0, (socket.bytesWritten ?? bytesBefore) - bytesBefore),
+        ms: Math.round(ms * 10) / 10,
+        outcome,
+        upstream: target?.upstream?.config.name,
+        repository: target?.repository,
+        user,
+        complete: res.writableFinished,
+        err: error?.message,
+      },
+      'request',
+    );
   });
   for (const [name, values] of Object.entries(deps.config.http.headers)) res.setHeader(name, [...values]);
   const head = req.method === 'HEAD';
@@ -139,7 +149,8 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }), socket.remoteAddress);
       return sendJson(res, 200, {}, head);
     }
-    if (route.kind === 'catalog') return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
+    if (route.kind === 'catalog')
+      return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     if (route.kind === 'upload' && deps.forwarder && deps.uploadOwner) {
@@ -147,13 +158,23 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       if (owner) return await deps.forwarder.forward(req, res, owner);
     }
     const ctx: PushContext = {
-      req, res, url, target, clientName: route.name, cache: deps.cache, logger: deps.logger,
-      setOutcome: (o) => { outcome = o; },
+      req,
+      res,
+      url,
+      target,
+      clientName: route.name,
+      cache: deps.cache,
+      logger: deps.logger,
+      setOutcome: (o) => {
+        outcome = o;
+      },
       served: (n) => {
         bodyBytes += n;
         deps.observer?.served(route.kind, outcome, n);
       },
-      push: deps.push, upstreams: deps.upstreams, referrers: deps.referrers,
+      push: deps.push,
+      upstreams: deps.upstreams,
+      referrers: deps.referrers,
       waiting: async (work) => {
         socket.setTimeout(0);
         try {

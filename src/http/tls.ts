@@ -25,7 +25,9 @@ export function serverTls(files: TlsFiles): { cert: Buffer; key: Buffer } {
     const { cert, key } = readTls(files);
     return { cert, key };
   } catch (err) {
-    throw new Error(`http.tls.certificate, http.tls.key: cannot use ${JSON.stringify(files.certificate)} and ${JSON.stringify(files.key)}: ${(err as Error).message}`);
+    throw new Error(
+      `http.tls.certificate, http.tls.key: cannot use ${JSON.stringify(files.certificate)} and ${JSON.stringify(files.key)}: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -40,7 +42,10 @@ export function reloadTls(server: HttpsServer, files: TlsFiles, logger: Logger, 
     logger.info({ reason, certificate: files.certificate, notAfter, subjectAltName }, 'TLS certificate reloaded');
     return true;
   } catch (err) {
-    logger.error({ reason, certificate: files.certificate, key: files.key, err: (err as Error).message }, 'TLS certificate reload failed; still serving the previous certificate');
+    logger.error(
+      { reason, certificate: files.certificate, key: files.key, err: (err as Error).message },
+      'TLS certificate reload failed; still serving the previous certificate',
+    );
     return false;
   }
 }

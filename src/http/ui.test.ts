@@ -8,7 +8,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resolveUiFile, serveUi } from './ui.js';
 
-interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
 
 /** Raw request paths: a URL object would normalise the very paths this test sends. */
 function get(port: number, rawPath: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
@@ -84,8 +88,17 @@ describe('dashboard static files', () => {
   });
 
   it('answers 404 for missing files, dot files and every escape attempt', async () => {
-    for (const p of ['/ui/nope.js', '/ui/.hidden', '/ui/..%2fsecret.txt', '/ui/%2e%2e/secret.txt', '/ui/assets/..%2f..%2fsecret.txt',
-      '/ui/..%5csecret.txt', '/ui/assets%2f..%2f..%2fsecret.txt', '/ui/%00index.html', '/ui/%zz']) {
+    for (const p of [
+      '/ui/nope.js',
+      '/ui/.hidden',
+      '/ui/..%2fsecret.txt',
+      '/ui/%2e%2e/secret.txt',
+      '/ui/assets/..%2f..%2fsecret.txt',
+      '/ui/..%5csecret.txt',
+      '/ui/assets%2f..%2f..%2fsecret.txt',
+      '/ui/%00index.html',
+      '/ui/%zz',
+    ]) {
       const r = await get(port, p);
       assert.equal(r.status, 404, p);
       assert.doesNotMatch(r.body, /outside the ui folder/, p);

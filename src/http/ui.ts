@@ -24,8 +24,7 @@ const TYPES: Readonly<Record<string, string>> = {
 };
 
 /** Everything the page needs comes from berth itself; the API is on the same origin. */
-const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; "
-  + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; " + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export function isUiPath(pathname: string): boolean {
   return pathname === '/ui' || pathname.startsWith(UI_PREFIX);
@@ -69,7 +68,10 @@ export async function serveUi(req: IncomingMessage, res: ServerResponse, pathnam
   const file = resolveUiFile(root, pathname);
   const info = file ? await stat(file).catch(() => undefined) : undefined;
   if (!file || !info?.isFile()) {
-    const built = await stat(path.join(root, 'index.html')).then(() => true, () => false);
+    const built = await stat(path.join(root, 'index.html')).then(
+      () => true,
+      () => false,
+    );
     return sendText(res, 404, built ? 'no such dashboard file\n' : 'the dashboard is not built: run `npm run build`\n', head);
   }
   const ext = path.extname(file);

@@ -2,16 +2,27 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  HOSTS_MARKER, NO_FALLBACK_SERVER, NodeConfigError, generateNodeConfig, mergeDaemonJson, mergeHostsFile, parseMirror, parseRegistry,
+  HOSTS_MARKER,
+  NO_FALLBACK_SERVER,
+  NodeConfigError,
+  generateNodeConfig,
+  mergeDaemonJson,
+  mergeHostsFile,
+  parseMirror,
+  parseRegistry,
 } from './generate.js';
 
 const all = ['containerd', 'docker', 'registries', 'hosts'] as const;
 const byPath = (files: ReturnType<typeof generateNodeConfig>) => new Map(files.map((f) => [f.path, f]));
 
 test('containerd: one hosts.toml per registry, berth as a pull/resolve mirror, the real registry as fallback', () => {
-  const files = byPath(generateNodeConfig({
-    mirror: 'http://10.0.0.5:5000', registries: [parseRegistry('harbor.xing.com'), parseRegistry('docker.io')], kinds: ['containerd'],
-  }));
+  const files = byPath(
+    generateNodeConfig({
+      mirror: 'http://10.0.0.5:5000',
+      registries: [parseRegistry('harbor.xing.com'), parseRegistry('docker.io')],
+      kinds: ['containerd'],
+    }),
+  );
   assert.deepEqual([...files.keys()], ['/etc/containerd/certs.d/harbor.xing.com/hosts.toml', '/etc/containerd/certs.d/docker.io/hosts.toml']);
   const harbor = files.get('/etc/containerd/certs.d/harbor.xing.com/hosts.toml')!.content;
   assert.match(harbor, /^server = "https:\/\/harbor\.xing\.com"$/m);
@@ -21,10 +32,15 @@ test('containerd: one hosts.toml per registry, berth as a pull/resolve mirror, t
 });
 
 test('containerd --no-fallback and --ca: a closed server, and the CA copied beside hosts.toml', () => {
-  const files = byPath(generateNodeConfig({
-    mirror: 'https://berth.site.example:5443', registries: [{ name: 'harbor.xing.com' }], kinds: ['containerd'], noFallback: true,
-    ca: { pem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', source: '/tmp/ca.pem' },
-  }));
+  const files = byPath(
+    generateNodeConfig({
+      mirror: 'https://berth.site.example:5443',
+      registries: [{ name: 'harbor.xing.com' }],
+      kinds: ['containerd'],
+      noFallback: true,
+      ca: { pem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', source: '/tmp/ca.pem' },
+    }),
+  );
   const toml = files.get('/etc/containerd/certs.d/harbor.xing.com/hosts.toml')!.content;
   assert.match(toml, new RegExp(`^server = "${NO_FALLBACK_SERVER}"$`, 'm'));
   assert.match(toml, /^ {2}ca = "berth-ca\.crt"$/m);
@@ -32,7 +48,11 @@ test('containerd --no-fallback and --ca: a closed server, and the CA copied besi
 });
 
 test('docker: registry-mirrors only for Docker Hub, insecure-registries for plain HTTP, a note for other registries', () => {
-  const [hub] = generateNodeConfig({ mirror: 'http://10.0.0.5:5000', registries: [{ name: 'docker.io' }, { name: 'harbor.xing.com', prefix: 'harbor' }], kinds: ['docker'] });
+  const [hub] = generateNodeConfig({
+    mirror: 'http://10.0.0.5:5000',
+    registries: [{ name: 'docker.io' }, { name: 'harbor.xing.com', prefix: 'harbor' }],
+    kinds: ['docker'],
+  });
   assert.equal(hub!.action, 'merge-json');
   assert.deepEqual(JSON.parse(hub!.content), { 'registry-mirrors': ['http://10.0.0.5:5000'], 'insecure-registries': ['10.0.0.5:5000'] });
   assert.ok(hub!.notes!.some((n) => n.includes('docker pull 10.0.0.5:5000/harbor/REPOSITORY:TAG')));
@@ -41,14 +61,21 @@ test('docker: registry-mirrors only for Docker Hub, insecure-registries for plai
 });
 
 test('registries.conf: a [[registry]] per name with berth as mirror, prefixes as mirror paths, insecure for HTTP', () => {
-  const [conf] = generateNodeConfig({ mirror: 'http://10.0.0.5:5000', registries: [{ name: 'harbor.xing.com', prefix: 'harbor' }, { name: 'docker.io' }], kinds: ['registries'] });
+  const [conf] = generateNodeConfig({
+    mirror: 'http://10.0.0.5:5000',
+    registries: [{ name: 'harbor.xing.com', prefix: 'harbor' }, { name: 'docker.io' }],
+    kinds: ['registries'],
+  });
   assert.equal(conf!.path, '/etc/containers/registries.conf.d/50-berth.conf');
-  assert.match(conf!.content, /\[\[registry\]\]\nprefix = "harbor\.xing\.com"\nlocation = "harbor\.xing\.com"\n\n\[\[registry\.mirror\]\]\nlocation = "10\.0\.0\.5:5000\/harbor"\ninsecure = true/);
+  assert.match(
+    conf!.content,
+    /\[\[registry\]\]\nprefix = "harbor\.xing\.com"\nlocation = "harbor\.xing\.com"\n\n\[\[registry\.mirror\]\]\nlocation = "10\.0\.0\.5:5000\/harbor"\ninsecure = true/,
+  );
   assert.match(conf!.content, /# No prefix: berth sends docker\.io requests to its default upstream/);
   assert.match(conf!.content, /^# CRI-O and podman:/m);
 });
 
-test('hosts line: berth IP and the registries\' names (Docker Hub\'s API host too), marked; a placeholder for a DNS name', () => {
+test("hosts line: berth IP and the registries' names (Docker Hub's API host too), marked; a placeholder for a DNS name", () => {
   const [hosts] = generateNodeConfig({ mirror: 'https://10.0.0.5', registries: [{ name: 'harbor.xing.com' }, { name: 'docker.io' }], kinds: ['hosts'] });
   assert.match(hosts!.content, new RegExp(`^10\\.0\\.0\\.5 harbor\\.xing\\.com docker\\.io registry-1\\.docker\\.io ${HOSTS_MARKER}$`, 'm'));
   assert.match(hosts!.content, /^# hosts-file approach/m);
@@ -73,11 +100,17 @@ test('bad arguments name the flag and the fix', () => {
   assert.throws(() => parseRegistry('harbor.xing.com=Bad Prefix'), /prefix/);
   assert.deepEqual(parseRegistry('Harbor.Xing.com:8443=harbor'), { name: 'harbor.xing.com:8443', prefix: 'harbor' });
   assert.throws(() => generateNodeConfig({ mirror: 'http://a:1', registries: [], kinds: all }), /at least one registry/);
-  assert.throws(() => generateNodeConfig({ mirror: 'http://a:1', registries: [{ name: 'x.io' }], kinds: all, ca: { pem: '', source: 'c' } }), /--ca applies to a berth served over TLS/);
+  assert.throws(
+    () => generateNodeConfig({ mirror: 'http://a:1', registries: [{ name: 'x.io' }], kinds: all, ca: { pem: '', source: 'c' } }),
+    /--ca applies to a berth served over TLS/,
+  );
 });
 
 test('merging: daemon.json keeps its keys and adds each entry once; /etc/hosts keeps foreign lines and replaces ours', () => {
-  const merged = mergeDaemonJson({ 'log-level': 'warn', 'insecure-registries': ['a:1'] }, { 'insecure-registries': ['a:1', 'b:2'], 'registry-mirrors': ['http://b:2'] });
+  const merged = mergeDaemonJson(
+    { 'log-level': 'warn', 'insecure-registries': ['a:1'] },
+    { 'insecure-registries': ['a:1', 'b:2'], 'registry-mirrors': ['http://b:2'] },
+  );
   assert.deepEqual(merged, { 'log-level': 'warn', 'insecure-registries': ['a:1', 'b:2'], 'registry-mirrors': ['http://b:2'] });
   const first = mergeHostsFile('127.0.0.1 localhost\n', `# comment\n10.0.0.5 a.io ${HOSTS_MARKER}\n`);
   assert.equal(first, `127.0.0.1 localhost\n10.0.0.5 a.io ${HOSTS_MARKER}\n`);

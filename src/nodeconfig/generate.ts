@@ -82,7 +82,9 @@ export function parseMirror(value: string): Mirror {
 export function parseRegistry(value: string): RegistrySpec {
   const [name = '', prefix, ...rest] = value.split('=');
   if (rest.length > 0 || !HOST_PORT.test(name) || name.includes('/')) {
-    throw new NodeConfigError(`--registry ${JSON.stringify(value)}: give the registry's host name as images name it (e.g. harbor.xing.com or docker.io), optionally =PREFIX`);
+    throw new NodeConfigError(
+      `--registry ${JSON.stringify(value)}: give the registry's host name as images name it (e.g. harbor.xing.com or docker.io), optionally =PREFIX`,
+    );
   }
   if (prefix !== undefined && !PREFIX.test(prefix)) {
     throw new NodeConfigError(`--registry ${JSON.stringify(value)}: the prefix after = must be a path such as "harbor" (berth's upstreams[].prefix)`);
@@ -105,7 +107,7 @@ function containerdFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
     const lines = [
       `# ${about}.`,
       `# containerd adds ?ns=${r.name} to each request, which tells berth which registry is meant.`,
-      '# Read on every pull (containerd\'s config_path must name /etc/containerd/certs.d): no restart needed.',
+      "# Read on every pull (containerd's config_path must name /etc/containerd/certs.d): no restart needed.",
       input.noFallback
         ? '# server is a closed local port: when berth cannot answer, the pull fails instead of going around it.'
         : `# When berth cannot answer, containerd falls back to ${registryServer(r.name)} itself.`,
@@ -118,7 +120,14 @@ function containerdFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
     if (input.ca) lines.push(`  ca = ${q(CA_FILE)}`);
     const files: NodeFile[] = [{ kind: 'containerd', path: `${dir}/hosts.toml`, about, action: 'replace', content: `${lines.join('\n')}\n` }];
     if (input.ca) {
-      files.push({ kind: 'containerd', path: caPath, about: `containerd: trust the CA of berth's certificate for ${r.name}`, action: 'replace', content: input.ca.pem, copyOf: input.ca.source });
+      files.push({
+        kind: 'containerd',
+        path: caPath,
+        about: `containerd: trust the CA of berth's certificate for ${r.name}`,
+        action: 'replace',
+        content: input.ca.pem,
+        copyOf: input.ca.source,
+      });
     }
     return files;
   });
@@ -133,18 +142,30 @@ function dockerFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
   const notes = [
     hub ? `registry-mirrors: Docker Hub pulls go to berth first (berth must route requests without a prefix to its Docker Hub upstream).` : '',
     !mirror.https ? `insecure-registries: lets dockerd talk plain HTTP to berth at ${mirror.hostPort}.` : '',
-    ...others.map((r) => `${r.name}: Docker mirrors only Docker Hub; pull ${r.name} images by berth's address instead: docker pull ${mirror.hostPort}/${r.prefix ? `${r.prefix}/` : ''}REPOSITORY:TAG.`),
+    ...others.map(
+      (r) =>
+        `${r.name}: Docker mirrors only Docker Hub; pull ${r.name} images by berth's address instead: docker pull ${mirror.hostPort}/${r.prefix ? `${r.prefix}/` : ''}REPOSITORY:TAG.`,
+    ),
   ].filter(Boolean);
   const empty = Object.keys(additions).length === 0;
   if (!empty) notes.push('Reload dockerd afterwards (systemctl reload docker).');
-  const files: NodeFile[] = [{
-    kind: 'docker', path: '/etc/docker/daemon.json', action: 'merge-json', notes,
-    about: empty ? 'Docker: nothing to add to daemon.json' : 'Docker: entries to add to daemon.json',
-    content: `${JSON.stringify(additions, null, 2)}\n`,
-  }];
+  const files: NodeFile[] = [
+    {
+      kind: 'docker',
+      path: '/etc/docker/daemon.json',
+      action: 'merge-json',
+      notes,
+      about: empty ? 'Docker: nothing to add to daemon.json' : 'Docker: entries to add to daemon.json',
+      content: `${JSON.stringify(additions, null, 2)}\n`,
+    },
+  ];
   if (input.ca) {
     files.push({
-      kind: 'docker', path: `/etc/docker/certs.d/${mirror.hostPort}/ca.crt`, action: 'replace', content: input.ca.pem, copyOf: input.ca.source,
+      kind: 'docker',
+      path: `/etc/docker/certs.d/${mirror.hostPort}/ca.crt`,
+      action: 'replace',
+      content: input.ca.pem,
+      copyOf: input.ca.source,
       about: `Docker: trust the CA of berth's certificate when talking to ${mirror.hostPort}`,
     });
   }
@@ -165,10 +186,16 @@ function registriesFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
     lines.push(`location = ${q(r.prefix ? `${mirror.hostPort}/${r.prefix}` : mirror.hostPort)}`);
     if (!mirror.https) lines.push('insecure = true');
   }
-  const files: NodeFile[] = [{ kind: 'registries', path: '/etc/containers/registries.conf.d/50-berth.conf', about, action: 'replace', content: `${lines.join('\n')}\n` }];
+  const files: NodeFile[] = [
+    { kind: 'registries', path: '/etc/containers/registries.conf.d/50-berth.conf', about, action: 'replace', content: `${lines.join('\n')}\n` },
+  ];
   if (input.ca) {
     files.push({
-      kind: 'registries', path: `/etc/containers/certs.d/${mirror.hostPort}/ca.crt`, action: 'replace', content: input.ca.pem, copyOf: input.ca.source,
+      kind: 'registries',
+      path: `/etc/containers/certs.d/${mirror.hostPort}/ca.crt`,
+      action: 'replace',
+      content: input.ca.pem,
+      copyOf: input.ca.source,
       about: `CRI-O and podman: trust the CA of berth's certificate for ${mirror.hostPort}`,
     });
   }
@@ -196,7 +223,7 @@ function hostsFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
   // Docker Hub's images are named docker.io but its API is at registry-1.docker.io.
   const names = [...new Set(input.registries.flatMap((r) => (r.name === DOCKER_HUB ? [DOCKER_HUB, 'registry-1.docker.io'] : [r.name.replace(/:\d+$/, '')])))];
   const ip = isIP(mirror.hostname) ? mirror.hostname : undefined;
-  const about = 'hosts-file approach: resolve the registries\' names to berth, so images keep their names with no other node setup';
+  const about = "hosts-file approach: resolve the registries' names to berth, so images keep their names with no other node setup";
   const lines = [
     `# ${about}.`,
     '# Use it instead of the mirror files, not with them. berth must serve TLS for these names on the port',
@@ -211,7 +238,8 @@ function hostsFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
 export function generateNodeConfig(input: NodeConfigInput): NodeFile[] {
   if (input.registries.length === 0) throw new NodeConfigError('name at least one registry with --registry NAME (e.g. --registry harbor.xing.com)');
   const mirror = parseMirror(input.mirror);
-  if (input.ca && !mirror.https) throw new NodeConfigError(`--ca applies to a berth served over TLS: give --mirror as https://${mirror.hostPort}, or leave out --ca`);
+  if (input.ca && !mirror.https)
+    throw new NodeConfigError(`--ca applies to a berth served over TLS: give --mirror as https://${mirror.hostPort}, or leave out --ca`);
   const out: NodeFile[] = [];
   if (input.kinds.includes('containerd')) out.push(...containerdFiles(input, mirror));
   if (input.kinds.includes('docker')) out.push(...dockerFiles(input, mirror));

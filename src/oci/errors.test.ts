@@ -35,7 +35,8 @@ test('one transient predicate: the upstream failing or the network, not refusals
   assert.ok(isTransient(new OciError('TOOMANYREQUESTS')));
   assert.ok(!isTransient(new OciError('DENIED')));
   assert.ok(!isTransient(new OciError('DIGEST_INVALID')));
-  for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET']) assert.ok(isTransient(Object.assign(new Error('x'), { code })), code);
+  for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET'])
+    assert.ok(isTransient(Object.assign(new Error('x'), { code })), code);
   assert.ok(isTransient(Object.assign(new Error('short'), { transient: true })));
   assert.ok(!isTransient(new Error('plain')));
   assert.ok(!isTransient(undefined));

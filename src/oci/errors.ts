@@ -56,7 +56,10 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** The one answer for a manifest over the limit, whichever layer notices: 413 MANIFEST_INVALID. */
 export function manifestTooLarge(size?: number): OciError {
   const what = size === undefined ? 'manifest' : `manifest of ${size} bytes`;
-  return new OciError('MANIFEST_INVALID', `${what} exceeds the limit of ${MAX_MANIFEST_BYTES} bytes (4 MiB)`, { status: 413, detail: { limit: MAX_MANIFEST_BYTES } });
+  return new OciError('MANIFEST_INVALID', `${what} exceeds the limit of ${MAX_MANIFEST_BYTES} bytes (4 MiB)`, {
+    status: 413,
+    detail: { limit: MAX_MANIFEST_BYTES },
+  });
 }
 
 /** Network failures worth waiting out: the connection, not the request, was the problem. */
@@ -89,7 +92,12 @@ export type AdminErrorCode = keyof typeof ADMIN_ERROR_CODES;
 
 /** An admin API error: `{"errors":[{"code","message"}]}` with this status. */
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: AdminErrorCode, message: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    readonly code: AdminErrorCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
     this.name = 'ApiError';
   }

@@ -51,7 +51,8 @@ export function parseImageReference(input: string): ImageReference {
       rest = rest.slice(slash + 1);
     }
   }
-  if (!isRepositoryName(rest)) throw new ImageReferenceError(input, `"${rest.slice(0, 200)}" is not a valid repository name (lower-case components separated by /)`);
+  if (!isRepositoryName(rest))
+    throw new ImageReferenceError(input, `"${rest.slice(0, 200)}" is not a valid repository name (lower-case components separated by /)`);
   const reference: ManifestReference = digest ? { kind: 'digest', digest } : { kind: 'tag', tag: tag ?? 'latest' };
   return { registry, repository: rest, reference, tag: digest ? tag : (tag ?? 'latest'), digest };
 }

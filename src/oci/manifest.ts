@@ -94,7 +94,8 @@ function descriptor(value: unknown, where: string): Descriptor {
 }
 
 function tooMany(count: number): void {
-  if (count > MAX_DESCRIPTORS) throw new OciError('MANIFEST_INVALID', `manifest lists ${count} descriptors; the limit is ${MAX_DESCRIPTORS}`, { detail: { limit: MAX_DESCRIPTORS } });
+  if (count > MAX_DESCRIPTORS)
+    throw new OciError('MANIFEST_INVALID', `manifest lists ${count} descriptors; the limit is ${MAX_DESCRIPTORS}`, { detail: { limit: MAX_DESCRIPTORS } });
 }
 
 /** Deepest nesting of `{`/`[` outside strings, in one linear pass before JSON.parse. */

@@ -22,8 +22,11 @@ export function isManifestType(mediaType: string): boolean {
 
 /** Splits an Accept header into bare media types (parameters and q-values dropped). */
 export function parseAccept(header: string | string[] | undefined): string[] {
-  const raw = Array.isArray(header) ? header.join(',') : header ?? '';
-  return raw.split(',').map((part) => part.split(';')[0]!.trim().toLowerCase()).filter((t) => t.length > 0);
+  const raw = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return raw
+    .split(',')
+    .map((part) => part.split(';')[0]!.trim().toLowerCase())
+    .filter((t) => t.length > 0);
 }
 
 /**

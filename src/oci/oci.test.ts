@@ -12,7 +12,11 @@ test('digests: sha256 and sha512 accepted, anything malformed refused with DIGES
   assert.equal(parseDigest(d).algorithm, 'sha256');
   assert.ok(isDigest(digestOf(Buffer.from('x'), 'sha512')));
   for (const bad of ['sha256:totallywrong', 'sha256:' + 'A'.repeat(64), 'md5:abc', 'sha256', '../etc/passwd', 'sha256:' + 'a'.repeat(63)]) {
-    assert.throws(() => parseDigest(bad), (e: unknown) => e instanceof OciError && e.code === 'DIGEST_INVALID', bad);
+    assert.throws(
+      () => parseDigest(bad),
+      (e: unknown) => e instanceof OciError && e.code === 'DIGEST_INVALID',
+      bad,
+    );
   }
 });
 
@@ -33,11 +37,19 @@ test('manifests: image, index and subject are parsed into descriptors', () => {
   const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(Buffer.from('c')), size: 1 };
   const image = parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, config, layers: [layer], subject: layer })));
   assert.equal(image.mediaType, OCI_MANIFEST);
-  assert.deepEqual(image.blobs.map((b) => b.digest), [config.digest, layer.digest]);
+  assert.deepEqual(
+    image.blobs.map((b) => b.digest),
+    [config.digest, layer.digest],
+  );
   assert.equal(image.subject?.digest, layer.digest);
-  const index = parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ ...config, platform: { os: 'linux', architecture: 'arm64' } }] })));
+  const index = parseManifest(
+    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ ...config, platform: { os: 'linux', architecture: 'arm64' } }] })),
+  );
   assert.equal(index.manifests[0]?.platform?.architecture, 'arm64');
-  assert.throws(() => parseManifest(Buffer.from('{')), (e: unknown) => e instanceof OciError && e.code === 'MANIFEST_INVALID');
+  assert.throws(
+    () => parseManifest(Buffer.from('{')),
+    (e: unknown) => e instanceof OciError && e.code === 'MANIFEST_INVALID',
+  );
   assert.throws(() => parseManifest(Buffer.from(JSON.stringify({ config: { digest: 'nope', size: 1 } }))), /config.digest/);
 });
 

@@ -9,7 +9,11 @@ const D = `sha256:${'a'.repeat(64)}`;
 
 test('image references: registry only when it looks like a host, tag after the last slash, digest wins', () => {
   assert.deepEqual(parseImageReference('harbor.xing.com/xing/app:v1'), {
-    registry: 'harbor.xing.com', repository: 'xing/app', reference: { kind: 'tag', tag: 'v1' }, tag: 'v1', digest: undefined,
+    registry: 'harbor.xing.com',
+    repository: 'xing/app',
+    reference: { kind: 'tag', tag: 'v1' },
+    tag: 'v1',
+    digest: undefined,
   });
   const local = parseImageReference('127.0.0.1:5000/app');
   assert.equal(local.registry, '127.0.0.1:5000');
@@ -38,8 +42,18 @@ test('platforms: aliases and implied variants follow containerd', () => {
   assert.ok(!platformMatches(parsePlatform('linux/arm'), { os: 'linux', architecture: 'arm', variant: 'v6' }));
   assert.ok(platformMatches(parsePlatform('linux/amd64'), { os: 'linux', architecture: 'amd64', variant: 'v3' }));
   assert.ok(!platformMatches(parsePlatform('linux/amd64'), { os: 'unknown', architecture: 'unknown' }));
-  const entry = (architecture: string, variant?: string): Descriptor => ({ mediaType: 'm', digest: D, size: 1, platform: { os: 'linux', architecture, variant } });
-  const entries = [entry('amd64'), entry('arm64', 'v8'), entry('arm', 'v7'), { mediaType: 'm', digest: D, size: 1, platform: { os: 'unknown', architecture: 'unknown' } }];
+  const entry = (architecture: string, variant?: string): Descriptor => ({
+    mediaType: 'm',
+    digest: D,
+    size: 1,
+    platform: { os: 'linux', architecture, variant },
+  });
+  const entries = [
+    entry('amd64'),
+    entry('arm64', 'v8'),
+    entry('arm', 'v7'),
+    { mediaType: 'm', digest: D, size: 1, platform: { os: 'unknown', architecture: 'unknown' } },
+  ];
   assert.equal(selectManifests(entries, [parsePlatform('linux/arm64'), parsePlatform('linux/amd64')]).length, 2);
   assert.equal(selectManifests(entries, 'all').length, 4);
 });

@@ -10,10 +10,14 @@ const read = (p: string) => readFileSync(`${root}${p}`, 'utf8');
 
 async function exposed(): Promise<Set<string>> {
   const t = new Telemetry({
-    now: Date.now, upstreamNames: ['u'],
+    now: Date.now,
+    upstreamNames: ['u'],
     sources: { fillsInFlight: () => 0, store: () => ({ bytes: 0, blobs: 0 }), maxsize: 0, upstreams: () => [{ name: 'u', up: true }], queueDepth: () => 0 },
   });
-  const names = (await t.metrics()).body.split('\n').filter((l) => l.startsWith('# TYPE berth_')).map((l) => l.split(' ')[2]!);
+  const names = (await t.metrics()).body
+    .split('\n')
+    .filter((l) => l.startsWith('# TYPE berth_'))
+    .map((l) => l.split(' ')[2]!);
   return new Set(names);
 }
 
@@ -40,8 +44,24 @@ test('the Grafana dashboard parses and charts only metrics berth exposes', async
 
 test('docs/admin-api.md covers every endpoint', () => {
   const doc = read('docs/admin-api.md');
-  const endpoints = ['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /api/v1/stats', 'GET /api/v1/stats/history', 'GET /api/v1/upstreams',
-    'GET /api/v1/images', 'POST /api/v1/pin', 'POST /api/v1/unpin', 'POST /api/v1/evict', 'POST /api/v1/warm', 'GET /api/v1/warm/<id>', 'GET /api/v1/queue',
-    'GET /api/v1/sites', 'POST /api/v1/events', 'GET /api/v1/fleet/jobs', 'POST /api/v1/fleet/poll'];
+  const endpoints = [
+    'GET /healthz',
+    'GET /readyz',
+    'GET /metrics',
+    'GET /api/v1/stats',
+    'GET /api/v1/stats/history',
+    'GET /api/v1/upstreams',
+    'GET /api/v1/images',
+    'POST /api/v1/pin',
+    'POST /api/v1/unpin',
+    'POST /api/v1/evict',
+    'POST /api/v1/warm',
+    'GET /api/v1/warm/<id>',
+    'GET /api/v1/queue',
+    'GET /api/v1/sites',
+    'POST /api/v1/events',
+    'GET /api/v1/fleet/jobs',
+    'POST /api/v1/fleet/poll',
+  ];
   for (const e of endpoints) assert.ok(doc.includes(e), e);
 });

@@ -21,14 +21,22 @@ export class StatsHistory {
   private last: HistoryTotals = ZERO;
 
   /** Default: 10 s intervals, one hour kept. */
-  constructor(readonly intervalMs = 10_000, private readonly capacity = 360) {}
+  constructor(
+    readonly intervalMs = 10_000,
+    private readonly capacity = 360,
+  ) {}
 
   /** Records the change since the previous sample; the oldest point drops out when full. */
   sample(t: number, totals: HistoryTotals): void {
     const d = (k: keyof HistoryTotals) => totals[k] - this.last[k];
     this.points.push({
-      t, hit: d('hit'), miss: d('miss'), joined: d('joined'), stale: d('stale'),
-      bytesFromCache: d('bytesFromCache'), bytesFromUpstream: d('bytesFromUpstream'),
+      t,
+      hit: d('hit'),
+      miss: d('miss'),
+      joined: d('joined'),
+      stale: d('stale'),
+      bytesFromCache: d('bytesFromCache'),
+      bytesFromUpstream: d('bytesFromUpstream'),
     });
     if (this.points.length > this.capacity) this.points.shift();
     this.last = { ...totals };

@@ -8,7 +8,11 @@ export class WarmSchedule {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<WarmJob> | undefined;
 
-  constructor(private readonly config: WarmConfig, private readonly jobs: WarmJobs, private readonly logger: Logger) {}
+  constructor(
+    private readonly config: WarmConfig,
+    private readonly jobs: WarmJobs,
+    private readonly logger: Logger,
+  ) {}
 
   /** Runs the list once now and then every interval (an interval of 0 runs it once). */
   start(): void {
@@ -38,6 +42,8 @@ export class WarmSchedule {
     }
     const platforms = this.config.allPlatforms ? 'all' : this.config.platforms.length > 0 ? this.config.platforms.map(parsePlatform) : DEFAULT_PLATFORMS;
     this.running = this.jobs.run({ images: this.config.images, platforms, pin: true, source: 'schedule', replacePinned: true });
-    void this.running.finally(() => { this.running = undefined; });
+    void this.running.finally(() => {
+      this.running = undefined;
+    });
   }
 }

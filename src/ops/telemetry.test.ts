@@ -20,7 +20,13 @@ function make(now = () => 1_000_000) {
   return { t, state };
 }
 
-const value = (text: string, line: string) => Number(text.split('\n').find((l) => l.startsWith(`${line} `))?.split(' ')[1]);
+const value = (text: string, line: string) =>
+  Number(
+    text
+      .split('\n')
+      .find((l) => l.startsWith(`${line} `))
+      ?.split(' ')[1],
+  );
 
 test('content bytes are split by source; only hit, joined and stale count as WAN bytes saved', async () => {
   const { t } = make();
@@ -86,5 +92,12 @@ test('history keeps per-interval deltas and drops the oldest beyond its capacity
   h.sample(40_000, totals(9, 400));
   const { intervalSeconds, points } = h.toJSON();
   assert.equal(intervalSeconds, 10);
-  assert.deepEqual(points.map((p) => [p.t, p.hit, p.miss, p.bytesFromCache]), [[20_000, 3, 0, 50], [30_000, 0, 0, 0], [40_000, 4, 0, 250]]);
+  assert.deepEqual(
+    points.map((p) => [p.t, p.hit, p.miss, p.bytesFromCache]),
+    [
+      [20_000, 3, 0, 50],
+      [30_000, 0, 0, 0],
+      [40_000, 4, 0, 250],
+    ],
+  );
 });

@@ -55,25 +55,105 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     const registers = [this.registry];
     const src = () => this.sources;
     this.m = {
-      requests: new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests by route, method, status and cache outcome', labelNames: ['route', 'method', 'status', 'outcome'] as const, registers }),
-      duration: new Histogram({ name: 'berth_http_request_duration_seconds', help: 'Time to answer a request, until the last byte was sent', labelNames: ['route'] as const, buckets: [0.005, 0.025, 0.1, 0.5, 2, 10, 60, 300], registers }),
-      served: new Counter({ name: 'berth_served_bytes_total', help: 'Manifest and blob bytes sent to clients, by source: cache (hit, joined, stale, local) or upstream (miss)', labelNames: ['source'] as const, registers }),
-      upstream: new Counter({ name: 'berth_upstream_bytes_total', help: 'Manifest and blob bytes received from each upstream (the WAN cost)', labelNames: ['upstream'] as const, registers }),
-      saved: new Counter({ name: 'berth_wan_bytes_saved_total', help: 'Bytes sent to clients that did not cross the WAN for that request (outcomes hit, joined, stale)', registers }),
+      requests: new Counter({
+        name: 'berth_http_requests_total',
+        help: 'HTTP requests by route, method, status and cache outcome',
+        labelNames: ['route', 'method', 'status', 'outcome'] as const,
+        registers,
+      }),
+      duration: new Histogram({
+        name: 'berth_http_request_duration_seconds',
+        help: 'Time to answer a request, until the last byte was sent',
+        labelNames: ['route'] as const,
+        buckets: [0.005, 0.025, 0.1, 0.5, 2, 10, 60, 300],
+        registers,
+      }),
+      served: new Counter({
+        name: 'berth_served_bytes_total',
+        help: 'Manifest and blob bytes sent to clients, by source: cache (hit, joined, stale, local) or upstream (miss)',
+        labelNames: ['source'] as const,
+        registers,
+      }),
+      upstream: new Counter({
+        name: 'berth_upstream_bytes_total',
+        help: 'Manifest and blob bytes received from each upstream (the WAN cost)',
+        labelNames: ['upstream'] as const,
+        registers,
+      }),
+      saved: new Counter({
+        name: 'berth_wan_bytes_saved_total',
+        help: 'Bytes sent to clients that did not cross the WAN for that request (outcomes hit, joined, stale)',
+        registers,
+      }),
       joined: new Counter({ name: 'berth_joined_requests_total', help: 'Requests that joined an upstream transfer already in progress', registers }),
-      evictions: new Counter({ name: 'berth_evictions_total', help: 'Blobs and manifests removed from the store, by reason: size (LRU), ttl, admin', labelNames: ['reason'] as const, registers }),
-      evictedBytes: new Counter({ name: 'berth_evicted_bytes_total', help: 'Bytes removed from the store, by reason', labelNames: ['reason'] as const, registers }),
-      tokens: new Counter({ name: 'berth_upstream_token_refreshes_total', help: 'Bearer tokens fetched from each upstream\'s token service', labelNames: ['upstream'] as const, registers }),
+      evictions: new Counter({
+        name: 'berth_evictions_total',
+        help: 'Blobs and manifests removed from the store, by reason: size (LRU), ttl, admin',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
+      evictedBytes: new Counter({
+        name: 'berth_evicted_bytes_total',
+        help: 'Bytes removed from the store, by reason',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
+      tokens: new Counter({
+        name: 'berth_upstream_token_refreshes_total',
+        help: "Bearer tokens fetched from each upstream's token service",
+        labelNames: ['upstream'] as const,
+        registers,
+      }),
     };
-    new Gauge({ name: 'berth_fills_in_flight', help: 'Upstream blob transfers in progress', registers, collect() { this.set(src().fillsInFlight()); } });
-    new Gauge({ name: 'berth_store_bytes', help: 'Bytes of content in the store', registers, async collect() { this.set((await src().store()).bytes); } });
-    new Gauge({ name: 'berth_store_blobs', help: 'Blobs and manifests in the store', registers, async collect() { this.set((await src().store()).blobs); } });
-    new Gauge({ name: 'berth_store_limit_bytes', help: 'storage.maxsize (0: unbounded)', registers, collect() { this.set(src().maxsize); } });
     new Gauge({
-      name: 'berth_upstream_up', help: 'Whether each upstream is reachable (1) or its circuit breaker is open (0)', labelNames: ['upstream'] as const, registers,
-      collect() { for (const u of src().upstreams()) this.set({ upstream: u.name }, u.up ? 1 : 0); },
+      name: 'berth_fills_in_flight',
+      help: 'Upstream blob transfers in progress',
+      registers,
+      collect() {
+        this.set(src().fillsInFlight());
+      },
     });
-    new Gauge({ name: 'berth_queue_depth', help: 'Pushed content waiting to be replicated upstream', registers, async collect() { this.set(await src().queueDepth()); } });
+    new Gauge({
+      name: 'berth_store_bytes',
+      help: 'Bytes of content in the store',
+      registers,
+      async collect() {
+        this.set((await src().store()).bytes);
+      },
+    });
+    new Gauge({
+      name: 'berth_store_blobs',
+      help: 'Blobs and manifests in the store',
+      registers,
+      async collect() {
+        this.set((await src().store()).blobs);
+      },
+    });
+    new Gauge({
+      name: 'berth_store_limit_bytes',
+      help: 'storage.maxsize (0: unbounded)',
+      registers,
+      collect() {
+        this.set(src().maxsize);
+      },
+    });
+    new Gauge({
+      name: 'berth_upstream_up',
+      help: 'Whether each upstream is reachable (1) or its circuit breaker is open (0)',
+      labelNames: ['upstream'] as const,
+      registers,
+      collect() {
+        for (const u of src().upstreams()) this.set({ upstream: u.name }, u.up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'berth_queue_depth',
+      help: 'Pushed content waiting to be replicated upstream',
+      registers,
+      async collect() {
+        this.set(await src().queueDepth());
+      },
+    });
     collectDefaultMetrics({ register: this.registry });
     // Series exist from the start, at zero, so rates and dashboards work before the first event.
     for (const source of ['cache', 'upstream']) this.m.served.inc({ source }, 0);

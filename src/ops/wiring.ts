@@ -79,22 +79,38 @@ export interface Operations {
 export function createOperations(d: OperationsDeps): Operations {
   const resolve = imageRouter(d.upstreams);
   const catalog = new ImageCatalog({
-    blobs: d.blobs, index: d.index, repos: d.repos, logger: d.logger, resolve, observer: d.telemetry,
+    blobs: d.blobs,
+    index: d.index,
+    repos: d.repos,
+    logger: d.logger,
+    resolve,
+    observer: d.telemetry,
     inUse: (digest) => d.cache.isInUse(digest),
     protected: d.protect,
   });
-  const warm = new WarmJobs({ cache: d.cache, blobs: d.blobs, index: d.index, repos: d.repos, catalog, resolve, logger: d.logger, now: d.now, ...(d.priority ? { priority: d.priority } : {}) });
+  const warm = new WarmJobs({
+    cache: d.cache,
+    blobs: d.blobs,
+    index: d.index,
+    repos: d.repos,
+    catalog,
+    resolve,
+    logger: d.logger,
+    now: d.now,
+    ...(d.priority ? { priority: d.priority } : {}),
+  });
   const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
   const admin = createAdminHandler({
     credentials: d.config.admin,
     // Clients must authenticate but the admin API has no credentials of its own: loopback only.
     loopbackOnly: !d.config.admin && !d.config.adminOpen && (d.config.auth !== undefined || d.upstreams.some((u) => u.config.passthrough)),
     telemetry: d.telemetry,
-    readiness: () => checkReadiness({
-      probeDir: d.blobs.tmpDir,
-      metadataOk: d.indexOk,
-      upstreams: () => d.upstreams.map((u) => upstreamHealth(u)),
-    }),
+    readiness: () =>
+      checkReadiness({
+        probeDir: d.blobs.tmpDir,
+        metadataOk: d.indexOk,
+        upstreams: () => d.upstreams.map((u) => upstreamHealth(u)),
+      }),
     upstreams: d.upstreams,
     catalog,
     warm,
@@ -102,7 +118,10 @@ export function createOperations(d: OperationsDeps): Operations {
     logger: d.logger,
   });
   return {
-    admin, catalog, warm, schedule,
+    admin,
+    catalog,
+    warm,
+    schedule,
     start: () => {
       d.telemetry.start();
       schedule.start();

@@ -47,7 +47,11 @@ export interface FsckResult {
 }
 
 /** Re-hashes every stored blob; with repair, removes those whose bytes do not match their name. */
-export async function fsck(blobs: BlobStore, index: BlobIndex, opts: { repair: boolean; onProgress?: (digest: string, ok: boolean) => void }): Promise<FsckResult> {
+export async function fsck(
+  blobs: BlobStore,
+  index: BlobIndex,
+  opts: { repair: boolean; onProgress?: (digest: string, ok: boolean) => void },
+): Promise<FsckResult> {
   let checked = 0;
   let bytes = 0;
   const corrupt: string[] = [];

@@ -6,17 +6,26 @@ export type { HoldReason };
 
 /** A tag job is done or dropped: its tag stops being held, unless a newer push holds it. */
 export function releaseReplicatingTag(db: Database.Database, job: { upstream: string; repository: string; tag: string | null; digest: string }): void {
-  db.prepare("DELETE FROM held_tags WHERE upstream = ? AND repository = ? AND tag = ? AND digest = ? AND reason = 'replicating'")
-    .run(job.upstream, job.repository, job.tag, job.digest);
+  db.prepare("DELETE FROM held_tags WHERE upstream = ? AND repository = ? AND tag = ? AND digest = ? AND reason = 'replicating'").run(
+    job.upstream,
+    job.repository,
+    job.tag,
+    job.digest,
+  );
 }
 
 export class SqliteHeldTags implements HeldTags {
-  constructor(private readonly db: Database.Database, private readonly now: () => number) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+  ) {}
 
   async hold(upstream: string, repository: string, tag: string, digest: string, reason: HoldReason): Promise<void> {
     this.db
-      .prepare(`INSERT INTO held_tags (upstream, repository, tag, digest, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, reason = excluded.reason, created_at = excluded.created_at`)
+      .prepare(
+        `INSERT INTO held_tags (upstream, repository, tag, digest, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, reason = excluded.reason, created_at = excluded.created_at`,
+      )
       .run(upstream, repository, tag, digest, reason, this.now());
   }
 
@@ -33,6 +42,8 @@ export class SqliteHeldTags implements HeldTags {
   }
 
   async heldTags(upstream: string, repository: string): Promise<string[]> {
-    return (this.db.prepare('SELECT tag FROM held_tags WHERE upstream = ? AND repository = ? ORDER BY tag').all(upstream, repository) as Array<{ tag: string }>).map((r) => r.tag);
+    return (
+      this.db.prepare('SELECT tag FROM held_tags WHERE upstream = ? AND repository = ? ORDER BY tag').all(upstream, repository) as Array<{ tag: string }>
+    ).map((r) => r.tag);
   }
 }

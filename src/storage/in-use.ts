@@ -21,7 +21,11 @@ export class InUseRecord {
   private readonly layout: StoreLayout;
   private inUse: string[] = [];
 
-  constructor(root: string, private readonly now: () => number, private readonly pid = process.pid) {
+  constructor(
+    root: string,
+    private readonly now: () => number,
+    private readonly pid = process.pid,
+  ) {
     this.layout = new StoreLayout(root);
   }
 
@@ -30,7 +34,9 @@ export class InUseRecord {
     if (this.closed) return;
     this.inUse = inUse;
     this.dirty = true;
-    this.writing ??= this.flush().finally(() => { this.writing = undefined; });
+    this.writing ??= this.flush().finally(() => {
+      this.writing = undefined;
+    });
   }
 
   async open(): Promise<void> {

@@ -40,7 +40,12 @@ export class Leases {
     if (this.isHeld(digest) || this.removing.has(digest)) return false;
     // Marked before `remove` runs a single step: a reader it lets in (an await) must see it.
     let settle!: () => void;
-    this.removing.set(digest, new Promise<void>((resolve) => { settle = resolve; }));
+    this.removing.set(
+      digest,
+      new Promise<void>((resolve) => {
+        settle = resolve;
+      }),
+    );
     try {
       await remove();
     } finally {

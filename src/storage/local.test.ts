@@ -10,21 +10,40 @@ import { openLocalIndex, openLocalPush } from './local.js';
 
 function clock() {
   let t = 1_700_000_000_000;
-  return { now: () => t, advance: (ms: number) => { t += ms; } };
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
 }
 
 async function localIndex() {
   const root = mkdtempSync(join(tmpdir(), 'berth-ports-'));
   const { now, advance } = clock();
   const ports = openLocalIndex(root, now);
-  return { ...ports, advance, close: async () => { ports.close(); rmSync(root, { recursive: true, force: true }); } };
+  return {
+    ...ports,
+    advance,
+    close: async () => {
+      ports.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
 async function localPush() {
   const root = mkdtempSync(join(tmpdir(), 'berth-ports-'));
   const { now, advance } = clock();
   const ports = openLocalPush(root, now);
-  return { ...ports, advance, close: async () => { ports.close(); rmSync(root, { recursive: true, force: true }); } };
+  return {
+    ...ports,
+    advance,
+    close: async () => {
+      ports.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
 blobIndexContract('local', localIndex);

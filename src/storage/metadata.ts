@@ -63,7 +63,10 @@ export const METADATA_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA
 export class MetadataStore {
   private readonly db: Database.Database;
 
-  constructor(root: string, private readonly now: () => number) {
+  constructor(
+    root: string,
+    private readonly now: () => number,
+  ) {
     this.db = new Database(new StoreLayout(root).metadataDb);
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode survives a process crash; blob files carry their own fsync.
@@ -79,14 +82,15 @@ export class MetadataStore {
   putBlob(digest: string, size: number): void {
     const t = this.now();
     this.db
-      .prepare('INSERT INTO blobs (digest, size, created_at, last_access) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET last_access = excluded.last_access')
+      .prepare(
+        'INSERT INTO blobs (digest, size, created_at, last_access) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET last_access = excluded.last_access',
+      )
       .run(digest, size, t, t);
   }
 
   blob(digest: string): { size: number; lastAccess: number } | undefined {
     const row = this.db.prepare('SELECT size, last_access AS lastAccess FROM blobs WHERE digest = ?').get(digest) as
-      | { size: number; lastAccess: number }
-      | undefined;
+      { size: number; lastAccess: number } | undefined;
     return row;
   }
 
@@ -116,7 +120,9 @@ export class MetadataStore {
   }
 
   isBlobLinked(upstream: string, repository: string, digest: string): boolean {
-    return this.db.prepare('SELECT 1 FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').get(upstream, repository, digest) !== undefined;
+    return (
+      this.db.prepare('SELECT 1 FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').get(upstream, repository, digest) !== undefined
+    );
   }
 
   unlinkBlob(upstream: string, repository: string, digest: string): void {
@@ -133,7 +139,10 @@ export class MetadataStore {
 
   /** Whether any repository still links the digest or holds it as a manifest. */
   isReferenced(digest: string): boolean {
-    return this.db.prepare('SELECT 1 FROM repository_blobs WHERE digest = ? UNION ALL SELECT 1 FROM manifests WHERE digest = ? LIMIT 1').get(digest, digest) !== undefined;
+    return (
+      this.db.prepare('SELECT 1 FROM repository_blobs WHERE digest = ? UNION ALL SELECT 1 FROM manifests WHERE digest = ? LIMIT 1').get(digest, digest) !==
+      undefined
+    );
   }
 
   /** Removes a manifest from one repository with the tags there that point at it; true when it was there. */
@@ -148,7 +157,9 @@ export class MetadataStore {
   /** Manifests in a repository whose subject is the digest (the referrers API). */
   referrers(upstream: string, repository: string, subject: string): Array<ManifestRecord & { artifactType: string | null }> {
     return this.db
-      .prepare('SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType FROM manifests WHERE upstream = ? AND repository = ? AND subject = ? ORDER BY digest')
+      .prepare(
+        'SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType FROM manifests WHERE upstream = ? AND repository = ? AND subject = ? ORDER BY digest',
+      )
       .all(upstream, repository, subject) as Array<ManifestRecord & { artifactType: string | null }>;
   }
 
@@ -156,8 +167,10 @@ export class MetadataStore {
   putManifest(upstream: string, repository: string, m: NewManifest): void {
     const tx = this.db.transaction(() => {
       this.db
-        .prepare(`INSERT INTO manifests (upstream, repository, digest, media_type, size, subject, artifact_type, created_at)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+        .prepare(
+          `INSERT INTO manifests (upstream, repository, digest, media_type, size, subject, artifact_type, created_at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        )
         .run(upstream, repository, m.digest, m.mediaType, m.size, m.subject ?? null, m.artifactType ?? null, this.now());
       const child = this.db.prepare('INSERT OR IGNORE INTO manifest_children (digest, child) VALUES (?, ?)');
       const link = this.db.prepare('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)');
@@ -177,8 +190,10 @@ export class MetadataStore {
 
   setTag(upstream: string, repository: string, tag: string, digest: string): void {
     this.db
-      .prepare(`INSERT INTO tags (upstream, repository, tag, digest, checked_at) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, checked_at = excluded.checked_at`)
+      .prepare(
+        `INSERT INTO tags (upstream, repository, tag, digest, checked_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, checked_at = excluded.checked_at`,
+      )
       .run(upstream, repository, tag, digest, this.now());
   }
 
@@ -227,11 +242,17 @@ export class MetadataStore {
 
   /** Everything eviction needs in one read: blobs, parent-child edges, and which upstreams hold each digest. */
   evictionView(): EvictionView {
-    const blobs = this.db.prepare('SELECT digest, size, last_access AS lastAccess, pinned FROM blobs').all() as Array<{ digest: string; size: number; lastAccess: number; pinned: number }>;
+    const blobs = this.db.prepare('SELECT digest, size, last_access AS lastAccess, pinned FROM blobs').all() as Array<{
+      digest: string;
+      size: number;
+      lastAccess: number;
+      pinned: number;
+    }>;
     const edges = this.db.prepare('SELECT digest AS parent, child FROM manifest_children').all() as Array<{ parent: string; child: string }>;
-    const holders = this.db
-      .prepare('SELECT digest, upstream FROM repository_blobs UNION SELECT digest, upstream FROM manifests')
-      .all() as Array<{ digest: string; upstream: string }>;
+    const holders = this.db.prepare('SELECT digest, upstream FROM repository_blobs UNION SELECT digest, upstream FROM manifests').all() as Array<{
+      digest: string;
+      upstream: string;
+    }>;
     return { blobs: blobs.map((b) => ({ ...b, pinned: b.pinned !== 0 })), edges, holders };
   }
 
@@ -252,17 +273,20 @@ export class MetadataStore {
   /** Cached repositories with their tags, for `berth ls`. */
   listing(): ListingRow[] {
     return this.db
-      .prepare(`SELECT m.upstream, m.repository, t.tag, m.digest, b.size, b.last_access AS lastAccess
+      .prepare(
+        `SELECT m.upstream, m.repository, t.tag, m.digest, b.size, b.last_access AS lastAccess
         FROM manifests m LEFT JOIN tags t ON t.upstream = m.upstream AND t.repository = m.repository AND t.digest = m.digest
-        LEFT JOIN blobs b ON b.digest = m.digest ORDER BY m.upstream, m.repository, t.tag`)
+        LEFT JOIN blobs b ON b.digest = m.digest ORDER BY m.upstream, m.repository, t.tag`,
+      )
       .all() as ListingRow[];
   }
 
   /** Sizes of a manifest's referenced blobs (one level), for image totals. */
   childSizes(digest: string): Array<{ child: string; size: number | null }> {
-    return this.db
-      .prepare('SELECT c.child, b.size FROM manifest_children c LEFT JOIN blobs b ON b.digest = c.child WHERE c.digest = ?')
-      .all(digest) as Array<{ child: string; size: number | null }>;
+    return this.db.prepare('SELECT c.child, b.size FROM manifest_children c LEFT JOIN blobs b ON b.digest = c.child WHERE c.digest = ?').all(digest) as Array<{
+      child: string;
+      size: number | null;
+    }>;
   }
 
   /** True while the database is open and answers a query (readiness). */
@@ -299,7 +323,8 @@ export class MetadataStore {
    */
   images(q: string, limit: number): ImageRow[] {
     return this.db
-      .prepare(`SELECT m.upstream, m.repository, t.tag, m.digest, m.media_type AS mediaType, b.last_access AS lastPull, COALESCE(b.pinned, 0) AS pinned
+      .prepare(
+        `SELECT m.upstream, m.repository, t.tag, m.digest, m.media_type AS mediaType, b.last_access AS lastPull, COALESCE(b.pinned, 0) AS pinned
         FROM manifests m
         LEFT JOIN tags t ON t.upstream = m.upstream AND t.repository = m.repository AND t.digest = m.digest
         LEFT JOIN blobs b ON b.digest = m.digest
@@ -307,7 +332,8 @@ export class MetadataStore {
           SELECT 1 FROM manifest_children c JOIN manifests p ON p.digest = c.digest AND p.upstream = m.upstream AND p.repository = m.repository
           WHERE c.child = m.digest))
         AND instr(m.upstream || '/' || m.repository || ':' || COALESCE(t.tag, '') || '@' || m.digest, ?) > 0
-        ORDER BY m.upstream, m.repository, t.tag, m.digest LIMIT ?`)
+        ORDER BY m.upstream, m.repository, t.tag, m.digest LIMIT ?`,
+      )
       .all(q, limit) as ImageRow[];
   }
 }

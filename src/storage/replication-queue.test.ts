@@ -21,23 +21,55 @@ function setup() {
   const db = openPushDatabase(root);
   const queue = new SqliteReplicationQueue(db, () => t);
   const held = new SqliteHeldTags(db, () => t);
-  return { root, db, queue, held, advance: (ms: number) => { t += ms; }, now: () => t, cleanup: () => { db.close(); rmSync(root, { recursive: true, force: true }); } };
+  return {
+    root,
+    db,
+    queue,
+    held,
+    advance: (ms: number) => {
+      t += ms;
+    },
+    now: () => t,
+    cleanup: () => {
+      db.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
 test('jobs run in dependency order: blobs, then the manifest, then the tag', async () => {
   const { queue, held, cleanup } = setup();
   await queue.enqueueBlob('u', 'r', d(1));
-  const { manifestJob, tagJob } = await queue.enqueueManifest('u', 'r', d(9), [{ kind: 'blob', digest: d(1) }, { kind: 'blob', digest: d(2) }], { tag: 'v1', baseDigest: null });
-  assert.deepEqual((await queue.list()).map((j) => j.kind), ['blob', 'manifest', 'blob', 'tag'], 'the already-queued blob is reused, the other added');
+  const { manifestJob, tagJob } = await queue.enqueueManifest(
+    'u',
+    'r',
+    d(9),
+    [
+      { kind: 'blob', digest: d(1) },
+      { kind: 'blob', digest: d(2) },
+    ],
+    { tag: 'v1', baseDigest: null },
+  );
+  assert.deepEqual(
+    (await queue.list()).map((j) => j.kind),
+    ['blob', 'manifest', 'blob', 'tag'],
+    'the already-queued blob is reused, the other added',
+  );
   const first = await queue.claim('u', 10, by);
   assert.deepEqual(first.map((j) => j.digest).sort(), [d(1), d(2)]);
   assert.deepEqual(await queue.claim('u', 10, by), [], 'the manifest waits for its blobs');
   for (const j of first) await queue.complete(j);
   const second = await queue.claim('u', 10, by);
-  assert.deepEqual(second.map((j) => j.id), [manifestJob]);
+  assert.deepEqual(
+    second.map((j) => j.id),
+    [manifestJob],
+  );
   await queue.complete(second[0]!);
   const third = await queue.claim('u', 10, by);
-  assert.deepEqual(third.map((j) => j.id), [tagJob]);
+  assert.deepEqual(
+    third.map((j) => j.id),
+    [tagJob],
+  );
   assert.ok(await held.isHeld('u', 'r', 'v1'), 'the tag is held until the upstream has it');
   await queue.complete(third[0]!);
   assert.ok(!(await held.isHeld('u', 'r', 'v1')));
@@ -50,7 +82,11 @@ test('a newer push of a tag supersedes a queued one, waits for a running one, an
   await queue.enqueueManifest('u', 'r', d(1), [], { tag: 'v1', baseDigest: null });
   await queue.enqueueManifest('u', 'r', d(2), [], { tag: 'v1', baseDigest: d(1) });
   const tags = (await queue.list()).filter((j) => j.kind === 'tag');
-  assert.deepEqual(tags.map((j) => j.digest), [d(2)], 'the older, not yet running tag job is gone');
+  assert.deepEqual(
+    tags.map((j) => j.digest),
+    [d(2)],
+    'the older, not yet running tag job is gone',
+  );
   // Run everything runnable: both manifests, then the tag.
   for (const j of await queue.claim('u', 10, by)) await queue.complete(j);
   const running = await queue.claim('u', 10, by);
@@ -92,10 +128,20 @@ test('the worker retries refusals with backoff and marks the job failed after th
   const q = new SqliteReplicationQueue(db, realNow);
   const id = await q.enqueueBlob('u', 'r', d(1));
   let attempts = 0;
-  const replicator = { ensureBlob: async () => { attempts++; throw new OciError('DENIED', 'upstream u denied the push'); } } as unknown as Replicator;
+  const replicator = {
+    ensureBlob: async () => {
+      attempts++;
+      throw new OciError('DENIED', 'upstream u denied the push');
+    },
+  } as unknown as Replicator;
   const upstream = { config: { name: 'u' }, client: { breaker: { state: 'up' } } } as unknown as Upstream;
   const worker = new ReplicationWorker({
-    queue: q, owner: 'local', replicator, upstreams: [upstream], logger: pino({ level: 'silent' }), now: realNow,
+    queue: q,
+    owner: 'local',
+    replicator,
+    upstreams: [upstream],
+    logger: pino({ level: 'silent' }),
+    now: realNow,
     policy: { concurrency: 1, baseDelayMs: 5, maxDelayMs: 20, maxRefusals: 3, pollMs: 10 },
   });
   await worker.start();

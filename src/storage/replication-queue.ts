@@ -16,7 +16,10 @@ const JOB_COLUMNS = `id, upstream, repository, kind, digest, tag, base_digest AS
  * berth runs or not.
  */
 export class SqliteReplicationQueue implements ReplicationQueue {
-  constructor(private readonly db: Database.Database, private readonly now: () => number) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+  ) {}
 
   /** An unfinished job for the same item, or a new one. */
   private ensure(upstream: string, repository: string, kind: 'blob' | 'manifest', digest: string): number {
@@ -29,10 +32,14 @@ export class SqliteReplicationQueue implements ReplicationQueue {
 
   private insert(upstream: string, repository: string, kind: JobKind, digest: string, tag: string | null, baseDigest: string | null): number {
     const t = this.now();
-    return Number(this.db
-      .prepare(`INSERT INTO replication_jobs (upstream, repository, kind, digest, tag, base_digest, next_attempt_at, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(upstream, repository, kind, digest, tag, baseDigest, t, t, t).lastInsertRowid);
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO replication_jobs (upstream, repository, kind, digest, tag, base_digest, next_attempt_at, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(upstream, repository, kind, digest, tag, baseDigest, t, t, t).lastInsertRowid,
+    );
   }
 
   private need(job: number, needs: number): void {
@@ -56,7 +63,10 @@ export class SqliteReplicationQueue implements ReplicationQueue {
     tag?: { tag: string; baseDigest: string | null },
   ): Promise<{ manifestJob: number; tagJob: number | undefined }> {
     return this.db.transaction(() => {
-      const fresh = this.db.prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'manifest' AND digest = ?").get(upstream, repository, digest) === undefined;
+      const fresh =
+        this.db
+          .prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'manifest' AND digest = ?")
+          .get(upstream, repository, digest) === undefined;
       const manifestJob = this.ensure(upstream, repository, 'manifest', digest);
       if (fresh) for (const c of children) this.need(manifestJob, this.ensure(upstream, repository, c.kind, c.digest));
       if (!tag) return { manifestJob, tagJob: undefined };
@@ -70,8 +80,10 @@ export class SqliteReplicationQueue implements ReplicationQueue {
       }
       this.need(tagJob, manifestJob);
       this.db
-        .prepare(`INSERT INTO held_tags (upstream, repository, tag, digest, reason, created_at) VALUES (?, ?, ?, ?, 'replicating', ?)
-          ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, reason = excluded.reason, created_at = excluded.created_at`)
+        .prepare(
+          `INSERT INTO held_tags (upstream, repository, tag, digest, reason, created_at) VALUES (?, ?, ?, ?, 'replicating', ?)
+          ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, reason = excluded.reason, created_at = excluded.created_at`,
+        )
         .run(upstream, repository, tag.tag, digest, this.now());
       return { manifestJob, tagJob };
     })();
@@ -81,8 +93,10 @@ export class SqliteReplicationQueue implements ReplicationQueue {
   async claim(upstream: string, limit: number, by: Claimant): Promise<Job[]> {
     return this.db.transaction(() => {
       const jobs = this.db
-        .prepare(`SELECT ${JOB_COLUMNS} FROM replication_jobs j WHERE upstream = ? AND state = 'pending' AND next_attempt_at <= ?
-          AND NOT EXISTS (SELECT 1 FROM replication_deps d WHERE d.job = j.id) ORDER BY id LIMIT ?`)
+        .prepare(
+          `SELECT ${JOB_COLUMNS} FROM replication_jobs j WHERE upstream = ? AND state = 'pending' AND next_attempt_at <= ?
+          AND NOT EXISTS (SELECT 1 FROM replication_deps d WHERE d.job = j.id) ORDER BY id LIMIT ?`,
+        )
         .all(upstream, this.now(), limit) as Job[];
       const mark = this.db.prepare("UPDATE replication_jobs SET state = 'running', owner = ?, lease_until = ?, updated_at = ? WHERE id = ?");
       const leaseUntil = this.now() + by.leaseMs;
@@ -104,7 +118,9 @@ export class SqliteReplicationQueue implements ReplicationQueue {
       const row = this.db.prepare('SELECT digest FROM replication_jobs WHERE id = ?').get(job.id) as { digest: string } | undefined;
       this.remove(job.id);
       if (job.kind === 'tag' && row?.digest === job.digest) {
-        const newer = this.db.prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'tag' AND tag = ?").get(job.upstream, job.repository, job.tag);
+        const newer = this.db
+          .prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'tag' AND tag = ?")
+          .get(job.upstream, job.repository, job.tag);
         if (!newer) {
           releaseReplicatingTag(this.db, job);
         }
@@ -115,9 +131,11 @@ export class SqliteReplicationQueue implements ReplicationQueue {
   /** Records a failed attempt: back to pending at `nextAttemptAt`, or `failed` (waits for `berth queue retry`). */
   async fail(id: number, error: string, opts: { transient: boolean; nextAttemptAt: number; giveUp: boolean }): Promise<void> {
     this.db
-      .prepare(`UPDATE replication_jobs SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, transient = ?, updated_at = ?,
+      .prepare(
+        `UPDATE replication_jobs SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, transient = ?, updated_at = ?,
         owner = NULL, lease_until = NULL
-        WHERE id = ? AND state = 'running'`)
+        WHERE id = ? AND state = 'running'`,
+      )
       .run(opts.giveUp ? 'failed' : 'pending', opts.nextAttemptAt, error.slice(0, 1000), opts.transient ? 1 : 0, this.now(), id);
   }
 
@@ -128,8 +146,10 @@ export class SqliteReplicationQueue implements ReplicationQueue {
    */
   async recover(owner: string): Promise<number> {
     return this.db
-      .prepare(`UPDATE replication_jobs SET state = 'pending', owner = NULL, lease_until = NULL
-        WHERE state = 'running' AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until <= ?)`)
+      .prepare(
+        `UPDATE replication_jobs SET state = 'pending', owner = NULL, lease_until = NULL
+        WHERE state = 'running' AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until <= ?)`,
+      )
       .run(owner, this.now()).changes;
   }
 
@@ -142,7 +162,9 @@ export class SqliteReplicationQueue implements ReplicationQueue {
 
   /** Earliest time a pending job of the upstream is due, if any. */
   async nextDue(upstream: string): Promise<number | undefined> {
-    const row = this.db.prepare("SELECT MIN(next_attempt_at) AS t FROM replication_jobs WHERE upstream = ? AND state = 'pending'").get(upstream) as { t: number | null };
+    const row = this.db.prepare("SELECT MIN(next_attempt_at) AS t FROM replication_jobs WHERE upstream = ? AND state = 'pending'").get(upstream) as {
+      t: number | null;
+    };
     return row.t ?? undefined;
   }
 
@@ -164,9 +186,11 @@ export class SqliteReplicationQueue implements ReplicationQueue {
 
   /** Makes a pending or failed job due now with a fresh attempt count; false when there is no such job. */
   async retry(id: number): Promise<boolean> {
-    return this.db
-      .prepare("UPDATE replication_jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'running'")
-      .run(this.now(), this.now(), id).changes > 0;
+    return (
+      this.db
+        .prepare("UPDATE replication_jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'running'")
+        .run(this.now(), this.now(), id).changes > 0
+    );
   }
 
   /** Removes a job for good; jobs waiting on it are released (and fail upstream if they really needed it). */

@@ -39,7 +39,12 @@ test('sends the exact bytes of whole files and ranges, across buffer reuse withi
   const data = randomBytes(SEND_CHUNK * 5 + 123);
   const pool = new BufferPool();
   await withFile(data, async (fd) => {
-    for (const [start, end] of [[0, data.length - 1], [1, 1], [SEND_CHUNK - 1, SEND_CHUNK * 3 + 7], [data.length - 10, data.length - 1]] as const) {
+    for (const [start, end] of [
+      [0, data.length - 1],
+      [1, 1],
+      [SEND_CHUNK - 1, SEND_CHUNK * 3 + 7],
+      [data.length - 10, data.length - 1],
+    ] as const) {
       const out = sink(1);
       let counted = 0;
       await sendRange(fd, start, end, out, (n) => (counted += n), pool);
@@ -68,6 +73,9 @@ test('rejects when the writable is destroyed midway, and stops reading', async (
 
 test('a range past the end of the file fails instead of hanging', async () => {
   await withFile(randomBytes(1000), async (fd) => {
-    await assert.rejects(sendRange(fd, 0, 1999, sink(), () => undefined), /file ended at byte 1000/);
+    await assert.rejects(
+      sendRange(fd, 0, 1999, sink(), () => undefined),
+      /file ended at byte 1000/,
+    );
   });
 });

@@ -6,7 +6,10 @@ export type { UploadRow };
 
 /** Rows of client uploads in progress; the bytes are temp files under <root>/uploads. */
 export class SqliteUploadSessions implements UploadSessions {
-  constructor(private readonly db: Database.Database, private readonly now: () => number) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+  ) {}
 
   async insert(id: string, upstream: string, repository: string): Promise<void> {
     const t = this.now();
@@ -14,7 +17,8 @@ export class SqliteUploadSessions implements UploadSessions {
   }
 
   async get(id: string): Promise<UploadRow | undefined> {
-    return this.db.prepare('SELECT id, upstream, repository, created_at AS createdAt, updated_at AS updatedAt FROM uploads WHERE id = ?').get(id) as UploadRow | undefined;
+    return this.db.prepare('SELECT id, upstream, repository, created_at AS createdAt, updated_at AS updatedAt FROM uploads WHERE id = ?').get(id) as
+      UploadRow | undefined;
   }
 
   async touch(id: string): Promise<void> {

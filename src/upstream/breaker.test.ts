@@ -7,7 +7,12 @@ import { CircuitBreaker } from './breaker.js';
 
 test('one line per transition; the upstream key comes from the child logger only', () => {
   const lines: string[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _e, cb) { lines.push(chunk.toString()); cb(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
   const logger = pino({}, sink).child({ upstream: 'harbor' });
   let now = 0;
   const breaker = new CircuitBreaker({ name: 'harbor', threshold: 3, probeIntervalMs: 60_000, probe: async () => false, logger, now: () => now });

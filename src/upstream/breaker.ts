@@ -55,7 +55,10 @@ export class CircuitBreaker {
     this.lastError = reason;
     if (this.openedAt === undefined && this.failures >= this.opts.threshold) {
       this.openedAt = this.opts.now();
-      this.opts.logger.error({ failures: this.failures, err: reason }, 'upstream unreachable: serving from cache, failing fast for uncached content until it answers again');
+      this.opts.logger.error(
+        { failures: this.failures, err: reason },
+        'upstream unreachable: serving from cache, failing fast for uncached content until it answers again',
+      );
       this.schedule();
     }
   }

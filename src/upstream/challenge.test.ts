@@ -29,7 +29,12 @@ test('token realms: same registrable domain, or listed by host or host:port; any
 
 test('what a registry JWT grants on one repository; opaque tokens grant nothing', () => {
   const jwt = (claims: unknown) => `h.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.s`;
-  const token = jwt({ access: [{ type: 'repository', name: 'xing/app', actions: ['pull', 'push'] }, { type: 'repository', name: 'other', actions: ['*'] }] });
+  const token = jwt({
+    access: [
+      { type: 'repository', name: 'xing/app', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'other', actions: ['*'] },
+    ],
+  });
   assert.deepEqual(grantedActions(token, 'xing/app'), ['pull', 'push']);
   assert.deepEqual(grantedActions(token, 'xing'), []);
   assert.deepEqual(grantedActions('opaque-token', 'xing/app'), []);

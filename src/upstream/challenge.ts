@@ -17,7 +17,7 @@ export function parseChallenge(header: string | string[] | undefined): Challenge
   const re = /([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?/g;
   let p: RegExpExecArray | null;
   while ((p = re.exec(m[2] ?? '')) !== null) {
-    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3] ?? '';
+    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] ?? '');
   }
   return { scheme: m[1]!.toLowerCase(), params };
 }

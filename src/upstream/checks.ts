@@ -57,7 +57,13 @@ export async function runChecks(config: UpstreamConfig, opts: CheckOptions): Pro
 
   const connected = await tcpConnect(address, port, opts.connectMs);
   if (connected !== undefined) {
-    out.push(fail('connect', `cannot connect to ${address}:${port}: ${connected}`, `check that the central registry listens there and the cache host may reach it; ${keyOf(config, 'resolve')} sets the address`));
+    out.push(
+      fail(
+        'connect',
+        `cannot connect to ${address}:${port}: ${connected}`,
+        `check that the central registry listens there and the cache host may reach it; ${keyOf(config, 'resolve')} sets the address`,
+      ),
+    );
     return out;
   }
   out.push(ok('connect', `connected to ${address}:${port}`));
@@ -70,10 +76,20 @@ export async function runChecks(config: UpstreamConfig, opts: CheckOptions): Pro
 
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(`${config.remoteurl}/v2/`, { method: 'GET', headers: opts.instance ? { [VIA_HEADER]: opts.instance } : {}, dispatcher: opts.dispatcher });
+    res = await request(`${config.remoteurl}/v2/`, {
+      method: 'GET',
+      headers: opts.instance ? { [VIA_HEADER]: opts.instance } : {},
+      dispatcher: opts.dispatcher,
+    });
     await res.body.dump();
   } catch (err) {
-    out.push(fail('connect', `GET ${config.remoteurl}/v2/ failed: ${errorCode(err) ?? (err as Error).message}`, 'check that remoteurl names a registry (its /v2/ endpoint)'));
+    out.push(
+      fail(
+        'connect',
+        `GET ${config.remoteurl}/v2/ failed: ${errorCode(err) ?? (err as Error).message}`,
+        'check that remoteurl names a registry (its /v2/ endpoint)',
+      ),
+    );
     return out;
   }
   const answeredBy = first(res.headers[INSTANCE_HEADER]);
@@ -87,34 +103,86 @@ export async function runChecks(config: UpstreamConfig, opts: CheckOptions): Pro
 }
 
 async function authChecks(config: UpstreamConfig, res: Dispatcher.ResponseData, opts: CheckOptions): Promise<CheckResult[]> {
-  if (res.statusCode >= 500) return [fail('credentials', `${config.remoteurl}/v2/ answered ${res.statusCode}`, 'the central registry is failing; see its logs')];
+  if (res.statusCode >= 500)
+    return [fail('credentials', `${config.remoteurl}/v2/ answered ${res.statusCode}`, 'the central registry is failing; see its logs')];
   if (res.statusCode !== 401) {
-    return [ok('credentials', config.username !== undefined ? `${config.remoteurl} asks for no credentials (${keyOf(config, 'username')} is not needed)` : `${config.remoteurl} allows anonymous pulls`)];
+    return [
+      ok(
+        'credentials',
+        config.username !== undefined
+          ? `${config.remoteurl} asks for no credentials (${keyOf(config, 'username')} is not needed)`
+          : `${config.remoteurl} allows anonymous pulls`,
+      ),
+    ];
   }
   const challenge = parseChallenge(res.headers['www-authenticate']);
   const creds = config.username !== undefined ? { username: config.username, password: config.password ?? '' } : undefined;
   const setCreds = `set ${keyOf(config, 'username')} and password (or passwordfile, dockerconfig)`;
   if (challenge?.scheme === 'basic') {
     if (!creds) return [fail('credentials', `${config.remoteurl} requires credentials`, setCreds)];
-    const again = await request(`${config.remoteurl}/v2/`, { method: 'GET', headers: { authorization: basicAuth(creds.username, creds.password), ...(opts.instance ? { [VIA_HEADER]: opts.instance } : {}) }, dispatcher: opts.dispatcher });
+    const again = await request(`${config.remoteurl}/v2/`, {
+      method: 'GET',
+      headers: { authorization: basicAuth(creds.username, creds.password), ...(opts.instance ? { [VIA_HEADER]: opts.instance } : {}) },
+      dispatcher: opts.dispatcher,
+    });
     await again.body.dump();
     return again.statusCode === 200
       ? [ok('credentials', `${config.remoteurl} accepts user "${creds.username}" (basic auth)`)]
-      : [fail('credentials', `${config.remoteurl} rejected user "${creds.username}" (basic auth, ${again.statusCode})`, `check ${keyOf(config, 'username')} and its password`)];
+      : [
+          fail(
+            'credentials',
+            `${config.remoteurl} rejected user "${creds.username}" (basic auth, ${again.statusCode})`,
+            `check ${keyOf(config, 'username')} and its password`,
+          ),
+        ];
   }
-  if (challenge?.scheme !== 'bearer') return [fail('credentials', `${config.remoteurl} sent an authentication challenge berth does not know: ${challenge?.scheme ?? '(none)'}`, 'use a registry with basic or bearer token auth')];
+  if (challenge?.scheme !== 'bearer')
+    return [
+      fail(
+        'credentials',
+        `${config.remoteurl} sent an authentication challenge berth does not know: ${challenge?.scheme ?? '(none)'}`,
+        'use a registry with basic or bearer token auth',
+      ),
+    ];
   const realm = challenge.params['realm'] ?? '';
   try {
-    const outcome = await fetchToken({ upstreamName: config.name, remoteurl: config.remoteurl, allowedRealms: config.tokenrealms, dispatcher: opts.dispatcher, logger: pino({ level: 'silent' }) }, challenge, undefined, creds);
+    const outcome = await fetchToken(
+      {
+        upstreamName: config.name,
+        remoteurl: config.remoteurl,
+        allowedRealms: config.tokenrealms,
+        dispatcher: opts.dispatcher,
+        logger: pino({ level: 'silent' }),
+      },
+      challenge,
+      undefined,
+      creds,
+    );
     const token = ok('token', `token realm ${realm} answers`);
     if (outcome.kind === 'rejected') {
-      return [token, creds
-        ? fail('credentials', `token realm ${realm} rejected user "${creds.username}" (${outcome.status})`, `check ${keyOf(config, 'username')} and its password`)
-        : fail('credentials', `token realm ${realm} refuses anonymous tokens (${outcome.status})`, setCreds)];
+      return [
+        token,
+        creds
+          ? fail(
+              'credentials',
+              `token realm ${realm} rejected user "${creds.username}" (${outcome.status})`,
+              `check ${keyOf(config, 'username')} and its password`,
+            )
+          : fail('credentials', `token realm ${realm} refuses anonymous tokens (${outcome.status})`, setCreds),
+      ];
     }
-    return [token, ok('credentials', creds ? `token realm ${realm} issued a token for user "${creds.username}"` : `token realm ${realm} issues anonymous tokens`)];
+    return [
+      token,
+      ok('credentials', creds ? `token realm ${realm} issued a token for user "${creds.username}"` : `token realm ${realm} issues anonymous tokens`),
+    ];
   } catch (err) {
-    return [fail('token', (err as Error).message, `make the token realm reachable from the cache host, or list its host in ${keyOf(config, 'tokenrealms')} if it is trusted`)];
+    return [
+      fail(
+        'token',
+        (err as Error).message,
+        `make the token realm reachable from the cache host, or list its host in ${keyOf(config, 'tokenrealms')} if it is trusted`,
+      ),
+    ];
   }
 }
 
@@ -126,8 +194,14 @@ function first(v: string | string[] | undefined): string | undefined {
 function tcpConnect(address: string, port: number, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const s = netConnect({ host: address, port, timeout: timeoutMs });
-    s.once('connect', () => { s.destroy(); resolve(undefined); });
-    s.once('timeout', () => { s.destroy(); resolve(`no answer within ${timeoutMs} ms`); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(undefined);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(`no answer within ${timeoutMs} ms`);
+    });
     s.once('error', (err) => resolve(errorCode(err) ?? err.message));
   });
 }
@@ -136,7 +210,10 @@ function tlsCheck(config: UpstreamConfig, host: string, port: number, timeoutMs:
   if (config.insecure) return Promise.resolve(ok('tls', `certificate not verified (${keyOf(config, 'insecure')}: true)`));
   return new Promise((resolve) => {
     const s = tlsConnect({ ...connectOptions(config, timeoutMs), host, port, ...(isIP(host) ? {} : { servername: host }) } as never);
-    s.setTimeout(timeoutMs, () => { s.destroy(); resolve(fail('tls', `no TLS handshake within ${timeoutMs} ms`, 'check that remoteurl\'s port speaks TLS')); });
+    s.setTimeout(timeoutMs, () => {
+      s.destroy();
+      resolve(fail('tls', `no TLS handshake within ${timeoutMs} ms`, "check that remoteurl's port speaks TLS"));
+    });
     s.once('secureConnect', () => {
       const cert = s.getPeerCertificate();
       s.destroy();
@@ -144,7 +221,9 @@ function tlsCheck(config: UpstreamConfig, host: string, port: number, timeoutMs:
     });
     s.once('error', async (err) => {
       s.destroy();
-      const p = errorCode(err)?.startsWith('ERR_SSL') ? describeConfigProblem(config, err) : describeTrustProblem(config, err, await peerCertificate(config, timeoutMs));
+      const p = errorCode(err)?.startsWith('ERR_SSL')
+        ? describeConfigProblem(config, err)
+        : describeTrustProblem(config, err, await peerCertificate(config, timeoutMs));
       resolve(fail('tls', p.message, p.fix));
     });
   });

@@ -157,7 +157,10 @@ export class RegistryClient {
     // A handed-out URL on another origin gets no credentials, as across redirects.
     if (new URL(url).origin !== new URL(this.remoteurl).origin) return this.sendWithRedirects(req.method, url, { ...req.headers }, req.body, req.known);
     // Space-separated scopes become one `scope` parameter each at the token realm.
-    const scope = [`repository:${repository}:${req.push ? 'pull,push' : 'pull'}`, ...(req.pullFrom ?? []).map((r) => `repository:${this.upstreamRepository(r)}:pull`)].join(' ');
+    const scope = [
+      `repository:${repository}:${req.push ? 'pull,push' : 'pull'}`,
+      ...(req.pullFrom ?? []).map((r) => `repository:${this.upstreamRepository(r)}:pull`),
+    ].join(' ');
     let res = await this.sendWithRedirects(req.method, url, { ...req.headers, ...this.authHeader(scope) }, req.body, req.known);
     if (res.status !== 401) return res;
 
@@ -174,9 +177,12 @@ export class RegistryClient {
     }
     if (res.status === 401) {
       await res.body.dump();
-      throw new OciError('UNAUTHORIZED', this.config.username === undefined
-        ? `upstream ${this.name} (${this.remoteurl}) requires credentials: set username and password for it`
-        : `upstream ${this.name} (${this.remoteurl}) rejected berth's credentials for user "${this.config.username}": check its username and password`);
+      throw new OciError(
+        'UNAUTHORIZED',
+        this.config.username === undefined
+          ? `upstream ${this.name} (${this.remoteurl}) requires credentials: set username and password for it`
+          : `upstream ${this.name} (${this.remoteurl}) rejected berth's credentials for user "${this.config.username}": check its username and password`,
+      );
     }
     return res;
   }
@@ -223,7 +229,13 @@ export class RegistryClient {
    * Follows redirects of reads (blob storage often lives elsewhere), dropping credentials across
    * origins. Writes are not redirected: their 3xx goes back to the caller.
    */
-  private async sendWithRedirects(method: string, url: string, headers: Record<string, string>, body?: () => Buffer | Readable, known = false): Promise<UpstreamResponse> {
+  private async sendWithRedirects(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body?: () => Buffer | Readable,
+    known = false,
+  ): Promise<UpstreamResponse> {
     let current = url;
     let hdrs = { ...headers, ...this.viaHeader() };
     const follows = method === 'GET' || method === 'HEAD';

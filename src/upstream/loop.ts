@@ -14,7 +14,10 @@ const ID_FILE = 'instance-id';
 /** The store's instance id, created on first start; `berth doctor` reads the same one. */
 export async function instanceId(root: string, create = true): Promise<string | undefined> {
   const file = join(root, ID_FILE);
-  const existing = await readFile(file, 'utf8').then((t) => t.trim(), () => '');
+  const existing = await readFile(file, 'utf8').then(
+    (t) => t.trim(),
+    () => '',
+  );
   if (/^[0-9a-f-]{36}$/.test(existing)) return existing;
   if (!create) return undefined;
   const id = randomUUID();

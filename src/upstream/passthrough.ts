@@ -40,7 +40,10 @@ export class PassthroughChecker {
   /** Keys hash the password with a per-process salt: no password is kept in memory as such. */
   private readonly salt = randomBytes(16);
 
-  constructor(private readonly client: RegistryClient, private readonly opts: PassthroughOptions) {}
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly opts: PassthroughOptions,
+  ) {}
 
   /** May `creds` (none: anonymous) do `action` on `repository` upstream? Decisions are reused for ttlMs. */
   check(creds: Credentials | undefined, repository: string, action: Action, probe: Probe): Promise<Verdict> {
@@ -76,9 +79,12 @@ export class PassthroughChecker {
           logger.debug({ upstream: name, verdict: known.verdict, err: err.message }, 'upstream cannot check access; using the last known decision');
           return known.verdict;
         }
-        throw new OciError('UNAVAILABLE', outage === 'deny'
-          ? `access cannot be checked with upstream ${name} (${err.message}); its passthroughoutage is deny, so the cache refuses until the upstream answers`
-          : `access cannot be checked with upstream ${name} (${err.message}) and there is no earlier decision for these credentials`);
+        throw new OciError(
+          'UNAVAILABLE',
+          outage === 'deny'
+            ? `access cannot be checked with upstream ${name} (${err.message}); its passthroughoutage is deny, so the cache refuses until the upstream answers`
+            : `access cannot be checked with upstream ${name} (${err.message}) and there is no earlier decision for these credentials`,
+        );
       }
     });
   }
@@ -128,11 +134,21 @@ export class PassthroughChecker {
 
   private tokenContext() {
     const { client } = this;
-    return { upstreamName: client.name, remoteurl: client.remoteurl, allowedRealms: client.tokenrealms, dispatcher: client.dispatcher, logger: this.opts.logger };
+    return {
+      upstreamName: client.name,
+      remoteurl: client.remoteurl,
+      allowedRealms: client.tokenrealms,
+      dispatcher: client.dispatcher,
+      logger: this.opts.logger,
+    };
   }
 
   /** One request with the client's credentials; 5xx, 429 and network failures are an outage. */
-  private async send(method: string, url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  private async send(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
     let res: Dispatcher.ResponseData;
     try {
       res = await request(url, { method: method, headers, dispatcher: this.client.dispatcher });
@@ -153,7 +169,10 @@ export function grantedActions(token: string, repository: string): string[] {
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { access?: unknown };
     if (!Array.isArray(claims.access)) return [];
     return claims.access
-      .filter((a): a is { type: string; name: string; actions: unknown[] } => typeof a === 'object' && a !== null && (a as { type?: unknown }).type === 'repository' && (a as { name?: unknown }).name === repository)
+      .filter(
+        (a): a is { type: string; name: string; actions: unknown[] } =>
+          typeof a === 'object' && a !== null && (a as { type?: unknown }).type === 'repository' && (a as { name?: unknown }).name === repository,
+      )
       .flatMap((a) => (Array.isArray(a.actions) ? a.actions.filter((x): x is string => typeof x === 'string') : []));
   } catch {
     return [];

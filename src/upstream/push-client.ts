@@ -27,7 +27,13 @@ export interface BlobSource {
  * one chunk, else chunks that resume after a cut (upstream/upload). A failed mount answers 202
  * with an upload URL, which is used as is: no extra round trip.
  */
-export async function sendBlob(client: RegistryClient, repository: string, digest: string, source: BlobSource, mountFrom: readonly string[]): Promise<'mounted' | 'uploaded'> {
+export async function sendBlob(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  source: BlobSource,
+  mountFrom: readonly string[],
+): Promise<'mounted' | 'uploaded'> {
   let location: string | undefined;
   const from = mountFrom.find((r) => r !== repository);
   if (from) {
@@ -53,7 +59,11 @@ export async function sendBlob(client: RegistryClient, repository: string, diges
   const url = new URL(location, client.remoteurl);
   url.searchParams.set('digest', digest);
   const res = await client.send({
-    method: 'PUT', repository, path: '', url: url.toString(), push: true,
+    method: 'PUT',
+    repository,
+    path: '',
+    url: url.toString(),
+    push: true,
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(source.size) },
     body: () => (source.size === 0 ? Buffer.alloc(0) : source.open(0, source.size - 1)),
   });
@@ -72,11 +82,15 @@ export async function manifestDigest(client: RegistryClient, repository: string,
 
 export async function putManifest(client: RegistryClient, repository: string, reference: string, mediaType: string, body: Buffer): Promise<void> {
   const res = await client.send({
-    method: 'PUT', repository, path: `manifests/${reference}`, push: true,
+    method: 'PUT',
+    repository,
+    path: `manifests/${reference}`,
+    push: true,
     headers: { 'content-type': mediaType, 'content-length': String(body.length) },
     body: () => body,
   });
-  if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await pushError(res, client.name, `manifest ${repository}${reference.includes(':') ? '@' : ':'}${reference}`);
+  if (res.status !== 201 && res.status !== 200 && res.status !== 202)
+    throw await pushError(res, client.name, `manifest ${repository}${reference.includes(':') ? '@' : ':'}${reference}`);
   await res.body.dump();
 }
 
@@ -111,4 +125,3 @@ export async function pushError(res: UpstreamResponse, upstream: string, what: s
   if (known && known !== 'UNKNOWN' && known !== 'UNAVAILABLE') return new OciError(known, text, { status: res.status >= 400 ? res.status : undefined });
   return new OciError('UNSUPPORTED', text, { status: res.status >= 400 && res.status < 500 ? res.status : 502 });
 }
-

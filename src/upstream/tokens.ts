@@ -37,8 +37,7 @@ export interface TokenSourceOptions extends TokenContext {
 
 /** A token, or the realm's refusal of the credentials (401/403). */
 export type TokenOutcome =
-  | { readonly kind: 'token'; readonly token: string; readonly lifetimeMs: number }
-  | { readonly kind: 'rejected'; readonly status: number };
+  { readonly kind: 'token'; readonly token: string; readonly lifetimeMs: number } | { readonly kind: 'rejected'; readonly status: number };
 
 /** Refresh this long before the issuer's expiry so a token never dies mid-request. */
 const EXPIRY_MARGIN_MS = 10_000;
@@ -52,8 +51,15 @@ export async function fetchToken(ctx: TokenContext, challenge: Challenge, scope:
   const realm = challenge.params['realm'];
   if (!realm) throw new OciError('UNAVAILABLE', `upstream ${ctx.upstreamName} (${ctx.remoteurl}) sent a bearer challenge without a realm`, { status: 502 });
   if (!realmAllowed(ctx.remoteurl, realm, ctx.allowedRealms)) {
-    ctx.logger.error({ upstream: ctx.upstreamName, realm: safeLocation(realm) }, 'refused token realm: not on the upstream registry domain nor in its tokenrealms; no credentials sent');
-    throw new OciError('UNAVAILABLE', `upstream ${ctx.upstreamName} pointed berth to token realm ${safeLocation(realm)}, which is neither on the upstream's domain nor listed in its tokenrealms; credentials were not sent (if that is its token service, add the host to tokenrealms)`, { status: 502 });
+    ctx.logger.error(
+      { upstream: ctx.upstreamName, realm: safeLocation(realm) },
+      'refused token realm: not on the upstream registry domain nor in its tokenrealms; no credentials sent',
+    );
+    throw new OciError(
+      'UNAVAILABLE',
+      `upstream ${ctx.upstreamName} pointed berth to token realm ${safeLocation(realm)}, which is neither on the upstream's domain nor listed in its tokenrealms; credentials were not sent (if that is its token service, add the host to tokenrealms)`,
+      { status: 502 },
+    );
   }
   const url = new URL(realm);
   if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
@@ -113,7 +119,11 @@ export class TokenSource {
     const creds = opts.username !== undefined ? { username: opts.username, password: opts.password ?? '' } : undefined;
     const outcome = await fetchToken(opts, challenge, scope, creds);
     if (outcome.kind === 'rejected') {
-      throw new OciError('UNAUTHORIZED', `upstream ${opts.upstreamName} (${opts.remoteurl}) rejected berth's credentials${opts.username ? ` for user "${opts.username}"` : ' (none configured)'}: check the upstream's username and password`, { status: 401 });
+      throw new OciError(
+        'UNAUTHORIZED',
+        `upstream ${opts.upstreamName} (${opts.remoteurl}) rejected berth's credentials${opts.username ? ` for user "${opts.username}"` : ' (none configured)'}: check the upstream's username and password`,
+        { status: 401 },
+      );
     }
     this.cache.set(scope, { token: outcome.token, expiresAt: opts.now() + outcome.lifetimeMs });
     opts.onIssued?.();

@@ -5,10 +5,21 @@ import { connectOptions } from './agent.js';
 
 /** OpenSSL/Node verification codes: the upstream answered, berth does not trust what it showed. */
 const TRUST_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_CA',
-  'CERT_CHAIN_TOO_LONG', 'INVALID_PURPOSE', 'HOSTNAME_MISMATCH',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
 ]);
 /** Answers that mean the configuration names the wrong thing, not that the link is down. */
 const CONFIG_CODES = new Set(['ENOTFOUND', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_TLS_CERT_ALTNAME_FORMAT']);
@@ -63,7 +74,11 @@ export function peerCertificate(config: UpstreamConfig, connectMs: number): Prom
 
 function dn(part: Record<string, string | string[]> | undefined): string {
   if (!part) return '(none)';
-  return Object.entries(part).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`).join(', ') || '(empty)';
+  return (
+    Object.entries(part)
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+      .join(', ') || '(empty)'
+  );
 }
 
 /** One sentence: what is wrong with the certificate, which certificate, and the key that fixes it. */
@@ -73,12 +88,17 @@ export function describeTrustProblem(config: UpstreamConfig, err: unknown, cert:
   const subject = dn(cert?.subject as never);
   const issuer = dn(cert?.issuer as never);
   const selfSigned = cert !== undefined && subject === issuer;
-  const which = cert ? `certificate of ${host} (subject ${subject}; issuer ${selfSigned ? 'itself, self-signed' : issuer}; valid until ${cert.valid_to})` : `certificate of ${host}`;
+  const which = cert
+    ? `certificate of ${host} (subject ${subject}; issuer ${selfSigned ? 'itself, self-signed' : issuer}; valid until ${cert.valid_to})`
+    : `certificate of ${host}`;
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
     return { message: `the ${which} is not valid now (${code})`, fix: `renew the central registry's certificate, or check the cache host's clock` };
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH') {
-    return { message: `the ${which} does not name ${new URL(config.remoteurl).hostname} (${code}${cert?.subjectaltname ? `; it names ${cert.subjectaltname}` : ''})`, fix: `use the name the certificate holds in remoteurl (with resolve: for its address), or reissue the certificate` };
+    return {
+      message: `the ${which} does not name ${new URL(config.remoteurl).hostname} (${code}${cert?.subjectaltname ? `; it names ${cert.subjectaltname}` : ''})`,
+      fix: `use the name the certificate holds in remoteurl (with resolve: for its address), or reissue the certificate`,
+    };
   }
   return {
     message: `the ${which} is not trusted (${code})`,

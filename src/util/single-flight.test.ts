@@ -7,7 +7,12 @@ test('concurrent runs of one key share one call; the key is free again once it s
   const f = new PromiseFlight<number>();
   let calls = 0;
   let release!: (n: number) => void;
-  const work = () => { calls++; return new Promise<number>((r) => { release = r; }); };
+  const work = () => {
+    calls++;
+    return new Promise<number>((r) => {
+      release = r;
+    });
+  };
   const a = f.runJoined('k', work);
   const b = f.runJoined('k', work);
   assert.equal(a.joined, false);
@@ -17,13 +22,18 @@ test('concurrent runs of one key share one call; the key is free again once it s
   assert.deepEqual(await Promise.all([a.promise, b.promise]), [7, 7]);
   assert.equal(calls, 1);
   assert.equal(f.size, 0);
-  await f.run('k', async () => { calls++; return 1; });
+  await f.run('k', async () => {
+    calls++;
+    return 1;
+  });
   assert.equal(calls, 2);
 });
 
 test('a failed flight rejects every joiner and is forgotten', async () => {
   const f = new PromiseFlight<number>();
-  const a = f.run('k', async () => { throw new Error('no'); });
+  const a = f.run('k', async () => {
+    throw new Error('no');
+  });
   const b = f.run('k', async () => 1);
   await assert.rejects(a, /no/);
   await assert.rejects(b, /no/);

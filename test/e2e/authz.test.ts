@@ -141,12 +141,15 @@ test('docker login and pull through dockerd; a user the rules do not allow is de
 });
 
 test('_catalog lists only what the client may pull', async () => {
-  const list = async (headers: Record<string, string> = {}) => ((await ociCall(berth.url, 'GET', '/v2/_catalog', headers)).json()['repositories'] as string[]);
+  const list = async (headers: Record<string, string> = {}) => (await ociCall(berth.url, 'GET', '/v2/_catalog', headers)).json()['repositories'] as string[];
   const forCarol = await list(basic(carol.username, carol.password));
   assert.ok(forCarol.includes('private/secret') && forCarol.includes('xing/app'), forCarol.join());
   const forDave = await list(basic(dave.username, dave.password));
   assert.ok(forDave.includes('xing/app') && !forDave.some((r) => r.includes('secret')), forDave.join());
-  assert.deepEqual((await list()).filter((r) => !r.startsWith('central/')), ['public/base']);
+  assert.deepEqual(
+    (await list()).filter((r) => !r.startsWith('central/')),
+    ['public/base'],
+  );
 });
 
 test('pass-through: the central registry decides; a user without access there cannot pull a cached private image', async () => {
@@ -168,7 +171,10 @@ test('pass-through: the central registry decides; a user without access there ca
   assertChallenge(await ociCall(berth.url, 'GET', '/v2/?ns=direct.xing.com', basic(bob.username, 'wrong')));
   // bob may pull what the central registry lets him.
   assert.equal((await skopeoPull(`${berth.host}/direct/xing/app:v1`, path.join(work, 'bob-app'), { creds: bob })).manifestDigest, app.manifestDigest);
-  assert.ok(issuer.requests.some((r) => r.user === 'bob' && r.status === 200 && r.granted.length === 0), 'bob\'s own credentials were checked at the token service');
+  assert.ok(
+    issuer.requests.some((r) => r.user === 'bob' && r.status === 200 && r.granted.length === 0),
+    "bob's own credentials were checked at the token service",
+  );
 });
 
 test('pass-through during an outage: last known decisions hold, or everything is refused with passthroughoutage: deny', async () => {
@@ -210,7 +216,13 @@ function rawEnvelope(response: string, status: number, code: string): void {
 test('hardening: oversized headers and bodies, bad names and paths get 4xx envelopes; nothing outside the root is touched', async () => {
   rawEnvelope(await raw(`GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431, 'UNSUPPORTED');
   rawEnvelope(await raw('NOT A REQUEST\r\n\r\n'), 400, 'UNSUPPORTED');
-  rawEnvelope(await raw('PUT /v2/public/base/manifests/v2 HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 5242880\r\nConnection: close\r\n\r\n'), 413, 'MANIFEST_INVALID');
+  rawEnvelope(
+    await raw(
+      'PUT /v2/public/base/manifests/v2 HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 5242880\r\nConnection: close\r\n\r\n',
+    ),
+    413,
+    'MANIFEST_INVALID',
+  );
   rawEnvelope(await raw('GET /v2/public/base/manifests/v1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello'), 400, 'UNSUPPORTED');
 
   const long = `a${'b'.repeat(255)}`;
@@ -237,5 +249,9 @@ test('hardening: oversized headers and bodies, bad names and paths get 4xx envel
     assert.ok(Array.isArray((r.json() as { errors?: unknown }).errors), `${p}: envelope`);
     assert.ok(!r.body.toString().includes('root:'), `${p}: no file content`);
   }
-  assert.deepEqual((await readdir(berth.root)).filter((n) => !/^(blobs|tmp|uploads|berth\.lock|instance-id|(metadata|push)\.db(-wal|-shm)?)$/.test(n)), [], 'only berth\'s own files in the root');
+  assert.deepEqual(
+    (await readdir(berth.root)).filter((n) => !/^(blobs|tmp|uploads|berth\.lock|instance-id|(metadata|push)\.db(-wal|-shm)?)$/.test(n)),
+    [],
+    "only berth's own files in the root",
+  );
 });

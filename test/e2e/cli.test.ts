@@ -10,8 +10,12 @@ import { REFERENCE } from '../../src/config/testkit.js';
 import { freePort, makeTempDir, removeDir, spawnService, waitForHttp } from '../fixtures/proc.js';
 
 let dir: string;
-before(async () => { dir = await makeTempDir('berth-cli-'); });
-after(async () => { await removeDir(dir); });
+before(async () => {
+  dir = await makeTempDir('berth-cli-');
+});
+after(async () => {
+  await removeDir(dir);
+});
 
 function berth(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [BERTH_BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, cwd: dir });
@@ -57,7 +61,7 @@ test('serve runs the reference config unchanged but for addresses, while the ups
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
     await res.body.dump();
     const miss = await request(`http://127.0.0.1:${port}/v2/xing/app/manifests/v1`);
-    const body = await miss.body.json() as { errors: Array<{ code: string }> };
+    const body = (await miss.body.json()) as { errors: Array<{ code: string }> };
     assert.equal(miss.statusCode >= 500, true);
     assert.equal(body.errors[0]?.code, 'UNAVAILABLE');
     const exit = await svc.stop(15_000);

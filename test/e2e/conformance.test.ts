@@ -45,7 +45,10 @@ test('push: POST then PUT with the body; monolithic POST ?digest=; every Locatio
 
   const mono = randomBytes(1000);
   const monoDigest = digestOf(mono);
-  const created = await call(base, 'POST', `/v2/${repo}/blobs/uploads/?digest=${monoDigest}`, { body: mono, headers: { 'content-type': 'application/octet-stream' } });
+  const created = await call(base, 'POST', `/v2/${repo}/blobs/uploads/?digest=${monoDigest}`, {
+    body: mono,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   assert.equal(created.status, 201);
   const got = await call(base, 'GET', created.header('location')!);
   assert.equal(got.status, 200);
@@ -69,7 +72,10 @@ test('push: chunked upload with ranges, out-of-order and stale chunks refused wi
   const all = Buffer.concat([chunk1, chunk2]);
   const start = await call(base, 'POST', `/v2/${repo}/blobs/uploads/`, { headers: { 'content-length': '0' } });
   assert.equal(start.status, 202);
-  const first = await call(base, 'PATCH', start.header('location')!, { body: chunk1, headers: { 'content-range': '0-21', 'content-type': 'application/octet-stream' } });
+  const first = await call(base, 'PATCH', start.header('location')!, {
+    body: chunk1,
+    headers: { 'content-range': '0-21', 'content-type': 'application/octet-stream' },
+  });
   assert.equal(first.status, 202);
   assert.equal(first.header('range'), '0-21');
   const outOfOrder = await call(base, 'PATCH', first.header('location')!, { body: chunk2, headers: { 'content-range': '30-49' } });
@@ -90,7 +96,10 @@ test('push: chunked upload with ranges, out-of-order and stale chunks refused wi
   // The last chunk may travel with the PUT.
   const again = await call(base, 'POST', `/v2/${repo}/blobs/uploads/`);
   await call(base, 'PATCH', again.header('location')!, { body: chunk2, headers: { 'content-range': '0-19' } });
-  const last = await call(base, 'PUT', `${again.header('location')}?digest=${digestOf(Buffer.concat([chunk2, chunk1]))}`, { body: chunk1, headers: { 'content-range': '20-41' } });
+  const last = await call(base, 'PUT', `${again.header('location')}?digest=${digestOf(Buffer.concat([chunk2, chunk1]))}`, {
+    body: chunk1,
+    headers: { 'content-range': '20-41' },
+  });
   assert.equal(last.status, 201);
 });
 
@@ -183,11 +192,14 @@ test('pull: sha512 blobs and manifests are stored and served with sha512 digests
   assert.equal(head.header('docker-content-digest'), digest);
   const config = Buffer.from('{"sha512":true}');
   const configDigest = await uploadBlob(base, repo, config, 'sha512');
-  const doc = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: data.length }],
-  }));
+  const doc = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: data.length }],
+    }),
+  );
   const manifestDigest = digestOf(doc, 'sha512');
   const put = await call(base, 'PUT', `/v2/${repo}/manifests/${manifestDigest}`, { body: doc, headers: { 'content-type': OCI_MANIFEST } });
   assert.equal(put.status, 201, put.body.toString());
@@ -216,10 +228,22 @@ test('discovery: referrers list manifests and indexes with that subject, filtere
   const subjectImage = makeManifest(Buffer.from('{"subject":1}'), [randomBytes(100)]);
   assert.equal((await pushManifest(base, r, subjectImage, 'v1')).status, 201);
   const subject = { mediaType: OCI_MANIFEST, digest: subjectImage.digest, size: subjectImage.bytes.length };
-  const sig = makeManifest(Buffer.from('{}'), [randomBytes(32)], { subject, artifactType: 'application/vnd.example.signature', annotations: { 'org.example.kind': 'signature' } });
+  const sig = makeManifest(Buffer.from('{}'), [randomBytes(32)], {
+    subject,
+    artifactType: 'application/vnd.example.signature',
+    annotations: { 'org.example.kind': 'signature' },
+  });
   const sbom = makeManifest(Buffer.from('{"sbom":1}'), [randomBytes(32)], { subject, artifactType: 'application/spdx+json' });
   for (const m of [sig, sbom]) assert.equal((await pushManifest(base, r, m, m.digest)).status, 201);
-  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, artifactType: 'application/vnd.example.bundle', manifests: [{ mediaType: OCI_MANIFEST, digest: sig.digest, size: sig.bytes.length }], subject }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      artifactType: 'application/vnd.example.bundle',
+      manifests: [{ mediaType: OCI_MANIFEST, digest: sig.digest, size: sig.bytes.length }],
+      subject,
+    }),
+  );
   const putIndex = await call(base, 'PUT', `/v2/${r}/manifests/${digestOf(index)}`, { body: index, headers: { 'content-type': OCI_INDEX } });
   assert.equal(putIndex.status, 201, putIndex.body.toString());
   assert.equal(putIndex.header('oci-subject'), subject.digest);
@@ -231,11 +255,20 @@ test('discovery: referrers list manifests and indexes with that subject, filtere
   assert.equal(body.mediaType, OCI_INDEX);
   assert.deepEqual(body.manifests.map((d) => d['digest']).sort(), [sig.digest, sbom.digest, digestOf(index)].sort());
   const sigDesc = body.manifests.find((d) => d['digest'] === sig.digest)!;
-  assert.deepEqual(sigDesc, { mediaType: OCI_MANIFEST, digest: sig.digest, size: sig.bytes.length, artifactType: 'application/vnd.example.signature', annotations: { 'org.example.kind': 'signature' } });
+  assert.deepEqual(sigDesc, {
+    mediaType: OCI_MANIFEST,
+    digest: sig.digest,
+    size: sig.bytes.length,
+    artifactType: 'application/vnd.example.signature',
+    annotations: { 'org.example.kind': 'signature' },
+  });
 
   const filtered = await call(base, 'GET', `/v2/${r}/referrers/${subject.digest}?artifactType=${encodeURIComponent('application/spdx+json')}`);
   assert.equal(filtered.header('oci-filters-applied'), 'artifactType');
-  assert.deepEqual(filtered.json<{ manifests: Array<{ digest: string }> }>().manifests.map((d) => d.digest), [sbom.digest]);
+  assert.deepEqual(
+    filtered.json<{ manifests: Array<{ digest: string }> }>().manifests.map((d) => d.digest),
+    [sbom.digest],
+  );
   const none = await call(base, 'GET', `/v2/${r}/referrers/${digestOf(Buffer.from('nothing refers to me'))}`);
   assert.equal(none.status, 200);
   assert.deepEqual(none.json<{ manifests: unknown[] }>().manifests, []);

@@ -65,7 +65,7 @@ describe('dashboard in headless Chromium', { timeout: 240_000 }, () => {
     if (work) await removeDir(work);
   });
 
-  it('overview: hit ratio, WAN bytes saved, store usage against its limit and the upstream, from berth\'s own stats', async () => {
+  it("overview: hit ratio, WAN bytes saved, store usage against its limit and the upstream, from berth's own stats", async () => {
     await page.goto(`${berth.url}/ui`);
     assert.equal(new URL(page.url()).pathname, '/ui/', '/ui redirects to /ui/');
     await page.waitForSelector('[data-testid=hit-ratio] .card-value');
@@ -73,8 +73,8 @@ describe('dashboard in headless Chromium', { timeout: 240_000 }, () => {
     assert.ok(stats.requests.hit > 0, 'the second pull was served from cache');
     const ratio = await page.textContent('[data-testid=hit-ratio] .card-value');
     assert.equal(ratio, `${(stats.hitRatio * 100).toFixed(stats.hitRatio >= 0.999 || stats.hitRatio === 0 ? 0 : 1)} %`);
-    assert.match(await page.textContent('[data-testid=wan-saved] .card-value') ?? '', /\d+(\.\d+)? (B|KiB|MiB)/);
-    assert.match(await page.textContent('[data-testid=store]') ?? '', new RegExp(`of 1\\.00 GiB limit · ${stats.store.blobs} blobs`));
+    assert.match((await page.textContent('[data-testid=wan-saved] .card-value')) ?? '', /\d+(\.\d+)? (B|KiB|MiB)/);
+    assert.match((await page.textContent('[data-testid=store]')) ?? '', new RegExp(`of 1\\.00 GiB limit · ${stats.store.blobs} blobs`));
     const upstream = await page.textContent('[data-testid=upstreams] tbody tr');
     assert.match(upstream ?? '', /harbor/);
     assert.match(upstream ?? '', /up/);
@@ -86,7 +86,7 @@ describe('dashboard in headless Chromium', { timeout: 240_000 }, () => {
     await go('#/images');
     const row = page.locator('[data-testid=images] tbody tr', { hasText: 'xing/app' });
     await row.first().waitFor();
-    const text = await row.first().textContent() ?? '';
+    const text = (await row.first().textContent()) ?? '';
     assert.match(text, /v1/);
     assert.ok(text.includes(app.manifestDigest.slice(0, 19)), `row shows ${app.manifestDigest.slice(0, 19)}: ${text}`);
     await page.fill('[data-testid=image-search]', 'no-such-repo');
@@ -104,9 +104,9 @@ describe('dashboard in headless Chromium', { timeout: 240_000 }, () => {
     const job = page.locator('[data-testid=warm-job]').first();
     await job.waitFor();
     await page.waitForSelector('[data-testid=warm-job][data-state=done], [data-testid=warm-job][data-state=failed]', { timeout: 120_000 });
-    assert.equal(await job.getAttribute('data-state'), 'done', await job.textContent() ?? '');
+    assert.equal(await job.getAttribute('data-state'), 'done', (await job.textContent()) ?? '');
     const n = tools.blobs.length;
-    assert.ok((await job.textContent() ?? '').includes(`${n} / ${n} blobs`), 'every blob of the image fetched');
+    assert.ok(((await job.textContent()) ?? '').includes(`${n} / ${n} blobs`), 'every blob of the image fetched');
     await browser.screenshot(page, SHOTS, 'warm');
 
     // Upstream side: each of the image's blobs crossed once, fetched by the warm job.

@@ -78,7 +78,11 @@ async function checkWiring(docs: Obj[], where: string): Promise<void> {
   for (const [k, v] of Object.entries(svc['spec']['selector'] as Obj)) assert.equal(podLabels[k], v, `${where}: Service selector ${k}`);
   const dsLabels = ds['spec']['template']['metadata']['labels'] as Obj;
   for (const [k, v] of Object.entries(ds['spec']['selector']['matchLabels'] as Obj)) assert.equal(dsLabels[k], v, `${where}: DaemonSet selector ${k}`);
-  assert.notEqual(svc['spec']['selector']['app.kubernetes.io/component'], dsLabels['app.kubernetes.io/component'], `${where}: the Service selects berth, not the DaemonSet`);
+  assert.notEqual(
+    svc['spec']['selector']['app.kubernetes.io/component'],
+    dsLabels['app.kubernetes.io/component'],
+    `${where}: the Service selects berth, not the DaemonSet`,
+  );
 
   // The config berth is started with is the ConfigMap's, and it passes `berth config check`.
   assert.deepEqual(c['args'], ['serve', '--config', '/etc/berth/config.yml']);
@@ -87,12 +91,20 @@ async function checkWiring(docs: Obj[], where: string): Promise<void> {
   assert.equal(configVolume?.['configMap']?.['name'], cm['metadata']['name'], `${where}: /etc/berth is the ConfigMap`);
   const effective = await configCheck(cm['data']['config.yml'], docs);
   const port = listenPort(effective);
-  assert.equal((c['volumeMounts'] as Obj[]).find((m) => m['name'] === 'data')?.['mountPath'], effective['storage']['filesystem']['rootdirectory'], `${where}: the volume is the store`);
+  assert.equal(
+    (c['volumeMounts'] as Obj[]).find((m) => m['name'] === 'data')?.['mountPath'],
+    effective['storage']['filesystem']['rootdirectory'],
+    `${where}: the volume is the store`,
+  );
   assert.ok((sts['spec']['volumeClaimTemplates'] as Obj[]).some((t) => t['metadata']['name'] === 'data'));
 
   // Ports and probes name what berth listens on and serves.
   const ports = c['ports'] as Obj[];
-  assert.deepEqual(ports.map((p) => [p['name'], p['containerPort']]), [['registry', port]], `${where}: containerPort is config's http.addr port`);
+  assert.deepEqual(
+    ports.map((p) => [p['name'], p['containerPort']]),
+    [['registry', port]],
+    `${where}: containerPort is config's http.addr port`,
+  );
   assert.equal(c['livenessProbe']['httpGet']['path'], '/healthz');
   assert.equal(c['startupProbe']['httpGet']['path'], '/healthz');
   assert.equal(c['readinessProbe']['httpGet']['path'], '/readyz');
@@ -155,7 +167,7 @@ describe('deploy/: Kubernetes manifests, Helm chart, Dockerfile', { timeout: 180
     for (const v of Object.values(find(plain, 'Secret')['stringData'] as Obj)) assert.equal(v, 'change-me');
   });
 
-  it('the plain manifests are wired together and match berth\'s config, port and probe paths', async () => {
+  it("the plain manifests are wired together and match berth's config, port and probe paths", async () => {
     await checkWiring(plain, 'deploy/kubernetes');
   });
 
@@ -171,9 +183,14 @@ describe('deploy/: Kubernetes manifests, Helm chart, Dockerfile', { timeout: 180
     }
 
     const custom = await renderChart(CHART, {
-      release: 'edge', namespace: 'site-7',
-      values: { nodeConfig: { enabled: false }, credentials: { existingSecret: 'harbor-creds' }, persistence: { size: '200Gi', storageClassName: 'local-ssd' },
-        hostAliases: [{ ip: '10.10.102.190', hostnames: ['harbor.xing.com'] }] },
+      release: 'edge',
+      namespace: 'site-7',
+      values: {
+        nodeConfig: { enabled: false },
+        credentials: { existingSecret: 'harbor-creds' },
+        persistence: { size: '200Gi', storageClassName: 'local-ssd' },
+        hostAliases: [{ ip: '10.10.102.190', hostnames: ['harbor.xing.com'] }],
+      },
     });
     const customDocs = [...custom.files].filter(([f]) => f.endsWith('.yaml')).flatMap(([f, t]) => docsOf(t, f));
     assert.deepEqual(customDocs.map((d) => d['kind']).sort(), ['ConfigMap', 'Service', 'StatefulSet']);
@@ -209,7 +226,11 @@ describe('deploy/: Kubernetes manifests, Helm chart, Dockerfile', { timeout: 180
       for (const src of m[1]!.split(/\s+/)) assert.ok(existsSync(path.join(ROOT, src.replace(/^\/app\//, ''))), `${src} exists after the build`);
     }
     const ignore = (await readFile(path.join(ROOT, '.dockerignore'), 'utf8')).split('\n');
-    assert.equal(ignore.find((l) => l && !l.startsWith('#')), '*', '.dockerignore sends only what it allows');
+    assert.equal(
+      ignore.find((l) => l && !l.startsWith('#')),
+      '*',
+      '.dockerignore sends only what it allows',
+    );
     for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin/', 'scripts/', 'src/', 'ui/', 'deploy/docker/config.yml']) {
       assert.ok(ignore.includes(`!${needed}`), `.dockerignore lets ${needed} in`);
     }
@@ -251,7 +272,7 @@ describe('deploy/: Kubernetes manifests, Helm chart, Dockerfile', { timeout: 180
       assert.match(ui.headers.get('content-type') ?? '', /^text\/html/);
     });
 
-    it('the DaemonSet\'s script writes hosts.toml for the Service, and containerd pulls through berth with it', async () => {
+    it("the DaemonSet's script writes hosts.toml for the Service, and containerd pulls through berth with it", async () => {
       const ds = find(plain, 'DaemonSet');
       const c = container(ds);
       const bin = path.join(work, 'bin');

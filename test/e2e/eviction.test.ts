@@ -42,25 +42,31 @@ test('eight clients pulling five images through a store that holds two: every pu
   let pulls = 0;
   try {
     const until = Date.now() + 20_000;
-    await Promise.all(Array.from({ length: 8 }, async (_, client) => {
-      for (let n = 0; Date.now() < until; n++) {
-        const i = (client * 3 + n * 7) % images.length;
-        const byDigest = (client + n) % 3 === 0;
-        const img = images[i]!;
-        try {
-          const got = await httpPull(berth.url, `churn/img${i}`, byDigest ? img.manifestDigest : 'v1');
-          assert.equal(got.manifestDigest, img.manifestDigest);
-          pulls++;
-        } catch (err) {
-          failures.push(`client ${client} churn/img${i}: ${(err as Error).message}`);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, client) => {
+        for (let n = 0; Date.now() < until; n++) {
+          const i = (client * 3 + n * 7) % images.length;
+          const byDigest = (client + n) % 3 === 0;
+          const img = images[i]!;
+          try {
+            const got = await httpPull(berth.url, `churn/img${i}`, byDigest ? img.manifestDigest : 'v1');
+            assert.equal(got.manifestDigest, img.manifestDigest);
+            pulls++;
+          } catch (err) {
+            failures.push(`client ${client} churn/img${i}: ${(err as Error).message}`);
+          }
         }
-      }
-    }));
+      }),
+    );
     const lines = await berth.logLines();
     const cut = lines.filter((l) => l['msg'] === 'blob response cut short');
     const evictions = lines.filter((l) => l['msg'] === 'evicted least recently used content');
     assert.deepEqual(failures, [], `${failures.length} of ${pulls + failures.length} pulls failed`);
-    assert.deepEqual(cut.map((l) => l['err']), [], 'no response was cut');
+    assert.deepEqual(
+      cut.map((l) => l['err']),
+      [],
+      'no response was cut',
+    );
     assert.ok(evictions.length >= 5, `eviction ran under the load (${evictions.length} passes)`);
     assert.ok(pulls >= 20, `enough pulls to matter (${pulls})`);
   } finally {
@@ -86,8 +92,17 @@ test('upstream down: a write-behind push over maxsize does not evict cached imag
     config: {
       version: 0.1,
       storage: { maxsize: '5MiB', lowwatermark: 0.5 },
-      auth: { htpasswd: { realm: 'berth', path: htpasswd }, rules: [{ users: ['anonymous'], repositories: ['*'], actions: ['pull'] }, { users: ['ci'], repositories: ['*'], actions: ['*'] }] },
-      upstreams: [{ name: 'central', ...upstream, prefix: 'central', default: true }, { name: 'behind', ...upstream, prefix: 'behind', pushmode: 'write-behind' }],
+      auth: {
+        htpasswd: { realm: 'berth', path: htpasswd },
+        rules: [
+          { users: ['anonymous'], repositories: ['*'], actions: ['pull'] },
+          { users: ['ci'], repositories: ['*'], actions: ['*'] },
+        ],
+      },
+      upstreams: [
+        { name: 'central', ...upstream, prefix: 'central', default: true },
+        { name: 'behind', ...upstream, prefix: 'behind', pushmode: 'write-behind' },
+      ],
     },
   });
   try {

@@ -26,15 +26,17 @@ async function foreignImage(repo: string, ociForeign: boolean): Promise<{ body: 
   await uploadBlob(plain.url, repo, layer);
   await uploadBlob(plain.url, repo, config);
   const foreignType = ociForeign ? 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip' : 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
-  const body = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
-    layers: [
-      { mediaType: foreignType, digest: digestOf(foreignBytes), size: foreignBytes.length, urls: ['https://example.invalid/base.tar.gz'] },
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer), size: layer.length },
-    ],
-  }));
+  const body = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
+      layers: [
+        { mediaType: foreignType, digest: digestOf(foreignBytes), size: foreignBytes.length, urls: ['https://example.invalid/base.tar.gz'] },
+        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer), size: layer.length },
+      ],
+    }),
+  );
   return { body, digest: digestOf(body), layer };
 }
 
@@ -63,12 +65,14 @@ for (const ociForeign of [true, false]) {
 test('a manifest whose ordinary layer is missing is still refused', async () => {
   const repo = 'win/broken';
   const missing = Buffer.from('never uploaded');
-  const body = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(missing), size: missing.length },
-    layers: [],
-  }));
+  const body = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(missing), size: missing.length },
+      layers: [],
+    }),
+  );
   const put = await call(plain.url, 'PUT', `/v2/${repo}/manifests/v1`, { headers: { 'content-type': OCI_MANIFEST }, body });
   assert.equal(put.status, 400);
   assert.equal(put.json<{ errors: Array<{ code: string }> }>().errors[0]?.code, 'MANIFEST_BLOB_UNKNOWN');

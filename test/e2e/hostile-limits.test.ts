@@ -79,23 +79,25 @@ test('a slow but progressing download lasting twice http.idletimeout completes',
   assert.equal((await pushManifest(berth.url, 'slow/app', m, 'v1')).status, 201);
   // About 1 MiB every 250 ms: some 6 s for a transfer whose connection may be silent for 3 s at most.
   const got = await new Promise<{ status: number; digest: string; bytes: number }>((resolve, reject) => {
-    http.get(`${berth.url}/v2/slow/app/blobs/${m.layers[0]!.digest}`, { agent: false }, (res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      let mark = 0;
-      res.on('data', (c: Buffer) => {
-        hash.update(c);
-        bytes += c.length;
-        if (bytes - mark >= 1024 * 1024) {
-          mark = bytes;
-          res.pause();
-          setTimeout(() => res.resume(), 250);
-        }
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, digest: `sha256:${hash.digest('hex')}`, bytes }));
-      res.on('error', reject);
-      res.on('aborted', () => reject(new Error(`cut after ${bytes} bytes`)));
-    }).on('error', reject);
+    http
+      .get(`${berth.url}/v2/slow/app/blobs/${m.layers[0]!.digest}`, { agent: false }, (res) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        let mark = 0;
+        res.on('data', (c: Buffer) => {
+          hash.update(c);
+          bytes += c.length;
+          if (bytes - mark >= 1024 * 1024) {
+            mark = bytes;
+            res.pause();
+            setTimeout(() => res.resume(), 250);
+          }
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, digest: `sha256:${hash.digest('hex')}`, bytes }));
+        res.on('error', reject);
+        res.on('aborted', () => reject(new Error(`cut after ${bytes} bytes`)));
+      })
+      .on('error', reject);
   });
   assert.equal(got.status, 200);
   assert.equal(got.bytes, data.length);
@@ -123,20 +125,31 @@ test('with auth: configured and no admin: section, the admin API answers only lo
   const htpasswd = path.join(dir, 'htpasswd');
   await writeFile(htpasswd, `${(await run('htpasswd', ['-nbB', '-C', '5', 'carol', 'carol-pw'])).stdout.trim()}\n`);
   const config = path.join(dir, 'config.yml');
-  await writeFile(config, stringify({
-    version: 0.1,
-    http: { addr: `0.0.0.0:${port}` },
-    storage: { filesystem: { rootdirectory: path.join(dir, 'data') } },
-    auth: { htpasswd: { realm: 'edge', path: htpasswd } },
-  }));
-  const svc = spawnService({ cmd: ns.wrap[0]!, args: [...ns.wrap.slice(1), process.execPath, BERTH_BIN, 'serve', '--config', config], logFile: path.join(dir, 'berth.log') });
+  await writeFile(
+    config,
+    stringify({
+      version: 0.1,
+      http: { addr: `0.0.0.0:${port}` },
+      storage: { filesystem: { rootdirectory: path.join(dir, 'data') } },
+      auth: { htpasswd: { realm: 'edge', path: htpasswd } },
+    }),
+  );
+  const svc = spawnService({
+    cmd: ns.wrap[0]!,
+    args: [...ns.wrap.slice(1), process.execPath, BERTH_BIN, 'serve', '--config', config],
+    logFile: path.join(dir, 'berth.log'),
+  });
   // A client inside the namespace: from the namespace's own address it is not loopback.
   const inNs = async (url: string, method = 'GET'): Promise<{ status: number; body: string }> => {
     const out = (await run(ns.wrap[0]!, [...ns.wrap.slice(1), process.execPath, '-e', INNER_CLIENT, url, method])).stdout;
     return JSON.parse(out) as { status: number; body: string };
   };
   try {
-    await startedOrThrow(svc, () => waitFor(async () => (await inNs(`http://127.0.0.1:${port}/healthz`)).status === 200, 20_000, { what: 'berth in the namespace', abort: svc.exited }), 'berth');
+    await startedOrThrow(
+      svc,
+      () => waitFor(async () => (await inNs(`http://127.0.0.1:${port}/healthz`)).status === 200, 20_000, { what: 'berth in the namespace', abort: svc.exited }),
+      'berth',
+    );
     const outside = `http://${ns.address}:${port}`;
     const images = await inNs(`${outside}/api/v1/images`);
     assert.equal(images.status, 403, images.body);

@@ -65,7 +65,9 @@ test('an upload cancelled (DELETE) while its PATCH is still sending: no 500, no 
   const location = start.header('location')!;
   const s = net.connect(berth.port, LOOPBACK);
   let patchAnswer = '';
-  s.on('data', (d) => { patchAnswer += d.toString('latin1'); });
+  s.on('data', (d) => {
+    patchAnswer += d.toString('latin1');
+  });
   s.on('error', () => undefined);
   await new Promise<void>((resolve) => s.on('connect', () => resolve()));
   s.write(`PATCH ${location} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/octet-stream\r\nContent-Length: 8000000\r\n\r\n`);
@@ -102,7 +104,10 @@ test('a client leaving mid-upload is logged as client behaviour, with status 499
   const patch = lines.find((l) => l['msg'] === 'request' && l['method'] === 'PATCH');
   assert.equal(patch?.['status'], 499, JSON.stringify(lines));
   assert.equal(patch?.['complete'], false);
-  assert.deepEqual(lines.filter((l) => Number(l['level']) >= 50), []);
+  assert.deepEqual(
+    lines.filter((l) => Number(l['level']) >= 50),
+    [],
+  );
 });
 
 test('a full disk during an upload: 507 with an envelope, and berth lives on', async (t) => {
@@ -146,7 +151,10 @@ test('upload sessions hold no file descriptor between requests, and one client m
   // Earlier tests may have left one or two sessions of this client open.
   const opened = statuses.filter((s) => s === 202).length;
   assert.ok(opened <= 128 && opened >= 120, `the per-client bound of open uploads (${opened} opened)`);
-  assert.ok(statuses.slice(opened).every((s) => s === 429), 'beyond it, 429');
+  assert.ok(
+    statuses.slice(opened).every((s) => s === 429),
+    'beyond it, 429',
+  );
   const again = await call(berth.url, 'GET', '/v2/fds/app/manifests/v1', { headers: { accept: OCI_MANIFEST } });
   assert.equal(again.status, 200);
   assert.equal(again.header('docker-content-digest'), m.digest);
@@ -184,7 +192,9 @@ test('a referrer with annotations nested 20,000 deep is refused, and the referre
   const configDigest = digestOf(config);
   await pushManifest(berth.url, 'deep/app', makeManifest(config, []), 'cfg');
   const nested = `${'{"a":'.repeat(20_000)}"x"${'}'.repeat(20_000)}`;
-  const body = Buffer.from(`{"schemaVersion":2,"mediaType":"${OCI_MANIFEST}","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"${configDigest}","size":50},"layers":[],"subject":{"mediaType":"${OCI_MANIFEST}","digest":"${subject.digest}","size":${subject.bytes.length}},"annotations":{"deep":${nested}}}`);
+  const body = Buffer.from(
+    `{"schemaVersion":2,"mediaType":"${OCI_MANIFEST}","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"${configDigest}","size":50},"layers":[],"subject":{"mediaType":"${OCI_MANIFEST}","digest":"${subject.digest}","size":${subject.bytes.length}},"annotations":{"deep":${nested}}}`,
+  );
   const put = await call(berth.url, 'PUT', `/v2/deep/app/manifests/${digestOf(body)}`, { body, headers: { 'content-type': OCI_MANIFEST } });
   assertError(put, 400, 'MANIFEST_INVALID');
   const referrers = await call(berth.url, 'GET', `/v2/deep/app/referrers/${subject.digest}`);
@@ -193,11 +203,15 @@ test('a referrer with annotations nested 20,000 deep is refused, and the referre
 
 test('a manifest listing 27,411 layers is refused cheaply; one naming 1,000 unknown blobs gets a short error', async () => {
   const layer = (i: number) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${i.toString(16).padStart(64, '0')}`, size: 1 });
-  const doc = (n: number) => Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'f'.repeat(64)}`, size: 1 },
-    layers: Array.from({ length: n }, (_, i) => layer(i)),
-  }));
+  const doc = (n: number) =>
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'f'.repeat(64)}`, size: 1 },
+        layers: Array.from({ length: n }, (_, i) => layer(i)),
+      }),
+    );
   const huge = doc(27_411);
   const refused = await call(berth.url, 'PUT', '/v2/amp/app/manifests/v1', { body: huge, headers: { 'content-type': OCI_MANIFEST } });
   assertError(refused, 400, 'MANIFEST_INVALID');

@@ -29,7 +29,11 @@ before(async () => {
   app = makeManifest(randomBytes(300), [randomBytes(1024 * 1024)]);
   other = makeManifest(randomBytes(300), [randomBytes(4096)]);
   const empty = makeManifest(randomBytes(200), [Buffer.alloc(0)]);
-  for (const [repo, m] of [['flood/app', app], ['flood/other', other], ['flood/empty', empty]] as const) {
+  for (const [repo, m] of [
+    ['flood/app', app],
+    ['flood/other', other],
+    ['flood/empty', empty],
+  ] as const) {
     assert.equal((await pushManifest(registry.url, repo, m, 'v1')).status, 201);
   }
   // alice's entry costs 2^12 rounds, as a careful operator sets it; the flood targets her.
@@ -56,13 +60,15 @@ test('a flood of wrong passwords from one address: cached pulls and other users 
   const statuses: number[] = [];
   let retryAfter = 0;
   // 16 connections in parallel, at most 400 requests: bounded, loopback only.
-  const flood = Promise.all(Array.from({ length: 16 }, async (_, w) => {
-    for (let i = 0; !stop && i < 25; i++) {
-      const r = await fromAddress(`${berth.url}/v2/`, { headers: basic('alice', `guess-${w}-${i}`), localAddress: '127.0.0.2' });
-      statuses.push(r.status);
-      if (r.status === 429 && r.headers['retry-after']) retryAfter++;
-    }
-  }));
+  const flood = Promise.all(
+    Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; !stop && i < 25; i++) {
+        const r = await fromAddress(`${berth.url}/v2/`, { headers: basic('alice', `guess-${w}-${i}`), localAddress: '127.0.0.2' });
+        statuses.push(r.status);
+        if (r.status === 429 && r.headers['retry-after']) retryAfter++;
+      }
+    }),
+  );
   try {
     for (let i = 0; i < 5; i++) assert.equal((await httpPull(berth.url, 'flood/app', 'v1', bobAuth)).manifestDigest, app.digest);
     // carol's password is not verified yet: during the flood it is checked, not refused.
@@ -77,7 +83,10 @@ test('a flood of wrong passwords from one address: cached pulls and other users 
   assert.ok(statuses.filter((s) => s === 429).length > 0, `the flooder is told to back off: ${JSON.stringify(statuses.slice(0, 40))}`);
   assert.ok(retryAfter > 0, '429 carries Retry-After');
   assert.ok(denied <= 8, `only a few guesses are checked at all (${denied} of ${statuses.length})`);
-  assert.deepEqual(statuses.filter((s) => s !== 401 && s !== 429), []);
+  assert.deepEqual(
+    statuses.filter((s) => s !== 401 && s !== 429),
+    [],
+  );
 });
 
 test('requests that make the upstream answer 500 do not open the circuit breaker for everyone', async () => {
@@ -92,7 +101,7 @@ test('requests that make the upstream answer 500 do not open the circuit breaker
   const pulled = await httpPull(berth.url, 'flood/empty', 'v1', auth);
   assert.equal(pulled.blobs.length, 2);
   const upstreams = await call(berth.url, 'GET', '/api/v1/upstreams');
-  assert.equal((upstreams.json<Array<{ state: string }>>())[0]?.state, 'up');
+  assert.equal(upstreams.json<Array<{ state: string }>>()[0]?.state, 'up');
   assert.ok(!(await berth.logLines()).some((l) => String(l['msg']).startsWith('upstream unreachable')));
 });
 
@@ -120,14 +129,21 @@ test('an unknown blob through the proxy is logged as client behaviour (info), no
   assert.equal(r.status, 404);
   const lines = (await berth.logLines()).filter((l) => l['digest'] === missing);
   assert.ok(lines.length > 0);
-  assert.deepEqual(lines.filter((l) => Number(l['level']) >= 50).map((l) => l['msg']), []);
+  assert.deepEqual(
+    lines.filter((l) => Number(l['level']) >= 50).map((l) => l['msg']),
+    [],
+  );
 });
 
 test('plain and pushed modes: the zero-length blob uploads, and GET, HEAD and Range of it work', async () => {
   const plain = await startBerth({ config: { version: 0.1 } });
   const pushing = await startBerth({ config: pushModesConfig(work, registry.url) });
   try {
-    for (const [b, repo] of [[plain, 'push/empty'], [pushing, 'local/push/empty'], [pushing, 'through/push/empty']] as const) {
+    for (const [b, repo] of [
+      [plain, 'push/empty'],
+      [pushing, 'local/push/empty'],
+      [pushing, 'through/push/empty'],
+    ] as const) {
       assert.equal(await uploadBlob(b.url, repo, Buffer.alloc(0)), EMPTY);
       const get = await call(b.url, 'GET', `/v2/${repo}/blobs/${EMPTY}`);
       assert.equal(get.status, 200, `${repo}: ${get.body.toString()}`);

@@ -52,17 +52,20 @@ test('an upstream that flips a byte inside a layer: no client gets a complete 20
   await fh.write(Buffer.from([original[0]! ^ 0xff]), 0, 1, middle);
   const berth = await startBerth({ proxy: { remoteurl: registry.url } });
   try {
-    const attempts = await Promise.all(Array.from({ length: 5 }, async () => {
-      try {
-        const res = await request(`${berth.url}/v2/xing/app/blobs/${layer.digest}`);
-        let received = 0;
-        for await (const chunk of res.body) received += (chunk as Buffer).length;
-        return { status: res.statusCode, received, completed: true };
-      } catch (err) {
-        return { status: 0, received: -1, completed: false, err: (err as Error).message };
-      }
-    }));
-    for (const a of attempts) assert.ok(!(a.completed && a.status === 200 && a.received === layer.size), `a client received a complete 200: ${JSON.stringify(a)}`);
+    const attempts = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        try {
+          const res = await request(`${berth.url}/v2/xing/app/blobs/${layer.digest}`);
+          let received = 0;
+          for await (const chunk of res.body) received += (chunk as Buffer).length;
+          return { status: res.statusCode, received, completed: true };
+        } catch (err) {
+          return { status: 0, received: -1, completed: false, err: (err as Error).message };
+        }
+      }),
+    );
+    for (const a of attempts)
+      assert.ok(!(a.completed && a.status === 200 && a.received === layer.size), `a client received a complete 200: ${JSON.stringify(a)}`);
     await waitFor(async () => (await readdir(path.join(berth.root, 'tmp'))).length === 0, 5_000, { what: 'temp files removed' });
     const stored = await readdir(path.join(berth.root, 'blobs', 'sha256', hex.slice(0, 2))).catch(() => [] as string[]);
     assert.ok(!stored.includes(hex), 'corrupt content must not be stored');

@@ -53,13 +53,29 @@ test('cert generate and node-config name the same Docker directory: no :port for
   const on5000 = (await cli(['cert', 'generate', '--host', 'harbor.xing.com', '--out', path.join(work, 'tls5000')])).stdout;
   assert.match(on5000, /mkdir -p \/etc\/docker\/certs\.d\/harbor\.xing\.com:5000\n/);
   const out = path.join(work, 'node');
-  await cli(['node-config', '--mirror', `https://${NS_ADDRESS}`, '--registry', 'docker.io', '--ca', path.join(tlsDir, 'ca.crt'), '--only', 'docker', '--write', '--dir', out]);
+  await cli([
+    'node-config',
+    '--mirror',
+    `https://${NS_ADDRESS}`,
+    '--registry',
+    'docker.io',
+    '--ca',
+    path.join(tlsDir, 'ca.crt'),
+    '--only',
+    'docker',
+    '--write',
+    '--dir',
+    out,
+  ]);
   assert.ok((await stat(path.join(out, 'etc/docker/certs.d', NS_ADDRESS, 'ca.crt'))).isFile());
   // Over TLS with no Docker Hub entry there is nothing for daemon.json, so nothing to reload either.
   const nothing = (await cli(['node-config', '--mirror', `https://${NS_ADDRESS}`, '--registry', 'harbor.xing.com', '--only', 'docker'])).stdout;
   assert.match(nothing, /nothing to add to daemon\.json/);
   assert.ok(!nothing.includes('Reload dockerd'), nothing);
-  assert.match((await cli(['node-config', '--mirror', `http://${NS_ADDRESS}:5000`, '--registry', 'harbor.xing.com', '--only', 'docker'])).stdout, /Reload dockerd/);
+  assert.match(
+    (await cli(['node-config', '--mirror', `http://${NS_ADDRESS}:5000`, '--registry', 'harbor.xing.com', '--only', 'docker'])).stdout,
+    /Reload dockerd/,
+  );
 });
 
 test('one berth serves plain HTTP on http.addr and TLS on an http.listeners entry at once', async () => {
@@ -67,7 +83,10 @@ test('one berth serves plain HTTP on http.addr and TLS on an http.listeners entr
   // dockerd verifies TLS only off 127.0.0.0/8: it reaches both listeners from a namespace.
   const ns = await startNetns(NS_ADDRESS);
   const certsDir = path.join('/etc/docker/certs.d', NS_ADDRESS);
-  const hadRoot = await stat('/etc/docker/certs.d').then(() => true, () => false);
+  const hadRoot = await stat('/etc/docker/certs.d').then(
+    () => true,
+    () => false,
+  );
   try {
     // 443 inside the node's network maps to berth's unprivileged TLS port: the port mapping the README shows for uid 1000.
     await ns.forward(443, tlsPort);
@@ -89,12 +108,19 @@ test('one berth serves plain HTTP on http.addr and TLS on an http.listeners entr
   }
 });
 
-test('http.addr :443 as uid 1000 (the image\'s user) fails at once with a message naming the port mapping', async () => {
+test("http.addr :443 as uid 1000 (the image's user) fails at once with a message naming the port mapping", async () => {
   // Its own temp dir: the test's work dir is private to root.
   const root = await makeTempDir('berth-uid1000-');
   await chown(root, 1000, 1000);
-  const r = spawnSync('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', process.execPath, BERTH_BIN, 'serve', '--listen', '127.0.0.1:443', '--root', root, '--upstream', 'none'], { encoding: 'utf8', cwd: root, timeout: 30_000 });
+  const r = spawnSync(
+    'setpriv',
+    ['--reuid=1000', '--regid=1000', '--clear-groups', process.execPath, BERTH_BIN, 'serve', '--listen', '127.0.0.1:443', '--root', root, '--upstream', 'none'],
+    { encoding: 'utf8', cwd: root, timeout: 30_000 },
+  );
   await removeDir(root);
   assert.equal(r.status, 1, r.stderr + r.stdout);
-  assert.match(r.stdout, /cannot listen on 127\.0\.0\.1:443: EACCES \(ports below 1024 need root or CAP_NET_BIND_SERVICE: listen on a high port and map 443 to it/);
+  assert.match(
+    r.stdout,
+    /cannot listen on 127\.0\.0\.1:443: EACCES \(ports below 1024 need root or CAP_NET_BIND_SERVICE: listen on a high port and map 443 to it/,
+  );
 });

@@ -76,7 +76,10 @@ describe('berth node-config with containerd', { timeout: 240_000 }, () => {
     const gets = (await blobGets()).slice(before);
     for (const b of image.blobs) assert.equal(gets.filter((r) => r.uri.includes(b.digest) && r.status === 200).length, 1, b.digest);
     const served = (await berth.logLines()).filter((l) => l['msg'] === 'request' && l['upstream'] === 'harbor' && l['repository'] === 'xing/app');
-    assert.ok(served.some((l) => String(l['path']).includes('/manifests/') && l['status'] === 200), 'berth served the manifest');
+    assert.ok(
+      served.some((l) => String(l['path']).includes('/manifests/') && l['status'] === 200),
+      'berth served the manifest',
+    );
     await ctd.remove(REF);
   });
 
@@ -99,8 +102,10 @@ describe('berth node-config with containerd', { timeout: 240_000 }, () => {
   });
 
   it('refuses bad arguments with exit status 2 and the fix', async () => {
-    const err = await nodeConfig(['--mirror', 'http://127.0.0.1:5000', '--registry', REGISTRY_NAME, '--ca', path.join(tlsDir, 'ca.crt')])
-      .then(() => undefined, (e: Error & { code?: number; stderr?: string }) => e);
+    const err = await nodeConfig(['--mirror', 'http://127.0.0.1:5000', '--registry', REGISTRY_NAME, '--ca', path.join(tlsDir, 'ca.crt')]).then(
+      () => undefined,
+      (e: Error & { code?: number; stderr?: string }) => e,
+    );
     assert.equal(err?.code, 2);
     assert.match(err?.stderr ?? '', /--ca applies to a berth served over TLS: give --mirror as https:\/\/127\.0\.0\.1:5000/);
   });

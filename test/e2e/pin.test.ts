@@ -44,7 +44,11 @@ after(async () => {
   await removeDir(work);
 });
 
-const stored = async (digest: string) => access(path.join(berth.root, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7))).then(() => true, () => false);
+const stored = async (digest: string) =>
+  access(path.join(berth.root, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7))).then(
+    () => true,
+    () => false,
+  );
 const blobBytesSent = async () => (await registry.requests()).filter((r) => r.method === 'GET' && r.uri.includes('/blobs/')).reduce((n, r) => n + r.written, 0);
 type Listed = Array<{ repository: string; tag: string; pinned: boolean; size: number; platforms: string[] }>;
 
@@ -63,10 +67,14 @@ test('the admin API wants its own credentials; probes and metrics stay open', as
 });
 
 test('the warm: list is fetched and pinned at start-up', async () => {
-  await waitFor(async () => {
-    const jobs = (await api(berth.url, 'GET', '/api/v1/warm', undefined, admin)).json as Array<{ source: string; state: string }>;
-    return jobs.some((j) => j.source === 'schedule' && j.state !== 'running');
-  }, 60_000, { what: 'the scheduled warm job' });
+  await waitFor(
+    async () => {
+      const jobs = (await api(berth.url, 'GET', '/api/v1/warm', undefined, admin)).json as Array<{ source: string; state: string }>;
+      return jobs.some((j) => j.source === 'schedule' && j.state !== 'running');
+    },
+    60_000,
+    { what: 'the scheduled warm job' },
+  );
   const jobs = (await api(berth.url, 'GET', '/api/v1/warm', undefined, admin)).json as Array<{ source: string; state: string }>;
   assert.equal(jobs[0]!.state, 'done');
   const listed = (await api(berth.url, 'GET', '/api/v1/images?q=xing/a', undefined, admin)).json as Listed;
@@ -108,7 +116,10 @@ test('pin, unpin and evict through the admin API', async () => {
   for (const b of images.a.blobs) assert.ok(!(await stored(b.digest)));
   assert.equal(((await api(berth.url, 'GET', '/api/v1/images?q=xing/a', undefined, admin)).json as Listed).length, 0);
   const m1 = await scrape(berth.url);
-  assert.equal(sampleSum(m1, 'berth_evicted_bytes_total', { reason: 'admin' }) - sampleSum(m0, 'berth_evicted_bytes_total', { reason: 'admin' }), images.a.totalSize);
+  assert.equal(
+    sampleSum(m1, 'berth_evicted_bytes_total', { reason: 'admin' }) - sampleSum(m0, 'berth_evicted_bytes_total', { reason: 'admin' }),
+    images.a.totalSize,
+  );
   await httpPull(berth.url, 'xing/c', 'v1');
   const pinned = await api(berth.url, 'POST', '/api/v1/pin', { image: 'xing/c:v1' }, admin);
   assert.equal(pinned.status, 200);

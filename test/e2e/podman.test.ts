@@ -30,7 +30,19 @@ before(async () => {
   ns = await startNetns(NS_ADDRESS, { hosts: [`127.0.0.1 ${HARBOR_NAME}`] });
   await ns.forward(berth.port, berth.port);
   const out = path.join(work, 'node');
-  await run(process.execPath, [BERTH_BIN, 'node-config', '--mirror', `http://${NS_ADDRESS}:${berth.port}`, '--registry', HARBOR_NAME, '--only', 'registries', '--write', '--dir', out]);
+  await run(process.execPath, [
+    BERTH_BIN,
+    'node-config',
+    '--mirror',
+    `http://${NS_ADDRESS}:${berth.port}`,
+    '--registry',
+    HARBOR_NAME,
+    '--only',
+    'registries',
+    '--write',
+    '--dir',
+    out,
+  ]);
   conf = path.join(out, 'etc/containers/registries.conf.d/50-berth.conf');
   podman = await startPodman({ registriesConf: conf, wrap: ns.exec });
 });
@@ -53,7 +65,9 @@ test('node-config writes an entry for the bare name and for its :PORT form', asy
 test('podman pulls harbor.xing.com/... and harbor.xing.com:PORT/... through berth', async () => {
   assert.equal(await podman.pull(`${HARBOR_NAME}/xing/mynginx:v1`), image.manifestDigest);
   assert.equal(await podman.pull(`${HARBOR_NAME}:${berth.port}/xing/mynginx:v1`), image.manifestDigest);
-  const served = (await berth.logLines()).filter((l) => l['msg'] === 'request' && String(l['path']).startsWith('/v2/xing/mynginx/manifests/') && l['status'] === 200);
+  const served = (await berth.logLines()).filter(
+    (l) => l['msg'] === 'request' && String(l['path']).startsWith('/v2/xing/mynginx/manifests/') && l['status'] === 200,
+  );
   assert.ok(served.length >= 2, 'both pulls were answered by berth');
   // Why the second entry: with the bare name alone containers/image matches it and rewrites the :PORT form into an invalid reference.
   const bareOnly = path.join(work, 'bare.conf');

@@ -52,6 +52,9 @@ test('a platform manifest fetched from upstream brings its config and layers, an
 
   // The node's own pull is then served from what was prefetched: no second copy upstream.
   const pulled = await httpPull(berth.url, 'xing/multi', amd64.manifestDigest);
-  assert.equal(pulled.blobBytes, amd64.blobs.reduce((n, b) => n + b.size, 0));
+  assert.equal(
+    pulled.blobBytes,
+    amd64.blobs.reduce((n, b) => n + b.size, 0),
+  );
   assert.deepEqual((await blobGets()).sort(), wanted);
 });

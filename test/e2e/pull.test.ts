@@ -54,7 +54,10 @@ test('two containerd nodes pull harbor.xing.com/xing/app:v1 through a hosts.toml
     for (const node of nodes) {
       await node.pull('harbor.xing.com/xing/app:v1', { hostsDir, plainHttp: true });
       const images = await node.images();
-      assert.ok(images.some((i) => i.ref === 'harbor.xing.com/xing/app:v1' && i.digest === image.manifestDigest), JSON.stringify(images));
+      assert.ok(
+        images.some((i) => i.ref === 'harbor.xing.com/xing/app:v1' && i.digest === image.manifestDigest),
+        JSON.stringify(images),
+      );
     }
     assert.equal(await blobBytesSent(), sentBefore, 'content already cached: the nodes cost the central registry no blob bytes');
   } finally {
@@ -82,7 +85,9 @@ test('30 concurrent cold pulls cost the central registry one copy, and every cli
     for (const r of results) assert.equal(r.manifestDigest, cold.manifestDigest);
     const sent = (await registry.bytesSent()) - sentBefore;
     assert.ok(sent <= cold.totalSize * 1.05, `central registry sent ${sent} bytes for an image of ${cold.totalSize}`);
-    const outcomes = (await berth.logLines()).filter((l) => l['msg'] === 'request' && String(l['path']).startsWith('/v2/xing/cold/blobs/')).map((l) => l['outcome']);
+    const outcomes = (await berth.logLines())
+      .filter((l) => l['msg'] === 'request' && String(l['path']).startsWith('/v2/xing/cold/blobs/'))
+      .map((l) => l['outcome']);
     assert.ok(outcomes.includes('joined'), 'concurrent requests must join the fill in progress');
   } finally {
     await cold.remove();

@@ -66,7 +66,11 @@ test('tag freshness: zero upstream requests within tagttl, then one shared HEAD;
     await sleep(3_200);
     await Promise.all(Array.from({ length: 10 }, () => get('v1')));
     const revalidation = (await manifestRequests()).slice(afterFill);
-    assert.deepEqual(revalidation.map((r) => r.method), ['HEAD'], 'one conditional HEAD shared by all, no GET when unchanged');
+    assert.deepEqual(
+      revalidation.map((r) => r.method),
+      ['HEAD'],
+      'one conditional HEAD shared by all, no GET when unchanged',
+    );
   } finally {
     await berth.stop();
   }
@@ -111,17 +115,23 @@ test('central registry down: cached tags and digests still pull, a cold restart 
     cleanups.push(() => previous.cleanup());
     assert.equal((await skopeoPull(`${berth.host}/xing/app:v1`, path.join(work, 'out3'))).manifestDigest, v1.manifestDigest);
 
-    const outageLines = (await berth.logLines()).filter((l) => l['msg'] === 'upstream unreachable: serving from cache, failing fast for uncached content until it answers again');
+    const outageLines = (await berth.logLines()).filter(
+      (l) => l['msg'] === 'upstream unreachable: serving from cache, failing fast for uncached content until it answers again',
+    );
     assert.ok(outageLines.length <= 1, 'an outage is logged once, not per request');
 
     // Back up, and the tag moved while berth could not see it.
     await registry.up();
     await pushImage(v2, registry.url, 'xing/app:v1', creds);
-    await waitFor(async () => {
-      const res = await request(`${berth.url}/v2/xing/app/manifests/v1`, { method: 'HEAD', headers: { accept: ACCEPT_ALL } });
-      await res.body.dump();
-      return res.headers['docker-content-digest'] === v2.manifestDigest;
-    }, 30_000, { what: 'moved tag picked up', intervalMs: 500 });
+    await waitFor(
+      async () => {
+        const res = await request(`${berth.url}/v2/xing/app/manifests/v1`, { method: 'HEAD', headers: { accept: ACCEPT_ALL } });
+        await res.body.dump();
+        return res.headers['docker-content-digest'] === v2.manifestDigest;
+      },
+      30_000,
+      { what: 'moved tag picked up', intervalMs: 500 },
+    );
     assert.equal((await httpPull(berth.url, 'xing/app', 'v1')).manifestDigest, v2.manifestDigest);
   } finally {
     await registry.up().catch(() => undefined);
@@ -160,7 +170,10 @@ test('storage.maxsize: pulling images in turn keeps the store bounded and the ne
   for (const [i, img] of imgs.entries()) await pushImage(img, registry.url, `lru/img${i}:v1`, creds);
   await pushImage(imgs[0]!, registry.url, 'lru/shared:v1', creds);
   const maxsize = 14 * 1024 * 1024;
-  const berth = await startBerth({ config: { version: 0.1, storage: { maxsize: '14MiB', lowwatermark: 0.8 } }, proxy: { remoteurl: registry.url, username: 'admin', password: users.admin } });
+  const berth = await startBerth({
+    config: { version: 0.1, storage: { maxsize: '14MiB', lowwatermark: 0.8 } },
+    proxy: { remoteurl: registry.url, username: 'admin', password: users.admin },
+  });
   try {
     for (const [i] of imgs.entries()) {
       await httpPull(berth.url, `lru/img${i}`, 'v1');

@@ -69,9 +69,10 @@ const hostsDirFor = async (berth: Berth) => {
   await writeHostsToml(dir, HARBOR_NAME, `http://${berth.host}`);
   return dir;
 };
-const harborWrites = async (repo: string) => (await harbor.registry.requests()).filter((r) => r.uri.startsWith(`/v2/${repo}/`) && ['PUT', 'POST', 'PATCH'].includes(r.method));
+const harborWrites = async (repo: string) =>
+  (await harbor.registry.requests()).filter((r) => r.uri.startsWith(`/v2/${repo}/`) && ['PUT', 'POST', 'PATCH'].includes(r.method));
 
-test('write-through or write-behind with berth\'s own Harbor account and no client auth is refused at start, naming the fix', async () => {
+test("write-through or write-behind with berth's own Harbor account and no client auth is refused at start, naming the fix", async () => {
   for (const pushmode of ['write-through', 'write-behind']) {
     const file = await configFile(seedConfig({ pushmode }));
     const r = berthCli(['serve', '--config', file]);
@@ -86,7 +87,9 @@ test('write-through or write-behind with berth\'s own Harbor account and no clie
 test('with auth.htpasswd: a wrong password fails docker login, an anonymous push is refused and never reaches Harbor; a logged-in push does', async () => {
   const htpasswd = path.join(work, 'edge.htpasswd');
   await writeFile(htpasswd, `dev:${bcrypt.hashSync('dev-secret', 4)}\n`);
-  const berth = await startBerth({ config: seedConfig({ pushmode: 'write-through', ca: harbor.certFile }, { auth: { htpasswd: { realm: 'berth', path: htpasswd } } }) });
+  const berth = await startBerth({
+    config: seedConfig({ pushmode: 'write-through', ca: harbor.certFile }, { auth: { htpasswd: { realm: 'berth', path: htpasswd } } }),
+  });
   try {
     await assert.rejects(docker.login(berth.host, 'dev', 'WRONG'), /unauthorized|401/i);
     await assert.rejects(pushImage(image, berth.url, 'xing/anon:v1'), /unauthorized|401|authentication required/i);
@@ -94,7 +97,10 @@ test('with auth.htpasswd: a wrong password fails docker login, an anonymous push
     await pushImage(image, berth.url, 'xing/pushed:v1', { username: 'dev', password: 'dev-secret' });
     const writes = await harborWrites('xing/pushed');
     // Harbor requires basic auth for every request: a 201 means berth pushed with its own account.
-    assert.ok(writes.some((w) => w.method === 'PUT' && w.uri.includes('/manifests/v1') && w.status === 201), JSON.stringify(writes));
+    assert.ok(
+      writes.some((w) => w.method === 'PUT' && w.uri.includes('/manifests/v1') && w.status === 201),
+      JSON.stringify(writes),
+    );
   } finally {
     await berth.stop();
   }
@@ -107,22 +113,36 @@ test('an untrusted Harbor certificate is a trust error, not an outage: start-up 
     await waitFor(async () => (await tlsLine()) !== undefined, 20_000, { what: 'the start-up TLS check line' });
     const line = (await tlsLine())!;
     assert.equal(line['level'], 50);
-    assert.match(String(line['msg']), /certificate of harbor\.xing\.com:\d+ \(subject CN=harbor\.xing\.com; issuer itself, self-signed.*not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\)/);
+    assert.match(
+      String(line['msg']),
+      /certificate of harbor\.xing\.com:\d+ \(subject CN=harbor\.xing\.com; issuer itself, self-signed.*not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\)/,
+    );
     assert.match(String(line['fix']), /set proxy\.ca to a PEM file holding this certificate/);
-    for (const check of ['dns', 'connect']) assert.ok((await berth.logLines()).some((l) => l['check'] === check && l['level'] === 30), `${check} line`);
+    for (const check of ['dns', 'connect'])
+      assert.ok(
+        (await berth.logLines()).some((l) => l['check'] === check && l['level'] === 30),
+        `${check} line`,
+      );
 
-    const ready = await (await request(`${berth.url}/readyz`)).body.json() as { ready: boolean; upstreams: Array<{ problems: string[] }> };
+    const ready = (await (await request(`${berth.url}/readyz`)).body.json()) as { ready: boolean; upstreams: Array<{ problems: string[] }> };
     assert.equal(ready.ready, true, 'berth still serves its cache');
     assert.match(ready.upstreams[0]!.problems[0]!, /not trusted.*fix: set proxy\.ca/);
-    const api = await (await request(`${berth.url}/api/v1/upstreams`)).body.json() as Array<{ state: string; checks: Array<{ check: string; ok: boolean }> }>;
-    assert.deepEqual(api[0]!.checks.map((c) => [c.check, c.ok]), [['dns', true], ['connect', true], ['tls', false]]);
+    const api = (await (await request(`${berth.url}/api/v1/upstreams`)).body.json()) as Array<{ state: string; checks: Array<{ check: string; ok: boolean }> }>;
+    assert.deepEqual(
+      api[0]!.checks.map((c) => [c.check, c.ok]),
+      [
+        ['dns', true],
+        ['connect', true],
+        ['tls', false],
+      ],
+    );
 
     const cause = /certificate of harbor\.xing\.com.*not trusted.*proxy\.ca/s;
     await assert.rejects(docker.pull(`${berth.host}/${REPO}:v1`), cause, 'docker shows the cause');
     await assert.rejects(skopeoPull(`${berth.host}/${REPO}:v1`, pullDir()), cause, 'skopeo shows the cause');
     await assert.rejects(ctrd.pull(`${HARBOR_NAME}/${REPO}:v1`, { hostsDir: await hostsDirFor(berth) }), cause, 'ctr shows the cause');
     for (let i = 0; i < 3; i++) await assert.rejects(skopeoPull(`${berth.host}/${REPO}:v1`, pullDir()), cause);
-    const after = await (await request(`${berth.url}/api/v1/upstreams`)).body.json() as Array<{ state: string }>;
+    const after = (await (await request(`${berth.url}/api/v1/upstreams`)).body.json()) as Array<{ state: string }>;
     assert.equal(after[0]!.state, 'up', 'trust errors never open the circuit breaker');
 
     const doctor = berthCli(['doctor', '--config', berth.configFile]);
@@ -131,7 +151,10 @@ test('an untrusted Harbor certificate is a trust error, not an outage: start-up 
     assert.match(doctor.stdout, /fix: set proxy\.ca to a PEM file/);
     // Docker tries TLS first on a plain port; that is not worth an info line per pull.
     const lines = await berth.logLines();
-    assert.ok(lines.some((l) => l['level'] === 20 && String(l['msg']).startsWith('refused a TLS handshake on a plain-HTTP port')), 'Docker did probe TLS');
+    assert.ok(
+      lines.some((l) => l['level'] === 20 && String(l['msg']).startsWith('refused a TLS handshake on a plain-HTTP port')),
+      'Docker did probe TLS',
+    );
     assert.ok(!lines.some((l) => Number(l['level']) >= 30 && /HTTP parser|TLS handshake/.test(String(l['msg']))));
   } finally {
     await berth.stop();
@@ -143,7 +166,16 @@ test('ca: harbor.crt as is (CN-only, self-signed) with resolve: every check pass
   try {
     await waitFor(async () => (await berth.logLines()).some((l) => l['check'] === 'credentials'), 20_000, { what: 'start-up checks' });
     const checks = (await berth.logLines()).filter((l) => typeof l['check'] === 'string');
-    assert.deepEqual(checks.map((l) => [l['check'], l['level']]), [['dns', 30], ['connect', 30], ['tls', 30], ['loop', 30], ['credentials', 30]]);
+    assert.deepEqual(
+      checks.map((l) => [l['check'], l['level']]),
+      [
+        ['dns', 30],
+        ['connect', 30],
+        ['tls', 30],
+        ['loop', 30],
+        ['credentials', 30],
+      ],
+    );
     const doctor = berthCli(['doctor', '--config', berth.configFile]);
     assert.equal(doctor.status, 0, doctor.stdout);
     assert.match(doctor.stdout, /ok {3}credentials +https:\/\/harbor\.xing\.com:\d+ accepts user "admin"/);
@@ -196,10 +228,15 @@ test('doctor on a cache host where the name does not resolve, then with the host
   const file = await configFile(seedConfig({ ca: harbor.certFile, resolve: undefined }));
   const bare = await startNetns('10.213.0.5', { hosts: [] });
   try {
-    const r = await run(bare.exec[0]!, [...bare.exec.slice(1), process.execPath, BERTH_BIN, 'doctor', '--config', file]).catch((e: { stdout?: string; code?: number }) => e);
+    const r = await run(bare.exec[0]!, [...bare.exec.slice(1), process.execPath, BERTH_BIN, 'doctor', '--config', file]).catch(
+      (e: { stdout?: string; code?: number }) => e,
+    );
     assert.equal((r as { code?: number }).code, 1);
-    assert.match(String((r).stdout), /FAIL dns +the name harbor\.xing\.com does not resolve/);
-    assert.match(String((r).stdout), /fix: set proxy\.resolve to the central registry's address, or add it to the cache host's hosts file \(in a container: --add-host or hostAliases\)/);
+    assert.match(String(r.stdout), /FAIL dns +the name harbor\.xing\.com does not resolve/);
+    assert.match(
+      String(r.stdout),
+      /fix: set proxy\.resolve to the central registry's address, or add it to the cache host's hosts file \(in a container: --add-host or hostAliases\)/,
+    );
   } finally {
     await bare.stop();
   }
@@ -214,17 +251,29 @@ test('doctor on a cache host where the name does not resolve, then with the host
   }
 });
 
-test('a token-auth upstream: the start-up checks ask its token realm with berth\'s credentials; doctor reports a rejected password', async () => {
+test("a token-auth upstream: the start-up checks ask its token realm with berth's credentials; doctor reports a rejected password", async () => {
   const central = await startRegistry({ auth: 'token', users: { [HARBOR_CREDS.username]: HARBOR_CREDS.password } });
   const berth = await startBerth({ config: { version: 0.1, proxy: { remoteurl: central.url, ...HARBOR_CREDS } } });
   try {
     await waitFor(async () => (await berth.logLines()).some((l) => l['check'] === 'credentials'), 20_000, { what: 'start-up checks' });
     const lines = (await berth.logLines()).filter((l) => typeof l['check'] === 'string');
-    assert.deepEqual(lines.map((l) => [l['check'], l['level']]), [['dns', 30], ['connect', 30], ['loop', 30], ['token', 30], ['credentials', 30]].filter(([c]) => c !== 'dns'));
+    assert.deepEqual(
+      lines.map((l) => [l['check'], l['level']]),
+      [
+        ['dns', 30],
+        ['connect', 30],
+        ['loop', 30],
+        ['token', 30],
+        ['credentials', 30],
+      ].filter(([c]) => c !== 'dns'),
+    );
     assert.match(String(lines.find((l) => l['check'] === 'credentials')!['msg']), /issued a token for user "admin"/);
     const wrong = await configFile({ version: 0.1, proxy: { remoteurl: central.url, username: HARBOR_CREDS.username, password: 'wrong' } });
     // Not spawnSync: the token issuer runs in this process and must keep answering.
-    const r = await run(process.execPath, [BERTH_BIN, 'doctor', '--config', wrong]).then(() => ({ code: 0, stdout: '' }), (e: { code: number; stdout: string }) => e);
+    const r = await run(process.execPath, [BERTH_BIN, 'doctor', '--config', wrong]).then(
+      () => ({ code: 0, stdout: '' }),
+      (e: { code: number; stdout: string }) => e,
+    );
     assert.equal(r.code, 1);
     assert.match(r.stdout, /ok {3}token +token realm http:\/\/127\.0\.0\.1:\d+\/\S* answers/);
     assert.match(r.stdout, /FAIL credentials +token realm .* rejected user "admin" \(401\)/);
@@ -234,9 +283,17 @@ test('a token-auth upstream: the start-up checks ask its token realm with berth\
   }
 });
 
-test('config check prints config.yml\'s own keys and units', async () => {
+test("config check prints config.yml's own keys and units", async () => {
   const r = berthCli(['config', 'check', await configFile(seedConfig({ ca: harbor.certFile, tagttl: '90s' }))]);
   assert.equal(r.status, 0, r.stderr);
-  for (const want of [/^ {4}rootdirectory: /m, /^ {2}remoteurl: https:\/\/harbor\.xing\.com:\d+$/m, /^ {2}tagttl: 90s$/m, /^ {2}resolve: 127\.0\.0\.1$/m, /^ {2}addr: :5000$/m, /^ {6}age: 1h$/m]) assert.match(r.stdout, want);
+  for (const want of [
+    /^ {4}rootdirectory: /m,
+    /^ {2}remoteurl: https:\/\/harbor\.xing\.com:\d+$/m,
+    /^ {2}tagttl: 90s$/m,
+    /^ {2}resolve: 127\.0\.0\.1$/m,
+    /^ {2}addr: :5000$/m,
+    /^ {6}age: 1h$/m,
+  ])
+    assert.match(r.stdout, want);
   for (const internal of ['ageMs', 'tagttlMs', 'upstreamTimeouts', 'Harbor12345', 'deleteEnabled']) assert.ok(!r.stdout.includes(internal), internal);
 });

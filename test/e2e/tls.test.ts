@@ -45,8 +45,11 @@ before(async () => {
   const f = (n: string) => path.join(upDir, n);
   const s = (n: string) => path.join(serverDir, n);
   await Promise.all([
-    writeFile(f('ca.crt'), upCa.cert), writeFile(s('server.crt'), upServer.cert), writeFile(s('server.key'), upServer.key),
-    writeFile(f('client.cert'), client.cert), writeFile(f('client.key'), client.key),
+    writeFile(f('ca.crt'), upCa.cert),
+    writeFile(s('server.crt'), upServer.cert),
+    writeFile(s('server.key'), upServer.key),
+    writeFile(f('client.cert'), client.cert),
+    writeFile(f('client.key'), client.key),
   ]);
   upstream = await startRegistry({ tls: { certificate: s('server.crt'), key: s('server.key'), clientcas: [f('ca.crt')] } });
   image = await buildImage({ layers: 2, layerSize: 512 * 1024, tag: 'v1' });
@@ -84,12 +87,22 @@ test('berth cert generate: a CA and a server certificate with the SANs asked for
 });
 
 test('the upstream refuses clients without a certificate; berth fills through mutual TLS; skopeo trusts berth via --src-cert-dir only', async () => {
-  await assert.rejects(new Promise((resolve, reject) => {
-    https.get(`${upstream.url}/v2/`, { ca: upstreamCa, agent: false }, (res) => (res.statusCode === 200 ? resolve(res.resume()) : reject(new Error(String(res.statusCode))))).on('error', reject);
-  }), 'the central registry requires a client certificate');
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      https
+        .get(`${upstream.url}/v2/`, { ca: upstreamCa, agent: false }, (res) =>
+          res.statusCode === 200 ? resolve(res.resume()) : reject(new Error(String(res.statusCode))),
+        )
+        .on('error', reject);
+    }),
+    'the central registry requires a client certificate',
+  );
   const pulled = await skopeoPull(`${berth.host}/xing/app:v1`, path.join(work, 'skopeo'), { tlsVerify: true, certDir: trustDir });
   assert.equal(pulled.manifestDigest, image.manifestDigest);
-  assert.ok((await upstream.requests()).some((r) => r.method === 'GET' && r.uri.includes(image.layers[0]!.digest)), 'content came over mutual TLS');
+  assert.ok(
+    (await upstream.requests()).some((r) => r.method === 'GET' && r.uri.includes(image.layers[0]!.digest)),
+    'content came over mutual TLS',
+  );
   await assert.rejects(skopeoPull(`${berth.host}/xing/app:v1`, path.join(work, 'untrusted'), { tlsVerify: true }), /x509|certificate/);
 });
 
@@ -111,7 +124,10 @@ test('dockerd trusts berth through /etc/docker/certs.d/<host:port>/ca.crt', asyn
   const registry = `${NETNS_ADDRESS}:${berth.port}`;
   const certsRoot = '/etc/docker/certs.d';
   const certsDir = path.join(certsRoot, registry);
-  const hadRoot = await stat(certsRoot).then(() => true, () => false);
+  const hadRoot = await stat(certsRoot).then(
+    () => true,
+    () => false,
+  );
   try {
     await ns.forward(berth.port, berth.port);
     const docker = await startDockerd({ wrap: ns.wrap });
@@ -164,7 +180,11 @@ test('a new certificate is served after a file change or SIGHUP; open connection
     await waitFor(async () => (await reloads()).includes('SIGHUP'), 10_000, { what: 'reload on SIGHUP' });
     // A key that does not match the certificate: logged, the last good pair stays in use.
     await writeFile(path.join(tlsDir, 'tls.key'), issueCertificate(createCa('other', 1), { hosts: ['x'], ips: [], usage: 'server', days: 1 }).key);
-    await waitFor(async () => (await berth.logLines()).some((l) => l['msg'] === 'TLS certificate reload failed; still serving the previous certificate'), 10_000, { what: 'failed reload logged' });
+    await waitFor(
+      async () => (await berth.logLines()).some((l) => l['msg'] === 'TLS certificate reload failed; still serving the previous certificate'),
+      10_000,
+      { what: 'failed reload logged' },
+    );
     assert.equal((await peer(false)).serial, fresh.serial);
     assert.equal((await peer(agent)).serial, first.serial);
   } finally {

@@ -34,7 +34,10 @@ test('an upload in progress survives a berth restart (SIGKILL) and completes wit
   const status = await call(second.url, 'GET', location);
   assert.equal(status.status, 204);
   assert.equal(status.header('range'), `0-${part1.length - 1}`);
-  const patched = await call(second.url, 'PATCH', location, { body: part2, headers: { 'content-range': `${part1.length}-${part1.length + part2.length - 1}` } });
+  const patched = await call(second.url, 'PATCH', location, {
+    body: part2,
+    headers: { 'content-range': `${part1.length}-${part1.length + part2.length - 1}` },
+  });
   assert.equal(patched.status, 202);
   const all = Buffer.concat([part1, part2]);
   const put = await call(second.url, 'PUT', `${location}?digest=${digestOf(all)}`);

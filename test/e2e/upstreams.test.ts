@@ -78,15 +78,21 @@ after(async () => {
 const blobGets = async (r: Registry) => (await r.requests()).filter((q) => q.method === 'GET' && q.uri.includes('/blobs/')).map((q) => q.uri);
 const mentions = (uris: string[], image: BuiltImage) => image.blobs.some((b) => uris.some((u) => u.includes(b.digest)));
 
-test('containerd with hosts.toml for two registry names gets each registry\'s own image under the same repository name', async () => {
+test("containerd with hosts.toml for two registry names gets each registry's own image under the same repository name", async () => {
   const hostsDir = path.join(work, 'hosts');
   await writeHostsToml(hostsDir, 'harbor.xing.com', berth.url);
   await writeHostsToml(hostsDir, 'docker.io', berth.url);
   await node.pull('harbor.xing.com/xing/app:v1', { hostsDir, plainHttp: true });
   await node.pull('docker.io/xing/app:v1', { hostsDir, plainHttp: true });
   const images = await node.images();
-  assert.ok(images.some((i) => i.ref === 'harbor.xing.com/xing/app:v1' && i.digest === imageA.manifestDigest), JSON.stringify(images));
-  assert.ok(images.some((i) => i.ref === 'docker.io/xing/app:v1' && i.digest === imageB.manifestDigest), JSON.stringify(images));
+  assert.ok(
+    images.some((i) => i.ref === 'harbor.xing.com/xing/app:v1' && i.digest === imageA.manifestDigest),
+    JSON.stringify(images),
+  );
+  assert.ok(
+    images.some((i) => i.ref === 'docker.io/xing/app:v1' && i.digest === imageB.manifestDigest),
+    JSON.stringify(images),
+  );
   // Each registry served its own content and was never asked for the other's.
   const [fromHarbor, fromHub] = [await blobGets(harbor), await blobGets(hub)];
   assert.ok(mentions(fromHarbor, imageA) && !mentions(fromHarbor, imageB));
@@ -96,14 +102,14 @@ test('containerd with hosts.toml for two registry names gets each registry\'s ow
 });
 
 test('skopeo by path prefix and by default gets the same images from the cache', async () => {
-  const before = [(await harbor.bytesSent()), (await hub.bytesSent())];
+  const before = [await harbor.bytesSent(), await hub.bytesSent()];
   const a = await skopeoPull(`${berth.host}/harbor/xing/app:v1`, path.join(work, 'a'));
   const b = await skopeoPull(`${berth.host}/docker.io/xing/app:v1`, path.join(work, 'b'));
   const d = await skopeoPull(`${berth.host}/xing/app:v1`, path.join(work, 'd'));
   assert.equal(a.manifestDigest, imageA.manifestDigest);
   assert.equal(b.manifestDigest, imageB.manifestDigest);
   assert.equal(d.manifestDigest, imageA.manifestDigest, 'no prefix: the default upstream');
-  assert.deepEqual([(await harbor.bytesSent()), (await hub.bytesSent())], before, 'everything came from the cache');
+  assert.deepEqual([await harbor.bytesSent(), await hub.bytesSent()], before, 'everything came from the cache');
 });
 
 test('a blob of one upstream or repository is not served under another, though it is on disk', async () => {
@@ -122,7 +128,10 @@ test('a blob of one upstream or repository is not served under another, though i
 test('the third listed upstream gets its own requests; an unlisted registry is refused and contacted by no one', async () => {
   const r = await ociCall(berth.url, 'GET', '/v2/ghcr/xing/app/manifests/v1', { accept: ACCEPT_ALL });
   assertEnvelope(r, 'MANIFEST_UNKNOWN');
-  assert.ok(ghcr.requests.some((q) => q.url === '/v2/xing/app/manifests/v1'), JSON.stringify(ghcr.requests));
+  assert.ok(
+    ghcr.requests.some((q) => q.url === '/v2/xing/app/manifests/v1'),
+    JSON.stringify(ghcr.requests),
+  );
   const viaNs = await ociCall(berth.url, 'GET', '/v2/xing/app/manifests/v1?ns=ghcr.io', { accept: ACCEPT_ALL });
   assertEnvelope(viaNs, 'MANIFEST_UNKNOWN');
 
@@ -147,9 +156,15 @@ test('a token realm on another host gets no credentials unless listed in tokenre
   assert.match(assertEnvelope(refused, 'UNAVAILABLE'), /token realm http:\/\/localhost:\d+\/service\/token.*credentials were not sent/);
   assert.equal(farIssuer.requests.length, before, 'the foreign realm was not contacted at all');
   const logs = await berth.logLines();
-  assert.ok(logs.some((l) => String(l['msg']).startsWith('refused token realm') && l['upstream'] === 'strict'), 'the refusal is logged');
+  assert.ok(
+    logs.some((l) => String(l['msg']).startsWith('refused token realm') && l['upstream'] === 'strict'),
+    'the refusal is logged',
+  );
 
   const pulled = await skopeoPull(`${berth.host}/trusting/xing/far:v1`, path.join(work, 'far'));
   assert.equal(pulled.manifestDigest, imageC.manifestDigest);
-  assert.ok(farIssuer.requests.slice(before).some((r) => r.user === 'admin' && r.status === 200), 'listed realm: berth authenticated there');
+  assert.ok(
+    farIssuer.requests.slice(before).some((r) => r.user === 'admin' && r.status === 200),
+    'listed realm: berth authenticated there',
+  );
 });

@@ -62,7 +62,10 @@ test('berth warm fetches exactly the blobs of the platforms asked for, and repor
   assert.match(again.stdout, /0 fetched \(0 B\), 1 already cached, 0 failed/);
   assert.equal((await contentGets()).length, gets.length, 'a second warm moves nothing');
 
-  const jobs = (await api(berth.url, 'GET', '/api/v1/warm')).json as Array<{ state: string; images: Array<{ state: string; blobsTotal: number; bytesTotal: number; bytesDone: number; platforms: string[] }> }>;
+  const jobs = (await api(berth.url, 'GET', '/api/v1/warm')).json as Array<{
+    state: string;
+    images: Array<{ state: string; blobsTotal: number; bytesTotal: number; bytesDone: number; platforms: string[] }>;
+  }>;
   assert.equal(jobs.length, 2);
   const first = jobs[1]!.images[0]!;
   assert.equal(first.state, 'done');
@@ -87,7 +90,10 @@ test('a containerd node pulling the warmed image costs the central registry no b
     const m0 = await scrape(berth.url);
     await node.pull('harbor.xing.com/xing/multi:v1', { hostsDir, plainHttp: true, platform: 'linux/arm64' });
     const images = await node.images();
-    assert.ok(images.some((i) => i.ref === 'harbor.xing.com/xing/multi:v1' && i.digest === index.manifestDigest), JSON.stringify(images));
+    assert.ok(
+      images.some((i) => i.ref === 'harbor.xing.com/xing/multi:v1' && i.digest === index.manifestDigest),
+      JSON.stringify(images),
+    );
     const after = await contentGets();
     assert.deepEqual(blobDigests(after), blobDigests(before), 'no blob crossed the WAN');
     const m1 = await scrape(berth.url);
@@ -125,7 +131,11 @@ test('/metrics counts exactly the bytes of a cold and a warm blob fetch', async 
   assert.equal(delta(m1, m2, 'berth_served_bytes_total', { source: 'cache' }), blob.size);
   assert.equal(delta(m1, m2, 'berth_wan_bytes_saved_total'), blob.size);
   assert.equal(delta(m1, m2, 'berth_upstream_bytes_total', { upstream: 'default' }), 0);
-  const stats = (await api(berth.url, 'GET', '/api/v1/stats')).json as { bytesServed: { fromCache: number; fromUpstream: number }; upstreamBytes: Record<string, number>; store: { bytes: number } };
+  const stats = (await api(berth.url, 'GET', '/api/v1/stats')).json as {
+    bytesServed: { fromCache: number; fromUpstream: number };
+    upstreamBytes: Record<string, number>;
+    store: { bytes: number };
+  };
   assert.equal(stats.upstreamBytes['default'], sample(m2, 'berth_upstream_bytes_total', { upstream: 'default' }));
   assert.equal(stats.bytesServed.fromCache, sample(m2, 'berth_served_bytes_total', { source: 'cache' }));
   assert.equal(stats.store.bytes, sample(m2, 'berth_store_bytes'));
@@ -156,7 +166,10 @@ test('/readyz stays 200 with the upstream down and reports it; cached content is
     }
     const ready = await api(berth.url, 'GET', '/readyz');
     assert.equal(ready.status, 200);
-    const { upstreams: [first], ...rest } = ready.json as { upstreams: Array<{ name: string; state: string; problems: string[] }> };
+    const {
+      upstreams: [first],
+      ...rest
+    } = ready.json as { upstreams: Array<{ name: string; state: string; problems: string[] }> };
     assert.deepEqual(rest, { ready: true, store: { writable: true, metadata: true } });
     assert.deepEqual([first!.name, first!.state, first!.problems], ['default', 'down', []], 'down now; the start-up checks found no problem');
     const ups = (await api(berth.url, 'GET', '/api/v1/upstreams')).json as Array<Record<string, unknown>>;

@@ -70,7 +70,10 @@ test('registry down: the push is accepted and pulls from berth; registry back: t
     assert.deepEqual(jobs.map((j) => j.kind).sort(), ['blob', 'blob', 'blob', 'manifest', 'tag']);
     // The same entries in the admin API (the dashboard's queue page) and the depth in /metrics.
     const api = await call(berth.url, 'GET', '/api/v1/queue');
-    assert.deepEqual(api.json<Array<{ id: number; kind: string; tag: string | null }>>().map((e) => [e.id, e.kind, e.tag]), jobs.map((j) => [j.id, j.kind, j.tag]));
+    assert.deepEqual(
+      api.json<Array<{ id: number; kind: string; tag: string | null }>>().map((e) => [e.id, e.kind, e.tag]),
+      jobs.map((j) => [j.id, j.kind, j.tag]),
+    );
     assert.match((await call(berth.url, 'GET', '/metrics')).body.toString(), /^berth_queue_depth 5$/m);
     await waitFor(() => queuedJobs(berth).some((j) => j.lastError !== null), 30_000, { what: 'a failed replication attempt' });
     const listing = berthQueue(berth);
@@ -142,7 +145,9 @@ test('a tag moved upstream after the push was queued: the newer local push wins 
   }
   await waitForDrain(berth);
   assert.equal((await pullFrom(`${registry.host}/xing/conflict:v1`, true)).manifestDigest, local.manifestDigest);
-  const logged = (await berth.logLines()).find((l) => l['msg'] === 'tag moved upstream after the local push was queued; the newer local push wins and overwrites it');
+  const logged = (await berth.logLines()).find(
+    (l) => l['msg'] === 'tag moved upstream after the local push was queued; the newer local push wins and overwrites it',
+  );
   assert.ok(logged, 'the overwrite must be logged');
   assert.equal(logged['overwritten'], direct.manifestDigest);
   assert.equal(logged['digest'], local.manifestDigest);
@@ -171,6 +176,9 @@ test('berth queue: retry and drop by id; a dropped tag job never reaches the reg
   }
   await waitForDrain(berth);
   const seen = (await registry.requests()).filter((r) => r.uri.startsWith('/v2/xing/dropped/manifests/'));
-  assert.ok(seen.some((r) => r.method === 'PUT' && r.uri.endsWith(img.manifestDigest)), 'the manifest itself was replicated by digest');
+  assert.ok(
+    seen.some((r) => r.method === 'PUT' && r.uri.endsWith(img.manifestDigest)),
+    'the manifest itself was replicated by digest',
+  );
   assert.ok(!seen.some((r) => r.method === 'PUT' && r.uri.endsWith('/v1')), 'the dropped tag was not');
 });

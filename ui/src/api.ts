@@ -109,7 +109,10 @@ export interface FleetJob {
 
 /** An API call that failed; `status` is 0 when berth could not be reached at all. */
 export class ApiError extends Error {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message);
   }
 }

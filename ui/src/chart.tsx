@@ -42,7 +42,9 @@ export function Chart({ title, times, series, format, binary = false, height = 2
       axes: [
         { stroke: '#5b6472', grid: { stroke: '#eef0f3' }, space: 90 },
         {
-          stroke: '#5b6472', grid: { stroke: '#eef0f3' }, values: (_u, ticks) => ticks.map(fmt),
+          stroke: '#5b6472',
+          grid: { stroke: '#eef0f3' },
+          values: (_u, ticks) => ticks.map(fmt),
           ...(binary ? { incrs: POWERS_OF_TWO } : {}),
           // Wide enough for the longest tick label, so labels such as "28.6 MiB/s" are never clipped.
           size: (_u, values) => 16 + 7 * Math.max(3, ...(values ?? []).map((v) => String(v).length)),
@@ -51,7 +53,11 @@ export function Chart({ title, times, series, format, binary = false, height = 2
       series: [
         {},
         ...series.map((s) => ({
-          label: s.label, stroke: s.color, fill: `${s.color}22`, width: 2, points: { show: false },
+          label: s.label,
+          stroke: s.color,
+          fill: `${s.color}22`,
+          width: 2,
+          points: { show: false },
           value: (_u: uPlot, v: number | null) => (v === null ? '–' : fmt(v)),
         })),
       ],

@@ -31,21 +31,37 @@ export function Images() {
   const total = rows.reduce((a, r) => a + r.size, 0);
 
   const header = (key: SortKey, label: string) => (
-    <th class={`sortable ${sort === key ? 'sorted' : ''}`} onClick={() => setSort(key)}>{label}</th>
+    <th class={`sortable ${sort === key ? 'sorted' : ''}`} onClick={() => setSort(key)}>
+      {label}
+    </th>
   );
   return (
     <section>
       <Problem error={images.error} />
       <div class="toolbar">
-        <input type="search" placeholder="Search repository, tag or digest" value={text} aria-label="Search images"
-          onInput={(e) => setText((e.target as HTMLInputElement).value)} data-testid="image-search" />
-        <span class="muted" data-testid="image-count">{rows.length} image{rows.length === 1 ? '' : 's'} · {bytes(total)}</span>
+        <input
+          type="search"
+          placeholder="Search repository, tag or digest"
+          value={text}
+          aria-label="Search images"
+          onInput={(e) => setText((e.target as HTMLInputElement).value)}
+          data-testid="image-search"
+        />
+        <span class="muted" data-testid="image-count">
+          {rows.length} image{rows.length === 1 ? '' : 's'} · {bytes(total)}
+        </span>
       </div>
       <table class="table" data-testid="images">
         <thead>
           <tr>
-            <th>Upstream</th>{header('repository', 'Repository')}<th>Tag</th><th>Digest</th>
-            {header('size', 'Size')}<th>Platforms</th>{header('lastPull', 'Last pull')}<th>Pinned</th>
+            <th>Upstream</th>
+            {header('repository', 'Repository')}
+            <th>Tag</th>
+            <th>Digest</th>
+            {header('size', 'Size')}
+            <th>Platforms</th>
+            {header('lastPull', 'Last pull')}
+            <th>Pinned</th>
           </tr>
         </thead>
         <tbody>
@@ -54,7 +70,9 @@ export function Images() {
               <td>{r.upstream}</td>
               <td class="mono">{r.repository}</td>
               <td class="mono">{r.tag ?? ''}</td>
-              <td class="mono" title={r.digest}>{shortDigest(r.digest)}</td>
+              <td class="mono" title={r.digest}>
+                {shortDigest(r.digest)}
+              </td>
               <td class="num">{bytes(r.size)}</td>
               <td class="small">{(r.platforms ?? []).join(', ')}</td>
               <td>{ago(r.lastPull)}</td>

@@ -50,10 +50,14 @@ function App() {
   return (
     <>
       <header>
-        <div class="brand">berth <span class="muted">edge image cache</span></div>
+        <div class="brand">
+          berth <span class="muted">edge image cache</span>
+        </div>
         <nav>
           {PAGES.map((p) => (
-            <a key={p.hash} href={p.hash} class={p.hash === page ? 'active' : ''} aria-current={p.hash === page ? 'page' : undefined}>{p.title}</a>
+            <a key={p.hash} href={p.hash} class={p.hash === page ? 'active' : ''} aria-current={p.hash === page ? 'page' : undefined}>
+              {p.title}
+            </a>
           ))}
         </nav>
       </header>

@@ -39,12 +39,25 @@ function Upstreams({ list }: { list: UpstreamState[] }) {
   if (list.length === 0) return <p class="muted">No upstreams: berth runs as a plain registry.</p>;
   return (
     <table class="table" data-testid="upstreams">
-      <thead><tr><th>Upstream</th><th>State</th><th>Since</th><th>Failures</th><th>Last error</th></tr></thead>
+      <thead>
+        <tr>
+          <th>Upstream</th>
+          <th>State</th>
+          <th>Since</th>
+          <th>Failures</th>
+          <th>Last error</th>
+        </tr>
+      </thead>
       <tbody>
         {list.map((u) => (
           <tr key={u.name}>
-            <td><strong>{u.name}</strong><div class="muted small">{u.remoteurl}</div></td>
-            <td><span class={`badge badge-${u.state === 'up' ? 'ok' : 'bad'}`}>{u.state}</span></td>
+            <td>
+              <strong>{u.name}</strong>
+              <div class="muted small">{u.remoteurl}</div>
+            </td>
+            <td>
+              <span class={`badge badge-${u.state === 'up' ? 'ok' : 'bad'}`}>{u.state}</span>
+            </td>
             <td>{ago(u.since)}</td>
             <td>{count(u.consecutiveFailures ?? 0)}</td>
             <td class="small">{u.lastError ?? ''}</td>
@@ -92,13 +105,25 @@ export function Overview() {
       <Problem error={stats.error ?? history.error ?? upstreams.error} />
       {s && (
         <div class="cards">
-          <Card testid="hit-ratio" label="Hit ratio" value={percent(s.hitRatio)}
-            detail={`${count(s.requests.hit)} hits, ${count(s.requests.joined)} joined, ${count(s.requests.miss)} misses of ${count(total)} pulls`} />
-          <Card testid="wan-saved" label="WAN bytes saved" value={bytes(s.wanBytesSaved)}
-            detail={`${bytes(s.bytesServed.fromCache)} served from cache, ${bytes(wan)} fetched upstream`} />
+          <Card
+            testid="hit-ratio"
+            label="Hit ratio"
+            value={percent(s.hitRatio)}
+            detail={`${count(s.requests.hit)} hits, ${count(s.requests.joined)} joined, ${count(s.requests.miss)} misses of ${count(total)} pulls`}
+          />
+          <Card
+            testid="wan-saved"
+            label="WAN bytes saved"
+            value={bytes(s.wanBytesSaved)}
+            detail={`${bytes(s.bytesServed.fromCache)} served from cache, ${bytes(wan)} fetched upstream`}
+          />
           <StoreUsage store={s.store} />
-          <Card testid="activity" label="Fills in flight" value={count(s.fillsInFlight)}
-            detail={`up ${duration(s.uptimeSeconds)}${s.requests.stale ? ` · ${count(s.requests.stale)} stale tags served` : ''}`} />
+          <Card
+            testid="activity"
+            label="Fills in flight"
+            value={count(s.fillsInFlight)}
+            detail={`up ${duration(s.uptimeSeconds)}${s.requests.stale ? ` · ${count(s.requests.stale)} stale tags served` : ''}`}
+          />
         </div>
       )}
       {!s && !stats.error && <p class="muted">Loading…</p>}
@@ -106,7 +131,7 @@ export function Overview() {
       {upstreams.data && <Upstreams list={upstreams.data} />}
       <div class="charts">
         <Chart title="Requests per second" times={series.times} series={series.requests} format={(v) => v.toFixed(v < 10 ? 1 : 0)} />
-        <Chart title="Bytes per second" times={series.times} series={series.bytes} format={(v) => `${bytes(v).replace(/\.0+ /, " ")}/s`} binary />
+        <Chart title="Bytes per second" times={series.times} series={series.bytes} format={(v) => `${bytes(v).replace(/\.0+ /, ' ')}/s`} binary />
       </div>
       {history.data && history.data.points.length === 0 && <p class="muted small">No history yet: points appear every {history.data.intervalSeconds} s.</p>}
     </section>

@@ -14,18 +14,34 @@ export function Queue() {
   return (
     <section>
       <Problem error={queue.error} />
-      <p class="muted" data-testid="queue-count">{items.length} item{items.length === 1 ? '' : 's'} waiting</p>
+      <p class="muted" data-testid="queue-count">
+        {items.length} item{items.length === 1 ? '' : 's'} waiting
+      </p>
       {items.length === 0 && <p class="muted small">Pushes to write-behind upstreams wait here until the central registry has accepted them.</p>}
       {items.length > 0 && (
         <table class="table" data-testid="queue">
-          <thead><tr><th>Kind</th><th>Repository</th><th>Tag / digest</th><th>State</th><th>Attempts</th><th>Age</th><th>Last error</th></tr></thead>
+          <thead>
+            <tr>
+              <th>Kind</th>
+              <th>Repository</th>
+              <th>Tag / digest</th>
+              <th>State</th>
+              <th>Attempts</th>
+              <th>Age</th>
+              <th>Last error</th>
+            </tr>
+          </thead>
           <tbody>
             {items.map((q) => (
               <tr key={String(q.id)}>
                 <td>{q.kind}</td>
                 <td class="mono">{q.repository}</td>
-                <td class="mono" title={q.digest ?? ''}>{q.tag ?? shortDigest(q.digest)}</td>
-                <td><span class={`badge ${q.lastError ? 'badge-bad' : 'badge-busy'}`}>{q.state}</span></td>
+                <td class="mono" title={q.digest ?? ''}>
+                  {q.tag ?? shortDigest(q.digest)}
+                </td>
+                <td>
+                  <span class={`badge ${q.lastError ? 'badge-bad' : 'badge-busy'}`}>{q.state}</span>
+                </td>
                 <td class="num">{q.attempts}</td>
                 <td>{duration(q.ageSeconds)}</td>
                 <td class="small error-text">{q.lastError ?? ''}</td>

@@ -12,7 +12,10 @@ const FAILED = new Set(['failed', 'error', 'partial', 'cancelled', 'canceled']);
 
 /** Splits the textarea on whitespace and commas, so pasted lists work. */
 export function parseList(text: string): string[] {
-  return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function Progress({ done, total }: { done: number; total: number }) {
@@ -32,10 +35,18 @@ function ImageRow({ image, rate }: { image: WarmImage; rate: number }) {
   return (
     <tr data-state={image.state}>
       <td class="mono">{image.ref}</td>
-      <td><span class={`badge ${FAILED.has(image.state) ? 'badge-bad' : finished ? 'badge-ok' : 'badge-busy'}`}>{image.state}</span></td>
-      <td class="progress-cell"><Progress done={done} total={total} /></td>
-      <td class="num">{bytes(done)} / {bytes(total)}</td>
-      <td class="num">{image.blobsDone ?? 0} / {image.blobsTotal ?? 0} blobs</td>
+      <td>
+        <span class={`badge ${FAILED.has(image.state) ? 'badge-bad' : finished ? 'badge-ok' : 'badge-busy'}`}>{image.state}</span>
+      </td>
+      <td class="progress-cell">
+        <Progress done={done} total={total} />
+      </td>
+      <td class="num">
+        {bytes(done)} / {bytes(total)}
+      </td>
+      <td class="num">
+        {image.blobsDone ?? 0} / {image.blobsTotal ?? 0} blobs
+      </td>
       <td class="num">{finished ? '' : `${bytes(rate)}/s${eta !== undefined ? ` · ${duration(eta)} left` : ''}`}</td>
       <td class="small error-text">{image.error ?? ''}</td>
     </tr>
@@ -84,15 +95,24 @@ function JobView({ id }: { id: string }) {
     <div class="job" data-testid="warm-job" data-job-id={id} data-state={job?.state ?? 'loading'}>
       <div class="job-head">
         <strong>Job {id}</strong>
-        <span class={`badge ${job && FAILED.has(job.state) ? 'badge-bad' : job && isFinished(job.state) ? 'badge-ok' : 'badge-busy'}`} data-testid="warm-job-state">
+        <span
+          class={`badge ${job && FAILED.has(job.state) ? 'badge-bad' : job && isFinished(job.state) ? 'badge-ok' : 'badge-busy'}`}
+          data-testid="warm-job-state"
+        >
           {job?.state ?? 'loading'}
         </span>
-        <span class="muted">{bytes(done)} of {bytes(total)}</span>
+        <span class="muted">
+          {bytes(done)} of {bytes(total)}
+        </span>
       </div>
       <Problem error={error} />
       {job && (
         <table class="table">
-          <tbody>{job.images.map((i) => <ImageRow key={i.ref} image={i} rate={rates.get(i.ref) ?? 0} />)}</tbody>
+          <tbody>
+            {job.images.map((i) => (
+              <ImageRow key={i.ref} image={i} rate={rates.get(i.ref) ?? 0} />
+            ))}
+          </tbody>
         </table>
       )}
     </div>
@@ -131,14 +151,18 @@ export function Warm({ jobs, onStarted }: { jobs: string[]; onStarted: (id: stri
       <form class="warm-form" onSubmit={(e) => void submit(e)} data-testid="warm-form">
         <label>
           Images <span class="muted small">one per line: [registry/]repository[:tag|@digest]</span>
-          <textarea rows={4} name="images" value={images} placeholder="harbor.xing.com/xing/app:v1"
-            onInput={(e) => setImages((e.target as HTMLTextAreaElement).value)} />
+          <textarea
+            rows={4}
+            name="images"
+            value={images}
+            placeholder="harbor.xing.com/xing/app:v1"
+            onInput={(e) => setImages((e.target as HTMLTextAreaElement).value)}
+          />
         </label>
         <div class="row">
           <label>
             Platforms <span class="muted small">e.g. linux/arm64,linux/amd64 (empty: berth's default)</span>
-            <input type="text" name="platforms" value={platforms} disabled={allPlatforms}
-              onInput={(e) => setPlatforms((e.target as HTMLInputElement).value)} />
+            <input type="text" name="platforms" value={platforms} disabled={allPlatforms} onInput={(e) => setPlatforms((e.target as HTMLInputElement).value)} />
           </label>
           <label class="check">
             <input type="checkbox" name="allPlatforms" checked={allPlatforms} onChange={(e) => setAllPlatforms((e.target as HTMLInputElement).checked)} />
@@ -148,13 +172,21 @@ export function Warm({ jobs, onStarted }: { jobs: string[]; onStarted: (id: stri
             <input type="checkbox" name="pin" checked={pin} onChange={(e) => setPin((e.target as HTMLInputElement).checked)} />
             Pin (never evict)
           </label>
-          <button type="submit" disabled={busy}>{busy ? 'Starting…' : 'Warm up'}</button>
+          <button type="submit" disabled={busy}>
+            {busy ? 'Starting…' : 'Warm up'}
+          </button>
         </div>
       </form>
-      {hint && <div class="problem" role="alert">{hint}</div>}
+      {hint && (
+        <div class="problem" role="alert">
+          {hint}
+        </div>
+      )}
       <Problem error={error} />
       {jobs.length === 0 && <p class="muted">Jobs started here show their progress below.</p>}
-      {[...jobs].reverse().map((id) => <JobView key={id} id={id} />)}
+      {[...jobs].reverse().map((id) => (
+        <JobView key={id} id={id} />
+      ))}
     </section>
   );
 }

@@ -18,7 +18,7 @@ export function fillCoordinatorContract(name: string, open: () => FillCoordinato
     assert.deepEqual(fills.digests(), ['sha256:a']);
     assert.equal(fills.size, 1);
     fills.finish('sha256:a', { id: 99 });
-    assert.equal(fills.current('sha256:a'), a.fill, 'finishing someone else\'s fill does nothing');
+    assert.equal(fills.current('sha256:a'), a.fill, "finishing someone else's fill does nothing");
     fills.finish('sha256:a', a.fill);
     assert.equal(fills.current('sha256:a'), undefined);
     assert.equal(fills.claim('sha256:a', start).role, 'filler', 'after it finished, a claim starts afresh');

@@ -43,7 +43,10 @@ export function blobIndexContract(name: string, open: () => Promise<IndexFixture
     assert.equal(await blobIndex.isPinned(d(1)), true);
     await repos.putManifest('up', 'r', { digest: d(1), mediaType: 'm', size: 10, children: [d(2)] });
     const view = await blobIndex.evictionView();
-    assert.deepEqual(view.blobs.map((b) => [b.digest, b.size, b.pinned]).sort(), [[d(1), 10, true], [d(2), 5, false]]);
+    assert.deepEqual(view.blobs.map((b) => [b.digest, b.size, b.pinned]).sort(), [
+      [d(1), 10, true],
+      [d(2), 5, false],
+    ]);
     assert.deepEqual(view.edges, [{ parent: d(1), child: d(2) }]);
     assert.deepEqual(view.holders.map((h) => `${h.upstream}:${h.digest}`).sort(), [`up:${d(1)}`, `up:${d(2)}`]);
   });
@@ -104,8 +107,17 @@ export function repositoryIndexContract(name: string, open: () => Promise<IndexF
     await repos.putManifest('', 'r', { digest: d(2), mediaType: 'm', size: 4, children: [] });
     await repos.setTag('', 'r', 'v1', d(1));
     const images = await repos.images('', 100);
-    assert.deepEqual(images.map((i) => [i.repository, i.tag, i.digest]), [['r', null, d(2)], ['r', 'v1', d(1)]]);
-    assert.deepEqual((await repos.images('v1', 100)).map((i) => i.digest), [d(1)]);
+    assert.deepEqual(
+      images.map((i) => [i.repository, i.tag, i.digest]),
+      [
+        ['r', null, d(2)],
+        ['r', 'v1', d(1)],
+      ],
+    );
+    assert.deepEqual(
+      (await repos.images('v1', 100)).map((i) => i.digest),
+      [d(1)],
+    );
     const listing = await repos.listing();
     assert.equal(listing.length, 2);
     assert.deepEqual(await repos.childSizes(d(1)), []);

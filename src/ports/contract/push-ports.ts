@@ -17,7 +17,6 @@ const d = (n: number) => `sha256:${String(n).padStart(64, '0')}`;
 const alice = { owner: 'alice', leaseMs: 10_000 };
 const bob = { owner: 'bob', leaseMs: 10_000 };
 
-
 export function replicationQueueContract(name: string, open: () => Promise<PushFixture>): void {
   const t = suite(`${name} replication queue`, open);
 
@@ -25,8 +24,11 @@ export function replicationQueueContract(name: string, open: () => Promise<PushF
     const { manifestJob, tagJob } = await queue.enqueueManifest('u', 'r', d(9), [{ kind: 'blob', digest: d(1) }], { tag: 'v1', baseDigest: null });
     assert.ok(await heldTags.isHeld('u', 'r', 'v1'), 'a queued tag is held');
     const blobs = await queue.claim('u', 10, alice);
-    assert.deepEqual(blobs.map((j) => [j.kind, j.owner]), [['blob', 'alice']]);
-    assert.deepEqual(await queue.claim('u', 10, bob), [], 'nothing else is runnable, and alice\'s job is not offered again');
+    assert.deepEqual(
+      blobs.map((j) => [j.kind, j.owner]),
+      [['blob', 'alice']],
+    );
+    assert.deepEqual(await queue.claim('u', 10, bob), [], "nothing else is runnable, and alice's job is not offered again");
     await queue.complete(blobs[0]!);
     const [m] = await queue.claim('u', 10, bob);
     assert.equal(m?.id, manifestJob);
@@ -38,7 +40,7 @@ export function replicationQueueContract(name: string, open: () => Promise<PushF
     assert.deepEqual(await queue.counts(), { pending: 0, running: 0, failed: 0 });
   });
 
-  t('recover frees its own jobs and lapsed leases, never a live owner\'s', async ({ queue, advance }) => {
+  t("recover frees its own jobs and lapsed leases, never a live owner's", async ({ queue, advance }) => {
     const a = await queue.enqueueBlob('u', 'r', d(1));
     const b = await queue.enqueueBlob('u', 'r', d(2));
     await queue.claim('u', 1, alice);
@@ -49,10 +51,10 @@ export function replicationQueueContract(name: string, open: () => Promise<PushF
     advance(5_000);
     await queue.renew([b], bob);
     advance(8_000);
-    assert.equal(await queue.recover('alice'), 0, 'alice restarts again: bob\'s renewed lease has not lapsed');
+    assert.equal(await queue.recover('alice'), 0, "alice restarts again: bob's renewed lease has not lapsed");
     assert.equal((await queue.get(b))?.state, 'running', 'renewed: still within its lease');
     advance(20_000);
-    assert.equal(await queue.recover('carol'), 1, 'a lapsed lease is anyone\'s');
+    assert.equal(await queue.recover('carol'), 1, "a lapsed lease is anyone's");
     assert.equal((await queue.get(b))?.state, 'pending');
   });
 
@@ -103,7 +105,10 @@ export function uploadSessionsContract(name: string, open: () => Promise<PushFix
     advance(1_000);
     await uploads.touch('id-1');
     assert.equal((await uploads.get('id-1'))!.updatedAt, row!.updatedAt + 1_000);
-    assert.deepEqual((await uploads.all()).map((r) => r.id), ['id-1']);
+    assert.deepEqual(
+      (await uploads.all()).map((r) => r.id),
+      ['id-1'],
+    );
     await uploads.delete('id-1');
     assert.equal(await uploads.get('id-1'), undefined);
     assert.deepEqual(await uploads.all(), []);
