@@ -152,19 +152,17 @@ export class ManifestCache {
     }
   }
 
+  /** Records a verified manifest with everything it references. */
+  private storeParsed(target: Target, digest: string, body: Buffer, parsed: ReturnType<typeof parseManifest>): Promise<void> {
+    const refs = [...parsed.blobs, ...parsed.manifests].map((d) => d.digest);
+    return this.store(target, digest, parsed.mediaType, body, refs, parsed.subject?.digest, parsed.artifactType);
+  }
+
   private async fromPeer(target: Target, digest: string): Promise<ManifestResult | undefined> {
     const body = await this.deps.site!.fetch(target, digest);
     if (!body || digestOf(body, parseDigest(digest).algorithm) !== digest) return undefined;
     const parsed = parseManifest(body);
-    await this.store(
-      target,
-      digest,
-      parsed.mediaType,
-      body,
-      [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-      parsed.subject?.digest,
-      parsed.artifactType,
-    );
+    await this.storeParsed(target, digest, body, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'hit' };
   }
 
@@ -221,15 +219,7 @@ export class ManifestCache {
       });
     }
     const parsed = parseManifest(body, responseHeader(res, 'content-type'));
-    await this.store(
-      target,
-      digest,
-      parsed.mediaType,
-      body,
-      [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-      parsed.subject?.digest,
-      parsed.artifactType,
-    );
+    await this.storeParsed(target, digest, body, parsed);
     this.deps.onFetched?.(target, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'miss' };
   }
