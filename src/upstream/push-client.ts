@@ -1,9 +1,8 @@
 /** @module upstream/push-client — pushing to a central registry: blob existence, cross-repository mount, monolithic upload, manifests, deletes; no disk. */
-import type { Readable } from 'node:stream';
 import { ERROR_CODES, OciError, type ErrorCode } from '../oci/errors.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
-import { UPLOAD_CHUNK_BYTES, uploadInChunks } from './upload.js';
+import { UPLOAD_CHUNK_BYTES, putWithDigest, uploadInChunks, type BlobSource } from './upload.js';
 
 /** HEAD of a blob in the repository, with push scope (the token is then ready for the upload). */
 export async function blobExists(client: RegistryClient, repository: string, digest: string): Promise<boolean> {
@@ -13,12 +12,6 @@ export async function blobExists(client: RegistryClient, repository: string, dig
     return res.status === 200;
   }
   throw await pushError(res, client.name, `blob ${digest} in ${repository}`);
-}
-
-export interface BlobSource {
-  readonly size: number;
-  /** A fresh stream of bytes start..end (inclusive) each time (a retry reads them again). */
-  open(start: number, end: number): Readable;
 }
 
 /**
@@ -56,17 +49,14 @@ export async function sendBlob(
     await uploadInChunks(client, repository, digest, source, location, start);
     return 'uploaded';
   }
-  const url = new URL(location, client.remoteurl);
-  url.searchParams.set('digest', digest);
-  const res = await client.send({
-    method: 'PUT',
+  const res = await putWithDigest(
+    client,
     repository,
-    path: '',
-    url: url.toString(),
-    push: true,
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(source.size) },
-    body: () => (source.size === 0 ? Buffer.alloc(0) : source.open(0, source.size - 1)),
-  });
+    location,
+    digest,
+    { 'content-type': 'application/octet-stream', 'content-length': String(source.size) },
+    () => (source.size === 0 ? Buffer.alloc(0) : source.open(0, source.size - 1)),
+  );
   if (res.status !== 201 && res.status !== 204) throw await pushError(res, client.name, `blob ${digest} (${source.size} bytes) for ${repository}`);
   await res.body.dump();
   return 'uploaded';

@@ -12,10 +12,24 @@ export const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Cuts in a row without progress before the upload gives up (the queue retries it later). */
 const MAX_STALLS = 8;
 
-export interface RangeSource {
+export interface BlobSource {
   readonly size: number;
-  /** Bytes start..end (inclusive). */
+  /** A fresh stream of bytes start..end (inclusive) each time (a retry reads them again). */
   open(start: number, end: number): Readable;
+}
+
+/** Completes an upload started at `location`: PUT with `?digest=`, carrying `body` (the whole blob, or nothing after chunks). */
+export function putWithDigest(
+  client: RegistryClient,
+  repository: string,
+  location: string,
+  digest: string,
+  headers: Record<string, string>,
+  body: () => Readable | Buffer,
+): Promise<UpstreamResponse> {
+  const url = new URL(location, client.remoteurl);
+  url.searchParams.set('digest', digest);
+  return client.send({ method: 'PUT', repository, path: '', url: url.toString(), push: true, headers, body });
 }
 
 interface UploadState {
@@ -46,7 +60,7 @@ export async function uploadInChunks(
   client: RegistryClient,
   repository: string,
   digest: string,
-  source: RangeSource,
+  source: BlobSource,
   location: string,
   restart: () => Promise<string>,
 ): Promise<{ resumed: number }> {
@@ -96,17 +110,7 @@ export async function uploadInChunks(
       resumed++;
     }
   }
-  const done = new URL(state.url);
-  done.searchParams.set('digest', digest);
-  const res = await client.send({
-    method: 'PUT',
-    repository,
-    path: '',
-    url: done.toString(),
-    push: true,
-    headers: { 'content-length': '0' },
-    body: () => Buffer.alloc(0),
-  });
+  const res = await putWithDigest(client, repository, state.url, digest, { 'content-length': '0' }, () => Buffer.alloc(0));
   if (res.status !== 201 && res.status !== 204) {
     const text = await res.body.text().catch(() => '');
     throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} completing blob ${digest}: ${text.slice(0, 200)}`, { status: 502 });
