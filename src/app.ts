@@ -24,10 +24,17 @@ import { UploadForwarder } from './http/forward.js';
 import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 import { createFleet } from './fleet/wiring.js';
 import { WorkPriority, budgetFor } from './upstream/budget.js';
+import { readInUse } from './storage/in-use.js';
+import type { WorkerChannel } from './workers/channel.js';
+import { WorkerFills } from './workers/worker-fills.js';
+import { groupTelemetry } from './workers/group-telemetry.js';
+import { forwardingAdmin, listenPrivately } from './workers/admin-forward.js';
 
 export interface AppDeps {
   readonly logger: Logger;
   readonly now: () => number;
+  /** One of several serving workers (http.workers): its channel to the primary. */
+  readonly worker?: WorkerChannel;
 }
 
 export interface App {
@@ -49,12 +56,36 @@ export interface App {
   close(deadlineMs?: number): Promise<void>;
 }
 
-export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App> {
+/**
+ * What happens once per start whatever the number of workers, before any serves: partial files
+ * of an earlier run go, the databases reach the current schema, the index meets the disk.
+ */
+export async function prepareStore(config: BerthConfig, deps: AppDeps): Promise<void> {
   const { logger, now } = deps;
   const root = config.storage.rootdirectory;
   await mkdir(root, { recursive: true });
   const blobs = new BlobStore(root);
   const { removedTemp } = await blobs.init();
+  if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
+  const index = openLocalIndex(root, now);
+  try {
+    const reconciled = await reconcile(blobs, index.blobIndex);
+    if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
+  } finally {
+    index.close();
+  }
+  openLocalPush(root, now).close();
+  await instanceId(root);
+}
+
+export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App> {
+  const { logger, now, worker } = deps;
+  // The lead worker (or the only process) runs the duties one process per store must run.
+  const lead = !worker || worker.lead;
+  const root = config.storage.rootdirectory;
+  await mkdir(root, { recursive: true });
+  const blobs = new BlobStore(root);
+  const { removedTemp } = await blobs.init(worker !== undefined);
   if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
   // The shared-state ports, chosen once, here: today the local ones (SQLite files beside the blobs).
   const index = openLocalIndex(root, now);
@@ -63,8 +94,10 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   // One of a site's replicas: holder records follow the index, peers are a byte source beside the upstream.
   const replica = config.cluster ? openReplica(config.cluster, { logger, now, timeouts: config.upstreamTimeouts }) : undefined;
   const blobIndex = replica ? replica.holding(index.blobIndex) : index.blobIndex;
-  const reconciled = await reconcile(blobs, blobIndex);
-  if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
+  if (!worker) {
+    const reconciled = await reconcile(blobs, blobIndex);
+    if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
+  }
   const instance = (await instanceId(root))!;
   const telemetry = createTelemetry(config, now);
   const priority = new WorkPriority();
@@ -77,10 +110,31 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   });
   const uploadRows = replica ? replica.owning(pushStores.uploads, config.storage.uploadpurging.ageMs) : pushStores.uploads;
   const forwarder = replica ? new UploadForwarder() : undefined;
-  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, uploads: uploadRows, owner: LOCAL_OWNER, upstreams, logger, now });
-  // berth.lock: `berth gc` run beside this process leaves what it streams or fills alone.
-  const inUse = new InUseRecord(root, now);
+  const pushSide = openPushSide({
+    config,
+    blobs,
+    index: blobIndex,
+    repos,
+    ...pushStores,
+    uploads: uploadRows,
+    owner: worker ? `${LOCAL_OWNER}-w${worker.slot}` : LOCAL_OWNER,
+    upstreams,
+    logger,
+    now,
+  });
+  // berth.lock: `berth gc` run beside this process (and the other workers) leave what it streams or fills alone.
+  const inUse = new InUseRecord(root, now, process.pid, worker?.slot);
   await inUse.open();
+  const protect = async (): Promise<ReadonlySet<string>> => {
+    const queued = await pushSide.protect();
+    const others = worker ? readInUse(root, undefined, process.pid)?.inUse : undefined;
+    return others ? new Set([...queued, ...others]) : queued;
+  };
+  // Workers of one host: one upstream fill per digest among them, in front of the site's replicas.
+  const workerFills = worker
+    ? new WorkerFills({ channel: worker, ...(replica ? { inner: replica.router } : {}), finalPath: (d) => blobs.path(d), logger })
+    : undefined;
+  const router = workerFills ?? replica?.router;
   const cache = new RegistryCache({
     blobs,
     index: blobIndex,
@@ -90,16 +144,26 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     now,
     limits: evictionLimits(config),
     observer: telemetry,
-    protect: () => pushSide.protect(),
+    protect,
     heldTags: pushStores.heldTags,
     onInUseChange: (digests) => inUse.changed(digests),
-    ...(replica ? { router: replica.router, manifestSite: replica.manifests } : {}),
+    ...(router ? { router } : {}),
+    ...(replica ? { manifestSite: replica.manifests } : {}),
   });
-  attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
-  cache.maybeEvict();
+  attachTelemetry(telemetry, {
+    config,
+    index: blobIndex,
+    cache,
+    upstreams,
+    queue: pushSide.view,
+    ...(workerFills ? { following: () => workerFills.following } : {}),
+  });
+  if (lead) cache.maybeEvict();
   // The write-behind worker starts here: everything it sends is background work for the WAN budget.
   const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
+  // Several workers: the admin API and /metrics report the whole group.
+  const group = worker ? groupTelemetry(telemetry, worker) : undefined;
   const ops = createOperations({
     config,
     cache,
@@ -112,10 +176,15 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     logger,
     now,
     queue: pushSide.view,
-    protect: () => pushSide.protect(),
+    protect,
     priority,
+    ...(group ? { adminTelemetry: group } : {}),
+    schedules: lead,
   });
-  const fleet = createFleet({ config, ops, stats: () => telemetry.stats(), upstreams, logger, now });
+  const fleet = createFleet({ config, ops, stats: () => (group ?? telemetry).stats(), upstreams, logger, now });
+  const wrapped = fleet.wrap(ops.admin);
+  const admin = worker && !lead ? forwardingAdmin(wrapped, () => worker.adminPort, config.hub !== undefined) : wrapped;
+  let privateAdmin: { port: number; close(): Promise<void> } | undefined;
   const listeners: Listener[] = [
     { host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) },
     ...config.http.listeners,
@@ -126,7 +195,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     upstreams,
     logger,
     now,
-    admin: fleet.wrap(ops.admin),
+    admin,
     observer: telemetry,
     access,
     push,
@@ -167,8 +236,16 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       const bound: AddressInfo[] = [];
       for (const [i, l] of listeners.entries()) bound.push(await listenOn(servers[i]!, l));
       ops.start();
-      fleet.start();
+      if (lead) fleet.start();
       replica?.start();
+      if (worker) {
+        worker.onReload = () => reload('SIGHUP');
+        if (lead) {
+          privateAdmin = await listenPrivately(wrapped, logger);
+          worker.note({ op: 'admin', port: privateAdmin.port });
+        }
+        worker.note({ op: 'listening' });
+      }
       return bound[0]!;
     },
     checkUpstreams: () => checkAll(upstreams, logger),
@@ -185,6 +262,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await privateAdmin?.close();
       await pushSide.close();
       await replica?.close();
       await forwarder?.close();
@@ -193,6 +271,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       await access.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
       index.close();
+      worker?.close();
     },
   };
 }

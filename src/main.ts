@@ -1,4 +1,5 @@
 /** @module main — composition root: reads argv and env, builds the commands; nothing else reads process state. */
+import cluster from 'node:cluster';
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
@@ -12,6 +13,7 @@ import { runFsck, runGc, runLs } from './cli/store.js';
 import { runDoctor } from './cli/doctor.js';
 import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
 import { EXIT, UsageError } from './oci/errors.js';
+import { COUNT_ENV, SLOT_ENV } from './workers/protocol.js';
 
 /** The soft limit on open files (node raises it to the hard limit at start), from /proc on Linux. */
 function openFileLimit(): number | undefined {
@@ -45,9 +47,19 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--upstream <url>', 'central registry to mirror ("none" for a plain registry)')
     .option('--username <user>', 'upstream username')
     .option('--password-file <file>', 'file holding the upstream password')
+    .option('--workers <n>', 'serving processes sharing the store and the listening addresses: auto (one per core) or a count')
     .action(async (opts: { config?: string } & ServeFlags) => {
       const { config, warnings } = loadConfig({ file: opts.config ?? env['BERTH_CONFIG'], env, flags: opts, cwd, fdLimit: openFileLimit() });
-      exitCode = await serve(config, warnings, { signals: process, faults: process });
+      // A serving worker started by the primary (http.workers above 1) knows its slot from the environment.
+      const port = {
+        send: (m: unknown) => process.send?.(m),
+        on: (e: 'message', l: (m: unknown) => void) => process.on(e, l),
+        off: (e: 'message', l: (m: unknown) => void) => process.off(e, l),
+      };
+      const worker = cluster.isWorker ? { slot: Number(env[SLOT_ENV] ?? 0), count: Number(env[COUNT_ENV] ?? 1), port } : undefined;
+      exitCode = await serve(config, warnings, { signals: process, faults: process, cluster, ...(worker ? { worker } : {}) });
+      // The IPC channel would keep a drained worker alive: let go of it, and the process ends.
+      cluster.worker?.disconnect();
     });
 
   const configCmd = program.command('config').description('configuration tools');

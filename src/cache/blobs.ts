@@ -73,11 +73,19 @@ export interface FillRouter {
     readonly upstream: (offset: number) => Promise<AsyncIterable<Uint8Array>>;
     /** For bodies from a peer: the size it announced (offset 0 only). */
     readonly markReady: (size: number | undefined) => void;
+    /** This fill's temp file: the other workers of this host follow it while it grows. */
+    readonly tempPath: string;
+    /** The size known so far (once the upstream answered). */
+    readonly size: () => number | undefined;
+    /** Throws unless the requesting repository may see the digest (as before joining a fill here). */
+    readonly visible: () => Promise<void>;
   }): Promise<AsyncIterable<Uint8Array>>;
   /** Whether an error of a peer transfer is worth another attempt even before any byte arrived. */
   retriable(err: unknown): boolean;
   /** The fill ended (stored, passed through or failed): its lease, if any, is released. */
   finished(digest: string): void;
+  /** Whether another worker of this host fills the digest now (a peer's `held` request may then join it). */
+  filling?(digest: string): Promise<boolean>;
 }
 
 /** Fills one manifest's prefetch runs at once: enough to fill a WAN link, few enough to leave room for clients' own requests. */
@@ -130,7 +138,7 @@ export class BlobCache {
     const release = await this.deps.blobs.hold(digest);
     try {
       const existing = this.fills.current(digest);
-      if (!existing && peer === 'held') throw blobUnknown(digest);
+      if (!existing && peer === 'held' && !(await this.deps.router?.filling?.(digest))) throw blobUnknown(digest);
       if (existing) await this.ensureVisible(target, digest);
       const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest, peer !== undefined)).fill;
       if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
@@ -277,7 +285,17 @@ export class BlobCache {
       open: (offset) => {
         const upstream = (o: number) => this.openUpstream(target, fill, o);
         if (!router) return upstream(offset);
-        return router.open({ target, digest, offset, fromPeer, upstream, markReady: (size) => fill.markReady(size) });
+        return router.open({
+          target,
+          digest,
+          offset,
+          fromPeer,
+          upstream,
+          markReady: (size) => fill.markReady(size),
+          tempPath: fill.tempPath,
+          size: () => fill.size,
+          visible: () => this.ensureVisible(target, digest),
+        });
       },
       // Only a transfer that has begun is resumed; a request that never got an answer fails fast
       // (a peer that went away is the exception: another source is tried).

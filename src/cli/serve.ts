@@ -1,12 +1,27 @@
 /** @module cli/serve — `berth serve`: load config, start the cache, stop cleanly on SIGTERM/SIGINT. */
+import type { Cluster } from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import { createApp } from '../app.js';
+import { createApp, prepareStore } from '../app.js';
+import { WorkerChannel, type IpcPort } from '../workers/channel.js';
+import { runPrimary } from '../workers/primary.js';
 
 export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
   /** Where uncaught exceptions and unhandled rejections are reported (the process). */
   readonly faults?: NodeJS.EventEmitter;
+  /** node:cluster, for http.workers above 1; without it berth serves from this process alone. */
+  readonly cluster?: Cluster;
+  /** In a worker: its slot and the group size (from the primary), and its IPC endpoint. */
+  readonly worker?: { readonly slot: number; readonly count: number; readonly port: IpcPort };
+  /** Cores, for `http.workers: auto`. */
+  readonly cores?: number;
+}
+
+/** How many processes serve: `auto` is one per core. */
+export function workerCount(config: BerthConfig, cores = availableParallelism()): number {
+  return config.http.workers === 'auto' ? Math.max(1, cores) : config.http.workers;
 }
 
 /** The log message of a fault no handler caught; the test fixtures fail any run that logs it. */
@@ -18,13 +33,22 @@ export function createLogger(config: BerthConfig) {
 
 /** Runs until a stop signal; resolves with the exit status. */
 export async function serve(config: BerthConfig, warnings: readonly string[], io: ServeIo): Promise<number> {
-  const logger = createLogger(config);
-  for (const w of warnings) logger.warn(w);
+  const base = createLogger(config);
+  const logger = io.worker ? base.child({ worker: io.worker.slot }) : base;
+  // Warnings are the primary's to print (each worker loads the same config).
+  if (!io.worker) for (const w of warnings) logger.warn(w);
   // One request's fault must not end the process and every other client's transfer with it.
   const onFault = (err: unknown) => logger.fatal({ err }, UNCAUGHT_MESSAGE);
   io.faults?.on('uncaughtException', onFault);
   io.faults?.on('unhandledRejection', onFault);
-  const app = await createApp(config, { logger, now: Date.now });
+  const count = workerCount(config, io.cores);
+  if (!io.worker && io.cluster && count > 1) {
+    await prepareStore(config, { logger, now: Date.now });
+    return runPrimary({ cluster: io.cluster, count, logger, signals: io.signals });
+  }
+  const channel = io.worker ? new WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
+  const lead = !channel || channel.lead;
+  const app = await createApp(config, { logger, now: Date.now, ...(channel ? { worker: channel } : {}) });
   let address;
   try {
     address = await app.listen();
@@ -33,9 +57,10 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     await app.close(0);
     return 1;
   }
-  logger.info(
+  logger[lead ? 'info' : 'debug'](
     {
       address: `${address.address}:${address.port}`,
+      ...(channel ? { workers: channel.count } : {}),
       tls: Boolean(config.http.tls),
       ...(config.http.listeners.length > 0 ? { listeners: config.http.listeners.map((l) => `${l.host}:${l.port}${l.tls ? ' (TLS)' : ''}`) } : {}),
       root: config.storage.rootdirectory,
@@ -44,7 +69,7 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     'berth listening',
   );
   // After listening: a loop back to this berth is only visible once it answers.
-  void app.checkUpstreams();
+  if (lead) void app.checkUpstreams();
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');

@@ -72,7 +72,18 @@ const open = (
     (async function* () {
       yield Buffer.from('upstream');
     })(),
-) => fills.open({ target, digest: D, offset, fromPeer: false, upstream, markReady: () => undefined });
+) =>
+  fills.open({
+    target,
+    digest: D,
+    offset,
+    fromPeer: false,
+    upstream,
+    markReady: () => undefined,
+    tempPath: '',
+    size: () => undefined,
+    visible: async () => undefined,
+  });
 
 test("a dead holder is skipped for a live one; a dead filler's lease is taken over and the upstream read from the offset", async () => {
   const backend = new LocalSiteBackend();

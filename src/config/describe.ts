@@ -83,6 +83,7 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
       idletimeout: formatDuration(config.http.limits.idleTimeoutMs),
       maxconnections: config.http.limits.maxConnections,
       maxconnectionsperclient: config.http.limits.maxConnectionsPerClient,
+      workers: config.http.workers,
     },
     ...(single
       ? { proxy: upstreamDoc(config.upstreams[0]!, true) }

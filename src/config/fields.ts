@@ -114,6 +114,16 @@ export function count() {
   });
 }
 
+/** `http.workers`: `auto` (one serving process per core) or a count of at least 1. */
+export function workerCount() {
+  return scalar((v): number | 'auto' => {
+    if (String(v).trim().toLowerCase() === 'auto') return 'auto';
+    const n = typeof v === 'boolean' || String(v).trim() === '' ? NaN : Number(v);
+    if (!Number.isSafeInteger(n) || n < 1) invalid('workers', v, 'auto (one per core) or a whole number of at least 1, e.g. 4');
+    return n;
+  });
+}
+
 /** A fraction strictly between 0 and 1. */
 export function ratio() {
   return scalar((v) => {

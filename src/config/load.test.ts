@@ -21,7 +21,14 @@ test('the reference distribution config loads unchanged, one warning per unused 
   ]);
   assert.deepEqual(config.log, { level: 'info', fields: { service: 'registry' }, accesslog: true });
   assert.deepEqual(config.storage, { rootdirectory: '/var/lib/registry', maxsize: 0, lowwatermark: 0.8, deleteEnabled: false, uploadpurging: DEFAULT_PURGING });
-  assert.deepEqual(config.http, { host: '', port: 5000, headers: { 'X-Content-Type-Options': ['nosniff'] }, listeners: [], limits: DEFAULT_CONNECTION_LIMITS });
+  assert.deepEqual(config.http, {
+    host: '',
+    port: 5000,
+    headers: { 'X-Content-Type-Options': ['nosniff'] },
+    listeners: [],
+    limits: DEFAULT_CONNECTION_LIMITS,
+    workers: 'auto',
+  });
   assert.deepEqual(config.upstreams, [
     {
       name: 'default',

@@ -19,6 +19,8 @@ export interface ServeFlags {
   upstream?: string;
   username?: string;
   passwordFile?: string;
+  /** http.workers: `auto` or a count. */
+  workers?: string;
 }
 
 /** Everything wrong with a configuration, one problem per line. */
@@ -138,6 +140,7 @@ function applyFlags(doc: Tree, flags: ServeFlags, cwd: string, origins: Map<stri
     origins.set(formatPath(path), flag);
   };
   if (flags.listen !== undefined) set(['http', 'addr'], flags.listen, '--listen');
+  if (flags.workers !== undefined) set(['http', 'workers'], flags.workers, '--workers');
   if (flags.root !== undefined) set(['storage', 'filesystem', 'rootdirectory'], resolve(cwd, flags.root), '--root');
   if (!isMapping(doc)) return { problems, warnings, noUpstream: false };
 
@@ -226,6 +229,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
         maxConnections: doc.http?.maxconnections ?? defaultMaxConnections(fdLimit),
         maxConnectionsPerClient: doc.http?.maxconnectionsperclient ?? DEFAULT_CONNECTION_LIMITS.maxConnectionsPerClient,
       },
+      workers: doc.http?.workers ?? 'auto',
       ...(tls?.certificate !== undefined && tls.key !== undefined
         ? { tls: { certificate: where(['http', 'tls', 'certificate'], tls.certificate), key: where(['http', 'tls', 'key'], tls.key) } }
         : {}),

@@ -18,6 +18,7 @@ import {
   pathText,
   pathPrefix,
   platform,
+  workerCount,
   ratio,
   registryHost,
   size,
@@ -83,6 +84,8 @@ const httpSchema = z.strictObject({
   idletimeout: duration().optional(),
   maxconnections: count().optional(),
   maxconnectionsperclient: count().optional(),
+  // berth: serving processes sharing the store and the listening addresses (README: Every core).
+  workers: workerCount().optional(),
   net: ignored(),
   prefix: ignored(),
   host: ignored(),

@@ -96,6 +96,8 @@ export interface BerthConfig {
     readonly listeners: readonly Listener[];
     /** Header and idle timeouts, connection bounds (http.headerstimeout, idletimeout, maxconnections, maxconnectionsperclient). */
     readonly limits: ConnectionLimits;
+    /** `http.workers`: serving processes sharing store and addresses; `auto` = one per core (README: Every core). */
+    readonly workers: number | 'auto';
   };
   readonly upstreams: readonly UpstreamConfig[];
   readonly upstreamTimeouts: {

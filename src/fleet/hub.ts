@@ -38,6 +38,11 @@ interface Reply {
 const SELECTOR_PREFIX = /^\/sites\/([^/]+)(\/.*)$/;
 const HARBOR_PATHS = /^\/(healthy|_ping|oapi\/v1\/jobs(\/[^/]+)?|preheats(\/[^/]+)?)$/;
 
+/** Paths the hub may answer outside /api/ (its Harbor-compatible endpoints, bare or under /sites/<selector>). */
+export function isHubPath(path: string): boolean {
+  return HARBOR_PATHS.test(path) || SELECTOR_PREFIX.test(path);
+}
+
 export function createHub(deps: HubDeps): Hub {
   const sites = new SiteBook(deps.now);
   const jobs = new FleetJobs(sites, deps.now);

@@ -6,6 +6,16 @@ import { ApiError, isOciError } from '../oci/errors.js';
 export { ApiError };
 import { sendJson } from './respond.js';
 
+/**
+ * The client address of an admin request: a serving worker that forwards the request to the
+ * worker holding the admin state (see workers/admin-forward) records the original one here.
+ */
+export const FORWARDED_CLIENT = Symbol('berth.forwardedClient');
+
+export function clientAddress(req: IncomingMessage): string | undefined {
+  return (req as IncomingMessage & { [FORWARDED_CLIENT]?: string })[FORWARDED_CLIENT] ?? req.socket.remoteAddress;
+}
+
 /** Writes the error envelope; OCI errors from the cache keep their code and status. Returns what was sent. */
 export function sendApiError(res: ServerResponse, err: unknown, head: boolean): { status: number; code: string; message: string } {
   let e: { status: number; code: string; message: string; headers: Record<string, string> };

@@ -7,7 +7,7 @@ import type { WarmJobs, WarmPlatforms } from '../cache/warm.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import { DEFAULT_PLATFORMS, parsePlatform } from '../oci/platform.js';
 import type { Readiness } from '../ops/health.js';
-import { ApiError, readJsonBody, requireAdmin, sendApiError, type AdminCredentials } from './admin-io.js';
+import { ApiError, clientAddress, readJsonBody, requireAdmin, sendApiError, type AdminCredentials } from './admin-io.js';
 import { sendJson } from './respond.js';
 
 /** The push queue's entries, when a push queue exists (write-behind); the seam it plugs into. */
@@ -22,6 +22,8 @@ export interface AdminDeps {
     metrics(): Promise<{ contentType: string; body: string }>;
     stats(): unknown;
     readonly history: { toJSON(): unknown };
+    /** The whole process group's history, when several workers serve (else history is read). */
+    historyJSON?(): Promise<unknown>;
   };
   readonly readiness: () => Promise<Readiness>;
   readonly upstreams: readonly Upstream[];
@@ -66,7 +68,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     if (path !== '/api' && !path.startsWith('/api/')) return false;
     res.setHeader('Cache-Control', 'no-store');
     try {
-      if (deps.loopbackOnly && !isLoopback(req.socket.remoteAddress)) {
+      if (deps.loopbackOnly && !isLoopback(clientAddress(req))) {
         throw new ApiError(
           403,
           'FORBIDDEN',
@@ -105,7 +107,7 @@ function buildRoutes(deps: AdminDeps): Route[] {
   const post = (pattern: RegExp, handle: Handler): Route => ({ method: 'POST', pattern, handle });
   return [
     get(/^\/api\/v1\/stats$/, async () => ({ body: await telemetry.stats() })),
-    get(/^\/api\/v1\/stats\/history$/, async () => ({ body: telemetry.history.toJSON() })),
+    get(/^\/api\/v1\/stats\/history$/, async () => ({ body: telemetry.historyJSON ? await telemetry.historyJSON() : telemetry.history.toJSON() })),
     get(/^\/api\/v1\/upstreams$/, async () => ({
       body: deps.upstreams.map((u) => {
         const s = u.client.breaker.status();

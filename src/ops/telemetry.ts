@@ -115,6 +115,8 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     });
     new Gauge({
       name: 'berth_store_bytes',
+      // One store for every worker: summing the workers' reports would count it once per worker.
+      aggregator: 'max',
       help: 'Bytes of content in the store',
       registers,
       async collect() {
@@ -123,6 +125,8 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     });
     new Gauge({
       name: 'berth_store_blobs',
+      // One store for every worker: summing the workers' reports would count it once per worker.
+      aggregator: 'max',
       help: 'Blobs and manifests in the store',
       registers,
       async collect() {
@@ -131,6 +135,8 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     });
     new Gauge({
       name: 'berth_store_limit_bytes',
+      // One store for every worker: summing the workers' reports would count it once per worker.
+      aggregator: 'max',
       help: 'storage.maxsize (0: unbounded)',
       registers,
       collect() {
@@ -139,6 +145,8 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     });
     new Gauge({
       name: 'berth_upstream_up',
+      // Down in any worker is down.
+      aggregator: 'min',
       help: 'Whether each upstream is reachable (1) or its circuit breaker is open (0)',
       labelNames: ['upstream'] as const,
       registers,
@@ -148,6 +156,8 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     });
     new Gauge({
       name: 'berth_queue_depth',
+      // One store for every worker: summing the workers' reports would count it once per worker.
+      aggregator: 'max',
       help: 'Pushed content waiting to be replicated upstream',
       registers,
       async collect() {

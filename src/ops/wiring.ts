@@ -5,7 +5,7 @@ import { ImageCatalog } from '../cache/images.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { WarmJobs } from '../cache/warm.js';
-import { createAdminHandler, type AdminHandler } from '../http/admin.js';
+import { createAdminHandler, type AdminDeps, type AdminHandler } from '../http/admin.js';
 import { resolveTarget } from '../cache/routing.js';
 import { OciError } from '../oci/errors.js';
 import type { ImageReference } from '../oci/image-ref.js';
@@ -34,12 +34,14 @@ export interface TelemetryWiring {
   readonly cache: RegistryCache;
   readonly upstreams: readonly Upstream[];
   readonly queue?: QueueView;
+  /** Fills of this worker that follow another worker's transfer: counted by the worker that fetches. */
+  readonly following?: () => number;
 }
 
 /** Wired after what it observes: the gauges read the store, cache, clients and queue built before. */
 export function attachTelemetry(telemetry: Telemetry, w: TelemetryWiring): void {
   telemetry.attach({
-    fillsInFlight: () => w.cache.fillsInFlight,
+    fillsInFlight: () => w.cache.fillsInFlight - (w.following?.() ?? 0),
     store: () => w.index.usage(),
     maxsize: w.config.storage.maxsize,
     upstreams: () => w.upstreams.map((u) => ({ name: u.config.name, up: u.client.breaker.state === 'up' })),
@@ -64,6 +66,10 @@ export interface OperationsDeps {
   readonly protect?: () => Promise<ReadonlySet<string>>;
   /** Warm-up jobs run as background work for the WAN budget. */
   readonly priority?: WorkPriority;
+  /** What the admin API reports: the whole process group's figures when several workers serve. */
+  readonly adminTelemetry?: AdminDeps['telemetry'];
+  /** Whether this process runs the warm: schedule (one worker of a group does). Default true. */
+  readonly schedules?: boolean;
 }
 
 export interface Operations {
@@ -104,7 +110,7 @@ export function createOperations(d: OperationsDeps): Operations {
     credentials: d.config.admin,
     // Clients must authenticate but the admin API has no credentials of its own: loopback only.
     loopbackOnly: !d.config.admin && !d.config.adminOpen && (d.config.auth !== undefined || d.upstreams.some((u) => u.config.passthrough)),
-    telemetry: d.telemetry,
+    telemetry: d.adminTelemetry ?? d.telemetry,
     readiness: () =>
       checkReadiness({
         probeDir: d.blobs.tmpDir,
@@ -124,7 +130,7 @@ export function createOperations(d: OperationsDeps): Operations {
     schedule,
     start: () => {
       d.telemetry.start();
-      schedule.start();
+      if (d.schedules !== false) schedule.start();
     },
     stop: () => {
       schedule.stop();

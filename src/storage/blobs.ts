@@ -27,10 +27,12 @@ export class BlobStore {
     this.uploadsDir = this.layout.uploadsDir;
   }
 
-  async init(): Promise<{ removedTemp: number }> {
+  /** `keepTemp`: a serving worker starting beside others, whose fills are in tmp/ (the primary emptied it before any started). */
+  async init(keepTemp = false): Promise<{ removedTemp: number }> {
     await mkdir(this.layout.blobsDir, { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.uploadsDir, { recursive: true });
+    if (keepTemp) return { removedTemp: 0 };
     const leftovers = await readdir(this.tmpDir);
     // Leftover temp files come from a crash mid-write: never visible, safe to drop.
     await Promise.all(leftovers.map((f) => rm(join(this.tmpDir, f), { force: true, recursive: true })));

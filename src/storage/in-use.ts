@@ -1,5 +1,6 @@
 /** @module storage/in-use — berth.lock: a running berth's pid and the blobs it has open, so `berth gc` beside it leaves them alone. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { StoreLayout } from './layout.js';
 
@@ -18,15 +19,18 @@ export class InUseRecord {
   private writing: Promise<void> | undefined;
   private dirty = false;
   private closed = false;
-  private readonly layout: StoreLayout;
+  private readonly file: string;
   private inUse: string[] = [];
 
   constructor(
     root: string,
     private readonly now: () => number,
     private readonly pid = process.pid,
+    /** A serving worker's slot: each worker keeps its own record (berth.lock.w<N>). */
+    slot?: number,
   ) {
-    this.layout = new StoreLayout(root);
+    const layout = new StoreLayout(root);
+    this.file = slot === undefined ? layout.lockFile : layout.workerLockFile(slot);
   }
 
   /** Something started or stopped being in use; `inUse` is the whole set now. */
@@ -46,7 +50,7 @@ export class InUseRecord {
   async close(): Promise<void> {
     this.closed = true;
     await this.writing?.catch(() => undefined);
-    await rm(this.layout.lockFile, { force: true });
+    await rm(this.file, { force: true });
   }
 
   private async flush(): Promise<void> {
@@ -58,22 +62,36 @@ export class InUseRecord {
 
   private async write(): Promise<void> {
     const body: LockBody = { pid: this.pid, updatedAt: this.now(), inUse: this.inUse };
-    const temp = `${this.layout.lockFile}.${this.pid}`;
+    const temp = `${this.file}.${this.pid}`;
     await writeFile(temp, JSON.stringify(body));
-    await rename(temp, this.layout.lockFile);
+    await rename(temp, this.file);
   }
 }
 
-/** What a live berth on this store has open; undefined when no berth runs there. */
-export function readInUse(root: string, isAlive: (pid: number) => boolean = pidAlive): { pid: number; inUse: Set<string> } | undefined {
-  let body: LockBody;
+/**
+ * What live berth processes on this store have open (every worker's record together), leaving
+ * out `exceptPid` (a worker's own, which it knows better); undefined when none runs there.
+ */
+export function readInUse(root: string, isAlive: (pid: number) => boolean = pidAlive, exceptPid?: number): { pid: number; inUse: Set<string> } | undefined {
+  let names: string[];
   try {
-    body = JSON.parse(readFileSync(new StoreLayout(root).lockFile, 'utf8')) as LockBody;
+    names = readdirSync(root).filter((n) => StoreLayout.isLockName(n));
   } catch {
     return undefined;
   }
-  if (!Number.isSafeInteger(body.pid) || !isAlive(body.pid)) return undefined;
-  return { pid: body.pid, inUse: new Set(Array.isArray(body.inUse) ? body.inUse : []) };
+  let found: { pid: number; inUse: Set<string> } | undefined;
+  for (const name of names) {
+    let body: LockBody;
+    try {
+      body = JSON.parse(readFileSync(join(root, name), 'utf8')) as LockBody;
+    } catch {
+      continue;
+    }
+    if (!Number.isSafeInteger(body.pid) || body.pid === exceptPid || !isAlive(body.pid)) continue;
+    found ??= { pid: body.pid, inUse: new Set() };
+    for (const d of Array.isArray(body.inUse) ? body.inUse : []) found.inUse.add(d);
+  }
+  return found;
 }
 
 function pidAlive(pid: number): boolean {

@@ -10,6 +10,7 @@ import { parseDigest } from '../oci/digest.js';
  *     metadata.db-wal    SQLite's write-ahead log (and -shm), beside each database
  *     push.db            SQLite (WAL, synchronous=FULL): replication queue, held tags, upload rows
  *     berth.lock         held by a running `berth serve`: its pid and the blobs it has open
+ *     berth.lock.w<N>    the same, one per serving worker (http.workers above 1)
  *     blobs/
  *       <algorithm>/<first two hex>/<hex>   committed content, immutable, named by its digest
  *     tmp/<uuid>         content being written (fills); emptied on start-up
@@ -31,6 +32,16 @@ export class StoreLayout {
 
   get lockFile(): string {
     return join(this.root, 'berth.lock');
+  }
+
+  /** The in-use record of serving worker `slot`. */
+  workerLockFile(slot: number): string {
+    return join(this.root, `berth.lock.w${slot}`);
+  }
+
+  /** Whether a file name in the root is an in-use record (berth.lock or a worker's). */
+  static isLockName(name: string): boolean {
+    return /^berth\.lock(?:\.w\d+)?$/.test(name);
   }
 
   get blobsDir(): string {

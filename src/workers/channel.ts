@@ -1,0 +1,130 @@
+/** @module workers/channel — a worker's end of the IPC channel to the primary: calls with replies, notes, and what the primary pushes. */
+import type { WorkerClaim } from './fill-table.js';
+import { isToWorker, type Gathered, type ToPrimary } from './protocol.js';
+
+/** The process's IPC endpoint (process in a cluster worker; a fake in unit tests). */
+export interface IpcPort {
+  send(message: unknown): unknown;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+type FillListener = (kind: 'ready' | 'end', size: number | null) => void;
+
+/** Distributes `Omit` over a union, so each call's own fields stay required. */
+type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export class WorkerChannel {
+  private nextId = 1;
+  private readonly pending = new Map<number, (value: unknown) => void>();
+  private readonly fillListeners = new Map<string, Set<FillListener>>();
+  private readonly providers = new Map<Gathered, () => unknown>();
+  private readonly listener = (m: unknown) => this.receive(m);
+  private closed = false;
+  /** The lead worker's private admin port, once it told the primary. */
+  adminPort: number | undefined;
+  onReload: (() => void) | undefined;
+
+  constructor(
+    private readonly port: IpcPort,
+    /** This worker's slot: 0 is the lead (singleton duties, the admin state). */
+    readonly slot: number,
+    readonly count: number,
+  ) {
+    port.on('message', this.listener);
+  }
+
+  get lead(): boolean {
+    return this.slot === 0;
+  }
+
+  claim(digest: string, tempPath: string): Promise<WorkerClaim> {
+    return this.call({ op: 'claim', digest, tempPath }) as Promise<WorkerClaim>;
+  }
+
+  filling(digest: string): Promise<boolean> {
+    return this.call({ op: 'filling', digest }) as Promise<boolean>;
+  }
+
+  /** Every live worker's answer (this one's included) for `what`. */
+  gather(what: Gathered): Promise<unknown[]> {
+    return this.call({ op: 'gather', what }) as Promise<unknown[]>;
+  }
+
+  note(message: Without<Extract<ToPrimary, { berth: 'note' }>, 'berth'>): void {
+    this.send({ berth: 'note', ...message });
+  }
+
+  /** What this worker answers when the primary collects `what` from every worker. */
+  provide(what: Gathered, provider: () => unknown): void {
+    this.providers.set(what, provider);
+  }
+
+  /** Notices about a fill another worker owns; returns the unsubscribe. */
+  onFill(digest: string, listener: FillListener): () => void {
+    let set = this.fillListeners.get(digest);
+    if (!set) this.fillListeners.set(digest, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.fillListeners.get(digest) === set) this.fillListeners.delete(digest);
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.port.off('message', this.listener);
+  }
+
+  private call(body: Without<Extract<ToPrimary, { berth: 'call' }>, 'berth' | 'id'>): Promise<unknown> {
+    if (this.closed) return Promise.reject(new Error('the worker channel is closed'));
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.send({ berth: 'call', id, ...body });
+    });
+  }
+
+  private send(m: ToPrimary): void {
+    try {
+      this.port.send(m);
+    } catch {
+      // The primary is gone: this worker is about to exit with it.
+    }
+  }
+
+  private receive(m: unknown): void {
+    if (!isToWorker(m)) return;
+    const msg = m;
+    switch (msg.berth) {
+      case 'reply': {
+        const resolve = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        resolve?.(msg.value);
+        return;
+      }
+      case 'fill':
+        for (const l of [...(this.fillListeners.get(msg.digest) ?? [])]) l(msg.kind, msg.size);
+        return;
+      case 'collect':
+        void this.collect(msg.id, msg.what);
+        return;
+      case 'admin':
+        this.adminPort = msg.port;
+        return;
+      case 'reload':
+        this.onReload?.();
+        return;
+    }
+  }
+
+  private async collect(id: number, what: Gathered): Promise<void> {
+    let value: unknown = null;
+    try {
+      value = (await this.providers.get(what)?.()) ?? null;
+    } catch {
+      value = null;
+    }
+    this.send({ berth: 'collected', id, value });
+  }
+}

@@ -1,0 +1,37 @@
+/** @module workers/protocol — the messages between the primary and its serving workers over the cluster IPC channel. */
+import type { WorkerClaim } from './fill-table.js';
+
+/** What a worker can be asked to report for the whole group (merged by the asker). */
+export type Gathered = 'metrics' | 'stats' | 'history';
+
+/** Worker to primary: calls expect a reply with the same id; notes do not. */
+export type ToPrimary =
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'claim'; readonly digest: string; readonly tempPath: string }
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'filling'; readonly digest: string }
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'gather'; readonly what: Gathered }
+  | { readonly berth: 'note'; readonly op: 'ready'; readonly digest: string; readonly size: number | null }
+  | { readonly berth: 'note'; readonly op: 'finish' | 'unfollow'; readonly digest: string }
+  | { readonly berth: 'note'; readonly op: 'listening' }
+  /** The lead worker's private admin address (loopback), where the others forward /api/ and /metrics. */
+  | { readonly berth: 'note'; readonly op: 'admin'; readonly port: number }
+  | { readonly berth: 'collected'; readonly id: number; readonly value: unknown };
+
+/** Primary to worker. */
+export type ToWorker =
+  | { readonly berth: 'reply'; readonly id: number; readonly value: WorkerClaim | boolean | unknown[] }
+  | { readonly berth: 'fill'; readonly kind: 'ready' | 'end'; readonly digest: string; readonly size: number | null }
+  | { readonly berth: 'collect'; readonly id: number; readonly what: Gathered }
+  | { readonly berth: 'admin'; readonly port: number }
+  | { readonly berth: 'reload' };
+
+/** The environment variables a worker is started with: its slot (0 is the lead) and the group size. */
+export const SLOT_ENV = 'BERTH_WORKER_SLOT';
+export const COUNT_ENV = 'BERTH_WORKER_COUNT';
+
+export function isToWorker(m: unknown): m is ToWorker {
+  return typeof m === 'object' && m !== null && typeof (m as { berth?: unknown }).berth === 'string';
+}
+
+export function isToPrimary(m: unknown): m is ToPrimary {
+  return isToWorker(m);
+}

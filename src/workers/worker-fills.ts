@@ -1,0 +1,173 @@
+/** @module workers/worker-fills — routes each fill attempt of a worker: fill it (one worker per digest), or follow the worker that does through its temp file. */
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { FillRouter } from '../cache/blobs.js';
+import { isNotFound } from '../storage/blobs.js';
+import type { WorkerChannel } from './channel.js';
+
+/** Read size when following another worker's temp file (as cache/fill reads its own). */
+const READ_CHUNK = 256 * 1024;
+/** Longest wait between looks at a temp file that stopped growing; notices cut it short. */
+const MAX_IDLE_MS = 20;
+
+export interface WorkerFillsDeps {
+  readonly channel: WorkerChannel;
+  /** The site's router (replicas on Redis) when there is one: the filling worker asks it where the bytes come from. */
+  readonly inner?: FillRouter;
+  /** Where a committed blob lives (a filler's temp file is renamed there). */
+  readonly finalPath: (digest: string) => string;
+  readonly logger: Logger;
+}
+
+/** The filling worker is gone (or stopped short): worth another attempt, which claims the fill again. */
+export class WorkerFillLost extends Error {
+  readonly transient = true;
+  constructor(digest: string, at: number) {
+    super(`the worker filling ${digest} stopped at byte ${at}`);
+    this.name = 'WorkerFillLost';
+  }
+}
+
+/** What a follower knows of the fill it follows; notices from the primary update it. */
+interface Followed {
+  ready: boolean;
+  size: number | null;
+  ended: boolean;
+  wake: () => void;
+}
+
+/**
+ * Every worker keeps its own fill per digest (its readers join it as in one process); only the
+ * worker holding the primary's claim fetches upstream. The others feed their fill from the
+ * filler's temp file, read by position as it grows: no message per chunk, only claim, ready and
+ * finish per fill. Each follower verifies the digest itself before its readers get the last byte.
+ */
+export class WorkerFills implements FillRouter {
+  private readonly owned = new Set<string>();
+  private readonly followed = new Set<string>();
+
+  constructor(private readonly deps: WorkerFillsDeps) {}
+
+  /** Fills of this worker that follow another worker's (not upstream transfers of their own). */
+  get following(): number {
+    return this.followed.size;
+  }
+
+  retriable(err: unknown): boolean {
+    return err instanceof WorkerFillLost || (this.deps.inner?.retriable(err) ?? false);
+  }
+
+  filling(digest: string): Promise<boolean> {
+    return this.deps.channel.filling(digest);
+  }
+
+  finished(digest: string): void {
+    this.deps.inner?.finished(digest);
+    if (this.owned.delete(digest)) this.deps.channel.note({ op: 'finish', digest });
+    if (this.followed.delete(digest)) this.deps.channel.note({ op: 'unfollow', digest });
+  }
+
+  async open(req: Parameters<FillRouter['open']>[0]): Promise<AsyncIterable<Uint8Array>> {
+    const { channel, inner, logger } = this.deps;
+    const { digest, offset } = req;
+    const state: Followed = { ready: false, size: null, ended: false, wake: () => undefined };
+    // Subscribed before claiming: a notice sent right after the reply must not be missed.
+    const off = channel.onFill(digest, (kind, size) => {
+      if (kind === 'ready') [state.ready, state.size] = [true, size];
+      else state.ended = true;
+      state.wake();
+    });
+    let claim;
+    try {
+      claim = await channel.claim(digest, req.tempPath);
+    } catch (err) {
+      off();
+      throw err;
+    }
+    if (claim.role === 'filler') {
+      off();
+      if (this.followed.delete(digest)) logger.warn({ digest, offset }, 'the worker filling this blob stopped; fetching the rest here');
+      else if (!this.owned.has(digest)) logger.info({ digest, offset }, 'filling this blob for every worker');
+      this.owned.add(digest);
+      const body = inner ? await inner.open(req) : await req.upstream(offset);
+      channel.note({ op: 'ready', digest, size: req.size() ?? null });
+      return body;
+    }
+    this.followed.add(digest);
+    try {
+      // A fill joined here was never an upstream answer for this repository: check as joiners do.
+      await req.visible();
+      if (claim.ready) [state.ready, state.size] = [true, state.size ?? claim.size];
+      while (!state.ready && !state.ended) await idle(state, 1_000);
+      if (!state.ready) throw new WorkerFillLost(digest, offset);
+      if (offset === 0) req.markReady(state.size ?? undefined);
+      const fh = await openFollowed(claim.tempPath, this.deps.finalPath(digest));
+      if (!fh) throw new WorkerFillLost(digest, offset);
+      return tail(fh, offset, state, digest, off);
+    } catch (err) {
+      off();
+      throw err;
+    }
+  }
+}
+
+/** The filler's temp file, or the blob it became; undefined when neither is there (the fill failed). */
+async function openFollowed(tempPath: string, finalPath: string): Promise<FileHandle | undefined> {
+  for (const path of [tempPath, finalPath]) {
+    try {
+      return await open(path, 'r');
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  return undefined;
+}
+
+function idle(state: Followed, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      state.wake = () => undefined;
+      resolve();
+    }
+    state.wake = done;
+  });
+}
+
+/**
+ * Bytes of the followed file from `offset`, as they are written. It ends at the announced size;
+ * a fill that ended short (its worker died, or it failed) ends this body with WorkerFillLost,
+ * and the follower claims the fill again from the bytes it has.
+ */
+async function* tail(fh: FileHandle, offset: number, state: Followed, digest: string, off: () => void): AsyncGenerator<Uint8Array> {
+  let pos = offset;
+  let wait = 1;
+  try {
+    for (;;) {
+      const size = state.size;
+      if (size !== null && pos >= size) return;
+      // Looked at before reading: a read after the end notice sees every byte ever written.
+      const ended = state.ended;
+      const want = size !== null ? Math.min(READ_CHUNK, size - pos) : READ_CHUNK;
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await fh.read(buf, 0, want, pos);
+      if (bytesRead > 0) {
+        pos += bytesRead;
+        wait = 1;
+        yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+        continue;
+      }
+      if (ended) {
+        // Without a size the end is the end; the follower's digest check decides.
+        if (size === null) return;
+        throw new WorkerFillLost(digest, pos);
+      }
+      await idle(state, wait);
+      wait = Math.min(wait * 2, MAX_IDLE_MS);
+    }
+  } finally {
+    off();
+    await fh.close().catch(() => undefined);
+  }
+}
