@@ -29,6 +29,7 @@ import type { WorkerChannel } from './workers/channel.js';
 import { WorkerFills } from './workers/worker-fills.js';
 import { groupTelemetry } from './workers/group-telemetry.js';
 import { forwardingAdmin, listenPrivately } from './workers/admin-forward.js';
+import { workerManifests } from './workers/worker-manifests.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -145,10 +146,12 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     limits: evictionLimits(config),
     observer: telemetry,
     protect,
+    ...(worker ? { downElsewhere: async () => new Set((await worker.gather('down')).flat() as string[]) } : {}),
     heldTags: pushStores.heldTags,
     onInUseChange: (digests) => inUse.changed(digests),
     ...(router ? { router } : {}),
-    ...(replica ? { manifestSite: replica.manifests } : {}),
+    // Tag checks: the site's (Redis) when replicas share it, which covers workers too; else the workers'.
+    ...(replica ? { manifestSite: replica.manifests } : worker ? { manifestSite: workerManifests(worker, repos) } : {}),
   });
   attachTelemetry(telemetry, {
     config,
@@ -164,6 +167,16 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const access = new AccessControl({ config, upstreams, logger, now });
   // Several workers: the admin API and /metrics report the whole group.
   const group = worker ? groupTelemetry(telemetry, worker) : undefined;
+  worker?.provide('down', () => upstreams.filter((u) => u.client.breaker.state === 'down').map((u) => u.config.name));
+  if (worker) {
+    // One outage, seen by every worker: each counts the others' failures toward its breaker.
+    for (const u of upstreams) u.client.breaker.onLocal = (event, reason) => worker.note({ op: 'breaker', upstream: u.config.name, event, reason });
+    worker.onBreaker = (name, event, reason) => {
+      const b = upstreams.find((u) => u.config.name === name)?.client.breaker;
+      if (event === 'failure') b?.failure(reason, true);
+      else b?.success(true);
+    };
+  }
   const ops = createOperations({
     config,
     cache,

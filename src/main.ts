@@ -52,7 +52,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
       const { config, warnings } = loadConfig({ file: opts.config ?? env['BERTH_CONFIG'], env, flags: opts, cwd, fdLimit: openFileLimit() });
       // A serving worker started by the primary (http.workers above 1) knows its slot from the environment.
       const port = {
-        send: (m: unknown) => process.send?.(m),
+        // With a callback a send to a primary that is gone fails quietly (this worker exits with it).
+        send: (m: unknown) => process.connected && process.send?.(m, undefined, undefined, () => undefined),
         on: (e: 'message', l: (m: unknown) => void) => process.on(e, l),
         off: (e: 'message', l: (m: unknown) => void) => process.off(e, l),
       };

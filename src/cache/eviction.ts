@@ -107,6 +107,8 @@ export interface EvictorDeps {
   readonly inUse: (digest: string) => boolean;
   /** True while an upstream is down: its content is kept past maxsize and ttl (not on a full disk). */
   readonly unreachable?: (upstream: string) => boolean;
+  /** Upstreams other processes of this store (serving workers) find down, read once per pass. */
+  readonly downElsewhere?: () => Promise<ReadonlySet<string>>;
   /** Content kept whatever its age or size, read once per pass (what queued replications still need). */
   readonly protected?: () => Promise<ReadonlySet<string>>;
   /** Told what each pass removed, per reason. */
@@ -151,8 +153,10 @@ export class Evictor {
     const { blobs, index, logger, now, limits } = this.deps;
     const kept = (await this.deps.protected?.()) ?? new Set<string>();
     const inUse = (digest: string) => this.deps.inUse(digest) || kept.has(digest);
+    const down = (await this.deps.downElsewhere?.().catch(() => undefined)) ?? new Set<string>();
+    const unreachable = (u: string) => down.has(u) || (this.deps.unreachable?.(u) ?? false);
     // A full disk (targetBytes) is a hard limit; maxsize and ttl can wait for the upstream to return.
-    const plan = planEviction(await index.evictionView(), limits, now(), inUse, targetBytes, targetBytes === undefined ? this.deps.unreachable : undefined);
+    const plan = planEviction(await index.evictionView(), limits, now(), inUse, targetBytes, targetBytes === undefined ? unreachable : undefined);
     let freedBytes = 0;
     let evicted = 0;
     const byReason = new Map<string, { count: number; bytes: number }>();

@@ -21,6 +21,8 @@ export interface RegistryCacheDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly limits: EvictionLimits;
+  /** Upstreams the other serving workers find down (their content is kept as this process's breaker would keep it). */
+  readonly downElsewhere?: () => Promise<ReadonlySet<string>>;
   /** Extra protection from eviction (content waiting to be replicated), read once per pass. */
   readonly protect?: () => Promise<ReadonlySet<string>>;
   /** Pushed tags the upstream does not know (yet): served from here and listed with the upstream's. */

@@ -144,6 +144,15 @@ export class UploadManager {
       session = { id, key: row.upstream, repository: row.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
       this.sessions.set(id, session);
     }
+    if (session.writer && !session.busy && !session.opening) {
+      // Another worker of this host may have taken a chunk since (http.workers): the file, not
+      // this process's hash state, says where the upload stands.
+      const size = await stat(session.tempPath).then(
+        (s) => s.size,
+        () => undefined,
+      );
+      if (size !== session.writer.bytesWritten) session.writer = undefined;
+    }
     if (!session.writer) {
       // Concurrent first requests after a restart share one reopening of the file.
       session.opening ??= this.deps.blobs.resumeWriter(session.tempPath).then(async (w) => {

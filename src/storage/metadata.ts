@@ -151,7 +151,7 @@ export class MetadataStore {
       const removed = this.db.prepare('DELETE FROM manifests WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest).changes;
       this.db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
       return removed > 0;
-    })();
+    }).immediate();
   }
 
   /** Manifests in a repository whose subject is the digest (the referrers API). */
@@ -179,7 +179,7 @@ export class MetadataStore {
         link.run(upstream, repository, c);
       }
     });
-    tx();
+    tx.immediate();
   }
 
   manifest(upstream: string, repository: string, digest: string): ManifestRecord | undefined {
@@ -267,7 +267,7 @@ export class MetadataStore {
       this.db.prepare('DELETE FROM manifests WHERE digest = ?').run(digest);
       this.db.prepare('DELETE FROM manifest_children WHERE digest = ?').run(digest);
       this.db.prepare('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
-    })();
+    }).immediate();
   }
 
   /** Cached repositories with their tags, for `berth ls`. */

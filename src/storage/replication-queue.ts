@@ -47,7 +47,7 @@ export class SqliteReplicationQueue implements ReplicationQueue {
   }
 
   async enqueueBlob(upstream: string, repository: string, digest: string): Promise<number> {
-    return this.db.transaction(() => this.ensure(upstream, repository, 'blob', digest))();
+    return this.db.transaction(() => this.ensure(upstream, repository, 'blob', digest)).immediate();
   }
 
   /**
@@ -86,7 +86,7 @@ export class SqliteReplicationQueue implements ReplicationQueue {
         )
         .run(upstream, repository, tag.tag, digest, this.now());
       return { manifestJob, tagJob };
-    })();
+    }).immediate();
   }
 
   /** Takes up to `limit` due jobs of an upstream whose prerequisites are done, marking them running under `by`. */
@@ -102,7 +102,7 @@ export class SqliteReplicationQueue implements ReplicationQueue {
       const leaseUntil = this.now() + by.leaseMs;
       for (const j of jobs) mark.run(by.owner, leaseUntil, this.now(), j.id);
       return jobs.map((j) => ({ ...j, state: 'running' as const, owner: by.owner, leaseUntil }));
-    })();
+    }).immediate();
   }
 
   /** Done: the job goes, and so does what waited on it. A tag stops being held once the upstream has it. */
@@ -110,7 +110,7 @@ export class SqliteReplicationQueue implements ReplicationQueue {
     const stmt = this.db.prepare("UPDATE replication_jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND owner = ?");
     this.db.transaction(() => {
       for (const id of ids) stmt.run(this.now() + by.leaseMs, id, by.owner);
-    })();
+    }).immediate();
   }
 
   async complete(job: Job): Promise<void> {
@@ -125,7 +125,7 @@ export class SqliteReplicationQueue implements ReplicationQueue {
           releaseReplicatingTag(this.db, job);
         }
       }
-    })();
+    }).immediate();
   }
 
   /** Records a failed attempt: back to pending at `nextAttemptAt`, or `failed` (waits for `berth queue retry`). */
@@ -201,7 +201,7 @@ export class SqliteReplicationQueue implements ReplicationQueue {
       this.remove(id);
       if (job.kind === 'tag') releaseReplicatingTag(this.db, job);
       return job;
-    })();
+    }).immediate();
   }
 
   private remove(id: number): void {

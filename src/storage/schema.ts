@@ -19,7 +19,7 @@ export function migrate(db: Database.Database, name: string, migrations: readonl
     db.transaction(() => {
       migrations[v]!(db);
       db.pragma(`user_version = ${v + 1}`);
-    })();
+    }).immediate();
   }
   return { from, to: migrations.length };
 }

@@ -27,6 +27,8 @@ export class CircuitBreaker {
   private lastError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Told of this process's own outcomes that change the count (the other serving workers count them too). */
+  onLocal: ((event: 'failure' | 'success', reason: string) => void) | undefined;
 
   constructor(private readonly opts: BreakerOptions) {}
 
@@ -45,17 +47,20 @@ export class CircuitBreaker {
     return `upstream ${this.opts.name} has been unreachable for ${seconds}s (${this.lastError ?? 'no answer'}); berth is serving from its cache and probing every ${Math.round(this.opts.probeIntervalMs / 1000)}s`;
   }
 
-  success(): void {
+  /** `remote`: another serving worker of this store saw it (counted alike; only the worker that saw it logs the change). */
+  success(remote = false): void {
+    if (!remote && (this.failures > 0 || this.openedAt !== undefined)) this.onLocal?.('success', '');
     this.failures = 0;
-    if (this.openedAt !== undefined) this.close('a request succeeded');
+    if (this.openedAt !== undefined) this.close('a request succeeded', remote);
   }
 
-  failure(reason: string): void {
+  failure(reason: string, remote = false): void {
+    if (!remote) this.onLocal?.('failure', reason);
     this.failures++;
     this.lastError = reason;
     if (this.openedAt === undefined && this.failures >= this.opts.threshold) {
       this.openedAt = this.opts.now();
-      this.opts.logger.error(
+      this.opts.logger[remote ? 'debug' : 'error'](
         { failures: this.failures, err: reason },
         'upstream unreachable: serving from cache, failing fast for uncached content until it answers again',
       );
@@ -68,13 +73,13 @@ export class CircuitBreaker {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  private close(how: string): void {
+  private close(how: string, remote = false): void {
     const downMs = this.opts.now() - (this.openedAt ?? this.opts.now());
     this.openedAt = undefined;
     this.failures = 0;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.opts.logger.info({ downMs, how }, 'upstream reachable again');
+    this.opts.logger[remote ? 'debug' : 'info']({ downMs, how }, 'upstream reachable again');
   }
 
   private schedule(): void {
@@ -86,7 +91,10 @@ export class CircuitBreaker {
   private async runProbe(): Promise<void> {
     const ok = await this.opts.probe().catch(() => false);
     if (this.openedAt === undefined) return;
-    if (ok) this.close('probe answered');
+    if (ok) {
+      this.onLocal?.('success', '');
+      this.close('probe answered');
+    }
     else this.schedule();
   }
 }

@@ -24,6 +24,8 @@ export class WorkerChannel {
   /** The lead worker's private admin port, once it told the primary. */
   adminPort: number | undefined;
   onReload: (() => void) | undefined;
+  /** Another worker's upstream outcome, for this worker's circuit breaker of that upstream. */
+  onBreaker: ((upstream: string, event: 'failure' | 'success', reason: string) => void) | undefined;
 
   constructor(
     private readonly port: IpcPort,
@@ -40,6 +42,10 @@ export class WorkerChannel {
 
   claim(digest: string, tempPath: string): Promise<WorkerClaim> {
     return this.call({ op: 'claim', digest, tempPath }) as Promise<WorkerClaim>;
+  }
+
+  claimTag(key: string): Promise<boolean> {
+    return this.call({ op: 'claimTag', key }) as Promise<boolean>;
   }
 
   filling(digest: string): Promise<boolean> {
@@ -114,6 +120,9 @@ export class WorkerChannel {
         return;
       case 'reload':
         this.onReload?.();
+        return;
+      case 'breaker':
+        this.onBreaker?.(msg.upstream, msg.event, msg.reason);
         return;
     }
   }

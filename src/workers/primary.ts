@@ -14,6 +14,8 @@ export interface PrimaryDeps {
 
 /** A gather waits this long for each worker; a worker that does not answer is left out. */
 const GATHER_MS = 3_000;
+/** A tag check claimed and never released (its worker died mid-check) lapses after this long. */
+const TAG_CHECK_MS = 5_000;
 /** A dead filler's temp file is removed this long after its followers were told (they have it open by then). */
 const ORPHAN_MS = 10_000;
 
@@ -32,6 +34,14 @@ interface Member {
 export async function runPrimary(deps: PrimaryDeps): Promise<number> {
   const { cluster, count, logger } = deps;
   const table = new FillTable();
+  const tagChecks = new Map<string, number>();
+  const claimTag = (key: string) => {
+    const now = Date.now();
+    if ((tagChecks.get(key) ?? 0) > now) return false;
+    if (tagChecks.size > 1024) for (const [k, until] of tagChecks) if (until <= now) tagChecks.delete(k);
+    tagChecks.set(key, now + TAG_CHECK_MS);
+    return true;
+  };
   const members = new Map<number, Member>();
   const collecting = new Map<number, { answers: unknown[]; waiting: number; done: () => void }>();
   let nextCollect = 1;
@@ -70,7 +80,13 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
     switch (msg.berth) {
       case 'call': {
         const value =
-          msg.op === 'claim' ? table.claim(id, msg.digest, msg.tempPath) : msg.op === 'filling' ? table.filling(msg.digest) : await gather(msg.what);
+          msg.op === 'claim'
+            ? table.claim(id, msg.digest, msg.tempPath)
+            : msg.op === 'filling'
+              ? table.filling(msg.digest)
+              : msg.op === 'claimTag'
+                ? claimTag(msg.key)
+                : await gather(msg.what);
         send(m, { berth: 'reply', id: msg.id, value });
         return;
       }
@@ -85,6 +101,10 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
         if (msg.op === 'ready') notify(table.ready(id, msg.digest, msg.size));
         else if (msg.op === 'finish') notify(table.finish(id, msg.digest));
         else if (msg.op === 'unfollow') table.unfollow(id, msg.digest);
+        else if (msg.op === 'releaseTag') tagChecks.delete(msg.key);
+        else if (msg.op === 'breaker') {
+          for (const other of members.values()) if (other !== m) send(other, { berth: 'breaker', upstream: msg.upstream, event: msg.event, reason: msg.reason });
+        }
         else if (msg.op === 'admin') {
           adminPort = msg.port;
           for (const other of members.values()) send(other, { berth: 'admin', port: msg.port });

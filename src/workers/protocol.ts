@@ -2,13 +2,18 @@
 import type { WorkerClaim } from './fill-table.js';
 
 /** What a worker can be asked to report for the whole group (merged by the asker). */
-export type Gathered = 'metrics' | 'stats' | 'history';
+export type Gathered = 'metrics' | 'stats' | 'history' | 'down';
 
 /** Worker to primary: calls expect a reply with the same id; notes do not. */
 export type ToPrimary =
   | { readonly berth: 'call'; readonly id: number; readonly op: 'claim'; readonly digest: string; readonly tempPath: string }
   | { readonly berth: 'call'; readonly id: number; readonly op: 'filling'; readonly digest: string }
   | { readonly berth: 'call'; readonly id: number; readonly op: 'gather'; readonly what: Gathered }
+  /** The right to ask the upstream about a tag now (one worker checks, the others read its answer from the store). */
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'claimTag'; readonly key: string }
+  | { readonly berth: 'note'; readonly op: 'releaseTag'; readonly key: string }
+  /** A worker's own upstream outcome that moves its circuit breaker: the others count it too. */
+  | { readonly berth: 'note'; readonly op: 'breaker'; readonly upstream: string; readonly event: 'failure' | 'success'; readonly reason: string }
   | { readonly berth: 'note'; readonly op: 'ready'; readonly digest: string; readonly size: number | null }
   | { readonly berth: 'note'; readonly op: 'finish' | 'unfollow'; readonly digest: string }
   | { readonly berth: 'note'; readonly op: 'listening' }
@@ -22,7 +27,8 @@ export type ToWorker =
   | { readonly berth: 'fill'; readonly kind: 'ready' | 'end'; readonly digest: string; readonly size: number | null }
   | { readonly berth: 'collect'; readonly id: number; readonly what: Gathered }
   | { readonly berth: 'admin'; readonly port: number }
-  | { readonly berth: 'reload' };
+  | { readonly berth: 'reload' }
+  | { readonly berth: 'breaker'; readonly upstream: string; readonly event: 'failure' | 'success'; readonly reason: string };
 
 /** The environment variables a worker is started with: its slot (0 is the lead) and the group size. */
 export const SLOT_ENV = 'BERTH_WORKER_SLOT';

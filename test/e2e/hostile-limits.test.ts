@@ -29,7 +29,8 @@ req.end();
 
 before(async () => {
   berth = await startBerth({
-    config: { version: 0.1, http: { headerstimeout: '1s', idletimeout: '3s', maxconnections: 50, maxconnectionsperclient: 20 } },
+    // One process: connection bounds hold per serving worker (README: Every core), and this test counts exact refusals.
+    config: { version: 0.1, http: { headerstimeout: '1s', idletimeout: '3s', maxconnections: 50, maxconnectionsperclient: 20, workers: 1 } },
   });
 });
 
