@@ -5,7 +5,8 @@ import path from 'node:path';
 import { LOOPBACK, freePort, makeTempDir, removeDir, run, spawnService, startedOrThrow, waitForHttp } from '../test/fixtures/proc.js';
 import { type CacheUnderTest, type TlsPair, startBerthCache, startDistributionProxy } from './caches.js';
 
-export type AnchorKind = 'berth' | 'distribution-2.8' | 'distribution-3' | 'nginx';
+/** `berth` serves from one process, `berth-workers` from http.workers: auto (one per core). */
+export type AnchorKind = 'berth' | 'berth-workers' | 'distribution-2.8' | 'distribution-3' | 'nginx';
 
 export interface ServerUnderTest extends Omit<CacheUnderTest, 'kind'> {
   name: AnchorKind;
@@ -118,7 +119,8 @@ export const DISTRIBUTION3_ENV = 'BERTH_BENCH_DISTRIBUTION3';
 
 /** Starts one server; throws an Error whose message says why when it is not available here. */
 export async function startAnchor(name: AnchorKind, remoteurl: string, blobDir: string, tls: TlsPair | undefined): Promise<ServerUnderTest> {
-  if (name === 'berth') return { ...(await startBerthCache(remoteurl, { tls })), name, proxy: true };
+  if (name === 'berth') return { ...(await startBerthCache(remoteurl, { tls, workers: 1 })), name, proxy: true };
+  if (name === 'berth-workers') return { ...(await startBerthCache(remoteurl, { tls, workers: 'auto' })), name, proxy: true };
   if (name === 'distribution-2.8') return { ...(await startDistributionProxy(remoteurl, { tls })), name, proxy: true };
   if (name === 'distribution-3') {
     const bin = process.env[DISTRIBUTION3_ENV];

@@ -82,8 +82,18 @@ export async function startDistributionProxy(remoteurl: string, opts: StartOptio
 /** berth runs with `prefetch: true` (the setting for roll-outs) unless BENCH_PREFETCH=0. */
 export const berthPrefetch = (): boolean => process.env['BENCH_PREFETCH'] !== '0';
 
-export async function startBerthCache(remoteurl: string, opts: StartOptions & { config?: Record<string, unknown> } = {}): Promise<CacheUnderTest> {
-  const config = { version: 0.1, ...opts.config, ...(opts.tls ? { http: { tls: opts.tls } } : {}) };
+/** http.workers for berth in the cache scenarios: BENCH_BERTH_WORKERS (a count or auto), else one process. */
+export const berthWorkers = (): number | 'auto' => {
+  const raw = process.env['BENCH_BERTH_WORKERS'] ?? '1';
+  return raw === 'auto' ? 'auto' : Number(raw);
+};
+
+export async function startBerthCache(
+  remoteurl: string,
+  opts: StartOptions & { config?: Record<string, unknown>; workers?: number | 'auto' } = {},
+): Promise<CacheUnderTest> {
+  const http = { workers: opts.workers ?? berthWorkers(), ...(opts.tls ? { tls: opts.tls } : {}) };
+  const config = { version: 0.1, ...opts.config, http };
   // e.g. BENCH_BERTH_NODE_OPTIONS=--cpu-prof to profile the serving process.
   const nodeOptions = process.env['BENCH_BERTH_NODE_OPTIONS'];
   const b = await startBerth({ proxy: { remoteurl, prefetch: berthPrefetch() }, config, env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });

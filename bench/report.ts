@@ -125,7 +125,7 @@ export function serveTable(results: ServeResult[]): string {
     const ref = of('distribution-3').length > 0 ? of('distribution-3') : of('distribution-2.8');
     const refG = median(ref.map((x) => x.gbps));
     const refC = median(ref.map((x) => x.cpuPerGB));
-    for (const name of ['berth', 'distribution-2.8', 'distribution-3', 'nginx']) {
+    for (const name of ['berth', 'berth-workers', 'distribution-2.8', 'distribution-3', 'nginx']) {
       const xs = of(name);
       if (xs.length === 0) continue;
       const g = median(xs.map((x) => x.gbps));

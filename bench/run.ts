@@ -12,7 +12,7 @@ import { type AnchorKind, makeCert } from './anchors.js';
 import { serveWarm } from './serving.js';
 import { makeTempDir, removeDir } from '../test/fixtures/proc.js';
 
-const ANCHORS: readonly AnchorKind[] = ['berth', 'distribution-2.8', 'distribution-3', 'nginx'];
+const ANCHORS: readonly AnchorKind[] = ['berth', 'berth-workers', 'distribution-2.8', 'distribution-3', 'nginx'];
 
 function readAnchors(): AnchorKind[] {
   const raw = process.env['BENCH_SERVERS'] ?? '';

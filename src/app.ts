@@ -119,6 +119,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     ...pushStores,
     uploads: uploadRows,
     owner: worker ? `${LOCAL_OWNER}-w${worker.slot}` : LOCAL_OWNER,
+    ...(worker ? { uploadBound: worker.uploadBound() } : {}),
     upstreams,
     logger,
     now,
@@ -168,15 +169,8 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   // Several workers: the admin API and /metrics report the whole group.
   const group = worker ? groupTelemetry(telemetry, worker) : undefined;
   worker?.provide('down', () => upstreams.filter((u) => u.client.breaker.state === 'down').map((u) => u.config.name));
-  if (worker) {
-    // One outage, seen by every worker: each counts the others' failures toward its breaker.
-    for (const u of upstreams) u.client.breaker.onLocal = (event, reason) => worker.note({ op: 'breaker', upstream: u.config.name, event, reason });
-    worker.onBreaker = (name, event, reason) => {
-      const b = upstreams.find((u) => u.config.name === name)?.client.breaker;
-      if (event === 'failure') b?.failure(reason, true);
-      else b?.success(true);
-    };
-  }
+  if (worker) shareCounts(worker, upstreams, access);
+
   const ops = createOperations({
     config,
     cache,
@@ -261,7 +255,8 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       }
       return bound[0]!;
     },
-    checkUpstreams: () => checkAll(upstreams, logger),
+    // Every worker checks (its /readyz answers from its own results); the lead alone logs them.
+    checkUpstreams: () => checkAll(upstreams, lead ? logger : logger.child({}, { level: 'silent' })),
     reload,
     close: async (deadlineMs = 30_000) => {
       stopWatching();
@@ -287,6 +282,28 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       worker?.close();
     },
   };
+}
+
+/** One outage, one password guesser, seen by every worker: each counts the others' failures too. */
+function shareCounts(worker: WorkerChannel, upstreams: readonly Upstream[], access: AccessControl): void {
+  type Outcome = { upstream: string; event: 'failure' | 'success'; reason: string };
+  for (const u of upstreams)
+    u.client.breaker.onLocal = (event, reason) => worker.share('breaker', { upstream: u.config.name, event, reason } satisfies Outcome);
+  worker.onShared('breaker', (data) => {
+    const { upstream, event, reason } = data as Outcome;
+    const b = upstreams.find((u) => u.config.name === upstream)?.client.breaker;
+    if (event === 'failure') b?.failure(reason, true);
+    else b?.success(true);
+  });
+  const logins = access.failures;
+  if (!logins) return;
+  type Login = { event: 'fail' | 'succeed'; address: string; user: string };
+  logins.onLocal = (event, address, user) => worker.share('login', { event, address, user } satisfies Login);
+  worker.onShared('login', (data) => {
+    const { event, address, user } = data as Login;
+    if (event === 'fail') logins.fail(address, user, true);
+    else logins.succeed(address, user, true);
+  });
 }
 
 function listenOn(server: Server, l: Listener): Promise<AddressInfo> {

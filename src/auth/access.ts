@@ -6,6 +6,7 @@ import type { Target, Upstream } from '../cache/target.js';
 import { PassthroughChecker, type Probe } from '../upstream/passthrough.js';
 import type { Credentials } from '../upstream/tokens.js';
 import { Htpasswd } from './htpasswd.js';
+import type { FailureLimiter } from './failures.js';
 import { ANONYMOUS, Rules, type Action } from './rules.js';
 
 export interface AccessRequest {
@@ -34,6 +35,11 @@ export class AccessControl {
   private readonly rules: Rules | undefined;
   private readonly passthrough = new Map<string, PassthroughChecker>();
   private readonly realm: string;
+
+  /** Failed logins per address and user (with htpasswd), shared among serving workers. */
+  get failures(): FailureLimiter | undefined {
+    return this.htpasswd?.failures;
+  }
 
   constructor(deps: AccessDeps) {
     const { config, logger, now } = deps;

@@ -42,6 +42,8 @@ export class FailureLimiter {
   private readonly byAddress = new Map<string, Entry>();
   private readonly byUser = new Map<string, Entry>();
   private readonly inFlight = new Map<string, number>();
+  /** Told of this process's own outcomes (the other serving workers count them too). */
+  onLocal: ((event: 'fail' | 'succeed', address: string, user: string) => void) | undefined;
 
   constructor(
     private readonly now: () => number,
@@ -78,13 +80,16 @@ export class FailureLimiter {
     };
   }
 
-  fail(address: string, user: string): void {
+  /** `remote`: another serving worker of this berth saw it. */
+  fail(address: string, user: string, remote = false): void {
+    if (!remote) this.onLocal?.('fail', address, user);
     const t = this.now();
     this.bump(this.byAddress, address, t);
     this.bump(this.byUser, user, t);
   }
 
-  succeed(address: string, user: string): void {
+  succeed(address: string, user: string, remote = false): void {
+    if (!remote && (this.byAddress.has(address) || this.byUser.has(user))) this.onLocal?.('succeed', address, user);
     this.byAddress.delete(address);
     this.byUser.delete(user);
   }

@@ -18,7 +18,7 @@ export class Htpasswd {
   private readonly salt = randomBytes(16);
   /** bcrypt runs on worker threads: a flood of wrong passwords must not starve the pulls. */
   private readonly pool = new BcryptPool();
-  private readonly failures: FailureLimiter;
+  readonly failures: FailureLimiter;
 
   constructor(
     readonly path: string,

@@ -9,6 +9,9 @@ import type { BlobStore, BlobWriter } from '../storage/blobs.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import type { Target } from './target.js';
 import { StoreLayout } from '../storage/layout.js';
+import { LocalUploadBound, MAX_UPLOADS_PER_CLIENT, type UploadBound } from './upload-bound.js';
+
+export { MAX_UPLOADS_PER_CLIENT };
 
 export interface UploadPurging {
   readonly enabled: boolean;
@@ -23,6 +26,8 @@ export interface UploadDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly purging: UploadPurging;
+  /** The per-client count of open uploads (the primary's, when several workers serve); default: this process's own. */
+  readonly bound?: UploadBound;
 }
 
 /** An upload in progress: its row and, while this process holds it, the open writer. */
@@ -41,9 +46,6 @@ export interface UploadSession {
   owner?: string;
 }
 
-/** Upload sessions one client address may have open at once in this process (a push opens a few at a time). */
-export const MAX_UPLOADS_PER_CLIENT = 128;
-
 /** A chunk's place in the upload (`Content-Range: start-end`, inclusive). */
 export interface ChunkRange {
   readonly start: number;
@@ -61,11 +63,13 @@ export function uploadUnknown(id: string): OciError {
 export class UploadManager {
   /** Sessions this process has touched since it started, owned by the instance. */
   private readonly sessions = new Map<string, UploadSession>();
-  /** Open sessions per client address (owned by the instance, like sessions). */
-  private readonly perClient = new Map<string, number>();
+  /** Open uploads per client address. */
+  private readonly bound: UploadBound;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly deps: UploadDeps) {}
+  constructor(private readonly deps: UploadDeps) {
+    this.bound = deps.bound ?? new LocalUploadBound();
+  }
 
   /** Removes temp files without a row, rows without a file, and expired uploads; then sweeps periodically. */
   async start(): Promise<void> {
@@ -100,7 +104,6 @@ export class UploadManager {
     if (this.timer) clearInterval(this.timer);
     await Promise.all([...this.sessions.values()].map(async (s) => s.writer?.release().catch(() => undefined)));
     this.sessions.clear();
-    this.perClient.clear();
   }
 
   /** Uploads idle for longer than the purge age go: file, row and session. */
@@ -118,19 +121,23 @@ export class UploadManager {
   }
 
   async create(target: Target, owner?: string): Promise<UploadSession> {
-    if (owner !== undefined && (this.perClient.get(owner) ?? 0) >= MAX_UPLOADS_PER_CLIENT) {
+    const id = randomUUID();
+    if (owner !== undefined && !(await this.bound.open(owner, id))) {
       throw new OciError('TOOMANYREQUESTS', `this client has ${MAX_UPLOADS_PER_CLIENT} uploads open; finish or cancel some (DELETE) before starting more`, {
         headers: { 'Retry-After': '5' },
       });
     }
-    const id = randomUUID();
     const session: UploadSession = { id, key: target.key, repository: target.repository, tempPath: this.pathOf(id), writer: undefined, busy: false, owner };
-    session.writer = await this.deps.blobs.createWriter('sha256', session.tempPath);
-    // No descriptor is held between requests: each one that writes opens the file again.
-    await session.writer.release();
-    await this.deps.rows.insert(id, target.key, target.repository);
+    try {
+      session.writer = await this.deps.blobs.createWriter('sha256', session.tempPath);
+      // No descriptor is held between requests: each one that writes opens the file again.
+      await session.writer.release();
+      await this.deps.rows.insert(id, target.key, target.repository);
+    } catch (err) {
+      this.bound.close(id);
+      throw err;
+    }
     this.sessions.set(id, session);
-    if (owner !== undefined) this.perClient.set(owner, (this.perClient.get(owner) ?? 0) + 1);
     return session;
   }
 
@@ -193,6 +200,7 @@ export class UploadManager {
         throw rangeError(session, start, `Content-Length ${length} does not match Content-Range ${range.start}-${range.end}`);
     }
     session.busy = true;
+    let failed = false;
     try {
       for await (const chunk of body) {
         if (session.cancelled) throw uploadUnknown(session.id);
@@ -200,6 +208,7 @@ export class UploadManager {
       }
       if (session.cancelled) throw uploadUnknown(session.id);
     } catch (err) {
+      failed = true;
       // Keep the bytes that arrived whole; a write cut short must not leave a tail the hash never saw.
       await truncate(session.tempPath, writer.bytesWritten).catch(() => undefined);
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC')
@@ -208,7 +217,11 @@ export class UploadManager {
     } finally {
       session.busy = false;
       await writer.release().catch(() => undefined);
-      if (!session.cancelled) await this.deps.rows.touch(session.id);
+      // A full disk may refuse the row's update too: the body's own error is the one to report.
+      if (!session.cancelled)
+        await this.deps.rows.touch(session.id).catch((err: unknown) => {
+          if (!failed) throw err;
+        });
     }
     const received = writer.bytesWritten - start;
     if (range && received !== range.end - range.start + 1) {
@@ -257,20 +270,18 @@ export class UploadManager {
   private async discard(id: string): Promise<void> {
     const session = this.sessions.get(id);
     if (session) this.forget(session);
+    else this.bound.close(id);
     if (session?.busy) session.cancelled = true;
     else await session?.writer?.release().catch(() => undefined);
     await this.deps.rows.delete(id);
     await rm(this.pathOf(id), { force: true });
   }
 
+  /** Counted by id, not by this session's owner: the upload may have been opened in another worker. */
   private forget(session: UploadSession): void {
     if (this.sessions.get(session.id) !== session) return;
     this.sessions.delete(session.id);
-    const owner = session.owner;
-    if (owner === undefined) return;
-    const n = (this.perClient.get(owner) ?? 1) - 1;
-    if (n > 0) this.perClient.set(owner, n);
-    else this.perClient.delete(owner);
+    this.bound.close(session.id);
   }
 
   private pathOf(id: string): string {

@@ -12,6 +12,7 @@ import type { RegistryCache } from './registry.js';
 import { Replicator, ReplicationWorker } from './replication.js';
 import type { Upstream } from './target.js';
 import { UploadManager } from './uploads.js';
+import type { UploadBound } from './upload-bound.js';
 
 export interface PushSideDeps {
   readonly config: BerthConfig;
@@ -22,6 +23,8 @@ export interface PushSideDeps {
   readonly queue: ReplicationQueue;
   readonly heldTags: HeldTags;
   readonly uploads: UploadSessions;
+  /** The per-client count of open uploads, when not this process's own (several workers). */
+  readonly uploadBound?: UploadBound;
   /** Who this process claims queue jobs as. */
   readonly owner: string;
   readonly upstreams: readonly Upstream[];
@@ -61,7 +64,14 @@ export function openPushSide(deps: PushSideDeps): PushSide {
   const { config, blobs, index, repos, queue, heldTags, upstreams, logger, now, owner } = deps;
   const replicator = new Replicator({ blobs, repos, logger });
   const worker = new ReplicationWorker({ queue, owner, replicator, upstreams, logger, now });
-  const uploads = new UploadManager({ blobs, rows: deps.uploads, logger, now, purging: config.storage.uploadpurging });
+  const uploads = new UploadManager({
+    blobs,
+    rows: deps.uploads,
+    logger,
+    now,
+    purging: config.storage.uploadpurging,
+    ...(deps.uploadBound ? { bound: deps.uploadBound } : {}),
+  });
   let started = false;
   return {
     view: {

@@ -69,7 +69,7 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     'berth listening',
   );
   // After listening: a loop back to this berth is only visible once it answers.
-  if (lead) void app.checkUpstreams();
+  void app.checkUpstreams();
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');

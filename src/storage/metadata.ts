@@ -147,11 +147,13 @@ export class MetadataStore {
 
   /** Removes a manifest from one repository with the tags there that point at it; true when it was there. */
   deleteManifest(upstream: string, repository: string, digest: string): boolean {
-    return this.db.transaction(() => {
-      const removed = this.db.prepare('DELETE FROM manifests WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest).changes;
-      this.db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
-      return removed > 0;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const removed = this.db.prepare('DELETE FROM manifests WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest).changes;
+        this.db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
+        return removed > 0;
+      })
+      .immediate();
   }
 
   /** Manifests in a repository whose subject is the digest (the referrers API). */
@@ -262,12 +264,14 @@ export class MetadataStore {
 
   /** Forgets a digest entirely: as a blob, as a manifest in any repository, and its links. Tags stay and refetch. */
   forget(digest: string): void {
-    this.db.transaction(() => {
-      this.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
-      this.db.prepare('DELETE FROM manifests WHERE digest = ?').run(digest);
-      this.db.prepare('DELETE FROM manifest_children WHERE digest = ?').run(digest);
-      this.db.prepare('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
+        this.db.prepare('DELETE FROM manifests WHERE digest = ?').run(digest);
+        this.db.prepare('DELETE FROM manifest_children WHERE digest = ?').run(digest);
+        this.db.prepare('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
+      })
+      .immediate();
   }
 
   /** Cached repositories with their tags, for `berth ls`. */

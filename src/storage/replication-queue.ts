@@ -62,70 +62,78 @@ export class SqliteReplicationQueue implements ReplicationQueue {
     children: ReadonlyArray<{ kind: 'blob' | 'manifest'; digest: string }>,
     tag?: { tag: string; baseDigest: string | null },
   ): Promise<{ manifestJob: number; tagJob: number | undefined }> {
-    return this.db.transaction(() => {
-      const fresh =
+    return this.db
+      .transaction(() => {
+        const fresh =
+          this.db
+            .prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'manifest' AND digest = ?")
+            .get(upstream, repository, digest) === undefined;
+        const manifestJob = this.ensure(upstream, repository, 'manifest', digest);
+        if (fresh) for (const c of children) this.need(manifestJob, this.ensure(upstream, repository, c.kind, c.digest));
+        if (!tag) return { manifestJob, tagJob: undefined };
+        const older = this.db
+          .prepare("SELECT id, state FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'tag' AND tag = ?")
+          .all(upstream, repository, tag.tag) as Array<{ id: number; state: JobState }>;
+        const tagJob = this.insert(upstream, repository, 'tag', digest, tag.tag, tag.baseDigest);
+        for (const o of older) {
+          if (o.state === 'running') this.need(tagJob, o.id);
+          else this.remove(o.id);
+        }
+        this.need(tagJob, manifestJob);
         this.db
-          .prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'manifest' AND digest = ?")
-          .get(upstream, repository, digest) === undefined;
-      const manifestJob = this.ensure(upstream, repository, 'manifest', digest);
-      if (fresh) for (const c of children) this.need(manifestJob, this.ensure(upstream, repository, c.kind, c.digest));
-      if (!tag) return { manifestJob, tagJob: undefined };
-      const older = this.db
-        .prepare("SELECT id, state FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'tag' AND tag = ?")
-        .all(upstream, repository, tag.tag) as Array<{ id: number; state: JobState }>;
-      const tagJob = this.insert(upstream, repository, 'tag', digest, tag.tag, tag.baseDigest);
-      for (const o of older) {
-        if (o.state === 'running') this.need(tagJob, o.id);
-        else this.remove(o.id);
-      }
-      this.need(tagJob, manifestJob);
-      this.db
-        .prepare(
-          `INSERT INTO held_tags (upstream, repository, tag, digest, reason, created_at) VALUES (?, ?, ?, ?, 'replicating', ?)
+          .prepare(
+            `INSERT INTO held_tags (upstream, repository, tag, digest, reason, created_at) VALUES (?, ?, ?, ?, 'replicating', ?)
           ON CONFLICT (upstream, repository, tag) DO UPDATE SET digest = excluded.digest, reason = excluded.reason, created_at = excluded.created_at`,
-        )
-        .run(upstream, repository, tag.tag, digest, this.now());
-      return { manifestJob, tagJob };
-    }).immediate();
+          )
+          .run(upstream, repository, tag.tag, digest, this.now());
+        return { manifestJob, tagJob };
+      })
+      .immediate();
   }
 
   /** Takes up to `limit` due jobs of an upstream whose prerequisites are done, marking them running under `by`. */
   async claim(upstream: string, limit: number, by: Claimant): Promise<Job[]> {
-    return this.db.transaction(() => {
-      const jobs = this.db
-        .prepare(
-          `SELECT ${JOB_COLUMNS} FROM replication_jobs j WHERE upstream = ? AND state = 'pending' AND next_attempt_at <= ?
+    return this.db
+      .transaction(() => {
+        const jobs = this.db
+          .prepare(
+            `SELECT ${JOB_COLUMNS} FROM replication_jobs j WHERE upstream = ? AND state = 'pending' AND next_attempt_at <= ?
           AND NOT EXISTS (SELECT 1 FROM replication_deps d WHERE d.job = j.id) ORDER BY id LIMIT ?`,
-        )
-        .all(upstream, this.now(), limit) as Job[];
-      const mark = this.db.prepare("UPDATE replication_jobs SET state = 'running', owner = ?, lease_until = ?, updated_at = ? WHERE id = ?");
-      const leaseUntil = this.now() + by.leaseMs;
-      for (const j of jobs) mark.run(by.owner, leaseUntil, this.now(), j.id);
-      return jobs.map((j) => ({ ...j, state: 'running' as const, owner: by.owner, leaseUntil }));
-    }).immediate();
+          )
+          .all(upstream, this.now(), limit) as Job[];
+        const mark = this.db.prepare("UPDATE replication_jobs SET state = 'running', owner = ?, lease_until = ?, updated_at = ? WHERE id = ?");
+        const leaseUntil = this.now() + by.leaseMs;
+        for (const j of jobs) mark.run(by.owner, leaseUntil, this.now(), j.id);
+        return jobs.map((j) => ({ ...j, state: 'running' as const, owner: by.owner, leaseUntil }));
+      })
+      .immediate();
   }
 
   /** Done: the job goes, and so does what waited on it. A tag stops being held once the upstream has it. */
   async renew(ids: readonly number[], by: Claimant): Promise<void> {
     const stmt = this.db.prepare("UPDATE replication_jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND owner = ?");
-    this.db.transaction(() => {
-      for (const id of ids) stmt.run(this.now() + by.leaseMs, id, by.owner);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        for (const id of ids) stmt.run(this.now() + by.leaseMs, id, by.owner);
+      })
+      .immediate();
   }
 
   async complete(job: Job): Promise<void> {
-    this.db.transaction(() => {
-      const row = this.db.prepare('SELECT digest FROM replication_jobs WHERE id = ?').get(job.id) as { digest: string } | undefined;
-      this.remove(job.id);
-      if (job.kind === 'tag' && row?.digest === job.digest) {
-        const newer = this.db
-          .prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'tag' AND tag = ?")
-          .get(job.upstream, job.repository, job.tag);
-        if (!newer) {
-          releaseReplicatingTag(this.db, job);
+    this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT digest FROM replication_jobs WHERE id = ?').get(job.id) as { digest: string } | undefined;
+        this.remove(job.id);
+        if (job.kind === 'tag' && row?.digest === job.digest) {
+          const newer = this.db
+            .prepare("SELECT 1 FROM replication_jobs WHERE upstream = ? AND repository = ? AND kind = 'tag' AND tag = ?")
+            .get(job.upstream, job.repository, job.tag);
+          if (!newer) {
+            releaseReplicatingTag(this.db, job);
+          }
         }
-      }
-    }).immediate();
+      })
+      .immediate();
   }
 
   /** Records a failed attempt: back to pending at `nextAttemptAt`, or `failed` (waits for `berth queue retry`). */
@@ -195,13 +203,15 @@ export class SqliteReplicationQueue implements ReplicationQueue {
 
   /** Removes a job for good; jobs waiting on it are released (and fail upstream if they really needed it). */
   async drop(id: number): Promise<Job | undefined> {
-    return this.db.transaction(() => {
-      const job = this.row(id);
-      if (!job) return undefined;
-      this.remove(id);
-      if (job.kind === 'tag') releaseReplicatingTag(this.db, job);
-      return job;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const job = this.row(id);
+        if (!job) return undefined;
+        this.remove(id);
+        if (job.kind === 'tag') releaseReplicatingTag(this.db, job);
+        return job;
+      })
+      .immediate();
   }
 
   private remove(id: number): void {

@@ -94,7 +94,6 @@ export class CircuitBreaker {
     if (ok) {
       this.onLocal?.('success', '');
       this.close('probe answered');
-    }
-    else this.schedule();
+    } else this.schedule();
   }
 }

@@ -1,6 +1,7 @@
 /** @module workers/channel — a worker's end of the IPC channel to the primary: calls with replies, notes, and what the primary pushes. */
+import type { UploadBound } from '../cache/upload-bound.js';
 import type { WorkerClaim } from './fill-table.js';
-import { isToWorker, type Gathered, type ToPrimary } from './protocol.js';
+import { isToWorker, type Gathered, type SharedTopic, type ToPrimary } from './protocol.js';
 
 /** The process's IPC endpoint (process in a cluster worker; a fake in unit tests). */
 export interface IpcPort {
@@ -24,8 +25,7 @@ export class WorkerChannel {
   /** The lead worker's private admin port, once it told the primary. */
   adminPort: number | undefined;
   onReload: (() => void) | undefined;
-  /** Another worker's upstream outcome, for this worker's circuit breaker of that upstream. */
-  onBreaker: ((upstream: string, event: 'failure' | 'success', reason: string) => void) | undefined;
+  private readonly shared = new Map<SharedTopic, (data: unknown) => void>();
 
   constructor(
     private readonly port: IpcPort,
@@ -44,6 +44,14 @@ export class WorkerChannel {
     return this.call({ op: 'claim', digest, tempPath }) as Promise<WorkerClaim>;
   }
 
+  /** The group's per-client bound on open uploads (see cache/upload-bound). */
+  uploadBound(): UploadBound {
+    return {
+      open: (client, upload) => this.call({ op: 'uploadOpen', client, upload }) as Promise<boolean>,
+      close: (upload) => this.note({ op: 'uploadClosed', upload }),
+    };
+  }
+
   claimTag(key: string): Promise<boolean> {
     return this.call({ op: 'claimTag', key }) as Promise<boolean>;
   }
@@ -59,6 +67,16 @@ export class WorkerChannel {
 
   note(message: Without<Extract<ToPrimary, { berth: 'note' }>, 'berth'>): void {
     this.send({ berth: 'note', ...message });
+  }
+
+  /** Tells the other workers (they receive it through onShared). */
+  share(topic: SharedTopic, data: unknown): void {
+    this.note({ op: 'share', topic, data });
+  }
+
+  /** What the other workers shared on `topic`. */
+  onShared(topic: SharedTopic, handler: (data: unknown) => void): void {
+    this.shared.set(topic, handler);
   }
 
   /** What this worker answers when the primary collects `what` from every worker. */
@@ -121,8 +139,8 @@ export class WorkerChannel {
       case 'reload':
         this.onReload?.();
         return;
-      case 'breaker':
-        this.onBreaker?.(msg.upstream, msg.event, msg.reason);
+      case 'shared':
+        this.shared.get(msg.topic)?.(msg.data);
         return;
     }
   }

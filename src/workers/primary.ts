@@ -2,6 +2,7 @@
 import type { Cluster, Worker } from 'node:cluster';
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { LocalUploadBound } from '../cache/upload-bound.js';
 import { FillTable, type FillNotice } from './fill-table.js';
 import { COUNT_ENV, SLOT_ENV, isToPrimary, type Gathered, type ToPrimary, type ToWorker } from './protocol.js';
 
@@ -35,6 +36,7 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
   const { cluster, count, logger } = deps;
   const table = new FillTable();
   const tagChecks = new Map<string, number>();
+  const uploads = new LocalUploadBound();
   const claimTag = (key: string) => {
     const now = Date.now();
     if ((tagChecks.get(key) ?? 0) > now) return false;
@@ -86,7 +88,9 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
               ? table.filling(msg.digest)
               : msg.op === 'claimTag'
                 ? claimTag(msg.key)
-                : await gather(msg.what);
+                : msg.op === 'uploadOpen'
+                  ? uploads.openNow(msg.client, msg.upload)
+                  : await gather(msg.what);
         send(m, { berth: 'reply', id: msg.id, value });
         return;
       }
@@ -102,10 +106,10 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
         else if (msg.op === 'finish') notify(table.finish(id, msg.digest));
         else if (msg.op === 'unfollow') table.unfollow(id, msg.digest);
         else if (msg.op === 'releaseTag') tagChecks.delete(msg.key);
-        else if (msg.op === 'breaker') {
-          for (const other of members.values()) if (other !== m) send(other, { berth: 'breaker', upstream: msg.upstream, event: msg.event, reason: msg.reason });
-        }
-        else if (msg.op === 'admin') {
+        else if (msg.op === 'uploadClosed') uploads.close(msg.upload);
+        else if (msg.op === 'share') {
+          for (const other of members.values()) if (other !== m) send(other, { berth: 'shared', topic: msg.topic, data: msg.data });
+        } else if (msg.op === 'admin') {
           adminPort = msg.port;
           for (const other of members.values()) send(other, { berth: 'admin', port: msg.port });
         } else if (msg.op === 'listening') {

@@ -12,8 +12,11 @@ export type ToPrimary =
   /** The right to ask the upstream about a tag now (one worker checks, the others read its answer from the store). */
   | { readonly berth: 'call'; readonly id: number; readonly op: 'claimTag'; readonly key: string }
   | { readonly berth: 'note'; readonly op: 'releaseTag'; readonly key: string }
-  /** A worker's own upstream outcome that moves its circuit breaker: the others count it too. */
-  | { readonly berth: 'note'; readonly op: 'breaker'; readonly upstream: string; readonly event: 'failure' | 'success'; readonly reason: string }
+  /** The per-client bound on open uploads, counted for the whole group (an upload may end in another worker). */
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'uploadOpen'; readonly client: string; readonly upload: string }
+  | { readonly berth: 'note'; readonly op: 'uploadClosed'; readonly upload: string }
+  /** Something the other workers should count too (an upstream failure for their breakers, a failed login): relayed to them. */
+  | { readonly berth: 'note'; readonly op: 'share'; readonly topic: SharedTopic; readonly data: unknown }
   | { readonly berth: 'note'; readonly op: 'ready'; readonly digest: string; readonly size: number | null }
   | { readonly berth: 'note'; readonly op: 'finish' | 'unfollow'; readonly digest: string }
   | { readonly berth: 'note'; readonly op: 'listening' }
@@ -28,7 +31,10 @@ export type ToWorker =
   | { readonly berth: 'collect'; readonly id: number; readonly what: Gathered }
   | { readonly berth: 'admin'; readonly port: number }
   | { readonly berth: 'reload' }
-  | { readonly berth: 'breaker'; readonly upstream: string; readonly event: 'failure' | 'success'; readonly reason: string };
+  | { readonly berth: 'shared'; readonly topic: SharedTopic; readonly data: unknown };
+
+/** `breaker`: an upstream outcome that moves circuit breakers; `login`: a failed or good password check (auth/failures). */
+export type SharedTopic = 'breaker' | 'login';
 
 /** The environment variables a worker is started with: its slot (0 is the lead) and the group size. */
 export const SLOT_ENV = 'BERTH_WORKER_SLOT';
