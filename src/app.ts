@@ -223,6 +223,8 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     reloadCertificate(reason);
     access.reload();
   };
+  // SIGHUP reaches the primary, which tells every worker.
+  if (worker) worker.onReload = () => reload('SIGHUP');
   const watchers = [
     watchFiles(
       listeners.flatMap((l) => (l.tls ? [l.tls.certificate, l.tls.key] : [])),
@@ -246,7 +248,6 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       if (lead) fleet.start();
       replica?.start();
       if (worker) {
-        worker.onReload = () => reload('SIGHUP');
         if (lead) {
           privateAdmin = await listenPrivately(wrapped, logger);
           worker.note({ op: 'admin', port: privateAdmin.port });

@@ -140,3 +140,17 @@ test('describeConfig redacts passwords and summarises CA bundles', () => {
   assert.ok(!JSON.stringify(shown).includes('topsecret'));
   assert.equal(config.upstreams[0]?.password, 'topsecret');
 });
+
+test('http.workers: auto (the default) or a count, from the file, REGISTRY_HTTP_WORKERS or --workers; config check prints it', () => {
+  assert.equal(load('version: 0.1\n').config.http.workers, 'auto');
+  assert.equal(load('version: 0.1\nhttp:\n  workers: 3\n').config.http.workers, 3);
+  assert.equal(load('version: 0.1\nhttp:\n  workers: AUTO\n').config.http.workers, 'auto');
+  assert.equal(load('version: 0.1\n', { env: { REGISTRY_HTTP_WORKERS: '2' } }).config.http.workers, 2);
+  assert.equal(load('version: 0.1\nhttp:\n  workers: 3\n', { env: { REGISTRY_HTTP_WORKERS: '2' }, flags: { workers: '1' } }).config.http.workers, 1);
+  assert.equal((describeConfig(load('version: 0.1\nhttp:\n  workers: 4\n').config).http as { workers: unknown }).workers, 4);
+  assert.match(
+    problemsOf(() => load('version: 0.1\nhttp:\n  workers: 0\n'))[0]!,
+    /^http\.workers: invalid workers "0"; allowed: auto \(one per core\) or a whole number of at least 1/,
+  );
+  assert.match(problemsOf(() => load('version: 0.1\n', { flags: { workers: 'many' } }))[0]!, /^http\.workers: invalid workers "many".*\(set by --workers\)/);
+});

@@ -7,7 +7,9 @@ import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
-import { sleep } from '../fixtures/proc.js';
+import { makeTempDir, removeDir, run, sleep, waitFor } from '../fixtures/proc.js';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { httpPull } from '../fixtures/http-pull.js';
 
 let registry: Registry;
@@ -199,5 +201,25 @@ test('SIGTERM drains every worker: a transfer in flight completes, then the prim
   } finally {
     await b.stop();
     await relay.stop();
+  }
+});
+
+test('SIGHUP to the primary reaches every worker: each re-reads the htpasswd file', async () => {
+  const dir = await makeTempDir('berth-workers-auth-');
+  const htpasswd = path.join(dir, 'htpasswd');
+  await writeFile(htpasswd, `${(await run('htpasswd', ['-Bbn', 'ci', 'ci-pw'])).stdout.trim()}\n`);
+  const b = await workersBerth(registry.url, { auth: { htpasswd: { realm: 'berth', path: htpasswd } } });
+  try {
+    // Both workers serving first (a worker still starting reads the files anyway).
+    const serving = async () => new Set((await b.logLines()).filter((l) => l['msg'] === 'request').map((l) => l['worker'])).size === 2;
+    await waitFor(async () => (await getFresh(`${b.url}/v2/`)) && (await serving()), 10_000, { what: 'both workers to serve' });
+    b.service.kill('SIGHUP');
+    const reloaded = async () => new Set((await b.logLines()).filter((l) => l['msg'] === 'htpasswd reloaded').map((l) => l['worker']));
+    await waitFor(async () => (await reloaded()).size === 2, 10_000, { what: 'both workers to reload' });
+    assert.deepEqual([...(await reloaded())].sort(), [0, 1]);
+    assert.equal((await getFresh(`${b.url}/v2/`)).status, 401, 'still serving, auth still on');
+  } finally {
+    await b.stop();
+    await removeDir(dir);
   }
 });
