@@ -8,7 +8,7 @@ import type { StoredBlob } from '../storage/leases.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator } from '../ports/fills.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
-import { upstreamError } from '../upstream/client.js';
+import { upstreamError } from '../upstream/status.js';
 import { BlobFill, DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
 import type { Outcome, Target } from './target.js';
 import { LocalFills } from './local-fills.js';

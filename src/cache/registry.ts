@@ -5,7 +5,7 @@ import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
-import { upstreamError } from '../upstream/client.js';
+import { upstreamError } from '../upstream/status.js';
 import { BlobCache, type BlobHandle, type FillRouter, type PeerMode } from './blobs.js';
 import { ManifestCache, type ManifestResult, type ManifestSite } from './manifests.js';
 import type { ManifestReference } from '../oci/reference.js';

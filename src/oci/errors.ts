@@ -77,6 +77,43 @@ export function isTransient(err: unknown): boolean {
   return code.startsWith('UND_ERR') || TRANSIENT_NETWORK_CODES.has(code);
 }
 
+/** 5xx and 429: the upstream is failing or asks to wait, so the same request may succeed later. */
+export function isTransientStatus(status: number): boolean {
+  return status >= 500 || status === 429;
+}
+
+/** An upstream's answer berth did not expect: its status and, when its body held an OCI envelope, the first code and message. */
+export interface UpstreamAnswer {
+  readonly status: number;
+  readonly code?: string | undefined;
+  readonly message?: string | undefined;
+}
+
+/**
+ * The one upstream-status mapper, for pulls, pushes and uploads in chunks alike. A 5xx is
+ * UNAVAILABLE (502) and a 429 TOOMANYREQUESTS: transient, so fills resume, stale tags answer and
+ * the write-behind queue waits them out. Every other answer is a refusal, permanent for
+ * isTransient: 401 UNAUTHORIZED, 403 DENIED, 405 UNSUPPORTED, a 404 the caller's `notFound` (a
+ * pull names what is unknown), else the upstream's own OCI code with its status, else UNSUPPORTED
+ * with the upstream's 4xx (502 for a status that is no error at all, such as a redirect loop).
+ */
+export function upstreamStatusError(answer: UpstreamAnswer, ctx: { upstream: string; what: string; notFound?: OciError | undefined }): OciError {
+  const { status } = answer;
+  if (status === 404 && ctx.notFound) return ctx.notFound;
+  const said = answer.code ? `: ${answer.code}${answer.message ? ` (${answer.message.slice(0, 300)})` : ''}` : '';
+  const text = `upstream ${ctx.upstream} answered ${status} for ${ctx.what}${said}`;
+  if (status >= 500) return new OciError('UNAVAILABLE', text, { status: 502 });
+  if (status === 429) return new OciError('TOOMANYREQUESTS', text);
+  if (status === 401) return new OciError('UNAUTHORIZED', text);
+  if (status === 403) return new OciError('DENIED', text);
+  if (status === 405) return new OciError('UNSUPPORTED', text);
+  const refusal = status >= 400 && status < 500;
+  const known = answer.code !== undefined && answer.code in ERROR_CODES ? (answer.code as ErrorCode) : undefined;
+  // An upstream calling its refusal UNAVAILABLE or UNKNOWN must not make it look transient.
+  if (refusal && known && known !== 'UNKNOWN' && known !== 'UNAVAILABLE' && known !== 'TOOMANYREQUESTS') return new OciError(known, text, { status });
+  return new OciError('UNSUPPORTED', text, { status: refusal ? status : 502 });
+}
+
 /** The admin API's own codes (`/api/v1/`), beside the OCI codes it also answers with. */
 export const ADMIN_ERROR_CODES = {
   UNAUTHORIZED: { status: 401, description: 'admin credentials missing or wrong' },

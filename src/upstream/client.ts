@@ -285,12 +285,3 @@ export function describeNetworkError(err: unknown): string {
   const message = e.cause?.message ?? e.message ?? String(err);
   return code ? `${code} (${message})` : message;
 }
-
-/** Maps an unexpected upstream status to the OCI error a client should see. */
-export async function upstreamError(res: UpstreamResponse, upstream: string, what: string, notFound: OciError): Promise<OciError> {
-  await res.body.dump().catch(() => undefined);
-  if (res.status === 404) return notFound;
-  if (res.status === 403) return new OciError('DENIED', `upstream ${upstream} denied access to ${what}`);
-  if (res.status === 429) return new OciError('TOOMANYREQUESTS', `upstream ${upstream} is rate-limiting requests for ${what}`);
-  return new OciError('UNAVAILABLE', `upstream ${upstream} answered ${res.status} for ${what}`, { status: res.status >= 500 ? 502 : 503 });
-}
