@@ -144,12 +144,24 @@ export class ApiError extends Error {
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-/** A command cannot run as asked (bad configuration, no store where one is named): exit 2 with the message. */
+/**
+ * A command cannot run as asked (bad configuration, bad arguments, no store where one is named).
+ * Every such error is one of these, so `main` picks the exit status by type (exit 2) and prints
+ * `report()`, never matching a message.
+ */
 export class UsageError extends Error {
   readonly exitCode: ExitCode = EXIT.USAGE;
-  constructor(message: string) {
+  /** The command named at the start of the printed line, e.g. `berth cert generate`. */
+  readonly command: string;
+  constructor(message: string, command = 'berth') {
     super(message);
     this.name = 'UsageError';
+    this.command = command;
+  }
+
+  /** The text printed on stderr. */
+  report(): string {
+    return `${this.command}: ${this.message}`;
   }
 }
 
