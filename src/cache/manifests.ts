@@ -8,7 +8,7 @@ import type { ManifestReference } from '../oci/reference.js';
 import { isNotFound, type BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
 import { responseHeader, type RegistryClient, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamError } from '../upstream/status.js';
 import type { Outcome, Target } from './target.js';
@@ -28,7 +28,7 @@ export interface ManifestResult {
 export interface ManifestCacheDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: ManifestRecords & TagIndex;
   readonly logger: Logger;
   readonly now: () => number;
   readonly heldTags?: HeldTags;

@@ -4,7 +4,7 @@ import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestRecords, RepositoryLinks, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/status.js';
 import { BlobCache, type BlobHandle, type FillRouter, type PeerMode } from './blobs.js';
 import { ManifestCache, type ManifestResult, type ManifestSite } from './manifests.js';
@@ -16,7 +16,7 @@ import type { CacheObserver } from './observer.js';
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: RepositoryLinks & ManifestRecords & TagIndex & RepositoryListings;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
