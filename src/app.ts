@@ -130,7 +130,6 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     observer: telemetry,
     access,
     push,
-    referrers: { blobs, repos, logger },
     instance,
     ...(config.cluster && replica && forwarder
       ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }

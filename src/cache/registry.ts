@@ -12,6 +12,8 @@ import type { ManifestReference } from '../oci/reference.js';
 import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
 import type { CacheObserver } from './observer.js';
+import { listReferrers } from './referrers.js';
+import type { Descriptor } from '../oci/manifest.js';
 
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
@@ -108,6 +110,11 @@ export class RegistryCache {
 
   headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
     return this.blobs.head(target, digest);
+  }
+
+  /** Manifests whose subject is `subject` in the repository (the referrers API), filtered by artifactType when given. */
+  referrers(target: Target, subject: string, artifactType: string | undefined): Promise<Descriptor[]> {
+    return listReferrers(this.deps, target, subject, artifactType);
   }
 
   /** Being filled or streamed by this process right now. */
