@@ -54,8 +54,8 @@ export function isOciError(err: unknown): err is OciError {
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** The one answer for a manifest over the limit, whichever layer notices: 413 MANIFEST_INVALID. */
-export function manifestTooLarge(size?: number): OciError {
-  const what = size === undefined ? 'manifest' : `manifest of ${size} bytes`;
+export function manifestTooLarge(size?: number, manifest = 'manifest'): OciError {
+  const what = size === undefined ? manifest : `${manifest} of ${size} bytes`;
   return new OciError('MANIFEST_INVALID', `${what} exceeds the limit of ${MAX_MANIFEST_BYTES} bytes (4 MiB)`, {
     status: 413,
     detail: { limit: MAX_MANIFEST_BYTES },
