@@ -1,4 +1,4 @@
-/** @module main — composition root: reads argv and env, builds the commands; nothing else reads process state. */
+/** @module main — the entry: reads argv and env and builds the commands (app.ts is the composition root of `berth serve`); nothing else reads process state. */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';

@@ -1,4 +1,4 @@
-/** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) and owns its lifecycle. */
+/** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) for app.ts and owns its lifecycle. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import type { BlobStore } from '../storage/blobs.js';
