@@ -46,6 +46,18 @@ export class OciError extends Error {
   }
 }
 
+/**
+ * No answer came: the connection was refused, reset or timed out, or the breaker knows the
+ * upstream is down. UNAVAILABLE (503) like any outage; its type tells a cut link from an answer,
+ * so an upload in chunks asks where it stands instead of reading messages.
+ */
+export class UnreachableError extends OciError {
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
+    this.name = 'UnreachableError';
+  }
+}
+
 export function isOciError(err: unknown): err is OciError {
   return err instanceof OciError;
 }

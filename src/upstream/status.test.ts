@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { loadConfig } from '../config/load.js';
-import { OciError, isTransient, upstreamStatusError } from '../oci/errors.js';
+import { OciError, UnreachableError, isTransient, upstreamStatusError } from '../oci/errors.js';
 import { RegistryClient } from './client.js';
 import { putManifest } from './push-client.js';
 import { upstreamError } from './status.js';
@@ -121,6 +121,16 @@ test('network errors are transient in both directions', async () => {
   const [pushCode, , pushTransient] = await outcome(putManifest(client, 'r', 'v1', 'application/json', Buffer.from('{}')));
   assert.deepEqual([pushCode, pushTransient], ['UNAVAILABLE', true]);
   for (const code of ['ECONNRESET', 'ECONNREFUSED', 'UND_ERR_SOCKET']) assert.ok(isTransient(Object.assign(new Error(code), { code })), code);
+  // The type, not the message, tells a cut link from an answer (an upload in chunks then asks where it stands).
+  await assert.rejects(pull(client), (err) => err instanceof UnreachableError);
+  const registry = await fakeRegistry();
+  const answering = clientFor(registry.url);
+  after(async () => {
+    await answering.close();
+    await registry.close();
+  });
+  registry.answer(TABLE[TABLE.length - 1]!);
+  await assert.rejects(pull(answering), (err) => err instanceof OciError && err.code === 'UNAVAILABLE' && !(err instanceof UnreachableError));
 });
 
 test('an upstream cannot make a refusal transient by calling it UNAVAILABLE; an answer that is no error is a bad gateway', () => {

@@ -4,7 +4,7 @@
  * of the upload URL, its Range header) and sends only the rest.
  */
 import type { Readable } from 'node:stream';
-import { OciError } from '../oci/errors.js';
+import { OciError, UnreachableError } from '../oci/errors.js';
 import { describeNetworkError, responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
 import { upstreamError } from './status.js';
 
@@ -40,7 +40,7 @@ interface UploadState {
 
 /** What went wrong on the link (not an answer from the registry): worth asking where the upload stands. */
 function isCut(err: unknown): boolean {
-  return err instanceof OciError && err.code === 'UNAVAILABLE' && /unreachable/.test(err.message);
+  return err instanceof UnreachableError;
 }
 
 /** `Range: 0-N` → N + 1 bytes received (distribution answers 0-0 for none). */
