@@ -151,14 +151,10 @@ export class UploadManager {
       session = { id, key: row.upstream, repository: row.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
       this.sessions.set(id, session);
     }
-    if (session.writer && !session.busy && !session.opening) {
-      // Another worker of this host may have taken a chunk since (http.workers): the file, not
-      // this process's hash state, says where the upload stands.
-      const size = await stat(session.tempPath).then(
-        (s) => s.size,
-        () => undefined,
-      );
-      if (size !== session.writer.bytesWritten) session.writer = undefined;
+    if (session.writer && !session.busy && !session.opening && (await this.sizeOnDisk(session)) !== session.writer.bytesWritten) {
+      // Another process serving the same store (a worker, or this one before a restart) wrote
+      // to the upload since: the hash state held here is stale, so the file is read again.
+      session.writer = undefined;
     }
     if (!session.writer) {
       // Concurrent first requests after a restart share one reopening of the file.
@@ -282,6 +278,13 @@ export class UploadManager {
     if (this.sessions.get(session.id) !== session) return;
     this.sessions.delete(session.id);
     this.bound.close(session.id);
+  }
+
+  private async sizeOnDisk(session: UploadSession): Promise<number | undefined> {
+    return stat(session.tempPath).then(
+      (st) => st.size,
+      () => undefined,
+    );
   }
 
   private pathOf(id: string): string {
