@@ -30,6 +30,7 @@ import { WorkerFills } from './workers/worker-fills.js';
 import { groupTelemetry } from './workers/group-telemetry.js';
 import { forwardingAdmin, listenPrivately } from './workers/admin-forward.js';
 import { workerManifests } from './workers/worker-manifests.js';
+import { UploadManager } from './cache/uploads.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -75,7 +76,12 @@ export async function prepareStore(config: BerthConfig, deps: AppDeps): Promise<
   } finally {
     index.close();
   }
-  openLocalPush(root, now).close();
+  const push = openLocalPush(root, now);
+  try {
+    await new UploadManager({ blobs, rows: push.uploads, logger, now, purging: config.storage.uploadpurging }).cleanUp();
+  } finally {
+    push.close();
+  }
   await instanceId(root);
 }
 
@@ -119,7 +125,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     ...pushStores,
     uploads: uploadRows,
     owner: worker ? `${LOCAL_OWNER}-w${worker.slot}` : LOCAL_OWNER,
-    ...(worker ? { uploadBound: worker.uploadBound() } : {}),
+    ...(worker ? { uploadBound: worker.uploadBound(), uploadsCleaned: true } : {}),
     upstreams,
     logger,
     now,
@@ -190,7 +196,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   });
   const fleet = createFleet({ config, ops, stats: () => (group ?? telemetry).stats(), upstreams, logger, now });
   const wrapped = fleet.wrap(ops.admin);
-  const admin = worker && !lead ? forwardingAdmin(wrapped, () => worker.adminPort, config.hub !== undefined) : wrapped;
+  const admin = worker && !lead ? forwardingAdmin(wrapped, (ms) => worker.leadAdminPort(ms), config.hub !== undefined) : wrapped;
   let privateAdmin: { port: number; close(): Promise<void> } | undefined;
   const listeners: Listener[] = [
     { host: config.http.host, port: config.http.port, ...(config.http.tls ? { tls: config.http.tls } : {}) },

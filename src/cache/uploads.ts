@@ -71,9 +71,27 @@ export class UploadManager {
     this.bound = deps.bound ?? new LocalUploadBound();
   }
 
-  /** Removes temp files without a row, rows without a file, and expired uploads; then sweeps periodically. */
-  async start(): Promise<void> {
-    const { blobs, rows, logger, purging } = this.deps;
+  /**
+   * Cleans up (see cleanUp), then sweeps periodically. `cleanUp: false`: a serving worker, whose
+   * primary cleaned up before any worker started (now another worker may be between file and row).
+   */
+  async start(cleanUp = true): Promise<void> {
+    const { logger, purging } = this.deps;
+    if (cleanUp) await this.cleanUp();
+    if (purging.enabled) {
+      this.timer = setInterval(() => void this.sweep().catch((err: Error) => logger.warn({ err: err.message }, 'upload purge failed')), purging.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Removes temp files without a row, rows without a file (what a crash between the two leaves), and expired uploads. */
+  async cleanUp(): Promise<void> {
+    const removed = (await this.removeOrphans()) + (await this.sweep());
+    if (removed > 0) this.deps.logger.info({ removed }, 'removed abandoned uploads');
+  }
+
+  private async removeOrphans(): Promise<number> {
+    const { blobs, rows } = this.deps;
     const known = new Map((await rows.all()).map((r) => [r.id, r]));
     let removed = 0;
     for (const name of await readdir(blobs.uploadsDir)) {
@@ -92,12 +110,7 @@ export class UploadManager {
         removed++;
       }
     }
-    removed += await this.sweep();
-    if (removed > 0) logger.info({ removed }, 'removed abandoned uploads');
-    if (purging.enabled) {
-      this.timer = setInterval(() => void this.sweep().catch((err: Error) => logger.warn({ err: err.message }, 'upload purge failed')), purging.intervalMs);
-      this.timer.unref();
-    }
+    return removed;
   }
 
   async stop(): Promise<void> {

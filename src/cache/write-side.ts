@@ -23,6 +23,8 @@ export interface PushSideDeps {
   readonly queue: ReplicationQueue;
   readonly heldTags: HeldTags;
   readonly uploads: UploadSessions;
+  /** A serving worker: the primary cleaned up abandoned uploads before the workers started. */
+  readonly uploadsCleaned?: boolean;
   /** The per-client count of open uploads, when not this process's own (several workers). */
   readonly uploadBound?: UploadBound;
   /** Who this process claims queue jobs as. */
@@ -97,7 +99,7 @@ export function openPushSide(deps: PushSideDeps): PushSide {
     },
     protect: () => queue.needed(),
     start: async (cache) => {
-      await uploads.start();
+      await uploads.start(!deps.uploadsCleaned);
       await worker.start();
       started = true;
       return new PushService({ blobs, index, repos, cache, queue, heldTags, uploads, replicator, worker, logger, deleteEnabled: config.storage.deleteEnabled });

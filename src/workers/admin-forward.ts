@@ -47,11 +47,15 @@ export async function listenPrivately(admin: AdminHandler, logger: Logger): Prom
   };
 }
 
-/** A non-lead worker's admin handler: admin paths go to the lead (its port once known), the rest (/readyz) are answered here. */
-export function forwardingAdmin(local: AdminHandler, leadPort: () => number | undefined, hub: boolean): AdminHandler {
+/** How long an admin request waits for a lead that is starting (or being replaced) before this worker answers it itself. */
+const LEAD_WAIT_MS = 10_000;
+
+/** A non-lead worker's admin handler: admin paths go to the lead, the rest (/readyz) are answered here. */
+export function forwardingAdmin(local: AdminHandler, leadPort: (waitMs: number) => Promise<number | undefined>, hub: boolean): AdminHandler {
   return async (req, res, url) => {
-    const port = leadPort();
-    if (port === undefined || !isAdminPath(url.pathname, hub)) return local(req, res, url);
+    if (!isAdminPath(url.pathname, hub)) return local(req, res, url);
+    const port = await leadPort(LEAD_WAIT_MS);
+    if (port === undefined) return local(req, res, url);
     await forward(req, res, port);
     return true;
   };

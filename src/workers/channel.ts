@@ -24,6 +24,7 @@ export class WorkerChannel {
   private closed = false;
   /** The lead worker's private admin port, once it told the primary. */
   adminPort: number | undefined;
+  private adminWaiters: Array<() => void> = [];
   onReload: (() => void) | undefined;
   private readonly shared = new Map<SharedTopic, (data: unknown) => void>();
 
@@ -50,6 +51,24 @@ export class WorkerChannel {
       open: (client, upload) => this.call({ op: 'uploadOpen', client, upload }) as Promise<boolean>,
       close: (upload) => this.note({ op: 'uploadClosed', upload }),
     };
+  }
+
+  /** The lead's admin port, waiting up to `ms` for it (the lead may still be starting, or be replaced). */
+  async leadAdminPort(ms: number): Promise<number | undefined> {
+    if (this.adminPort !== undefined) return this.adminPort;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      const waiters = this.adminWaiters;
+      function done() {
+        clearTimeout(timer);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+    return this.adminPort;
   }
 
   claimTag(key: string): Promise<boolean> {
@@ -135,6 +154,7 @@ export class WorkerChannel {
         return;
       case 'admin':
         this.adminPort = msg.port;
+        for (const w of this.adminWaiters.splice(0)) w();
         return;
       case 'reload':
         this.onReload?.();
