@@ -20,6 +20,7 @@ import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
 import { openReplica } from './cluster/replica.js';
+import { openSiteWriteSide } from './cluster/write-side.js';
 import { UploadForwarder } from './http/forward.js';
 import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 import { createFleet } from './fleet/wiring.js';
@@ -77,7 +78,15 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   });
   const uploadRows = replica ? replica.owning(pushStores.uploads, config.storage.uploadpurging.ageMs) : pushStores.uploads;
   const forwarder = replica ? new UploadForwarder() : undefined;
-  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, ...pushStores, uploads: uploadRows, owner: LOCAL_OWNER, upstreams, logger, now });
+  // A site's replicas share the write-behind queue and held tags (this replica's own while Redis is away).
+  const siteWrites =
+    replica && config.cluster
+      ? openSiteWriteSide(replica, { site: config.cluster.name, blobs, index: blobIndex, repos, local: pushStores, logger, now })
+      : undefined;
+  const writeState = siteWrites
+    ? { queue: siteWrites.queue, heldTags: siteWrites.heldTags, owner: siteWrites.owner, leaseMs: siteWrites.leaseMs, site: siteWrites.pushSite }
+    : { queue: pushStores.queue, heldTags: pushStores.heldTags, owner: LOCAL_OWNER };
+  const pushSide = openPushSide({ config, blobs, index: blobIndex, repos, uploads: uploadRows, ...writeState, upstreams, logger, now });
   // berth.lock: `berth gc` run beside this process leaves what it streams or fills alone.
   const inUse = new InUseRecord(root, now);
   await inUse.open();
@@ -91,10 +100,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     limits: evictionLimits(config),
     observer: telemetry,
     protect: () => pushSide.protect(),
-    heldTags: pushStores.heldTags,
+    heldTags: writeState.heldTags,
     onInUseChange: (digests) => inUse.changed(digests),
     ...(replica ? { router: replica.router, manifestSite: replica.manifests } : {}),
   });
+  siteWrites?.attach(cache);
   attachTelemetry(telemetry, { config, index: blobIndex, cache, upstreams, queue: pushSide.view });
   cache.maybeEvict();
   // The write-behind worker starts here: everything it sends is background work for the WAN budget.
@@ -133,7 +143,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     referrers: { blobs, repos, logger },
     instance,
     ...(config.cluster && replica && forwarder
-      ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }
+      ? {
+          peer: { secret: config.cluster.secret, cache, upstreams, logger, ...(siteWrites ? { copier: siteWrites.copier } : {}) },
+          uploadOwner: (id: string) => replica.uploadOwner(id),
+          forwarder,
+        }
       : {}),
   };
   const servers = listeners.map((l) => createServer(serverDeps, l.tls));
@@ -186,6 +200,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       clearInterval(sweep);
       clearTimeout(timer);
       await pushSide.close();
+      siteWrites?.close();
       await replica?.close();
       await forwarder?.close();
       await inUse.close();

@@ -87,8 +87,9 @@ export class RedisReplicationQueue implements ReplicationQueue {
     await this.run(lua.FAIL, id, this.now(), opts.giveUp ? 'failed' : 'pending', opts.nextAttemptAt, error.slice(0, 1000), opts.transient ? 1 : 0);
   }
 
-  async recover(owner: string): Promise<number> {
-    return Number(await this.run(lua.RECOVER, owner, this.now()));
+  async recover(owner?: string): Promise<number> {
+    // '' matches only jobs without an owner, which are free anyway.
+    return Number(await this.run(lua.RECOVER, owner ?? '', this.now()));
   }
 
   async wakeTransient(upstream: string): Promise<number> {

@@ -53,6 +53,10 @@ export function replicationQueueContract(name: string, open: () => Promise<PushF
     advance(8_000);
     assert.equal(await queue.recover('alice'), 0, "alice restarts again: bob's renewed lease has not lapsed");
     assert.equal((await queue.get(b))?.state, 'running', 'renewed: still within its lease');
+    assert.equal(await queue.recover(), 0, 'a sweep leaves live leases alone');
+    advance(20_000);
+    assert.equal(await queue.recover(), 1, 'a sweep frees a lapsed lease');
+    await queue.claim('u', 1, bob);
     advance(20_000);
     assert.equal(await queue.recover('carol'), 1, "a lapsed lease is anyone's");
     assert.equal((await queue.get(b))?.state, 'pending');
