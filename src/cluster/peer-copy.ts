@@ -9,6 +9,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { PeerClient } from './peer-client.js';
+import type { SiteCoordination } from '../ports/site.js';
 
 /** What the replica that took a push asks another to copy from it (`from`): everything the push needs that `from` stores. */
 export interface CopyRequest {
@@ -27,7 +28,7 @@ export interface PeerCopyDeps {
   readonly repos: RepositoryIndex;
   readonly peers: PeerClient;
   readonly live: () => ReadonlySet<string> | undefined;
-  readonly self: string;
+  readonly site: SiteCoordination;
   readonly logger: Logger;
 }
 
@@ -36,7 +37,11 @@ export class PeerCopier {
   constructor(private readonly deps: PeerCopyDeps) {}
 
   async take(target: Target, req: CopyRequest): Promise<{ copied: number; present: number }> {
-    if (!this.deps.live()?.has(req.from) || req.from === this.deps.self) {
+    // Only a live replica of this site is read from (the request carries the secret there); the
+    // heartbeat view may lag a replica that just joined, so Redis is asked before refusing.
+    const { live, site } = this.deps;
+    const known = live()?.has(req.from) || (await site.members().catch(() => [])).some((m) => m.url === req.from);
+    if (!known || req.from === site.self) {
       throw new OciError('UNAVAILABLE', `${req.from} is not a live replica of this site`, { status: 409 });
     }
     let copied = 0;

@@ -33,8 +33,11 @@ export class ReplicaPushSite implements PushSite {
     this.cache = cache;
   }
 
-  private others(): string[] {
-    return [...(this.deps.live() ?? [])].filter((m) => m !== this.deps.site.self);
+  /** Read from Redis now, not the last heartbeat's view: a replica that joined a moment ago counts. */
+  private async others(): Promise<string[]> {
+    const fresh = await this.deps.site.members().catch(() => undefined);
+    const live = fresh ? fresh.map((m) => m.url) : [...(this.deps.live() ?? [])];
+    return live.filter((m) => m !== this.deps.site.self);
   }
 
   /** Tried in rendezvous order over the other live replicas: the first that stores everything is the second holder. */
@@ -43,7 +46,7 @@ export class ReplicaPushSite implements PushSite {
     const key = manifests.at(-1)?.digest ?? '';
     const req: CopyRequest = { upstream: target.key, repository: target.repository, from: site.self, blobs, manifests };
     const errors: string[] = [];
-    for (let left = this.others(); left.length > 0;) {
+    for (let left = await this.others(); left.length > 0; ) {
       const peer = electFiller(key, left)!;
       left = left.filter((m) => m !== peer);
       try {

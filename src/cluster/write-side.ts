@@ -39,7 +39,7 @@ export function openSiteWriteSide(
   const heldTags = new SiteHeldTags(new RedisHeldTags(replica.redis, deps.site, now), local.heldTags, log);
   const live = () => replica.live();
   const pushSite = new ReplicaPushSite({ site: replica.site, peers: replica.peers, manifests: replica.manifests, blobs, live, logger: log });
-  const copier = new PeerCopier({ blobs, index, repos, peers: replica.peers, live, self: replica.site.self, logger: log });
+  const copier = new PeerCopier({ blobs, index, repos, peers: replica.peers, live, site: replica.site, logger: log });
   let timer: NodeJS.Timeout | undefined;
   return {
     queue,

@@ -9,13 +9,14 @@ import { startBerth, type Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
 import { LOOPBACK, freePort, makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
 import { skopeoPull } from '../fixtures/clients.js';
-import { assertSameImage, pushModesConfig } from '../fixtures/push.js';
+import { assertSameImage, pushModesConfig, queuedJobs, waitForDrain } from '../fixtures/push.js';
 
 const SECRET = 'site-secret-for-the-write-behind-test';
 let registry: Registry;
 let redis: RedisServer;
 let work: string;
 const images: BuiltImage[] = [];
+let centreDown = false;
 
 before(async () => {
   work = await makeTempDir('berth-e2e-cluster-wb-');
@@ -90,8 +91,16 @@ test('centre down, push through A acknowledged, A SIGKILLed: B serves the image,
   try {
     await joined([a!, b!, c!]);
     await registry.down();
+    centreDown = true;
     assert.equal(await pushImage(img, a!.url, 'behind/site/app:v1'), img.manifestDigest, 'the push is acknowledged while the centre is down');
     await a!.kill('SIGKILL');
+    // The site's queue, as `berth queue` on a survivor shows it: everything A accepted.
+    assert.deepEqual(
+      queuedJobs(b!)
+        .map((j) => j.kind)
+        .sort(),
+      ['blob', 'blob', 'blob', 'blob', 'manifest', 'tag'],
+    );
 
     // Meanwhile: a node pulling through B gets the whole image, verified by skopeo, from the survivor holding it.
     const fromB = await skopeoPull(`${b!.host}/behind/site/app:v1`, path.join(work, 'pull-b'));
@@ -100,10 +109,12 @@ test('centre down, push through A acknowledged, A SIGKILLed: B serves the image,
     assert.equal(await centreDigest('site/app', img.manifestDigest), undefined, 'nothing reached the centre while it was down');
 
     await registry.up();
+    centreDown = false;
     await waitFor(async () => (await centreDigest('site/app', 'v1')) === img.manifestDigest, 180_000, {
       intervalMs: 500,
       what: 'the tag at the centre, pushed by a survivor',
     });
+    await waitForDrain(c!);
     for (const blob of img.blobs) assert.ok(await centreHasBlob('site/app', blob.digest), `blob ${blob.digest} at the centre`);
     assert.equal(await centreDigest('site/app', img.manifestDigest), img.manifestDigest);
     // The centre's copy is the image, byte for byte (skopeo re-hashes every blob).
@@ -113,6 +124,7 @@ test('centre down, push through A acknowledged, A SIGKILLed: B serves the image,
     const puts = (await registry.requests()).filter((r) => r.method === 'PUT' && r.uri.startsWith('/v2/site/app/manifests/'));
     assert.ok(puts.length >= 1, 'the manifest was PUT at the centre');
   } finally {
+    if (centreDown) await registry.up();
     await stopAll([a!, b!, c!]);
   }
 });
