@@ -69,7 +69,7 @@ async function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: ReplicationQ
 }
 
 /** One of a site's replicas: the site's queue in Redis (this replica's own jobs from while Redis was away carry negative ids). */
-async function openSiteQueue(io: QueueIo, cluster: ClusterConfig): Promise<{ queue: ReplicationQueue | undefined; close(): void }> {
+async function openSiteQueue(io: QueueIo, cluster: ClusterConfig): Promise<{ queue: ReplicationQueue; close(): void }> {
   const redis = connectRedis(cluster.redis, pino({ level: 'silent' }));
   const ready = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), cluster.redis.connectMs);
@@ -78,8 +78,10 @@ async function openSiteQueue(io: QueueIo, cluster: ClusterConfig): Promise<{ que
       resolve(true);
     });
   });
-  if (!ready) io.err(`berth: redis (${cluster.redis.addrs.map((a) => `${a.host}:${a.port}`).join(',')}) does not answer: showing this replica's own jobs only\n`);
-  return { queue: ready ? new RedisReplicationQueue(redis, cluster.name, io.now) : undefined, close: () => redis.disconnect() };
+  if (!ready)
+    io.err(`berth: redis (${cluster.redis.addrs.map((a) => `${a.host}:${a.port}`).join(',')}) does not answer: showing this replica's own jobs only\n`);
+  // Unready, its commands fail at once and the local jobs are listed alone, with the ids berth uses for them.
+  return { queue: new RedisReplicationQueue(redis, cluster.name, io.now), close: () => redis.disconnect() };
 }
 
 function jobId(raw: string): number {

@@ -141,3 +141,42 @@ test('with one live replica a write-behind push is acknowledged as before and re
     await stopAll([a!]);
   }
 });
+
+test('Redis away: a write-behind push is still acknowledged and queued on its replica; Redis back: the jobs move to the site queue and reach the centre', async () => {
+  const img = await buildImage({ layers: 2, layerSize: 512 * 1024, tag: 'v1' });
+  images.push(img);
+  const [a, b] = await site(2);
+  try {
+    await joined([a!, b!]);
+    await registry.down();
+    centreDown = true;
+    await redis.kill();
+    await waitFor(async () => (await a!.logLines()).some((l) => l['msg'] === 'site coordination lost; working alone'), 15_000, {
+      what: 'A working alone',
+    });
+    assert.equal(await pushImage(img, a!.url, 'behind/site/redisless:v1'), img.manifestDigest, 'acknowledged without Redis');
+    const local = queuedJobs(a!);
+    assert.equal(local.length, 5, 'queued on A: 3 blobs, the manifest, the tag');
+    assert.ok(
+      local.every((j) => j.id < 0),
+      "A's own queue (negative ids)",
+    );
+
+    await redis.up();
+    await joined([a!, b!]);
+    // Moved to the site's queue: B lists them too.
+    await waitFor(() => queuedJobs(b!).filter((j) => j.repository === 'site/redisless' && j.id > 0).length === 5, 60_000, {
+      intervalMs: 500,
+      what: "A's jobs in the site's queue",
+    });
+    await registry.up();
+    centreDown = false;
+    await waitFor(async () => (await centreDigest('site/redisless', 'v1')) === img.manifestDigest, 180_000, { intervalMs: 500, what: 'the tag at the centre' });
+    for (const blob of img.blobs) assert.ok(await centreHasBlob('site/redisless', blob.digest), `blob ${blob.digest} at the centre`);
+    await waitForDrain(b!);
+  } finally {
+    if (centreDown) await registry.up();
+    centreDown = false;
+    await stopAll([a!, b!]);
+  }
+});
