@@ -51,6 +51,7 @@ export function openSiteWriteSide(
     attach: (cache) => {
       pushSite.attach(cache);
       copier.attach(cache);
+      warnIfVolatile(replica, log);
       timer = setInterval(() => {
         if (live()) void queue.moveLocal();
       }, MOVE_EVERY_MS);
@@ -58,4 +59,14 @@ export function openSiteWriteSide(
     },
     close: () => clearInterval(timer),
   };
+}
+
+/** The site's queue lives in Redis: one that restarts empty forgets queued pushes. CONFIG may be disabled (managed Redis): then nothing is said. */
+function warnIfVolatile(replica: Replica, logger: Logger): void {
+  void (replica.redis.config('GET', 'appendonly') as Promise<string[]>)
+    .then((reply) => {
+      if (reply[1] === 'no')
+        logger.warn('redis runs without appendonly: a Redis restart forgets queued write-behind pushes; set appendonly yes (see Large sites)');
+    })
+    .catch(() => undefined);
 }

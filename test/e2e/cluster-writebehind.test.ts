@@ -135,6 +135,10 @@ test('with one live replica a write-behind push is acknowledged as before and re
   const [a] = await site(1);
   try {
     await joined([a!]);
+    // The copy endpoint, like the rest of the peer endpoint, needs the cluster secret.
+    const refused = await request(`${a!.url}/_berth/peer/copy`, { method: 'POST', body: '{}', headers: { authorization: 'Berth-Peer wrong' } });
+    assert.equal(refused.statusCode, 401);
+    assert.equal(((await refused.body.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'UNAUTHORIZED');
     assert.equal(await pushImage(img, a!.url, 'behind/site/alone:v1'), img.manifestDigest);
     await waitFor(async () => (await centreDigest('site/alone', 'v1')) === img.manifestDigest, 120_000, { intervalMs: 500, what: 'the tag at the centre' });
   } finally {
