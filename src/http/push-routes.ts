@@ -47,10 +47,12 @@ export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { ki
   }
   if (r.kind === 'manifest' && method === 'PUT') {
     const body = await readBody(req, MAX_MANIFEST_SIZE);
-    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type')));
+    const tagParams = ctx.url.searchParams.getAll('tag');
+    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type'), tagParams));
     ctx.res.setHeader('Location', `/v2/${ctx.clientName}/manifests/${pushed.digest}`);
     ctx.res.setHeader('Docker-Content-Digest', pushed.digest);
     if (pushed.subject) ctx.res.setHeader('OCI-Subject', pushed.subject);
+    if (tagParams.length > 0 && pushed.tags.length > 0) ctx.res.setHeader('OCI-Tag', pushed.tags.join(', '));
     return empty(ctx.res, 201);
   }
   if (r.kind === 'manifest') await push.deleteManifest(target, r.reference);
