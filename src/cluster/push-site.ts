@@ -46,7 +46,7 @@ export class ReplicaPushSite implements PushSite {
     const key = manifests.at(-1)?.digest ?? '';
     const req: CopyRequest = { upstream: target.key, repository: target.repository, from: site.self, blobs, manifests };
     const errors: string[] = [];
-    for (let left = await this.others(); left.length > 0; ) {
+    for (let left = await this.others(); left.length > 0;) {
       const peer = electFiller(key, left)!;
       left = left.filter((m) => m !== peer);
       try {

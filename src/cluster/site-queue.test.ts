@@ -24,7 +24,14 @@ after(async () => {
 test('Redis away: a push queues on this replica; Redis back: the jobs move to the site queue in order and the tag stays held throughout', async () => {
   const root = mkdtempSync(join(tmpdir(), 'berth-site-queue-'));
   const local = openLocalPush(root, Date.now);
-  const redis = new Redis({ host: '127.0.0.1', port: server.port, commandTimeout: 1_000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => 100 });
+  const redis = new Redis({
+    host: '127.0.0.1',
+    port: server.port,
+    commandTimeout: 1_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => 100,
+  });
   const logger = pino({ level: 'silent' });
   const queue = new SiteQueue(new RedisReplicationQueue(redis, 'sq', Date.now), local.queue, logger);
   const held = new SiteHeldTags(new RedisHeldTags(redis, 'sq', Date.now), local.heldTags, logger);
