@@ -9,7 +9,7 @@ import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
 import type { RegistryCache } from './registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
@@ -28,7 +28,7 @@ export function writeMode(target: Target): WriteMode {
 export interface PushDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: RepositoryLinks & ManifestRecords & TagIndex;
   readonly cache: RegistryCache;
   readonly queue: ReplicationQueue;
   readonly heldTags: HeldTags;

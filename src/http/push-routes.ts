@@ -6,7 +6,6 @@ import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import type { PushService } from '../cache/push-policy.js';
 import { writeMode } from '../cache/push-policy.js';
-import { listReferrers, type ReferrersDeps } from '../cache/referrers.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { blobUnknown } from '../cache/blobs.js';
 import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploads.js';
@@ -19,7 +18,6 @@ import { parseContentRange } from './range.js';
 export interface PushContext extends PullContext {
   readonly push: PushService;
   readonly upstreams: readonly Upstream[];
-  readonly referrers: ReferrersDeps;
   /**
    * Runs work the client waits for in silence (verifying an upload, a write-through push
    * upstream) with the connection's idle timeout suspended: the client is not the idle one.
@@ -141,7 +139,7 @@ export async function headBlob(ctx: PushContext, digest: string): Promise<void> 
 
 export async function getReferrers(ctx: PushContext, digest: string): Promise<void> {
   const artifactType = ctx.url.searchParams.get('artifactType') ?? undefined;
-  const manifests = await listReferrers(ctx.referrers, ctx.target, digest, artifactType);
+  const manifests = await ctx.cache.referrers(ctx.target, digest, artifactType);
   if (artifactType !== undefined) ctx.res.setHeader('OCI-Filters-Applied', 'artifactType');
   sendJson(ctx.res, 200, { schemaVersion: 2, mediaType: OCI_INDEX, manifests }, ctx.req.method === 'HEAD', OCI_INDEX);
 }
