@@ -15,12 +15,14 @@ export interface BenchConfig {
   /** Throttled link rate in bytes per second (decimal MB/s * 1e6). */
   rateBps: number;
   nodes: number;
+  /** Nodes in the site roll-out (rollout60). */
+  siteNodes: number;
   /** Whole-image pulls per warm client. */
   warmRounds: number;
   warmClients: number;
   /** Warm serving runs per server, for ranges on a noisy machine. */
   repeats: number;
-  only: Array<'cold' | 'rollout' | 'warm'>;
+  only: Array<'cold' | 'rollout' | 'warm' | 'rollout60'>;
   coldLevels: number[];
   /** Keep each cache's temp dir (config, log, store) for a look afterwards. */
   keepDirs: boolean;
