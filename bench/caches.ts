@@ -60,7 +60,8 @@ export async function startDistributionProxy(remoteurl: string, opts: StartOptio
   const logFile = path.join(dir, 'registry.log');
   let svc: Service;
   try {
-    svc = spawnService({ cmd: opts.bin ?? 'docker-registry', args: ['serve', configFile], logFile });
+    // distribution 3 exports traces to localhost:4318 unless told not to: nothing of the bench's listens there.
+    svc = spawnService({ cmd: opts.bin ?? 'docker-registry', args: ['serve', configFile], logFile, env: { OTEL_TRACES_EXPORTER: 'none' } });
   } catch (e) {
     await removeDir(dir);
     throw e;
