@@ -3,8 +3,8 @@ import { access } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { LOOPBACK, freePort, sleep } from '../test/fixtures/proc.js';
 import { startRedis } from '../test/fixtures/redis.js';
-import { startRelay } from '../test/fixtures/relay.js';
 import { DISTRIBUTION3_ENV } from './anchors.js';
+import { startLink } from './link.js';
 import { type CacheUnderTest, type LogErrors, logErrors, startBerthCache, startDistributionProxy } from './caches.js';
 import { type MemSummary, MemoryWatch, readCpuSeconds } from './memory.js';
 import { type BatchResult, pullBatch } from './pulls.js';
@@ -123,7 +123,7 @@ export async function siteRollout(ctx: Ctx, kind: SiteKind, replicas: number, no
 
   const redis = await startRedis();
   const stopRedis = ctx.cleanup.add('redis-server (site)', () => redis.stop());
-  const relay = await startRelay({ targetPort: ctx.registry.port, rateBytesPerSec: cfg.rateBps });
+  const relay = await startLink(ctx.registry.port, cfg.rateBps);
   const stopRelay = ctx.cleanup.add('relay (site)', () => relay.stop());
   try {
     const before = await snapshot(ctx.registry);
