@@ -70,6 +70,7 @@ export function table(r: BenchResults): string {
   rows.push(row('  one image across the link after (s)', rb?.linkSeconds, rd?.linkSeconds, 1, false));
   rows.push(text('  failed pulls', rb && fails(rb.batch), rd && fails(rd.batch)));
   rows.push(row('  upstream bytes per image', rb?.copies, rd?.copies));
+  rows.push(row('  CPU seconds of the cache', rb?.cpuSeconds, rd?.cpuSeconds));
   const peak = (k: CacheKind): { kib: number; run: string } | undefined =>
     r.memory
       .filter((m) => m.kind === k)

@@ -154,7 +154,7 @@ async function main(cleanup: Cleanup): Promise<number> {
       () => rollout(ctx, kind),
       results.rollout,
       (r) =>
-        `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`,
+        `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies, ${r.cpuSeconds.toFixed(2)} CPU s`,
     );
   }
   for (const [kind, replicas] of cfg.only.includes('rollout60') ? SITES : []) {

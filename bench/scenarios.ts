@@ -5,7 +5,7 @@ import type { Registry } from '../test/fixtures/registry.js';
 import { type CacheKind, type CacheUnderTest, type LogErrors, logErrors, startCache } from './caches.js';
 import type { Cleanup } from './cleanup.js';
 import { startLink } from './link.js';
-import { type MemSummary, MemoryWatch } from './memory.js';
+import { type MemSummary, MemoryWatch, readCpuSeconds } from './memory.js';
 import { type BatchResult, type PullTarget, pullBatch } from './pulls.js';
 import { type UpstreamSnapshot, diff, settle, snapshot } from './upstream.js';
 
@@ -112,6 +112,8 @@ export interface RolloutResult extends CacheRun {
   linkBytes: number;
   /** Seconds from the start until one image's worth of bytes had crossed the link: the WAN part. */
   linkSeconds: number;
+  /** User + system CPU of the cache process during the roll-out. */
+  cpuSeconds: number;
   timeoutMs: number;
 }
 
@@ -125,8 +127,10 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
   const stopRelay = ctx.cleanup.add('relay', () => relay.stop());
   try {
     return await withCache(ctx, kind, `rollout x${cfg.nodes}`, relay.url, async (cache) => {
+      const cpu0 = (await readCpuSeconds(cache.pid)) ?? NaN;
       const start = Date.now();
       const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs);
+      const cpuSeconds = ((await readCpuSeconds(cache.pid)) ?? NaN) - cpu0;
       await settle(ctx.registry, { live: () => relay.bytesToClient(), maxMs: 15_000 });
       const seconds = batch.wallMs / 1000;
       const linkDone = relay.reached(image.totalSize);
@@ -138,6 +142,7 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
         ratioToFloor: seconds / floorSeconds,
         linkBytes: relay.bytesToClient(),
         linkSeconds,
+        cpuSeconds,
         timeoutMs,
       };
     });
