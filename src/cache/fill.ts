@@ -202,7 +202,10 @@ export class BlobFill {
   async send(out: Writable, start: number, end: number, onBytes: (n: number) => void, pool: BufferPool): Promise<void> {
     const cursor: Cursor = { pos: start };
     this.cursors.add(cursor);
-    const free = [pool.take(), pool.take()];
+    // Taken only when a disk read needs one: a reader keeping up with the fill never does, and
+    // 300 of them holding two idle buffers each would be 150 MiB.
+    const free: Buffer[] = [];
+    let owned = 0;
     let closed = false;
     let wake: (() => void) | undefined;
     let closedNow!: () => void;
@@ -227,6 +230,10 @@ export class BlobFill {
     const pooled = new Map<Buffer, Buffer>();
     const readDisk = async (fh: FileHandle | undefined, pos: number, limit: number): Promise<Buffer> => {
       if (!fh) throw new Error(`temp file of ${this.digest} is gone`);
+      if (free.length === 0 && owned < 2) {
+        free.push(pool.take());
+        owned++;
+      }
       await until(() => free.length > 0);
       if (closed) throw new ResponseClosedError();
       const buf = free.pop()!;
