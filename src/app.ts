@@ -1,4 +1,4 @@
-/** @module app — assembles stores, upstream clients, cache and HTTP server from a config; owns their lifecycle. */
+/** @module app — the composition root of `berth serve`: chooses the port implementations and assembles stores, upstream clients, cache and HTTP server from a config; owns their lifecycle. */
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -130,7 +130,6 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     observer: telemetry,
     access,
     push,
-    referrers: { blobs, repos, logger },
     instance,
     ...(config.cluster && replica && forwarder
       ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }

@@ -1,8 +1,8 @@
-/** @module main — composition root: reads argv and env, builds the commands; nothing else reads process state. */
+/** @module main — the entry: reads argv and env and builds the commands (app.ts is the composition root of `berth serve`); nothing else reads process state. */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { ConfigError, loadConfig, type ServeFlags } from './config/load.js';
+import { loadConfig, type ServeFlags } from './config/load.js';
 import { describeConfig } from './config/describe.js';
 import { serve } from './cli/serve.js';
 import { registerQueue } from './cli/queue.js';
@@ -10,8 +10,8 @@ import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
 import { DEFAULT_SERVER, warmCommand } from './cli/warm.js';
 import { runFsck, runGc, runLs } from './cli/store.js';
 import { runDoctor } from './cli/doctor.js';
-import { CertUsageError, SERVER_DAYS, generateCertificates } from './cli/cert.js';
-import { EXIT, UsageError } from './oci/errors.js';
+import { SERVER_DAYS, generateCertificates } from './cli/cert.js';
+import { EXIT, UsageError, type ExitCode } from './oci/errors.js';
 
 /** The soft limit on open files (node raises it to the hard limit at start), from /proc on Linux. */
 function openFileLimit(): number | undefined {
@@ -105,9 +105,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
           try {
             password = readFileSync(opts.passwordFile, 'utf8').replace(/[\r\n]+$/, '');
           } catch (err) {
-            process.stderr.write(`berth warm: cannot read --password-file ${opts.passwordFile}: ${(err as Error).message}\n`);
-            exitCode = 2;
-            return;
+            throw new UsageError(`cannot read --password-file ${opts.passwordFile}: ${(err as Error).message}`, 'berth warm');
           }
         }
         const username = opts.username ?? env['BERTH_ADMIN_USERNAME'];
@@ -186,19 +184,17 @@ export async function main(argv: string[], env: Record<string, string | undefine
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`berth: invalid configuration:\n${err.message}\n`);
-      return EXIT.USAGE;
-    }
-    if (err instanceof CertUsageError) {
-      process.stderr.write(`berth cert generate: ${err.message}\n`);
-      return EXIT.USAGE;
-    }
-    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-    if (err instanceof UsageError) {
-      process.stderr.write(`berth: ${err.message}\n`);
-      return err.exitCode;
-    }
-    throw err;
+    return failureExit(err, (text) => process.stderr.write(text));
   }
+}
+
+/** The exit status for a command's failure, chosen by the error's type; anything unexpected is rethrown. */
+export function failureExit(err: unknown, write: (text: string) => void): ExitCode {
+  if (err instanceof UsageError) {
+    write(`${err.report()}\n`);
+    return err.exitCode;
+  }
+  // Commander has printed the problem (or the help) already.
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  throw err;
 }

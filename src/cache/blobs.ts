@@ -7,8 +7,8 @@ import type { BlobStore } from '../storage/blobs.js';
 import type { StoredBlob } from '../storage/leases.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator } from '../ports/fills.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
-import { upstreamError } from '../upstream/client.js';
+import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
+import { upstreamError } from '../upstream/status.js';
 import { BlobFill, DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill.js';
 import type { Outcome, Target } from './target.js';
 import { LocalFills } from './local-fills.js';
@@ -39,7 +39,7 @@ export interface BlobHandle {
 export interface BlobCacheDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: RepositoryLinks & ManifestRecords;
   /** Who fills which digest; in-process by default. */
   readonly fills?: FillCoordinator<BlobFill>;
   readonly logger: Logger;

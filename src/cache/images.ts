@@ -7,7 +7,7 @@ import { isIndexType } from '../oci/mediatypes.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { manifestUnknown } from './manifests.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
 import type { Target } from './target.js';
@@ -32,7 +32,7 @@ export interface ImageInfo {
 export interface ImageCatalogDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: ManifestRecords & ManifestGraph & TagIndex & RepositoryListings;
   readonly logger: Logger;
   /** Routes a reference to its upstream and repository as `/v2/` requests are routed. */
   readonly resolve: (ref: ImageReference) => Target;

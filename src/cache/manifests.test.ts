@@ -1,10 +1,11 @@
-/** @module cache/manifests.test — an upstream's passing 500 on a manifest request is retried, not passed on as a 502. */
+/** @module cache/manifests.test — an upstream's passing 500 on a manifest request is retried, not passed on as a 502; an oversized one is refused. */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
 import { OCI_MANIFEST } from '../oci/mediatypes.js';
+import { MAX_MANIFEST_BYTES, type OciError } from '../oci/errors.js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
 import { ManifestCache } from './manifests.js';
@@ -26,19 +27,19 @@ const body = Buffer.from(
 );
 const digest = digestOf(body);
 
-/** Answers `failures` requests with 500, then serves the manifest; counts requests. */
-function flaky(failures: number): { target: Target; requests: string[] } {
+/** Answers `failures` requests with 500, then serves the manifest (or `served`); counts requests. */
+function flaky(failures: number, served = body): { target: Target; requests: string[] } {
   const requests: string[] = [];
   const client = {
     name: 'central',
     send: async (req: { method: string; path: string }) => {
       requests.push(`${req.method} ${req.path}`);
       const fail = requests.length <= failures;
-      const data = fail || req.method === 'HEAD' ? [] : [body];
+      const data = fail || req.method === 'HEAD' ? [] : [served];
       const stream = Readable.from(data);
       return {
         status: fail ? 500 : 200,
-        headers: fail ? {} : { 'content-type': OCI_MANIFEST, 'docker-content-digest': digest, 'content-length': String(body.length) },
+        headers: fail ? {} : { 'content-type': OCI_MANIFEST, 'docker-content-digest': digest, 'content-length': String(served.length) },
         body: Object.assign(stream, {
           dump: async () => {
             stream.resume();
@@ -69,4 +70,16 @@ test('a tag whose upstream keeps answering 500 is a 502 after the retries, not a
   const up = flaky(100);
   await assert.rejects(cache.get(up.target, { kind: 'tag', tag: 'latest' }), (err: { code?: string; status?: number }) => err.code === 'UNAVAILABLE');
   assert.equal(up.requests.length, 3);
+});
+
+test('a manifest from upstream over 4 MiB gets the one oversized-manifest answer: 413 MANIFEST_INVALID', async () => {
+  const store = await testStore();
+  removers.push(store.remove);
+  const cache = new ManifestCache({ blobs: store.blobs, ...store.ports, logger: pino({ level: 'silent' }), now: Date.now });
+  const up = flaky(0, Buffer.alloc(MAX_MANIFEST_BYTES + 1, 0x20));
+  await assert.rejects(cache.get(up.target, { kind: 'tag', tag: 'huge' }), (err: OciError) => {
+    assert.deepEqual([err.code, err.status, err.detail], ['MANIFEST_INVALID', 413, { limit: MAX_MANIFEST_BYTES }]);
+    assert.match(err.message, /^manifest lib\/app:huge from upstream central exceeds the limit/);
+    return true;
+  });
 });

@@ -1,15 +1,16 @@
 /** @module cache/manifests — pull-through policy for manifests: tag freshness, verification, single-flight fetches. */
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
-import { OciError, isTransient } from '../oci/errors.js';
+import { OciError, isTransient, manifestTooLarge } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { isNotFound, type BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
-import { responseHeader, upstreamError, type RegistryClient, type UpstreamResponse } from '../upstream/client.js';
+import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
+import { responseHeader, type RegistryClient, type UpstreamResponse } from '../upstream/client.js';
+import { upstreamError } from '../upstream/status.js';
 import type { Outcome, Target } from './target.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
 import { PromiseFlight } from '../util/single-flight.js';
@@ -27,7 +28,7 @@ export interface ManifestResult {
 export interface ManifestCacheDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: ManifestRecords & TagIndex;
   readonly logger: Logger;
   readonly now: () => number;
   readonly heldTags?: HeldTags;
@@ -210,7 +211,7 @@ export class ManifestCache {
     });
     if (res.status !== 200) throw await upstreamError(res, client.name, what, manifestUnknown(target.repository, reference));
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
-    const body = await readLimited(res, MAX_MANIFEST_SIZE, what, (n) => observer.upstreamBytes(client.name, n));
+    const body = await readLimited(res, MAX_MANIFEST_SIZE, `${what} from upstream ${client.name}`, (n) => observer.upstreamBytes(client.name, n));
     const claimed = reference.includes(':') ? reference : responseHeader(res, 'docker-content-digest');
     const digest = claimed ? digestOf(body, parseDigest(claimed).algorithm) : digestOf(body);
     if (claimed && digest !== claimed) {
@@ -299,7 +300,7 @@ async function readLimited(res: UpstreamResponse, limit: number, what: string, r
     received((chunk as Buffer).length);
     if (total > limit) {
       res.body.destroy();
-      throw new OciError('MANIFEST_INVALID', `${what} from upstream exceeds ${limit} bytes`);
+      throw manifestTooLarge(undefined, what);
     }
     chunks.push(chunk as Buffer);
   }

@@ -4,12 +4,12 @@ import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
-import { parseManifestReference } from '../oci/reference.js';
+import { isTag, parseManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
 import type { RegistryCache } from './registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
@@ -28,7 +28,7 @@ export function writeMode(target: Target): WriteMode {
 export interface PushDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: RepositoryLinks & ManifestRecords & TagIndex;
   readonly cache: RegistryCache;
   readonly queue: ReplicationQueue;
   readonly heldTags: HeldTags;
@@ -42,7 +42,12 @@ export interface PushDeps {
 export interface PushedManifest {
   readonly digest: string;
   readonly subject: string | undefined;
+  /** The tags now pointing at it: the URL's tag, or the `?tag=` parameters of a push by digest. */
+  readonly tags: readonly string[];
 }
+
+/** Tags one push by digest may set with `?tag=` (the spec asks for at least 10). */
+export const MAX_TAG_PARAMS = 100;
 
 export class PushService {
   constructor(private readonly deps: PushDeps) {}
@@ -107,13 +112,26 @@ export class PushService {
     cache.maybeEvict();
   }
 
-  async putManifest(target: Target, reference: string, body: Buffer, contentType: string | undefined): Promise<PushedManifest> {
+  /** Stores a pushed manifest; `tagParams` are the `?tag=` values of a push by digest (OCI distribution-spec 1.1). */
+  async putManifest(
+    target: Target,
+    reference: string,
+    body: Buffer,
+    contentType: string | undefined,
+    tagParams: readonly string[] = [],
+  ): Promise<PushedManifest> {
     const mode = this.writable(target);
     const ref = parseManifestReference(reference);
     if (!ref)
       throw new OciError('MANIFEST_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, {
         detail: { reference: reference.slice(0, 200) },
       });
+    const tags = ref.kind === 'tag' ? [ref.tag] : [...new Set(tagParams)];
+    if (tags.length > MAX_TAG_PARAMS)
+      throw new OciError('MANIFEST_INVALID', `at most ${MAX_TAG_PARAMS} tag parameters per push; push the rest in another request`, { status: 414 });
+    const badTag = tags.find((t) => !isTag(t));
+    if (badTag !== undefined)
+      throw new OciError('MANIFEST_INVALID', `tag parameter "${badTag.slice(0, 200)}" is not a valid tag`, { detail: { tag: badTag.slice(0, 200) } });
     const whole = parseManifest(body, contentType);
     // Non-distributable (foreign) layers live at their `urls`: neither required here nor replicated.
     const parsed: ParsedManifest = { ...whole, blobs: whole.blobs.filter((b) => !isNonDistributable(b.mediaType)) };
@@ -126,13 +144,12 @@ export class PushService {
         detail: { expected: ref.digest, actual: digest },
       });
     }
-    const tag = ref.kind === 'tag' ? ref.tag : undefined;
     const { index, repos, queue, heldTags, worker, cache } = this.deps;
     const children = [
       ...parsed.blobs.map((d) => ({ kind: 'blob' as const, digest: d.digest })),
       ...parsed.manifests.map((d) => ({ kind: 'manifest' as const, digest: d.digest })),
     ];
-    if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, body);
+    if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, body, ref.kind === 'digest' ? tags : []);
     else await this.checkChildren(target, mode, parsed);
 
     await cache.storeManifest(
@@ -147,16 +164,19 @@ export class PushService {
     await repos.link(target.key, target.repository, digest);
     if (mode === 'plain' || mode === 'local') await index.setPinned(digest, true);
     if (mode === 'write-behind') {
-      // Queued before the tag is visible: an accepted push is never lost, even to a crash right here.
-      const baseDigest = tag ? ((await repos.tag(target.key, target.repository, tag))?.digest ?? null) : null;
-      await queue.enqueueManifest(target.key, target.repository, digest, children, tag ? { tag, baseDigest } : undefined);
+      // Queued before the tags are visible: an accepted push is never lost, even to a crash right here.
+      if (tags.length === 0) await queue.enqueueManifest(target.key, target.repository, digest, children);
+      for (const tag of tags) {
+        const baseDigest = (await repos.tag(target.key, target.repository, tag))?.digest ?? null;
+        await queue.enqueueManifest(target.key, target.repository, digest, children, { tag, baseDigest });
+      }
       worker.kick(target.key);
     }
-    if (tag) {
+    for (const tag of tags) {
       if (mode === 'local') await heldTags.hold(target.key, target.repository, tag, digest, 'local');
       await repos.setTag(target.key, target.repository, tag, digest);
     }
-    return { digest, subject: parsed.subject?.digest };
+    return { digest, subject: parsed.subject?.digest, tags };
   }
 
   /** Every referenced blob and child manifest must exist: here, or (modes with an upstream) at the upstream. */
@@ -191,7 +211,14 @@ export class PushService {
   }
 
   /** write-through: every child reaches the upstream, then the manifest; only then is anything recorded here. */
-  private async throughManifest(target: Target, reference: string, digest: string, parsed: ParsedManifest, body: Buffer): Promise<void> {
+  private async throughManifest(
+    target: Target,
+    reference: string,
+    digest: string,
+    parsed: ParsedManifest,
+    body: Buffer,
+    tagParams: readonly string[],
+  ): Promise<void> {
     const { replicator } = this.deps;
     const missing: string[] = [];
     await this.through(target, () =>
@@ -212,6 +239,8 @@ export class PushService {
     );
     if (missing.length > 0) throw manifestBlobUnknown(target, missing);
     await this.through(target, () => putManifest(target.upstream!.client, target.repository, reference, parsed.mediaType, body));
+    // One PUT per tag: the central registry may not know tag parameters.
+    for (const tag of tagParams) await this.through(target, () => putManifest(target.upstream!.client, target.repository, tag, parsed.mediaType, body));
     this.deps.logger.info({ upstream: target.key, repository: target.repository, reference, digest }, 'write-through push accepted by the upstream');
   }
 

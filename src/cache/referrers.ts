@@ -3,12 +3,12 @@ import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { isNotFound, type BlobStore } from '../storage/blobs.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestRecords } from '../ports/repository-index.js';
 import type { Target } from './target.js';
 
 export interface ReferrersDeps {
   readonly blobs: BlobStore;
-  readonly repos: RepositoryIndex;
+  readonly repos: ManifestRecords;
   readonly logger: Logger;
 }
 

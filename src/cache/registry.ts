@@ -4,19 +4,21 @@ import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
-import { upstreamError } from '../upstream/client.js';
+import type { ManifestRecords, RepositoryLinks, RepositoryListings, TagIndex } from '../ports/repository-index.js';
+import { upstreamError } from '../upstream/status.js';
 import { BlobCache, type BlobHandle, type FillRouter, type PeerMode } from './blobs.js';
 import { ManifestCache, type ManifestResult, type ManifestSite } from './manifests.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
 import type { CacheObserver } from './observer.js';
+import { listReferrers } from './referrers.js';
+import type { Descriptor } from '../oci/manifest.js';
 
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: RepositoryLinks & ManifestRecords & TagIndex & RepositoryListings;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
@@ -108,6 +110,11 @@ export class RegistryCache {
 
   headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
     return this.blobs.head(target, digest);
+  }
+
+  /** Manifests whose subject is `subject` in the repository (the referrers API), filtered by artifactType when given. */
+  referrers(target: Target, subject: string, artifactType: string | undefined): Promise<Descriptor[]> {
+    return listReferrers(this.deps, target, subject, artifactType);
   }
 
   /** Being filled or streamed by this process right now. */

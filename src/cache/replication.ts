@@ -3,14 +3,14 @@ import type { Logger } from 'pino';
 import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { Claimant, Job, ReplicationQueue } from '../ports/replication-queue.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
 import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push-client.js';
 import type { Target, Upstream } from './target.js';
 import { PromiseFlight } from '../util/single-flight.js';
 
 export interface ReplicatorDeps {
   readonly blobs: BlobStore;
-  readonly repos: RepositoryIndex;
+  readonly repos: RepositoryLinks & ManifestRecords;
   readonly logger: Logger;
 }
 

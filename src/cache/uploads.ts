@@ -144,6 +144,11 @@ export class UploadManager {
       session = { id, key: row.upstream, repository: row.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
       this.sessions.set(id, session);
     }
+    if (session.writer && !session.busy && !session.opening && (await this.sizeOnDisk(session)) !== session.writer.bytesWritten) {
+      // Another process serving the same store (a worker, or this one before a restart) wrote
+      // to the upload since: the hash state held here is stale, so the file is read again.
+      session.writer = undefined;
+    }
     if (!session.writer) {
       // Concurrent first requests after a restart share one reopening of the file.
       session.opening ??= this.deps.blobs.resumeWriter(session.tempPath).then(async (w) => {
@@ -262,6 +267,13 @@ export class UploadManager {
     const n = (this.perClient.get(owner) ?? 1) - 1;
     if (n > 0) this.perClient.set(owner, n);
     else this.perClient.delete(owner);
+  }
+
+  private async sizeOnDisk(session: UploadSession): Promise<number | undefined> {
+    return stat(session.tempPath).then(
+      (st) => st.size,
+      () => undefined,
+    );
   }
 
   private pathOf(id: string): string {

@@ -8,7 +8,7 @@ import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
 import { formatPlatform, selectManifests, type Platform } from '../oci/platform.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { TagIndex } from '../ports/repository-index.js';
 import { parseReference, type ImageCatalog } from './images.js';
 import type { RegistryCache } from './registry.js';
 import type { Target } from './target.js';
@@ -61,7 +61,7 @@ export interface WarmDeps {
   readonly cache: RegistryCache;
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: TagIndex;
   readonly catalog: ImageCatalog;
   readonly resolve: (ref: ImageReference) => Target;
   readonly logger: Logger;

@@ -1,11 +1,11 @@
-/** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) and owns its lifecycle. */
+/** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) for app.ts and owns its lifecycle. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import type { UploadSessions } from '../ports/upload-sessions.js';
 import { PushService } from './push-policy.js';
 import type { RegistryCache } from './registry.js';
@@ -17,7 +17,7 @@ export interface PushSideDeps {
   readonly config: BerthConfig;
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: RepositoryLinks & ManifestRecords & TagIndex;
   /** The write side's shared state: replication queue, held tags, upload sessions. */
   readonly queue: ReplicationQueue;
   readonly heldTags: HeldTags;

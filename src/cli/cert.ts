@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join, resolve } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { checkNames, createCa, issueCertificate, type Issued } from './certs.js';
+import { UsageError } from '../oci/errors.js';
 
 export interface CertGenerateOptions {
   readonly hosts: readonly string[];
@@ -67,7 +68,13 @@ export function generateCertificates(opts: CertGenerateOptions, now = Date.now()
   });
 }
 
-export class CertUsageError extends Error {}
+/** `berth cert generate` asked for something it cannot make: exit 2. */
+export class CertUsageError extends UsageError {
+  constructor(message: string) {
+    super(message, 'berth cert generate');
+    this.name = 'CertUsageError';
+  }
+}
 
 function instructions(o: {
   out: string;

@@ -133,7 +133,7 @@ export async function nodeConfig(opts: NodeConfigOptions, io: CliIo): Promise<nu
     return 0;
   } catch (err) {
     if (!(err instanceof NodeConfigError)) throw err;
-    io.stderr.write(`berth node-config: ${err.message}\n`);
-    return 2;
+    io.stderr.write(`${err.report()}\n`);
+    return err.exitCode;
   }
 }

@@ -130,3 +130,27 @@ test('coordination failing (Redis away) means the upstream, never an error', asy
   });
   assert.equal(await read(await open(alone)), 'upstream');
 });
+
+test('a replica whose view of the site is stale still follows a filler or holder that just joined, never a second upstream copy', async () => {
+  const backend = new LocalSiteBackend();
+  const b = new LocalSite('http://b', Date.now, backend);
+  await b.heartbeat(60_000);
+  assert.ok('lease' in (await b.acquireFill(D, 60_000)));
+  // A's last heartbeat saw only itself: B joined after it.
+  const a = router('http://a', backend, { 'http://b': 'from-b' }, ['http://a']);
+  let upstream = 0;
+  const body = await open(a.fills, 0, async () => {
+    upstream++;
+    return (async function* () {
+      yield Buffer.from('upstream');
+    })();
+  });
+  assert.equal(await read(body), 'from-b');
+  assert.equal(upstream, 0);
+  assert.equal(await a.site.fillOwner(D), 'http://b', "B's lease was not taken over");
+
+  await b.addHolder(D);
+  await b.releaseFill({ digest: D, owner: 'http://b', token: backend.token });
+  const c = router('http://c', backend, { 'http://b': 'held-by-b' }, ['http://c']);
+  assert.equal(await read(await open(c.fills)), 'held-by-b');
+});

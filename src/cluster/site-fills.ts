@@ -65,8 +65,13 @@ export class SiteFills implements FillRouter {
       logger.info({ ...log, peer, mode }, 'blob from a peer replica');
       return body;
     };
+    // The heartbeat's view can be a second old: a replica that just (re)joined is missing from
+    // it. Treating such a live holder or filler as dead would cost a second upstream copy, so a
+    // name missing from the view is checked against the site's current membership first.
+    const isLive = async (url: string) => this.deps.live()?.has(url) || (await site.members()).some((m) => m.url === url);
     try {
-      const holders = (await site.holders(digest)).filter((h) => h !== self && live.has(h));
+      const holders: string[] = [];
+      for (const h of await site.holders(digest)) if (h !== self && (await isLive(h))) holders.push(h);
       for (const h of holders) {
         try {
           return await fromPeer(h, 'held');
@@ -90,8 +95,7 @@ export class SiteFills implements FillRouter {
         let lease = 'lease' in got ? got.lease : undefined;
         if (!lease && 'owner' in got) {
           const owner = got.owner;
-          const current = this.deps.live();
-          if (owner === self || !current?.has(owner)) lease = await site.takeOverFill(digest, owner, this.deps.leaseMs);
+          if (owner === self || !(await isLive(owner))) lease = await site.takeOverFill(digest, owner, this.deps.leaseMs);
           else {
             try {
               return await fromPeer(owner, 'held');

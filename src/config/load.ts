@@ -10,6 +10,7 @@ import type { BerthConfig, ConnectionLimits, UpstreamConfig } from './types.js';
 import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
 import { buildCluster } from './cluster.js';
+import { UsageError } from '../oci/errors.js';
 
 /** The `berth serve` flags that stand in for a config file. */
 export interface ServeFlags {
@@ -21,13 +22,17 @@ export interface ServeFlags {
   passwordFile?: string;
 }
 
-/** Everything wrong with a configuration, one problem per line. */
-export class ConfigError extends Error {
+/** Everything wrong with a configuration, one problem per line: a usage error (exit 2). */
+export class ConfigError extends UsageError {
   readonly problems: string[];
   constructor(problems: string[]) {
     super(problems.join('\n'));
     this.name = 'ConfigError';
     this.problems = problems;
+  }
+
+  override report(): string {
+    return `berth: invalid configuration:\n${this.message}`;
   }
 }
 

@@ -6,7 +6,6 @@ import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import type { PushService } from '../cache/push-policy.js';
 import { writeMode } from '../cache/push-policy.js';
-import { listReferrers, type ReferrersDeps } from '../cache/referrers.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { blobUnknown } from '../cache/blobs.js';
 import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploads.js';
@@ -19,7 +18,6 @@ import { parseContentRange } from './range.js';
 export interface PushContext extends PullContext {
   readonly push: PushService;
   readonly upstreams: readonly Upstream[];
-  readonly referrers: ReferrersDeps;
   /**
    * Runs work the client waits for in silence (verifying an upload, a write-through push
    * upstream) with the connection's idle timeout suspended: the client is not the idle one.
@@ -47,10 +45,12 @@ export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { ki
   }
   if (r.kind === 'manifest' && method === 'PUT') {
     const body = await readBody(req, MAX_MANIFEST_SIZE);
-    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type')));
+    const tagParams = ctx.url.searchParams.getAll('tag');
+    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type'), tagParams));
     ctx.res.setHeader('Location', `/v2/${ctx.clientName}/manifests/${pushed.digest}`);
     ctx.res.setHeader('Docker-Content-Digest', pushed.digest);
     if (pushed.subject) ctx.res.setHeader('OCI-Subject', pushed.subject);
+    if (tagParams.length > 0 && pushed.tags.length > 0) ctx.res.setHeader('OCI-Tag', pushed.tags.join(', '));
     return empty(ctx.res, 201);
   }
   if (r.kind === 'manifest') await push.deleteManifest(target, r.reference);
@@ -139,7 +139,7 @@ export async function headBlob(ctx: PushContext, digest: string): Promise<void> 
 
 export async function getReferrers(ctx: PushContext, digest: string): Promise<void> {
   const artifactType = ctx.url.searchParams.get('artifactType') ?? undefined;
-  const manifests = await listReferrers(ctx.referrers, ctx.target, digest, artifactType);
+  const manifests = await ctx.cache.referrers(ctx.target, digest, artifactType);
   if (artifactType !== undefined) ctx.res.setHeader('OCI-Filters-Applied', 'artifactType');
   sendJson(ctx.res, 200, { schemaVersion: 2, mediaType: OCI_INDEX, manifests }, ctx.req.method === 'HEAD', OCI_INDEX);
 }

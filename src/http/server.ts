@@ -10,7 +10,6 @@ import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target, Upstream } from '../cache/target.js';
 import { getBlob, getManifest, listCatalog, listTags } from './pull.js';
 import type { PushService } from '../cache/push-policy.js';
-import type { ReferrersDeps } from '../cache/referrers.js';
 import { dispatchWrite, getReferrers, headBlob, type PushContext } from './push-routes.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
@@ -35,7 +34,6 @@ export interface ServerDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly push: PushService;
-  readonly referrers: ReferrersDeps;
   /** Authentication and authorisation; absent = every request allowed. */
   readonly access?: AccessControl;
   /** /readyz, /metrics and /api/v1/ (optional so the pull path stands alone in tests). */
@@ -174,7 +172,6 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       },
       push: deps.push,
       upstreams: deps.upstreams,
-      referrers: deps.referrers,
       waiting: async (work) => {
         socket.setTimeout(0);
         try {

@@ -1,5 +1,6 @@
 /** @module nodeconfig/generate — the files that point a node's containerd, Docker, CRI-O/podman or /etc/hosts at berth (pure). */
 import { isIP } from 'node:net';
+import { UsageError } from '../oci/errors.js';
 
 export type NodeConfigKind = 'containerd' | 'docker' | 'registries' | 'hosts';
 export const NODE_CONFIG_KINDS: readonly NodeConfigKind[] = ['containerd', 'docker', 'registries', 'hosts'];
@@ -41,7 +42,13 @@ export interface NodeFile {
   notes?: string[];
 }
 
-export class NodeConfigError extends Error {}
+/** `berth node-config` asked for files it cannot write: exit 2. */
+export class NodeConfigError extends UsageError {
+  constructor(message: string) {
+    super(message, 'berth node-config');
+    this.name = 'NodeConfigError';
+  }
+}
 
 /** Marks the /etc/hosts lines node-config owns, so a rerun replaces them instead of adding more. */
 export const HOSTS_MARKER = '# berth node-config';

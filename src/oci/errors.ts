@@ -46,6 +46,18 @@ export class OciError extends Error {
   }
 }
 
+/**
+ * No answer came: the connection was refused, reset or timed out, or the breaker knows the
+ * upstream is down. UNAVAILABLE (503) like any outage; its type tells a cut link from an answer,
+ * so an upload in chunks asks where it stands instead of reading messages.
+ */
+export class UnreachableError extends OciError {
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
+    this.name = 'UnreachableError';
+  }
+}
+
 export function isOciError(err: unknown): err is OciError {
   return err instanceof OciError;
 }
@@ -54,8 +66,8 @@ export function isOciError(err: unknown): err is OciError {
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** The one answer for a manifest over the limit, whichever layer notices: 413 MANIFEST_INVALID. */
-export function manifestTooLarge(size?: number): OciError {
-  const what = size === undefined ? 'manifest' : `manifest of ${size} bytes`;
+export function manifestTooLarge(size?: number, manifest = 'manifest'): OciError {
+  const what = size === undefined ? manifest : `${manifest} of ${size} bytes`;
   return new OciError('MANIFEST_INVALID', `${what} exceeds the limit of ${MAX_MANIFEST_BYTES} bytes (4 MiB)`, {
     status: 413,
     detail: { limit: MAX_MANIFEST_BYTES },
@@ -75,6 +87,43 @@ export function isTransient(err: unknown): boolean {
   if ((err as { transient?: unknown } | null)?.transient === true) return true;
   const code = (err as NodeJS.ErrnoException | null)?.code ?? '';
   return code.startsWith('UND_ERR') || TRANSIENT_NETWORK_CODES.has(code);
+}
+
+/** 5xx and 429: the upstream is failing or asks to wait, so the same request may succeed later. */
+export function isTransientStatus(status: number): boolean {
+  return status >= 500 || status === 429;
+}
+
+/** An upstream's answer berth did not expect: its status and, when its body held an OCI envelope, the first code and message. */
+export interface UpstreamAnswer {
+  readonly status: number;
+  readonly code?: string | undefined;
+  readonly message?: string | undefined;
+}
+
+/**
+ * The one upstream-status mapper, for pulls, pushes and uploads in chunks alike. A 5xx is
+ * UNAVAILABLE (502) and a 429 TOOMANYREQUESTS: transient, so fills resume, stale tags answer and
+ * the write-behind queue waits them out. Every other answer is a refusal, permanent for
+ * isTransient: 401 UNAUTHORIZED, 403 DENIED, 405 UNSUPPORTED, a 404 the caller's `notFound` (a
+ * pull names what is unknown), else the upstream's own OCI code with its status, else UNSUPPORTED
+ * with the upstream's 4xx (502 for a status that is no error at all, such as a redirect loop).
+ */
+export function upstreamStatusError(answer: UpstreamAnswer, ctx: { upstream: string; what: string; notFound?: OciError | undefined }): OciError {
+  const { status } = answer;
+  if (status === 404 && ctx.notFound) return ctx.notFound;
+  const said = answer.code ? `: ${answer.code}${answer.message ? ` (${answer.message.slice(0, 300)})` : ''}` : '';
+  const text = `upstream ${ctx.upstream} answered ${status} for ${ctx.what}${said}`;
+  if (status >= 500) return new OciError('UNAVAILABLE', text, { status: 502 });
+  if (status === 429) return new OciError('TOOMANYREQUESTS', text);
+  if (status === 401) return new OciError('UNAUTHORIZED', text);
+  if (status === 403) return new OciError('DENIED', text);
+  if (status === 405) return new OciError('UNSUPPORTED', text);
+  const refusal = status >= 400 && status < 500;
+  const known = answer.code !== undefined && answer.code in ERROR_CODES ? (answer.code as ErrorCode) : undefined;
+  // An upstream calling its refusal UNAVAILABLE or UNKNOWN must not make it look transient.
+  if (refusal && known && known !== 'UNKNOWN' && known !== 'UNAVAILABLE' && known !== 'TOOMANYREQUESTS') return new OciError(known, text, { status });
+  return new OciError('UNSUPPORTED', text, { status: refusal ? status : 502 });
 }
 
 /** The admin API's own codes (`/api/v1/`), beside the OCI codes it also answers with. */
@@ -107,12 +156,24 @@ export class ApiError extends Error {
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-/** A command cannot run as asked (bad configuration, no store where one is named): exit 2 with the message. */
+/**
+ * A command cannot run as asked (bad configuration, bad arguments, no store where one is named).
+ * Every such error is one of these, so `main` picks the exit status by type (exit 2) and prints
+ * `report()`, never matching a message.
+ */
 export class UsageError extends Error {
   readonly exitCode: ExitCode = EXIT.USAGE;
-  constructor(message: string) {
+  /** The command named at the start of the printed line, e.g. `berth cert generate`. */
+  readonly command: string;
+  constructor(message: string, command = 'berth') {
     super(message);
     this.name = 'UsageError';
+    this.command = command;
+  }
+
+  /** The text printed on stderr. */
+  report(): string {
+    return `${this.command}: ${this.message}`;
   }
 }
 

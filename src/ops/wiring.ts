@@ -11,7 +11,7 @@ import { OciError } from '../oci/errors.js';
 import type { ImageReference } from '../oci/image-ref.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
-import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { checkReadiness, type UpstreamHealth } from './health.js';
 import { WarmSchedule } from './schedule.js';
 import { Telemetry } from './telemetry.js';
@@ -52,7 +52,7 @@ export interface OperationsDeps {
   readonly cache: RegistryCache;
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
-  readonly repos: RepositoryIndex;
+  readonly repos: ManifestRecords & ManifestGraph & TagIndex & RepositoryListings;
   /** Whether the index answers (readiness). */
   readonly indexOk: () => boolean;
   readonly upstreams: readonly Upstream[];

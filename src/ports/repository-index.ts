@@ -37,11 +37,14 @@ export interface ListingRow {
   readonly lastAccess: number | null;
 }
 
-/**
+/*
  * Repository records keyed by upstream ("" for the local registry) + repository. Shared by every
- * replica of a site: rows never name a process.
+ * replica of a site: rows never name a process. One backend implements all five roles below;
+ * each caller depends only on the roles it uses.
  */
-export interface RepositoryIndex {
+
+/** Which repositories may see a blob (visibility, mount sources, eviction's "still referenced"). */
+export interface RepositoryLinks {
   isLinked(upstream: string, repository: string, digest: string): Promise<boolean>;
   link(upstream: string, repository: string, digest: string): Promise<void>;
   unlink(upstream: string, repository: string, digest: string): Promise<void>;
@@ -49,17 +52,27 @@ export interface RepositoryIndex {
   repositoriesWith(upstream: string, digest: string, limit?: number): Promise<string[]>;
   /** Whether any repository still links the digest or holds it as a manifest. */
   isReferenced(digest: string): Promise<boolean>;
+}
 
+/** The manifests a repository holds, and the referrers of a subject there. */
+export interface ManifestRecords {
   manifest(upstream: string, repository: string, digest: string): Promise<ManifestRecord | undefined>;
   /** Records a verified manifest, with the blobs it references linked to the repository too. */
   putManifest(upstream: string, repository: string, m: NewManifest): Promise<void>;
   /** Removes a manifest and the tags there that point at it; true when it was there. */
   deleteManifest(upstream: string, repository: string, digest: string): Promise<boolean>;
   referrers(upstream: string, repository: string, subject: string): Promise<Array<ManifestRecord & { artifactType: string | null }>>;
+}
+
+/** What manifests reference, in any repository: an index's children, a blob's parents. */
+export interface ManifestGraph {
   children(digest: string): Promise<string[]>;
   parents(digest: string): Promise<string[]>;
   childSizes(digest: string): Promise<Array<{ child: string; size: number | null }>>;
+}
 
+/** Tags: where each points and when the upstream last confirmed it. */
+export interface TagIndex {
   tag(upstream: string, repository: string, tag: string): Promise<TagRecord | undefined>;
   setTag(upstream: string, repository: string, tag: string, digest: string): Promise<void>;
   /** Marks a tag as confirmed upstream now, without changing where it points. */
@@ -67,7 +80,10 @@ export interface RepositoryIndex {
   deleteTag(upstream: string, repository: string, tag: string): Promise<void>;
   /** Tags in byte order after `last`, at most `limit`. */
   tags(upstream: string, repository: string, last: string | undefined, limit: number): Promise<string[]>;
+}
 
+/** Whole-store listings: the catalog, the admin API's images, `berth ls`. */
+export interface RepositoryListings {
   hasRepository(upstream: string, repository: string): Promise<boolean>;
   /** Every (upstream, repository) holding at least one manifest, ordered by repository. */
   allRepositories(): Promise<Array<{ upstream: string; repository: string }>>;
@@ -76,3 +92,6 @@ export interface RepositoryIndex {
   /** Cached repositories with their tags, for `berth ls`. */
   listing(): Promise<ListingRow[]>;
 }
+
+/** Every role at once: what a backend implements and the composition root hands out. */
+export interface RepositoryIndex extends RepositoryLinks, ManifestRecords, ManifestGraph, TagIndex, RepositoryListings {}

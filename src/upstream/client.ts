@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, UnreachableError } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
 import { CircuitBreaker } from './breaker.js';
@@ -151,7 +151,7 @@ export class RegistryClient {
   /** Sends a request, answering one auth challenge; the caller owns the returned body. */
   async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const refusal = this.breaker.refusal();
-    if (refusal) throw new OciError('UNAVAILABLE', refusal);
+    if (refusal) throw new UnreachableError(refusal);
     const repository = this.upstreamRepository(req.repository);
     const url = req.url ?? `${this.remoteurl}/v2/${repository}/${req.path}`;
     // A handed-out URL on another origin gets no credentials, as across redirects.
@@ -200,7 +200,7 @@ export class RegistryClient {
     if (kind === 'outage') {
       const reason = describeNetworkError(err);
       this.breaker.failure(reason);
-      return new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}) is unreachable: ${reason}`);
+      return new UnreachableError(`upstream ${this.name} (${this.remoteurl}) is unreachable: ${reason}`);
     }
     if (kind === 'config') {
       const p = describeConfigProblem(this.config, err);
@@ -284,13 +284,4 @@ export function describeNetworkError(err: unknown): string {
   const code = e.code ?? e.cause?.code;
   const message = e.cause?.message ?? e.message ?? String(err);
   return code ? `${code} (${message})` : message;
-}
-
-/** Maps an unexpected upstream status to the OCI error a client should see. */
-export async function upstreamError(res: UpstreamResponse, upstream: string, what: string, notFound: OciError): Promise<OciError> {
-  await res.body.dump().catch(() => undefined);
-  if (res.status === 404) return notFound;
-  if (res.status === 403) return new OciError('DENIED', `upstream ${upstream} denied access to ${what}`);
-  if (res.status === 429) return new OciError('TOOMANYREQUESTS', `upstream ${upstream} is rate-limiting requests for ${what}`);
-  return new OciError('UNAVAILABLE', `upstream ${upstream} answered ${res.status} for ${what}`, { status: res.status >= 500 ? 502 : 503 });
 }

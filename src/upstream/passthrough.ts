@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { OutageMode } from '../config/types.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, isTransientStatus } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import type { RegistryClient } from './client.js';
 import { basicAuth, fetchToken, type Credentials } from './tokens.js';
@@ -156,7 +156,7 @@ export class PassthroughChecker {
       throw new OciError('UNAVAILABLE', `upstream ${this.client.name} is unreachable: ${(err as Error).message}`);
     }
     await res.body.dump();
-    if (res.statusCode >= 500 || res.statusCode === 429) throw new OciError('UNAVAILABLE', `upstream ${this.client.name} answered ${res.statusCode}`);
+    if (isTransientStatus(res.statusCode)) throw new OciError('UNAVAILABLE', `upstream ${this.client.name} answered ${res.statusCode}`);
     return { status: res.statusCode, headers: res.headers };
   }
 }

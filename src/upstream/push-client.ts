@@ -1,7 +1,8 @@
 /** @module upstream/push-client — pushing to a central registry: blob existence, cross-repository mount, monolithic upload, manifests, deletes; no disk. */
-import { ERROR_CODES, OciError, type ErrorCode } from '../oci/errors.js';
+import { OciError } from '../oci/errors.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
-import { responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
+import { responseHeader, type RegistryClient } from './client.js';
+import { upstreamError } from './status.js';
 import { UPLOAD_CHUNK_BYTES, putWithDigest, uploadInChunks, type BlobSource } from './upload.js';
 
 /** HEAD of a blob in the repository, with push scope (the token is then ready for the upload). */
@@ -11,7 +12,7 @@ export async function blobExists(client: RegistryClient, repository: string, dig
     await res.body.dump();
     return res.status === 200;
   }
-  throw await pushError(res, client.name, `blob ${digest} in ${repository}`);
+  throw await upstreamError(res, client.name, `blob ${digest} in ${repository}`);
 }
 
 /**
@@ -38,7 +39,7 @@ export async function sendBlob(
   }
   const start = async (): Promise<string> => {
     const res = await client.send({ method: 'POST', repository, path: 'blobs/uploads/', push: true });
-    if (res.status !== 202) throw await pushError(res, client.name, `an upload of blob ${digest} to ${repository}`);
+    if (res.status !== 202) throw await upstreamError(res, client.name, `an upload of blob ${digest} to ${repository}`);
     await res.body.dump();
     const at = responseHeader(res, 'location');
     if (!at) throw new OciError('UNAVAILABLE', `upstream ${client.name} started an upload without a Location header`, { status: 502 });
@@ -57,7 +58,7 @@ export async function sendBlob(
     { 'content-type': 'application/octet-stream', 'content-length': String(source.size) },
     () => (source.size === 0 ? Buffer.alloc(0) : source.open(0, source.size - 1)),
   );
-  if (res.status !== 201 && res.status !== 204) throw await pushError(res, client.name, `blob ${digest} (${source.size} bytes) for ${repository}`);
+  if (res.status !== 201 && res.status !== 204) throw await upstreamError(res, client.name, `blob ${digest} (${source.size} bytes) for ${repository}`);
   await res.body.dump();
   return 'uploaded';
 }
@@ -65,7 +66,7 @@ export async function sendBlob(
 /** The digest a manifest reference names upstream, or undefined when the upstream has none. */
 export async function manifestDigest(client: RegistryClient, repository: string, reference: string): Promise<string | undefined> {
   const res = await client.send({ method: 'HEAD', repository, path: `manifests/${reference}`, push: true, headers: { accept: UPSTREAM_ACCEPT } });
-  if (res.status !== 200 && res.status !== 404) throw await pushError(res, client.name, `manifest ${repository}:${reference}`);
+  if (res.status !== 200 && res.status !== 404) throw await upstreamError(res, client.name, `manifest ${repository}:${reference}`);
   await res.body.dump();
   return res.status === 200 ? responseHeader(res, 'docker-content-digest') : undefined;
 }
@@ -80,7 +81,7 @@ export async function putManifest(client: RegistryClient, repository: string, re
     body: () => body,
   });
   if (res.status !== 201 && res.status !== 200 && res.status !== 202)
-    throw await pushError(res, client.name, `manifest ${repository}${reference.includes(':') ? '@' : ':'}${reference}`);
+    throw await upstreamError(res, client.name, `manifest ${repository}${reference.includes(':') ? '@' : ':'}${reference}`);
   await res.body.dump();
 }
 
@@ -91,27 +92,5 @@ export async function deleteUpstream(client: RegistryClient, repository: string,
     await res.body.dump();
     return;
   }
-  throw await pushError(res, client.name, `DELETE of ${repository}/${path}`);
-}
-
-/** An upstream's refusal as the OCI error berth's client sees: the upstream's own code and message, named as such. */
-export async function pushError(res: UpstreamResponse, upstream: string, what: string): Promise<OciError> {
-  let code: string | undefined;
-  let message: string | undefined;
-  try {
-    const body = JSON.parse(await res.body.text().catch(() => '')) as { errors?: Array<{ code?: unknown; message?: unknown }> };
-    code = typeof body.errors?.[0]?.code === 'string' ? body.errors[0].code : undefined;
-    message = typeof body.errors?.[0]?.message === 'string' ? body.errors[0].message.slice(0, 300) : undefined;
-  } catch {
-    // HEAD answers and non-JSON bodies carry no envelope.
-  }
-  const said = code ? `: ${code}${message ? ` (${message})` : ''}` : '';
-  const text = `upstream ${upstream} answered ${res.status} for ${what}${said}`;
-  if (res.status >= 500) return new OciError('UNAVAILABLE', text, { status: 502 });
-  if (res.status === 429) return new OciError('TOOMANYREQUESTS', text);
-  if (res.status === 403) return new OciError('DENIED', text);
-  if (res.status === 405) return new OciError('UNSUPPORTED', text);
-  const known = code !== undefined && code in ERROR_CODES ? (code as ErrorCode) : undefined;
-  if (known && known !== 'UNKNOWN' && known !== 'UNAVAILABLE') return new OciError(known, text, { status: res.status >= 400 ? res.status : undefined });
-  return new OciError('UNSUPPORTED', text, { status: res.status >= 400 && res.status < 500 ? res.status : 502 });
+  throw await upstreamError(res, client.name, `DELETE of ${repository}/${path}`);
 }

@@ -2,7 +2,7 @@
 import type { Dispatcher } from 'undici';
 import { request } from 'undici';
 import type { Logger } from 'pino';
-import { OciError } from '../oci/errors.js';
+import { OciError, UnreachableError } from '../oci/errors.js';
 import type { Challenge } from './challenge.js';
 import { realmAllowed } from './challenge.js';
 import { PromiseFlight } from '../util/single-flight.js';
@@ -70,7 +70,7 @@ export async function fetchToken(ctx: TokenContext, challenge: Challenge, scope:
   try {
     res = await request(url, { method: 'GET', headers, dispatcher: ctx.dispatcher });
   } catch (err) {
-    throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} at ${url.origin} is unreachable: ${(err as Error).message}`);
+    throw new UnreachableError(`token service of upstream ${ctx.upstreamName} at ${url.origin} is unreachable: ${(err as Error).message}`);
   }
   if (res.statusCode === 401 || res.statusCode === 403) {
     await res.body.dump();

@@ -4,8 +4,9 @@
  * of the upload URL, its Range header) and sends only the rest.
  */
 import type { Readable } from 'node:stream';
-import { OciError } from '../oci/errors.js';
+import { OciError, UnreachableError } from '../oci/errors.js';
 import { describeNetworkError, responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
+import { upstreamError } from './status.js';
 
 /** Bytes per PATCH: a cut costs at most the chunk in flight, and each chunk is one round trip. */
 export const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -39,7 +40,7 @@ interface UploadState {
 
 /** What went wrong on the link (not an answer from the registry): worth asking where the upload stands. */
 function isCut(err: unknown): boolean {
-  return err instanceof OciError && err.code === 'UNAVAILABLE' && /unreachable/.test(err.message);
+  return err instanceof UnreachableError;
 }
 
 /** `Range: 0-N` → N + 1 bytes received (distribution answers 0-0 for none). */
@@ -80,6 +81,9 @@ export async function uploadInChunks(
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
         body: () => source.open(start, end),
       });
+      // 416, 400 and 404 say the registry's offset differs from ours (or it lost the upload): ask where it stands.
+      if (res.status !== 202 && res.status !== 416 && res.status !== 400 && res.status !== 404)
+        throw await upstreamError(res, client.name, `a chunk (${start}-${end}) of blob ${digest}`);
       await res.body.dump().catch(() => undefined);
       if (res.status === 202) {
         state.url = next(res, client.remoteurl, state.url);
@@ -87,8 +91,6 @@ export async function uploadInChunks(
         stalls = 0;
         continue;
       }
-      if (res.status !== 416 && res.status !== 400 && res.status !== 404)
-        throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} to a chunk of blob ${digest}`, { status: 502 });
     } catch (err) {
       if (!isCut(err)) throw err;
     }
@@ -111,10 +113,9 @@ export async function uploadInChunks(
     }
   }
   const res = await putWithDigest(client, repository, state.url, digest, { 'content-length': '0' }, () => Buffer.alloc(0));
-  if (res.status !== 201 && res.status !== 204) {
-    const text = await res.body.text().catch(() => '');
-    throw new OciError('UNAVAILABLE', `upstream ${client.name} answered ${res.status} completing blob ${digest}: ${text.slice(0, 200)}`, { status: 502 });
-  }
+  // The same mapper as every push: a refusal (4xx) keeps its code and is permanent, a 5xx or 429 is waited out.
+  if (res.status !== 201 && res.status !== 204)
+    throw await upstreamError(res, client.name, `blob ${digest} (${source.size} bytes, completing an upload in chunks) for ${repository}`);
   await res.body.dump();
   return { resumed };
 }

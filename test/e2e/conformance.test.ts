@@ -208,6 +208,38 @@ test('pull: sha512 blobs and manifests are stored and served with sha512 digests
   assert.ok(get.body.equals(doc));
 });
 
+test('push: a manifest PUT by digest with ?tag= parameters sets each tag and names them in OCI-Tag, sha512 content included', async () => {
+  const image = makeManifest(Buffer.from('{"tagparams":1}'), [randomBytes(12)]);
+  for (const b of [image.config, ...image.layers]) await uploadBlob(base, 'conformance/tagparams', b.data);
+  const put = await call(base, 'PUT', `/v2/conformance/tagparams/manifests/${image.digest}?tag=v1&tag=v1.2&tag=latest`, {
+    body: image.bytes,
+    headers: { 'content-type': OCI_MANIFEST },
+  });
+  assert.equal(put.status, 201, put.body.toString());
+  const named = String(put.header('oci-tag') ?? '')
+    .split(',')
+    .map((t) => t.trim());
+  assert.deepEqual(named.sort(), ['latest', 'v1', 'v1.2']);
+  for (const tag of ['v1', 'v1.2', 'latest']) {
+    const get = await call(base, 'GET', `/v2/conformance/tagparams/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
+    assert.equal(get.status, 200);
+    assert.ok(get.body.equals(image.bytes));
+  }
+  // A digest that is not sha256 can be tagged only this way: the tag must point at that digest.
+  const doc = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }));
+  const d512 = digestOf(doc, 'sha512');
+  const put512 = await call(base, 'PUT', `/v2/conformance/tagparams/manifests/${d512}?tag=index512`, { body: doc, headers: { 'content-type': OCI_INDEX } });
+  assert.equal(put512.status, 201, put512.body.toString());
+  assert.equal(put512.header('oci-tag'), 'index512');
+  const head = await call(base, 'HEAD', '/v2/conformance/tagparams/manifests/index512', { headers: { accept: OCI_INDEX } });
+  assert.equal(head.header('docker-content-digest'), d512);
+  const bad = await call(base, 'PUT', `/v2/conformance/tagparams/manifests/${image.digest}?tag=${encodeURIComponent('-bad tag')}`, {
+    body: image.bytes,
+    headers: { 'content-type': OCI_MANIFEST },
+  });
+  assertError(bad, 400, 'MANIFEST_INVALID');
+});
+
 test('discovery: tags sorted, paged with n and last and a Link to the next page', async () => {
   const image = makeManifest(Buffer.from('{"tags":1}'), [randomBytes(10)]);
   const tags = ['b', 'A', 'a', 'c1', 'c0', 'Z'];

@@ -2,7 +2,7 @@
 import { suite } from './harness.js';
 import assert from 'node:assert/strict';
 import type { BlobIndex } from '../blob-index.js';
-import type { RepositoryIndex } from '../repository-index.js';
+import type { ManifestGraph, ManifestRecords, RepositoryIndex, RepositoryLinks, RepositoryListings, TagIndex } from '../repository-index.js';
 
 /** A fresh, empty pair of indexes sharing one backend, a clock the suite moves, and a cleanup. */
 export interface IndexFixture {
@@ -52,74 +52,118 @@ export function blobIndexContract(name: string, open: () => Promise<IndexFixture
   });
 }
 
+/**
+ * The repository index, role by role: each test exercises every method of one role
+ * (links, manifest records, manifest graph, tags, listings), using the others only to set up.
+ */
 export function repositoryIndexContract(name: string, open: () => Promise<IndexFixture>): void {
   const withFixture = suite(`${name} repository index`, open);
 
-  withFixture('links are per upstream and repository', async ({ repos }) => {
-    assert.equal(await repos.isLinked('u', 'a', d(1)), false);
-    await repos.link('u', 'a', d(1));
-    await repos.link('u', 'a', d(1));
-    assert.equal(await repos.isLinked('u', 'a', d(1)), true);
-    assert.equal(await repos.isLinked('u', 'b', d(1)), false);
-    assert.equal(await repos.isLinked('v', 'a', d(1)), false);
-    await repos.link('u', 'b', d(1));
-    assert.deepEqual(await repos.repositoriesWith('u', d(1)), ['a', 'b']);
-    assert.equal(await repos.isReferenced(d(1)), true);
-    await repos.unlink('u', 'a', d(1));
-    await repos.unlink('u', 'b', d(1));
-    assert.equal(await repos.isReferenced(d(1)), false);
+  withFixture('links: per upstream and repository; mount sources; referenced until the last unlink', async ({ repos }) => {
+    const links: RepositoryLinks = repos;
+    assert.equal(await links.isLinked('u', 'a', d(1)), false);
+    await links.link('u', 'a', d(1));
+    await links.link('u', 'a', d(1));
+    assert.equal(await links.isLinked('u', 'a', d(1)), true);
+    assert.equal(await links.isLinked('u', 'b', d(1)), false);
+    assert.equal(await links.isLinked('v', 'a', d(1)), false);
+    await links.link('u', 'b', d(1));
+    await links.link('v', 'c', d(1));
+    assert.deepEqual(await links.repositoriesWith('u', d(1)), ['a', 'b']);
+    assert.equal((await links.repositoriesWith('u', d(1), 1)).length, 1);
+    assert.equal(await links.isReferenced(d(1)), true);
+    await links.unlink('u', 'a', d(1));
+    await links.unlink('u', 'b', d(1));
+    assert.equal(await links.isReferenced(d(1)), true, 'still linked from another upstream');
+    await links.unlink('v', 'c', d(1));
+    assert.equal(await links.isReferenced(d(1)), false);
   });
 
-  withFixture('manifests link their children, list referrers, and delete with their tags', async ({ repos }) => {
-    await repos.putManifest('', 'r', { digest: d(9), mediaType: 'm', size: 3, children: [d(1), d(2)] });
-    await repos.putManifest('', 'r', { digest: d(8), mediaType: 'a', size: 2, subject: d(9), artifactType: 'sig', children: [] });
-    assert.deepEqual(await repos.manifest('', 'r', d(9)), { digest: d(9), mediaType: 'm', size: 3 });
-    assert.equal(await repos.manifest('', 'other', d(9)), undefined);
+  withFixture('manifest records: put links the children, referrers by subject, delete takes the tags along', async ({ repos }) => {
+    const records: ManifestRecords = repos;
+    await records.putManifest('', 'r', { digest: d(9), mediaType: 'm', size: 3, children: [d(1), d(2)] });
+    await records.putManifest('', 'r', { digest: d(8), mediaType: 'a', size: 2, subject: d(9), artifactType: 'sig', children: [] });
+    assert.deepEqual(await records.manifest('', 'r', d(9)), { digest: d(9), mediaType: 'm', size: 3 });
+    assert.equal(await records.manifest('', 'other', d(9)), undefined);
     assert.equal(await repos.isLinked('', 'r', d(1)), true);
-    assert.deepEqual((await repos.children(d(9))).sort(), [d(1), d(2)]);
-    assert.deepEqual(await repos.parents(d(1)), [d(9)]);
-    assert.deepEqual(await repos.referrers('', 'r', d(9)), [{ digest: d(8), mediaType: 'a', size: 2, artifactType: 'sig' }]);
+    assert.equal(await repos.isReferenced(d(9)), true, 'a manifest is referenced by the repository holding it');
+    assert.deepEqual(await records.referrers('', 'r', d(9)), [{ digest: d(8), mediaType: 'a', size: 2, artifactType: 'sig' }]);
+    assert.deepEqual(await records.referrers('', 'other', d(9)), []);
     await repos.setTag('', 'r', 'v1', d(9));
-    assert.equal(await repos.deleteManifest('', 'r', d(9)), true);
-    assert.equal(await repos.deleteManifest('', 'r', d(9)), false);
+    assert.equal(await records.deleteManifest('', 'r', d(9)), true);
+    assert.equal(await records.deleteManifest('', 'r', d(9)), false);
+    assert.equal(await records.manifest('', 'r', d(9)), undefined);
     assert.equal(await repos.tag('', 'r', 'v1'), undefined, 'tags pointing at a deleted manifest go with it');
   });
 
-  withFixture('tags: set, touch, page in byte order, delete', async ({ repos, advance }) => {
-    await repos.putManifest('u', 'r', { digest: d(1), mediaType: 'm', size: 1, children: [] });
-    for (const t of ['b', 'a', 'C', 'c']) await repos.setTag('u', 'r', t, d(1));
-    const before = (await repos.tag('u', 'r', 'a'))!;
-    advance(500);
-    await repos.touchTag('u', 'r', 'a');
-    assert.equal((await repos.tag('u', 'r', 'a'))!.checkedAt, before.checkedAt + 500);
-    assert.deepEqual(await repos.tags('u', 'r', undefined, 10), ['C', 'a', 'b', 'c']);
-    assert.deepEqual(await repos.tags('u', 'r', 'a', 2), ['b', 'c']);
-    await repos.deleteTag('u', 'r', 'b');
-    assert.deepEqual(await repos.tags('u', 'r', undefined, 10), ['C', 'a', 'c']);
-    assert.equal(await repos.hasRepository('u', 'r'), true);
-    assert.equal(await repos.hasRepository('u', 'x'), false);
-    assert.deepEqual(await repos.allRepositories(), [{ upstream: 'u', repository: 'r' }]);
+  withFixture('manifest graph: children, parents and the sizes of children', async ({ blobIndex, repos }) => {
+    const graph: ManifestGraph = repos;
+    await blobIndex.put(d(1), 100);
+    await repos.putManifest('', 'r', { digest: d(9), mediaType: 'm', size: 3, children: [d(1), d(2)] });
+    await repos.putManifest('', 's', { digest: d(7), mediaType: 'm', size: 3, children: [d(1)] });
+    assert.deepEqual((await graph.children(d(9))).sort(), [d(1), d(2)]);
+    assert.deepEqual(await graph.children(d(1)), []);
+    assert.deepEqual((await graph.parents(d(1))).sort(), [d(7), d(9)]);
+    assert.deepEqual(
+      (await graph.childSizes(d(9))).sort((a, b) => a.child.localeCompare(b.child)),
+      [
+        { child: d(1), size: 100 },
+        { child: d(2), size: null },
+      ],
+      'a child berth does not hold has no size',
+    );
+    assert.deepEqual(await graph.childSizes(d(1)), []);
   });
 
-  withFixture('images and listing name each tag, and untagged manifests no index points at', async ({ blobIndex, repos }) => {
+  withFixture('tags: set, touch, page in byte order, delete', async ({ repos, advance }) => {
+    const tags: TagIndex = repos;
+    await repos.putManifest('u', 'r', { digest: d(1), mediaType: 'm', size: 1, children: [] });
+    await repos.putManifest('u', 'r', { digest: d(2), mediaType: 'm', size: 1, children: [] });
+    for (const t of ['b', 'a', 'C', 'c']) await tags.setTag('u', 'r', t, d(1));
+    const before = (await tags.tag('u', 'r', 'a'))!;
+    assert.equal(before.digest, d(1));
+    advance(500);
+    await tags.touchTag('u', 'r', 'a');
+    assert.deepEqual(await tags.tag('u', 'r', 'a'), { digest: d(1), checkedAt: before.checkedAt + 500 });
+    await tags.setTag('u', 'r', 'a', d(2));
+    assert.equal((await tags.tag('u', 'r', 'a'))!.digest, d(2), 'a tag moves');
+    assert.equal(await tags.tag('u', 'other', 'a'), undefined);
+    assert.deepEqual(await tags.tags('u', 'r', undefined, 10), ['C', 'a', 'b', 'c']);
+    assert.deepEqual(await tags.tags('u', 'r', 'a', 2), ['b', 'c']);
+    await tags.deleteTag('u', 'r', 'b');
+    assert.deepEqual(await tags.tags('u', 'r', undefined, 10), ['C', 'a', 'c']);
+  });
+
+  withFixture('listings: repositories, images (tagged and untagged, filtered) and the berth ls rows', async ({ blobIndex, repos }) => {
+    const listings: RepositoryListings = repos;
+    assert.deepEqual(await listings.allRepositories(), []);
     await blobIndex.put(d(1), 4);
     await repos.putManifest('', 'r', { digest: d(1), mediaType: 'm', size: 4, children: [] });
     await repos.putManifest('', 'r', { digest: d(2), mediaType: 'm', size: 4, children: [] });
+    await repos.putManifest('u', 'a', { digest: d(3), mediaType: 'm', size: 4, children: [] });
     await repos.setTag('', 'r', 'v1', d(1));
-    const images = await repos.images('', 100);
+    assert.equal(await listings.hasRepository('', 'r'), true);
+    assert.equal(await listings.hasRepository('', 'x'), false);
+    assert.equal(await listings.hasRepository('u', 'r'), false, 'repositories are per upstream');
+    assert.deepEqual(await listings.allRepositories(), [
+      { upstream: 'u', repository: 'a' },
+      { upstream: '', repository: 'r' },
+    ]);
+    const images = await listings.images('', 100);
     assert.deepEqual(
-      images.map((i) => [i.repository, i.tag, i.digest]),
+      images.filter((i) => i.upstream === '').map((i) => [i.repository, i.tag, i.digest]),
       [
         ['r', null, d(2)],
         ['r', 'v1', d(1)],
       ],
     );
     assert.deepEqual(
-      (await repos.images('v1', 100)).map((i) => i.digest),
+      (await listings.images('v1', 100)).map((i) => i.digest),
       [d(1)],
     );
-    const listing = await repos.listing();
-    assert.equal(listing.length, 2);
-    assert.deepEqual(await repos.childSizes(d(1)), []);
+    const listing = await listings.listing();
+    assert.equal(listing.length, 3);
+    const tagged = listing.find((l) => l.tag === 'v1');
+    assert.deepEqual([tagged?.repository, tagged?.digest, tagged?.size], ['r', d(1), 4]);
   });
 }
