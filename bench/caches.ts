@@ -29,8 +29,12 @@ export interface LogErrors {
 }
 
 /** distribution 2.8 in proxy mode, configured like the test fixture's central registry (json log, so its traffic can be read back). */
-function distributionYaml(root: string, port: number, remoteurl: string, tls?: TlsPair): string {
-  return configYaml({ root, port, deleteEnabled: false, extra: `proxy:\n  remoteurl: ${JSON.stringify(remoteurl)}`, tls });
+function distributionYaml(root: string, port: number, remoteurl: string, tls?: TlsPair, redisAddr?: string): string {
+  const q = JSON.stringify;
+  // With Redis, distribution's one use of it: the blob-descriptor cache (its 3.x `addrs` list).
+  const redis = redisAddr ? `\nredis:\n  addrs: [${q(redisAddr)}]` : '';
+  const storageExtra = redisAddr ? ['  cache:', '    blobdescriptor: redis'] : [];
+  return configYaml({ root, port, deleteEnabled: false, extra: `proxy:\n  remoteurl: ${q(remoteurl)}${redis}`, tls, storageExtra });
 }
 
 export interface TlsPair {
@@ -42,6 +46,8 @@ export interface StartOptions {
   /** The registry binary (distribution 3 is built by hand; default: Debian's docker-registry). */
   bin?: string;
   tls?: TlsPair;
+  /** host:port of a Redis the cache uses (distribution: its blob-descriptor cache). */
+  redisAddr?: string;
 }
 
 export async function startDistributionProxy(remoteurl: string, opts: StartOptions = {}): Promise<CacheUnderTest> {
@@ -50,11 +56,12 @@ export async function startDistributionProxy(remoteurl: string, opts: StartOptio
   await mkdir(root);
   const port = await freePort();
   const configFile = path.join(dir, 'config.yml');
-  await writeFile(configFile, distributionYaml(root, port, remoteurl, opts.tls));
+  await writeFile(configFile, distributionYaml(root, port, remoteurl, opts.tls, opts.redisAddr));
   const logFile = path.join(dir, 'registry.log');
   let svc: Service;
   try {
-    svc = spawnService({ cmd: opts.bin ?? 'docker-registry', args: ['serve', configFile], logFile });
+    // distribution 3 exports traces to localhost:4318 unless told not to: nothing of the bench's listens there.
+    svc = spawnService({ cmd: opts.bin ?? 'docker-registry', args: ['serve', configFile], logFile, env: { OTEL_TRACES_EXPORTER: 'none' } });
   } catch (e) {
     await removeDir(dir);
     throw e;
@@ -90,13 +97,18 @@ export const berthWorkers = (): number | 'auto' => {
 
 export async function startBerthCache(
   remoteurl: string,
-  opts: StartOptions & { config?: Record<string, unknown>; workers?: number | 'auto' } = {},
+  opts: StartOptions & { config?: Record<string, unknown>; port?: number; workers?: number | 'auto' } = {},
 ): Promise<CacheUnderTest> {
   const http = { workers: opts.workers ?? berthWorkers(), ...(opts.tls ? { tls: opts.tls } : {}) };
   const config = { version: 0.1, ...opts.config, http };
   // e.g. BENCH_BERTH_NODE_OPTIONS=--cpu-prof to profile the serving process.
   const nodeOptions = process.env['BENCH_BERTH_NODE_OPTIONS'];
-  const b = await startBerth({ proxy: { remoteurl, prefetch: berthPrefetch() }, config, env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });
+  const b = await startBerth({
+    port: opts.port,
+    proxy: { remoteurl, prefetch: berthPrefetch() },
+    config,
+    env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
+  });
   return {
     kind: 'berth',
     url: b.url,

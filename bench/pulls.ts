@@ -40,11 +40,15 @@ async function onePull(t: PullTarget, timeoutMs: number, into: BatchResult): Pro
   into.errors[key] = (into.errors[key] ?? 0) + 1;
 }
 
-/** n node pulls started together; resolves when all have succeeded, failed or hit timeoutMs (curl's --max-time). */
-export async function pullBatch(t: PullTarget, n: number, timeoutMs: number): Promise<BatchResult> {
+/**
+ * n node pulls started together; resolves when all have succeeded, failed or hit timeoutMs (curl's
+ * --max-time). With several targets (the replicas of a site) node i pulls from target i mod count.
+ */
+export async function pullBatch(t: PullTarget | PullTarget[], n: number, timeoutMs: number): Promise<BatchResult> {
+  const targets = Array.isArray(t) ? t : [t];
   const res: BatchResult = { clients: n, ok: 0, failed: 0, timedOut: 0, bytes: 0, wallMs: 0, slowestMs: 0, errors: {} };
   const start = Date.now();
-  await Promise.all(Array.from({ length: n }, () => onePull(t, timeoutMs, res)));
+  await Promise.all(Array.from({ length: n }, (_, i) => onePull(targets[i % targets.length]!, timeoutMs, res)));
   res.wallMs = Date.now() - start;
   return res;
 }

@@ -4,12 +4,14 @@ import type { BatchResult } from './pulls.js';
 import type { BenchConfig, ColdResult, RolloutResult } from './scenarios.js';
 import type { ServeResult } from './serving.js';
 import type { MemSummary } from './memory.js';
+import type { SiteResult } from './site.js';
 
 export interface BenchResults {
   cfg: BenchConfig;
   image: { totalSize: number; layers: number; layerSize: number; manifestDigest: string };
   cold: ColdResult[];
   rollout: RolloutResult[];
+  site: SiteResult[];
   serve: ServeResult[];
   memory: Array<{ kind: CacheKind; run: string; mem: MemSummary }>;
   startedAt: string;
@@ -68,6 +70,7 @@ export function table(r: BenchResults): string {
   rows.push(row('  one image across the link after (s)', rb?.linkSeconds, rd?.linkSeconds, 1, false));
   rows.push(text('  failed pulls', rb && fails(rb.batch), rd && fails(rd.batch)));
   rows.push(row('  upstream bytes per image', rb?.copies, rd?.copies));
+  rows.push(row('  CPU seconds of the cache', rb?.cpuSeconds, rd?.cpuSeconds));
   const peak = (k: CacheKind): { kib: number; run: string } | undefined =>
     r.memory
       .filter((m) => m.kind === k)
@@ -97,12 +100,42 @@ export function notes(r: BenchResults): string[] {
     if (run.upstream.errors > 0) out.push(`${run.kind} ${run.run}: central registry answered ${run.upstream.errors} requests with >= 400`);
     if ('settled' in run && !run.settled) out.push(`${run.kind} ${run.run}: upstream traffic still moving when measured`);
   }
+  for (const s of r.site.filter((x) => !x.skipped)) {
+    const label = `${s.kind} x${s.replicas} roll-out`;
+    for (const [msg, n] of Object.entries(s.batch.errors)) out.push(`${label}: ${n} x ${msg}`);
+    const { count, warnings, samples } = s.logErrors;
+    if (count + warnings > 0) out.push(`${label}: ${count} error and ${warnings} warning lines in the replicas' logs, e.g. ${samples.join(' | ')}`);
+    if (s.upstream.errors > 0) out.push(`${label}: central registry answered ${s.upstream.errors} requests with >= 400`);
+  }
   for (const w of r.serve) {
     const label = `${w.name}${w.tls ? ' TLS' : ''} warm`;
     if (w.skipped) out.push(`${label}: ${w.skipped}`);
     if (w.failed > 0) out.push(`${label}: ${w.failed} transfers failed: ${w.errors.join(' | ')}`);
   }
   return out;
+}
+
+/** The site roll-out: one row per setup (cache and replica count). */
+export function siteTable(r: BenchResults): string {
+  const { cfg, image } = r;
+  const nodes = r.site[0]?.nodes ?? cfg.siteNodes;
+  const floor = image.totalSize / cfg.rateBps;
+  const rows: string[][] = [['setup', 'registry bytes / image', 'wall s', 'x floor', 'failed', 'CPU s', 'peak RSS MiB']];
+  const skipped: string[] = [];
+  for (const s of r.site) {
+    const name = `${s.kind} x${s.replicas}`;
+    if (s.skipped) skipped.push(`${name}: ${s.skipped}`);
+    else rows.push([name, fmt(s.copies), fmt(s.seconds, 1), fmt(s.ratioToFloor), fails(s.batch), fmt(s.cpuSeconds, 1), fmt(s.peakRssMiB, 0)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
+  const body = rows.map((x) => x.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  const head =
+    `roll-out of one ${fmt(image.totalSize / MiB, 1)} MiB image (${image.layers + 1} blobs) to ${nodes} nodes (curl processes, round-robin over the replicas),` +
+    ` one ${fmt(cfg.rateBps / 1e6, 0)} MB/s link to the registry, floor ${fmt(floor, 2)} s; every setup on its own fresh redis-server:`;
+  return (
+    `${head}\n${[...body, ...skipped].join('\n')}\n` +
+    '(CPU s: user + system of every replica during the roll-out; peak RSS: the highest VmHWM of any one replica)\n'
+  );
 }
 
 const range = (xs: number[], digits: number): string => {

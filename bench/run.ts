@@ -6,7 +6,8 @@ import { buildImage, pushImage } from '../test/fixtures/image.js';
 import { startRegistry } from '../test/fixtures/registry.js';
 import { type CacheKind, KINDS } from './caches.js';
 import { Cleanup } from './cleanup.js';
-import { type BenchResults, notes, serveTable, table } from './report.js';
+import { type BenchResults, notes, serveTable, siteTable, table } from './report.js';
+import { type SiteKind, siteRollout } from './site.js';
 import { type BenchConfig, type Ctx, cold, rollout } from './scenarios.js';
 import { type AnchorKind, makeCert } from './anchors.js';
 import { serveWarm } from './serving.js';
@@ -39,6 +40,13 @@ function readTransports(): Array<'plain' | 'tls'> {
 }
 
 const MiB = 1024 * 1024;
+/** The site roll-out's setups, in the order they run. */
+const SITES: ReadonlyArray<[SiteKind, number]> = [
+  ['berth', 1],
+  ['berth', 3],
+  ['distribution-3', 1],
+  ['distribution-3', 3],
+];
 const LAYERS = 4;
 // The whole default run takes a few minutes; this only stops a run that has gone badly wrong.
 const WATCHDOG_MS = 20 * 60_000;
@@ -53,12 +61,17 @@ function envNumber(name: string, dflt: number, integer: boolean): number {
   return n;
 }
 
+const SCENARIOS = ['cold', 'rollout', 'warm', 'rollout60'] as const;
+
+/** `--scenario a,b` (after `npm run bench --`) or BENCH_ONLY=a,b; rollout60 runs only when asked for, it takes minutes. */
 function readOnly(): BenchConfig['only'] {
-  const raw = process.env['BENCH_ONLY'] ?? '';
-  if (raw === '') return ['cold', 'rollout', 'warm'];
+  const at = process.argv.indexOf('--scenario');
+  const raw = at >= 0 ? (process.argv[at + 1] ?? '') : (process.env['BENCH_ONLY'] ?? '');
+  const source = at >= 0 ? '--scenario' : 'BENCH_ONLY';
+  if (raw === '' && at < 0) return ['cold', 'rollout', 'warm'];
   const parts = raw.split(',');
   for (const p of parts)
-    if (!['cold', 'rollout', 'warm'].includes(p)) throw new Error(`BENCH_ONLY=${raw}: expected a comma-separated list of cold, rollout, warm`);
+    if (!(SCENARIOS as readonly string[]).includes(p)) throw new Error(`${source} ${raw}: expected a comma-separated list of ${SCENARIOS.join(', ')}`);
   return parts as BenchConfig['only'];
 }
 
@@ -68,6 +81,7 @@ function readConfig(): BenchConfig {
     layers: LAYERS,
     rateBps: envNumber('BENCH_RATE_MBPS', 20, false) * 1e6,
     nodes: envNumber('BENCH_NODES', 20, true),
+    siteNodes: envNumber('BENCH_SITE_NODES', 60, true),
     warmRounds: envNumber('BENCH_WARM_ROUNDS', 2, true),
     warmClients: envNumber('BENCH_WARM_CLIENTS', 16, true),
     repeats: envNumber('BENCH_REPEATS', 1, true),
@@ -100,6 +114,7 @@ async function main(cleanup: Cleanup): Promise<number> {
     image: { totalSize: image.totalSize, layers: cfg.layers, layerSize, manifestDigest: image.manifestDigest },
     cold: [],
     rollout: [],
+    site: [],
     serve: [],
     memory: ctx.memory,
     scenarioErrors: [],
@@ -139,8 +154,25 @@ async function main(cleanup: Cleanup): Promise<number> {
       () => rollout(ctx, kind),
       results.rollout,
       (r) =>
-        `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies`,
+        `${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor; link done after ${r.linkSeconds.toFixed(1)} s), ${r.batch.failed} failed, ${r.copies.toFixed(2)} copies, ${r.cpuSeconds.toFixed(2)} CPU s`,
     );
+  }
+  for (const [kind, replicas] of cfg.only.includes('rollout60') ? SITES : []) {
+    const label = `${kind} x${replicas}: roll-out to ${cfg.siteNodes} nodes`;
+    log(`${label} ...`);
+    try {
+      const r = await siteRollout(ctx, kind, replicas, cfg.siteNodes);
+      results.site.push(r);
+      log(
+        r.skipped
+          ? `${label}: ${r.skipped}`
+          : `${label}: ${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(2)} x floor), ${r.copies.toFixed(2)} copies, ${r.batch.failed} failed, ${r.cpuSeconds.toFixed(1)} CPU s`,
+      );
+    } catch (e) {
+      const msg = `${label}: ${(e as Error).message.split('\n').slice(0, 6).join(' / ')}`;
+      results.scenarioErrors.push(msg);
+      log(`FAILED ${msg}`);
+    }
   }
   if (cfg.only.includes('warm')) {
     const certDir = await makeTempDir('berth-bench-tls');
@@ -167,7 +199,8 @@ async function main(cleanup: Cleanup): Promise<number> {
   const out = path.join(os.tmpdir(), `berth-bench-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
 
-  process.stdout.write(`\n${table(results)}`);
+  if (cfg.only.some((o) => o !== 'rollout60')) process.stdout.write(`\n${table(results)}`);
+  if (results.site.length > 0) process.stdout.write(`\n${siteTable(results)}`);
   if (results.serve.length > 0)
     process.stdout.write(`\nwarm serving, ${cfg.warmClients} curl processes x ${cfg.warmRounds} pulls of the image each:\n${serveTable(results.serve)}`);
   const n = [...results.scenarioErrors.map((e) => `scenario failed: ${e}`), ...notes(results)];

@@ -2,10 +2,10 @@
 import type { BuiltImage } from '../test/fixtures/image.js';
 import { sleep } from '../test/fixtures/proc.js';
 import type { Registry } from '../test/fixtures/registry.js';
-import { startRelay } from '../test/fixtures/relay.js';
 import { type CacheKind, type CacheUnderTest, type LogErrors, logErrors, startCache } from './caches.js';
 import type { Cleanup } from './cleanup.js';
-import { type MemSummary, MemoryWatch } from './memory.js';
+import { startLink } from './link.js';
+import { type MemSummary, MemoryWatch, readCpuSeconds } from './memory.js';
 import { type BatchResult, type PullTarget, pullBatch } from './pulls.js';
 import { type UpstreamSnapshot, diff, settle, snapshot } from './upstream.js';
 
@@ -15,12 +15,14 @@ export interface BenchConfig {
   /** Throttled link rate in bytes per second (decimal MB/s * 1e6). */
   rateBps: number;
   nodes: number;
+  /** Nodes in the site roll-out (rollout60). */
+  siteNodes: number;
   /** Whole-image pulls per warm client. */
   warmRounds: number;
   warmClients: number;
   /** Warm serving runs per server, for ranges on a noisy machine. */
   repeats: number;
-  only: Array<'cold' | 'rollout' | 'warm'>;
+  only: Array<'cold' | 'rollout' | 'warm' | 'rollout60'>;
   coldLevels: number[];
   /** Keep each cache's temp dir (config, log, store) for a look afterwards. */
   keepDirs: boolean;
@@ -110,6 +112,8 @@ export interface RolloutResult extends CacheRun {
   linkBytes: number;
   /** Seconds from the start until one image's worth of bytes had crossed the link: the WAN part. */
   linkSeconds: number;
+  /** User + system CPU of the cache process during the roll-out. */
+  cpuSeconds: number;
   timeoutMs: number;
 }
 
@@ -119,18 +123,18 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
   const floorSeconds = image.totalSize / cfg.rateBps;
   // distribution may move about one copy per node (plus its own) over the link; allow that and a margin, no more.
   const timeoutMs = Math.round(Math.max(90, floorSeconds * (cfg.nodes + 2) * 1.5) * 1000);
-  const relay = await startRelay({ targetPort: ctx.registry.port, rateBytesPerSec: cfg.rateBps });
+  const relay = await startLink(ctx.registry.port, cfg.rateBps);
   const stopRelay = ctx.cleanup.add('relay', () => relay.stop());
   try {
     return await withCache(ctx, kind, `rollout x${cfg.nodes}`, relay.url, async (cache) => {
+      const cpu0 = (await readCpuSeconds(cache.pid)) ?? NaN;
       const start = Date.now();
-      let linkSeconds = NaN;
-      const watch = setInterval(() => {
-        if (Number.isNaN(linkSeconds) && relay.bytesToClient() >= image.totalSize) linkSeconds = (Date.now() - start) / 1000;
-      }, 20);
-      const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs).finally(() => clearInterval(watch));
+      const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs);
+      const cpuSeconds = ((await readCpuSeconds(cache.pid)) ?? NaN) - cpu0;
       await settle(ctx.registry, { live: () => relay.bytesToClient(), maxMs: 15_000 });
       const seconds = batch.wallMs / 1000;
+      const linkDone = relay.reached(image.totalSize);
+      const linkSeconds = linkDone === undefined ? NaN : (linkDone - start) / 1000;
       return {
         batch,
         seconds,
@@ -138,6 +142,7 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
         ratioToFloor: seconds / floorSeconds,
         linkBytes: relay.bytesToClient(),
         linkSeconds,
+        cpuSeconds,
         timeoutMs,
       };
     });

@@ -20,6 +20,7 @@ import { AccessControl } from './auth/access.js';
 import { reloadTls } from './http/tls.js';
 import { watchFiles } from './config/watch.js';
 import { openReplica } from './cluster/replica.js';
+import { openSiteWriteSide } from './cluster/write-side.js';
 import { UploadForwarder } from './http/forward.js';
 import { attachTelemetry, createOperations, createTelemetry, type Operations } from './ops/wiring.js';
 import { createFleet } from './fleet/wiring.js';
@@ -117,14 +118,22 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   });
   const uploadRows = replica ? replica.owning(pushStores.uploads, config.storage.uploadpurging.ageMs) : pushStores.uploads;
   const forwarder = replica ? new UploadForwarder() : undefined;
+  // A site's replicas share the write-behind queue and held tags (this replica's own while Redis is away).
+  const siteWrites =
+    replica && config.cluster
+      ? openSiteWriteSide(replica, { site: config.cluster.name, blobs, index: blobIndex, repos, local: pushStores, logger, now })
+      : undefined;
+  // Workers claim queue jobs each under its own name (leases per claimant); a site's replica under its own.
+  const writeState = siteWrites
+    ? { queue: siteWrites.queue, heldTags: siteWrites.heldTags, owner: siteWrites.owner, leaseMs: siteWrites.leaseMs, site: siteWrites.pushSite }
+    : { queue: pushStores.queue, heldTags: pushStores.heldTags, owner: worker ? `${LOCAL_OWNER}-w${worker.slot}` : LOCAL_OWNER };
   const pushSide = openPushSide({
     config,
     blobs,
     index: blobIndex,
     repos,
-    ...pushStores,
     uploads: uploadRows,
-    owner: worker ? `${LOCAL_OWNER}-w${worker.slot}` : LOCAL_OWNER,
+    ...writeState,
     ...(worker ? { uploadBound: worker.uploadBound(), uploadsCleaned: true } : {}),
     upstreams,
     logger,
@@ -154,12 +163,13 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     observer: telemetry,
     protect,
     ...(worker ? { downElsewhere: async () => new Set((await worker.gather('down')).flat() as string[]) } : {}),
-    heldTags: pushStores.heldTags,
+    heldTags: writeState.heldTags,
     onInUseChange: (digests) => inUse.changed(digests),
     ...(router ? { router } : {}),
     // Tag checks: the site's (Redis) when replicas share it, which covers workers too; else the workers'.
     ...(replica ? { manifestSite: replica.manifests } : worker ? { manifestSite: workerManifests(worker, repos) } : {}),
   });
+  siteWrites?.attach(cache);
   attachTelemetry(telemetry, {
     config,
     index: blobIndex,
@@ -214,7 +224,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     push,
     instance,
     ...(config.cluster && replica && forwarder
-      ? { peer: { secret: config.cluster.secret, cache, upstreams, logger }, uploadOwner: (id: string) => replica.uploadOwner(id), forwarder }
+      ? {
+          peer: { secret: config.cluster.secret, cache, upstreams, logger, ...(siteWrites ? { copier: siteWrites.copier } : {}) },
+          uploadOwner: (id: string) => replica.uploadOwner(id),
+          forwarder,
+        }
       : {}),
   };
   const servers = listeners.map((l) => createServer(serverDeps, l.tls));
@@ -278,6 +292,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       clearTimeout(timer);
       await privateAdmin?.close();
       await pushSide.close();
+      siteWrites?.close();
       await replica?.close();
       await forwarder?.close();
       await inUse.close();

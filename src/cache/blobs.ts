@@ -29,8 +29,9 @@ export interface BlobHandle {
    */
   close(): Promise<void>;
   /**
-   * Stored content only: writes bytes [start, end] to `out` and ends it, without a stream in
-   * between (see storage/send). Rejects when `out` closes early or the file cannot be read.
+   * Writes bytes [start, end] to `out` and ends it, without a stream in between (see
+   * storage/send; a fill's bytes as they arrive). Rejects when `out` closes early, the file cannot
+   * be read or the fill fails.
    */
   send?(out: Writable, start: number, end: number, onBytes: (n: number) => void): Promise<void>;
 }
@@ -148,6 +149,7 @@ export class BlobCache {
         size: fill.size,
         outcome: existing ? 'joined' : 'miss',
         open: (start = 0, end?: number) => fill.createReader(start, end),
+        send: (out, start, end, onBytes) => fill.send(out, start, end, onBytes, this.deps.blobs.sendBuffers),
         finalSize: async () => {
           if (fill.size !== undefined) return fill.size;
           await fill.done;

@@ -5,9 +5,10 @@ import { mkdtemp, rm, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { BlobStore } from '../storage/blobs.js';
 import { digestOf } from '../oci/digest.js';
+import { BufferPool, ResponseClosedError } from '../storage/send.js';
 import { BlobFill, DEFAULT_RETRY, pumpFill, type FillSource } from './fill.js';
 
 const hooks = { now: Date.now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
@@ -150,5 +151,91 @@ test('a reader joining between the rename and the verified mark reads the commit
   const r = await reader;
   assert.equal(r.error, undefined);
   assert.ok(r.data.equals(content));
+  await cleanup();
+});
+
+/** A socket-like writable that takes `delayMs` per write (later writes queue in it meanwhile). */
+function slowSink(delayMs: number) {
+  const parts: Buffer[] = [];
+  const w = new Writable({
+    highWaterMark: 64 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      parts.push(Buffer.from(chunk)); // a copy: send() may reuse its buffer once cb has run
+      setTimeout(cb, delayMs);
+    },
+  });
+  return { w, data: () => Buffer.concat(parts) };
+}
+
+class CountingPool extends BufferPool {
+  taken = 0;
+  given = 0;
+  override take(): Buffer {
+    this.taken++;
+    return super.take();
+  }
+  override give(buf: Buffer): void {
+    this.given++;
+    super.give(buf);
+  }
+}
+
+test('send() delivers a fill to a slow writable, and to a late joiner from disk through pool buffers that all come back', async () => {
+  const { store, cleanup } = await setup();
+  const content = randomBytes(3 * 1024 * 1024);
+  const digest = digestOf(content);
+  const chunks = Array.from({ length: 48 }, (_, i) => content.subarray(i * 65_536, (i + 1) * 65_536));
+  const src = gatedSource(chunks);
+  const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
+  const writer = await store.createWriter('sha256', fill.tempPath);
+  fill.markReady(content.length);
+  const pump = pumpFill(fill, once(src.body()), writer, DEFAULT_RETRY, hooks);
+  const pool = new CountingPool();
+  const early = slowSink(1);
+  const sent: number[] = [];
+  const earlyDone = fill.send(early.w, 0, content.length - 1, (n) => sent.push(n), pool);
+  for (let i = 0; i < 40; i++) src.step();
+  await new Promise((r) => setTimeout(r, 50));
+  // 2.5 MiB in: past the bytes held in memory, so the late reader starts from the temp file.
+  const late = slowSink(2);
+  const lateDone = fill.send(late.w, 0, content.length - 1, () => undefined, pool);
+  await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 8; i++) src.step();
+  await new Promise((r) => setTimeout(r, 20));
+  await Promise.all([earlyDone, lateDone, pump]);
+  assert.ok(early.data().equals(content));
+  assert.ok(late.data().equals(content));
+  assert.equal(
+    sent.reduce((a, b) => a + b, 0),
+    content.length,
+  );
+  assert.ok(pool.taken > 0);
+  assert.equal(pool.given, pool.taken, 'every pool buffer comes back');
+  assert.equal(fill.readers, 0);
+  await cleanup();
+});
+
+test('send() to a writable that closes early rejects, and the fill goes on without that reader', async () => {
+  const { store, cleanup } = await setup();
+  const content = randomBytes(400_000);
+  const digest = digestOf(content);
+  const src = gatedSource([content.subarray(0, 100_000), content.subarray(100_000)]);
+  const fill = new BlobFill(digest, store.newTempPath(), store.path(digest));
+  const writer = await store.createWriter('sha256', fill.tempPath);
+  fill.markReady(content.length);
+  const pump = pumpFill(fill, once(src.body()), writer, DEFAULT_RETRY, hooks);
+  const sink = slowSink(0);
+  const done = fill.send(sink.w, 0, content.length - 1, () => undefined, new BufferPool(0)).catch((e: Error) => e);
+  src.step();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(fill.readers, 1);
+  sink.w.destroy();
+  assert.ok((await done) instanceof ResponseClosedError);
+  assert.equal(fill.readers, 0);
+  assert.ok(sink.data().length < content.length);
+  src.step();
+  src.step();
+  await pump;
+  assert.equal(await store.size(digest), content.length);
   await cleanup();
 });

@@ -1,8 +1,9 @@
 /** @module cache/fill — one upstream transfer of one blob into the store, shared by every client that wants it. */
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { BlobWriter } from '../storage/blobs.js';
 import { isNotFound } from '../storage/blobs.js';
+import { type BufferPool, ResponseClosedError } from '../storage/send.js';
 
 export type FillState = 'receiving' | 'verified' | 'failed';
 /** `disk`: bytes go to the temp file; `memory`: the disk filled up and bytes pass through to readers only. */
@@ -184,15 +185,116 @@ export class BlobFill {
   createReader(start: number, end: number | undefined): Readable {
     const cursor: Cursor = { pos: start };
     this.cursors.add(cursor);
-    const stream = Readable.from(this.follow(cursor, end), { objectMode: false, highWaterMark: READ_CHUNK });
-    stream.once('close', () => {
-      this.cursors.delete(cursor);
-      this.readerMoved();
-    });
+    const stream = Readable.from(
+      this.follow(cursor, end, (fh, pos, limit) => this.readDisk(fh, pos, limit)),
+      { objectMode: false, highWaterMark: READ_CHUNK },
+    );
+    stream.once('close', () => this.leave(cursor));
     return stream;
   }
 
-  private async *follow(cursor: Cursor, end: number | undefined): AsyncGenerator<Buffer> {
+  /**
+   * Writes bytes [start, end] to `out` as they arrive, then ends it: no stream in between, and
+   * disk reads (readers behind the bytes held in memory) go into `pool`'s buffers, reused once the
+   * socket has taken them, so a lagging reader allocates nothing per read. Rejects when `out`
+   * closes first or the fill fails (then `out` is left for the caller to cut).
+   */
+  async send(out: Writable, start: number, end: number, onBytes: (n: number) => void, pool: BufferPool): Promise<void> {
+    const cursor: Cursor = { pos: start };
+    this.cursors.add(cursor);
+    // Taken only when a disk read needs one: a reader keeping up with the fill never does, and
+    // 300 of them holding two idle buffers each would be 150 MiB.
+    const free: Buffer[] = [];
+    let owned = 0;
+    let closed = false;
+    let wake: (() => void) | undefined;
+    let closedNow!: () => void;
+    // A reader waiting for the next upstream bytes must not wait for them to learn its client left.
+    const gone = new Promise<IteratorResult<Buffer>>((r) => (closedNow = () => r({ done: true, value: undefined })));
+    const onClose = (): void => {
+      closed = true;
+      // Off the fill at once: a cursor left behind would hold back a pass-through window.
+      this.leave(cursor);
+      wake?.();
+      closedNow();
+    };
+    const onDrain = (): void => wake?.();
+    out.on('close', onClose);
+    out.on('drain', onDrain);
+    const until = async (ready: () => boolean): Promise<void> => {
+      while (!ready() && !closed) await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+    };
+    let settled = false;
+    /** Chunks read into a pool buffer, with that buffer, until their write completes. */
+    const pooled = new Map<Buffer, Buffer>();
+    const readDisk = async (fh: FileHandle | undefined, pos: number, limit: number): Promise<Buffer> => {
+      if (!fh) throw new Error(`temp file of ${this.digest} is gone`);
+      if (free.length === 0 && owned < 2) {
+        free.push(pool.take());
+        owned++;
+      }
+      await until(() => free.length > 0);
+      if (closed) throw new ResponseClosedError();
+      const buf = free.pop()!;
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, limit - pos), pos).catch((err: unknown) => {
+        free.push(buf);
+        throw err;
+      });
+      if (bytesRead === 0) {
+        free.push(buf);
+        throw new Error(`unexpected end of ${this.digest} at ${pos}`);
+      }
+      const chunk = buf.subarray(0, bytesRead);
+      pooled.set(chunk, buf);
+      return chunk;
+    };
+    const chunks = this.follow(cursor, end, readDisk);
+    try {
+      for (;;) {
+        const next = await Promise.race([chunks.next(), gone]);
+        if (closed) throw new ResponseClosedError();
+        if (next.done) break;
+        const chunk = next.value;
+        const base = pooled.get(chunk);
+        pooled.delete(chunk);
+        out.write(chunk, () => {
+          if (!base) return;
+          // A buffer whose write completes after this response settled goes back to the pool.
+          if (settled) pool.give(base);
+          else free.push(base);
+          wake?.();
+        });
+        onBytes(chunk.length);
+        await until(() => !out.writableNeedDrain);
+      }
+      if (closed) throw new ResponseClosedError();
+      await new Promise<void>((resolve, reject) => {
+        out.end(() => resolve());
+        out.once('close', () => (out.writableFinished ? resolve() : reject(new ResponseClosedError())));
+      });
+    } finally {
+      settled = true;
+      // Queued behind a pending next(): the generator closes its file when that settles.
+      chunks.return(undefined).catch(() => undefined);
+      // Buffers read but never written (the response closed in between) are free too.
+      for (const b of [...free.splice(0), ...pooled.values()]) pool.give(b);
+      out.off('close', onClose);
+      out.off('drain', onDrain);
+      this.leave(cursor);
+    }
+  }
+
+  private leave(cursor: Cursor): void {
+    if (!this.cursors.delete(cursor)) return;
+    this.readerMoved();
+  }
+
+  private async *follow(
+    cursor: Cursor,
+    end: number | undefined,
+    readDisk: (fh: FileHandle | undefined, pos: number, limit: number) => Promise<Buffer>,
+  ): AsyncGenerator<Buffer> {
     const fh = await this.openFile();
     try {
       for (;;) {
@@ -218,7 +320,7 @@ export class BlobFill {
             ? readFrom(this.window, this.windowStart, pos, limit, this.digest)
             : pos >= this.recentStart && this.recent.length > 0
               ? readFrom(this.recent, this.recentStart, pos, Math.min(limit, this.diskBytes), this.digest)
-              : await this.readDisk(fh, pos, Math.min(limit, this.diskBytes));
+              : await readDisk(fh, pos, Math.min(limit, this.diskBytes));
         cursor.pos += chunk.length;
         this.readerMoved();
         yield chunk;

@@ -67,7 +67,7 @@ export class ManifestCache {
 
   private async byDigest(target: Target, digest: string): Promise<ManifestResult> {
     parseDigest(digest);
-    const local = await this.local(target, digest, target.upstream ? 'hit' : 'local');
+    const local = (await this.local(target, digest, target.upstream ? 'hit' : 'local')) ?? (await this.fromPeerQuietly(target, digest));
     if (local) return local;
     if (!target.upstream) throw manifestUnknown(target.repository, digest);
     return this.singleFlight(target, digest, () => this.fetch(target, digest));
@@ -77,8 +77,11 @@ export class ManifestCache {
     const { repos, now, logger } = this.deps;
     const record = await repos.tag(target.key, target.repository, tag);
     const upstream = target.upstream;
-    if (!upstream || (await this.deps.heldTags?.isHeld(target.key, target.repository, tag))) {
-      const local = record && (await this.local(target, record.digest, 'local'));
+    // A held tag (pushed here, or at another replica of the site) points at the newest push of it.
+    const held = upstream ? await this.deps.heldTags?.heldDigest(target.key, target.repository, tag) : undefined;
+    if (!upstream || held !== undefined) {
+      const digest = held ?? record?.digest;
+      const local = digest && ((await this.local(target, digest, 'local')) ?? (await this.fromPeerQuietly(target, digest)));
       if (!local) throw manifestUnknown(target.repository, tag);
       return local;
     }
@@ -165,6 +168,17 @@ export class ManifestCache {
     const parsed = parseManifest(body);
     await this.storeParsed(target, digest, body, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'hit' };
+  }
+
+  /** A manifest another replica of the site holds (a push it took), or undefined: never an error. */
+  private async fromPeerQuietly(target: Target, digest: string): Promise<ManifestResult | undefined> {
+    if (!this.deps.site) return undefined;
+    try {
+      return await this.fromPeer(target, digest);
+    } catch (err) {
+      this.deps.logger.debug({ repository: target.repository, digest, err: (err as Error).message }, 'manifest not available from the site');
+      return undefined;
+    }
   }
 
   /** One conditional check upstream: a HEAD, and a GET only when the tag moved. */

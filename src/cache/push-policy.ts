@@ -37,6 +37,22 @@ export interface PushDeps {
   readonly worker: ReplicationWorker;
   readonly logger: Logger;
   readonly deleteEnabled: boolean;
+  /** One of a site's replicas (`cluster:`): the other replicas as holders of pushed content. */
+  readonly site?: PushSite;
+}
+
+/** What a write to one replica of a site may ask of the others; every method is a no-op for a replica alone. */
+export interface PushSite {
+  /**
+   * Before a write-behind push is acknowledged: another live replica holds every blob and
+   * manifest this replica stores for it (listed here), so the push survives this replica's loss.
+   * Rejects (UNAVAILABLE) when other replicas are live and none could take the copy.
+   */
+  secondCopy(target: Target, blobs: readonly string[], manifests: ReadonlyArray<{ digest: string; mediaType: string }>): Promise<void>;
+  /** Brings a blob another live replica holds (an upload taken there) into this one; false when no replica could. */
+  gatherBlob(target: Target, digest: string): Promise<boolean>;
+  /** The same for a manifest (by digest) of the repository. */
+  gatherManifest(target: Target, digest: string): Promise<boolean>;
 }
 
 export interface PushedManifest {
@@ -164,6 +180,7 @@ export class PushService {
     await repos.link(target.key, target.repository, digest);
     if (mode === 'plain' || mode === 'local') await index.setPinned(digest, true);
     if (mode === 'write-behind') {
+      await this.secondCopy(target, digest, parsed);
       // Queued before the tags are visible: an accepted push is never lost, even to a crash right here.
       if (tags.length === 0) await queue.enqueueManifest(target.key, target.repository, digest, children);
       for (const tag of tags) {
@@ -179,19 +196,40 @@ export class PushService {
     return { digest, subject: parsed.subject?.digest, tags };
   }
 
+  /** A site's replicas: another one keeps what this one stores of the push (see PushSite). */
+  private async secondCopy(target: Target, digest: string, parsed: ParsedManifest): Promise<void> {
+    const { site, blobs, repos } = this.deps;
+    if (!site) return;
+    const stored = await Promise.all(parsed.blobs.map(async ({ digest: d }) => ((await blobs.size(d)) !== undefined ? [d] : [])));
+    const children = await Promise.all(
+      parsed.manifests.map(async ({ digest: d }) => {
+        const record = await repos.manifest(target.key, target.repository, d);
+        return record ? [{ digest: d, mediaType: record.mediaType }] : [];
+      }),
+    );
+    await site.secondCopy(target, [...new Set(stored.flat())], [...children.flat(), { digest, mediaType: parsed.mediaType }]);
+  }
+
+  /** Here, or (an upload another replica took) brought here from the replica that has it. */
+  private async storedHere(target: Target, digest: string): Promise<boolean> {
+    if ((await this.deps.blobs.size(digest)) !== undefined) return true;
+    return (await this.deps.site?.gatherBlob(target, digest)) ?? false;
+  }
+
   /** Every referenced blob and child manifest must exist: here, or (modes with an upstream) at the upstream. */
   private async checkChildren(target: Target, mode: WriteMode, parsed: ParsedManifest): Promise<void> {
-    const { blobs, repos } = this.deps;
+    const { repos } = this.deps;
     const missing: string[] = [];
     await Promise.all(
       parsed.blobs.map(async ({ digest }) => {
-        const local = (await blobs.size(digest)) !== undefined && (mode !== 'plain' || (await repos.isLinked(target.key, target.repository, digest)));
+        const local = (await this.storedHere(target, digest)) && (mode !== 'plain' || (await repos.isLinked(target.key, target.repository, digest)));
         if (!local && !(await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)))) missing.push(digest);
       }),
     );
     await Promise.all(
       parsed.manifests.map(async ({ digest }) => {
-        const local = (await repos.manifest(target.key, target.repository, digest)) !== undefined;
+        const local =
+          (await repos.manifest(target.key, target.repository, digest)) !== undefined || ((await this.deps.site?.gatherManifest(target, digest)) ?? false);
         if (!local && !(await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest)))
           missing.push(digest);
       }),

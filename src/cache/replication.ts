@@ -7,11 +7,14 @@ import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index
 import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push-client.js';
 import type { Target, Upstream } from './target.js';
 import { PromiseFlight } from '../util/single-flight.js';
+import type { PushSite } from './push-policy.js';
 
 export interface ReplicatorDeps {
   readonly blobs: BlobStore;
   readonly repos: RepositoryLinks & ManifestRecords;
   readonly logger: Logger;
+  /** A site's replicas: bytes this replica lacks (the push was taken by another) come from a replica holding them. */
+  readonly site?: Pick<PushSite, 'gatherBlob' | 'gatherManifest'>;
 }
 
 export type BlobOutcome = 'present' | 'mounted' | 'uploaded';
@@ -34,7 +37,8 @@ export class Replicator {
     const { blobs, repos } = this.deps;
     if (await blobExists(client, target.repository, digest)) return 'present';
     // Opened once: every attempt of the upload reads the same descriptor, whatever eviction does.
-    const stored = await blobs.open(digest);
+    let stored = await blobs.open(digest);
+    if (!stored && (await this.deps.site?.gatherBlob(target, digest))) stored = await blobs.open(digest);
     if (!stored) {
       throw new OciError(
         'BLOB_UNKNOWN',
@@ -88,7 +92,9 @@ export class Replicator {
   }
 
   private async localManifest(target: Target, digest: string): Promise<{ mediaType: string; body: Buffer } | undefined> {
-    const record = await this.deps.repos.manifest(target.key, target.repository, digest);
+    const { repos, site } = this.deps;
+    let record = await repos.manifest(target.key, target.repository, digest);
+    if (!record && (await site?.gatherManifest(target, digest))) record = await repos.manifest(target.key, target.repository, digest);
     if (!record) return undefined;
     const body = await this.deps.blobs.readAll(digest).catch(() => undefined);
     return body ? { mediaType: record.mediaType, body } : undefined;
@@ -121,6 +127,8 @@ export interface WorkerDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly policy?: ReplicationPolicy;
+  /** How long a claim holds unless renewed (JOB_LEASE_MS): a site's replicas take a dead one's jobs after this. */
+  readonly leaseMs?: number;
 }
 
 /** Drains the write-behind queue: one loop per upstream, jobs in dependency order, retried with capped exponential backoff. */
@@ -137,7 +145,7 @@ export class ReplicationWorker {
 
   constructor(private readonly deps: WorkerDeps) {
     this.policy = deps.policy ?? DEFAULT_REPLICATION;
-    this.claimant = { owner: deps.owner, leaseMs: JOB_LEASE_MS };
+    this.claimant = { owner: deps.owner, leaseMs: deps.leaseMs ?? JOB_LEASE_MS };
   }
 
   async start(): Promise<void> {
@@ -155,7 +163,17 @@ export class ReplicationWorker {
     this.renewer = setInterval(() => {
       if (this.held.size > 0)
         queue.renew([...this.held], this.claimant).catch((err: Error) => logger.warn({ err: err.message }, 'could not renew replication leases'));
-    }, JOB_LEASE_MS / 3);
+      // Another owner of a shared queue may have died mid-job: its lapsed claims are due again.
+      queue
+        .recover()
+        .then((n) => {
+          if (n > 0) {
+            logger.info({ jobs: n }, 'replication jobs whose owner stopped renewing are due again');
+            for (const u of upstreams) this.kick(u.config.name);
+          }
+        })
+        .catch(() => undefined);
+    }, this.claimant.leaseMs / 3);
     this.renewer.unref();
     this.loops = upstreams.map((u) => this.loop(u));
   }
@@ -254,7 +272,13 @@ export class ReplicationWorker {
       const giveUp = !transient && attempts >= this.policy.maxRefusals;
       const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** Math.min(attempts - 1, 20));
       const message = (err as Error).message;
-      await queue.fail(job.id, message, { transient, nextAttemptAt: now() + delay, giveUp });
+      try {
+        await queue.fail(job.id, message, { transient, nextAttemptAt: now() + delay, giveUp });
+      } catch (failErr) {
+        // The queue is unreachable too: the claim lapses and the job runs again then.
+        logger.warn({ ...log, err: message, queueErr: (failErr as Error).message }, 'replication attempt failed and could not be recorded');
+        return;
+      }
       if (giveUp) logger.error({ ...log, attempts, err: message }, 'replication failed for good; see berth queue, then berth queue retry or drop');
       else logger.warn({ ...log, attempts, retryInMs: delay, err: message }, 'replication attempt failed; will retry');
     }

@@ -7,7 +7,7 @@ import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import type { UploadSessions } from '../ports/upload-sessions.js';
-import { PushService } from './push-policy.js';
+import { PushService, type PushSite } from './push-policy.js';
 import type { RegistryCache } from './registry.js';
 import { Replicator, ReplicationWorker } from './replication.js';
 import type { Upstream } from './target.js';
@@ -29,6 +29,10 @@ export interface PushSideDeps {
   readonly uploadBound?: UploadBound;
   /** Who this process claims queue jobs as. */
   readonly owner: string;
+  /** How long a claim holds unless renewed (default: replication's JOB_LEASE_MS). */
+  readonly leaseMs?: number;
+  /** One of a site's replicas: second copies of pushes, content other replicas took. */
+  readonly site?: PushSite;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
@@ -63,9 +67,9 @@ export interface PushSide {
 }
 
 export function openPushSide(deps: PushSideDeps): PushSide {
-  const { config, blobs, index, repos, queue, heldTags, upstreams, logger, now, owner } = deps;
-  const replicator = new Replicator({ blobs, repos, logger });
-  const worker = new ReplicationWorker({ queue, owner, replicator, upstreams, logger, now });
+  const { config, blobs, index, repos, queue, heldTags, upstreams, logger, now, owner, site } = deps;
+  const replicator = new Replicator({ blobs, repos, logger, ...(site ? { site } : {}) });
+  const worker = new ReplicationWorker({ queue, owner, replicator, upstreams, logger, now, ...(deps.leaseMs !== undefined ? { leaseMs: deps.leaseMs } : {}) });
   const uploads = new UploadManager({
     blobs,
     rows: deps.uploads,
@@ -102,7 +106,20 @@ export function openPushSide(deps: PushSideDeps): PushSide {
       await uploads.start(!deps.uploadsCleaned);
       await worker.start();
       started = true;
-      return new PushService({ blobs, index, repos, cache, queue, heldTags, uploads, replicator, worker, logger, deleteEnabled: config.storage.deleteEnabled });
+      return new PushService({
+        blobs,
+        index,
+        repos,
+        cache,
+        queue,
+        heldTags,
+        uploads,
+        replicator,
+        worker,
+        logger,
+        deleteEnabled: config.storage.deleteEnabled,
+        ...(site ? { site } : {}),
+      });
     },
     close: async () => {
       if (started) await Promise.all([worker.stop(), uploads.stop()]);

@@ -3,6 +3,11 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { JobView, ReplicationQueue } from '../ports/replication-queue.js';
 import { openExistingQueue } from '../storage/push-db.js';
+import { pino } from 'pino';
+import type { ClusterConfig } from '../config/types.js';
+import { connectRedis } from '../cluster/redis.js';
+import { RedisReplicationQueue } from '../cluster/redis-queue.js';
+import { SiteQueue } from '../cluster/site-queue.js';
 
 export interface QueueIo {
   readonly env: Record<string, string | undefined>;
@@ -17,7 +22,7 @@ interface QueueOpts {
   config?: string;
 }
 
-/** Adds `berth queue` to the program. It works on push.db directly, with berth running or stopped. */
+/** Adds `berth queue` to the program. It works on push.db (and, for a site's replica, the site's queue in Redis) directly, with berth running or stopped. */
 export function registerQueue(program: Command, io: QueueIo): void {
   const queue = program
     .command('queue')
@@ -53,16 +58,36 @@ export function registerQueue(program: Command, io: QueueIo): void {
 async function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: ReplicationQueue | undefined) => Promise<void>): Promise<void> {
   const { config } = loadConfig({ file: opts.config ?? io.env['BERTH_CONFIG'], env: io.env, cwd: io.cwd });
   const opened = openExistingQueue(config.storage.rootdirectory, io.now);
+  const site = config.cluster ? await openSiteQueue(io, config.cluster) : undefined;
   try {
-    await use(opened?.queue);
+    const shared = site?.queue;
+    await use(shared && opened ? new SiteQueue(shared, opened.queue, pino({ level: 'silent' })) : (shared ?? opened?.queue));
   } finally {
+    site?.close();
     opened?.close();
   }
 }
 
+/** One of a site's replicas: the site's queue in Redis (this replica's own jobs from while Redis was away carry negative ids). */
+async function openSiteQueue(io: QueueIo, cluster: ClusterConfig): Promise<{ queue: ReplicationQueue; close(): void }> {
+  const redis = connectRedis(cluster.redis, pino({ level: 'silent' }));
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), cluster.redis.connectMs);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  if (!ready)
+    io.err(`berth: redis (${cluster.redis.addrs.map((a) => `${a.host}:${a.port}`).join(',')}) does not answer: showing this replica's own jobs only\n`);
+  // Unready, its commands fail at once and the local jobs are listed alone, with the ids berth uses for them.
+  return { queue: new RedisReplicationQueue(redis, cluster.name, io.now), close: () => redis.disconnect() };
+}
+
 function jobId(raw: string): number {
   const id = Number(raw);
-  return Number.isSafeInteger(id) && id > 0 ? id : -1;
+  // Negative: a job this replica queued while the site's Redis was away.
+  return Number.isSafeInteger(id) && id !== 0 ? id : 0;
 }
 
 function missing(io: QueueIo, id: string): void {

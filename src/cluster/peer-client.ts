@@ -13,6 +13,10 @@ export class PeerError extends Error {
 
 export const PEER_PATH = '/_berth/peer/blobs/';
 export const PEER_AUTH_SCHEME = 'Berth-Peer';
+/** POST: take a copy of a write-behind push from the replica that took it (cluster/peer-copy). */
+export const PEER_COPY_PATH = '/_berth/peer/copy';
+/** A copy moves a whole image over the LAN before one answer: its wait is not a first-byte timeout. */
+const COPY_ANSWER_MS = 10 * 60_000;
 
 export interface PeerBody {
   readonly body: AsyncIterable<Uint8Array>;
@@ -22,12 +26,31 @@ export interface PeerBody {
 
 export class PeerClient {
   private readonly agent: Agent;
+  private readonly copyAgent: Agent;
 
   constructor(
     private readonly secret: string,
     timeouts: { connectMs: number; firstByteMs: number; idleMs: number },
   ) {
     this.agent = new Agent({ connect: { timeout: timeouts.connectMs }, headersTimeout: timeouts.firstByteMs, bodyTimeout: timeouts.idleMs });
+    this.copyAgent = new Agent({ connect: { timeout: timeouts.connectMs }, headersTimeout: COPY_ANSWER_MS, bodyTimeout: timeouts.idleMs });
+  }
+
+  /** Asks `peer` to copy the items of a push from this replica; resolves once the peer stored (and fsync'd) them all. */
+  async copy(peer: string, req: unknown): Promise<void> {
+    let res;
+    try {
+      res = await request(`${peer}${PEER_COPY_PATH}`, {
+        method: 'POST',
+        dispatcher: this.copyAgent,
+        headers: { authorization: `${PEER_AUTH_SCHEME} ${this.secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify(req),
+      });
+    } catch (err) {
+      throw new PeerError(`peer ${peer}: ${(err as Error).message}`);
+    }
+    const text = await res.body.text().catch(() => '');
+    if (res.statusCode !== 200) throw new PeerError(`peer ${peer} answered ${res.statusCode}: ${text.slice(0, 300)}`);
   }
 
   /** GET of `digest` from byte `offset` at `peer` for (upstream, repository): the peer checks the repository may see it. */
@@ -56,8 +79,8 @@ export class PeerClient {
     return { body: guarded(res.body, peer), size };
   }
 
-  close(): Promise<void> {
-    return this.agent.close();
+  async close(): Promise<void> {
+    await Promise.all([this.agent.close(), this.copyAgent.close()]);
   }
 }
 

@@ -5,6 +5,7 @@ import type { BlobEntry, BlobIndex, EvictionView } from '../ports/blob-index.js'
 import type { SiteCoordination } from '../ports/site.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import { PeerClient } from './peer-client.js';
+import type { Redis } from 'ioredis';
 import { connectRedis } from './redis.js';
 import { RedisSite } from './redis-site.js';
 import { SiteFills } from './site-fills.js';
@@ -17,7 +18,11 @@ const HEARTBEAT_MS = 1_000;
 const LEASE_MS = 5_000;
 
 export interface Replica {
+  /** The Redis connection the site's records (and its write-behind queue) use. */
+  readonly redis: Redis;
   readonly site: SiteCoordination;
+  /** Live replicas as of the last heartbeat; undefined while Redis does not answer (alone). */
+  live(): ReadonlySet<string> | undefined;
   readonly router: SiteFills;
   readonly peers: PeerClient;
   readonly manifests: ManifestSite;
@@ -36,7 +41,8 @@ export function openReplica(
   deps: { logger: Logger; now: () => number; timeouts: { connectMs: number; firstByteMs: number; idleMs: number } },
 ): Replica {
   const logger = deps.logger.child({ cluster: config.name });
-  const site = new RedisSite(connectRedis(config.redis, logger), config.advertise, config.name);
+  const redis = connectRedis(config.redis, logger);
+  const site = new RedisSite(redis, config.advertise, config.name);
   const peers = new PeerClient(config.secret, deps.timeouts);
   let live: Set<string> | undefined;
   let wasAlone = true;
@@ -76,7 +82,9 @@ export function openReplica(
   const bestEffort = (what: string, p: Promise<unknown>) =>
     p.catch((err: Error) => logger.debug({ err: err.message }, `${what} not recorded in the site (Redis unavailable)`));
   return {
+    redis,
     site,
+    live: () => live,
     router,
     peers,
     manifests: siteManifests(site, peers, () => live),

@@ -9,7 +9,8 @@ import type { Upstream } from '../cache/target.js';
 import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { assertRepositoryName } from '../oci/reference.js';
-import { PEER_AUTH_SCHEME, PEER_PATH } from '../cluster/peer-client.js';
+import { PEER_AUTH_SCHEME, PEER_COPY_PATH, PEER_PATH } from '../cluster/peer-client.js';
+import type { CopyRequest, PeerCopier } from '../cluster/peer-copy.js';
 import { sendError } from './respond.js';
 
 export interface PeerDeps {
@@ -17,19 +18,31 @@ export interface PeerDeps {
   readonly cache: RegistryCache;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
+  /** Takes copies of write-behind pushes from the replica that took them. */
+  readonly copier?: PeerCopier;
 }
+
+/** A copy request lists digests only: far below this. */
+const MAX_COPY_REQUEST = 1024 * 1024;
 
 const hash = (s: string) => createHash('sha256').update(s).digest();
 
-/** Answers `GET /_berth/peer/blobs/<digest>?upstream=&repository=&mode=` (Range `bytes=N-`); false for other paths. */
+/**
+ * Answers `GET /_berth/peer/blobs/<digest>?upstream=&repository=&mode=` (Range `bytes=N-`) and
+ * `POST /_berth/peer/copy`; false for other paths.
+ */
 export async function handlePeer(deps: PeerDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-  if (!url.pathname.startsWith(PEER_PATH)) return false;
+  if (!url.pathname.startsWith(PEER_PATH) && url.pathname !== PEER_COPY_PATH) return false;
   try {
     const auth = req.headers.authorization ?? '';
     const given = auth.startsWith(`${PEER_AUTH_SCHEME} `) ? auth.slice(PEER_AUTH_SCHEME.length + 1) : '';
     // Compared as hashes: equal length, constant time.
     if (!timingSafeEqual(hash(given), hash(deps.secret))) {
       throw new OciError('UNAUTHORIZED', 'peer requests need the cluster secret', { status: 401 });
+    }
+    if (url.pathname === PEER_COPY_PATH) {
+      await takeCopy(deps, req, res);
+      return true;
     }
     if (req.method !== 'GET') throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: 'GET' } });
     const digest = url.pathname.slice(PEER_PATH.length);
@@ -66,4 +79,33 @@ export async function handlePeer(deps: PeerDeps, req: IncomingMessage, res: Serv
     if (e.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error serving a peer');
   }
   return true;
+}
+
+/** `POST /_berth/peer/copy`: answered 200 only once every item is stored here, verified and synced. */
+async function takeCopy(deps: PeerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.method !== 'POST') throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: 'POST' } });
+  if (!deps.copier) throw new OciError('UNSUPPORTED', 'this replica takes no copies');
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n > MAX_COPY_REQUEST) throw new OciError('SIZE_INVALID', `copy request exceeds ${MAX_COPY_REQUEST} bytes`, { status: 413 });
+    chunks.push(c as Buffer);
+  }
+  let body: CopyRequest;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as CopyRequest;
+  } catch {
+    throw new OciError('UNSUPPORTED', 'copy request is not JSON', { status: 400 });
+  }
+  const upstream = deps.upstreams.find((u) => u.config.name === body.upstream);
+  if (!upstream) throw new OciError('NAME_UNKNOWN', 'no such upstream here', { status: 404 });
+  assertRepositoryName(body.repository);
+  if (typeof body.from !== 'string' || !Array.isArray(body.blobs) || !Array.isArray(body.manifests))
+    throw new OciError('UNSUPPORTED', 'copy request needs from, blobs and manifests', { status: 400 });
+  for (const d of [...body.blobs, ...body.manifests.map((m) => m.digest)]) parseDigest(d);
+  const out = await deps.copier.take({ upstream, key: upstream.config.name, repository: body.repository }, body);
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify(out));
 }

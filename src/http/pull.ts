@@ -119,7 +119,7 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
     }
   };
   if (blob.send && end !== undefined) {
-    // Stored content: straight from the file to the socket, no stream in between.
+    // Stored content and fills alike: straight to the socket, no stream in between.
     await blob.send(res, start, end, (n) => ctx.served(n)).catch(cut);
     return;
   }

@@ -9,5 +9,7 @@ export interface HeldTags {
   /** Releases every tag of the repository that points at the digest. */
   releaseTagsOf(upstream: string, repository: string, digest: string): Promise<void>;
   isHeld(upstream: string, repository: string, tag: string): Promise<boolean>;
+  /** The digest a held tag points at (the newest push of it), or undefined when the tag is not held. */
+  heldDigest(upstream: string, repository: string, tag: string): Promise<string | undefined>;
   heldTags(upstream: string, repository: string): Promise<string[]>;
 }

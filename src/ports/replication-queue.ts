@@ -58,9 +58,10 @@ export interface ReplicationQueue {
   fail(id: number, error: string, opts: { transient: boolean; nextAttemptAt: number; giveUp: boolean }): Promise<void>;
   /**
    * Start-up: jobs `owner` was running when it stopped, and jobs whose lease lapsed (their owner
-   * died), are due again. Jobs other live owners run are left alone.
+   * died), are due again. Jobs other live owners run are left alone. Without an owner (a periodic
+   * sweep while running): only lapsed leases.
    */
-  recover(owner: string): Promise<number>;
+  recover(owner?: string): Promise<number>;
   wakeTransient(upstream: string): Promise<number>;
   nextDue(upstream: string): Promise<number | undefined>;
   list(): Promise<JobView[]>;

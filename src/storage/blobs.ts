@@ -17,8 +17,8 @@ export class BlobStore {
   private readonly layout: StoreLayout;
   /** Readers against removal: see leases.ts. */
   private readonly leases = new Leases();
-  /** Send buffers shared by every response from this store. */
-  private readonly sendBuffers = new BufferPool();
+  /** Send buffers shared by every response from this store (stored blobs and fills alike). */
+  readonly sendBuffers = new BufferPool();
 
   constructor(root: string) {
     this.root = root;

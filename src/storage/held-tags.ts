@@ -41,6 +41,12 @@ export class SqliteHeldTags implements HeldTags {
     return this.db.prepare('SELECT 1 FROM held_tags WHERE upstream = ? AND repository = ? AND tag = ?').get(upstream, repository, tag) !== undefined;
   }
 
+  async heldDigest(upstream: string, repository: string, tag: string): Promise<string | undefined> {
+    const row = this.db.prepare('SELECT digest FROM held_tags WHERE upstream = ? AND repository = ? AND tag = ?').get(upstream, repository, tag) as
+      { digest: string } | undefined;
+    return row?.digest;
+  }
+
   async heldTags(upstream: string, repository: string): Promise<string[]> {
     return (
       this.db.prepare('SELECT tag FROM held_tags WHERE upstream = ? AND repository = ? ORDER BY tag').all(upstream, repository) as Array<{ tag: string }>

@@ -153,3 +153,48 @@ test('the worker retries refusals with backoff and marks the job failed after th
   assert.match((await q.get(id))?.lastError ?? '', /denied/);
   cleanup();
 });
+
+test("a worker sharing the queue runs a stopped owner's job once its lease lapses", async () => {
+  const { db, cleanup } = setup();
+  const realNow = () => Date.now();
+  const q = new SqliteReplicationQueue(db, realNow);
+  const id = await q.enqueueBlob('u', 'r', d(1));
+  const ran: string[] = [];
+  const upstream = { config: { name: 'u' }, client: { breaker: { state: 'up' } } } as unknown as Upstream;
+  const worker = (owner: string, hang: boolean) =>
+    new ReplicationWorker({
+      queue: q,
+      owner,
+      replicator: {
+        ensureBlob: async () => {
+          ran.push(owner);
+          // The first owner dies mid-job: its attempt never ends and it renews nothing.
+          if (hang) await new Promise(() => undefined);
+          return 'uploaded';
+        },
+      } as unknown as Replicator,
+      upstreams: [upstream],
+      logger: pino({ level: 'silent' }),
+      now: realNow,
+      policy: { concurrency: 1, baseDelayMs: 5, maxDelayMs: 20, maxRefusals: 3, pollMs: 20 },
+      leaseMs: 300,
+    });
+  // The workers' timers do not hold the process open; the test's own wait does.
+  const keepAlive = setInterval(() => undefined, 50);
+  const a = worker('a', true);
+  await a.start();
+  const until = (cond: () => Promise<boolean>) =>
+    (async () => {
+      for (const deadline = Date.now() + 5_000; Date.now() < deadline && !(await cond());) await new Promise((r) => setTimeout(r, 10));
+    })();
+  await until(async () => (await q.get(id))?.owner === 'a');
+  await a.stop(10);
+  const b = worker('b', false);
+  await b.start();
+  await until(async () => (await q.get(id)) === undefined);
+  await b.stop();
+  assert.equal(await q.get(id), undefined, 'done');
+  clearInterval(keepAlive);
+  assert.deepEqual(ran, ['a', 'b'], "b ran a's job after a's lease lapsed");
+  cleanup();
+});

@@ -152,13 +152,13 @@ export class SqliteReplicationQueue implements ReplicationQueue {
    * lease lapsed or that have no owner (written before owners were recorded). Jobs a live owner
    * holds a lease on are left to it.
    */
-  async recover(owner: string): Promise<number> {
+  async recover(owner?: string): Promise<number> {
     return this.db
       .prepare(
         `UPDATE replication_jobs SET state = 'pending', owner = NULL, lease_until = NULL
         WHERE state = 'running' AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until <= ?)`,
       )
-      .run(owner, this.now()).changes;
+      .run(owner ?? null, this.now()).changes;
   }
 
   /** The upstream is back: jobs that waited out a network error are due now, not at the end of their backoff. */

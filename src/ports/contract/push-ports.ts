@@ -53,9 +53,44 @@ export function replicationQueueContract(name: string, open: () => Promise<PushF
     advance(8_000);
     assert.equal(await queue.recover('alice'), 0, "alice restarts again: bob's renewed lease has not lapsed");
     assert.equal((await queue.get(b))?.state, 'running', 'renewed: still within its lease');
+    assert.equal(await queue.recover(), 0, 'a sweep leaves live leases alone');
+    advance(20_000);
+    assert.equal(await queue.recover(), 1, 'a sweep frees a lapsed lease');
+    await queue.claim('u', 1, bob);
     advance(20_000);
     assert.equal(await queue.recover('carol'), 1, "a lapsed lease is anyone's");
     assert.equal((await queue.get(b))?.state, 'pending');
+  });
+
+  t('a newer push of a tag supersedes a queued one, waits for a running one, and keeps the tag held', async ({ queue, heldTags }) => {
+    await queue.enqueueManifest('u', 'r', d(1), [{ kind: 'blob', digest: d(5) }], { tag: 'v1', baseDigest: null });
+    await queue.enqueueManifest('u', 'r', d(2), [{ kind: 'blob', digest: d(5) }], { tag: 'v1', baseDigest: d(1) });
+    const jobs = await queue.list();
+    assert.deepEqual(
+      jobs.filter((j) => j.kind === 'tag').map((j) => [j.digest, j.baseDigest]),
+      [[d(2), d(1)]],
+      'the older, not yet running tag job is gone',
+    );
+    assert.equal(jobs.filter((j) => j.kind === 'blob').length, 1, 'one job per item, shared by both manifests');
+    assert.deepEqual(await queue.counts(), { pending: 4, running: 0, failed: 0 });
+    for (const j of await queue.claim('u', 10, alice)) await queue.complete(j);
+    for (const j of await queue.claim('u', 10, alice)) await queue.complete(j);
+    const running = await queue.claim('u', 10, alice);
+    assert.deepEqual(
+      running.map((j) => [j.kind, j.tag]),
+      [['tag', 'v1']],
+    );
+    const { tagJob } = await queue.enqueueManifest('u', 'r', d(3), [], { tag: 'v1', baseDigest: d(2) });
+    assert.ok((await queue.list()).find((j) => j.id === tagJob)?.waitingFor.includes(running[0]!.id), 'the newer tag waits for the running one');
+    assert.equal(await heldTags.heldDigest('u', 'r', 'v1'), d(3));
+    await queue.complete(running[0]!);
+    assert.equal(await heldTags.heldDigest('u', 'r', 'v1'), d(3), 'still held: the newest push has not reached the upstream');
+    assert.deepEqual(
+      (await queue.claim('u', 10, alice)).map((j) => [j.kind, j.digest]),
+      [['manifest', d(3)]],
+      'the new manifest first; its tag waits for it',
+    );
+    assert.equal(await queue.nextDue('other'), undefined);
   });
 
   t('fail, wake, retry, drop; needs and needed', async ({ queue, advance }) => {
@@ -89,6 +124,11 @@ export function heldTagsContract(name: string, open: () => Promise<PushFixture>)
     await heldTags.hold('u', 'r', 'c', d(2), 'local');
     assert.deepEqual(await heldTags.heldTags('u', 'r'), ['a', 'b', 'c']);
     assert.deepEqual(await heldTags.heldTags('u', 'other'), []);
+    assert.equal(await heldTags.heldDigest('u', 'r', 'a'), d(1));
+    await heldTags.hold('u', 'r', 'a', d(3), 'replicating');
+    assert.equal(await heldTags.heldDigest('u', 'r', 'a'), d(3), 'the newest hold wins');
+    assert.equal(await heldTags.heldDigest('u', 'r', 'none'), undefined);
+    await heldTags.hold('u', 'r', 'a', d(1), 'replicating');
     await heldTags.release('u', 'r', 'c');
     assert.equal(await heldTags.isHeld('u', 'r', 'c'), false);
     await heldTags.releaseTagsOf('u', 'r', d(1));

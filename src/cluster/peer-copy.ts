@@ -1,0 +1,110 @@
+/** @module cluster/peer-copy — a second copy of a write-behind push on another replica before the push is acknowledged: asking for it, and taking it. */
+import type { Logger } from 'pino';
+import type { RegistryCache } from '../cache/registry.js';
+import type { Target } from '../cache/target.js';
+import { digestOf, parseDigest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { PeerClient } from './peer-client.js';
+import type { SiteCoordination } from '../ports/site.js';
+
+/** What the replica that took a push asks another to copy from it (`from`): everything the push needs that `from` stores. */
+export interface CopyRequest {
+  readonly upstream: string;
+  readonly repository: string;
+  readonly from: string;
+  readonly blobs: readonly string[];
+  /** Child manifests first, the pushed manifest last. */
+  readonly manifests: ReadonlyArray<{ digest: string; mediaType: string }>;
+}
+
+export interface PeerCopyDeps {
+  readonly blobs: BlobStore;
+  /** Records this replica as a holder after each commit (cluster/replica's holding index). */
+  readonly index: BlobIndex;
+  readonly repos: RepositoryIndex;
+  readonly peers: PeerClient;
+  readonly live: () => ReadonlySet<string> | undefined;
+  readonly site: SiteCoordination;
+  readonly logger: Logger;
+}
+
+/** The taking side: pulls each item from `from` through the peer endpoint, verifies its digest, and stores it (fsync'd) before answering. */
+export class PeerCopier {
+  constructor(private readonly deps: PeerCopyDeps) {}
+
+  async take(target: Target, req: CopyRequest): Promise<{ copied: number; present: number }> {
+    // Only a live replica of this site is read from (the request carries the secret there); the
+    // heartbeat view may lag a replica that just joined, so Redis is asked before refusing.
+    const { live, site } = this.deps;
+    const known = live()?.has(req.from) || (await site.members().catch(() => [])).some((m) => m.url === req.from);
+    if (!known || req.from === site.self) {
+      throw new OciError('UNAVAILABLE', `${req.from} is not a live replica of this site`, { status: 409 });
+    }
+    let copied = 0;
+    for (const d of req.blobs) if (await this.blob(target, req.from, d)) copied++;
+    for (const m of req.manifests) if (await this.manifest(target, req.from, m.digest, m.mediaType)) copied++;
+    return { copied, present: req.blobs.length + req.manifests.length - copied };
+  }
+
+  /** True when the bytes came over; false when they were here already. */
+  private async blob(target: Target, from: string, digest: string): Promise<boolean> {
+    const { blobs, index, repos, peers } = this.deps;
+    const release = await blobs.hold(digest);
+    try {
+      let size = await blobs.size(digest);
+      const fetched = size === undefined;
+      if (size === undefined) {
+        const writer = await blobs.createWriter(parseDigest(digest).algorithm);
+        try {
+          const { body } = await peers.open(from, target.key, target.repository, digest, 0, 'held');
+          for await (const chunk of body) await writer.write(chunk);
+          size = (await writer.commit(digest)).size;
+        } catch (err) {
+          await writer.abort().catch(() => undefined);
+          throw err;
+        }
+      }
+      await index.put(digest, size);
+      await repos.link(target.key, target.repository, digest);
+      return fetched;
+    } finally {
+      release();
+    }
+  }
+
+  private async manifest(target: Target, from: string, digest: string, mediaType: string): Promise<boolean> {
+    const { blobs, repos, peers } = this.deps;
+    if ((await repos.manifest(target.key, target.repository, digest)) && (await blobs.size(digest)) !== undefined) return false;
+    const { body } = await peers.open(from, target.key, target.repository, digest, 0, 'held');
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of body) {
+      n += c.length;
+      if (n > MAX_MANIFEST_SIZE) throw new OciError('MANIFEST_INVALID', `manifest ${digest} from ${from} exceeds ${MAX_MANIFEST_SIZE} bytes`);
+      chunks.push(Buffer.from(c));
+    }
+    const bytes = Buffer.concat(chunks);
+    if (digestOf(bytes, parseDigest(digest).algorithm) !== digest) {
+      throw new OciError('DIGEST_INVALID', `manifest from ${from} does not match ${digest}`, { status: 502 });
+    }
+    const parsed = parseManifest(bytes, mediaType);
+    const refs = [...parsed.blobs, ...parsed.manifests].map((x) => x.digest);
+    await this.cache().storeManifest(target, digest, parsed.mediaType, bytes, refs, parsed.subject?.digest, parsed.artifactType);
+    await repos.link(target.key, target.repository, digest);
+    return true;
+  }
+
+  private cacheRef: RegistryCache | undefined;
+  /** The cache records manifests the way every other path does; it is built after this. */
+  attach(cache: RegistryCache): void {
+    this.cacheRef = cache;
+  }
+  private cache(): RegistryCache {
+    if (!this.cacheRef) throw new OciError('UNAVAILABLE', 'this replica is starting');
+    return this.cacheRef;
+  }
+}

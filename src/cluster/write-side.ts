@@ -1,0 +1,72 @@
+/** @module cluster/write-side — a replica's write side in a site: the site's queue and held tags (local while Redis is away), second copies of pushes, and taking copies for others. */
+import type { Logger } from 'pino';
+import type { RegistryCache } from '../cache/registry.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { RepositoryIndex } from '../ports/repository-index.js';
+import type { PushPorts } from '../storage/local.js';
+import type { BlobStore } from '../storage/blobs.js';
+import { PeerCopier } from './peer-copy.js';
+import { ReplicaPushSite } from './push-site.js';
+import { RedisHeldTags, RedisReplicationQueue } from './redis-queue.js';
+import type { Replica } from './replica.js';
+import { SiteHeldTags, SiteQueue } from './site-queue.js';
+
+/** A replica's claims on the site's queue lapse this long after it stops renewing them (it died): then a survivor runs them. */
+export const SITE_JOB_LEASE_MS = 15_000;
+/** How often jobs queued here while Redis was away are offered to the site's queue. */
+const MOVE_EVERY_MS = 5_000;
+
+export interface SiteWriteSide {
+  readonly queue: SiteQueue;
+  readonly heldTags: SiteHeldTags;
+  readonly pushSite: ReplicaPushSite;
+  readonly copier: PeerCopier;
+  /** Who this replica claims jobs as: its advertise URL. */
+  readonly owner: string;
+  readonly leaseMs: number;
+  /** The cache is built: copies and gathers can store through it; starts moving local jobs. */
+  attach(cache: RegistryCache): void;
+  close(): void;
+}
+
+export function openSiteWriteSide(
+  replica: Replica,
+  deps: { site: string; blobs: BlobStore; index: BlobIndex; repos: RepositoryIndex; local: PushPorts; logger: Logger; now: () => number },
+): SiteWriteSide {
+  const { blobs, index, repos, local, logger, now } = deps;
+  const log = logger.child({ cluster: deps.site });
+  const queue = new SiteQueue(new RedisReplicationQueue(replica.redis, deps.site, now), local.queue, log);
+  const heldTags = new SiteHeldTags(new RedisHeldTags(replica.redis, deps.site, now), local.heldTags, log);
+  const live = () => replica.live();
+  const pushSite = new ReplicaPushSite({ site: replica.site, peers: replica.peers, manifests: replica.manifests, blobs, live, logger: log });
+  const copier = new PeerCopier({ blobs, index, repos, peers: replica.peers, live, site: replica.site, logger: log });
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    queue,
+    heldTags,
+    pushSite,
+    copier,
+    owner: replica.site.self,
+    leaseMs: SITE_JOB_LEASE_MS,
+    attach: (cache) => {
+      pushSite.attach(cache);
+      copier.attach(cache);
+      warnIfVolatile(replica, log);
+      timer = setInterval(() => {
+        if (live()) void queue.moveLocal();
+      }, MOVE_EVERY_MS);
+      timer.unref();
+    },
+    close: () => clearInterval(timer),
+  };
+}
+
+/** The site's queue lives in Redis: one that restarts empty forgets queued pushes. CONFIG may be disabled (managed Redis): then nothing is said. */
+function warnIfVolatile(replica: Replica, logger: Logger): void {
+  void (replica.redis.config('GET', 'appendonly') as Promise<string[]>)
+    .then((reply) => {
+      if (reply[1] === 'no')
+        logger.warn('redis runs without appendonly: a Redis restart forgets queued write-behind pushes; set appendonly yes (see Large sites)');
+    })
+    .catch(() => undefined);
+}
