@@ -123,10 +123,12 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     replica && config.cluster
       ? openSiteWriteSide(replica, { site: config.cluster.name, blobs, index: blobIndex, repos, local: pushStores, logger, now })
       : undefined;
-  // Workers claim queue jobs each under its own name (leases per claimant); a site's replica under its own.
+  // Every claimant has its own name (leases per claimant): a worker's start-up recovery then
+  // resets only its own running jobs, never a sibling worker's of the same replica.
+  const claimant = (base: string) => (worker ? `${base}-w${worker.slot}` : base);
   const writeState = siteWrites
-    ? { queue: siteWrites.queue, heldTags: siteWrites.heldTags, owner: siteWrites.owner, leaseMs: siteWrites.leaseMs, site: siteWrites.pushSite }
-    : { queue: pushStores.queue, heldTags: pushStores.heldTags, owner: worker ? `${LOCAL_OWNER}-w${worker.slot}` : LOCAL_OWNER };
+    ? { queue: siteWrites.queue, heldTags: siteWrites.heldTags, owner: claimant(siteWrites.owner), leaseMs: siteWrites.leaseMs, site: siteWrites.pushSite }
+    : { queue: pushStores.queue, heldTags: pushStores.heldTags, owner: claimant(LOCAL_OWNER) };
   const pushSide = openPushSide({
     config,
     blobs,
@@ -169,7 +171,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     // Tag checks: the site's (Redis) when replicas share it, which covers workers too; else the workers'.
     ...(replica ? { manifestSite: replica.manifests } : worker ? { manifestSite: workerManifests(worker, repos) } : {}),
   });
-  siteWrites?.attach(cache);
+  siteWrites?.attach(cache, lead);
   attachTelemetry(telemetry, {
     config,
     index: blobIndex,

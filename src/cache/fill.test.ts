@@ -9,7 +9,8 @@ import { type Readable, Writable } from 'node:stream';
 import { BlobStore } from '../storage/blobs.js';
 import { digestOf } from '../oci/digest.js';
 import { BufferPool, ResponseClosedError } from '../storage/send.js';
-import { BlobFill, DEFAULT_RETRY, pumpFill, type FillSource } from './fill.js';
+import { BlobFill } from './fill.js';
+import { DEFAULT_RETRY, pumpFill, type FillSource } from './fill-pump.js';
 
 const hooks = { now: Date.now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
 

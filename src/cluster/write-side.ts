@@ -24,8 +24,12 @@ export interface SiteWriteSide {
   /** Who this replica claims jobs as: its advertise URL. */
   readonly owner: string;
   readonly leaseMs: number;
-  /** The cache is built: copies and gathers can store through it; starts moving local jobs. */
-  attach(cache: RegistryCache): void;
+  /**
+   * The cache is built: copies and gathers can store through it. With `moveLocal`, also starts
+   * moving jobs queued here while Redis was away into the site's queue: one mover per store (the
+   * lead worker), so two workers never move the same job twice.
+   */
+  attach(cache: RegistryCache, moveLocal: boolean): void;
   close(): void;
 }
 
@@ -48,9 +52,10 @@ export function openSiteWriteSide(
     copier,
     owner: replica.site.self,
     leaseMs: SITE_JOB_LEASE_MS,
-    attach: (cache) => {
+    attach: (cache, moveLocal) => {
       pushSite.attach(cache);
       copier.attach(cache);
+      if (!moveLocal) return;
       warnIfVolatile(replica, log);
       timer = setInterval(() => {
         if (live()) void queue.moveLocal();
