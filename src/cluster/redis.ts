@@ -8,7 +8,8 @@ import type { ClusterConfig } from '../config/types.js';
  * so a request that consults Redis never waits on it for long; the client keeps reconnecting in
  * the background and coordination resumes when Redis answers again.
  */
-export function connectRedis(config: ClusterConfig['redis'], logger: Logger): Redis {
+/** `name` is the connection's name in Redis's CLIENT LIST (no spaces), so an operator can tell which replica holds it. */
+export function connectRedis(config: ClusterConfig['redis'], logger: Logger, name?: string): Redis {
   const tls = config.tls;
   const common: RedisOptions = {
     db: config.db,
@@ -18,7 +19,10 @@ export function connectRedis(config: ClusterConfig['redis'], logger: Logger): Re
     commandTimeout: config.commandMs,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
-    retryStrategy: (attempt) => Math.min(250 * attempt, 2_000),
+    // Reconnect within a second of Redis's return: until then this replica works alone and may
+    // fetch a blob the rest of the site is already fetching.
+    retryStrategy: (attempt) => Math.min(250 * attempt, 1_000),
+    ...(name !== undefined ? { connectionName: name } : {}),
     ...(tls
       ? {
           tls: {

@@ -41,7 +41,7 @@ export function openReplica(
   deps: { logger: Logger; now: () => number; timeouts: { connectMs: number; firstByteMs: number; idleMs: number } },
 ): Replica {
   const logger = deps.logger.child({ cluster: config.name });
-  const redis = connectRedis(config.redis, logger);
+  const redis = connectRedis(config.redis, logger, `berth:${config.name}:${config.advertise}`.replace(/\s/g, '_'));
   const site = new RedisSite(redis, config.advertise, config.name);
   const peers = new PeerClient(config.secret, deps.timeouts);
   let live: Set<string> | undefined;
@@ -100,6 +100,10 @@ export function openReplica(
       return new HoldingIndex(index, site, bestEffort);
     },
     start: () => {
+      // A reconnect ends "alone" at once, not at the next heartbeat.
+      redis.on('ready', () => {
+        if (timer) ticking = ticking.then(tick);
+      });
       ticking = tick();
       timer = setInterval(() => {
         ticking = ticking.then(tick);

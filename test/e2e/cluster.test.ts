@@ -37,6 +37,9 @@ async function image(repoTag: string, layers = 3, layerSize = 2 * 1024 * 1024): 
   return img;
 }
 
+/** Worker processes per replica: set, not `auto`, so the tests know how many Redis clients to expect. */
+const WORKERS = 2;
+
 /** Three replicas of one site, each its own port, root and advertise URL; `remoteurl` may be a relay. */
 async function site(remoteurl = registry.url, n = 3): Promise<Berth[]> {
   const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
@@ -48,6 +51,7 @@ async function site(remoteurl = registry.url, n = 3): Promise<Berth[]> {
         config: {
           version: 0.1,
           log: { level: 'info' },
+          http: { workers: WORKERS },
           proxy: { remoteurl, tagttl: '10m', pushmode: 'local' },
           redis: { addr: redis.addr },
           cluster: { advertise: `http://${LOOPBACK}:${port}`, secret: SECRET, name },
@@ -68,7 +72,10 @@ async function sent(fn: () => Promise<unknown>): Promise<number> {
   return (await registry.bytesSent()) - before;
 }
 
-/** Waits until `n` replicas heartbeat into the (new, empty) Redis again: each has reconnected. */
+/**
+ * Waits until `n` replicas heartbeat into the (new, empty) Redis again and every worker process
+ * of each has reconnected (its named connection is back): a worker still reconnecting works alone.
+ */
 async function rejoined(n: number): Promise<void> {
   const { Redis } = await import('ioredis');
   const r = new Redis({ host: LOOPBACK, port: redis.port, lazyConnect: true });
@@ -77,7 +84,10 @@ async function rejoined(n: number): Promise<void> {
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(200)) {
       const keys = await r.keys('berth:*:members');
       const counts = await Promise.all(keys.map((k) => r.zcard(k)));
-      if (counts.some((c) => c >= n)) return;
+      const clients = String(await r.call('CLIENT', 'LIST'))
+        .split('\n')
+        .filter((line) => / name=berth:/.test(line)).length;
+      if (counts.some((c) => c >= n) && clients >= n * WORKERS) return;
     }
     throw new Error(`${n} replicas did not rejoin Redis within 30 s`);
   } finally {
