@@ -23,6 +23,13 @@ export async function readCpuSeconds(pid: number): Promise<number | null> {
   return Number.isFinite(ticks) ? ticks / CLOCK_TICKS : null;
 }
 
+/** CPU seconds of several processes together (a server's process tree). */
+export async function treeCpuSeconds(pids: readonly number[]): Promise<number> {
+  let total = 0;
+  for (const p of pids) total += (await readCpuSeconds(p)) ?? 0;
+  return total;
+}
+
 // USER_HZ is 100 on every Linux build Node supports.
 const CLOCK_TICKS = 100;
 

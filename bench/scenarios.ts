@@ -5,7 +5,8 @@ import type { Registry } from '../test/fixtures/registry.js';
 import { type CacheKind, type CacheUnderTest, type LogErrors, logErrors, startCache } from './caches.js';
 import type { Cleanup } from './cleanup.js';
 import { startLink } from './link.js';
-import { type MemSummary, MemoryWatch, readCpuSeconds } from './memory.js';
+import { treePids } from './anchors.js';
+import { type MemSummary, MemoryWatch, treeCpuSeconds } from './memory.js';
 import { type BatchResult, type PullTarget, pullBatch } from './pulls.js';
 import { type UpstreamSnapshot, diff, settle, snapshot } from './upstream.js';
 
@@ -127,10 +128,12 @@ export async function rollout(ctx: Ctx, kind: CacheKind): Promise<RolloutResult>
   const stopRelay = ctx.cleanup.add('relay', () => relay.stop());
   try {
     return await withCache(ctx, kind, `rollout x${cfg.nodes}`, relay.url, async (cache) => {
-      const cpu0 = (await readCpuSeconds(cache.pid)) ?? NaN;
+      // The whole process tree: with http.workers the serving is done by the primary's children.
+      const pids = await treePids(cache.pid);
+      const cpu0 = await treeCpuSeconds(pids);
       const start = Date.now();
       const batch = await pullBatch(target(ctx, cache), cfg.nodes, timeoutMs);
-      const cpuSeconds = ((await readCpuSeconds(cache.pid)) ?? NaN) - cpu0;
+      const cpuSeconds = (await treeCpuSeconds(pids)) - cpu0;
       await settle(ctx.registry, { live: () => relay.bytesToClient(), maxMs: 15_000 });
       const seconds = batch.wallMs / 1000;
       const linkDone = relay.reached(image.totalSize);

@@ -4,7 +4,7 @@ import { sleep } from '../test/fixtures/proc.js';
 import { type AnchorKind, type ServerUnderTest, startAnchor, treePids } from './anchors.js';
 import type { TlsPair } from './caches.js';
 import { blobTransfers, curl, nodePull, sum } from './curl.js';
-import { readCpuSeconds, readStatus } from './memory.js';
+import { readStatus, treeCpuSeconds } from './memory.js';
 import type { Ctx } from './scenarios.js';
 import { settle } from './upstream.js';
 
@@ -26,12 +26,6 @@ export interface ServeResult {
   peakRssMiB: number;
   /** VmRSS when the warm window began (after priming), in MiB. */
   startRssMiB: number;
-}
-
-async function treeCpu(pids: number[]): Promise<number> {
-  let total = 0;
-  for (const p of pids) total += (await readCpuSeconds(p)) ?? 0;
-  return total;
 }
 
 async function treeRssKiB(pids: number[]): Promise<number> {
@@ -91,11 +85,11 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
       }
     })();
     const transfers = Array.from({ length: cfg.warmRounds }, () => blobTransfers(ctx.repository, ctx.image)).flat();
-    const cpu0 = await treeCpu(pids);
+    const cpu0 = await treeCpuSeconds(pids);
     const t0 = process.hrtime.bigint();
     const results = await Promise.all(Array.from({ length: cfg.warmClients }, () => curl({ url: s.url, cacert }, transfers, { timeoutS: 600 })));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const cpu = (await treeCpu(pids)) - cpu0;
+    const cpu = (await treeCpuSeconds(pids)) - cpu0;
     sampling = false;
     await sampler;
     const total = sum(results);
