@@ -31,6 +31,13 @@ export function createLogger(config: BerthConfig) {
   return pino({ level: config.log.level, base: { ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime });
 }
 
+/** An error from writing to the closed channel to the primary process. */
+export function primaryGone(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e?.code === 'ERR_IPC_CHANNEL_CLOSED' || e?.code === 'ERR_IPC_DISCONNECTED') return true;
+  return e?.code === 'EPIPE' && typeof e.stack === 'string' && e.stack.includes('child_process');
+}
+
 /** Runs until a stop signal; resolves with the exit status. */
 export async function serve(config: BerthConfig, warnings: readonly string[], io: ServeIo): Promise<number> {
   const base = createLogger(config);
@@ -38,7 +45,12 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   // Warnings are the primary's to print (each worker loads the same config).
   if (!io.worker) for (const w of warnings) logger.warn(w);
   // One request's fault must not end the process and every other client's transfer with it.
-  const onFault = (err: unknown) => logger.fatal({ err }, UNCAUGHT_MESSAGE);
+  const onFault = (err: unknown) => {
+    // The primary was killed: a worker's message to it (a listen, a fill claim) fails with the
+    // pipe closed. Not a bug: Node ends an orphaned worker on the disconnect that follows.
+    if (io.worker && primaryGone(err)) logger.warn({ err: (err as Error).message }, 'the primary process is gone; this worker stops');
+    else logger.fatal({ err }, UNCAUGHT_MESSAGE);
+  };
   io.faults?.on('uncaughtException', onFault);
   io.faults?.on('unhandledRejection', onFault);
   const count = workerCount(config, io.cores);
