@@ -1,5 +1,6 @@
 /** @module cluster/redis-queue — the Redis implementation of the replication queue and held tags ports: one queue for a site's replicas. */
 import type { Redis } from 'ioredis';
+import { siteKeyPrefix } from './redis.js';
 import type { HeldTags, HoldReason } from '../ports/held-tags.js';
 import type { Claimant, Job, JobKind, JobState, JobView, ReplicationQueue } from '../ports/replication-queue.js';
 import * as lua from './redis-queue-lua.js';
@@ -44,7 +45,7 @@ export class RedisReplicationQueue implements ReplicationQueue {
     site: string,
     private readonly now: () => number,
   ) {
-    this.p = `berth:${site}:`;
+    this.p = siteKeyPrefix(site);
   }
 
   private run(script: string, ...args: Array<string | number>): Promise<unknown> {
@@ -143,7 +144,7 @@ export class RedisHeldTags implements HeldTags {
     site: string,
     private readonly now: () => number,
   ) {
-    this.p = `berth:${site}:`;
+    this.p = siteKeyPrefix(site);
   }
 
   private key(upstream: string, repository: string): string {

@@ -1,5 +1,6 @@
 /** @module cluster/redis-site — the Redis implementation of the site port: one key prefix per site, atomic steps as Lua scripts. */
 import type { Redis } from 'ioredis';
+import { siteKeyPrefix } from './redis.js';
 import type { FillLease, Member, SharedTag, SiteCoordination } from '../ports/site.js';
 
 // Membership uses Redis's clock, so replicas with skewed clocks still agree on who is alive.
@@ -32,7 +33,7 @@ export class RedisSite implements SiteCoordination {
     site: string,
     private readonly ownsClient = true,
   ) {
-    this.p = `berth:${site}:`;
+    this.p = siteKeyPrefix(site);
   }
 
   async heartbeat(ttlMs: number): Promise<void> {

@@ -1,5 +1,6 @@
 /** @module cluster/redis-uploads — the Redis implementation of the upload sessions port (rows only: an upload's bytes stay on the replica that took it). */
 import type { Redis } from 'ioredis';
+import { siteKeyPrefix } from './redis.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 
 const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1]) end return 1`;
@@ -12,7 +13,7 @@ export class RedisUploadSessions implements UploadSessions {
     site: string,
     private readonly now: () => number,
   ) {
-    this.p = `berth:${site}:uploads:`;
+    this.p = `${siteKeyPrefix(site)}uploads:`;
   }
 
   private key(id: string): string {

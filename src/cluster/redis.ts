@@ -8,6 +8,11 @@ import type { ClusterConfig } from '../config/types.js';
  * so a request that consults Redis never waits on it for long; the client keeps reconnecting in
  * the background and coordination resumes when Redis answers again.
  */
+/** Every Redis key of a site starts with this: the site records, queue, held tags and uploads share it (their scripts rely on that). */
+export function siteKeyPrefix(site: string): string {
+  return `berth:${site}:`;
+}
+
 /** `name` is the connection's name in Redis's CLIENT LIST (no spaces), so an operator can tell which replica holds it. */
 export function connectRedis(config: ClusterConfig['redis'], logger: Logger, name?: string): Redis {
   const tls = config.tls;
