@@ -165,3 +165,33 @@ test('a replica whose view of the site is stale still follows a filler or holder
   const c = router('http://c', backend, { 'http://b': 'held-by-b' }, ['http://c']);
   assert.equal(await read(await open(c.fills)), 'held-by-b');
 });
+
+test('a filler that finishes between the look at the holders and the lease is read from, not fetched again upstream', async () => {
+  const backend = new LocalSiteBackend();
+  const b = new LocalSite('http://b', Date.now, backend);
+  await b.heartbeat(60_000);
+  assert.ok('lease' in (await b.acquireFill(D, 60_000)));
+  // A's view elects A itself, so only the holders and the lease decide.
+  const a = router('http://a', backend, { 'http://b': 'held-by-b' }, ['http://a']);
+  // B finishes right after A found no holder: it adds itself as a holder, then releases its lease.
+  const look = a.site.holders.bind(a.site);
+  let looks = 0;
+  a.site.holders = async (digest: string) => {
+    const found = await look(digest);
+    if (looks++ === 0) {
+      await b.addHolder(D);
+      await b.releaseFill({ digest: D, owner: 'http://b', token: backend.token });
+    }
+    return found;
+  };
+  let upstream = 0;
+  const body = await open(a.fills, 0, async () => {
+    upstream++;
+    return (async function* () {
+      yield Buffer.from('upstream');
+    })();
+  });
+  assert.equal(await read(body), 'held-by-b');
+  assert.equal(upstream, 0, 'no second upstream copy');
+  assert.equal(await a.site.fillOwner(D), undefined, 'the lease taken for nothing is given back');
+});

@@ -69,7 +69,7 @@ export class SiteFills implements FillRouter {
     // it. Treating such a live holder or filler as dead would cost a second upstream copy, so a
     // name missing from the view is checked against the site's current membership first.
     const isLive = async (url: string) => this.deps.live()?.has(url) || (await site.members()).some((m) => m.url === url);
-    try {
+    const fromHolder = async (): Promise<AsyncIterable<Uint8Array> | undefined> => {
       const holders: string[] = [];
       for (const h of await site.holders(digest)) if (h !== self && (await isLive(h))) holders.push(h);
       for (const h of holders) {
@@ -79,6 +79,11 @@ export class SiteFills implements FillRouter {
           logger.warn({ ...log, peer: h, err: (err as Error).message }, 'holder could not serve; trying another source');
         }
       }
+      return undefined;
+    };
+    try {
+      const held = await fromHolder();
+      if (held) return held;
       if (!req.fromPeer && offset === 0 && !(await site.fillOwner(digest))) {
         const elected = electFiller(digest, live);
         if (elected && elected !== self) {
@@ -105,6 +110,13 @@ export class SiteFills implements FillRouter {
           }
         }
         if (lease) {
+          // A filler that finished between the look at the holders and this lease has added
+          // itself as a holder before releasing its lease: look again, or the site pays twice.
+          const late = await fromHolder();
+          if (late) {
+            site.releaseFill(lease).catch(() => undefined);
+            return late;
+          }
           this.leases.set(digest, lease);
           return this.renewing(await req.upstream(offset), lease);
         }

@@ -32,8 +32,8 @@ function group() {
       off: (_e, l) => listeners.get(worker)!.delete(l),
     };
   };
-  const fills = (worker: number) =>
-    new WorkerFills({ channel: new WorkerChannel(port(worker), worker, 2), finalPath: () => '/nonexistent', logger: pino({ level: 'silent' }) });
+  const fills = (worker: number, finalPath = '/nonexistent') =>
+    new WorkerFills({ channel: new WorkerChannel(port(worker), worker, 2), finalPath: () => finalPath, logger: pino({ level: 'silent' }) });
   return { table, notify, fills };
 }
 
@@ -122,6 +122,29 @@ test('the filler dies: the follower gets what was written, then WorkerFillLost; 
       },
     });
     assert.equal(resumedAt, 7, 'the takeover resumes upstream from the bytes it has');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a claim made after another worker committed the blob copies the committed file, never the upstream', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-wf-'));
+  try {
+    const g = group();
+    const committed = join(dir, 'blob');
+    await writeFile(committed, 'committed bytes');
+    let upstreamCalls = 0;
+    const { req, marked } = request(join(dir, 'temp'), {
+      upstream: () => {
+        upstreamCalls++;
+        return (async function* () {})();
+      },
+    });
+    const fills = g.fills(1, committed);
+    assert.equal((await collect(await fills.open(req))).toString(), 'committed bytes');
+    assert.equal(upstreamCalls, 0);
+    assert.deepEqual(marked, [15]);
+    fills.finished(D);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -89,7 +89,10 @@ export class WorkerFills implements FillRouter {
       if (this.followed.delete(digest)) logger.warn({ digest, offset }, 'the worker filling this blob stopped; fetching the rest here');
       else if (!this.owned.has(digest)) logger.info({ digest, offset }, 'filling this blob for every worker');
       this.owned.add(digest);
-      const body = inner ? await inner.open(req) : await req.upstream(offset);
+      // Another worker may have committed the blob between this worker's index miss and its
+      // claim: copy the committed file rather than fetch it again.
+      const committed = await openCommitted(this.deps.finalPath(digest));
+      const body = committed ? committedBody(committed, offset, req) : inner ? await inner.open(req) : await req.upstream(offset);
       channel.note({ op: 'ready', digest, size: req.size() ?? null });
       return body;
     }
@@ -109,6 +112,22 @@ export class WorkerFills implements FillRouter {
       throw err;
     }
   }
+}
+
+/** A committed blob's file (verified before it was renamed there), with its size; undefined when absent. */
+async function openCommitted(path: string): Promise<{ fh: FileHandle; size: number } | undefined> {
+  try {
+    const fh = await open(path, 'r');
+    return { fh, size: (await fh.stat()).size };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+function committedBody({ fh, size }: { fh: FileHandle; size: number }, offset: number, req: Parameters<FillRouter['open']>[0]) {
+  if (offset === 0) req.markReady(size);
+  return tail(fh, offset, { ready: true, size, ended: true, wake: () => undefined }, req.digest, () => undefined);
 }
 
 /** The filler's temp file, or the blob it became; undefined when neither is there (the fill failed). */
