@@ -152,7 +152,7 @@ const median = (xs: number[]): number => {
 
 /** Warm serving, one row per server and transport: ranges over repeats, ratios of medians against distribution 3 (else 2.8). */
 export function serveTable(results: ServeResult[]): string {
-  const rows: string[][] = [['server', 'transport', 'GB/s', 'CPU s/GB', 'peak RSS MiB', 'time vs dist', 'CPU vs dist', 'runs']];
+  const rows: string[][] = [['server', 'transport', 'GB/s', 'CPU s/GB', 'peak RSS MiB', 'per process', 'time vs dist', 'CPU vs dist', 'runs']];
   for (const tls of [false, true]) {
     const of = (name: string): ServeResult[] => results.filter((x) => x.name === name && x.tls === tls && !x.skipped);
     const ref = of('distribution-3').length > 0 ? of('distribution-3') : of('distribution-2.8');
@@ -177,6 +177,10 @@ export function serveTable(results: ServeResult[]): string {
           xs.map((x) => x.peakRssMiB),
           0,
         ),
+        range(
+          xs.map((x) => x.processPeakMiB),
+          0,
+        ),
         ratio(refG, g),
         ratio(median(xs.map((x) => x.cpuPerGB)), refC),
         String(xs.length),
@@ -186,6 +190,7 @@ export function serveTable(results: ServeResult[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return (
     `${rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n')}\n` +
-    '(time vs dist: time to serve the same bytes relative to distribution 3, or 2.8 when 3 is absent; below 1 is faster)\n'
+    '(peak RSS: the process tree, sampled while serving; per process: the highest VmHWM of any one process over its life, the cold fill of priming included;\n' +
+    ' time vs dist: time to serve the same bytes relative to distribution 3, or 2.8 when 3 is absent; below 1 is faster)\n'
   );
 }

@@ -188,7 +188,7 @@ async function main(cleanup: Cleanup): Promise<number> {
           log(
             r.skipped
               ? `${label}: ${r.skipped}`
-              : `${label}: ${r.gbps.toFixed(2)} GB/s, ${r.cpuPerGB.toFixed(2)} CPU s/GB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} at start), ${r.failed} failed`,
+              : `${label}: ${r.gbps.toFixed(2)} GB/s, ${r.cpuPerGB.toFixed(2)} CPU s/GB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} at start, ${r.processPeakMiB.toFixed(0)} highest of one process), ${r.failed} failed`,
           );
         }
       }

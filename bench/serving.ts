@@ -26,6 +26,14 @@ export interface ServeResult {
   peakRssMiB: number;
   /** VmRSS when the warm window began (after priming), in MiB. */
   startRssMiB: number;
+  /** The highest VmHWM of any one process of the tree: its own peak over its whole life, priming (a cold fill) included. */
+  processPeakMiB: number;
+}
+
+async function maxHwmKiB(pids: number[]): Promise<number> {
+  let max = 0;
+  for (const p of pids) max = Math.max(max, (await readStatus(p))?.hwmKiB ?? 0);
+  return max;
 }
 
 async function treeRssKiB(pids: number[]): Promise<number> {
@@ -62,6 +70,7 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
     cpuPerGB: NaN,
     peakRssMiB: NaN,
     startRssMiB: NaN,
+    processPeakMiB: NaN,
   };
   let s: ServerUnderTest;
   try {
@@ -90,6 +99,7 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
     const results = await Promise.all(Array.from({ length: cfg.warmClients }, () => curl({ url: s.url, cacert }, transfers, { timeoutS: 600 })));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = (await treeCpuSeconds(pids)) - cpu0;
+    const processPeak = await maxHwmKiB(pids);
     sampling = false;
     await sampler;
     const total = sum(results);
@@ -103,6 +113,7 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
       cpuPerGB: total.bytes > 0 ? cpu / (total.bytes / 1e9) : NaN,
       peakRssMiB: peak / 1024,
       startRssMiB: startRss / 1024,
+      processPeakMiB: processPeak / 1024,
     };
   } catch (e) {
     return { ...base, skipped: `failed: ${(e as Error).message.split('\n')[0]}` };

@@ -208,16 +208,23 @@ export class BlobFill {
     let owned = 0;
     let closed = false;
     let wake: (() => void) | undefined;
-    let closedNow!: () => void;
-    // A reader waiting for the next upstream bytes must not wait for them to learn its client left.
-    const gone = new Promise<IteratorResult<Buffer>>((r) => (closedNow = () => r({ done: true, value: undefined })));
+    // A reader waiting for the next upstream bytes must not wait for them to learn its client
+    // left: closing settles the pending wait. Not a race against one long-lived promise: each
+    // race would add a reaction to it, holding every chunk sent until the response ends.
+    let closedNow: (() => void) | undefined;
     const onClose = (): void => {
       closed = true;
       // Off the fill at once: a cursor left behind would hold back a pass-through window.
       this.leave(cursor);
       wake?.();
-      closedNow();
+      closedNow?.();
     };
+    const nextChunk = (): Promise<IteratorResult<Buffer>> =>
+      new Promise((resolve, reject) => {
+        closedNow = () => resolve({ done: true, value: undefined });
+        if (closed) closedNow();
+        else chunks.next().then(resolve, reject);
+      });
     const onDrain = (): void => wake?.();
     out.on('close', onClose);
     out.on('drain', onDrain);
@@ -252,7 +259,8 @@ export class BlobFill {
     const chunks = this.follow(cursor, end, readDisk);
     try {
       for (;;) {
-        const next = await Promise.race([chunks.next(), gone]);
+        const next = await nextChunk();
+        closedNow = undefined;
         if (closed) throw new ResponseClosedError();
         if (next.done) break;
         const chunk = next.value;
