@@ -2,6 +2,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startBerth } from '../test/fixtures/berth.js';
+import { SEMI_SPACE_MIB } from '../src/workers/worker-flags.js';
 import { configYaml } from '../test/fixtures/registry.js';
 import { LOOPBACK, type Service, freePort, makeTempDir, removeDir, spawnService, startedOrThrow, waitForHttp } from '../test/fixtures/proc.js';
 
@@ -108,6 +109,8 @@ export async function startBerthCache(
     proxy: { remoteurl, prefetch: berthPrefetch() },
     config,
     env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
+    // As `npm start` and the container image run it; workers get the flag from their primary.
+    nodeArgs: http.workers === 1 ? [`--max-semi-space-size=${SEMI_SPACE_MIB}`] : [],
   });
   return {
     kind: 'berth',

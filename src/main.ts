@@ -58,7 +58,13 @@ export async function main(argv: string[], env: Record<string, string | undefine
         off: (e: 'message', l: (m: unknown) => void) => process.off(e, l),
       };
       const worker = cluster.isWorker ? { slot: Number(env[SLOT_ENV] ?? 0), count: Number(env[COUNT_ENV] ?? 1), port } : undefined;
-      exitCode = await serve(config, warnings, { signals: process, faults: process, cluster, ...(worker ? { worker } : {}) });
+      exitCode = await serve(config, warnings, {
+        signals: process,
+        faults: process,
+        cluster,
+        node: { execArgv: process.execArgv, options: env['NODE_OPTIONS'] },
+        ...(worker ? { worker } : {}),
+      });
       // The IPC channel would keep a drained worker alive: let go of it, and the process ends.
       cluster.worker?.disconnect();
     });

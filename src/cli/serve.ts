@@ -6,6 +6,7 @@ import type { BerthConfig } from '../config/types.js';
 import { createApp, prepareStore } from '../app.js';
 import { WorkerChannel, type IpcPort } from '../workers/channel.js';
 import { runPrimary } from '../workers/primary.js';
+import { workerExecArgv } from '../workers/worker-flags.js';
 
 export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
@@ -17,6 +18,8 @@ export interface ServeIo {
   readonly worker?: { readonly slot: number; readonly count: number; readonly port: IpcPort };
   /** Cores, for `http.workers: auto`. */
   readonly cores?: number;
+  /** This process's Node.js flags and NODE_OPTIONS, from which the workers' flags are made. */
+  readonly node?: { readonly execArgv: readonly string[]; readonly options: string | undefined };
 }
 
 /** How many processes serve: `auto` is one per core. */
@@ -56,7 +59,8 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   const count = workerCount(config, io.cores);
   if (!io.worker && io.cluster && count > 1) {
     await prepareStore(config, { logger, now: Date.now });
-    return runPrimary({ cluster: io.cluster, count, logger, signals: io.signals });
+    const execArgv = workerExecArgv(io.node?.execArgv ?? [], io.node?.options);
+    return runPrimary({ cluster: io.cluster, count, logger, signals: io.signals, execArgv });
   }
   const channel = io.worker ? new WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
   const lead = !channel || channel.lead;

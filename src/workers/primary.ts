@@ -11,6 +11,8 @@ export interface PrimaryDeps {
   readonly count: number;
   readonly logger: Logger;
   readonly signals: NodeJS.EventEmitter;
+  /** Node.js flags for every worker (see worker-flags). */
+  readonly execArgv: readonly string[];
 }
 
 /** A gather waits this long for each worker; a worker that does not answer is left out. */
@@ -34,6 +36,7 @@ interface Member {
  */
 export async function runPrimary(deps: PrimaryDeps): Promise<number> {
   const { cluster, count, logger } = deps;
+  cluster.setupPrimary({ execArgv: [...deps.execArgv] });
   const table = new FillTable();
   const tagChecks = new Map<string, number>();
   const uploads = new LocalUploadBound();
