@@ -28,6 +28,7 @@ import { WorkPriority, budgetFor } from './upstream/budget.js';
 import { readInUse } from './storage/in-use.js';
 import type { WorkerChannel } from './workers/channel.js';
 import { WorkerFills } from './workers/worker-fills.js';
+import { GroupBudget, grantSize } from './workers/group-budget.js';
 import { groupTelemetry } from './workers/group-telemetry.js';
 import { forwardingAdmin, listenPrivately } from './workers/admin-forward.js';
 import { workerManifests } from './workers/worker-manifests.js';
@@ -110,7 +111,16 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const telemetry = createTelemetry(config, now);
   const priority = new WorkPriority();
   const upstreams: Upstream[] = config.upstreams.map((u) => {
-    const budget = budgetFor(u, now);
+    // In a worker the primary keeps the budget, so the cap holds for the whole group.
+    const own = budgetFor(u, now);
+    const budget =
+      own && worker
+        ? new GroupBudget({
+            ask: (n, background) => worker.budget(u.name, n, background),
+            grant: grantSize(u.ratelimit),
+            onLost: (err) => logger.warn({ upstream: u.name, err: err.message }, 'the WAN budget could not be asked of the primary; bytes pass uncapped'),
+          })
+        : own;
     return {
       config: u,
       client: new RegistryClient(u, config.upstreamTimeouts, logger.child({ upstream: u.name }), now, telemetry, instance, budget && { budget, priority }),

@@ -7,6 +7,7 @@ import { createApp, prepareStore } from '../app.js';
 import { WorkerChannel, type IpcPort } from '../workers/channel.js';
 import { runPrimary } from '../workers/primary.js';
 import { workerExecArgv } from '../workers/worker-flags.js';
+import { budgetFor, type WanBudget } from '../upstream/budget.js';
 
 export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
@@ -60,7 +61,12 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   if (!io.worker && io.cluster && count > 1) {
     await prepareStore(config, { logger, now: Date.now });
     const execArgv = workerExecArgv(io.node?.execArgv ?? [], io.node?.options);
-    return runPrimary({ cluster: io.cluster, count, logger, signals: io.signals, execArgv });
+    const budgets = new Map<string, WanBudget>();
+    for (const u of config.upstreams) {
+      const budget = budgetFor(u, Date.now);
+      if (budget) budgets.set(u.name, budget);
+    }
+    return runPrimary({ cluster: io.cluster, count, logger, signals: io.signals, execArgv, budgets });
   }
   const channel = io.worker ? new WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
   const lead = !channel || channel.lead;

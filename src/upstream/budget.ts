@@ -38,7 +38,15 @@ export interface BudgetOptions {
   readonly now: () => number;
 }
 
-export class WanBudget {
+/** What metering needs of a budget: this process's own (WanBudget), or a share of a process group's. */
+export interface ByteBudget {
+  /** Resolves when `n` bytes may pass. */
+  take(n: number, background: boolean): Promise<void>;
+  /** Grants at once when it can, without queueing. */
+  tryTake(n: number, background: boolean): boolean;
+}
+
+export class WanBudget implements ByteBudget {
   private tokens: number;
   private last: number;
   private lastForeground = -Infinity;

@@ -11,7 +11,7 @@ import { upstreamAgent } from './agent.js';
 import { classify, describeConfigProblem, describeTrustProblem, peerCertificate } from './trust.js';
 import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
 import { runChecks, type CheckResult } from './checks.js';
-import type { WanBudget, WorkPriority } from './budget.js';
+import type { ByteBudget, WorkPriority } from './budget.js';
 import { meteredInterceptor } from './metered.js';
 
 export interface UpstreamTimeouts {
@@ -89,7 +89,7 @@ export class RegistryClient {
     /** This berth's instance id: sent upstream and looked for in answers, so berth never waits on itself. */
     private readonly instance?: string,
     /** `ratelimit` / `backgroundwindow`: every byte to and from this upstream passes the budget. */
-    metering?: { readonly budget: WanBudget; readonly priority: WorkPriority },
+    metering?: { readonly budget: ByteBudget; readonly priority: WorkPriority },
   ) {
     this.connectMs = timeouts.connectMs;
     this.now = now;

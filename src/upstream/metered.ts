@@ -5,7 +5,7 @@
  */
 import { Readable, Transform, type Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { WanBudget, WorkPriority } from './budget.js';
+import type { ByteBudget, WorkPriority } from './budget.js';
 
 type Controller = Dispatcher.DispatchController;
 type Handler = Dispatcher.DispatchHandler;
@@ -60,7 +60,7 @@ class MeteredHandler implements Handler {
 
   constructor(
     private readonly inner: Handler,
-    private readonly budget: WanBudget,
+    private readonly budget: ByteBudget,
     private readonly background: boolean,
   ) {}
 
@@ -118,7 +118,7 @@ class MeteredHandler implements Handler {
 }
 
 /** A request body stream that passes the budget chunk by chunk. */
-function meteredBody(body: Readable, budget: WanBudget, background: boolean): Readable {
+function meteredBody(body: Readable, budget: ByteBudget, background: boolean): Readable {
   const t = new Transform({
     transform(chunk: Buffer, _enc, done) {
       budget.take(chunk.length, background).then(() => done(null, chunk), done);
@@ -129,7 +129,7 @@ function meteredBody(body: Readable, budget: WanBudget, background: boolean): Re
 }
 
 /** The interceptor for `agent.compose(...)`: the priority is read where the request is made. */
-export function meteredInterceptor(budget: WanBudget, priority: WorkPriority): Dispatcher.DispatcherComposeInterceptor {
+export function meteredInterceptor(budget: ByteBudget, priority: WorkPriority): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (opts, handler) => {
     const background = priority.isBackground();
     const body = opts.body instanceof Readable ? meteredBody(opts.body, budget, background) : opts.body;

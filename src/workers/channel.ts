@@ -79,6 +79,11 @@ export class WorkerChannel {
     return this.call({ op: 'filling', digest }) as Promise<boolean>;
   }
 
+  /** Resolves when the group's budget of `upstream` granted `n` bytes at this priority. */
+  async budget(upstream: string, n: number, background: boolean): Promise<void> {
+    await this.call({ op: 'budget', upstream, n, background });
+  }
+
   /** Every live worker's answer (this one's included) for `what`. */
   gather(what: Gathered): Promise<unknown[]> {
     return this.call({ op: 'gather', what }) as Promise<unknown[]>;

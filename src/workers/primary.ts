@@ -3,6 +3,7 @@ import type { Cluster, Worker } from 'node:cluster';
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { LocalUploadBound } from '../cache/upload-bound.js';
+import type { ByteBudget } from '../upstream/budget.js';
 import { FillTable, type FillNotice } from './fill-table.js';
 import { COUNT_ENV, SLOT_ENV, isToPrimary, type Gathered, type ToPrimary, type ToWorker } from './protocol.js';
 
@@ -11,6 +12,8 @@ export interface PrimaryDeps {
   readonly count: number;
   readonly logger: Logger;
   readonly signals: NodeJS.EventEmitter;
+  /** Each upstream's WAN budget by name (those with `ratelimit` or `backgroundwindow`), shared by every worker. */
+  readonly budgets: ReadonlyMap<string, ByteBudget>;
   /** Node.js flags for every worker (see worker-flags). */
   readonly execArgv: readonly string[];
 }
@@ -93,7 +96,9 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
                 ? claimTag(msg.key)
                 : msg.op === 'uploadOpen'
                   ? uploads.openNow(msg.client, msg.upload)
-                  : await gather(msg.what);
+                  : msg.op === 'budget'
+                    ? await (deps.budgets.get(msg.upstream)?.take(msg.n, msg.background) ?? Promise.resolve()).then(() => true)
+                    : await gather(msg.what);
         send(m, { berth: 'reply', id: msg.id, value });
         return;
       }

@@ -15,6 +15,8 @@ export type ToPrimary =
   /** The per-client bound on open uploads, counted for the whole group (an upload may end in another worker). */
   | { readonly berth: 'call'; readonly id: number; readonly op: 'uploadOpen'; readonly client: string; readonly upload: string }
   | { readonly berth: 'note'; readonly op: 'uploadClosed'; readonly upload: string }
+  /** Bytes of an upstream's WAN budget (`ratelimit`, `backgroundwindow`), kept by the primary for the whole group: the reply comes when they are granted. */
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'budget'; readonly upstream: string; readonly n: number; readonly background: boolean }
   /** Something the other workers should count too (an upstream failure for their breakers, a failed login): relayed to them. */
   | { readonly berth: 'note'; readonly op: 'share'; readonly topic: SharedTopic; readonly data: unknown }
   | { readonly berth: 'note'; readonly op: 'ready'; readonly digest: string; readonly size: number | null }

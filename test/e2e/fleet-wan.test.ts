@@ -20,6 +20,8 @@ let berth: Berth;
 let big: BuiltImage;
 let bigger: BuiltImage;
 let small: BuiltImage;
+/** Four one-layer images pulled at once, over connections the primary deals out to both workers. */
+let spread: BuiltImage[] = [];
 const measured: Record<string, unknown> = {};
 
 before(async () => {
@@ -32,15 +34,18 @@ before(async () => {
   await pushImage(big, registry.url, 'wan/big:v1');
   await pushImage(bigger, registry.url, 'wan/bigger:v1');
   await pushImage(small, registry.url, 'wan/small:v1');
+  spread = await Promise.all(Array.from({ length: 4 }, () => buildImage({ layers: 1, layerSize: 2 * MiB, tag: 'v1' })));
+  await Promise.all(spread.map((img, i) => pushImage(img, registry.url, `wan/spread${i}:v1`)));
   relay = await startRelay({ targetPort: registry.port });
-  berth = await startBerth({ config: { version: 0.1, proxy: { remoteurl: relay.url, ratelimit: '2MB/s' } } });
+  // Two workers, whatever the machine: the cap is for the whole group, not for each.
+  berth = await startBerth({ config: { version: 0.1, http: { workers: 2 }, proxy: { remoteurl: relay.url, ratelimit: '2MB/s' } } });
 });
 
 after(async () => {
   await berth?.stop();
   await relay?.stop();
   await registry?.stop();
-  await Promise.all([big, bigger, small].map((i) => i?.remove()));
+  await Promise.all([big, bigger, small, ...spread].map((i) => i?.remove()));
   process.stdout.write(`# WAN budget measured: ${JSON.stringify(measured)}\n`);
 });
 
@@ -79,6 +84,19 @@ test('ratelimit: the link carries the warm-up at the cap (average within 10%)', 
   measured['ratelimit 2MB/s: average at the relay, end to end, B/s'] = Math.round(average);
   measured['ratelimit 2MB/s: relay send-side rate (socket buffers filling), B/s'] = Math.round(total / ((last.t - first.t) / 1000));
   assert.ok(Math.abs(average - CAP) <= CAP * 0.1, `link average ${Math.round(average)} B/s is not within 10% of ${CAP}`);
+});
+
+test('ratelimit caps the whole group of workers: four pulls served by both workers at once share it', async () => {
+  const before = relay.bytesToClient();
+  const started = Date.now();
+  const pulled = await Promise.all(spread.map((_, i) => httpPull(berth.url, `wan/spread${i}`, 'v1')));
+  const seconds = (Date.now() - started) / 1000;
+  pulled.forEach((p, i) => assert.equal(p.manifestDigest, spread[i]!.manifestDigest));
+  const total = relay.bytesToClient() - before;
+  const average = total / seconds;
+  measured['ratelimit 2MB/s, 4 pulls over 2 workers: average at the relay, B/s'] = Math.round(average);
+  // Each worker with a budget of its own would carry about twice the cap.
+  assert.ok(average <= CAP * 1.15, `link average ${Math.round(average)} B/s over ${seconds.toFixed(1)} s is above the cap of ${CAP}`);
 });
 
 test('a node pull during a running warm-up goes first: it finishes while the warm-up is still running', async () => {
