@@ -5,9 +5,10 @@ import path from 'node:path';
 import { request } from 'undici';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
-import { startBerth, type Berth } from '../fixtures/berth.js';
+import type { Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
-import { LOOPBACK, freePort, makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
+import { startSite, stopSite } from '../fixtures/site.js';
+import { LOOPBACK, makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { assertSameImage, pushModesConfig, queuedJobs, waitForDrain } from '../fixtures/push.js';
 
@@ -32,27 +33,12 @@ after(async () => {
 });
 
 /** Three replicas of one site with a write-behind upstream (prefix `behind/`) naming the registry. */
-async function site(n = 3): Promise<Berth[]> {
-  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
-  const name = `wb-${ports[0]}`;
-  return Promise.all(
-    ports.map((port) =>
-      startBerth({
-        port,
-        config: pushModesConfig(work, registry.url, undefined, {
-          log: { level: 'info' },
-          redis: { addr: redis.addr },
-          cluster: { advertise: `http://${LOOPBACK}:${port}`, secret: SECRET, name },
-        }),
-      }),
-    ),
-  );
+function site(n = 3): Promise<Berth[]> {
+  const config = pushModesConfig(work, registry.url, undefined, { log: { level: 'info' } });
+  return startSite({ redisAddr: redis.addr, secret: SECRET, n, name: 'wb', config });
 }
 
-async function stopAll(bs: Berth[]) {
-  if (process.env['BERTH_TEST_DEBUG']) for (const b of bs) console.log(await b.service.logTail(400));
-  await Promise.all(bs.map((b) => b.stop().catch(() => b.cleanup())));
-}
+const stopAll = stopSite;
 
 /** The digest the registry itself answers for a reference (undefined: it has none). */
 async function centreDigest(repository: string, reference: string): Promise<string | undefined> {

@@ -5,10 +5,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
-import { startBerth, type Berth } from '../fixtures/berth.js';
+import type { Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
+import { startSite, stopSite } from '../fixtures/site.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
-import { LOOPBACK, freePort, makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
+import { LOOPBACK, makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { httpPull } from '../fixtures/http-pull.js';
 
@@ -40,25 +41,14 @@ async function image(repoTag: string, layers = 3, layerSize = 2 * 1024 * 1024): 
 /** Worker processes per replica: set, not `auto`, so the tests know how many Redis clients to expect. */
 const WORKERS = 2;
 
-/** Three replicas of one site, each its own port, root and advertise URL; `remoteurl` may be a relay. */
-async function site(remoteurl = registry.url, n = 3): Promise<Berth[]> {
-  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
-  const name = `site-${ports[0]}`;
-  return Promise.all(
-    ports.map((port) =>
-      startBerth({
-        port,
-        config: {
-          version: 0.1,
-          log: { level: 'info' },
-          http: { workers: WORKERS },
-          proxy: { remoteurl, tagttl: '10m', pushmode: 'local' },
-          redis: { addr: redis.addr },
-          cluster: { advertise: `http://${LOOPBACK}:${port}`, secret: SECRET, name },
-        },
-      }),
-    ),
-  );
+/** Three replicas of one site; `remoteurl` may be a relay. */
+function site(remoteurl = registry.url, n = 3): Promise<Berth[]> {
+  return startSite({
+    redisAddr: redis.addr,
+    secret: SECRET,
+    n,
+    config: { version: 0.1, log: { level: 'info' }, http: { workers: WORKERS }, proxy: { remoteurl, tagttl: '10m', pushmode: 'local' } },
+  });
 }
 
 /** Lets every replica see the others (heartbeats). */
@@ -95,10 +85,7 @@ async function rejoined(n: number): Promise<void> {
   }
 }
 
-async function stopAll(bs: Berth[]) {
-  if (process.env['BERTH_TEST_DEBUG']) for (const b of bs) console.log(await b.service.logTail(400));
-  await Promise.all(bs.map((b) => b.stop().catch(() => b.cleanup())));
-}
+const stopAll = stopSite;
 
 test('30 nodes over 3 replicas, cold: about one registry copy, all verified; then each replica serves at 0 registry bytes', async () => {
   const img = await image('site/app:v1');

@@ -149,12 +149,14 @@ test('dockerd trusts berth through /etc/docker/certs.d/<host:port>/ca.crt', asyn
 let caPem: Buffer;
 
 /** GET /v2/ over `agent` (false: a new connection) verified with berth's CA; what certificate the connection uses. */
-function peer(agent: https.Agent | false): Promise<{ serial: string; san: string; reused: boolean }> {
+function peer(agent: https.Agent | false, maxVersion?: 'TLSv1.2'): Promise<{ serial: string; san: string; reused: boolean; cipher: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.get(`${berth.url}/v2/`, { agent, ca: caPem }, (res) => {
-      const cert = (res.socket as TLSSocket).getPeerCertificate();
+    const req = https.get(`${berth.url}/v2/`, { agent, ca: caPem, ...(maxVersion ? { maxVersion } : {}) }, (res) => {
+      const socket = res.socket as TLSSocket;
+      const cert = socket.getPeerCertificate();
+      const cipher = socket.getCipher().standardName;
       res.resume();
-      res.on('end', () => resolve({ serial: cert.serialNumber, san: cert.subjectaltname ?? '', reused: req.reusedSocket }));
+      res.on('end', () => resolve({ serial: cert.serialNumber, san: cert.subjectaltname ?? '', reused: req.reusedSocket, cipher }));
     });
     req.on('error', reject);
   });
@@ -166,6 +168,9 @@ test('a new certificate is served after a file change or SIGHUP; open connection
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const first = await peer(agent);
+    // The server's order, not the client's (Node's, like curl's, lists AES-256-GCM first).
+    assert.equal(first.cipher, 'TLS_AES_128_GCM_SHA256');
+    assert.match((await peer(false, 'TLSv1.2')).cipher, /^TLS_ECDHE_(RSA|ECDSA)_WITH_AES_128_GCM_SHA256$/, 'TLS 1.2 clients too');
     const out = await berthCli(['cert', 'generate', '--host', 'localhost', '--host', 'berth.edge', '--ip', '127.0.0.1', '--out', tlsDir]);
     assert.match(out.stdout, /^Reused the CA/);
     await waitFor(async () => (await reloads()).includes('file changed'), 10_000, { what: 'reload after the files changed' });
@@ -178,6 +183,7 @@ test('a new certificate is served after a file change or SIGHUP; open connection
 
     berth.service.kill('SIGHUP');
     await waitFor(async () => (await reloads()).includes('SIGHUP'), 10_000, { what: 'reload on SIGHUP' });
+    assert.equal((await peer(false)).cipher, 'TLS_AES_128_GCM_SHA256', 'a reloaded certificate keeps the cipher order');
     // A key that does not match the certificate: logged, the last good pair stays in use.
     await writeFile(path.join(tlsDir, 'tls.key'), issueCertificate(createCa('other', 1), { hosts: ['x'], ips: [], usage: 'server', days: 1 }).key);
     await waitFor(
