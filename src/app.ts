@@ -32,7 +32,6 @@ import { GroupBudget, grantSize } from './workers/group-budget.js';
 import { groupTelemetry } from './workers/group-telemetry.js';
 import { forwardingAdmin, listenPrivately } from './workers/admin-forward.js';
 import { workerManifests } from './workers/worker-manifests.js';
-import { UploadManager } from './cache/uploads.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -58,33 +57,6 @@ export interface App {
   reload(reason: string): void;
   /** Stops accepting, lets transfers finish up to the deadline, then closes the stores. */
   close(deadlineMs?: number): Promise<void>;
-}
-
-/**
- * What happens once per start whatever the number of workers, before any serves: partial files
- * of an earlier run go, the databases reach the current schema, the index meets the disk.
- */
-export async function prepareStore(config: BerthConfig, deps: AppDeps): Promise<void> {
-  const { logger, now } = deps;
-  const root = config.storage.rootdirectory;
-  await mkdir(root, { recursive: true });
-  const blobs = new BlobStore(root);
-  const { removedTemp } = await blobs.init();
-  if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
-  const index = openLocalIndex(root, now);
-  try {
-    const reconciled = await reconcile(blobs, index.blobIndex);
-    if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
-  } finally {
-    index.close();
-  }
-  const push = openLocalPush(root, now);
-  try {
-    await new UploadManager({ blobs, rows: push.uploads, logger, now, purging: config.storage.uploadpurging }).cleanUp();
-  } finally {
-    push.close();
-  }
-  await instanceId(root);
 }
 
 export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App> {

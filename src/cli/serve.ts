@@ -3,7 +3,7 @@ import type { Cluster } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import { createApp, prepareStore } from '../app.js';
+import { prepareStore } from '../store-prep.js';
 import { WorkerChannel, type IpcPort } from '../workers/channel.js';
 import { runPrimary } from '../workers/primary.js';
 import { workerExecArgv } from '../workers/worker-flags.js';
@@ -70,6 +70,8 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   }
   const channel = io.worker ? new WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
   const lead = !channel || channel.lead;
+  // Imported here: the primary of several workers serves nothing and does without the whole app.
+  const { createApp } = await import('../app.js');
   const app = await createApp(config, { logger, now: Date.now, ...(channel ? { worker: channel } : {}) });
   let address;
   try {
