@@ -19,6 +19,8 @@ const needs = [
   ['redis-server', 'redis-server'],
   // e2e/podman.test: podman as a node reading node-config's registries.conf.
   ['podman', 'podman'],
+  // A site's load balancer in front of its replicas (e2e/cluster-writebehind), and the bench's limit.
+  ['nginx', 'nginx-light'],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(needs.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];

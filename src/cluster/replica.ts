@@ -93,7 +93,12 @@ export function openReplica(
       const members = live;
       if (!members) return undefined;
       const owner = await site.uploadOwner(id).catch(() => undefined);
-      return owner !== undefined && owner !== site.self && members.has(owner) ? owner : undefined;
+      if (owner === undefined || owner === site.self) return undefined;
+      if (members.has(owner)) return owner;
+      // The heartbeat's view can be a second old: an owner that just joined is missing from it.
+      // Answering "not ours, not anyone's" would turn the client's upload into an unknown one.
+      const current = await site.members().catch(() => []);
+      return current.some((m) => m.url === owner) ? owner : undefined;
     },
     holding: (index) => {
       ownDigests = () => index.ownDigests();

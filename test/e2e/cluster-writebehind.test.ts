@@ -8,6 +8,7 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import type { Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
 import { startSite, stopSite } from '../fixtures/site.js';
+import { startBalancer } from '../fixtures/balancer.js';
 import { LOOPBACK, makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { assertSameImage, pushModesConfig, queuedJobs, waitForDrain } from '../fixtures/push.js';
@@ -112,6 +113,32 @@ test('centre down, push through A acknowledged, A SIGKILLed: B serves the image,
   } finally {
     if (centreDown) await registry.up();
     await stopAll([a!, b!, c!]);
+  }
+});
+
+test('behind a round-robin load balancer (nginx) one push is spread over the replicas, acknowledged, brought to the centre, and served by each replica', async () => {
+  const img = await buildImage({ layers: 3, layerSize: 1024 * 1024, tag: 'v1' });
+  images.push(img);
+  const bs = await site();
+  const lb = await startBalancer(bs.map((b) => b.url));
+  try {
+    await joined(bs);
+    // skopeo as a node's operator runs it, through the site's one address.
+    assert.equal(await pushImage(img, lb.url, 'behind/site/lb:v1'), img.manifestDigest);
+    const uploads = (await lb.requests()).filter((r) => r.path.startsWith('/v2/behind/site/lb/blobs/uploads'));
+    assert.ok(new Set(uploads.map((r) => r.upstream)).size >= 2, `the upload requests went to more than one replica: ${JSON.stringify(uploads)}`);
+    await waitFor(async () => (await centreDigest('site/lb', 'v1')) === img.manifestDigest, 120_000, { intervalMs: 500, what: 'the tag at the centre' });
+    await waitForDrain(bs[0]!);
+    const fromCentre = await skopeoPull(`${registry.host}/site/lb:v1`, path.join(work, 'pull-lb-centre'));
+    assert.equal(fromCentre.manifestDigest, img.manifestDigest);
+    assert.deepEqual(fromCentre.blobs.map((x) => x.digest).sort(), img.blobs.map((x) => x.digest).sort());
+    for (const [i, b] of bs.entries()) {
+      const pulled = await skopeoPull(`${b.host}/behind/site/lb:v1`, path.join(work, `pull-lb-${i}`));
+      assertSameImage(pulled, fromCentre);
+    }
+  } finally {
+    await lb.stop();
+    await stopAll(bs);
   }
 });
 
