@@ -1,9 +1,10 @@
 /** @module bench/anchors — the servers berth is measured against: distribution 2.8 and 3, and nginx with sendfile serving the same blob files (the machine's limit) */
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
-import { LOOPBACK, freePort, makeTempDir, removeDir, run, spawnService, startedOrThrow, waitForHttp } from '../test/fixtures/proc.js';
+import { LOOPBACK, freePort, makeTempDir, removeDir, run } from '../test/fixtures/proc.js';
 import { type CacheUnderTest, type TlsPair, startBerthCache, startDistributionProxy } from './caches.js';
+import { nginxPreamble, nginxTempPaths, runNginx } from '../test/fixtures/nginx.js';
 
 /** `berth` serves from one process, `berth-workers` from http.workers: auto (one per core). */
 export type AnchorKind = 'berth' | 'berth-workers' | 'distribution-2.8' | 'distribution-3' | 'nginx';
@@ -74,15 +75,10 @@ async function startNginx(blobDir: string, tls: TlsPair | undefined): Promise<Om
   const dir = await makeTempDir('berth-bench-nginx');
   const port = await freePort();
   const q = JSON.stringify;
-  await mkdir(path.join(dir, 'tmp'));
-  const conf = `
-daemon off; master_process on; worker_processes auto; user root;
-pid ${q(path.join(dir, 'nginx.pid'))}; error_log ${q(path.join(dir, 'error.log'))} warn;
-events { worker_connections 1024; }
+  const conf = `${nginxPreamble(dir, 'auto')}
 http {
   access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
-  client_body_temp_path ${q(path.join(dir, 'tmp'))}; proxy_temp_path ${q(path.join(dir, 'tmp'))};
-  fastcgi_temp_path ${q(path.join(dir, 'tmp'))}; uwsgi_temp_path ${q(path.join(dir, 'tmp'))}; scgi_temp_path ${q(path.join(dir, 'tmp'))};
+  ${nginxTempPaths(dir)}
   server {
     listen ${LOOPBACK}:${port}${tls ? ' ssl' : ''};
     ${tls ? `ssl_certificate ${q(tls.certificate)}; ssl_certificate_key ${q(tls.key)};` : ''}
@@ -91,17 +87,9 @@ http {
   }
 }
 `;
-  const confFile = path.join(dir, 'nginx.conf');
-  await writeFile(confFile, conf);
-  const logFile = path.join(dir, 'nginx.log');
-  const svc = spawnService({ cmd: bin, args: ['-c', confFile, '-p', dir], logFile });
   const url = `${tls ? 'https' : 'http'}://${LOOPBACK}:${port}`;
-  try {
-    await startedOrThrow(svc, () => waitForHttp(`${url}/v2/`, 10_000, svc.exited), 'nginx');
-  } catch (e) {
-    await removeDir(dir);
-    throw e;
-  }
+  const svc = await runNginx(bin, dir, conf, `${url}/v2/`);
+  const logFile = path.join(dir, 'nginx.log');
   return {
     url,
     pid: svc.pid,
