@@ -8,6 +8,7 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import type { Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
 import { startSite, stopSite } from '../fixtures/site.js';
+import { startBalancer } from '../fixtures/balancer.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
 import { LOOPBACK, makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
 import { skopeoPull } from '../fixtures/clients.js';
@@ -107,6 +108,34 @@ test('30 nodes over 3 replicas, cold: about one registry copy, all verified; the
     report.push(`warm, one pull on each replica: registry bytes ${warm}`);
     assert.equal(warm, 0);
   } finally {
+    await stopAll(bs);
+  }
+});
+
+test('behind a round-robin load balancer (nginx) the requests of each cold pull land on different replicas: the registry sends the image once, every pull verified', async () => {
+  const img = await image('site/balanced:v1');
+  const bs = await site();
+  const lb = await startBalancer(bs.map((b) => b.url));
+  const out = await makeTempDir('berth-cluster-lb-');
+  try {
+    await settle();
+    const cold = await sent(() =>
+      Promise.all(
+        Array.from({ length: 4 }, async (_, i) => {
+          // skopeo re-hashes every blob it fetches.
+          const pulled = await skopeoPull(`${lb.host}/site/balanced:v1`, `${out}/node-${i}`);
+          assert.equal(pulled.manifestDigest, img.manifestDigest);
+        }),
+      ),
+    );
+    const blobGets = (await lb.requests()).filter((r) => r.method === 'GET' && r.path.startsWith('/v2/site/balanced/blobs/'));
+    assert.ok(new Set(blobGets.map((r) => r.upstream)).size === 3, `blob requests reached every replica: ${JSON.stringify(blobGets)}`);
+    const ratio = cold / img.totalSize;
+    report.push(`cold, 4 skopeo pulls through nginx round-robin over 3 replicas: registry bytes / image = ${ratio.toFixed(3)}x`);
+    assert.ok(ratio <= 1.05, `registry sent ${ratio.toFixed(3)}x the image`);
+  } finally {
+    await removeDir(out);
+    await lb.stop();
     await stopAll(bs);
   }
 });
