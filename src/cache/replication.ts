@@ -269,7 +269,8 @@ export class ReplicationWorker {
       if (this.stopped) return;
       const transient = isTransient(err);
       const attempts = job.attempts + 1;
-      const giveUp = !transient && attempts >= this.policy.maxRefusals;
+      // Only refusals count towards giving up: a centre down for a day leaves every try intact.
+      const giveUp = !transient && job.refusals + 1 >= this.policy.maxRefusals;
       const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** Math.min(attempts - 1, 20));
       const message = (err as Error).message;
       try {

@@ -48,6 +48,8 @@ export interface QueueEntry {
   readonly tag: string | null;
   readonly state: 'pending' | 'running' | 'failed';
   readonly attempts: number;
+  /** Attempts the upstream refused (4xx); the job fails for good at the policy's limit of these. */
+  readonly refusals: number;
   readonly ageSeconds: number;
   /** Seconds until the next attempt (0: due, or waiting for the upstream to answer). */
   readonly nextAttemptSeconds: number;
@@ -95,6 +97,7 @@ export function openPushSide(deps: PushSideDeps): PushSide {
           tag: j.tag,
           state: j.state,
           attempts: j.attempts,
+          refusals: j.refusals,
           ageSeconds: Math.max(0, Math.round((now() - j.createdAt) / 1000)),
           nextAttemptSeconds: Math.max(0, Math.round((j.nextAttemptAt - now()) / 1000)),
           waitingFor: j.waitingFor,

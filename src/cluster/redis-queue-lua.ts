@@ -138,6 +138,7 @@ export const FAIL = script(`
 local id = ARGV[2]
 if redis.call('HGET', jk(id), 'state') ~= 'running' then return 0 end
 redis.call('HINCRBY', jk(id), 'attempts', 1)
+if ARGV[7] ~= '1' then redis.call('HINCRBY', jk(id), 'refusals', 1) end
 redis.call('HSET', jk(id), 'nextAttemptAt', ARGV[5], 'lastError', ARGV[6], 'transient', ARGV[7], 'updatedAt', ARGV[3])
 if ARGV[4] == 'failed' then
   redis.call('HSET', jk(id), 'state', 'failed', 'owner', '', 'leaseUntil', '')
@@ -186,7 +187,7 @@ return out`);
 export const RETRY = script(`
 local s = redis.call('HGET', jk(ARGV[2]), 'state')
 if not s or s == 'running' then return 0 end
-redis.call('HSET', jk(ARGV[2]), 'attempts', 0, 'nextAttemptAt', ARGV[3], 'updatedAt', ARGV[3])
+redis.call('HSET', jk(ARGV[2]), 'attempts', 0, 'refusals', 0, 'nextAttemptAt', ARGV[3], 'updatedAt', ARGV[3])
 to_pending(ARGV[2], ARGV[3])
 return 1`);
 

@@ -21,6 +21,7 @@ function toJob(flat: string[]): Job {
     baseDigest: orNull(h['baseDigest']),
     state: h['state'] as JobState,
     attempts: num(h['attempts']),
+    refusals: num(h['refusals']),
     nextAttemptAt: num(h['nextAttemptAt']),
     lastError: orNull(h['lastError']),
     transient: h['transient'] === '1' ? 1 : 0,

@@ -14,6 +14,8 @@ export interface Job {
   readonly baseDigest: string | null;
   readonly state: JobState;
   readonly attempts: number;
+  /** Attempts the upstream refused (4xx), of all attempts: what counts towards giving up. */
+  readonly refusals: number;
   readonly nextAttemptAt: number;
   readonly lastError: string | null;
   /** 1 when the last error was the network or a 5xx/429: the job runs again once the upstream answers. */

@@ -53,13 +53,17 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 `;
 
-/** 1: the schema of berth 0.1.0. 2: running jobs record who runs them and until when (owner, lease). */
+/**
+ * 1: the schema of berth 0.1.0. 2: running jobs record who runs them and until when (owner,
+ * lease). 3: refusals are counted apart from attempts (a long outage must not use up a job's tries).
+ */
 export const PUSH_MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(SCHEMA_V1),
   (db) => {
     addColumn(db, 'replication_jobs', 'owner', 'TEXT');
     addColumn(db, 'replication_jobs', 'lease_until', 'INTEGER');
   },
+  (db) => addColumn(db, 'replication_jobs', 'refusals', 'INTEGER NOT NULL DEFAULT 0'),
 ];
 
 export function openPushDatabase(root: string): Database.Database {

@@ -154,6 +154,42 @@ test('the worker retries refusals with backoff and marks the job failed after th
   cleanup();
 });
 
+test('failures worth waiting out do not use up the refusals: a job refused once after many of them is tried again', async () => {
+  const { db, cleanup } = setup();
+  const realNow = () => Date.now();
+  const q = new SqliteReplicationQueue(db, realNow);
+  const id = await q.enqueueBlob('u', 'r', d(1));
+  let attempts = 0;
+  const replicator = {
+    ensureBlob: async () => {
+      attempts++;
+      // Five 503s (the centre was down), then one refusal, then success.
+      if (attempts <= 5) throw new OciError('UNAVAILABLE', 'upstream u answered 503');
+      if (attempts === 6) throw new OciError('DENIED', 'upstream u denied the push');
+      return 'uploaded';
+    },
+  } as unknown as Replicator;
+  const upstream = { config: { name: 'u' }, client: { breaker: { state: 'up' } } } as unknown as Upstream;
+  const worker = new ReplicationWorker({
+    queue: q,
+    owner: 'local',
+    replicator,
+    upstreams: [upstream],
+    logger: pino({ level: 'silent' }),
+    now: realNow,
+    policy: { concurrency: 1, baseDelayMs: 1, maxDelayMs: 5, maxRefusals: 3, pollMs: 10 },
+  });
+  const keepAlive = setInterval(() => undefined, 50);
+  await worker.start();
+  const deadline = Date.now() + 5_000;
+  while ((await q.get(id)) !== undefined && (await q.get(id))?.state !== 'failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await worker.stop();
+  clearInterval(keepAlive);
+  assert.equal(await q.get(id), undefined, `replicated in the end (state ${(await q.get(id))?.state})`);
+  assert.equal(attempts, 7);
+  cleanup();
+});
+
 test("a worker sharing the queue runs a stopped owner's job once its lease lapses", async () => {
   const { db, cleanup } = setup();
   const realNow = () => Date.now();

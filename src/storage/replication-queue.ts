@@ -5,7 +5,7 @@ import { releaseReplicatingTag } from './held-tags.js';
 
 export type { Job, JobKind, JobState, JobView };
 
-const JOB_COLUMNS = `id, upstream, repository, kind, digest, tag, base_digest AS baseDigest, state, attempts,
+const JOB_COLUMNS = `id, upstream, repository, kind, digest, tag, base_digest AS baseDigest, state, attempts, refusals,
   next_attempt_at AS nextAttemptAt, last_error AS lastError, transient, created_at AS createdAt, updated_at AS updatedAt,
   owner, lease_until AS leaseUntil`;
 
@@ -140,11 +140,11 @@ export class SqliteReplicationQueue implements ReplicationQueue {
   async fail(id: number, error: string, opts: { transient: boolean; nextAttemptAt: number; giveUp: boolean }): Promise<void> {
     this.db
       .prepare(
-        `UPDATE replication_jobs SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, transient = ?, updated_at = ?,
+        `UPDATE replication_jobs SET state = ?, attempts = attempts + 1, refusals = refusals + ?, next_attempt_at = ?, last_error = ?, transient = ?, updated_at = ?,
         owner = NULL, lease_until = NULL
         WHERE id = ? AND state = 'running'`,
       )
-      .run(opts.giveUp ? 'failed' : 'pending', opts.nextAttemptAt, error.slice(0, 1000), opts.transient ? 1 : 0, this.now(), id);
+      .run(opts.giveUp ? 'failed' : 'pending', opts.transient ? 0 : 1, opts.nextAttemptAt, error.slice(0, 1000), opts.transient ? 1 : 0, this.now(), id);
   }
 
   /**
@@ -196,7 +196,9 @@ export class SqliteReplicationQueue implements ReplicationQueue {
   async retry(id: number): Promise<boolean> {
     return (
       this.db
-        .prepare("UPDATE replication_jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'running'")
+        .prepare(
+          "UPDATE replication_jobs SET state = 'pending', attempts = 0, refusals = 0, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'running'",
+        )
         .run(this.now(), this.now(), id).changes > 0
     );
   }

@@ -103,10 +103,18 @@ export function replicationQueueContract(name: string, open: () => Promise<PushF
     assert.equal(await queue.wakeTransient('u'), 1);
     const [again] = await queue.claim('u', 1, alice);
     assert.equal(again?.attempts, 1);
+    assert.equal(again?.refusals, 0, 'a transient failure is no refusal');
+    await queue.fail(id, 'no', { transient: false, nextAttemptAt: 0, giveUp: false });
+    advance(100_000);
+    const [refused] = await queue.claim('u', 1, alice);
+    assert.deepEqual([refused?.attempts, refused?.refusals], [2, 1]);
     await queue.fail(id, 'no', { transient: false, nextAttemptAt: 0, giveUp: true });
     advance(100_000);
     assert.deepEqual(await queue.claim('u', 1, alice), [], 'failed waits for an operator');
     assert.ok(await queue.retry(id));
+    const [fresh] = await queue.claim('u', 1, alice);
+    assert.deepEqual([fresh?.attempts, fresh?.refusals], [0, 0], 'a retry starts the count again');
+    await queue.fail(id, 'down', { transient: true, nextAttemptAt: 0, giveUp: false });
     assert.ok(await queue.needs(d(1)));
     assert.deepEqual([...(await queue.needed())], [d(1)]);
     assert.equal((await queue.list())[0]?.id, id);
