@@ -122,28 +122,34 @@ test('failures back off, refusals end in failed, retry and drop work, running jo
   cleanup();
 });
 
+/** A worker of one blob job on upstream `u` (always up), whose every attempt runs `ensureBlob`. */
+function blobWorker(q: SqliteReplicationQueue, ensureBlob: () => Promise<string>, policy: { baseDelayMs: number; maxDelayMs: number }) {
+  const upstream = { config: { name: 'u' }, client: { breaker: { state: 'up' } } } as unknown as Upstream;
+  return new ReplicationWorker({
+    queue: q,
+    owner: 'local',
+    replicator: { ensureBlob } as unknown as Replicator,
+    upstreams: [upstream],
+    logger: pino({ level: 'silent' }),
+    now: () => Date.now(),
+    policy: { concurrency: 1, maxRefusals: 3, pollMs: 10, ...policy },
+  });
+}
+
 test('the worker retries refusals with backoff and marks the job failed after the limit', async () => {
   const { db, cleanup } = setup();
   const realNow = () => Date.now();
   const q = new SqliteReplicationQueue(db, realNow);
   const id = await q.enqueueBlob('u', 'r', d(1));
   let attempts = 0;
-  const replicator = {
-    ensureBlob: async () => {
+  const worker = blobWorker(
+    q,
+    async () => {
       attempts++;
       throw new OciError('DENIED', 'upstream u denied the push');
     },
-  } as unknown as Replicator;
-  const upstream = { config: { name: 'u' }, client: { breaker: { state: 'up' } } } as unknown as Upstream;
-  const worker = new ReplicationWorker({
-    queue: q,
-    owner: 'local',
-    replicator,
-    upstreams: [upstream],
-    logger: pino({ level: 'silent' }),
-    now: realNow,
-    policy: { concurrency: 1, baseDelayMs: 5, maxDelayMs: 20, maxRefusals: 3, pollMs: 10 },
-  });
+    { baseDelayMs: 5, maxDelayMs: 20 },
+  );
   await worker.start();
   const deadline = Date.now() + 5_000;
   while ((await q.get(id))?.state !== 'failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -160,25 +166,17 @@ test('failures worth waiting out do not use up the refusals: a job refused once 
   const q = new SqliteReplicationQueue(db, realNow);
   const id = await q.enqueueBlob('u', 'r', d(1));
   let attempts = 0;
-  const replicator = {
-    ensureBlob: async () => {
+  const worker = blobWorker(
+    q,
+    async () => {
       attempts++;
       // Five 503s (the centre was down), then one refusal, then success.
       if (attempts <= 5) throw new OciError('UNAVAILABLE', 'upstream u answered 503');
       if (attempts === 6) throw new OciError('DENIED', 'upstream u denied the push');
       return 'uploaded';
     },
-  } as unknown as Replicator;
-  const upstream = { config: { name: 'u' }, client: { breaker: { state: 'up' } } } as unknown as Upstream;
-  const worker = new ReplicationWorker({
-    queue: q,
-    owner: 'local',
-    replicator,
-    upstreams: [upstream],
-    logger: pino({ level: 'silent' }),
-    now: realNow,
-    policy: { concurrency: 1, baseDelayMs: 1, maxDelayMs: 5, maxRefusals: 3, pollMs: 10 },
-  });
+    { baseDelayMs: 1, maxDelayMs: 5 },
+  );
   const keepAlive = setInterval(() => undefined, 50);
   await worker.start();
   const deadline = Date.now() + 5_000;
