@@ -14,12 +14,21 @@ import { runDoctor } from './cli/doctor.js';
 import { SERVER_DAYS, generateCertificates } from './cli/cert.js';
 import { EXIT, UsageError, type ExitCode } from './oci/errors.js';
 import { COUNT_ENV, SLOT_ENV } from './workers/protocol.js';
+import { readCgroupLimits } from './workers/worker-count.js';
 
 /** The soft limit on open files (node raises it to the hard limit at start), from /proc on Linux. */
 function openFileLimit(): number | undefined {
   try {
     const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
     return m?.[1] === undefined ? undefined : m[1] === 'unlimited' ? Infinity : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function readIfThere(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
@@ -63,6 +72,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
         faults: process,
         cluster,
         node: { execArgv: process.execArgv, options: env['NODE_OPTIONS'] },
+        cgroup: readCgroupLimits(readIfThere),
         ...(worker ? { worker } : {}),
       });
       // The IPC channel would keep a drained worker alive: let go of it, and the process ends.

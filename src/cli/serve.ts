@@ -7,6 +7,7 @@ import { prepareStore } from '../store-prep.js';
 import { WorkerChannel, type IpcPort } from '../workers/channel.js';
 import { runPrimary } from '../workers/primary.js';
 import { workerExecArgv } from '../workers/worker-flags.js';
+import { autoWorkerCount, type CgroupLimits } from '../workers/worker-count.js';
 import { budgetFor, type WanBudget } from '../upstream/budget.js';
 
 export interface ServeIo {
@@ -19,13 +20,15 @@ export interface ServeIo {
   readonly worker?: { readonly slot: number; readonly count: number; readonly port: IpcPort };
   /** Cores, for `http.workers: auto`. */
   readonly cores?: number;
+  /** The container's CPU quota and memory limit, which `auto` keeps within. */
+  readonly cgroup?: CgroupLimits;
   /** This process's Node.js flags and NODE_OPTIONS, from which the workers' flags are made. */
   readonly node?: { readonly execArgv: readonly string[]; readonly options: string | undefined };
 }
 
-/** How many processes serve: `auto` is one per core. */
-export function workerCount(config: BerthConfig, cores = availableParallelism()): number {
-  return config.http.workers === 'auto' ? Math.max(1, cores) : config.http.workers;
+/** How many processes serve: `auto` is one per core, within the cgroup's CPU quota and memory limit. */
+export function workerCount(config: BerthConfig, cores = availableParallelism(), limits: CgroupLimits = {}): number {
+  return config.http.workers === 'auto' ? autoWorkerCount(cores, limits).count : config.http.workers;
 }
 
 /** The log message of a fault no handler caught; the test fixtures fail any run that logs it. */
@@ -57,7 +60,12 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   };
   io.faults?.on('uncaughtException', onFault);
   io.faults?.on('unhandledRejection', onFault);
-  const count = workerCount(config, io.cores);
+  const count = workerCount(config, io.cores, io.cgroup);
+  if (!io.worker && config.http.workers === 'auto') {
+    const cores = io.cores ?? availableParallelism();
+    const { limitedBy } = autoWorkerCount(cores, io.cgroup ?? {});
+    if (limitedBy) logger.info({ workers: count, cores, ...io.cgroup }, `http.workers auto: ${count} of ${cores} cores, held by the container's ${limitedBy}`);
+  }
   if (!io.worker && io.cluster && count > 1) {
     await prepareStore(config, { logger, now: Date.now });
     const execArgv = workerExecArgv(io.node?.execArgv ?? [], io.node?.options);

@@ -11,6 +11,7 @@ import { makeTempDir, removeDir, run, sleep, waitFor } from '../fixtures/proc.js
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { httpPull } from '../fixtures/http-pull.js';
+import { memoryGroup } from '../fixtures/cgroup.js';
 
 let registry: Registry;
 const images: BuiltImage[] = [];
@@ -221,5 +222,30 @@ test('SIGHUP to the primary reaches every worker: each re-reads the htpasswd fil
   } finally {
     await b.stop();
     await removeDir(dir);
+  }
+});
+
+test('http.workers auto keeps within the container: under a 600 MiB memory limit it serves from one process, and says why', async () => {
+  const img = await image('workers/limited:v1', 1, 256 * 1024);
+  const group = await memoryGroup(`berth-test-${process.pid}`, 600 * 1024 * 1024);
+  try {
+    const b = await startBerth({
+      config: { version: 0.1, log: { level: 'info' }, http: { workers: 'auto' }, proxy: { remoteurl: registry.url } },
+      cgroupProcs: group.procs,
+    });
+    try {
+      const pulled = await httpPull(b.url, 'workers/limited', 'v1');
+      assert.equal(pulled.manifestDigest, img.manifestDigest);
+      const lines = await b.logLines();
+      assert.ok(
+        lines.some((l) => /^http\.workers auto: 1 of \d+ cores, held by the container's memory limit$/.test(String(l['msg']))),
+        'the start-up log names the limit',
+      );
+      assert.ok(!lines.some((l) => l['msg'] === 'worker started'), 'no workers: one process serves');
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    await group.remove();
   }
 });
