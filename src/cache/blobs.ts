@@ -3,7 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore, BlobWriter } from '../storage/blobs.js';
 import type { StoredBlob } from '../storage/leases.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator } from '../ports/fills.js';
@@ -81,6 +81,16 @@ export interface FillRouter {
     readonly size: () => number | undefined;
     /** Throws unless the requesting repository may see the digest (as before joining a fill here). */
     readonly visible: () => Promise<void>;
+    /**
+     * Before the first byte: make this fill's temp file another name of `path`, the file another
+     * worker writes the blob into, so it is written once. False when that cannot be done (the
+     * fill then writes its own copy).
+     */
+    readonly share?: (path: string) => Promise<boolean>;
+    /** This fill writes its bytes itself again (it takes over from the worker it shared with). */
+    readonly own?: () => void;
+    /** Whether this fill's temp file is shared (see share). */
+    readonly shared?: () => boolean;
   }): Promise<AsyncIterable<Uint8Array>>;
   /** Whether an error of a peer transfer is worth another attempt even before any byte arrived. */
   retriable(err: unknown): boolean;
@@ -283,6 +293,7 @@ export class BlobCache {
     const upstream = target.upstream!;
     const fill = new BlobFill(digest, blobs.newTempPath(), blobs.path(digest));
     const started = this.deps.now();
+    let writer: BlobWriter | undefined;
     const log = { upstream: upstream.client.name, repository: target.repository, digest };
     const source: FillSource = {
       open: (offset) => {
@@ -298,6 +309,9 @@ export class BlobCache {
           tempPath: fill.tempPath,
           size: () => fill.size,
           visible: () => this.ensureVisible(target, digest),
+          share: async (path) => (writer ? fill.share(writer, path) : false),
+          own: () => fill.own(),
+          shared: () => fill.mode === 'shared',
         });
       },
       // Only a transfer that has begun is resumed; a request that never got an answer fails fast
@@ -306,7 +320,7 @@ export class BlobCache {
     };
     void (async () => {
       try {
-        const writer = await blobs.createWriter(parseDigest(digest).algorithm, fill.tempPath);
+        writer = await blobs.createWriter(parseDigest(digest).algorithm, fill.tempPath);
         const result = await pumpFill(fill, source, writer, this.deps.retry ?? DEFAULT_RETRY, {
           now: this.deps.now,
           sleep: (ms) => new Promise((r) => setTimeout(r, ms)),

@@ -54,7 +54,7 @@ export async function pumpFill(
         await hooks.sleep(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)));
       }
     }
-    if (fill.mode === 'disk') {
+    if (fill.mode !== 'memory') {
       const committed = await writer.commit(fill.digest, fill.size);
       fill.succeed(true);
       return { ...committed, stored: true };

@@ -6,8 +6,12 @@ import { isNotFound } from '../storage/blobs.js';
 import { type BufferPool, ResponseClosedError } from '../storage/send.js';
 
 export type FillState = 'receiving' | 'verified' | 'failed';
-/** `disk`: bytes go to the temp file; `memory`: the disk filled up and bytes pass through to readers only. */
-export type FillMode = 'disk' | 'memory';
+/**
+ * `disk`: bytes go to the temp file; `shared`: the temp file is another worker's, which writes
+ * them (this fill checks and follows them); `memory`: the disk filled up and bytes pass through
+ * to readers only.
+ */
+export type FillMode = 'disk' | 'shared' | 'memory';
 
 const READ_CHUNK = 256 * 1024;
 /**
@@ -92,6 +96,14 @@ export class BlobFill {
 
   /** Takes the next upstream chunk: to disk, or (disk full) to the pass-through window. */
   async accept(chunk: Uint8Array, writer: BlobWriter, onDiskFull: (err: Error) => Promise<void>): Promise<void> {
+    if (this.mode === 'shared') {
+      // Already in the file, written by the worker this fill follows.
+      writer.hashOnly(chunk);
+      this.remember(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      this.diskBytes += chunk.length;
+      this.advance(chunk.length);
+      return;
+    }
     if (this.mode === 'disk') {
       try {
         await writer.write(chunk);
@@ -113,6 +125,22 @@ export class BlobFill {
     this.advance(chunk.length);
     // Backpressure: the slowest reader sets the pace, so memory stays bounded.
     while (this.windowBytes > MAX_WINDOW && this.readers > 0 && this.state === 'receiving') await this.changed();
+  }
+
+  /** Before the first byte: the temp file becomes another name of `path` (mode `shared`); false when the filesystem refuses. */
+  async share(writer: BlobWriter, path: string): Promise<boolean> {
+    if (this.written > 0 || this.mode !== 'disk') return false;
+    const ok = await writer.share(path).then(
+      () => true,
+      () => false,
+    );
+    if (ok) this.mode = 'shared';
+    return ok;
+  }
+
+  /** This fill writes its bytes itself again, from where it is (it took over the fill). */
+  own(): void {
+    if (this.mode === 'shared') this.mode = 'disk';
   }
 
   /** Upstream chunks are never reused by the client, so keeping references is safe. */

@@ -1,6 +1,6 @@
 /** @module storage/blobs — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Digester, isDigest, type Algorithm } from '../oci/digest.js';
@@ -202,7 +202,21 @@ export class BlobWriter {
     this.digester.update(chunk);
   }
 
-  /** Hashes bytes that could not be written (disk full) so they can still be verified in passing. */
+  /**
+   * Makes this writer's temp file another name of `path`, a file another process is writing this
+   * same blob into: the bytes then reach the disk once. Until the writer takes over (write()
+   * again, at its offset), bytes are only hashed. Only before the first byte.
+   */
+  async share(path: string): Promise<void> {
+    if (this.digester.bytes > 0) throw new Error(`${this.tempPath} already holds bytes of its own`);
+    await this.close();
+    const name = `${this.tempPath}.shared`;
+    await link(path, name);
+    // Atomically in place of the empty file this writer started with.
+    await rename(name, this.tempPath);
+  }
+
+  /** Hashes bytes that could not be written (disk full), or that the file already holds (share), so they can still be verified in passing. */
   hashOnly(chunk: Uint8Array): void {
     this.digester.update(chunk);
   }

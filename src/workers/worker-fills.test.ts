@@ -149,3 +149,35 @@ test('a claim made after another worker committed the blob copies the committed 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('taking over with a file shared with the dead filler: its bytes are checked from disk, the upstream asked only for the rest', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-wf-'));
+  try {
+    const g = group();
+    const shared = join(dir, 'shared');
+    // The dead filler wrote 11 bytes into the file this fill shares; this fill had checked 5 of them.
+    await writeFile(shared, 'hello world');
+    const events: string[] = [];
+    let from: number | undefined;
+    const { req } = request(shared, { offset: 5 });
+    const body = await g.fills(1).open({
+      ...req,
+      shared: () => true,
+      own: () => events.push('own'),
+      upstream: async (o) => {
+        from = o;
+        events.push('upstream');
+        return (async function* () {
+          yield Buffer.from('!!');
+        })();
+      },
+    });
+    const parts: string[] = [];
+    for await (const c of body) parts.push(`${events.includes('own') ? 'written' : 'checked'}:${Buffer.from(c).toString()}`);
+    assert.deepEqual(parts, ['checked: world', 'written:!!'], 'the bytes on disk only checked, the rest written');
+    assert.equal(from, 11, 'the upstream resumes after what the file holds');
+    assert.deepEqual(events, ['own', 'upstream']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,5 +1,5 @@
 /** @module workers/worker-fills — routes each fill attempt of a worker: fill it (one worker per digest), or follow the worker that does through its temp file. */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { FillRouter } from '../cache/blobs.js';
 import { isNotFound } from '../storage/blobs.js';
@@ -18,6 +18,8 @@ export interface WorkerFillsDeps {
   readonly finalPath: (digest: string) => string;
   readonly logger: Logger;
 }
+
+type FillRequest = Parameters<FillRouter['open']>[0];
 
 /** The filling worker is gone (or stopped short): worth another attempt, which claims the fill again. */
 export class WorkerFillLost extends Error {
@@ -67,7 +69,7 @@ export class WorkerFills implements FillRouter {
     if (this.followed.delete(digest)) this.deps.channel.note({ op: 'unfollow', digest });
   }
 
-  async open(req: Parameters<FillRouter['open']>[0]): Promise<AsyncIterable<Uint8Array>> {
+  async open(req: FillRequest): Promise<AsyncIterable<Uint8Array>> {
     const { channel, inner, logger } = this.deps;
     const { digest, offset } = req;
     const state: Followed = { ready: false, size: null, ended: false, wake: () => undefined };
@@ -92,7 +94,7 @@ export class WorkerFills implements FillRouter {
       // Another worker may have committed the blob between this worker's index miss and its
       // claim: copy the committed file rather than fetch it again.
       const committed = await openCommitted(this.deps.finalPath(digest));
-      const body = committed ? committedBody(committed, offset, req) : inner ? await inner.open(req) : await req.upstream(offset);
+      const body = committed ? committedBody(committed, offset, req) : await fetchRest(req, inner, logger);
       channel.note({ op: 'ready', digest, size: req.size() ?? null });
       return body;
     }
@@ -103,15 +105,41 @@ export class WorkerFills implements FillRouter {
       if (claim.ready) [state.ready, state.size] = [true, state.size ?? claim.size];
       while (!state.ready && !state.ended) await idle(state, 1_000);
       if (!state.ready) throw new WorkerFillLost(digest, offset);
+      const followed = await openFollowed(claim.tempPath, this.deps.finalPath(digest));
+      if (!followed) throw new WorkerFillLost(digest, offset);
+      // One file on disk for every worker: this fill's temp file becomes a name of the filler's,
+      // before any reader of this fill is let in (markReady) to open it.
+      if (offset === 0 && req.share && !(await req.share(followed.path))) logger.debug({ digest }, "writing a copy of the filling worker's file");
       if (offset === 0) req.markReady(state.size ?? undefined);
-      const fh = await openFollowed(claim.tempPath, this.deps.finalPath(digest));
-      if (!fh) throw new WorkerFillLost(digest, offset);
-      return tail(fh, offset, state, digest, off);
+      return tail(followed.fh, offset, state, digest, off);
     } catch (err) {
       off();
       throw err;
     }
   }
+}
+
+/** The rest of a blob this worker fills now. A file shared with a filler that died holds the bytes it wrote: they are checked from the file, and the upstream asked only for what follows them. */
+async function fetchRest(req: FillRequest, inner: FillRouter | undefined, logger: Logger): Promise<AsyncIterable<Uint8Array>> {
+  const onDisk = req.shared?.()
+    ? await stat(req.tempPath).then(
+        (s) => s.size,
+        () => 0,
+      )
+    : 0;
+  if (onDisk <= req.offset) {
+    req.own?.();
+    return inner ? inner.open(req) : req.upstream(req.offset);
+  }
+  logger.info({ digest: req.digest, offset: req.offset, onDisk }, 'the shared file holds more: checking those bytes from disk, then fetching the rest');
+  return (async function* () {
+    const fh = await open(req.tempPath, 'r');
+    yield* tail(fh, req.offset, { ready: true, size: onDisk, ended: true, wake: () => undefined }, req.digest, () => undefined);
+    // From here the bytes are this worker's to write.
+    req.own?.();
+    const rest = { ...req, offset: onDisk };
+    yield* inner ? await inner.open(rest) : await req.upstream(onDisk);
+  })();
 }
 
 /** A committed blob's file (verified before it was renamed there), with its size; undefined when absent. */
@@ -131,10 +159,10 @@ function committedBody({ fh, size }: { fh: FileHandle; size: number }, offset: n
 }
 
 /** The filler's temp file, or the blob it became; undefined when neither is there (the fill failed). */
-async function openFollowed(tempPath: string, finalPath: string): Promise<FileHandle | undefined> {
+async function openFollowed(tempPath: string, finalPath: string): Promise<{ fh: FileHandle; path: string } | undefined> {
   for (const path of [tempPath, finalPath]) {
     try {
-      return await open(path, 'r');
+      return { fh: await open(path, 'r'), path };
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

@@ -8,7 +8,7 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
 import { makeTempDir, removeDir, run, sleep, waitFor } from '../fixtures/proc.js';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { httpPull } from '../fixtures/http-pull.js';
 import { memoryGroup } from '../fixtures/cgroup.js';
@@ -99,6 +99,35 @@ test('30 concurrent cold pulls through 2 workers cost the registry one copy; bot
     assert.equal(warm, 0);
   } finally {
     await b.stop();
+  }
+});
+
+/** Bytes the processes caused to be written to storage (/proc/<pid>/io write_bytes, counted when pages are dirtied). */
+async function diskWrites(pids: number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) total += Number(/^write_bytes: (\d+)$/m.exec(await readFile(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
+  return total;
+}
+
+test('a cold blob both workers serve while it fills is written to disk once: the following worker shares the filling worker file', async () => {
+  const img = await image('workers/once:v1', 1, 12 * 1024 * 1024);
+  // Slow enough that both workers get requests for the layer while it fills.
+  const relay: Relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: 8 * 1024 * 1024 });
+  const b = await workersBerth(relay.url);
+  try {
+    const pids = [b.service.pid, ...[...(await workerPids(b)).values()].flat()];
+    const before = await diskWrites(pids);
+    await Promise.all(Array.from({ length: 12 }, () => pullUntilDone(b, 'workers/once', img, 1)));
+    const written = (await diskWrites(pids)) - before;
+    const layer = img.layers[0]!;
+    const served = new Set((await b.logLines()).filter((l) => l['msg'] === 'request' && String(l['path']).endsWith(layer.digest)).map((l) => l['worker']));
+    assert.deepEqual([...served].sort(), [0, 1], 'both workers served the layer');
+    report.push(`cold layer ${layer.size} bytes through 2 workers: ${written} bytes written to disk`);
+    // One copy of the layer plus the databases; a copy per worker would be twice the layer.
+    assert.ok(written < layer.size * 1.5, `${written} bytes written for a layer of ${layer.size}`);
+  } finally {
+    await b.stop();
+    await relay.stop();
   }
 });
 
