@@ -181,3 +181,19 @@ test('taking over with a file shared with the dead filler: its bytes are checked
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a fill sharing a file that is not the committed one writes the committed bytes itself', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-wf-'));
+  try {
+    const g = group();
+    const committed = join(dir, 'blob');
+    await writeFile(committed, 'committed bytes');
+    let owned = false;
+    const { req } = request(join(dir, 'temp'));
+    const body = await g.fills(1, committed).open({ ...req, shared: () => !owned, own: () => (owned = true) });
+    assert.ok(owned, 'own() before the first byte: the shared file may be a partial one');
+    assert.equal((await collect(body)).toString(), 'committed bytes');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -94,6 +94,10 @@ export class WorkerFills implements FillRouter {
       // Another worker may have committed the blob between this worker's index miss and its
       // claim: copy the committed file rather than fetch it again.
       const committed = await openCommitted(this.deps.finalPath(digest));
+      // The committed file may be another inode than a file this fill shares (a filler with a
+      // copy of its own committed it): its bytes are then written here, or this fill's commit
+      // would put a partial file in place of the blob.
+      if (committed) req.own?.();
       const body = committed ? committedBody(committed, offset, req) : await fetchRest(req, inner, logger);
       channel.note({ op: 'ready', digest, size: req.size() ?? null });
       return body;
