@@ -274,6 +274,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await cache.stopEviction();
       await privateAdmin?.close();
       await pushSide.close();
       siteWrites?.close();

@@ -152,3 +152,20 @@ test('store readers (manifests, warm-up, replication) get whole content or nothi
   await held.close();
   await assert.rejects(store.blobs.readAll(digests[0]!), { code: 'ENOENT' });
 });
+
+test('an eviction stopped mid-pass (shutdown) deletes nothing more, and none starts after it', async () => {
+  const { store, evictor, hooks, digests } = await setup();
+  let stopped: Promise<void> | undefined;
+  // The pass deletes the first blob; shutdown begins at that moment.
+  hooks.onForget = () => {
+    stopped = evictor.stop();
+  };
+  await evictor.run('maxsize exceeded');
+  await stopped;
+  assert.equal(await store.blobs.size(digests[0]!), undefined, 'the first was evicted');
+  assert.equal(await store.blobs.size(digests[1]!), 300_000, 'the pass stopped before the second');
+  assert.equal((await evictor.run('after shutdown')).evicted, 0);
+  evictor.maybeRun();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await store.blobs.size(digests[1]!), 300_000);
+});

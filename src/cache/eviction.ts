@@ -125,16 +125,17 @@ export interface EvictionResult {
 /** Runs eviction passes one at a time; a trigger during a pass is folded into it. */
 export class Evictor {
   private running: Promise<EvictionResult> | undefined;
+  private stopped = false;
 
   constructor(private readonly deps: EvictorDeps) {}
 
   /** Starts a pass when the store is above maxsize; cheap to call after every commit. */
   maybeRun(): void {
     const { maxsize } = this.deps.limits;
-    if (maxsize <= 0) return;
+    if (maxsize <= 0 || this.stopped) return;
     this.deps.index.usage().then(
       ({ bytes }) => {
-        if (bytes > maxsize) void this.run('maxsize exceeded');
+        if (bytes > maxsize && !this.stopped) void this.run('maxsize exceeded');
       },
       (err: Error) => this.deps.logger.warn({ err: err.message }, 'could not read the store size for eviction'),
     );
@@ -143,10 +144,17 @@ export class Evictor {
   /** One pass: expired content, then least recently used down to the target. */
   run(reason: string, targetBytes?: number): Promise<EvictionResult> {
     if (this.running) return this.running;
+    if (this.stopped) return Promise.resolve({ evicted: 0, freedBytes: 0, totalBefore: 0, totalAfter: 0 });
     this.running = this.pass(reason, targetBytes).finally(() => {
       this.running = undefined;
     });
     return this.running;
+  }
+
+  /** Before the stores close: no pass starts from now on, and the one running stops at its next blob. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running?.catch(() => undefined);
   }
 
   private async pass(reason: string, targetBytes?: number): Promise<EvictionResult> {
@@ -161,6 +169,7 @@ export class Evictor {
     let evicted = 0;
     const byReason = new Map<string, { count: number; bytes: number }>();
     for (const { digest, size, reason: why } of plan.evict) {
+      if (this.stopped) break;
       // Asked again at the moment of deletion: a pull may have found the blob since the plan was made.
       if (inUse(digest)) continue;
       // Forget first: a request arriving meanwhile waits for the delete, then refetches.

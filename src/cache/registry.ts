@@ -133,6 +133,11 @@ export class RegistryCache {
     this.evictor.maybeRun();
   }
 
+  /** Before the stores close (shutdown): no eviction starts, and a pass under way ends first. */
+  stopEviction(): Promise<void> {
+    return this.evictor.stop();
+  }
+
   /** Tags come from upstream when it answers (it is the authority), else from what berth has seen. */
   async tags(target: Target, n: number, last: string | undefined): Promise<TagPage> {
     if (target.upstream) {
