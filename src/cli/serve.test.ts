@@ -6,10 +6,10 @@ import { primaryGone, workerCount } from './serve.js';
 
 test('http.workers: auto is one per core (at least one); a count is taken as given', () => {
   const config = (workers?: string) => loadConfig({ env: workers ? { REGISTRY_HTTP_WORKERS: workers } : {}, cwd: '.' }).config;
-  assert.equal(workerCount(config(), 8), 8);
-  assert.equal(workerCount(config('auto'), 0), 1);
-  assert.equal(workerCount(config('3'), 16), 3);
-  assert.equal(workerCount(config('1'), 16), 1);
+  assert.equal(workerCount(config(), 8).count, 8);
+  assert.equal(workerCount(config('auto'), 0).count, 1);
+  assert.equal(workerCount(config('3'), 16).count, 3);
+  assert.equal(workerCount(config('1'), 16).count, 1);
 });
 
 test('a send to a killed primary is told apart from a bug: closed IPC channel or EPIPE on the child_process pipe', () => {

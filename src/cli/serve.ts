@@ -26,9 +26,13 @@ export interface ServeIo {
   readonly node?: { readonly execArgv: readonly string[]; readonly options: string | undefined };
 }
 
-/** How many processes serve: `auto` is one per core, within the cgroup's CPU quota and memory limit. */
-export function workerCount(config: BerthConfig, cores = availableParallelism(), limits: CgroupLimits = {}): number {
-  return config.http.workers === 'auto' ? autoWorkerCount(cores, limits).count : config.http.workers;
+/** How many processes serve: `auto` is one per core, within the cgroup's CPU quota and memory limit (`limitedBy` says which held it down). */
+export function workerCount(
+  config: BerthConfig,
+  cores = availableParallelism(),
+  limits: CgroupLimits = {},
+): { count: number; limitedBy?: 'cpu quota' | 'memory limit'; cores: number } {
+  return config.http.workers === 'auto' ? { ...autoWorkerCount(cores, limits), cores } : { count: config.http.workers, cores };
 }
 
 /** The log message of a fault no handler caught; the test fixtures fail any run that logs it. */
@@ -60,12 +64,9 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   };
   io.faults?.on('uncaughtException', onFault);
   io.faults?.on('unhandledRejection', onFault);
-  const count = workerCount(config, io.cores, io.cgroup);
-  if (!io.worker && config.http.workers === 'auto') {
-    const cores = io.cores ?? availableParallelism();
-    const { limitedBy } = autoWorkerCount(cores, io.cgroup ?? {});
-    if (limitedBy) logger.info({ workers: count, cores, ...io.cgroup }, `http.workers auto: ${count} of ${cores} cores, held by the container's ${limitedBy}`);
-  }
+  const { count, limitedBy, cores } = workerCount(config, io.cores, io.cgroup);
+  if (!io.worker && limitedBy)
+    logger.info({ workers: count, cores, ...io.cgroup }, `http.workers auto: ${count} of ${cores} cores, held by the container's ${limitedBy}`);
   if (!io.worker && io.cluster && count > 1) {
     await prepareStore(config, { logger, now: Date.now });
     const execArgv = workerExecArgv(io.node?.execArgv ?? [], io.node?.options);

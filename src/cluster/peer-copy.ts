@@ -9,6 +9,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { PeerClient } from './peer-client.js';
+import { isLiveMember } from './site-fills.js';
 import type { SiteCoordination } from '../ports/site.js';
 
 /** What the replica that took a push asks another to copy from it (`from`): everything the push needs that `from` stores. */
@@ -40,7 +41,7 @@ export class PeerCopier {
     // Only a live replica of this site is read from (the request carries the secret there); the
     // heartbeat view may lag a replica that just joined, so Redis is asked before refusing.
     const { live, site } = this.deps;
-    const known = live()?.has(req.from) || (await site.members().catch(() => [])).some((m) => m.url === req.from);
+    const known = await isLiveMember(site, live(), req.from).catch(() => false);
     if (!known || req.from === site.self) {
       throw new OciError('UNAVAILABLE', `${req.from} is not a live replica of this site`, { status: 409 });
     }

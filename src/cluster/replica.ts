@@ -8,7 +8,7 @@ import { PeerClient } from './peer-client.js';
 import type { Redis } from 'ioredis';
 import { connectRedis } from './redis.js';
 import { RedisSite } from './redis-site.js';
-import { SiteFills } from './site-fills.js';
+import { SiteFills, isLiveMember } from './site-fills.js';
 import { siteManifests } from './site-manifests.js';
 import type { ManifestSite } from '../cache/manifests.js';
 
@@ -94,11 +94,8 @@ export function openReplica(
       if (!members) return undefined;
       const owner = await site.uploadOwner(id).catch(() => undefined);
       if (owner === undefined || owner === site.self) return undefined;
-      if (members.has(owner)) return owner;
-      // The heartbeat's view can be a second old: an owner that just joined is missing from it.
-      // Answering "not ours, not anyone's" would turn the client's upload into an unknown one.
-      const current = await site.members().catch(() => []);
-      return current.some((m) => m.url === owner) ? owner : undefined;
+      // An owner that just joined, answered "not anyone's", would turn the client's upload into an unknown one.
+      return (await isLiveMember(site, members, owner).catch(() => false)) ? owner : undefined;
     },
     holding: (index) => {
       ownDigests = () => index.ownDigests();

@@ -31,6 +31,15 @@ export function electFiller(digest: string, members: Iterable<string>): string |
 }
 
 /**
+ * Whether `url` is a live replica of the site: the last heartbeat's view, else the site's
+ * current membership (the view can be a second old and miss a replica that just joined).
+ * Rejects when the site's store does not answer.
+ */
+export async function isLiveMember(site: SiteCoordination, live: ReadonlySet<string> | undefined, url: string): Promise<boolean> {
+  return live?.has(url) || (await site.members()).some((m) => m.url === url);
+}
+
+/**
  * Per attempt (a fill's first, and each resume from the bytes it has): a live holder first,
  * then the elected filler (first attempt of a node's request only), then the fill lease: whoever
  * holds it is followed while it fills, a dead holder's lease is taken over, and the winner goes
@@ -65,10 +74,8 @@ export class SiteFills implements FillRouter {
       logger.info({ ...log, peer, mode }, 'blob from a peer replica');
       return body;
     };
-    // The heartbeat's view can be a second old: a replica that just (re)joined is missing from
-    // it. Treating such a live holder or filler as dead would cost a second upstream copy, so a
-    // name missing from the view is checked against the site's current membership first.
-    const isLive = async (url: string) => this.deps.live()?.has(url) || (await site.members()).some((m) => m.url === url);
+    // Treating a holder or filler that just (re)joined as dead would cost a second upstream copy.
+    const isLive = (url: string) => isLiveMember(site, this.deps.live(), url);
     const fromHolder = async (): Promise<AsyncIterable<Uint8Array> | undefined> => {
       const holders: string[] = [];
       for (const h of await site.holders(digest)) if (h !== self && (await isLive(h))) holders.push(h);

@@ -138,7 +138,7 @@ async function fetchRest(req: FillRequest, inner: FillRouter | undefined, logger
   logger.info({ digest: req.digest, offset: req.offset, onDisk }, 'the shared file holds more: checking those bytes from disk, then fetching the rest');
   return (async function* () {
     const fh = await open(req.tempPath, 'r');
-    yield* tail(fh, req.offset, { ready: true, size: onDisk, ended: true, wake: () => undefined }, req.digest, () => undefined);
+    yield* readComplete(fh, req.offset, onDisk, req.digest);
     // From here the bytes are this worker's to write.
     req.own?.();
     const rest = { ...req, offset: onDisk };
@@ -157,9 +157,14 @@ async function openCommitted(path: string): Promise<{ fh: FileHandle; size: numb
   }
 }
 
-function committedBody({ fh, size }: { fh: FileHandle; size: number }, offset: number, req: Parameters<FillRouter['open']>[0]) {
+function committedBody({ fh, size }: { fh: FileHandle; size: number }, offset: number, req: FillRequest) {
   if (offset === 0) req.markReady(size);
-  return tail(fh, offset, { ready: true, size, ended: true, wake: () => undefined }, req.digest, () => undefined);
+  return readComplete(fh, offset, size, req.digest);
+}
+
+/** Bytes `offset` up to `size` of a file that already holds them all (no fill to follow). */
+function readComplete(fh: FileHandle, offset: number, size: number, digest: string): AsyncGenerator<Uint8Array> {
+  return tail(fh, offset, { ready: true, size, ended: true, wake: () => undefined }, digest, () => undefined);
 }
 
 /** The filler's temp file, or the blob it became; undefined when neither is there (the fill failed). */
