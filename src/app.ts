@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig, Listener } from './config/types.js';
 import { instanceId } from './upstream/loop.js';
 import { BlobStore } from './storage/blobs.js';
+import { loadZeroCopy, type ZeroCopy } from './storage/zero-copy.js';
 import { LOCAL_OWNER, openLocalIndex, openLocalPush } from './storage/local.js';
 import { InUseRecord } from './storage/in-use.js';
 import { RegistryClient } from './upstream/client.js';
@@ -65,7 +66,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const lead = !worker || worker.lead;
   const root = config.storage.rootdirectory;
   await mkdir(root, { recursive: true });
-  const blobs = new BlobStore(root);
+  const blobs = new BlobStore(root, await zeroCopyFor(config, lead ? logger : undefined));
   const { removedTemp } = await blobs.init(worker !== undefined);
   if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
   // The shared-state ports, chosen once, here: today the local ones (SQLite files beside the blobs).
@@ -341,4 +342,16 @@ async function checkAll(upstreams: readonly Upstream[], logger: Logger): Promise
       }
     }),
   );
+}
+
+/** sendfile(2) unless `http.sendfile: false`; the lead process says which way stored blobs go, and why when they are copied. */
+async function zeroCopyFor(config: BerthConfig, logger: Logger | undefined): Promise<ZeroCopy | undefined> {
+  if (!config.http.sendfile) {
+    logger?.info('stored blobs are copied to plain TCP clients (http.sendfile: false)');
+    return undefined;
+  }
+  const { zeroCopy, reason } = await loadZeroCopy();
+  if (zeroCopy) logger?.info('stored blobs go to plain TCP clients by sendfile(2)');
+  else logger?.warn({ reason }, 'sendfile(2) is not available: stored blobs are copied to every client');
+  return zeroCopy;
 }

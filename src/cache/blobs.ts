@@ -5,6 +5,7 @@ import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore, BlobWriter } from '../storage/blobs.js';
 import type { StoredBlob } from '../storage/leases.js';
+import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
@@ -34,7 +35,7 @@ export interface BlobHandle {
    * storage/send; a fill's bytes as they arrive). Rejects when `out` closes early, the file cannot
    * be read or the fill fails.
    */
-  send?(out: Writable, start: number, end: number, onBytes: (n: number) => void): Promise<void>;
+  send?(out: Writable, start: number, end: number, onBytes: OnBytes): Promise<void>;
 }
 
 export interface BlobCacheDeps {

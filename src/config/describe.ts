@@ -84,6 +84,7 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
       maxconnections: config.http.limits.maxConnections,
       maxconnectionsperclient: config.http.limits.maxConnectionsPerClient,
       workers: config.http.workers,
+      sendfile: config.http.sendfile,
     },
     ...(single
       ? { proxy: upstreamDoc(config.upstreams[0]!, true) }

@@ -28,6 +28,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
     listeners: [],
     limits: DEFAULT_CONNECTION_LIMITS,
     workers: 'auto',
+    sendfile: true,
   });
   assert.deepEqual(config.upstreams, [
     {

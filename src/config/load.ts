@@ -235,6 +235,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
         maxConnectionsPerClient: doc.http?.maxconnectionsperclient ?? DEFAULT_CONNECTION_LIMITS.maxConnectionsPerClient,
       },
       workers: doc.http?.workers ?? 'auto',
+      sendfile: doc.http?.sendfile ?? true,
       ...(tls?.certificate !== undefined && tls.key !== undefined
         ? { tls: { certificate: where(['http', 'tls', 'certificate'], tls.certificate), key: where(['http', 'tls', 'key'], tls.key) } }
         : {}),

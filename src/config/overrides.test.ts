@@ -75,7 +75,7 @@ test('REGISTRY_* variables: invalid values name the variable; list entries by in
 test('without a file: embedded defaults', () => {
   const { config, warnings } = loadConfig({ env: {}, cwd: dir });
   assert.deepEqual(warnings, []);
-  assert.deepEqual(config.http, { host: '', port: 5000, headers: {}, listeners: [], limits: DEFAULT_CONNECTION_LIMITS, workers: 'auto' });
+  assert.deepEqual(config.http, { host: '', port: 5000, headers: {}, listeners: [], limits: DEFAULT_CONNECTION_LIMITS, workers: 'auto', sendfile: true });
   assert.equal(config.storage.rootdirectory, join(dir, 'berth-data'));
   assert.deepEqual(
     config.upstreams.map((u) => [u.name, u.remoteurl, u.default, u.pushmode]),

@@ -86,6 +86,8 @@ const httpSchema = z.strictObject({
   maxconnectionsperclient: count().optional(),
   // berth: serving processes sharing the store and the listening addresses (README: Every core).
   workers: workerCount().optional(),
+  // berth: stored blobs go from file to plain TCP sockets inside the kernel (README: Performance).
+  sendfile: flag().optional(),
   net: ignored(),
   prefix: ignored(),
   host: ignored(),

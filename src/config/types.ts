@@ -98,6 +98,8 @@ export interface BerthConfig {
     readonly limits: ConnectionLimits;
     /** `http.workers`: serving processes sharing store and addresses; `auto` = one per core (README: Every core). */
     readonly workers: number | 'auto';
+    /** `http.sendfile` (default true): stored blobs reach plain TCP clients by sendfile(2) where it loads (storage/zero-copy). */
+    readonly sendfile: boolean;
   };
   readonly upstreams: readonly UpstreamConfig[];
   readonly upstreamTimeouts: {

@@ -17,8 +17,8 @@ export interface RequestRecord {
 export interface RequestObserver {
   /** Once per request, when its response is over. */
   request(record: RequestRecord): void;
-  /** As manifest and blob bytes go out, so byte counts are live during long transfers. */
-  served(route: string, outcome: Outcome | undefined, bytes: number): void;
+  /** As manifest and blob bytes go out, so byte counts are live during long transfers; `kernel` when sendfile moved them. */
+  served(route: string, outcome: Outcome | undefined, bytes: number, kernel?: boolean): void;
 }
 
 /** The route label for paths outside the OCI route table. */

@@ -24,7 +24,8 @@ export interface PullContext {
   readonly logger: Logger;
   setOutcome(outcome: Outcome): void;
   /** Counts manifest and blob body bytes sent (metrics). */
-  served(bytes: number): void;
+  /** `kernel`: bytes sendfile moved, which the socket's own count never sees. */
+  served(bytes: number, kernel?: boolean): void;
 }
 
 export async function getManifest(ctx: PullContext, reference: string): Promise<void> {
@@ -120,7 +121,7 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
   };
   if (blob.send && end !== undefined) {
     // Stored content and fills alike: straight to the socket, no stream in between.
-    await blob.send(res, start, end, (n) => ctx.served(n)).catch(cut);
+    await blob.send(res, start, end, (n, kernel) => ctx.served(n, kernel)).catch(cut);
     return;
   }
   const stream = blob.open(start, end);

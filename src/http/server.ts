@@ -81,6 +81,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let user: string | undefined;
   let routeKind: string | undefined;
   let bodyBytes = 0;
+  let kernelBytes = 0;
   res.once('close', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     // A client that left before any answer: 499, as proxies log it, not the 200 nobody sent.
@@ -100,7 +101,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
         method: req.method,
         path: (req.url ?? '').split('?')[0],
         status,
-        bytes: Math.max(0, (socket.bytesWritten ?? bytesBefore) - bytesBefore),
+        bytes: Math.max(0, (socket.bytesWritten ?? bytesBefore) - bytesBefore) + kernelBytes,
         ms: Math.round(ms * 10) / 10,
         outcome,
         upstream: target?.upstream?.config.name,
@@ -166,9 +167,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       setOutcome: (o) => {
         outcome = o;
       },
-      served: (n) => {
+      served: (n, kernel) => {
         bodyBytes += n;
-        deps.observer?.served(route.kind, outcome, n);
+        if (kernel) kernelBytes += n;
+        deps.observer?.served(route.kind, outcome, n, kernel);
       },
       push: deps.push,
       upstreams: deps.upstreams,

@@ -74,6 +74,11 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
         labelNames: ['source'] as const,
         registers,
       }),
+      sendfile: new Counter({
+        name: 'berth_sendfile_bytes_total',
+        help: 'Blob bytes the kernel sent from file to socket (sendfile, plain TCP); the rest of berth_served_bytes_total went through the process',
+        registers,
+      }),
       upstream: new Counter({
         name: 'berth_upstream_bytes_total',
         help: 'Manifest and blob bytes received from each upstream (the WAN cost)',
@@ -203,8 +208,9 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     if (CONTENT_ROUTES.has(r.route) && r.outcome) this.requests[r.outcome]++;
   }
 
-  served(route: string, outcome: Outcome | undefined, bytes: number): void {
+  served(route: string, outcome: Outcome | undefined, bytes: number, kernel?: boolean): void {
     if (!CONTENT_ROUTES.has(route) || !outcome || bytes <= 0) return;
+    if (kernel) this.m.sendfile.inc(bytes);
     if (outcome === 'miss') {
       this.bytesFromUpstream += bytes;
       this.m.served.inc({ source: 'upstream' }, bytes);

@@ -8,6 +8,7 @@ import { StoreLayout } from './layout.js';
 import { OciError } from '../oci/errors.js';
 import { Leases, StoredBlob } from './leases.js';
 import { BufferPool } from './send.js';
+import type { ZeroCopy } from './zero-copy.js';
 
 /** The files under blobs/, tmp/ and uploads/; every path comes from storage/layout, which draws the whole layout. */
 export class BlobStore {
@@ -20,7 +21,11 @@ export class BlobStore {
   /** Send buffers shared by every response from this store (stored blobs and fills alike). */
   readonly sendBuffers = new BufferPool();
 
-  constructor(root: string) {
+  /** `zeroCopy`: sendfile(2) for stored blobs sent to plain TCP sockets (storage/zero-copy). */
+  constructor(
+    root: string,
+    private readonly zeroCopy?: ZeroCopy,
+  ) {
     this.root = root;
     this.layout = new StoreLayout(root);
     this.tmpDir = this.layout.tmpDir;
@@ -66,7 +71,7 @@ export class BlobStore {
       await settled;
       fh = await open(path, 'r');
       const { size } = await fh.stat();
-      return new StoredBlob(digest, size, fh, release, this.sendBuffers);
+      return new StoredBlob(digest, size, fh, release, this.sendBuffers, this.zeroCopy);
     } catch (err) {
       release();
       await fh?.close();

@@ -1,7 +1,8 @@
 /** @module storage/leases — which stored blobs are being read right now, so removal leaves them alone, and the open handle a reader reads them through. */
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, finished, type Writable } from 'node:stream';
-import { type BufferPool, SEND_CHUNK, sendRange } from './send.js';
+import { type BufferPool, type OnBytes, SEND_CHUNK, sendRange } from './send.js';
+import type { ZeroCopy } from './zero-copy.js';
 
 /**
  * Readers and removal of one store meet here. A reader takes a lease synchronously, before its
@@ -72,6 +73,7 @@ export class StoredBlob {
     private readonly fh: FileHandle,
     private readonly release: () => void,
     private readonly pool?: BufferPool,
+    private readonly zeroCopy?: ZeroCopy,
   ) {}
 
   /** Bytes [start, end] inclusive; end defaults to the last byte. */
@@ -92,11 +94,11 @@ export class StoredBlob {
   }
 
   /** Writes bytes [start, end] to `out` and ends it (storage/send); the descriptor stays open until it is done. */
-  async send(out: Writable, start: number, end: number, onBytes: (n: number) => void): Promise<void> {
+  async send(out: Writable, start: number, end: number, onBytes: OnBytes): Promise<void> {
     if (this.closing) throw new Error(`blob ${this.digest} was read after its handle was closed`);
     this.streams++;
     try {
-      await sendRange(this.fh.fd, start, end, out, onBytes, this.pool);
+      await sendRange(this.fh.fd, start, end, out, onBytes, this.pool, this.zeroCopy);
     } finally {
       this.streams--;
       if (this.closing && this.streams === 0) void this.finish();

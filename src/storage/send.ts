@@ -1,6 +1,7 @@
-/** @module storage/send — writing a byte range of an open file to a socket-like writable with a few reused buffers. */
+/** @module storage/send — writing a byte range of an open file to a socket-like writable: with a few reused buffers, or by sendfile(2) where the socket allows. */
 import { read } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { plainSocketFd, ZeroCopyError, type ZeroCopy } from './zero-copy.js';
 
 /**
  * Large reads: each read costs a thread-pool round trip and each write a system call, so 256 KiB
@@ -10,6 +11,9 @@ import type { Writable } from 'node:stream';
 export const SEND_CHUNK = 256 * 1024;
 /** One buffer being read into while the other is queued in the socket. */
 const BUFFERS = 2;
+/** With sendfile: the bytes written through the socket before each turn, and the most a turn moves before letting other responses run. */
+const PROBE = 16 * 1024;
+const TURN = 4 * 1024 * 1024;
 
 /**
  * SEND_CHUNK buffers handed from one response to the next. Without it every response allocates
@@ -34,6 +38,9 @@ function readAt(fd: number, buf: Buffer, length: number, position: number): Prom
   return new Promise((resolve, reject) => read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
+/** Told of every byte sent; `kernel` when sendfile moved it, so never through the socket's own byte count. */
+export type OnBytes = (n: number, kernel?: boolean) => void;
+
 export class ResponseClosedError extends Error {
   readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
   constructor() {
@@ -45,10 +52,20 @@ export class ResponseClosedError extends Error {
  * Sends bytes [start, end] (inclusive) of `fd` to `out`, then ends it. A buffer is reused only
  * after the writable's callback says its bytes are gone (to the kernel, or through TLS), so no
  * chunk is allocated per read and memory stays at BUFFERS x SEND_CHUNK per response, however
- * slow the client. Resolves when `out` finished; rejects when it closed first or a read failed
- * (then `out` is left as it is, for the caller to cut).
+ * slow the client. With `zeroCopy` and a plain TCP response, the kernel moves the bytes instead
+ * (sendfile), and a failure of it other than the client leaving copies the rest. Resolves when
+ * `out` finished; rejects when it closed first or a read failed (then `out` is left as it is, for
+ * the caller to cut).
  */
-export function sendRange(fd: number, start: number, end: number, out: Writable, onBytes: (n: number) => void, pool = new BufferPool(0)): Promise<void> {
+export function sendRange(
+  fd: number,
+  start: number,
+  end: number,
+  out: Writable,
+  onBytes: OnBytes,
+  pool = new BufferPool(0),
+  zeroCopy?: ZeroCopy,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const free: Buffer[] = [];
     for (let i = 0; i < BUFFERS; i++) free.push(pool.take());
@@ -83,24 +100,64 @@ export function sendRange(fd: number, start: number, end: number, out: Writable,
         };
       });
     };
-    const loop = async (): Promise<void> => {
-      while (pos <= end && !settled) {
-        // Backpressure: stop reading while the socket holds more than its high-water mark.
-        await waitFor(() => !out.writableNeedDrain && free.length > 0);
-        if (settled) return;
-        const buf = free.pop()!;
-        const want = Math.min(buf.length, end - pos + 1);
-        const n = await readAt(fd, buf, want, pos);
-        if (n === 0) throw new Error(`file ended at byte ${pos}, before byte ${end}`);
-        if (settled) return;
-        pos += n;
-        out.write(n === buf.length ? buf : buf.subarray(0, n), () => {
-          if (settled) pool.give(buf);
-          else free.push(buf);
-          wake?.();
-        });
-        onBytes(n);
+    /** Reads the next bytes (at most `max`) into a free buffer and queues them on `out`; false once settled. */
+    const copyNext = async (max: number): Promise<boolean> => {
+      // Backpressure: stop reading while the socket holds more than its high-water mark.
+      await waitFor(() => !out.writableNeedDrain && free.length > 0);
+      if (settled) return false;
+      const buf = free.pop()!;
+      const n = await readAt(fd, buf, Math.min(buf.length, max, end - pos + 1), pos).catch((err: Error) => {
+        free.push(buf);
+        throw err;
+      });
+      if (n === 0) {
+        free.push(buf);
+        throw new Error(`file ended at byte ${pos}, before byte ${end}`);
       }
+      if (settled) {
+        pool.give(buf);
+        return false;
+      }
+      pos += n;
+      out.write(n === buf.length ? buf : buf.subarray(0, n), () => {
+        if (settled) pool.give(buf);
+        else free.push(buf);
+        wake?.();
+      });
+      onBytes(n);
+      return true;
+    };
+    /**
+     * One small write through the socket, then sendfile until the socket is full or TURN bytes
+     * went. The write carries the headers the first time and keeps the idle timer fresh; waiting
+     * for its callback is how the loop learns that a full socket has room again. False when
+     * sendfile failed for a reason copying may not share: the rest is copied.
+     */
+    const zeroCopyLoop = async (sendfile: ZeroCopy, socketFd: number): Promise<boolean> => {
+      while (pos <= end && !settled) {
+        if (!(await copyNext(PROBE))) return true;
+        await waitFor(() => free.length === BUFFERS);
+        let moved = 0;
+        while (pos <= end && moved < TURN && !settled) {
+          let n: number;
+          try {
+            n = sendfile.send(socketFd, fd, pos, Math.min(end - pos + 1, TURN - moved));
+          } catch (err) {
+            if (err instanceof ZeroCopyError && err.peerGone) throw new ResponseClosedError();
+            return false;
+          }
+          if (n === 0) break;
+          pos += n;
+          moved += n;
+          onBytes(n, true);
+        }
+      }
+      return true;
+    };
+    const loop = async (): Promise<void> => {
+      const socketFd = zeroCopy && plainSocketFd(out);
+      const done = zeroCopy && socketFd !== undefined ? await zeroCopyLoop(zeroCopy, socketFd) : false;
+      if (!done) while (pos <= end && (await copyNext(SEND_CHUNK)));
       if (!settled) out.end(() => settle());
     };
     // The caller cuts the response on rejection (it owns the error reporting).
