@@ -62,6 +62,7 @@ export const METADATA_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA
 
 export class MetadataStore {
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(
     root: string,
@@ -79,6 +80,16 @@ export class MetadataStore {
     this.db.close();
   }
 
+  /** Each statement is compiled once: a blob request runs three or four, and compiling is most of their cost. */
+  private sql(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
+  }
+
   putBlob(digest: string, size: number): void {
     const t = this.now();
     this.db
@@ -89,44 +100,41 @@ export class MetadataStore {
   }
 
   blob(digest: string): { size: number; lastAccess: number } | undefined {
-    const row = this.db.prepare('SELECT size, last_access AS lastAccess FROM blobs WHERE digest = ?').get(digest) as
-      { size: number; lastAccess: number } | undefined;
+    const row = this.sql('SELECT size, last_access AS lastAccess FROM blobs WHERE digest = ?').get(digest) as { size: number; lastAccess: number } | undefined;
     return row;
   }
 
   /** Best effort: access times steer eviction, and a full disk must not fail the read that records one. */
   touchBlob(digest: string): void {
     try {
-      this.db.prepare('UPDATE blobs SET last_access = ? WHERE digest = ?').run(this.now(), digest);
+      this.sql('UPDATE blobs SET last_access = ? WHERE digest = ?').run(this.now(), digest);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
     }
   }
 
   deleteBlob(digest: string): void {
-    this.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
+    this.sql('DELETE FROM blobs WHERE digest = ?').run(digest);
   }
 
   allBlobDigests(): string[] {
-    return (this.db.prepare('SELECT digest FROM blobs').all() as Array<{ digest: string }>).map((r) => r.digest);
+    return (this.sql('SELECT digest FROM blobs').all() as Array<{ digest: string }>).map((r) => r.digest);
   }
 
   linkBlob(upstream: string, repository: string, digest: string): void {
     try {
-      this.db.prepare('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)').run(upstream, repository, digest);
+      this.sql('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)').run(upstream, repository, digest);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
     }
   }
 
   isBlobLinked(upstream: string, repository: string, digest: string): boolean {
-    return (
-      this.db.prepare('SELECT 1 FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').get(upstream, repository, digest) !== undefined
-    );
+    return this.sql('SELECT 1 FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').get(upstream, repository, digest) !== undefined;
   }
 
   unlinkBlob(upstream: string, repository: string, digest: string): void {
-    this.db.prepare('DELETE FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
+    this.sql('DELETE FROM repository_blobs WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
   }
 
   /** Repositories of an upstream known to hold a blob (mount sources when pushing upstream). */
@@ -140,8 +148,7 @@ export class MetadataStore {
   /** Whether any repository still links the digest or holds it as a manifest. */
   isReferenced(digest: string): boolean {
     return (
-      this.db.prepare('SELECT 1 FROM repository_blobs WHERE digest = ? UNION ALL SELECT 1 FROM manifests WHERE digest = ? LIMIT 1').get(digest, digest) !==
-      undefined
+      this.sql('SELECT 1 FROM repository_blobs WHERE digest = ? UNION ALL SELECT 1 FROM manifests WHERE digest = ? LIMIT 1').get(digest, digest) !== undefined
     );
   }
 
@@ -149,8 +156,8 @@ export class MetadataStore {
   deleteManifest(upstream: string, repository: string, digest: string): boolean {
     return this.db
       .transaction(() => {
-        const removed = this.db.prepare('DELETE FROM manifests WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest).changes;
-        this.db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
+        const removed = this.sql('DELETE FROM manifests WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest).changes;
+        this.sql('DELETE FROM tags WHERE upstream = ? AND repository = ? AND digest = ?').run(upstream, repository, digest);
         return removed > 0;
       })
       .immediate();
@@ -174,8 +181,8 @@ export class MetadataStore {
           VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
         )
         .run(upstream, repository, m.digest, m.mediaType, m.size, m.subject ?? null, m.artifactType ?? null, this.now());
-      const child = this.db.prepare('INSERT OR IGNORE INTO manifest_children (digest, child) VALUES (?, ?)');
-      const link = this.db.prepare('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)');
+      const child = this.sql('INSERT OR IGNORE INTO manifest_children (digest, child) VALUES (?, ?)');
+      const link = this.sql('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)');
       for (const c of m.children) {
         child.run(m.digest, c);
         link.run(upstream, repository, c);
@@ -201,11 +208,11 @@ export class MetadataStore {
 
   /** Marks a tag as confirmed upstream now, without changing where it points. */
   touchTag(upstream: string, repository: string, tag: string): void {
-    this.db.prepare('UPDATE tags SET checked_at = ? WHERE upstream = ? AND repository = ? AND tag = ?').run(this.now(), upstream, repository, tag);
+    this.sql('UPDATE tags SET checked_at = ? WHERE upstream = ? AND repository = ? AND tag = ?').run(this.now(), upstream, repository, tag);
   }
 
   deleteTag(upstream: string, repository: string, tag: string): void {
-    this.db.prepare('DELETE FROM tags WHERE upstream = ? AND repository = ? AND tag = ?').run(upstream, repository, tag);
+    this.sql('DELETE FROM tags WHERE upstream = ? AND repository = ? AND tag = ?').run(upstream, repository, tag);
   }
 
   tag(upstream: string, repository: string, tag: string): TagRecord | undefined {
@@ -223,7 +230,7 @@ export class MetadataStore {
   }
 
   hasRepository(upstream: string, repository: string): boolean {
-    return this.db.prepare('SELECT 1 FROM manifests WHERE upstream = ? AND repository = ? LIMIT 1').get(upstream, repository) !== undefined;
+    return this.sql('SELECT 1 FROM manifests WHERE upstream = ? AND repository = ? LIMIT 1').get(upstream, repository) !== undefined;
   }
 
   repositories(upstream: string, last: string | undefined, limit: number): string[] {
@@ -235,23 +242,23 @@ export class MetadataStore {
 
   /** Every (upstream, repository) holding at least one manifest, ordered by repository. */
   allRepositories(): Array<{ upstream: string; repository: string }> {
-    return this.db.prepare('SELECT DISTINCT upstream, repository FROM manifests ORDER BY repository').all() as Array<{ upstream: string; repository: string }>;
+    return this.sql('SELECT DISTINCT upstream, repository FROM manifests ORDER BY repository').all() as Array<{ upstream: string; repository: string }>;
   }
 
   totalSize(): number {
-    return (this.db.prepare('SELECT COALESCE(SUM(size), 0) AS total FROM blobs').get() as { total: number }).total;
+    return (this.sql('SELECT COALESCE(SUM(size), 0) AS total FROM blobs').get() as { total: number }).total;
   }
 
   /** Everything eviction needs in one read: blobs, parent-child edges, and which upstreams hold each digest. */
   evictionView(): EvictionView {
-    const blobs = this.db.prepare('SELECT digest, size, last_access AS lastAccess, pinned FROM blobs').all() as Array<{
+    const blobs = this.sql('SELECT digest, size, last_access AS lastAccess, pinned FROM blobs').all() as Array<{
       digest: string;
       size: number;
       lastAccess: number;
       pinned: number;
     }>;
-    const edges = this.db.prepare('SELECT digest AS parent, child FROM manifest_children').all() as Array<{ parent: string; child: string }>;
-    const holders = this.db.prepare('SELECT digest, upstream FROM repository_blobs UNION SELECT digest, upstream FROM manifests').all() as Array<{
+    const edges = this.sql('SELECT digest AS parent, child FROM manifest_children').all() as Array<{ parent: string; child: string }>;
+    const holders = this.sql('SELECT digest, upstream FROM repository_blobs UNION SELECT digest, upstream FROM manifests').all() as Array<{
       digest: string;
       upstream: string;
     }>;
@@ -259,17 +266,17 @@ export class MetadataStore {
   }
 
   setPinned(digest: string, pinned: boolean): void {
-    this.db.prepare('UPDATE blobs SET pinned = ? WHERE digest = ?').run(pinned ? 1 : 0, digest);
+    this.sql('UPDATE blobs SET pinned = ? WHERE digest = ?').run(pinned ? 1 : 0, digest);
   }
 
   /** Forgets a digest entirely: as a blob, as a manifest in any repository, and its links. Tags stay and refetch. */
   forget(digest: string): void {
     this.db
       .transaction(() => {
-        this.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
-        this.db.prepare('DELETE FROM manifests WHERE digest = ?').run(digest);
-        this.db.prepare('DELETE FROM manifest_children WHERE digest = ?').run(digest);
-        this.db.prepare('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
+        this.sql('DELETE FROM blobs WHERE digest = ?').run(digest);
+        this.sql('DELETE FROM manifests WHERE digest = ?').run(digest);
+        this.sql('DELETE FROM manifest_children WHERE digest = ?').run(digest);
+        this.sql('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
       })
       .immediate();
   }
@@ -287,7 +294,7 @@ export class MetadataStore {
 
   /** Sizes of a manifest's referenced blobs (one level), for image totals. */
   childSizes(digest: string): Array<{ child: string; size: number | null }> {
-    return this.db.prepare('SELECT c.child, b.size FROM manifest_children c LEFT JOIN blobs b ON b.digest = c.child WHERE c.digest = ?').all(digest) as Array<{
+    return this.sql('SELECT c.child, b.size FROM manifest_children c LEFT JOIN blobs b ON b.digest = c.child WHERE c.digest = ?').all(digest) as Array<{
       child: string;
       size: number | null;
     }>;
@@ -296,7 +303,7 @@ export class MetadataStore {
   /** True while the database is open and answers a query (readiness). */
   ping(): boolean {
     try {
-      return this.db.open && this.db.prepare('SELECT 1 AS one').get() !== undefined;
+      return this.db.open && this.sql('SELECT 1 AS one').get() !== undefined;
     } catch {
       return false;
     }
@@ -304,21 +311,21 @@ export class MetadataStore {
 
   /** Bytes and count of stored blobs (manifests included). */
   usage(): { bytes: number; blobs: number } {
-    return this.db.prepare('SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs').get() as { bytes: number; blobs: number };
+    return this.sql('SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs').get() as { bytes: number; blobs: number };
   }
 
   /** Digests a manifest references (blobs and child manifests). */
   children(digest: string): string[] {
-    return (this.db.prepare('SELECT child FROM manifest_children WHERE digest = ?').all(digest) as Array<{ child: string }>).map((r) => r.child);
+    return (this.sql('SELECT child FROM manifest_children WHERE digest = ?').all(digest) as Array<{ child: string }>).map((r) => r.child);
   }
 
   /** Manifests that reference a digest. */
   parents(digest: string): string[] {
-    return (this.db.prepare('SELECT digest FROM manifest_children WHERE child = ?').all(digest) as Array<{ digest: string }>).map((r) => r.digest);
+    return (this.sql('SELECT digest FROM manifest_children WHERE child = ?').all(digest) as Array<{ digest: string }>).map((r) => r.digest);
   }
 
   isPinned(digest: string): boolean {
-    return (this.db.prepare('SELECT pinned FROM blobs WHERE digest = ?').get(digest) as { pinned: number } | undefined)?.pinned === 1;
+    return (this.sql('SELECT pinned FROM blobs WHERE digest = ?').get(digest) as { pinned: number } | undefined)?.pinned === 1;
   }
 
   /**

@@ -11,9 +11,15 @@ import { plainSocketFd, ZeroCopyError, type ZeroCopy } from './zero-copy.js';
 export const SEND_CHUNK = 256 * 1024;
 /** One buffer being read into while the other is queued in the socket. */
 const BUFFERS = 2;
-/** With sendfile: the bytes written through the socket before each turn, and the most a turn moves before letting other responses run. */
+/**
+ * With sendfile: the bytes written through the socket when it was full (its callback says there
+ * is room again), and the most one turn moves before other responses run. 16 curl clients on 2
+ * cores, 2 GiB: 2 MiB turns (nginx's sendfile_max_chunk) moved 2.1 GB/s at 0.29 CPU s per GB,
+ * 1 MiB and 8 MiB turns less and dearer, copying 1.8 GB/s at 0.56 s; a small write before every
+ * turn instead of only when full cost twice the CPU.
+ */
 const PROBE = 16 * 1024;
-const TURN = 4 * 1024 * 1024;
+const TURN = 2 * 1024 * 1024;
 
 /**
  * SEND_CHUNK buffers handed from one response to the next. Without it every response allocates
@@ -36,6 +42,12 @@ export class BufferPool {
 
 function readAt(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/** Bytes the kernel moved never pass the socket object, so its idle timer is re-armed by hand. */
+function movedBytes(out: Writable): void {
+  const socket = (out as Writable & { socket?: { timeout?: number; setTimeout(ms: number): unknown } | null }).socket;
+  if (socket?.timeout) socket.setTimeout(socket.timeout);
 }
 
 /** Told of every byte sent; `kernel` when sendfile moved it, so never through the socket's own byte count. */
@@ -128,17 +140,25 @@ export function sendRange(
       return true;
     };
     /**
-     * One small write through the socket, then sendfile until the socket is full or TURN bytes
-     * went. The write carries the headers the first time and keeps the idle timer fresh; waiting
-     * for its callback is how the loop learns that a full socket has room again. False when
-     * sendfile failed for a reason copying may not share: the rest is copied.
+     * sendfile in turns of at most TURN bytes, with other responses run between turns. When the
+     * socket is full, the next bytes go as one small write through the socket: waiting for its
+     * callback is how the loop learns there is room again (the first one carries the headers).
+     * False when sendfile failed for a reason copying may not share: the rest is copied.
      */
     const zeroCopyLoop = async (sendfile: ZeroCopy, socketFd: number): Promise<boolean> => {
+      let full = true;
       while (pos <= end && !settled) {
-        if (!(await copyNext(PROBE))) return true;
-        await waitFor(() => free.length === BUFFERS);
-        let moved = 0;
-        while (pos <= end && moved < TURN && !settled) {
+        if (full) {
+          if (!(await copyNext(PROBE))) return true;
+          await waitFor(() => free.length === BUFFERS);
+          if (pos > end || settled) break;
+        } else {
+          await new Promise<void>((r) => setImmediate(r));
+          if (settled) return true;
+          movedBytes(out);
+        }
+        full = false;
+        for (let moved = 0; pos <= end && moved < TURN;) {
           let n: number;
           try {
             n = sendfile.send(socketFd, fd, pos, Math.min(end - pos + 1, TURN - moved));
@@ -146,7 +166,10 @@ export function sendRange(
             if (err instanceof ZeroCopyError && err.peerGone) throw new ResponseClosedError();
             return false;
           }
-          if (n === 0) break;
+          if (n === 0) {
+            full = true;
+            break;
+          }
           pos += n;
           moved += n;
           onBytes(n, true);
