@@ -69,3 +69,29 @@ test('while its upstream is unreachable, content only it holds is kept past maxs
   const full = planEviction(v, limits(100), 1000, () => false, 100);
   assert.ok(full.evict.length >= 4, 'a full disk is a hard limit');
 });
+
+test('a pushed layer no manifest references yet is kept for the grace, even when it is all there is to evict; a full disk still evicts it', () => {
+  const v = view();
+  // The upload of a push in progress: stored at 950, its manifest not sent yet.
+  v.blobs.push({ digest: 'pushed', size: 100, lastAccess: 950, pinned: false });
+  v.holders.push({ digest: 'pushed', upstream: 'behind' });
+  const down = (u: string) => u === 'up';
+  const graced = { ...limits(100), unreferencedGraceMs: 100 };
+  assert.deepEqual(planEviction(v, graced, 1000, () => false, undefined, down).evict, [], 'cached content is stranded, the upload waits for its manifest');
+  assert.deepEqual(
+    planEviction(v, graced, 1100, () => false, undefined, down).evict.map((e) => e.digest),
+    ['pushed'],
+    'a manifest that never came: after the grace it is an ordinary blob',
+  );
+  v.edges.push({ parent: 'mB', child: 'pushed' });
+  assert.deepEqual(
+    planEviction(v, graced, 1000, () => false, undefined, down).evict.map((e) => e.digest),
+    ['pushed'],
+    'referenced, it is cached content like any other',
+  );
+  v.edges.pop();
+  assert.ok(
+    planEviction(v, graced, 1000, () => false, 50).evict.some((e) => e.digest === 'pushed'),
+    'a full disk is a hard limit',
+  );
+});

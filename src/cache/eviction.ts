@@ -11,7 +11,15 @@ export interface EvictionLimits {
   readonly lowwatermark: number;
   /** Per upstream key: drop content not pulled for this long (0 = never). */
   readonly ttlByUpstream: ReadonlyMap<string, number>;
+  /** A blob no manifest references yet is kept this long after it was stored (0 = not kept). */
+  readonly unreferencedGraceMs?: number;
 }
+
+/**
+ * A pushed layer waits for its manifest, which a client sends only after its last layer; over a
+ * slow link that can take a while. Evicting the layer meanwhile fails the push at its last step.
+ */
+export const UNREFERENCED_GRACE_MS = 60 * 60 * 1000;
 
 /** The limits a config sets: storage.maxsize and lowwatermark, and each upstream's ttl. */
 export function evictionLimits(config: BerthConfig): EvictionLimits {
@@ -19,6 +27,7 @@ export function evictionLimits(config: BerthConfig): EvictionLimits {
     maxsize: config.storage.maxsize,
     lowwatermark: config.storage.lowwatermark,
     ttlByUpstream: new Map(config.upstreams.map((u) => [u.name, u.ttlMs])),
+    unreferencedGraceMs: UNREFERENCED_GRACE_MS,
   };
 }
 
@@ -33,7 +42,9 @@ export interface EvictionPlan {
  * (or its own, if newer), so a layer shared by a hot image stays however old its own access is.
  * Pinned content, content needed by pinned manifests, and content in use are never chosen.
  * With `unreachable`, content that only unreachable upstreams hold is kept too: it could not be
- * fetched again, so evicting it during an outage would turn cached pulls into failures.
+ * fetched again, so evicting it during an outage would turn cached pulls into failures. Both
+ * that and the grace for unreferenced blobs (a push whose manifest has not come yet) yield to
+ * a full disk (`targetBytes`).
  */
 export function planEviction(
   view: EvictionView,
@@ -70,8 +81,12 @@ export function planEviction(
     const ups = holdersOf.get(digest);
     return unreachable !== undefined && ups !== undefined && ups.every(unreachable);
   };
+  const linked = new Set<string>();
+  for (const { parent, child } of view.edges) linked.add(parent).add(child);
+  const grace = targetBytes === undefined ? (limits.unreferencedGraceMs ?? 0) : 0;
+  const awaitingManifest = (b: { digest: string; lastAccess: number }): boolean => grace > 0 && !linked.has(b.digest) && now - b.lastAccess < grace;
   const candidates = view.blobs
-    .filter((b) => !pinned.has(b.digest) && !inUse(b.digest) && !stranded(b.digest))
+    .filter((b) => !pinned.has(b.digest) && !inUse(b.digest) && !stranded(b.digest) && !awaitingManifest(b))
     .sort((a, b) => effective.get(a.digest)! - effective.get(b.digest)!);
   const totalBefore = view.blobs.reduce((n, b) => n + b.size, 0);
   let total = totalBefore;

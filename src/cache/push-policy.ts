@@ -220,31 +220,44 @@ export class PushService {
   private async checkChildren(target: Target, mode: WriteMode, parsed: ParsedManifest): Promise<void> {
     const { repos } = this.deps;
     const missing: string[] = [];
+    const unasked: string[] = [];
+    const settle = (digest: string, upstream: boolean | undefined): void => {
+      if (upstream === false) missing.push(digest);
+      else if (upstream === undefined) unasked.push(digest);
+    };
     await Promise.all(
       parsed.blobs.map(async ({ digest }) => {
         const local = (await this.storedHere(target, digest)) && (mode !== 'plain' || (await repos.isLinked(target.key, target.repository, digest)));
-        if (!local && !(await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)))) missing.push(digest);
+        if (!local) settle(digest, await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)));
       }),
     );
     await Promise.all(
       parsed.manifests.map(async ({ digest }) => {
         const local =
           (await repos.manifest(target.key, target.repository, digest)) !== undefined || ((await this.deps.site?.gatherManifest(target, digest)) ?? false);
-        if (!local && !(await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest)))
-          missing.push(digest);
+        if (!local)
+          settle(digest, await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest));
       }),
     );
     if (missing.length > 0) throw manifestBlobUnknown(target, missing);
+    if (unasked.length > 0) {
+      // Not the client's fault: whether the content exists cannot be known until the upstream answers.
+      throw new OciError(
+        'UNAVAILABLE',
+        `the manifest references content berth does not hold in ${target.repository} (${unasked.slice(0, MAX_MISSING_SHOWN).join(', ')}) and upstream ${target.key} could not be asked: retry when it is reachable, or push that content first`,
+        { detail: { unverified: unasked.slice(0, MAX_MISSING_SHOWN), count: unasked.length } },
+      );
+    }
   }
 
-  /** Whether the upstream has an item; an unreachable upstream counts as no. */
-  private async upstreamHas(target: Target, check: () => Promise<boolean>): Promise<boolean> {
+  /** Whether the upstream has an item: undefined when it could not answer (down, 5xx); any other refusal counts as no. */
+  private async upstreamHas(target: Target, check: () => Promise<boolean>): Promise<boolean | undefined> {
     if (!target.upstream) return false;
     try {
       return await check();
     } catch (err) {
       this.deps.logger.debug({ upstream: target.key, err: (err as Error).message }, 'could not ask the upstream about a manifest reference');
-      return false;
+      return err instanceof OciError && err.code !== 'UNAVAILABLE' ? false : undefined;
     }
   }
 
