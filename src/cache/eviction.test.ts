@@ -1,7 +1,9 @@
-/** @module cache/eviction.test — LRU order, shared layers counted once, pins and in-use content kept, ttl from last pull. */
+/** @module cache/eviction.test — LRU order, shared layers counted once, pins, in-use and just-stored content kept, ttl from last pull. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planEviction, type EvictionLimits } from './eviction.js';
+import { pino } from 'pino';
+import { Evictor, planEviction, type EvictionLimits } from './eviction.js';
+import { testStore } from './testkit.js';
 import type { EvictionView } from '../storage/metadata.js';
 
 const limits = (maxsize: number, ttl = 0): EvictionLimits => ({ maxsize, lowwatermark: 0.9, ttlByUpstream: new Map([['up', ttl]]) });
@@ -95,3 +97,45 @@ test('a pushed layer no manifest references yet is kept for the grace, even when
     'a full disk is a hard limit',
   );
 });
+
+test('content stored within minAgeMs (or needed by a manifest stored then) stays while the store cannot reach its target; a full disk takes it', () => {
+  const v = view();
+  for (const b of v.blobs) b.storedAt = b.lastAccess;
+  const recent = { ...limits(50), minAgeMs: 200 };
+  // At 1000, image B (stored at 900) is recent: only image A's own blobs can go, the target out of reach.
+  const plan = planEviction(v, recent, 1000, () => false);
+  assert.deepEqual(plan.evict.map((e) => e.digest).sort(), ['lA', 'mA']);
+  assert.equal(plan.tooRecentBytes, 210, 'mB, lB and the layer it shares with A');
+  assert.equal(planEviction(v, recent, 1200, () => false).tooRecentBytes, 0, 'aged, it goes like the rest');
+  assert.equal(planEviction(v, recent, 1000, () => false, 50).evict.length, 5, 'a full disk is a hard limit');
+});
+
+test('a pass that kept recent content above maxsize runs again once it has aged', async () => {
+  let clock = 1_000_000;
+  const store = await testStore(() => clock);
+  const evicted: number[] = [];
+  const evictor = new Evictor({
+    blobs: store.blobs,
+    index: store.ports.index,
+    logger: pino({ level: 'silent' }),
+    now: () => clock,
+    limits: { maxsize: 10, lowwatermark: 0.5, ttlByUpstream: new Map(), minAgeMs: 50 },
+    inUse: () => false,
+    onEvicted: (_reason, count) => evicted.push(count),
+  });
+  try {
+    await store.put('a blob stored a moment ago');
+    const first = await evictor.run('maxsize exceeded');
+    assert.equal(first.evicted, 0, 'too recent to evict');
+    clock += 60;
+    await waitUntil(() => evicted.length > 0);
+    assert.deepEqual(evicted, [1], 'the timer ran the pass again and it took the blob');
+  } finally {
+    await evictor.stop();
+    await store.remove();
+  }
+});
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+}

@@ -13,6 +13,8 @@ export interface EvictionLimits {
   readonly ttlByUpstream: ReadonlyMap<string, number>;
   /** A blob no manifest references yet is kept this long after it was stored (0 = not kept). */
   readonly unreferencedGraceMs?: number;
+  /** Content stored this recently (or needed by a manifest stored this recently) is not evicted for maxsize (0 = no minimum). */
+  readonly minAgeMs?: number;
 }
 
 /**
@@ -21,6 +23,13 @@ export interface EvictionLimits {
  */
 export const UNREFERENCED_GRACE_MS = 60 * 60 * 1000;
 
+/**
+ * Content stored this recently is in the middle of something: a push between storing its
+ * manifest and queueing its replication, the layers of a manifest a node has just read. When
+ * everything older is in use, evicting it is what empties the store.
+ */
+export const MIN_AGE_MS = 2_000;
+
 /** The limits a config sets: storage.maxsize and lowwatermark, and each upstream's ttl. */
 export function evictionLimits(config: BerthConfig): EvictionLimits {
   return {
@@ -28,6 +37,7 @@ export function evictionLimits(config: BerthConfig): EvictionLimits {
     lowwatermark: config.storage.lowwatermark,
     ttlByUpstream: new Map(config.upstreams.map((u) => [u.name, u.ttlMs])),
     unreferencedGraceMs: UNREFERENCED_GRACE_MS,
+    minAgeMs: MIN_AGE_MS,
   };
 }
 
@@ -35,6 +45,8 @@ export interface EvictionPlan {
   readonly evict: Array<{ digest: string; size: number; reason: 'ttl' | 'size' }>;
   readonly totalBefore: number;
   readonly totalAfter: number;
+  /** Bytes kept only because they were stored within minAgeMs while the store stayed above target. */
+  readonly tooRecentBytes: number;
 }
 
 /**
@@ -44,7 +56,7 @@ export interface EvictionPlan {
  * With `unreachable`, content that only unreachable upstreams hold is kept too: it could not be
  * fetched again, so evicting it during an outage would turn cached pulls into failures. Both
  * that and the grace for unreferenced blobs (a push whose manifest has not come yet) yield to
- * a full disk (`targetBytes`).
+ * a full disk (`targetBytes`), as does `minAgeMs`.
  */
 export function planEviction(
   view: EvictionView,
@@ -55,16 +67,22 @@ export function planEviction(
   unreachable?: (upstream: string) => boolean,
 ): EvictionPlan {
   const effective = new Map<string, number>();
+  const stored = new Map<string, number>();
   const pinned = new Set<string>();
   for (const b of view.blobs) {
     effective.set(b.digest, b.lastAccess);
+    stored.set(b.digest, b.storedAt ?? 0);
     if (b.pinned) pinned.add(b.digest);
   }
-  // Index -> manifest -> layer: three passes carry recency and pins down every level.
+  const later = (m: Map<string, number>, parent: string, child: string): void => {
+    const p = m.get(parent);
+    if (p !== undefined && p > (m.get(child) ?? -Infinity)) m.set(child, p);
+  };
+  // Index -> manifest -> layer: three passes carry recency, storage time and pins down every level.
   for (let pass = 0; pass < 3; pass++) {
     for (const { parent, child } of view.edges) {
-      const p = effective.get(parent);
-      if (p !== undefined && p > (effective.get(child) ?? -Infinity)) effective.set(child, p);
+      later(effective, parent, child);
+      later(stored, parent, child);
       if (pinned.has(parent)) pinned.add(child);
     }
   }
@@ -101,15 +119,21 @@ export function planEviction(
     }
   }
   const target = targetBytes ?? (limits.maxsize > 0 && total > limits.maxsize ? limits.maxsize * limits.lowwatermark : undefined);
+  const minAge = targetBytes === undefined ? (limits.minAgeMs ?? 0) : 0;
+  let tooRecentBytes = 0;
   if (target !== undefined) {
     for (const b of candidates) {
       if (total <= target) break;
       if (chosen.has(b.digest)) continue;
+      if (now - stored.get(b.digest)! < minAge) {
+        tooRecentBytes += b.size;
+        continue;
+      }
       evict.push({ digest: b.digest, size: b.size, reason: 'size' });
       total -= b.size;
     }
   }
-  return { evict, totalBefore, totalAfter: total };
+  return { evict, totalBefore, totalAfter: total, tooRecentBytes };
 }
 
 export interface EvictorDeps {
@@ -141,6 +165,8 @@ export interface EvictionResult {
 export class Evictor {
   private running: Promise<EvictionResult> | undefined;
   private stopped = false;
+  /** A pass that kept recent content above maxsize comes back once it has aged. */
+  private again: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: EvictorDeps) {}
 
@@ -169,6 +195,7 @@ export class Evictor {
   /** Before the stores close: no pass starts from now on, and the one running stops at its next blob. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.again);
     await this.running?.catch(() => undefined);
   }
 
@@ -198,6 +225,13 @@ export class Evictor {
     const totalAfter = plan.totalBefore - freedBytes;
     if (evicted > 0) {
       logger.info({ reason, evicted, freedBytes, totalBefore: plan.totalBefore, totalAfter, maxsize: limits.maxsize }, 'evicted least recently used content');
+    }
+    if (plan.tooRecentBytes > 0 && !this.stopped && this.again === undefined) {
+      this.again = setTimeout(() => {
+        this.again = undefined;
+        this.maybeRun();
+      }, limits.minAgeMs ?? 0);
+      this.again.unref();
     }
     return { evicted, freedBytes, totalBefore: plan.totalBefore, totalAfter };
   }

@@ -7,7 +7,8 @@ export interface BlobEntry {
 }
 
 export interface EvictionView {
-  readonly blobs: Array<{ digest: string; size: number; lastAccess: number; pinned: boolean }>;
+  /** `storedAt`: when this store got the blob (absent: long ago). */
+  readonly blobs: Array<{ digest: string; size: number; lastAccess: number; storedAt?: number; pinned: boolean }>;
   readonly edges: Array<{ parent: string; child: string }>;
   readonly holders: Array<{ digest: string; upstream: string }>;
 }

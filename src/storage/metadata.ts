@@ -251,10 +251,11 @@ export class MetadataStore {
 
   /** Everything eviction needs in one read: blobs, parent-child edges, and which upstreams hold each digest. */
   evictionView(): EvictionView {
-    const blobs = this.sql('SELECT digest, size, last_access AS lastAccess, pinned FROM blobs').all() as Array<{
+    const blobs = this.sql('SELECT digest, size, last_access AS lastAccess, created_at AS storedAt, pinned FROM blobs').all() as Array<{
       digest: string;
       size: number;
       lastAccess: number;
+      storedAt: number;
       pinned: number;
     }>;
     const edges = this.sql('SELECT digest AS parent, child FROM manifest_children').all() as Array<{ parent: string; child: string }>;
