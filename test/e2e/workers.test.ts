@@ -1,8 +1,9 @@
-/** @module e2e/workers.test — berth with http.workers: 2 in front of the real registry: one upstream copy across workers, a killed worker's fills taken over, metrics of the whole group, SIGTERM drains. */
+/** @module e2e/workers.test — berth with http.workers: 2 in front of the real registry: one upstream copy across workers, a killed worker's fills taken over, metrics of the whole group, SIGTERM drains, TLS sessions shared. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import tls from 'node:tls';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
@@ -12,6 +13,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { httpPull } from '../fixtures/http-pull.js';
 import { memoryGroup } from '../fixtures/cgroup.js';
+import { createCa, issueCertificate } from '../../src/cli/certs.js';
 
 let registry: Registry;
 const images: BuiltImage[] = [];
@@ -233,6 +235,47 @@ test('SIGTERM drains every worker: a transfer in flight completes, then the prim
     await relay.stop();
   }
 });
+
+test('TLS sessions resume on either worker: a node reconnecting skips the full handshake whichever worker it reaches', async () => {
+  const dir = await makeTempDir('berth-workers-tls-');
+  const ca = createCa('workers test CA', 2);
+  const pair = issueCertificate(ca, { hosts: ['localhost'], ips: ['127.0.0.1'], usage: 'server', days: 2 });
+  await writeFile(path.join(dir, 'tls.crt'), pair.cert);
+  await writeFile(path.join(dir, 'tls.key'), pair.key);
+  const b = await workersBerth(registry.url, { http: { workers: 2, tls: { certificate: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') } } });
+  try {
+    const { port } = new URL(b.url);
+    let session = (await handshake(Number(port), ca.cert)).session;
+    const resumed: boolean[] = [];
+    // The primary deals connections to the workers in turn: eight reach both.
+    for (let i = 0; i < 8; i++) {
+      const r = await handshake(Number(port), ca.cert, session);
+      resumed.push(r.reused);
+      session = r.session ?? session;
+    }
+    const served = new Set((await b.logLines()).filter((l) => l['msg'] === 'request').map((l) => l['worker']));
+    assert.deepEqual([...served].sort(), [0, 1], 'both workers answered');
+    assert.deepEqual(resumed, Array(8).fill(true), 'every connection resumed the first session');
+  } finally {
+    await b.stop();
+    await removeDir(dir);
+  }
+});
+
+/** One TLS connection to /v2/, offering `session`: whether the server resumed it, and the ticket it gave. */
+function handshake(port: number, ca: string, session?: Buffer): Promise<{ reused: boolean; session: Buffer | undefined }> {
+  return new Promise((resolve, reject) => {
+    let ticket: Buffer | undefined;
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ...(session ? { session } : {}) }, () => {
+      socket.write('GET /v2/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    });
+    // TLS 1.3 sends its tickets after the handshake: read the answer to the end to have them.
+    socket.on('session', (s: Buffer) => (ticket = s));
+    socket.on('data', () => undefined);
+    socket.on('end', () => resolve({ reused: socket.isSessionReused(), session: ticket }));
+    socket.on('error', reject);
+  });
+}
 
 test('SIGHUP to the primary reaches every worker: each re-reads the htpasswd file', async () => {
   const dir = await makeTempDir('berth-workers-auth-');
