@@ -11,7 +11,7 @@ export interface EvictionLimits {
   readonly lowwatermark: number;
   /** Per upstream key: drop content not pulled for this long (0 = never). */
   readonly ttlByUpstream: ReadonlyMap<string, number>;
-  /** A blob no manifest references yet is kept this long after it was stored (0 = not kept). */
+  /** A blob no manifest references yet is kept this long after it was stored or last read (0 = not kept). */
   readonly unreferencedGraceMs?: number;
   /** Content stored this recently (or needed by a manifest stored this recently) is not evicted for maxsize (0 = no minimum). */
   readonly minAgeMs?: number;

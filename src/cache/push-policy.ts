@@ -240,14 +240,7 @@ export class PushService {
       }),
     );
     if (missing.length > 0) throw manifestBlobUnknown(target, missing);
-    if (unasked.length > 0) {
-      // Not the client's fault: whether the content exists cannot be known until the upstream answers.
-      throw new OciError(
-        'UNAVAILABLE',
-        `the manifest references content berth does not hold in ${target.repository} (${unasked.slice(0, MAX_MISSING_SHOWN).join(', ')}) and upstream ${target.key} could not be asked: retry when it is reachable, or push that content first`,
-        { detail: { unverified: unasked.slice(0, MAX_MISSING_SHOWN), count: unasked.length } },
-      );
-    }
+    if (unasked.length > 0) throw manifestContentUnverified(target, unasked);
   }
 
   /** Whether the upstream has an item: undefined when it could not answer (down, 5xx); any other refusal counts as no. */
@@ -364,6 +357,16 @@ export class PushService {
 }
 
 const MAX_MISSING_SHOWN = 10;
+
+/** Not the client's fault: whether the content exists cannot be known until the upstream answers. */
+function manifestContentUnverified(target: Target, unasked: string[]): OciError {
+  const shown = unasked.slice(0, MAX_MISSING_SHOWN);
+  return new OciError(
+    'UNAVAILABLE',
+    `the manifest references content berth does not hold in ${target.repository} (${shown.join(', ')}) and upstream ${target.key} could not be asked: retry when it is reachable, or push that content first`,
+    { detail: { unverified: shown, count: unasked.length } },
+  );
+}
 
 function manifestBlobUnknown(target: Target, missing: string[]): OciError {
   const where = target.upstream ? `neither berth nor upstream ${target.key} has` : 'this registry does not have';

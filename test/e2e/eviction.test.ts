@@ -10,7 +10,7 @@ import { startBerth } from '../fixtures/berth.js';
 import { httpPull } from '../fixtures/http-pull.js';
 import { BERTH_BIN } from '../fixtures/berth.js';
 import { makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
-import { OCI_MANIFEST, assertError, call, digestOf, makeManifest } from '../fixtures/oci-http.js';
+import { OCI_MANIFEST, assertError, call, makeManifest, uploadBlob } from '../fixtures/oci-http.js';
 
 const users = { admin: 'Harbor12345' };
 const creds = { username: 'admin', password: users.admin };
@@ -151,16 +151,7 @@ test('a push whose manifest comes after an eviction pass keeps its layers, and a
     ]),
   });
   const auth = { authorization: `Basic ${Buffer.from('ci:ci-pw').toString('base64')}` };
-  const upload = async (repo: string, data: Buffer): Promise<string> => {
-    const digest = digestOf(data);
-    const start = await call(berth.url, 'POST', `/v2/${repo}/blobs/uploads/`, { headers: auth });
-    assert.equal(start.status, 202, start.body.toString());
-    const location = new URL(start.header('location')!, berth.url);
-    location.searchParams.set('digest', digest);
-    const put = await call(berth.url, 'PUT', location.toString(), { body: data, headers: { ...auth, 'content-type': 'application/octet-stream' } });
-    assert.equal(put.status, 201, put.body.toString());
-    return digest;
-  };
+  const upload = (repo: string, data: Buffer): Promise<string> => uploadBlob(berth.url, repo, data, 'sha256', auth);
   const atBehind = async (repo: string, digest: string) => (await call(behind.url, 'HEAD', `/v2/${repo}/blobs/${digest}`)).status === 200;
   try {
     assert.equal((await httpPull(berth.url, 'grace/cached', 'v1')).manifestDigest, cached.manifestDigest);
