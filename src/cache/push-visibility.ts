@@ -68,14 +68,18 @@ export async function sortChildren(deps: VisibilityDeps, target: Target, parsed:
   return { visibleBlobs, unseenBlobs, unseenManifests };
 }
 
-/** Linked to the repository (uploaded, mounted or referenced there), or linked to one the client may pull. */
+/**
+ * Linked to the repository (uploaded, mounted or referenced there), or linked to one the client
+ * may pull; else, at one of a site's replicas, brought from the replica that took the upload
+ * (a replica serves another only what that repository may see there).
+ */
 async function mayUse(deps: VisibilityDeps, target: Target, digest: string, reader: Reader): Promise<boolean> {
-  const { repos } = deps;
+  const { repos, site } = deps;
   if (await repos.isLinked(target.key, target.repository, digest)) return true;
   for (const repository of await repos.repositoriesWith(target.key, digest, MAX_READ_SOURCES)) {
     if (repository !== target.repository && (await reader({ ...target, repository }))) return true;
   }
-  return false;
+  return (await site?.gatherBlob(target, digest)) ?? false;
 }
 
 /** The stored size here, or (an upload another replica took) after bringing it from that replica. */
