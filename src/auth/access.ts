@@ -105,6 +105,21 @@ export class AccessControl {
     throw denied(user, action, target, this.rules ? 'no auth.rules entry allows it' : 'not allowed');
   }
 
+  /**
+   * Whether the client may pull the repository, as an answer rather than a 401/403: a pushed
+   * manifest may name content held under another repository only then. Pass-through upstreams
+   * answer no: each repository holding a digest would cost a question to the upstream.
+   */
+  async mayPull(authorization: string | undefined, target: Target, client?: string): Promise<boolean> {
+    if (this.open) return true;
+    if (target.upstream && this.passthrough.has(target.upstream.config.name)) return false;
+    try {
+      return this.allows(await this.identify(parseBasic(authorization), client), target, 'pull');
+    } catch {
+      return false;
+    }
+  }
+
   /** `GET /v2/`: checks credentials when given; challenges anonymous clients when logins exist. */
   async base(authorization: string | undefined, upstream: Upstream | undefined, client?: string): Promise<void> {
     if (this.open) return;

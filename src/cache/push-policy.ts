@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { assertSchemaVersion2, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { isTag, parseManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
@@ -17,6 +17,7 @@ import type { Target } from './target.js';
 import type { UploadManager, UploadSession } from './uploads.js';
 import { blobUnknown } from './blobs.js';
 import { manifestUnknown } from './manifests.js';
+import { NO_READER, sortChildren, type Reader } from './push-visibility.js';
 
 /** `plain`: no upstream at all, berth is the registry. */
 export type WriteMode = 'plain' | 'readonly' | 'local' | 'write-through' | 'write-behind';
@@ -128,13 +129,18 @@ export class PushService {
     cache.maybeEvict();
   }
 
-  /** Stores a pushed manifest; `tagParams` are the `?tag=` values of a push by digest (OCI distribution-spec 1.1). */
+  /**
+   * Stores a pushed manifest; `tagParams` are the `?tag=` values of a push by digest (OCI
+   * distribution-spec 1.1); `reader` says which other repositories the client may pull, whose
+   * content the manifest may then name too.
+   */
   async putManifest(
     target: Target,
     reference: string,
     body: Buffer,
     contentType: string | undefined,
     tagParams: readonly string[] = [],
+    reader: Reader = NO_READER,
   ): Promise<PushedManifest> {
     const mode = this.writable(target);
     const ref = parseManifestReference(reference);
@@ -154,6 +160,7 @@ export class PushService {
     if (parsed.mediaType === DOCKER_MANIFEST_V1 || parsed.mediaType === DOCKER_MANIFEST_V1_SIGNED) {
       throw new OciError('MANIFEST_INVALID', 'Docker schema 1 manifests are not accepted for push; push an OCI or Docker schema 2 image');
     }
+    assertSchemaVersion2(body);
     const digest = digestOf(body, ref.kind === 'digest' ? parseDigest(ref.digest).algorithm : 'sha256');
     if (ref.kind === 'digest' && digest !== ref.digest) {
       throw new OciError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest} as the URL says`, {
@@ -165,8 +172,9 @@ export class PushService {
       ...parsed.blobs.map((d) => ({ kind: 'blob' as const, digest: d.digest })),
       ...parsed.manifests.map((d) => ({ kind: 'manifest' as const, digest: d.digest })),
     ];
-    if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, body, ref.kind === 'digest' ? tags : []);
-    else await this.checkChildren(target, mode, parsed);
+    // Every mode: nothing is stored, tagged or queued unless the manifest names only content it may.
+    const visible = await this.checkChildren(target, parsed, reader);
+    if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, visible, body, ref.kind === 'digest' ? tags : []);
 
     await cache.storeManifest(
       target,
@@ -210,37 +218,29 @@ export class PushService {
     await site.secondCopy(target, [...new Set(stored.flat())], [...children.flat(), { digest, mediaType: parsed.mediaType }]);
   }
 
-  /** Here, or (an upload another replica took) brought here from the replica that has it. */
-  private async storedHere(target: Target, digest: string): Promise<boolean> {
-    if ((await this.deps.blobs.size(digest)) !== undefined) return true;
-    return (await this.deps.site?.gatherBlob(target, digest)) ?? false;
-  }
-
-  /** Every referenced blob and child manifest must exist: here, or (modes with an upstream) at the upstream. */
-  private async checkChildren(target: Target, mode: WriteMode, parsed: ParsedManifest): Promise<void> {
-    const { repos } = this.deps;
+  /**
+   * Every referenced blob and child manifest must be visible to the push here (see
+   * push-visibility), or be in the repository at the upstream. Returns the blobs berth vouches for.
+   */
+  private async checkChildren(target: Target, parsed: ParsedManifest, reader: Reader): Promise<ReadonlySet<string>> {
+    const { visibleBlobs, unseenBlobs, unseenManifests } = await sortChildren(this.deps, target, parsed, reader);
     const missing: string[] = [];
     const unasked: string[] = [];
     const settle = (digest: string, upstream: boolean | undefined): void => {
       if (upstream === false) missing.push(digest);
       else if (upstream === undefined) unasked.push(digest);
     };
-    await Promise.all(
-      parsed.blobs.map(async ({ digest }) => {
-        const local = (await this.storedHere(target, digest)) && (mode !== 'plain' || (await repos.isLinked(target.key, target.repository, digest)));
-        if (!local) settle(digest, await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest)));
-      }),
-    );
-    await Promise.all(
-      parsed.manifests.map(async ({ digest }) => {
-        const local =
-          (await repos.manifest(target.key, target.repository, digest)) !== undefined || ((await this.deps.site?.gatherManifest(target, digest)) ?? false);
-        if (!local)
-          settle(digest, await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest));
-      }),
-    );
+    await Promise.all([
+      ...unseenBlobs.map(async (digest) =>
+        settle(digest, await this.upstreamHas(target, () => blobExists(target.upstream!.client, target.repository, digest))),
+      ),
+      ...unseenManifests.map(async (digest) =>
+        settle(digest, await this.upstreamHas(target, async () => (await manifestDigest(target.upstream!.client, target.repository, digest)) === digest)),
+      ),
+    ]);
     if (missing.length > 0) throw manifestBlobUnknown(target, missing);
     if (unasked.length > 0) throw manifestContentUnverified(target, unasked);
+    return visibleBlobs;
   }
 
   /** Whether the upstream has an item: undefined when it could not answer (down, 5xx); any other refusal counts as no. */
@@ -254,12 +254,16 @@ export class PushService {
     }
   }
 
-  /** write-through: every child reaches the upstream, then the manifest; only then is anything recorded here. */
+  /**
+   * write-through: every child reaches the upstream, then the manifest; only then is anything
+   * recorded here. Only `visible` blobs are sent from here; the others are already upstream.
+   */
   private async throughManifest(
     target: Target,
     reference: string,
     digest: string,
     parsed: ParsedManifest,
+    visible: ReadonlySet<string>,
     body: Buffer,
     tagParams: readonly string[],
   ): Promise<void> {
@@ -267,7 +271,7 @@ export class PushService {
     const missing: string[] = [];
     await this.through(target, () =>
       Promise.all([
-        ...parsed.blobs.map(async ({ digest: d }) => {
+        ...[...visible].map(async (d) => {
           await replicator.ensureBlob(target, d).catch((err: unknown) => {
             if (err instanceof OciError && err.code === 'BLOB_UNKNOWN') missing.push(d);
             else throw err;

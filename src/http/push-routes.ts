@@ -7,6 +7,7 @@ import { OCI_INDEX } from '../oci/mediatypes.js';
 import type { PushService } from '../cache/push-policy.js';
 import { writeMode } from '../cache/push-policy.js';
 import type { Target, Upstream } from '../cache/target.js';
+import type { Reader } from '../cache/push-visibility.js';
 import { blobUnknown } from '../cache/blobs.js';
 import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploads.js';
 import { getBlob, type PullContext } from './pull.js';
@@ -23,6 +24,8 @@ export interface PushContext extends PullContext {
    * upstream) with the connection's idle timeout suspended: the client is not the idle one.
    */
   waiting<T>(work: () => Promise<T>): Promise<T>;
+  /** Whether this client may pull another repository (what its manifests may name from there). */
+  readonly reader: Reader;
 }
 
 /** Writes: every one checks the target's pushmode first (405 UNSUPPORTED naming pushmode when readonly). */
@@ -46,7 +49,7 @@ export async function dispatchWrite(ctx: PushContext, route: Exclude<Route, { ki
   if (r.kind === 'manifest' && method === 'PUT') {
     const body = await readBody(req, MAX_MANIFEST_SIZE);
     const tagParams = ctx.url.searchParams.getAll('tag');
-    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type'), tagParams));
+    const pushed = await ctx.waiting(() => push.putManifest(target, r.reference, body, header(req, 'content-type'), tagParams, ctx.reader));
     ctx.res.setHeader('Location', `/v2/${ctx.clientName}/manifests/${pushed.digest}`);
     ctx.res.setHeader('Docker-Content-Digest', pushed.digest);
     if (pushed.subject) ctx.res.setHeader('OCI-Subject', pushed.subject);

@@ -174,6 +174,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       },
       push: deps.push,
       upstreams: deps.upstreams,
+      reader: (t) => deps.access?.mayPull(req.headers.authorization, t, socket.remoteAddress) ?? Promise.resolve(true),
       waiting: async (work) => {
         socket.setTimeout(0);
         try {

@@ -72,6 +72,54 @@ export function parseManifest(body: Uint8Array, contentType?: string): ParsedMan
   return { mediaType, blobs, manifests: [], subject, artifactType: artifactType ?? configType, annotations };
 }
 
+/**
+ * A pushed schema 2 manifest or index: `schemaVersion` is the JSON integer 2 as written. JSON.parse
+ * turns `2.0`, `2e0` and `1e999` into numbers that no longer show how they were written, and Go
+ * registries refuse anything but an integer there, so the literal is read from the text (the last
+ * top-level occurrence, as JSON.parse keeps the last).
+ */
+export function assertSchemaVersion2(body: Uint8Array): void {
+  const literal = topLevelLiteral(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'), 'schemaVersion');
+  if (literal !== '2') {
+    const shown = literal === undefined ? 'missing' : literal.slice(0, 40);
+    throw new OciError('MANIFEST_INVALID', `schemaVersion must be the integer 2 (it is ${shown})`, { detail: { schemaVersion: shown } });
+  }
+}
+
+const JSON_SPACE = new Set([' ', '\t', '\n', '\r']);
+
+/** The raw text of a top-level member's value in valid JSON (a string value shows as its opening quote); one linear pass. */
+export function topLevelLiteral(text: string, key: string): string | undefined {
+  let depth = 0;
+  let found: string | undefined;
+  const skipSpace = (j: number): number => {
+    while (JSON_SPACE.has(text[j] ?? '')) j++;
+    return j;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 123 || c === 91) depth++;
+    else if (c === 125 || c === 93) depth--;
+    else if (c === 34) {
+      const start = i;
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92) i++;
+      let j = skipSpace(i + 1);
+      if (depth !== 1 || text[j] !== ':') continue;
+      const raw = text.slice(start, i + 1);
+      if ((raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1)) !== key) continue;
+      j = skipSpace(j + 1);
+      if (text[j] === '"') {
+        found = '"';
+        continue;
+      }
+      let k = j;
+      while (k < text.length && !',}]'.includes(text[k]!) && !JSON_SPACE.has(text[k]!)) k++;
+      found = text.slice(j, k);
+    }
+  }
+  return found;
+}
+
 function parseSchema1(doc: Record<string, unknown>, mediaType: string): ParsedManifest {
   const layers = Array.isArray(doc['fsLayers']) ? doc['fsLayers'] : [];
   tooMany(layers.length);

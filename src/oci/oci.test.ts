@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { digestOf, isDigest, parseDigest } from './digest.js';
 import { isRepositoryName, isTag, parseManifestReference } from './reference.js';
-import { parseManifest } from './manifest.js';
+import { assertSchemaVersion2, parseManifest } from './manifest.js';
 import { OciError, ERROR_CODES } from './errors.js';
 import { OCI_INDEX, OCI_MANIFEST, parseAccept } from './mediatypes.js';
 
@@ -51,6 +51,20 @@ test('manifests: image, index and subject are parsed into descriptors', () => {
     (e: unknown) => e instanceof OciError && e.code === 'MANIFEST_INVALID',
   );
   assert.throws(() => parseManifest(Buffer.from(JSON.stringify({ config: { digest: 'nope', size: 1 } }))), /config.digest/);
+});
+
+test('schemaVersion of a pushed manifest: the integer 2 as written, nothing JSON.parse merely turns into 2', () => {
+  const doc = (v: string, rest = '') => Buffer.from(`{"mediaType":"${OCI_MANIFEST}",${rest}"schemaVersion"${v},"layers":[]}`);
+  for (const ok of [':2', ' : 2', ':1,"schemaVersion":2', ':2 ']) assert.doesNotThrow(() => assertSchemaVersion2(doc(ok)), ok);
+  assert.doesNotThrow(() => assertSchemaVersion2(Buffer.from('{"schema\\u0056ersion":2}')), 'escaped key');
+  for (const bad of [':"2"', ':2.0', ':2e0', ':1e999', ':-2', ':1', ':null', ':[2]', ':2,"schemaVersion":"2"']) {
+    assert.throws(
+      () => assertSchemaVersion2(doc(bad)),
+      (e: unknown) => e instanceof OciError && e.code === 'MANIFEST_INVALID' && e.status === 400,
+      bad,
+    );
+  }
+  assert.throws(() => assertSchemaVersion2(Buffer.from('{"layers":[{"schemaVersion":2}]}')), /missing/, 'nested members do not count');
 });
 
 test('every error code has a status and a description', () => {
