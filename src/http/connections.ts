@@ -40,25 +40,63 @@ export function throttledLog(logger: Logger, now: () => number, msg: string): (f
   };
 }
 
+/** How long a socket berth answered and gave up on may still read that answer before it is destroyed. */
+export const REFUSAL_GRACE_MS = 1_000;
+
+/** Beyond http.headerstimeout (and node's check of it), the most a connection without a request may live. */
+const DEADLINE_SLACK_MS = 2_000;
+
+/**
+ * Events that mean a connection has sent a whole request head: it has left the header deadline.
+ * (`checkContinue` is passed on as `request`; a listener for `upgrade` would stop node from
+ * treating such requests as ordinary ones.)
+ */
+const REQUEST_EVENTS = ['request', 'checkExpectation', 'connect'] as const;
+
+export interface ConnectionGuard {
+  /**
+   * Answers a connection no handler will serve and gives up on it: its slot is free at once, and
+   * the socket is destroyed after REFUSAL_GRACE_MS even if the client never closes its side.
+   */
+  close(socket: Socket, answer: string): void;
+}
+
 /**
  * Applies the limits to a server: node's own header timeout (checked often enough to matter),
  * the socket idle timeout, and connection counts. Long transfers keep working: no bound on a
- * request's total time, only on silence.
+ * request's total time, only on silence. A connection counts from its first byte (before any TLS
+ * handshake) until berth answers it for the last time, not until the client lets go of it.
  */
-export function limitConnections(server: Server, limits: ConnectionLimits, logger: Logger, now: () => number, tls = false): void {
+export function limitConnections(server: Server, limits: ConnectionLimits, logger: Logger, now: () => number, tls = false): ConnectionGuard {
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = 0;
   server.timeout = limits.idleTimeoutMs;
-  // Between requests too: a kept-alive connection is as idle as any.
-  server.keepAliveTimeout = Math.min(server.keepAliveTimeout, limits.idleTimeoutMs);
+  // Between requests too: a kept-alive connection waiting for its next request is as silent as a
+  // new one, so it gets no longer than one would to send its headers.
+  server.keepAliveTimeout = Math.min(server.keepAliveTimeout, limits.idleTimeoutMs, limits.headersTimeoutMs);
   const refusedLog = throttledLog(logger, now, 'connection limit reached: refusing new connections');
   const idleLog = throttledLog(logger, now, 'closed idle connections (no bytes moved within http.idletimeout)');
   server.on('timeout', (socket: Socket) => {
-    idleLog({ idleMs: limits.idleTimeoutMs, client: socket.remoteAddress });
+    // A kept-alive connection that sent no next request in time (node set keepAliveTimeout): routine, not news.
+    if (socket.timeout === limits.idleTimeoutMs) idleLog({ idleMs: limits.idleTimeoutMs, client: socket.remoteAddress });
     socket.destroy();
   });
   const perClient = new Map<string, number>();
+  // Held connections by peer address and port: under TLS, node's HTTP layer sees a TLS socket
+  // wrapping the TCP one counted here, with the same peer.
+  const slots = new Map<string, Slot>();
   let open = 0;
+  const slotOf = (socket: Socket) => slots.get(peerOf(socket) ?? '');
+  const close = (socket: Socket, answer: string) => {
+    slotOf(socket)?.release();
+    socket.on('error', () => undefined);
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(answer);
+    setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
+  };
   server.on('connection', (socket: Socket) => {
     const client = socket.remoteAddress ?? '';
     const mine = perClient.get(client) ?? 0;
@@ -82,31 +120,56 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
               `this client address has ${mine} open connections, the limit (http.maxconnectionsperclient); reuse connections or retry later`,
               ['Retry-After: 5'],
             );
-      socket.end(answer);
-      setTimeout(() => socket.destroy(), 1_000).unref();
+      close(socket, answer);
       return;
     }
     open++;
     perClient.set(client, mine + 1);
-    socket.once('close', () => {
-      open--;
-      const n = (perClient.get(client) ?? 1) - 1;
-      if (n > 0) perClient.set(client, n);
-      else perClient.delete(client);
-    });
+    const peer = peerOf(socket);
+    // The backstop for every way a connection can stay without a request (a TLS handshake that
+    // never ends, then headers that never come): node's own checks come first where they apply.
+    const deadline = setTimeout(() => socket.destroy(), limits.headersTimeoutMs + checkingInterval(limits) + DEADLINE_SLACK_MS).unref();
+    let held = true;
+    const slot: Slot = {
+      started: () => clearTimeout(deadline),
+      release: () => {
+        clearTimeout(deadline);
+        if (!held) return;
+        held = false;
+        open--;
+        const n = (perClient.get(client) ?? 1) - 1;
+        if (n > 0) perClient.set(client, n);
+        else perClient.delete(client);
+        if (peer !== undefined && slots.get(peer) === slot) slots.delete(peer);
+      },
+    };
+    if (peer !== undefined) slots.set(peer, slot);
+    socket.once('close', slot.release);
   });
+  for (const event of REQUEST_EVENTS) server.prependListener(event, (req: IncomingMessage) => slotOf(req.socket)?.started());
   // An Expect other than 100-continue: node would answer a bare 417.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     sendError(res, new OciError('UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 100)} is not supported; only 100-continue is`, { status: 417 }));
   });
   // CONNECT has its own event; without a listener node drops the socket without a word.
   server.on('connect', (_req, socket: Socket) => {
-    socket.on('error', () => undefined);
-    socket.end(rawRefusal(405, 'UNSUPPORTED', 'CONNECT is not supported: berth is a registry, not a proxy', ['Allow: GET, HEAD, POST, PUT, PATCH, DELETE']));
+    close(socket, rawRefusal(405, 'UNSUPPORTED', 'CONNECT is not supported: berth is a registry, not a proxy', ['Allow: GET, HEAD, POST, PUT, PATCH, DELETE']));
   });
+  return { close };
 }
 
-/** How often node checks headersTimeout: often enough that a short limit holds. */
+interface Slot {
+  /** The connection sent a whole request head. */
+  readonly started: () => void;
+  /** Gives the connection's count back; only the first call counts. */
+  readonly release: () => void;
+}
+
+function peerOf(socket: Socket): string | undefined {
+  return socket.remotePort === undefined ? undefined : `${socket.remoteAddress}|${socket.remotePort}`;
+}
+
+/** How often node checks headersTimeout: at least once a second, so an overdue connection is cut (and its slot freed) within a second of the limit. */
 export function checkingInterval(limits: ConnectionLimits): number {
-  return Math.max(250, Math.min(30_000, Math.floor(limits.headersTimeoutMs / 4)));
+  return Math.max(250, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4)));
 }

@@ -1,6 +1,6 @@
 /** @module http/limits — refusing oversized or malformed requests early, each with a 4xx OCI error envelope. */
-import type { IncomingMessage, Server } from 'node:http';
-import { rawRefusal, throttledLog } from './connections.js';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { rawRefusal, throttledLog, type ConnectionGuard } from './connections.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { OciError, manifestTooLarge } from '../oci/errors.js';
@@ -14,7 +14,7 @@ export const MAX_HEADER_BYTES = 16 * 1024;
  * Requests node's parser rejects (headers over MAX_HEADER_BYTES, malformed syntax) never reach
  * a handler; answer them with an envelope too, instead of node's bare status line.
  */
-export function answerClientErrors(server: Server, logger: Logger, now: () => number = Date.now): void {
+export function answerClientErrors(server: Server, guard: ConnectionGuard, logger: Logger, now: () => number = Date.now): void {
   // Held connections run out together: one line per interval, not one per socket.
   const overdue = throttledLog(logger, now, 'cut connections whose request headers did not arrive within http.headerstimeout');
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -37,7 +37,29 @@ export function answerClientErrors(server: Server, logger: Logger, now: () => nu
         { status, err: err.code },
         probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected',
       );
-    socket.end(rawRefusal(status, 'UNSUPPORTED', message));
+    // The answer ends the connection: its slot is free now, not when the client gets round to closing.
+    guard.close(socket, rawRefusal(status, 'UNSUPPORTED', message));
+  });
+}
+
+/**
+ * `Expect: 100-continue`: the 100 goes out only when a handler starts reading the body, so a
+ * request refused before that (too large, not allowed, an unknown upload, a full disk) gets its
+ * final answer alone and the client never sends the body. That answer closes the connection:
+ * otherwise the body a client sends anyway would be read as its next request.
+ */
+export function continueWhenRead(server: Server): void {
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('Connection', 'close');
+    const reading = (event: string | symbol) => {
+      if (event !== 'data' && event !== 'readable') return;
+      req.off('newListener', reading);
+      if (res.headersSent) return;
+      res.removeHeader('Connection');
+      res.writeContinue();
+    };
+    req.on('newListener', reading);
+    server.emit('request', req, res);
   });
 }
 

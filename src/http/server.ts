@@ -16,7 +16,7 @@ import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
 import { resolveTarget, upstreamFor } from '../cache/routing.js';
 import type { AccessControl } from '../auth/access.js';
 import { guard } from './guard.js';
-import { MAX_HEADER_BYTES, answerClientErrors, checkRequest } from './limits.js';
+import { MAX_HEADER_BYTES, answerClientErrors, checkRequest, continueWhenRead } from './limits.js';
 import { checkingInterval, limitConnections } from './connections.js';
 import type { AdminHandler } from './admin.js';
 import { routeLabel, type RequestObserver } from './observer.js';
@@ -65,8 +65,8 @@ export function createServer(deps: ServerDeps, tls: TlsFiles | undefined = deps.
   };
   const server = tls ? createHttpsServer({ ...options, ...serverTls(tls) }, handler) : createHttpServer(options, handler);
   const now = deps.now ?? Date.now;
-  answerClientErrors(server, deps.logger, now);
-  limitConnections(server, limits, deps.logger, now, Boolean(tls));
+  answerClientErrors(server, limitConnections(server, limits, deps.logger, now, Boolean(tls)), deps.logger, now);
+  continueWhenRead(server);
   return server;
 }
 
