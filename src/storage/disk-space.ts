@@ -10,7 +10,8 @@ const MAX_SHARE = 1 / 8;
 /** Without a reserve (storage.reserve: 0), readiness still wants this much free (capped by the share above). */
 const MIN_FREE = 1024 * 1024;
 const CHUNK = 1024 * 1024;
-const DEFAULT_RETRY_MS = 5_000;
+/** A released reserve is tried again this often (a statfs while it is away, nothing while it is held). */
+const DEFAULT_RETRY_MS = 2_000;
 
 export interface SpaceFigures {
   readonly free: number;
@@ -89,6 +90,7 @@ export class DiskSpace {
     this.warned = true;
     this.retryLater();
     await this.free();
+    await this.restore().catch(() => false);
   }
 
   /** Deletes the reserve so the write that needs it can go on; true when that freed space. */
@@ -145,13 +147,13 @@ export class DiskSpace {
   }
 
   /**
-   * Start-up on a full disk (less free than the reserve needs, and no reserve to release):
-   * every partial upload goes, since they are what a full disk leaves behind that is neither
-   * content nor metadata; their clients start them again. Returns how many went.
+   * Start-up on a full disk (less free than the reserve needs): every partial upload goes, the
+   * cheapest bytes to lose (neither content nor metadata; their clients start them again), so
+   * the reserve is kept for SQLite. Returns how many went.
    */
   async freeAtStart(): Promise<number> {
     const { free } = await this.figures();
-    if (free >= this.need || (this.bytes > 0 && (await sizeOf(this.layout.reserve)) >= this.bytes)) return 0;
+    if (free >= this.need) return 0;
     const names = await readdir(this.layout.uploadsDir).catch(() => [] as string[]);
     await Promise.all(names.map((n) => rm(join(this.layout.uploadsDir, n), { force: true, recursive: true })));
     if (names.length > 0)
