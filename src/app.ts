@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { BerthConfig, Listener } from './config/types.js';
-import { instanceId } from './upstream/loop.js';
+import { openDiskSpace, storeInstanceId } from './store-prep.js';
+import { isDiskFull } from './oci/errors.js';
 import { BlobStore } from './storage/blobs.js';
 import { loadZeroCopy, type ZeroCopy } from './storage/zero-copy.js';
 import { LOCAL_OWNER, openLocalIndex, openLocalPush } from './storage/local.js';
@@ -69,9 +70,11 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
   const blobs = new BlobStore(root, await zeroCopyFor(config, lead ? logger : undefined));
   const { removedTemp } = await blobs.init(worker !== undefined);
   if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
+  // Metadata writes on a full disk: the reserve (storage/disk-space) is released for them.
+  const space = await openDiskSpace(config, logger, !worker);
   // The shared-state ports, chosen once, here: today the local ones (SQLite files beside the blobs).
-  const index = openLocalIndex(root, now);
-  const pushStores = openLocalPush(root, now);
+  const index = await space.retrying(() => openLocalIndex(root, now, space), 'opening metadata.db');
+  const pushStores = await space.retrying(() => openLocalPush(root, now, space), 'opening push.db');
   const { repos } = index;
   // One of a site's replicas: holder records follow the index, peers are a byte source beside the upstream.
   const replica = config.cluster ? openReplica(config.cluster, { logger, now, timeouts: config.upstreamTimeouts }) : undefined;
@@ -80,7 +83,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     const reconciled = await reconcile(blobs, blobIndex);
     if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
   }
-  const instance = (await instanceId(root))!;
+  const instance = await storeInstanceId(root, space, logger);
   const telemetry = createTelemetry(config, now);
   const priority = new WorkPriority();
   const upstreams: Upstream[] = config.upstreams.map((u) => {
@@ -123,10 +126,17 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     upstreams,
     logger,
     now,
+    onDiskFull: (where, err) => void space.met(where, err),
   });
   // berth.lock: `berth gc` run beside this process (and the other workers) leave what it streams or fills alone.
   const inUse = new InUseRecord(root, now, process.pid, worker?.slot);
-  await inUse.open();
+  await space
+    .retrying(() => inUse.open(), 'berth.lock')
+    .catch((err: unknown) => {
+      // Not a reason to stay down: it is rewritten with the next change of what is in use.
+      if (!isDiskFull(err)) throw err;
+      logger.warn({ err: (err as Error).message }, 'disk full: berth.lock could not be written yet');
+    });
   const protect = async (): Promise<ReadonlySet<string>> => {
     const queued = await pushSide.protect();
     const others = worker ? readInUse(root, undefined, process.pid)?.inUse : undefined;
@@ -154,6 +164,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     // Tag checks: the site's (Redis) when replicas share it, which covers workers too; else the workers'.
     ...(replica ? { manifestSite: replica.manifests } : worker ? { manifestSite: workerManifests(worker, repos) } : {}),
   });
+  space.onFull(() => cache.diskFull());
   siteWrites?.attach(cache, lead);
   attachTelemetry(telemetry, {
     config,
@@ -179,6 +190,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     index: blobIndex,
     repos,
     indexOk: () => index.ping(),
+    disk: () => space.report(),
     upstreams,
     telemetry,
     logger,
@@ -286,6 +298,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
       await access.close();
       await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
       index.close();
+      space.close();
       worker?.close();
     },
   };

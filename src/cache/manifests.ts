@@ -245,11 +245,7 @@ export class ManifestCache {
     // Held from the check to the record: an eviction must not delete the file between them.
     const release = await blobs.hold(digest);
     try {
-      if ((await blobs.size(digest)) === undefined) {
-        const writer = await blobs.createWriter(parseDigest(digest).algorithm);
-        await writer.write(body);
-        await writer.commit(digest, body.length);
-      }
+      if ((await blobs.size(digest)) === undefined) await blobs.put(digest, body);
       await index.put(digest, body.length);
       await repos.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
     } finally {

@@ -68,11 +68,10 @@ export class RegistryCache {
           if (!diskFullLogged)
             logger.error({ ...info, storeBytes: bytes, maxsize: limits.maxsize }, 'disk full while storing a blob: passing bytes through to clients, evicting');
           diskFullLogged = true;
-          await this.evictor.run('disk full', bytes * limits.lowwatermark);
         } catch (err) {
-          // Eviction itself may need disk (SQLite); the pass-through goes on regardless.
-          logger.warn({ err: (err as Error).message }, 'eviction during disk full did not complete');
+          logger.warn({ err: (err as Error).message }, 'could not read the store size on a full disk');
         }
+        await this.diskFull();
       },
     });
     this.manifests = new ManifestCache({
@@ -126,6 +125,21 @@ export class RegistryCache {
 
   get fillsInFlight(): number {
     return this.blobs.inFlight;
+  }
+
+  /**
+   * A write met a full disk: one eviction pass down to lowwatermark of what the store holds
+   * (pinned and pushed-only content stays, as always). Never throws: eviction itself may need the
+   * disk (SQLite), and the request that met it is answered regardless.
+   */
+  async diskFull(): Promise<void> {
+    const { index, limits, logger } = this.deps;
+    try {
+      const { bytes } = await index.usage();
+      await this.evictor.run('disk full', bytes * limits.lowwatermark);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'eviction during disk full did not complete');
+    }
   }
 
   /** Starts an eviction pass when the store is above maxsize; cheap to call after every commit. */

@@ -1,12 +1,13 @@
-/** @module cache/uploads.test — upload sessions shared by two processes on one store: each request sees the bytes the other appended. */
+/** @module cache/uploads.test — upload sessions shared by two processes on one store (each request sees the bytes the other appended), and on a full disk. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
+import type { OciError } from '../oci/errors.js';
 import { BlobStore } from '../storage/blobs.js';
 import { openPushDatabase } from '../storage/push-db.js';
 import { SqliteUploadSessions } from '../storage/upload-rows.js';
@@ -48,6 +49,52 @@ test('chunks appended alternately by two managers of one store (two workers) com
   } finally {
     await a.stop();
     await b.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a full disk: a session that cannot be recorded leaves no file; a chunk that cannot be written leaves nothing of itself', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-uploads-'));
+  const blobs = new BlobStore(dir);
+  await blobs.init();
+  const rows = new SqliteUploadSessions(openPushDatabase(dir), Date.now);
+  const full = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  const told: string[] = [];
+  const m = new UploadManager({
+    blobs,
+    rows,
+    logger: pino({ level: 'silent' }),
+    now: Date.now,
+    purging: { enabled: false, ageMs: 0, intervalMs: 0 },
+    onDiskFull: (where) => told.push(where),
+  });
+  const target = { key: '', repository: 'app', upstream: undefined } as unknown as Target;
+  try {
+    const insert = rows.insert.bind(rows);
+    rows.insert = () => Promise.reject(full());
+    await assert.rejects(m.create(target), (err: OciError) => err.status === 507 && err.code === 'UNAVAILABLE');
+    assert.deepEqual(await readdir(blobs.uploadsDir), [], 'no file for a session that failed');
+    assert.deepEqual(await rows.all(), []);
+    rows.insert = insert;
+    const first = randomBytes(1000);
+    const s = await m.create(target);
+    await m.append(s, once(first), undefined, undefined);
+    // The disk fills after 600 bytes of the next chunk.
+    async function* fills(): AsyncGenerator<Uint8Array> {
+      yield randomBytes(600);
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    }
+    await assert.rejects(m.append(await m.get(target, s.id), fills(), undefined, undefined), (err: OciError) => err.status === 507);
+    assert.equal((await stat(join(blobs.uploadsDir, s.id))).size, 1000, 'the failed chunk left nothing');
+    assert.deepEqual(told, ['the upload session', 'the upload']);
+    const again = await m.get(target, s.id);
+    assert.equal(m.offset(again), 1000);
+    const second = randomBytes(500);
+    await m.append(again, once(second), undefined, undefined);
+    const whole = Buffer.concat([first, second]);
+    assert.deepEqual(await m.finish(await m.get(target, s.id), digestOf(whole)), { digest: digestOf(whole), size: 1500 });
+  } finally {
+    await m.stop();
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -4,7 +4,7 @@ import { readdir, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, diskFull, isDiskFull } from '../oci/errors.js';
 import type { BlobStore, BlobWriter } from '../storage/blobs.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import type { Target } from './target.js';
@@ -28,6 +28,8 @@ export interface UploadDeps {
   readonly purging: UploadPurging;
   /** The per-client count of open uploads (the primary's, when several workers serve); default: this process's own. */
   readonly bound?: UploadBound;
+  /** Told when a write met a full disk (eviction runs, the reserve comes back later). */
+  readonly onDiskFull?: (where: string, err: unknown) => void;
 }
 
 /** An upload in progress: its row and, while this process holds it, the open writer. */
@@ -148,7 +150,9 @@ export class UploadManager {
       await this.deps.rows.insert(id, target.key, target.repository);
     } catch (err) {
       this.bound.close(id);
-      throw err;
+      // A session that was not created leaves nothing: its file goes (the row was its last step).
+      await rm(session.tempPath, { force: true });
+      throw this.refused(err, 'the upload session');
     }
     this.sessions.set(id, session);
     return session;
@@ -218,10 +222,15 @@ export class UploadManager {
       if (session.cancelled) throw uploadUnknown(session.id);
     } catch (err) {
       failed = true;
+      if (isDiskFull(err)) {
+        // Nothing this request wrote stays: the space goes back, and the hash is taken again
+        // from the file (next request) so the upload stands where it stood before.
+        await truncate(session.tempPath, start).catch(() => undefined);
+        session.writer = undefined;
+        throw this.refused(err, 'the upload');
+      }
       // Keep the bytes that arrived whole; a write cut short must not leave a tail the hash never saw.
       await truncate(session.tempPath, writer.bytesWritten).catch(() => undefined);
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC')
-        throw new OciError('UNAVAILABLE', 'disk full: berth could not store the upload; free space or lower storage.maxsize', { status: 507 });
       throw err;
     } finally {
       session.busy = false;
@@ -282,8 +291,16 @@ export class UploadManager {
     else this.bound.close(id);
     if (session?.busy) session.cancelled = true;
     else await session?.writer?.release().catch(() => undefined);
-    await this.deps.rows.delete(id);
+    // The file first: on a full disk its space is what lets the row's delete be written.
     await rm(this.pathOf(id), { force: true });
+    await this.deps.rows.delete(id);
+  }
+
+  /** A full disk is answered 507 (and told, so space is freed); any other error stays what it is. */
+  private refused(err: unknown, what: string): unknown {
+    if (!isDiskFull(err)) return err;
+    this.deps.onDiskFull?.(what, err);
+    return diskFull(what);
   }
 
   /** Counted by id, not by this session's owner: the upload may have been opened in another worker. */

@@ -36,6 +36,8 @@ export interface PushSideDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
+  /** Told when an upload met a full disk. */
+  readonly onDiskFull?: (where: string, err: unknown) => void;
 }
 
 /** One queued replication as the admin API (`GET /api/v1/queue`) and the dashboard show it. */
@@ -79,6 +81,7 @@ export function openPushSide(deps: PushSideDeps): PushSide {
     now,
     purging: config.storage.uploadpurging,
     ...(deps.uploadBound ? { bound: deps.uploadBound } : {}),
+    ...(deps.onDiskFull ? { onDiskFull: deps.onDiskFull } : {}),
   });
   let started = false;
   return {

@@ -69,6 +69,7 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
     storage: {
       filesystem: { rootdirectory: s.rootdirectory },
       ...(s.maxsize > 0 ? { maxsize: formatSize(s.maxsize), lowwatermark: s.lowwatermark } : {}),
+      reserve: formatSize(s.reserve),
       delete: { enabled: s.deleteEnabled },
       maintenance: {
         uploadpurging: { enabled: s.uploadpurging.enabled, age: formatDuration(s.uploadpurging.ageMs), interval: formatDuration(s.uploadpurging.intervalMs) },

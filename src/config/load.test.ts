@@ -20,7 +20,14 @@ test('the reference distribution config loads unchanged, one warning per unused 
     'health: accepted for compatibility with distribution, not used by berth',
   ]);
   assert.deepEqual(config.log, { level: 'info', fields: { service: 'registry' }, accesslog: true });
-  assert.deepEqual(config.storage, { rootdirectory: '/var/lib/registry', maxsize: 0, lowwatermark: 0.8, deleteEnabled: false, uploadpurging: DEFAULT_PURGING });
+  assert.deepEqual(config.storage, {
+    rootdirectory: '/var/lib/registry',
+    maxsize: 0,
+    lowwatermark: 0.8,
+    reserve: 8 * 2 ** 20,
+    deleteEnabled: false,
+    uploadpurging: DEFAULT_PURGING,
+  });
   assert.deepEqual(config.http, {
     host: '',
     port: 5000,
@@ -94,6 +101,7 @@ test('the DESIGN extensions load: upstreams form, files read relative to the con
     rootdirectory: join(sub, 'data'),
     maxsize: 50 * 2 ** 30,
     lowwatermark: 0.8,
+    reserve: 8 * 2 ** 20,
     deleteEnabled: false,
     uploadpurging: DEFAULT_PURGING,
   });

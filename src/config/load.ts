@@ -56,6 +56,8 @@ export const DEFAULT_TAGTTL_MS = 60_000;
 /** How long a pass-through access decision is reused before the upstream is asked again. */
 export const DEFAULT_PASSTHROUGH_TTL_MS = 60_000;
 export const DEFAULT_LOWWATERMARK = 0.8;
+/** storage.reserve: a few MiB keep SQLite writing on a full disk (at most an eighth of the file system). */
+export const DEFAULT_RESERVE_BYTES = 8 * 1024 * 1024;
 /** Uploads idle this long are abandoned (distribution purges after 168h; an edge disk is smaller). */
 export const DEFAULT_UPLOAD_AGE_MS = 60 * 60_000;
 export const DEFAULT_UPLOAD_PURGE_INTERVAL_MS = 10 * 60_000;
@@ -217,6 +219,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       rootdirectory: root !== undefined ? where(['storage', 'filesystem', 'rootdirectory'], root) : resolve(cwd, DEFAULT_ROOT),
       maxsize: doc.storage?.maxsize ?? 0,
       lowwatermark: doc.storage?.lowwatermark ?? DEFAULT_LOWWATERMARK,
+      reserve: doc.storage?.reserve ?? DEFAULT_RESERVE_BYTES,
       deleteEnabled: doc.storage?.delete?.enabled ?? false,
       uploadpurging: {
         enabled: doc.storage?.maintenance?.uploadpurging?.enabled ?? true,

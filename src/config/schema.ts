@@ -44,6 +44,7 @@ const storageSchema = z.strictObject({
   filesystem: z.strictObject({ rootdirectory: pathText().optional(), maxthreads: ignored() }).optional(),
   maxsize: size().optional(),
   lowwatermark: ratio().optional(),
+  reserve: size().optional(),
   delete: z.strictObject({ enabled: flag().optional() }).optional(),
   cache: ignored(),
   maintenance: z

@@ -82,6 +82,8 @@ export interface BerthConfig {
     /** Bytes; 0 = unbounded. */
     readonly maxsize: number;
     readonly lowwatermark: number;
+    /** Bytes held back for metadata writes on a full disk (storage/disk-space); 0 = none. */
+    readonly reserve: number;
     readonly deleteEnabled: boolean;
     /** distribution's storage.maintenance.uploadpurging: abandoned uploads are removed. */
     readonly uploadpurging: { readonly enabled: boolean; readonly ageMs: number; readonly intervalMs: number };

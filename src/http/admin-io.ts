@@ -1,7 +1,7 @@
 /** @module http/admin-io — the admin API's plumbing: JSON errors, request bodies, its own basic-auth credentials. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, isOciError } from '../oci/errors.js';
+import { ApiError, isDiskFull, isOciError, toOciError } from '../oci/errors.js';
 
 export { ApiError };
 import { sendJson } from './respond.js';
@@ -20,8 +20,10 @@ export function clientAddress(req: IncomingMessage): string | undefined {
 export function sendApiError(res: ServerResponse, err: unknown, head: boolean): { status: number; code: string; message: string } {
   let e: { status: number; code: string; message: string; headers: Record<string, string> };
   if (err instanceof ApiError) e = err;
-  else if (isOciError(err)) e = { status: err.status, code: err.code, message: err.message, headers: { ...err.headers } };
-  else e = { status: 500, code: 'INTERNAL', message: 'internal error; see the berth log', headers: {} };
+  else if (isOciError(err) || isDiskFull(err)) {
+    const o = toOciError(err);
+    e = { status: o.status, code: o.code, message: o.message, headers: { ...o.headers } };
+  } else e = { status: 500, code: 'INTERNAL', message: 'internal error; see the berth log', headers: {} };
   if (res.headersSent) {
     res.destroy();
     return e;

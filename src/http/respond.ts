@@ -1,12 +1,12 @@
 /** @module http/respond — writing OCI error envelopes and JSON bodies with the registry's common headers. */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import { OciError, isOciError } from '../oci/errors.js';
+import { type OciError, toOciError } from '../oci/errors.js';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-Api-Version';
 
 /** Sends the JSON error envelope; a response whose headers are already out is cut instead. */
 export function sendError(res: ServerResponse, err: unknown, head = false): OciError {
-  const oci = isOciError(err) ? err : new OciError('UNKNOWN', 'internal error; see the berth log');
+  const oci = toOciError(err);
   if (res.headersSent) {
     res.destroy(oci);
     return oci;

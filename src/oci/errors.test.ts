@@ -48,3 +48,21 @@ test('one answer for an oversized manifest: 413 MANIFEST_INVALID with the limit'
   assert.equal(e.status, 413);
   assert.deepEqual(e.detail, { limit: MAX_MANIFEST_BYTES });
 });
+
+test('a full disk, whoever says it (the file system, a quota, SQLite), is 507 UNAVAILABLE; other errors stay 500 UNKNOWN', async () => {
+  const { isDiskFull, toOciError } = await import('./errors.js');
+  for (const code of ['ENOSPC', 'EDQUOT', 'SQLITE_FULL', 'SQLITE_IOERR_SHMSIZE']) {
+    const err = Object.assign(new Error('no space'), { code });
+    assert.equal(isDiskFull(err), true, code);
+    const oci = toOciError(err);
+    assert.equal(oci.status, 507, code);
+    assert.equal(oci.code, 'UNAVAILABLE');
+    assert.match(oci.message, /^disk full: .*free space/);
+  }
+  for (const err of [new Error('boom'), Object.assign(new Error('io'), { code: 'EIO' }), undefined, 'text']) {
+    assert.equal(isDiskFull(err), false);
+    assert.equal(toOciError(err).status, 500);
+  }
+  const refusal = new OciError('DENIED');
+  assert.equal(toOciError(refusal), refusal);
+});

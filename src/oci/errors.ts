@@ -74,6 +74,30 @@ export function manifestTooLarge(size?: number, manifest = 'manifest'): OciError
   });
 }
 
+/**
+ * Codes that mean "no space": the file system (ENOSPC), a quota (EDQUOT), or SQLite, which says
+ * SQLITE_FULL for a write and SQLITE_IOERR_SHMSIZE when it cannot grow the WAL index of a
+ * database it opens on a full disk.
+ */
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL', 'SQLITE_IOERR_SHMSIZE']);
+
+export function isDiskFull(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && DISK_FULL_CODES.has(String((err as { code?: unknown }).code));
+}
+
+/** The one answer for a full disk, whichever write met it: 507 UNAVAILABLE naming the fix. */
+export function diskFull(what = 'the request'): OciError {
+  return new OciError('UNAVAILABLE', `disk full: berth could not store ${what}; nothing of it was kept; free space on the store or lower storage.maxsize`, {
+    status: 507,
+  });
+}
+
+/** Any error as the envelope it is answered with: OCI errors as they are, a full disk 507, anything else 500 UNKNOWN. */
+export function toOciError(err: unknown): OciError {
+  if (isOciError(err)) return err;
+  return isDiskFull(err) ? diskFull() : new OciError('UNKNOWN', 'internal error; see the berth log');
+}
+
 /** Network failures worth waiting out: the connection, not the request, was the problem. */
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN']);
 

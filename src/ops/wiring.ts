@@ -12,7 +12,7 @@ import type { ImageReference } from '../oci/image-ref.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
-import { checkReadiness, type UpstreamHealth } from './health.js';
+import { checkReadiness, type ReadinessDeps, type UpstreamHealth } from './health.js';
 import { WarmSchedule } from './schedule.js';
 import { Telemetry } from './telemetry.js';
 import type { WorkPriority } from '../upstream/budget.js';
@@ -57,6 +57,8 @@ export interface OperationsDeps {
   readonly repos: ManifestRecords & ManifestGraph & TagIndex & RepositoryListings;
   /** Whether the index answers (readiness). */
   readonly indexOk: () => boolean;
+  /** Room for metadata writes (readiness). */
+  readonly disk?: ReadinessDeps['disk'];
   readonly upstreams: readonly Upstream[];
   readonly telemetry: Telemetry;
   readonly logger: Logger;
@@ -115,6 +117,7 @@ export function createOperations(d: OperationsDeps): Operations {
       checkReadiness({
         probeDir: d.blobs.tmpDir,
         metadataOk: d.indexOk,
+        ...(d.disk ? { disk: d.disk } : {}),
         upstreams: () => d.upstreams.map((u) => upstreamHealth(u)),
       }),
     upstreams: d.upstreams,

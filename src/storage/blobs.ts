@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Digester, isDigest, type Algorithm } from '../oci/digest.js';
+import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
 import { StoreLayout } from './layout.js';
 import { OciError } from '../oci/errors.js';
 import { Leases, StoredBlob } from './leases.js';
@@ -129,6 +129,18 @@ export class BlobStore {
       throw err;
     }
     return writer;
+  }
+
+  /** Stores bytes held in memory (a manifest) as a verified blob; on any failure (a full disk) the temp file goes. */
+  async put(digest: string, body: Uint8Array): Promise<void> {
+    const writer = await this.createWriter(parseDigest(digest).algorithm);
+    try {
+      await writer.write(body);
+      await writer.commit(digest, body.length);
+    } catch (err) {
+      await writer.abort().catch(() => undefined);
+      throw err;
+    }
   }
 
   /** A fresh temp file name, known before the file exists so readers can be pointed at it. */

@@ -63,8 +63,14 @@ export class InUseRecord {
   private async write(): Promise<void> {
     const body: LockBody = { pid: this.pid, updatedAt: this.now(), inUse: this.inUse };
     const temp = `${this.file}.${this.pid}`;
-    await writeFile(temp, JSON.stringify(body));
-    await rename(temp, this.file);
+    try {
+      await writeFile(temp, JSON.stringify(body));
+      await rename(temp, this.file);
+    } catch (err) {
+      // A full disk leaves no half-written record behind.
+      await rm(temp, { force: true });
+      throw err;
+    }
   }
 }
 

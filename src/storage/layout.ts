@@ -11,9 +11,11 @@ import { parseDigest } from '../oci/digest.js';
  *     push.db            SQLite (WAL, synchronous=FULL): replication queue, held tags, upload rows
  *     berth.lock         held by a running `berth serve`: its pid and the blobs it has open
  *     berth.lock.w<N>    the same, one per serving worker (http.workers above 1)
+ *     reserve            zeros held back for metadata writes on a full disk (storage.reserve)
  *     blobs/
  *       <algorithm>/<first two hex>/<hex>   committed content, immutable, named by its digest
  *     tmp/<uuid>         content being written (fills); emptied on start-up
+ *     tmp/reserve        the reserve while it is being written, renamed into place when whole
  *     uploads/<uuid>     client uploads in progress; kept across restarts
  *
  * Only parsed digests and generated ids reach these functions, so no request can name a path
@@ -42,6 +44,14 @@ export class StoreLayout {
   /** Whether a file name in the root is an in-use record (berth.lock or a worker's). */
   static isLockName(name: string): boolean {
     return /^berth\.lock(?:\.w\d+)?$/.test(name);
+  }
+
+  get reserve(): string {
+    return join(this.root, 'reserve');
+  }
+
+  get reserveTemp(): string {
+    return join(this.root, 'tmp', 'reserve');
   }
 
   get blobsDir(): string {

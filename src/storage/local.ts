@@ -10,6 +10,7 @@ import { MetadataStore } from './metadata.js';
 import { openPushDatabase } from './push-db.js';
 import { SqliteReplicationQueue } from './replication-queue.js';
 import { SqliteUploadSessions } from './upload-rows.js';
+import type { DiskSpace } from './disk-space.js';
 
 /** The index side of the store (metadata.db). */
 export interface IndexPorts {
@@ -31,22 +32,29 @@ export interface PushPorts {
 /** Owner name of this process's queue claims: one store, one running berth (its lock says so). */
 export const LOCAL_OWNER = 'local';
 
-export function openLocalIndex(root: string, now: () => number): IndexPorts {
+/** With `space`, each port's calls that meet a full disk release the reserve and run again (storage/disk-space). */
+export function openLocalIndex(root: string, now: () => number, space?: DiskSpace): IndexPorts {
   const metadata = new MetadataStore(root, now);
+  const g = guardWith(space);
   return {
-    blobIndex: new LocalBlobIndex(metadata),
-    repos: new LocalRepositoryIndex(metadata),
+    blobIndex: g(new LocalBlobIndex(metadata), 'metadata.db'),
+    repos: g(new LocalRepositoryIndex(metadata), 'metadata.db'),
     ping: () => metadata.ping(),
     close: () => metadata.close(),
   };
 }
 
-export function openLocalPush(root: string, now: () => number): PushPorts {
+export function openLocalPush(root: string, now: () => number, space?: DiskSpace): PushPorts {
   const db = openPushDatabase(root);
+  const g = guardWith(space);
   return {
-    queue: new SqliteReplicationQueue(db, now),
-    heldTags: new SqliteHeldTags(db, now),
-    uploads: new SqliteUploadSessions(db, now),
+    queue: g(new SqliteReplicationQueue(db, now), 'push.db'),
+    heldTags: g(new SqliteHeldTags(db, now), 'push.db'),
+    uploads: g(new SqliteUploadSessions(db, now), 'push.db'),
     close: () => db.close(),
   };
+}
+
+function guardWith(space: DiskSpace | undefined): <T extends object>(port: T, name: string) => T {
+  return (port, name) => (space ? space.guard(port, name) : port);
 }

@@ -4,6 +4,7 @@ import type { EvictionView } from '../ports/blob-index.js';
 import type { ImageRow, ListingRow, ManifestRecord, NewManifest, TagRecord } from '../ports/repository-index.js';
 import { StoreLayout } from './layout.js';
 import { migrate, type Migration } from './schema.js';
+import { isDiskFull } from '../oci/errors.js';
 
 export type { EvictionView, ImageRow, ManifestRecord, NewManifest, TagRecord };
 
@@ -52,11 +53,6 @@ CREATE TABLE IF NOT EXISTS repository_blobs (
 );
 `;
 
-export function isDiskFull(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'SQLITE_FULL' || code === 'ENOSPC';
-}
-
 /** Version 1 is the schema of berth 0.1.0 (which recorded no version). */
 export const METADATA_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA)];
 
@@ -69,11 +65,17 @@ export class MetadataStore {
     private readonly now: () => number,
   ) {
     this.db = new Database(new StoreLayout(root).metadataDb);
-    this.db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode survives a process crash; blob files carry their own fsync.
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db, 'metadata.db', METADATA_MIGRATIONS);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode survives a process crash; blob files carry their own fsync.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db, 'metadata.db', METADATA_MIGRATIONS);
+    } catch (err) {
+      // A full disk refuses the WAL index: the caller frees space and opens again.
+      this.db.close();
+      throw err;
+    }
   }
 
   close(): void {

@@ -68,11 +68,17 @@ export const PUSH_MIGRATIONS: readonly Migration[] = [
 
 export function openPushDatabase(root: string): Database.Database {
   const db = new Database(new StoreLayout(root).pushDb);
-  db.pragma('journal_mode = WAL');
-  // FULL: an accepted write-behind push must survive power loss, not only a process crash.
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 5000');
-  migrate(db, 'push.db', PUSH_MIGRATIONS);
+  try {
+    db.pragma('journal_mode = WAL');
+    // FULL: an accepted write-behind push must survive power loss, not only a process crash.
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    migrate(db, 'push.db', PUSH_MIGRATIONS);
+  } catch (err) {
+    // A full disk refuses the WAL index: the caller frees space and opens again.
+    db.close();
+    throw err;
+  }
   return db;
 }
 
