@@ -10,7 +10,7 @@ import type { BerthConfig, UpstreamConfig } from '../config/types.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { OciError } from '../oci/errors.js';
 import { AccessControl, parseBasic } from './access.js';
-import { Htpasswd } from './htpasswd.js';
+import { Htpasswd, dummyHash } from './htpasswd.js';
 import { Rules, repositoryPattern } from './rules.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-access-'));
@@ -57,6 +57,42 @@ test('htpasswd: bcrypt entries ($2y$ as written by htpasswd -B), others ignored;
   rmSync(file);
   h.reload();
   assert.equal(await h.verify('carol', 'pw-c'), true);
+});
+
+test('htpasswd: an unknown user is checked at the cost of the costliest entry, recomputed on reload', async () => {
+  const file = join(dir, 'htpasswd-cost');
+  const costOf = (h: string) => Number(h.slice(4, 6));
+  // Fake hashes of the right shape: the injected compare only records the cost each check runs at.
+  const entry = (user: string, cost: number) => `${user}:${dummyHash(cost).replace(/W27Z/, 'X27Z')}\n`;
+  writeFileSync(file, entry('cheap', 5) + entry('dear', 12));
+  const costs: number[] = [];
+  const h = new Htpasswd(file, logger, now, async (_pw, hashed) => {
+    costs.push(costOf(hashed));
+    return false;
+  });
+  h.load();
+  assert.equal(h.dummyCost, 12);
+  assert.equal(await h.verify('dear', 'wrong', '10.0.0.1'), false);
+  assert.equal(await h.verify('nobody', 'wrong', '10.0.0.2'), false);
+  assert.deepEqual(costs, [12, 12], 'a cost-12 user and an unknown user go through bcrypt of the same cost');
+  writeFileSync(file, entry('cheap', 5) + entry('mid', 7));
+  h.reload();
+  assert.equal(await h.verify('nobody', 'wrong', '10.0.0.3'), false);
+  assert.equal(costs.at(-1), 7);
+});
+
+test('htpasswd: a password over 72 bytes is refused even when its first 72 are right (bcrypt would ignore the rest)', async () => {
+  const file = join(dir, 'htpasswd-long');
+  const first72 = 'k'.repeat(72);
+  writeFileSync(file, `dave:${hash(first72)}\n`);
+  const h = new Htpasswd(file, logger, now);
+  h.load();
+  try {
+    assert.equal(await h.verify('dave', `${first72}-another-tail`, '10.0.0.4'), false);
+    assert.equal(await h.verify('dave', `${first72}`, '10.0.0.5'), true);
+  } finally {
+    await h.close();
+  }
 });
 
 test('htpasswd: a flood of password checks is bounded; the excess is refused with 429, not queued without end', async () => {

@@ -49,6 +49,7 @@ export class AccessControl {
       this.htpasswd = new Htpasswd(auth.htpasswd.path, logger, now);
       const n = this.htpasswd.load();
       if (n === 0) logger.warn({ file: auth.htpasswd.path }, 'htpasswd file holds no usable users: every authenticated request will be refused');
+      else logger.info({ file: auth.htpasswd.path, users: n, unknownUserCost: this.htpasswd.dummyCost }, 'htpasswd loaded');
     }
     if (auth?.rules) this.rules = new Rules(auth.rules);
     for (const u of deps.upstreams) {

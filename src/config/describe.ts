@@ -93,7 +93,7 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
         ? { upstreams: config.upstreams.map((u) => upstreamDoc(u, false)) }
         : {}),
     ...(config.auth ? { auth: JSON.parse(JSON.stringify(config.auth)) as unknown } : {}),
-    ...(config.admin ? { admin: { username: config.admin.username, password: '<redacted>' } } : config.adminOpen ? { admin: { open: true } } : {}),
+    ...describeAdmin(config),
     ...(config.hub ? { hub: { token: '<redacted>' } } : {}),
     ...(config.site ? { site: { name: config.site.name, hub: config.site.hub, token: '<redacted>', interval: formatDuration(config.site.intervalMs) } } : {}),
     warm: {
@@ -122,4 +122,11 @@ function clusterDoc(c: NonNullable<BerthConfig['cluster']>): Record<string, unkn
     },
     cluster: { advertise: c.advertise, secret: '<redacted>', name: c.name },
   };
+}
+
+function describeAdmin(config: BerthConfig): Record<string, unknown> {
+  const trust = config.adminTrustLoopback !== undefined ? { trustloopback: config.adminTrustLoopback } : {};
+  if (config.admin) return { admin: { username: config.admin.username, password: '<redacted>', ...trust } };
+  if (config.adminOpen) return { admin: { open: true, ...trust } };
+  return config.adminTrustLoopback !== undefined ? { admin: trust } : {};
 }

@@ -209,6 +209,9 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       ? readText(['admin', 'passwordfile'], where(['admin', 'passwordfile'], admin.passwordfile), problems)?.replace(/[\r\n]+$/, '')
       : admin?.password;
   if (adminPassword === '') problems.push('admin.password: empty; allowed: a non-empty password (or a passwordfile holding one)');
+  if (adminPassword !== undefined && Buffer.byteLength(adminPassword) > 72) {
+    problems.push(`admin.password: ${Buffer.byteLength(adminPassword)} bytes; allowed: at most 72 (longer passwords are refused at login, as bcrypt does)`);
+  }
   return {
     log: {
       level: doc.log?.level ?? 'info',
@@ -267,6 +270,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       : {}),
     ...(admin?.username !== undefined && adminPassword !== undefined ? { admin: { username: admin.username, password: adminPassword } } : {}),
     ...(admin?.open ? { adminOpen: true } : {}),
+    ...(admin?.trustloopback !== undefined ? { adminTrustLoopback: admin.trustloopback } : {}),
     warm: {
       intervalMs: doc.warm?.interval ?? DEFAULT_WARM_INTERVAL_MS,
       images: doc.warm?.images ?? [],

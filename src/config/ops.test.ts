@@ -58,3 +58,20 @@ test('invalid admin and warm values are errors naming the key path', () => {
     /^warm.allplatforms: platforms and allplatforms are both set/,
   );
 });
+
+test('admin.trustloopback: alone or beside credentials, printed when set; an admin password over 72 bytes is refused', () => {
+  assert.equal(load(base).config.adminTrustLoopback, undefined, 'absent: the default is decided from auth and admin (ops/wiring adminAccess)');
+  const alone = load(`${base}admin: { trustloopback: true }\n`).config;
+  assert.equal(alone.adminTrustLoopback, true);
+  assert.equal(alone.admin, undefined);
+  assert.deepEqual(describeConfig(alone)['admin'], { trustloopback: true });
+  assert.equal(load(`${base}admin: { username: ops, password: a, trustloopback: false }\n`).config.adminTrustLoopback, false);
+  assert.deepEqual(
+    problemsOf(() => load(`${base}admin: { username: ops, trustloopback: true }\n`)),
+    ['admin.password: required when admin is set; allowed: password or passwordfile'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load(`${base}admin: { username: ops, password: ${'p'.repeat(80)} }\n`)),
+    ['admin.password: 80 bytes; allowed: at most 72 (longer passwords are refused at login, as bcrypt does)'],
+  );
+});

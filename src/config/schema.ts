@@ -155,7 +155,15 @@ export const documentSchema = z.strictObject({
       silly: ignored(),
     })
     .optional(),
-  admin: z.strictObject({ username: text().optional(), password: text().optional(), passwordfile: pathText().optional(), open: flag().optional() }).optional(),
+  admin: z
+    .strictObject({
+      username: text().optional(),
+      password: text().optional(),
+      passwordfile: pathText().optional(),
+      open: flag().optional(),
+      trustloopback: flag().optional(),
+    })
+    .optional(),
   warm: z
     .strictObject({
       interval: duration().optional(),
@@ -336,11 +344,13 @@ function crossCheck(doc: Tree, add: Add): void {
   credentials(proxy ?? null, ['proxy']);
   credentials(doc.admin ?? null, ['admin']);
   const adminOpen = isMapping(doc.admin) && /^(true|yes|on)$/i.test(String(doc.admin.open));
+  const adminKeys = ['username', 'password', 'passwordfile'];
   if (isMapping(doc.admin) && adminOpen) {
-    for (const k of ['username', 'password', 'passwordfile']) {
+    for (const k of adminKeys) {
       if (doc.admin[k] !== undefined) add(['admin', k], 'open: true and credentials are both set; allowed: one of them');
     }
-  } else if (isMapping(doc.admin)) {
+    // admin: { trustloopback: … } alone is complete; credentials, once begun, need both halves.
+  } else if (isMapping(doc.admin) && (doc.admin.trustloopback === undefined || adminKeys.some((k) => isMapping(doc.admin) && doc.admin[k] !== undefined))) {
     if (doc.admin.username === undefined) add(['admin', 'username'], 'required when admin is set (or admin.open: true to leave the admin API open)');
     if (doc.admin.password === undefined && doc.admin.passwordfile === undefined) {
       add(['admin', 'password'], 'required when admin is set; allowed: password or passwordfile');

@@ -122,6 +122,12 @@ export interface BerthConfig {
    * `auth:` it answers loopback clients only.
    */
   readonly adminOpen?: boolean;
+  /**
+   * `admin.trustloopback`: a caller on this host (loopback peer, loopback Host, no proxy headers)
+   * may use the admin API without credentials. Absent: true only while neither client auth
+   * (`auth:`, `passthroughauth`) nor admin credentials are configured.
+   */
+  readonly adminTrustLoopback?: boolean;
   /** Images kept pinned and refreshed on a schedule (`warm:`). */
   readonly warm: WarmConfig;
   /** This berth is a fleet's hub (DESIGN §13). */

@@ -1,5 +1,4 @@
-/** @module http/admin-io — the admin API's plumbing: JSON errors, request bodies, its own basic-auth credentials. */
-import { createHash, timingSafeEqual } from 'node:crypto';
+/** @module http/admin-io — the admin API's plumbing: JSON errors, request bodies, the client address. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, isDiskFull, isOciError, toOciError } from '../oci/errors.js';
 
@@ -57,28 +56,4 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
 export interface AdminCredentials {
   readonly username: string;
   readonly password: string;
-}
-
-const digestOf = (s: string) => createHash('sha256').update(s).digest();
-
-/** Throws 401 unless the request carries the admin credentials (compared in constant time). */
-export function requireAdmin(req: IncomingMessage, credentials: AdminCredentials | undefined): void {
-  if (!credentials) return;
-  const header = req.headers.authorization ?? '';
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
-  const colon = decoded.indexOf(':');
-  const user = colon >= 0 ? decoded.slice(0, colon) : '';
-  const pass = colon >= 0 ? decoded.slice(colon + 1) : '';
-  const userOk = timingSafeEqual(digestOf(user), digestOf(credentials.username));
-  const passOk = timingSafeEqual(digestOf(pass), digestOf(credentials.password));
-  if (m && userOk && passOk) return;
-  throw new ApiError(
-    401,
-    'UNAUTHORIZED',
-    m
-      ? 'admin credentials were not accepted: check the username and password set in the admin section of the config'
-      : 'the admin API needs credentials: send HTTP basic auth with the username and password of the admin section of the config',
-    { 'WWW-Authenticate': 'Basic realm="berth admin", charset="UTF-8"' },
-  );
 }

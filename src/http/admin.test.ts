@@ -30,7 +30,7 @@ before(async () => {
     evict: async () => ({ digest: 'sha256:x', evicted: 1, freedBytes: 1 }),
   } as unknown as ImageCatalog;
   const handler = createAdminHandler({
-    credentials: { username: 'ops', password: 'pw' },
+    access: { credentials: { username: 'ops', password: 'pw' }, now: () => Date.now() },
     telemetry: {
       metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'berth_x 1\n' }),
       stats: () => ({ ok: 1 }),
@@ -55,6 +55,7 @@ before(async () => {
 after(() => new Promise<void>((r) => server.close(() => r())));
 
 const auth = { authorization: `Basic ${Buffer.from('ops:pw').toString('base64')}` };
+const authJson = { ...auth, 'content-type': 'application/json' };
 async function call(method: 'GET' | 'POST' | 'DELETE', path: string, opts: { body?: string; headers?: Record<string, string> } = {}) {
   const res = await request(`${base}${path}`, { method, headers: opts.headers, body: opts.body });
   const text = await res.body.text();
@@ -94,11 +95,14 @@ test('the API needs the admin credentials and answers JSON errors', async () => 
   assert.equal((await call('GET', '/api/v1/warm/none', { headers: auth })).status, 404);
   assert.equal((await call('GET', '/api/v1/warm/job-1', { headers: auth })).json()['state'], 'done');
   assert.deepEqual(JSON.parse((await call('GET', '/api/v1/queue', { headers: auth })).text), [{ digest: 'sha256:q' }]);
-  const badJson = await call('POST', '/api/v1/pin', { headers: auth, body: '{' });
+  const badJson = await call('POST', '/api/v1/pin', { headers: authJson, body: '{' });
   assert.equal(badJson.status, 400);
   assert.equal(code(badJson), 'INVALID_REQUEST');
-  assert.equal((await call('POST', '/api/v1/pin', { headers: auth, body: '{"image":"x/y:1"}' })).json()['ok'], true);
-  const warm = await call('POST', '/api/v1/warm', { headers: auth, body: '{"images":["harbor.xing.com/xing/app:v1"],"platforms":["linux/arm64"],"pin":true}' });
+  assert.equal((await call('POST', '/api/v1/pin', { headers: authJson, body: '{"image":"x/y:1"}' })).json()['ok'], true);
+  const warm = await call('POST', '/api/v1/warm', {
+    headers: authJson,
+    body: '{"images":["harbor.xing.com/xing/app:v1"],"platforms":["linux/arm64"],"pin":true}',
+  });
   assert.equal(warm.status, 202);
   assert.equal(warm.headers['location'], '/api/v1/warm/job-1');
   assert.deepEqual(started.at(-1), { images: ['harbor.xing.com/xing/app:v1'], platforms: [{ os: 'linux', architecture: 'arm64' }], pin: true, source: 'api' });

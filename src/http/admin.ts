@@ -7,17 +7,16 @@ import type { WarmJobs, WarmPlatforms } from '../cache/warm.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import { DEFAULT_PLATFORMS, parsePlatform } from '../oci/platform.js';
 import type { Readiness } from '../ops/health.js';
-import { ApiError, clientAddress, readJsonBody, requireAdmin, sendApiError, type AdminCredentials } from './admin-io.js';
+import { AdminGate, checkStateChange, isStateChanging, type AdminAccess } from './admin-guard.js';
+import { ApiError, readJsonBody, sendApiError } from './admin-io.js';
 import { sendJson } from './respond.js';
 
 /** The push queue's entries, when a push queue exists (write-behind); the seam it plugs into. */
 export type QueueProvider = () => unknown[] | Promise<unknown[]>;
 
 export interface AdminDeps {
-  /** Without credentials the API is open on the listen address. */
-  readonly credentials?: AdminCredentials;
-  /** No credentials, yet clients authenticate: only loopback clients may use /api/. */
-  readonly loopbackOnly?: boolean;
+  /** Who may use /api/ (see http/admin-guard). */
+  readonly access: AdminAccess;
   readonly telemetry: {
     metrics(): Promise<{ contentType: string; body: string }>;
     stats(): unknown;
@@ -49,6 +48,7 @@ const MAX_WARM_IMAGES = 1000;
 
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const routes = buildRoutes(deps);
+  const gate = new AdminGate(deps.access);
   return async (req, res, url) => {
     const path = url.pathname;
     const head = req.method === 'HEAD';
@@ -68,14 +68,8 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     if (path !== '/api' && !path.startsWith('/api/')) return false;
     res.setHeader('Cache-Control', 'no-store');
     try {
-      if (deps.loopbackOnly && !isLoopback(clientAddress(req))) {
-        throw new ApiError(
-          403,
-          'FORBIDDEN',
-          'the admin API answers only loopback clients while auth is configured and admin credentials are not: set admin.username and admin.password (or admin.open: true)',
-        );
-      }
-      requireAdmin(req, deps.credentials);
+      checkEncoding(path);
+      gate.admit(req);
       const matching = routes.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m !== null);
       if (matching.length === 0) throw new ApiError(404, 'NOT_FOUND', `no such admin endpoint: ${path.slice(0, 200)}; see docs/admin-api.md`);
       const method = head ? 'GET' : req.method;
@@ -84,6 +78,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
         const allow = [...new Set(matching.flatMap((x) => (x.r.method === 'GET' ? ['GET', 'HEAD'] : [x.r.method])))].join(', ');
         throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path.slice(0, 200)}; allowed: ${allow}`, { Allow: allow });
       }
+      if (isStateChanging(req.method)) checkStateChange(req);
       const out = await hit.r.handle({ req, url, params: hit.m!.slice(1).map((p) => decodeURIComponent(p)) });
       for (const [k, v] of Object.entries(out.headers ?? {})) res.setHeader(k, v);
       sendJson(res, out.status ?? 200, out.body, head);
@@ -95,10 +90,13 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
   };
 }
 
-function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return v4.startsWith('127.') || address === '::1';
+/** Malformed percent-encoding (`%ff`, `%`, `%zz`) is the client's mistake: 400 before any route decodes it. */
+function checkEncoding(path: string): void {
+  try {
+    decodeURIComponent(path);
+  } catch {
+    throw new ApiError(400, 'INVALID_REQUEST', `the request path is not valid percent-encoding: ${path.slice(0, 200)}`);
+  }
 }
 
 function buildRoutes(deps: AdminDeps): Route[] {

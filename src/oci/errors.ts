@@ -154,10 +154,11 @@ export function upstreamStatusError(answer: UpstreamAnswer, ctx: { upstream: str
 export const ADMIN_ERROR_CODES = {
   UNAUTHORIZED: { status: 401, description: 'admin credentials missing or wrong' },
   INVALID_REQUEST: { status: 400, description: 'the request body or query is malformed' },
-  FORBIDDEN: { status: 403, description: 'loopback clients only: auth is configured and admin credentials are not' },
+  FORBIDDEN: { status: 403, description: 'not a trusted caller (no credentials, not loopback trust), or a state-changing call from a foreign Origin' },
   NOT_FOUND: { status: 404, description: 'no such route or job' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'the route does not take this method' },
   BODY_TOO_LARGE: { status: 413, description: 'request body over 1 MiB' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'a state-changing call without Content-Type: application/json' },
   INTERNAL: { status: 500, description: 'unexpected failure; see the berth log' },
 } as const;
 

@@ -6,6 +6,7 @@ import type { RegistryCache } from '../cache/registry.js';
 import type { Target, Upstream } from '../cache/target.js';
 import { WarmJobs } from '../cache/warm.js';
 import { createAdminHandler, type AdminDeps, type AdminHandler } from '../http/admin.js';
+import type { AdminAccess } from '../http/admin-guard.js';
 import { resolveTarget } from '../cache/routing.js';
 import { OciError } from '../oci/errors.js';
 import type { ImageReference } from '../oci/image-ref.js';
@@ -109,9 +110,7 @@ export function createOperations(d: OperationsDeps): Operations {
   });
   const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
   const admin = createAdminHandler({
-    credentials: d.config.admin,
-    // Clients must authenticate but the admin API has no credentials of its own: loopback only.
-    loopbackOnly: !d.config.admin && !d.config.adminOpen && (d.config.auth !== undefined || d.upstreams.some((u) => u.config.passthrough)),
+    access: adminAccess(d.config, d.now),
     telemetry: d.adminTelemetry ?? d.telemetry,
     readiness: () =>
       checkReadiness({
@@ -170,5 +169,21 @@ export function imageRouter(upstreams: readonly Upstream[]): (ref: ImageReferenc
     }
     const u = target.upstream;
     return u && !target.repository.includes('/') ? { ...target, repository: u.client.upstreamRepository(target.repository) } : target;
+  };
+}
+
+/**
+ * Who may use the admin API. Without client auth and admin credentials anyone may read it (as
+ * anyone may pull); changing state then needs a caller on this host. Loopback trust is on by
+ * default only in that case: once clients or the admin authenticate, so must loopback callers.
+ */
+export function adminAccess(config: BerthConfig, now: () => number): AdminAccess {
+  const clientAuth = config.auth !== undefined || config.upstreams.some((u) => u.passthrough !== undefined);
+  return {
+    ...(config.admin ? { credentials: config.admin } : {}),
+    open: config.adminOpen === true,
+    openReads: !clientAuth && !config.admin,
+    trustLoopback: config.adminTrustLoopback ?? (!clientAuth && !config.admin),
+    now,
   };
 }

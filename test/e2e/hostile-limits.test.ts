@@ -113,7 +113,7 @@ test('an idle connection is closed after http.idletimeout', async () => {
   assert.match(held[0]!.received, /^HTTP\/1\.1 200/);
 });
 
-test('with auth: configured and no admin: section, the admin API answers only loopback clients', async (t) => {
+test('with auth: configured and admin.trustloopback: true, the admin API answers only loopback clients', async (t) => {
   let ns;
   try {
     ns = await startNetns(`10.214.${process.pid % 250}.1`);
@@ -133,6 +133,7 @@ test('with auth: configured and no admin: section, the admin API answers only lo
       http: { addr: `0.0.0.0:${port}` },
       storage: { filesystem: { rootdirectory: path.join(dir, 'data') } },
       auth: { htpasswd: { realm: 'edge', path: htpasswd } },
+      admin: { trustloopback: true },
     }),
   );
   const svc = spawnService({
