@@ -52,7 +52,13 @@ export interface ServerDeps {
 /** One listener; `tls` defaults to `http.tls` (other `http.listeners` entries pass their own or none). */
 export function createServer(deps: ServerDeps, tls: TlsFiles | undefined = deps.config.http.tls): Server {
   const { config } = deps;
-  const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    // node drops a listener's promise: a fault that escaped handle() must still end the request.
+    handle(deps, req, res).catch((err: unknown) => {
+      deps.logger.error({ err }, 'unexpected error while handling a request');
+      res.destroy();
+    });
+  };
   const limits = config.http.limits;
   const options = {
     maxHeaderSize: MAX_HEADER_BYTES,
@@ -149,7 +155,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       return sendJson(res, 200, {}, head);
     }
     if (route.kind === 'catalog')
-      return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
+      return await listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     if (route.kind === 'upload' && deps.forwarder && deps.uploadOwner) {
