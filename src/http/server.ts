@@ -13,6 +13,7 @@ import type { PushService } from '../cache/push-policy.js';
 import { dispatchWrite, getReferrers, headBlob, type PushContext } from './push-routes.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
+import { checkQuery, registryNamespace } from './params.js';
 import { resolveTarget, upstreamFor } from '../cache/routing.js';
 import type { AccessControl } from '../auth/access.js';
 import { guard } from './guard.js';
@@ -148,7 +149,8 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
     }
     checkRequest(req, route);
-    const ns = url.searchParams.get('ns') ?? undefined;
+    checkQuery(url, route, req.method);
+    const ns = registryNamespace(url);
     const resolve = (name: string) => resolveTarget(deps.upstreams, { name, ns, host: req.headers.host });
     if (route.kind === 'base') {
       await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }), socket.remoteAddress);
