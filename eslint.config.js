@@ -2,6 +2,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const NODE_TEST = [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'ui/dist/**', 'test/fixtures/store-*/**'] },
   js.configs.recommended,
@@ -12,15 +14,11 @@ export default tseslint.config(
     },
     rules: {
       // Floating promises are how unhandled failures hide; `void` marks the deliberate ones.
-      '@typescript-eslint/no-floating-promises': [
-        'error',
-        {
-          allowForKnownSafeCalls: [
-            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] },
-          ],
-        },
-      ],
-      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: NODE_TEST }],
+      // An async listener or callback is a promise nobody awaits: its failure hangs whatever waited on it.
+      '@typescript-eslint/no-misused-promises': 'error',
+      // `return promise` inside try skips the catch: the request it serves then never answers.
+      '@typescript-eslint/return-await': ['error', 'error-handling-correctness-only'],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       // Streams, undici bodies and JSON.parse results are `any` at the edge; their shape is checked where read.
@@ -35,6 +33,11 @@ export default tseslint.config(
       // String(unknown) is how YAML scalars and log fields are compared with patterns; an object never matches them.
       '@typescript-eslint/no-base-to-string': 'off',
     },
+  },
+  {
+    // The server: a fire-and-forget promise says what happens when it fails (`.catch`), not just `void`.
+    files: ['src/**/*.ts'],
+    rules: { '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false, allowForKnownSafeCalls: NODE_TEST }] },
   },
   {
     files: ['**/*.js'],

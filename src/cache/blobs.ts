@@ -354,7 +354,8 @@ export class BlobCache {
         this.fills.finish(digest, fill);
         this.deps.onInUseChange?.(this.inUseDigests());
       }
-    })();
+      // The fill runs on after the request that started it; its own failures are caught above.
+    })().catch((err: Error) => logger.error({ ...log, err: err.message }, 'blob fill bookkeeping failed'));
     return fill;
   }
 

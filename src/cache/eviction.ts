@@ -176,7 +176,8 @@ export class Evictor {
     if (maxsize <= 0 || this.stopped) return;
     this.deps.index.usage().then(
       ({ bytes }) => {
-        if (bytes > maxsize && !this.stopped) void this.run('maxsize exceeded');
+        if (bytes > maxsize && !this.stopped)
+          this.run('maxsize exceeded').catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'eviction pass failed'));
       },
       (err: Error) => this.deps.logger.warn({ err: err.message }, 'could not read the store size for eviction'),
     );

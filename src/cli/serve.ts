@@ -102,7 +102,8 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     'berth listening',
   );
   // After listening: a loop back to this berth is only visible once it answers.
-  void app.checkUpstreams();
+  // Not awaited: serving must not wait for a slow upstream; a failed check is only reported.
+  app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');

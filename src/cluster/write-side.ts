@@ -58,7 +58,7 @@ export function openSiteWriteSide(
       if (!moveLocal) return;
       warnIfVolatile(replica, log);
       timer = setInterval(() => {
-        if (live()) void queue.moveLocal();
+        if (live()) queue.moveLocal().catch((err: Error) => log.warn({ err: err.message }, 'could not move local pushes to the site queue; retrying'));
       }, MOVE_EVERY_MS);
       timer.unref();
     },

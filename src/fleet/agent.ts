@@ -52,16 +52,18 @@ export class SiteAgent {
     }
     clearTimeout(this.timer);
     this.polling = true;
-    void this.poll().finally(() => {
-      this.polling = false;
-      if (this.stopped) return;
-      if (this.again) {
-        this.again = false;
-        this.kick();
-        return;
-      }
-      this.timer = setTimeout(() => this.kick(), this.deps.site.intervalMs);
-    });
+    this.poll()
+      .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'fleet poll failed'))
+      .finally(() => {
+        this.polling = false;
+        if (this.stopped) return;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+          return;
+        }
+        this.timer = setTimeout(() => this.kick(), this.deps.site.intervalMs);
+      });
   }
 
   private async poll(): Promise<void> {
@@ -119,6 +121,10 @@ export class SiteAgent {
       this.working.delete(task.taskId);
       this.finished.push(result);
       this.kick();
-    })();
+    })().catch((err: Error) => {
+      // The hub hears nothing of this task; it may hand it out again.
+      this.working.delete(task.taskId);
+      log.error({ err: err.message }, 'pre-heat failed');
+    });
   }
 }

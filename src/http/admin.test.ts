@@ -44,9 +44,12 @@ before(async () => {
     logger: pino({ level: 'silent' }),
   });
   server = createServer((req, res) => {
-    void handler(req, res, new URL(req.url ?? '/', 'http://x')).then((handled) => {
-      if (!handled) res.writeHead(418).end();
-    });
+    handler(req, res, new URL(req.url ?? '/', 'http://x')).then(
+      (handled) => {
+        if (!handled) res.writeHead(418).end();
+      },
+      () => res.writeHead(500).end(),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -11,6 +11,7 @@ import type { BlobHandle } from '../cache/blobs.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target } from '../cache/target.js';
 import { parseRange } from './range.js';
+import { paging } from './params.js';
 import { sendError, sendJson } from './respond.js';
 
 export interface PullContext {
@@ -136,7 +137,7 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
 }
 
 export async function listTags(ctx: PullContext): Promise<void> {
-  const { n, last } = paging(ctx.url);
+  const { n, last } = paging(ctx.url, 'tag');
   const page = await ctx.cache.tags(ctx.target, n, last);
   ctx.setOutcome(page.outcome);
   if (page.next !== undefined) {
@@ -153,25 +154,10 @@ export async function listCatalog(
   cache: RegistryCache,
   visible?: (name: string) => boolean,
 ): Promise<void> {
-  const { n, last } = paging(url);
+  const { n, last } = paging(url, 'repository');
   const page = await cache.catalog(n, last, visible);
   if (page.next !== undefined) res.setHeader('Link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   sendJson(res, 200, { repositories: page.repositories }, req.method === 'HEAD');
-}
-
-/** Default and ceiling for page sizes, as distribution uses. */
-const MAX_PAGE = 1000;
-
-function paging(url: URL): { n: number; last: string | undefined } {
-  const rawN = url.searchParams.get('n');
-  let n = MAX_PAGE;
-  if (rawN !== null && rawN !== '') {
-    n = Number(rawN);
-    if (!Number.isSafeInteger(n) || n < 0)
-      throw new OciError('UNSUPPORTED', `query parameter n must be a non-negative integer, got "${rawN.slice(0, 50)}"`, { status: 400 });
-    n = Math.min(n, MAX_PAGE);
-  }
-  return { n, last: url.searchParams.get('last') ?? undefined };
 }
 
 export { sendError };

@@ -15,6 +15,7 @@ import type { Route } from './routes.js';
 import { resolveTarget } from '../cache/routing.js';
 import { sendJson } from './respond.js';
 import { parseContentRange } from './range.js';
+import { artifactTypeFilter, registryNamespace } from './params.js';
 
 export interface PushContext extends PullContext {
   readonly push: PushService;
@@ -98,7 +99,7 @@ async function finishUpload(ctx: PushContext, session: UploadSession): Promise<v
 /** The repository a mount reads from, routed as the request is; undefined when it is not a valid name here. */
 function sourceTarget(ctx: PushContext, from: string): Target | undefined {
   try {
-    return resolveTarget(ctx.upstreams, { name: from, ns: ctx.url.searchParams.get('ns') ?? undefined, host: ctx.req.headers.host });
+    return resolveTarget(ctx.upstreams, { name: from, ns: registryNamespace(ctx.url), host: ctx.req.headers.host });
   } catch {
     return undefined;
   }
@@ -120,7 +121,7 @@ function blobCreated(ctx: PushContext, digest: string): void {
 
 /** Keeps `?ns=` on upload URLs so the next request routes to the same upstream. */
 function nsQuery(ctx: PushContext): string {
-  const ns = ctx.url.searchParams.get('ns');
+  const ns = registryNamespace(ctx.url);
   return ns ? `?ns=${encodeURIComponent(ns)}` : '';
 }
 
@@ -141,7 +142,7 @@ export async function headBlob(ctx: PushContext, digest: string): Promise<void> 
 }
 
 export async function getReferrers(ctx: PushContext, digest: string): Promise<void> {
-  const artifactType = ctx.url.searchParams.get('artifactType') ?? undefined;
+  const artifactType = artifactTypeFilter(ctx.url);
   const manifests = await ctx.cache.referrers(ctx.target, digest, artifactType);
   if (artifactType !== undefined) ctx.res.setHeader('OCI-Filters-Applied', 'artifactType');
   sendJson(ctx.res, 200, { schemaVersion: 2, mediaType: OCI_INDEX, manifests }, ctx.req.method === 'HEAD', OCI_INDEX);

@@ -1,11 +1,12 @@
 /** @module http/server — the HTTP(S) listener: request parsing, routing, access log, error envelopes. */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { serverTls, type TlsFiles } from './tls.js';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, isOciError } from '../oci/errors.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target, Upstream } from '../cache/target.js';
 import { getBlob, getManifest, listCatalog, listTags } from './pull.js';
@@ -13,6 +14,7 @@ import type { PushService } from '../cache/push-policy.js';
 import { dispatchWrite, getReferrers, headBlob, type PushContext } from './push-routes.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
+import { checkQuery, registryNamespace } from './params.js';
 import { resolveTarget, upstreamFor } from '../cache/routing.js';
 import type { AccessControl } from '../auth/access.js';
 import { guard } from './guard.js';
@@ -52,7 +54,10 @@ export interface ServerDeps {
 /** One listener; `tls` defaults to `http.tls` (other `http.listeners` entries pass their own or none). */
 export function createServer(deps: ServerDeps, tls: TlsFiles | undefined = deps.config.http.tls): Server {
   const { config } = deps;
-  const handler = (req: IncomingMessage, res: ServerResponse) => void handle(deps, req, res);
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    // node drops a listener's promise: a fault that escaped handle() must still end the request.
+    handle(deps, req, res).catch((err: unknown) => lastResort(deps.logger, req, res, err));
+  };
   const limits = config.http.limits;
   const options = {
     maxHeaderSize: MAX_HEADER_BYTES,
@@ -142,14 +147,15 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
     }
     checkRequest(req, route);
-    const ns = url.searchParams.get('ns') ?? undefined;
+    checkQuery(url, route, req.method);
+    const ns = registryNamespace(url);
     const resolve = (name: string) => resolveTarget(deps.upstreams, { name, ns, host: req.headers.host });
     if (route.kind === 'base') {
       await deps.access?.base(req.headers.authorization, upstreamFor(deps.upstreams, { ns, host: req.headers.host }), socket.remoteAddress);
       return sendJson(res, 200, {}, head);
     }
     if (route.kind === 'catalog')
-      return listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
+      return await listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     if (route.kind === 'upload' && deps.forwarder && deps.uploadOwner) {
@@ -199,8 +205,27 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       res.setHeader('Connection', 'close');
       await drain(req);
     }
-    error = sendError(res, err, head);
-    if (error.code === 'UNKNOWN') deps.logger.error({ err }, 'unexpected error while handling a request');
+    error = isOciError(err) && err.code !== 'UNKNOWN' ? sendError(res, err, head) : unexpected(deps.logger, req, res, err);
+  }
+}
+
+/**
+ * The answer to an error no handler expected: one log line with an id, a 500 envelope carrying
+ * the same id (the client's report finds the line), or a cut connection when headers are out.
+ */
+function unexpected(logger: Logger, req: IncomingMessage, res: ServerResponse, err: unknown): OciError {
+  const requestId = randomUUID();
+  logger.error({ err, requestId, method: req.method, path: (req.url ?? '').split('?')[0] }, 'unexpected error while handling a request');
+  const message = isOciError(err) ? err.message : 'internal error; see the berth log';
+  return sendError(res, new OciError('UNKNOWN', `${message} (request ${requestId})`, { detail: { requestId } }), req.method === 'HEAD');
+}
+
+/** What escaped handle() itself (its error answer failed too): still one 500 or a cut, never a request left hanging. */
+function lastResort(logger: Logger, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  try {
+    unexpected(logger, req, res, err);
+  } catch {
+    res.destroy();
   }
 }
 

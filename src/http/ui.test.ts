@@ -45,7 +45,7 @@ describe('dashboard static files', () => {
     // The handler gets the path as server.ts gives it: URL-parsed, so already dot-normalised.
     server = http.createServer((req, res) => {
       const pathname = new URL(req.url ?? '/', 'http://x').pathname;
-      void serveUi(req, res, pathname, root);
+      serveUi(req, res, pathname, root).catch(() => res.writeHead(500).end());
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
@@ -114,7 +114,9 @@ describe('dashboard static files', () => {
   });
 
   it('says how to build the dashboard when it is missing', async () => {
-    const bare = http.createServer((req, res) => void serveUi(req, res, '/ui/', path.join(dir, 'missing')));
+    const bare = http.createServer((req, res) => {
+      serveUi(req, res, '/ui/', path.join(dir, 'missing')).catch(() => res.writeHead(500).end());
+    });
     await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
     const r = await get((bare.address() as AddressInfo).port, '/ui/');
     bare.close();

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   TOOMANYREQUESTS: { status: 429, description: 'too many requests' },
   UNAVAILABLE: { status: 503, description: 'service unavailable' },
   UNKNOWN: { status: 500, description: 'unknown error' },
+  // distribution's code for a bad `n` on tag and catalog listings.
+  PAGINATION_NUMBER_INVALID: { status: 400, description: 'invalid number of results requested' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -60,6 +62,15 @@ export class UnreachableError extends OciError {
 
 export function isOciError(err: unknown): err is OciError {
   return err instanceof OciError;
+}
+
+/**
+ * The one answer for a malformed query parameter: 400, the message and detail naming it (as
+ * distribution's `{"n": ...}`); `code` is the spec's code for that kind of value.
+ */
+export function queryParameterInvalid(name: string, value: string, expected: string, code: ErrorCode = 'UNSUPPORTED'): OciError {
+  const shown = value.length > 100 ? `${value.slice(0, 100)}...` : value;
+  return new OciError(code, `query parameter ${name}=${JSON.stringify(shown)} is invalid: ${expected}`, { status: 400, detail: { [name]: shown } });
 }
 
 /** Limit on manifest bodies, pushed or pulled (distribution uses the same 4 MiB). */

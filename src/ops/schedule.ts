@@ -42,8 +42,10 @@ export class WarmSchedule {
     }
     const platforms = this.config.allPlatforms ? 'all' : this.config.platforms.length > 0 ? this.config.platforms.map(parsePlatform) : DEFAULT_PLATFORMS;
     this.running = this.jobs.run({ images: this.config.images, platforms, pin: true, source: 'schedule', replacePinned: true });
-    void this.running.finally(() => {
-      this.running = undefined;
-    });
+    this.running
+      .catch((err: Error) => this.logger.warn({ err: err.message }, 'scheduled warm-up failed'))
+      .finally(() => {
+        this.running = undefined;
+      });
   }
 }

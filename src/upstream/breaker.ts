@@ -84,7 +84,12 @@ export class CircuitBreaker {
 
   private schedule(): void {
     if (this.closed) return;
-    this.timer = setTimeout(() => void this.runProbe(), this.opts.probeIntervalMs);
+    this.timer = setTimeout(() => {
+      this.runProbe().catch((err: Error) => {
+        this.opts.logger.warn({ err: err.message }, 'upstream probe failed');
+        if (this.openedAt !== undefined) this.schedule();
+      });
+    }, this.opts.probeIntervalMs);
     this.timer.unref();
   }
 

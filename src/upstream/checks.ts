@@ -208,7 +208,7 @@ function tcpConnect(address: string, port: number, timeoutMs: number): Promise<s
 
 function tlsCheck(config: UpstreamConfig, host: string, port: number, timeoutMs: number): Promise<CheckResult> {
   if (config.insecure) return Promise.resolve(ok('tls', `certificate not verified (${keyOf(config, 'insecure')}: true)`));
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const s = tlsConnect({ ...connectOptions(config, timeoutMs), host, port, ...(isIP(host) ? {} : { servername: host }) } as never);
     s.setTimeout(timeoutMs, () => {
       s.destroy();
@@ -219,12 +219,17 @@ function tlsCheck(config: UpstreamConfig, host: string, port: number, timeoutMs:
       s.destroy();
       resolve(ok('tls', `certificate of ${host} trusted (subject ${cert.subject?.CN ?? '?'}, valid until ${cert.valid_to})`));
     });
-    s.once('error', async (err) => {
+    s.once('error', (err) => {
       s.destroy();
-      const p = errorCode(err)?.startsWith('ERR_SSL')
-        ? describeConfigProblem(config, err)
-        : describeTrustProblem(config, err, await peerCertificate(config, timeoutMs));
-      resolve(fail('tls', p.message, p.fix));
+      // An emitter drops a listener's promise: a failure while explaining must still settle the check.
+      tlsFailure(config, err, timeoutMs).then(resolve, reject);
     });
   });
+}
+
+async function tlsFailure(config: UpstreamConfig, err: Error, timeoutMs: number): Promise<CheckResult> {
+  const p = errorCode(err)?.startsWith('ERR_SSL')
+    ? describeConfigProblem(config, err)
+    : describeTrustProblem(config, err, await peerCertificate(config, timeoutMs));
+  return fail('tls', p.message, p.fix);
 }

@@ -89,7 +89,8 @@ class MeteredHandler implements Handler {
     }
     this.queue.push(chunk);
     gate.hold();
-    if (!this.draining) void this.drain(gate);
+    // A failure while paced must end the transfer, not leave it held.
+    if (!this.draining) this.drain(gate).catch((err: Error) => gate.real.abort(err));
   }
 
   onResponseEnd(c: Controller, trailers: Record<string, string | string[] | undefined>): void {

@@ -155,7 +155,8 @@ export class WorkerChannel {
         for (const l of [...(this.fillListeners.get(msg.digest) ?? [])]) l(msg.kind, msg.size);
         return;
       case 'collect':
-        void this.collect(msg.id, msg.what);
+        // The primary waits for every worker's answer: one that failed still answers.
+        this.collect(msg.id, msg.what).catch(() => this.send({ berth: 'collected', id: msg.id, value: null }));
         return;
       case 'admin':
         this.adminPort = msg.port;

@@ -134,14 +134,20 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
     logger.info({ worker: slot, pid: worker.process.pid }, 'worker started');
     members.set(worker.id, m);
     worker.on('message', (msg: unknown) => {
-      if (isToPrimary(msg)) void receive(m, msg);
+      if (isToPrimary(msg)) receive(m, msg).catch((err: Error) => logger.error({ worker: slot, err: err.message }, 'could not answer a worker'));
     });
     worker.once('exit', (code, signal) => {
       members.delete(worker.id);
       if (slot === 0) adminPort = undefined;
       const { notices, orphans } = table.gone(worker.id);
       notify(notices);
-      if (orphans.length > 0) setTimeout(() => void Promise.all(orphans.map((p) => rm(p, { force: true }))), ORPHAN_MS).unref();
+      if (orphans.length > 0) {
+        const remove = () => Promise.all(orphans.map((p) => rm(p, { force: true })));
+        const warn = (err: Error) => logger.warn({ err: err.message }, "could not remove a dead worker's partial files");
+        setTimeout(() => {
+          remove().catch(warn);
+        }, ORPHAN_MS).unref();
+      }
       for (const c of collecting.values()) if (--c.waiting === 0) c.done();
       const info = { worker: slot, pid: worker.process.pid, code, signal, fillsTakenOver: notices.length };
       if (stopping || (code === 0 && !signal)) {

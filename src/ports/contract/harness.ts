@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 
 export function suite<F extends { close(): Promise<void> }>(name: string, open: () => Promise<F>): (title: string, body: (f: F) => Promise<void>) => void {
-  return (title, body) =>
-    void test(`${name}: ${title}`, async () => {
+  return (title, body) => {
+    test(`${name}: ${title}`, async () => {
       const f = await open();
       try {
         await body(f);
@@ -11,4 +11,5 @@ export function suite<F extends { close(): Promise<void> }>(name: string, open: 
         await f.close();
       }
     });
+  };
 }
