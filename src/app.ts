@@ -126,7 +126,7 @@ export async function createApp(config: BerthConfig, deps: AppDeps): Promise<App
     upstreams,
     logger,
     now,
-    onDiskFull: (where, err) => void space.met(where, err),
+    onDiskFull: (where, err) => space.noteFull(where, err),
   });
   // berth.lock: `berth gc` run beside this process (and the other workers) leave what it streams or fills alone.
   const inUse = new InUseRecord(root, now, process.pid, worker?.slot);

@@ -35,7 +35,9 @@ before(async () => {
     warm: { get: () => undefined } as unknown as WarmJobs,
     logger: pino({ level: 'silent' }),
   });
-  server = createServer((req, res) => void handler(req, res, new URL(req.url ?? '/', 'http://x')));
+  server = createServer((req, res) => {
+    handler(req, res, new URL(req.url ?? '/', 'http://x')).catch((err: unknown) => res.destroy(err as Error));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
 });

@@ -84,6 +84,11 @@ export class DiskSpace {
    * A write met a full disk: what can free space runs and the reserve is tried again later.
    * Never throws; callers do not wait for it (the request answers 507 at once).
    */
+  /** met() for callers that cannot wait for it: what it fails at is logged, never left unhandled. */
+  noteFull(where: string, err: unknown): void {
+    this.met(where, err).catch((e: Error) => this.deps.logger.warn({ where, err: e.message }, 'freeing space after a full disk did not complete'));
+  }
+
   async met(where: string, err: unknown): Promise<void> {
     if (!this.warned)
       this.deps.logger.error({ where, err: (err as Error).message, reserveBytes: this.bytes }, 'disk full: the write was refused and nothing of it kept');
@@ -118,7 +123,7 @@ export class DiskSpace {
       try {
         return await work();
       } catch (again) {
-        if (isDiskFull(again)) void this.met(what, again);
+        if (isDiskFull(again)) this.noteFull(what, again);
         throw again;
       }
     }
