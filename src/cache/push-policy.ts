@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { checkAnnotations, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { isTag, parseManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
@@ -149,6 +149,7 @@ export class PushService {
     if (badTag !== undefined)
       throw new OciError('MANIFEST_INVALID', `tag parameter "${badTag.slice(0, 200)}" is not a valid tag`, { detail: { tag: badTag.slice(0, 200) } });
     const whole = parseManifest(body, contentType);
+    checkAnnotations(whole);
     // Non-distributable (foreign) layers live at their `urls`: neither required here nor replicated.
     const parsed: ParsedManifest = { ...whole, blobs: whole.blobs.filter((b) => !isNonDistributable(b.mediaType)) };
     if (parsed.mediaType === DOCKER_MANIFEST_V1 || parsed.mediaType === DOCKER_MANIFEST_V1_SIGNED) {
@@ -168,15 +169,7 @@ export class PushService {
     if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, body, ref.kind === 'digest' ? tags : []);
     else await this.checkChildren(target, mode, parsed);
 
-    await cache.storeManifest(
-      target,
-      digest,
-      parsed.mediaType,
-      body,
-      children.map((c) => c.digest),
-      parsed.subject?.digest,
-      parsed.artifactType,
-    );
+    await cache.storeManifest(target, digest, body, parsed);
     await repos.link(target.key, target.repository, digest);
     if (mode === 'plain' || mode === 'local') await index.setPinned(digest, true);
     if (mode === 'write-behind') {

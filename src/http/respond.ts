@@ -30,7 +30,11 @@ export function reasonPhrase(status: number, message: string): string {
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, head = false, contentType = 'application/json; charset=utf-8'): void {
-  const body = JSON.stringify(value);
+  sendJsonText(res, status, JSON.stringify(value), head, contentType);
+}
+
+/** JSON already serialised (a referrers page, built without parsing what it lists). */
+export function sendJsonText(res: ServerResponse, status: number, body: string, head = false, contentType = 'application/json; charset=utf-8'): void {
   res.statusCode = status;
   res.setHeader('Content-Type', contentType);
   res.setHeader('Content-Length', Buffer.byteLength(body));
