@@ -45,12 +45,14 @@ async function walk(deps: ReferrersDeps, target: Target, req: ReferrersRequest =
   let last = req.last;
   for (let n = 0; n < 10_000; n++) {
     const page = await listReferrers(deps, target, SUBJECT, { ...req, last });
-    const doc = JSON.parse(page.body) as { schemaVersion: number; mediaType: string; manifests: Listed['descriptors'] };
+    const text = Buffer.concat(page.body).toString();
+    assert.equal(Buffer.byteLength(text), page.length);
+    const doc = JSON.parse(text) as { schemaVersion: number; mediaType: string; manifests: Listed['descriptors'] };
     assert.equal(doc.schemaVersion, 2);
     assert.equal(doc.mediaType, OCI_INDEX);
     assert.ok(doc.manifests.length <= REFERRERS_PAGE_COUNT);
-    assert.ok(Buffer.byteLength(page.body) <= REFERRERS_PAGE_BYTES, `page ${n} is ${Buffer.byteLength(page.body)} bytes`);
-    out.pages.push({ bytes: Buffer.byteLength(page.body), count: doc.manifests.length });
+    assert.ok(page.length <= REFERRERS_PAGE_BYTES, `page ${n} is ${page.length} bytes`);
+    out.pages.push({ bytes: page.length, count: doc.manifests.length });
     out.descriptors.push(...doc.manifests);
     if (page.next === undefined) return out;
     assert.equal(page.next, doc.manifests.at(-1)?.digest, 'the cursor is the last digest listed');

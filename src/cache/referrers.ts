@@ -32,8 +32,13 @@ export interface ReferrersRequest {
 }
 
 export interface ReferrersPage {
-  /** The image index, serialised. */
-  readonly body: string;
+  /**
+   * The image index as JSON, in pieces: the annotations stay the buffers the index returned, so
+   * a page costs no string copies (which a busy worker's small young generation would promote).
+   */
+  readonly body: readonly Uint8Array[];
+  /** Bytes of the body. */
+  readonly length: number;
   /** When more follow: the cursor of the next page. */
   readonly next?: string;
 }
@@ -67,9 +72,9 @@ export async function listReferrers(deps: ReferrersDeps, target: Target, subject
     .filter((d) => d.digest > after && (artifactType === undefined || d.artifactType === artifactType))
     .sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   const local = indexed(deps, target, subject, { after: last, artifactType });
-  const head = `{"schemaVersion":2,"mediaType":${JSON.stringify(OCI_INDEX)},"manifests":[`;
-  const entries: string[] = [];
-  let bytes = Buffer.byteLength(head) + 2;
+  const body: Uint8Array[] = [INDEX_HEAD];
+  let bytes = INDEX_HEAD.length + INDEX_TAIL.length;
+  let count = 0;
   let listed: string | undefined;
   let row = await local.next();
   let u = 0;
@@ -77,29 +82,35 @@ export async function listReferrers(deps: ReferrersDeps, target: Target, subject
     const mine = row.done ? undefined : row.value;
     while (remote[u] && (remote[u]!.digest === listed || (mine && remote[u]!.digest === mine.digest))) u++;
     const theirs = remote[u];
-    if (!mine && !theirs) return { body: `${head}${entries.join(',')}]}` };
-    if (entries.length >= REFERRERS_PAGE_COUNT) break;
+    if (!mine && !theirs) return { body: [...body, INDEX_TAIL], length: bytes };
+    if (count >= REFERRERS_PAGE_COUNT) break;
     let digest: string;
-    let entry: string | undefined;
+    let entry: Uint8Array[] | undefined;
     if (mine && (!theirs || mine.digest < theirs.digest)) {
       digest = mine.digest;
       entry = await localEntry(deps, mine);
       row = await local.next();
     } else {
       digest = theirs!.digest;
-      entry = entryJson(theirs!, referrerAnnotations(theirs!.annotations));
+      entry = entryJson(theirs!, Buffer.from(referrerAnnotations(theirs!.annotations)));
       u++;
     }
     if (entry === undefined) continue;
-    const size = Buffer.byteLength(entry) + 1;
-    if (entries.length > 0 && bytes + size > REFERRERS_PAGE_BYTES) break;
-    entries.push(entry);
+    const size = entry.reduce((n, part) => n + part.length, count > 0 ? COMMA.length : 0);
+    if (count > 0 && bytes + size > REFERRERS_PAGE_BYTES) break;
+    body.push(...(count > 0 ? [COMMA] : []), ...entry);
     bytes += size;
+    count++;
     listed = digest;
   }
   await local.return(undefined);
-  return { body: `${head}${entries.join(',')}]}`, next: listed };
+  return { body: [...body, INDEX_TAIL], length: bytes, next: listed };
 }
+
+const INDEX_HEAD = Buffer.from(`{"schemaVersion":2,"mediaType":${JSON.stringify(OCI_INDEX)},"manifests":[`);
+const INDEX_TAIL = Buffer.from(']}');
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from('}');
 
 /** The subject's referrers from the index in digest order, read a batch at a time. */
 async function* indexed(deps: ReferrersDeps, target: Target, subject: string, q: { after?: string; artifactType?: string }): AsyncGenerator<ReferrerRecord> {
@@ -115,7 +126,7 @@ async function* indexed(deps: ReferrersDeps, target: Target, subject: string, q:
 }
 
 /** A referrer's descriptor; a row recorded before the index kept annotations reads them from its manifest. */
-async function localEntry(deps: ReferrersDeps, row: ReferrerRecord): Promise<string | undefined> {
+async function localEntry(deps: ReferrersDeps, row: ReferrerRecord): Promise<Uint8Array[] | undefined> {
   const descriptor = { mediaType: row.mediaType, digest: row.digest, size: row.size, artifactType: row.artifactType ?? undefined };
   if (row.annotations !== null) return entryJson(descriptor, row.annotations);
   const body = await deps.blobs.readAll(row.digest).catch((err: unknown) => {
@@ -124,7 +135,7 @@ async function localEntry(deps: ReferrersDeps, row: ReferrerRecord): Promise<str
   });
   if (!body) return undefined;
   try {
-    return entryJson(descriptor, referrerAnnotations(parseManifest(body, row.mediaType).annotations));
+    return entryJson(descriptor, Buffer.from(referrerAnnotations(parseManifest(body, row.mediaType).annotations)));
   } catch (err) {
     // A manifest stored before today's limits must not break the listing for every other one.
     deps.logger.warn({ digest: row.digest, err: (err as Error).message }, 'stored referrer manifest no longer parses; left out of the referrers list');
@@ -132,11 +143,11 @@ async function localEntry(deps: ReferrersDeps, row: ReferrerRecord): Promise<str
   }
 }
 
-/** A descriptor as JSON, the annotations spliced in as recorded (JSON text that berth wrote itself). */
-function entryJson(d: Pick<Descriptor, 'mediaType' | 'digest' | 'size' | 'artifactType'>, annotations: string): string {
+/** A descriptor as JSON in pieces, the annotations spliced in as recorded (JSON that berth wrote itself). */
+function entryJson(d: Pick<Descriptor, 'mediaType' | 'digest' | 'size' | 'artifactType'>, annotations: Uint8Array): Uint8Array[] {
   const type = d.artifactType ? `,"artifactType":${JSON.stringify(d.artifactType)}` : '';
-  const notes = annotations ? `,"annotations":${annotations}` : '';
-  return `{"mediaType":${JSON.stringify(d.mediaType)},"digest":${JSON.stringify(d.digest)},"size":${d.size}${type}${notes}}`;
+  const head = `{"mediaType":${JSON.stringify(d.mediaType)},"digest":${JSON.stringify(d.digest)},"size":${d.size}${type}`;
+  return annotations.length > 0 ? [Buffer.from(`${head},"annotations":`), annotations, CLOSE] : [Buffer.from(`${head}}`)];
 }
 
 /** The upstream's referrers index; a registry without the API (or out of reach) adds nothing. */

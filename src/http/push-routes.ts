@@ -12,7 +12,7 @@ import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploa
 import { getBlob, type PullContext } from './pull.js';
 import type { Route } from './routes.js';
 import { resolveTarget } from '../cache/routing.js';
-import { sendJsonText } from './respond.js';
+import { sendJsonParts } from './respond.js';
 import { parseContentRange } from './range.js';
 
 export interface PushContext extends PullContext {
@@ -148,7 +148,7 @@ export async function getReferrers(ctx: PushContext, digest: string): Promise<vo
     query.set('last', page.next);
     ctx.res.setHeader('Link', `</v2/${ctx.clientName}/referrers/${digest}?${query.toString()}>; rel="next"`);
   }
-  sendJsonText(ctx.res, 200, page.body, ctx.req.method === 'HEAD', OCI_INDEX);
+  sendJsonParts(ctx.res, 200, page.body, page.length, ctx.req.method === 'HEAD', OCI_INDEX);
 }
 
 /** `Content-Range: <start>-<end>` of a chunk (distribution's form; a `bytes ` prefix is accepted too). */

@@ -26,8 +26,11 @@ export interface NewManifest extends ManifestRecord {
 /** A referrer as the index records it: enough to list it without reading its manifest. */
 export interface ReferrerRecord extends ManifestRecord {
   readonly artifactType: string | null;
-  /** JSON text of its annotations, '' for none; null when not recorded (read them from the manifest). */
-  readonly annotations: string | null;
+  /**
+   * Its annotations as JSON (UTF-8 bytes: a page is assembled from them without a string copy),
+   * empty for none; null when not recorded (read them from the manifest).
+   */
+  readonly annotations: Uint8Array | null;
 }
 
 /** One slice of a subject's referrers, in digest order (a cursor that new referrers never shift). */

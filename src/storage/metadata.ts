@@ -176,7 +176,7 @@ export class MetadataStore {
     const typed = q.artifactType === undefined ? '' : 'AND artifact_type = ? ';
     const args = [upstream, repository, subject, q.after ?? '', ...(q.artifactType === undefined ? [] : [q.artifactType]), q.limit];
     return this.sql(
-      `SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType, annotations FROM manifests
+      `SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType, CAST(annotations AS BLOB) AS annotations FROM manifests
       WHERE upstream = ? AND repository = ? AND subject = ? AND digest > ? ${typed}ORDER BY digest LIMIT ?`,
     ).all(...args) as ReferrerRecord[];
   }
