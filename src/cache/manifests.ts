@@ -4,6 +4,7 @@ import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError, isTransient, manifestTooLarge } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
+import { referrerAnnotations } from './referrers.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { isNotFound, type BlobStore } from '../storage/blobs.js';
 import type { BlobIndex } from '../ports/blob-index.js';
@@ -156,17 +157,11 @@ export class ManifestCache {
     }
   }
 
-  /** Records a verified manifest with everything it references. */
-  private storeParsed(target: Target, digest: string, body: Buffer, parsed: ReturnType<typeof parseManifest>): Promise<void> {
-    const refs = [...parsed.blobs, ...parsed.manifests].map((d) => d.digest);
-    return this.store(target, digest, parsed.mediaType, body, refs, parsed.subject?.digest, parsed.artifactType);
-  }
-
   private async fromPeer(target: Target, digest: string): Promise<ManifestResult | undefined> {
     const body = await this.deps.site!.fetch(target, digest);
     if (!body || digestOf(body, parseDigest(digest).algorithm) !== digest) return undefined;
     const parsed = parseManifest(body);
-    await this.storeParsed(target, digest, body, parsed);
+    await this.store(target, digest, body, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'hit' };
   }
 
@@ -234,20 +229,31 @@ export class ManifestCache {
       });
     }
     const parsed = parseManifest(body, responseHeader(res, 'content-type'));
-    await this.storeParsed(target, digest, body, parsed);
+    await this.store(target, digest, body, parsed);
     this.deps.onFetched?.(target, parsed);
     return { digest, mediaType: parsed.mediaType, body, outcome: 'miss' };
   }
 
-  /** Writes verified manifest bytes into the blob store and records them under the repository. */
-  async store(target: Target, digest: string, mediaType: string, body: Buffer, children: string[], subject?: string, artifactType?: string): Promise<void> {
+  /**
+   * Writes verified manifest bytes into the blob store and records them under the repository,
+   * with everything `parsed` references (a push leaves out non-distributable layers first).
+   */
+  async store(target: Target, digest: string, body: Buffer, parsed: ParsedManifest): Promise<void> {
     const { blobs, index, repos } = this.deps;
     // Held from the check to the record: an eviction must not delete the file between them.
     const release = await blobs.hold(digest);
     try {
       if ((await blobs.size(digest)) === undefined) await blobs.put(digest, body);
       await index.put(digest, body.length);
-      await repos.putManifest(target.key, target.repository, { digest, mediaType, size: body.length, subject, artifactType, children });
+      await repos.putManifest(target.key, target.repository, {
+        digest,
+        mediaType: parsed.mediaType,
+        size: body.length,
+        subject: parsed.subject?.digest,
+        artifactType: parsed.artifactType,
+        annotations: parsed.subject ? referrerAnnotations(parsed.annotations) : undefined,
+        children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      });
     } finally {
       release();
     }

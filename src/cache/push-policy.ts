@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { assertSchemaVersion2, parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { assertSchemaVersion2, checkAnnotations, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { isTag, parseManifestReference } from '../oci/reference.js';
 import type { BlobStore } from '../storage/blobs.js';
@@ -155,6 +155,7 @@ export class PushService {
     if (badTag !== undefined)
       throw new OciError('MANIFEST_INVALID', `tag parameter "${badTag.slice(0, 200)}" is not a valid tag`, { detail: { tag: badTag.slice(0, 200) } });
     const whole = parseManifest(body, contentType);
+    checkAnnotations(whole);
     // Non-distributable (foreign) layers live at their `urls`: neither required here nor replicated.
     const parsed: ParsedManifest = { ...whole, blobs: whole.blobs.filter((b) => !isNonDistributable(b.mediaType)) };
     if (parsed.mediaType === DOCKER_MANIFEST_V1 || parsed.mediaType === DOCKER_MANIFEST_V1_SIGNED) {
@@ -176,15 +177,7 @@ export class PushService {
     const visible = await this.checkChildren(target, parsed, reader);
     if (mode === 'write-through') await this.throughManifest(target, reference, digest, parsed, visible, body, ref.kind === 'digest' ? tags : []);
 
-    await cache.storeManifest(
-      target,
-      digest,
-      parsed.mediaType,
-      body,
-      children.map((c) => c.digest),
-      parsed.subject?.digest,
-      parsed.artifactType,
-    );
+    await cache.storeManifest(target, digest, body, parsed);
     await repos.link(target.key, target.repository, digest);
     if (mode === 'plain' || mode === 'local') await index.setPinned(digest, true);
     if (mode === 'write-behind') {

@@ -12,8 +12,8 @@ import type { ManifestReference } from '../oci/reference.js';
 import type { Outcome, Target, Upstream } from './target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
 import type { CacheObserver } from './observer.js';
-import { listReferrers } from './referrers.js';
-import type { Descriptor } from '../oci/manifest.js';
+import { listReferrers, type ReferrersPage, type ReferrersRequest } from './referrers.js';
+import type { ParsedManifest } from '../oci/manifest.js';
 
 export interface RegistryCacheDeps {
   readonly blobs: BlobStore;
@@ -100,8 +100,8 @@ export class RegistryCache {
   }
 
   /** Records a verified manifest (a push) under the repository. */
-  storeManifest(target: Target, digest: string, mediaType: string, body: Buffer, children: string[], subject?: string, artifactType?: string): Promise<void> {
-    return this.manifests.store(target, digest, mediaType, body, children, subject, artifactType);
+  storeManifest(target: Target, digest: string, body: Buffer, parsed: ParsedManifest): Promise<void> {
+    return this.manifests.store(target, digest, body, parsed);
   }
 
   /** `peer`: asked by another replica of the site (see cache/blobs PeerMode). */
@@ -113,9 +113,9 @@ export class RegistryCache {
     return this.blobs.head(target, digest);
   }
 
-  /** Manifests whose subject is `subject` in the repository (the referrers API), filtered by artifactType when given. */
-  referrers(target: Target, subject: string, artifactType: string | undefined): Promise<Descriptor[]> {
-    return listReferrers(this.deps, target, subject, artifactType);
+  /** One page of the manifests whose subject is `subject` in the repository (the referrers API). */
+  referrers(target: Target, subject: string, req: ReferrersRequest): Promise<ReferrersPage> {
+    return listReferrers(this.deps, target, subject, req);
   }
 
   /** Being filled or streamed by this process right now. */

@@ -93,8 +93,7 @@ export class PeerCopier {
       throw new OciError('DIGEST_INVALID', `manifest from ${from} does not match ${digest}`, { status: 502 });
     }
     const parsed = parseManifest(bytes, mediaType);
-    const refs = [...parsed.blobs, ...parsed.manifests].map((x) => x.digest);
-    await this.cache().storeManifest(target, digest, parsed.mediaType, bytes, refs, parsed.subject?.digest, parsed.artifactType);
+    await this.cache().storeManifest(target, digest, bytes, parsed);
     await repos.link(target.key, target.repository, digest);
     return true;
   }

@@ -91,8 +91,7 @@ export class ReplicaPushSite implements PushSite {
       const body = await this.deps.manifests.fetch(target, digest);
       if (!body || digestOf(body, parseDigest(digest).algorithm) !== digest) return false;
       const parsed = parseManifest(body);
-      const refs = [...parsed.blobs, ...parsed.manifests].map((d) => d.digest);
-      await this.cache.storeManifest(target, digest, parsed.mediaType, body, refs, parsed.subject?.digest, parsed.artifactType);
+      await this.cache.storeManifest(target, digest, body, parsed);
       return true;
     } catch (err) {
       this.deps.logger.debug({ repository: target.repository, digest, err: (err as Error).message }, 'manifest not available from the site');

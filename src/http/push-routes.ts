@@ -13,7 +13,7 @@ import { rangeHeader, type ChunkRange, type UploadSession } from '../cache/uploa
 import { getBlob, type PullContext } from './pull.js';
 import type { Route } from './routes.js';
 import { resolveTarget } from '../cache/routing.js';
-import { sendJson } from './respond.js';
+import { sendJsonParts } from './respond.js';
 import { parseContentRange } from './range.js';
 import { artifactTypeFilter, registryNamespace } from './params.js';
 
@@ -141,11 +141,18 @@ export async function headBlob(ctx: PushContext, digest: string): Promise<void> 
   }
 }
 
+/** One page of referrers; a `Link: <...>; rel="next"` names the next (the filter carried along). */
 export async function getReferrers(ctx: PushContext, digest: string): Promise<void> {
   const artifactType = artifactTypeFilter(ctx.url);
-  const manifests = await ctx.cache.referrers(ctx.target, digest, artifactType);
+  const last = ctx.url.searchParams.get('last') ?? undefined;
+  const page = await ctx.cache.referrers(ctx.target, digest, { artifactType, last });
   if (artifactType !== undefined) ctx.res.setHeader('OCI-Filters-Applied', 'artifactType');
-  sendJson(ctx.res, 200, { schemaVersion: 2, mediaType: OCI_INDEX, manifests }, ctx.req.method === 'HEAD', OCI_INDEX);
+  if (page.next !== undefined) {
+    const query = new URLSearchParams(artifactType === undefined ? {} : { artifactType });
+    query.set('last', page.next);
+    ctx.res.setHeader('Link', `</v2/${ctx.clientName}/referrers/${digest}?${query.toString()}>; rel="next"`);
+  }
+  sendJsonParts(ctx.res, 200, page.body, page.length, ctx.req.method === 'HEAD', OCI_INDEX);
 }
 
 /** `Content-Range: <start>-<end>` of a chunk (distribution's form; a `bytes ` prefix is accepted too). */

@@ -36,3 +36,21 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(head ? undefined : body);
 }
+
+/** JSON already serialised, in pieces (a referrers page, built without parsing what it lists). */
+export function sendJsonParts(
+  res: ServerResponse,
+  status: number,
+  parts: readonly Uint8Array[],
+  length: number,
+  head = false,
+  contentType = 'application/json',
+): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', length);
+  if (head) return void res.end();
+  res.cork();
+  for (const part of parts) res.write(part);
+  res.end();
+}

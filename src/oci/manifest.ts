@@ -7,6 +7,12 @@ import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, OCI_INDEX, OCI_MANIFEST,
 export const MAX_MANIFEST_SIZE = MAX_MANIFEST_BYTES;
 /** Descriptors (layers plus config, or an index's entries) one manifest may list; registries bound it too. */
 export const MAX_DESCRIPTORS = 1024;
+/**
+ * Bytes of annotations (as JSON, the manifest's own and every descriptor's together) and
+ * artifactType one pushed manifest may carry: a referrers list copies them into each entry, so
+ * this bounds every entry of a referrers page (see cache/referrers).
+ */
+export const MAX_ANNOTATION_BYTES = 64 * 1024;
 /** Nesting of objects and arrays; real manifests stay under ten, and deeper JSON overflows the stack when written back. */
 export const MAX_JSON_DEPTH = 64;
 
@@ -118,6 +124,27 @@ export function topLevelLiteral(text: string, key: string): string | undefined {
     }
   }
   return found;
+}
+
+/** What a manifest brings into a referrers entry and beyond: its annotations everywhere, and its artifactType. */
+export function annotationBytes(m: ParsedManifest): number {
+  let total = m.artifactType === undefined ? 0 : Buffer.byteLength(m.artifactType);
+  for (const d of [m, ...m.blobs, ...m.manifests, ...(m.subject ? [m.subject] : [])]) {
+    if (d.annotations) total += Buffer.byteLength(JSON.stringify(d.annotations));
+  }
+  return total;
+}
+
+/** Refuses (400 MANIFEST_INVALID, naming the cap) a pushed manifest over MAX_ANNOTATION_BYTES. */
+export function checkAnnotations(m: ParsedManifest): void {
+  const bytes = annotationBytes(m);
+  if (bytes > MAX_ANNOTATION_BYTES) {
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `manifest annotations and artifactType take ${bytes} bytes; the limit is ${MAX_ANNOTATION_BYTES} bytes (64 KiB) per manifest`,
+      { detail: { limit: MAX_ANNOTATION_BYTES } },
+    );
+  }
 }
 
 function parseSchema1(doc: Record<string, unknown>, mediaType: string): ParsedManifest {

@@ -14,8 +14,31 @@ export interface TagRecord {
 export interface NewManifest extends ManifestRecord {
   readonly subject?: string;
   readonly artifactType?: string;
+  /**
+   * The manifest's annotations as JSON text, kept for a referrer so its listing needs no read of
+   * the manifest: '' for none; absent when the caller did not say (listed from the manifest then).
+   */
+  readonly annotations?: string;
   /** Digests of the blobs and child manifests this manifest references. */
   readonly children: readonly string[];
+}
+
+/** A referrer as the index records it: enough to list it without reading its manifest. */
+export interface ReferrerRecord extends ManifestRecord {
+  readonly artifactType: string | null;
+  /**
+   * Its annotations as JSON (UTF-8 bytes: a page is assembled from them without a string copy),
+   * empty for none; null when not recorded (read them from the manifest).
+   */
+  readonly annotations: Uint8Array | null;
+}
+
+/** One slice of a subject's referrers, in digest order (a cursor that new referrers never shift). */
+export interface ReferrersQuery {
+  /** Only digests after this one. */
+  readonly after?: string;
+  readonly artifactType?: string;
+  readonly limit: number;
 }
 
 export interface ImageRow {
@@ -61,7 +84,7 @@ export interface ManifestRecords {
   putManifest(upstream: string, repository: string, m: NewManifest): Promise<void>;
   /** Removes a manifest and the tags there that point at it; true when it was there. */
   deleteManifest(upstream: string, repository: string, digest: string): Promise<boolean>;
-  referrers(upstream: string, repository: string, subject: string): Promise<Array<ManifestRecord & { artifactType: string | null }>>;
+  referrers(upstream: string, repository: string, subject: string, query: ReferrersQuery): Promise<ReferrerRecord[]>;
 }
 
 /** What manifests reference, in any repository: an index's children, a blob's parents. */

@@ -1,6 +1,15 @@
 /** @module storage/local-index — the local (SQLite, metadata.db) implementations of the blob index and repository index ports. */
 import type { BlobEntry, BlobIndex, EvictionView } from '../ports/blob-index.js';
-import type { ImageRow, ListingRow, ManifestRecord, NewManifest, RepositoryIndex, TagRecord } from '../ports/repository-index.js';
+import type {
+  ImageRow,
+  ListingRow,
+  ManifestRecord,
+  NewManifest,
+  ReferrerRecord,
+  ReferrersQuery,
+  RepositoryIndex,
+  TagRecord,
+} from '../ports/repository-index.js';
 import type { MetadataStore } from './metadata.js';
 
 /** One disk, one holder: every blob in metadata.db is this replica's own. */
@@ -61,8 +70,8 @@ export class LocalRepositoryIndex implements RepositoryIndex {
   async deleteManifest(u: string, r: string, d: string): Promise<boolean> {
     return this.m.deleteManifest(u, r, d);
   }
-  async referrers(u: string, r: string, s: string): Promise<Array<ManifestRecord & { artifactType: string | null }>> {
-    return this.m.referrers(u, r, s);
+  async referrers(u: string, r: string, s: string, q: ReferrersQuery): Promise<ReferrerRecord[]> {
+    return this.m.referrers(u, r, s, q);
   }
   async children(d: string): Promise<string[]> {
     return this.m.children(d);

@@ -1,9 +1,9 @@
 /** @module storage/metadata — SQLite record of tags, manifests, repository links, sizes and last access. */
 import Database from 'better-sqlite3';
 import type { EvictionView } from '../ports/blob-index.js';
-import type { ImageRow, ListingRow, ManifestRecord, NewManifest, TagRecord } from '../ports/repository-index.js';
+import type { ImageRow, ListingRow, ManifestRecord, NewManifest, ReferrerRecord, ReferrersQuery, TagRecord } from '../ports/repository-index.js';
 import { StoreLayout } from './layout.js';
-import { migrate, type Migration } from './schema.js';
+import { addColumn, migrate, type Migration } from './schema.js';
 import { isDiskFull } from '../oci/errors.js';
 
 export type { EvictionView, ImageRow, ManifestRecord, NewManifest, TagRecord };
@@ -54,7 +54,15 @@ CREATE TABLE IF NOT EXISTS repository_blobs (
 `;
 
 /** Version 1 is the schema of berth 0.1.0 (which recorded no version). */
-export const METADATA_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA)];
+export const METADATA_MIGRATIONS: readonly Migration[] = [
+  (db) => db.exec(SCHEMA),
+  // A referrer's annotations, so a referrers page reads rows and not manifests; the index walks
+  // one subject's referrers in digest order, which is the page order (the old index is its prefix).
+  (db) => {
+    addColumn(db, 'manifests', 'annotations', 'TEXT');
+    db.exec('CREATE INDEX IF NOT EXISTS manifests_referrers ON manifests (upstream, repository, subject, digest); DROP INDEX IF EXISTS manifests_subject;');
+  },
+];
 
 export class MetadataStore {
   private readonly db: Database.Database;
@@ -165,13 +173,14 @@ export class MetadataStore {
       .immediate();
   }
 
-  /** Manifests in a repository whose subject is the digest (the referrers API). */
-  referrers(upstream: string, repository: string, subject: string): Array<ManifestRecord & { artifactType: string | null }> {
-    return this.db
-      .prepare(
-        'SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType FROM manifests WHERE upstream = ? AND repository = ? AND subject = ? ORDER BY digest',
-      )
-      .all(upstream, repository, subject) as Array<ManifestRecord & { artifactType: string | null }>;
+  /** Manifests in a repository whose subject is the digest (the referrers API), one slice in digest order. */
+  referrers(upstream: string, repository: string, subject: string, q: ReferrersQuery): ReferrerRecord[] {
+    const typed = q.artifactType === undefined ? '' : 'AND artifact_type = ? ';
+    const args = [upstream, repository, subject, q.after ?? '', ...(q.artifactType === undefined ? [] : [q.artifactType]), q.limit];
+    return this.sql(
+      `SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType, CAST(annotations AS BLOB) AS annotations FROM manifests
+      WHERE upstream = ? AND repository = ? AND subject = ? AND digest > ? ${typed}ORDER BY digest LIMIT ?`,
+    ).all(...args) as ReferrerRecord[];
   }
 
   /** Records a verified manifest under a repository, with the blobs it references linked there too. */
@@ -179,10 +188,10 @@ export class MetadataStore {
     const tx = this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO manifests (upstream, repository, digest, media_type, size, subject, artifact_type, created_at)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+          `INSERT INTO manifests (upstream, repository, digest, media_type, size, subject, artifact_type, annotations, created_at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
         )
-        .run(upstream, repository, m.digest, m.mediaType, m.size, m.subject ?? null, m.artifactType ?? null, this.now());
+        .run(upstream, repository, m.digest, m.mediaType, m.size, m.subject ?? null, m.artifactType ?? null, m.annotations ?? null, this.now());
       const child = this.sql('INSERT OR IGNORE INTO manifest_children (digest, child) VALUES (?, ?)');
       const link = this.sql('INSERT OR IGNORE INTO repository_blobs (upstream, repository, digest) VALUES (?, ?, ?)');
       for (const c of m.children) {

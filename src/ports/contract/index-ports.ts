@@ -87,13 +87,37 @@ export function repositoryIndexContract(name: string, open: () => Promise<IndexF
     assert.equal(await records.manifest('', 'other', d(9)), undefined);
     assert.equal(await repos.isLinked('', 'r', d(1)), true);
     assert.equal(await repos.isReferenced(d(9)), true, 'a manifest is referenced by the repository holding it');
-    assert.deepEqual(await records.referrers('', 'r', d(9)), [{ digest: d(8), mediaType: 'a', size: 2, artifactType: 'sig' }]);
-    assert.deepEqual(await records.referrers('', 'other', d(9)), []);
+    const all = { limit: 10 };
+    assert.deepEqual(await records.referrers('', 'r', d(9), all), [{ digest: d(8), mediaType: 'a', size: 2, artifactType: 'sig', annotations: null }]);
+    assert.deepEqual(await records.referrers('', 'other', d(9), all), []);
     await repos.setTag('', 'r', 'v1', d(9));
     assert.equal(await records.deleteManifest('', 'r', d(9)), true);
     assert.equal(await records.deleteManifest('', 'r', d(9)), false);
     assert.equal(await records.manifest('', 'r', d(9)), undefined);
     assert.equal(await repos.tag('', 'r', 'v1'), undefined, 'tags pointing at a deleted manifest go with it');
+  });
+
+  withFixture('referrers: slices in digest order after a cursor, filtered by type, annotations as recorded', async ({ repos }) => {
+    for (const n of [5, 3, 7, 4]) {
+      const annotations = n === 3 ? '' : `{"n":"${n}"}`;
+      await repos.putManifest('', 'r', {
+        digest: d(n),
+        mediaType: 'm',
+        size: n,
+        subject: d(9),
+        artifactType: n % 2 ? 'odd' : 'even',
+        annotations,
+        children: [],
+      });
+    }
+    const digests = async (q: Parameters<ManifestRecords['referrers']>[3]) => (await repos.referrers('', 'r', d(9), q)).map((r) => r.digest);
+    assert.deepEqual(await digests({ limit: 2 }), [d(3), d(4)]);
+    assert.deepEqual(await digests({ after: d(4), limit: 2 }), [d(5), d(7)]);
+    assert.deepEqual(await digests({ after: d(7), limit: 2 }), []);
+    assert.deepEqual(await digests({ after: d(3), artifactType: 'odd', limit: 5 }), [d(5), d(7)]);
+    const [three, four] = await repos.referrers('', 'r', d(9), { limit: 2 });
+    assert.equal(Buffer.from(three!.annotations!).toString(), '', 'none recorded');
+    assert.equal(Buffer.from(four!.annotations!).toString(), '{"n":"4"}');
   });
 
   withFixture('manifest graph: children, parents and the sizes of children', async ({ blobIndex, repos }) => {
