@@ -250,7 +250,7 @@ test('hardening: oversized headers and bodies, bad names and paths get 4xx envel
     assert.ok(!r.body.toString().includes('root:'), `${p}: no file content`);
   }
   assert.deepEqual(
-    (await readdir(berth.root)).filter((n) => !/^(blobs|tmp|uploads|berth\.lock(\.w\d+)?|instance-id|(metadata|push)\.db(-wal|-shm)?)$/.test(n)),
+    (await readdir(berth.root)).filter((n) => !/^(blobs|tmp|uploads|berth\.lock(\.w\d+)?|instance-id|reserve|(metadata|push)\.db(-wal|-shm)?)$/.test(n)),
     [],
     "only berth's own files in the root",
   );
