@@ -102,7 +102,7 @@ http {
   };
 }
 
-/** The environment variable naming a distribution v3.0.0 binary built by hand (see the README). */
+/** The environment variable naming a distribution v3.0.0 binary built by hand (see docs/performance.md). */
 export const DISTRIBUTION3_ENV = 'BERTH_BENCH_DISTRIBUTION3';
 
 /** Starts one server; throws an Error whose message says why when it is not available here. */

@@ -65,7 +65,7 @@ async function startReplicas(kind: SiteKind, n: number, remoteurl: string, redis
   if (kind === 'distribution-3') return Promise.all(Array.from({ length: n }, () => startDistributionProxy(remoteurl, { bin, redisAddr })));
   const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
   const name = `bench-site-${ports[0]}`;
-  // Exactly the keys DESIGN.md section 10 gives a replica.
+  // Exactly the keys docs/design.md §10 gives a replica.
   return Promise.all(
     ports.map((port) =>
       startBerthCache(remoteurl, {

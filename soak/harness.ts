@@ -189,7 +189,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       windows.begin('outage');
       log(`t=${Math.round(now() / 1000)}s upstream outage for ${Math.round(ms / 1000)} s`);
       await registry!.down();
-      // Once berth calls the upstream down it evicts none of its content (see the README), so
+      // Once berth calls the upstream down it evicts none of its content (see docs/operations.md), so
       // what it holds completely at that moment must be served until the outage ends.
       for (const key of await cachedWhenDown(berth.url, images, ms / 2)) ctx.hot.add(key);
       log(`t=${Math.round(now() / 1000)}s berth holds ${ctx.hot.size} image references completely; they must be served during the outage`);

@@ -12,7 +12,7 @@ const dir = mkdtempSync(join(tmpdir(), 'berth-fleet-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const { load } = configKit(dir);
 
-test('hub and site load as DESIGN §13 writes them; tokenfile is read and trimmed', () => {
+test('hub and site load as docs/fleet.md writes them (docs/design.md §12); tokenfile is read and trimmed', () => {
   const { config } = load('hub:\n  token: s3cret\nsite:\n  name: factory-12\n  hub: https://berth-hub.xing.com/\n  tokenfile: hub.token\n  interval: 10s\n', {
     files: { 'hub.token': 'abc\n' },
   });

@@ -57,7 +57,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
   assert.equal(config.auth, undefined);
 });
 
-/** DESIGN §1's extensions, with its /etc/berth files as files beside the config. */
+/** berth's extensions (docs/design.md §2, docs/config-guide.md), with their /etc/berth files as files beside the config. */
 const EXT_COMMON = `storage:
   filesystem: { rootdirectory: data }
   maxsize: 50GiB            # evict least-recently-used content above this
@@ -90,7 +90,7 @@ const EXT_UPSTREAMS = `upstreams:                  # several central registries 
     prefix: docker.io
 `;
 
-test('the DESIGN extensions load: upstreams form, files read relative to the config', () => {
+test('the extensions load: upstreams form, files read relative to the config', () => {
   const sub = join(dir, 'ext');
   write('ext/secrets/harbor.pass', 'S3cret!\n');
   write('ext/harbor-ca.crt', PEM);
@@ -129,7 +129,7 @@ test('the DESIGN extensions load: upstreams form, files read relative to the con
   assert.equal(hub?.prefix, 'docker.io');
 });
 
-test('the DESIGN extensions load: proxy form', () => {
+test('the extensions load: proxy form', () => {
   const { config } = load(EXT_COMMON + EXT_PROXY);
   assert.equal(config.upstreams.length, 1);
   assert.equal(config.upstreams[0]?.ttlMs, 168 * 3_600_000);

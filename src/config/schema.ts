@@ -80,14 +80,14 @@ const httpSchema = z.strictObject({
     })
     .optional(),
   listeners: z.array(z.strictObject({ addr: listenAddr(), tls: z.strictObject({ certificate: pathText(), key: pathText() }).optional() })).optional(),
-  // berth's own bounds against hostile or broken clients (README: Request limits).
+  // berth's own bounds against hostile or broken clients (docs/security.md: Request limits).
   headerstimeout: duration().optional(),
   idletimeout: duration().optional(),
   maxconnections: count().optional(),
   maxconnectionsperclient: count().optional(),
-  // berth: serving processes sharing the store and the listening addresses (README: Every core).
+  // berth: serving processes sharing the store and the listening addresses (docs/large-sites.md: Every core).
   workers: workerCount().optional(),
-  // berth: stored blobs go from file to plain TCP sockets inside the kernel (README: Performance).
+  // berth: stored blobs go from file to plain TCP sockets inside the kernel (docs/large-sites.md: Zero-copy serving).
   sendfile: flag().optional(),
   net: ignored(),
   prefix: ignored(),

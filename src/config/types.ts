@@ -6,7 +6,7 @@ export type PushMode = 'readonly' | 'local' | 'write-through' | 'write-behind';
 export type AccessAction = 'pull' | 'push' | 'delete' | '*';
 export type OutageMode = 'lastknown' | 'deny';
 
-/** Bounds on client connections (README: Request limits). */
+/** Bounds on client connections (docs/security.md: Request limits). */
 export interface ConnectionLimits {
   /** The request line and headers must arrive within this long (slowloris). */
   readonly headersTimeoutMs: number;
@@ -98,7 +98,7 @@ export interface BerthConfig {
     readonly listeners: readonly Listener[];
     /** Header and idle timeouts, connection bounds (http.headerstimeout, idletimeout, maxconnections, maxconnectionsperclient). */
     readonly limits: ConnectionLimits;
-    /** `http.workers`: serving processes sharing store and addresses; `auto` = one per core (README: Every core). */
+    /** `http.workers`: serving processes sharing store and addresses; `auto` = one per core (docs/large-sites.md: Every core). */
     readonly workers: number | 'auto';
     /** `http.sendfile` (default true): stored blobs reach plain TCP clients by sendfile(2) where it loads (storage/zero-copy). */
     readonly sendfile: boolean;
@@ -130,7 +130,7 @@ export interface BerthConfig {
   readonly adminTrustLoopback?: boolean;
   /** Images kept pinned and refreshed on a schedule (`warm:`). */
   readonly warm: WarmConfig;
-  /** This berth is a fleet's hub (DESIGN §13). */
+  /** This berth is a fleet's hub (docs/design.md §12). */
   readonly hub?: HubConfig;
   /** This berth is a site reporting to a hub. */
   readonly site?: SiteConfig;

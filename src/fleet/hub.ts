@@ -1,5 +1,5 @@
 /**
- * @module fleet/hub — the hub's HTTP surface (DESIGN §13): Harbor's preheat provider API in both
+ * @module fleet/hub — the hub's HTTP surface (docs/design.md §12): Harbor's preheat provider API in both
  * generations, push events, the sites' poll, and GET /api/v1/sites. Every endpoint needs the hub token.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -15,8 +15,8 @@ function section(text: string, heading: string): string {
   return text.slice(start, end < 0 ? undefined : end);
 }
 
-test('the README documents every OCI error code, and no code the catalogue lacks', () => {
-  const errors = section(read('README.md'), '## Errors');
+test('docs/troubleshooting.md documents every OCI error code, and no code the catalogue lacks', () => {
+  const errors = section(read('docs/troubleshooting.md'), '## Errors');
   const documented = [...errors.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]!);
   assert.deepEqual([...documented].sort(), Object.keys(ERROR_CODES).sort());
 });

@@ -21,9 +21,9 @@ async function exposed(): Promise<Set<string>> {
   return new Set(names);
 }
 
-test('the README documents every berth_ metric, and documents no metric that does not exist', async () => {
+test('docs/operations.md documents every berth_ metric, and documents no metric that does not exist', async () => {
   const names = await exposed();
-  const readme = read('README.md');
+  const readme = read('docs/operations.md');
   const section = readme.slice(readme.indexOf('## Metrics'), readme.indexOf('\n## ', readme.indexOf('## Metrics') + 1));
   const documented = new Set([...section.matchAll(/^\| `(berth_[a-z_]+)`/gm)].map((m) => m[1]!));
   assert.deepEqual([...names].sort(), [...documented].sort());

@@ -143,7 +143,7 @@ export function createOperations(d: OperationsDeps): Operations {
 }
 
 /**
- * Routes `[registry/]repository` as a pull of that image would be routed (DESIGN §5): the
+ * Routes `[registry/]repository` as a pull of that image would be routed (docs/design.md §5): the
  * registry part acts as containerd's `ns`; a registry part that is an upstream's path prefix
  * routes by prefix. Docker Hub's `library/` is added as a node's client would add it.
  */

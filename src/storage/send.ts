@@ -6,7 +6,7 @@ import { plainSocketFd, ZeroCopyError, type ZeroCopy } from './zero-copy.js';
 /**
  * Large reads: each read costs a thread-pool round trip and each write a system call, so 256 KiB
  * keeps that overhead small next to copying the bytes; measured against 64 KiB it halves the
- * CPU per GB served (see the README's performance section).
+ * CPU per GB served (see docs/performance.md).
  */
 export const SEND_CHUNK = 256 * 1024;
 /** One buffer being read into while the other is queued in the socket. */

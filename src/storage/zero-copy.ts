@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 
 /**
  * Moves file bytes to a socket inside the kernel: no read into the process, no copy back out.
- * Nginx's figures in the README's performance section show what that saves.
+ * Nginx's figures in docs/performance.md show what that saves.
  */
 export interface ZeroCopy {
   /**

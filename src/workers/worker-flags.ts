@@ -4,7 +4,7 @@
  * V8's young generation, per semi-space, in MiB. Node's default (16) lets tens of MiB of
  * short-lived request and fill objects sit uncollected; a serving process allocates little
  * JavaScript per byte, so a small one costs no measurable CPU and keeps resident memory down
- * (README, Performance).
+ * (docs/performance.md).
  */
 export const SEMI_SPACE_MIB = 2;
 

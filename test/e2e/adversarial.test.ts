@@ -21,7 +21,7 @@ const SEED = Number(process.env['ADVERSARIAL_SEED'] ?? Math.floor(Math.random() 
 const PATH = process.env['ADVERSARIAL_PATH'];
 /** An answer later than this is a hang (berth's own slowest honest answer here is a bcrypt check or an upstream 404). */
 const ANSWER_WITHIN_MS = 5_000;
-/** README "Request limits": berth's resident memory after this whole run (one serving process). */
+/** docs/security.md "Request limits": berth's resident memory after this whole run (one serving process). */
 const RSS_BOUND_MIB = 384;
 
 const alicePw = 'alice-edge-pw';

@@ -22,7 +22,7 @@ function berth(args: string[], env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** DESIGN.md §1's edge-site config, verbatim but for its addresses. */
+/** docs/design.md §2's edge-site config, verbatim but for its addresses. */
 function referenceConfig(root: string, port: number, remote: string): string {
   return REFERENCE.replace('/var/lib/registry', root).replace('addr: :5000', `addr: 127.0.0.1:${port}`).replace('https://harbor.xing.com', remote);
 }

@@ -29,7 +29,7 @@ req.end();
 
 before(async () => {
   berth = await startBerth({
-    // One process: connection bounds hold per serving worker (README: Every core), and this test counts exact refusals.
+    // One process: connection bounds hold per serving worker (docs/large-sites.md: Every core), and this test counts exact refusals.
     config: { version: 0.1, http: { headerstimeout: '1s', idletimeout: '3s', maxconnections: 50, maxconnectionsperclient: 20, workers: 1 } },
   });
 });

@@ -12,7 +12,7 @@ import { REFERRERS_PAGE_BYTES, REFERRERS_PAGE_COUNT } from '../../src/cache/refe
 
 /**
  * What four concurrent walks of the whole set may add to the peak RSS of the process tree (a
- * primary and two serving workers; README, Request limits): each request holds one page and one
+ * primary and two serving workers; docs/security.md, Request limits): each request holds one page and one
  * batch of index rows, a couple of MiB, and each worker's heap settles some tens of MiB higher.
  */
 const WALK_RSS_BOUND_MIB = 128;

@@ -88,7 +88,7 @@ test('one berth serves plain HTTP on http.addr and TLS on an http.listeners entr
     () => false,
   );
   try {
-    // 443 inside the node's network maps to berth's unprivileged TLS port: the port mapping the README shows for uid 1000.
+    // 443 inside the node's network maps to berth's unprivileged TLS port: the port mapping docs/install.md shows for uid 1000.
     await ns.forward(443, tlsPort);
     await ns.forward(berth.port, berth.port);
     const docker = await startDockerd({ wrap: ns.wrap, insecureRegistries: [`${NS_ADDRESS}:${berth.port}`] });

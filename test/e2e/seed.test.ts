@@ -39,7 +39,7 @@ after(async () => {
   await removeDir(work);
 });
 
-/** The seed's config.yml (DESIGN.md §1) but for addresses: Harbor is reached by name, connecting to loopback. */
+/** The seed's config.yml (docs/design.md §2) but for addresses: Harbor is reached by name, connecting to loopback. */
 function seedConfig(proxy: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     version: 0.1,
