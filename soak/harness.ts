@@ -191,7 +191,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       await registry!.down();
       // Once berth calls the upstream down it evicts none of its content (see docs/operations.md), so
       // what it holds completely at that moment must be served until the outage ends.
-      for (const key of await cachedWhenDown(berth.url, images, ms / 2)) ctx.hot.add(key);
+      for (const key of await cachedWhenDown(berth.url, images, ms / 2, ADMIN)) ctx.hot.add(key);
       log(`t=${Math.round(now() / 1000)}s berth holds ${ctx.hot.size} image references completely; they must be served during the outage`);
       await pullHot(true);
       await pause(ctx, ms - (now() - windows.lastStart('outage')));

@@ -44,7 +44,9 @@ before(async () => {
   ];
   const htpasswd = path.join(work, 'htpasswd');
   await writeFile(htpasswd, `${lines.join('\n')}\n`);
-  berth = await startBerth({ config: { version: 0.1, proxy: { remoteurl: registry.url }, auth: { htpasswd: { realm: 'edge', path: htpasswd } } } });
+  berth = await startBerth({
+    config: { version: 0.1, proxy: { remoteurl: registry.url }, auth: { htpasswd: { realm: 'edge', path: htpasswd } }, admin: { trustloopback: true } },
+  });
 });
 
 after(async () => {

@@ -168,9 +168,11 @@ test('/readyz stays 200 with the upstream down and reports it; cached content is
     assert.equal(ready.status, 200);
     const {
       upstreams: [first],
+      store: { disk, ...store },
       ...rest
-    } = ready.json as { upstreams: Array<{ name: string; state: string; problems: string[] }> };
-    assert.deepEqual(rest, { ready: true, store: { writable: true, metadata: true } });
+    } = ready.json as { upstreams: Array<{ name: string; state: string; problems: string[] }>; store: { disk: { ok: boolean } } };
+    assert.deepEqual({ ...rest, store }, { ready: true, store: { writable: true, metadata: true } });
+    assert.equal(disk.ok, true, 'the disk has room');
     assert.deepEqual([first!.name, first!.state, first!.problems], ['default', 'down', []], 'down now; the start-up checks found no problem');
     const ups = (await api(berth.url, 'GET', '/api/v1/upstreams')).json as Array<Record<string, unknown>>;
     assert.equal(ups[0]!['state'], 'down');
