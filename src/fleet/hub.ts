@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, readJsonBody, sendApiError, type AdminCredentials } from '../http/admin-io.js';
 import { sendJson } from '../http/respond.js';
+import { FailureLimiter } from '../auth/failures.js';
 import { requireHubToken } from './auth.js';
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
@@ -111,12 +112,26 @@ export function createHub(deps: HubDeps): Hub {
     return { tasks: jobs.tasksFor(req.report.name, req.working) };
   };
 
+  // The admin password also opens the read-only views: a guessing address waits, as at the admin API.
+  const failures = new FailureLimiter(deps.now);
+  const admit = (req: IncomingMessage, readOnly: boolean): void => {
+    const address = req.socket.remoteAddress ?? '';
+    failures.check(address, 'hub');
+    try {
+      requireHubToken(req, deps.token, readOnly ? deps.admin : undefined);
+    } catch (err) {
+      failures.fail(address, 'hub');
+      throw err;
+    }
+    failures.succeed(address, 'hub');
+  };
+
   const handle: HubHandler = async (req, res, url) => {
     let path = url.pathname;
-    let selector = '';
+    let selector: string | undefined = '';
     const sel = SELECTOR_PREFIX.exec(path);
     if (sel && HARBOR_PATHS.test(sel[2]!)) {
-      selector = decodeURIComponent(sel[1]!);
+      selector = decodedSelector(sel[1]!);
       path = sel[2]!;
     }
     const fleetApi = /^\/api\/v1\/(sites|events|fleet\/.+)$/.test(path);
@@ -124,8 +139,9 @@ export function createHub(deps: HubDeps): Hub {
     const head = req.method === 'HEAD';
     res.setHeader('Cache-Control', 'no-store');
     try {
+      if (selector === undefined) throw new ApiError(400, 'INVALID_REQUEST', 'the selector in the path is not valid percent-encoding');
       const readOnly = path === '/api/v1/sites' || path === '/api/v1/fleet/jobs';
-      requireHubToken(req, deps.token, readOnly ? deps.admin : undefined);
+      admit(req, readOnly);
       const out = await route(req, path, selector, url);
       if (!out) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path}`);
       sendJson(res, out.status ?? 200, out.body, head);
@@ -136,6 +152,15 @@ export function createHub(deps: HubDeps): Hub {
     return true;
   };
   return { handle, sites, jobs };
+}
+
+/** The site selector of a Harbor-style path, or undefined when its percent-encoding is malformed. */
+function decodedSelector(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 function checkPoll(body: Record<string, unknown>): PollRequest {
