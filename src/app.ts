@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig, Listener } from './config/types.js';
 import { openDiskSpace, storeInstanceId } from './store-prep.js';
 import { isDiskFull } from './oci/errors.js';
-import { BlobStore } from './storage/blobs.js';
+import { BlobStore } from './storage/blob-files.js';
 import { loadZeroCopy, type ZeroCopy } from './storage/zero-copy.js';
 import { LOCAL_OWNER, openLocalIndex, openLocalPush } from './storage/local.js';
 import { InUseRecord } from './storage/in-use.js';

@@ -1,8 +1,8 @@
 /** @module cache/fill — one upstream transfer of one blob into the store, shared by every client that wants it. */
 import { Readable, type Writable } from 'node:stream';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { BlobWriter } from '../storage/blobs.js';
-import { isNotFound } from '../storage/blobs.js';
+import type { BlobWriter } from '../storage/blob-files.js';
+import { isNotFound } from '../storage/blob-files.js';
 import { type BufferPool, ResponseClosedError } from '../storage/send.js';
 
 export type FillState = 'receiving' | 'verified' | 'failed';

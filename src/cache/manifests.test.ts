@@ -10,7 +10,7 @@ import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
 import { ManifestCache } from './manifests.js';
 import type { Target } from './target.js';
-import { testStore } from './testkit.js';
+import { testStore } from './cache-testkit.js';
 
 const removers: Array<() => Promise<void>> = [];
 after(async () => {

@@ -6,14 +6,14 @@ import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/ma
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { referrerAnnotations } from './referrers.js';
 import type { ManifestReference } from '../oci/reference.js';
-import { isNotFound, type BlobStore } from '../storage/blobs.js';
+import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
 import { responseHeader, type RegistryClient, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamError } from '../upstream/status.js';
 import type { Outcome, Target } from './target.js';
-import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
+import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
 import { PromiseFlight } from '../util/single-flight.js';
 
 /** How long a tag request waits on upstream revalidation before it is answered from the cache. */

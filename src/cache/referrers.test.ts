@@ -11,7 +11,7 @@ import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
 import { REFERRERS_PAGE_BYTES, REFERRERS_PAGE_COUNT, listReferrers, referrerAnnotations, type ReferrersDeps, type ReferrersRequest } from './referrers.js';
 import type { Target } from './target.js';
-import { testStore } from './testkit.js';
+import { testStore } from './cache-testkit.js';
 
 const removers: Array<() => Promise<void>> = [];
 after(async () => {

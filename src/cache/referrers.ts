@@ -5,7 +5,7 @@ import { isDigest, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MAX_ANNOTATION_BYTES, MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
-import { isNotFound, type BlobStore } from '../storage/blobs.js';
+import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { ManifestRecords, ReferrerRecord } from '../ports/repository-index.js';
 import type { Target } from './target.js';
 

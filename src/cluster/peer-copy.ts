@@ -7,7 +7,7 @@ import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { PeerClient } from './peer-client.js';
 import { isLiveMember } from './site-fills.js';
 import type { SiteCoordination } from '../ports/site.js';

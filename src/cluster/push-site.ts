@@ -1,14 +1,14 @@
 /** @module cluster/push-site — what a write to one replica asks of the site's others: a second copy before a write-behind push is answered, and content another replica took. */
 import type { Logger } from 'pino';
 import type { ManifestSite } from '../cache/manifests.js';
-import type { PushSite } from '../cache/push-policy.js';
+import type { PushSite } from '../push/push-policy.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Target } from '../cache/target.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { SiteCoordination } from '../ports/site.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { CopyRequest } from './peer-copy.js';
 import type { PeerClient } from './peer-client.js';
 import { electFiller } from './site-fills.js';

@@ -4,7 +4,7 @@ import type { RegistryCache } from '../cache/registry.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { PushPorts } from '../storage/local.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import { PeerCopier } from './peer-copy.js';
 import { ReplicaPushSite } from './push-site.js';
 import { RedisHeldTags, RedisReplicationQueue } from './redis-queue.js';

@@ -3,7 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
-import type { PeerMode } from '../cache/blobs.js';
+import type { PeerMode } from '../cache/blob-cache.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Upstream } from '../cache/target.js';
 import { parseDigest } from '../oci/digest.js';

@@ -7,7 +7,7 @@ import { OciError } from '../oci/errors.js';
 import { parseManifestReference } from '../oci/reference.js';
 import { accepts, isIndexType, parseAccept } from '../oci/mediatypes.js';
 import { defaultPlatform, parseManifest } from '../oci/manifest.js';
-import type { BlobHandle } from '../cache/blobs.js';
+import type { BlobHandle } from '../cache/blob-cache.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target } from '../cache/target.js';
 import { parseRange } from './range.js';

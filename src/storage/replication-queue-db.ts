@@ -1,7 +1,7 @@
-/** @module storage/replication-queue — the local (SQLite, push.db) implementation of the replication queue port. */
+/** @module storage/replication-queue-db — the local (SQLite, push.db) implementation of the replication queue port. */
 import type Database from 'better-sqlite3';
 import type { Claimant, Job, JobKind, JobState, JobView, ReplicationQueue } from '../ports/replication-queue.js';
-import { releaseReplicatingTag } from './held-tags.js';
+import { releaseReplicatingTag } from './held-tags-db.js';
 
 export type { Job, JobKind, JobState, JobView };
 

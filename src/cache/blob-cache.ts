@@ -1,9 +1,9 @@
-/** @module cache/blobs — pull-through policy for blobs: serve from disk, or join or start the one upstream fill. */
+/** @module cache/blob-cache — pull-through policy for blobs: serve from disk, or join or start the one upstream fill. */
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
-import type { BlobStore, BlobWriter } from '../storage/blobs.js';
+import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { StoredBlob } from '../storage/leases.js';
 import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
@@ -14,7 +14,7 @@ import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome, Target } from './target.js';
 import { LocalFills } from './local-fills.js';
-import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './observer.js';
+import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './cache-observer.js';
 
 export interface BlobHandle {
   readonly digest: string;

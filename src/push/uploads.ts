@@ -1,13 +1,13 @@
-/** @module cache/uploads — blob upload sessions: streamed to temp files, resumable across restarts, verified on completion, expired when abandoned. */
+/** @module push/uploads — blob upload sessions: streamed to temp files, resumable across restarts, verified on completion, expired when abandoned. */
 import { randomUUID } from 'node:crypto';
 import { readdir, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, diskFull, isDiskFull } from '../oci/errors.js';
-import type { BlobStore, BlobWriter } from '../storage/blobs.js';
+import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
-import type { Target } from './target.js';
+import type { Target } from '../cache/target.js';
 import { StoreLayout } from '../storage/layout.js';
 import { LocalUploadBound, MAX_UPLOADS_PER_CLIENT, type UploadBound } from './upload-bound.js';
 

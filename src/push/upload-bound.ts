@@ -1,4 +1,4 @@
-/** @module cache/upload-bound — how many uploads one client address has open: counted per upload id, so whichever process ends an upload releases it. */
+/** @module push/upload-bound — how many uploads one client address has open: counted per upload id, so whichever process ends an upload releases it. */
 
 /** Upload sessions one client address may have open at once (a push opens a few at a time). */
 export const MAX_UPLOADS_PER_CLIENT = 128;

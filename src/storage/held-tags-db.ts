@@ -1,4 +1,4 @@
-/** @module storage/held-tags — the local (SQLite, push.db) implementation of the held tags port. */
+/** @module storage/held-tags-db — the local (SQLite, push.db) implementation of the held tags port. */
 import type Database from 'better-sqlite3';
 import type { HeldTags, HoldReason } from '../ports/held-tags.js';
 

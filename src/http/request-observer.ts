@@ -1,4 +1,4 @@
-/** @module http/observer — what the server reports about each request once it is over (metrics hook in here). */
+/** @module http/request-observer — what the server reports about each request once it is over (metrics hook in here). */
 import type { Outcome } from '../cache/target.js';
 
 export interface RequestRecord {

@@ -1,22 +1,22 @@
-/** @module cache/push-policy — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
+/** @module push/push-policy — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { assertSchemaVersion2, checkAnnotations, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { isTag, parseManifestReference } from '../oci/reference.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
-import type { RegistryCache } from './registry.js';
+import type { RegistryCache } from '../cache/registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
-import type { Target } from './target.js';
+import type { Target } from '../cache/target.js';
 import type { UploadManager, UploadSession } from './uploads.js';
-import { blobUnknown } from './blobs.js';
-import { manifestUnknown } from './manifests.js';
+import { blobUnknown } from '../cache/blob-cache.js';
+import { manifestUnknown } from '../cache/manifests.js';
 import { NO_READER, sortChildren, type Reader } from './push-visibility.js';
 
 /** `plain`: no upstream at all, berth is the registry. */
