@@ -13,7 +13,7 @@ import { LOCAL_OWNER, openLocalIndex, openLocalPush } from './storage/local.js';
 import { InUseRecord } from './storage/in-use.js';
 import { RegistryClient } from './upstream/client.js';
 import { RegistryCache } from './cache/registry.js';
-import type { Upstream } from './cache/target.js';
+import type { Upstream } from './ports/target.js';
 import { createServer } from './http/server.js';
 import { reconcile } from './storage/check.js';
 import { evictionLimits } from './cache/eviction.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Evictor, planEviction, type EvictionLimits } from './eviction.js';
 import { testStore } from './cache-testkit.js';
-import type { EvictionView } from '../storage/metadata.js';
+import type { EvictionView } from '../ports/blob-index.js';
 
 const limits = (maxsize: number, ttl = 0): EvictionLimits => ({ maxsize, lowwatermark: 0.9, ttlByUpstream: new Map([['up', ttl]]) });
 

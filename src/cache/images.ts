@@ -10,7 +10,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { manifestUnknown } from './manifests.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
-import type { Target } from './target.js';
+import type { Target } from '../ports/target.js';
 
 /** One cached image as the admin API lists it. */
 export interface ImageInfo {

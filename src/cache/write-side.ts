@@ -7,12 +7,13 @@ import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import type { UploadSessions } from '../ports/upload-sessions.js';
-import { PushService, type PushSite } from '../push/push-policy.js';
+import { PushService } from '../push/push-policy.js';
+import type { PushSite } from '../ports/push-site.js';
 import type { RegistryCache } from './registry.js';
 import { Replicator, ReplicationWorker } from '../push/replication.js';
-import type { Upstream } from './target.js';
+import type { Upstream } from '../ports/target.js';
 import { UploadManager } from '../push/uploads.js';
-import type { UploadBound } from '../push/upload-bound.js';
+import type { UploadBound } from '../ports/upload-sessions.js';
 
 export interface PushSideDeps {
   readonly config: BerthConfig;

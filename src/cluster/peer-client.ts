@@ -1,6 +1,6 @@
 /** @module cluster/peer-client — reads a blob from another replica of the site: its stored copy, or its fill while it fills. */
 import { Agent, request } from 'undici';
-import type { PeerMode } from '../cache/blob-cache.js';
+import type { PeerMode } from '../ports/fills.js';
 
 /** A peer transfer failed (refused, went away, cut short): another source is worth a try. */
 export class PeerError extends Error {

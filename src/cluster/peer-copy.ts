@@ -1,7 +1,7 @@
 /** @module cluster/peer-copy — a second copy of a write-behind push on another replica before the push is acknowledged: asking for it, and taking it. */
 import type { Logger } from 'pino';
-import type { RegistryCache } from '../cache/registry.js';
-import type { Target } from '../cache/target.js';
+import type { SiteCache } from '../ports/push-site.js';
+import type { Target } from '../ports/target.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
@@ -98,12 +98,12 @@ export class PeerCopier {
     return true;
   }
 
-  private cacheRef: RegistryCache | undefined;
+  private cacheRef: SiteCache | undefined;
   /** The cache records manifests the way every other path does; it is built after this. */
-  attach(cache: RegistryCache): void {
+  attach(cache: SiteCache): void {
     this.cacheRef = cache;
   }
-  private cache(): RegistryCache {
+  private cache(): SiteCache {
     if (!this.cacheRef) throw new OciError('UNAVAILABLE', 'this replica is starting');
     return this.cacheRef;
   }

@@ -1,5 +1,5 @@
 /** @module http/request-observer — what the server reports about each request once it is over (metrics hook in here). */
-import type { Outcome } from '../cache/target.js';
+import type { Outcome } from '../ports/target.js';
 
 export interface RequestRecord {
   /** Route kind (`manifest`, `blob`, `tags`, …) or `api`, `metrics`, `health`, `other`. */

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { OciError, isOciError } from '../oci/errors.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { Outcome, Target, Upstream } from '../cache/target.js';
+import type { Outcome, Target, Upstream } from '../ports/target.js';
 import { getBlob, getManifest, listCatalog, listTags } from './pull.js';
 import type { PushService } from '../push/push-policy.js';
 import { dispatchWrite, getReferrers, headBlob, type PushContext } from './push-routes.js';

@@ -13,7 +13,8 @@ import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/reposi
 import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
-import type { Target } from '../cache/target.js';
+import type { Target } from '../ports/target.js';
+import type { PushSite } from '../ports/push-site.js';
 import type { UploadManager, UploadSession } from './uploads.js';
 import { blobUnknown } from '../cache/blob-cache.js';
 import { manifestUnknown } from '../cache/manifests.js';
@@ -40,20 +41,6 @@ export interface PushDeps {
   readonly deleteEnabled: boolean;
   /** One of a site's replicas (`cluster:`): the other replicas as holders of pushed content. */
   readonly site?: PushSite;
-}
-
-/** What a write to one replica of a site may ask of the others; every method is a no-op for a replica alone. */
-export interface PushSite {
-  /**
-   * Before a write-behind push is acknowledged: another live replica holds every blob and
-   * manifest this replica stores for it (listed here), so the push survives this replica's loss.
-   * Rejects (UNAVAILABLE) when other replicas are live and none could take the copy.
-   */
-  secondCopy(target: Target, blobs: readonly string[], manifests: ReadonlyArray<{ digest: string; mediaType: string }>): Promise<void>;
-  /** Brings a blob another live replica holds (an upload taken there) into this one; false when no replica could. */
-  gatherBlob(target: Target, digest: string): Promise<boolean>;
-  /** The same for a manifest (by digest) of the repository. */
-  gatherManifest(target: Target, digest: string): Promise<boolean>;
 }
 
 export interface PushedManifest {

@@ -5,9 +5,9 @@ import type { BlobStore } from '../storage/blob-files.js';
 import type { Claimant, Job, ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
 import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push-client.js';
-import type { Target, Upstream } from '../cache/target.js';
+import type { Target, Upstream } from '../ports/target.js';
 import { PromiseFlight } from '../util/single-flight.js';
-import type { PushSite } from './push-policy.js';
+import type { PushSite } from '../ports/push-site.js';
 
 export interface ReplicatorDeps {
   readonly blobs: BlobStore;
@@ -287,4 +287,3 @@ export class ReplicationWorker {
 }
 
 /** Network trouble, 5xx and 429 are waited out; refusals (4xx) count towards giving up. */
-export { isTransient };

@@ -2,8 +2,6 @@
 import type Database from 'better-sqlite3';
 import type { HeldTags, HoldReason } from '../ports/held-tags.js';
 
-export type { HoldReason };
-
 /** A tag job is done or dropped: its tag stops being held, unless a newer push holds it. */
 export function releaseReplicatingTag(db: Database.Database, job: { upstream: string; repository: string; tag: string | null; digest: string }): void {
   db.prepare("DELETE FROM held_tags WHERE upstream = ? AND repository = ? AND tag = ? AND digest = ? AND reason = 'replicating'").run(

@@ -6,8 +6,6 @@ import { StoreLayout } from './layout.js';
 import { addColumn, migrate, type Migration } from './migrations.js';
 import { isDiskFull } from '../oci/errors.js';
 
-export type { EvictionView, ImageRow, ManifestRecord, NewManifest, TagRecord };
-
 /**
  * Every row is keyed by upstream + repository + digest/tag, never by process identity, so the
  * record can later be shared by several replicas of one site. Upstream "" is the local registry.

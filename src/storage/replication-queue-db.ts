@@ -3,8 +3,6 @@ import type Database from 'better-sqlite3';
 import type { Claimant, Job, JobKind, JobState, JobView, ReplicationQueue } from '../ports/replication-queue.js';
 import { releaseReplicatingTag } from './held-tags-db.js';
 
-export type { Job, JobKind, JobState, JobView };
-
 const JOB_COLUMNS = `id, upstream, repository, kind, digest, tag, base_digest AS baseDigest, state, attempts, refusals,
   next_attempt_at AS nextAttemptAt, last_error AS lastError, transient, created_at AS createdAt, updated_at AS updatedAt,
   owner, lease_until AS leaseUntil`;

@@ -1,5 +1,5 @@
 /** @module workers/channel — a worker's end of the IPC channel to the primary: calls with replies, notes, and what the primary pushes. */
-import type { UploadBound } from '../push/upload-bound.js';
+import type { UploadBound } from '../ports/upload-sessions.js';
 import type { WorkerClaim } from './fill-table.js';
 import { isToWorker, type Gathered, type SharedTopic, type ToPrimary } from './worker-protocol.js';
 

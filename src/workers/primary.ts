@@ -2,7 +2,7 @@
 import type { Cluster, Worker } from 'node:cluster';
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { LocalUploadBound } from '../push/upload-bound.js';
+import { LocalUploadBound } from '../storage/upload-bound.js';
 import type { ByteBudget } from '../upstream/budget.js';
 import { FillTable, type FillNotice } from './fill-table.js';
 import { COUNT_ENV, SLOT_ENV, isToPrimary, type Gathered, type ToPrimary, type ToWorker } from './worker-protocol.js';

@@ -5,7 +5,7 @@ import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import type { FillRouter } from '../cache/blob-cache.js';
+import type { FillRouter } from '../ports/fills.js';
 import { WorkerChannel, type IpcPort } from './channel.js';
 import { FillTable, type FillNotice } from './fill-table.js';
 import { WorkerFills, WorkerFillLost } from './worker-fills.js';

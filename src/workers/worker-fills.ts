@@ -1,7 +1,7 @@
 /** @module workers/worker-fills — routes each fill attempt of a worker: fill it (one worker per digest), or follow the worker that does through its temp file. */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { FillRouter } from '../cache/blob-cache.js';
+import type { FillRouter } from '../ports/fills.js';
 import { isNotFound } from '../storage/blob-files.js';
 import type { WorkerChannel } from './channel.js';
 
