@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { SiteCache } from '../ports/push-site.js';
 import type { Target } from '../ports/target.js';
+import type { CopyRequest, PeerCopy } from '../ports/peers.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
@@ -11,16 +12,6 @@ import type { BlobStore } from '../storage/blob-files.js';
 import type { PeerClient } from './peer-client.js';
 import { isLiveMember } from './site-fills.js';
 import type { SiteCoordination } from '../ports/site.js';
-
-/** What the replica that took a push asks another to copy from it (`from`): everything the push needs that `from` stores. */
-export interface CopyRequest {
-  readonly upstream: string;
-  readonly repository: string;
-  readonly from: string;
-  readonly blobs: readonly string[];
-  /** Child manifests first, the pushed manifest last. */
-  readonly manifests: ReadonlyArray<{ digest: string; mediaType: string }>;
-}
 
 export interface PeerCopyDeps {
   readonly blobs: BlobStore;
@@ -34,7 +25,7 @@ export interface PeerCopyDeps {
 }
 
 /** The taking side: pulls each item from `from` through the peer endpoint, verifies its digest, and stores it (fsync'd) before answering. */
-export class PeerCopier {
+export class PeerCopier implements PeerCopy {
   constructor(private readonly deps: PeerCopyDeps) {}
 
   async take(target: Target, req: CopyRequest): Promise<{ copied: number; present: number }> {

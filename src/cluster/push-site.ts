@@ -8,7 +8,7 @@ import { OciError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { SiteCoordination } from '../ports/site.js';
 import type { BlobStore } from '../storage/blob-files.js';
-import type { CopyRequest } from './peer-copy.js';
+import type { CopyRequest } from '../ports/peers.js';
 import type { PeerClient } from './peer-client.js';
 import { electFiller } from './site-fills.js';
 

@@ -2,7 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheObserver } from '../cache/cache-observer.js';
 import type { Outcome } from '../ports/target.js';
-import type { RequestObserver, RequestRecord } from '../http/request-observer.js';
+import type { RequestObserver, RequestRecord } from '../ports/request-observer.js';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { StatsHistory, type HistoryTotals } from './history.js';
 
