@@ -13,7 +13,7 @@ import { runFsck, runGc, runLs } from './cli/store.js';
 import { runDoctor } from './cli/doctor.js';
 import { SERVER_DAYS, generateCertificates } from './cli/cert.js';
 import { EXIT, UsageError, type ExitCode } from './oci/errors.js';
-import { COUNT_ENV, SLOT_ENV } from './workers/protocol.js';
+import { COUNT_ENV, SLOT_ENV } from './workers/worker-protocol.js';
 import { readCgroupLimits } from './workers/worker-count.js';
 
 /** The soft limit on open files (node raises it to the hard limit at start), from /proc on Linux. */

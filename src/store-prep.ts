@@ -4,12 +4,12 @@ import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { BerthConfig } from './config/types.js';
 import { instanceId } from './upstream/loop.js';
-import { BlobStore } from './storage/blobs.js';
+import { BlobStore } from './storage/blob-files.js';
 import { openLocalIndex, openLocalPush } from './storage/local.js';
 import { reconcile } from './storage/check.js';
 import { DiskSpace } from './storage/disk-space.js';
 import { isDiskFull } from './oci/errors.js';
-import { UploadManager } from './cache/uploads.js';
+import { UploadManager } from './push/uploads.js';
 
 /**
  * What happens once per start whatever the number of workers, before any serves: partial files

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
-import type { Target, Upstream } from '../cache/target.js';
+import type { Target, Upstream } from '../ports/target.js';
 import { PassthroughChecker, type Probe } from '../upstream/passthrough.js';
 import type { Credentials } from '../upstream/tokens.js';
 import { Htpasswd } from './htpasswd.js';

@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Evictor, planEviction, type EvictionLimits } from './eviction.js';
-import { testStore } from './testkit.js';
-import type { EvictionView } from '../storage/metadata.js';
+import { testStore } from './cache-testkit.js';
+import type { EvictionView } from '../ports/blob-index.js';
 
 const limits = (maxsize: number, ttl = 0): EvictionLimits => ({ maxsize, lowwatermark: 0.9, ttlByUpstream: new Map([['up', ttl]]) });
 

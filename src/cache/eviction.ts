@@ -1,6 +1,6 @@
 /** @module cache/eviction — size- and age-bounded eviction: least recently used content goes first, shared content counts once. */
 import type { Logger } from 'pino';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex, EvictionView } from '../ports/blob-index.js';
 import type { BerthConfig } from '../config/types.js';
 

@@ -1,5 +1,5 @@
 /** @module cache/fill-pump — drives one fill: upstream attempts resumed from the last byte written, then verify and commit. */
-import type { BlobWriter } from '../storage/blobs.js';
+import type { BlobWriter } from '../storage/blob-files.js';
 import type { BlobFill } from './fill.js';
 
 export interface RetryPolicy {

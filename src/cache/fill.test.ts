@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { type Readable, Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { BlobStore } from '../storage/blobs.js';
+import { BlobStore } from '../storage/blob-files.js';
 import { digestOf } from '../oci/digest.js';
 import { BufferPool, ResponseClosedError } from '../storage/send.js';
 import { BlobFill } from './fill.js';

@@ -1,9 +1,9 @@
 /** @module cache/fill — one upstream transfer of one blob into the store, shared by every client that wants it. */
 import { Readable, type Writable } from 'node:stream';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { BlobWriter } from '../storage/blobs.js';
-import { isNotFound } from '../storage/blobs.js';
-import { type BufferPool, ResponseClosedError } from '../storage/send.js';
+import type { BlobWriter } from '../storage/blob-files.js';
+import { isNotFound } from '../storage/blob-files.js';
+import { type BufferPool, ResponseBuffers, ResponseClosedError } from '../storage/send.js';
 
 export type FillState = 'receiving' | 'verified' | 'failed';
 /**
@@ -232,10 +232,9 @@ export class BlobFill {
     this.cursors.add(cursor);
     // Taken only when a disk read needs one: a reader keeping up with the fill never does, and
     // 300 of them holding two idle buffers each would be 150 MiB.
-    const free: Buffer[] = [];
-    let owned = 0;
-    let closed = false;
     let wake: (() => void) | undefined;
+    const buffers = new ResponseBuffers(pool, 2, () => wake?.());
+    let closed = false;
     // A reader waiting for the next upstream bytes must not wait for them to learn its client
     // left: closing settles the pending wait. Not a race against one long-lived promise: each
     // race would add a reaction to it, holding every chunk sent until the response ends.
@@ -260,24 +259,19 @@ export class BlobFill {
       while (!ready() && !closed) await new Promise<void>((r) => (wake = r));
       wake = undefined;
     };
-    let settled = false;
     /** Chunks read into a pool buffer, with that buffer, until their write completes. */
     const pooled = new Map<Buffer, Buffer>();
     const readDisk = async (fh: FileHandle | undefined, pos: number, limit: number): Promise<Buffer> => {
       if (!fh) throw new Error(`temp file of ${this.digest} is gone`);
-      if (free.length === 0 && owned < 2) {
-        free.push(pool.take());
-        owned++;
-      }
-      await until(() => free.length > 0);
+      await until(() => buffers.ready());
       if (closed) throw new ResponseClosedError();
-      const buf = free.pop()!;
+      const buf = buffers.lend();
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, limit - pos), pos).catch((err: unknown) => {
-        free.push(buf);
+        buffers.giveBack(buf);
         throw err;
       });
       if (bytesRead === 0) {
-        free.push(buf);
+        buffers.giveBack(buf);
         throw new Error(`unexpected end of ${this.digest} at ${pos}`);
       }
       const chunk = buf.subarray(0, bytesRead);
@@ -294,13 +288,8 @@ export class BlobFill {
         const chunk = next.value;
         const base = pooled.get(chunk);
         pooled.delete(chunk);
-        out.write(chunk, () => {
-          if (!base) return;
-          // A buffer whose write completes after this response settled goes back to the pool.
-          if (settled) pool.give(base);
-          else free.push(base);
-          wake?.();
-        });
+        // A buffer whose write completes after this response settled goes back to the pool.
+        buffers.write(out, chunk, base);
         onBytes(chunk.length);
         await until(() => !out.writableNeedDrain);
       }
@@ -310,11 +299,10 @@ export class BlobFill {
         out.once('close', () => (out.writableFinished ? resolve() : reject(new ResponseClosedError())));
       });
     } finally {
-      settled = true;
       // Queued behind a pending next(): the generator closes its file when that settles.
       chunks.return(undefined).catch(() => undefined);
       // Buffers read but never written (the response closed in between) are free too.
-      for (const b of [...free.splice(0), ...pooled.values()]) pool.give(b);
+      buffers.end(pooled.values());
       out.off('close', onClose);
       out.off('drain', onDrain);
       this.leave(cursor);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { OciError } from '../oci/errors.js';
 import { ImageCatalog } from './images.js';
-import { testStore } from './testkit.js';
+import { testStore } from './cache-testkit.js';
 
 let store: Awaited<ReturnType<typeof testStore>>;
 let catalog: ImageCatalog;

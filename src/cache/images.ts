@@ -5,12 +5,12 @@ import { parseImageReference, type ImageReference } from '../oci/image-ref.js';
 import { parseManifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/mediatypes.js';
 import { formatPlatform } from '../oci/platform.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { manifestUnknown } from './manifests.js';
-import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
-import type { Target } from './target.js';
+import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
+import type { Target } from '../ports/target.js';
 
 /** One cached image as the admin API lists it. */
 export interface ImageInfo {

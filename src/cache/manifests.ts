@@ -6,14 +6,15 @@ import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/ma
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { referrerAnnotations } from './referrers.js';
 import type { ManifestReference } from '../oci/reference.js';
-import { isNotFound, type BlobStore } from '../storage/blobs.js';
+import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
 import { responseHeader, type RegistryClient, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamError } from '../upstream/status.js';
-import type { Outcome, Target } from './target.js';
-import { NO_CACHE_OBSERVER, type CacheObserver } from './observer.js';
+import type { Outcome, Target } from '../ports/target.js';
+import type { ManifestSite } from '../ports/manifest-site.js';
+import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
 import { PromiseFlight } from '../util/single-flight.js';
 
 /** How long a tag request waits on upstream revalidation before it is answered from the cache. */
@@ -38,16 +39,6 @@ export interface ManifestCacheDeps {
   readonly site?: ManifestSite;
   /** Called with every manifest just fetched and stored from upstream (blob prefetch hangs here). */
   readonly onFetched?: (target: Target, manifest: ParsedManifest) => void;
-}
-
-/** What a site of several replicas shares for manifests; every call may fail (then this replica checks alone). */
-export interface ManifestSite {
-  tag(target: Target, tag: string): Promise<{ digest: string; checkedAt: number } | undefined>;
-  publish(target: Target, tag: string, digest: string, checkedAt: number): Promise<void>;
-  /** The right to ask the upstream about this tag now; false: another replica is asking. */
-  claimCheck(target: Target, tag: string): Promise<boolean>;
-  /** Manifest bytes from a replica that holds them (unverified: the caller checks the digest). */
-  fetch(target: Target, digest: string): Promise<Buffer | undefined>;
 }
 
 /** How long a replica waits for another replica's tag check before checking itself. */

@@ -5,9 +5,9 @@ import { isDigest, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MAX_ANNOTATION_BYTES, MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
-import { isNotFound, type BlobStore } from '../storage/blobs.js';
+import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { ManifestRecords, ReferrerRecord } from '../ports/repository-index.js';
-import type { Target } from './target.js';
+import type { Target } from '../ports/target.js';
 
 /** Most descriptors on one page, the ceiling tags and catalog pages have too. */
 export const REFERRERS_PAGE_COUNT = 1000;

@@ -1,17 +1,19 @@
 /** @module cache/registry — the cache facade the HTTP layer talks to: blobs, manifests, tag lists, catalog. */
 import type { Logger } from 'pino';
 import { OciError, isTransient } from '../oci/errors.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ManifestRecords, RepositoryLinks, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/status.js';
-import { BlobCache, type BlobHandle, type FillRouter, type PeerMode } from './blobs.js';
-import { ManifestCache, type ManifestResult, type ManifestSite } from './manifests.js';
+import { BlobCache, type BlobHandle } from './blob-cache.js';
+import type { FillRouter, PeerMode } from '../ports/fills.js';
+import { ManifestCache, type ManifestResult } from './manifests.js';
+import type { ManifestSite } from '../ports/manifest-site.js';
 import type { ManifestReference } from '../oci/reference.js';
-import type { Outcome, Target, Upstream } from './target.js';
+import type { Outcome, Target, Upstream } from '../ports/target.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
-import type { CacheObserver } from './observer.js';
+import type { CacheObserver } from './cache-observer.js';
 import { listReferrers, type ReferrersPage, type ReferrersRequest } from './referrers.js';
 import type { ParsedManifest } from '../oci/manifest.js';
 
@@ -104,7 +106,7 @@ export class RegistryCache {
     return this.manifests.store(target, digest, body, parsed);
   }
 
-  /** `peer`: asked by another replica of the site (see cache/blobs PeerMode). */
+  /** `peer`: asked by another replica of the site (see cache/blob-cache PeerMode). */
   blob(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
     return this.blobs.get(target, digest, peer);
   }

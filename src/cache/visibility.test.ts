@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
 import { type OciError } from '../oci/errors.js';
-import { BlobStore } from '../storage/blobs.js';
+import { BlobStore } from '../storage/blob-files.js';
 import { MetadataStore } from '../storage/metadata.js';
 import { LocalBlobIndex, LocalRepositoryIndex } from '../storage/local-index.js';
-import { BlobCache } from './blobs.js';
+import { BlobCache } from './blob-cache.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-visibility-'));
 const metadata = new MetadataStore(dir, Date.now);

@@ -1,18 +1,19 @@
 /** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) for app.ts and owns its lifecycle. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import type { UploadSessions } from '../ports/upload-sessions.js';
-import { PushService, type PushSite } from './push-policy.js';
+import { PushService } from '../push/push-policy.js';
+import type { PushSite } from '../ports/push-site.js';
 import type { RegistryCache } from './registry.js';
-import { Replicator, ReplicationWorker } from './replication.js';
-import type { Upstream } from './target.js';
-import { UploadManager } from './uploads.js';
-import type { UploadBound } from './upload-bound.js';
+import { Replicator, ReplicationWorker } from '../push/replication.js';
+import type { Upstream } from '../ports/target.js';
+import { UploadManager } from '../push/uploads.js';
+import type { UploadBound } from '../ports/upload-sessions.js';
 
 export interface PushSideDeps {
   readonly config: BerthConfig;

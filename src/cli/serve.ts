@@ -38,7 +38,7 @@ export function workerCount(
 /** The log message of a fault no handler caught; the test fixtures fail any run that logs it. */
 export const UNCAUGHT_MESSAGE = 'uncaught error (a bug in berth): the request it came from is lost; berth keeps serving';
 
-export function createLogger(config: BerthConfig) {
+function createLogger(config: BerthConfig) {
   return pino({ level: config.log.level, base: { ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime });
 }
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
-import { testStore } from '../cache/testkit.js';
+import { testStore } from '../cache/cache-testkit.js';
 import { InUseRecord, readInUse } from '../storage/in-use.js';
 import { runGc } from './store.js';
 

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { pino } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import { BlobStore } from '../storage/blobs.js';
+import { BlobStore } from '../storage/blob-files.js';
 import { fsck, reconcile } from '../storage/check.js';
 import { Evictor, evictionLimits } from '../cache/eviction.js';
 import { formatBytes } from './progress.js';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatBytes, formatSeconds, RateMeter } from './progress.js';
 import { summary } from './warm.js';
-import type { WarmImage, WarmJob } from '../cache/warm.js';
+import type { WarmImage, WarmJob } from '../cache/warm-up.js';
 
 test('bytes and rates', () => {
   assert.equal(formatBytes(0), '0 B');

@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import { request } from 'undici';
 import { parseImageReference } from '../oci/image-ref.js';
 import { parsePlatform } from '../oci/platform.js';
-import type { WarmImage, WarmJob } from '../cache/warm.js';
+import type { WarmImage, WarmJob } from '../cache/warm-up.js';
 import { formatBytes, formatSeconds, RateMeter } from './progress.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:5000';

@@ -1,6 +1,7 @@
 /** @module cluster/peer-client — reads a blob from another replica of the site: its stored copy, or its fill while it fills. */
 import { Agent, request } from 'undici';
-import type { PeerMode } from '../cache/blobs.js';
+import type { PeerMode } from '../ports/fills.js';
+import { PEER_AUTH_SCHEME, PEER_COPY_PATH, PEER_PATH } from '../ports/peers.js';
 
 /** A peer transfer failed (refused, went away, cut short): another source is worth a try. */
 export class PeerError extends Error {
@@ -11,10 +12,6 @@ export class PeerError extends Error {
   }
 }
 
-export const PEER_PATH = '/_berth/peer/blobs/';
-export const PEER_AUTH_SCHEME = 'Berth-Peer';
-/** POST: take a copy of a write-behind push from the replica that took it (cluster/peer-copy). */
-export const PEER_COPY_PATH = '/_berth/peer/copy';
 /** A copy moves a whole image over the LAN before one answer: its wait is not a first-byte timeout. */
 const COPY_ANSWER_MS = 10 * 60_000;
 

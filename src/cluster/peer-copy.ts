@@ -1,26 +1,17 @@
 /** @module cluster/peer-copy — a second copy of a write-behind push on another replica before the push is acknowledged: asking for it, and taking it. */
 import type { Logger } from 'pino';
-import type { RegistryCache } from '../cache/registry.js';
-import type { Target } from '../cache/target.js';
+import type { SiteCache } from '../ports/push-site.js';
+import type { Target } from '../ports/target.js';
+import type { CopyRequest, PeerCopy } from '../ports/peers.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { PeerClient } from './peer-client.js';
 import { isLiveMember } from './site-fills.js';
 import type { SiteCoordination } from '../ports/site.js';
-
-/** What the replica that took a push asks another to copy from it (`from`): everything the push needs that `from` stores. */
-export interface CopyRequest {
-  readonly upstream: string;
-  readonly repository: string;
-  readonly from: string;
-  readonly blobs: readonly string[];
-  /** Child manifests first, the pushed manifest last. */
-  readonly manifests: ReadonlyArray<{ digest: string; mediaType: string }>;
-}
 
 export interface PeerCopyDeps {
   readonly blobs: BlobStore;
@@ -34,7 +25,7 @@ export interface PeerCopyDeps {
 }
 
 /** The taking side: pulls each item from `from` through the peer endpoint, verifies its digest, and stores it (fsync'd) before answering. */
-export class PeerCopier {
+export class PeerCopier implements PeerCopy {
   constructor(private readonly deps: PeerCopyDeps) {}
 
   async take(target: Target, req: CopyRequest): Promise<{ copied: number; present: number }> {
@@ -98,12 +89,12 @@ export class PeerCopier {
     return true;
   }
 
-  private cacheRef: RegistryCache | undefined;
+  private cacheRef: SiteCache | undefined;
   /** The cache records manifests the way every other path does; it is built after this. */
-  attach(cache: RegistryCache): void {
+  attach(cache: SiteCache): void {
     this.cacheRef = cache;
   }
-  private cache(): RegistryCache {
+  private cache(): SiteCache {
     if (!this.cacheRef) throw new OciError('UNAVAILABLE', 'this replica is starting');
     return this.cacheRef;
   }

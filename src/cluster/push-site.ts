@@ -1,15 +1,14 @@
 /** @module cluster/push-site — what a write to one replica asks of the site's others: a second copy before a write-behind push is answered, and content another replica took. */
 import type { Logger } from 'pino';
-import type { ManifestSite } from '../cache/manifests.js';
-import type { PushSite } from '../cache/push-policy.js';
-import type { RegistryCache } from '../cache/registry.js';
-import type { Target } from '../cache/target.js';
+import type { ManifestSite } from '../ports/manifest-site.js';
+import type { PushSite, SiteCache } from '../ports/push-site.js';
+import type { Target } from '../ports/target.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { SiteCoordination } from '../ports/site.js';
-import type { BlobStore } from '../storage/blobs.js';
-import type { CopyRequest } from './peer-copy.js';
+import type { BlobStore } from '../storage/blob-files.js';
+import type { CopyRequest } from '../ports/peers.js';
 import type { PeerClient } from './peer-client.js';
 import { electFiller } from './site-fills.js';
 
@@ -25,11 +24,11 @@ export interface PushSiteDeps {
 
 /** The site side of pushes; `attach` hands it the cache once that is built (fills and manifests go through it). */
 export class ReplicaPushSite implements PushSite {
-  private cache: RegistryCache | undefined;
+  private cache: SiteCache | undefined;
 
   constructor(private readonly deps: PushSiteDeps) {}
 
-  attach(cache: RegistryCache): void {
+  attach(cache: SiteCache): void {
     this.cache = cache;
   }
 

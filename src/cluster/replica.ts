@@ -10,7 +10,7 @@ import { connectRedis } from './redis.js';
 import { RedisSite } from './redis-site.js';
 import { SiteFills, isLiveMember } from './site-fills.js';
 import { siteManifests } from './site-manifests.js';
-import type { ManifestSite } from '../cache/manifests.js';
+import type { ManifestSite } from '../ports/manifest-site.js';
 
 /** A replica missing this long is ignored by the others. */
 export const MEMBER_TTL_MS = 3_000;

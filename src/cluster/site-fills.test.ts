@@ -5,7 +5,7 @@ import { electFiller, SiteFills } from './site-fills.js';
 import { pino } from 'pino';
 import { LocalSite, LocalSiteBackend } from './local-site.js';
 import { PeerError, type PeerClient } from './peer-client.js';
-import type { Target } from '../cache/target.js';
+import type { Target } from '../ports/target.js';
 
 const digests = Array.from({ length: 600 }, (_, i) => `sha256:${i.toString(16).padStart(64, '0')}`);
 

@@ -1,7 +1,7 @@
 /** @module cluster/site-fills — chooses the byte source of each fill attempt: a holder, the replica filling it, or the upstream under the fill lease. */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { FillRouter } from '../cache/blobs.js';
+import type { FillRouter } from '../ports/fills.js';
 import type { FillLease, SiteCoordination } from '../ports/site.js';
 import { PeerError, type PeerClient } from './peer-client.js';
 

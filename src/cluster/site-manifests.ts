@@ -1,6 +1,6 @@
 /** @module cluster/site-manifests — the site's tag records and its replicas' manifests, for the manifest cache. */
-import type { ManifestSite } from '../cache/manifests.js';
-import type { Target } from '../cache/target.js';
+import type { ManifestSite } from '../ports/manifest-site.js';
+import type { Target } from '../ports/target.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import type { SiteCoordination } from '../ports/site.js';
 import type { PeerClient } from './peer-client.js';

@@ -1,7 +1,7 @@
 /** @module cluster/site.test — the local and Redis implementations of the site port, run through one contract suite (Redis: a real redis-server). */
 import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
-import { siteContract } from '../ports/contract/site.js';
+import { siteContract } from '../ports/contract/site-contract.js';
 import { LocalSite, LocalSiteBackend } from './local-site.js';
 import { RedisSite } from './redis-site.js';
 import { startRedis, startSentinel, type RedisServer } from '../../test/fixtures/redis.js';

@@ -1,10 +1,10 @@
 /** @module cluster/write-side — a replica's write side in a site: the site's queue and held tags (local while Redis is away), second copies of pushes, and taking copies for others. */
 import type { Logger } from 'pino';
-import type { RegistryCache } from '../cache/registry.js';
+import type { SiteCache } from '../ports/push-site.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { PushPorts } from '../storage/local.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import { PeerCopier } from './peer-copy.js';
 import { ReplicaPushSite } from './push-site.js';
 import { RedisHeldTags, RedisReplicationQueue } from './redis-queue.js';
@@ -29,7 +29,7 @@ export interface SiteWriteSide {
    * moving jobs queued here while Redis was away into the site's queue: one mover per store (the
    * lead worker), so two workers never move the same job twice.
    */
-  attach(cache: RegistryCache, moveLocal: boolean): void;
+  attach(cache: SiteCache, moveLocal: boolean): void;
   close(): void;
 }
 

@@ -11,7 +11,7 @@ import { requireHubToken } from './auth.js';
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
 import { FleetJobs, type FleetJob } from './jobs.js';
-import type { PollRequest, PollResponse, SiteReport, TaskResult } from './protocol.js';
+import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-protocol.js';
 import { SiteBook, siteMatcher } from './sites.js';
 
 export interface HubDeps {

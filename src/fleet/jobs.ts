@@ -1,6 +1,6 @@
 /** @module fleet/jobs — pre-heat jobs on the hub: one image to a set of sites, each site's part tracked to success or failure. */
 import type { SiteBook } from './sites.js';
-import type { SiteTask, TaskResult } from './protocol.js';
+import type { SiteTask, TaskResult } from './hub-protocol.js';
 
 export type SitePartState = 'pending' | 'running' | 'success' | 'failure';
 export type JobState = 'PENDING' | 'SUCCESS' | 'FAILURE';

@@ -1,5 +1,5 @@
 /** @module fleet/sites — the hub's book of sites: each site's last report and whether it is up or stale. */
-import type { SiteReport } from './protocol.js';
+import type { SiteReport } from './hub-protocol.js';
 
 /** A site that missed this many intervals shows as stale. */
 export const STALE_AFTER_INTERVALS = 3;

@@ -2,12 +2,12 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import type { Upstream } from '../cache/target.js';
+import type { Upstream } from '../ports/target.js';
 import type { AdminHandler } from '../http/admin.js';
 import type { Operations } from '../ops/wiring.js';
-import { SiteAgent } from './agent.js';
+import { SiteAgent } from './site-agent.js';
 import { createHub, type Hub } from './hub.js';
-import type { SiteReport } from './protocol.js';
+import type { SiteReport } from './hub-protocol.js';
 
 export interface FleetDeps {
   readonly config: BerthConfig;

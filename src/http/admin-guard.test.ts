@@ -5,7 +5,7 @@ import http, { createServer, type IncomingMessage, type Server } from 'node:http
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { ImageCatalog } from '../cache/images.js';
-import type { WarmJobs } from '../cache/warm.js';
+import type { WarmJobs } from '../cache/warm-up.js';
 import { createAdminHandler } from './admin.js';
 import { AdminGate, trustedLoopback, type AdminAccess } from './admin-guard.js';
 import { ApiError } from './admin-io.js';

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { request } from 'undici';
 import type { ImageCatalog } from '../cache/images.js';
-import type { WarmJobs, WarmRequest } from '../cache/warm.js';
+import type { WarmJobs, WarmRequest } from '../cache/warm-up.js';
 import { createAdminHandler, parseWarmBody } from './admin.js';
 import { ApiError } from './admin-io.js';
 

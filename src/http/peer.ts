@@ -3,14 +3,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
-import type { PeerMode } from '../cache/blobs.js';
+import type { PeerMode } from '../ports/fills.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { Upstream } from '../cache/target.js';
+import type { Upstream } from '../ports/target.js';
 import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { assertRepositoryName } from '../oci/reference.js';
-import { PEER_AUTH_SCHEME, PEER_COPY_PATH, PEER_PATH } from '../cluster/peer-client.js';
-import type { CopyRequest, PeerCopier } from '../cluster/peer-copy.js';
+import { PEER_AUTH_SCHEME, PEER_COPY_PATH, PEER_PATH, type CopyRequest, type PeerCopy } from '../ports/peers.js';
 import { sendError } from './respond.js';
 
 export interface PeerDeps {
@@ -19,7 +18,7 @@ export interface PeerDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   /** Takes copies of write-behind pushes from the replica that took them. */
-  readonly copier?: PeerCopier;
+  readonly copier?: PeerCopy;
 }
 
 /** A copy request lists digests only: far below this. */

@@ -7,12 +7,12 @@ import { OciError } from '../oci/errors.js';
 import { parseManifestReference } from '../oci/reference.js';
 import { accepts, isIndexType, parseAccept } from '../oci/mediatypes.js';
 import { defaultPlatform, parseManifest } from '../oci/manifest.js';
-import type { BlobHandle } from '../cache/blobs.js';
+import type { BlobHandle } from '../cache/blob-cache.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { Outcome, Target } from '../cache/target.js';
+import type { Outcome, Target } from '../ports/target.js';
 import { parseRange } from './range.js';
 import { paging } from './params.js';
-import { sendError, sendJson } from './respond.js';
+import { sendJson } from './respond.js';
 
 export interface PullContext {
   readonly req: IncomingMessage;
@@ -159,5 +159,3 @@ export async function listCatalog(
   if (page.next !== undefined) res.setHeader('Link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   sendJson(res, 200, { repositories: page.repositories }, req.method === 'HEAD');
 }
-
-export { sendError };

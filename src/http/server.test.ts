@@ -10,7 +10,7 @@ import { request } from 'undici';
 import { loadConfig } from '../config/load.js';
 import { OciError } from '../oci/errors.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { PushService } from '../cache/push-policy.js';
+import type { PushService } from '../push/push-policy.js';
 import { createServer } from './server.js';
 
 let server: Server;

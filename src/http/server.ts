@@ -8,9 +8,9 @@ import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { OciError, isOciError } from '../oci/errors.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { Outcome, Target, Upstream } from '../cache/target.js';
+import type { Outcome, Target, Upstream } from '../ports/target.js';
 import { getBlob, getManifest, listCatalog, listTags } from './pull.js';
-import type { PushService } from '../cache/push-policy.js';
+import type { PushService } from '../push/push-policy.js';
 import { dispatchWrite, getReferrers, headBlob, type PushContext } from './push-routes.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './respond.js';
 import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
@@ -21,7 +21,7 @@ import { guard } from './guard.js';
 import { MAX_HEADER_BYTES, answerClientErrors, checkRequest, continueWhenRead } from './limits.js';
 import { checkingInterval, limitConnections } from './connections.js';
 import type { AdminHandler } from './admin.js';
-import { routeLabel, type RequestObserver } from './observer.js';
+import type { RequestObserver } from '../ports/request-observer.js';
 import { isUiPath, serveUi } from './ui.js';
 import { handlePeer, type PeerDeps } from './peer.js';
 import type { UploadForwarder } from './forward.js';
@@ -272,4 +272,13 @@ async function dispatch(ctx: PushContext, route: Exclude<Route, { kind: 'base' }
   if (route.kind === 'tags') return listTags(ctx);
   if (route.kind === 'referrers') return getReferrers(ctx, route.digest);
   return dispatchWrite(ctx, route);
+}
+
+/** The route label for paths outside the OCI route table. */
+export function routeLabel(path: string): string {
+  if (path.startsWith('/api/')) return 'api';
+  if (path === '/metrics') return 'metrics';
+  if (path === '/healthz' || path === '/readyz') return 'health';
+  if (path === '/ui' || path.startsWith('/ui/')) return 'ui';
+  return 'other';
 }

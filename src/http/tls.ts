@@ -22,7 +22,7 @@ export const SERVER_CIPHERS = {
 } as const;
 
 /** Reads and checks the pair: a key that does not belong to the certificate fails here, not at the first handshake. */
-export function readTls(files: TlsFiles): { cert: Buffer; key: Buffer; notAfter: string; subjectAltName: string | undefined } {
+function readTls(files: TlsFiles): { cert: Buffer; key: Buffer; notAfter: string; subjectAltName: string | undefined } {
   const cert = readFileSync(files.certificate);
   const key = readFileSync(files.key);
   createSecureContext({ cert, key });

@@ -95,7 +95,7 @@ export function assertSchemaVersion2(body: Uint8Array): void {
 const JSON_SPACE = new Set([' ', '\t', '\n', '\r']);
 
 /** The raw text of a top-level member's value in valid JSON (a string value shows as its opening quote); one linear pass. */
-export function topLevelLiteral(text: string, key: string): string | undefined {
+function topLevelLiteral(text: string, key: string): string | undefined {
   let depth = 0;
   let found: string | undefined;
   const skipSpace = (j: number): number => {
@@ -127,7 +127,7 @@ export function topLevelLiteral(text: string, key: string): string | undefined {
 }
 
 /** What a manifest brings into a referrers entry and beyond: its annotations everywhere, and its artifactType. */
-export function annotationBytes(m: ParsedManifest): number {
+function annotationBytes(m: ParsedManifest): number {
   let total = m.artifactType === undefined ? 0 : Buffer.byteLength(m.artifactType);
   for (const d of [m, ...m.blobs, ...m.manifests, ...(m.subject ? [m.subject] : [])]) {
     if (d.annotations) total += Buffer.byteLength(JSON.stringify(d.annotations));
@@ -174,7 +174,7 @@ function tooMany(count: number): void {
 }
 
 /** Deepest nesting of `{`/`[` outside strings, in one linear pass before JSON.parse. */
-export function jsonDepth(text: string): number {
+function jsonDepth(text: string): number {
   let depth = 0;
   let max = 0;
   let inString = false;

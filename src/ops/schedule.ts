@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { WarmConfig } from '../config/types.js';
 import { DEFAULT_PLATFORMS, parsePlatform } from '../oci/platform.js';
-import type { WarmJob, WarmJobs } from '../cache/warm.js';
+import type { WarmJob, WarmJobs } from '../cache/warm-up.js';
 
 export class WarmSchedule {
   private timer: NodeJS.Timeout | undefined;

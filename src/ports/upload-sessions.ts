@@ -16,3 +16,14 @@ export interface UploadSessions {
   delete(id: string): Promise<void>;
   all(): Promise<UploadRow[]>;
 }
+
+/** Upload sessions one client address may have open at once (a push opens a few at a time). */
+export const MAX_UPLOADS_PER_CLIENT = 128;
+
+/** The count behind the per-client bound; with several serving workers the primary keeps it for all. */
+export interface UploadBound {
+  /** Counts upload `id` for `client`; false (nothing counted) when the client is at the bound. */
+  open(client: string, id: string): Promise<boolean>;
+  /** The upload ended (finished, cancelled, expired), wherever it was opened; unknown ids are ignored. */
+  close(id: string): void;
+}

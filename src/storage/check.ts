@@ -1,7 +1,7 @@
 /** @module storage/check — reconciling metadata with the files on disk, and re-verifying every blob (fsck). */
 import { createReadStream } from 'node:fs';
 import { Digester, parseDigest } from '../oci/digest.js';
-import type { BlobStore } from './blobs.js';
+import type { BlobStore } from './blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 
 export interface ReconcileResult {

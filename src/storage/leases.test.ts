@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { BlobStore } from './blobs.js';
+import { BlobStore } from './blob-files.js';
 
 async function drain(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blobIndexContract, repositoryIndexContract } from '../ports/contract/index-ports.js';
 import { heldTagsContract, replicationQueueContract, uploadSessionsContract } from '../ports/contract/push-ports.js';
-import { fillCoordinatorContract } from '../ports/contract/fills.js';
+import { fillCoordinatorContract } from '../ports/contract/fills-contract.js';
 import { LocalFills } from '../cache/local-fills.js';
 import { openLocalIndex, openLocalPush } from './local.js';
 

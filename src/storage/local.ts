@@ -4,11 +4,11 @@ import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { UploadSessions } from '../ports/upload-sessions.js';
-import { SqliteHeldTags } from './held-tags.js';
+import { SqliteHeldTags } from './held-tags-db.js';
 import { LocalBlobIndex, LocalRepositoryIndex } from './local-index.js';
 import { MetadataStore } from './metadata.js';
 import { openPushDatabase } from './push-db.js';
-import { SqliteReplicationQueue } from './replication-queue.js';
+import { SqliteReplicationQueue } from './replication-queue-db.js';
 import { SqliteUploadSessions } from './upload-rows.js';
 import type { DiskSpace } from './disk-space.js';
 

@@ -3,10 +3,8 @@ import Database from 'better-sqlite3';
 import type { EvictionView } from '../ports/blob-index.js';
 import type { ImageRow, ListingRow, ManifestRecord, NewManifest, ReferrerRecord, ReferrersQuery, TagRecord } from '../ports/repository-index.js';
 import { StoreLayout } from './layout.js';
-import { addColumn, migrate, type Migration } from './schema.js';
+import { addColumn, migrate, type Migration } from './migrations.js';
 import { isDiskFull } from '../oci/errors.js';
-
-export type { EvictionView, ImageRow, ManifestRecord, NewManifest, TagRecord };
 
 /**
  * Every row is keyed by upstream + repository + digest/tag, never by process identity, so the

@@ -2,9 +2,9 @@
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { StoreLayout } from './layout.js';
-import { addColumn, migrate, type Migration } from './schema.js';
-import { SqliteReplicationQueue } from './replication-queue.js';
-import { SqliteHeldTags } from './held-tags.js';
+import { addColumn, migrate, type Migration } from './migrations.js';
+import { SqliteReplicationQueue } from './replication-queue-db.js';
+import { SqliteHeldTags } from './held-tags-db.js';
 
 /**
  * push.db sits beside metadata.db. held_tags are tags whose local record wins over the

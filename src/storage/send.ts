@@ -40,6 +40,65 @@ export class BufferPool {
   }
 }
 
+/**
+ * The pool buffers one response reads into: taken from the pool as needed (at most `max`), lent
+ * to one read at a time, free again only when the writable's callback says their bytes are gone
+ * (to the kernel, or through TLS), and all back in the pool once the response is over. Shared by
+ * sendRange and a fill's send (cache/fill), so memory stays at `max` x SEND_CHUNK per response.
+ */
+export class ResponseBuffers {
+  private readonly free: Buffer[] = [];
+  private owned = 0;
+  private over = false;
+
+  /** `onFree`: a buffer came back (whoever waits for one may go on). */
+  constructor(
+    private readonly pool: BufferPool,
+    private readonly max: number,
+    private readonly onFree: () => void,
+  ) {}
+
+  /** Whether a buffer is free now (taking one from the pool while fewer than `max` are held). */
+  ready(): boolean {
+    if (this.free.length === 0 && this.owned < this.max) {
+      this.free.push(this.pool.take());
+      this.owned++;
+    }
+    return this.free.length > 0;
+  }
+
+  /** No buffer of this response is queued in the writable. */
+  idle(): boolean {
+    return this.free.length === this.owned;
+  }
+
+  /** A free buffer; call only after ready() said there is one. */
+  lend(): Buffer {
+    return this.free.pop()!;
+  }
+
+  /** A lent buffer comes back unwritten (its read failed, or the response is over). */
+  giveBack(buf: Buffer): void {
+    if (this.over) this.pool.give(buf);
+    else this.free.push(buf);
+  }
+
+  /** Writes `chunk`, read into the lent buffer `base` (none for bytes held elsewhere), which is free again once written. */
+  write(out: Writable, chunk: Buffer, base: Buffer | undefined): void {
+    out.write(chunk, () => {
+      if (!base) return;
+      this.giveBack(base);
+      this.onFree();
+    });
+  }
+
+  /** The response is over: free buffers (and `unwritten` ones) go back to the pool, queued ones from their write callback. */
+  end(unwritten: Iterable<Buffer> = []): void {
+    this.over = true;
+    for (const b of [...this.free.splice(0), ...unwritten]) this.pool.give(b);
+  }
+}
+
 function readAt(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
@@ -79,16 +138,15 @@ export function sendRange(
   zeroCopy?: ZeroCopy,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const free: Buffer[] = [];
-    for (let i = 0; i < BUFFERS; i++) free.push(pool.take());
+    let wake: (() => void) | undefined;
     // A buffer still queued in the socket when this settles goes back from its write callback.
+    const buffers = new ResponseBuffers(pool, BUFFERS, () => wake?.());
     let pos = start;
     let settled = false;
-    let wake: (() => void) | undefined;
     const settle = (err?: Error): void => {
       if (settled) return;
       settled = true;
-      for (const b of free.splice(0)) pool.give(b);
+      buffers.end();
       out.off('close', onClose);
       out.off('drain', onDrain);
       if (err) reject(err);
@@ -115,27 +173,23 @@ export function sendRange(
     /** Reads the next bytes (at most `max`) into a free buffer and queues them on `out`; false once settled. */
     const copyNext = async (max: number): Promise<boolean> => {
       // Backpressure: stop reading while the socket holds more than its high-water mark.
-      await waitFor(() => !out.writableNeedDrain && free.length > 0);
+      await waitFor(() => !out.writableNeedDrain && buffers.ready());
       if (settled) return false;
-      const buf = free.pop()!;
+      const buf = buffers.lend();
       const n = await readAt(fd, buf, Math.min(buf.length, max, end - pos + 1), pos).catch((err: Error) => {
-        free.push(buf);
+        buffers.giveBack(buf);
         throw err;
       });
       if (n === 0) {
-        free.push(buf);
+        buffers.giveBack(buf);
         throw new Error(`file ended at byte ${pos}, before byte ${end}`);
       }
       if (settled) {
-        pool.give(buf);
+        buffers.giveBack(buf);
         return false;
       }
       pos += n;
-      out.write(n === buf.length ? buf : buf.subarray(0, n), () => {
-        if (settled) pool.give(buf);
-        else free.push(buf);
-        wake?.();
-      });
+      buffers.write(out, n === buf.length ? buf : buf.subarray(0, n), buf);
       onBytes(n);
       return true;
     };
@@ -150,7 +204,7 @@ export function sendRange(
       while (pos <= end && !settled) {
         if (full) {
           if (!(await copyNext(PROBE))) return true;
-          await waitFor(() => free.length === BUFFERS);
+          await waitFor(() => buffers.idle());
           if (pos > end || settled) break;
         } else {
           await new Promise<void>((r) => setImmediate(r));

@@ -2,8 +2,6 @@
 import type Database from 'better-sqlite3';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 
-export type { UploadRow };
-
 /** Rows of client uploads in progress; the bytes are temp files under <root>/uploads. */
 export class SqliteUploadSessions implements UploadSessions {
   constructor(

@@ -6,7 +6,7 @@ import { request, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { parseChallenge } from './challenge.js';
 import { basicAuth, fetchToken } from './tokens.js';
-import { connectOptions } from './agent.js';
+import { connectOptions } from './connection-pool.js';
 import { describeConfigProblem, describeTrustProblem, errorCode, keyOf, peerCertificate } from './trust.js';
 import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
 import { pino } from 'pino';

@@ -7,7 +7,7 @@ import { OciError, UnreachableError } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
 import { CircuitBreaker } from './breaker.js';
-import { upstreamAgent } from './agent.js';
+import { upstreamAgent } from './connection-pool.js';
 import { classify, describeConfigProblem, describeTrustProblem, peerCertificate } from './trust.js';
 import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
 import { runChecks, type CheckResult } from './checks.js';

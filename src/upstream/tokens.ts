@@ -136,7 +136,7 @@ export function basicAuth(username: string, password: string): string {
 }
 
 /** Origin and path of a URL, for logs and messages: never its query, which may carry secrets. */
-export function safeLocation(url: string): string {
+function safeLocation(url: string): string {
   try {
     const u = new URL(url);
     return `${u.origin}${u.pathname}`;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classify } from './trust.js';
-import { pinnedLookup } from './agent.js';
+import { pinnedLookup } from './connection-pool.js';
 import { reasonPhrase } from '../http/respond.js';
 import { isOwnRequest } from './loop.js';
 

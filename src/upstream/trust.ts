@@ -1,7 +1,7 @@
 /** @module upstream/trust — telling TLS trust and configuration errors apart from outages, and naming the certificate and the key that fixes them. */
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { UpstreamConfig } from '../config/types.js';
-import { connectOptions } from './agent.js';
+import { connectOptions } from './connection-pool.js';
 
 /** OpenSSL/Node verification codes: the upstream answered, berth does not trust what it showed. */
 const TRUST_CODES = new Set([

@@ -11,7 +11,7 @@ import { isHubPath } from '../fleet/hub.js';
 const CLIENT_HEADER = 'x-berth-worker-client';
 
 /** Paths the admin handler (with the hub in front) answers from state held in one process. */
-export function isAdminPath(path: string, hub: boolean): boolean {
+function isAdminPath(path: string, hub: boolean): boolean {
   return path === '/metrics' || path === '/api' || path.startsWith('/api/') || (hub && isHubPath(path));
 }
 

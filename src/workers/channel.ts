@@ -1,7 +1,7 @@
 /** @module workers/channel — a worker's end of the IPC channel to the primary: calls with replies, notes, and what the primary pushes. */
-import type { UploadBound } from '../cache/upload-bound.js';
+import type { UploadBound } from '../ports/upload-sessions.js';
 import type { WorkerClaim } from './fill-table.js';
-import { isToWorker, type Gathered, type SharedTopic, type ToPrimary } from './protocol.js';
+import { isToWorker, type Gathered, type SharedTopic, type ToPrimary } from './worker-protocol.js';
 
 /** The process's IPC endpoint (process in a cluster worker; a fake in unit tests). */
 export interface IpcPort {
@@ -45,7 +45,7 @@ export class WorkerChannel {
     return this.call({ op: 'claim', digest, tempPath }) as Promise<WorkerClaim>;
   }
 
-  /** The group's per-client bound on open uploads (see cache/upload-bound). */
+  /** The group's per-client bound on open uploads (see push/upload-bound). */
   uploadBound(): UploadBound {
     return {
       open: (client, upload) => this.call({ op: 'uploadOpen', client, upload }) as Promise<boolean>,

@@ -2,10 +2,10 @@
 import type { Cluster, Worker } from 'node:cluster';
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { LocalUploadBound } from '../cache/upload-bound.js';
+import { LocalUploadBound } from '../storage/upload-bound.js';
 import type { ByteBudget } from '../upstream/budget.js';
 import { FillTable, type FillNotice } from './fill-table.js';
-import { COUNT_ENV, SLOT_ENV, isToPrimary, type Gathered, type ToPrimary, type ToWorker } from './protocol.js';
+import { COUNT_ENV, SLOT_ENV, isToPrimary, type Gathered, type ToPrimary, type ToWorker } from './worker-protocol.js';
 
 export interface PrimaryDeps {
   readonly cluster: Cluster;

@@ -5,11 +5,11 @@ import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import type { FillRouter } from '../cache/blobs.js';
+import type { FillRouter } from '../ports/fills.js';
 import { WorkerChannel, type IpcPort } from './channel.js';
 import { FillTable, type FillNotice } from './fill-table.js';
 import { WorkerFills, WorkerFillLost } from './worker-fills.js';
-import type { ToPrimary } from './protocol.js';
+import type { ToPrimary } from './worker-protocol.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
 

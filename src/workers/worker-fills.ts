@@ -1,8 +1,8 @@
 /** @module workers/worker-fills — routes each fill attempt of a worker: fill it (one worker per digest), or follow the worker that does through its temp file. */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { FillRouter } from '../cache/blobs.js';
-import { isNotFound } from '../storage/blobs.js';
+import type { FillRouter } from '../ports/fills.js';
+import { isNotFound } from '../storage/blob-files.js';
 import type { WorkerChannel } from './channel.js';
 
 /** Read size when following another worker's temp file (as cache/fill reads its own). */

@@ -1,6 +1,6 @@
 /** @module workers/worker-manifests — tag checks shared by the workers of one store: one asks the upstream, the others read its answer from the shared index. */
-import type { ManifestSite } from '../cache/manifests.js';
-import type { Target } from '../cache/target.js';
+import type { ManifestSite } from '../ports/manifest-site.js';
+import type { Target } from '../ports/target.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { WorkerChannel } from './channel.js';
 

@@ -1,17 +1,16 @@
-/** @module cache/uploads — blob upload sessions: streamed to temp files, resumable across restarts, verified on completion, expired when abandoned. */
+/** @module push/uploads — blob upload sessions: streamed to temp files, resumable across restarts, verified on completion, expired when abandoned. */
 import { randomUUID } from 'node:crypto';
 import { readdir, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, diskFull, isDiskFull } from '../oci/errors.js';
-import type { BlobStore, BlobWriter } from '../storage/blobs.js';
+import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
-import type { Target } from './target.js';
+import type { Target } from '../ports/target.js';
 import { StoreLayout } from '../storage/layout.js';
-import { LocalUploadBound, MAX_UPLOADS_PER_CLIENT, type UploadBound } from './upload-bound.js';
-
-export { MAX_UPLOADS_PER_CLIENT };
+import { LocalUploadBound } from '../storage/upload-bound.js';
+import { MAX_UPLOADS_PER_CLIENT, type UploadBound } from '../ports/upload-sessions.js';
 
 export interface UploadPurging {
   readonly enabled: boolean;
@@ -56,7 +55,7 @@ export interface ChunkRange {
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export function uploadUnknown(id: string): OciError {
+function uploadUnknown(id: string): OciError {
   return new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 80)} is not known: it finished, was cancelled, or expired; start a new one with POST`, {
     detail: { uuid: id.slice(0, 80) },
   });

@@ -1,4 +1,4 @@
-/** @module workers/protocol — the messages between the primary and its serving workers over the cluster IPC channel. */
+/** @module workers/worker-protocol — the messages between the primary and its serving workers over the cluster IPC channel. */
 import type { WorkerClaim } from './fill-table.js';
 
 /** What a worker can be asked to report for the whole group (merged by the asker). */

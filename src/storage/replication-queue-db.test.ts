@@ -1,4 +1,4 @@
-/** @module storage/replication-queue.test — the replication queue's order (blobs, manifests, tags), superseded tags, held tags, restarts, and the worker giving up on refusals. */
+/** @module storage/replication-queue-db.test — the replication queue's order (blobs, manifests, tags), superseded tags, held tags, restarts, and the worker giving up on refusals. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { OciError } from '../oci/errors.js';
 import { openPushDatabase } from './push-db.js';
-import { SqliteReplicationQueue } from './replication-queue.js';
-import { SqliteHeldTags } from './held-tags.js';
-import { ReplicationWorker, type Replicator } from '../cache/replication.js';
-import type { Upstream } from '../cache/target.js';
+import { SqliteReplicationQueue } from './replication-queue-db.js';
+import { SqliteHeldTags } from './held-tags-db.js';
+import { ReplicationWorker, type Replicator } from '../push/replication.js';
+import type { Upstream } from '../ports/target.js';
 
 const d = (n: number) => `sha256:${String(n).padStart(64, '0')}`;
 const by = { owner: 'local', leaseMs: 60_000 };

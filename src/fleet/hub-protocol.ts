@@ -1,4 +1,4 @@
-/** @module fleet/protocol — what a site sends its hub on each poll and what the hub answers (JSON over HTTPS, site → hub only). */
+/** @module fleet/hub-protocol — what a site sends its hub on each poll and what the hub answers (JSON over HTTPS, site → hub only). */
 
 /** One pre-heat a site is asked to do. */
 export interface SiteTask {

@@ -1,4 +1,4 @@
-/** @module storage/blobs — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
+/** @module storage/blob-files — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
 import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';

@@ -1,22 +1,23 @@
-/** @module cache/push-policy — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
+/** @module push/push-policy — push policy per upstream pushmode (local, write-through, write-behind) and for the plain registry: blobs, mounts, manifests, deletes. */
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { assertSchemaVersion2, checkAnnotations, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { isTag, parseManifestReference } from '../oci/reference.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
 import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
-import type { RegistryCache } from './registry.js';
+import type { RegistryCache } from '../cache/registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
-import type { Target } from './target.js';
+import type { Target } from '../ports/target.js';
+import type { PushSite } from '../ports/push-site.js';
 import type { UploadManager, UploadSession } from './uploads.js';
-import { blobUnknown } from './blobs.js';
-import { manifestUnknown } from './manifests.js';
+import { blobUnknown } from '../cache/blob-cache.js';
+import { manifestUnknown } from '../cache/manifests.js';
 import { NO_READER, sortChildren, type Reader } from './push-visibility.js';
 
 /** `plain`: no upstream at all, berth is the registry. */
@@ -40,20 +41,6 @@ export interface PushDeps {
   readonly deleteEnabled: boolean;
   /** One of a site's replicas (`cluster:`): the other replicas as holders of pushed content. */
   readonly site?: PushSite;
-}
-
-/** What a write to one replica of a site may ask of the others; every method is a no-op for a replica alone. */
-export interface PushSite {
-  /**
-   * Before a write-behind push is acknowledged: another live replica holds every blob and
-   * manifest this replica stores for it (listed here), so the push survives this replica's loss.
-   * Rejects (UNAVAILABLE) when other replicas are live and none could take the copy.
-   */
-  secondCopy(target: Target, blobs: readonly string[], manifests: ReadonlyArray<{ digest: string; mediaType: string }>): Promise<void>;
-  /** Brings a blob another live replica holds (an upload taken there) into this one; false when no replica could. */
-  gatherBlob(target: Target, digest: string): Promise<boolean>;
-  /** The same for a manifest (by digest) of the repository. */
-  gatherManifest(target: Target, digest: string): Promise<boolean>;
 }
 
 export interface PushedManifest {

@@ -1,9 +1,7 @@
-/** @module storage/replication-queue — the local (SQLite, push.db) implementation of the replication queue port. */
+/** @module storage/replication-queue-db — the local (SQLite, push.db) implementation of the replication queue port. */
 import type Database from 'better-sqlite3';
 import type { Claimant, Job, JobKind, JobState, JobView, ReplicationQueue } from '../ports/replication-queue.js';
-import { releaseReplicatingTag } from './held-tags.js';
-
-export type { Job, JobKind, JobState, JobView };
+import { releaseReplicatingTag } from './held-tags-db.js';
 
 const JOB_COLUMNS = `id, upstream, repository, kind, digest, tag, base_digest AS baseDigest, state, attempts, refusals,
   next_attempt_at AS nextAttemptAt, last_error AS lastError, transient, created_at AS createdAt, updated_at AS updatedAt,

@@ -1,4 +1,4 @@
-/** @module cache/warm.test — warm jobs against a real store: platform choice, pinning, a moved tag, failures; the schedule. */
+/** @module cache/warm-up.test — warm jobs against a real store: platform choice, pinning, a moved tag, failures; the schedule. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
@@ -6,8 +6,8 @@ import { parsePlatform } from '../oci/platform.js';
 import { WarmSchedule } from '../ops/schedule.js';
 import { ImageCatalog } from './images.js';
 import { RegistryCache } from './registry.js';
-import { testStore, type Stored } from './testkit.js';
-import { WarmJobs, type WarmRequest } from './warm.js';
+import { testStore, type Stored } from './cache-testkit.js';
+import { WarmJobs, type WarmRequest } from './warm-up.js';
 
 const logger = pino({ level: 'silent' });
 let store: Awaited<ReturnType<typeof testStore>>;

@@ -1,4 +1,4 @@
-/** @module ports/contract/site — the contract every site coordination implementation must meet: two replicas on one backend. */
+/** @module ports/contract/site-contract — the contract every site coordination implementation must meet: two replicas on one backend. */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SiteCoordination } from '../site.js';

@@ -1,8 +1,6 @@
-/** @module storage/held-tags — the local (SQLite, push.db) implementation of the held tags port. */
+/** @module storage/held-tags-db — the local (SQLite, push.db) implementation of the held tags port. */
 import type Database from 'better-sqlite3';
 import type { HeldTags, HoldReason } from '../ports/held-tags.js';
-
-export type { HoldReason };
 
 /** A tag job is done or dropped: its tag stops being held, unless a newer push holds it. */
 export function releaseReplicatingTag(db: Database.Database, job: { upstream: string; repository: string; tag: string | null; digest: string }): void {

@@ -1,15 +1,5 @@
-/** @module cache/upload-bound — how many uploads one client address has open: counted per upload id, so whichever process ends an upload releases it. */
-
-/** Upload sessions one client address may have open at once (a push opens a few at a time). */
-export const MAX_UPLOADS_PER_CLIENT = 128;
-
-/** The count behind the per-client bound; with several serving workers the primary keeps it for all. */
-export interface UploadBound {
-  /** Counts upload `id` for `client`; false (nothing counted) when the client is at the bound. */
-  open(client: string, id: string): Promise<boolean>;
-  /** The upload ended (finished, cancelled, expired), wherever it was opened; unknown ids are ignored. */
-  close(id: string): void;
-}
+/** @module storage/upload-bound — the in-process count of uploads each client address has open: per upload id, so whichever process ends an upload releases it. */
+import { MAX_UPLOADS_PER_CLIENT, type UploadBound } from '../ports/upload-sessions.js';
 
 export class LocalUploadBound implements UploadBound {
   private readonly byId = new Map<string, string>();

@@ -1,13 +1,13 @@
 /**
- * @module fleet/agent — a site's side of the fleet: polls the hub over an outbound connection,
+ * @module fleet/site-agent — a site's side of the fleet: polls the hub over an outbound connection,
  * reports, and pre-heats what it is given through its own warm-up jobs (own upstreams, own credentials).
  */
 import { request } from 'undici';
 import type { Logger } from 'pino';
 import type { SiteConfig } from '../config/fleet.js';
-import type { WarmJob, WarmJobs } from '../cache/warm.js';
+import type { WarmJob, WarmJobs } from '../cache/warm-up.js';
 import { DEFAULT_PLATFORMS } from '../oci/platform.js';
-import type { PollResponse, SiteReport, SiteTask, TaskResult } from './protocol.js';
+import type { PollResponse, SiteReport, SiteTask, TaskResult } from './hub-protocol.js';
 
 export interface AgentDeps {
   readonly site: SiteConfig;

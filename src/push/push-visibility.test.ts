@@ -1,12 +1,12 @@
-/** @module cache/push-visibility.test — a pushed manifest may name content of its own repository, or content its client may read elsewhere; sizes must match. */
+/** @module push/push-visibility.test — a pushed manifest may name content of its own repository, or content its client may read elsewhere; sizes must match. */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseManifest } from '../oci/manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { OciError } from '../oci/errors.js';
 import { NO_READER, sortChildren, type Reader } from './push-visibility.js';
-import type { Target } from './target.js';
-import { testStore, type Stored } from './testkit.js';
+import type { Target } from '../ports/target.js';
+import { testStore, type Stored } from '../cache/cache-testkit.js';
 
 const store = await testStore();
 after(() => store.remove());

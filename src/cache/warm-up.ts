@@ -1,4 +1,4 @@
-/** @module cache/warm — warm-up jobs: fetch images (indexes resolved to platforms) and every blob into the cache, with progress. */
+/** @module cache/warm-up — warm-up jobs: fetch images (indexes resolved to platforms) and every blob into the cache, with progress. */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -6,12 +6,12 @@ import type { ImageReference } from '../oci/image-ref.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
 import { formatPlatform, selectManifests, type Platform } from '../oci/platform.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { TagIndex } from '../ports/repository-index.js';
 import { parseReference, type ImageCatalog } from './images.js';
 import type { RegistryCache } from './registry.js';
-import type { Target } from './target.js';
+import type { Target } from '../ports/target.js';
 import type { WorkPriority } from '../upstream/budget.js';
 
 export type WarmPlatforms = readonly Platform[] | 'all';

@@ -1,4 +1,4 @@
-/** @module storage/schema — schema versions and forward migrations for berth's SQLite files. */
+/** @module storage/migrations — schema versions and forward migrations for berth's SQLite files. */
 import type Database from 'better-sqlite3';
 
 /** Migration n (1-based) takes a database from version n-1 to n; each runs once, in a transaction. */

@@ -1,4 +1,4 @@
-/** @module cache/target — what a request is about: which upstream (if any) and which repository. */
+/** @module ports/target — what a request is about: which upstream (if any) and which repository. */
 import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
 
@@ -17,9 +17,3 @@ export interface Target {
 
 /** How a request was answered, reported in the access log. */
 export type Outcome = 'hit' | 'miss' | 'joined' | 'stale' | 'local';
-
-/** Tags whose local record wins over the upstream's (pushed in local mode, or waiting for write-behind replication). */
-export interface HeldTags {
-  isHeld(upstream: string, repository: string, tag: string): boolean;
-  heldTags(upstream: string, repository: string): string[];
-}

@@ -1,10 +1,10 @@
-/** @module cache/push-visibility — what a pushed manifest may name: content of its own repository, or content the pushing client may read where berth holds it. */
+/** @module push/push-visibility — what a pushed manifest may name: content of its own repository, or content the pushing client may read where berth holds it. */
 import { OciError } from '../oci/errors.js';
 import type { Descriptor, ParsedManifest } from '../oci/manifest.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
-import type { PushSite } from './push-policy.js';
-import type { Target } from './target.js';
+import type { PushSite } from '../ports/push-site.js';
+import type { Target } from '../ports/target.js';
 
 /** Whether the pushing client may pull a repository (its authorisation there); never throws. */
 export type Reader = (target: Target) => Promise<boolean>;

@@ -1,4 +1,4 @@
-/** @module cache/uploads.test — upload sessions shared by two processes on one store (each request sees the bytes the other appended), and on a full disk. */
+/** @module push/uploads.test — upload sessions shared by two processes on one store (each request sees the bytes the other appended), and on a full disk. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
 import type { OciError } from '../oci/errors.js';
-import { BlobStore } from '../storage/blobs.js';
+import { BlobStore } from '../storage/blob-files.js';
 import { openPushDatabase } from '../storage/push-db.js';
 import { SqliteUploadSessions } from '../storage/upload-rows.js';
 import { UploadManager } from './uploads.js';
-import type { Target } from './target.js';
+import type { Target } from '../ports/target.js';
 
 async function* once(b: Buffer): AsyncGenerator<Uint8Array> {
   yield b;

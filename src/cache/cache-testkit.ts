@@ -1,10 +1,10 @@
-/** @module cache/testkit — a real store in a temp dir with helpers that write images into it, for the cache's tests. */
+/** @module cache/cache-testkit — a real store in a temp dir with helpers that write images into it, for the cache's tests. */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestOf } from '../oci/digest.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
-import { BlobStore } from '../storage/blobs.js';
+import { BlobStore } from '../storage/blob-files.js';
 import { MetadataStore } from '../storage/metadata.js';
 import { LocalBlobIndex, LocalRepositoryIndex } from '../storage/local-index.js';
 

@@ -1,4 +1,4 @@
-/** @module cache/blobs.test — lookups and eviction interleaved step by step: a blob found is served, a blob evicted first is fetched again. */
+/** @module cache/blob-cache.test — lookups and eviction interleaved step by step: a blob found is served, a blob evicted first is fetched again. */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -8,10 +8,10 @@ import { digestOf } from '../oci/digest.js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
 import type { StoredBlob } from '../storage/leases.js';
-import { BlobCache, type BlobHandle } from './blobs.js';
+import { BlobCache, type BlobHandle } from './blob-cache.js';
 import { Evictor } from './eviction.js';
-import type { Target } from './target.js';
-import { testStore } from './testkit.js';
+import type { Target } from '../ports/target.js';
+import { testStore } from './cache-testkit.js';
 
 const logger = pino({ level: 'silent' });
 let clock = 1_700_000_000_000;

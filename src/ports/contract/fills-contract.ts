@@ -1,4 +1,4 @@
-/** @module ports/contract/fills — the contract every fill coordinator must meet: one filler per digest, followers join it. */
+/** @module ports/contract/fills-contract — the contract every fill coordinator must meet: one filler per digest, followers join it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FillCoordinator } from '../fills.js';

@@ -1,5 +1,5 @@
-/** @module http/observer — what the server reports about each request once it is over (metrics hook in here). */
-import type { Outcome } from '../cache/target.js';
+/** @module ports/request-observer — what the server reports about each request once it is over (metrics hook in here). */
+import type { Outcome } from './target.js';
 
 export interface RequestRecord {
   /** Route kind (`manifest`, `blob`, `tags`, …) or `api`, `metrics`, `health`, `other`. */
@@ -19,13 +19,4 @@ export interface RequestObserver {
   request(record: RequestRecord): void;
   /** As manifest and blob bytes go out, so byte counts are live during long transfers; `kernel` when sendfile moved them. */
   served(route: string, outcome: Outcome | undefined, bytes: number, kernel?: boolean): void;
-}
-
-/** The route label for paths outside the OCI route table. */
-export function routeLabel(path: string): string {
-  if (path.startsWith('/api/')) return 'api';
-  if (path === '/metrics') return 'metrics';
-  if (path === '/healthz' || path === '/readyz') return 'health';
-  if (path === '/ui' || path.startsWith('/ui/')) return 'ui';
-  return 'other';
 }

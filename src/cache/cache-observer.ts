@@ -1,4 +1,4 @@
-/** @module cache/observer — callbacks through which the cache reports what it moves (metrics hook in here). */
+/** @module cache/cache-observer — callbacks through which the cache reports what it moves (metrics hook in here). */
 
 export interface CacheObserver {
   /** Manifest and blob bytes received from an upstream, as they arrive (resumed and failed transfers included). */

@@ -1,13 +1,13 @@
-/** @module cache/replication — carrying pushed content to an upstream: the shared steps, and the write-behind worker that drains the queue. */
+/** @module push/replication — carrying pushed content to an upstream: the shared steps, and the write-behind worker that drains the queue. */
 import type { Logger } from 'pino';
 import { OciError, isTransient } from '../oci/errors.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blob-files.js';
 import type { Claimant, Job, ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
 import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push-client.js';
-import type { Target, Upstream } from './target.js';
+import type { Target, Upstream } from '../ports/target.js';
 import { PromiseFlight } from '../util/single-flight.js';
-import type { PushSite } from './push-policy.js';
+import type { PushSite } from '../ports/push-site.js';
 
 export interface ReplicatorDeps {
   readonly blobs: BlobStore;
@@ -287,4 +287,3 @@ export class ReplicationWorker {
 }
 
 /** Network trouble, 5xx and 429 are waited out; refusals (4xx) count towards giving up. */
-export { isTransient };

@@ -1,20 +1,20 @@
-/** @module cache/blobs — pull-through policy for blobs: serve from disk, or join or start the one upstream fill. */
+/** @module cache/blob-cache — pull-through policy for blobs: serve from disk, or join or start the one upstream fill. */
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
-import type { BlobStore, BlobWriter } from '../storage/blobs.js';
+import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { StoredBlob } from '../storage/leases.js';
 import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
-import type { FillCoordinator } from '../ports/fills.js';
+import type { FillCoordinator, FillRouter, PeerMode } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
 import { upstreamError } from '../upstream/status.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
-import type { Outcome, Target } from './target.js';
+import type { Outcome, Target } from '../ports/target.js';
 import { LocalFills } from './local-fills.js';
-import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './observer.js';
+import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './cache-observer.js';
 
 export interface BlobHandle {
   readonly digest: string;
@@ -56,49 +56,6 @@ export interface BlobCacheDeps {
   readonly onInUseChange?: (inUse: string[]) => void;
   /** Where a fill's bytes come from when the site has other replicas (a peer, or the upstream under a lease); absent: the upstream. */
   readonly router?: FillRouter;
-}
-
-/**
- * How a request from another replica of the site may be answered: `held` only from what this
- * replica stores or is filling now; `fill` may fill it here too, but never forwards to a third.
- */
-export type PeerMode = 'held' | 'fill';
-
-/** One byte source beside the upstream: a peer replica, chosen per attempt of a fill. */
-export interface FillRouter {
-  /** The body from byte `offset` on; calls `upstream` when this replica should fetch it itself. */
-  open(req: {
-    readonly target: Target;
-    readonly digest: string;
-    readonly offset: number;
-    /** The fill serves another replica's request: it must not be forwarded again. */
-    readonly fromPeer: boolean;
-    readonly upstream: (offset: number) => Promise<AsyncIterable<Uint8Array>>;
-    /** For bodies from a peer: the size it announced (offset 0 only). */
-    readonly markReady: (size: number | undefined) => void;
-    /** This fill's temp file: the other workers of this host follow it while it grows. */
-    readonly tempPath: string;
-    /** The size known so far (once the upstream answered). */
-    readonly size: () => number | undefined;
-    /** Throws unless the requesting repository may see the digest (as before joining a fill here). */
-    readonly visible: () => Promise<void>;
-    /**
-     * Before the first byte: make this fill's temp file another name of `path`, the file another
-     * worker writes the blob into, so it is written once. False when that cannot be done (the
-     * fill then writes its own copy).
-     */
-    readonly share?: (path: string) => Promise<boolean>;
-    /** This fill writes its bytes itself again (it takes over from the worker it shared with). */
-    readonly own?: () => void;
-    /** Whether this fill's temp file is shared (see share). */
-    readonly shared?: () => boolean;
-  }): Promise<AsyncIterable<Uint8Array>>;
-  /** Whether an error of a peer transfer is worth another attempt even before any byte arrived. */
-  retriable(err: unknown): boolean;
-  /** The fill ended (stored, passed through or failed): its lease, if any, is released. */
-  finished(digest: string): void;
-  /** Whether another worker of this host fills the digest now (a peer's `held` request may then join it). */
-  filling?(digest: string): Promise<boolean>;
 }
 
 /** Fills one manifest's prefetch runs at once: enough to fill a WAN link, few enough to leave room for clients' own requests. */

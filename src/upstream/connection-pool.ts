@@ -1,4 +1,4 @@
-/** @module upstream/agent — the connection pool for one upstream: its TLS trust, client certificate, timeouts and `resolve:` address. */
+/** @module upstream/connection-pool — the connection pool for one upstream: its TLS trust, client certificate, timeouts and `resolve:` address. */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent } from 'undici';
