@@ -1,4 +1,4 @@
-/** @module cluster/local-site — the in-process implementation of the site port: a replica alone, or replicas sharing one backend object in tests. */
+/** @module cluster/local-site — the in-process implementation of every role of the site ports: a replica alone, or replicas sharing one backend object in tests. */
 import type { FillLease, Member, SharedTag, SiteCoordination } from '../ports/site.js';
 
 /** What the replicas of one in-process site share. */
@@ -14,6 +14,7 @@ export class LocalSiteBackend {
 
 const tagKey = (u: string, r: string, t: string) => JSON.stringify([u, r, t]);
 
+/** Membership, fill leases, holders, tag records and upload owners in one object. */
 export class LocalSite implements SiteCoordination {
   constructor(
     readonly self: string,

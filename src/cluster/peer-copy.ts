@@ -11,7 +11,7 @@ import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { PeerClient } from './peer-client.js';
 import { isLiveMember } from './site-fills.js';
-import type { SiteCoordination } from '../ports/site.js';
+import type { SiteMembership } from '../ports/site.js';
 
 export interface PeerCopyDeps {
   readonly blobs: BlobStore;
@@ -20,7 +20,7 @@ export interface PeerCopyDeps {
   readonly repos: RepositoryIndex;
   readonly peers: PeerClient;
   readonly live: () => ReadonlySet<string> | undefined;
-  readonly site: SiteCoordination;
+  readonly site: SiteMembership;
   readonly logger: Logger;
 }
 

@@ -6,14 +6,14 @@ import type { Target } from '../ports/target.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
-import type { SiteCoordination } from '../ports/site.js';
+import type { BlobHolders, SiteMembership } from '../ports/site.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { CopyRequest } from '../ports/peers.js';
 import type { PeerClient } from './peer-client.js';
 import { electFiller } from './site-fills.js';
 
 export interface PushSiteDeps {
-  readonly site: SiteCoordination;
+  readonly site: SiteMembership & BlobHolders;
   readonly peers: PeerClient;
   readonly manifests: ManifestSite;
   readonly blobs: BlobStore;

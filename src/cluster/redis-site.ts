@@ -1,4 +1,4 @@
-/** @module cluster/redis-site — the Redis implementation of the site port: one key prefix per site, atomic steps as Lua scripts. */
+/** @module cluster/redis-site — the Redis implementation of every role of the site ports: one key prefix per site, atomic steps as Lua scripts. */
 import type { Redis } from 'ioredis';
 import { siteKeyPrefix } from './redis.js';
 import type { FillLease, Member, SharedTag, SiteCoordination } from '../ports/site.js';
@@ -23,6 +23,7 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 /** Holder sets and tag records outlive no blob for long: a forgotten set expires after this. */
 const RECORD_TTL_S = 30 * 24 * 3600;
 
+/** Membership, fill leases, holders, tag records and upload owners on one connection. */
 export class RedisSite implements SiteCoordination {
   private readonly p: string;
 

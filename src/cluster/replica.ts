@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../config/types.js';
 import type { BlobEntry, BlobIndex, EvictionView } from '../ports/blob-index.js';
-import type { SiteCoordination } from '../ports/site.js';
+import type { BlobHolders, SiteMembership, UploadOwners } from '../ports/site.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import { PeerClient } from './peer-client.js';
 import type { Redis } from 'ioredis';
@@ -20,7 +20,8 @@ const LEASE_MS = 5_000;
 export interface Replica {
   /** The Redis connection the site's records (and its write-behind queue) use. */
   readonly redis: Redis;
-  readonly site: SiteCoordination;
+  /** The site's members and holders, for the write side (second copies, gathers); the replica alone heartbeats and closes it. */
+  readonly site: SiteMembership & BlobHolders;
   /** Live replicas as of the last heartbeat; undefined while Redis does not answer (alone). */
   live(): ReadonlySet<string> | undefined;
   readonly router: SiteFills;
@@ -126,7 +127,7 @@ export function openReplica(
 class HoldingIndex implements BlobIndex {
   constructor(
     private readonly inner: BlobIndex,
-    private readonly site: SiteCoordination,
+    private readonly site: BlobHolders,
     private readonly bestEffort: (what: string, p: Promise<unknown>) => Promise<unknown>,
   ) {}
   get(d: string): Promise<BlobEntry | undefined> {
@@ -164,7 +165,7 @@ class HoldingIndex implements BlobIndex {
 class OwningUploads implements UploadSessions {
   constructor(
     private readonly inner: UploadSessions,
-    private readonly site: SiteCoordination,
+    private readonly site: UploadOwners,
     private readonly ttlMs: number,
     private readonly bestEffort: (what: string, p: Promise<unknown>) => Promise<unknown>,
   ) {}

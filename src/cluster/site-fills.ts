@@ -2,11 +2,12 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { FillRouter } from '../ports/fills.js';
-import type { FillLease, SiteCoordination } from '../ports/site.js';
+import type { BlobHolders, FillLease, FillLeases, SiteMembership } from '../ports/site.js';
 import { PeerError, type PeerClient } from './peer-client.js';
 
 export interface SiteFillsDeps {
-  readonly site: SiteCoordination;
+  /** Holders first, then the fill lease; membership tells a dead holder or filler from a live one. */
+  readonly site: SiteMembership & BlobHolders & FillLeases;
   readonly peers: PeerClient;
   /** Live replicas as of the last heartbeat; undefined while Redis does not answer (alone). */
   readonly live: () => ReadonlySet<string> | undefined;
@@ -35,7 +36,7 @@ export function electFiller(digest: string, members: Iterable<string>): string |
  * current membership (the view can be a second old and miss a replica that just joined).
  * Rejects when the site's store does not answer.
  */
-export async function isLiveMember(site: SiteCoordination, live: ReadonlySet<string> | undefined, url: string): Promise<boolean> {
+export async function isLiveMember(site: SiteMembership, live: ReadonlySet<string> | undefined, url: string): Promise<boolean> {
   return live?.has(url) || (await site.members()).some((m) => m.url === url);
 }
 

@@ -2,13 +2,13 @@
 import type { ManifestSite } from '../ports/manifest-site.js';
 import type { Target } from '../ports/target.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
-import type { SiteCoordination } from '../ports/site.js';
+import type { BlobHolders, TagRecords } from '../ports/site.js';
 import type { PeerClient } from './peer-client.js';
 
 /** One replica asks the upstream about a tag; the others wait this long for its answer at most. */
 const TAG_CHECK_MS = 5_000;
 
-export function siteManifests(site: SiteCoordination, peers: PeerClient, live: () => ReadonlySet<string> | undefined): ManifestSite {
+export function siteManifests(site: TagRecords & BlobHolders, peers: PeerClient, live: () => ReadonlySet<string> | undefined): ManifestSite {
   const alone = () => live() === undefined;
   return {
     tag: async (t: Target, tag: string) => (alone() ? undefined : site.tag(t.key, t.repository, tag)),

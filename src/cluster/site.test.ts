@@ -1,7 +1,15 @@
-/** @module cluster/site.test — the local and Redis implementations of the site port, run through one contract suite (Redis: a real redis-server). */
+/** @module cluster/site.test — the local and Redis implementations of the site ports, run through one contract suite per role (Redis: a real redis-server). */
 import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
-import { siteContract } from '../ports/contract/site-contract.js';
+import {
+  blobHoldersContract,
+  fillLeasesContract,
+  siteMembershipContract,
+  tagRecordsContract,
+  uploadOwnersContract,
+  type SiteFixture,
+} from '../ports/contract/site-contract.js';
+import type { SiteCoordination } from '../ports/site.js';
 import { LocalSite, LocalSiteBackend } from './local-site.js';
 import { RedisSite } from './redis-site.js';
 import { startRedis, startSentinel, type RedisServer } from '../../test/fixtures/redis.js';
@@ -10,7 +18,13 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { connectRedis } from './redis.js';
 
-siteContract('local', async () => {
+/** Every role's suite, each run against every implementation (both implement all roles). */
+const roleContracts = [siteMembershipContract, fillLeasesContract, blobHoldersContract, tagRecordsContract, uploadOwnersContract];
+const eachRole = (name: string, open: () => Promise<SiteFixture<SiteCoordination>>) => {
+  for (const contract of roleContracts) contract(name, open);
+};
+
+eachRole('local', async () => {
   const backend = new LocalSiteBackend();
   return { a: new LocalSite('http://a', Date.now, backend), b: new LocalSite('http://b', Date.now, backend), close: async () => {} };
 });
@@ -24,7 +38,7 @@ after(async () => {
   await server.stop();
 });
 
-siteContract('redis', async () => {
+eachRole('redis', async () => {
   // A fresh site name per case stands in for a fresh, empty backend.
   const name = `t${++sites}`;
   const redis = new Redis({ host: '127.0.0.1', port: server.port, commandTimeout: 2_000, maxRetriesPerRequest: 0 });

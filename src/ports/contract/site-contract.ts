@@ -1,20 +1,20 @@
-/** @module ports/contract/site-contract — the contract every site coordination implementation must meet: two replicas on one backend. */
+/** @module ports/contract/site-contract — the contracts every site coordination implementation must meet, one per role: two replicas on one backend. */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SiteCoordination } from '../site.js';
+import type { BlobHolders, FillLeases, SiteMembership, TagRecords, UploadOwners } from '../site.js';
 import { suite } from './harness.js';
 
-/** Two replicas (`a`, `b`) sharing one fresh backend. TTLs in the suite are real time, kept short. */
-export interface SiteFixture {
-  readonly a: SiteCoordination;
-  readonly b: SiteCoordination;
+/** Two replicas (`a`, `b`) sharing one fresh backend. TTLs in the suites are real time, kept short. */
+export interface SiteFixture<S> {
+  readonly a: S;
+  readonly b: S;
   close(): Promise<void>;
 }
 
 const D = `sha256:${'a'.repeat(64)}`;
 
-export function siteContract(name: string, open: () => Promise<SiteFixture>): void {
-  const t = suite(`${name} site coordination`, open);
+export function siteMembershipContract(name: string, open: () => Promise<SiteFixture<SiteMembership>>): void {
+  const t = suite(`${name} site membership`, open);
 
   t('members are live until their heartbeat lapses; leave removes at once', async ({ a, b }) => {
     await a.heartbeat(10_000);
@@ -29,6 +29,10 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     await a.leave();
     assert.deepEqual(await b.members(), []);
   });
+}
+
+export function fillLeasesContract(name: string, open: () => Promise<SiteFixture<FillLeases>>): void {
+  const t = suite(`${name} fill leases`, open);
 
   t('one fill lease per digest; tokens grow; renew and release only by the holder', async ({ a, b }) => {
     const first = await a.acquireFill(D, 10_000);
@@ -57,6 +61,10 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     const second = await b.acquireFill(D, 10_000);
     assert.ok('lease' in second && second.lease.token > first.lease.token);
   });
+}
+
+export function blobHoldersContract(name: string, open: () => Promise<SiteFixture<BlobHolders>>): void {
+  const t = suite(`${name} blob holders`, open);
 
   t('holders are added and removed per replica', async ({ a, b }) => {
     assert.deepEqual(await a.holders(D), []);
@@ -70,6 +78,10 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     await a.addHolders(many);
     assert.deepEqual(await b.holders(many[1_199]!), [a.self]);
   });
+}
+
+export function tagRecordsContract(name: string, open: () => Promise<SiteFixture<TagRecords>>): void {
+  const t = suite(`${name} tag records`, open);
 
   t('tag records are shared; one tag check per site until it lapses', async ({ a, b }) => {
     assert.equal(await b.tag('u', 'r', 'v1'), undefined);
@@ -82,6 +94,10 @@ export function siteContract(name: string, open: () => Promise<SiteFixture>): vo
     await sleep(450);
     assert.equal(await b.claimTagCheck('u', 'r', 'v1', 300), true);
   });
+}
+
+export function uploadOwnersContract(name: string, open: () => Promise<SiteFixture<UploadOwners>>): void {
+  const t = suite(`${name} upload owners`, open);
 
   t('an upload belongs to the replica that took it until forgotten or lapsed', async ({ a, b }) => {
     await a.recordUpload('u-1', 10_000);
