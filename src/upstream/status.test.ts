@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../config/load.js';
 import { OciError, UnreachableError, isTransient, upstreamStatusError } from '../oci/errors.js';
 import { RegistryClient } from './client.js';
-import { putManifest } from './push-client.js';
+import { putManifest } from './registry-api.js';
 import { upstreamError } from './status.js';
 import { uploadInChunks } from './upload.js';
 
