@@ -6,7 +6,7 @@ import { responseHeader, type RegistryClient, type UpstreamRequest, type Upstrea
 import { upstreamError } from './status.js';
 import { UPLOAD_CHUNK_BYTES, putWithDigest, uploadInChunks, type BlobSource } from './upload.js';
 
-/** Paths below `/v2/<repository>/` (the OCI Distribution API). */
+/** Paths below `/v2/<repository>/` (the OCI Distribution API); `upstream/` is the only folder that talks to a registry (docs/design.md). */
 export const upstreamPath = {
   manifest: (reference: string): string => `manifests/${reference}`,
   blob: (digest: string): string => `blobs/${digest}`,
