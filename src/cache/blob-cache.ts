@@ -9,7 +9,7 @@ import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator, FillRouter, PeerMode } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
-import { upstreamError } from '../upstream/status.js';
+import { getBlob, headBlob } from '../upstream/registry-api.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome, Target } from '../ports/target.js';
@@ -177,12 +177,10 @@ export class BlobCache {
       if (fill.size !== undefined) return { size: fill.size, outcome: 'joined' };
     }
     const { client } = target.upstream;
-    const res = await client.send({ method: 'HEAD', repository: target.repository, path: `blobs/${digest}` });
-    if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${digest}`, blobUnknown(digest));
-    await res.body.dump();
-    const size = Number(res.headers['content-length']);
-    if (!Number.isSafeInteger(size) || size < 0) throw new OciError('UNAVAILABLE', `upstream ${client.name} sent no Content-Length for blob ${digest}`);
-    return { size, outcome: 'miss' };
+    const upstream = await headBlob(client, target.repository, digest);
+    if (!upstream) throw blobUnknown(digest);
+    if (upstream.size === undefined) throw new OciError('UNAVAILABLE', `upstream ${client.name} sent no Content-Length for blob ${digest}`);
+    return { size: upstream.size, outcome: 'miss' };
   }
 
   /**
@@ -196,9 +194,7 @@ export class BlobCache {
     if (await repos.manifest(target.key, target.repository, digest)) return;
     if (!target.upstream) throw blobUnknown(digest);
     const { client } = target.upstream;
-    const res = await client.send({ method: 'HEAD', repository: target.repository, path: `blobs/${digest}` });
-    if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${digest}`, blobUnknown(digest));
-    await res.body.dump();
+    if (!(await headBlob(client, target.repository, digest))) throw blobUnknown(digest);
     await repos.link(target.key, target.repository, digest);
   }
 
@@ -319,21 +315,14 @@ export class BlobCache {
   /** One upstream GET from `offset`: a Range request when resuming, skipping ahead if the upstream ignores it. */
   private async openUpstream(target: Target, fill: BlobFill, offset: number): Promise<AsyncIterable<Uint8Array>> {
     const { client } = target.upstream!;
-    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const res = await client.send({ method: 'GET', repository: target.repository, path: `blobs/${fill.digest}`, headers, known: offset > 0 });
+    const blob = await getBlob(client, target.repository, fill.digest, offset);
+    if (!blob) throw blobUnknown(fill.digest);
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
     // Every body byte crossed the WAN, skipped ones included.
-    const body = counted(res.body, (n) => observer.upstreamBytes(client.name, n));
-    if (offset > 0 && res.status === 206) {
-      const range = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
-      if (range && Number(range[1]) === offset) return body;
-      await res.body.dump();
-      throw new OciError('UNAVAILABLE', `upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
-    }
-    if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${fill.digest}`, blobUnknown(fill.digest));
+    const body = counted(blob.body, (n) => observer.upstreamBytes(client.name, n));
+    if (blob.start === offset && offset > 0) return body;
     if (offset === 0) {
-      const length = Number(res.headers['content-length']);
-      fill.markReady(Number.isSafeInteger(length) && length >= 0 ? length : undefined);
+      fill.markReady(blob.size);
       return body;
     }
     return skip(body, offset);

@@ -3,15 +3,14 @@ import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError, isTransient, manifestTooLarge } from '../oci/errors.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
-import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { referrerAnnotations } from './referrers.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
-import { responseHeader, type RegistryClient, type UpstreamResponse } from '../upstream/client.js';
-import { upstreamError } from '../upstream/status.js';
+import { responseHeader, type UpstreamResponse } from '../upstream/client.js';
+import { getManifest } from '../upstream/registry-api.js';
 import type { Outcome, Target } from '../ports/target.js';
 import type { ManifestSite } from '../ports/manifest-site.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
@@ -172,19 +171,11 @@ export class ManifestCache {
     const { client } = target.upstream!;
     const { repos } = this.deps;
     if (knownDigest) {
-      const head = await sendRetrying(client, {
-        method: 'HEAD',
-        repository: target.repository,
-        path: `manifests/${tag}`,
-        headers: { accept: UPSTREAM_ACCEPT },
-        known: true,
-      });
-      if (head.status === 404) {
-        await head.body.dump();
+      const head = await getManifest(client, target.repository, tag, { head: true, known: true });
+      if (!head) {
         await repos.deleteTag(target.key, target.repository, tag);
         throw manifestUnknown(target.repository, tag);
       }
-      if (head.status !== 200) throw await upstreamError(head, client.name, `manifest ${target.repository}:${tag}`, manifestUnknown(target.repository, tag));
       await head.body.dump();
       if (responseHeader(head, 'docker-content-digest') === knownDigest) {
         const local = await this.local(target, knownDigest, 'hit');
@@ -203,13 +194,8 @@ export class ManifestCache {
   private async fetch(target: Target, reference: string): Promise<ManifestResult> {
     const { client } = target.upstream!;
     const what = `manifest ${target.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
-    const res = await sendRetrying(client, {
-      method: 'GET',
-      repository: target.repository,
-      path: `manifests/${reference}`,
-      headers: { accept: UPSTREAM_ACCEPT },
-    });
-    if (res.status !== 200) throw await upstreamError(res, client.name, what, manifestUnknown(target.repository, reference));
+    const res = await getManifest(client, target.repository, reference);
+    if (!res) throw manifestUnknown(target.repository, reference);
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
     const body = await readLimited(res, MAX_MANIFEST_SIZE, `${what} from upstream ${client.name}`, (n) => observer.upstreamBytes(client.name, n));
     const claimed = reference.includes(':') ? reference : responseHeader(res, 'docker-content-digest');
@@ -275,24 +261,6 @@ export class ManifestCache {
     const since = this.pending.since(flightKey(target, tag)) ?? this.deps.now();
     return Math.max(0, REVALIDATION_WAIT_MS - (this.deps.now() - since));
   }
-}
-
-/** Pauses before each retry of a manifest request the upstream answered with a 5xx. */
-const SERVER_ERROR_RETRIES_MS = [200, 800];
-
-/**
- * A registry answers the odd 500 while a tag is being rewritten (the soak sees distribution do
- * it): a manifest request is idempotent, so two quick retries spare the client a 502. Network
- * errors are not retried here: the circuit breaker owns those.
- */
-async function sendRetrying(client: RegistryClient, req: Parameters<RegistryClient['send']>[0]): Promise<UpstreamResponse> {
-  for (const pause of SERVER_ERROR_RETRIES_MS) {
-    const res = await client.send(req);
-    if (res.status < 500 || res.status === 501) return res;
-    await res.body.dump().catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, pause));
-  }
-  return client.send(req);
 }
 
 function flightKey(target: Target, reference: string): string {

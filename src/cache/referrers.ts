@@ -3,11 +3,12 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isDigest, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { MAX_ANNOTATION_BYTES, MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
+import { MAX_ANNOTATION_BYTES, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { ManifestRecords, ReferrerRecord } from '../ports/repository-index.js';
 import type { Target } from '../ports/target.js';
+import { getReferrers } from '../upstream/registry-api.js';
 
 /** Most descriptors on one page, the ceiling tags and catalog pages have too. */
 export const REFERRERS_PAGE_COUNT = 1000;
@@ -155,15 +156,7 @@ async function upstreamReferrers(deps: ReferrersDeps, target: Target, subject: s
   const upstream = target.upstream;
   if (!upstream) return [];
   try {
-    const res = await upstream.client.send({ method: 'GET', repository: target.repository, path: `referrers/${subject}` });
-    if (res.status !== 200 || Number(res.headers['content-length'] ?? 0) > MAX_MANIFEST_SIZE) {
-      await res.body.dump();
-      return [];
-    }
-    const text = await res.body.text();
-    if (text.length > MAX_MANIFEST_SIZE) return [];
-    const index = parseManifest(Buffer.from(text));
-    return [...index.manifests];
+    return await getReferrers(upstream.client, target.repository, subject);
   } catch (err) {
     deps.logger.debug({ upstream: upstream.config.name, subject, err: (err as Error).message }, 'upstream referrers not available; answering from berth alone');
     return [];

@@ -5,7 +5,7 @@ import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ManifestRecords, RepositoryLinks, RepositoryListings, TagIndex } from '../ports/repository-index.js';
-import { upstreamError } from '../upstream/status.js';
+import { getTags } from '../upstream/registry-api.js';
 import { BlobCache, type BlobHandle } from './blob-cache.js';
 import type { FillRouter, PeerMode } from '../ports/fills.js';
 import { ManifestCache, type ManifestResult } from './manifests.js';
@@ -199,27 +199,10 @@ export class RegistryCache {
   /** With tags held here, an upstream that does not know the repository yet lists none. */
   private async upstreamTags(target: Target, knownHere = false): Promise<string[]> {
     const { client } = target.upstream!;
-    const res = await client.send({ method: 'GET', repository: target.repository, path: 'tags/list' });
-    const what = `tag list of ${target.repository}`;
-    if (res.status === 404 && knownHere) {
-      await res.body.dump();
-      return [];
-    }
-    if (res.status !== 200) {
-      throw await upstreamError(
-        res,
-        client.name,
-        what,
-        new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } }),
-      );
-    }
-    const text = await res.body.text();
-    try {
-      const body = JSON.parse(text) as { tags?: unknown };
-      return Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string') : [];
-    } catch {
-      throw new OciError('UNAVAILABLE', `upstream ${client.name} sent an invalid ${what}`, { status: 502 });
-    }
+    const tags = await getTags(client, target.repository);
+    if (tags) return tags;
+    if (knownHere) return [];
+    throw new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } });
   }
 }
 

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AccessControl } from '../auth/access.js';
 import type { Action } from '../auth/rules.js';
 import type { Target } from '../ports/target.js';
-import type { Probe } from '../upstream/passthrough.js';
+import { probes, type Probe } from '../upstream/passthrough.js';
 import type { Route } from './routes.js';
 
 type RepositoryRoute = Exclude<Route, { kind: 'base' } | { kind: 'catalog' }>;
@@ -17,9 +17,9 @@ export function actionOf(route: RepositoryRoute, method: string | undefined): Ac
 
 /** An upstream request that needs the same access, for pass-through checks. */
 export function probeOf(route: RepositoryRoute): Probe {
-  if (route.kind === 'manifest') return { method: 'HEAD', path: `manifests/${route.reference}` };
-  if (route.kind === 'blob') return { method: 'HEAD', path: `blobs/${route.digest}` };
-  return { method: 'GET', path: 'tags/list?n=1' };
+  if (route.kind === 'manifest') return probes.manifest(route.reference);
+  if (route.kind === 'blob') return probes.blob(route.digest);
+  return probes.tags();
 }
 
 /**
@@ -40,7 +40,7 @@ export async function guard(
   const from = url.searchParams.get('from');
   const mount = url.searchParams.get('mount');
   if (route.kind === 'uploads' && from && mount) {
-    await access.authorize(authorization, { target: resolve(from), action: 'pull', probe: { method: 'HEAD', path: `blobs/${mount}` }, client });
+    await access.authorize(authorization, { target: resolve(from), action: 'pull', probe: probes.blob(mount), client });
   }
   return user;
 }

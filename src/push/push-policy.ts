@@ -10,7 +10,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/repository-index.js';
-import { blobExists, deleteUpstream, manifestDigest, putManifest } from '../upstream/push-client.js';
+import { blobExists, deleteBlob, deleteManifest, manifestDigest, putManifest } from '../upstream/registry-api.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
 import type { Target } from '../ports/target.js';
@@ -292,14 +292,14 @@ export class PushService {
     if (!ref) throw manifestUnknown(target.repository, reference.slice(0, 200));
     if (ref.kind === 'tag') {
       const known = (await repos.tag(target.key, target.repository, ref.tag)) !== undefined;
-      if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `manifests/${ref.tag}`));
+      if (mode === 'write-through') await this.through(target, () => deleteManifest(target.upstream!.client, target.repository, ref.tag));
       else if (!known) throw manifestUnknown(target.repository, ref.tag);
       await repos.deleteTag(target.key, target.repository, ref.tag);
       await heldTags.release(target.key, target.repository, ref.tag);
       return;
     }
     const known = (await repos.manifest(target.key, target.repository, ref.digest)) !== undefined;
-    if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `manifests/${ref.digest}`));
+    if (mode === 'write-through') await this.through(target, () => deleteManifest(target.upstream!.client, target.repository, ref.digest));
     else if (!known) throw manifestUnknown(target.repository, ref.digest);
     await repos.deleteManifest(target.key, target.repository, ref.digest);
     await repos.unlink(target.key, target.repository, ref.digest);
@@ -312,7 +312,7 @@ export class PushService {
     parseDigest(digest);
     const { repos } = this.deps;
     const linked = await repos.isLinked(target.key, target.repository, digest);
-    if (mode === 'write-through') await this.through(target, () => deleteUpstream(target.upstream!.client, target.repository, `blobs/${digest}`));
+    if (mode === 'write-through') await this.through(target, () => deleteBlob(target.upstream!.client, target.repository, digest));
     else if (!linked) throw blobUnknown(digest);
     await repos.unlink(target.key, target.repository, digest);
     await this.dropIfUnreferenced(digest);

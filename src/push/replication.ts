@@ -4,7 +4,7 @@ import { OciError, isTransient } from '../oci/errors.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { Claimant, Job, ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
-import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/push-client.js';
+import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/registry-api.js';
 import type { Target, Upstream } from '../ports/target.js';
 import { PromiseFlight } from '../util/single-flight.js';
 import type { PushSite } from '../ports/push-site.js';

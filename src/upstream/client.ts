@@ -148,7 +148,7 @@ export class RegistryClient {
     return this.isDockerHub && !repository.includes('/') ? `library/${repository}` : repository;
   }
 
-  /** Sends a request, answering one auth challenge; the caller owns the returned body. */
+  /** Sends a request, answering one auth challenge; the caller owns the returned body. Other folders use upstream/registry-api's typed operations. */
   async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const refusal = this.breaker.refusal();
     if (refusal) throw new UnreachableError(refusal);

@@ -6,6 +6,7 @@ import type { OutageMode } from '../config/types.js';
 import { OciError, isTransientStatus } from '../oci/errors.js';
 import { parseChallenge } from './challenge.js';
 import type { RegistryClient } from './client.js';
+import { upstreamPath } from './registry-api.js';
 import { basicAuth, fetchToken, type Credentials } from './tokens.js';
 import { PromiseFlight } from '../util/single-flight.js';
 
@@ -18,6 +19,13 @@ export interface Probe {
   readonly method: 'HEAD' | 'GET';
   readonly path: string;
 }
+
+/** The cheapest upstream request needing the access a client's request needs. */
+export const probes = {
+  manifest: (reference: string): Probe => ({ method: 'HEAD', path: upstreamPath.manifest(reference) }),
+  blob: (digest: string): Probe => ({ method: 'HEAD', path: upstreamPath.blob(digest) }),
+  tags: (): Probe => ({ method: 'GET', path: `${upstreamPath.tags}?n=1` }),
+} as const;
 
 export interface PassthroughOptions {
   readonly ttlMs: number;
