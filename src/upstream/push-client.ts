@@ -1,5 +1,5 @@
 /** @module upstream/push-client — pushing to a central registry: blob existence, cross-repository mount, monolithic upload, manifests, deletes; no disk. */
-import { OciError } from '../oci/errors.js';
+import { badGateway } from '../oci/error-catalogue.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { responseHeader, type RegistryClient } from './client.js';
 import { upstreamError } from './status.js';
@@ -42,7 +42,7 @@ export async function sendBlob(
     if (res.status !== 202) throw await upstreamError(res, client.name, `an upload of blob ${digest} to ${repository}`);
     await res.body.dump();
     const at = responseHeader(res, 'location');
-    if (!at) throw new OciError('UNAVAILABLE', `upstream ${client.name} started an upload without a Location header`, { status: 502 });
+    if (!at) throw badGateway(`upstream ${client.name} started an upload without a Location header`);
     return at;
   };
   location ??= await start();
