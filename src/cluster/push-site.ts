@@ -5,7 +5,7 @@ import type { PushSite } from '../push/push-policy.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Target } from '../cache/target.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { unavailable } from '../oci/error-catalogue.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { SiteCoordination } from '../ports/site.js';
 import type { BlobStore } from '../storage/blob-files.js';
@@ -59,10 +59,7 @@ export class ReplicaPushSite implements PushSite {
       }
     }
     if (errors.length === 0) return;
-    throw new OciError(
-      'UNAVAILABLE',
-      `write-behind push not accepted: no other replica of the site could keep a second copy (${errors.join('; ').slice(0, 500)}); push again`,
-    );
+    throw unavailable(`write-behind push not accepted: no other replica of the site could keep a second copy (${errors.join('; ').slice(0, 500)}); push again`);
   }
 
   /** Filled through the cache (holders first, verified, stored here), never from the upstream: only when a live replica holds it. */
