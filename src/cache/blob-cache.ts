@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
+import { blobUnknown, unavailable } from '../oci/error-catalogue.js';
 import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { StoredBlob } from '../storage/leases.js';
 import type { OnBytes } from '../storage/send.js';
@@ -224,7 +225,7 @@ export class BlobCache {
     if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${digest}`, blobUnknown(digest));
     await res.body.dump();
     const size = Number(res.headers['content-length']);
-    if (!Number.isSafeInteger(size) || size < 0) throw new OciError('UNAVAILABLE', `upstream ${client.name} sent no Content-Length for blob ${digest}`);
+    if (!Number.isSafeInteger(size) || size < 0) throw unavailable(`upstream ${client.name} sent no Content-Length for blob ${digest}`);
     return { size, outcome: 'miss' };
   }
 
@@ -371,7 +372,7 @@ export class BlobCache {
       const range = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
       if (range && Number(range[1]) === offset) return body;
       await res.body.dump();
-      throw new OciError('UNAVAILABLE', `upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
+      throw unavailable(`upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
     }
     if (res.status !== 200) throw await upstreamError(res, client.name, `blob ${fill.digest}`, blobUnknown(fill.digest));
     if (offset === 0) {
@@ -394,8 +395,4 @@ async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGener
     yield left > 0 ? chunk.subarray(left) : chunk;
     left = 0;
   }
-}
-
-export function blobUnknown(digest: string): OciError {
-  return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this registry`, { detail: { digest } });
 }

@@ -1,6 +1,7 @@
 /** @module cache/registry — the cache facade the HTTP layer talks to: blobs, manifests, tag lists, catalog. */
 import type { Logger } from 'pino';
 import { OciError, isTransient } from '../oci/errors.js';
+import { badGateway, nameUnknown } from '../oci/error-catalogue.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
@@ -170,7 +171,7 @@ export class RegistryCache {
     }
     const local = await this.deps.repos.tags(target.key, target.repository, last, n + 1);
     if (local.length === 0 && last === undefined && !(await this.deps.repos.hasRepository(target.key, target.repository))) {
-      throw new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known to this registry`, { detail: { name: target.repository } });
+      throw nameUnknown(`repository ${target.repository} is not known to this registry`, { name: target.repository });
     }
     return page(local, n, target.upstream ? 'stale' : 'local');
   }
@@ -208,7 +209,7 @@ export class RegistryCache {
         res,
         client.name,
         what,
-        new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } }),
+        nameUnknown(`repository ${target.repository} is not known upstream (${client.name})`, { name: target.repository }),
       );
     }
     const text = await res.body.text();
@@ -216,7 +217,7 @@ export class RegistryCache {
       const body = JSON.parse(text) as { tags?: unknown };
       return Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string') : [];
     } catch {
-      throw new OciError('UNAVAILABLE', `upstream ${client.name} sent an invalid ${what}`, { status: 502 });
+      throw badGateway(`upstream ${client.name} sent an invalid ${what}`);
     }
   }
 }

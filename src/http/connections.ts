@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ConnectionLimits } from '../config/types.js';
 import { OciError } from '../oci/errors.js';
+import { expectationFailed } from '../oci/error-catalogue.js';
 import { sendError } from './respond.js';
 
 /** A limit that bites is logged at most once per this interval, with the count refused since. */
@@ -149,7 +150,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
   for (const event of REQUEST_EVENTS) server.prependListener(event, (req: IncomingMessage) => slotOf(req.socket)?.started());
   // An Expect other than 100-continue: node would answer a bare 417.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    sendError(res, new OciError('UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 100)} is not supported; only 100-continue is`, { status: 417 }));
+    sendError(res, expectationFailed(String(req.headers.expect)));
   });
   // CONNECT has its own event; without a listener node drops the socket without a word.
   server.on('connect', (_req, socket: Socket) => {
