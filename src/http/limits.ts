@@ -4,7 +4,7 @@ import { rawRefusal, throttledLog, type ConnectionGuard } from './connections.js
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { manifestTooLarge } from '../oci/errors.js';
-import { badRequest } from '../oci/error-catalogue.js';
+import { badRequest, unparsableRequest } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import type { Route } from './routes.js';
 
@@ -39,7 +39,7 @@ export function answerClientErrors(server: Server, guard: ConnectionGuard, logge
         probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected',
       );
     // The answer ends the connection: its slot is free now, not when the client gets round to closing.
-    guard.close(socket, rawRefusal(status, 'UNSUPPORTED', message));
+    guard.close(socket, rawRefusal(unparsableRequest(status, message)));
   });
 }
 

@@ -120,13 +120,22 @@ export function unsupported(message: string): OciError {
 }
 
 /** A method the endpoint does not take: 405 with Allow. */
-export function methodNotAllowed(method: string | undefined, allowed: readonly string[]): OciError {
-  return new OciError('UNSUPPORTED', `${String(method)} is not supported on this endpoint`, { headers: { Allow: allowed.join(', ') } });
+export function methodNotAllowed(
+  method: string | undefined,
+  allowed: readonly string[],
+  message = `${String(method)} is not supported on this endpoint`,
+): OciError {
+  return new OciError('UNSUPPORTED', message, { headers: { Allow: allowed.join(', ') } });
 }
 
 /** A request malformed below the OCI level (headers, body shape): 400 UNSUPPORTED, distribution's choice. */
 export function badRequest(message: string): OciError {
   return new OciError('UNSUPPORTED', message, { status: 400 });
+}
+
+/** A request node's HTTP parser rejects (malformed, headers too large, headers too slow): the parser's status, code UNSUPPORTED. */
+export function unparsableRequest(status: 400 | 408 | 431, message: string): OciError {
+  return new OciError('UNSUPPORTED', message, { status });
 }
 
 /** A path no route matches: 404 UNSUPPORTED. */
@@ -144,6 +153,11 @@ export function expectationFailed(expect: string): OciError {
 /** Cannot serve now, worth a retry later: 503 UNAVAILABLE. */
 export function unavailable(message: string, detail?: unknown): OciError {
   return new OciError('UNAVAILABLE', message, { detail });
+}
+
+/** Berth is at its own limit (connections): 503 with how long to wait. */
+export function overloaded(message: string, retryAfterSeconds: number): OciError {
+  return new OciError('UNAVAILABLE', message, { headers: { 'Retry-After': String(retryAfterSeconds) } });
 }
 
 /** An upstream (or its token service) answered, but not usably: 502 UNAVAILABLE. */
