@@ -1,7 +1,8 @@
 /** @module auth/access — who a client is (htpasswd, or its upstream credentials) and whether it may do what it asks. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import { OciError } from '../oci/errors.js';
+import { type OciError } from '../oci/errors.js';
+import { accessDenied, unauthorized } from '../oci/error-catalogue.js';
 import type { Target, Upstream } from '../ports/target.js';
 import { PassthroughChecker, type Probe } from '../upstream/passthrough.js';
 import type { Credentials } from '../upstream/tokens.js';
@@ -169,14 +170,14 @@ export class AccessControl {
   }
 
   private challenge(message: string): OciError {
-    return new OciError('UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': `Basic realm="${this.realm.replace(/["\\]/g, '')}", charset="UTF-8"` } });
+    return unauthorized(message, `Basic realm="${this.realm.replace(/["\\]/g, '')}", charset="UTF-8"`);
   }
 }
 
 function denied(user: string | undefined, action: Action, target: Target, why: string): OciError {
   const who = user === undefined ? 'anonymous clients' : `user "${user}"`;
   const where = target.upstream ? ` of upstream ${target.upstream.config.name}` : '';
-  return new OciError('DENIED', `${who} may not ${action} ${target.repository}${where}: ${why}`, { detail: { name: target.repository, action } });
+  return accessDenied(`${who} may not ${action} ${target.repository}${where}: ${why}`, { name: target.repository, action });
 }
 
 /** Credentials from `Authorization: Basic …`; other schemes count as none. */

@@ -1,7 +1,7 @@
 /** @module auth/bcrypt-pool — a small pool of worker threads that verify bcrypt hashes off the event loop, with a bounded queue. */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { OciError } from '../oci/errors.js';
+import { tooManyRequests } from '../oci/error-catalogue.js';
 
 export interface BcryptPoolOptions {
   /** Worker threads; default: one less than the cores (at least one, at most four). */
@@ -41,7 +41,7 @@ export class BcryptPool {
     if (this.closed) return Promise.reject(new Error('password checks stopped'));
     const idle = this.idleSlot();
     if (!idle && this.queue.length >= this.maxQueued) {
-      return Promise.reject(new OciError('TOOMANYREQUESTS', 'too many password checks in progress; retry in a moment', { headers: { 'Retry-After': '1' } }));
+      return Promise.reject(tooManyRequests('too many password checks in progress; retry in a moment', 1));
     }
     return new Promise<boolean>((resolve, reject) => {
       const job: Pending = { id: this.nextId++, password, hash, resolve, reject };

@@ -1,5 +1,5 @@
 /** @module auth/failures — failed logins per client address and per user, with exponential backoff before the next check. */
-import { OciError } from '../oci/errors.js';
+import { tooManyRequests } from '../oci/error-catalogue.js';
 
 export interface FailurePolicy {
   /** Failures from one address before it must wait. */
@@ -57,7 +57,7 @@ export class FailureLimiter {
     const wait = Math.max(this.waitOf(a, this.policy.perAddress, t), a ? this.waitOf(this.live(this.byUser, user, t), this.policy.perUser, t) : 0);
     if (wait > 0) {
       const seconds = Math.ceil(wait / 1000);
-      throw new OciError('TOOMANYREQUESTS', `too many failed logins; wait ${seconds}s before trying again`, { headers: { 'Retry-After': String(seconds) } });
+      throw tooManyRequests(`too many failed logins; wait ${seconds}s before trying again`, seconds);
     }
   }
 
@@ -65,9 +65,7 @@ export class FailureLimiter {
   enter(address: string): () => void {
     const n = this.inFlight.get(address) ?? 0;
     if (n >= this.policy.inFlightPerAddress) {
-      throw new OciError('TOOMANYREQUESTS', 'password checks from this address are already in progress; retry in a moment', {
-        headers: { 'Retry-After': '1' },
-      });
+      throw tooManyRequests('password checks from this address are already in progress; retry in a moment', 1);
     }
     this.inFlight.set(address, n + 1);
     let done = false;

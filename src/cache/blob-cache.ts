@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
+import { blobUnknown, unavailable } from '../oci/error-catalogue.js';
 import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { StoredBlob } from '../storage/leases.js';
 import type { OnBytes } from '../storage/send.js';
@@ -179,7 +180,7 @@ export class BlobCache {
     const { client } = target.upstream;
     const upstream = await headBlob(client, target.repository, digest);
     if (!upstream) throw blobUnknown(digest);
-    if (upstream.size === undefined) throw new OciError('UNAVAILABLE', `upstream ${client.name} sent no Content-Length for blob ${digest}`);
+    if (upstream.size === undefined) throw unavailable(`upstream ${client.name} sent no Content-Length for blob ${digest}`);
     return { size: upstream.size, outcome: 'miss' };
   }
 
@@ -340,8 +341,4 @@ async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGener
     yield left > 0 ? chunk.subarray(left) : chunk;
     left = 0;
   }
-}
-
-export function blobUnknown(digest: string): OciError {
-  return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this registry`, { detail: { digest } });
 }

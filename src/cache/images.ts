@@ -1,6 +1,6 @@
 /** @module cache/images — what is cached, image by image: listing with sizes and platforms, pin, unpin, evict. */
 import type { Logger } from 'pino';
-import { OciError } from '../oci/errors.js';
+import { conflict, manifestUnknown, nameInvalid } from '../oci/error-catalogue.js';
 import { parseImageReference, type ImageReference } from '../oci/image-ref.js';
 import { parseManifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/mediatypes.js';
@@ -8,7 +8,6 @@ import { formatPlatform } from '../oci/platform.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
-import { manifestUnknown } from './manifests.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
 import type { Target } from '../ports/target.js';
 
@@ -108,14 +107,12 @@ export class ImageCatalog {
     const { digest } = await this.lookup(text);
     const { index, repos, blobs } = this.deps;
     if (await index.isPinned(digest)) {
-      throw new OciError('DENIED', `image ${text} is pinned; unpin it first (POST /api/v1/unpin)`, { status: 409 });
+      throw conflict(`image ${text} is pinned; unpin it first (POST /api/v1/unpin)`);
     }
-    if (this.deps.inUse(digest)) throw new OciError('DENIED', `image ${text} is being pulled right now; try again when the pull is done`, { status: 409 });
+    if (this.deps.inUse(digest)) throw conflict(`image ${text} is being pulled right now; try again when the pull is done`);
     const queued = (await this.deps.protected?.()) ?? new Set<string>();
     if (queued.has(digest)) {
-      throw new OciError('DENIED', `image ${text} is waiting to be replicated upstream (write-behind); try again once berth queue shows it done`, {
-        status: 409,
-      });
+      throw conflict(`image ${text} is waiting to be replicated upstream (write-behind); try again once berth queue shows it done`);
     }
     const set = await this.closure(digest);
     const keep = async (d: string) => this.deps.inUse(d) || queued.has(d) || (await index.isPinned(d)) || (await repos.parents(d)).some((p) => !set.has(p));
@@ -207,6 +204,6 @@ export function parseReference(text: string): ImageReference {
   try {
     return parseImageReference(text);
   } catch (err) {
-    throw new OciError('NAME_INVALID', (err as Error).message);
+    throw nameInvalid((err as Error).message);
   }
 }

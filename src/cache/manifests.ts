@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError, isTransient, manifestTooLarge } from '../oci/errors.js';
+import { badGateway, manifestUnknown } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { referrerAnnotations } from './referrers.js';
 import type { ManifestReference } from '../oci/reference.js';
@@ -201,9 +202,7 @@ export class ManifestCache {
     const claimed = reference.includes(':') ? reference : responseHeader(res, 'docker-content-digest');
     const digest = claimed ? digestOf(body, parseDigest(claimed).algorithm) : digestOf(body);
     if (claimed && digest !== claimed) {
-      throw new OciError('UNAVAILABLE', `upstream ${client.name} sent ${what} whose content does not match digest ${claimed}; nothing was stored`, {
-        status: 502,
-      });
+      throw badGateway(`upstream ${client.name} sent ${what} whose content does not match digest ${claimed}; nothing was stored`);
     }
     const parsed = parseManifest(body, responseHeader(res, 'content-type'));
     await this.store(target, digest, body, parsed);
@@ -285,8 +284,4 @@ async function readLimited(res: UpstreamResponse, limit: number, what: string, r
 /** Anything but a refusal from a reachable upstream lets the last known digest answer. */
 function isUnavailable(err: unknown): boolean {
   return err instanceof OciError ? isTransient(err) : true;
-}
-
-export function manifestUnknown(repository: string, reference: string): OciError {
-  return new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is not known in repository ${repository}`, { detail: { name: repository, reference } });
 }

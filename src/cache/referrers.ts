@@ -2,7 +2,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isDigest, parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { digestInvalid } from '../oci/error-catalogue.js';
 import { MAX_ANNOTATION_BYTES, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import { isNotFound, type BlobStore } from '../storage/blob-files.js';
@@ -64,9 +64,7 @@ export async function listReferrers(deps: ReferrersDeps, target: Target, subject
   parseDigest(subject);
   const { artifactType, last } = req;
   if (last !== undefined && !isDigest(last)) {
-    throw new OciError('DIGEST_INVALID', `query parameter last must be a digest (as in the previous page's Link), got "${last.slice(0, 100)}"`, {
-      detail: { parameter: 'last' },
-    });
+    throw digestInvalid(`query parameter last must be a digest (as in the previous page's Link), got "${last.slice(0, 100)}"`, { parameter: 'last' });
   }
   const after = last ?? '';
   const remote = (await upstreamReferrers(deps, target, subject))

@@ -1,6 +1,7 @@
 /** @module cache/registry — the cache facade the HTTP layer talks to: blobs, manifests, tag lists, catalog. */
 import type { Logger } from 'pino';
 import { OciError, isTransient } from '../oci/errors.js';
+import { nameUnknown } from '../oci/error-catalogue.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
@@ -172,7 +173,7 @@ export class RegistryCache {
     }
     const local = await this.deps.repos.tags(target.key, target.repository, last, n + 1);
     if (local.length === 0 && last === undefined && !(await this.deps.repos.hasRepository(target.key, target.repository))) {
-      throw new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known to this registry`, { detail: { name: target.repository } });
+      throw nameUnknown(`repository ${target.repository} is not known to this registry`, { name: target.repository });
     }
     return page(local, n, target.upstream ? 'stale' : 'local');
   }
@@ -202,7 +203,7 @@ export class RegistryCache {
     const tags = await getTags(client, target.repository);
     if (tags) return tags;
     if (knownHere) return [];
-    throw new OciError('NAME_UNKNOWN', `repository ${target.repository} is not known upstream (${client.name})`, { detail: { name: target.repository } });
+    throw nameUnknown(`repository ${target.repository} is not known upstream (${client.name})`, { name: target.repository });
   }
 }
 

@@ -1,5 +1,5 @@
 /** @module cache/routing — choosing the upstream a request is for (ns, Host, path prefix, default). */
-import { OciError } from '../oci/errors.js';
+import { nameUnknown } from '../oci/error-catalogue.js';
 import { assertRepositoryName } from '../oci/reference.js';
 import type { Target, Upstream } from '../ports/target.js';
 
@@ -24,8 +24,8 @@ export function resolveTarget(upstreams: readonly Upstream[], input: RoutingInpu
   if (enforceNames && input.ns) {
     const byNs = findByHost(upstreams, input.ns);
     if (!byNs)
-      throw new OciError('NAME_UNKNOWN', `registry ${input.ns.slice(0, 255)} is not mirrored by this berth (no upstream lists it in hosts)`, {
-        detail: { registry: input.ns.slice(0, 255) },
+      throw nameUnknown(`registry ${input.ns.slice(0, 255)} is not mirrored by this berth (no upstream lists it in hosts)`, {
+        registry: input.ns.slice(0, 255),
       });
     return target(byNs, name);
   }
@@ -38,10 +38,7 @@ export function resolveTarget(upstreams: readonly Upstream[], input: RoutingInpu
     if (prefix && name.startsWith(`${prefix}/`)) return target(u, assertRepositoryName(name.slice(prefix.length + 1)));
   }
   const fallback = upstreams.find((u) => u.config.default);
-  if (!fallback)
-    throw new OciError('NAME_UNKNOWN', `repository ${name} names no configured upstream (no prefix matched and no upstream is the default)`, {
-      detail: { name },
-    });
+  if (!fallback) throw nameUnknown(`repository ${name} names no configured upstream (no prefix matched and no upstream is the default)`, { name });
   return target(fallback, name);
 }
 

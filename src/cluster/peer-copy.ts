@@ -4,7 +4,7 @@ import type { SiteCache } from '../ports/push-site.js';
 import type { Target } from '../ports/target.js';
 import type { CopyRequest, PeerCopy } from '../ports/peers.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { manifestInvalid, peerDigestMismatch, replicaNotLive, unavailable } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/manifest.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
@@ -34,7 +34,7 @@ export class PeerCopier implements PeerCopy {
     const { live, site } = this.deps;
     const known = await isLiveMember(site, live(), req.from).catch(() => false);
     if (!known || req.from === site.self) {
-      throw new OciError('UNAVAILABLE', `${req.from} is not a live replica of this site`, { status: 409 });
+      throw replicaNotLive(req.from);
     }
     let copied = 0;
     for (const d of req.blobs) if (await this.blob(target, req.from, d)) copied++;
@@ -76,12 +76,12 @@ export class PeerCopier implements PeerCopy {
     let n = 0;
     for await (const c of body) {
       n += c.length;
-      if (n > MAX_MANIFEST_SIZE) throw new OciError('MANIFEST_INVALID', `manifest ${digest} from ${from} exceeds ${MAX_MANIFEST_SIZE} bytes`);
+      if (n > MAX_MANIFEST_SIZE) throw manifestInvalid(`manifest ${digest} from ${from} exceeds ${MAX_MANIFEST_SIZE} bytes`);
       chunks.push(Buffer.from(c));
     }
     const bytes = Buffer.concat(chunks);
     if (digestOf(bytes, parseDigest(digest).algorithm) !== digest) {
-      throw new OciError('DIGEST_INVALID', `manifest from ${from} does not match ${digest}`, { status: 502 });
+      throw peerDigestMismatch(from, digest);
     }
     const parsed = parseManifest(bytes, mediaType);
     await this.cache().storeManifest(target, digest, bytes, parsed);
@@ -95,7 +95,7 @@ export class PeerCopier implements PeerCopy {
     this.cacheRef = cache;
   }
   private cache(): SiteCache {
-    if (!this.cacheRef) throw new OciError('UNAVAILABLE', 'this replica is starting');
+    if (!this.cacheRef) throw unavailable('this replica is starting');
     return this.cacheRef;
   }
 }

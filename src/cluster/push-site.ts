@@ -4,7 +4,7 @@ import type { ManifestSite } from '../ports/manifest-site.js';
 import type { PushSite, SiteCache } from '../ports/push-site.js';
 import type { Target } from '../ports/target.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { unavailable } from '../oci/error-catalogue.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { BlobHolders, SiteMembership } from '../ports/site.js';
 import type { BlobStore } from '../storage/blob-files.js';
@@ -58,10 +58,7 @@ export class ReplicaPushSite implements PushSite {
       }
     }
     if (errors.length === 0) return;
-    throw new OciError(
-      'UNAVAILABLE',
-      `write-behind push not accepted: no other replica of the site could keep a second copy (${errors.join('; ').slice(0, 500)}); push again`,
-    );
+    throw unavailable(`write-behind push not accepted: no other replica of the site could keep a second copy (${errors.join('; ').slice(0, 500)}); push again`);
   }
 
   /** Filled through the cache (holders first, verified, stored here), never from the upstream: only when a live replica holds it. */

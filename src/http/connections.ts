@@ -3,21 +3,22 @@ import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ConnectionLimits } from '../config/types.js';
-import { OciError } from '../oci/errors.js';
+import type { OciError } from '../oci/errors.js';
+import { expectationFailed, methodNotAllowed, overloaded, tooManyRequests } from '../oci/error-catalogue.js';
 import { sendError } from './respond.js';
 
 /** A limit that bites is logged at most once per this interval, with the count refused since. */
 const LOG_INTERVAL_MS = 10_000;
 
 /** The whole answer to a request that never reaches a handler: an OCI envelope, then the connection closes. */
-export function rawRefusal(status: number, code: OciError['code'], message: string, extra: readonly string[] = []): string {
-  const body = JSON.stringify(new OciError(code, message).toEnvelope());
+export function rawRefusal(err: OciError): string {
+  const body = JSON.stringify(err.toEnvelope());
   return [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}`,
     'Content-Type: application/json; charset=utf-8',
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Docker-Distribution-Api-Version: registry/2.0',
-    ...extra,
+    ...Object.entries(err.headers).map(([name, value]) => `${name}: ${value}`),
     'Connection: close',
     '',
     body,
@@ -113,12 +114,12 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
       }
       const answer =
         which === 'maxconnections'
-          ? rawRefusal(503, 'UNAVAILABLE', `berth has ${open} open connections, its limit (http.maxconnections); retry later`, ['Retry-After: 5'])
+          ? rawRefusal(overloaded(`berth has ${open} open connections, its limit (http.maxconnections); retry later`, 5))
           : rawRefusal(
-              429,
-              'TOOMANYREQUESTS',
-              `this client address has ${mine} open connections, the limit (http.maxconnectionsperclient); reuse connections or retry later`,
-              ['Retry-After: 5'],
+              tooManyRequests(
+                `this client address has ${mine} open connections, the limit (http.maxconnectionsperclient); reuse connections or retry later`,
+                5,
+              ),
             );
       close(socket, answer);
       return;
@@ -149,11 +150,14 @@ export function limitConnections(server: Server, limits: ConnectionLimits, logge
   for (const event of REQUEST_EVENTS) server.prependListener(event, (req: IncomingMessage) => slotOf(req.socket)?.started());
   // An Expect other than 100-continue: node would answer a bare 417.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    sendError(res, new OciError('UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 100)} is not supported; only 100-continue is`, { status: 417 }));
+    sendError(res, expectationFailed(String(req.headers.expect)));
   });
   // CONNECT has its own event; without a listener node drops the socket without a word.
   server.on('connect', (_req, socket: Socket) => {
-    close(socket, rawRefusal(405, 'UNSUPPORTED', 'CONNECT is not supported: berth is a registry, not a proxy', ['Allow: GET, HEAD, POST, PUT, PATCH, DELETE']));
+    close(
+      socket,
+      rawRefusal(methodNotAllowed('CONNECT', ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], 'CONNECT is not supported: berth is a registry, not a proxy')),
+    );
   });
   return { close };
 }

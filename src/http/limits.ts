@@ -3,7 +3,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { rawRefusal, throttledLog, type ConnectionGuard } from './connections.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { OciError, manifestTooLarge } from '../oci/errors.js';
+import { manifestTooLarge } from '../oci/errors.js';
+import { badRequest, unparsableRequest } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import type { Route } from './routes.js';
 
@@ -38,7 +39,7 @@ export function answerClientErrors(server: Server, guard: ConnectionGuard, logge
         probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected',
       );
     // The answer ends the connection: its slot is free now, not when the client gets round to closing.
-    guard.close(socket, rawRefusal(status, 'UNSUPPORTED', message));
+    guard.close(socket, rawRefusal(unparsableRequest(status, message)));
   });
 }
 
@@ -69,7 +70,7 @@ export function checkRequest(req: IncomingMessage, route: Route): void {
   const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
   const takesBody = (route.kind === 'manifest' && req.method === 'PUT') || route.kind === 'uploads' || route.kind === 'upload';
   if (hasBody && !takesBody) {
-    throw new OciError('UNSUPPORTED', `${req.method} ${route.kind} requests carry no body; send it without one`, { status: 400 });
+    throw badRequest(`${req.method} ${route.kind} requests carry no body; send it without one`);
   }
   if (route.kind === 'manifest' && req.method === 'PUT' && length !== undefined && Number(length) > MAX_MANIFEST_SIZE) {
     throw manifestTooLarge(Number(length));

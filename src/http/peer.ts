@@ -7,7 +7,7 @@ import type { PeerMode } from '../ports/fills.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Upstream } from '../ports/target.js';
 import { parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { badRequest, bodyTooLarge, methodNotAllowed, nameUnknown, rangeNotSatisfiable, unauthorized, unsupported } from '../oci/error-catalogue.js';
 import { assertRepositoryName } from '../oci/reference.js';
 import { PEER_AUTH_SCHEME, PEER_COPY_PATH, PEER_PATH, type CopyRequest, type PeerCopy } from '../ports/peers.js';
 import { sendError } from './respond.js';
@@ -37,27 +37,26 @@ export async function handlePeer(deps: PeerDeps, req: IncomingMessage, res: Serv
     const given = auth.startsWith(`${PEER_AUTH_SCHEME} `) ? auth.slice(PEER_AUTH_SCHEME.length + 1) : '';
     // Compared as hashes: equal length, constant time.
     if (!timingSafeEqual(hash(given), hash(deps.secret))) {
-      throw new OciError('UNAUTHORIZED', 'peer requests need the cluster secret', { status: 401 });
+      throw unauthorized('peer requests need the cluster secret');
     }
     if (url.pathname === PEER_COPY_PATH) {
       await takeCopy(deps, req, res);
       return true;
     }
-    if (req.method !== 'GET') throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: 'GET' } });
+    if (req.method !== 'GET') throw methodNotAllowed(req.method, ['GET']);
     const digest = url.pathname.slice(PEER_PATH.length);
     parseDigest(digest);
     const upstream = deps.upstreams.find((u) => u.config.name === url.searchParams.get('upstream'));
     const repository = url.searchParams.get('repository') ?? '';
     assertRepositoryName(repository);
     const mode = url.searchParams.get('mode') === 'fill' ? 'fill' : 'held';
-    if (!upstream) throw new OciError('NAME_UNKNOWN', 'no such upstream here', { status: 404 });
+    if (!upstream) throw nameUnknown('no such upstream here');
     // The same visibility check as a node's request: the repository must reference the blob.
     const blob = await deps.cache.blob({ upstream, key: upstream.config.name, repository }, digest, mode satisfies PeerMode);
     try {
       const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
       const size = blob.size;
-      if (size !== undefined && start > 0 && start >= size)
-        throw new OciError('RANGE_INVALID', `range from ${start} outside ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
+      if (size !== undefined && start > 0 && start >= size) throw rangeNotSatisfiable(`range from ${start} outside ${size} bytes`, size);
       res.statusCode = start > 0 ? 206 : 200;
       res.setHeader('Content-Type', 'application/octet-stream');
       res.setHeader('Docker-Content-Digest', digest);
@@ -82,26 +81,26 @@ export async function handlePeer(deps: PeerDeps, req: IncomingMessage, res: Serv
 
 /** `POST /_berth/peer/copy`: answered 200 only once every item is stored here, verified and synced. */
 async function takeCopy(deps: PeerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.method !== 'POST') throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: 'POST' } });
-  if (!deps.copier) throw new OciError('UNSUPPORTED', 'this replica takes no copies');
+  if (req.method !== 'POST') throw methodNotAllowed(req.method, ['POST']);
+  if (!deps.copier) throw unsupported('this replica takes no copies');
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of req) {
     n += (c as Buffer).length;
-    if (n > MAX_COPY_REQUEST) throw new OciError('SIZE_INVALID', `copy request exceeds ${MAX_COPY_REQUEST} bytes`, { status: 413 });
+    if (n > MAX_COPY_REQUEST) throw bodyTooLarge(`copy request exceeds ${MAX_COPY_REQUEST} bytes`);
     chunks.push(c as Buffer);
   }
   let body: CopyRequest;
   try {
     body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as CopyRequest;
   } catch {
-    throw new OciError('UNSUPPORTED', 'copy request is not JSON', { status: 400 });
+    throw badRequest('copy request is not JSON');
   }
   const upstream = deps.upstreams.find((u) => u.config.name === body.upstream);
-  if (!upstream) throw new OciError('NAME_UNKNOWN', 'no such upstream here', { status: 404 });
+  if (!upstream) throw nameUnknown('no such upstream here');
   assertRepositoryName(body.repository);
   if (typeof body.from !== 'string' || !Array.isArray(body.blobs) || !Array.isArray(body.manifests))
-    throw new OciError('UNSUPPORTED', 'copy request needs from, blobs and manifests', { status: 400 });
+    throw badRequest('copy request needs from, blobs and manifests');
   for (const d of [...body.blobs, ...body.manifests.map((m) => m.digest)]) parseDigest(d);
   const out = await deps.copier.take({ upstream, key: upstream.config.name, repository: body.repository }, body);
   res.statusCode = 200;

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { manifestUnservable, rangeNotSatisfiable } from '../oci/error-catalogue.js';
 import { parseManifestReference } from '../oci/reference.js';
 import { accepts, isIndexType, parseAccept } from '../oci/mediatypes.js';
 import { defaultPlatform, parseManifest } from '../oci/manifest.js';
@@ -32,10 +32,7 @@ export interface PullContext {
 export async function getManifest(ctx: PullContext, reference: string): Promise<void> {
   const { req, res } = ctx;
   const ref = parseManifestReference(reference);
-  if (!ref)
-    throw new OciError('MANIFEST_UNKNOWN', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, {
-      detail: { reference: reference.slice(0, 200) },
-    });
+  if (!ref) throw manifestUnservable(`"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { reference: reference.slice(0, 200) });
   let m = await ctx.cache.manifest(ctx.target, ref);
   // A tag is negotiated against Accept; a digest names exact bytes and is served as stored.
   const accept = parseAccept(req.headers.accept);
@@ -43,10 +40,9 @@ export async function getManifest(ctx: PullContext, reference: string): Promise<
     const child = isIndexType(m.mediaType) ? defaultPlatform(parseManifest(m.body, m.mediaType)) : undefined;
     if (child && accepts(accept, child.mediaType)) m = await ctx.cache.manifest(ctx.target, { kind: 'digest', digest: child.digest });
     if (!accepts(accept, m.mediaType)) {
-      throw new OciError(
-        'MANIFEST_UNKNOWN',
+      throw manifestUnservable(
         `${ctx.clientName}:${reference} is a ${m.mediaType}, which this client's Accept header does not allow; use a client that supports it`,
-        { detail: { mediaType: m.mediaType } },
+        { mediaType: m.mediaType },
       );
     }
   }
@@ -99,8 +95,8 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
   const rangeHeader = req.headers.range;
   const size = rangeHeader ? await blob.finalSize() : blob.size;
   const range = size === undefined ? { kind: 'none' as const } : parseRange(rangeHeader, size);
-  if (range.kind === 'unsatisfiable') {
-    throw new OciError('RANGE_INVALID', `range ${rangeHeader} is outside blob ${digest} of ${size} bytes`, { headers: { 'Content-Range': `bytes */${size}` } });
+  if (range.kind === 'unsatisfiable' && size !== undefined) {
+    throw rangeNotSatisfiable(`range ${rangeHeader} is outside blob ${digest} of ${size} bytes`, size);
   }
   let start = 0;
   let end = size === undefined ? undefined : size - 1;

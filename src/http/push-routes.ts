@@ -2,13 +2,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, manifestTooLarge } from '../oci/errors.js';
+import { blobUnknown, digestInvalid, rangeInvalid } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import type { PushService } from '../push/push-policy.js';
 import { writeMode } from '../push/push-policy.js';
 import type { Target, Upstream } from '../ports/target.js';
 import type { Reader } from '../push/push-visibility.js';
-import { blobUnknown } from '../cache/blob-cache.js';
 import { rangeHeader, type ChunkRange, type UploadSession } from '../push/uploads.js';
 import { getBlob, type PullContext } from './pull.js';
 import type { Route } from './routes.js';
@@ -89,7 +89,7 @@ async function startUpload(ctx: PushContext): Promise<void> {
 async function finishUpload(ctx: PushContext, session: UploadSession): Promise<void> {
   const { push, target, url, req } = ctx;
   const digest = url.searchParams.get('digest');
-  if (!digest) throw new OciError('DIGEST_INVALID', 'PUT to finish an upload needs ?digest=<algorithm>:<hex> naming the content');
+  if (!digest) throw digestInvalid('PUT to finish an upload needs ?digest=<algorithm>:<hex> naming the content');
   parseDigest(digest);
   await push.uploads.append(session, bodyOf(req), contentRange(req), contentLength(req));
   await ctx.waiting(() => push.completeUpload(target, session, digest));
@@ -160,7 +160,7 @@ function contentRange(req: IncomingMessage): ChunkRange | undefined {
   const raw = header(req, 'content-range');
   if (raw === undefined) return undefined;
   const range = parseContentRange(raw);
-  if (!range) throw new OciError('RANGE_INVALID', `Content-Range "${raw.slice(0, 100)}" is not <start>-<end>`);
+  if (!range) throw rangeInvalid(`Content-Range "${raw.slice(0, 100)}" is not <start>-<end>`);
   return range;
 }
 

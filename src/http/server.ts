@@ -7,6 +7,7 @@ import { serverTls, type TlsFiles } from './tls.js';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { OciError, isOciError } from '../oci/errors.js';
+import { badRequest, internalError, loopDetected, methodNotAllowed, nameInvalid, noSuchEndpoint } from '../oci/error-catalogue.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome, Target, Upstream } from '../ports/target.js';
 import { getBlob, getManifest, listCatalog, listTags } from './pull.js';
@@ -123,10 +124,10 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   try {
     if (deps.instance !== undefined) {
       res.setHeader(INSTANCE_HEADER, deps.instance);
-      if (isOwnRequest(req.headers[VIA_HEADER], deps.instance)) throw new OciError('UNAVAILABLE', OWN_REQUEST, { status: 508 });
+      if (isOwnRequest(req.headers[VIA_HEADER], deps.instance)) throw loopDetected(OWN_REQUEST);
     }
     if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.headers.host === undefined) {
-      throw new OciError('UNSUPPORTED', 'HTTP/1.1 requests must carry a Host header', { status: 400 });
+      throw badRequest('HTTP/1.1 requests must carry a Host header');
     }
     const url = new URL(req.url ?? '/', 'http://berth.invalid');
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }, head);
@@ -138,13 +139,13 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     try {
       path = decodeURIComponent(url.pathname);
     } catch {
-      throw new OciError('NAME_INVALID', 'request path is not valid percent-encoding', { status: 400 });
+      throw nameInvalid('request path is not valid percent-encoding');
     }
     const route = matchRoute(path);
-    if (!route) throw new OciError('UNSUPPORTED', `no such endpoint: ${req.method} ${url.pathname.slice(0, 200)}`, { status: 404 });
+    if (!route) throw noSuchEndpoint(req.method, url.pathname);
     routeKind = route.kind;
     if (!ROUTE_METHODS[route.kind].includes(req.method ?? '')) {
-      throw new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, { headers: { Allow: ROUTE_METHODS[route.kind].join(', ') } });
+      throw methodNotAllowed(req.method, ROUTE_METHODS[route.kind]);
     }
     checkRequest(req, route);
     checkQuery(url, route, req.method);
@@ -217,7 +218,7 @@ function unexpected(logger: Logger, req: IncomingMessage, res: ServerResponse, e
   const requestId = randomUUID();
   logger.error({ err, requestId, method: req.method, path: (req.url ?? '').split('?')[0] }, 'unexpected error while handling a request');
   const message = isOciError(err) ? err.message : 'internal error; see the berth log';
-  return sendError(res, new OciError('UNKNOWN', `${message} (request ${requestId})`, { detail: { requestId } }), req.method === 'HEAD');
+  return sendError(res, internalError(message, requestId), req.method === 'HEAD');
 }
 
 /** What escaped handle() itself (its error answer failed too): still one 500 or a cut, never a request left hanging. */

@@ -1,6 +1,6 @@
 /** @module oci/digest — digest grammar, parsing and streaming hash computation. */
 import { createHash, type Hash } from 'node:crypto';
-import { OciError } from './errors.js';
+import { digestInvalid } from './error-catalogue.js';
 
 export type Algorithm = 'sha256' | 'sha512';
 
@@ -15,13 +15,13 @@ export interface ParsedDigest {
 
 /** Parses and validates a digest string; throws DIGEST_INVALID for anything berth cannot verify. */
 export function parseDigest(value: string): ParsedDigest {
-  if (!GRAMMAR.test(value)) throw new OciError('DIGEST_INVALID', `invalid digest "${truncate(value)}": expected <algorithm>:<hex>`);
+  if (!GRAMMAR.test(value)) throw digestInvalid(`invalid digest "${truncate(value)}": expected <algorithm>:<hex>`);
   const [algorithm, encoded] = value.split(':', 2) as [string, string];
   if (algorithm !== 'sha256' && algorithm !== 'sha512') {
-    throw new OciError('DIGEST_INVALID', `unsupported digest algorithm "${truncate(algorithm)}": berth verifies sha256 and sha512`);
+    throw digestInvalid(`unsupported digest algorithm "${truncate(algorithm)}": berth verifies sha256 and sha512`);
   }
   if (encoded.length !== ENCODED_LENGTH[algorithm] || !/^[a-f0-9]+$/.test(encoded)) {
-    throw new OciError('DIGEST_INVALID', `invalid ${algorithm} digest "${truncate(value)}": expected ${ENCODED_LENGTH[algorithm]} lowercase hex characters`);
+    throw digestInvalid(`invalid ${algorithm} digest "${truncate(value)}": expected ${ENCODED_LENGTH[algorithm]} lowercase hex characters`);
   }
   return { algorithm, encoded, digest: value };
 }

@@ -1,5 +1,6 @@
 /** @module oci/manifest — parsing manifests and indexes into the descriptors they reference. */
-import { MAX_MANIFEST_BYTES, OciError, manifestTooLarge } from './errors.js';
+import { MAX_MANIFEST_BYTES, manifestTooLarge } from './errors.js';
+import { manifestInvalid } from './error-catalogue.js';
 import { isDigest } from './digest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, OCI_INDEX, OCI_MANIFEST, isIndexType, isManifestType } from './mediatypes.js';
 
@@ -43,35 +44,35 @@ export interface ParsedManifest {
 export function parseManifest(body: Uint8Array, contentType?: string): ParsedManifest {
   if (body.length > MAX_MANIFEST_SIZE) throw manifestTooLarge(body.length);
   const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
-  if (jsonDepth(text) > MAX_JSON_DEPTH) throw new OciError('MANIFEST_INVALID', `manifest nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`);
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw manifestInvalid(`manifest nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    throw new OciError('MANIFEST_INVALID', 'manifest is not valid JSON');
+    throw manifestInvalid('manifest is not valid JSON');
   }
-  if (!isRecord(doc)) throw new OciError('MANIFEST_INVALID', 'manifest must be a JSON object');
+  if (!isRecord(doc)) throw manifestInvalid('manifest must be a JSON object');
   const declared = typeof doc['mediaType'] === 'string' ? doc['mediaType'] : undefined;
   const header = contentType?.split(';')[0]?.trim();
   let mediaType = declared ?? (header && isManifestType(header) ? header : undefined);
   if (!mediaType) mediaType = Array.isArray(doc['manifests']) ? OCI_INDEX : OCI_MANIFEST;
-  if (!isManifestType(mediaType)) throw new OciError('MANIFEST_INVALID', `unsupported manifest media type "${mediaType.slice(0, 200)}"`);
+  if (!isManifestType(mediaType)) throw manifestInvalid(`unsupported manifest media type "${mediaType.slice(0, 200)}"`);
   if (mediaType === DOCKER_MANIFEST_V1 || mediaType === DOCKER_MANIFEST_V1_SIGNED) return parseSchema1(doc, mediaType);
 
   const subject = doc['subject'] === undefined ? undefined : descriptor(doc['subject'], 'subject');
   const artifactType = typeof doc['artifactType'] === 'string' ? doc['artifactType'] : undefined;
   const annotations = isRecord(doc['annotations']) ? (doc['annotations'] as Record<string, string>) : undefined;
   if (isIndexType(mediaType)) {
-    if (!Array.isArray(doc['manifests'])) throw new OciError('MANIFEST_INVALID', 'index has no "manifests" array');
+    if (!Array.isArray(doc['manifests'])) throw manifestInvalid('index has no "manifests" array');
     tooMany(doc['manifests'].length);
     const manifests = doc['manifests'].map((d, i) => descriptor(d, `manifests[${i}]`));
     return { mediaType, blobs: [], manifests, subject, artifactType, annotations };
   }
   const blobs: Descriptor[] = [];
   if (doc['config'] !== undefined) blobs.push(descriptor(doc['config'], 'config'));
-  else throw new OciError('MANIFEST_INVALID', 'manifest has no "config" descriptor');
+  else throw manifestInvalid('manifest has no "config" descriptor');
   const layers = doc['layers'] ?? [];
-  if (!Array.isArray(layers)) throw new OciError('MANIFEST_INVALID', '"layers" must be an array');
+  if (!Array.isArray(layers)) throw manifestInvalid('"layers" must be an array');
   tooMany(layers.length + 1);
   layers.forEach((d, i) => blobs.push(descriptor(d, `layers[${i}]`)));
   const configType = blobs[0]?.mediaType;
@@ -88,7 +89,7 @@ export function assertSchemaVersion2(body: Uint8Array): void {
   const literal = topLevelLiteral(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'), 'schemaVersion');
   if (literal !== '2') {
     const shown = literal === undefined ? 'missing' : literal.slice(0, 40);
-    throw new OciError('MANIFEST_INVALID', `schemaVersion must be the integer 2 (it is ${shown})`, { detail: { schemaVersion: shown } });
+    throw manifestInvalid(`schemaVersion must be the integer 2 (it is ${shown})`, { schemaVersion: shown });
   }
 }
 
@@ -139,11 +140,9 @@ function annotationBytes(m: ParsedManifest): number {
 export function checkAnnotations(m: ParsedManifest): void {
   const bytes = annotationBytes(m);
   if (bytes > MAX_ANNOTATION_BYTES) {
-    throw new OciError(
-      'MANIFEST_INVALID',
-      `manifest annotations and artifactType take ${bytes} bytes; the limit is ${MAX_ANNOTATION_BYTES} bytes (64 KiB) per manifest`,
-      { detail: { limit: MAX_ANNOTATION_BYTES } },
-    );
+    throw manifestInvalid(`manifest annotations and artifactType take ${bytes} bytes; the limit is ${MAX_ANNOTATION_BYTES} bytes (64 KiB) per manifest`, {
+      limit: MAX_ANNOTATION_BYTES,
+    });
   }
 }
 
@@ -158,10 +157,10 @@ function parseSchema1(doc: Record<string, unknown>, mediaType: string): ParsedMa
 }
 
 function descriptor(value: unknown, where: string): Descriptor {
-  if (!isRecord(value)) throw new OciError('MANIFEST_INVALID', `${where} is not a descriptor object`);
+  if (!isRecord(value)) throw manifestInvalid(`${where} is not a descriptor object`);
   const { mediaType, digest, size } = value;
-  if (typeof digest !== 'string' || !isDigest(digest)) throw new OciError('MANIFEST_INVALID', `${where}.digest is missing or invalid`);
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new OciError('MANIFEST_INVALID', `${where}.size is missing or invalid`);
+  if (typeof digest !== 'string' || !isDigest(digest)) throw manifestInvalid(`${where}.digest is missing or invalid`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw manifestInvalid(`${where}.size is missing or invalid`);
   const platform = isRecord(value['platform']) ? (value['platform'] as Descriptor['platform']) : undefined;
   const artifactType = typeof value['artifactType'] === 'string' ? value['artifactType'] : undefined;
   const annotations = isRecord(value['annotations']) ? (value['annotations'] as Record<string, string>) : undefined;
@@ -169,8 +168,7 @@ function descriptor(value: unknown, where: string): Descriptor {
 }
 
 function tooMany(count: number): void {
-  if (count > MAX_DESCRIPTORS)
-    throw new OciError('MANIFEST_INVALID', `manifest lists ${count} descriptors; the limit is ${MAX_DESCRIPTORS}`, { detail: { limit: MAX_DESCRIPTORS } });
+  if (count > MAX_DESCRIPTORS) throw manifestInvalid(`manifest lists ${count} descriptors; the limit is ${MAX_DESCRIPTORS}`, { limit: MAX_DESCRIPTORS });
 }
 
 /** Deepest nesting of `{`/`[` outside strings, in one linear pass before JSON.parse. */

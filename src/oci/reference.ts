@@ -1,5 +1,5 @@
 /** @module oci/reference — repository name and tag grammar from the distribution spec, checked before any path is built. */
-import { OciError } from './errors.js';
+import { nameInvalid } from './error-catalogue.js';
 import { isDigest } from './digest.js';
 
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
@@ -16,8 +16,9 @@ export function isRepositoryName(name: string): boolean {
 
 export function assertRepositoryName(name: string): string {
   if (!isRepositoryName(name)) {
-    throw new OciError('NAME_INVALID', `invalid repository name "${name.slice(0, 300)}"`, {
-      detail: { name: name.slice(0, 300), grammar: 'lowercase components [a-z0-9]+ separated by . _ __ - and /, at most 255 characters' },
+    throw nameInvalid(`invalid repository name "${name.slice(0, 300)}"`, {
+      name: name.slice(0, 300),
+      grammar: 'lowercase components [a-z0-9]+ separated by . _ __ - and /, at most 255 characters',
     });
   }
   return name;

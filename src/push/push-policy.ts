@@ -2,6 +2,17 @@
 import type { Logger } from 'pino';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
+import {
+  blobUnknown,
+  digestInvalid,
+  manifestBlobUnknown as manifestBlobUnknownError,
+  manifestInvalid,
+  manifestUnknown,
+  restated,
+  tooManyTagParameters,
+  unavailable,
+  unsupported,
+} from '../oci/error-catalogue.js';
 import { assertSchemaVersion2, checkAnnotations, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, isNonDistributable } from '../oci/mediatypes.js';
 import { isTag, parseManifestReference } from '../oci/reference.js';
@@ -16,8 +27,6 @@ import type { Replicator, ReplicationWorker } from './replication.js';
 import type { Target } from '../ports/target.js';
 import type { PushSite } from '../ports/push-site.js';
 import type { UploadManager, UploadSession } from './uploads.js';
-import { blobUnknown } from '../cache/blob-cache.js';
-import { manifestUnknown } from '../cache/manifests.js';
 import { NO_READER, sortChildren, type Reader } from './push-visibility.js';
 
 /** `plain`: no upstream at all, berth is the registry. */
@@ -64,8 +73,7 @@ export class PushService {
   writable(target: Target): Exclude<WriteMode, 'readonly'> {
     const mode = writeMode(target);
     if (mode === 'readonly') {
-      throw new OciError(
-        'UNSUPPORTED',
+      throw unsupported(
         `pushes and deletes are disabled for upstream ${target.upstream!.config.name}: its pushmode is readonly; set pushmode to local, write-through or write-behind to accept them`,
       );
     }
@@ -131,29 +139,22 @@ export class PushService {
   ): Promise<PushedManifest> {
     const mode = this.writable(target);
     const ref = parseManifestReference(reference);
-    if (!ref)
-      throw new OciError('MANIFEST_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, {
-        detail: { reference: reference.slice(0, 200) },
-      });
+    if (!ref) throw manifestInvalid(`"${reference.slice(0, 200)}" is neither a valid tag nor a digest`, { reference: reference.slice(0, 200) });
     const tags = ref.kind === 'tag' ? [ref.tag] : [...new Set(tagParams)];
-    if (tags.length > MAX_TAG_PARAMS)
-      throw new OciError('MANIFEST_INVALID', `at most ${MAX_TAG_PARAMS} tag parameters per push; push the rest in another request`, { status: 414 });
+    if (tags.length > MAX_TAG_PARAMS) throw tooManyTagParameters(MAX_TAG_PARAMS);
     const badTag = tags.find((t) => !isTag(t));
-    if (badTag !== undefined)
-      throw new OciError('MANIFEST_INVALID', `tag parameter "${badTag.slice(0, 200)}" is not a valid tag`, { detail: { tag: badTag.slice(0, 200) } });
+    if (badTag !== undefined) throw manifestInvalid(`tag parameter "${badTag.slice(0, 200)}" is not a valid tag`, { tag: badTag.slice(0, 200) });
     const whole = parseManifest(body, contentType);
     checkAnnotations(whole);
     // Non-distributable (foreign) layers live at their `urls`: neither required here nor replicated.
     const parsed: ParsedManifest = { ...whole, blobs: whole.blobs.filter((b) => !isNonDistributable(b.mediaType)) };
     if (parsed.mediaType === DOCKER_MANIFEST_V1 || parsed.mediaType === DOCKER_MANIFEST_V1_SIGNED) {
-      throw new OciError('MANIFEST_INVALID', 'Docker schema 1 manifests are not accepted for push; push an OCI or Docker schema 2 image');
+      throw manifestInvalid('Docker schema 1 manifests are not accepted for push; push an OCI or Docker schema 2 image');
     }
     assertSchemaVersion2(body);
     const digest = digestOf(body, ref.kind === 'digest' ? parseDigest(ref.digest).algorithm : 'sha256');
     if (ref.kind === 'digest' && digest !== ref.digest) {
-      throw new OciError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest} as the URL says`, {
-        detail: { expected: ref.digest, actual: digest },
-      });
+      throw digestInvalid(`manifest content has digest ${digest}, not ${ref.digest} as the URL says`, { expected: ref.digest, actual: digest });
     }
     const { index, repos, queue, heldTags, worker, cache } = this.deps;
     const children = [
@@ -277,11 +278,8 @@ export class PushService {
     try {
       return await step();
     } catch (err) {
-      const e = err instanceof OciError ? err : new OciError('UNAVAILABLE', (err as Error).message);
-      throw new OciError(e.code, `write-through push to upstream ${target.key} failed, nothing was tagged: ${e.message}`, {
-        status: e.status,
-        detail: e.detail,
-      });
+      const e = err instanceof OciError ? err : unavailable((err as Error).message);
+      throw restated(e, `write-through push to upstream ${target.key} failed, nothing was tagged: ${e.message}`);
     }
   }
 
@@ -328,13 +326,9 @@ export class PushService {
 
   private deletable(target: Target): WriteMode {
     const mode = this.writable(target);
-    if (!this.deps.deleteEnabled)
-      throw new OciError('UNSUPPORTED', 'deletes are disabled: set storage.delete.enabled to true to allow DELETE of manifests and blobs');
+    if (!this.deps.deleteEnabled) throw unsupported('deletes are disabled: set storage.delete.enabled to true to allow DELETE of manifests and blobs');
     if (mode === 'write-behind') {
-      throw new OciError(
-        'UNSUPPORTED',
-        `deletes are not replicated by write-behind (upstream ${target.key}): delete at the central registry, or use pushmode write-through`,
-      );
+      throw unsupported(`deletes are not replicated by write-behind (upstream ${target.key}): delete at the central registry, or use pushmode write-through`);
     }
     return mode;
   }
@@ -345,10 +339,9 @@ const MAX_MISSING_SHOWN = 10;
 /** Not the client's fault: whether the content exists cannot be known until the upstream answers. */
 function manifestContentUnverified(target: Target, unasked: string[]): OciError {
   const shown = unasked.slice(0, MAX_MISSING_SHOWN);
-  return new OciError(
-    'UNAVAILABLE',
+  return unavailable(
     `the manifest references content berth does not hold in ${target.repository} (${shown.join(', ')}) and upstream ${target.key} could not be asked: retry when it is reachable, or push that content first`,
-    { detail: { unverified: shown, count: unasked.length } },
+    { unverified: shown, count: unasked.length },
   );
 }
 
@@ -357,12 +350,11 @@ function manifestBlobUnknown(target: Target, missing: string[]): OciError {
   // A short answer however many are missing: the first few name the problem.
   const shown = missing.slice(0, MAX_MISSING_SHOWN);
   const more = missing.length > shown.length ? ` and ${missing.length - shown.length} more` : '';
-  return new OciError(
-    'MANIFEST_BLOB_UNKNOWN',
+  return manifestBlobUnknownError(
     `the manifest references content ${where} in ${target.repository}: ${shown.join(', ')}${more}; push those blobs (or manifests) first`,
     {
-      status: 400,
-      detail: { missing: shown, count: missing.length },
+      missing: shown,
+      count: missing.length,
     },
   );
 }

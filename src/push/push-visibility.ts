@@ -1,5 +1,6 @@
 /** @module push/push-visibility — what a pushed manifest may name: content of its own repository, or content the pushing client may read where berth holds it. */
-import { OciError } from '../oci/errors.js';
+import { type OciError } from '../oci/errors.js';
+import { manifestInvalid } from '../oci/error-catalogue.js';
 import type { Descriptor, ParsedManifest } from '../oci/manifest.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
@@ -101,7 +102,5 @@ const MAX_SHOWN = 10;
 function sizeMismatch(mismatched: ReadonlyArray<{ digest: string; declared: number; stored: number }>): OciError {
   const shown = mismatched.slice(0, MAX_SHOWN);
   const list = shown.map((m) => `${m.digest} is ${m.stored} bytes, not ${m.declared}`).join('; ');
-  return new OciError('MANIFEST_INVALID', `the manifest's descriptors disagree with the content they name: ${list}`, {
-    detail: { mismatched: shown, count: mismatched.length },
-  });
+  return manifestInvalid(`the manifest's descriptors disagree with the content they name: ${list}`, { mismatched: shown, count: mismatched.length });
 }

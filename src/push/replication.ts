@@ -1,6 +1,7 @@
 /** @module push/replication — carrying pushed content to an upstream: the shared steps, and the write-behind worker that drains the queue. */
 import type { Logger } from 'pino';
-import { OciError, isTransient } from '../oci/errors.js';
+import { isTransient } from '../oci/errors.js';
+import { blobUnknown, manifestUnservable } from '../oci/error-catalogue.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { Claimant, Job, ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
@@ -40,11 +41,7 @@ export class Replicator {
     let stored = await blobs.open(digest);
     if (!stored && (await this.deps.site?.gatherBlob(target, digest))) stored = await blobs.open(digest);
     if (!stored) {
-      throw new OciError(
-        'BLOB_UNKNOWN',
-        `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`,
-        { detail: { digest } },
-      );
+      throw blobUnknown(digest, `blob ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`);
     }
     try {
       const from = (await repos.repositoriesWith(target.key, digest)).filter((r) => r !== target.repository);
@@ -60,11 +57,9 @@ export class Replicator {
     const local = await this.localManifest(target, digest);
     if (!local) {
       if ((await manifestDigest(client, target.repository, digest)) === digest) return 'present';
-      throw new OciError(
-        'MANIFEST_UNKNOWN',
-        `manifest ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`,
-        { detail: { digest } },
-      );
+      throw manifestUnservable(`manifest ${digest} is neither stored by berth nor present in ${target.repository} at upstream ${client.name}; push it again`, {
+        digest,
+      });
     }
     await putManifest(client, target.repository, digest, local.mediaType, local.body);
     return 'uploaded';
@@ -79,8 +74,7 @@ export class Replicator {
     const previous = await manifestDigest(client, target.repository, tag);
     if (previous === digest) return { previous };
     const local = await this.localManifest(target, digest);
-    if (!local)
-      throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} for tag ${tag} is no longer stored by berth; push the tag again`, { detail: { digest, tag } });
+    if (!local) throw manifestUnservable(`manifest ${digest} for tag ${tag} is no longer stored by berth; push the tag again`, { digest, tag });
     if (previous !== undefined && previous !== baseDigest) {
       this.deps.logger.warn(
         { upstream: client.name, repository: target.repository, tag, overwritten: previous, digest, queuedAt },

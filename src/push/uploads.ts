@@ -4,7 +4,8 @@ import { readdir, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
-import { OciError, diskFull, isDiskFull } from '../oci/errors.js';
+import { type OciError, diskFull, isDiskFull } from '../oci/errors.js';
+import { blobUploadUnknown, sizeInvalid, tooManyRequests, uploadRangeInvalid } from '../oci/error-catalogue.js';
 import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
 import type { Target } from '../ports/target.js';
@@ -54,12 +55,6 @@ export interface ChunkRange {
 }
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function uploadUnknown(id: string): OciError {
-  return new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 80)} is not known: it finished, was cancelled, or expired; start a new one with POST`, {
-    detail: { uuid: id.slice(0, 80) },
-  });
-}
 
 export class UploadManager {
   /** Sessions this process has touched since it started, owned by the instance. */
@@ -137,9 +132,7 @@ export class UploadManager {
   async create(target: Target, owner?: string): Promise<UploadSession> {
     const id = randomUUID();
     if (owner !== undefined && !(await this.bound.open(owner, id))) {
-      throw new OciError('TOOMANYREQUESTS', `this client has ${MAX_UPLOADS_PER_CLIENT} uploads open; finish or cancel some (DELETE) before starting more`, {
-        headers: { 'Retry-After': '5' },
-      });
+      throw tooManyRequests(`this client has ${MAX_UPLOADS_PER_CLIENT} uploads open; finish or cancel some (DELETE) before starting more`, 5);
     }
     const session: UploadSession = { id, key: target.key, repository: target.repository, tempPath: this.pathOf(id), writer: undefined, busy: false, owner };
     try {
@@ -159,9 +152,9 @@ export class UploadManager {
 
   /** The session for an upload URL; after a restart it is rebuilt from its row and temp file. */
   async get(target: Target, id: string): Promise<UploadSession> {
-    if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
+    if (!UPLOAD_ID.test(id)) throw blobUploadUnknown(id);
     const row = await this.deps.rows.get(id);
-    if (!row || row.upstream !== target.key || row.repository !== target.repository) throw uploadUnknown(id);
+    if (!row || row.upstream !== target.key || row.repository !== target.repository) throw blobUploadUnknown(id);
     let session = this.sessions.get(id);
     if (!session) {
       session = { id, key: row.upstream, repository: row.repository, tempPath: this.pathOf(id), writer: undefined, busy: false };
@@ -184,7 +177,7 @@ export class UploadManager {
         // A vanished file ends the upload; any other I/O error is reported as what it is.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         await this.discard(id);
-        throw uploadUnknown(id);
+        throw blobUploadUnknown(id);
       } finally {
         session.opening = undefined;
       }
@@ -215,10 +208,10 @@ export class UploadManager {
     let failed = false;
     try {
       for await (const chunk of body) {
-        if (session.cancelled) throw uploadUnknown(session.id);
+        if (session.cancelled) throw blobUploadUnknown(session.id);
         await writer.write(chunk);
       }
-      if (session.cancelled) throw uploadUnknown(session.id);
+      if (session.cancelled) throw blobUploadUnknown(session.id);
     } catch (err) {
       failed = true;
       if (isDiskFull(err)) {
@@ -242,8 +235,7 @@ export class UploadManager {
     }
     const received = writer.bytesWritten - start;
     if (range && received !== range.end - range.start + 1) {
-      throw new OciError(
-        'SIZE_INVALID',
+      throw sizeInvalid(
         `chunk ${range.start}-${range.end} announced ${range.end - range.start + 1} bytes but ${received} arrived; the upload now stands at ${writer.bytesWritten}`,
       );
     }
@@ -327,10 +319,7 @@ export class UploadManager {
 }
 
 function rangeError(session: UploadSession, offset: number, why: string): OciError {
-  return new OciError('RANGE_INVALID', `${why}; resume from the Range this upload reports`, {
-    headers: { Range: rangeHeader(offset), 'Docker-Upload-UUID': session.id },
-    detail: { offset },
-  });
+  return uploadRangeInvalid(why, session.id, offset, rangeHeader(offset));
 }
 
 /** The Range header of an upload at `offset` bytes (distribution answers 0-0 for an empty one). */

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
 import { StoreLayout } from './layout.js';
-import { OciError } from '../oci/errors.js';
+import { digestInvalid, sizeInvalid } from '../oci/error-catalogue.js';
 import { Leases, StoredBlob } from './leases.js';
 import { BufferPool } from './send.js';
 import type { ZeroCopy } from './zero-copy.js';
@@ -243,9 +243,9 @@ export class BlobWriter {
     const actual = this.digester.digest();
     const size = this.digester.bytes;
     if (expectedSize !== undefined && expectedSize >= 0 && size !== expectedSize) {
-      throw new OciError('SIZE_INVALID', `content of ${expectedDigest} is ${size} bytes, expected ${expectedSize}`);
+      throw sizeInvalid(`content of ${expectedDigest} is ${size} bytes, expected ${expectedSize}`);
     }
-    if (actual !== expectedDigest) throw new OciError('DIGEST_INVALID', `content does not match digest ${expectedDigest} (computed ${actual})`);
+    if (actual !== expectedDigest) throw digestInvalid(`content does not match digest ${expectedDigest} (computed ${actual})`);
     return { digest: actual, size };
   }
 

@@ -3,7 +3,8 @@ import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
-import { OciError, UnreachableError } from '../oci/errors.js';
+import { type OciError, UnreachableError } from '../oci/errors.js';
+import { badGateway, loopDetected, unauthorized } from '../oci/error-catalogue.js';
 import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
 import { CircuitBreaker } from './breaker.js';
@@ -177,8 +178,7 @@ export class RegistryClient {
     }
     if (res.status === 401) {
       await res.body.dump();
-      throw new OciError(
-        'UNAUTHORIZED',
+      throw unauthorized(
         this.config.username === undefined
           ? `upstream ${this.name} (${this.remoteurl}) requires credentials: set username and password for it`
           : `upstream ${this.name} (${this.remoteurl}) rejected berth's credentials for user "${this.config.username}": check its username and password`,
@@ -204,14 +204,14 @@ export class RegistryClient {
     }
     if (kind === 'config') {
       const p = describeConfigProblem(this.config, err);
-      return new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`, { status: 502 });
+      return badGateway(`upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`);
     }
     const at = this.now();
     if (!this.trustNote || at - this.trustNote.at > TRUST_NOTE_MS) {
       this.trustNote = { at, text: peerCertificate(this.config, this.connectMs).then((cert) => describeTrustProblem(this.config, err, cert)) };
     }
     const p = await this.trustNote.text;
-    return new OciError('UNAVAILABLE', `upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`, { status: 502 });
+    return badGateway(`upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`);
   }
 
   private authHeader(scope: string): Record<string, string> {
@@ -248,7 +248,7 @@ export class RegistryClient {
       }
       if (this.instance !== undefined && responseValue(res.headers[INSTANCE_HEADER]) === this.instance) {
         await res.body.dump().catch(() => undefined);
-        throw new OciError('UNAVAILABLE', loopMessage(this.config), { status: 508 });
+        throw loopDetected(loopMessage(this.config));
       }
       // Connect errors and timeouts above always count; a 5xx only where the upstream should have served.
       if (res.statusCode >= 500) {

@@ -4,6 +4,7 @@ import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { OutageMode } from '../config/types.js';
 import { OciError, isTransientStatus } from '../oci/errors.js';
+import { unavailable } from '../oci/error-catalogue.js';
 import { parseChallenge } from './challenge.js';
 import type { RegistryClient } from './client.js';
 import { upstreamPath } from './registry-api.js';
@@ -76,7 +77,7 @@ export class PassthroughChecker {
     return this.pending.run(key, async () => {
       try {
         const refusal = this.client.breaker.refusal();
-        if (refusal) throw new OciError('UNAVAILABLE', refusal);
+        if (refusal) throw unavailable(refusal);
         const verdict = await ask();
         this.remember(key, verdict);
         return verdict;
@@ -87,8 +88,7 @@ export class PassthroughChecker {
           logger.debug({ upstream: name, verdict: known.verdict, err: err.message }, 'upstream cannot check access; using the last known decision');
           return known.verdict;
         }
-        throw new OciError(
-          'UNAVAILABLE',
+        throw unavailable(
           outage === 'deny'
             ? `access cannot be checked with upstream ${name} (${err.message}); its passthroughoutage is deny, so the cache refuses until the upstream answers`
             : `access cannot be checked with upstream ${name} (${err.message}) and there is no earlier decision for these credentials`,
@@ -161,10 +161,10 @@ export class PassthroughChecker {
     try {
       res = await request(url, { method: method, headers, dispatcher: this.client.dispatcher });
     } catch (err) {
-      throw new OciError('UNAVAILABLE', `upstream ${this.client.name} is unreachable: ${(err as Error).message}`);
+      throw unavailable(`upstream ${this.client.name} is unreachable: ${(err as Error).message}`);
     }
     await res.body.dump();
-    if (isTransientStatus(res.statusCode)) throw new OciError('UNAVAILABLE', `upstream ${this.client.name} answered ${res.statusCode}`);
+    if (isTransientStatus(res.statusCode)) throw unavailable(`upstream ${this.client.name} answered ${res.statusCode}`);
     return { status: res.statusCode, headers: res.headers };
   }
 }

@@ -1,5 +1,5 @@
 /** @module upstream/registry-api — berth's requests to a central registry, pull and push, as typed operations: upstream paths are spelled only here. */
-import { OciError } from '../oci/errors.js';
+import { badGateway, unavailable } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { responseHeader, type RegistryClient, type UpstreamRequest, type UpstreamResponse } from './client.js';
@@ -72,7 +72,7 @@ export async function getBlob(client: RegistryClient, repository: string, digest
     const range = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
     if (range && Number(range[1]) === offset) return { body: res.body, start: offset, size: undefined };
     await res.body.dump();
-    throw new OciError('UNAVAILABLE', `upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
+    throw unavailable(`upstream ${client.name} answered a resume at ${offset} with range ${String(res.headers['content-range'])}`);
   }
   if (!(await found(res, client, `blob ${digest}`))) return undefined;
   const length = Number(res.headers['content-length']);
@@ -101,7 +101,7 @@ export async function getTags(client: RegistryClient, repository: string): Promi
     const body = JSON.parse(text) as { tags?: unknown };
     return Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string') : [];
   } catch {
-    throw new OciError('UNAVAILABLE', `upstream ${client.name} sent an invalid ${what}`, { status: 502 });
+    throw badGateway(`upstream ${client.name} sent an invalid ${what}`);
   }
 }
 
@@ -173,7 +173,7 @@ export async function sendBlob(
     if (res.status !== 202) throw await upstreamError(res, client.name, `an upload of blob ${digest} to ${repository}`);
     await res.body.dump();
     const at = responseHeader(res, 'location');
-    if (!at) throw new OciError('UNAVAILABLE', `upstream ${client.name} started an upload without a Location header`, { status: 502 });
+    if (!at) throw badGateway(`upstream ${client.name} started an upload without a Location header`);
     return at;
   };
   location ??= await start();

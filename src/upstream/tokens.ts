@@ -2,7 +2,8 @@
 import type { Dispatcher } from 'undici';
 import { request } from 'undici';
 import type { Logger } from 'pino';
-import { OciError, UnreachableError } from '../oci/errors.js';
+import { UnreachableError } from '../oci/errors.js';
+import { badGateway, unauthorized, unavailable } from '../oci/error-catalogue.js';
 import type { Challenge } from './challenge.js';
 import { realmAllowed } from './challenge.js';
 import { PromiseFlight } from '../util/single-flight.js';
@@ -49,16 +50,14 @@ const EXPIRY_MARGIN_MS = 10_000;
  */
 export async function fetchToken(ctx: TokenContext, challenge: Challenge, scope: string | undefined, creds: Credentials | undefined): Promise<TokenOutcome> {
   const realm = challenge.params['realm'];
-  if (!realm) throw new OciError('UNAVAILABLE', `upstream ${ctx.upstreamName} (${ctx.remoteurl}) sent a bearer challenge without a realm`, { status: 502 });
+  if (!realm) throw badGateway(`upstream ${ctx.upstreamName} (${ctx.remoteurl}) sent a bearer challenge without a realm`);
   if (!realmAllowed(ctx.remoteurl, realm, ctx.allowedRealms)) {
     ctx.logger.error(
       { upstream: ctx.upstreamName, realm: safeLocation(realm) },
       'refused token realm: not on the upstream registry domain nor in its tokenrealms; no credentials sent',
     );
-    throw new OciError(
-      'UNAVAILABLE',
+    throw badGateway(
       `upstream ${ctx.upstreamName} pointed berth to token realm ${safeLocation(realm)}, which is neither on the upstream's domain nor listed in its tokenrealms; credentials were not sent (if that is its token service, add the host to tokenrealms)`,
-      { status: 502 },
     );
   }
   const url = new URL(realm);
@@ -77,15 +76,15 @@ export async function fetchToken(ctx: TokenContext, challenge: Challenge, scope:
     return { kind: 'rejected', status: res.statusCode };
   }
   const text = await res.body.text();
-  if (res.statusCode !== 200) throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} answered ${res.statusCode}`);
+  if (res.statusCode !== 200) throw unavailable(`token service of upstream ${ctx.upstreamName} answered ${res.statusCode}`);
   let body: { token?: string; access_token?: string; expires_in?: number };
   try {
     body = JSON.parse(text) as typeof body;
   } catch {
-    throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} returned invalid JSON`, { status: 502 });
+    throw badGateway(`token service of upstream ${ctx.upstreamName} returned invalid JSON`);
   }
   const token = body.token ?? body.access_token;
-  if (!token) throw new OciError('UNAVAILABLE', `token service of upstream ${ctx.upstreamName} returned no token`, { status: 502 });
+  if (!token) throw badGateway(`token service of upstream ${ctx.upstreamName} returned no token`);
   // The spec's default lifetime is 60 s when expires_in is absent.
   const lifetimeMs = Math.max(0, (typeof body.expires_in === 'number' ? body.expires_in : 60) * 1000 - EXPIRY_MARGIN_MS);
   return { kind: 'token', token, lifetimeMs };
@@ -119,10 +118,8 @@ export class TokenSource {
     const creds = opts.username !== undefined ? { username: opts.username, password: opts.password ?? '' } : undefined;
     const outcome = await fetchToken(opts, challenge, scope, creds);
     if (outcome.kind === 'rejected') {
-      throw new OciError(
-        'UNAUTHORIZED',
+      throw unauthorized(
         `upstream ${opts.upstreamName} (${opts.remoteurl}) rejected berth's credentials${opts.username ? ` for user "${opts.username}"` : ' (none configured)'}: check the upstream's username and password`,
-        { status: 401 },
       );
     }
     this.cache.set(scope, { token: outcome.token, expiresAt: opts.now() + outcome.lifetimeMs });

@@ -4,7 +4,8 @@
  * of the upload URL, its Range header) and sends only the rest.
  */
 import type { Readable } from 'node:stream';
-import { OciError, UnreachableError } from '../oci/errors.js';
+import { UnreachableError } from '../oci/errors.js';
+import { badGateway } from '../oci/error-catalogue.js';
 import { describeNetworkError, responseHeader, type RegistryClient, type UpstreamResponse } from './client.js';
 import { upstreamError } from './status.js';
 
@@ -94,8 +95,7 @@ export async function uploadInChunks(
     } catch (err) {
       if (!isCut(err)) throw err;
     }
-    if (++stalls > MAX_STALLS)
-      throw new OciError('UNAVAILABLE', `upload of blob ${digest} to ${client.name} made no progress after ${MAX_STALLS} tries`, { status: 502 });
+    if (++stalls > MAX_STALLS) throw badGateway(`upload of blob ${digest} to ${client.name} made no progress after ${MAX_STALLS} tries`);
     // Where does the registry stand? A lost upload (404) starts again from nothing.
     await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** stalls, 3_000)));
     const at = await status(client, repository, state.url).catch((err: unknown) => {
@@ -126,7 +126,7 @@ async function status(client: RegistryClient, repository: string, url: string): 
     res = await client.send({ method: 'GET', repository, path: '', url, push: true });
   } catch (err) {
     if (isCut(err)) throw err;
-    throw new OciError('UNAVAILABLE', `upload status of ${url}: ${describeNetworkError(err)}`, { status: 502 });
+    throw badGateway(`upload status of ${url}: ${describeNetworkError(err)}`);
   }
   await res.body.dump().catch(() => undefined);
   if (res.status === 204 || res.status === 200) return { offset: confirmed(res) ?? 0, url: next(res, client.remoteurl, url), lost: false };

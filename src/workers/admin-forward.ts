@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AdminHandler } from '../http/admin.js';
 import { FORWARDED_CLIENT, sendApiError } from '../http/admin-io.js';
-import { ApiError, OciError } from '../oci/errors.js';
+import { ApiError } from '../oci/errors.js';
+import { unavailable } from '../oci/error-catalogue.js';
 import { isHubPath } from '../fleet/hub.js';
 
 /** Carries the client's address from the forwarding worker (the loopback-only rule reads it). */
@@ -74,7 +75,7 @@ function forward(req: IncomingMessage, res: ServerResponse, port: number): Promi
       });
     });
     out.once('error', (err) => {
-      if (!res.headersSent) sendApiError(res, new OciError('UNAVAILABLE', `the admin worker did not answer: ${err.message}`), req.method === 'HEAD');
+      if (!res.headersSent) sendApiError(res, unavailable(`the admin worker did not answer: ${err.message}`), req.method === 'HEAD');
       else res.destroy();
       resolve();
     });
