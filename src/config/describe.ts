@@ -1,30 +1,6 @@
 /** @module config/describe — the effective configuration printed in config.yml's own keys and units (`berth config check`), secrets redacted. */
 import type { BerthConfig, Listener, UpstreamConfig } from './types.js';
-
-/** `90s`, `15m`, `168h`: the largest unit that divides the value, as config.yml accepts it. */
-export function formatDuration(ms: number): string {
-  for (const [unit, size] of [
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1_000],
-  ] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
-/** `50GiB`, `500MiB`: exact binary units, else bytes. */
-export function formatSize(bytes: number): string {
-  for (const [unit, size] of [
-    ['TiB', 2 ** 40],
-    ['GiB', 2 ** 30],
-    ['MiB', 2 ** 20],
-    ['KiB', 2 ** 10],
-  ] as const) {
-    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
-  }
-  return `${bytes}B`;
-}
+import { formatDuration, formatSize } from './units.js';
 
 const pem = (text: string) => `<${Buffer.byteLength(text)} bytes PEM>`;
 const addr = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
