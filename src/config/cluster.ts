@@ -46,7 +46,8 @@ export const redisSchema = z
         clientcas: z.array(pathText()).optional().meta({ description: 'PEM CA bundles trusted for the Redis server.' }),
         insecure: flag().optional().meta({ description: 'Skip TLS verification of Redis.', default: 'false' }),
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'TLS to Redis.' }),
     pool: ignored(),
     maxretries: ignored(),
     minretrybackoff: ignored(),

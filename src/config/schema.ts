@@ -74,7 +74,8 @@ const storageSchema = z.strictObject({
     .strictObject({
       enabled: flag().optional().meta({ description: 'distribution’s meaning: clients may DELETE manifests and blobs.', default: 'false' }),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'Deleting through the registry API.' }),
   cache: ignored(),
   maintenance: z
     .strictObject({
@@ -89,10 +90,12 @@ const storageSchema = z.strictObject({
             .meta({ description: 'How often abandoned uploads are looked for.', default: formatDuration(D.DEFAULT_UPLOAD_PURGE_INTERVAL_MS) }),
           dryrun: ignored(),
         })
-        .optional(),
+        .optional()
+        .meta({ description: 'Removal of uploads that were started and never finished.' }),
       readonly: ignored(),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'Background upkeep of the store.' }),
   redirect: ignored(),
   tag: ignored(),
   inmemory: driver('inmemory'),
@@ -115,7 +118,7 @@ const httpSchema = z.strictObject({
   headers: z
     .record(z.string().regex(HEADER_NAME, 'invalid header name; allowed: an HTTP header name such as X-Content-Type-Options'), headerValues())
     .optional()
-    .meta({ description: 'Headers added to every response: a header name and its values.', example: 'X-Content-Type-Options: [nosniff]' }),
+    .meta({ description: 'Headers added to every response: a header name and its values.', example: '{ X-Content-Type-Options: [nosniff] }' }),
   tls: z
     .strictObject({
       certificate: tlsPair('the listener').certificate.optional(),
@@ -188,13 +191,10 @@ const upstreamKeys = {
   username: text().optional().meta({ description: 'Account berth fetches content with.' }),
   password: text().optional().meta({ description: 'Password of username; never logged or printed.' }),
   passwordfile: pathText().optional().meta({ description: 'File holding the password (trailing newline dropped), instead of password.' }),
-  hosts: z
-    .array(registryHost())
-    .optional()
-    .meta({
-      description: 'Registry names clients use for this upstream (containerd’s ns= parameter, the Host header); requests naming one go here.',
-      example: '[harbor.xing.com]',
-    }),
+  hosts: z.array(registryHost()).optional().meta({
+    description: 'Registry names clients use for this upstream (containerd’s ns= parameter, the Host header); requests naming one go here.',
+    example: '[harbor.xing.com]',
+  }),
   ca: pathText().optional().meta({ description: 'PEM CA bundle trusted for this upstream (a private CA or its self-signed certificate).' }),
   insecure: flag().optional().meta({ description: 'Skip TLS verification of the upstream.', default: 'false' }),
   ttl: duration().optional().meta({ description: 'Content not pulled for this long may be dropped; 0 keeps it.', default: '0s (never)', example: '168h' }),
@@ -212,13 +212,10 @@ const upstreamKeys = {
     .meta({ description: 'A Docker client config.json to take the credentials from (its auths entry for remoteurl’s host or one of hosts).' }),
   certificate: pathText().optional().meta({ description: 'PEM client certificate presented to the upstream (mutual TLS); needs key.' }),
   key: pathText().optional().meta({ description: 'PEM private key of certificate.' }),
-  tokenrealms: z
-    .array(registryHost())
-    .optional()
-    .meta({
-      description: 'Token service hosts (host, or host:port) trusted with credentials besides the upstream’s own registrable domain.',
-      example: '[login.xing-sso.com]',
-    }),
+  tokenrealms: z.array(registryHost()).optional().meta({
+    description: 'Token service hosts (host, or host:port) trusted with credentials besides the upstream’s own registrable domain.',
+    example: '[login.xing-sso.com]',
+  }),
   resolve: ipAddress()
     .optional()
     .meta({ description: 'Address to connect to for remoteurl’s host instead of looking it up; TLS still checks the name.', example: '10.10.102.190' }),
@@ -228,12 +225,10 @@ const upstreamKeys = {
   passthroughttl: duration()
     .optional()
     .meta({ description: 'How long a pass-through decision is reused; with passthroughauth only.', default: formatDuration(D.DEFAULT_PASSTHROUGH_TTL_MS) }),
-  passthroughoutage: oneOf(OUTAGE_MODES)
-    .optional()
-    .meta({
-      description: 'While the upstream is unreachable: lastknown reuses the last decision, deny refuses; with passthroughauth only.',
-      default: 'lastknown',
-    }),
+  passthroughoutage: oneOf(OUTAGE_MODES).optional().meta({
+    description: 'While the upstream is unreachable: lastknown reuses the last decision, deny refuses; with passthroughauth only.',
+    default: 'lastknown',
+  }),
   ...budgetKeys,
 };
 
@@ -252,7 +247,10 @@ const logSchema = z.strictObject({
     .optional()
     .meta({ description: 'Least severe log lines written; distribution’s warning and panic are read as warn and fatal.', default: 'info' }),
   fields: z.record(z.string(), text()).optional().meta({ description: 'Fields added to every log line.', example: '{ service: registry }' }),
-  accesslog: z.strictObject({ disabled: flag().optional().meta({ description: 'No log line per request.', default: 'false' }) }).optional(),
+  accesslog: z
+    .strictObject({ disabled: flag().optional().meta({ description: 'No log line per request.', default: 'false' }) })
+    .optional()
+    .meta({ description: 'One log line per request.' }),
   formatter: ignored(),
   hooks: ignored(),
   reportcaller: ignored(),
@@ -269,9 +267,9 @@ export const upstreamEntrySchema = z.strictObject({
 
 export const documentSchema = z.strictObject({
   version: configVersion().optional().meta({ description: 'distribution’s config version; only 0.1 exists.', example: '0.1' }),
-  log: logSchema.optional(),
-  storage: storageSchema.optional(),
-  http: httpSchema.optional(),
+  log: logSchema.optional().meta({ description: 'What berth logs: one JSON line per event on standard output.' }),
+  storage: storageSchema.optional().meta({ description: 'Where and how much berth stores.' }),
+  http: httpSchema.optional().meta({ description: 'What berth listens on and the bounds it holds clients to.' }),
   proxy: z
     .strictObject({ ...upstreamKeys, exec: ignored() })
     .optional()
@@ -293,7 +291,8 @@ export const documentSchema = z.strictObject({
       token: ignored(),
       silly: ignored(),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'Client authentication and authorisation; without it anyone who reaches berth may pull.' }),
   admin: z
     .strictObject({
       username: text().optional().meta({ description: 'User name for the admin API (/api/v1/), separate from auth:.' }),
