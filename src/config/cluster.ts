@@ -22,9 +22,9 @@ export const redisSchema = z
       .meta({ description: 'Redis addresses (distribution 3.x); several are Sentinels and need mastername.', example: '[10.0.0.9:26379, 10.0.0.10:26379]' }),
     mastername: text().optional().meta({ description: 'Name of the master the Sentinels watch.' }),
     username: text().optional().meta({ description: 'Redis ACL user.' }),
-    password: text().optional().meta({ description: 'Redis password; never printed.' }),
+    password: text().optional().meta({ description: 'Redis password; never printed.', secret: true }),
     sentinelusername: text().optional().meta({ description: 'User for the Sentinels.' }),
-    sentinelpassword: text().optional().meta({ description: 'Password for the Sentinels.' }),
+    sentinelpassword: text().optional().meta({ description: 'Password for the Sentinels.', secret: true }),
     db: text().optional().meta({ description: 'Database number.', default: '0' }),
     dialtimeout: duration()
       .optional()
@@ -58,7 +58,7 @@ export const redisSchema = z
 export const clusterSchema = z
   .strictObject({
     advertise: httpUrl().meta({ description: 'How the other replicas reach this one; unique per replica.', example: 'http://10.0.0.5:5000' }),
-    secret: text().optional().meta({ description: 'Secret shared by the replicas, 16 characters or more; never printed.' }),
+    secret: text().optional().meta({ description: 'Secret shared by the replicas, 16 characters or more; never printed.', secret: true }),
     secretfile: pathText().optional().meta({ description: 'File holding the secret, instead of secret.' }),
     name: upstreamName().optional().meta({ description: 'Replicas with the same name form one site (the Redis key prefix).', default: 'berth' }),
   })

@@ -89,7 +89,7 @@ export const DEFAULT_SITE_INTERVAL_MS = 30_000;
 const token = (who: string) => ({
   token: text()
     .optional()
-    .meta({ description: `Shared secret ${who}; or tokenfile.` }),
+    .meta({ description: `Shared secret ${who}; or tokenfile.`, secret: true }),
   tokenfile: pathText().optional().meta({ description: 'File holding the token, instead of token.' }),
 });
 

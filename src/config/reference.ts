@@ -69,6 +69,7 @@ function entry(k: Key): string {
   if (k.doc.default !== undefined) facts.push(`- Default: ${k.doc.default}`);
   if (k.doc.example !== undefined) facts.push(`- Example: \`${k.name}: ${k.doc.example}\``);
   if (!k.section) facts.push(`- Environment: \`${envName(k.path)}\``);
+  if (k.doc.secret) facts.push('- Secret: `berth config check` prints it as <redacted>');
   return [...lines, ...facts, ''].join('\n');
 }
 

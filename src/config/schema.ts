@@ -189,7 +189,7 @@ const upstreamKeys = {
     example: 'https://harbor.xing.com',
   }),
   username: text().optional().meta({ description: 'Account berth fetches content with.' }),
-  password: text().optional().meta({ description: 'Password of username; never logged or printed.' }),
+  password: text().optional().meta({ description: 'Password of username; never logged or printed.', secret: true }),
   passwordfile: pathText().optional().meta({ description: 'File holding the password (trailing newline dropped), instead of password.' }),
   hosts: z.array(registryHost()).optional().meta({
     description: 'Registry names clients use for this upstream (containerd’s ns= parameter, the Host header); requests naming one go here.',
@@ -211,7 +211,7 @@ const upstreamKeys = {
     .optional()
     .meta({ description: 'A Docker client config.json to take the credentials from (its auths entry for remoteurl’s host or one of hosts).' }),
   certificate: pathText().optional().meta({ description: 'PEM client certificate presented to the upstream (mutual TLS); needs key.' }),
-  key: pathText().optional().meta({ description: 'PEM private key of certificate.' }),
+  key: pathText().optional().meta({ description: 'PEM private key of certificate.', secret: true }),
   tokenrealms: z.array(registryHost()).optional().meta({
     description: 'Token service hosts (host, or host:port) trusted with credentials besides the upstream’s own registrable domain.',
     example: '[login.xing-sso.com]',
@@ -296,7 +296,7 @@ export const documentSchema = z.strictObject({
   admin: z
     .strictObject({
       username: text().optional().meta({ description: 'User name for the admin API (/api/v1/), separate from auth:.' }),
-      password: text().optional().meta({ description: 'Password of the admin user, at most 72 bytes; never printed.' }),
+      password: text().optional().meta({ description: 'Password of the admin user, at most 72 bytes; never printed.', secret: true }),
       passwordfile: pathText().optional().meta({ description: 'File holding the admin password, instead of password.' }),
       open: flag().optional().meta({ description: 'The admin API is open to anyone who reaches the listen address, on purpose.', default: 'false' }),
       trustloopback: flag().optional().meta({

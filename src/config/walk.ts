@@ -47,6 +47,8 @@ export interface KeyDoc {
   readonly example?: string;
   /** What its values are called: `duration`, `size`, `path`, ... */
   readonly valueType?: string;
+  /** Its value is never printed (`berth config check` redacts it). */
+  readonly secret?: boolean;
 }
 
 /** The metadata of every layer of `schema` (optional, pipe, ...), the outermost winning. */
