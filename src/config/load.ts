@@ -155,7 +155,7 @@ function applyFlags(doc: Tree, flags: ServeFlags, cwd: string, origins: Map<stri
   const proxy = isMapping(doc.proxy) ? doc.proxy : undefined;
   const bare = (url: Tree | undefined) => (typeof url === 'string' ? url.replace(/\/+$/, '') : url);
   if (flags.upstream !== undefined && proxy && proxy.remoteurl !== undefined && bare(proxy.remoteurl) !== bare(flags.upstream)) {
-    // Credentials configured for one registry must never be sent to another (DESIGN §7).
+    // Credentials configured for one registry must never be sent to another (docs/design.md).
     for (const key of ['username', 'password', 'passwordfile']) {
       if (proxy[key] !== undefined && !(key === 'username' ? flags.username : flags.passwordFile)) {
         warnings.push(`proxy.${key}: not used, --upstream names a different registry than proxy.remoteurl`);

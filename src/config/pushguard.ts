@@ -1,4 +1,4 @@
-/** @module config/pushguard — a cache that forwards pushes with its own upstream account must authenticate its clients (DESIGN §7). */
+/** @module config/pushguard — a cache that forwards pushes with its own upstream account must authenticate its clients (docs/design.md). */
 import type { BerthConfig } from './types.js';
 
 /**

@@ -48,7 +48,7 @@ export function problemsOf(fn: () => unknown): string[] {
 
 export const PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ==\n-----END CERTIFICATE-----\n';
 
-/** DESIGN §1, verbatim. */
+/** The edge-site config.yml of docs/design.md, verbatim. */
 export const REFERENCE = `version: 0.1
 log:
   fields:
