@@ -3,53 +3,72 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { duration, flag, httpUrl, ignored, pathText, text, upstreamName } from './fields.js';
 import type { ClusterConfig } from './types.js';
+import { formatDuration } from './units.js';
+
+/** Every Redis call gives up after this long by default: Redis helps, it never holds a request up. */
+export const DEFAULT_REDIS_TIMEOUT_MS = 1_000;
 
 /**
  * distribution's `redis:` keys: 2.x `addr`, 3.x `addrs` (with `mastername`, Sentinel), `username`,
  * `password`, `db`, `tls` (2.x `enabled`; 3.x `certificate`, `key`, `clientcas`) and the
  * timeouts. Pool tuning is distribution's own business: accepted, unused.
  */
-export const redisSchema = z.strictObject({
-  addr: text().optional(),
-  addrs: z.array(text()).optional(),
-  mastername: text().optional(),
-  username: text().optional(),
-  password: text().optional(),
-  sentinelusername: text().optional(),
-  sentinelpassword: text().optional(),
-  db: text().optional(),
-  dialtimeout: duration().optional(),
-  readtimeout: duration().optional(),
-  writetimeout: duration().optional(),
-  tls: z
-    .strictObject({
-      enabled: flag().optional(),
-      certificate: pathText().optional(),
-      key: pathText().optional(),
-      clientcas: z.array(pathText()).optional(),
-      insecure: flag().optional(),
-    })
-    .optional(),
-  pool: ignored(),
-  maxretries: ignored(),
-  minretrybackoff: ignored(),
-  maxretrybackoff: ignored(),
-});
+export const redisSchema = z
+  .strictObject({
+    addr: text().optional().meta({ description: 'host:port of the Redis server (distribution 2.x).', example: '10.0.0.9:6379' }),
+    addrs: z
+      .array(text())
+      .optional()
+      .meta({ description: 'Redis addresses (distribution 3.x); several are Sentinels and need mastername.', example: '[10.0.0.9:26379, 10.0.0.10:26379]' }),
+    mastername: text().optional().meta({ description: 'Name of the master the Sentinels watch.' }),
+    username: text().optional().meta({ description: 'Redis ACL user.' }),
+    password: text().optional().meta({ description: 'Redis password; never printed.', secret: true }),
+    sentinelusername: text().optional().meta({ description: 'User for the Sentinels.' }),
+    sentinelpassword: text().optional().meta({ description: 'Password for the Sentinels.', secret: true }),
+    db: text().optional().meta({ description: 'Database number.', default: '0' }),
+    dialtimeout: duration()
+      .optional()
+      .meta({ description: 'Connect timeout.', default: formatDuration(DEFAULT_REDIS_TIMEOUT_MS) }),
+    readtimeout: duration()
+      .optional()
+      .meta({
+        description: 'Every Redis command gives up after this long: Redis helps, it never holds a request up.',
+        default: formatDuration(DEFAULT_REDIS_TIMEOUT_MS),
+      }),
+    writetimeout: duration()
+      .optional()
+      .meta({ description: 'Read as readtimeout when that is not set.', default: formatDuration(DEFAULT_REDIS_TIMEOUT_MS) }),
+    tls: z
+      .strictObject({
+        enabled: flag().optional().meta({ description: 'TLS to Redis (distribution 2.x); a tls: section means on unless this says false.', default: 'true' }),
+        certificate: pathText().optional().meta({ description: 'PEM client certificate presented to Redis.' }),
+        key: pathText().optional().meta({ description: 'PEM private key of certificate.' }),
+        clientcas: z.array(pathText()).optional().meta({ description: 'PEM CA bundles trusted for the Redis server.' }),
+        insecure: flag().optional().meta({ description: 'Skip TLS verification of Redis.', default: 'false' }),
+      })
+      .optional()
+      .meta({ description: 'TLS to Redis.' }),
+    pool: ignored(),
+    maxretries: ignored(),
+    minretrybackoff: ignored(),
+    maxretrybackoff: ignored(),
+  })
+  .meta({ description: 'distribution’s Redis section: with cluster:, where the replicas of a site coordinate; without it, accepted and unused.' });
 
-export const clusterSchema = z.strictObject({
-  advertise: httpUrl(),
-  secret: text().optional(),
-  secretfile: pathText().optional(),
-  name: upstreamName().optional(),
-});
+export const clusterSchema = z
+  .strictObject({
+    advertise: httpUrl().meta({ description: 'How the other replicas reach this one; unique per replica.', example: 'http://10.0.0.5:5000' }),
+    secret: text().optional().meta({ description: 'Secret shared by the replicas, 16 characters or more; never printed.', secret: true }),
+    secretfile: pathText().optional().meta({ description: 'File holding the secret, instead of secret.' }),
+    name: upstreamName().optional().meta({ description: 'Replicas with the same name form one site (the Redis key prefix).', default: 'berth' }),
+  })
+  .meta({ description: 'This berth is one replica of a site’s several, coordinated through redis:.' });
 
 type RedisDoc = z.output<typeof redisSchema>;
 type ClusterDoc = z.output<typeof clusterSchema>;
 type Where = (path: readonly (string | number)[], p: string) => string;
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
-/** Every Redis call gives up after this long by default: Redis helps, it never holds a request up. */
-export const DEFAULT_REDIS_TIMEOUT_MS = 1_000;
 
 /**
  * Without `cluster:`, a `redis:` section keeps the meaning it had before berth used Redis:

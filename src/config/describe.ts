@@ -1,30 +1,13 @@
-/** @module config/describe — the effective configuration printed in config.yml's own keys and units (`berth config check`), secrets redacted. */
+/**
+ * @module config/describe — the effective configuration printed in config.yml's own keys (`berth config check`):
+ * units and redaction follow each key's declaration in config/schema.
+ */
+import { type z } from 'zod';
+import { documentSchema } from './schema.js';
 import type { BerthConfig, Listener, UpstreamConfig } from './types.js';
-
-/** `90s`, `15m`, `168h`: the largest unit that divides the value, as config.yml accepts it. */
-export function formatDuration(ms: number): string {
-  for (const [unit, size] of [
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1_000],
-  ] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
-/** `50GiB`, `500MiB`: exact binary units, else bytes. */
-export function formatSize(bytes: number): string {
-  for (const [unit, size] of [
-    ['TiB', 2 ** 40],
-    ['GiB', 2 ** 30],
-    ['MiB', 2 ** 20],
-    ['KiB', 2 ** 10],
-  ] as const) {
-    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
-  }
-  return `${bytes}B`;
-}
+import { formatDuration, formatSize } from './units.js';
+import { childSchema, keyDocOf } from './walk.js';
+import { isMapping } from './yaml.js';
 
 const pem = (text: string) => `<${Buffer.byteLength(text)} bytes PEM>`;
 const addr = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -34,21 +17,22 @@ function upstreamDoc(u: UpstreamConfig, single: boolean): Record<string, unknown
     ...(single ? {} : { name: u.name }),
     remoteurl: u.remoteurl,
     ...(u.username !== undefined ? { username: u.username } : {}),
-    ...(u.password !== undefined ? { password: '<redacted>' } : {}),
+    ...(u.password !== undefined ? { password: u.password } : {}),
     ...(u.hosts.length > 0 ? { hosts: [...u.hosts] } : {}),
     ...(u.prefix !== undefined ? { prefix: u.prefix } : {}),
     ...(single ? {} : { default: u.default }),
     ...(u.ca !== undefined ? { ca: pem(u.ca) } : {}),
     insecure: u.insecure,
     ...(u.resolve !== undefined ? { resolve: u.resolve } : {}),
-    ...(u.clientcert ? { certificate: pem(u.clientcert.certificate), key: '<redacted>' } : {}),
+    ...(u.clientcert ? { certificate: pem(u.clientcert.certificate), key: u.clientcert.key } : {}),
     ...(u.tokenrealms.length > 0 ? { tokenrealms: [...u.tokenrealms] } : {}),
-    ...(u.passthrough ? { passthroughauth: true, passthroughttl: formatDuration(u.passthrough.ttlMs), passthroughoutage: u.passthrough.outage } : {}),
-    ttl: u.ttlMs === 0 ? '0s' : formatDuration(u.ttlMs),
-    tagttl: formatDuration(u.tagttlMs),
+    ...(u.passthrough ? { passthroughauth: true, passthroughttl: u.passthrough.ttlMs, passthroughoutage: u.passthrough.outage } : {}),
+    // 0 means never: written 0s, as the reference's example does.
+    ttl: u.ttlMs === 0 ? '0s' : u.ttlMs,
+    tagttl: u.tagttlMs,
     pushmode: u.pushmode,
     prefetch: u.prefetch,
-    ...(u.ratelimit !== undefined ? { ratelimit: `${formatSize(u.ratelimit)}/s` } : {}),
+    ...(u.ratelimit !== undefined ? { ratelimit: u.ratelimit } : {}),
     ...(u.backgroundwindow !== undefined ? { backgroundwindow: u.backgroundwindow.text } : {}),
   };
 }
@@ -57,6 +41,27 @@ const listener = (l: Listener) => ({ addr: addr(l.host, l.port), ...(l.tls ? { t
 
 /** A config.yml document that loads back to the same configuration (secrets and PEM bundles excepted). */
 export function describeConfig(config: BerthConfig): Record<string, unknown> {
+  return asWritten(documentOf(config), documentSchema) as Record<string, unknown>;
+}
+
+/**
+ * The value as config.yml writes it, by the schema of its key: milliseconds of a duration key as
+ * `15m`, bytes of a size key as `50GiB`, a rate as `4MiB/s`; a secret key's value redacted.
+ */
+function asWritten(value: unknown, schema: z.ZodType | undefined): unknown {
+  const doc = schema ? keyDocOf(schema) : {};
+  if (doc.secret && value !== undefined) return '<redacted>';
+  if (Array.isArray(value)) return value.map((v: unknown, i) => asWritten(v, schema && childSchema(schema, i)));
+  if (isMapping(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, asWritten(v, schema && childSchema(schema, k))]));
+  if (typeof value !== 'number') return value;
+  if (doc.valueType === 'duration') return formatDuration(value);
+  if (doc.valueType === 'size') return formatSize(value);
+  if (doc.valueType === 'rate') return `${formatSize(value)}/s`;
+  return value;
+}
+
+/** The configuration in config.yml's keys, values in BerthConfig's units. */
+function documentOf(config: BerthConfig): Record<string, unknown> {
   const single = config.upstreams.length === 1 && config.upstreams[0]!.name === 'default';
   const s = config.storage;
   return {
@@ -68,11 +73,11 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
     },
     storage: {
       filesystem: { rootdirectory: s.rootdirectory },
-      ...(s.maxsize > 0 ? { maxsize: formatSize(s.maxsize), lowwatermark: s.lowwatermark } : {}),
-      reserve: formatSize(s.reserve),
+      ...(s.maxsize > 0 ? { maxsize: s.maxsize, lowwatermark: s.lowwatermark } : {}),
+      reserve: s.reserve,
       delete: { enabled: s.deleteEnabled },
       maintenance: {
-        uploadpurging: { enabled: s.uploadpurging.enabled, age: formatDuration(s.uploadpurging.ageMs), interval: formatDuration(s.uploadpurging.intervalMs) },
+        uploadpurging: { enabled: s.uploadpurging.enabled, age: s.uploadpurging.ageMs, interval: s.uploadpurging.intervalMs },
       },
     },
     http: {
@@ -80,8 +85,8 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
       ...(Object.keys(config.http.headers).length ? { headers: JSON.parse(JSON.stringify(config.http.headers)) as unknown } : {}),
       ...(config.http.tls ? { tls: { ...config.http.tls } } : {}),
       ...(config.http.listeners.length ? { listeners: config.http.listeners.map(listener) } : {}),
-      headerstimeout: formatDuration(config.http.limits.headersTimeoutMs),
-      idletimeout: formatDuration(config.http.limits.idleTimeoutMs),
+      headerstimeout: config.http.limits.headersTimeoutMs,
+      idletimeout: config.http.limits.idleTimeoutMs,
       maxconnections: config.http.limits.maxConnections,
       maxconnectionsperclient: config.http.limits.maxConnectionsPerClient,
       workers: config.http.workers,
@@ -94,10 +99,10 @@ export function describeConfig(config: BerthConfig): Record<string, unknown> {
         : {}),
     ...(config.auth ? { auth: JSON.parse(JSON.stringify(config.auth)) as unknown } : {}),
     ...describeAdmin(config),
-    ...(config.hub ? { hub: { token: '<redacted>' } } : {}),
-    ...(config.site ? { site: { name: config.site.name, hub: config.site.hub, token: '<redacted>', interval: formatDuration(config.site.intervalMs) } } : {}),
+    ...(config.hub ? { hub: { token: config.hub.token } } : {}),
+    ...(config.site ? { site: { name: config.site.name, hub: config.site.hub, token: config.site.token, interval: config.site.intervalMs } } : {}),
     warm: {
-      interval: formatDuration(config.warm.intervalMs),
+      interval: config.warm.intervalMs,
       ...(config.warm.images.length ? { images: [...config.warm.images] } : {}),
       ...(config.warm.platforms.length ? { platforms: [...config.warm.platforms] } : {}),
       allplatforms: config.warm.allPlatforms,
@@ -114,19 +119,19 @@ function clusterDoc(c: NonNullable<BerthConfig['cluster']>): Record<string, unkn
     redis: {
       ...(addrs.length === 1 && r.mastername === undefined ? { addr: addrs[0] } : { addrs, mastername: r.mastername }),
       ...(r.username !== undefined ? { username: r.username } : {}),
-      ...(r.password !== undefined ? { password: '<redacted>' } : {}),
+      ...(r.password !== undefined ? { password: r.password } : {}),
       db: r.db,
-      dialtimeout: formatDuration(r.connectMs),
-      readtimeout: formatDuration(r.commandMs),
+      dialtimeout: r.connectMs,
+      readtimeout: r.commandMs,
       ...(r.tls ? { tls: { enabled: true, insecure: r.tls.insecure } } : {}),
     },
-    cluster: { advertise: c.advertise, secret: '<redacted>', name: c.name },
+    cluster: { advertise: c.advertise, secret: c.secret, name: c.name },
   };
 }
 
 function describeAdmin(config: BerthConfig): Record<string, unknown> {
   const trust = config.adminTrustLoopback !== undefined ? { trustloopback: config.adminTrustLoopback } : {};
-  if (config.admin) return { admin: { username: config.admin.username, password: '<redacted>', ...trust } };
+  if (config.admin) return { admin: { username: config.admin.username, password: config.admin.password, ...trust } };
   if (config.adminOpen) return { admin: { open: true, ...trust } };
   return config.adminTrustLoopback !== undefined ? { admin: trust } : {};
 }

@@ -1,7 +1,8 @@
 /** @module config/env — distribution-style REGISTRY_* environment overrides of the raw document. */
 
 import { z } from 'zod';
-import { documentSchema, formatPath, kindOf, schemaAt, unwrap } from './schema.js';
+import { documentSchema } from './schema.js';
+import { formatPath, kindOf, schemaAt, unwrap } from './walk.js';
 import { isMapping, parseYaml, type Tree } from './yaml.js';
 
 export type KeyPath = (string | number)[];

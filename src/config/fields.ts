@@ -16,6 +16,14 @@ import { formatPlatform, parsePlatform } from '../oci/platform.js';
 export type KeyKind = 'ignored' | 'unsupported' | 'structured';
 export const keyKinds = z.registry<{ readonly kind: KeyKind }>();
 
+/**
+ * Labels a value builder with what the configuration reference calls its values (`duration`,
+ * `size`, ...), as zod metadata read back by config/reference.
+ */
+export function valueOf<S extends z.ZodType>(valueType: string, schema: S): S {
+  return schema.meta({ valueType });
+}
+
 /** A key distribution knows and berth accepts, unused, with one warning. */
 export function ignored() {
   const s = z.unknown();
@@ -49,24 +57,27 @@ export function show(value: unknown): string {
  * are accepted too, for documents built in code. `parse` throws an Error whose message names
  * the value and what is allowed.
  */
-function scalar<T>(parse: (v: string | number | boolean) => T) {
-  return z.unknown().transform((v, ctx): T => {
-    if (v === undefined) {
-      // z.unknown() lets a missing key through; optional fields are wrapped in .optional() so they never get here.
-      ctx.issues.push({ code: 'custom', message: 'required key is missing', input: v });
-      return z.NEVER;
-    }
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
-      ctx.issues.push({ code: 'custom', message: `invalid value: ${show(v)}; allowed: a single value`, input: v });
-      return z.NEVER;
-    }
-    try {
-      return parse(v);
-    } catch (err) {
-      ctx.issues.push({ code: 'custom', message: (err as Error).message, input: v });
-      return z.NEVER;
-    }
-  });
+function scalar<T>(valueType: string, parse: (v: string | number | boolean) => T) {
+  return valueOf(
+    valueType,
+    z.unknown().transform((v, ctx): T => {
+      if (v === undefined) {
+        // z.unknown() lets a missing key through; optional fields are wrapped in .optional() so they never get here.
+        ctx.issues.push({ code: 'custom', message: 'required key is missing', input: v });
+        return z.NEVER;
+      }
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+        ctx.issues.push({ code: 'custom', message: `invalid value: ${show(v)}; allowed: a single value`, input: v });
+        return z.NEVER;
+      }
+      try {
+        return parse(v);
+      } catch (err) {
+        ctx.issues.push({ code: 'custom', message: (err as Error).message, input: v });
+        return z.NEVER;
+      }
+    }),
+  );
 }
 
 function invalid(what: string, v: unknown, allowed: string): never {
@@ -75,19 +86,19 @@ function invalid(what: string, v: unknown, allowed: string): never {
 
 /** Any text; YAML numbers and booleans keep the text they were written as. */
 export function text() {
-  return scalar((v) => String(v));
+  return scalar('text', (v) => String(v));
 }
 
 /** A file or directory path; relative ones are resolved by config/load. */
 export function pathText() {
-  return scalar((v) => {
+  return scalar('path', (v) => {
     const s = String(v);
     return s.trim() === '' || s.includes('\0') ? invalid('path', v, 'a file system path') : s;
   });
 }
 
 export function flag() {
-  return scalar((v) => {
+  return scalar('boolean', (v) => {
     if (typeof v === 'boolean') return v;
     const s = String(v).toLowerCase();
     // yes/no/on/off: distribution reads YAML 1.1, where these are booleans too.
@@ -98,16 +109,16 @@ export function flag() {
 }
 
 export function size() {
-  return scalar((v) => (typeof v === 'boolean' ? invalid('size', v, SIZE_ALLOWED) : parseSize(v)));
+  return scalar('size', (v) => (typeof v === 'boolean' ? invalid('size', v, SIZE_ALLOWED) : parseSize(v)));
 }
 
 export function duration() {
-  return scalar((v) => (typeof v === 'boolean' ? invalid('duration', v, DURATION_ALLOWED) : parseDuration(v)));
+  return scalar('duration', (v) => (typeof v === 'boolean' ? invalid('duration', v, DURATION_ALLOWED) : parseDuration(v)));
 }
 
 /** A whole number of at least 1 (a count such as a connection limit). */
 export function count() {
-  return scalar((v) => {
+  return scalar('count', (v) => {
     const n = typeof v === 'boolean' || String(v).trim() === '' ? NaN : Number(v);
     if (!Number.isSafeInteger(n) || n < 1) invalid('count', v, 'a whole number of at least 1, e.g. 256');
     return n;
@@ -116,7 +127,7 @@ export function count() {
 
 /** `http.workers`: `auto` (one serving process per core) or a count of at least 1. */
 export function workerCount() {
-  return scalar((v): number | 'auto' => {
+  return scalar('auto or count', (v): number | 'auto' => {
     if (String(v).trim().toLowerCase() === 'auto') return 'auto';
     const n = typeof v === 'boolean' || String(v).trim() === '' ? NaN : Number(v);
     if (!Number.isSafeInteger(n) || n < 1) invalid('workers', v, 'auto (one per core) or a whole number of at least 1, e.g. 4');
@@ -126,7 +137,7 @@ export function workerCount() {
 
 /** A fraction strictly between 0 and 1. */
 export function ratio() {
-  return scalar((v) => {
+  return scalar('fraction', (v) => {
     const n = typeof v === 'boolean' || String(v).trim() === '' ? NaN : Number(v);
     if (!(n > 0 && n < 1)) invalid('value', v, 'a number greater than 0 and less than 1, e.g. 0.8');
     return n;
@@ -135,7 +146,7 @@ export function ratio() {
 
 /** One of a fixed set; `aliases` map other accepted spellings to a member. */
 export function oneOf<const T extends string>(values: readonly T[], aliases: Readonly<Record<string, T>> = {}) {
-  return scalar((v): T => {
+  return scalar(`one of ${values.join(', ')}`, (v): T => {
     const s = String(v).toLowerCase();
     const hit = values.find((x) => x === s) ?? aliases[s];
     return hit ?? invalid('value', v, values.join(', '));
@@ -144,7 +155,7 @@ export function oneOf<const T extends string>(values: readonly T[], aliases: Rea
 
 /** An http(s) URL, returned without trailing slash. Credentials belong in username/password. */
 export function httpUrl() {
-  return scalar((v) => {
+  return scalar('URL', (v) => {
     const allowed = 'an http:// or https:// URL without user, query or fragment, e.g. https://registry-1.docker.io';
     let u: URL;
     try {
@@ -188,12 +199,12 @@ export function parseListenAddr(input: string): ListenAddr {
 }
 
 export function listenAddr() {
-  return scalar((v) => parseListenAddr(String(v)));
+  return scalar('address', (v) => parseListenAddr(String(v)));
 }
 
 /** A registry host as clients name it (`?ns=`, Host header): lower-cased, optional port. */
 export function registryHost() {
-  return scalar((v) => {
+  return scalar('host', (v) => {
     const s = String(v).trim().toLowerCase();
     const m = /^(\[[0-9a-f:.]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(s);
     const name = m?.[1] ?? '';
@@ -204,7 +215,7 @@ export function registryHost() {
 
 /** An IP address to connect to instead of resolving a name (`resolve:`). */
 export function ipAddress() {
-  return scalar((v) => {
+  return scalar('IP address', (v) => {
     const s = String(v)
       .trim()
       .replace(/^\[(.*)\]$/, '$1');
@@ -215,7 +226,7 @@ export function ipAddress() {
 export const UPSTREAM_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
 export function upstreamName() {
-  return scalar((v) => {
+  return scalar('name', (v) => {
     const s = String(v);
     return UPSTREAM_NAME.test(s) ? s : invalid('name', v, 'lower-case letters, digits, ".", "_", "-", starting with a letter or digit');
   });
@@ -226,7 +237,7 @@ const PATH_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const PREFIX = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 
 export function pathPrefix() {
-  return scalar((v) => {
+  return scalar('repository prefix', (v) => {
     const s = String(v).replace(/^\/+|\/+$/g, '');
     return PREFIX.test(s) ? s : invalid('prefix', v, 'lower-case repository path components, e.g. harbor or docker.io');
   });
@@ -234,7 +245,7 @@ export function pathPrefix() {
 
 /** distribution's config version; it knows only 0.1. */
 export function configVersion() {
-  return scalar((v) => (String(v).trim() === '0.1' ? '0.1' : invalid('version', v, '0.1')));
+  return scalar('version', (v) => (String(v).trim() === '0.1' ? '0.1' : invalid('version', v, '0.1')));
 }
 
 /** An HTTP header name (RFC 9110 token). */
@@ -244,27 +255,30 @@ export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/i;
 export function headerValues() {
   const s = z.unknown();
   keyKinds.add(s, { kind: 'structured' });
-  return s.transform((v, ctx): string[] => {
-    const list = Array.isArray(v) ? (v as unknown[]) : [v];
-    const out: string[] = [];
-    list.forEach((x, i) => {
-      if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') {
-        out.push(String(x));
-      } else {
-        const path = Array.isArray(v) ? [i] : [];
-        ctx.issues.push({ code: 'custom', message: `invalid value: ${show(x)}; allowed: header values as text`, input: x, path });
-      }
-    });
-    return out;
-  });
+  return valueOf(
+    'header values',
+    s.transform((v, ctx): string[] => {
+      const list = Array.isArray(v) ? (v as unknown[]) : [v];
+      const out: string[] = [];
+      list.forEach((x, i) => {
+        if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') {
+          out.push(String(x));
+        } else {
+          const path = Array.isArray(v) ? [i] : [];
+          ctx.issues.push({ code: 'custom', message: `invalid value: ${show(x)}; allowed: header values as text`, input: x, path });
+        }
+      });
+      return out;
+    }),
+  );
 }
 
 /** An image reference, `[registry/]repository[:tag|@digest]`, kept in canonical form. */
 export function imageRef() {
-  return scalar((v) => formatImageReference(parseImageReference(String(v))));
+  return scalar('image reference', (v) => formatImageReference(parseImageReference(String(v))));
 }
 
 /** A platform, `os/arch[/variant]`, normalised (aarch64 -> arm64). */
 export function platform() {
-  return scalar((v) => formatPlatform(parsePlatform(String(v))));
+  return scalar('platform', (v) => formatPlatform(parsePlatform(String(v))));
 }

@@ -2,7 +2,8 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { duration, httpUrl, pathText, show, text } from './fields.js';
+import { duration, httpUrl, pathText, show, text, valueOf } from './fields.js';
+import { formatDuration } from './units.js';
 import { SIZE_ALLOWED, parseSize } from './units.js';
 import type { Tree } from './yaml.js';
 import { isMapping } from './yaml.js';
@@ -42,29 +43,32 @@ export function parseWindow(input: string): DailyWindow {
 }
 
 /** Scalar builders in the style of config/fields (a value's own text is parsed). */
-function scalarOf<T>(parse: (v: string) => T) {
-  return z.unknown().transform((v, ctx): T => {
-    if (v === undefined) {
-      ctx.issues.push({ code: 'custom', message: 'required key is missing', input: v });
-      return z.NEVER;
-    }
-    if (typeof v !== 'string' && typeof v !== 'number') {
-      ctx.issues.push({ code: 'custom', message: `invalid value: ${show(v)}; allowed: a single value`, input: v });
-      return z.NEVER;
-    }
-    try {
-      return parse(String(v));
-    } catch (err) {
-      ctx.issues.push({ code: 'custom', message: (err as Error).message, input: v });
-      return z.NEVER;
-    }
-  });
+function scalarOf<T>(valueType: string, parse: (v: string) => T) {
+  return valueOf(
+    valueType,
+    z.unknown().transform((v, ctx): T => {
+      if (v === undefined) {
+        ctx.issues.push({ code: 'custom', message: 'required key is missing', input: v });
+        return z.NEVER;
+      }
+      if (typeof v !== 'string' && typeof v !== 'number') {
+        ctx.issues.push({ code: 'custom', message: `invalid value: ${show(v)}; allowed: a single value`, input: v });
+        return z.NEVER;
+      }
+      try {
+        return parse(String(v));
+      } catch (err) {
+        ctx.issues.push({ code: 'custom', message: (err as Error).message, input: v });
+        return z.NEVER;
+      }
+    }),
+  );
 }
 
-export const rate = () => scalarOf(parseRate);
-export const dailyWindow = () => scalarOf(parseWindow);
+export const rate = () => scalarOf('rate', parseRate);
+export const dailyWindow = () => scalarOf('daily window', parseWindow);
 const siteName = () =>
-  scalarOf((s) => {
+  scalarOf('name', (s) => {
     if (!SITE_NAME.test(s))
       throw new Error(`invalid name ${show(s)}; allowed: lower-case letters, digits, ".", "_", "-" (at most 63), starting with a letter or digit`);
     return s;
@@ -72,20 +76,36 @@ const siteName = () =>
 
 /** Keys added to `proxy:` and each `upstreams:` entry. */
 export const budgetKeys = {
-  ratelimit: rate().optional(),
-  backgroundwindow: dailyWindow().optional(),
+  ratelimit: rate()
+    .optional()
+    .meta({ description: 'Cap on everything berth draws from (and sends to) this upstream, per second; node pulls go first.', example: '4MB/s' }),
+  backgroundwindow: dailyWindow()
+    .optional()
+    .meta({ description: 'Warm-up, pre-heat and write-behind run only inside this daily window, local time; it may cross midnight.', example: '01:00-05:00' }),
 };
 
-export const hubSchema = z.strictObject({ token: text().optional(), tokenfile: pathText().optional() });
-export const siteSchema = z.strictObject({
-  name: siteName(),
-  hub: httpUrl(),
-  token: text().optional(),
-  tokenfile: pathText().optional(),
-  interval: duration().optional(),
+export const DEFAULT_SITE_INTERVAL_MS = 30_000;
+
+const token = (who: string) => ({
+  token: text()
+    .optional()
+    .meta({ description: `Shared secret ${who}; or tokenfile.`, secret: true }),
+  tokenfile: pathText().optional().meta({ description: 'File holding the token, instead of token.' }),
 });
 
-export const DEFAULT_SITE_INTERVAL_MS = 30_000;
+export const hubSchema = z
+  .strictObject(token('that sites, Harbor and event senders present to the hub'))
+  .meta({ description: 'This berth is a fleet’s hub: sites report to it and take work from it.' });
+export const siteSchema = z
+  .strictObject({
+    name: siteName().meta({ description: 'The site’s name at the hub.', example: 'factory-12' }),
+    hub: httpUrl().meta({ description: 'Base URL of the hub.', example: 'https://berth-hub.xing.com' }),
+    ...token('this site presents to the hub'),
+    interval: duration()
+      .optional()
+      .meta({ description: 'How often the site polls the hub for work and reports.', default: formatDuration(DEFAULT_SITE_INTERVAL_MS) }),
+  })
+  .meta({ description: 'This berth is a site reporting to a fleet hub.' });
 
 export interface HubConfig {
   readonly token: string;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_CONNECTION_LIMITS, DEFAULT_UPLOAD_AGE_MS, defaultMaxConnections, DEFAULT_UPLOAD_PURGE_INTERVAL_MS, loadConfig } from './load.js';
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_UPLOAD_AGE_MS, defaultMaxConnections, DEFAULT_UPLOAD_PURGE_INTERVAL_MS } from './defaults.js';
+import { loadConfig } from './load.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-'));

@@ -5,8 +5,25 @@ import { dirname, resolve } from 'node:path';
 import { candidateHosts, dockerConfigCredentials } from './dockerconfig.js';
 import { applyEnv, setAt } from './env.js';
 import { pushGuardProblems } from './pushguard.js';
-import { formatPath, validateDocument, type BerthDocument } from './schema.js';
-import type { BerthConfig, ConnectionLimits, UpstreamConfig } from './types.js';
+import type { BerthDocument } from './schema.js';
+import type { BerthConfig, UpstreamConfig } from './types.js';
+import { validateDocument } from './validate.js';
+import { formatPath } from './walk.js';
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  DEFAULT_LOWWATERMARK,
+  DEFAULT_PASSTHROUGH_TTL_MS,
+  DEFAULT_PORT,
+  DEFAULT_REMOTE_URL,
+  DEFAULT_RESERVE_BYTES,
+  DEFAULT_ROOT,
+  DEFAULT_TAGTTL_MS,
+  DEFAULT_TIMEOUTS,
+  DEFAULT_UPLOAD_AGE_MS,
+  DEFAULT_UPLOAD_PURGE_INTERVAL_MS,
+  DEFAULT_WARM_INTERVAL_MS,
+  defaultMaxConnections,
+} from './defaults.js';
 import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
 import { buildCluster } from './cluster.js';
@@ -47,37 +64,6 @@ export interface LoadOptions {
   /** The process's open-file limit, when known: the default connection bound stays under it. */
   fdLimit?: number;
 }
-
-export const DEFAULT_REMOTE_URL = 'https://registry-1.docker.io';
-/** Relative to the working directory, as `berth serve` documents it, with or without a file. */
-export const DEFAULT_ROOT = 'berth-data';
-export const DEFAULT_PORT = 5000;
-export const DEFAULT_TAGTTL_MS = 60_000;
-/** How long a pass-through access decision is reused before the upstream is asked again. */
-export const DEFAULT_PASSTHROUGH_TTL_MS = 60_000;
-export const DEFAULT_LOWWATERMARK = 0.8;
-/** storage.reserve: a few MiB keep SQLite writing on a full disk (at most an eighth of the file system). */
-export const DEFAULT_RESERVE_BYTES = 8 * 1024 * 1024;
-/** Uploads idle this long are abandoned (distribution purges after 168h; an edge disk is smaller). */
-export const DEFAULT_UPLOAD_AGE_MS = 60 * 60_000;
-export const DEFAULT_UPLOAD_PURGE_INTERVAL_MS = 10 * 60_000;
-/** Connection bounds: generous for real clients, short enough that held sockets are reclaimed. */
-export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
-  headersTimeoutMs: 30_000,
-  idleTimeoutMs: 5 * 60_000,
-  maxConnections: 4096,
-  maxConnectionsPerClient: 256,
-};
-/**
- * Each connection may hold a socket and a blob file: at most half the descriptors left after a
- * reserve for the store and the upstreams, so legitimate requests never meet EMFILE.
- */
-export function defaultMaxConnections(fdLimit: number | undefined): number {
-  if (fdLimit === undefined || !Number.isFinite(fdLimit)) return DEFAULT_CONNECTION_LIMITS.maxConnections;
-  return Math.max(64, Math.min(DEFAULT_CONNECTION_LIMITS.maxConnections, Math.floor((fdLimit - 256) / 2)));
-}
-export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
-export const DEFAULT_WARM_INTERVAL_MS = 3_600_000;
 
 export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: string[] } {
   const cwd = resolve(opts.cwd);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_CONNECTION_LIMITS, loadConfig } from './load.js';
+import { DEFAULT_CONNECTION_LIMITS } from './defaults.js';
+import { loadConfig } from './load.js';
 import { describeConfig } from './describe.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 

@@ -1,4 +1,7 @@
-/** @module config/schema — the config.yml document: distribution's keys plus berth's, and their checks. */
+/**
+ * @module config/schema — the config.yml document: distribution's keys plus berth's, each declared once with its
+ * check, default and description (config/reference prints them as docs/configuration.md).
+ */
 
 import { z } from 'zod';
 import {
@@ -12,7 +15,6 @@ import {
   ignored,
   imageRef,
   ipAddress,
-  keyKinds,
   listenAddr,
   oneOf,
   pathText,
@@ -22,37 +24,78 @@ import {
   ratio,
   registryHost,
   size,
-  show,
   text,
   unsupported,
   upstreamName,
-  type KeyKind,
 } from './fields.js';
-import type { AccessAction, OutageMode, PushMode } from './types.js';
-import { isMapping, type Tree } from './yaml.js';
-import { budgetKeys, checkFleet, hubSchema, siteSchema } from './fleet.js';
+import { budgetKeys, hubSchema, siteSchema } from './fleet.js';
 import { clusterSchema, redisSchema } from './cluster.js';
+import * as D from './defaults.js';
+import { formatDuration, formatSize } from './units.js';
 
-export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const satisfies readonly PushMode[];
-export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const satisfies readonly AccessAction[];
-export const OUTAGE_MODES = ['lastknown', 'deny'] as const satisfies readonly OutageMode[];
+export const PUSH_MODES = ['readonly', 'local', 'write-through', 'write-behind'] as const;
+export const ACCESS_ACTIONS = ['pull', 'push', 'delete', '*'] as const;
+export const OUTAGE_MODES = ['lastknown', 'deny'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 const driver = (name: string) => unsupported(`storage driver "${name}" is not supported; allowed: filesystem (berth stores on local disk only)`);
 
 const storageSchema = z.strictObject({
-  filesystem: z.strictObject({ rootdirectory: pathText().optional(), maxthreads: ignored() }).optional(),
-  maxsize: size().optional(),
-  lowwatermark: ratio().optional(),
-  reserve: size().optional(),
-  delete: z.strictObject({ enabled: flag().optional() }).optional(),
+  filesystem: z
+    .strictObject({
+      rootdirectory: pathText()
+        .optional()
+        .meta({
+          description: 'Directory holding the store: blobs, the index and push state. Relative to the config file (or, without one, to the working directory).',
+          default: `${D.DEFAULT_ROOT} (relative to the working directory)`,
+          example: '/var/lib/berth',
+        }),
+      maxthreads: ignored(),
+    })
+    .optional()
+    .meta({ description: 'The one storage driver berth has: files on a local disk.' }),
+  maxsize: size()
+    .optional()
+    .meta({ description: 'Least-recently-pulled content is evicted once the store holds more than this.', default: '0 (no bound)', example: '50GiB' }),
+  lowwatermark: ratio()
+    .optional()
+    .meta({
+      description: 'Eviction frees space down to maxsize times this fraction, so it does not run on every fill.',
+      default: String(D.DEFAULT_LOWWATERMARK),
+    }),
+  reserve: size()
+    .optional()
+    .meta({
+      description:
+        'Space held back on the store’s file system so metadata writes go on when the disk fills; at most an eighth of the file system is taken. 0 holds nothing back.',
+      default: formatSize(D.DEFAULT_RESERVE_BYTES),
+    }),
+  delete: z
+    .strictObject({
+      enabled: flag().optional().meta({ description: 'distribution’s meaning: clients may DELETE manifests and blobs.', default: 'false' }),
+    })
+    .optional()
+    .meta({ description: 'Deleting through the registry API.' }),
   cache: ignored(),
   maintenance: z
     .strictObject({
-      uploadpurging: z.strictObject({ enabled: flag().optional(), age: duration().optional(), interval: duration().optional(), dryrun: ignored() }).optional(),
+      uploadpurging: z
+        .strictObject({
+          enabled: flag().optional().meta({ description: 'Uploads left unfinished are removed.', default: 'true' }),
+          age: duration()
+            .optional()
+            .meta({ description: 'An upload idle this long is abandoned and removed.', default: formatDuration(D.DEFAULT_UPLOAD_AGE_MS) }),
+          interval: duration()
+            .optional()
+            .meta({ description: 'How often abandoned uploads are looked for.', default: formatDuration(D.DEFAULT_UPLOAD_PURGE_INTERVAL_MS) }),
+          dryrun: ignored(),
+        })
+        .optional()
+        .meta({ description: 'Removal of uploads that were started and never finished.' }),
       readonly: ignored(),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'Background upkeep of the store.' }),
   redirect: ignored(),
   tag: ignored(),
   inmemory: driver('inmemory'),
@@ -63,32 +106,71 @@ const storageSchema = z.strictObject({
   oss: driver('oss'),
 });
 
+const tlsPair = (what: string) => ({
+  certificate: pathText().meta({ description: `PEM certificate (chain) ${what} presents.` }),
+  key: pathText().meta({ description: 'PEM private key of the certificate.' }),
+});
+
 const httpSchema = z.strictObject({
-  addr: listenAddr().optional(),
+  addr: listenAddr()
+    .optional()
+    .meta({ description: 'Address to listen on, host:port; no host means every interface.', default: `:${D.DEFAULT_PORT}`, example: '0.0.0.0:5000' }),
   headers: z
     .record(z.string().regex(HEADER_NAME, 'invalid header name; allowed: an HTTP header name such as X-Content-Type-Options'), headerValues())
-    .optional(),
+    .optional()
+    .meta({ description: 'Headers added to every response: a header name and its values.', example: '{ X-Content-Type-Options: [nosniff] }' }),
   tls: z
     .strictObject({
-      certificate: pathText().optional(),
-      key: pathText().optional(),
+      certificate: tlsPair('the listener').certificate.optional(),
+      key: tlsPair('the listener').key.optional(),
       clientcas: ignored(),
       clientauth: ignored(),
       letsencrypt: ignored(),
       minimumtls: ignored(),
       ciphersuites: ignored(),
     })
-    .optional(),
-  listeners: z.array(z.strictObject({ addr: listenAddr(), tls: z.strictObject({ certificate: pathText(), key: pathText() }).optional() })).optional(),
-  // berth's own bounds against hostile or broken clients (docs/security.md: Request limits).
-  headerstimeout: duration().optional(),
-  idletimeout: duration().optional(),
-  maxconnections: count().optional(),
-  maxconnectionsperclient: count().optional(),
-  // berth: serving processes sharing the store and the listening addresses (docs/large-sites.md: Every core).
-  workers: workerCount().optional(),
-  // berth: stored blobs go from file to plain TCP sockets inside the kernel (docs/large-sites.md: Zero-copy serving).
-  sendfile: flag().optional(),
+    .optional()
+    .meta({ description: 'TLS on addr: certificate and key together, or neither for plain HTTP.' }),
+  listeners: z
+    .array(
+      z.strictObject({
+        addr: listenAddr().meta({ description: 'Address of this listener, host:port.', example: ':5443' }),
+        tls: z.strictObject(tlsPair('this listener')).optional().meta({ description: 'TLS for this listener; without it, plain HTTP.' }),
+      }),
+    )
+    .optional()
+    .meta({ description: 'More addresses served beside addr, each with its own TLS or none (e.g. TLS on :443 and plain :5000).' }),
+  // berth's own bounds against hostile or broken clients.
+  headerstimeout: duration()
+    .optional()
+    .meta({
+      description: 'The request line and headers must arrive within this long (slow-header attacks).',
+      default: formatDuration(D.DEFAULT_CONNECTION_LIMITS.headersTimeoutMs),
+    }),
+  idletimeout: duration()
+    .optional()
+    .meta({
+      description: 'A connection on which no byte moved either way for this long is closed; a slow transfer that moves is not idle.',
+      default: formatDuration(D.DEFAULT_CONNECTION_LIMITS.idleTimeoutMs),
+    }),
+  maxconnections: count()
+    .optional()
+    .meta({
+      description: 'Open connections in all; beyond it new ones are answered 503 and closed.',
+      default: `${D.DEFAULT_CONNECTION_LIMITS.maxConnections}, less under a low open-file limit`,
+    }),
+  maxconnectionsperclient: count()
+    .optional()
+    .meta({
+      description: 'Open connections from one client address (counted per listener); beyond it 429.',
+      default: String(D.DEFAULT_CONNECTION_LIMITS.maxConnectionsPerClient),
+    }),
+  workers: workerCount()
+    .optional()
+    .meta({ description: 'Serving processes sharing the store and the listening addresses: auto is one per core.', default: 'auto', example: '4' }),
+  sendfile: flag()
+    .optional()
+    .meta({ description: 'Stored blobs go to plain-TCP clients by sendfile(2), inside the kernel, where it is available.', default: 'true' }),
   net: ignored(),
   prefix: ignored(),
   host: ignored(),
@@ -102,76 +184,145 @@ const httpSchema = z.strictObject({
 
 /** Keys shared by `proxy:` and each `upstreams:` entry. */
 const upstreamKeys = {
-  remoteurl: httpUrl(),
-  username: text().optional(),
-  password: text().optional(),
-  passwordfile: pathText().optional(),
-  hosts: z.array(registryHost()).optional(),
-  ca: pathText().optional(),
-  insecure: flag().optional(),
-  ttl: duration().optional(),
-  tagttl: duration().optional(),
-  prefetch: flag().optional(),
-  pushmode: oneOf(PUSH_MODES).optional(),
-  dockerconfig: pathText().optional(),
-  certificate: pathText().optional(),
-  key: pathText().optional(),
-  tokenrealms: z.array(registryHost()).optional(),
-  resolve: ipAddress().optional(),
-  passthroughauth: flag().optional(),
-  passthroughttl: duration().optional(),
-  passthroughoutage: oneOf(OUTAGE_MODES).optional(),
+  remoteurl: httpUrl().meta({
+    description: 'Base URL of the central registry. Without a config file it defaults to Docker Hub.',
+    example: 'https://harbor.xing.com',
+  }),
+  username: text().optional().meta({ description: 'Account berth fetches content with.' }),
+  password: text().optional().meta({ description: 'Password of username; never logged or printed.', secret: true }),
+  passwordfile: pathText().optional().meta({ description: 'File holding the password (trailing newline dropped), instead of password.' }),
+  hosts: z.array(registryHost()).optional().meta({
+    description: 'Registry names clients use for this upstream (containerd’s ns= parameter, the Host header); requests naming one go here.',
+    example: '[harbor.xing.com]',
+  }),
+  ca: pathText().optional().meta({ description: 'PEM CA bundle trusted for this upstream (a private CA or its self-signed certificate).' }),
+  insecure: flag().optional().meta({ description: 'Skip TLS verification of the upstream.', default: 'false' }),
+  ttl: duration().optional().meta({ description: 'Content not pulled for this long may be dropped; 0 keeps it.', default: '0s (never)', example: '168h' }),
+  tagttl: duration()
+    .optional()
+    .meta({ description: 'A tag is served from cache this long before the upstream is asked again.', default: formatDuration(D.DEFAULT_TAGTTL_MS) }),
+  prefetch: flag().optional().meta({ description: 'A manifest fetched from the upstream starts fetching the blobs it names at once.', default: 'false' }),
+  pushmode: oneOf(PUSH_MODES).optional().meta({
+    description:
+      'What a push does: readonly refuses it, local keeps it at the site, write-through forwards it before answering, write-behind answers and forwards later.',
+    default: 'readonly',
+  }),
+  dockerconfig: pathText()
+    .optional()
+    .meta({ description: 'A Docker client config.json to take the credentials from (its auths entry for remoteurl’s host or one of hosts).' }),
+  certificate: pathText().optional().meta({ description: 'PEM client certificate presented to the upstream (mutual TLS); needs key.' }),
+  key: pathText().optional().meta({ description: 'PEM private key of certificate.', secret: true }),
+  tokenrealms: z.array(registryHost()).optional().meta({
+    description: 'Token service hosts (host, or host:port) trusted with credentials besides the upstream’s own registrable domain.',
+    example: '[login.xing-sso.com]',
+  }),
+  resolve: ipAddress()
+    .optional()
+    .meta({ description: 'Address to connect to for remoteurl’s host instead of looking it up; TLS still checks the name.', example: '10.10.102.190' }),
+  passthroughauth: flag()
+    .optional()
+    .meta({ description: 'Clients’ own credentials are checked against the upstream for each repository before the cache serves them.', default: 'false' }),
+  passthroughttl: duration()
+    .optional()
+    .meta({ description: 'How long a pass-through decision is reused; with passthroughauth only.', default: formatDuration(D.DEFAULT_PASSTHROUGH_TTL_MS) }),
+  passthroughoutage: oneOf(OUTAGE_MODES).optional().meta({
+    description: 'While the upstream is unreachable: lastknown reuses the last decision, deny refuses; with passthroughauth only.',
+    default: 'lastknown',
+  }),
   ...budgetKeys,
 };
 
-const ruleSchema = z.strictObject({
-  users: z.array(text()),
-  repositories: z.array(text()).optional(),
-  actions: z.array(oneOf(ACCESS_ACTIONS)),
-  upstream: upstreamName().optional(),
+export const accessRuleSchema = z.strictObject({
+  users: z.array(text()).meta({ description: 'User names; anonymous is a client without credentials, * any authenticated user.' }),
+  repositories: z
+    .array(text())
+    .optional()
+    .meta({ description: 'Repository patterns as the upstream names them; * matches any characters, / included.', default: '[*]' }),
+  actions: z.array(oneOf(ACCESS_ACTIONS)).meta({ description: 'What the users may do.' }),
+  upstream: upstreamName().optional().meta({ description: 'Name of the upstream the rule is about; absent: every upstream and the local registry.' }),
+});
+
+const logSchema = z.strictObject({
+  level: oneOf(LOG_LEVELS, { warning: 'warn', panic: 'fatal' })
+    .optional()
+    .meta({ description: 'Least severe log lines written; distribution’s warning and panic are read as warn and fatal.', default: 'info' }),
+  fields: z.record(z.string(), text()).optional().meta({ description: 'Fields added to every log line.', example: '{ service: registry }' }),
+  accesslog: z
+    .strictObject({ disabled: flag().optional().meta({ description: 'No log line per request.', default: 'false' }) })
+    .optional()
+    .meta({ description: 'One log line per request.' }),
+  formatter: ignored(),
+  hooks: ignored(),
+  reportcaller: ignored(),
+});
+
+export const upstreamEntrySchema = z.strictObject({
+  name: upstreamName().meta({ description: 'The upstream’s name, in logs, metrics, the admin API and auth.rules.', example: 'harbor' }),
+  ...upstreamKeys,
+  prefix: pathPrefix().optional().meta({ description: 'Requests for /v2/<prefix>/<repository> go here, the prefix taken off.', example: 'docker.io' }),
+  default: flag()
+    .optional()
+    .meta({ description: 'Requests naming no registry go here (at most one upstream); a lone upstream is the default unless it says false.' }),
 });
 
 export const documentSchema = z.strictObject({
-  version: configVersion().optional(),
-  log: z
-    .strictObject({
-      level: oneOf(LOG_LEVELS, { warning: 'warn', panic: 'fatal' }).optional(),
-      fields: z.record(z.string(), text()).optional(),
-      accesslog: z.strictObject({ disabled: flag().optional() }).optional(),
-      formatter: ignored(),
-      hooks: ignored(),
-      reportcaller: ignored(),
-    })
-    .optional(),
-  storage: storageSchema.optional(),
-  http: httpSchema.optional(),
-  proxy: z.strictObject({ ...upstreamKeys, exec: ignored() }).optional(),
-  upstreams: z.array(z.strictObject({ name: upstreamName(), ...upstreamKeys, prefix: pathPrefix().optional(), default: flag().optional() })).optional(),
+  version: configVersion().optional().meta({ description: 'distribution’s config version; only 0.1 exists.', example: '0.1' }),
+  log: logSchema.optional().meta({ description: 'What berth logs: one JSON line per event on standard output.' }),
+  storage: storageSchema.optional().meta({ description: 'Where and how much berth stores.' }),
+  http: httpSchema.optional().meta({ description: 'What berth listens on and the bounds it holds clients to.' }),
+  proxy: z
+    .strictObject({ ...upstreamKeys, exec: ignored() })
+    .optional()
+    .meta({ description: 'The one central registry berth mirrors (distribution’s proxy mode); upstreams: lists several instead.' }),
+  upstreams: z
+    .array(upstreamEntrySchema)
+    .optional()
+    .meta({ description: 'Several central registries, routed by the ns= parameter, the Host header, a path prefix, else the default one.' }),
   auth: z
     .strictObject({
-      htpasswd: z.strictObject({ realm: text().optional(), path: pathText() }).optional(),
-      rules: z.array(ruleSchema).optional(),
+      htpasswd: z
+        .strictObject({
+          realm: text().optional().meta({ description: 'Realm named in the Basic challenge.', default: 'berth' }),
+          path: pathText().meta({ description: 'htpasswd file of bcrypt entries; changes are picked up while running.' }),
+        })
+        .optional()
+        .meta({ description: 'Clients log in with Basic auth against an htpasswd file.' }),
+      rules: z.array(accessRuleSchema).optional().meta({ description: 'When present, only what a rule allows is allowed.' }),
       token: ignored(),
       silly: ignored(),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'Client authentication and authorisation; without it anyone who reaches berth may pull.' }),
   admin: z
     .strictObject({
-      username: text().optional(),
-      password: text().optional(),
-      passwordfile: pathText().optional(),
-      open: flag().optional(),
-      trustloopback: flag().optional(),
+      username: text().optional().meta({ description: 'User name for the admin API (/api/v1/), separate from auth:.' }),
+      password: text().optional().meta({ description: 'Password of the admin user, at most 72 bytes; never printed.', secret: true }),
+      passwordfile: pathText().optional().meta({ description: 'File holding the admin password, instead of password.' }),
+      open: flag().optional().meta({ description: 'The admin API is open to anyone who reaches the listen address, on purpose.', default: 'false' }),
+      trustloopback: flag().optional().meta({
+        description: 'A caller on this host (loopback address and Host, no proxy headers) may use the admin API without credentials.',
+        default: 'true only while neither client auth (auth:, passthroughauth) nor admin credentials are set',
+      }),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'Who may use the admin API; without it the API is open while no client auth is configured.' }),
   warm: z
     .strictObject({
-      interval: duration().optional(),
-      images: z.array(imageRef()).optional(),
-      platforms: z.array(platform()).optional(),
-      allplatforms: flag().optional(),
+      interval: duration()
+        .optional()
+        .meta({ description: 'Time between refreshes of the warm images; 0 warms once at start only.', default: formatDuration(D.DEFAULT_WARM_INTERVAL_MS) }),
+      images: z
+        .array(imageRef())
+        .optional()
+        .meta({ description: 'Images kept pinned and refreshed: [registry/]repository[:tag|@digest].', example: '[harbor.xing.com/base/alpine:3.20]' }),
+      platforms: z
+        .array(platform())
+        .optional()
+        .meta({ description: 'Platforms fetched, os/arch[/variant].', default: '[linux/amd64]', example: '[linux/amd64, linux/arm64]' }),
+      allplatforms: flag().optional().meta({ description: 'Fetch every platform of each image instead of platforms.', default: 'false' }),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'Images fetched ahead of the nodes and kept.' }),
   hub: hubSchema.optional(),
   site: siteSchema.optional(),
   loglevel: ignored(),
@@ -188,224 +339,3 @@ export const documentSchema = z.strictObject({
 });
 
 export type BerthDocument = z.output<typeof documentSchema>;
-
-// ---- walking the schema (shared with config/env) ----
-
-/** Strips optional/default wrappers and transforms down to the schema that shapes the input. */
-export function unwrap(schema: z.ZodType): z.ZodType {
-  let s = schema;
-  for (;;) {
-    if (s instanceof z.ZodOptional || s instanceof z.ZodDefault) s = s.unwrap() as z.ZodType;
-    else if (s instanceof z.ZodPipe) s = (s.in instanceof z.ZodTransform ? s.out : s.in) as z.ZodType;
-    else return s;
-  }
-}
-
-export function kindOf(schema: z.ZodType): KeyKind | undefined {
-  return keyKinds.get(unwrap(schema))?.kind;
-}
-
-/** The schema of `key` inside `schema` (a mapping key or a list index), if any. */
-export function childSchema(schema: z.ZodType, key: string | number): z.ZodType | undefined {
-  const s = unwrap(schema);
-  if (s instanceof z.ZodObject && typeof key === 'string') {
-    return Object.hasOwn(s.shape, key) ? (s.shape[key] as z.ZodType) : undefined;
-  }
-  if (s instanceof z.ZodRecord && typeof key === 'string') return s.valueType as z.ZodType;
-  if (s instanceof z.ZodArray && typeof key === 'number') return s.element as z.ZodType;
-  return undefined;
-}
-
-export function schemaAt(path: readonly PropertyKey[]): z.ZodType | undefined {
-  let s: z.ZodType | undefined = documentSchema;
-  for (const k of path) s = s && typeof k !== 'symbol' ? childSchema(s, k) : undefined;
-  return s;
-}
-
-/** `upstreams[0].ca` */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const k of path) out += typeof k === 'number' ? `[${k}]` : `${out ? '.' : ''}${String(k)}`;
-  return out || '(top level)';
-}
-
-// ---- validation ----
-
-export interface Validated {
-  /** Present when there are no problems. */
-  readonly doc?: BerthDocument;
-  readonly problems: string[];
-  readonly warnings: string[];
-}
-
-/**
- * Checks a raw document and converts its values (sizes to bytes, durations to ms, ...).
- * `origins` maps key paths to where a value came from (an environment variable or a flag), so
- * a message about it can say so. All problems are reported, not just the first.
- */
-export function validateDocument(raw: Tree, origins: ReadonlyMap<string, string> = new Map()): Validated {
-  const warnings: string[] = [];
-  const cleaned = normalize(raw, documentSchema, [], warnings);
-  const problems: string[] = [];
-  const add = (path: readonly PropertyKey[], message: string) => {
-    const p = formatPath(path);
-    // The most specific setter wins: REGISTRY_PROXY_PUSHMODE over REGISTRY_PROXY.
-    const from = [...origins].filter(([k]) => p === k || p.startsWith(`${k}.`) || p.startsWith(`${k}[`)).sort(([a], [b]) => b.length - a.length)[0];
-    problems.push(`${p}: ${message}${from ? ` (set by ${from[1]})` : ''}`);
-  };
-  const result = documentSchema.safeParse(cleaned ?? {}, { reportInput: true });
-  if (!result.success) for (const issue of result.error.issues) describeIssue(issue, add);
-  crossCheck(cleaned, add);
-  checkFleet(cleaned, add);
-  return problems.length === 0 && result.success ? { doc: result.data, problems, warnings } : { problems, warnings };
-}
-
-/** Drops keys set to null (YAML `key:` with nothing after it means unset, as in Go) and warns once per ignored key. */
-function normalize(value: Tree, schema: z.ZodType | undefined, path: PropertyKey[], warnings: string[]): Tree {
-  if (!schema || kindOf(schema) !== undefined) return value;
-  if (Array.isArray(value)) return value.map((v, i) => normalize(v, childSchema(schema, i), [...path, i], warnings));
-  if (!isMapping(value)) return value;
-  const out: [string, Tree][] = [];
-  for (const [k, v] of Object.entries(value)) {
-    const child = childSchema(schema, k);
-    if (child && kindOf(child) === 'ignored') {
-      warnings.push(`${formatPath([...path, k])}: accepted for compatibility with distribution, not used by berth`);
-    }
-    if (v !== null) out.push([k, normalize(v, child, [...path, k], warnings)]);
-  }
-  return Object.fromEntries(out);
-}
-
-type Add = (path: readonly PropertyKey[], message: string) => void;
-
-function describeIssue(issue: z.core.$ZodIssue, add: Add): void {
-  const input = (issue as { input?: unknown }).input;
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      for (const key of issue.keys) {
-        const known = allowedKeys(schemaAt(issue.path));
-        add([...issue.path, key], `unknown key${known.length ? `; allowed here: ${known.join(', ')}` : ''}`);
-      }
-      return;
-    case 'invalid_type': {
-      if (input === undefined) return add(issue.path, 'required key is missing');
-      const s = schemaAt(issue.path);
-      const u = s && unwrap(s);
-      const allowed =
-        u instanceof z.ZodObject
-          ? `a mapping with keys ${allowedKeys(u).join(', ')}`
-          : u instanceof z.ZodArray
-            ? 'a list'
-            : u instanceof z.ZodRecord
-              ? 'a mapping'
-              : issue.expected;
-      return add(issue.path, `invalid value: ${show(input)}; allowed: ${allowed}`);
-    }
-    case 'invalid_key':
-      return add(issue.path, issue.issues[0]?.message.replace('; ', ` ${show(input)}; `) ?? `invalid key ${show(input)}`);
-    default:
-      return add(issue.path, issue.message);
-  }
-}
-
-/** Keys a mapping may hold, leaving out the ones that are only there to be rejected. */
-function allowedKeys(schema: z.ZodType | undefined): string[] {
-  const s = schema && unwrap(schema);
-  if (!(s instanceof z.ZodObject)) return [];
-  return Object.entries(s.shape as Record<string, z.ZodType>)
-    .filter(([, v]) => kindOf(v) !== 'unsupported')
-    .map(([k]) => k);
-}
-
-/** Rules spanning several keys. Reads the raw document defensively so they run even when values are invalid. */
-function crossCheck(doc: Tree, add: Add): void {
-  if (!isMapping(doc)) return;
-  const { proxy, upstreams, http } = doc;
-  if (isMapping(proxy) && Array.isArray(upstreams)) {
-    add(['upstreams'], 'proxy and upstreams are both set; allowed: one of them (proxy is the single-upstream form)');
-  }
-  const credentials = (section: Tree, path: PropertyKey[]) => {
-    if (!isMapping(section)) return;
-    if (section.password !== undefined && section.passwordfile !== undefined) {
-      add([...path, 'passwordfile'], 'password and passwordfile are both set; allowed: one of them');
-    }
-    if (section.dockerconfig !== undefined) {
-      for (const k of ['username', 'password', 'passwordfile']) {
-        if (section[k] !== undefined) add([...path, k], `dockerconfig and ${k} are both set; allowed: credentials from one of them`);
-      }
-    }
-    pair(section, path, 'certificate', 'key');
-    if (section.passthroughauth === undefined || /^(false|no|off)$/i.test(String(section.passthroughauth))) {
-      for (const k of ['passthroughttl', 'passthroughoutage']) {
-        if (section[k] !== undefined) add([...path, k], 'only meaningful with passthroughauth: true; allowed: set passthroughauth: true or remove it');
-      }
-    }
-  };
-  credentials(proxy ?? null, ['proxy']);
-  credentials(doc.admin ?? null, ['admin']);
-  const adminOpen = isMapping(doc.admin) && /^(true|yes|on)$/i.test(String(doc.admin.open));
-  const adminKeys = ['username', 'password', 'passwordfile'];
-  if (isMapping(doc.admin) && adminOpen) {
-    for (const k of adminKeys) {
-      if (doc.admin[k] !== undefined) add(['admin', k], 'open: true and credentials are both set; allowed: one of them');
-    }
-    // admin: { trustloopback: … } alone is complete; credentials, once begun, need both halves.
-  } else if (isMapping(doc.admin) && (doc.admin.trustloopback === undefined || adminKeys.some((k) => isMapping(doc.admin) && doc.admin[k] !== undefined))) {
-    if (doc.admin.username === undefined) add(['admin', 'username'], 'required when admin is set (or admin.open: true to leave the admin API open)');
-    if (doc.admin.password === undefined && doc.admin.passwordfile === undefined) {
-      add(['admin', 'password'], 'required when admin is set; allowed: password or passwordfile');
-    }
-  }
-  if (isMapping(doc.warm) && doc.warm.platforms !== undefined && /^(true|yes|on)$/i.test(String(doc.warm.allplatforms))) {
-    add(['warm', 'allplatforms'], 'platforms and allplatforms are both set; allowed: one of them');
-  }
-  if (Array.isArray(upstreams)) {
-    const seen = new Map<string, string>();
-    let firstDefault: string | undefined;
-    const unique = (what: string, value: Tree | undefined, path: PropertyKey[], fold = (s: string) => s) => {
-      if (typeof value !== 'string') return;
-      const key = `${what}\0${fold(value)}`;
-      const first = seen.get(key);
-      if (first) add(path, `duplicate ${what} ${show(value)} (also ${first}); allowed: each ${what} once across upstreams`);
-      else seen.set(key, formatPath(path));
-    };
-    upstreams.forEach((u, i) => {
-      if (!isMapping(u)) return;
-      credentials(u, ['upstreams', i]);
-      unique('name', u.name, ['upstreams', i, 'name']);
-      unique('prefix', u.prefix, ['upstreams', i, 'prefix'], (s) => s.replace(/^\/+|\/+$/g, ''));
-      if (Array.isArray(u.hosts)) u.hosts.forEach((h, j) => unique('host', h, ['upstreams', i, 'hosts', j], (s) => s.toLowerCase()));
-      if (typeof u.default === 'string' && /^(true|yes|on)$/i.test(u.default)) {
-        if (firstDefault) add(['upstreams', i, 'default'], `more than one upstream is the default (also ${firstDefault}); allowed: at most one`);
-        else firstDefault = formatPath(['upstreams', i]);
-      }
-    });
-  }
-  const tls = isMapping(http) ? http.tls : undefined;
-  if (isMapping(tls)) pair(tls, ['http', 'tls'], 'certificate', 'key');
-  const rules = isMapping(doc.auth) ? doc.auth.rules : undefined;
-  if (Array.isArray(rules)) {
-    const names = Array.isArray(upstreams) ? upstreams.map((u) => (isMapping(u) ? u.name : undefined)) : isMapping(proxy) ? ['default'] : [];
-    const htpasswd = isMapping(doc.auth) && doc.auth.htpasswd !== undefined;
-    rules.forEach((r, i) => {
-      const named = isMapping(r) && Array.isArray(r.users) ? r.users.filter((u) => typeof u === 'string' && u !== 'anonymous') : [];
-      if (!htpasswd && named.length > 0) {
-        add(
-          ['auth', 'rules', i, 'users'],
-          `${named.map((u) => show(u)).join(', ')} can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd`,
-        );
-      }
-      if (isMapping(r) && typeof r.upstream === 'string' && !names.includes(r.upstream)) {
-        add(
-          ['auth', 'rules', i, 'upstream'],
-          `no upstream is named ${show(r.upstream)}; allowed: ${names.length ? names.map((n) => show(n)).join(', ') : 'none (no upstreams are configured: leave upstream out)'}`,
-        );
-      }
-    });
-  }
-
-  function pair(section: { [k: string]: Tree }, path: PropertyKey[], a: string, b: string): void {
-    if (section[a] !== undefined && section[b] === undefined) add([...path, b], `required when ${formatPath([...path, a])} is set`);
-    if (section[b] !== undefined && section[a] === undefined) add([...path, a], `required when ${formatPath([...path, b])} is set`);
-  }
-}

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { configKit, problemsOf, PEM } from './testkit.js';
-import { describeConfig, formatDuration, formatSize } from './describe.js';
+import { describeConfig } from './describe.js';
+import { formatDuration, formatSize } from './units.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-config-seed-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,151 +1,122 @@
-/** @module config/types — the typed, frozen configuration every other module receives. */
+/**
+ * @module config/types — the typed, frozen configuration every other module receives. Where a value is a key's
+ * value as config/schema checks it, its type is inferred from the schema; where config/load transforms (units,
+ * renames, files read), the field names the key it comes from and the key's meaning is in the schema.
+ */
 
-import type { DailyWindow, HubConfig, SiteConfig } from './fleet.js';
+import type { z } from 'zod';
+import type { ListenAddr } from './fields.js';
+import type { HubConfig, SiteConfig } from './fleet.js';
+import type { accessRuleSchema, BerthDocument, upstreamEntrySchema } from './schema.js';
 
-export type PushMode = 'readonly' | 'local' | 'write-through' | 'write-behind';
-export type AccessAction = 'pull' | 'push' | 'delete' | '*';
-export type OutageMode = 'lastknown' | 'deny';
+/** Deeply read-only: the loaded configuration is frozen. */
+type Frozen<T> = T extends readonly (infer E)[] ? readonly Frozen<E>[] : T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
+type Section<K extends keyof BerthDocument> = NonNullable<BerthDocument[K]>;
+type UpstreamDoc = z.output<typeof upstreamEntrySchema>;
+type RuleDoc = z.output<typeof accessRuleSchema>;
+type ListenerDoc = NonNullable<Section<'http'>['listeners']>[number];
 
-/** Bounds on client connections (docs/security.md: Request limits). */
+export type PushMode = NonNullable<UpstreamDoc['pushmode']>;
+export type AccessAction = RuleDoc['actions'][number];
+export type OutageMode = NonNullable<UpstreamDoc['passthroughoutage']>;
+type TlsFiles = Frozen<Required<Pick<NonNullable<Section<'http'>['tls']>, 'certificate' | 'key'>>>;
+
+/** `http.headerstimeout`, `idletimeout` (in ms), `maxconnections`, `maxconnectionsperclient`. */
 export interface ConnectionLimits {
-  /** The request line and headers must arrive within this long (slowloris). */
   readonly headersTimeoutMs: number;
-  /** A connection with no byte moving either way for this long is closed; a slow transfer that moves is not idle. */
   readonly idleTimeoutMs: number;
-  /** Open connections in all; beyond it new ones are answered 503 and closed. */
   readonly maxConnections: number;
-  /** Open connections from one client address; beyond it 429. */
   readonly maxConnectionsPerClient: number;
 }
 
-/** One `auth.rules` entry: these users may do these actions on these repositories. */
-export interface AccessRule {
-  /** User names; `anonymous` is a client without credentials, `*` any authenticated user. */
-  readonly users: readonly string[];
-  /** Repository patterns as the upstream names them; `*` matches any characters, `/` included. */
-  readonly repositories: readonly string[];
-  readonly actions: readonly AccessAction[];
-  /** Name of the upstream the rule is about; absent = every upstream (and the local registry). */
-  readonly upstream?: string;
-}
+/** One `auth.rules` entry, `repositories` defaulted. */
+export type AccessRule = Frozen<Omit<RuleDoc, 'repositories'> & Required<Pick<RuleDoc, 'repositories'>>>;
 
-/** One central registry berth mirrors. `proxy:` becomes a single upstream named "default". */
-export interface UpstreamConfig {
-  readonly name: string;
-  /** Base URL without trailing slash, e.g. https://harbor.xing.com */
-  readonly remoteurl: string;
-  readonly username?: string;
-  /** Password (from `password` or read from `passwordfile`). Never logged. */
-  readonly password?: string;
-  readonly hosts: readonly string[];
-  readonly prefix?: string;
-  readonly default: boolean;
-  /** PEM text of a CA bundle to trust for this upstream. */
-  readonly ca?: string;
-  readonly insecure: boolean;
-  /** Address to connect to for remoteurl's host instead of looking the name up (TLS still checks the name). */
-  readonly resolve?: string;
-  /** PEM client certificate and key presented to this upstream (mutual TLS). */
-  readonly clientcert?: { readonly certificate: string; readonly key: string };
-  /** Token realm hosts (host or host:port) trusted besides the upstream's registrable domain. */
-  readonly tokenrealms: readonly string[];
-  /** Clients' own credentials are checked against this upstream before the cache serves them. */
-  readonly passthrough?: { readonly ttlMs: number; readonly outage: OutageMode };
-  /** Milliseconds a tag is served from cache before revalidating upstream. */
-  readonly tagttlMs: number;
-  /** On a manifest fetched from upstream, start fetching the blobs it names at once. */
-  readonly prefetch: boolean;
-  /** Milliseconds since last pull after which content may be dropped; 0 = never. */
-  readonly ttlMs: number;
-  readonly pushmode: PushMode;
-  /** Bytes per second berth may draw from this upstream in all; node pulls go first. */
-  readonly ratelimit?: number;
-  /** Background work (warm-up, pre-heat, write-behind) runs only inside this daily window. */
-  readonly backgroundwindow?: DailyWindow;
-}
+/** One central registry berth mirrors: an `upstreams:` entry, or `proxy:` as the one named "default". */
+export type UpstreamConfig = Frozen<
+  Pick<UpstreamDoc, 'name' | 'remoteurl' | 'username' | 'prefix' | 'resolve' | 'ratelimit' | 'backgroundwindow'> &
+    Required<Pick<UpstreamDoc, 'hosts' | 'default' | 'insecure' | 'tokenrealms' | 'prefetch' | 'pushmode'>> & {
+      /** From `password`, `passwordfile` or `dockerconfig`. Never logged. */
+      password?: string;
+      /** The PEM text of the `ca` file. */
+      ca?: string;
+      /** The PEM texts of the `certificate` and `key` files. */
+      clientcert?: { certificate: string; key: string };
+      /** `passthroughauth: true`, with `passthroughttl` in ms and `passthroughoutage`. */
+      passthrough?: { ttlMs: number; outage: OutageMode };
+      /** `tagttl` in ms. */
+      tagttlMs: number;
+      /** `ttl` in ms; 0 = never. */
+      ttlMs: number;
+    }
+>;
 
-export interface Listener {
-  /** '' means all interfaces. */
-  readonly host: string;
-  readonly port: number;
-  readonly tls?: { readonly certificate: string; readonly key: string };
-}
+/** `http.addr` with `http.tls`, or one `http.listeners` entry; host '' means all interfaces. */
+export type Listener = Frozen<ListenAddr & Omit<ListenerDoc, 'addr'>>;
 
 export interface BerthConfig {
   readonly log: {
-    readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
-    readonly fields: Readonly<Record<string, string>>;
+    readonly level: NonNullable<Section<'log'>['level']>;
+    readonly fields: Frozen<NonNullable<Section<'log'>['fields']>>;
+    /** Not `log.accesslog.disabled`. */
     readonly accesslog: boolean;
   };
   readonly storage: {
+    /** `storage.filesystem.rootdirectory`, absolute. */
     readonly rootdirectory: string;
     /** Bytes; 0 = unbounded. */
     readonly maxsize: number;
     readonly lowwatermark: number;
-    /** Bytes held back for metadata writes on a full disk (storage/disk-space); 0 = none. */
+    /** Bytes. */
     readonly reserve: number;
+    /** `storage.delete.enabled`. */
     readonly deleteEnabled: boolean;
-    /** distribution's storage.maintenance.uploadpurging: abandoned uploads are removed. */
+    /** `storage.maintenance.uploadpurging`, durations in ms. */
     readonly uploadpurging: { readonly enabled: boolean; readonly ageMs: number; readonly intervalMs: number };
   };
   readonly http: {
-    /** host and port to listen on; host '' means all interfaces. */
+    /** `http.addr`; host '' means all interfaces. */
     readonly host: string;
     readonly port: number;
-    readonly headers: Readonly<Record<string, readonly string[]>>;
-    readonly tls?: { readonly certificate: string; readonly key: string };
-    /** `http.listeners`: more addresses served beside addr/tls (e.g. TLS on :443 and plain :5000). */
+    readonly headers: Frozen<NonNullable<Section<'http'>['headers']>>;
+    readonly tls?: TlsFiles;
     readonly listeners: readonly Listener[];
-    /** Header and idle timeouts, connection bounds (http.headerstimeout, idletimeout, maxconnections, maxconnectionsperclient). */
     readonly limits: ConnectionLimits;
-    /** `http.workers`: serving processes sharing store and addresses; `auto` = one per core (docs/large-sites.md: Every core). */
-    readonly workers: number | 'auto';
-    /** `http.sendfile` (default true): stored blobs reach plain TCP clients by sendfile(2) where it loads (storage/zero-copy). */
+    readonly workers: NonNullable<Section<'http'>['workers']>;
     readonly sendfile: boolean;
   };
   readonly upstreams: readonly UpstreamConfig[];
+  /** Not configurable: how long upstream requests may take to connect, answer and move. */
   readonly upstreamTimeouts: {
     readonly connectMs: number;
     readonly firstByteMs: number;
     readonly idleMs: number;
   };
   readonly auth?: {
-    readonly htpasswd?: { readonly realm: string; readonly path: string };
-    /** When present, only what a rule allows is allowed. */
+    readonly htpasswd?: Frozen<Required<NonNullable<Section<'auth'>['htpasswd']>>>;
     readonly rules?: readonly AccessRule[];
   };
-  /** Credentials for the admin API (/api/v1/); without them it is open on the listen address. */
+  /** `admin.username` with the password from `admin.password` or `admin.passwordfile`. */
   readonly admin?: { readonly username: string; readonly password: string };
-  /**
-   * `admin.open: true`: the admin API is open to anyone who reaches the listen address. Without
-   * it and without credentials, the API is open only while no client auth is configured; with
-   * `auth:` it answers loopback clients only.
-   */
+  /** `admin.open`. */
   readonly adminOpen?: boolean;
-  /**
-   * `admin.trustloopback`: a caller on this host (loopback peer, loopback Host, no proxy headers)
-   * may use the admin API without credentials. Absent: true only while neither client auth
-   * (`auth:`, `passthroughauth`) nor admin credentials are configured.
-   */
+  /** `admin.trustloopback` as written; absent when not set (its default depends on other keys). */
   readonly adminTrustLoopback?: boolean;
-  /** Images kept pinned and refreshed on a schedule (`warm:`). */
   readonly warm: WarmConfig;
   /** This berth is a fleet's hub (docs/design.md §12). */
   readonly hub?: HubConfig;
-  /** This berth is a site reporting to a hub. */
   readonly site?: SiteConfig;
-  /** One replica of a site's several (`cluster:` with `redis:`); absent: a replica alone. */
+  /** `cluster:` with `redis:`; absent: a replica alone. */
   readonly cluster?: ClusterConfig;
 }
 
+/** `cluster:` and `redis:`, files read, addresses parsed, timeouts in ms. */
 export interface ClusterConfig {
-  /** How the other replicas reach this one. */
   readonly advertise: string;
   readonly secret: string;
-  /** Replicas with the same name form one site (the Redis key prefix). */
   readonly name: string;
   readonly redis: {
-    /** One server, or Sentinels when `mastername` is set. */
+    /** `redis.addr` or `redis.addrs`. */
     readonly addrs: ReadonlyArray<{ readonly host: string; readonly port: number }>;
     readonly mastername?: string;
     readonly username?: string;
@@ -153,19 +124,20 @@ export interface ClusterConfig {
     readonly sentinelUsername?: string;
     readonly sentinelPassword?: string;
     readonly db: number;
+    /** `redis.dialtimeout`. */
     readonly connectMs: number;
-    /** Every command gives up after this long. */
+    /** `redis.readtimeout` (or `writetimeout`). */
     readonly commandMs: number;
+    /** `redis.tls`, PEM texts read; `ca` joins the `clientcas` files. */
     readonly tls?: { readonly certificate?: string; readonly key?: string; readonly ca?: string; readonly insecure: boolean };
   };
 }
 
+/** `warm:`, `interval` in ms. */
 export interface WarmConfig {
-  /** Milliseconds between refreshes; 0 = warm once at start-up only. */
   readonly intervalMs: number;
-  /** `[registry/]repository[:tag|@digest]` */
-  readonly images: readonly string[];
-  /** `os/arch[/variant]`; empty = berth's default (linux/amd64). */
-  readonly platforms: readonly string[];
+  readonly images: Frozen<NonNullable<Section<'warm'>['images']>>;
+  readonly platforms: Frozen<NonNullable<Section<'warm'>['platforms']>>;
+  /** `warm.allplatforms`. */
   readonly allPlatforms: boolean;
 }

@@ -1,4 +1,4 @@
-/** @module config/units — parsing of human-written sizes and Go-style durations. */
+/** @module config/units — human-written sizes and Go-style durations: parsed from config.yml, formatted back for it. */
 
 /** What parseSize accepts, phrased for error messages. */
 export const SIZE_ALLOWED = 'a byte count or a number with a unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 50GiB';
@@ -94,4 +94,29 @@ export function parseDuration(input: string | number): number {
   }
   if (!Number.isFinite(ms)) fail(': too large');
   return ms;
+}
+
+/** `90s`, `15m`, `168h`: the largest unit that divides the value, as config.yml accepts it. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** `50GiB`, `500MiB`: exact binary units, else bytes. */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [
+    ['TiB', 2 ** 40],
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return `${bytes}B`;
 }
