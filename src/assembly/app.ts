@@ -3,14 +3,14 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { AccessControl } from '../auth/access.js';
-import { evictionLimits } from '../cache/eviction.js';
-import { RegistryCache } from '../cache/registry.js';
+import type { RegistryCache } from '../cache/registry.js';
 import type { BerthConfig } from '../config/types.js';
 import { WorkPriority } from '../upstream/budget.js';
 import { LOCAL_OWNER } from '../storage/local.js';
 import { createFleet } from './fleet-hub.js';
 import { openHttpSide } from './http-side.js';
-import { attachTelemetry, createOperations, createTelemetry, type Operations } from './operations.js';
+import { attachTelemetry, createOperations, createTelemetry, type Operations, type QueueView } from './operations.js';
+import { openPullSide, type PullSideDeps } from './pull-side.js';
 import { openPushSide } from './push-side.js';
 import type { GroupParts, SiteParts } from './parts.js';
 import { openStores, reconcileStore, type Stores } from './stores.js';
@@ -55,7 +55,6 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
   const stores = await openStores(config, deps, { prepared: group !== undefined, announce: lead, ...(group ? { slot: group.slot } : {}) });
   const site = mode.site?.(stores, deps, config);
   const index = site?.index ?? stores.index.blobIndex;
-  const { repos } = stores.index;
   if (!group) await reconcileStore(stores.blobs, index, logger);
   const telemetry = createTelemetry(config, now);
   const priority = new WorkPriority();
@@ -65,7 +64,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     config,
     blobs: stores.blobs,
     index,
-    repos,
+    repos: stores.index.repos,
     uploads: site?.uploads ?? stores.push.uploads,
     ...writes,
     // Every claimant has its own name: a worker's start-up recovery resets only its own running jobs.
@@ -81,55 +80,15 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     const others = group?.othersInUse();
     return others ? new Set([...queued, ...others]) : queued;
   };
-  const fills = group?.fills(stores.blobs, site?.router);
-  const router = fills ?? site?.router;
-  const cache = new RegistryCache({
-    blobs: stores.blobs,
-    index,
-    repos,
-    upstreams,
-    logger,
-    now,
-    limits: evictionLimits(config),
-    observer: telemetry,
-    protect,
-    heldTags: writes.heldTags,
-    onInUseChange: (digests) => stores.inUse.changed(digests),
-    ...(group ? { downElsewhere: group.downElsewhere } : {}),
-    ...(router ? { router } : {}),
-    // Tag checks: the site's (Redis) when replicas share it, which covers workers too; else the workers'.
-    ...(site ? { manifestSite: site.manifests } : group ? { manifestSite: group.manifests(repos) } : {}),
-  });
-  stores.space.onFull(() => cache.diskFull());
+  const pullDeps = { config, stores, index, upstreams, telemetry, heldTags: writes.heldTags, protect, site, group, logger, now };
+  const { cache, fills } = openPullSide(pullDeps);
   site?.connect(cache, lead);
   attachTelemetry(telemetry, { config, index, cache, upstreams, queue: pushSide.view, ...(fills ? { following: () => fills.following } : {}) });
   if (lead) cache.maybeEvict();
   // The write-behind worker starts here: everything it sends is background work for the WAN budget.
   const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
-  // Several workers: the admin API and /metrics report the whole group.
-  const adminTelemetry = group?.telemetry(telemetry);
-  const ops = createOperations({
-    config,
-    cache,
-    blobs: stores.blobs,
-    index,
-    repos,
-    indexOk: () => stores.index.ping(),
-    disk: () => stores.space.report(),
-    upstreams,
-    telemetry,
-    logger,
-    now,
-    queue: pushSide.view,
-    protect,
-    priority,
-    ...(adminTelemetry ? { adminTelemetry } : {}),
-    schedules: lead,
-  });
-  const fleet = createFleet({ config, ops, stats: () => (adminTelemetry ?? telemetry).stats(), upstreams, logger, now });
-  const wrapped = fleet.wrap(ops.admin);
-  const admin = group && !lead ? group.forwardAdmin(wrapped, config.hub !== undefined) : wrapped;
+  const { ops, fleet, admin, leadAdmin } = operate({ ...pullDeps, cache, queue: pushSide.view, priority, lead });
   const serverDeps = { config, cache, upstreams, logger, now, admin, observer: telemetry, access, push, instance: stores.instance };
   const http = openHttpSide(config, { ...serverDeps, ...site?.serving(cache, upstreams) }, access, logger);
   group?.join(upstreams, access, (reason) => http.reload(reason));
@@ -144,7 +103,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
       ops.start();
       if (lead) fleet.start();
       site?.start();
-      await group?.listening(wrapped);
+      await group?.listening(leadAdmin);
       return bound;
     },
     // Every worker checks (its /readyz answers from its own results); the lead alone logs them.
@@ -163,4 +122,26 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
       await group?.close();
     },
   };
+}
+
+/**
+ * Metrics, catalog, warm-up, the fleet hub and site agent, and the admin API: the whole group's
+ * figures when several workers serve, answered by the lead (`leadAdmin`) for the others.
+ */
+function operate(d: PullSideDeps & { cache: RegistryCache; queue: QueueView; priority: WorkPriority; lead: boolean }) {
+  const { config, stores, group, telemetry } = d;
+  const adminTelemetry = group?.telemetry(telemetry);
+  const ops = createOperations({
+    ...d,
+    blobs: stores.blobs,
+    repos: stores.index.repos,
+    indexOk: () => stores.index.ping(),
+    disk: () => stores.space.report(),
+    ...(adminTelemetry ? { adminTelemetry } : {}),
+    schedules: d.lead,
+  });
+  const fleet = createFleet({ ...d, ops, stats: () => (adminTelemetry ?? telemetry).stats() });
+  const leadAdmin = fleet.wrap(ops.admin);
+  const admin = group && !d.lead ? group.forwardAdmin(leadAdmin, config.hub !== undefined) : leadAdmin;
+  return { ops, fleet, admin, leadAdmin };
 }
