@@ -53,14 +53,6 @@ const EXCEPTIONS = [
   { files: ['src/ports/target.ts'], folder: 'ports', extra: ['config', 'upstream'] },
   // auth/access builds the upstream credential checks itself until they are handed in.
   { files: ['src/auth/access.ts'], folder: 'auth', extra: ['upstream'] },
-  // assembly: moves to src/assembly/
-  { files: ['src/cache/write-side.ts'], folder: 'cache', extra: ['push'] },
-  // assembly: moves to src/assembly/
-  { files: ['src/ops/wiring.ts'], folder: 'ops', extra: ['http'] },
-  // assembly: moves to src/assembly/
-  { files: ['src/workers/admin-forward.ts'], folder: 'workers', extra: ['http', 'fleet'] },
-  // assembly: moves to src/assembly/ (the group's telemetry is built on ops/telemetry there)
-  { files: ['src/workers/group-telemetry.ts'], folder: 'workers', extra: ['ops'] },
 ];
 
 export default tseslint.config(

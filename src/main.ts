@@ -1,4 +1,4 @@
-/** @module main — the entry: reads argv and env and builds the commands (app.ts is the composition root of `berth serve`); nothing else reads process state. */
+/** @module main — the entry: reads argv and env and builds the commands (src/assembly/ builds `berth serve`, one module per mode); nothing else reads process state. */
 import cluster from 'node:cluster';
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';

@@ -3,7 +3,8 @@ import type { Cluster } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import { prepareStore } from '../store-prep.js';
+import { prepareStore } from '../assembly/store-prep.js';
+import type { App, AppDeps } from '../assembly/app.js';
 import { WorkerChannel, type IpcPort } from '../workers/channel.js';
 import { runPrimary } from '../workers/primary.js';
 import { workerExecArgv } from '../workers/worker-flags.js';
@@ -79,9 +80,7 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   }
   const channel = io.worker ? new WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
   const lead = !channel || channel.lead;
-  // Imported here: the primary of several workers serves nothing and does without the whole app.
-  const { createApp } = await import('../app.js');
-  const app = await createApp(config, { logger, now: Date.now, ...(channel ? { worker: channel } : {}) });
+  const app = await createMode(config, { logger, now: Date.now }, channel);
   let address;
   try {
     address = await app.listen();
@@ -117,4 +116,12 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   await app.close();
   logger.info('stopped');
   return 0;
+}
+
+/** The mode this process serves in: a serving worker, one of a site's replicas, or one process alone. */
+async function createMode(config: BerthConfig, deps: AppDeps, channel: WorkerChannel | undefined): Promise<App> {
+  // Imported here: the primary of several workers serves nothing and does without the whole assembly.
+  if (channel) return (await import('../assembly/worker.js')).createWorker(config, deps, channel);
+  if (config.cluster) return (await import('../assembly/site-replica.js')).createReplica(config, config.cluster, deps);
+  return (await import('../assembly/single.js')).createSingle(config, deps);
 }

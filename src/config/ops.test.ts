@@ -60,7 +60,7 @@ test('invalid admin and warm values are errors naming the key path', () => {
 });
 
 test('admin.trustloopback: alone or beside credentials, printed when set; an admin password over 72 bytes is refused', () => {
-  assert.equal(load(base).config.adminTrustLoopback, undefined, 'absent: the default is decided from auth and admin (ops/wiring adminAccess)');
+  assert.equal(load(base).config.adminTrustLoopback, undefined, 'absent: the default is decided from auth and admin (assembly/operations adminAccess)');
   const alone = load(`${base}admin: { trustloopback: true }\n`).config;
   assert.equal(alone.adminTrustLoopback, true);
   assert.equal(alone.admin, undefined);

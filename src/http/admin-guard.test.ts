@@ -11,7 +11,7 @@ import { AdminGate, trustedLoopback, type AdminAccess } from './admin-guard.js';
 import { ApiError } from './admin-io.js';
 import { OciError } from '../oci/errors.js';
 import type { BerthConfig } from '../config/types.js';
-import { adminAccess } from '../ops/wiring.js';
+import { adminAccess } from '../assembly/operations.js';
 
 let server: Server;
 let port: number;

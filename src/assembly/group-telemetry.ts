@@ -1,8 +1,8 @@
-/** @module workers/group-telemetry — metrics, stats and history for the whole process group: each worker's, gathered through the primary and merged. */
+/** @module assembly/group-telemetry — metrics, stats and history for the whole process group: each worker's, gathered through the primary and merged. */
 import { AggregatorRegistry } from 'prom-client';
 import type { Telemetry } from '../ops/telemetry.js';
 import type { HistoryPoint } from '../ops/history.js';
-import type { WorkerChannel } from './channel.js';
+import type { WorkerChannel } from '../workers/channel.js';
 
 type Stats = Record<string, unknown>;
 

@@ -1,4 +1,4 @@
-/** @module workers/group-telemetry.test — the whole group's figures: counters summed, the shared store once, history intervals added up. */
+/** @module assembly/group-telemetry.test — the whole group's figures: counters summed, the shared store once, history intervals added up. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AggregatorRegistry } from 'prom-client';

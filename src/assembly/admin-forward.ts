@@ -1,4 +1,4 @@
-/** @module workers/admin-forward — one worker holds the admin state (warm jobs, hub, schedules); the others forward its paths to it over loopback. */
+/** @module assembly/admin-forward — one worker holds the admin state (warm jobs, hub, schedules); the others forward its paths to it over loopback. */
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';

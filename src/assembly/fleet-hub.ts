@@ -1,13 +1,13 @@
-/** @module fleet/wiring — builds the hub (with `hub:`) and the site agent (with `site:`) for app.ts. */
+/** @module assembly/fleet-hub — builds the fleet hub (with `hub:`) and the site agent (with `site:`) in front of the admin API. */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import type { Upstream } from '../ports/target.js';
 import type { AdminHandler } from '../http/admin.js';
-import type { Operations } from '../ops/wiring.js';
-import { SiteAgent } from './site-agent.js';
-import { createHub, type Hub } from './hub.js';
-import type { SiteReport } from './hub-protocol.js';
+import type { Operations } from './operations.js';
+import { SiteAgent } from '../fleet/site-agent.js';
+import { createHub, type Hub } from '../fleet/hub.js';
+import type { SiteReport } from '../fleet/hub-protocol.js';
 
 export interface FleetDeps {
   readonly config: BerthConfig;

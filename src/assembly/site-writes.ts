@@ -1,15 +1,15 @@
-/** @module cluster/write-side — a replica's write side in a site: the site's queue and held tags (local while Redis is away), second copies of pushes, and taking copies for others. */
+/** @module assembly/site-writes — a replica's write side in a site: the site's queue and held tags (local while Redis is away), second copies of pushes, and taking copies for others. */
 import type { Logger } from 'pino';
 import type { SiteCache } from '../ports/push-site.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { PushPorts } from '../storage/local.js';
 import type { BlobStore } from '../storage/blob-files.js';
-import { PeerCopier } from './peer-copy.js';
-import { ReplicaPushSite } from './push-site.js';
-import { RedisHeldTags, RedisReplicationQueue } from './redis-queue.js';
-import type { Replica } from './replica.js';
-import { SiteHeldTags, SiteQueue } from './site-queue.js';
+import { PeerCopier } from '../cluster/peer-copy.js';
+import { ReplicaPushSite } from '../cluster/push-site.js';
+import { RedisHeldTags, RedisReplicationQueue } from '../cluster/redis-queue.js';
+import type { Replica } from '../cluster/replica.js';
+import { SiteHeldTags, SiteQueue } from '../cluster/site-queue.js';
 
 /** A replica's claims on the site's queue lapse this long after it stops renewing them (it died): then a survivor runs them. */
 export const SITE_JOB_LEASE_MS = 15_000;

@@ -1,4 +1,4 @@
-/** @module ops/wiring — assembles metrics, image catalog, warm-up jobs, schedule and the admin handler for app.ts. */
+/** @module assembly/operations — builds metrics, image catalog, warm-up jobs, schedule and the admin handler from the parts a mode assembled. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { ImageCatalog } from '../cache/images.js';
@@ -13,9 +13,9 @@ import type { ImageReference } from '../oci/image-ref.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
-import { checkReadiness, type ReadinessDeps, type UpstreamHealth } from './health.js';
-import { WarmSchedule } from './schedule.js';
-import { Telemetry } from './telemetry.js';
+import { checkReadiness, type ReadinessDeps, type UpstreamHealth } from '../ops/health.js';
+import { WarmSchedule } from '../ops/schedule.js';
+import { Telemetry } from '../ops/telemetry.js';
 import type { WorkPriority } from '../upstream/budget.js';
 
 /** The seam for the push queue (write-behind): its depth for metrics and its entries for the API. */
@@ -157,6 +157,11 @@ export function upstreamHealth(u: Upstream): UpstreamHealth {
   };
 }
 
+/**
+ * Routes `[registry/]repository` as a pull of that image would be routed (docs/design.md): the
+ * registry part acts as containerd's `ns`; a registry part that is an upstream's path prefix
+ * routes by prefix. Docker Hub's `library/` is added as a node's client would add it.
+ */
 export function imageRouter(upstreams: readonly Upstream[]): (ref: ImageReference) => Target {
   return (ref) => {
     let target: Target;

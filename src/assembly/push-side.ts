@@ -1,4 +1,4 @@
-/** @module cache/write-side — assembles the write side (push.db, uploads, replication worker, push service) for app.ts and owns its lifecycle. */
+/** @module assembly/push-side — builds the write side (uploads, replication worker, push service) over the queue and held tags a mode chose, and owns its lifecycle. */
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import type { BlobStore } from '../storage/blob-files.js';
@@ -9,7 +9,7 @@ import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/reposi
 import type { UploadSessions } from '../ports/upload-sessions.js';
 import { PushService } from '../push/push-policy.js';
 import type { PushSite } from '../ports/push-site.js';
-import type { RegistryCache } from './registry.js';
+import type { RegistryCache } from '../cache/registry.js';
 import { Replicator, ReplicationWorker } from '../push/replication.js';
 import type { Upstream } from '../ports/target.js';
 import { UploadManager } from '../push/uploads.js';

@@ -1,0 +1,147 @@
+/** @module assembly/app — the assembly every mode shares: stores, upstream clients, write side, cache, operations and HTTP built in one readable order, with what a site replica or a serving worker adds. */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { AccessControl } from '../auth/access.js';
+import type { RegistryCache } from '../cache/registry.js';
+import type { BerthConfig } from '../config/types.js';
+import { WorkPriority } from '../upstream/budget.js';
+import { LOCAL_OWNER } from '../storage/local.js';
+import { createFleet } from './fleet-hub.js';
+import { openHttpSide } from './http-side.js';
+import { attachTelemetry, createOperations, createTelemetry, type Operations, type QueueView } from './operations.js';
+import { openPullSide, type PullSideDeps } from './pull-side.js';
+import { openPushSide } from './push-side.js';
+import type { GroupParts, SiteParts } from './parts.js';
+import { openStores, reconcileStore, type Stores } from './stores.js';
+import { checkAll, openUpstreams } from './upstream-clients.js';
+
+export interface AppDeps {
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+export interface App {
+  /** The `http.addr` listener; `servers` holds it and every `http.listeners` entry. */
+  readonly server: Server;
+  readonly servers: readonly Server[];
+  /** This store's instance id (the Berth-Instance header). */
+  readonly instance: string;
+  readonly cache: RegistryCache;
+  /** Metrics, warm-up jobs, image catalog and the admin API. */
+  readonly ops: Operations;
+  /** Starts listening; resolves with the bound address of `http.addr` (port 0 picks a free one). */
+  listen(): Promise<AddressInfo>;
+  /** Checks every upstream once (DNS, connect, TLS, loop, credentials, token realm), one log line per check. */
+  checkUpstreams(): Promise<void>;
+  /** Re-reads the TLS certificate and htpasswd file (SIGHUP; also done on file change). */
+  reload(reason: string): void;
+  /** Stops accepting, lets transfers finish up to the deadline, then closes the stores. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+/** What a mode adds: `site` for one of a site's replicas (site-replica.ts), `group` for a serving worker (worker.ts). */
+export interface Mode {
+  readonly group?: GroupParts;
+  readonly site?: (stores: Stores, deps: AppDeps, config: BerthConfig) => SiteParts;
+}
+
+/** Each step gets what the steps before built; nothing is tied in afterwards except where a part says why. */
+export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): Promise<App> {
+  const { logger, now } = deps;
+  const { group } = mode;
+  // The lead worker (or the only process) runs the duties one process per store must run.
+  const lead = group?.lead ?? true;
+  const stores = await openStores(config, deps, { prepared: group !== undefined, announce: lead, ...(group ? { slot: group.slot } : {}) });
+  const site = mode.site?.(stores, deps, config);
+  const index = site?.index ?? stores.index.blobIndex;
+  if (!group) await reconcileStore(stores.blobs, index, logger);
+  const telemetry = createTelemetry(config, now);
+  const priority = new WorkPriority();
+  const upstreams = openUpstreams(config, { logger, now, telemetry, instance: stores.instance, priority, ...(group ? { budget: group.budget } : {}) });
+  const writes = site?.writes ?? { queue: stores.push.queue, heldTags: stores.push.heldTags, owner: LOCAL_OWNER };
+  const pushSide = openPushSide({
+    config,
+    blobs: stores.blobs,
+    index,
+    repos: stores.index.repos,
+    uploads: site?.uploads ?? stores.push.uploads,
+    ...writes,
+    // Every claimant has its own name: a worker's start-up recovery resets only its own running jobs.
+    owner: group ? group.claimant(writes.owner) : writes.owner,
+    ...(group ? { uploadBound: group.uploadBound, uploadsCleaned: true } : {}),
+    upstreams,
+    logger,
+    now,
+    onDiskFull: (where, err) => stores.space.noteFull(where, err),
+  });
+  const protect = async (): Promise<ReadonlySet<string>> => {
+    const queued = await pushSide.protect();
+    const others = group?.othersInUse();
+    return others ? new Set([...queued, ...others]) : queued;
+  };
+  const pullDeps = { config, stores, index, upstreams, telemetry, heldTags: writes.heldTags, protect, site, group, logger, now };
+  const { cache, fills } = openPullSide(pullDeps);
+  site?.connect(cache, lead);
+  attachTelemetry(telemetry, { config, index, cache, upstreams, queue: pushSide.view, ...(fills ? { following: () => fills.following } : {}) });
+  if (lead) cache.maybeEvict();
+  // The write-behind worker starts here: everything it sends is background work for the WAN budget.
+  const push = await priority.background(() => pushSide.start(cache));
+  const access = new AccessControl({ config, upstreams, logger, now });
+  const { ops, fleet, admin, leadAdmin } = operate({ ...pullDeps, cache, queue: pushSide.view, priority, lead });
+  const serverDeps = { config, cache, upstreams, logger, now, admin, observer: telemetry, access, push, instance: stores.instance };
+  const http = openHttpSide(config, { ...serverDeps, ...site?.serving(cache, upstreams) }, access, logger);
+  group?.join(upstreams, access, (reason) => http.reload(reason));
+  return {
+    server: http.server,
+    servers: http.servers,
+    instance: stores.instance,
+    cache,
+    ops,
+    listen: async () => {
+      const bound = await http.listen();
+      ops.start();
+      if (lead) fleet.start();
+      site?.start();
+      await group?.listening(leadAdmin);
+      return bound;
+    },
+    // Every worker checks (its /readyz answers from its own results); the lead alone logs them.
+    checkUpstreams: () => checkAll(upstreams, lead ? logger : logger.child({}, { level: 'silent' })),
+    reload: (reason) => http.reload(reason),
+    close: async (deadlineMs = 30_000) => {
+      fleet.stop();
+      ops.stop();
+      await http.close(deadlineMs);
+      await cache.stopEviction();
+      await pushSide.close();
+      await site?.close();
+      await access.close();
+      await Promise.all(upstreams.map((u) => u.client.close().catch(() => undefined)));
+      await stores.close();
+      await group?.close();
+    },
+  };
+}
+
+/**
+ * Metrics, catalog, warm-up, the fleet hub and site agent, and the admin API: the whole group's
+ * figures when several workers serve, answered by the lead (`leadAdmin`) for the others.
+ */
+function operate(d: PullSideDeps & { cache: RegistryCache; queue: QueueView; priority: WorkPriority; lead: boolean }) {
+  const { config, stores, group, telemetry } = d;
+  const adminTelemetry = group?.telemetry(telemetry);
+  const ops = createOperations({
+    ...d,
+    blobs: stores.blobs,
+    repos: stores.index.repos,
+    indexOk: () => stores.index.ping(),
+    disk: () => stores.space.report(),
+    ...(adminTelemetry ? { adminTelemetry } : {}),
+    schedules: d.lead,
+  });
+  const fleet = createFleet({ ...d, ops, stats: () => (adminTelemetry ?? telemetry).stats() });
+  const leadAdmin = fleet.wrap(ops.admin);
+  const admin = group && !d.lead ? group.forwardAdmin(leadAdmin, config.hub !== undefined) : leadAdmin;
+  return { ops, fleet, admin, leadAdmin };
+}
