@@ -7,7 +7,7 @@ import { sendJson } from './respond.js';
 
 /**
  * The client address of an admin request: a serving worker that forwards the request to the
- * worker holding the admin state (see workers/admin-forward) records the original one here.
+ * worker holding the admin state (see assembly/admin-forward) records the original one here.
  */
 export const FORWARDED_CLIENT = Symbol('berth.forwardedClient');
 
