@@ -72,7 +72,7 @@ function listenOn(server: Server, l: Listener): Promise<AddressInfo> {
       // Ports below 1024 need root or CAP_NET_BIND_SERVICE; the image runs as uid 1000.
       const hint =
         err.code === 'EACCES' && l.port < 1024
-          ? ` (ports below 1024 need root or CAP_NET_BIND_SERVICE: listen on a high port and map ${l.port} to it, see the README)`
+          ? ` (ports below 1024 need root or CAP_NET_BIND_SERVICE: listen on a high port and map ${l.port} to it, see docs/install.md)`
           : '';
       reject(Object.assign(new Error(`cannot listen on ${l.host || '*'}:${l.port}: ${err.code ?? err.message}${hint}`), { code: err.code }));
     };

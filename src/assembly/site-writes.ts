@@ -6,7 +6,7 @@ import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { PushPorts } from '../storage/local.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import { PeerCopier } from '../cluster/peer-copy.js';
-import { ReplicaPushSite } from '../cluster/push-site.js';
+import { ReplicaPushSite } from '../cluster/replica-push-site.js';
 import { RedisHeldTags, RedisReplicationQueue } from '../cluster/redis-queue.js';
 import type { Replica } from '../cluster/replica.js';
 import { SiteHeldTags, SiteQueue } from '../cluster/site-queue.js';

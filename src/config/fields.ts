@@ -18,7 +18,7 @@ export const keyKinds = z.registry<{ readonly kind: KeyKind }>();
 
 /**
  * Labels a value builder with what the configuration reference calls its values (`duration`,
- * `size`, ...), as zod metadata read back by config/reference.
+ * `size`, ...), as zod metadata read back by config/key-reference.
  */
 export function valueOf<S extends z.ZodType>(valueType: string, schema: S): S {
   return schema.meta({ valueType });

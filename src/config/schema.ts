@@ -1,6 +1,6 @@
 /**
  * @module config/schema — the config.yml document: distribution's keys plus berth's, each declared once with its
- * check, default and description (config/reference prints them as docs/configuration.md).
+ * check, default and description (config/key-reference prints them as docs/configuration.md).
  */
 
 import { z } from 'zod';

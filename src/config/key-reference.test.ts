@@ -1,9 +1,9 @@
-/** @module config/reference.test — docs/configuration.md is what the schema generates now. */
+/** @module config/key-reference.test — docs/configuration.md is what the schema generates now. */
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { configurationReference, REGENERATE } from './reference.js';
+import { configurationReference, REGENERATE } from './key-reference.js';
 import { LOG_LEVELS } from './schema.js';
 
 // Compiled to dist/src/config/: the repository root is three folders up.

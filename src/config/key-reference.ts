@@ -1,4 +1,4 @@
-/** @module config/reference — docs/configuration.md, generated from the schema's declarations (`npm run docs:config`). */
+/** @module config/key-reference — docs/configuration.md, generated from the schema's declarations (`npm run docs:config`). */
 
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';

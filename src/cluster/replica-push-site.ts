@@ -1,4 +1,4 @@
-/** @module cluster/push-site — what a write to one replica asks of the site's others: a second copy before a write-behind push is answered, and content another replica took. */
+/** @module cluster/replica-push-site — what a write to one replica asks of the site's others: a second copy before a write-behind push is answered, and content another replica took. */
 import type { Logger } from 'pino';
 import type { ManifestSite } from '../ports/manifest-site.js';
 import type { PushSite, SiteCache } from '../ports/push-site.js';
