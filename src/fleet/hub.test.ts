@@ -52,3 +52,13 @@ test('guessing the admin password at the hub makes the address wait (429), the r
     server.close();
   }
 });
+
+test('wrong hub tokens are refused with 401 every time and never lock out the right token from the same address', async () => {
+  const { server, url } = await hubServer();
+  try {
+    for (let i = 0; i < 8; i++) assert.equal((await fetch(`${url}/healthy`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+    assert.equal((await fetch(`${url}/healthy`, { headers: { authorization: `Bearer ${'t'.repeat(32)}` } })).status, 200);
+  } finally {
+    server.close();
+  }
+});

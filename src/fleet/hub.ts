@@ -112,18 +112,21 @@ export function createHub(deps: HubDeps): Hub {
     return { tasks: jobs.tasksFor(req.report.name, req.working) };
   };
 
-  // The admin password also opens the read-only views: a guessing address waits, as at the admin API.
+  // The admin password also opens the read-only views: an address guessing it waits, as at the
+  // admin API. Only password tries count: the hub token is a long random secret, and counting its
+  // misses would let one misconfigured site lock out every site behind the same address.
   const failures = new FailureLimiter(deps.now);
   const admit = (req: IncomingMessage, readOnly: boolean): void => {
     const address = req.socket.remoteAddress ?? '';
-    failures.check(address, 'hub');
+    const password = readOnly && deps.admin !== undefined && /^Basic\s/i.test(req.headers.authorization ?? '');
+    if (password) failures.check(address, 'hub-admin');
     try {
       requireHubToken(req, deps.token, readOnly ? deps.admin : undefined);
     } catch (err) {
-      failures.fail(address, 'hub');
+      if (password) failures.fail(address, 'hub-admin');
       throw err;
     }
-    failures.succeed(address, 'hub');
+    if (password) failures.succeed(address, 'hub-admin');
   };
 
   const handle: HubHandler = async (req, res, url) => {
