@@ -10,16 +10,9 @@ import { refKey, type SoakImage } from './traffic.js';
  * After the upstream went away: waits (up to `waitMs`) for berth to call it down, then reads from
  * its admin API which images it holds completely (every blob recorded), as references.
  */
-export async function cachedWhenDown(
-  berthUrl: string,
-  images: readonly SoakImage[],
-  waitMs: number,
-  admin: { readonly username: string; readonly password: string },
-): Promise<Set<string>> {
+export async function cachedWhenDown(berthUrl: string, images: readonly SoakImage[], waitMs: number): Promise<Set<string>> {
   const until = Date.now() + waitMs;
-  // With auth: configured, the admin API answers only callers with the admin credentials.
-  const authorization = `Basic ${Buffer.from(`${admin.username}:${admin.password}`).toString('base64')}`;
-  const json = async (path: string): Promise<unknown> => (await request(`${berthUrl}${path}`, { headers: { authorization } })).body.json();
+  const json = async (path: string): Promise<unknown> => (await request(`${berthUrl}${path}`)).body.json();
   for (;;) {
     const ups = (await json('/api/v1/upstreams').catch(() => [])) as Array<{ name: string; state: string }>;
     if (ups.some((u) => u.name === 'central' && u.state === 'down')) break;

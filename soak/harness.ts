@@ -106,6 +106,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
           { users: [PUSHER.username], repositories: ['*'], actions: ['*'] },
         ],
       },
+      // The soak reads the admin API from this host (which images are cached when the centre is down).
+      admin: { trustloopback: true },
       upstreams: [
         { name: 'central', ...upstream, prefix: 'central', default: true },
         { name: 'behind', ...upstream, prefix: 'behind', pushmode: 'write-behind' },
@@ -191,7 +193,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       await registry!.down();
       // Once berth calls the upstream down it evicts none of its content (see docs/operations.md), so
       // what it holds completely at that moment must be served until the outage ends.
-      for (const key of await cachedWhenDown(berth.url, images, ms / 2, ADMIN)) ctx.hot.add(key);
+      for (const key of await cachedWhenDown(berth.url, images, ms / 2)) ctx.hot.add(key);
       log(`t=${Math.round(now() / 1000)}s berth holds ${ctx.hot.size} image references completely; they must be served during the outage`);
       await pullHot(true);
       await pause(ctx, ms - (now() - windows.lastStart('outage')));
