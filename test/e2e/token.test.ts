@@ -7,6 +7,7 @@ import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull, startContainerd, startDockerd, writeHostsToml } from '../fixtures/clients.js';
+import { startPodman } from '../fixtures/podman.js';
 import { makeTempDir, removeDir, run } from '../fixtures/proc.js';
 import { basic, ociCall } from '../fixtures/oci-call.js';
 import { ACCEPT_ALL } from '../fixtures/http-pull.js';
@@ -121,7 +122,7 @@ test('dockerd: anonymous pull works (it failed with Basic only), anonymous push 
   }
 });
 
-test('skopeo and containerd pull anonymously through the Bearer challenge', async () => {
+test('skopeo, containerd and podman pull anonymously through the Bearer challenge', async () => {
   assert.equal((await skopeoPull(`${berth.host}/xing/app:v1`, path.join(work, 'skopeo'))).manifestDigest, app.manifestDigest);
   const hostsDir = path.join(work, 'hosts');
   await writeHostsToml(hostsDir, 'harbor.xing.com', berth.url);
@@ -132,6 +133,14 @@ test('skopeo and containerd pull anonymously through the Bearer challenge', asyn
     assert.ok(refs.includes(`harbor.xing.com/xing/app:v1@${app.manifestDigest}`), refs.join('\n'));
   } finally {
     await node.stop();
+  }
+  const registriesConf = path.join(work, 'registries.conf');
+  await writeFile(registriesConf, `[[registry]]\nlocation = "${berth.host}"\ninsecure = true\n`);
+  const podman = await startPodman({ registriesConf });
+  try {
+    assert.equal(await podman.pull(`${berth.host}/xing/app:v1`), app.manifestDigest);
+  } finally {
+    await podman.stop();
   }
 });
 
