@@ -1,14 +1,15 @@
 /** @module e2e/token.test — berth's own bearer tokens in write-through: dockerd, skopeo and containerd pull anonymously, pushes need a login and reach the central registry. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
+import { Agent } from 'undici';
 import path from 'node:path';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull, startContainerd, startDockerd, writeHostsToml } from '../fixtures/clients.js';
 import { startPodman } from '../fixtures/podman.js';
-import { makeTempDir, removeDir, run } from '../fixtures/proc.js';
+import { makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
 import { basic, ociCall } from '../fixtures/oci-call.js';
 import { ACCEPT_ALL } from '../fixtures/http-pull.js';
 
@@ -36,6 +37,8 @@ function siteConfig(token: boolean): Record<string, unknown> {
       ],
       ...(token ? { token: { service: SERVICE, expiration: '5m' } } : {}),
     },
+    // Two serving workers: a token one issues must hold at the other (they share the root's key).
+    http: { workers: 2 },
   };
 }
 
@@ -85,6 +88,31 @@ test('GET /v2/ challenges with Bearer naming /auth/token; anonymous tokens grant
   };
   assert.deepEqual(granted.access, [{ type: 'repository', name: 'xing/app', actions: ['pull', 'push'] }]);
   assert.equal((await ociCall(berth.url, 'GET', '/v2/', basic(carol.username, carol.password))).status, 200, 'Basic stays accepted');
+});
+
+test('two serving workers share one generated key (0600 in the root directory): a token works on every connection', async (t) => {
+  const key = path.join(berth.root, 'token.key');
+  assert.equal((await stat(key)).mode & 0o777, 0o600);
+  const started = async () => (await berth.logLines()).filter((l) => l['msg'] === 'issuing bearer tokens at /auth/token');
+  await waitFor(async () => new Set((await started()).map((l) => l['worker'])).size >= 2, 30_000, { what: 'both workers issuing tokens' });
+  assert.ok((await started()).every((l) => l['key'] === key));
+  const scope = `service=${SERVICE}&scope=${encodeURIComponent('repository:xing/app:pull,push')}`;
+  const { token } = JSON.parse((await ociCall(berth.url, 'GET', `/auth/token?${scope}`, basic(carol.username, carol.password))).body.toString()) as {
+    token: string;
+  };
+  for (let i = 0; i < 12; i++) {
+    // A fresh connection each time, so the requests spread over the workers.
+    const agent = new Agent();
+    try {
+      const r = await ociCall(berth.url, 'POST', '/v2/xing/app/blobs/uploads/', { authorization: `Bearer ${token}` }, agent);
+      assert.equal(r.status, 202, r.body.toString());
+      await ociCall(berth.url, 'DELETE', String(r.headers['location']).replace(/^https?:\/\/[^/]+/, ''), { authorization: `Bearer ${token}` }, agent);
+    } finally {
+      await agent.close();
+    }
+  }
+  const pids = new Set((await berth.logLines()).filter((l) => l['msg'] === 'request' && l['user'] === 'carol').map((l) => l['worker']));
+  t.diagnostic(`served by ${pids.size} worker process(es)`);
 });
 
 test('dockerd: anonymous pull works (it failed with Basic only), anonymous push is refused, docker login + push reaches the central registry', async (t) => {
