@@ -150,8 +150,14 @@ test('dockerd: anonymous pull works (it failed with Basic only), anonymous push 
   }
 });
 
-test('skopeo, containerd and podman pull anonymously through the Bearer challenge', async () => {
+test('skopeo, containerd and podman pull anonymously through the Bearer challenge; skopeo pushes only with credentials', async () => {
   assert.equal((await skopeoPull(`${berth.host}/xing/app:v1`, path.join(work, 'skopeo'))).manifestDigest, app.manifestDigest);
+  await assert.rejects(pushImage(app, berth.url, 'xing/skopeo-anon:v1'), /unauthorized|authentication required|denied/i);
+  assert.equal(await pushImage(app, berth.url, 'xing/skopeo-carol:v1', carol), app.manifestDigest);
+  assert.equal(
+    (await skopeoPull(`${central.host}/xing/skopeo-carol:v1`, path.join(work, 'skopeo-direct'), { creds: admin })).manifestDigest,
+    app.manifestDigest,
+  );
   const hostsDir = path.join(work, 'hosts');
   await writeHostsToml(hostsDir, 'harbor.xing.com', berth.url);
   const node = await startContainerd();
