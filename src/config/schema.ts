@@ -296,12 +296,10 @@ export const documentSchema = z.strictObject({
           expiration: duration()
             .optional()
             .meta({ description: 'How long a token berth issues stays valid.', default: formatDuration(D.DEFAULT_TOKEN_EXPIRATION_MS) }),
-          key: pathText()
-            .optional()
-            .meta({
-              description: 'PEM private key (EC P-256 or RSA) that signs tokens; the same file on every replica of a site.',
-              default: 'token.key in the root directory, generated on first start',
-            }),
+          key: pathText().optional().meta({
+            description: 'PEM private key (EC P-256 or RSA) that signs tokens; the same file on every replica of a site.',
+            default: 'token.key in the root directory, generated on first start',
+          }),
           realm: ignored(),
           issuer: ignored(),
           rootcertbundle: ignored(),
