@@ -42,6 +42,11 @@ export class AccessControl {
   /** `auth.token` without realm: berth's own bearer tokens (docs/design.md §7). */
   readonly tokens: TokenService | undefined;
 
+  /** Whether the target's upstream decides access itself (`passthroughauth`): its 401s keep the Basic challenge. */
+  passesThrough(target: Target): boolean {
+    return target.upstream !== undefined && this.passthrough.has(target.upstream.config.name);
+  }
+
   /** Failed logins per address and user (with htpasswd), shared among serving workers. */
   get failures(): FailureLimiter | undefined {
     return this.htpasswd?.failures;
@@ -97,10 +102,11 @@ export class AccessControl {
   async authorize(authorization: string | undefined, req: AccessRequest): Promise<string | undefined> {
     if (this.open) return undefined;
     const { target, action } = req;
-    const bearer = this.tokens && parseBearer(authorization);
+    const checker = target.upstream && this.passthrough.get(target.upstream.config.name);
+    // berth's tokens never stand for a pass-through upstream's account: those need the client's Basic credentials.
+    const bearer = !checker && this.tokens && parseBearer(authorization);
     if (bearer) return this.authorizeToken(bearer, req);
     const creds = parseBasic(authorization);
-    const checker = target.upstream && this.passthrough.get(target.upstream.config.name);
     if (checker) {
       const verdict = await checker.check(creds, target.repository, action, req.probe);
       if (verdict === 'allowed') return creds?.username ?? ANONYMOUS;

@@ -216,7 +216,8 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     }
     const tokens = deps.access?.tokens;
     // With berth's own tokens every 401 points at /auth/token instead of asking for Basic (docs/design.md §7).
-    const answer = tokens && isOciError(err) && err.status === 401 ? bearerChallenge(err, req, tokens.service, scope, nsOf(req)) : err;
+    const bearer = tokens && isOciError(err) && err.status === 401 && !(target && deps.access?.passesThrough(target));
+    const answer = bearer && isOciError(err) ? bearerChallenge(err, req, tokens.service, scope, nsOf(req)) : err;
     error = isOciError(answer) && answer.code !== 'UNKNOWN' ? sendError(res, answer, head) : unexpected(deps.logger, req, res, answer);
   }
 }
