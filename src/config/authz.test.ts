@@ -168,3 +168,14 @@ test('auth.rules naming users need auth.htpasswd to log them in', () => {
     ['auth.rules[0].users: "alice" can never log in: auth.htpasswd is not set; allowed: anonymous, or set auth.htpasswd'],
   );
 });
+
+test('auth.token without realm: berth issues tokens (service, expiration, key defaulted to the root directory); with realm: accepted, not used', () => {
+  const { config } = load('storage:\n  filesystem:\n    rootdirectory: /var/lib/berth\nauth:\n  token:\n    service: edge\n    expiration: 2m\n');
+  assert.deepEqual(config.auth?.token, { service: 'edge', expirationMs: 120_000, key: '/var/lib/berth/token.key', generated: true });
+  const keyed = load('auth:\n  token: { key: /etc/berth/token.pem }\n').config;
+  assert.deepEqual(keyed.auth?.token, { service: 'berth', expirationMs: 300_000, key: '/etc/berth/token.pem', generated: false });
+  const external = load('auth:\n  token: { realm: https://harbor.xing.com/service/token, service: harbor-registry, issuer: harbor-token-issuer }\n');
+  assert.equal(external.config.auth?.token, undefined);
+  assert.ok(external.warnings.includes('auth.token.realm: accepted for compatibility with distribution, not used by berth'), external.warnings.join('\n'));
+  assert.deepEqual(problemsOf(() => load('auth:\n  token: { expiration: soon }\n')).length, 1);
+});

@@ -30,3 +30,10 @@ export function defaultMaxConnections(fdLimit: number | undefined): number {
 }
 export const DEFAULT_TIMEOUTS = { connectMs: 5_000, firstByteMs: 30_000, idleMs: 30_000 } as const;
 export const DEFAULT_WARM_INTERVAL_MS = 3_600_000;
+
+/** `auth.token.expiration`: how long a token berth issues is valid (distribution's and Harbor's tokens last minutes). */
+export const DEFAULT_TOKEN_EXPIRATION_MS = 5 * 60_000;
+/** `auth.token.service`. */
+export const DEFAULT_TOKEN_SERVICE = 'berth';
+/** The token signing key berth generates in its root directory when `auth.token.key` is not set. */
+export const TOKEN_KEY_FILE = 'token.key';

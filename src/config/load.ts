@@ -1,7 +1,7 @@
 /** @module config/load — builds the frozen BerthConfig from file, REGISTRY_* environment, flags and defaults. */
 
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { candidateHosts, dockerConfigCredentials } from './dockerconfig.js';
 import { applyEnv, setAt } from './env.js';
 import { pushGuardProblems } from './pushguard.js';
@@ -19,10 +19,13 @@ import {
   DEFAULT_ROOT,
   DEFAULT_TAGTTL_MS,
   DEFAULT_TIMEOUTS,
+  DEFAULT_TOKEN_EXPIRATION_MS,
+  DEFAULT_TOKEN_SERVICE,
   DEFAULT_UPLOAD_AGE_MS,
   DEFAULT_UPLOAD_PURGE_INTERVAL_MS,
   DEFAULT_WARM_INTERVAL_MS,
   defaultMaxConnections,
+  TOKEN_KEY_FILE,
 } from './defaults.js';
 import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
@@ -188,6 +191,8 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
   const tls = doc.http?.tls;
   const htpasswd = doc.auth?.htpasswd;
   const rules = doc.auth?.rules;
+  // With realm the token keys name an external issuer, which berth accepts and does not use.
+  const token = doc.auth?.token && doc.auth.token.realm === undefined ? doc.auth.token : undefined;
   const root = doc.storage?.filesystem?.rootdirectory;
   const admin = doc.admin;
   const adminPassword =
@@ -246,9 +251,22 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
     },
     upstreams,
     upstreamTimeouts: { ...DEFAULT_TIMEOUTS },
-    ...(htpasswd || rules
+    ...(htpasswd || rules || token
       ? {
           auth: {
+            ...(token
+              ? {
+                  token: {
+                    service: token.service ?? DEFAULT_TOKEN_SERVICE,
+                    expirationMs: token.expiration ?? DEFAULT_TOKEN_EXPIRATION_MS,
+                    key:
+                      token.key !== undefined
+                        ? where(['auth', 'token', 'key'], token.key)
+                        : join(root !== undefined ? where(['storage', 'filesystem', 'rootdirectory'], root) : resolve(cwd, DEFAULT_ROOT), TOKEN_KEY_FILE),
+                    generated: token.key === undefined,
+                  },
+                }
+              : {}),
             ...(htpasswd ? { htpasswd: { realm: htpasswd.realm ?? 'berth', path: where(['auth', 'htpasswd', 'path'], htpasswd.path) } } : {}),
             ...(rules ? { rules: rules.map((r) => ({ ...r, repositories: r.repositories ?? ['*'] })) } : {}),
           },

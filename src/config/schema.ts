@@ -288,7 +288,30 @@ export const documentSchema = z.strictObject({
         .optional()
         .meta({ description: 'Clients log in with Basic auth against an htpasswd file.' }),
       rules: z.array(accessRuleSchema).optional().meta({ description: 'When present, only what a rule allows is allowed.' }),
-      token: ignored(),
+      token: z
+        .strictObject({
+          service: text()
+            .optional()
+            .meta({ description: 'Audience of the tokens berth issues, and the service clients name when asking for one.', default: 'berth' }),
+          expiration: duration()
+            .optional()
+            .meta({ description: 'How long a token berth issues stays valid.', default: formatDuration(D.DEFAULT_TOKEN_EXPIRATION_MS) }),
+          key: pathText().optional().meta({
+            description: 'PEM private key (EC P-256 or RSA) that signs tokens; the same file on every replica of a site.',
+            default: 'token.key in the root directory, generated on first start',
+          }),
+          realm: ignored(),
+          issuer: ignored(),
+          rootcertbundle: ignored(),
+          autoredirect: ignored(),
+          jwks: ignored(),
+          signingalgorithms: ignored(),
+        })
+        .optional()
+        .meta({
+          description:
+            'Bearer tokens (distribution’s token protocol): without realm berth issues them itself at /auth/token, so Docker pulls anonymously where authz allows.',
+        }),
       silly: ignored(),
     })
     .optional()

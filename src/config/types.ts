@@ -95,6 +95,14 @@ export interface BerthConfig {
   readonly auth?: {
     readonly htpasswd?: Frozen<Required<NonNullable<Section<'auth'>['htpasswd']>>>;
     readonly rules?: readonly AccessRule[];
+    /** `auth.token` without `realm`: berth issues and checks bearer tokens itself (docs/design.md §7). */
+    readonly token?: {
+      readonly service: string;
+      readonly expirationMs: number;
+      /** PEM private key file; generated on first start when it is the default one. */
+      readonly key: string;
+      readonly generated: boolean;
+    };
   };
   /** `admin.username` with the password from `admin.password` or `admin.passwordfile`. */
   readonly admin?: { readonly username: string; readonly password: string };

@@ -36,11 +36,11 @@ export async function guard(
 ): Promise<string | undefined> {
   const authorization = req.headers.authorization;
   const client = req.socket.remoteAddress;
-  const user = await access.authorize(authorization, { target, action: actionOf(route, req.method), probe: probeOf(route), client });
+  const user = await access.authorize(authorization, { target, action: actionOf(route, req.method), probe: probeOf(route), client, name: route.name });
   const from = url.searchParams.get('from');
   const mount = url.searchParams.get('mount');
   if (route.kind === 'uploads' && from && mount) {
-    await access.authorize(authorization, { target: resolve(from), action: 'pull', probe: probes.blob(mount), client });
+    await access.authorize(authorization, { target: resolve(from), action: 'pull', probe: probes.blob(mount), client, name: from });
   }
   return user;
 }

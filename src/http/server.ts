@@ -18,7 +18,8 @@ import { ROUTE_METHODS, matchRoute, type Route } from './routes.js';
 import { checkQuery, registryNamespace } from './params.js';
 import { resolveTarget, upstreamFor } from '../cache/routing.js';
 import type { AccessControl } from '../auth/access.js';
-import { guard } from './guard.js';
+import { actionOf, guard } from './guard.js';
+import { TOKEN_PATH, bearerChallenge, scopeFor, serveToken } from './token-endpoint.js';
 import { MAX_HEADER_BYTES, answerClientErrors, checkRequest, continueWhenRead } from './limits.js';
 import { checkingInterval, limitConnections } from './connections.js';
 import type { AdminHandler } from './admin.js';
@@ -86,6 +87,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   let error: OciError | undefined;
   let user: string | undefined;
   let routeKind: string | undefined;
+  let scope: string | undefined;
   let bodyBytes = 0;
   let kernelBytes = 0;
   res.once('close', () => {
@@ -134,6 +136,11 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     if (deps.peer && (await handlePeer(deps.peer, req, res, url))) return;
     if (deps.admin && (await deps.admin(req, res, url))) return;
     if (isUiPath(url.pathname)) return await serveUi(req, res, url.pathname);
+    if (url.pathname === TOKEN_PATH && deps.access?.tokens) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req.method, ['GET', 'HEAD']);
+      const ns = registryNamespace(url);
+      return await serveToken(deps.access, req, res, url, (name) => resolveTarget(deps.upstreams, { name, ns, host: req.headers.host }));
+    }
     res.setHeader(API_VERSION_HEADER, 'registry/2.0');
     let path: string;
     try {
@@ -157,6 +164,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     }
     if (route.kind === 'catalog')
       return await listCatalog(req, res, url, deps.cache, await deps.access?.catalogFilter(req.headers.authorization, resolve, socket.remoteAddress));
+    scope = scopeFor(route.name, actionOf(route, req.method));
     target = resolve(route.name);
     if (deps.access) user = await guard(deps.access, req, url, route, target, resolve);
     if (route.kind === 'upload' && deps.forwarder && deps.uploadOwner) {
@@ -206,7 +214,11 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       res.setHeader('Connection', 'close');
       await drain(req);
     }
-    error = isOciError(err) && err.code !== 'UNKNOWN' ? sendError(res, err, head) : unexpected(deps.logger, req, res, err);
+    const tokens = deps.access?.tokens;
+    // With berth's own tokens every 401 points at /auth/token instead of asking for Basic (docs/design.md §7).
+    const bearer = tokens && isOciError(err) && err.status === 401 && !(target && deps.access?.passesThrough(target));
+    const answer = bearer && isOciError(err) ? bearerChallenge(err, req, tokens.service, scope, nsOf(req)) : err;
+    error = isOciError(answer) && answer.code !== 'UNKNOWN' ? sendError(res, answer, head) : unexpected(deps.logger, req, res, answer);
   }
 }
 
@@ -252,6 +264,15 @@ function drain(req: IncomingMessage): Promise<void> {
     req.once('close', done);
     req.resume();
   });
+}
+
+/** The request's ns= when it is well-formed (a malformed one was already refused). */
+function nsOf(req: IncomingMessage): string | undefined {
+  try {
+    return registryNamespace(new URL(req.url ?? '/', 'http://berth.invalid'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The access-log status of a request whose client left before any answer (nginx's convention). */
