@@ -1,20 +1,17 @@
 /** @module main — the entry: reads argv and env and builds the commands (src/assembly/ builds `berth serve`, one module per mode); nothing else reads process state. */
-import cluster from 'node:cluster';
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { stringify } from 'yaml';
-import { loadConfig, type ServeFlags } from './config/load.js';
-import { describeConfig } from './config/describe.js';
-import { serve } from './cli/serve.js';
+import type { ServeFlags } from './config/load.js';
+import type { NodeConfigOptions } from './cli/node-config.js';
 import { registerQueue } from './cli/queue.js';
-import { nodeConfig, type NodeConfigOptions } from './cli/node-config.js';
-import { DEFAULT_SERVER, warmCommand } from './cli/warm.js';
-import { runFsck, runGc, runLs } from './cli/store.js';
-import { runDoctor } from './cli/doctor.js';
-import { SERVER_DAYS, generateCertificates } from './cli/cert.js';
+import { DEFAULT_SERVER, SERVER_DAYS } from './cli/help-defaults.js';
 import { EXIT, UsageError, type ExitCode } from './oci/errors.js';
-import { COUNT_ENV, SLOT_ENV } from './workers/worker-protocol.js';
-import { readCgroupLimits } from './workers/worker-count.js';
+
+/*
+ * Each command's code is imported inside its action, never here: `berth version` and `--help`
+ * then load commander and nothing else, and `serve` does not load the store tools, node-forge or
+ * the warm-up progress bars (docs/design.md §11: main picks the command). main.test checks it.
+ */
 
 /** The soft limit on open files (node raises it to the hard limit at start), from /proc on Linux. */
 function openFileLimit(): number | undefined {
@@ -58,6 +55,13 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--password-file <file>', 'file holding the upstream password')
     .option('--workers <n>', 'serving processes sharing the store and the listening addresses: auto (one per core) or a count')
     .action(async (opts: { config?: string } & ServeFlags) => {
+      const [{ default: cluster }, { loadConfig }, { serve }, { COUNT_ENV, SLOT_ENV }, { readCgroupLimits }] = await Promise.all([
+        import('node:cluster'),
+        import('./config/load.js'),
+        import('./cli/serve.js'),
+        import('./workers/worker-protocol.js'),
+        import('./workers/worker-count.js'),
+      ]);
       const { config, warnings } = loadConfig({ file: opts.config ?? env['BERTH_CONFIG'], env, flags: opts, cwd, fdLimit: openFileLimit() });
       // A serving worker started by the primary (http.workers above 1) knows its slot from the environment.
       const port = {
@@ -84,7 +88,12 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .command('check')
     .description('validate a config file offline and print the effective configuration')
     .argument('<file>', 'config file')
-    .action((file: string) => {
+    .action(async (file: string) => {
+      const [{ loadConfig }, { describeConfig }, { stringify }] = await Promise.all([
+        import('./config/load.js'),
+        import('./config/describe.js'),
+        import('yaml'),
+      ]);
       const { config, warnings } = loadConfig({ file, env, cwd });
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(stringify(describeConfig(config)));
@@ -111,6 +120,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--write', 'write the files (merging into daemon.json and /etc/hosts) instead of printing them')
     .option('--dir <dir>', "with --write: root to write the node's paths under (default /)")
     .action(async (opts: NodeConfigOptions) => {
+      const { nodeConfig } = await import('./cli/node-config.js');
       exitCode = await nodeConfig(opts, { cwd, stdout: process.stdout, stderr: process.stderr });
     });
 
@@ -138,6 +148,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
           }
         }
         const username = opts.username ?? env['BERTH_ADMIN_USERNAME'];
+        const { warmCommand } = await import('./cli/warm.js');
         exitCode = await warmCommand(
           images,
           {
@@ -153,28 +164,29 @@ export async function main(argv: string[], env: Record<string, string | undefine
     );
 
   const storeIo = { out: (line: string) => process.stdout.write(`${line}\n`), now: Date.now };
-  const storeConfig = (file: string | undefined) => loadConfig({ file: file ?? env['BERTH_CONFIG'], env, cwd }).config;
+  const storeConfig = async (file: string | undefined) => (await import('./config/load.js')).loadConfig({ file: file ?? env['BERTH_CONFIG'], env, cwd }).config;
+  const store = () => import('./cli/store.js');
   program
     .command('fsck')
     .description('re-verify the digest of every stored blob; with --repair, remove those that do not match')
     .option('-c, --config <file>', 'config naming the store')
     .option('--repair', 'remove corrupt blobs (they are fetched again on the next pull)')
     .action(async (opts: { config?: string; repair?: boolean }) => {
-      exitCode = await runFsck(storeConfig(opts.config), opts.repair ?? false, storeIo);
+      exitCode = await (await store()).runFsck(await storeConfig(opts.config), opts.repair ?? false, storeIo);
     });
   program
     .command('gc')
     .description('run one eviction pass (proxy.ttl, storage.maxsize) and report what it freed')
     .option('-c, --config <file>', 'config naming the store')
     .action(async (opts: { config?: string }) => {
-      exitCode = await runGc(storeConfig(opts.config), storeIo);
+      exitCode = await (await store()).runGc(await storeConfig(opts.config), storeIo);
     });
   program
     .command('ls')
     .description('list cached repositories, tags, sizes and last pull')
     .option('-c, --config <file>', 'config naming the store')
     .action(async (opts: { config?: string }) => {
-      exitCode = await runLs(storeConfig(opts.config), storeIo);
+      exitCode = await (await store()).runLs(await storeConfig(opts.config), storeIo);
     });
 
   program
@@ -184,7 +196,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     )
     .option('-c, --config <file>', 'config naming the upstreams')
     .action(async (opts: { config?: string }) => {
-      exitCode = await runDoctor(storeConfig(opts.config), storeIo);
+      const { runDoctor } = await import('./cli/doctor.js');
+      exitCode = await runDoctor(await storeConfig(opts.config), storeIo);
     });
 
   const certCmd = program.command('cert').description('TLS certificates for serving berth');
@@ -196,7 +209,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--out <dir>', 'directory to write ca.crt, ca.key, tls.crt, tls.key (an existing CA there is reused)', 'berth-tls')
     .option('--days <n>', 'validity of the server certificate in days', String(SERVER_DAYS))
     .option('--port <n>', "port nodes reach berth on, used in the printed instructions (443: Docker's directory has no :port)", '5000')
-    .action((opts: { host?: string[]; ip?: string[]; out: string; days: string; port: string }) => {
+    .action(async (opts: { host?: string[]; ip?: string[]; out: string; days: string; port: string }) => {
+      const { generateCertificates } = await import('./cli/cert.js');
       process.stdout.write(
         generateCertificates({ hosts: opts.host ?? [], ips: opts.ip ?? [], out: opts.out, days: Number(opts.days), port: Number(opts.port) }),
       );

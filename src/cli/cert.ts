@@ -14,8 +14,6 @@ export interface CertGenerateOptions {
 }
 
 export const CA_DAYS = 3650;
-/** The longest validity every client accepts (Apple platforms cap server certificates at 825 days). */
-export const SERVER_DAYS = 825;
 
 /** Writes via a temporary name and rename, so berth's file watcher never reads half a file. */
 function writeAtomic(file: string, text: string, mode: number): void {

@@ -1,13 +1,7 @@
 /** @module cli/queue — `berth queue [list|retry ID|drop ID]`: the write-behind replication queue of the store a config names. */
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
 import type { JobView, ReplicationQueue } from '../ports/replication-queue.js';
-import { openExistingQueue } from '../storage/push-db.js';
-import { pino } from 'pino';
 import type { ClusterConfig } from '../config/types.js';
-import { connectRedis } from '../cluster/redis.js';
-import { RedisReplicationQueue } from '../cluster/redis-queue.js';
-import { SiteQueue } from '../cluster/site-queue.js';
 
 export interface QueueIo {
   readonly env: Record<string, string | undefined>;
@@ -55,7 +49,14 @@ export function registerQueue(program: Command, io: QueueIo): void {
     );
 }
 
+/** What the commands use is imported here, when one runs: registering them must stay cheap (every `berth` run does it). */
 async function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: ReplicationQueue | undefined) => Promise<void>): Promise<void> {
+  const [{ loadConfig }, { openExistingQueue }, { pino }, { SiteQueue }] = await Promise.all([
+    import('../config/load.js'),
+    import('../storage/push-db.js'),
+    import('pino'),
+    import('../cluster/site-queue.js'),
+  ]);
   const { config } = loadConfig({ file: opts.config ?? io.env['BERTH_CONFIG'], env: io.env, cwd: io.cwd });
   const opened = openExistingQueue(config.storage.rootdirectory, io.now);
   const site = config.cluster ? await openSiteQueue(io, config.cluster) : undefined;
@@ -70,6 +71,11 @@ async function withQueue(io: QueueIo, opts: QueueOpts, use: (queue: ReplicationQ
 
 /** One of a site's replicas: the site's queue in Redis (this replica's own jobs from while Redis was away carry negative ids). */
 async function openSiteQueue(io: QueueIo, cluster: ClusterConfig): Promise<{ queue: ReplicationQueue; close(): void }> {
+  const [{ connectRedis }, { RedisReplicationQueue }, { pino }] = await Promise.all([
+    import('../cluster/redis.js'),
+    import('../cluster/redis-queue.js'),
+    import('pino'),
+  ]);
   const redis = connectRedis(cluster.redis, pino({ level: 'silent' }));
   const ready = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), cluster.redis.connectMs);

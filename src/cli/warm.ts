@@ -5,8 +5,7 @@ import { parseImageReference } from '../oci/image-ref.js';
 import { parsePlatform } from '../oci/platform.js';
 import type { WarmImage, WarmJob } from '../cache/warm-up.js';
 import { formatBytes, formatSeconds, RateMeter } from './progress.js';
-
-export const DEFAULT_SERVER = 'http://127.0.0.1:5000';
+import { DEFAULT_SERVER } from './help-defaults.js';
 
 export interface WarmCliOptions {
   readonly server: string;

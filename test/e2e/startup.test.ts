@@ -1,0 +1,162 @@
+/** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` loads no other command's code; times printed. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { BERTH_BIN } from '../fixtures/berth.js';
+import { freePort, makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
+
+const DIST_SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
+
+/** A resolve hook that writes every module URL the program loads (ESM graph, packages included) to a file. */
+const HOOKS = `
+import { appendFileSync } from 'node:fs';
+let out;
+export function initialize(data) { out = data.out; }
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(out, r.url + '\\n');
+  return r;
+}
+`;
+const REGISTER = `
+import { register } from 'node:module';
+register('./hooks.mjs', import.meta.url, { data: { out: process.env.BERTH_TEST_LOADED } });
+`;
+
+let dir: string;
+before(async () => {
+  dir = await makeTempDir('berth-startup-');
+  await writeFile(path.join(dir, 'hooks.mjs'), HOOKS);
+  await writeFile(path.join(dir, 'register.mjs'), REGISTER);
+});
+after(async () => {
+  await removeDir(dir);
+});
+
+interface Loaded {
+  /** npm packages, by name. */
+  packages: Set<string>;
+  /** berth's own modules, relative to dist/src. */
+  modules: Set<string>;
+}
+
+function parseLoaded(text: string): Loaded {
+  const packages = new Set<string>();
+  const modules = new Set<string>();
+  for (const url of text.split('\n')) {
+    if (!url.startsWith('file:')) continue;
+    const file = fileURLToPath(url);
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file)?.[1];
+    if (pkg) packages.add(pkg);
+    else if (file.startsWith(`${DIST_SRC}/`)) modules.add(path.relative(DIST_SRC, file));
+  }
+  return { packages, modules };
+}
+
+let runs = 0;
+function loadedBy(args: string[]): Loaded & { status: number | null } {
+  const out = path.join(dir, `loaded-${runs++}.txt`);
+  const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), BERTH_BIN, ...args], {
+    encoding: 'utf8',
+    cwd: dir,
+    env: { ...process.env, BERTH_TEST_LOADED: out },
+  });
+  const text = spawnSync('cat', [out], { encoding: 'utf8' }).stdout;
+  return { ...parseLoaded(text), status: r.status };
+}
+
+/** What `version` and `--help` may load of berth's own: main, the help's defaults, the error types, and `queue`'s registration. */
+const LIGHT = new Set(['main.js', 'cli/help-defaults.js', 'oci/errors.js', 'cli/queue.js']);
+
+test('berth version and berth --help load commander and none of the command modules', () => {
+  for (const args of [['version'], ['--help'], ['queue', '--help']]) {
+    const { packages, modules, status } = loadedBy(args);
+    assert.equal(status, 0, args.join(' '));
+    assert.deepEqual([...packages], ['commander'], `${args.join(' ')} loads only commander, not ${[...packages].join(', ')}`);
+    const extra = [...modules].filter((m) => !LIGHT.has(m));
+    assert.deepEqual(extra, [], `${args.join(' ')} loads no command's code`);
+  }
+  // The hook does see packages: config check loads what it needs.
+  const check = loadedBy(['config', 'check', path.join(dir, 'absent.yml')]);
+  assert.ok(check.packages.has('zod') && check.packages.has('yaml'), [...check.packages].join(', '));
+});
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function timeRuns(args: string[], n: number): number {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    const r = spawnSync(process.execPath, args, { cwd: dir, stdio: 'ignore' });
+    times.push(performance.now() - started);
+    assert.equal(r.status, 0, args.join(' '));
+  }
+  return median(times);
+}
+
+test('berth version and --help cost little more than starting node itself (measured)', () => {
+  const bare = timeRuns(['-e', '0'], 7);
+  const version = timeRuns([BERTH_BIN, 'version'], 7);
+  const help = timeRuns([BERTH_BIN, '--help'], 7);
+  process.stdout.write(
+    `# start-up, median of 7: node -e 0 ${Math.round(bare)} ms, berth version ${Math.round(version)} ms, berth --help ${Math.round(help)} ms\n`,
+  );
+  // Generous: a shared machine varies; loading the whole program took seconds more.
+  assert.ok(version - bare < 600, `berth version ${Math.round(version)} ms against node's own ${Math.round(bare)} ms`);
+  assert.ok(help - bare < 600, `berth --help ${Math.round(help)} ms against node's own ${Math.round(bare)} ms`);
+});
+
+/** Spawn to the first 200 on /v2/ with an empty store; also which packages the serving process loaded. */
+async function serveReady(upstream: string): Promise<{ ms: number; loaded: Loaded }> {
+  const port = await freePort();
+  const root = await makeTempDir('berth-startup-root-');
+  const out = path.join(dir, `loaded-${runs++}.txt`);
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    ['--import', path.join(dir, 'register.mjs'), BERTH_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, '--upstream', upstream],
+    { cwd: dir, stdio: 'ignore', env: { ...process.env, BERTH_TEST_LOADED: out, REGISTRY_HTTP_WORKERS: '1' } },
+  );
+  try {
+    for (;;) {
+      const status = await request(`http://127.0.0.1:${port}/v2/`).then(
+        async (r) => (await r.body.dump(), r.statusCode),
+        () => 0,
+      );
+      if (status === 200) break;
+      assert.ok(performance.now() - started < 60_000, 'berth serve never answered');
+      assert.equal(child.exitCode, null, 'berth serve exited');
+      await sleep(10);
+    }
+    return { ms: performance.now() - started, loaded: parseLoaded(await readFile(out, 'utf8')) };
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+    await removeDir(root);
+  }
+}
+
+test('berth serve with an empty store: ready quickly (measured), without the other commands’ code', async () => {
+  const closed = await freePort();
+  const plain = await serveReady('none');
+  const unreachable = await serveReady(`http://127.0.0.1:${closed}`);
+  process.stdout.write(
+    `# serve, spawn to first 200 on /v2/: ${Math.round(plain.ms)} ms (upstream none), ${Math.round(unreachable.ms)} ms (upstream unreachable)\n`,
+  );
+  for (const { loaded } of [plain, unreachable]) {
+    // Certificates (node-forge), warm-up progress bars, Redis (no cluster configured), bcrypt (no htpasswd).
+    for (const heavy of ['node-forge', 'cli-progress', 'ioredis', 'bcryptjs']) assert.ok(!loaded.packages.has(heavy), `serve loaded ${heavy}`);
+    for (const m of ['cli/cert.js', 'cli/certs.js', 'cli/warm.js', 'cli/store.js', 'cli/doctor.js', 'cli/node-config.js'])
+      assert.ok(!loaded.modules.has(m), `serve loaded ${m}`);
+  }
+  // Generous: the goal (under 1 s) is for a quiet machine; an unreachable upstream must not hold listening up.
+  assert.ok(plain.ms < 10_000 && unreachable.ms < 10_000, `${Math.round(plain.ms)} / ${Math.round(unreachable.ms)} ms`);
+});
