@@ -138,7 +138,7 @@ export function describeTrustProblem(config: UpstreamConfig, err: unknown, cert:
   const subject = dn(cert?.subject as never);
   const issuer = dn(cert?.issuer as never);
   if (issuedByBerth(cert)) {
-    const loop = loopProblem(config, `its certificate, subject ${subject}, is issued by "${BERTH_CA_NAME}", the CA of berth cert generate`);
+    const loop = loopProblem(config, `its certificate, subject ${subject}, is issued by ${BERTH_CA_NAME}, the CA of berth cert generate`);
     return { message: loop.message, fix: loop.fix, loop: true };
   }
   const selfSigned = cert !== undefined && subject === issuer;

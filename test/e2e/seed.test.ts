@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { request } from 'undici';
@@ -219,6 +219,53 @@ test('an upstream that is this berth itself: found at start, each request fails 
     const doctor = berthCli(['doctor', '--config', berth.configFile]);
     assert.equal(doctor.status, 1);
     assert.match(doctor.stdout, /FAIL loop +upstream default .* is this berth itself/);
+  } finally {
+    await berth.stop();
+  }
+});
+
+test("the likely loop mistake: the cache host pins harbor.xing.com to berth (TLS from berth's own CA) with ca: harbor.crt still set; skopeo, the log and doctor name the loop and one fix, never proxy.ca", async () => {
+  const tlsDir = path.join(work, `tls-${n++}`);
+  const generated = berthCli(['cert', 'generate', '--host', HARBOR_NAME, '--ip', '127.0.0.1', '--out', tlsDir]);
+  assert.equal(generated.status, 0, generated.stderr);
+  const port = await freePort();
+  const config = seedConfig(
+    { remoteurl: `https://${HARBOR_NAME}:${port}`, ca: harbor.certFile },
+    { http: { tls: { certificate: path.join(tlsDir, 'tls.crt'), key: path.join(tlsDir, 'tls.key') } } },
+  );
+  const berth = await startBerth({ port, config });
+  try {
+    await waitFor(async () => (await berth.logLines()).some((l) => l['check'] === 'loop'), 20_000, { what: 'the loop check line' });
+    const line = (await berth.logLines()).find((l) => l['check'] === 'loop')!;
+    assert.match(String(line['msg']), /is this berth itself: .*issued by berth edge CA/);
+    assert.ok(!(await berth.logLines()).some((l) => l['check'] === 'tls' && l['level'] === 50), 'no trust advice before the loop');
+    const fix = "set proxy.resolve to the central registry's real address";
+    let said = '';
+    await assert.rejects(skopeoPull(`${berth.host}/${REPO}:v1`, pullDir(), { timeoutMs: 60_000 }), (err: Error) => {
+      // What skopeo prints from berth's status line (its own command line says --insecure-policy).
+      said = err.message.slice(err.message.indexOf('HTTP status'));
+      return true;
+    });
+    assert.match(
+      said,
+      /is this berth itself: harbor\.xing\.com leads to berth through proxy\.resolve 127\.0\.0\.1 \(its certificate.*issued by berth edge CA/s,
+    );
+    assert.ok(said.includes(`; fix: ${fix}`), said);
+    assert.doesNotMatch(said, /proxy\.ca|insecure/);
+    const doctor = berthCli(['doctor', '--config', berth.configFile]);
+    assert.equal(doctor.status, 1, doctor.stdout);
+    assert.match(doctor.stdout, /FAIL loop +upstream default .* is this berth itself/);
+    assert.ok(doctor.stdout.includes(`fix: ${fix}\n`), doctor.stdout);
+    assert.doesNotMatch(doctor.stdout, /proxy\.ca/);
+    // The fixture removes berth's directory on stop: keep its config.yml for the stopped case.
+    const kept = path.join(work, `stopped-${n++}.yml`);
+    await copyFile(berth.configFile, kept);
+    await berth.stop();
+    // Stopped, berth cannot answer: doctor still finds the loop at berth's own address.
+    const stopped = berthCli(['doctor', '--config', kept]);
+    assert.match(stopped.stdout, /FAIL loop +upstream default .* is where this berth listens/);
+    assert.ok(stopped.stdout.includes(`fix: ${fix}\n`), stopped.stdout);
+    assert.doesNotMatch(stopped.stdout, /ECONNREFUSED/);
   } finally {
     await berth.stop();
   }
