@@ -115,10 +115,10 @@ Trust the CA on each node (nothing "insecure" needed), for every name nodes use 
         capabilities = ["pull", "resolve"]
         ca = "/etc/containerd/certs.d/<registry>/ca.crt"
 
-  Docker: one directory per name and port clients use (no :port for 443), no restart needed${o.port === 443 ? '' : ` (for berth on 443: /etc/docker/certs.d/${o.names[0] ?? 'berth'}/, see --port)`}:
+  Docker: one directory per name and port clients use (no :port for 443), no restart needed${o.port === 443 ? '' : ` (for berth on 443 the directories have no :${o.port}, see --port)`}:
 ${o.names
   .map(registry)
-  .map((r) => `      mkdir -p /etc/docker/certs.d/${r} && cp ${o.caCrt} /etc/docker/certs.d/${r}/ca.crt`)
+  .map((r) => `      mkdir -p /etc/docker/certs.d/${r}\n      cp ${o.caCrt} /etc/docker/certs.d/${r}/ca.crt`)
   .join('\n')}
 
   The OS (curl, skopeo, podman, CRI-O):

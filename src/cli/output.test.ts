@@ -35,5 +35,6 @@ test('node-config --dir X prints and writes paths under X, never the real /etc',
 test('cert generate prints a Docker trust folder for every name and IP nodes use', async () => {
   const dir = await tempDir();
   const text = generateCertificates({ hosts: ['harbor.xing.com'], ips: ['10.20.0.1'], out: join(dir, 'tls'), days: 30, port: 5000 });
-  for (const name of ['harbor.xing.com:5000', '10.20.0.1:5000']) assert.match(text, new RegExp(`mkdir -p /etc/docker/certs\\.d/${name} && cp `));
+  for (const name of ['harbor.xing.com:5000', '10.20.0.1:5000'])
+    assert.match(text, new RegExp(`mkdir -p /etc/docker/certs\\.d/${name}\\n +cp .*/etc/docker/certs\\.d/${name}/ca\\.crt\\n`));
 });
