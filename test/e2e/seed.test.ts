@@ -14,6 +14,9 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { skopeoPull, startContainerd, startDockerd, writeHostsToml, type Containerd, type Dockerd } from '../fixtures/clients.js';
 import { freePort, makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
 import { startNetns } from '../fixtures/netns.js';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createCa } from '../../src/cli/certs.js';
 
 let work: string;
 let harbor: Harbor;
@@ -268,6 +271,42 @@ test("the likely loop mistake: the cache host pins harbor.xing.com to berth (TLS
     assert.doesNotMatch(stopped.stdout, /ECONNREFUSED/);
   } finally {
     await berth.stop();
+  }
+});
+
+test('a cause too long for the status line loses its middle, never its fix: skopeo and ctr print the fix whole', async () => {
+  // A self-signed certificate with a long subject, as some corporate CAs issue: the cause alone nears the limit.
+  const long = createCa(`${'Xing Registry Platform Europe West '.repeat(7)}Issuing`, 30);
+  const server = createHttpsServer({ cert: long.cert, key: long.key }, (_req, res) => res.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  const berth = await startBerth({ config: seedConfig({ remoteurl: `https://${HARBOR_NAME}:${port}` }) });
+  try {
+    const fix = '; fix: set proxy.ca to a PEM file holding this certificate (a self-signed harbor.crt works as is)';
+    const shown = async (p: Promise<unknown>) => {
+      let said = '';
+      await assert.rejects(p, (err: Error) => {
+        said = err.message;
+        return true;
+      });
+      return said;
+    };
+    const skopeo = await shown(skopeoPull(`${berth.host}/${REPO}:v1`, pullDir(), { timeoutMs: 60_000 }));
+    const ctr = await shown(ctrd.pull(`${HARBOR_NAME}/${REPO}:v1`, { hostsDir: await hostsDirFor(berth) }));
+    for (const [client, said] of [
+      ['skopeo', skopeo],
+      ['ctr', ctr],
+    ] as const) {
+      assert.match(
+        said,
+        /502 Bad Gateway: upstream default \(https:\/\/harbor\.xing\.com:\d+\): the certificate of .*\.\.\..*\(DEPTH_ZERO_SELF_SIGNED_CERT\)/,
+        client,
+      );
+      assert.ok(said.includes(fix), `${client} prints the fix whole: ${said}`);
+    }
+  } finally {
+    await berth.stop();
+    await new Promise((r) => server.close(r));
   }
 });
 
