@@ -118,7 +118,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--only <kinds>', 'comma-separated: containerd,docker,registries,hosts (default: all; --write leaves hosts out unless named)')
     .option('--no-fallback', 'containerd: fail a pull when berth cannot answer instead of going to the registry itself')
     .option('--write', 'write the files (merging into daemon.json and /etc/hosts) instead of printing them')
-    .option('--dir <dir>', "with --write: root to write the node's paths under (default /)")
+    .option('--dir <dir>', "root the node's paths are printed and, with --write, written under (default /)")
     .action(async (opts: NodeConfigOptions) => {
       const { nodeConfig } = await import('./cli/node-config.js');
       exitCode = await nodeConfig(opts, { cwd, stdout: process.stdout, stderr: process.stderr });

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { checkNames, createCa, issueCertificate, type Issued } from './certs.js';
 import { UsageError } from '../oci/errors.js';
+import { BERTH_CA_NAME } from '../upstream/trust.js';
 
 export interface CertGenerateOptions {
   readonly hosts: readonly string[];
@@ -42,7 +43,7 @@ export function generateCertificates(opts: CertGenerateOptions, now = Date.now()
     ca = { cert: readFileSync(caCrt, 'utf8'), key: readFileSync(caKey, 'utf8') };
     reused = true;
   } else {
-    ca = createCa('berth edge CA', CA_DAYS, now);
+    ca = createCa(BERTH_CA_NAME, CA_DAYS, now);
     writeAtomic(caKey, ca.key, 0o600);
     writeAtomic(caCrt, ca.cert, 0o644);
   }
@@ -112,9 +113,11 @@ Trust the CA on each node (nothing "insecure" needed), for every name nodes use 
         capabilities = ["pull", "resolve"]
         ca = "/etc/containerd/certs.d/<registry>/ca.crt"
 
-  Docker: one directory per name and port clients use (no :port for 443), no restart needed${o.port === 443 ? '' : ` (for berth on 443: /etc/docker/certs.d/${o.names[0] ?? 'berth'}/, see --port)`}:
-      mkdir -p /etc/docker/certs.d/${first}
-      cp ${o.caCrt} /etc/docker/certs.d/${first}/ca.crt
+  Docker: one directory per name and port clients use (no :port for 443), no restart needed${o.port === 443 ? '' : ` (for berth on 443 the directories have no :${o.port}, see --port)`}:
+${o.names
+  .map(registry)
+  .map((r) => `      mkdir -p /etc/docker/certs.d/${r}\n      cp ${o.caCrt} /etc/docker/certs.d/${r}/ca.crt`)
+  .join('\n')}
 
   The OS (curl, skopeo, podman, CRI-O):
       Debian, Ubuntu:  cp ${o.caCrt} /usr/local/share/ca-certificates/berth-ca.crt && update-ca-certificates

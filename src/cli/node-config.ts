@@ -50,8 +50,9 @@ function parseKinds(only: string | undefined, write: boolean): NodeConfigKind[] 
   return kinds as NodeConfigKind[];
 }
 
-function render(file: NodeFile): string {
-  const head = `# ==> ${file.path}  (${file.action === 'replace' ? 'whole file' : file.action === 'merge-json' ? 'add these entries' : 'add this line'})\n`;
+/** `shown` is where the file goes: under --dir when given (file contents keep the node's own paths). */
+function render(file: NodeFile, shown: string): string {
+  const head = `# ==> ${shown}  (${file.action === 'replace' ? 'whole file' : file.action === 'merge-json' ? 'add these entries' : 'add this line'})\n`;
   if (file.copyOf) return `${head}# ${file.about}: a copy of ${file.copyOf}\n`;
   // JSON has no comments: say what it does above it. The other formats carry their own comment.
   const about = file.action === 'merge-json' ? [file.about, ...(file.notes ?? [])].map((l) => `# ${l}\n`).join('') : '';
@@ -117,14 +118,14 @@ export async function nodeConfig(opts: NodeConfigOptions, io: CliIo): Promise<nu
       ca = { pem, source };
     }
     const files = generateNodeConfig({ mirror: opts.mirror, registries, ca, kinds, noFallback: opts.fallback === false });
+    const root = path.resolve(io.cwd, opts.dir ?? '/');
     if (!write) {
-      io.stdout.write(files.map(render).join('\n'));
+      io.stdout.write(files.map((f) => render(f, path.join(root, f.path))).join('\n'));
       return 0;
     }
-    const root = path.resolve(io.cwd, opts.dir ?? '/');
     for (const file of files) {
       if (file.action === 'merge-json' && file.content.trim() === '{}') {
-        io.stdout.write(`${file.path}: ${file.about}\n`);
+        io.stdout.write(`${path.join(root, file.path)}: ${file.about}\n`);
         continue;
       }
       const target = await writeNodeFile(root, file);

@@ -22,11 +22,27 @@ export function sendError(res: ServerResponse, err: unknown, head = false): OciE
   return oci;
 }
 
-/** `Bad Gateway: <message>`, as printable ASCII on one line (a reason phrase allows no more). */
+/** The longest message a status line carries; Docker, skopeo and ctr print the whole line, the bound is berth's. */
+const REASON_CHARS = 400;
+const FIX = '; fix: ';
+
+/**
+ * `Bad Gateway: <message>`, as printable ASCII on one line (a reason phrase allows no more). A long
+ * message loses the middle of its cause, never its fix: the fix is what the user acts on.
+ */
 export function reasonPhrase(status: number, message: string): string {
   const standard = STATUS_CODES[status] ?? 'Error';
   const text = message.replace(/[^\x20-\x7e]+/g, ' ').trim();
-  return `${standard}: ${text.length > 400 ? `${text.slice(0, 397)}...` : text}`;
+  if (text.length <= REASON_CHARS) return `${standard}: ${text}`;
+  const at = text.indexOf(FIX);
+  if (at < 0) return `${standard}: ${text.slice(0, REASON_CHARS - 3)}...`;
+  const cause = text.slice(0, at);
+  const fix = text.slice(at);
+  // The cause's start names the upstream and its end the error code: keep both ends.
+  const room = Math.max(REASON_CHARS - fix.length - 3, 40);
+  if (cause.length <= room) return `${standard}: ${text}`;
+  const head = Math.ceil(room * 0.6);
+  return `${standard}: ${cause.slice(0, head)}...${cause.slice(cause.length - (room - head))}${fix}`;
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, head = false, contentType = 'application/json; charset=utf-8'): void {

@@ -30,7 +30,7 @@ import type { UploadForwarder } from './forward.js';
 import { INSTANCE_HEADER, VIA_HEADER, isOwnRequest } from '../upstream/loop.js';
 
 const OWN_REQUEST =
-  "this request was sent by this berth itself: an upstream's name resolves to berth on the cache host; set resolve: for that upstream to the central registry's address, or remove the name from the cache host's hosts file";
+  "this request was sent by this berth itself: one of its upstreams leads back to berth; fix: point that upstream at the central registry's address (resolve: for a name, remoteurl for an IP)";
 
 export interface ServerDeps {
   readonly config: BerthConfig;

@@ -1,14 +1,15 @@
 /** @module upstream/checks — what berth verifies about each upstream at start and in `berth doctor`: DNS, connect, TLS trust, loop, credentials, token realm. */
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { request, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { parseChallenge } from './challenge.js';
 import { basicAuth, fetchToken } from './tokens.js';
 import { connectOptions } from './connection-pool.js';
-import { describeConfigProblem, describeTrustProblem, errorCode, keyOf, peerCertificate } from './trust.js';
-import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
+import { describeConfigProblem, describeTrustProblem, errorCode, keyOf, loopProblem, peerCertificate } from './trust.js';
+import { INSTANCE_HEADER, VIA_HEADER } from './loop.js';
 import { pino } from 'pino';
 
 export type CheckName = 'dns' | 'connect' | 'tls' | 'loop' | 'credentials' | 'token';
@@ -26,6 +27,11 @@ export interface CheckOptions {
   /** The upstream's own pool (same TLS settings and `resolve:` as pulls use). */
   readonly dispatcher: Dispatcher;
   readonly instance?: string;
+  /**
+   * Where this berth listens (`berth doctor` passes them): an upstream at one of these on this
+   * host is a loop even while berth is stopped and cannot answer with its instance id.
+   */
+  readonly listens?: ReadonlyArray<{ readonly host: string; readonly port: number }>;
 }
 
 const ok = (check: CheckName, message: string): CheckResult => ({ check, ok: true, message });
@@ -41,7 +47,7 @@ export async function runChecks(config: UpstreamConfig, opts: CheckOptions): Pro
   let address: string;
   if (config.resolve !== undefined) {
     address = config.resolve;
-    out.push(ok('dns', `${host} is connected to at ${address} (${keyOf(config, 'resolve')}; DNS not asked)`));
+    out.push(ok('dns', `${host} is reached at ${address}, as ${keyOf(config, 'resolve')} says (DNS not asked)`));
   } else if (isIP(host)) {
     address = host;
   } else {
@@ -55,13 +61,21 @@ export async function runChecks(config: UpstreamConfig, opts: CheckOptions): Pro
     }
   }
 
+  if (opts.listens !== undefined && isOwnAddress(address, port, opts.listens)) {
+    const p = loopProblem(config, `${address}:${port} is where this berth listens`);
+    out.push(fail('loop', p.message, p.fix));
+    return out;
+  }
+
   const connected = await tcpConnect(address, port, opts.connectMs);
   if (connected !== undefined) {
+    // The address comes from remoteurl itself for an IP, else from resolve: or DNS: name the key that set it.
+    const source = isIP(host) ? keyOf(config, 'remoteurl') : config.resolve !== undefined ? keyOf(config, 'resolve') : `DNS for ${host}`;
     out.push(
       fail(
         'connect',
-        `cannot connect to ${address}:${port}: ${connected}`,
-        `check that the central registry listens there and the cache host may reach it; ${keyOf(config, 'resolve')} sets the address`,
+        `cannot connect to ${address}:${port} (from ${source}): ${connected}`,
+        `start the central registry at ${address}:${port}, or open the way there from the cache host`,
       ),
     );
     return out;
@@ -94,7 +108,8 @@ export async function runChecks(config: UpstreamConfig, opts: CheckOptions): Pro
   }
   const answeredBy = first(res.headers[INSTANCE_HEADER]);
   if (opts.instance !== undefined && answeredBy === opts.instance) {
-    out.push(fail('loop', loopMessage(config), `set ${keyOf(config, 'resolve')} to the central registry's address`));
+    const p = loopProblem(config);
+    out.push(fail('loop', p.message, p.fix));
     return out;
   }
   out.push(ok('loop', answeredBy ? `${config.remoteurl} is another berth (instance ${answeredBy})` : `${config.remoteurl} is not this berth`));
@@ -186,6 +201,17 @@ async function authChecks(config: UpstreamConfig, res: Dispatcher.ResponseData, 
   }
 }
 
+/** The address is this host's (loopback, an interface, or the one berth binds) and the port berth's. */
+function isOwnAddress(address: string, port: number, listens: ReadonlyArray<{ readonly host: string; readonly port: number }>): boolean {
+  const local = new Set(['0.0.0.0', '::']);
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) local.add(i.address);
+  const isLocal = local.has(address) || address.startsWith('127.') || address === '::1';
+  const loopback = address.startsWith('127.') || address === '::1';
+  return listens.some(
+    (l) => l.port === port && (['', '0.0.0.0', '::'].includes(l.host) ? isLocal : l.host === address || (l.host === 'localhost' && loopback)),
+  );
+}
+
 function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
@@ -228,8 +254,10 @@ function tlsCheck(config: UpstreamConfig, host: string, port: number, timeoutMs:
 }
 
 async function tlsFailure(config: UpstreamConfig, err: Error, timeoutMs: number): Promise<CheckResult> {
-  const p = errorCode(err)?.startsWith('ERR_SSL')
-    ? describeConfigProblem(config, err)
-    : describeTrustProblem(config, err, await peerCertificate(config, timeoutMs));
-  return fail('tls', p.message, p.fix);
+  if (errorCode(err)?.startsWith('ERR_SSL')) {
+    const p = describeConfigProblem(config, err);
+    return fail('tls', p.message, p.fix);
+  }
+  const p = describeTrustProblem(config, err, await peerCertificate(config, timeoutMs));
+  return fail(p.loop ? 'loop' : 'tls', p.message, p.fix);
 }

@@ -9,9 +9,9 @@ import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
 import { CircuitBreaker } from './breaker.js';
 import { upstreamAgent } from './connection-pool.js';
-import { classify, describeConfigProblem, describeTrustProblem, errorCode, peerCertificate } from './trust.js';
+import { classify, describeConfigProblem, describeTrustProblem, errorCode, peerCertificate, problemLine } from './trust.js';
 import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
-import { runChecks, type CheckResult } from './checks.js';
+import { runChecks, type CheckOptions, type CheckResult } from './checks.js';
 import type { ByteBudget, WorkPriority } from './budget.js';
 import { meteredInterceptor } from './metered.js';
 
@@ -143,8 +143,8 @@ export class RegistryClient {
   }
 
   /** DNS, connect, TLS trust, loop, credentials and token realm, one result each (start-up, doctor). */
-  async check(): Promise<readonly CheckResult[]> {
-    this.checks = await runChecks(this.config, { connectMs: this.connectMs, dispatcher: this.dispatcher, instance: this.instance });
+  async check(listens?: CheckOptions['listens']): Promise<readonly CheckResult[]> {
+    this.checks = await runChecks(this.config, { connectMs: this.connectMs, dispatcher: this.dispatcher, instance: this.instance, listens });
     return this.checks;
   }
 
@@ -218,15 +218,13 @@ export class RegistryClient {
       return new UnreachableError(`upstream ${this.name} (${this.remoteurl}) is unreachable: ${reason}`);
     }
     if (kind === 'config') {
-      const p = describeConfigProblem(this.config, err);
-      return badGateway(`upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`);
+      return badGateway(problemLine(this.config, describeConfigProblem(this.config, err)));
     }
     const at = this.now();
     if (!this.trustNote || at - this.trustNote.at > TRUST_NOTE_MS) {
       this.trustNote = { at, text: peerCertificate(this.config, this.connectMs).then((cert) => describeTrustProblem(this.config, err, cert)) };
     }
-    const p = await this.trustNote.text;
-    return badGateway(`upstream ${this.name} (${this.remoteurl}): ${p.message}; fix: ${p.fix}`);
+    return badGateway(problemLine(this.config, await this.trustNote.text));
   }
 
   private authHeader(scope: string): Record<string, string> {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
-import { keyOf } from './trust.js';
+import { loopProblem, problemLine } from './trust.js';
 
 /** On every response berth sends: which berth answered. */
 export const INSTANCE_HEADER = 'berth-instance';
@@ -26,9 +26,9 @@ export async function instanceId(root: string, create = true): Promise<string | 
   return id;
 }
 
+/** The loop as one line for a client's error: the cause, then its fix. */
 export function loopMessage(config: UpstreamConfig): string {
-  const host = new URL(config.remoteurl).hostname;
-  return `upstream ${config.name} (${config.remoteurl}) is this berth itself: ${host} resolves to berth on the cache host, so berth would wait on its own answer; fix: set ${keyOf(config, 'resolve')} to the central registry's real address, or remove ${host} from the cache host's hosts file (only the nodes should point it at berth)`;
+  return problemLine(config, loopProblem(config));
 }
 
 /** A request that this berth sent upstream and that came back to it. */

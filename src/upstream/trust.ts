@@ -1,6 +1,7 @@
 /** @module upstream/trust — telling TLS trust and configuration errors apart from outages, and naming the certificate and the key that fixes them. */
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { UpstreamConfig } from '../config/types.js';
+import { isIP } from 'node:net';
 import { connectOptions } from './connection-pool.js';
 
 /** OpenSSL/Node verification codes: the upstream answered, berth does not trust what it showed. */
@@ -81,28 +82,88 @@ function dn(part: Record<string, string | string[]> | undefined): string {
   );
 }
 
-/** One sentence: what is wrong with the certificate, which certificate, and the key that fixes it. */
-export function describeTrustProblem(config: UpstreamConfig, err: unknown, cert: PeerCertificate | undefined): { message: string; fix: string } {
+export interface Problem {
+  readonly message: string;
+  /** One fix, the same text in a client's error, the log and doctor's `fix:` line. */
+  readonly fix: string;
+}
+
+/**
+ * Why the upstream is berth itself, and the one key that undoes it: `resolve:` for a name (the
+ * hosts-file line belongs on the nodes only), `remoteurl` for an IP address (no hosts file is involved).
+ */
+export function loopProblem(config: UpstreamConfig, evidence?: string): Problem {
+  const host = new URL(config.remoteurl).hostname.replace(/^\[(.*)\]$/, '$1');
+  const head = `upstream ${config.name} (${config.remoteurl}) is this berth itself`;
+  const why = evidence ?? "it answered with this berth's instance id";
+  if (isIP(host)) {
+    return {
+      message: `${head}: ${host} leads back to berth (${why})`,
+      fix: `set ${keyOf(config, 'remoteurl')} to the central registry's address, not berth's`,
+    };
+  }
+  const via = config.resolve !== undefined ? `${keyOf(config, 'resolve')} ${config.resolve}` : "the cache host's DNS or hosts file";
+  return {
+    message: `${head}: ${host} leads to berth through ${via} (${why}); only the nodes should reach berth by that name`,
+    fix: `set ${keyOf(config, 'resolve')} to the central registry's real address`,
+  };
+}
+
+/** A problem as one line for a client's error: which upstream, the cause, then its fix (http/respond.ts shortens the cause only). */
+export function problemLine(config: UpstreamConfig, p: Problem): string {
+  const head = `upstream ${config.name} (${config.remoteurl})`;
+  return `${p.message.startsWith(head) ? p.message : `${head}: ${p.message}`}; fix: ${p.fix}`;
+}
+
+/** The CA `berth cert generate` creates (cli/cert.ts): a certificate it issued is one berth serves. */
+export const BERTH_CA_NAME = 'berth edge CA';
+
+/** A trust problem; `loop` when the certificate shows that the upstream is a berth, most likely this one. */
+export interface TrustProblem extends Problem {
+  readonly loop?: boolean;
+}
+
+function issuedByBerth(cert: PeerCertificate | undefined): boolean {
+  const cn = (cert?.issuer as Record<string, string | string[]> | undefined)?.['CN'];
+  return (Array.isArray(cn) ? cn : [cn]).includes(BERTH_CA_NAME);
+}
+
+/**
+ * One sentence: what is wrong with the certificate, which certificate, and the one key that fixes it.
+ * Berth's own CA comes first: trusting it (the `ca:` advice) would only turn the error into the loop.
+ */
+export function describeTrustProblem(config: UpstreamConfig, err: unknown, cert: PeerCertificate | undefined): TrustProblem {
   const code = errorCode(err) ?? 'TLS error';
   const host = new URL(config.remoteurl).host;
   const subject = dn(cert?.subject as never);
   const issuer = dn(cert?.issuer as never);
+  if (issuedByBerth(cert)) {
+    const loop = loopProblem(config, `its certificate, subject ${subject}, is issued by ${BERTH_CA_NAME}, the CA of berth cert generate`);
+    return { message: loop.message, fix: loop.fix, loop: true };
+  }
   const selfSigned = cert !== undefined && subject === issuer;
   const which = cert
     ? `certificate of ${host} (subject ${subject}; issuer ${selfSigned ? 'itself, self-signed' : issuer}; valid until ${cert.valid_to})`
     : `certificate of ${host}`;
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
-    return { message: `the ${which} is not valid now (${code})`, fix: `renew the central registry's certificate, or check the cache host's clock` };
+    return { message: `the ${which} is not valid now (${code})`, fix: `renew the central registry's certificate, or set the cache host's clock right` };
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH') {
+    const hostname = new URL(config.remoteurl).hostname.replace(/^\[(.*)\]$/, '$1');
+    const named = /DNS:([^,\s]+)/.exec(cert?.subjectaltname ?? '')?.[1];
+    // An IP in remoteurl and a certificate for a name: connect by the name, pinned to the IP.
+    const fix =
+      named !== undefined && !named.startsWith('*')
+        ? `put ${named} in ${keyOf(config, 'remoteurl')}${isIP(hostname) ? ` and set ${keyOf(config, 'resolve')} to ${hostname}` : ''}`
+        : `use a name the certificate holds in ${keyOf(config, 'remoteurl')}`;
     return {
-      message: `the ${which} does not name ${new URL(config.remoteurl).hostname} (${code}${cert?.subjectaltname ? `; it names ${cert.subjectaltname}` : ''})`,
-      fix: `use the name the certificate holds in remoteurl (with resolve: for its address), or reissue the certificate`,
+      message: `the ${which} does not name ${hostname} (${code}${cert?.subjectaltname ? `; it names ${cert.subjectaltname}` : ''})`,
+      fix,
     };
   }
   return {
     message: `the ${which} is not trusted (${code})`,
-    fix: `set ${keyOf(config, 'ca')} to a PEM file holding ${selfSigned ? 'this certificate (a self-signed harbor.crt works as is)' : `the CA certificate of issuer ${issuer}`}; or set NODE_EXTRA_CA_CERTS for berth; insecure: true skips verification`,
+    fix: `set ${keyOf(config, 'ca')} to a PEM file holding ${selfSigned ? 'this certificate (a self-signed harbor.crt works as is)' : `the CA certificate of issuer ${issuer}`}`,
   };
 }
 

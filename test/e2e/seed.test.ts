@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { request } from 'undici';
@@ -14,6 +14,9 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { skopeoPull, startContainerd, startDockerd, writeHostsToml, type Containerd, type Dockerd } from '../fixtures/clients.js';
 import { freePort, makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
 import { startNetns } from '../fixtures/netns.js';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createCa } from '../../src/cli/certs.js';
 
 let work: string;
 let harbor: Harbor;
@@ -221,6 +224,89 @@ test('an upstream that is this berth itself: found at start, each request fails 
     assert.match(doctor.stdout, /FAIL loop +upstream default .* is this berth itself/);
   } finally {
     await berth.stop();
+  }
+});
+
+test("the likely loop mistake: the cache host pins harbor.xing.com to berth (TLS from berth's own CA) with ca: harbor.crt still set; skopeo, the log and doctor name the loop and one fix, never proxy.ca", async () => {
+  const tlsDir = path.join(work, `tls-${n++}`);
+  const generated = berthCli(['cert', 'generate', '--host', HARBOR_NAME, '--ip', '127.0.0.1', '--out', tlsDir]);
+  assert.equal(generated.status, 0, generated.stderr);
+  const port = await freePort();
+  const config = seedConfig(
+    { remoteurl: `https://${HARBOR_NAME}:${port}`, ca: harbor.certFile },
+    { http: { tls: { certificate: path.join(tlsDir, 'tls.crt'), key: path.join(tlsDir, 'tls.key') } } },
+  );
+  const berth = await startBerth({ port, config });
+  try {
+    await waitFor(async () => (await berth.logLines()).some((l) => l['check'] === 'loop'), 20_000, { what: 'the loop check line' });
+    const line = (await berth.logLines()).find((l) => l['check'] === 'loop')!;
+    assert.match(String(line['msg']), /is this berth itself: .*issued by berth edge CA/);
+    assert.ok(!(await berth.logLines()).some((l) => l['check'] === 'tls' && l['level'] === 50), 'no trust advice before the loop');
+    const fix = "set proxy.resolve to the central registry's real address";
+    let said = '';
+    await assert.rejects(skopeoPull(`${berth.host}/${REPO}:v1`, pullDir(), { timeoutMs: 60_000 }), (err: Error) => {
+      // What skopeo prints from berth's status line (its own command line says --insecure-policy).
+      said = err.message.slice(err.message.indexOf('HTTP status'));
+      return true;
+    });
+    assert.match(
+      said,
+      /is this berth itself: harbor\.xing\.com leads to berth through proxy\.resolve 127\.0\.0\.1 \(its certificate.*issued by berth edge CA/s,
+    );
+    assert.ok(said.includes(`; fix: ${fix}`), said);
+    assert.doesNotMatch(said, /proxy\.ca|insecure/);
+    const doctor = berthCli(['doctor', '--config', berth.configFile]);
+    assert.equal(doctor.status, 1, doctor.stdout);
+    assert.match(doctor.stdout, /FAIL loop +upstream default .* is this berth itself/);
+    assert.ok(doctor.stdout.includes(`fix: ${fix}\n`), doctor.stdout);
+    assert.doesNotMatch(doctor.stdout, /proxy\.ca/);
+    // The fixture removes berth's directory on stop: keep its config.yml for the stopped case.
+    const kept = path.join(work, `stopped-${n++}.yml`);
+    await copyFile(berth.configFile, kept);
+    await berth.stop();
+    // Stopped, berth cannot answer: doctor still finds the loop at berth's own address.
+    const stopped = berthCli(['doctor', '--config', kept]);
+    assert.match(stopped.stdout, /FAIL loop +upstream default .* is where this berth listens/);
+    assert.ok(stopped.stdout.includes(`fix: ${fix}\n`), stopped.stdout);
+    assert.doesNotMatch(stopped.stdout, /ECONNREFUSED/);
+  } finally {
+    await berth.stop();
+  }
+});
+
+test('a cause too long for the status line loses its middle, never its fix: skopeo and ctr print the fix whole', async () => {
+  // A self-signed certificate with a long subject, as some corporate CAs issue: the cause alone nears the limit.
+  const long = createCa(`${'Xing Registry Platform Europe West '.repeat(7)}Issuing`, 30);
+  const server = createHttpsServer({ cert: long.cert, key: long.key }, (_req, res) => res.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  const berth = await startBerth({ config: seedConfig({ remoteurl: `https://${HARBOR_NAME}:${port}` }) });
+  try {
+    const fix = '; fix: set proxy.ca to a PEM file holding this certificate (a self-signed harbor.crt works as is)';
+    const shown = async (p: Promise<unknown>) => {
+      let said = '';
+      await assert.rejects(p, (err: Error) => {
+        said = err.message;
+        return true;
+      });
+      return said;
+    };
+    const skopeo = await shown(skopeoPull(`${berth.host}/${REPO}:v1`, pullDir(), { timeoutMs: 60_000 }));
+    const ctr = await shown(ctrd.pull(`${HARBOR_NAME}/${REPO}:v1`, { hostsDir: await hostsDirFor(berth) }));
+    for (const [client, said] of [
+      ['skopeo', skopeo],
+      ['ctr', ctr],
+    ] as const) {
+      assert.match(
+        said,
+        /502 Bad Gateway: upstream default \(https:\/\/harbor\.xing\.com:\d+\): the certificate of .*\.\.\..*\(DEPTH_ZERO_SELF_SIGNED_CERT\)/,
+        client,
+      );
+      assert.ok(said.includes(fix), `${client} prints the fix whole: ${said}`);
+    }
+  } finally {
+    await berth.stop();
+    await new Promise((r) => server.close(r));
   }
 });
 
