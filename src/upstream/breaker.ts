@@ -28,7 +28,7 @@ export class CircuitBreaker {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Told of this process's own outcomes that change the count (the other serving workers count them too). */
-  onLocal: ((event: 'failure' | 'success', reason: string, noConnection: boolean) => void) | undefined;
+  onLocal: ((event: 'failure' | 'success', reason: string) => void) | undefined;
 
   constructor(private readonly opts: BreakerOptions) {}
 
@@ -49,30 +49,22 @@ export class CircuitBreaker {
 
   /** `remote`: another serving worker of this store saw it (counted alike; only the worker that saw it logs the change). */
   success(remote = false): void {
-    if (!remote && (this.failures > 0 || this.openedAt !== undefined)) this.onLocal?.('success', '', false);
+    if (!remote && (this.failures > 0 || this.openedAt !== undefined)) this.onLocal?.('success', '');
     this.failures = 0;
     if (this.openedAt !== undefined) this.close('a request succeeded', remote);
   }
 
-  /**
-   * `noConnection`: not even a connection could be made (refused, connect timeout, no route). That
-   * is the link, not one request, so the circuit opens at once and the next caller hears 503 in
-   * milliseconds instead of waiting out the connect timeout again; a probe runs at once, so a
-   * one-off failure closes it again within a round trip. Answers (5xx) and cuts mid-transfer
-   * still need `threshold` in a row: one bad request must not refuse everyone.
-   */
-  failure(reason: string, remote = false, noConnection = false): void {
-    if (!remote) this.onLocal?.('failure', reason, noConnection);
+  failure(reason: string, remote = false): void {
+    if (!remote) this.onLocal?.('failure', reason);
     this.failures++;
     this.lastError = reason;
-    if (this.openedAt === undefined && (noConnection || this.failures >= this.opts.threshold)) {
+    if (this.openedAt === undefined && this.failures >= this.opts.threshold) {
       this.openedAt = this.opts.now();
       this.opts.logger[remote ? 'debug' : 'error'](
         { failures: this.failures, err: reason },
         'upstream unreachable: serving from cache, failing fast for uncached content until it answers again',
       );
-      // Only the worker that saw it probes at once; the others wait their interval (one probe, not N).
-      this.schedule(noConnection && !remote ? 0 : this.opts.probeIntervalMs);
+      this.schedule();
     }
   }
 
@@ -90,14 +82,14 @@ export class CircuitBreaker {
     this.opts.logger[remote ? 'debug' : 'info']({ downMs, how }, 'upstream reachable again');
   }
 
-  private schedule(delayMs = this.opts.probeIntervalMs): void {
+  private schedule(): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
       this.runProbe().catch((err: Error) => {
         this.opts.logger.warn({ err: err.message }, 'upstream probe failed');
         if (this.openedAt !== undefined) this.schedule();
       });
-    }, delayMs);
+    }, this.opts.probeIntervalMs);
     this.timer.unref();
   }
 
@@ -105,7 +97,7 @@ export class CircuitBreaker {
     const ok = await this.opts.probe().catch(() => false);
     if (this.openedAt === undefined) return;
     if (ok) {
-      this.onLocal?.('success', '', false);
+      this.onLocal?.('success', '');
       this.close('probe answered');
     } else this.schedule();
   }
