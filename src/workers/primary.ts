@@ -55,6 +55,7 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
   let nextCollect = 1;
   let adminPort: number | undefined;
   let stopping = false;
+  let allListening = false;
   let status = 0;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
@@ -123,6 +124,11 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
         } else if (msg.op === 'listening') {
           m.listening = true;
           if (adminPort !== undefined) send(m, { berth: 'admin', port: adminPort });
+          // Until then connections go only to the workers already listening: say when the whole group serves.
+          if (!allListening && [...members.values()].filter((x) => x.listening).length === count) {
+            allListening = true;
+            logger.info({ workers: count }, 'every worker is listening');
+          }
         }
         return;
     }
