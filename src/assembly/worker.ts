@@ -61,13 +61,14 @@ function groupParts(config: BerthConfig, deps: AppDeps, worker: WorkerChannel): 
 
 /** One outage, one password guesser, seen by every worker: each counts the others' failures too. */
 function shareCounts(worker: WorkerChannel, upstreams: readonly Upstream[], access: AccessControl): void {
-  type Outcome = { upstream: string; event: 'failure' | 'success'; reason: string };
+  type Outcome = { upstream: string; event: 'failure' | 'success'; reason: string; noConnection: boolean; startedAt?: number };
   for (const u of upstreams)
-    u.client.breaker.onLocal = (event, reason) => worker.share('breaker', { upstream: u.config.name, event, reason } satisfies Outcome);
+    u.client.breaker.onLocal = (event, reason, noConnection, startedAt) =>
+      worker.share('breaker', { upstream: u.config.name, event, reason, noConnection, ...(startedAt === undefined ? {} : { startedAt }) } satisfies Outcome);
   worker.onShared('breaker', (data) => {
-    const { upstream, event, reason } = data as Outcome;
+    const { upstream, event, reason, noConnection, startedAt } = data as Outcome;
     const b = upstreams.find((u) => u.config.name === upstream)?.client.breaker;
-    if (event === 'failure') b?.failure(reason, true);
+    if (event === 'failure') b?.failure(reason, true, noConnection === true, typeof startedAt === 'number' ? startedAt : undefined);
     else b?.success(true);
   });
   const logins = access.failures;

@@ -32,6 +32,7 @@ function flaky(failures: number, served = body): { target: Target; requests: str
   const requests: string[] = [];
   const client = {
     name: 'central',
+    breaker: { state: 'up' },
     send: async (req: { method: string; path: string }) => {
       requests.push(`${req.method} ${req.path}`);
       const fail = requests.length <= failures;

@@ -83,7 +83,9 @@ export class ManifestCache {
     }
     const checked = this.singleFlight(target, tag, async () => {
       try {
-        const shared = await this.fromSite(target, tag, upstream.config.tagttlMs);
+        // With the upstream known down nobody's check can succeed: waiting for another worker's
+        // (whose failed check may still hold the claim) would only delay the 503 or the stale answer.
+        const shared = upstream.client.breaker.state === 'down' ? undefined : await this.fromSite(target, tag, upstream.config.tagttlMs);
         if (shared) return shared;
         const result = await this.revalidate(target, tag, record?.digest);
         await this.deps.site?.publish(target, tag, result.digest, now()).catch(() => undefined);

@@ -27,8 +27,10 @@ export class CircuitBreaker {
   private lastError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** When the upstream last answered (here or, as told, in another serving worker). */
+  private lastSuccessAt: number | undefined;
   /** Told of this process's own outcomes that change the count (the other serving workers count them too). */
-  onLocal: ((event: 'failure' | 'success', reason: string) => void) | undefined;
+  onLocal: ((event: 'failure' | 'success', reason: string, noConnection: boolean, startedAt: number | undefined) => void) | undefined;
 
   constructor(private readonly opts: BreakerOptions) {}
 
@@ -49,22 +51,35 @@ export class CircuitBreaker {
 
   /** `remote`: another serving worker of this store saw it (counted alike; only the worker that saw it logs the change). */
   success(remote = false): void {
-    if (!remote && (this.failures > 0 || this.openedAt !== undefined)) this.onLocal?.('success', '');
+    if (!remote && (this.failures > 0 || this.openedAt !== undefined)) this.onLocal?.('success', '', false, undefined);
+    this.lastSuccessAt = this.opts.now();
     this.failures = 0;
     if (this.openedAt !== undefined) this.close('a request succeeded', remote);
   }
 
-  failure(reason: string, remote = false): void {
-    if (!remote) this.onLocal?.('failure', reason);
+  /**
+   * `noConnection`: not even a connection could be made (refused, connect timeout, no route). That
+   * is the link, not one request, so the circuit opens at once and the next caller hears 503 in
+   * milliseconds instead of waiting out the connect timeout again; a probe runs at once, so a
+   * one-off failure closes it again within a round trip. Answers (5xx) and cuts mid-transfer
+   * still need `threshold` in a row: one bad request must not refuse everyone.
+   * `startedAt`: when the failed request began. One that began before the upstream last answered
+   * tells nothing new (a connect that timed out across a recovery) and only counts.
+   */
+  failure(reason: string, remote = false, noConnection = false, startedAt?: number): void {
+    if (!remote) this.onLocal?.('failure', reason, noConnection, startedAt);
     this.failures++;
     this.lastError = reason;
-    if (this.openedAt === undefined && this.failures >= this.opts.threshold) {
+    const stale = startedAt !== undefined && this.lastSuccessAt !== undefined && startedAt < this.lastSuccessAt;
+    const atOnce = noConnection && !stale;
+    if (this.openedAt === undefined && (atOnce || this.failures >= this.opts.threshold)) {
       this.openedAt = this.opts.now();
       this.opts.logger[remote ? 'debug' : 'error'](
         { failures: this.failures, err: reason },
         'upstream unreachable: serving from cache, failing fast for uncached content until it answers again',
       );
-      this.schedule();
+      // Only the worker that saw it probes at once; the others wait their interval (one probe, not N).
+      this.schedule(atOnce && !remote ? 0 : this.opts.probeIntervalMs);
     }
   }
 
@@ -77,19 +92,20 @@ export class CircuitBreaker {
     const downMs = this.opts.now() - (this.openedAt ?? this.opts.now());
     this.openedAt = undefined;
     this.failures = 0;
+    this.lastSuccessAt = this.opts.now();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.opts.logger[remote ? 'debug' : 'info']({ downMs, how }, 'upstream reachable again');
   }
 
-  private schedule(): void {
+  private schedule(delayMs = this.opts.probeIntervalMs): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
       this.runProbe().catch((err: Error) => {
         this.opts.logger.warn({ err: err.message }, 'upstream probe failed');
         if (this.openedAt !== undefined) this.schedule();
       });
-    }, this.opts.probeIntervalMs);
+    }, delayMs);
     this.timer.unref();
   }
 
@@ -97,8 +113,12 @@ export class CircuitBreaker {
     const ok = await this.opts.probe().catch(() => false);
     if (this.openedAt === undefined) return;
     if (ok) {
-      this.onLocal?.('success', '');
+      this.onLocal?.('success', '', false, undefined);
       this.close('probe answered');
-    } else this.schedule();
+    } else {
+      // A failed probe is one more failure in a row (what /api/v1/upstreams reports).
+      this.failures++;
+      this.schedule();
+    }
   }
 }

@@ -9,7 +9,7 @@ import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
 import { CircuitBreaker } from './breaker.js';
 import { upstreamAgent } from './connection-pool.js';
-import { classify, describeConfigProblem, describeTrustProblem, peerCertificate, problemLine } from './trust.js';
+import { classify, describeConfigProblem, describeTrustProblem, errorCode, peerCertificate, problemLine } from './trust.js';
 import { INSTANCE_HEADER, VIA_HEADER, loopMessage } from './loop.js';
 import { runChecks, type CheckOptions, type CheckResult } from './checks.js';
 import type { ByteBudget, WorkPriority } from './budget.js';
@@ -62,6 +62,21 @@ export interface UpstreamObserver {
 const TRUST_NOTE_MS = 30_000;
 
 const MAX_REDIRECTS = 5;
+
+/**
+ * Failures before any connection existed: the link or the host is down, not one request. The
+ * breaker opens on the first of these (a reset or a timeout mid-answer still needs a run of them).
+ */
+const NO_CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'EAI_AGAIN',
+]);
 const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io']);
 
 export class RegistryClient {
@@ -195,11 +210,11 @@ export class RegistryClient {
    * Outages count towards the breaker; trust and configuration errors do not (they repeat until
    * the config changes, and waiting would not help): they name the certificate and the key to set.
    */
-  private async networkFailure(err: unknown): Promise<OciError> {
+  private async networkFailure(err: unknown, startedAt: number): Promise<OciError> {
     const kind = classify(err);
     if (kind === 'outage') {
       const reason = describeNetworkError(err);
-      this.breaker.failure(reason);
+      this.breaker.failure(reason, false, NO_CONNECTION_CODES.has(errorCode(err) ?? ''), startedAt);
       return new UnreachableError(`upstream ${this.name} (${this.remoteurl}) is unreachable: ${reason}`);
     }
     if (kind === 'config') {
@@ -239,10 +254,11 @@ export class RegistryClient {
     const follows = method === 'GET' || method === 'HEAD';
     for (let hop = 0; ; hop++) {
       let res: Dispatcher.ResponseData;
+      const startedAt = this.now();
       try {
         res = await request(current, { method: method, headers: hdrs, body: body?.(), dispatcher: this.dispatcher });
       } catch (err) {
-        throw await this.networkFailure(err);
+        throw await this.networkFailure(err, startedAt);
       }
       if (this.instance !== undefined && responseValue(res.headers[INSTANCE_HEADER]) === this.instance) {
         await res.body.dump().catch(() => undefined);

@@ -158,7 +158,7 @@ test('/readyz stays 200 with the upstream down and reports it; cached content is
   assert.ok(Array.isArray(checks) && checks.every((c: { ok: boolean }) => c.ok), 'the start-up checks passed');
   await registry.down();
   try {
-    // Three failed fetches open the circuit breaker.
+    // The first refused connection opens the circuit breaker; the other two hear 503 at once.
     for (let i = 0; i < 3; i++) {
       const res = await request(`${berth.url}/v2/xing/absent/manifests/v${i}`);
       await res.body.dump();
@@ -177,7 +177,7 @@ test('/readyz stays 200 with the upstream down and reports it; cached content is
     const ups = (await api(berth.url, 'GET', '/api/v1/upstreams')).json as Array<Record<string, unknown>>;
     assert.equal(ups[0]!['state'], 'down');
     assert.equal(ups[0]!['remoteurl'], registry.url);
-    assert.ok(Number(ups[0]!['consecutiveFailures']) >= 3);
+    assert.ok(Number(ups[0]!['consecutiveFailures']) >= 1);
     assert.match(String(ups[0]!['lastError']), /ECONNREFUSED/);
     assert.equal(sample(await scrape(berth.url), 'berth_upstream_up', { upstream: 'default' }), 0);
     const arm64 = platformImage('linux/arm64/v8');
