@@ -185,8 +185,9 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .command('ls')
     .description('list cached repositories, tags, sizes and last pull')
     .option('-c, --config <file>', 'config naming the store')
-    .action(async (opts: { config?: string }) => {
-      exitCode = await (await store()).runLs(await storeConfig(opts.config), storeIo);
+    .option('--json', "print the images and every stored blob's digest as JSON (a site's state for berth export --since)")
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      exitCode = await (await store()).runLs(await storeConfig(opts.config), storeIo, opts.json ?? false);
     });
 
   const readPassword = (file: string | undefined, command: string) => {

@@ -126,6 +126,14 @@ test('a delta bundle (--since) carries only the blobs the site does not hold', a
   // Manifests always travel (they are small and name the images); of the layers only b's.
   const expected = [a.manifestDigest, sig.manifestDigest, b.manifestDigest, ...b.blobs.map((x) => x.digest)];
   assert.deepEqual(await layoutBlobs(delta), [...new Set(expected)].sort());
+  // A site's reported state: `berth ls --json` of a store that holds everything leaves only the manifests to carry.
+  const ls = await berthCli(['ls', '--json', '--config', berth.configFile]);
+  assert.equal(ls.code, 0, ls.stderr);
+  const state = path.join(work, 'state.json');
+  await writeFile(state, ls.stdout);
+  const onlyManifests = path.join(work, 'only-manifests');
+  assert.equal((await berthCli(['export', '--server', berth.url, '--since', state, '-o', onlyManifests, name('xing/a:v1'), name('xing/b:v1')])).code, 0);
+  assert.deepEqual(await layoutBlobs(onlyManifests), [a.manifestDigest, sig.manifestDigest, b.manifestDigest].sort());
 });
 
 test('imports into a second store; with the registry stopped the images pull by their original names, byte-identical', async () => {
