@@ -10,6 +10,7 @@ import { buildImage, buildIndex, isolatedSkopeoEnv, pushImage, type BuiltImage, 
 import { BERTH_BIN, startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
+import { api } from '../fixtures/admin.js';
 
 const MiB = 1 << 20;
 let registry: Registry;
@@ -161,6 +162,12 @@ test('imports into a second store; with the registry stopped the images pull by 
         const pulled = await skopeoPull(`${edge.host}/${ref}`, path.join(work, `edge-${ref.replace(/[/:]/g, '_')}`));
         assert.equal(pulled.manifestDigest, img.manifestDigest, ref);
         assert.deepEqual(pulled.blobs.map((x) => x.digest).sort(), img.blobs.map((x) => x.digest).sort());
+      }
+      // Held like `warm --pin`: eviction leaves imported images alone.
+      const listed = (await api(edge.url, 'GET', '/api/v1/images?q=xing/')).json as Array<{ repository: string; tag: string; pinned: boolean }>;
+      for (const repoTag of ['xing/a:v1', 'xing/b:v1', 'xing/big:v1']) {
+        const row = listed.find((r) => `${r.repository}:${r.tag}` === repoTag);
+        assert.equal(row?.pinned, true, `${repoTag} in ${JSON.stringify(listed)}`);
       }
     } finally {
       await edge.stop();
