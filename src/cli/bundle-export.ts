@@ -46,6 +46,11 @@ export async function exportBundle(source: ExportSource, images: readonly string
       failures.push(`${text}: ${(err as Error).message}`);
     }
   }
+  if (plans.length === 0) {
+    for (const f of failures) io.err(`berth export: not exported: ${f}`);
+    io.err(`berth export: no image to export; ${opts.output} was not written`);
+    return 1;
+  }
   // Each blob once, even when images share it; what the site holds already stays out.
   const blobs = new Map<string, { d: Descriptor; image: ImageReference }>();
   for (const p of plans) for (const d of p.blobs) if (!held.has(d.digest) && !blobs.has(d.digest)) blobs.set(d.digest, { d, image: p.image });

@@ -117,6 +117,18 @@ test('export through a running berth to a .tar with one platform of an index: sk
   assert.ok(listed.stdout.includes(multi.images[0]!.layers[0]!.digest.slice(7)));
 });
 
+test('export straight from the registry (--from-registry) writes a layout skopeo reads', async () => {
+  const out = path.join(work, 'from-registry');
+  const r = await berthCli(['export', '--from-registry', registry.url, '-o', out, 'xing/b:v1']);
+  assert.equal(r.code, 0, r.stderr);
+  const inspected = JSON.parse(await skopeo(['inspect', `oci:${out}:xing/b:v1`])) as { Digest: string };
+  assert.equal(inspected.Digest, b.manifestDigest);
+  const missing = await berthCli(['export', '--from-registry', registry.url, '-o', path.join(work, 'none'), 'xing/nothing:v1']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /not exported: xing\/nothing:v1: not found in http:\/\/127\.0\.0\.1:\d+/);
+  await assert.rejects(readdir(path.join(work, 'none')), 'nothing written when no image was found');
+});
+
 test('a delta bundle (--since) carries only the blobs the site does not hold', async () => {
   const first = path.join(work, 'first');
   const delta = path.join(work, 'delta');
