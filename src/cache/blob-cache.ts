@@ -37,6 +37,12 @@ export interface BlobHandle {
    * be read or the fill fails.
    */
   send?(out: Writable, start: number, end: number, onBytes: OnBytes): Promise<void>;
+  /**
+   * A blob not yet verified (`proxy.rangefetch`): bytes [start, end] as soon as they can be had,
+   * from the fill's file or a Range request upstream; resolves once the source answered. As
+   * trustworthy as the upstream's own answer (docs/lazy-pulling.md).
+   */
+  range?(start: number, end: number): Promise<AsyncIterable<Uint8Array>>;
 }
 
 export interface BlobCacheDeps {
