@@ -10,7 +10,8 @@ import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator, FillRouter, PeerMode } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
-import { getBlob, headBlob } from '../upstream/registry-api.js';
+import { getBlob, getBlobRange, headBlob } from '../upstream/registry-api.js';
+import { lazyRange } from './lazy-range.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome, Target } from '../ports/target.js';
@@ -120,10 +121,13 @@ export class BlobCache {
       const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest, peer !== undefined)).fill;
       if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
       await fill.ready;
+      // Ranges need not wait for the fill when the upstream can be asked for them (docs/lazy-pulling.md).
+      const lazy = target.upstream.config.rangefetch && fill.size !== undefined;
       return {
         digest,
         size: fill.size,
         outcome: existing ? 'joined' : 'miss',
+        ...(lazy ? { range: (start: number, end: number) => lazyRange(fill, (s, e) => this.fetchRange(target, digest, s, e), start, end) } : {}),
         open: (start = 0, end?: number) => fill.createReader(start, end),
         send: (out, start, end, onBytes) => fill.send(out, start, end, onBytes, this.deps.blobs.sendBuffers),
         finalSize: async () => {
@@ -317,6 +321,18 @@ export class BlobCache {
       // The fill runs on after the request that started it; its own failures are caught above.
     })().catch((err: Error) => logger.error({ ...log, err: err.message }, 'blob fill bookkeeping failed'));
     return fill;
+  }
+
+  /** Bytes [start, end] straight from the upstream (a Range request), counted as WAN bytes; undefined when it ignores ranges. */
+  private async fetchRange(target: Target, digest: string, start: number, end: number): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const { client } = target.upstream!;
+    const body = await getBlobRange(client, target.repository, digest, start, end);
+    if (!body) {
+      this.deps.logger.info({ upstream: client.name, digest, start, end }, 'upstream did not answer a range; serving it from the fill');
+      return undefined;
+    }
+    const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
+    return counted(body, (n) => observer.upstreamBytes(client.name, n));
   }
 
   /** One upstream GET from `offset`: a Range request when resuming, skipping ahead if the upstream ignores it. */

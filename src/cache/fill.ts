@@ -32,7 +32,7 @@ interface Cursor {
  * A fill writes upstream bytes to a temp file while any number of readers follow it from disk.
  * Readers never see the last byte of what they asked for until the digest is verified, so a
  * corrupt transfer ends every response short (the client sees a cut connection, never a
- * complete success). Readers do not own the fill: their leaving never aborts it.
+ * complete success); early readers (ranges, docs/lazy-pulling.md) are the one exception. Readers do not own the fill: their leaving never aborts it.
  */
 export class BlobFill {
   readonly digest: string;
@@ -209,12 +209,16 @@ export class BlobFill {
     this.wake();
   }
 
-  /** A stream of bytes [start, end] (inclusive) following the fill as it progresses. */
-  createReader(start: number, end: number | undefined): Readable {
+  /**
+   * A stream of bytes [start, end] (inclusive) following the fill as it progresses. `early`: a
+   * range answered before the blob is verified (proxy.rangefetch) ends with its last byte, not
+   * with the digest check.
+   */
+  createReader(start: number, end: number | undefined, early = false): Readable {
     const cursor: Cursor = { pos: start };
     this.cursors.add(cursor);
     const stream = Readable.from(
-      this.follow(cursor, end, (fh, pos, limit) => this.readDisk(fh, pos, limit)),
+      this.follow(cursor, end, (fh, pos, limit) => this.readDisk(fh, pos, limit), early && end !== undefined),
       { objectMode: false, highWaterMark: READ_CHUNK },
     );
     stream.once('close', () => this.leave(cursor));
@@ -318,6 +322,7 @@ export class BlobFill {
     cursor: Cursor,
     end: number | undefined,
     readDisk: (fh: FileHandle | undefined, pos: number, limit: number) => Promise<Buffer>,
+    early = false,
   ): AsyncGenerator<Buffer> {
     const fh = await this.openFile();
     try {
@@ -326,13 +331,15 @@ export class BlobFill {
         const pos = cursor.pos;
         const last = end ?? (this.size !== undefined ? this.size - 1 : undefined);
         if (last !== undefined && pos > last) {
+          if (early) return;
           // Only an empty response gets here unverified (the empty blob): it too waits for the digest.
           while (this.state === 'receiving') await this.changed();
           if ((this.state as FillState) === 'failed') continue;
           return;
         }
         // Until verified, keep back the final byte of the response.
-        const limit = this.state === 'verified' ? (last ?? this.written - 1) + 1 : Math.min(this.written, last ?? Infinity);
+        const limit =
+          this.state === 'verified' ? (last ?? this.written - 1) + 1 : Math.min(this.written, last === undefined ? Infinity : early ? last + 1 : last);
         if (this.state === 'verified' && pos >= limit) return;
         if (pos >= limit) {
           // No await since the checks above, so no change can have slipped in before this wait.

@@ -1,4 +1,4 @@
-/** @module e2e/ranges.test — Range requests through berth with curl, bytes checked exactly: multi-range answers (206 multipart/byteranges) on a stored blob. */
+/** @module e2e/ranges.test — Range requests through berth with curl, bytes checked exactly: multi-range answers (206 multipart/byteranges) on stored blobs, and ranges of cold blobs answered from upstream Range requests (proxy.rangefetch) behind a slow link. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -6,7 +6,8 @@ import path from 'node:path';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
-import { makeTempDir, removeDir, run } from '../fixtures/proc.js';
+import { startRelay, type Relay } from '../fixtures/relay.js';
+import { makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
 
 const MiB = 1 << 20;
 let registry: Registry;
@@ -14,6 +15,9 @@ let berth: Berth;
 let image: BuiltImage;
 let layer: Buffer;
 let dir: string;
+let relay: Relay;
+/** The WAN link to the registry: slow enough that a 17 MiB fill takes seconds. */
+const LINK_BYTES_PER_SEC = 4 * MiB;
 
 before(async () => {
   dir = await makeTempDir('berth-ranges');
@@ -22,10 +26,12 @@ before(async () => {
   await pushImage(image, registry.url, 'xing/ranges:v1');
   layer = await readFile(path.join(image.dir, 'blobs', 'sha256', image.layers[0]!.digest.slice(7)));
   berth = await startBerth({ proxy: { remoteurl: registry.url } });
+  relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: LINK_BYTES_PER_SEC });
 });
 
 after(async () => {
   await berth?.stop();
+  await relay?.stop();
   await registry?.stop();
   await image?.remove();
   if (dir) await removeDir(dir);
@@ -85,7 +91,7 @@ function parts(answer: Answer): Array<{ start: number; end: number; size: number
   }
 }
 
-const blobUrl = () => `${berth.url}/v2/xing/ranges/blobs/${image.layers[0]!.digest}`;
+const blobUrl = (b: Berth = berth) => `${b.url}/v2/xing/ranges/blobs/${image.layers[0]!.digest}`;
 
 /** The answer to `range` is exactly `expected` (start, end inclusive) as parts. */
 function assertParts(answer: Answer, expected: Array<[number, number]>): void {
@@ -146,4 +152,83 @@ test('HEAD with several ranges gets the status and headers a GET gets', async ()
   assert.match(head.headers['content-type'] ?? '', /^multipart\/byteranges; boundary=/);
   const get = await curl(blobUrl(), MULTI);
   assert.equal(head.headers['content-length'], get.headers['content-length']);
+});
+
+/** A berth with an empty store behind the slow link. */
+const coldBerth = (rangefetch?: boolean) =>
+  startBerth({ config: { version: 0.1, proxy: { remoteurl: relay.url, ...(rangefetch === undefined ? {} : { rangefetch }) } } });
+
+/** The registry's answers for the layer, by status. */
+async function layerAnswers(status: number): Promise<number[]> {
+  const digest = image.layers[0]!.digest;
+  return (await registry.requests()).filter((r) => r.method === 'GET' && r.status === status && r.uri.includes(digest)).map((r) => r.written);
+}
+
+/** Whether berth has logged the layer's fill as complete (verified and stored). */
+async function filled(b: Berth): Promise<boolean> {
+  return (await b.logLines()).some((l) => l.msg === 'blob fill complete' && l.digest === image.layers[0]!.digest);
+}
+
+test('a cold blob: the footer is answered from an upstream Range request while the fill runs; then the whole blob is served complete, verified', async () => {
+  const cold = await coldBerth();
+  try {
+    const before206 = (await layerAnswers(206)).length;
+    const wanBefore = relay.bytesToClient();
+    const footer = await curl(blobUrl(cold), 'bytes=-65536');
+    assert.equal(footer.status, 206);
+    assert.equal(footer.headers['content-range'], `bytes ${layer.length - 65536}-${layer.length - 1}/${layer.length}`);
+    assert.ok(footer.body.equals(layer.subarray(layer.length - 65536)), 'footer bytes exact');
+    assert.equal(await filled(cold), false, 'answered before the whole blob had crossed the link');
+    assert.deepEqual((await layerAnswers(206)).slice(before206), [65536], 'the registry sent the footer alone as a range');
+
+    // The background fill completes and is verified; the whole blob then comes from the store.
+    await waitFor(() => filled(cold), 60_000, { what: 'the background fill to complete' });
+    const whole = await curl(blobUrl(cold), undefined);
+    assert.equal(whole.status, 200);
+    assert.ok(whole.body.equals(layer), 'whole blob exact');
+    const wan = relay.bytesToClient() - wanBefore;
+    assert.ok(wan < layer.length * 1.05, `WAN bytes ${wan} for the footer then the whole blob of ${layer.length}`);
+    // Multi-range on the now stored blob.
+    assertParts(await curl(blobUrl(cold), MULTI), [
+      [0, 99],
+      [1000, 1099],
+      [50000, 50099],
+      [layer.length - 4096, layer.length - 1],
+    ]);
+  } finally {
+    await cold.stop();
+  }
+});
+
+test('a cold blob: several ranges are one multipart answer, each missing part asked of the upstream, bytes exact', async () => {
+  const cold = await coldBerth();
+  try {
+    const before206 = (await layerAnswers(206)).length;
+    assertParts(await curl(blobUrl(cold), MULTI), [
+      [0, 99],
+      [1000, 1099],
+      [50000, 50099],
+      [layer.length - 4096, layer.length - 1],
+    ]);
+    assert.equal(await filled(cold), false, 'answered before the whole blob had crossed the link');
+    const ranges = (await layerAnswers(206)).slice(before206);
+    assert.ok(ranges.length >= 1 && ranges.every((n) => n <= 4096), `the registry sent ranges, not the blob: ${ranges.join(', ')}`);
+    await waitFor(() => filled(cold), 60_000, { what: 'the background fill to complete' });
+  } finally {
+    await cold.stop();
+  }
+});
+
+test('rangefetch: false: a range of a cold blob waits for the verified fill, and the registry is asked for no range', async () => {
+  const cold = await coldBerth(false);
+  try {
+    const before206 = (await layerAnswers(206)).length;
+    const footer = await curl(blobUrl(cold), 'bytes=-65536');
+    assert.equal(footer.status, 206);
+    assert.ok(footer.body.equals(layer.subarray(layer.length - 65536)));
+    assert.equal(await filled(cold), true, 'the last byte waited for the digest check');
+    assert.deepEqual((await layerAnswers(206)).slice(before206), []);
+  } finally {
+    await cold.stop();
+  }
 });
