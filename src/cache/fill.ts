@@ -55,6 +55,9 @@ export class BlobFill {
   private rejectReady!: (err: Error) => void;
   private resolveDone!: () => void;
   private rejectDone!: (err: Error) => void;
+  /** Resolves once the fill may ask its source for bytes (cache/blob-cache holds it back for a client's ranges). */
+  readonly gate: Promise<void>;
+  private openGate!: () => void;
   private waiters: Array<() => void> = [];
   private readonly cursors = new Set<Cursor>();
   private window: Buffer[] = [];
@@ -80,6 +83,7 @@ export class BlobFill {
       this.resolveDone = res;
       this.rejectDone = rej;
     });
+    this.gate = new Promise((res) => (this.openGate = res));
     // Failures are reported through readers and logs; nobody is obliged to await these.
     this.ready.catch(() => undefined);
     this.done.catch(() => undefined);
@@ -87,6 +91,11 @@ export class BlobFill {
 
   get readers(): number {
     return this.cursors.size;
+  }
+
+  /** Lets the fill start asking its source for bytes; idempotent. */
+  release(): void {
+    this.openGate();
   }
 
   markReady(size: number | undefined): void {

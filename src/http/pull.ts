@@ -86,7 +86,7 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
     res.end();
     return;
   }
-  const blob = await cache.blob(ctx.target, digest);
+  const blob = await cache.blob(ctx.target, digest, undefined, { ranged: req.headers.range !== undefined });
   try {
     await sendBlob(ctx, blob);
   } finally {
