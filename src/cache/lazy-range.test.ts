@@ -9,7 +9,7 @@ import { BlobStore } from '../storage/blob-files.js';
 import { digestOf } from '../oci/digest.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill } from './fill-pump.js';
-import { lazyRange, type FetchRange } from './lazy-range.js';
+import { FETCH_MAX_BYTES, lazyRange, type FetchRange } from './lazy-range.js';
 
 const hooks = { now: Date.now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
 
@@ -76,4 +76,38 @@ test('an upstream that ignores ranges: the range follows the fill instead', asyn
   assert.ok((await got).equals(content.subarray(200_000)));
   await pump;
   await cleanup();
+});
+
+test('a long missing span follows the fill instead of the upstream, and a fill held back for ranges starts', async () => {
+  const content = randomBytes(3 * FETCH_MAX_BYTES);
+  const { fill, pump, step, cleanup } = await gatedFill(content, 100_000);
+  const asked: number[] = [];
+  const got = bytesOf(
+    await lazyRange(
+      fill,
+      async (s) => {
+        asked.push(s);
+        return undefined;
+      },
+      FETCH_MAX_BYTES,
+      2 * FETCH_MAX_BYTES,
+    ),
+  );
+  step();
+  assert.ok((await got).equals(content.subarray(FETCH_MAX_BYTES, 2 * FETCH_MAX_BYTES + 1)));
+  assert.deepEqual(asked, []);
+  await pump;
+  await cleanup();
+  // A fill not yet started (held back): following it releases it.
+  const held = new BlobFill(digestOf(content), '/nonexistent', '/nonexistent');
+  let released = false;
+  held.gate.then(
+    () => (released = true),
+    () => undefined,
+  );
+  const reader = await lazyRange(held, async () => undefined, 0, 9);
+  await new Promise((r) => setImmediate(r));
+  assert.ok(released, 'the held-back fill was let go');
+  held.fail(new Error('test over'));
+  await assert.rejects(bytesOf(reader));
 });
