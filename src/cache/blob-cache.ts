@@ -12,6 +12,7 @@ import type { FillCoordinator, FillRouter, PeerMode } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
 import { getBlob, getBlobRange, headBlob } from '../upstream/registry-api.js';
 import { lazyRange } from './lazy-range.js';
+import { RangeFlights } from './range-flights.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome, Target } from '../ports/target.js';
@@ -72,6 +73,8 @@ export const PREFETCH_CONCURRENCY = 4;
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills: FillCoordinator<BlobFill>;
+  /** Upstream range fetches in progress: overlapping ranges of a cold blob cost one fetch. */
+  private readonly rangeFlights = new RangeFlights();
 
   constructor(private readonly deps: BlobCacheDeps) {
     this.fills = deps.fills ?? new LocalFills();
@@ -137,7 +140,12 @@ export class BlobCache {
         digest,
         size: fill.size,
         outcome: existing ? 'joined' : 'miss',
-        ...(lazy ? { range: (start: number, end: number) => lazyRange(fill, (s, e) => this.fetchRange(target, digest, s, e), start, end) } : {}),
+        ...(lazy
+          ? {
+              range: (start: number, end: number) =>
+                lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, (a, b) => this.fetchRange(target, digest, a, b)), start, end),
+            }
+          : {}),
         // Any read of the whole fill, and the end of the request, let a held-back fill start.
         open: (start = 0, end?: number) => {
           fill.release();
