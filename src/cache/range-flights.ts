@@ -17,8 +17,7 @@ export class RangeFlights {
   private readonly flights = new Map<string, Set<Flight>>();
 
   async fetch(digest: string, start: number, end: number, open: FetchRange): Promise<AsyncIterable<Uint8Array> | undefined> {
-    const flights = this.flights.get(digest) ?? new Set<Flight>();
-    for (const f of flights) {
+    for (const f of this.flights.get(digest) ?? []) {
       if (f.start > start || f.end < end) continue;
       const bytes = await f.done;
       // The one asked first failed or was cut: ask for this span itself.
@@ -27,25 +26,21 @@ export class RangeFlights {
     }
     let settle!: (bytes: Buffer | undefined) => void;
     const flight: Flight = { start, end, done: new Promise((r) => (settle = r)) };
-    flights.add(flight);
-    this.flights.set(digest, flights);
+    // Joinable once its reader has begun: a stream never read is never closed either (a
+    // response cut before its first byte), so its end could not be waited for.
+    let joinable: Set<Flight> | undefined;
+    const reading = (): void => {
+      joinable = this.flights.get(digest) ?? new Set<Flight>();
+      joinable.add(flight);
+      this.flights.set(digest, joinable);
+    };
     const finish = (bytes: Buffer | undefined): void => {
       settle(bytes);
-      flights.delete(flight);
-      if (flights.size === 0 && this.flights.get(digest) === flights) this.flights.delete(digest);
+      joinable?.delete(flight);
+      if (joinable?.size === 0 && this.flights.get(digest) === joinable) this.flights.delete(digest);
     };
-    let body: AsyncIterable<Uint8Array> | undefined;
-    try {
-      body = await open(start, end);
-    } catch (err) {
-      finish(undefined);
-      throw err;
-    }
-    if (!body) {
-      finish(undefined);
-      return undefined;
-    }
-    return tee(body, end - start + 1, finish);
+    const body = await open(start, end);
+    return body && tee(body, end - start + 1, reading, finish);
   }
 }
 
@@ -54,7 +49,13 @@ async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 }
 
 /** Streams `body` and keeps a copy for joiners; `finish` gets the whole span, or undefined if it stopped short. */
-async function* tee(body: AsyncIterable<Uint8Array>, length: number, finish: (bytes: Buffer | undefined) => void): AsyncGenerator<Uint8Array> {
+async function* tee(
+  body: AsyncIterable<Uint8Array>,
+  length: number,
+  reading: () => void,
+  finish: (bytes: Buffer | undefined) => void,
+): AsyncGenerator<Uint8Array> {
+  reading();
   const kept: Buffer[] = [];
   let got = 0;
   let whole: Buffer | undefined;
