@@ -10,7 +10,9 @@ import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator, FillRouter, PeerMode } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
-import { getBlob, headBlob } from '../upstream/registry-api.js';
+import { getBlob, getBlobRange, headBlob } from '../upstream/registry-api.js';
+import { lazyRange } from './lazy-range.js';
+import { RangeFlights } from './range-flights.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome } from '../ports/request-observer.js';
@@ -38,6 +40,12 @@ export interface BlobHandle {
    * be read or the fill fails.
    */
   send?(out: Writable, start: number, end: number, onBytes: OnBytes): Promise<void>;
+  /**
+   * A blob not yet verified (`proxy.rangefetch`): bytes [start, end] as soon as they can be had,
+   * from the fill's file or a Range request upstream; resolves once the source answered. As
+   * trustworthy as the upstream's own answer (docs/lazy-pulling.md).
+   */
+  range?(start: number, end: number): Promise<AsyncIterable<Uint8Array>>;
 }
 
 export interface BlobCacheDeps {
@@ -66,6 +74,8 @@ export const PREFETCH_CONCURRENCY = 4;
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills: FillCoordinator<BlobFill>;
+  /** Upstream range fetches in progress: overlapping ranges of a cold blob cost one fetch. */
+  private readonly rangeFlights = new RangeFlights();
 
   constructor(private readonly deps: BlobCacheDeps) {
     this.fills = deps.fills ?? new LocalFills();
@@ -88,9 +98,10 @@ export class BlobCache {
   /**
    * A blob found on disk is opened then and there, so it can be served whatever eviction does
    * next; a blob not found (or evicted just before) goes through the fill path like any miss.
-   * `peer`: the request comes from another replica of the site (see PeerMode).
+   * `peer`: the request comes from another replica of the site (see PeerMode). `ranged`: the
+   * client asks for ranges, so a fill it starts waits until they are answered (rangeFirst).
    */
-  async get(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
+  async get(target: Target, digest: string, peer?: PeerMode, opts: { readonly ranged?: boolean } = {}): Promise<BlobHandle> {
     parseDigest(digest);
     const wasHeld = this.deps.blobs.isHeld(digest);
     const stored = await this.openStored(digest);
@@ -112,26 +123,63 @@ export class BlobCache {
       const existing = this.fills.current(digest);
       if (!existing && peer === 'held' && !(await this.deps.router?.filling?.(digest))) throw blobUnknown(digest);
       if (existing) await this.ensureVisible(target, digest);
-      const fill = existing ?? this.fills.claim(digest, () => this.startFill(target, digest, peer !== undefined)).fill;
+      // A range of a cold blob goes first; the whole-blob fill would otherwise queue ahead of it on the link.
+      let gated = false;
+      const rangeFirst = opts.ranged === true && peer === undefined && target.upstream.config.rangefetch;
+      const fill =
+        existing ??
+        this.fills.claim(digest, () => {
+          gated = rangeFirst;
+          return this.startFill(target, digest, peer !== undefined, gated);
+        }).fill;
       if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
+      if (gated) await this.sizeFirst(target, fill);
       await fill.ready;
+      // Ranges need not wait for the fill when the upstream can be asked for them (docs/lazy-pulling.md).
+      const lazy = target.upstream.config.rangefetch && fill.size !== undefined;
       return {
         digest,
         size: fill.size,
         outcome: existing ? 'joined' : 'miss',
-        open: (start = 0, end?: number) => fill.createReader(start, end),
-        send: (out, start, end, onBytes) => fill.send(out, start, end, onBytes, this.deps.blobs.sendBuffers),
+        ...(lazy
+          ? {
+              range: (start: number, end: number) =>
+                lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, (a, b) => this.fetchRange(target, digest, a, b)), start, end),
+            }
+          : {}),
+        // Any read of the whole fill, and the end of the request, let a held-back fill start.
+        open: (start = 0, end?: number) => {
+          fill.release();
+          return fill.createReader(start, end);
+        },
+        send: (out, start, end, onBytes) => {
+          fill.release();
+          return fill.send(out, start, end, onBytes, this.deps.blobs.sendBuffers);
+        },
         finalSize: async () => {
           if (fill.size !== undefined) return fill.size;
           await fill.done;
           return fill.written;
         },
-        close: async () => this.released(digest, release),
+        close: async () => {
+          fill.release();
+          this.released(digest, release);
+        },
       };
     } catch (err) {
       this.released(digest, release);
       throw err;
     }
+  }
+
+  /**
+   * The size of a blob whose fill is held back for a client's ranges, from an upstream HEAD (which
+   * also shows the repository may read it). Without it, the fill starts now and tells the size.
+   */
+  private async sizeFirst(target: Target, fill: BlobFill): Promise<void> {
+    const head = await headBlob(target.upstream!.client, target.repository, fill.digest).catch(() => undefined);
+    if (head?.size !== undefined) fill.markReady(head.size);
+    else fill.release();
   }
 
   /**
@@ -244,15 +292,18 @@ export class BlobCache {
     };
   }
 
-  private startFill(target: Target, digest: string, fromPeer: boolean): BlobFill {
+  /** `gated`: the fill waits for fill.release() before it asks for any byte (see get). */
+  private startFill(target: Target, digest: string, fromPeer: boolean, gated = false): BlobFill {
     const { blobs, index, repos, logger, router } = this.deps;
     const upstream = target.upstream!;
     const fill = new BlobFill(digest, blobs.newTempPath(), blobs.path(digest));
+    if (!gated) fill.release();
     const started = this.deps.now();
     let writer: BlobWriter | undefined;
     const log = { upstream: upstream.client.name, repository: target.repository, digest };
     const source: FillSource = {
-      open: (offset) => {
+      open: async (offset) => {
+        await fill.gate;
         const upstream = (o: number) => this.openUpstream(target, fill, o);
         if (!router) return upstream(offset);
         return router.open({
@@ -312,6 +363,18 @@ export class BlobCache {
       // The fill runs on after the request that started it; its own failures are caught above.
     })().catch((err: Error) => logger.error({ ...log, err: err.message }, 'blob fill bookkeeping failed'));
     return fill;
+  }
+
+  /** Bytes [start, end] straight from the upstream (a Range request), counted as WAN bytes; undefined when it ignores ranges. */
+  private async fetchRange(target: Target, digest: string, start: number, end: number): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const { client } = target.upstream!;
+    const body = await getBlobRange(client, target.repository, digest, start, end);
+    if (!body) {
+      this.deps.logger.info({ upstream: client.name, digest, start, end }, 'upstream did not answer a range; serving it from the fill');
+      return undefined;
+    }
+    const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
+    return counted(body, (n) => observer.upstreamBytes(client.name, n));
   }
 
   /** One upstream GET from `offset`: a Range request when resuming, skipping ahead if the upstream ignores it. */

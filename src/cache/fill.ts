@@ -32,7 +32,7 @@ interface Cursor {
  * A fill writes upstream bytes to a temp file while any number of readers follow it from disk.
  * Readers never see the last byte of what they asked for until the digest is verified, so a
  * corrupt transfer ends every response short (the client sees a cut connection, never a
- * complete success). Readers do not own the fill: their leaving never aborts it.
+ * complete success); early readers (ranges, docs/lazy-pulling.md) are the one exception. Readers do not own the fill: their leaving never aborts it.
  */
 export class BlobFill {
   readonly digest: string;
@@ -55,6 +55,9 @@ export class BlobFill {
   private rejectReady!: (err: Error) => void;
   private resolveDone!: () => void;
   private rejectDone!: (err: Error) => void;
+  /** Resolves once the fill may ask its source for bytes (cache/blob-cache holds it back for a client's ranges). */
+  readonly gate: Promise<void>;
+  private openGate!: () => void;
   private waiters: Array<() => void> = [];
   private readonly cursors = new Set<Cursor>();
   private window: Buffer[] = [];
@@ -80,6 +83,7 @@ export class BlobFill {
       this.resolveDone = res;
       this.rejectDone = rej;
     });
+    this.gate = new Promise((res) => (this.openGate = res));
     // Failures are reported through readers and logs; nobody is obliged to await these.
     this.ready.catch(() => undefined);
     this.done.catch(() => undefined);
@@ -87,6 +91,11 @@ export class BlobFill {
 
   get readers(): number {
     return this.cursors.size;
+  }
+
+  /** Lets the fill start asking its source for bytes; idempotent. */
+  release(): void {
+    this.openGate();
   }
 
   markReady(size: number | undefined): void {
@@ -209,12 +218,16 @@ export class BlobFill {
     this.wake();
   }
 
-  /** A stream of bytes [start, end] (inclusive) following the fill as it progresses. */
-  createReader(start: number, end: number | undefined): Readable {
+  /**
+   * A stream of bytes [start, end] (inclusive) following the fill as it progresses. `early`: a
+   * range answered before the blob is verified (proxy.rangefetch) ends with its last byte, not
+   * with the digest check.
+   */
+  createReader(start: number, end: number | undefined, early = false): Readable {
     const cursor: Cursor = { pos: start };
     this.cursors.add(cursor);
     const stream = Readable.from(
-      this.follow(cursor, end, (fh, pos, limit) => this.readDisk(fh, pos, limit)),
+      this.follow(cursor, end, (fh, pos, limit) => this.readDisk(fh, pos, limit), early && end !== undefined),
       { objectMode: false, highWaterMark: READ_CHUNK },
     );
     stream.once('close', () => this.leave(cursor));
@@ -318,6 +331,7 @@ export class BlobFill {
     cursor: Cursor,
     end: number | undefined,
     readDisk: (fh: FileHandle | undefined, pos: number, limit: number) => Promise<Buffer>,
+    early = false,
   ): AsyncGenerator<Buffer> {
     const fh = await this.openFile();
     try {
@@ -326,13 +340,15 @@ export class BlobFill {
         const pos = cursor.pos;
         const last = end ?? (this.size !== undefined ? this.size - 1 : undefined);
         if (last !== undefined && pos > last) {
+          if (early) return;
           // Only an empty response gets here unverified (the empty blob): it too waits for the digest.
           while (this.state === 'receiving') await this.changed();
           if ((this.state as FillState) === 'failed') continue;
           return;
         }
         // Until verified, keep back the final byte of the response.
-        const limit = this.state === 'verified' ? (last ?? this.written - 1) + 1 : Math.min(this.written, last ?? Infinity);
+        const limit =
+          this.state === 'verified' ? (last ?? this.written - 1) + 1 : Math.min(this.written, last === undefined ? Infinity : early ? last + 1 : last);
         if (this.state === 'verified' && pos >= limit) return;
         if (pos >= limit) {
           // No await since the checks above, so no change can have slipped in before this wait.

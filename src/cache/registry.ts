@@ -108,9 +108,9 @@ export class RegistryCache {
     return this.manifests.store(target, digest, body, parsed);
   }
 
-  /** `peer`: asked by another replica of the site (see cache/blob-cache PeerMode). */
-  blob(target: Target, digest: string, peer?: PeerMode): Promise<BlobHandle> {
-    return this.blobs.get(target, digest, peer);
+  /** `peer`: asked by another replica of the site (see cache/blob-cache PeerMode); `ranged`: the client asks for ranges. */
+  blob(target: Target, digest: string, peer?: PeerMode, opts?: { readonly ranged?: boolean }): Promise<BlobHandle> {
+    return this.blobs.get(target, digest, peer, opts);
   }
 
   headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {

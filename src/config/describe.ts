@@ -32,6 +32,7 @@ function upstreamDoc(u: UpstreamConfig, single: boolean): Record<string, unknown
     tagttl: u.tagttlMs,
     pushmode: u.pushmode,
     prefetch: u.prefetch,
+    rangefetch: u.rangefetch,
     ...(u.ratelimit !== undefined ? { ratelimit: u.ratelimit } : {}),
     ...(u.backgroundwindow !== undefined ? { backgroundwindow: u.backgroundwindow.text } : {}),
   };

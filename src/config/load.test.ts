@@ -50,6 +50,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
       tokenrealms: [],
       tagttlMs: 60_000,
       prefetch: false,
+      rangefetch: true,
       ttlMs: 0,
       pushmode: 'readonly',
     },
@@ -122,6 +123,7 @@ test('the extensions load: upstreams form, files read relative to the config', (
     tokenrealms: [],
     tagttlMs: 60_000,
     prefetch: false,
+    rangefetch: true,
     ttlMs: 0,
     pushmode: 'readonly',
   });

@@ -331,6 +331,7 @@ function upstream(u: UpstreamDoc, path: (string | number)[], where: Where, probl
     ...(u.passthroughauth ? { passthrough: { ttlMs: u.passthroughttl ?? DEFAULT_PASSTHROUGH_TTL_MS, outage: u.passthroughoutage ?? 'lastknown' } } : {}),
     tagttlMs: u.tagttl ?? DEFAULT_TAGTTL_MS,
     prefetch: u.prefetch ?? false,
+    rangefetch: u.rangefetch ?? true,
     ttlMs: u.ttl ?? 0,
     pushmode: u.pushmode ?? 'readonly',
     ...(u.ratelimit !== undefined ? { ratelimit: u.ratelimit } : {}),

@@ -205,6 +205,11 @@ const upstreamKeys = {
     .optional()
     .meta({ description: 'A tag is served from cache this long before the upstream is asked again.', default: formatDuration(D.DEFAULT_TAGTTL_MS) }),
   prefetch: flag().optional().meta({ description: 'A manifest fetched from the upstream starts fetching the blobs it names at once.', default: 'false' }),
+  rangefetch: flag().optional().meta({
+    description:
+      'A Range request for a blob not yet stored is answered at once from an upstream Range request while the whole blob is fetched in the background; false: it waits for the whole blob.',
+    default: 'true',
+  }),
   pushmode: oneOf(PUSH_MODES).optional().meta({
     description:
       'What a push does: readonly refuses it, local keeps it at the site, write-through forwards it before answering, write-behind answers and forwards later.',

@@ -39,7 +39,7 @@ export type AccessRule = Frozen<Omit<RuleDoc, 'repositories'> & Required<Pick<Ru
 /** One central registry berth mirrors: an `upstreams:` entry, or `proxy:` as the one named "default". */
 export type UpstreamConfig = Frozen<
   Pick<UpstreamDoc, 'name' | 'remoteurl' | 'username' | 'prefix' | 'resolve' | 'ratelimit' | 'backgroundwindow'> &
-    Required<Pick<UpstreamDoc, 'hosts' | 'default' | 'insecure' | 'tokenrealms' | 'prefetch' | 'pushmode'>> & {
+    Required<Pick<UpstreamDoc, 'hosts' | 'default' | 'insecure' | 'tokenrealms' | 'prefetch' | 'rangefetch' | 'pushmode'>> & {
       /** From `password`, `passwordfile` or `dockerconfig`. Never logged. */
       password?: string;
       /** The PEM text of the `ca` file. */

@@ -5,7 +5,7 @@ import { parseBasic } from '../auth/access.js';
 import { parseDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseAccept } from '../oci/mediatypes.js';
-import { parseContentRange, parseRange, type RangeResult } from './range.js';
+import { parseContentRange, parseRange, parseRanges, type RangeResult } from './range.js';
 
 /** Each property runs this long at most (and at most ITERATIONS times): bounded, however fast the machine. */
 const BUDGET_MS = 400;
@@ -142,5 +142,33 @@ test('digests: random strings either parse to a verifiable digest or throw DIGES
     }
     const hex = r.text('0123456789abcdef', 0) + Array.from({ length: 64 }, () => '0123456789abcdef'[r.int(16)]).join('');
     assert.equal(parseDigest(`sha256:${hex}`).encoded, hex);
+  });
+});
+
+test('Range with several ranges: random input never throws; ranges lie in the blob, sorted, apart, within the bounds', () => {
+  forAll('Ranges', (r) => {
+    const header = r.text(RANGE_ALPHABET, 40);
+    const size = r.pick([0, 1, 2, 10, 1000, r.int(1 << 30)]);
+    const got = parseRanges(header, size);
+    if (!header.includes(',')) {
+      const one = parseRange(header, size);
+      assert.deepEqual(got, one.kind === 'range' ? { kind: 'ranges', ranges: [{ start: one.start, end: one.end }] } : one, header);
+    }
+    if (got.kind !== 'ranges') return;
+    let total = 0;
+    got.ranges.forEach((x, i) => {
+      assert.ok(x.start >= 0 && x.start <= x.end && x.end < size, JSON.stringify({ header, size, got }));
+      if (i > 0) assert.ok(x.start > got.ranges[i - 1]!.end + 1, JSON.stringify({ header, size, got }));
+      total += x.end - x.start + 1;
+    });
+    assert.ok(total <= size);
+  });
+});
+
+test('Range with several ranges: hostile long lists up to the 16 KiB header limit are answered in one pass', () => {
+  forAll('Ranges long', (r) => {
+    const list = Array.from({ length: 1 + r.int(3000) }, () => r.pick(['0-0', '1-', '-1', '', ' ', '5-9'])).join(',');
+    const got = parseRanges(`bytes=${list}`, 1 + r.int(1000));
+    assert.ok(['none', 'ranges', 'unsatisfiable'].includes(got.kind));
   });
 });

@@ -1,6 +1,6 @@
 /** @module http/pull — thin handlers for the pull side of the API: manifests, blobs, tags, catalog. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { manifestUnservable, rangeNotSatisfiable } from '../oci/error-catalogue.js';
@@ -11,7 +11,8 @@ import type { BlobHandle } from '../cache/blob-cache.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Outcome } from '../ports/request-observer.js';
 import type { Target } from '../upstream/target.js';
-import { parseRange } from './range.js';
+import { parseRanges, type ByteRange } from './range.js';
+import { multipartBody, planMultipart, type MultipartPlan } from './multipart.js';
 import { paging } from './params.js';
 import { sendJson } from './respond.js';
 
@@ -72,21 +73,50 @@ export async function getBlob(ctx: PullContext, digest: string): Promise<void> {
   res.setHeader('Docker-Content-Digest', digest);
   res.setHeader('ETag', `"${digest}"`);
   res.setHeader('Accept-Ranges', 'bytes');
-  res.setHeader('Content-Type', 'application/octet-stream');
+  res.setHeader('Content-Type', BLOB_TYPE);
   if (req.method === 'HEAD') {
     const { size, outcome } = await cache.headBlob(ctx.target, digest);
     ctx.setOutcome(outcome);
-    res.setHeader('Content-Length', size);
-    res.statusCode = 200;
+    // The same status and headers a GET would get, as distribution gives them.
+    const ranges = rangesOf(req.headers.range, size, digest);
+    if (ranges) rangeHeaders(res, ranges, size);
+    else {
+      res.setHeader('Content-Length', size);
+      res.statusCode = 200;
+    }
     res.end();
     return;
   }
-  const blob = await cache.blob(ctx.target, digest);
+  const blob = await cache.blob(ctx.target, digest, undefined, { ranged: req.headers.range !== undefined });
   try {
     await sendBlob(ctx, blob);
   } finally {
     await blob.close();
   }
+}
+
+const BLOB_TYPE = 'application/octet-stream';
+
+/** The ranges to answer (undefined: the whole blob), or a 416. */
+function rangesOf(header: string | undefined, size: number, digest: string): ByteRange[] | undefined {
+  const parsed = parseRanges(header, size);
+  if (parsed.kind === 'unsatisfiable') throw rangeNotSatisfiable(`range ${header} is outside blob ${digest} of ${size} bytes`, size);
+  return parsed.kind === 'ranges' ? parsed.ranges : undefined;
+}
+
+/** Status and headers of a 206: one range, or a multipart body whose plan is returned. */
+function rangeHeaders(res: ServerResponse, ranges: readonly ByteRange[], size: number): MultipartPlan | undefined {
+  res.statusCode = 206;
+  if (ranges.length === 1) {
+    const { start, end } = ranges[0]!;
+    res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+    res.setHeader('Content-Length', end - start + 1);
+    return undefined;
+  }
+  const plan = planMultipart(ranges, size, BLOB_TYPE);
+  res.setHeader('Content-Type', plan.contentType);
+  res.setHeader('Content-Length', plan.length);
+  return plan;
 }
 
 async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
@@ -95,21 +125,7 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
   ctx.setOutcome(blob.outcome);
   const rangeHeader = req.headers.range;
   const size = rangeHeader ? await blob.finalSize() : blob.size;
-  const range = size === undefined ? { kind: 'none' as const } : parseRange(rangeHeader, size);
-  if (range.kind === 'unsatisfiable' && size !== undefined) {
-    throw rangeNotSatisfiable(`range ${rangeHeader} is outside blob ${digest} of ${size} bytes`, size);
-  }
-  let start = 0;
-  let end = size === undefined ? undefined : size - 1;
-  if (range.kind === 'range') {
-    res.statusCode = 206;
-    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-    res.setHeader('Content-Length', range.end - range.start + 1);
-    ({ start, end } = range);
-  } else {
-    res.statusCode = 200;
-    if (size !== undefined) res.setHeader('Content-Length', size);
-  }
+  const ranges = size === undefined ? undefined : rangesOf(rangeHeader, size, digest);
   const cut = (err: Error | null | undefined): void => {
     // A failed fill or a vanished client: the response is cut, never completed.
     if (err && !res.destroyed) res.destroy(err);
@@ -117,20 +133,65 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
       ctx.logger.warn({ digest, err: err.message }, 'blob response cut short');
     }
   };
+  // Ranges of a blob not yet verified come from wherever their bytes are first (cache/lazy-range).
+  const read = (r: ByteRange) => (blob.range ? blob.range(r.start, r.end) : blob.open(r.start, r.end));
+  if (ranges && size !== undefined && ranges.length > 1) {
+    // Opened before any header: a source that fails at once is still answered with its error.
+    const first = await read(ranges[0]!);
+    const plan = rangeHeaders(res, ranges, size)!;
+    const body = multipartBody(
+      plan,
+      (r) => (r === ranges[0] ? first : read(r)),
+      (n) => ctx.served(n),
+    );
+    return streamOut(Readable.from(body, { objectMode: false }), res, cut);
+  }
+  if (ranges && blob.range) {
+    const source = await blob.range(ranges[0]!.start, ranges[0]!.end);
+    rangeHeaders(res, ranges, size!);
+    return streamOut(
+      Readable.from(
+        counted(source, (n) => ctx.served(n)),
+        { objectMode: false },
+      ),
+      res,
+      cut,
+    );
+  }
+  let start = 0;
+  let end = size === undefined ? undefined : size - 1;
+  if (ranges) {
+    rangeHeaders(res, ranges, size!);
+    ({ start, end } = ranges[0]!);
+  } else {
+    res.statusCode = 200;
+    if (size !== undefined) res.setHeader('Content-Length', size);
+  }
   if (blob.send && end !== undefined) {
     // Stored content and fills alike: straight to the socket, no stream in between.
     await blob.send(res, start, end, (n, kernel) => ctx.served(n, kernel)).catch(cut);
     return;
   }
-  const stream = blob.open(start, end);
-  await new Promise<void>((resolve) => {
+  await streamOut(blob.open(start, end), res, cut, (chunk) => ctx.served(chunk.length));
+}
+
+/** Pipes `stream` into the response; resolves when it ended or was cut. */
+function streamOut(stream: Readable, res: ServerResponse, cut: (err: Error | null | undefined) => void, onData?: (chunk: Buffer) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
     pipeline(stream, res, (err) => {
       cut(err);
       resolve();
     });
     // Attached after the pipe, so no chunk can flow before it has somewhere to go.
-    stream.on('data', (chunk: Buffer) => ctx.served(chunk.length));
+    if (onData) stream.on('data', onData);
   });
+}
+
+async function* counted(source: AsyncIterable<Uint8Array>, onBytes: (n: number) => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    onBytes(chunk.length);
+    yield chunk;
+  }
 }
 
 export async function listTags(ctx: PullContext): Promise<void> {

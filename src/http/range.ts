@@ -1,33 +1,81 @@
-/** @module http/range — parsing a single-range `Range: bytes=…` header against a blob size, and an upload chunk's Content-Range. */
+/** @module http/range — parsing a `Range: bytes=…` header (one range or several) against a blob size, and an upload chunk's Content-Range. */
 
 export type RangeResult = { kind: 'none' } | { kind: 'range'; start: number; end: number } | { kind: 'unsatisfiable' };
 
 /**
- * Only single byte ranges are honoured; anything else is ignored (served whole), as RFC 9110
- * allows. Ranges running past the end are clamped; a start beyond the end is unsatisfiable.
+ * Only single byte ranges are honoured (parseRanges takes several); anything else is ignored
+ * (served whole), as RFC 9110 allows. Ranges running past the end are clamped; a start beyond the
+ * end is unsatisfiable.
  */
 export function parseRange(header: string | undefined, size: number): RangeResult {
-  if (!header) return { kind: 'none' };
-  const spec = splitSpec(header);
+  if (!header || header.includes(',')) return { kind: 'none' };
+  const spec = splitSpecs(header)?.[0];
   if (!spec) return { kind: 'none' };
-  const { a, b } = spec;
-  if (a === '' && b === '') return { kind: 'none' };
+  const range = resolve(spec.a, spec.b, size);
+  return range ? { kind: 'range', ...range } : { kind: 'unsatisfiable' };
+}
+
+/** Bytes [start, end], inclusive. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** More ranges than this in one request, and it is answered whole (docs/lazy-pulling.md). */
+export const MAX_RANGES = 1024;
+
+export type RangesResult = { kind: 'none' } | { kind: 'ranges'; ranges: ByteRange[] } | { kind: 'unsatisfiable' };
+
+/**
+ * A `Range` header with one range or several (RFC 9110 §14.1.2), against a blob of `size`
+ * bytes: ranges sorted and coalesced where they overlap or touch. Answered whole (`none`) when
+ * the header is not a byte-range set, names more than MAX_RANGES ranges, or its satisfiable
+ * ranges add up to more than the blob (a request that would cost more than the blob itself);
+ * `unsatisfiable` when no range lies in the blob. One range gives what parseRange gives.
+ */
+export function parseRanges(header: string | undefined, size: number): RangesResult {
+  if (!header) return { kind: 'none' };
+  const specs = splitSpecs(header);
+  if (!specs) return { kind: 'none' };
+  if (specs.length > MAX_RANGES) return { kind: 'none' };
+  const wanted: ByteRange[] = [];
+  let total = 0;
+  for (const { a, b } of specs) {
+    const range = resolve(a, b, size);
+    if (!range) continue;
+    wanted.push(range);
+    total += range.end - range.start + 1;
+  }
+  if (wanted.length === 0) return { kind: 'unsatisfiable' };
+  if (total > size) return { kind: 'none' };
+  wanted.sort((x, y) => x.start - y.start || x.end - y.end);
+  const ranges: ByteRange[] = [];
+  for (const r of wanted) {
+    const last = ranges[ranges.length - 1];
+    if (last && r.start <= last.end + 1) ranges[ranges.length - 1] = { start: last.start, end: Math.max(last.end, r.end) };
+    else ranges.push(r);
+  }
+  return { kind: 'ranges', ranges };
+}
+
+/** One range-spec against the size; undefined when it is not satisfiable (or not valid: last before first). */
+function resolve(a: string, b: string, size: number): ByteRange | undefined {
   if (a === '') {
     const suffix = Number(b);
-    if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
-    return { kind: 'range', start: Math.max(0, size - suffix), end: size - 1 };
+    if (suffix === 0 || size === 0) return undefined;
+    return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(a);
-  const end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-  if (start >= size || (b !== '' && Number(b) < start)) return { kind: 'unsatisfiable' };
-  return { kind: 'range', start, end };
+  if (start >= size || (b !== '' && Number(b) < start)) return undefined;
+  return { start, end: b === '' ? size - 1 : Math.min(Number(b), size - 1) };
 }
 
 /**
- * `bytes = <digits> - <digits>` with optional whitespace, scanned once left to right: a regular
- * expression with runs of optional whitespace backtracks quadratically on hostile input.
+ * `bytes = spec *( , spec )`, each spec `<digits> - <digits>` (either may be empty, not both),
+ * empty list elements allowed (RFC 9110 §5.6.1); scanned once, left to right. Stops counting
+ * past MAX_RANGES + 1 specs: that many answer whole anyway.
  */
-function splitSpec(header: string): { a: string; b: string } | undefined {
+function splitSpecs(header: string): Array<{ a: string; b: string }> | undefined {
   let i = 0;
   const n = header.length;
   const spaces = () => {
@@ -44,15 +92,27 @@ function splitSpec(header: string): { a: string; b: string } | undefined {
   spaces();
   if (header[i] !== '=') return undefined;
   i++;
-  spaces();
-  const a = digits();
-  spaces();
-  if (header[i] !== '-') return undefined;
-  i++;
-  spaces();
-  const b = digits();
-  spaces();
-  return i === n ? { a, b } : undefined;
+  const specs: Array<{ a: string; b: string }> = [];
+  for (;;) {
+    spaces();
+    if (header[i] === ',') {
+      i++;
+      continue;
+    }
+    if (i === n) break;
+    const a = digits();
+    spaces();
+    if (header[i] !== '-') return undefined;
+    i++;
+    spaces();
+    const b = digits();
+    if (a === '' && b === '') return undefined;
+    if (specs.length <= MAX_RANGES) specs.push({ a, b });
+    spaces();
+    if (i === n) break;
+    if (header[i] !== ',') return undefined;
+  }
+  return specs.length > 0 ? specs : undefined;
 }
 
 /** The characters `\s` matched in the expression this replaces that can occur in a header value. */

@@ -1,5 +1,5 @@
 /** @module upstream/registry-api — berth's requests to a central registry, pull and push, as typed operations: upstream paths are spelled only here. */
-import { badGateway, unavailable } from '../oci/error-catalogue.js';
+import { badGateway, blobUnknown, unavailable } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { responseHeader, type RegistryClient, type UpstreamRequest, type UpstreamResponse } from './client.js';
@@ -77,6 +77,31 @@ export async function getBlob(client: RegistryClient, repository: string, digest
   if (!(await found(res, client, `blob ${digest}`))) return undefined;
   const length = Number(res.headers['content-length']);
   return { body: res.body, start: 0, size: Number.isSafeInteger(length) && length >= 0 ? length : undefined };
+}
+
+/**
+ * Bytes [start, end] of a blob the upstream is known to have (its fill is under way): the body
+ * of its 206, or undefined when it ignored the Range and answered 200 (that body is dropped
+ * unread, so a whole layer does not cross the link twice) or answered another range.
+ */
+export async function getBlobRange(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  start: number,
+  end: number,
+): Promise<UpstreamResponse['body'] | undefined> {
+  const res = await client.send({ method: 'GET', repository, path: upstreamPath.blob(digest), headers: { range: `bytes=${start}-${end}` }, known: true });
+  if (res.status === 206) {
+    if (String(res.headers['content-range'] ?? '').startsWith(`bytes ${start}-${end}/`)) return res.body;
+    await res.body.dump();
+    return undefined;
+  }
+  if (res.status === 200) {
+    res.body.destroy();
+    return undefined;
+  }
+  throw await upstreamError(res, client.name, `bytes ${start}-${end} of blob ${digest}`, blobUnknown(digest));
 }
 
 /** The upstream's referrers of `subject`; none when it has no referrers API or answers anything else. Network failures throw. */

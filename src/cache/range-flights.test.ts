@@ -1,0 +1,59 @@
+/** @module cache/range-flights.test — overlapping upstream range fetches of one blob cost one fetch; a failed first fetch lets the joiner ask itself. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { RangeFlights } from './range-flights.js';
+
+async function bytesOf(source: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of source ?? []) parts.push(Buffer.from(c));
+  return Buffer.concat(parts);
+}
+
+const blob = randomBytes(10_000);
+
+test('a span inside one on its way waits for it: one upstream fetch, both exact', async () => {
+  const flights = new RangeFlights();
+  const asked: Array<[number, number]> = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const open = async (s: number, e: number) => {
+    asked.push([s, e]);
+    return (async function* () {
+      yield blob.subarray(s, s + 10);
+      await gate;
+      yield blob.subarray(s + 10, e + 1);
+    })();
+  };
+  const first = flights.fetch('d', 1000, 4999, open);
+  const firstBytes = bytesOf(await first);
+  const second = flights.fetch('d', 2000, 2999, open);
+  const other = await flights.fetch('other', 2000, 2999, open);
+  release();
+  assert.ok((await firstBytes).equals(blob.subarray(1000, 5000)));
+  assert.ok((await bytesOf(await second)).equals(blob.subarray(2000, 3000)));
+  assert.ok((await bytesOf(other)).equals(blob.subarray(2000, 3000)));
+  assert.deepEqual(asked, [
+    [1000, 4999],
+    [2000, 2999],
+  ]);
+});
+
+test('a first fetch that falls back (Range ignored) or is cut leaves the joiner to ask for itself', async () => {
+  const flights = new RangeFlights();
+  let calls = 0;
+  const ignoring = flights.fetch('d', 0, 99, async () => {
+    calls++;
+    await new Promise((r) => setTimeout(r, 10));
+    return undefined;
+  });
+  const joiner = flights.fetch('d', 10, 19, async (s, e) => {
+    calls++;
+    return (async function* () {
+      yield blob.subarray(s, e + 1);
+    })();
+  });
+  assert.equal(await ignoring, undefined);
+  assert.ok((await bytesOf(await joiner)).equals(blob.subarray(10, 20)));
+  assert.equal(calls, 2);
+});
