@@ -8,6 +8,7 @@ import type { Operations } from './operations.js';
 import { SiteAgent } from '../fleet/site-agent.js';
 import { createHub, type Hub } from '../fleet/hub.js';
 import type { SiteReport } from '../fleet/hub-protocol.js';
+import { SqliteHubState } from '../storage/hub-db.js';
 
 export interface FleetDeps {
   readonly config: BerthConfig;
@@ -16,6 +17,8 @@ export interface FleetDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
+  /** Only the lead worker runs the hub (the others forward its paths), so one process owns hub.db. */
+  readonly lead?: boolean;
 }
 
 export interface Fleet {
@@ -24,13 +27,22 @@ export interface Fleet {
   wrap(admin: AdminHandler): AdminHandler;
   start(): void;
   stop(): void;
+  /** Writes what is left of the hub's state and closes it, once requests are done. */
+  close(): Promise<void>;
 }
 
 export function createFleet(d: FleetDeps): Fleet {
   const { config } = d;
-  const hub = config.hub
-    ? createHub({ token: config.hub.token, ...(config.admin ? { admin: config.admin } : {}), logger: d.logger.child({ fleet: 'hub' }), now: d.now })
-    : undefined;
+  const hub =
+    config.hub && d.lead !== false
+      ? createHub({
+          token: config.hub.token,
+          ...(config.admin ? { admin: config.admin } : {}),
+          logger: d.logger.child({ fleet: 'hub' }),
+          now: d.now,
+          state: new SqliteHubState(config.storage.rootdirectory),
+        })
+      : undefined;
   const agent = config.site
     ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
     : undefined;
@@ -39,6 +51,7 @@ export function createFleet(d: FleetDeps): Fleet {
     wrap: (admin) => (hub ? async (req, res, url) => (await hub.handle(req, res, url)) || admin(req, res, url) : admin),
     start: () => agent?.start(),
     stop: () => agent?.stop(),
+    close: async () => hub?.close(),
   };
 }
 
