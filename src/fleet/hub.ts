@@ -65,7 +65,19 @@ export function createHub(deps: HubDeps): Hub {
     deps.logger.info({ sites: loaded.sites.length, jobs: loaded.jobs.length }, 'hub state loaded');
   });
   /** Writes what changed before the answer goes out: an answered request is never lost by a restart. */
-  const persist = (changed: readonly StoredSite[] = []) => deps.state.write({ ...jobs.takeWrites(), sites: changed });
+  // Group commit: every request answered in one turn of the event loop shares one transaction.
+  const queued = new Map<string, StoredSite>();
+  let flushing: Promise<void> | undefined;
+  const persist = (changed: readonly StoredSite[] = []): Promise<void> => {
+    for (const site of changed) queued.set(site.name, site);
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      flushing = undefined;
+      const w = { ...jobs.takeWrites(), sites: [...queued.values()] };
+      queued.clear();
+      if (w.sites.length + (w.jobs?.length ?? 0) + (w.parts?.length ?? 0) + (w.deleteJobs?.length ?? 0) > 0) await deps.state.write(w);
+    });
+    return flushing;
+  };
   const sweep = setInterval(() => {
     jobs.sweep();
     persist().catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startBerth, type Berth } from '../fixtures/berth.js';
-import { HUB_TOKEN, hubCall, pollUntil } from '../fixtures/fleet.js';
+import { HUB_TOKEN, hubCall, pollUntil, simulatedReport } from '../fixtures/fleet.js';
 import { freePort, makeTempDir, removeDir, sleep, waitFor } from '../fixtures/proc.js';
 
 const INTERVAL_MS = 300;
@@ -58,17 +58,7 @@ class SimulatedSite {
       this.results.push({ taskId: id, ok: true, bytesFetched: 10, bytesTotal: 10, digest: `sha256:${'c'.repeat(64)}` });
     }
     const results = this.results;
-    const report = {
-      name: this.name,
-      version: '0.0.0-test',
-      intervalMs: INTERVAL_MS,
-      store: { bytes: 1, limit: 2, blobs: 1 },
-      images: 1,
-      wanBytes: {},
-      upstreams: [],
-      errors: [],
-      jobs: [],
-    };
+    const report = simulatedReport(this.name, INTERVAL_MS);
     const r = await hubCall(this.hub, 'POST', '/api/v1/fleet/poll', { report, results, working: [...this.working] });
     if (r.status !== 200) throw new Error(`poll answered ${r.status}`);
     this.results = this.results.filter((x) => !results.includes(x));
