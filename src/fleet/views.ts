@@ -68,10 +68,21 @@ export function sitesView(book: SiteBook, url: URL): View {
   return { body: page.items, ...(page.next !== undefined ? { next: nextLink(url.pathname, p, page.next) } : {}) };
 }
 
-/** One job in a list: its parts counted by state, not listed (a job's parts are in Harbor's view of it). */
+/** Parts listed per job in the jobs view; all of them are in Harbor's view of the job. */
+const PARTS_LISTED = 20;
+
+/** One job in a list: its parts counted by state and the first few listed, failed and unfinished ones first. */
 function jobLine(jobs: FleetJobs, job: FleetJob): Record<string, unknown> {
   const { sites, ...rest } = job;
-  return { ...rest, state: jobs.state(job), siteCount: sites.length, parts: jobs.counts(job) };
+  const shown =
+    sites.length <= PARTS_LISTED
+      ? sites
+      : [
+          ...sites.filter((p) => p.state === 'failure'),
+          ...sites.filter((p) => p.state === 'pending' || p.state === 'running'),
+          ...sites.filter((p) => p.state === 'success'),
+        ].slice(0, PARTS_LISTED);
+  return { ...rest, state: jobs.state(job), siteCount: sites.length, parts: jobs.counts(job), sites: shown };
 }
 
 /** `GET /api/v1/fleet/jobs`: newest first, 100 a page unless `limit` says otherwise. */
