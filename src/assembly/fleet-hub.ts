@@ -2,13 +2,11 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 import type { AdminHandler } from '../http/admin.js';
 import type { Operations } from './operations.js';
-import { SiteAgent } from '../fleet/site-agent.js';
-import { createHub, type Hub } from '../fleet/hub.js';
+import type { Hub } from '../fleet/hub.js';
 import type { SiteReport } from '../fleet/hub-protocol.js';
-import { SqliteHubState } from '../storage/hub-db.js';
 
 export interface FleetDeps {
   readonly config: BerthConfig;
@@ -31,10 +29,15 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-export function createFleet(d: FleetDeps): Fleet {
+/** Without `hub:` or `site:` nothing of the fleet is loaded (docs/performance.md: idle memory). */
+export async function createFleet(d: FleetDeps): Promise<Fleet> {
   const { config } = d;
+  const hubOn = config.hub !== undefined && d.lead !== false;
+  const { createHub } = hubOn ? await import('../fleet/hub.js') : {};
+  const { SqliteHubState } = hubOn ? await import('../storage/hub-db.js') : {};
+  const { SiteAgent } = config.site ? await import('../fleet/site-agent.js') : {};
   const hub =
-    config.hub && d.lead !== false
+    createHub && SqliteHubState && config.hub
       ? createHub({
           token: config.hub.token,
           ...(config.admin ? { admin: config.admin } : {}),
@@ -43,9 +46,10 @@ export function createFleet(d: FleetDeps): Fleet {
           state: new SqliteHubState(config.storage.rootdirectory),
         })
       : undefined;
-  const agent = config.site
-    ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
-    : undefined;
+  const agent =
+    SiteAgent && config.site
+      ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
+      : undefined;
   return {
     ...(hub ? { hub } : {}),
     wrap: (admin) => (hub ? async (req, res, url) => (await hub.handle(req, res, url)) || admin(req, res, url) : admin),

@@ -4,7 +4,7 @@ import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError, isTransient, manifestTooLarge } from '../oci/errors.js';
 import { badGateway, manifestUnknown } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
-import { referrerAnnotations } from './referrers.js';
+import { manifestRow } from './referrers.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
@@ -12,7 +12,8 @@ import type { HeldTags } from '../ports/held-tags.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
 import { responseHeader, type UpstreamResponse } from '../upstream/client.js';
 import { getManifest } from '../upstream/registry-api.js';
-import type { Outcome, Target } from '../ports/target.js';
+import type { Outcome } from '../ports/request-observer.js';
+import type { Target } from '../upstream/target.js';
 import type { ManifestSite } from '../ports/manifest-site.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
 import { PromiseFlight } from '../util/single-flight.js';
@@ -223,15 +224,7 @@ export class ManifestCache {
     try {
       if ((await blobs.size(digest)) === undefined) await blobs.put(digest, body);
       await index.put(digest, body.length);
-      await repos.putManifest(target.key, target.repository, {
-        digest,
-        mediaType: parsed.mediaType,
-        size: body.length,
-        subject: parsed.subject?.digest,
-        artifactType: parsed.artifactType,
-        annotations: parsed.subject ? referrerAnnotations(parsed.annotations) : undefined,
-        children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-      });
+      await repos.putManifest(target.key, target.repository, manifestRow(digest, body.length, parsed));
     } finally {
       release();
     }
