@@ -113,6 +113,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
       fleet.stop();
       ops.stop();
       await http.close(deadlineMs);
+      await fleet.close();
       await cache.stopEviction();
       await pushSide.close();
       await site?.close();

@@ -15,6 +15,8 @@ export interface FleetDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
+  /** Only the lead worker runs the hub (the others forward its paths), so one process owns hub.db. */
+  readonly lead?: boolean;
 }
 
 export interface Fleet {
@@ -23,16 +25,26 @@ export interface Fleet {
   wrap(admin: AdminHandler): AdminHandler;
   start(): void;
   stop(): void;
+  /** Writes what is left of the hub's state and closes it, once requests are done. */
+  close(): Promise<void>;
 }
 
 /** Without `hub:` or `site:` nothing of the fleet is loaded (docs/performance.md: idle memory). */
 export async function createFleet(d: FleetDeps): Promise<Fleet> {
   const { config } = d;
-  const { createHub } = config.hub ? await import('../fleet/hub.js') : {};
+  const hubOn = config.hub !== undefined && d.lead !== false;
+  const { createHub } = hubOn ? await import('../fleet/hub.js') : {};
+  const { SqliteHubState } = hubOn ? await import('../storage/hub-db.js') : {};
   const { SiteAgent } = config.site ? await import('../fleet/site-agent.js') : {};
   const hub =
-    createHub && config.hub
-      ? createHub({ token: config.hub.token, ...(config.admin ? { admin: config.admin } : {}), logger: d.logger.child({ fleet: 'hub' }), now: d.now })
+    createHub && SqliteHubState && config.hub
+      ? createHub({
+          token: config.hub.token,
+          ...(config.admin ? { admin: config.admin } : {}),
+          logger: d.logger.child({ fleet: 'hub' }),
+          now: d.now,
+          state: new SqliteHubState(config.storage.rootdirectory),
+        })
       : undefined;
   const agent =
     SiteAgent && config.site
@@ -43,6 +55,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
     wrap: (admin) => (hub ? async (req, res, url) => (await hub.handle(req, res, url)) || admin(req, res, url) : admin),
     start: () => agent?.start(),
     stop: () => agent?.stop(),
+    close: async () => hub?.close(),
   };
 }
 

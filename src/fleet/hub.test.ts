@@ -3,11 +3,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
+import { SqliteHubState } from '../storage/hub-db.js';
 import { createHub } from './hub.js';
 
 async function hubServer(): Promise<{ server: Server; url: string }> {
-  const hub = createHub({ token: 't'.repeat(32), admin: { username: 'admin', password: 'right' }, logger: pino({ level: 'silent' }), now: () => Date.now() });
+  const hub = createHub({
+    token: 't'.repeat(32),
+    admin: { username: 'admin', password: 'right' },
+    logger: pino({ level: 'silent' }),
+    now: () => Date.now(),
+    state: new SqliteHubState(mkdtempSync(join(tmpdir(), 'berth-hub-'))),
+  });
   const server = createServer((req, res) => {
     hub
       .handle(req, res, new URL(req.url ?? '/', 'http://hub'))

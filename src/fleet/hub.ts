@@ -10,9 +10,11 @@ import { FailureLimiter } from '../auth/failures.js';
 import { requireHubToken } from './auth.js';
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
+import type { HubState, StoredSite } from '../ports/hub-state.js';
 import { FleetJobs, type FleetJob } from './jobs.js';
 import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-protocol.js';
 import { SiteBook, siteMatcher } from './sites.js';
+import { jobsView, sitesView, summaryView } from './views.js';
 
 export interface HubDeps {
   readonly token: string;
@@ -20,6 +22,8 @@ export interface HubDeps {
   readonly admin?: AdminCredentials;
   readonly logger: Logger;
   readonly now: () => number;
+  /** Where jobs, parts and sites' reports outlive the process (the store's hub.db). */
+  readonly state: HubState;
 }
 
 export type HubHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
@@ -28,12 +32,20 @@ export interface Hub {
   readonly handle: HubHandler;
   readonly sites: SiteBook;
   readonly jobs: FleetJobs;
+  /** Resolves once the state a previous run left is loaded. */
+  readonly ready: Promise<void>;
+  /** Stops the sweep for silent sites and closes the state. */
+  close(): Promise<void>;
 }
 
 interface Reply {
   readonly status?: number;
   readonly body: unknown;
+  readonly next?: string;
 }
+
+/** How often sites that fell silent have their open parts failed. */
+const SWEEP_MS = 1_000;
 
 /** Harbor appends its paths to the provider endpoint, so `https://hub/sites/eu-*` targets those sites only. */
 const SELECTOR_PREFIX = /^\/sites\/([^/]+)(\/.*)$/;
@@ -46,43 +58,63 @@ export function isHubPath(path: string): boolean {
 
 export function createHub(deps: HubDeps): Hub {
   const sites = new SiteBook(deps.now);
-  const jobs = new FleetJobs(sites, deps.now);
-  /** The manifest URL Harbor sent, for the result table. */
-  const urls = new Map<number, string>();
+  const jobs = new FleetJobs(sites, deps.now, (floor) => deps.state.nextJobId(floor));
+  const ready = deps.state.load().then((loaded) => {
+    sites.restore(loaded.sites);
+    jobs.restore(loaded.jobs);
+    deps.logger.info({ sites: loaded.sites.length, jobs: loaded.jobs.length }, 'hub state loaded');
+  });
+  /** Writes what changed before the answer goes out: an answered request is never lost by a restart. */
+  // Group commit: every request answered in one turn of the event loop shares one transaction.
+  const queued = new Map<string, StoredSite>();
+  let flushing: Promise<void> | undefined;
+  const persist = (changed: readonly StoredSite[] = []): Promise<void> => {
+    for (const site of changed) queued.set(site.name, site);
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      flushing = undefined;
+      const w = { ...jobs.takeWrites(), sites: [...queued.values()] };
+      queued.clear();
+      if (w.sites.length + (w.jobs?.length ?? 0) + (w.parts?.length ?? 0) + (w.deleteJobs?.length ?? 0) > 0) await deps.state.write(w);
+    });
+    return flushing;
+  };
+  const sweep = setInterval(() => {
+    jobs.sweep();
+    persist().catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
+  }, SWEEP_MS);
+  sweep.unref();
 
-  const preheat = (image: string, url: string, source: string, selector: string, digest?: string) => {
-    const made = jobs.create({ image, source, selector, matches: siteMatcher(selector), ...(digest ? { digest } : {}) });
+  const preheat = async (image: string, url: string, source: string, selector: string, digest?: string) => {
+    const made = await jobs.create({ image, url, source, selector, matches: siteMatcher(selector), ...(digest ? { digest } : {}) });
     if (!made.duplicate) {
-      urls.set(made.job.id, url);
-      for (const id of urls.keys()) if (!jobs.get(id)) urls.delete(id);
-      deps.logger.info({ job: made.job.id, image, source, selector: selector || undefined, sites: made.job.sites.map((s) => s.site) }, 'pre-heat job created');
+      await persist();
+      deps.logger.info({ job: made.job.id, image, source, selector: selector || undefined, sites: made.job.sites.length }, 'pre-heat job created');
     }
     return made;
   };
   const jobById = (raw: string): FleetJob => {
     const job = /^\d+$/.test(raw) ? jobs.get(Number(raw)) : undefined;
-    if (!job)
-      throw new ApiError(404, 'NOT_FOUND', `no pre-heat job ${raw.slice(0, 100)}; the hub keeps jobs in memory until it restarts (the last 1000 finished)`);
+    if (!job) throw new ApiError(404, 'NOT_FOUND', `no pre-heat job ${raw.slice(0, 100)}; the hub keeps every unfinished job and the last 1000 finished`);
     return job;
   };
 
-  const route = async (req: IncomingMessage, path: string, selector: string, url: URL): Promise<Reply | undefined> => {
+  const route = async (req: IncomingMessage, path: string, selector: string, url: URL, arrived: number): Promise<Reply | undefined> => {
     const m = req.method === 'HEAD' ? 'GET' : req.method;
     const at = (method: string, p: RegExp) => m === method && p.test(path);
     if (at('GET', /^\/(healthy|_ping)$/)) return { body: { status: 'ok' } };
     if (at('POST', /^\/oapi\/v1\/jobs$/)) {
       const body = parseJobRequest(await readJsonBody(req));
       // Never 208 here: the current driver treats any 208 as an error.
-      const { job } = preheat(body.image, body.url, 'harbor', selector);
+      const { job } = await preheat(body.image, body.url, 'harbor', selector);
       return { body: renderJob(jobs, job, body.url, deps.now()) };
     }
     if (at('GET', /^\/oapi\/v1\/jobs\/[^/]+$/)) {
       const job = jobById(path.split('/')[4]!);
-      return { body: renderJob(jobs, job, urls.get(job.id) ?? job.image, deps.now()) };
+      return { body: renderJob(jobs, job, job.url, deps.now()) };
     }
     if (at('POST', /^\/preheats$/)) {
       const body = parsePreheatRequest(await readJsonBody(req));
-      const { job, duplicate } = preheat(body.image, body.url, 'harbor-v1', selector, body.digest);
+      const { job, duplicate } = await preheat(body.image, body.url, 'harbor-v1', selector, body.digest);
       // 208 Already Reported: Harbor 2.1 marks the task successful at once.
       return { status: duplicate ? 208 : 200, body: { ID: String(job.id) } };
     }
@@ -90,26 +122,30 @@ export function createHub(deps: HubDeps): Hub {
     if (at('POST', /^\/api\/v1\/events$/)) {
       const sel = url.searchParams.get('sites') ?? selector;
       const pushed = pushedImages(await readJsonBody(req));
-      const made = pushed.map((p) => ({ ...preheat(p.image, p.image, 'event', sel, p.digest), digest: p.digest }));
+      const made = [];
+      for (const p of pushed) made.push({ ...(await preheat(p.image, p.image, 'event', sel, p.digest)), digest: p.digest });
       return { status: 202, body: { jobs: made.map((x) => ({ id: x.job.id, image: x.job.image, digest: x.digest, duplicate: x.duplicate })) } };
     }
-    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) return { body: poll(await readJsonBody(req)) };
-    if (at('GET', /^\/api\/v1\/sites$/)) return { body: sites.list() };
-    if (at('GET', /^\/api\/v1\/fleet\/jobs$/))
-      return {
-        body: jobs
-          .list()
-          .slice(0, 100)
-          .map((j) => ({ ...j, state: jobs.state(j) })),
-      };
+    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) return { body: await poll(await readJsonBody(req), arrived) };
+    if (at('GET', /^\/api\/v1\/sites$/)) return sitesView(sites, url);
+    if (at('GET', /^\/api\/v1\/sites\/summary$/)) return summaryView('sites', sites, jobs, url);
+    if (at('GET', /^\/api\/v1\/fleet\/jobs$/)) return jobsView(jobs, url);
+    if (at('GET', /^\/api\/v1\/fleet\/jobs\/summary$/)) return summaryView('jobs', sites, jobs, url);
     return undefined;
   };
 
-  const poll = (body: Record<string, unknown>): PollResponse => {
+  /** The site counts as heard from when its poll arrived; it stays up while the hub works on the answer. */
+  const poll = async (body: Record<string, unknown>, arrived: number): Promise<PollResponse> => {
     const req = checkPoll(body);
-    sites.record(req.report);
-    jobs.complete(req.report.name, req.results);
-    return { tasks: jobs.tasksFor(req.report.name, req.working) };
+    const seen = sites.arrive(req.report, arrived);
+    try {
+      jobs.complete(req.report.name, req.results);
+      const tasks = jobs.tasksFor(req.report.name, req.working);
+      await persist([seen]);
+      return { tasks };
+    } finally {
+      sites.answered(req.report.name);
+    }
   };
 
   // The admin password also opens the read-only views: an address guessing it waits, as at the
@@ -130,6 +166,7 @@ export function createHub(deps: HubDeps): Hub {
   };
 
   const handle: HubHandler = async (req, res, url) => {
+    const arrived = deps.now();
     let path = url.pathname;
     let selector: string | undefined = '';
     const sel = SELECTOR_PREFIX.exec(path);
@@ -137,16 +174,18 @@ export function createHub(deps: HubDeps): Hub {
       selector = decodedSelector(sel[1]!);
       path = sel[2]!;
     }
-    const fleetApi = /^\/api\/v1\/(sites|events|fleet\/.+)$/.test(path);
+    const fleetApi = /^\/api\/v1\/(sites|sites\/summary|events|fleet\/.+)$/.test(path);
     if (!fleetApi && !HARBOR_PATHS.test(path)) return false;
     const head = req.method === 'HEAD';
     res.setHeader('Cache-Control', 'no-store');
     try {
       if (selector === undefined) throw new ApiError(400, 'INVALID_REQUEST', 'the selector in the path is not valid percent-encoding');
-      const readOnly = path === '/api/v1/sites' || path === '/api/v1/fleet/jobs';
+      const readOnly = /^\/api\/v1\/(sites|fleet\/jobs)(\/summary)?$/.test(path);
       admit(req, readOnly);
-      const out = await route(req, path, selector, url);
+      await ready;
+      const out = await route(req, path, selector, url, arrived);
       if (!out) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path}`);
+      if (out.next) res.setHeader('Link', `<${out.next}>; rel="next"`);
       sendJson(res, out.status ?? 200, out.body, head);
     } catch (err) {
       const sent = sendApiError(res, err, head);
@@ -154,7 +193,18 @@ export function createHub(deps: HubDeps): Hub {
     }
     return true;
   };
-  return { handle, sites, jobs };
+  return {
+    handle,
+    sites,
+    jobs,
+    ready,
+    close: async () => {
+      clearInterval(sweep);
+      await ready.catch(() => undefined);
+      await persist().catch(() => undefined);
+      await deps.state.close();
+    },
+  };
 }
 
 /** The site selector of a Harbor-style path, or undefined when its percent-encoding is malformed. */

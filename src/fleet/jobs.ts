@@ -1,8 +1,14 @@
-/** @module fleet/jobs — pre-heat jobs on the hub: one image to a set of sites, each site's part tracked to success or failure. */
+/**
+ * @module fleet/jobs — pre-heat jobs on the hub: one image to a set of sites, each site's part
+ * tracked to success or failure. Open parts are indexed by site, so a poll costs its own tasks,
+ * and every change is collected for the hub state (ports/hub-state.ts) written after each request.
+ */
+import { setImmediate as yieldToPolls } from 'node:timers/promises';
+import type { HubWrite, PartState, StoredJob, StoredPart } from '../ports/hub-state.js';
 import type { SiteBook } from './sites.js';
 import type { SiteTask, TaskResult } from './hub-protocol.js';
 
-export type SitePartState = 'pending' | 'running' | 'success' | 'failure';
+export type SitePartState = PartState;
 export type JobState = 'PENDING' | 'SUCCESS' | 'FAILURE';
 
 export interface SitePart {
@@ -24,6 +30,8 @@ export interface FleetJob {
   /** harbor (current provider API), harbor-v1 (2.1-era), event, api. */
   readonly source: string;
   readonly selector: string;
+  /** The manifest URL Harbor sent, for its result table. */
+  readonly url: string;
   readonly createdAt: number;
   finishedAt: number | null;
   readonly sites: SitePart[];
@@ -33,145 +41,276 @@ export interface FleetJob {
 
 export interface CreateJob {
   readonly image: string;
+  readonly url?: string;
   readonly digest?: string;
   readonly source: string;
   readonly selector?: string;
   readonly matches: (site: string) => boolean;
 }
 
+export type PartCounts = Record<SitePartState, number>;
+
 /** Finished jobs kept; unfinished ones are always kept. */
 const MAX_JOBS = 1000;
+/** Parts made between two yields while a job fans out, so polls are answered meanwhile. */
+const FAN_OUT_SLICE = 500;
+
+interface Tracked {
+  readonly job: FleetJob;
+  readonly parts: Map<string, SitePart>;
+  readonly counts: PartCounts;
+  /** Still fanning out: not finished whatever its parts say. */
+  creating: boolean;
+}
 
 export class FleetJobs {
-  private readonly jobs = new Map<number, FleetJob>();
-  private nextId: number;
+  /** In id order (ids only grow). */
+  private readonly jobs = new Map<number, Tracked>();
+  /** Pending and running parts by site, then job id. */
+  private readonly open = new Map<string, Map<number, SitePart>>();
+  private readonly dirtyJobs = new Set<number>();
+  private readonly dirtyParts = new Map<SitePart, number>();
+  private readonly deleted: number[] = [];
 
   constructor(
     private readonly book: SiteBook,
     private readonly now: () => number,
-  ) {
-    // Ids stay unique across hub restarts, so Harbor never reads another job's status by an old id.
-    this.nextId = now();
+    private readonly nextId: (floor: number) => Promise<number>,
+  ) {}
+
+  /** Jobs as a previous run of the hub left them. */
+  restore(jobs: ReadonlyArray<StoredJob & { readonly parts: readonly StoredPart[] }>): void {
+    for (const s of jobs) {
+      const { parts, ...rest } = s;
+      const job: FleetJob = { ...rest, sites: parts.map((p) => ({ ...p })) };
+      this.track(job, false);
+    }
   }
 
   /**
    * A new job for every matching site; with `digest`, an unfinished or successful job for the
-   * same digest and sites is returned instead (`duplicate`).
+   * same digest and sites is returned instead (`duplicate`). Fans out in slices, yielding between.
    */
-  create(req: CreateJob): { job: FleetJob; duplicate: boolean } {
+  async create(req: CreateJob): Promise<{ job: FleetJob; duplicate: boolean }> {
     const selector = req.selector ?? '';
-    if (req.digest) {
-      const same = [...this.jobs.values()].reverse().find((j) => j.digest === req.digest && j.selector === selector && this.state(j) !== 'FAILURE');
-      if (same) return { job: same, duplicate: true };
-    }
+    const same = () => (req.digest ? this.findSame(req.digest, selector) : undefined);
+    let dup = same();
+    if (dup) return { job: dup, duplicate: true };
+    // Ids stay unique across hub restarts, so Harbor never reads another job's status by an old id.
+    const id = await this.nextId(this.now());
+    dup = same();
+    if (dup) return { job: dup, duplicate: true };
     const at = this.now();
     const job: FleetJob = {
-      id: this.nextId++,
+      id,
       image: req.image,
+      url: req.url ?? req.image,
       digest: req.digest ?? null,
       source: req.source,
       selector,
       createdAt: at,
       finishedAt: null,
       error: null,
-      sites: this.book
-        .names()
-        .filter(req.matches)
-        .map((site) => {
-          const s = this.book.stateOf(site);
-          const stale = s?.state === 'stale';
-          return {
-            site,
-            state: stale ? 'failure' : 'pending',
-            error: stale ? `site is stale: no report since ${new Date(s.at).toISOString()}` : null,
-            digest: null,
-            bytesFetched: 0,
-            bytesTotal: 0,
-            finishedAt: stale ? at : null,
-          };
-        }),
+      sites: [],
     };
+    const t = this.track(job, true);
+    const names = this.book.names().filter(req.matches);
+    for (let i = 0; i < names.length; i += FAN_OUT_SLICE) {
+      if (i > 0) await yieldToPolls();
+      for (const site of names.slice(i, i + FAN_OUT_SLICE)) {
+        const s = this.book.stateOf(site);
+        const stale = s?.state === 'stale';
+        const part: SitePart = {
+          site,
+          state: stale ? 'failure' : 'pending',
+          error: stale ? `site is stale: no report since ${new Date(s.at).toISOString()}` : null,
+          digest: null,
+          bytesFetched: 0,
+          bytesTotal: 0,
+          finishedAt: stale ? at : null,
+        };
+        job.sites.push(part);
+        this.index(t, part);
+      }
+    }
     if (job.sites.length === 0)
       job.error = selector
-        ? `no site matches ${JSON.stringify(selector)}; known sites: ${this.book.names().join(', ') || 'none'}`
+        ? `no site matches ${JSON.stringify(selector)}; known sites: ${this.book.names().slice(0, 20).join(', ') || 'none'}`
         : 'no site has reported to this hub yet';
-    this.jobs.set(job.id, job);
-    this.settle(job);
+    t.creating = false;
+    this.dirtyJobs.add(id);
+    this.settle(t);
     this.prune();
     return { job, duplicate: false };
   }
 
   get(id: number): FleetJob | undefined {
-    const job = this.jobs.get(id);
-    if (job) this.settle(job);
-    return job;
+    return this.jobs.get(id)?.job;
   }
 
-  /** Newest first. */
-  list(): FleetJob[] {
-    const all = [...this.jobs.values()].reverse();
-    all.forEach((j) => this.settle(j));
-    return all;
+  /** Newest first, from before `before`, filtered, at most `limit`. */
+  page(q: { limit: number; before?: number; state?: JobState; prefix?: string }): { items: FleetJob[]; next?: number } {
+    const ids = [...this.jobs.keys()];
+    const items: FleetJob[] = [];
+    let i = ids.length - 1;
+    for (; i >= 0 && items.length < q.limit; i--) {
+      const t = this.jobs.get(ids[i]!)!;
+      if (q.before !== undefined && t.job.id >= q.before) continue;
+      if (q.prefix !== undefined && !t.job.image.startsWith(q.prefix)) continue;
+      if (q.state !== undefined && this.state(t.job) !== q.state) continue;
+      items.push(t.job);
+    }
+    return i >= 0 && items.length > 0 ? { items, next: items[items.length - 1]!.id } : { items };
+  }
+
+  summary(): Record<JobState, number> & { total: number } {
+    const out = { total: this.jobs.size, PENDING: 0, SUCCESS: 0, FAILURE: 0 };
+    for (const t of this.jobs.values()) out[this.stateOf(t)]++;
+    return out;
+  }
+
+  counts(job: FleetJob): PartCounts {
+    return { ...this.jobs.get(job.id)!.counts };
   }
 
   state(job: FleetJob): JobState {
-    if (job.error) return 'FAILURE';
-    if (job.sites.some((s) => s.state === 'pending' || s.state === 'running')) return 'PENDING';
-    return job.sites.every((s) => s.state === 'success') ? 'SUCCESS' : 'FAILURE';
+    const t = this.jobs.get(job.id);
+    return t ? this.stateOf(t) : 'FAILURE';
   }
 
   /** The tasks to hand a polling site: new ones, and running ones it no longer lists as working (it restarted). */
   tasksFor(site: string, working: readonly string[]): SiteTask[] {
     const out: SiteTask[] = [];
-    for (const job of this.jobs.values()) {
-      const part = job.sites.find((s) => s.site === site);
-      if (!part) continue;
-      const taskId = `${job.id}/${site}`;
-      if (part.state === 'pending' || (part.state === 'running' && !working.includes(taskId))) {
-        part.state = 'running';
-        out.push({ taskId, image: job.image });
+    const open = this.open.get(site);
+    if (!open) return out;
+    const busy = new Set(working);
+    for (const [id, part] of open) {
+      const taskId = `${id}/${site}`;
+      if (part.state === 'pending' || (part.state === 'running' && !busy.has(taskId))) {
+        if (part.state === 'pending') this.move(this.jobs.get(id)!, part, 'running');
+        out.push({ taskId, image: this.jobs.get(id)!.job.image });
       }
     }
     return out;
   }
 
+  /** Only a site's own report finishes its part. */
   complete(site: string, results: readonly TaskResult[]): void {
     for (const r of results) {
       const [id, name] = splitTaskId(r.taskId);
       if (name !== site) continue;
-      const job = this.jobs.get(id);
-      const part = job?.sites.find((s) => s.site === site);
-      if (!job || !part || part.state === 'success' || part.state === 'failure') continue;
-      part.state = r.ok ? 'success' : 'failure';
-      part.error = r.ok ? null : (r.error ?? 'failed').slice(0, 500);
-      part.digest = r.digest ?? null;
-      part.bytesFetched = r.bytesFetched;
-      part.bytesTotal = r.bytesTotal;
+      const t = this.jobs.get(id);
+      const part = t?.parts.get(site);
+      if (!t || !part || part.state === 'success' || part.state === 'failure') continue;
+      part.error = r.ok ? null : String(r.error ?? 'failed').slice(0, 500);
+      part.digest = typeof r.digest === 'string' ? r.digest : null;
+      part.bytesFetched = Number(r.bytesFetched) || 0;
+      part.bytesTotal = Number(r.bytesTotal) || 0;
       part.finishedAt = this.now();
-      this.settle(job);
+      this.move(t, part, r.ok ? 'success' : 'failure');
+      this.settle(t);
     }
   }
 
-  /** A site that went stale with work outstanding fails its part; a job whose parts are all done is finished. */
-  private settle(job: FleetJob): void {
-    for (const part of job.sites) {
-      if (part.state !== 'pending' && part.state !== 'running') continue;
-      const s = this.book.stateOf(part.site);
-      if (s?.state === 'stale') {
-        part.state = 'failure';
-        part.error = `site went stale before finishing: no report since ${new Date(s.at).toISOString()}`;
+  /** Fails the open parts of sites that fell silent (stopped polling for three intervals). */
+  sweep(): void {
+    for (const [site, open] of this.open) {
+      if (open.size === 0) continue;
+      const s = this.book.stateOf(site);
+      if (s?.state !== 'stale') continue;
+      for (const [id, part] of [...open]) {
+        const t = this.jobs.get(id)!;
+        part.error = `site went silent before finishing: no poll since ${new Date(s.at).toISOString()}`;
         part.finishedAt = this.now();
+        this.move(t, part, 'failure');
+        this.settle(t);
       }
     }
-    if (job.finishedAt === null && this.state(job) !== 'PENDING') {
-      job.finishedAt = Math.max(job.createdAt, ...job.sites.map((s) => s.finishedAt ?? 0));
+  }
+
+  /** What changed since the last call, for the hub state. */
+  takeWrites(): HubWrite {
+    const jobs = [...this.dirtyJobs].flatMap((id) => {
+      const t = this.jobs.get(id);
+      return t ? [stored(t.job)] : [];
+    });
+    const parts = [...this.dirtyParts].filter(([, id]) => this.jobs.has(id)).map(([part, job]) => ({ job, part: { ...part } }));
+    const deleteJobs = this.deleted.splice(0);
+    this.dirtyJobs.clear();
+    this.dirtyParts.clear();
+    return { jobs, parts, deleteJobs };
+  }
+
+  private stateOf(t: Tracked): JobState {
+    if (t.job.error) return 'FAILURE';
+    if (t.creating || t.counts.pending + t.counts.running > 0) return 'PENDING';
+    return t.counts.failure > 0 ? 'FAILURE' : 'SUCCESS';
+  }
+
+  private findSame(digest: string, selector: string): FleetJob | undefined {
+    const ids = [...this.jobs.keys()];
+    for (let i = ids.length - 1; i >= 0; i--) {
+      const t = this.jobs.get(ids[i]!)!;
+      if (t.job.digest === digest && t.job.selector === selector && this.stateOf(t) !== 'FAILURE') return t.job;
+    }
+    return undefined;
+  }
+
+  private track(job: FleetJob, creating: boolean): Tracked {
+    const t: Tracked = { job, parts: new Map(), counts: { pending: 0, running: 0, success: 0, failure: 0 }, creating };
+    this.jobs.set(job.id, t);
+    for (const part of job.sites) {
+      t.parts.set(part.site, part);
+      t.counts[part.state]++;
+      if (part.state === 'pending' || part.state === 'running') this.openSite(part.site).set(job.id, part);
+    }
+    return t;
+  }
+
+  private index(t: Tracked, part: SitePart): void {
+    t.parts.set(part.site, part);
+    t.counts[part.state]++;
+    if (part.state === 'pending' || part.state === 'running') this.openSite(part.site).set(t.job.id, part);
+    this.dirtyParts.set(part, t.job.id);
+  }
+
+  private openSite(site: string): Map<number, SitePart> {
+    let m = this.open.get(site);
+    if (!m) this.open.set(site, (m = new Map()));
+    return m;
+  }
+
+  private move(t: Tracked, part: SitePart, to: SitePartState): void {
+    t.counts[part.state]--;
+    t.counts[to]++;
+    part.state = to;
+    if (to === 'success' || to === 'failure') this.open.get(part.site)?.delete(t.job.id);
+    this.dirtyParts.set(part, t.job.id);
+  }
+
+  /** A job whose parts are all done is finished. */
+  private settle(t: Tracked): void {
+    if (t.job.finishedAt === null && this.stateOf(t) !== 'PENDING') {
+      t.job.finishedAt = Math.max(t.job.createdAt, ...t.job.sites.map((s) => s.finishedAt ?? 0));
+      this.dirtyJobs.add(t.job.id);
     }
   }
 
   private prune(): void {
-    const finished = [...this.jobs.values()].filter((j) => j.finishedAt !== null);
-    for (const j of finished.slice(0, Math.max(0, this.jobs.size - MAX_JOBS))) this.jobs.delete(j.id);
+    let excess = this.jobs.size - MAX_JOBS;
+    for (const [id, t] of this.jobs) {
+      if (excess <= 0) break;
+      if (t.job.finishedAt === null) continue;
+      this.jobs.delete(id);
+      this.deleted.push(id);
+      excess--;
+    }
   }
+}
+
+function stored(job: FleetJob): StoredJob {
+  const { sites: _sites, ...rest } = job;
+  return rest;
 }
 
 function splitTaskId(taskId: string): [number, string] {

@@ -1,11 +1,14 @@
 /** @module fleet/sites — the hub's book of sites: each site's last report and whether it is up or stale. */
+import type { StoredSite } from '../ports/hub-state.js';
 import type { SiteReport } from './hub-protocol.js';
 
 /** A site that missed this many intervals shows as stale. */
 export const STALE_AFTER_INTERVALS = 3;
 
+export type SiteState = 'up' | 'stale';
+
 export interface SiteView extends SiteReport {
-  readonly state: 'up' | 'stale';
+  readonly state: SiteState;
   /** When the last report arrived (ISO 8601). */
   readonly lastReport: string;
   readonly firstSeen: string;
@@ -13,43 +16,117 @@ export interface SiteView extends SiteReport {
 
 interface Entry {
   report: SiteReport;
+  /** When its last poll arrived. */
   at: number;
+  /** When the hub last finished answering it: the site waits an interval from there. */
+  answeredAt: number;
+  /** Polls of this site the hub is still working on: a site waiting for its answer is not silent. */
+  inFlight: number;
   readonly firstSeen: number;
+}
+
+export interface SitePageQuery {
+  readonly limit: number;
+  /** Names after this one. */
+  readonly after?: string;
+  readonly state?: SiteState;
+  readonly prefix?: string;
 }
 
 export class SiteBook {
   private readonly sites = new Map<string, Entry>();
+  private sorted: string[] | undefined;
+  /** Silence is counted from here at the earliest: a restarted or stalled hub does not age its sites. */
+  private readonly startedAt: number;
 
-  constructor(private readonly now: () => number) {}
-
-  record(report: SiteReport): void {
-    const at = this.now();
-    const known = this.sites.get(report.name);
-    if (known) {
-      known.report = report;
-      known.at = at;
-    } else {
-      this.sites.set(report.name, { report, at, firstSeen: at });
-    }
+  constructor(private readonly now: () => number) {
+    this.startedAt = now();
   }
 
-  names(): string[] {
-    return [...this.sites.keys()].sort();
+  /** Sites as a previous run of the hub last saw them. */
+  restore(stored: readonly StoredSite[]): void {
+    for (const s of stored) {
+      this.sites.set(s.name, { report: s.report as unknown as SiteReport, at: s.at, answeredAt: s.at, inFlight: 0, firstSeen: s.firstSeen });
+    }
+    this.sorted = undefined;
+  }
+
+  /** A poll arrived at `at` (taken before any work on it); `answered` must follow once it is answered. */
+  arrive(report: SiteReport, at: number): StoredSite {
+    let e = this.sites.get(report.name);
+    if (e) {
+      e.report = report;
+      e.at = Math.max(e.at, at);
+    } else {
+      e = { report, at, answeredAt: at, inFlight: 0, firstSeen: at };
+      this.sites.set(report.name, e);
+      this.sorted = undefined;
+    }
+    e.inFlight++;
+    return { name: report.name, report: report as unknown as Record<string, unknown>, at: e.at, firstSeen: e.firstSeen };
+  }
+
+  answered(name: string): void {
+    const e = this.sites.get(name);
+    if (!e) return;
+    e.inFlight = Math.max(0, e.inFlight - 1);
+    e.answeredAt = this.now();
+  }
+
+  names(): readonly string[] {
+    this.sorted ??= [...this.sites.keys()].sort();
+    return this.sorted;
   }
 
   /** Undefined for a site that never reported. */
-  stateOf(name: string): { state: 'up' | 'stale'; at: number } | undefined {
+  stateOf(name: string): { state: SiteState; at: number } | undefined {
     const e = this.sites.get(name);
     if (!e) return undefined;
-    return { state: this.now() - e.at > STALE_AFTER_INTERVALS * e.report.intervalMs ? 'stale' : 'up', at: e.at };
+    const quietSince = Math.max(e.at, e.answeredAt, this.startedAt);
+    const stale = e.inFlight === 0 && this.now() - quietSince > STALE_AFTER_INTERVALS * e.report.intervalMs;
+    return { state: stale ? 'stale' : 'up', at: e.at };
   }
 
-  list(): SiteView[] {
-    return this.names().map((name) => {
-      const e = this.sites.get(name)!;
-      return { ...e.report, state: this.stateOf(name)!.state, lastReport: new Date(e.at).toISOString(), firstSeen: new Date(e.firstSeen).toISOString() };
-    });
+  /** One page in name order. */
+  page(q: SitePageQuery): { items: SiteView[]; next?: string } {
+    const names = this.names();
+    let i = q.after === undefined ? 0 : upperBound(names, q.after);
+    const items: SiteView[] = [];
+    for (; i < names.length && items.length < q.limit; i++) {
+      const name = names[i]!;
+      if (q.prefix !== undefined && !name.startsWith(q.prefix)) {
+        if (name > q.prefix) break;
+        continue;
+      }
+      const view = this.view(name);
+      if (q.state === undefined || view.state === q.state) items.push(view);
+    }
+    const more = i < names.length && (q.prefix === undefined || names[i]!.startsWith(q.prefix));
+    return more && items.length > 0 ? { items, next: items[items.length - 1]!.name } : { items };
   }
+
+  summary(): { total: number; up: number; stale: number } {
+    let stale = 0;
+    for (const name of this.sites.keys()) if (this.stateOf(name)!.state === 'stale') stale++;
+    return { total: this.sites.size, up: this.sites.size - stale, stale };
+  }
+
+  private view(name: string): SiteView {
+    const e = this.sites.get(name)!;
+    return { ...e.report, state: this.stateOf(name)!.state, lastReport: new Date(e.at).toISOString(), firstSeen: new Date(e.firstSeen).toISOString() };
+  }
+}
+
+/** Index of the first name greater than `key` in sorted `names`. */
+function upperBound(names: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (names[mid]! <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Site selector: comma-separated names or globs (`*` any characters), e.g. `eu-*,factory-12`; empty = every site. */

@@ -59,6 +59,8 @@ test('docs/admin-api.md covers every endpoint', () => {
     'GET /api/v1/warm/<id>',
     'GET /api/v1/queue',
     'GET /api/v1/sites',
+    'GET /api/v1/sites/summary',
+    'GET /api/v1/fleet/jobs/summary',
     'POST /api/v1/events',
     'GET /api/v1/fleet/jobs',
     'POST /api/v1/fleet/poll',

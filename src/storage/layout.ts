@@ -9,6 +9,7 @@ import { parseDigest } from '../oci/digest.js';
  *     metadata.db        SQLite (WAL): blob index, repository links, manifests, tags
  *     metadata.db-wal    SQLite's write-ahead log (and -shm), beside each database
  *     push.db            SQLite (WAL, synchronous=FULL): replication queue, held tags, upload rows
+ *     hub.db             SQLite (WAL), on a fleet hub only: pre-heat jobs and their parts, sites' reports
  *     berth.lock         held by a running `berth serve`: its pid and the blobs it has open
  *     berth.lock.w<N>    the same, one per serving worker (http.workers above 1)
  *     reserve            zeros held back for metadata writes on a full disk (storage.reserve)
@@ -30,6 +31,10 @@ export class StoreLayout {
 
   get pushDb(): string {
     return join(this.root, 'push.db');
+  }
+
+  get hubDb(): string {
+    return join(this.root, 'hub.db');
   }
 
   get lockFile(): string {

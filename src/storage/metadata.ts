@@ -60,6 +60,13 @@ export const METADATA_MIGRATIONS: readonly Migration[] = [
     addColumn(db, 'manifests', 'annotations', 'TEXT');
     db.exec('CREATE INDEX IF NOT EXISTS manifests_referrers ON manifests (upstream, repository, subject, digest); DROP INDEX IF EXISTS manifests_subject;');
   },
+  // Lookups by digest alone (eviction's forget, isReferenced, mount sources, parents of a child):
+  // without these each one scanned its table, so an eviction pass slowed with the store's size.
+  (db) =>
+    db.exec(`CREATE INDEX IF NOT EXISTS repository_blobs_digest ON repository_blobs (digest, upstream, repository);
+      CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest);
+      CREATE INDEX IF NOT EXISTS manifest_children_child ON manifest_children (child);
+      CREATE INDEX IF NOT EXISTS tags_digest ON tags (upstream, repository, digest);`),
 ];
 
 export class MetadataStore {

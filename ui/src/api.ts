@@ -148,7 +148,8 @@ export const api = {
   startWarm: (body: WarmRequest) =>
     call<{ id: string }>('/api/v1/warm', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
   /** The hub's endpoints take its token (or the admin credentials the browser already sends). */
-  sites: (token: string) => call<SiteInfo[]>('/api/v1/sites', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
+  // The hub pages its sites (500 by default); the dashboard shows up to the largest page.
+  sites: (token: string) => call<SiteInfo[]>('/api/v1/sites?limit=5000', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
   fleetJobs: (token: string) => call<FleetJob[]>('/api/v1/fleet/jobs', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
   warmJob: (id: string) => call<WarmJob>(`/api/v1/warm/${encodeURIComponent(id)}`),
 };

@@ -1,0 +1,58 @@
+/**
+ * @module ports/hub-state — where a fleet hub keeps what must outlive it: pre-heat jobs with every
+ * site's part, each site's last report, and the job id sequence (SQLite in the hub's store by default).
+ */
+
+export type PartState = 'pending' | 'running' | 'success' | 'failure';
+
+/** One site's part of a job. */
+export interface StoredPart {
+  readonly site: string;
+  readonly state: PartState;
+  readonly error: string | null;
+  readonly digest: string | null;
+  readonly bytesFetched: number;
+  readonly bytesTotal: number;
+  readonly finishedAt: number | null;
+}
+
+export interface StoredJob {
+  readonly id: number;
+  readonly image: string;
+  readonly digest: string | null;
+  readonly source: string;
+  readonly selector: string;
+  /** The manifest URL Harbor sent (the image reference for other sources). */
+  readonly url: string;
+  readonly createdAt: number;
+  readonly finishedAt: number | null;
+  readonly error: string | null;
+}
+
+export interface StoredSite {
+  readonly name: string;
+  /** The site's last report, as it sent it. */
+  readonly report: Readonly<Record<string, unknown>>;
+  /** When that report arrived. */
+  readonly at: number;
+  readonly firstSeen: number;
+}
+
+/** What a hub writes in one go after a poll or a job's creation: applied whole or not at all. */
+export interface HubWrite {
+  readonly sites?: readonly StoredSite[];
+  readonly jobs?: readonly StoredJob[];
+  readonly parts?: ReadonlyArray<{ readonly job: number; readonly part: StoredPart }>;
+  /** Jobs forgotten with their parts (finished ones beyond what the hub keeps). */
+  readonly deleteJobs?: readonly number[];
+}
+
+export interface HubState {
+  /** The next job id: never one handed out before, across restarts; `floor` seeds a new sequence. */
+  nextJobId(floor: number): Promise<number>;
+  /** Inserts or replaces the rows named (sites by name, jobs by id, parts by job and site). */
+  write(w: HubWrite): Promise<void>;
+  /** Everything kept, jobs in id order with their parts, sites by name. */
+  load(): Promise<{ readonly sites: StoredSite[]; readonly jobs: Array<StoredJob & { readonly parts: StoredPart[] }> }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,140 @@
+/** @module storage/hub-db — the hub's state in SQLite (hub.db in its store): jobs, site parts, sites' reports, the job id sequence. */
+import { mkdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { HubState, HubWrite, PartState, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
+import { StoreLayout } from './layout.js';
+import { migrate, type Migration } from './migrations.js';
+
+const SCHEMA_V1 = `
+CREATE TABLE IF NOT EXISTS hub_sequence (one INTEGER PRIMARY KEY CHECK (one = 1), next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_sites (
+  name TEXT PRIMARY KEY,
+  report TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_jobs (
+  id INTEGER PRIMARY KEY,
+  image TEXT NOT NULL,
+  digest TEXT,
+  source TEXT NOT NULL,
+  selector TEXT NOT NULL,
+  url TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  error TEXT
+);
+CREATE TABLE IF NOT EXISTS hub_parts (
+  job INTEGER NOT NULL,
+  site TEXT NOT NULL,
+  state TEXT NOT NULL,
+  error TEXT,
+  digest TEXT,
+  bytes_fetched INTEGER NOT NULL,
+  bytes_total INTEGER NOT NULL,
+  finished_at INTEGER,
+  PRIMARY KEY (job, site)
+) WITHOUT ROWID;
+`;
+
+export const HUB_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1)];
+
+interface PartRow {
+  job: number;
+  site: string;
+  state: PartState;
+  error: string | null;
+  digest: string | null;
+  bytes_fetched: number;
+  bytes_total: number;
+  finished_at: number | null;
+}
+
+export class SqliteHubState implements HubState {
+  private readonly db: Database.Database;
+
+  constructor(root: string) {
+    mkdirSync(root, { recursive: true });
+    this.db = new Database(new StoreLayout(root).hubDb);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // NORMAL survives a killed process; a lost last poll after power loss is re-sent by its site.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db, 'hub.db', HUB_MIGRATIONS);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  async nextJobId(floor: number): Promise<number> {
+    return this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT next FROM hub_sequence WHERE one = 1').get() as { next: number } | undefined;
+        const id = row ? row.next : floor;
+        this.db.prepare('INSERT INTO hub_sequence (one, next) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET next = excluded.next').run(id + 1);
+        return id;
+      })
+      .immediate();
+  }
+
+  async write(w: HubWrite): Promise<void> {
+    const site = this.db.prepare(
+      `INSERT INTO hub_sites (name, report, at, first_seen) VALUES (?, ?, ?, ?)
+      ON CONFLICT (name) DO UPDATE SET report = excluded.report, at = excluded.at`,
+    );
+    const job = this.db.prepare(
+      `INSERT OR REPLACE INTO hub_jobs (id, image, digest, source, selector, url, created_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const part = this.db.prepare(
+      `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const dropJob = this.db.prepare('DELETE FROM hub_jobs WHERE id = ?');
+    const dropParts = this.db.prepare('DELETE FROM hub_parts WHERE job = ?');
+    this.db
+      .transaction(() => {
+        for (const s of w.sites ?? []) site.run(s.name, JSON.stringify(s.report), s.at, s.firstSeen);
+        for (const j of w.jobs ?? []) job.run(j.id, j.image, j.digest, j.source, j.selector, j.url, j.createdAt, j.finishedAt, j.error);
+        for (const { job: id, part: p } of w.parts ?? []) part.run(id, p.site, p.state, p.error, p.digest, p.bytesFetched, p.bytesTotal, p.finishedAt);
+        for (const id of w.deleteJobs ?? []) {
+          dropJob.run(id);
+          dropParts.run(id);
+        }
+      })
+      .immediate();
+  }
+
+  async load(): Promise<{ sites: StoredSite[]; jobs: Array<StoredJob & { parts: StoredPart[] }> }> {
+    const sites = (
+      this.db.prepare('SELECT name, report, at, first_seen AS firstSeen FROM hub_sites ORDER BY name').all() as Array<{
+        name: string;
+        report: string;
+        at: number;
+        firstSeen: number;
+      }>
+    ).map((r) => ({ ...r, report: JSON.parse(r.report) as Record<string, unknown> }));
+    const jobs = this.db
+      .prepare('SELECT id, image, digest, source, selector, url, created_at AS createdAt, finished_at AS finishedAt, error FROM hub_jobs ORDER BY id')
+      .all() as StoredJob[];
+    const parts = new Map<number, StoredPart[]>();
+    for (const r of this.db.prepare('SELECT * FROM hub_parts ORDER BY job, site').iterate() as IterableIterator<PartRow>) {
+      let list = parts.get(r.job);
+      if (!list) parts.set(r.job, (list = []));
+      list.push({
+        site: r.site,
+        state: r.state,
+        error: r.error,
+        digest: r.digest,
+        bytesFetched: r.bytes_fetched,
+        bytesTotal: r.bytes_total,
+        finishedAt: r.finished_at,
+      });
+    }
+    return { sites, jobs: jobs.map((j) => ({ ...j, parts: parts.get(j.id) ?? [] })) };
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
