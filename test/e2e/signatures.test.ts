@@ -8,7 +8,9 @@ import { buildImage, buildIndex, pushImage, type BuiltImage, type BuiltIndex } f
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { generateKeyPair, sign, type CosignKeys } from '../fixtures/cosign.js';
-import { makeTempDir, removeDir } from '../fixtures/proc.js';
+import { makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
+import { berthWarm } from '../fixtures/admin.js';
+import { VERDICT_TTL_MS } from '../../src/cache/signature-policy.js';
 
 let registry: Registry;
 let berth: Berth;
@@ -48,11 +50,14 @@ before(async () => {
   await mkdir(path.join(work, 'other'));
   keys = await generateKeyPair(work);
   otherKeys = await generateKeyPair(path.join(work, 'other'));
-  registry = await startRegistry({ auth: 'none' });
+  registry = await startRegistry({ auth: 'none', deleteEnabled: true });
   await publish('xing/signed:v1', keys);
   await publish('xing/unsigned:v1');
   await publish('xing/otherkey:v1', otherKeys);
   await publish('xing/multi:v1', keys, true);
+  await publish('xing/unsignedmulti:v1', undefined, true);
+  await publish('xing/warmed:v1', keys);
+  await publish('xing/revoked:v1', keys);
   await publish('warn/unsigned:v1');
   await publish('free/unsigned:v1');
   berth = await startBerth(config());
@@ -128,6 +133,48 @@ test('a signed index is served, and the platform manifest the client asks for pa
   );
 });
 
+test('an unsigned index is refused, and so are its platform manifests asked for by digest', async () => {
+  const index = images['xing/unsignedmulti:v1'] as BuiltIndex;
+  const d = await denial('xing/unsignedmulti', 'v1');
+  assert.equal(d.status, 403);
+  assert.ok(d.message.includes(index.manifestDigest), d.message);
+  for (const child of index.images) {
+    const c = await denial('xing/unsignedmulti', child.manifestDigest);
+    assert.equal(c.status, 403, `platform manifest ${child.manifestDigest}`);
+    assert.ok(c.message.includes(child.manifestDigest), c.message);
+  }
+});
+
+test('warm-up brings the signature along with the image', async () => {
+  const r = await berthWarm(['--server', berth.url, 'xing/warmed:v1']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const digest = images['xing/warmed:v1']!.manifestDigest;
+  const sigTag = `${digest.replace(':', '-')}.sig`;
+  assert.ok(
+    (await registry.requests()).some((q) => q.method === 'GET' && q.uri.includes(`/v2/xing/warmed/manifests/${sigTag}`)),
+    'berth fetched the .sig manifest while warming',
+  );
+});
+
+test('a signature removed upstream (revoked) is noticed at the next tag check: the image is refused', async () => {
+  const digest = images['xing/revoked:v1']!.manifestDigest;
+  assert.equal((await pull('xing/revoked:v1', 'revoked')).manifestDigest, digest);
+  const sigTag = `${digest.replace(':', '-')}.sig`;
+  const head = await fetch(`${registry.url}/v2/xing/revoked/manifests/${sigTag}`, {
+    method: 'HEAD',
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+  });
+  const sigDigest = head.headers.get('docker-content-digest');
+  assert.ok(sigDigest, `HEAD ${sigTag}: ${head.status}`);
+  const del = await fetch(`${registry.url}/v2/xing/revoked/manifests/${sigDigest}`, { method: 'DELETE' });
+  assert.equal(del.status, 202);
+  // The tag TTL (1s) and the time a verdict is reused.
+  await sleep(VERDICT_TTL_MS + 1_500);
+  const d = await denial('xing/revoked', 'v1');
+  assert.equal(d.status, 403, d.message);
+  assert.match(d.message, /no cosign signature found/);
+});
+
 test('warn mode serves an unsigned image, logs it once and counts it; unmatched repositories are not checked', async () => {
   const before1 = (await checks())['warned'] ?? 0;
   const pulled = await pull('warn/unsigned:v1', 'warn');
@@ -150,6 +197,8 @@ test('with the central registry stopped, a restarted berth verifies from its cac
     berth = await startBerth(config(berth.root));
     const pulled = await pull('xing/signed:v1', 'offline-signed');
     assert.equal(pulled.manifestDigest, images['xing/signed:v1']!.manifestDigest);
+    const warmed = await pull('xing/warmed:v1', 'offline-warmed');
+    assert.equal(warmed.manifestDigest, images['xing/warmed:v1']!.manifestDigest, 'its signature came with the warm-up');
     const unsigned = await denial('xing/unsigned', 'v1');
     assert.equal(unsigned.status, 403, unsigned.message);
     const other = await denial('xing/otherkey', 'v1');
