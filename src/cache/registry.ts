@@ -110,6 +110,7 @@ export class RegistryCache {
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest),
       protected: deps.protect,
+      extraEdges: () => this.signatures?.signatureEdges() ?? [],
       unreachable: (key) => deps.upstreams.find((u) => u.config.name === key)?.client.breaker.state === 'down',
       onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });

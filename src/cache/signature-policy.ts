@@ -20,6 +20,8 @@ import type { ManifestReference } from '../oci/reference.js';
 /** How long a verdict is reused: a pull's manifest and blob requests verify once, a removed signature counts within seconds. */
 export const VERDICT_TTL_MS = 10_000;
 const MAX_VERDICTS = 4096;
+/** Signed manifests whose signatures eviction keeps with them (the oldest forgotten first). */
+const MAX_CARRIERS = 65_536;
 /** Referrers looked at per manifest: a signature is one of the first few. */
 const MAX_REFERRERS = 16;
 
@@ -54,6 +56,8 @@ export class SignaturePolicy {
   private readonly verdicts = new Map<string, Verdict>();
   /** Digests warn mode has logged, so each is logged once (bounded). */
   private readonly warned = new Set<string>();
+  /** Signed manifest -> the signature manifest that proved it: eviction keeps the second while the first is held. */
+  private readonly carriers = new Map<string, string>();
 
   constructor(private readonly deps: SignaturePolicyDeps) {
     this.rules = deps.rules.map((rule) => ({ rule, patterns: rule.repositories.map(repositoryPattern) }));
@@ -61,6 +65,14 @@ export class SignaturePolicy {
 
   get active(): boolean {
     return this.deps.rules.some((r) => r.mode !== 'off');
+  }
+
+  /**
+   * Edges the store does not record (a signature names its image only by tag or subject): each
+   * verified manifest to its signature manifest, so eviction ages and pins them together.
+   */
+  signatureEdges(): Array<{ parent: string; child: string }> {
+    return [...this.carriers].map(([parent, child]) => ({ parent, child }));
   }
 
   /** The first entry matching the repository; undefined when none or it is off. */
@@ -170,19 +182,30 @@ export class SignaturePolicy {
     const problems: string[] = [];
     const tag = signatureTag(digest);
     const bySig = await this.manifestOrNone(target, { kind: 'tag', tag }, problems, `tag ${tag}`);
-    if (bySig && (await this.anyValid(target, rule, digest, bySig, problems))) return { ok: true, why: '', at };
+    if (bySig && (await this.anyValid(target, rule, digest, bySig.parsed, problems))) return this.proved(digest, bySig.digest, at);
     for (const d of await this.referrers(target, digest)) {
       const m = await this.manifestOrNone(target, { kind: 'digest', digest: d.digest }, problems, `referrer ${d.digest}`);
-      if (m && (await this.anyValid(target, rule, digest, m, problems))) return { ok: true, why: '', at };
+      if (m && (await this.anyValid(target, rule, digest, m.parsed, problems))) return this.proved(digest, m.digest, at);
     }
     const why = problems.length > 0 ? problems.join('; ') : `no cosign signature found (no tag ${tag}, no signature among its referrers)`;
     return { ok: false, why, at };
   }
 
-  private async manifestOrNone(target: Target, ref: ManifestReference, problems: string[], what: string): Promise<ParsedManifest | undefined> {
+  private proved(digest: string, signature: string, at: number): Verdict {
+    if (this.carriers.size >= MAX_CARRIERS && !this.carriers.has(digest)) this.carriers.delete(this.carriers.keys().next().value!);
+    this.carriers.set(digest, signature);
+    return { ok: true, why: '', at };
+  }
+
+  private async manifestOrNone(
+    target: Target,
+    ref: ManifestReference,
+    problems: string[],
+    what: string,
+  ): Promise<{ digest: string; parsed: ParsedManifest } | undefined> {
     try {
       const m = await this.deps.manifest(target, ref);
-      return parseManifest(m.body, m.mediaType);
+      return { digest: m.digest, parsed: parseManifest(m.body, m.mediaType) };
     } catch (err) {
       if (err instanceof OciError && err.status === 404) return undefined;
       problems.push(`${what} could not be read (${(err as Error).message})`);
