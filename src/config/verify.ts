@@ -13,27 +13,20 @@ export const verifyEntrySchema = z.strictObject({
   repositories: z
     .array(text())
     .meta({ description: 'Repository patterns as the upstream names them (as in auth.rules); * matches any characters, / included.', example: '[xing/*]' }),
-  mode: oneOf(VERIFY_MODES)
-    .optional()
-    .meta({
-      description: 'enforce serves only signed manifests (403 DENIED otherwise); warn serves and logs once per digest; off checks nothing.',
-      default: 'enforce',
-    }),
+  mode: oneOf(VERIFY_MODES).optional().meta({
+    description: 'enforce serves only signed manifests (403 DENIED otherwise); warn serves and logs once per digest; off checks nothing.',
+    default: 'enforce',
+  }),
   cosign: z
     .strictObject({
-      keys: z
-        .array(pathText())
-        .optional()
-        .meta({
-          description: 'PEM public keys (cosign.pub: ECDSA P-256 or P-384, RSA, Ed25519); a signature by any of them is valid.',
-          example: '[/etc/berth/cosign.pub]',
-        }),
-      bundle: flag()
-        .optional()
-        .meta({
-          description: 'Sigstore bundles (keyless) verified against trustedroot; not supported yet: berth refuses to start with it set.',
-          default: 'false',
-        }),
+      keys: z.array(pathText()).optional().meta({
+        description: 'PEM public keys (cosign.pub: ECDSA P-256 or P-384, RSA, Ed25519); a signature by any of them is valid.',
+        example: '[/etc/berth/cosign.pub]',
+      }),
+      bundle: flag().optional().meta({
+        description: 'Sigstore bundles (keyless) verified against trustedroot; not supported yet: berth refuses to start with it set.',
+        default: 'false',
+      }),
       trustedroot: pathText().optional().meta({ description: 'Sigstore trusted root (JSON) for bundle; not supported yet.' }),
     })
     .optional()
