@@ -54,7 +54,7 @@ const EXCEPTIONS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'ui/dist/**', 'test/fixtures/store-*/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'ui/dist/**', 'test/fixtures/store-*/**', '.tools/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -185,8 +185,105 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .command('ls')
     .description('list cached repositories, tags, sizes and last pull')
     .option('-c, --config <file>', 'config naming the store')
-    .action(async (opts: { config?: string }) => {
-      exitCode = await (await store()).runLs(await storeConfig(opts.config), storeIo);
+    .option('--json', "print the images and every stored blob's digest as JSON (a site's state for berth export --since)")
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      exitCode = await (await store()).runLs(await storeConfig(opts.config), storeIo, opts.json ?? false);
+    });
+
+  const readPassword = (file: string | undefined, command: string) => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      throw new UsageError(`cannot read --password-file ${file}: ${(err as Error).message}`, command);
+    }
+  };
+  const bundleIo = {
+    out: (line: string) => process.stdout.write(`${line}\n`),
+    err: (line: string) => process.stderr.write(`${line}\n`),
+    stderr: process.stderr,
+    tty: Boolean(process.stderr.isTTY),
+    now: Date.now,
+  };
+  program
+    .command('export')
+    .description(
+      'write images (with their signatures and referrers) as an OCI image layout for a site without a link; exit 1 naming what could not be exported',
+    )
+    .argument('<image...>', 'images as [registry/]repository[:tag|@digest], named so in the bundle')
+    .requiredOption('-o, --output <path>', 'the bundle: a directory, or one tar file when the path ends in .tar')
+    .option('-c, --config <file>', 'read the store this config names (berth stopped or running)')
+    .option('--server <url>', 'read through a running berth, e.g. http://127.0.0.1:5000')
+    .option('--from-registry <url>', 'read from a registry, e.g. https://harbor.xing.com')
+    .option('--platform <list>', 'os/arch[/variant],... to take from multi-platform images (default: linux/amd64)')
+    .option('--all-platforms', 'take every platform of multi-platform images')
+    .option('--since <bundle>', 'leave out blobs an earlier bundle (or a `berth ls --json` state file) holds')
+    .option('--username <user>', 'registry username for --server or --from-registry')
+    .option('--password-file <file>', 'file holding the password for --username')
+    .option('-q, --quiet', 'no progress bar')
+    .action(
+      async (
+        images: string[],
+        opts: {
+          output: string;
+          config?: string;
+          server?: string;
+          fromRegistry?: string;
+          platform?: string;
+          allPlatforms?: boolean;
+          since?: string;
+          username?: string;
+          passwordFile?: string;
+          quiet?: boolean;
+        },
+      ) => {
+        const sources = [opts.config, opts.server, opts.fromRegistry].filter((s) => s !== undefined);
+        if (sources.length > 1) throw new UsageError('give one of --config, --server and --from-registry', 'berth export');
+        if (opts.platform && opts.allPlatforms) throw new UsageError('--platform and --all-platforms are both given; use one', 'berth export');
+        const [{ exportBundle }, { storeSource, httpSource }, { parsePlatform, DEFAULT_PLATFORMS }] = await Promise.all([
+          import('./cli/bundle-export.js'),
+          import('./cli/bundle-sources.js'),
+          import('./oci/platform.js'),
+        ]);
+        let platforms;
+        try {
+          const listed = (opts.platform ?? '').split(',').filter((p) => p.trim() !== '');
+          platforms = opts.allPlatforms ? ('all' as const) : listed.length > 0 ? listed.map((p) => parsePlatform(p.trim())) : DEFAULT_PLATFORMS;
+        } catch (err) {
+          throw new UsageError((err as Error).message, 'berth export');
+        }
+        const password = readPassword(opts.passwordFile, 'berth export') ?? env['BERTH_REGISTRY_PASSWORD'];
+        const creds = opts.username !== undefined ? { username: opts.username, password } : {};
+        const remote = opts.fromRegistry ?? (opts.config === undefined ? (opts.server ?? env['BERTH_SERVER']) : undefined);
+        let source;
+        try {
+          source = remote
+            ? httpSource(remote, { berth: opts.fromRegistry === undefined, ...creds })
+            : await storeSource(await storeConfig(opts.config), Date.now);
+        } catch (err) {
+          bundleIo.err(`berth export: ${(err as Error).message}`);
+          exitCode = 1;
+          return;
+        }
+        try {
+          exitCode = await exportBundle(source, images, { output: opts.output, platforms, since: opts.since, quiet: Boolean(opts.quiet) }, bundleIo);
+        } catch (err) {
+          bundleIo.err(`berth export: ${(err as Error).message}`);
+          exitCode = 1;
+        } finally {
+          await source.close();
+        }
+      },
+    );
+  program
+    .command('import')
+    .description('load an OCI image layout (directory or .tar) into a stopped store, verifying every blob; images are pinned and served by their names')
+    .argument('<path>', 'the bundle: a layout directory or tar, as berth export or skopeo copy ... oci:DIR:NAME writes it')
+    .option('-c, --config <file>', 'config naming the store (berth must be stopped)')
+    .option('-q, --quiet', 'no progress bar')
+    .action(async (path: string, opts: { config?: string; quiet?: boolean }) => {
+      const { importBundle } = await import('./cli/bundle-import.js');
+      exitCode = await importBundle(await storeConfig(opts.config), path, { quiet: Boolean(opts.quiet) }, bundleIo);
     });
 
   program

@@ -4,7 +4,7 @@ import { digestOf, parseDigest } from '../oci/digest.js';
 import { OciError, isTransient, manifestTooLarge } from '../oci/errors.js';
 import { badGateway, manifestUnknown } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type ParsedManifest } from '../oci/manifest.js';
-import { referrerAnnotations } from './referrers.js';
+import { manifestRow } from './referrers.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
@@ -223,15 +223,7 @@ export class ManifestCache {
     try {
       if ((await blobs.size(digest)) === undefined) await blobs.put(digest, body);
       await index.put(digest, body.length);
-      await repos.putManifest(target.key, target.repository, {
-        digest,
-        mediaType: parsed.mediaType,
-        size: body.length,
-        subject: parsed.subject?.digest,
-        artifactType: parsed.artifactType,
-        annotations: parsed.subject ? referrerAnnotations(parsed.annotations) : undefined,
-        children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-      });
+      await repos.putManifest(target.key, target.repository, manifestRow(digest, body.length, parsed));
     } finally {
       release();
     }

@@ -3,10 +3,10 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isDigest, parseDigest } from '../oci/digest.js';
 import { digestInvalid } from '../oci/error-catalogue.js';
-import { MAX_ANNOTATION_BYTES, parseManifest, type Descriptor } from '../oci/manifest.js';
+import { MAX_ANNOTATION_BYTES, parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import { isNotFound, type BlobStore } from '../storage/blob-files.js';
-import type { ManifestRecords, ReferrerRecord } from '../ports/repository-index.js';
+import type { ManifestRecords, NewManifest, ReferrerRecord } from '../ports/repository-index.js';
 import type { Target } from '../ports/target.js';
 import { getReferrers } from '../upstream/registry-api.js';
 
@@ -42,6 +42,19 @@ export interface ReferrersPage {
   readonly length: number;
   /** When more follow: the cursor of the next page. */
   readonly next?: string;
+}
+
+/** The index row of a verified manifest: what it references, and its referrer fields when it has a subject. */
+export function manifestRow(digest: string, size: number, parsed: ParsedManifest): NewManifest {
+  return {
+    digest,
+    mediaType: parsed.mediaType,
+    size,
+    subject: parsed.subject?.digest,
+    artifactType: parsed.artifactType,
+    annotations: parsed.subject ? referrerAnnotations(parsed.annotations) : undefined,
+    children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+  };
 }
 
 /**

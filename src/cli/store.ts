@@ -81,11 +81,17 @@ export async function runGc(config: BerthConfig, io: StoreIo): Promise<number> {
   }
 }
 
-export async function runLs(config: BerthConfig, io: StoreIo): Promise<number> {
+export async function runLs(config: BerthConfig, io: StoreIo, json = false): Promise<number> {
   const { index } = openStore(config, io.now);
   const { repos, blobIndex } = index;
   try {
     const rows = await repos.listing();
+    if (json) {
+      // The site's state for `berth export --since`: its images, and every blob it holds.
+      const blobs = (await blobIndex.ownDigests()).sort();
+      io.out(JSON.stringify({ images: rows, blobs }));
+      return 0;
+    }
     const lines = [['UPSTREAM', 'REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'LAST USED']];
     for (const r of rows) {
       const size = (r.size ?? 0) + (await repos.childSizes(r.digest ?? '')).reduce((n, c) => n + (c.size ?? 0), 0);

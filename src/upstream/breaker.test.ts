@@ -89,3 +89,23 @@ test('a connect failure of a request begun before the upstream last answered onl
     breaker.stop();
   }
 });
+
+test("a process's first success is told to the others (one that opened while this one started never heard of it otherwise)", () => {
+  const told: string[] = [];
+  const breaker = new CircuitBreaker({
+    name: 'harbor',
+    threshold: 3,
+    probeIntervalMs: 60_000,
+    probe: async () => false,
+    logger: pino({ level: 'silent' }),
+    now: Date.now,
+  });
+  breaker.onLocal = (event) => told.push(event);
+  breaker.success();
+  breaker.success();
+  assert.deepEqual(told, ['success'], 'the first success only, then only after failures');
+  breaker.failure('answered 500');
+  breaker.success();
+  assert.deepEqual(told, ['success', 'failure', 'success']);
+  breaker.stop();
+});

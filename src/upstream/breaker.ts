@@ -27,6 +27,8 @@ export class CircuitBreaker {
   private lastError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Whether this process has told the others of a success yet: one that started after they opened never heard why. */
+  private toldSuccess = false;
   /** When the upstream last answered (here or, as told, in another serving worker). */
   private lastSuccessAt: number | undefined;
   /** Told of this process's own outcomes that change the count (the other serving workers count them too). */
@@ -51,7 +53,10 @@ export class CircuitBreaker {
 
   /** `remote`: another serving worker of this store saw it (counted alike; only the worker that saw it logs the change). */
   success(remote = false): void {
-    if (!remote && (this.failures > 0 || this.openedAt !== undefined)) this.onLocal?.('success', '', false, undefined);
+    if (!remote && (this.failures > 0 || this.openedAt !== undefined || !this.toldSuccess)) {
+      this.toldSuccess = true;
+      this.onLocal?.('success', '', false, undefined);
+    }
     this.lastSuccessAt = this.opts.now();
     this.failures = 0;
     if (this.openedAt !== undefined) this.close('a request succeeded', remote);

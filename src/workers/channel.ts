@@ -3,6 +3,9 @@ import type { UploadBound } from '../ports/upload-sessions.js';
 import type { WorkerClaim } from './fill-table.js';
 import { isToWorker, type Gathered, type SharedTopic, type ToPrimary } from './worker-protocol.js';
 
+/** Messages kept per topic for a handler not set yet (a worker starting amid an outage or a flood). */
+const EARLY_SHARED_MAX = 256;
+
 /** The process's IPC endpoint (process in a cluster worker; a fake in unit tests). */
 export interface IpcPort {
   send(message: unknown): unknown;
@@ -27,6 +30,8 @@ export class WorkerChannel {
   private adminWaiters: Array<() => void> = [];
   onReload: (() => void) | undefined;
   private readonly shared = new Map<SharedTopic, (data: unknown) => void>();
+  /** Shared before this worker's handler was set (it was still starting): delivered when it is. */
+  private readonly early = new Map<SharedTopic, unknown[]>();
 
   constructor(
     private readonly port: IpcPort,
@@ -101,6 +106,9 @@ export class WorkerChannel {
   /** What the other workers shared on `topic`. */
   onShared(topic: SharedTopic, handler: (data: unknown) => void): void {
     this.shared.set(topic, handler);
+    const early = this.early.get(topic) ?? [];
+    this.early.delete(topic);
+    for (const data of early) handler(data);
   }
 
   /** What this worker answers when the primary collects `what` from every worker. */
@@ -165,9 +173,17 @@ export class WorkerChannel {
       case 'reload':
         this.onReload?.();
         return;
-      case 'shared':
-        this.shared.get(msg.topic)?.(msg.data);
+      case 'shared': {
+        const handler = this.shared.get(msg.topic);
+        if (handler) handler(msg.data);
+        else {
+          // An outage another worker saw while this one started must still count here.
+          const early = this.early.get(msg.topic) ?? [];
+          if (early.length < EARLY_SHARED_MAX) early.push(msg.data);
+          this.early.set(msg.topic, early);
+        }
         return;
+      }
     }
   }
 

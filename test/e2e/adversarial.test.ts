@@ -2,6 +2,7 @@
  * @module e2e/adversarial.test — property-based requests (fast-check) against a real berth with private repositories: no hang, no 5xx for a
  * client's mistake, OCI envelopes, no cross-repository read, bounded memory. Replay a failure with the seed (and path) it prints.
  */
+/** @serial bounds the memory of the whole process tree. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

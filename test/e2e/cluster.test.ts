@@ -1,4 +1,5 @@
 /** @module e2e/cluster.test — three berth replicas on one real redis-server in front of the real registry: one WAN copy per site, peers, failures. */
+/** @serial a throttled link's bytes are counted while a replica is killed; needs the machine to itself. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';

@@ -71,10 +71,19 @@ test('eight clients pulling five images through a store that holds two: every pu
   const failures: string[] = [];
   let pulls = 0;
   try {
+    // At least 12 s of churn and at least five eviction passes (a loaded machine pulls slower), at most 90 s.
     const until = Date.now() + 12_000;
+    const cap = Date.now() + 90_000;
+    let passes = 0;
+    const counting = setInterval(() => {
+      void berth.logLines().then((lines) => {
+        passes = lines.filter((l) => l['msg'] === 'evicted least recently used content').length;
+      });
+    }, 500);
+    const churning = () => (Date.now() < until || passes < 5) && Date.now() < cap;
     await Promise.all(
       Array.from({ length: 8 }, async (_, client) => {
-        for (let n = 0; Date.now() < until; n++) {
+        for (let n = 0; churning(); n++) {
           const i = (client * 3 + n * 7) % images.length;
           const byDigest = (client + n) % 3 === 0;
           const img = images[i]!;
@@ -88,6 +97,7 @@ test('eight clients pulling five images through a store that holds two: every pu
         }
       }),
     );
+    clearInterval(counting);
     const lines = await berth.logLines();
     const cut = lines.filter((l) => l['msg'] === 'blob response cut short');
     const evictions = lines.filter((l) => l['msg'] === 'evicted least recently used content');

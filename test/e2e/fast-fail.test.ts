@@ -1,4 +1,5 @@
 /** @module e2e/fast-fail.test — a WAN link cut so connects time out: the first uncached pull waits out the connect timeout, the next ones hear 503 at once, cached tags still pull, and pulls work again once a probe finds the link back. */
+/** @serial compares how long a pull waits with the link cut. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

@@ -2,6 +2,7 @@
  * @module e2e/fleet-wan.test — the WAN budget: `ratelimit` measured at a relay on the link, a
  * node's pull going first during a warm-up, and `backgroundwindow` holding background work back.
  */
+/** @serial measures a rate limit at a relay on the link. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRegistry, type Registry } from '../fixtures/registry.js';

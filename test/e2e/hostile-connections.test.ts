@@ -1,4 +1,5 @@
 /** @module e2e/hostile-connections.test — silent and refused sockets give their connection slot back; Expect: 100-continue gets a refusal before any 100. */
+/** @serial counts sockets against header and idle timeouts. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';

@@ -1,4 +1,5 @@
 /** @module e2e/hostile-limits.test — connection bounds against slowloris clients, long slow downloads, and the admin API beside client auth. */
+/** @serial holds slow clients against connection bounds and timeouts. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';

@@ -1,4 +1,5 @@
 /** @module e2e/resilience.test — WAN outages, a flapping link, bounded disk, a full disk and crashes, against the real registry. */
+/** @serial outage and flapping-link timings. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,4 +1,5 @@
 /** @module e2e/soak.test — the short soak: 90 s of mixed traffic, outages and restarts against real parts, with no failed pull. */
+/** @serial 90 s of mixed traffic with outages timed against each other. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULTS, defaultCycleMs, runSoak } from '../../soak/harness.js';

@@ -1,4 +1,5 @@
 /** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` loads no other command's code; times printed. */
+/** @serial prints start-up times, which another file's load would skew. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';

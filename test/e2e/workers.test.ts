@@ -1,4 +1,5 @@
 /** @module e2e/workers.test — berth with http.workers: 2 in front of the real registry: one upstream copy across workers, a killed worker's fills taken over, metrics of the whole group, SIGTERM drains, TLS sessions shared. */
+/** @serial a throttled link's bytes are counted while a worker is killed; needs the machine to itself. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
