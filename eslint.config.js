@@ -27,9 +27,9 @@ const LAYERS = {
 };
 const FOLDERS = [...Object.keys(LAYERS), 'assembly', 'cli'];
 
-/** The import rule for code in `folder`, which may also import `extra` (the exceptions below). */
-function layerRule(folder, extra = []) {
-  const allowed = new Set([folder, ...LAYERS[folder], ...extra]);
+/** The import rule for code in `folder`. */
+function layerRule(folder) {
+  const allowed = new Set([folder, ...LAYERS[folder]]);
   const forbidden = FOLDERS.filter((f) => !allowed.has(f));
   return {
     'no-restricted-imports': [
@@ -46,12 +46,6 @@ function layerRule(folder, extra = []) {
     ],
   };
 }
-
-/** Files allowed one import against the layers until the work named beside each is done. */
-const EXCEPTIONS = [
-  // ports/target carries the upstream's config and client types (type-only) until ports owns an upstream client interface.
-  { files: ['src/ports/target.ts'], folder: 'ports', extra: ['config', 'upstream'] },
-];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'ui/dist/**', 'test/fixtures/store-*/**', '.tools/**'] },
@@ -89,7 +83,6 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false, allowForKnownSafeCalls: NODE_TEST }] },
   },
   ...Object.keys(LAYERS).map((folder) => ({ files: [`src/${folder}/**/*.ts`], ignores: ['**/*.test.ts'], rules: layerRule(folder) })),
-  ...EXCEPTIONS.map(({ files, folder, extra }) => ({ files, rules: layerRule(folder, extra) })),
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 import type { AdminHandler } from '../http/admin.js';
 import type { Operations } from './operations.js';
 import { SiteAgent } from '../fleet/site-agent.js';

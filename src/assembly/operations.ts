@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { ImageCatalog } from '../cache/images.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 import { WarmJobs } from '../cache/warm-up.js';
 import { createAdminHandler, type AdminDeps, type AdminHandler } from '../http/admin.js';
 import type { AdminAccess } from '../http/admin-guard.js';

@@ -3,7 +3,7 @@ import type { AccessControl } from '../auth/access.js';
 import type { FillRouter } from '../ports/fills.js';
 import type { ManifestSite } from '../ports/manifest-site.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream, Target } from '../upstream/target.js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { AdminHandler } from '../http/admin.js';
 import type { ServerDeps } from '../http/server.js';
@@ -26,7 +26,7 @@ export interface WriteState {
   readonly heldTags: HeldTags;
   readonly owner: string;
   readonly leaseMs?: number;
-  readonly site?: PushSite;
+  readonly site?: PushSite<Target>;
 }
 
 /** One of a site's replicas: shared holder records, uploads, queue and tags, peers as a byte source. */

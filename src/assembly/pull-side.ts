@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { evictionLimits } from '../cache/eviction.js';
 import { RegistryCache } from '../cache/registry.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 import type { BerthConfig } from '../config/types.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import type { BlobIndex } from '../ports/blob-index.js';

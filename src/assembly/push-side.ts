@@ -11,7 +11,7 @@ import { PushService } from '../push/push-policy.js';
 import type { PushSite } from '../ports/push-site.js';
 import type { RegistryCache } from '../cache/registry.js';
 import { Replicator, ReplicationWorker } from '../push/replication.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream, Target } from '../upstream/target.js';
 import { UploadManager } from '../push/uploads.js';
 import type { UploadBound } from '../ports/upload-sessions.js';
 
@@ -33,7 +33,7 @@ export interface PushSideDeps {
   /** How long a claim holds unless renewed (default: replication's JOB_LEASE_MS). */
   readonly leaseMs?: number;
   /** One of a site's replicas: second copies of pushes, content other replicas took. */
-  readonly site?: PushSite;
+  readonly site?: PushSite<Target>;
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;

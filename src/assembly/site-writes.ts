@@ -1,4 +1,5 @@
 /** @module assembly/site-writes — a replica's write side in a site: the site's queue and held tags (local while Redis is away), second copies of pushes, and taking copies for others. */
+import type { Target } from '../upstream/target.js';
 import type { Logger } from 'pino';
 import type { SiteCache } from '../ports/push-site.js';
 import type { BlobIndex } from '../ports/blob-index.js';
@@ -19,8 +20,8 @@ const MOVE_EVERY_MS = 5_000;
 export interface SiteWriteSide {
   readonly queue: SiteQueue;
   readonly heldTags: SiteHeldTags;
-  readonly pushSite: ReplicaPushSite;
-  readonly copier: PeerCopier;
+  readonly pushSite: ReplicaPushSite<Target>;
+  readonly copier: PeerCopier<Target>;
   /** Who this replica claims jobs as: its advertise URL. */
   readonly owner: string;
   readonly leaseMs: number;
@@ -29,7 +30,7 @@ export interface SiteWriteSide {
    * moving jobs queued here while Redis was away into the site's queue: one mover per store (the
    * lead worker), so two workers never move the same job twice.
    */
-  attach(cache: SiteCache, moveLocal: boolean): void;
+  attach(cache: SiteCache<Target>, moveLocal: boolean): void;
   close(): void;
 }
 
@@ -42,8 +43,8 @@ export function openSiteWriteSide(
   const queue = new SiteQueue(new RedisReplicationQueue(replica.redis, deps.site, now), local.queue, log);
   const heldTags = new SiteHeldTags(new RedisHeldTags(replica.redis, deps.site, now), local.heldTags, log);
   const live = () => replica.live();
-  const pushSite = new ReplicaPushSite({ site: replica.site, peers: replica.peers, manifests: replica.manifests, blobs, live, logger: log });
-  const copier = new PeerCopier({ blobs, index, repos, peers: replica.peers, live, site: replica.site, logger: log });
+  const pushSite = new ReplicaPushSite<Target>({ site: replica.site, peers: replica.peers, manifests: replica.manifests, blobs, live, logger: log });
+  const copier = new PeerCopier<Target>({ blobs, index, repos, peers: replica.peers, live, site: replica.site, logger: log });
   let timer: NodeJS.Timeout | undefined;
   return {
     queue,

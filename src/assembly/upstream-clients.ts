@@ -1,6 +1,6 @@
 /** @module assembly/upstream-clients — one registry client per configured upstream, each behind its WAN budget, and their start-up checks. */
 import type { Logger } from 'pino';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 import type { BerthConfig, UpstreamConfig } from '../config/types.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { budgetFor, type ByteBudget, type WanBudget, type WorkPriority } from '../upstream/budget.js';

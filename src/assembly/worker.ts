@@ -1,6 +1,6 @@
 /** @module assembly/worker — a serving worker (http.workers): the shared assembly plus what the group shares through the primary: budget, fills, tag checks, figures, admin API, breaker and login counts. */
 import type { AccessControl } from '../auth/access.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 import type { BerthConfig } from '../config/types.js';
 import { readInUse } from '../storage/in-use.js';
 import { forwardingAdmin, listenPrivately } from './admin-forward.js';

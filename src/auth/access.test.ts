@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { pino } from 'pino';
 import type { BerthConfig, UpstreamConfig } from '../config/types.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 import { OciError } from '../oci/errors.js';
 import { AccessControl, parseBasic } from './access.js';
 import { Htpasswd, dummyHash } from './htpasswd.js';

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { type OciError } from '../oci/errors.js';
 import { accessDenied, unauthorized } from '../oci/error-catalogue.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 import { PassthroughChecker, type Probe } from '../upstream/passthrough.js';
 import type { Credentials } from '../upstream/tokens.js';
 import { Htpasswd } from './htpasswd.js';

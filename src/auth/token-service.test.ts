@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { pino } from 'pino';
 import type { BerthConfig, UpstreamConfig } from '../config/types.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 import { OciError } from '../oci/errors.js';
 import { AccessControl } from './access.js';
 import { TokenService, covers, parseScopes } from './token-service.js';

@@ -10,7 +10,7 @@ import type { RegistryClient } from '../upstream/client.js';
 import type { StoredBlob } from '../storage/leases.js';
 import { BlobCache, type BlobHandle } from './blob-cache.js';
 import { Evictor } from './eviction.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { testStore } from './cache-testkit.js';
 
 const logger = pino({ level: 'silent' });

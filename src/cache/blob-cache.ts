@@ -13,7 +13,8 @@ import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index
 import { getBlob, headBlob } from '../upstream/registry-api.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
-import type { Outcome, Target } from '../ports/target.js';
+import type { Outcome } from '../ports/request-observer.js';
+import type { Target } from '../upstream/target.js';
 import { LocalFills } from './local-fills.js';
 import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './cache-observer.js';
 

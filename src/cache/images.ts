@@ -9,7 +9,7 @@ import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 
 /** One cached image as the admin API lists it. */
 export interface ImageInfo {

@@ -9,7 +9,7 @@ import { MAX_MANIFEST_BYTES, type OciError } from '../oci/errors.js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
 import { ManifestCache } from './manifests.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { testStore } from './cache-testkit.js';
 
 const removers: Array<() => Promise<void>> = [];

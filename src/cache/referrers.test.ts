@@ -10,7 +10,7 @@ import { OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { RegistryClient } from '../upstream/client.js';
 import { REFERRERS_PAGE_BYTES, REFERRERS_PAGE_COUNT, listReferrers, referrerAnnotations, type ReferrersDeps, type ReferrersRequest } from './referrers.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { testStore } from './cache-testkit.js';
 
 const removers: Array<() => Promise<void>> = [];

@@ -7,7 +7,7 @@ import { MAX_ANNOTATION_BYTES, parseManifest, type Descriptor, type ParsedManife
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import { isNotFound, type BlobStore } from '../storage/blob-files.js';
 import type { ManifestRecords, NewManifest, ReferrerRecord } from '../ports/repository-index.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { getReferrers } from '../upstream/registry-api.js';
 
 /** Most descriptors on one page, the ceiling tags and catalog pages have too. */

@@ -1,7 +1,7 @@
 /** @module cache/routing — choosing the upstream a request is for (ns, Host, path prefix, default). */
 import { nameUnknown } from '../oci/error-catalogue.js';
 import { assertRepositoryName } from '../oci/reference.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 
 const DOCKER_HUB_ALIASES = ['docker.io', 'registry-1.docker.io', 'index.docker.io'];
 

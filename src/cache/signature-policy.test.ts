@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { OCI_MANIFEST } from '../oci/mediatypes.js';
 import { OciError } from '../oci/errors.js';
 import type { VerifyRule } from '../config/verify.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { RegistryCache } from './registry.js';
 import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING, signatureTag } from './cosign.js';
 import { testStore, type Stored } from './cache-testkit.js';

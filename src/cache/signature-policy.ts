@@ -9,7 +9,7 @@ import { signatureDenied } from '../oci/error-catalogue.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
 import { repositoryPattern } from '../oci/repository-glob.js';
 import type { ManifestGraph, ManifestRecords } from '../ports/repository-index.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { getReferrers } from '../upstream/registry-api.js';
 import type { BlobHandle } from './blob-cache.js';
 import type { CacheObserver } from './cache-observer.js';

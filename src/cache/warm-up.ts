@@ -11,7 +11,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { TagIndex } from '../ports/repository-index.js';
 import { parseReference, type ImageCatalog } from './images.js';
 import type { RegistryCache } from './registry.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import type { WorkPriority } from '../upstream/budget.js';
 
 export type WarmPlatforms = readonly Platform[] | 'all';

@@ -9,7 +9,7 @@ import { parseManifest, MAX_MANIFEST_SIZE, type Descriptor } from '../oci/manife
 import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
 import { OciError } from '../oci/errors.js';
 import { parseDigest } from '../oci/digest.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 import { BlobStore } from '../storage/blob-files.js';
 import { readInUse } from '../storage/in-use.js';
 import { openLocalIndex, type IndexPorts } from '../storage/local.js';

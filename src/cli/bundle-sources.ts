@@ -9,7 +9,7 @@ import type { ImageReference } from '../oci/image-ref.js';
 import { parseManifest, type Descriptor, MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import type { ManifestReference } from '../oci/reference.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 import { BlobStore } from '../storage/blob-files.js';
 import { StoreLayout } from '../storage/layout.js';
 import { openLocalIndex } from '../storage/local.js';

@@ -1,7 +1,7 @@
 /** @module cluster/peer-copy — a second copy of a write-behind push on another replica before the push is acknowledged: asking for it, and taking it. */
 import type { Logger } from 'pino';
 import type { SiteCache } from '../ports/push-site.js';
-import type { Target } from '../ports/target.js';
+import type { RepositoryTarget } from '../ports/repository-target.js';
 import type { CopyRequest, PeerCopy } from '../ports/peers.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { manifestInvalid, peerDigestMismatch, replicaNotLive, unavailable } from '../oci/error-catalogue.js';
@@ -25,10 +25,10 @@ export interface PeerCopyDeps {
 }
 
 /** The taking side: pulls each item from `from` through the peer endpoint, verifies its digest, and stores it (fsync'd) before answering. */
-export class PeerCopier implements PeerCopy {
+export class PeerCopier<T extends RepositoryTarget> implements PeerCopy<T> {
   constructor(private readonly deps: PeerCopyDeps) {}
 
-  async take(target: Target, req: CopyRequest): Promise<{ copied: number; present: number }> {
+  async take(target: T, req: CopyRequest): Promise<{ copied: number; present: number }> {
     // Only a live replica of this site is read from (the request carries the secret there); the
     // heartbeat view may lag a replica that just joined, so Redis is asked before refusing.
     const { live, site } = this.deps;
@@ -43,7 +43,7 @@ export class PeerCopier implements PeerCopy {
   }
 
   /** True when the bytes came over; false when they were here already. */
-  private async blob(target: Target, from: string, digest: string): Promise<boolean> {
+  private async blob(target: RepositoryTarget, from: string, digest: string): Promise<boolean> {
     const { blobs, index, repos, peers } = this.deps;
     const release = await blobs.hold(digest);
     try {
@@ -68,7 +68,7 @@ export class PeerCopier implements PeerCopy {
     }
   }
 
-  private async manifest(target: Target, from: string, digest: string, mediaType: string): Promise<boolean> {
+  private async manifest(target: T, from: string, digest: string, mediaType: string): Promise<boolean> {
     const { blobs, repos, peers } = this.deps;
     if ((await repos.manifest(target.key, target.repository, digest)) && (await blobs.size(digest)) !== undefined) return false;
     const { body } = await peers.open(from, target.key, target.repository, digest, 0, 'held');
@@ -89,12 +89,12 @@ export class PeerCopier implements PeerCopy {
     return true;
   }
 
-  private cacheRef: SiteCache | undefined;
+  private cacheRef: SiteCache<T> | undefined;
   /** The cache records manifests the way every other path does; it is built after this. */
-  attach(cache: SiteCache): void {
+  attach(cache: SiteCache<T>): void {
     this.cacheRef = cache;
   }
-  private cache(): SiteCache {
+  private cache(): SiteCache<T> {
     if (!this.cacheRef) throw unavailable('this replica is starting');
     return this.cacheRef;
   }

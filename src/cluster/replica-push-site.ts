@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { ManifestSite } from '../ports/manifest-site.js';
 import type { PushSite, SiteCache } from '../ports/push-site.js';
-import type { Target } from '../ports/target.js';
+import type { RepositoryTarget } from '../ports/repository-target.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { unavailable } from '../oci/error-catalogue.js';
 import { parseManifest } from '../oci/manifest.js';
@@ -23,12 +23,12 @@ export interface PushSiteDeps {
 }
 
 /** The site side of pushes; `attach` hands it the cache once that is built (fills and manifests go through it). */
-export class ReplicaPushSite implements PushSite {
-  private cache: SiteCache | undefined;
+export class ReplicaPushSite<T extends RepositoryTarget> implements PushSite<T> {
+  private cache: SiteCache<T> | undefined;
 
   constructor(private readonly deps: PushSiteDeps) {}
 
-  attach(cache: SiteCache): void {
+  attach(cache: SiteCache<T>): void {
     this.cache = cache;
   }
 
@@ -40,7 +40,7 @@ export class ReplicaPushSite implements PushSite {
   }
 
   /** Tried in rendezvous order over the other live replicas: the first that stores everything is the second holder. */
-  async secondCopy(target: Target, blobs: readonly string[], manifests: ReadonlyArray<{ digest: string; mediaType: string }>): Promise<void> {
+  async secondCopy(target: T, blobs: readonly string[], manifests: ReadonlyArray<{ digest: string; mediaType: string }>): Promise<void> {
     const { peers, logger, site } = this.deps;
     const key = manifests.at(-1)?.digest ?? '';
     const req: CopyRequest = { upstream: target.key, repository: target.repository, from: site.self, blobs, manifests };
@@ -62,7 +62,7 @@ export class ReplicaPushSite implements PushSite {
   }
 
   /** Filled through the cache (holders first, verified, stored here), never from the upstream: only when a live replica holds it. */
-  async gatherBlob(target: Target, digest: string): Promise<boolean> {
+  async gatherBlob(target: T, digest: string): Promise<boolean> {
     const live = this.deps.live();
     if (!live || !this.cache || !target.upstream) return false;
     try {
@@ -81,7 +81,7 @@ export class ReplicaPushSite implements PushSite {
     }
   }
 
-  async gatherManifest(target: Target, digest: string): Promise<boolean> {
+  async gatherManifest(target: T, digest: string): Promise<boolean> {
     if (!this.deps.live() || !this.cache) return false;
     try {
       const body = await this.deps.manifests.fetch(target, digest);

@@ -5,7 +5,7 @@ import { electFiller, SiteFills } from './site-fills.js';
 import { pino } from 'pino';
 import { LocalSite, LocalSiteBackend } from './local-site.js';
 import { PeerError, type PeerClient } from './peer-client.js';
-import type { Target } from '../ports/target.js';
+import type { RepositoryTarget } from '../ports/repository-target.js';
 
 const digests = Array.from({ length: 600 }, (_, i) => `sha256:${i.toString(16).padStart(64, '0')}`);
 
@@ -27,7 +27,7 @@ test('each live replica is elected for about a third of the digests; without one
 });
 
 const D = `sha256:${'b'.repeat(64)}`;
-const target = { key: 'u', repository: 'r', upstream: undefined } as unknown as Target;
+const target = { key: 'u', repository: 'r', upstream: undefined } as unknown as RepositoryTarget;
 
 /** A router for replica `self`, peers answering from `serving` (url -> bytes, or an error). */
 function router(self: string, backend: LocalSiteBackend, serving: Record<string, string | Error>, live: string[]) {

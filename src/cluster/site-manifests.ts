@@ -1,6 +1,6 @@
 /** @module cluster/site-manifests — the site's tag records and its replicas' manifests, for the manifest cache. */
 import type { ManifestSite } from '../ports/manifest-site.js';
-import type { Target } from '../ports/target.js';
+import type { RepositoryTarget } from '../ports/repository-target.js';
 import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import type { BlobHolders, TagRecords } from '../ports/site.js';
 import type { PeerClient } from './peer-client.js';
@@ -11,12 +11,12 @@ const TAG_CHECK_MS = 5_000;
 export function siteManifests(site: TagRecords & BlobHolders, peers: PeerClient, live: () => ReadonlySet<string> | undefined): ManifestSite {
   const alone = () => live() === undefined;
   return {
-    tag: async (t: Target, tag: string) => (alone() ? undefined : site.tag(t.key, t.repository, tag)),
-    publish: async (t: Target, tag: string, digest: string, checkedAt: number) => {
+    tag: async (t: RepositoryTarget, tag: string) => (alone() ? undefined : site.tag(t.key, t.repository, tag)),
+    publish: async (t: RepositoryTarget, tag: string, digest: string, checkedAt: number) => {
       if (!alone()) await site.putTag(t.key, t.repository, tag, { digest, checkedAt });
     },
-    claimCheck: async (t: Target, tag: string) => alone() || site.claimTagCheck(t.key, t.repository, tag, TAG_CHECK_MS),
-    fetch: async (t: Target, digest: string) => {
+    claimCheck: async (t: RepositoryTarget, tag: string) => alone() || site.claimTagCheck(t.key, t.repository, tag, TAG_CHECK_MS),
+    fetch: async (t: RepositoryTarget, digest: string) => {
       const members = live();
       if (!members) return undefined;
       for (const h of (await site.holders(digest)).filter((h) => h !== site.self && members.has(h))) {

@@ -2,7 +2,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { duration, flag, httpUrl, ignored, pathText, text, upstreamName } from './fields.js';
-import type { ClusterConfig } from './types.js';
 import { formatDuration } from './units.js';
 
 /** Every Redis call gives up after this long by default: Redis helps, it never holds a request up. */
@@ -67,6 +66,29 @@ export const clusterSchema = z
 type RedisDoc = z.output<typeof redisSchema>;
 type ClusterDoc = z.output<typeof clusterSchema>;
 type Where = (path: readonly (string | number)[], p: string) => string;
+
+/** `cluster:` and `redis:`, files read, addresses parsed, timeouts in ms. */
+export interface ClusterConfig {
+  readonly advertise: string;
+  readonly secret: string;
+  readonly name: string;
+  readonly redis: {
+    /** `redis.addr` or `redis.addrs`. */
+    readonly addrs: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+    readonly mastername?: string;
+    readonly username?: string;
+    readonly password?: string;
+    readonly sentinelUsername?: string;
+    readonly sentinelPassword?: string;
+    readonly db: number;
+    /** `redis.dialtimeout`. */
+    readonly connectMs: number;
+    /** `redis.readtimeout` (or `writetimeout`). */
+    readonly commandMs: number;
+    /** `redis.tls`, PEM texts read; `ca` joins the `clientcas` files. */
+    readonly tls?: { readonly certificate?: string; readonly key?: string; readonly ca?: string; readonly insecure: boolean };
+  };
+}
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 

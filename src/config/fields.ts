@@ -57,7 +57,7 @@ export function show(value: unknown): string {
  * are accepted too, for documents built in code. `parse` throws an Error whose message names
  * the value and what is allowed.
  */
-function scalar<T>(valueType: string, parse: (v: string | number | boolean) => T) {
+export function scalar<T>(valueType: string, parse: (v: string | number | boolean) => T) {
   return valueOf(
     valueType,
     z.unknown().transform((v, ctx): T => {

@@ -62,6 +62,10 @@ test('ratelimit and backgroundwindow on proxy and upstreams', () => {
       'upstreams[0].backgroundwindow: invalid window "5-6"; allowed: a daily window HH:MM-HH:MM in local time, e.g. 01:00-05:00 (it may cross midnight: 22:00-06:00)',
     ],
   );
+  assert.deepEqual(
+    problemsOf(() => load('proxy:\n  remoteurl: https://h\n  ratelimit: [4MB/s]\n  backgroundwindow: {a: 1}\n')),
+    ['proxy.ratelimit: invalid value: a list; allowed: a single value', 'proxy.backgroundwindow: invalid value: a mapping; allowed: a single value'],
+  );
   assert.equal(parseRate('500KiB/s'), 512_000);
   assert.equal(parseRate('1 MB/sec'), 1_000_000);
   assert.throws(() => parseRate('4MB'));

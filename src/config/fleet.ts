@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { duration, httpUrl, pathText, show, text, valueOf } from './fields.js';
+import { duration, httpUrl, pathText, scalar, show, text } from './fields.js';
 import { formatDuration } from './units.js';
 import { SIZE_ALLOWED, parseSize } from './units.js';
 import type { Tree } from './yaml.js';
@@ -42,27 +42,12 @@ export function parseWindow(input: string): DailyWindow {
   return { startMin: mins[0]!, endMin: mins[1]!, text: input.trim() };
 }
 
-/** Scalar builders in the style of config/fields (a value's own text is parsed). */
+/** A scalar read from its text; a boolean is not one of these values. */
 function scalarOf<T>(valueType: string, parse: (v: string) => T) {
-  return valueOf(
-    valueType,
-    z.unknown().transform((v, ctx): T => {
-      if (v === undefined) {
-        ctx.issues.push({ code: 'custom', message: 'required key is missing', input: v });
-        return z.NEVER;
-      }
-      if (typeof v !== 'string' && typeof v !== 'number') {
-        ctx.issues.push({ code: 'custom', message: `invalid value: ${show(v)}; allowed: a single value`, input: v });
-        return z.NEVER;
-      }
-      try {
-        return parse(String(v));
-      } catch (err) {
-        ctx.issues.push({ code: 'custom', message: (err as Error).message, input: v });
-        return z.NEVER;
-      }
-    }),
-  );
+  return scalar(valueType, (v) => {
+    if (typeof v === 'boolean') throw new Error(`invalid value: ${show(v)}; allowed: a single value`);
+    return parse(String(v));
+  });
 }
 
 export const rate = () => scalarOf('rate', parseRate);

@@ -6,9 +6,13 @@
 
 import type { z } from 'zod';
 import type { ListenAddr } from './fields.js';
+import type { ClusterConfig } from './cluster.js';
 import type { HubConfig, SiteConfig } from './fleet.js';
 import type { VerifyRule } from './verify.js';
 import type { accessRuleSchema, BerthDocument, upstreamEntrySchema } from './schema.js';
+
+/** Declared beside the `cluster:` section's checks; named here with the rest of the configuration's types. */
+export type { ClusterConfig };
 
 /** Deeply read-only: the loaded configuration is frozen. */
 type Frozen<T> = T extends readonly (infer E)[] ? readonly Frozen<E>[] : T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
@@ -119,29 +123,6 @@ export interface BerthConfig {
   readonly site?: SiteConfig;
   /** `cluster:` with `redis:`; absent: a replica alone. */
   readonly cluster?: ClusterConfig;
-}
-
-/** `cluster:` and `redis:`, files read, addresses parsed, timeouts in ms. */
-export interface ClusterConfig {
-  readonly advertise: string;
-  readonly secret: string;
-  readonly name: string;
-  readonly redis: {
-    /** `redis.addr` or `redis.addrs`. */
-    readonly addrs: ReadonlyArray<{ readonly host: string; readonly port: number }>;
-    readonly mastername?: string;
-    readonly username?: string;
-    readonly password?: string;
-    readonly sentinelUsername?: string;
-    readonly sentinelPassword?: string;
-    readonly db: number;
-    /** `redis.dialtimeout`. */
-    readonly connectMs: number;
-    /** `redis.readtimeout` (or `writetimeout`). */
-    readonly commandMs: number;
-    /** `redis.tls`, PEM texts read; `ca` joins the `clientcas` files. */
-    readonly tls?: { readonly certificate?: string; readonly key?: string; readonly ca?: string; readonly insecure: boolean };
-  };
 }
 
 /** `warm:`, `interval` in ms. */

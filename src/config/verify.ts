@@ -4,7 +4,6 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { flag, oneOf, pathText, text } from './fields.js';
-import { formatPath } from './walk.js';
 
 export const VERIFY_MODES = ['enforce', 'warn', 'off'] as const;
 export type VerifyMode = (typeof VERIFY_MODES)[number];
@@ -53,6 +52,11 @@ export interface VerifyRule {
   readonly repositories: readonly string[];
   readonly mode: VerifyMode;
   readonly keys: readonly VerifyKey[];
+}
+
+/** `verify[0].cosign.keys[1]`, as config/walk writes key paths (not imported: walk reads the schema, which imports this). */
+function formatPath(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
 type Where = (path: readonly (string | number)[], p: string) => string;

@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ImageCatalog } from '../cache/images.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 import type { WarmJobs, WarmPlatforms } from '../cache/warm-up.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import { DEFAULT_PLATFORMS, parsePlatform } from '../oci/platform.js';

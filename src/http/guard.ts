@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { AccessControl } from '../auth/access.js';
 import type { Action } from '../auth/rules.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { probes, type Probe } from '../upstream/passthrough.js';
 import type { Route } from './routes.js';
 

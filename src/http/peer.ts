@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type { PeerMode } from '../ports/fills.js';
 import type { RegistryCache } from '../cache/registry.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream, Target } from '../upstream/target.js';
 import { parseDigest } from '../oci/digest.js';
 import { badRequest, bodyTooLarge, methodNotAllowed, nameUnknown, rangeNotSatisfiable, unauthorized, unsupported } from '../oci/error-catalogue.js';
 import { assertRepositoryName } from '../oci/reference.js';
@@ -18,7 +18,7 @@ export interface PeerDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   /** Takes copies of write-behind pushes from the replica that took them. */
-  readonly copier?: PeerCopy;
+  readonly copier?: PeerCopy<Target>;
 }
 
 /** A copy request lists digests only: far below this. */

@@ -7,7 +7,7 @@ import { MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import type { PushService } from '../push/push-policy.js';
 import { writeMode } from '../push/push-policy.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 import type { Reader } from '../push/push-visibility.js';
 import { rangeHeader, type ChunkRange, type UploadSession } from '../push/uploads.js';
 import { getBlob, type PullContext } from './pull.js';

@@ -5,7 +5,7 @@ import type { AccessControl } from '../auth/access.js';
 import { parseScopes } from '../auth/token-service.js';
 import { unauthorized } from '../oci/error-catalogue.js';
 import type { OciError } from '../oci/errors.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { sendJson } from './respond.js';
 
 export const TOKEN_PATH = '/auth/token';

@@ -47,6 +47,29 @@ test('containerd --no-fallback and --ca: a closed server, and the CA copied besi
   assert.equal(files.get('/etc/containerd/certs.d/harbor.xing.com/berth-ca.crt')!.copyOf, '/tmp/ca.pem');
 });
 
+test('--ca: each runtime gets one copy of the CA where it reads it, with what it is for; none without --ca', () => {
+  const ca = { pem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', source: '/tmp/ca.pem' };
+  const input = {
+    mirror: 'https://berth.site.example:5443',
+    registries: [{ name: 'harbor.xing.com' }],
+    kinds: ['containerd', 'docker', 'registries'] as const,
+  };
+  const copies = generateNodeConfig({ ...input, ca }).filter((f) => f.copyOf !== undefined);
+  assert.deepEqual(
+    copies.map((f) => [f.kind, f.path, f.action, f.content, f.copyOf]),
+    [
+      ['containerd', '/etc/containerd/certs.d/harbor.xing.com/berth-ca.crt', 'replace', ca.pem, ca.source],
+      ['docker', '/etc/docker/certs.d/berth.site.example:5443/ca.crt', 'replace', ca.pem, ca.source],
+      ['registries', '/etc/containers/certs.d/berth.site.example:5443/ca.crt', 'replace', ca.pem, ca.source],
+    ],
+  );
+  for (const f of copies) assert.match(f.about, /trust the CA of berth's certificate/);
+  assert.equal(
+    generateNodeConfig(input).some((f) => f.path.endsWith('.crt')),
+    false,
+  );
+});
+
 test('docker: registry-mirrors only for Docker Hub, insecure-registries for plain HTTP, a note for other registries', () => {
   const [hub] = generateNodeConfig({
     mirror: 'http://10.0.0.5:5000',

@@ -125,18 +125,10 @@ function containerdFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
     ];
     // Relative to the hosts.toml's own directory, so the pair works wherever certs.d is.
     if (input.ca) lines.push(`  ca = ${q(CA_FILE)}`);
-    const files: NodeFile[] = [{ kind: 'containerd', path: `${dir}/hosts.toml`, about, action: 'replace', content: `${lines.join('\n')}\n` }];
-    if (input.ca) {
-      files.push({
-        kind: 'containerd',
-        path: caPath,
-        about: `containerd: trust the CA of berth's certificate for ${r.name}`,
-        action: 'replace',
-        content: input.ca.pem,
-        copyOf: input.ca.source,
-      });
-    }
-    return files;
+    return [
+      { kind: 'containerd', path: `${dir}/hosts.toml`, about, action: 'replace', content: `${lines.join('\n')}\n` },
+      ...caFiles(input, 'containerd', caPath, `containerd: trust the CA of berth's certificate for ${r.name}`),
+    ];
   });
 }
 
@@ -166,17 +158,15 @@ function dockerFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
       content: `${JSON.stringify(additions, null, 2)}\n`,
     },
   ];
-  if (input.ca) {
-    files.push({
-      kind: 'docker',
-      path: `/etc/docker/certs.d/${mirror.hostPort}/ca.crt`,
-      action: 'replace',
-      content: input.ca.pem,
-      copyOf: input.ca.source,
-      about: `Docker: trust the CA of berth's certificate when talking to ${mirror.hostPort}`,
-    });
-  }
-  return files;
+  return [
+    ...files,
+    ...caFiles(
+      input,
+      'docker',
+      `/etc/docker/certs.d/${mirror.hostPort}/ca.crt`,
+      `Docker: trust the CA of berth's certificate when talking to ${mirror.hostPort}`,
+    ),
+  ];
 }
 
 function registriesFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
@@ -196,17 +186,20 @@ function registriesFiles(input: NodeConfigInput, mirror: Mirror): NodeFile[] {
   const files: NodeFile[] = [
     { kind: 'registries', path: '/etc/containers/registries.conf.d/50-berth.conf', about, action: 'replace', content: `${lines.join('\n')}\n` },
   ];
-  if (input.ca) {
-    files.push({
-      kind: 'registries',
-      path: `/etc/containers/certs.d/${mirror.hostPort}/ca.crt`,
-      action: 'replace',
-      content: input.ca.pem,
-      copyOf: input.ca.source,
-      about: `CRI-O and podman: trust the CA of berth's certificate for ${mirror.hostPort}`,
-    });
-  }
-  return files;
+  return [
+    ...files,
+    ...caFiles(
+      input,
+      'registries',
+      `/etc/containers/certs.d/${mirror.hostPort}/ca.crt`,
+      `CRI-O and podman: trust the CA of berth's certificate for ${mirror.hostPort}`,
+    ),
+  ];
+}
+
+/** The copy of berth's CA a runtime reads at `path`; none without --ca. */
+function caFiles(input: NodeConfigInput, kind: NodeConfigKind, path: string, about: string): NodeFile[] {
+  return input.ca ? [{ kind, path, about, action: 'replace', content: input.ca.pem, copyOf: input.ca.source }] : [];
 }
 
 /**

@@ -1,7 +1,7 @@
 /** @module ops/telemetry — Prometheus metrics (own registry) and the admin API's stats, fed by the observers. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheObserver } from '../cache/cache-observer.js';
-import type { Outcome } from '../ports/target.js';
+import type { Outcome } from '../ports/request-observer.js';
 import type { RequestObserver, RequestRecord } from '../ports/request-observer.js';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { StatsHistory, type HistoryTotals } from './history.js';

@@ -1,5 +1,5 @@
 /** @module ports/fills — the ports for fills: one filler per digest (everyone else follows it), and where a fill's bytes come from on a site. */
-import type { Target } from './target.js';
+import type { RepositoryTarget } from './repository-target.js';
 
 /** A claim on one digest: the winner fills, every other claimant follows `fill`. */
 export type FillClaim<F> = { readonly role: 'filler'; readonly fill: F } | { readonly role: 'follower'; readonly fill: F };
@@ -26,7 +26,7 @@ export type PeerMode = 'held' | 'fill';
 export interface FillRouter {
   /** The body from byte `offset` on; calls `upstream` when this replica should fetch it itself. */
   open(req: {
-    readonly target: Target;
+    readonly target: RepositoryTarget;
     readonly digest: string;
     readonly offset: number;
     /** The fill serves another replica's request: it must not be forwarded again. */

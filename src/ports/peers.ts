@@ -1,5 +1,5 @@
 /** @module ports/peers — what the replicas of a site say to each other over HTTP: the peer paths, and the copy of a write-behind push. */
-import type { Target } from './target.js';
+import type { RepositoryTarget } from './repository-target.js';
 
 /** GET <PEER_PATH><digest>: a blob another replica stores or fills now (cluster/peer-client). */
 export const PEER_PATH = '/_berth/peer/blobs/';
@@ -18,6 +18,6 @@ export interface CopyRequest {
 }
 
 /** Takes the copy a `CopyRequest` asks for, reading from the replica that sent it (cluster/peer-copy). */
-export interface PeerCopy {
-  take(target: Target, req: CopyRequest): Promise<{ copied: number; present: number }>;
+export interface PeerCopy<T extends RepositoryTarget> {
+  take(target: T, req: CopyRequest): Promise<{ copied: number; present: number }>;
 }

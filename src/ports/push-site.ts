@@ -1,20 +1,20 @@
 /** @module ports/push-site — the ports between a write and the other replicas of its site, and the cache those replicas fill through. */
 import type { ParsedManifest } from '../oci/manifest.js';
-import type { Target } from './target.js';
+import type { RepositoryTarget } from './repository-target.js';
 import type { PeerMode } from './fills.js';
 
 /** What a write to one replica of a site may ask of the others; every method is a no-op for a replica alone. */
-export interface PushSite {
+export interface PushSite<T extends RepositoryTarget> {
   /**
    * Before a write-behind push is acknowledged: another live replica holds every blob and
    * manifest this replica stores for it (listed here), so the push survives this replica's loss.
    * Rejects (UNAVAILABLE) when other replicas are live and none could take the copy.
    */
-  secondCopy(target: Target, blobs: readonly string[], manifests: ReadonlyArray<{ digest: string; mediaType: string }>): Promise<void>;
+  secondCopy(target: T, blobs: readonly string[], manifests: ReadonlyArray<{ digest: string; mediaType: string }>): Promise<void>;
   /** Brings a blob another live replica holds (an upload taken there) into this one; false when no replica could. */
-  gatherBlob(target: Target, digest: string): Promise<boolean>;
+  gatherBlob(target: T, digest: string): Promise<boolean>;
   /** The same for a manifest (by digest) of the repository. */
-  gatherManifest(target: Target, digest: string): Promise<boolean>;
+  gatherManifest(target: T, digest: string): Promise<boolean>;
 }
 
 /** A blob the cache holds open for its caller: kept from eviction until closed. */
@@ -26,7 +26,7 @@ export interface HeldBlob {
 }
 
 /** What a site's push side asks of the cache: blobs filled the way every pull is, manifests recorded the way every push is. */
-export interface SiteCache {
-  blob(target: Target, digest: string, peer?: PeerMode): Promise<HeldBlob>;
-  storeManifest(target: Target, digest: string, body: Buffer, parsed: ParsedManifest): Promise<void>;
+export interface SiteCache<T extends RepositoryTarget> {
+  blob(target: T, digest: string, peer?: PeerMode): Promise<HeldBlob>;
+  storeManifest(target: T, digest: string, body: Buffer, parsed: ParsedManifest): Promise<void>;
 }

@@ -1,5 +1,6 @@
 /** @module ports/request-observer — what the server reports about each request once it is over (metrics hook in here). */
-import type { Outcome } from './target.js';
+/** How a request was answered, reported in the access log. */
+export type Outcome = 'hit' | 'miss' | 'joined' | 'stale' | 'local';
 
 export interface RequestRecord {
   /** Route kind (`manifest`, `blob`, `tags`, …) or `api`, `metrics`, `health`, `other`. */

@@ -24,7 +24,7 @@ import type { ManifestRecords, RepositoryLinks, TagIndex } from '../ports/reposi
 import { blobExists, deleteBlob, deleteManifest, manifestDigest, putManifest } from '../upstream/registry-api.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { Replicator, ReplicationWorker } from './replication.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import type { PushSite } from '../ports/push-site.js';
 import type { UploadManager, UploadSession } from './uploads.js';
 import { NO_READER, sortChildren, type Reader } from './push-visibility.js';
@@ -49,7 +49,7 @@ export interface PushDeps {
   readonly logger: Logger;
   readonly deleteEnabled: boolean;
   /** One of a site's replicas (`cluster:`): the other replicas as holders of pushed content. */
-  readonly site?: PushSite;
+  readonly site?: PushSite<Target>;
 }
 
 export interface PushedManifest {

@@ -5,7 +5,7 @@ import { parseManifest } from '../oci/manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { OciError } from '../oci/errors.js';
 import { NO_READER, sortChildren, type Reader } from './push-visibility.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { testStore, type Stored } from '../cache/cache-testkit.js';
 
 const store = await testStore();

@@ -5,7 +5,7 @@ import type { Descriptor, ParsedManifest } from '../oci/manifest.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
 import type { PushSite } from '../ports/push-site.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 
 /** Whether the pushing client may pull a repository (its authorisation there); never throws. */
 export type Reader = (target: Target) => Promise<boolean>;
@@ -22,7 +22,7 @@ export const MAX_READ_SOURCES = 100;
 export interface VisibilityDeps {
   readonly blobs: Pick<BlobStore, 'size'>;
   readonly repos: RepositoryLinks & ManifestRecords;
-  readonly site?: Pick<PushSite, 'gatherBlob' | 'gatherManifest'>;
+  readonly site?: Pick<PushSite<Target>, 'gatherBlob' | 'gatherManifest'>;
 }
 
 /** The children of a pushed manifest, split by whether berth may vouch for them in the repository. */

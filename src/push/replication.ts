@@ -6,7 +6,7 @@ import type { BlobStore } from '../storage/blob-files.js';
 import type { Claimant, Job, ReplicationQueue } from '../ports/replication-queue.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
 import { blobExists, manifestDigest, putManifest, sendBlob } from '../upstream/registry-api.js';
-import type { Target, Upstream } from '../ports/target.js';
+import type { Target, Upstream } from '../upstream/target.js';
 import { PromiseFlight } from '../util/single-flight.js';
 import type { PushSite } from '../ports/push-site.js';
 
@@ -15,7 +15,7 @@ export interface ReplicatorDeps {
   readonly repos: RepositoryLinks & ManifestRecords;
   readonly logger: Logger;
   /** A site's replicas: bytes this replica lacks (the push was taken by another) come from a replica holding them. */
-  readonly site?: Pick<PushSite, 'gatherBlob' | 'gatherManifest'>;
+  readonly site?: Pick<PushSite<Target>, 'gatherBlob' | 'gatherManifest'>;
 }
 
 export type BlobOutcome = 'present' | 'mounted' | 'uploaded';

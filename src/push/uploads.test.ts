@@ -12,7 +12,7 @@ import { BlobStore } from '../storage/blob-files.js';
 import { openPushDatabase } from '../storage/push-db.js';
 import { SqliteUploadSessions } from '../storage/upload-rows.js';
 import { UploadManager } from './uploads.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 
 async function* once(b: Buffer): AsyncGenerator<Uint8Array> {
   yield b;

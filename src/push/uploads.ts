@@ -8,7 +8,7 @@ import { type OciError, diskFull, isDiskFull } from '../oci/errors.js';
 import { blobUploadUnknown, sizeInvalid, tooManyRequests, uploadRangeInvalid } from '../oci/error-catalogue.js';
 import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { UploadRow, UploadSessions } from '../ports/upload-sessions.js';
-import type { Target } from '../ports/target.js';
+import type { Target } from '../upstream/target.js';
 import { StoreLayout } from '../storage/layout.js';
 import { LocalUploadBound } from '../storage/upload-bound.js';
 import { MAX_UPLOADS_PER_CLIENT, type UploadBound } from '../ports/upload-sessions.js';

@@ -10,7 +10,7 @@ import { openPushDatabase } from './push-db.js';
 import { SqliteReplicationQueue } from './replication-queue-db.js';
 import { SqliteHeldTags } from './held-tags-db.js';
 import { ReplicationWorker, type Replicator } from '../push/replication.js';
-import type { Upstream } from '../ports/target.js';
+import type { Upstream } from '../upstream/target.js';
 
 const d = (n: number) => `sha256:${String(n).padStart(64, '0')}`;
 const by = { owner: 'local', leaseMs: 60_000 };

@@ -1,10 +1,10 @@
 /** @module workers/worker-manifests — tag checks shared by the workers of one store: one asks the upstream, the others read its answer from the shared index. */
 import type { ManifestSite } from '../ports/manifest-site.js';
-import type { Target } from '../ports/target.js';
+import type { RepositoryTarget } from '../ports/repository-target.js';
 import type { RepositoryIndex } from '../ports/repository-index.js';
 import type { WorkerChannel } from './channel.js';
 
-const keyOf = (t: Target, tag: string) => `${t.key}\0${t.repository}\0${tag}`;
+const keyOf = (t: RepositoryTarget, tag: string) => `${t.key}\0${t.repository}\0${tag}`;
 
 /**
  * The workers share the store's index, so a tag another worker just checked is already there
