@@ -2,11 +2,12 @@
 import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
+import { availableParallelism } from 'node:os';
 import { LOOPBACK, freePort, makeTempDir, removeDir, run } from '../test/fixtures/proc.js';
 import { type CacheUnderTest, type TlsPair, startBerthCache, startDistributionProxy } from './caches.js';
 import { nginxPreamble, nginxTempPaths, runNginx } from '../test/fixtures/nginx.js';
 
-/** `berth` serves from one process, `berth-workers` from http.workers: auto (one per core). */
+/** `berth` serves from one process, `berth-workers` from one worker per core (a count: `auto` is one process on two cores). */
 export type AnchorKind = 'berth' | 'berth-workers' | 'distribution-2.8' | 'distribution-3' | 'nginx';
 
 export interface ServerUnderTest extends Omit<CacheUnderTest, 'kind'> {
@@ -108,7 +109,7 @@ export const DISTRIBUTION3_ENV = 'BERTH_BENCH_DISTRIBUTION3';
 /** Starts one server; throws an Error whose message says why when it is not available here. */
 export async function startAnchor(name: AnchorKind, remoteurl: string, blobDir: string, tls: TlsPair | undefined): Promise<ServerUnderTest> {
   if (name === 'berth') return { ...(await startBerthCache(remoteurl, { tls, workers: 1 })), name, proxy: true };
-  if (name === 'berth-workers') return { ...(await startBerthCache(remoteurl, { tls, workers: 'auto' })), name, proxy: true };
+  if (name === 'berth-workers') return { ...(await startBerthCache(remoteurl, { tls, workers: Math.max(2, availableParallelism()) })), name, proxy: true };
   if (name === 'distribution-2.8') return { ...(await startDistributionProxy(remoteurl, { tls })), name, proxy: true };
   if (name === 'distribution-3') {
     const bin = process.env[DISTRIBUTION3_ENV];

@@ -109,8 +109,8 @@ export async function startBerthCache(
     proxy: { remoteurl, prefetch: berthPrefetch() },
     config,
     env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
-    // As `npm start` and the container image run it; workers get the flag from their primary.
-    nodeArgs: http.workers === 1 ? [`--max-semi-space-size=${SEMI_SPACE_MIB}`] : [],
+    // As the `berth` command, `npm start` and the container image run it; workers get the flag from their primary.
+    nodeArgs: [`--max-semi-space-size=${SEMI_SPACE_MIB}`],
   });
   return {
     kind: 'berth',

@@ -5,6 +5,7 @@ import type { BenchConfig, ColdResult, RolloutResult } from './scenarios.js';
 import type { ServeResult } from './serving.js';
 import type { MemSummary } from './memory.js';
 import type { SiteResult } from './site.js';
+import type { IdleResult } from './idle.js';
 
 export interface BenchResults {
   cfg: BenchConfig;
@@ -13,6 +14,8 @@ export interface BenchResults {
   rollout: RolloutResult[];
   site: SiteResult[];
   serve: ServeResult[];
+  /** Ready time and idle memory with an empty store (scenario `idle`). */
+  idle?: IdleResult[];
   memory: Array<{ kind: CacheKind; run: string; mem: MemSummary }>;
   startedAt: string;
   durationMs: number;

@@ -11,6 +11,7 @@ import { type SiteKind, siteRollout } from './site.js';
 import { type BenchConfig, type Ctx, cold, rollout } from './scenarios.js';
 import { type AnchorKind, makeCert } from './anchors.js';
 import { serveWarm } from './serving.js';
+import { idleCosts, idleTable } from './idle.js';
 import { makeTempDir, removeDir } from '../test/fixtures/proc.js';
 
 const ANCHORS: readonly AnchorKind[] = ['berth', 'berth-workers', 'distribution-2.8', 'distribution-3', 'nginx'];
@@ -61,14 +62,14 @@ function envNumber(name: string, dflt: number, integer: boolean): number {
   return n;
 }
 
-const SCENARIOS = ['cold', 'rollout', 'warm', 'rollout60'] as const;
+const SCENARIOS = ['idle', 'cold', 'rollout', 'warm', 'rollout60'] as const;
 
-/** `--scenario a,b` (after `npm run bench --`) or BENCH_ONLY=a,b; rollout60 runs only when asked for, it takes minutes. */
+/** `--scenario a,b` (after `npm run bench --`) or BENCH_ONLY=a,b (`idle` alone takes about a minute); rollout60 runs only when asked for, it takes minutes. */
 function readOnly(): BenchConfig['only'] {
   const at = process.argv.indexOf('--scenario');
   const raw = at >= 0 ? (process.argv[at + 1] ?? '') : (process.env['BENCH_ONLY'] ?? '');
   const source = at >= 0 ? '--scenario' : 'BENCH_ONLY';
-  if (raw === '' && at < 0) return ['cold', 'rollout', 'warm'];
+  if (raw === '' && at < 0) return ['idle', 'cold', 'rollout', 'warm'];
   const parts = raw.split(',');
   for (const p of parts)
     if (!(SCENARIOS as readonly string[]).includes(p)) throw new Error(`${source} ${raw}: expected a comma-separated list of ${SCENARIOS.join(', ')}`);
@@ -136,6 +137,7 @@ async function main(cleanup: Cleanup): Promise<number> {
     }
   };
 
+  const idle = cfg.only.includes('idle') ? await idleCosts(registry.url, envNumber('BENCH_IDLE_RUNS', 5, true), log) : [];
   for (const n of cfg.only.includes('cold') ? cfg.coldLevels : []) {
     for (const kind of readCaches()) {
       await attempt(
@@ -195,11 +197,13 @@ async function main(cleanup: Cleanup): Promise<number> {
     }
   }
 
+  results.idle = idle;
   results.durationMs = Date.now() - started;
   const out = path.join(os.tmpdir(), `berth-bench-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
 
-  if (cfg.only.some((o) => o !== 'rollout60')) process.stdout.write(`\n${table(results)}`);
+  if (idle.length > 0) process.stdout.write(`\nidle, empty store (ready: spawn to the first answer on /v2/):\n${idleTable(idle)}`);
+  if (cfg.only.some((o) => o !== 'rollout60' && o !== 'idle')) process.stdout.write(`\n${table(results)}`);
   if (results.site.length > 0) process.stdout.write(`\n${siteTable(results)}`);
   if (results.serve.length > 0)
     process.stdout.write(`\nwarm serving, ${cfg.warmClients} curl processes x ${cfg.warmRounds} pulls of the image each:\n${serveTable(results.serve)}`);

@@ -53,7 +53,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--upstream <url>', 'central registry to mirror ("none" for a plain registry)')
     .option('--username <user>', 'upstream username')
     .option('--password-file <file>', 'file holding the upstream password')
-    .option('--workers <n>', 'serving processes sharing the store and the listening addresses: auto (one per core) or a count')
+    .option(
+      '--workers <n>',
+      'serving processes sharing the store and the listening addresses: auto (one per core from three cores up, one process on two) or a count',
+    )
     .action(async (opts: { config?: string } & ServeFlags) => {
       const [{ default: cluster }, { loadConfig }, { serve }, { COUNT_ENV, SLOT_ENV }, { readCgroupLimits }] = await Promise.all([
         import('node:cluster'),

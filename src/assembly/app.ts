@@ -88,7 +88,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
   // The write-behind worker starts here: everything it sends is background work for the WAN budget.
   const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
-  const { ops, fleet, admin, leadAdmin } = operate({ ...pullDeps, cache, queue: pushSide.view, priority, lead });
+  const { ops, fleet, admin, leadAdmin } = await operate({ ...pullDeps, cache, queue: pushSide.view, priority, lead });
   const serverDeps = { config, cache, upstreams, logger, now, admin, observer: telemetry, access, push, instance: stores.instance };
   const http = openHttpSide(config, { ...serverDeps, ...site?.serving(cache, upstreams) }, access, logger);
   group?.join(upstreams, access, (reason) => http.reload(reason));
@@ -128,7 +128,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
  * Metrics, catalog, warm-up, the fleet hub and site agent, and the admin API: the whole group's
  * figures when several workers serve, answered by the lead (`leadAdmin`) for the others.
  */
-function operate(d: PullSideDeps & { cache: RegistryCache; queue: QueueView; priority: WorkPriority; lead: boolean }) {
+async function operate(d: PullSideDeps & { cache: RegistryCache; queue: QueueView; priority: WorkPriority; lead: boolean }) {
   const { config, stores, group, telemetry } = d;
   const adminTelemetry = group?.telemetry(telemetry);
   const ops = createOperations({
@@ -140,7 +140,7 @@ function operate(d: PullSideDeps & { cache: RegistryCache; queue: QueueView; pri
     ...(adminTelemetry ? { adminTelemetry } : {}),
     schedules: d.lead,
   });
-  const fleet = createFleet({ ...d, ops, stats: () => (adminTelemetry ?? telemetry).stats() });
+  const fleet = await createFleet({ ...d, ops, stats: () => (adminTelemetry ?? telemetry).stats() });
   const leadAdmin = fleet.wrap(ops.admin);
   const admin = group && !d.lead ? group.forwardAdmin(leadAdmin, config.hub !== undefined) : leadAdmin;
   return { ops, fleet, admin, leadAdmin };

@@ -5,8 +5,7 @@ import type { BerthConfig } from '../config/types.js';
 import type { Upstream } from '../upstream/target.js';
 import type { AdminHandler } from '../http/admin.js';
 import type { Operations } from './operations.js';
-import { SiteAgent } from '../fleet/site-agent.js';
-import { createHub, type Hub } from '../fleet/hub.js';
+import type { Hub } from '../fleet/hub.js';
 import type { SiteReport } from '../fleet/hub-protocol.js';
 
 export interface FleetDeps {
@@ -26,14 +25,19 @@ export interface Fleet {
   stop(): void;
 }
 
-export function createFleet(d: FleetDeps): Fleet {
+/** Without `hub:` or `site:` nothing of the fleet is loaded (docs/performance.md: idle memory). */
+export async function createFleet(d: FleetDeps): Promise<Fleet> {
   const { config } = d;
-  const hub = config.hub
-    ? createHub({ token: config.hub.token, ...(config.admin ? { admin: config.admin } : {}), logger: d.logger.child({ fleet: 'hub' }), now: d.now })
-    : undefined;
-  const agent = config.site
-    ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
-    : undefined;
+  const { createHub } = config.hub ? await import('../fleet/hub.js') : {};
+  const { SiteAgent } = config.site ? await import('../fleet/site-agent.js') : {};
+  const hub =
+    createHub && config.hub
+      ? createHub({ token: config.hub.token, ...(config.admin ? { admin: config.admin } : {}), logger: d.logger.child({ fleet: 'hub' }), now: d.now })
+      : undefined;
+  const agent =
+    SiteAgent && config.site
+      ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
+      : undefined;
   return {
     ...(hub ? { hub } : {}),
     wrap: (admin) => (hub ? async (req, res, url) => (await hub.handle(req, res, url)) || admin(req, res, url) : admin),

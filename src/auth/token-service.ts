@@ -2,7 +2,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SignJWT, jwtVerify } from 'jose';
 import type { Action } from './rules.js';
 
 /** One grant of a token, as distribution's token spec writes it in the `access` claim. */
@@ -72,6 +71,8 @@ export class TokenService {
     const nowMs = this.opts.now();
     const iat = Math.floor(nowMs / 1000);
     const expiresIn = Math.max(1, Math.floor(this.opts.expirationMs / 1000));
+    // jose is loaded on first use: a berth that issues no tokens never holds it (docs/performance.md).
+    const { SignJWT } = await import('jose');
     const token = await new SignJWT({ access: access.map((a) => ({ type: a.type, name: a.name, actions: [...a.actions] })) })
       .setProtectedHeader({ alg: this.alg, typ: 'JWT' })
       .setIssuer(ISSUER)
@@ -87,6 +88,7 @@ export class TokenService {
 
   /** The token's claims, or undefined when its signature, issuer, audience or lifetime does not hold. */
   async verify(token: string): Promise<TokenClaims | undefined> {
+    const { jwtVerify } = await import('jose');
     try {
       const { payload } = await jwtVerify(token, this.publicKey, {
         algorithms: [this.alg],

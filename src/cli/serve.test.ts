@@ -4,10 +4,13 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../config/load.js';
 import { primaryGone, workerCount } from './serve.js';
 
-test('http.workers: auto is one per core (at least one); a count is taken as given', () => {
+test('http.workers: auto is one per core from three cores up, one process on two; a count is taken as given', () => {
   const config = (workers?: string) => loadConfig({ env: workers ? { REGISTRY_HTTP_WORKERS: workers } : {}, cwd: '.' }).config;
   assert.equal(workerCount(config(), 8).count, 8);
   assert.equal(workerCount(config('auto'), 0).count, 1);
+  assert.deepEqual(workerCount(config('auto'), 2), { count: 1, limitedBy: 'few cores', cores: 2 });
+  assert.equal(workerCount(config('auto'), 3).count, 3);
+  assert.equal(workerCount(config('2'), 2).count, 2, 'two workers when asked for');
   assert.equal(workerCount(config('3'), 16).count, 3);
   assert.equal(workerCount(config('1'), 16).count, 1);
 });

@@ -5,11 +5,9 @@ import { pino } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { prepareStore } from '../assembly/store-prep.js';
 import type { App, AppDeps } from '../assembly/app.js';
-import { WorkerChannel, type IpcPort } from '../workers/channel.js';
-import { runPrimary } from '../workers/primary.js';
-import { workerExecArgv } from '../workers/worker-flags.js';
-import { autoWorkerCount, type CgroupLimits } from '../workers/worker-count.js';
-import { budgetFor, type WanBudget } from '../upstream/budget.js';
+import type { WorkerChannel, IpcPort } from '../workers/channel.js';
+import { autoWorkerCount, autoWorkerReason, type AutoLimit, type CgroupLimits } from '../workers/worker-count.js';
+import type { WanBudget } from '../upstream/budget.js';
 
 export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
@@ -27,12 +25,12 @@ export interface ServeIo {
   readonly node?: { readonly execArgv: readonly string[]; readonly options: string | undefined };
 }
 
-/** How many processes serve: `auto` is one per core, within the cgroup's CPU quota and memory limit (`limitedBy` says which held it down). */
+/** How many processes serve: `auto` is one per core from three cores up (one process below), within the cgroup's CPU quota and memory limit (`limitedBy` says what held it down). */
 export function workerCount(
   config: BerthConfig,
   cores = availableParallelism(),
   limits: CgroupLimits = {},
-): { count: number; limitedBy?: 'cpu quota' | 'memory limit'; cores: number } {
+): { count: number; limitedBy?: AutoLimit; cores: number } {
   return config.http.workers === 'auto' ? { ...autoWorkerCount(cores, limits), cores } : { count: config.http.workers, cores };
 }
 
@@ -66,9 +64,15 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   io.faults?.on('uncaughtException', onFault);
   io.faults?.on('unhandledRejection', onFault);
   const { count, limitedBy, cores } = workerCount(config, io.cores, io.cgroup);
-  if (!io.worker && limitedBy)
-    logger.info({ workers: count, cores, ...io.cgroup }, `http.workers auto: ${count} of ${cores} cores, held by the container's ${limitedBy}`);
+  const reason = io.worker ? undefined : autoWorkerReason(count, cores, io.cgroup ?? {}, limitedBy);
+  if (reason) logger.info({ workers: count, cores, ...io.cgroup }, reason);
   if (!io.worker && io.cluster && count > 1) {
+    // Imported here, as the modes below: one process alone loads nothing of the worker group.
+    const [{ runPrimary }, { workerExecArgv }, { budgetFor }] = await Promise.all([
+      import('../workers/primary.js'),
+      import('../workers/worker-flags.js'),
+      import('../upstream/budget.js'),
+    ]);
     await prepareStore(config, { logger, now: Date.now });
     const execArgv = workerExecArgv(io.node?.execArgv ?? [], io.node?.options);
     const budgets = new Map<string, WanBudget>();
@@ -78,7 +82,7 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     }
     return runPrimary({ cluster: io.cluster, count, logger, signals: io.signals, execArgv, budgets });
   }
-  const channel = io.worker ? new WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
+  const channel = io.worker ? new (await import('../workers/channel.js')).WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
   const lead = !channel || channel.lead;
   const app = await createMode(config, { logger, now: Date.now }, channel);
   let address;

@@ -1,6 +1,6 @@
 /** @module cli/warm — `berth warm`: start a warm-up job on a running berth through its admin API and show its progress. */
 import cliProgress from 'cli-progress';
-import { request } from 'undici';
+import { request } from '../util/undici.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import { parsePlatform } from '../oci/platform.js';
 import type { WarmImage, WarmJob } from '../cache/warm-up.js';

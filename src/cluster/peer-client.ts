@@ -1,5 +1,5 @@
 /** @module cluster/peer-client — reads a blob from another replica of the site: its stored copy, or its fill while it fills. */
-import { Agent, request } from 'undici';
+import { Agent, request } from '../util/undici.js';
 import type { PeerMode } from '../ports/fills.js';
 import { PEER_AUTH_SCHEME, PEER_COPY_PATH, PEER_PATH } from '../ports/peers.js';
 

@@ -166,9 +166,12 @@ const httpSchema = z.strictObject({
       description: 'Open connections from one client address (counted per listener); beyond it 429.',
       default: String(D.DEFAULT_CONNECTION_LIMITS.maxConnectionsPerClient),
     }),
-  workers: workerCount()
-    .optional()
-    .meta({ description: 'Serving processes sharing the store and the listening addresses: auto is one per core.', default: 'auto', example: '4' }),
+  workers: workerCount().optional().meta({
+    description:
+      'Serving processes sharing the store and the listening addresses: auto is one per core from three cores up (one process on two cores or fewer).',
+    default: 'auto',
+    example: '4',
+  }),
   sendfile: flag()
     .optional()
     .meta({ description: 'Stored blobs go to plain-TCP clients by sendfile(2), inside the kernel, where it is available.', default: 'true' }),

@@ -2,7 +2,7 @@
  * @module fleet/site-agent — a site's side of the fleet: polls the hub over an outbound connection,
  * reports, and pre-heats what it is given through its own warm-up jobs (own upstreams, own credentials).
  */
-import { request } from 'undici';
+import { request } from '../util/undici.js';
 import type { Logger } from 'pino';
 import type { SiteConfig } from '../config/fleet.js';
 import type { WarmJob, WarmJobs } from '../cache/warm-up.js';

@@ -1,6 +1,7 @@
 /** @module upstream/client — one central registry over HTTP(S): auth challenges, redirects, timeouts; no disk. */
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../util/undici.js';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
 import { type OciError, UnreachableError } from '../oci/errors.js';

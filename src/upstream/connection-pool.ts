@@ -1,7 +1,7 @@
 /** @module upstream/connection-pool — the connection pool for one upstream: its TLS trust, client certificate, timeouts and `resolve:` address. */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
-import { Agent } from 'undici';
+import { Agent } from '../util/undici.js';
 import type { UpstreamConfig } from '../config/types.js';
 
 export interface AgentTimeouts {

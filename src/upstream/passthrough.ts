@@ -1,6 +1,7 @@
 /** @module upstream/passthrough — asks an upstream whether a client's own credentials may pull (or push) a repository. */
 import { createHash, randomBytes } from 'node:crypto';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../util/undici.js';
 import type { Logger } from 'pino';
 import type { OutageMode } from '../config/types.js';
 import { OciError, isTransientStatus } from '../oci/errors.js';

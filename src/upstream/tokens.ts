@@ -1,6 +1,6 @@
 /** @module upstream/tokens — bearer tokens fetched from a registry's token realm, cached per scope until expiry. */
 import type { Dispatcher } from 'undici';
-import { request } from 'undici';
+import { request } from '../util/undici.js';
 import type { Logger } from 'pino';
 import { UnreachableError } from '../oci/errors.js';
 import { badGateway, unauthorized, unavailable } from '../oci/error-catalogue.js';

@@ -1,4 +1,4 @@
-/** @module workers/worker-count — how many serving workers `http.workers: auto` starts: one per core, within the container's CPU quota and memory limit. */
+/** @module workers/worker-count — how many serving workers `http.workers: auto` starts: one per core from three cores up, within the container's CPU quota and memory limit. */
 
 /** What the process may use, from its cgroup; undefined: no limit set. */
 export interface CgroupLimits {
@@ -15,16 +15,36 @@ export interface CgroupLimits {
 export const WORKER_MEMORY = 256 * 1024 * 1024;
 export const PRIMARY_MEMORY = 96 * 1024 * 1024;
 
+/**
+ * At or below this many usable cores `auto` serves from one process: on two cores the clients and
+ * the kernel keep the second core busy, and a second worker measured no faster (0.95 against 0.92
+ * GB/s warm) for more CPU per GB and twice the idle memory (docs/performance.md).
+ */
+export const SINGLE_PROCESS_CORES = 2;
+
+/** Why `auto` chose fewer workers than one per core. */
+export type AutoLimit = 'few cores' | 'cpu quota' | 'memory limit';
+
 /** The count for `auto`, and what held it below the cores (for the start-up log). */
-export function autoWorkerCount(cores: number, limits: CgroupLimits): { count: number; limitedBy?: 'cpu quota' | 'memory limit' } {
+export function autoWorkerCount(cores: number, limits: CgroupLimits): { count: number; limitedBy?: AutoLimit } {
   let count = Math.max(1, cores);
-  let limitedBy: 'cpu quota' | 'memory limit' | undefined;
+  let limitedBy: AutoLimit | undefined;
   if (limits.cpus !== undefined && Math.ceil(limits.cpus) < count) [count, limitedBy] = [Math.max(1, Math.ceil(limits.cpus)), 'cpu quota'];
+  if (count <= SINGLE_PROCESS_CORES && count > 1) [count, limitedBy] = [1, limitedBy ?? 'few cores'];
   if (limits.memoryBytes !== undefined) {
     const fit = Math.max(1, Math.floor((limits.memoryBytes - PRIMARY_MEMORY) / WORKER_MEMORY));
     if (fit < count) [count, limitedBy] = [fit, 'memory limit'];
   }
   return limitedBy ? { count, limitedBy } : { count };
+}
+
+/** The start-up log line saying why `auto` chose `count`, or undefined when it is one per core. */
+export function autoWorkerReason(count: number, cores: number, limits: CgroupLimits, limitedBy: AutoLimit | undefined): string | undefined {
+  const usable = limits.cpus !== undefined && limits.cpus < cores ? `${limits.cpus} CPUs (the container's CPU quota)` : `${cores} cores`;
+  if (limitedBy === 'few cores' || (limitedBy === 'cpu quota' && count === 1))
+    return `http.workers: auto → 1 process: ${usable}; a second worker does not pay here (set http.workers to a count to choose)`;
+  if (limitedBy) return `http.workers auto: ${count} of ${cores} cores, held by the container's ${limitedBy}`;
+  return undefined;
 }
 
 /** Limits above this are "none" (cgroup v1 writes a huge number for unlimited). */

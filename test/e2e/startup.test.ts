@@ -1,4 +1,4 @@
-/** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` loads no other command's code; times printed. */
+/** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` in one process loads no other command's or mode's code; times printed. */
 /** @serial prints start-up times, which another file's load would skew. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -145,7 +145,7 @@ async function serveReady(upstream: string): Promise<{ ms: number; loaded: Loade
   }
 }
 
-test('berth serve with an empty store: ready quickly (measured), without the other commands’ code', async () => {
+test('berth serve with an empty store: ready quickly (measured), without the other commands’ or modes’ code', async () => {
   const closed = await freePort();
   const plain = await serveReady('none');
   const unreachable = await serveReady(`http://127.0.0.1:${closed}`);
@@ -157,6 +157,11 @@ test('berth serve with an empty store: ready quickly (measured), without the oth
     for (const heavy of ['node-forge', 'cli-progress', 'ioredis', 'bcryptjs']) assert.ok(!loaded.packages.has(heavy), `serve loaded ${heavy}`);
     for (const m of ['cli/cert.js', 'cli/certs.js', 'cli/warm.js', 'cli/store.js', 'cli/doctor.js', 'cli/node-config.js'])
       assert.ok(!loaded.modules.has(m), `serve loaded ${m}`);
+    // One process alone: nothing of the fleet, a site's replicas or the worker group; no token signing (jose).
+    const otherModes = [...loaded.modules].filter((m) => /^(fleet|cluster)\/|^workers\/(primary|channel|fill-table|worker-fills)\.js$/.test(m));
+    assert.deepEqual(otherModes, [], 'serve in one process loads no other mode');
+    assert.ok(!loaded.packages.has('jose'), 'serve without auth.token loaded jose');
+    assert.ok(loaded.modules.has('assembly/single.js'), 'the hook saw the serving modules');
   }
   // Generous: the goal (under 1 s) is for a quiet machine; an unreachable upstream must not hold listening up.
   assert.ok(plain.ms < 10_000 && unreachable.ms < 10_000, `${Math.round(plain.ms)} / ${Math.round(unreachable.ms)} ms`);
