@@ -44,6 +44,8 @@ export function openPullSide(d: PullSideDeps): { cache: RegistryCache; fills: Wo
     observer: d.telemetry,
     protect: d.protect,
     heldTags: d.heldTags,
+    verify: d.config.verify,
+    graph: stores.index.repos,
     onInUseChange: (digests) => stores.inUse.changed(digests),
     ...(group ? { downElsewhere: group.downElsewhere } : {}),
     ...(router ? { router } : {}),

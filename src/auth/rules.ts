@@ -1,5 +1,8 @@
 /** @module auth/rules — per-repository authorisation: which users may pull, push or delete what, per upstream. */
 import type { AccessRule } from '../config/types.js';
+import { repositoryPattern } from '../oci/repository-glob.js';
+
+export { repositoryPattern };
 
 export type Action = 'pull' | 'push' | 'delete';
 
@@ -13,15 +16,6 @@ interface CompiledRule {
   readonly repositories: readonly RegExp[];
   readonly actions: ReadonlySet<string>;
   readonly upstream: string | undefined;
-}
-
-/** `*` matches any characters, `/` included: `xing/*` is everything under xing/. */
-export function repositoryPattern(glob: string): RegExp {
-  const body = glob
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${body}$`);
 }
 
 export class Rules {

@@ -5,6 +5,8 @@ export interface CacheObserver {
   upstreamBytes(upstream: string, bytes: number): void;
   /** Content removed from the store: `ttl`, `size` (LRU) or `admin` (an evict request). */
   evicted(reason: string, count: number, bytes: number): void;
+  /** A manifest checked against the verify: policy: `valid`, `denied` (enforce) or `warned` (served in warn mode). */
+  signatureChecked?(result: 'valid' | 'denied' | 'warned'): void;
 }
 
 export const NO_CACHE_OBSERVER: CacheObserver = Object.freeze({

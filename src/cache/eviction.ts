@@ -150,6 +150,8 @@ export interface EvictorDeps {
   readonly downElsewhere?: () => Promise<ReadonlySet<string>>;
   /** Content kept whatever its age or size, read once per pass (what queued replications still need). */
   readonly protected?: () => Promise<ReadonlySet<string>>;
+  /** Parent -> child edges the store does not record (a signed manifest -> its signature manifest). */
+  readonly extraEdges?: () => ReadonlyArray<{ parent: string; child: string }>;
   /** Told what each pass removed, per reason. */
   readonly onEvicted?: (reason: string, count: number, bytes: number) => void;
 }
@@ -207,7 +209,10 @@ export class Evictor {
     const down = (await this.deps.downElsewhere?.().catch(() => undefined)) ?? new Set<string>();
     const unreachable = (u: string) => down.has(u) || (this.deps.unreachable?.(u) ?? false);
     // A full disk (targetBytes) is a hard limit; maxsize and ttl can wait for the upstream to return.
-    const plan = planEviction(await index.evictionView(), limits, now(), inUse, targetBytes, targetBytes === undefined ? unreachable : undefined);
+    const stored = await index.evictionView();
+    const extra = this.deps.extraEdges?.() ?? [];
+    const view = extra.length > 0 ? { ...stored, edges: [...stored.edges, ...extra] } : stored;
+    const plan = planEviction(view, limits, now(), inUse, targetBytes, targetBytes === undefined ? unreachable : undefined);
     let freedBytes = 0;
     let evicted = 0;
     const byReason = new Map<string, { count: number; bytes: number }>();

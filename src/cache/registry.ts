@@ -5,7 +5,9 @@ import { nameUnknown } from '../oci/error-catalogue.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
-import type { ManifestRecords, RepositoryLinks, RepositoryListings, TagIndex } from '../ports/repository-index.js';
+import type { ManifestGraph, ManifestRecords, RepositoryLinks, RepositoryListings, TagIndex } from '../ports/repository-index.js';
+import type { VerifyRule } from '../config/verify.js';
+import { SignaturePolicy } from './signature-policy.js';
 import { getTags } from '../upstream/registry-api.js';
 import { BlobCache, type BlobHandle } from './blob-cache.js';
 import type { FillRouter, PeerMode } from '../ports/fills.js';
@@ -41,6 +43,9 @@ export interface RegistryCacheDeps {
   readonly router?: FillRouter;
   /** Shared tag records and peers' manifests. */
   readonly manifestSite?: ManifestSite;
+  /** `verify:` entries; with `graph` (which manifests reference a digest), served content is checked against them. */
+  readonly verify?: readonly VerifyRule[];
+  readonly graph?: ManifestGraph;
 }
 
 export interface TagPage {
@@ -55,6 +60,7 @@ export class RegistryCache {
   private readonly blobs: BlobCache;
   private readonly manifests: ManifestCache;
   private readonly evictor: Evictor;
+  private readonly signatures: SignaturePolicy | undefined;
 
   constructor(private readonly deps: RegistryCacheDeps) {
     const { logger, index, limits } = deps;
@@ -90,17 +96,32 @@ export class RegistryCache {
           );
       },
     });
+    const { verify, graph } = deps;
+    this.signatures =
+      verify && graph && verify.some((r) => r.mode !== 'off')
+        ? new SignaturePolicy({
+            ...deps,
+            rules: verify,
+            graph,
+            manifest: (target, ref) => this.manifests.get(target, ref),
+            blob: (target, digest) => this.blobs.get(target, digest),
+          })
+        : undefined;
     this.evictor = new Evictor({
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest),
       protected: deps.protect,
+      extraEdges: () => this.signatures?.signatureEdges() ?? [],
       unreachable: (key) => deps.upstreams.find((u) => u.config.name === key)?.client.breaker.state === 'down',
       onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });
   }
 
-  manifest(target: Target, ref: ManifestReference): Promise<ManifestResult> {
-    return this.manifests.get(target, ref);
+  /** A manifest as clients get it: in a repository whose verify: entry enforces, only with a valid signature. */
+  async manifest(target: Target, ref: ManifestReference): Promise<ManifestResult> {
+    const m = await this.manifests.get(target, ref);
+    await this.signatures?.checkManifest(target, m);
+    return m;
   }
 
   /** Records a verified manifest (a push) under the repository. */
@@ -109,11 +130,14 @@ export class RegistryCache {
   }
 
   /** `peer`: asked by another replica of the site (see cache/blob-cache PeerMode); `ranged`: the client asks for ranges. */
-  blob(target: Target, digest: string, peer?: PeerMode, opts?: { readonly ranged?: boolean }): Promise<BlobHandle> {
+  async blob(target: Target, digest: string, peer?: PeerMode, opts?: { readonly ranged?: boolean }): Promise<BlobHandle> {
+    // Another replica asking applies its own policy to its own clients.
+    if (!peer) await this.signatures?.checkBlob(target, digest);
     return this.blobs.get(target, digest, peer, opts);
   }
 
-  headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
+  async headBlob(target: Target, digest: string): Promise<{ size: number; outcome: Outcome }> {
+    await this.signatures?.checkBlob(target, digest);
     return this.blobs.head(target, digest);
   }
 

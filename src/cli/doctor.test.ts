@@ -80,3 +80,13 @@ test("an upstream showing a certificate of berth's own CA is a loop before any c
   const { config } = loadConfig({ file: join(dir, 'config.yml'), env: {}, cwd: dir });
   assert.ok(loopMessage(config.upstreams[0]!).endsWith(`; fix: ${fix}`), 'one fix, in the message and the fix: line');
 });
+
+test('doctor lists the verify: entries and the public keys it loaded', async () => {
+  const dir = await tempDir();
+  const { generateKeyPairSync } = await import('node:crypto');
+  await writeFile(join(dir, 'cosign.pub'), generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }));
+  const { status, lines } = await doctor(dir, { verify: [{ repositories: ['xing/*'], mode: 'warn', cosign: { keys: ['cosign.pub'] } }] });
+  assert.equal(status, 0);
+  assert.equal(lines[0], 'verify xing/* (warn)');
+  assert.match(lines[1]!, /^ {2}ok {3}key {9}.*cosign\.pub \(ECDSA P-256\)$/);
+});

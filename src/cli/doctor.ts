@@ -1,5 +1,6 @@
 /** @module cli/doctor — `berth doctor`: the start-up checks of every upstream, run from the cache host, each problem printed with its fix. */
 import { pino } from 'pino';
+import type { KeyObject } from 'node:crypto';
 import type { BerthConfig } from '../config/types.js';
 import { RegistryClient } from '../upstream/client.js';
 import { instanceId } from '../upstream/loop.js';
@@ -11,6 +12,11 @@ export interface DoctorIo {
 
 /** 0 when every check passed, 1 when any failed. */
 export async function runDoctor(config: BerthConfig, io: DoctorIo): Promise<number> {
+  // The keys were read and checked when the config loaded (a bad one stops that, naming its file): say which.
+  for (const v of config.verify) {
+    io.out(`verify ${v.repositories.join(', ')} (${v.mode})`);
+    for (const k of v.keys) io.out(`  ok   key         ${k.file} (${describeKey(k.key)})`);
+  }
   if (config.upstreams.length === 0) {
     io.out('no upstreams configured: berth is a plain registry, nothing to check');
     return 0;
@@ -37,4 +43,11 @@ export async function runDoctor(config: BerthConfig, io: DoctorIo): Promise<numb
   }
   io.out(failed === 0 ? 'no problems found' : `${failed} problem${failed === 1 ? '' : 's'} found`);
   return failed === 0 ? 0 : 1;
+}
+
+function describeKey(key: KeyObject): string {
+  const d = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType === 'ec') return `ECDSA ${d?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256'}`;
+  if (key.asymmetricKeyType === 'rsa') return `RSA ${d?.modulusLength ?? ''}`.trim();
+  return key.asymmetricKeyType ?? 'unknown';
 }

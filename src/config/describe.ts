@@ -108,6 +108,9 @@ function documentOf(config: BerthConfig): Record<string, unknown> {
       ...(config.warm.platforms.length ? { platforms: [...config.warm.platforms] } : {}),
       allplatforms: config.warm.allPlatforms,
     },
+    ...(config.verify.length
+      ? { verify: config.verify.map((v) => ({ repositories: [...v.repositories], mode: v.mode, cosign: { keys: v.keys.map((k) => k.file) } })) }
+      : {}),
     ...(config.cluster ? clusterDoc(config.cluster) : {}),
   };
 }

@@ -303,3 +303,28 @@ test('the default connection bound stays under the open-file limit', () => {
   assert.equal(defaultMaxConnections(200), 64);
   assert.equal(loadConfig({ env: {}, cwd: dir, fdLimit: 1024 }).config.http.limits.maxConnections, 384);
 });
+
+test('verify: keys are read at load; a missing file, a non-key and an unsupported curve are problems naming the file', async () => {
+  const { generateKeyPairSync } = await import('node:crypto');
+  const pub = (curve: string) => generateKeyPairSync('ec', { namedCurve: curve }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const ok = load(
+    'proxy: { remoteurl: https://harbor.example }\nverify:\n  - repositories: ["xing/*"]\n    cosign: { keys: [cosign.pub] }\n  - repositories: ["*"]\n    mode: off\n',
+    { files: { 'cosign.pub': pub('prime256v1') } },
+  ).config;
+  assert.equal(ok.verify.length, 2);
+  assert.equal(ok.verify[0]!.mode, 'enforce');
+  assert.match(ok.verify[0]!.keys[0]!.file, /cosign\.pub$/);
+  assert.equal(ok.verify[0]!.keys[0]!.key.asymmetricKeyType, 'ec');
+  const problems = problemsOf(() =>
+    load(
+      'proxy: { remoteurl: https://harbor.example }\nverify:\n  - repositories: ["a/*"]\n    cosign: { keys: [missing.pub, junk.pub, k1.pub] }\n  - repositories: ["b"]\n    mode: warn\n  - repositories: ["c"]\n    notation: { truststore: x }\n    cosign: { keys: [k1.pub], bundle: true }\n',
+      { files: { 'junk.pub': 'not a key', 'k1.pub': pub('secp256k1') } },
+    ),
+  );
+  assert.match(problems.join('\n'), /verify\[0\]\.cosign\.keys\[0\]: cannot read public key file ".*missing\.pub": no such file/);
+  assert.match(problems.join('\n'), /verify\[0\]\.cosign\.keys\[1\]: public key file ".*junk\.pub" holds no PEM public key/);
+  assert.match(problems.join('\n'), /verify\[0\]\.cosign\.keys\[2\]: public key file ".*k1\.pub" holds an EC key on secp256k1/);
+  assert.match(problems.join('\n'), /verify\[1\]: mode warn needs cosign\.keys/);
+  assert.match(problems.join('\n'), /verify\[2\]\.cosign: Sigstore bundles .* not supported yet/);
+  assert.match(problems.join('\n'), /verify\[2\]\.notation: Notation signatures are not supported yet/);
+});

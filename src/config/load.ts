@@ -27,6 +27,7 @@ import {
   defaultMaxConnections,
   TOKEN_KEY_FILE,
 } from './defaults.js';
+import { buildVerify } from './verify.js';
 import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
 import { buildCluster } from './cluster.js';
@@ -281,6 +282,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
       platforms: doc.warm?.platforms ?? [],
       allPlatforms: doc.warm?.allplatforms ?? false,
     },
+    verify: buildVerify(doc.verify, where, problems),
     ...buildFleet(doc, where, problems),
   };
 }

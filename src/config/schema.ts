@@ -30,6 +30,7 @@ import {
 } from './fields.js';
 import { budgetKeys, hubSchema, siteSchema } from './fleet.js';
 import { clusterSchema, redisSchema } from './cluster.js';
+import { verifySchema } from './verify.js';
 import * as D from './defaults.js';
 import { formatDuration, formatSize } from './units.js';
 
@@ -354,6 +355,7 @@ export const documentSchema = z.strictObject({
     })
     .optional()
     .meta({ description: 'Images fetched ahead of the nodes and kept.' }),
+  verify: verifySchema.optional(),
   hub: hubSchema.optional(),
   site: siteSchema.optional(),
   loglevel: ignored(),

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { ListenAddr } from './fields.js';
 import type { ClusterConfig } from './cluster.js';
 import type { HubConfig, SiteConfig } from './fleet.js';
+import type { VerifyRule } from './verify.js';
 import type { accessRuleSchema, BerthDocument, upstreamEntrySchema } from './schema.js';
 
 /** Declared beside the `cluster:` section's checks; named here with the rest of the configuration's types. */
@@ -115,6 +116,8 @@ export interface BerthConfig {
   /** `admin.trustloopback` as written; absent when not set (its default depends on other keys). */
   readonly adminTrustLoopback?: boolean;
   readonly warm: WarmConfig;
+  /** `verify:`, keys read (docs/signatures.md); empty: nothing is verified. */
+  readonly verify: readonly VerifyRule[];
   /** This berth is a fleet's hub (docs/design.md §12). */
   readonly hub?: HubConfig;
   readonly site?: SiteConfig;

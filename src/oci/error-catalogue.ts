@@ -102,6 +102,11 @@ export function accessDenied(message: string, detail: unknown): OciError {
   return new OciError('DENIED', message, { detail });
 }
 
+/** A manifest (or its blobs) in a repository whose verify: policy enforces signatures, without a valid one: 403 DENIED. */
+export function signatureDenied(message: string, detail: unknown): OciError {
+  return new OciError('DENIED', message, { detail });
+}
+
 /** Refused because of the resource's state right now (pinned, being pulled, queued): 409 DENIED. */
 export function conflict(message: string): OciError {
   return new OciError('DENIED', message, { status: 409 });

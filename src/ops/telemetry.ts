@@ -103,6 +103,12 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
         labelNames: ['reason'] as const,
         registers,
       }),
+      signatures: new Counter({
+        name: 'berth_signature_checks_total',
+        help: 'Manifests checked against the verify: policy, by result: valid, denied (enforce), warned (served in warn mode)',
+        labelNames: ['result'] as const,
+        registers,
+      }),
       tokens: new Counter({
         name: 'berth_upstream_token_refreshes_total',
         help: "Bearer tokens fetched from each upstream's token service",
@@ -232,6 +238,10 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
   evicted(reason: string, count: number, bytes: number): void {
     this.m.evictions.inc({ reason }, count);
     this.m.evictedBytes.inc({ reason }, bytes);
+  }
+
+  signatureChecked(result: 'valid' | 'denied' | 'warned'): void {
+    this.m.signatures.inc({ result });
   }
 
   tokenRefreshed(upstream: string): void {
