@@ -1,9 +1,9 @@
 /** @module storage/hub-db — the hub's state in SQLite (hub.db in its store): jobs, site parts, sites' reports, the job id sequence. */
 import { mkdirSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { HubState, HubWrite, PartState, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
 import { StoreLayout } from './layout.js';
-import { migrate, type Migration } from './migrations.js';
+import { openDatabase, type Migration } from './migrations.js';
 
 const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS hub_sequence (one INTEGER PRIMARY KEY CHECK (one = 1), next INTEGER NOT NULL);
@@ -55,17 +55,8 @@ export class SqliteHubState implements HubState {
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true });
-    this.db = new Database(new StoreLayout(root).hubDb);
-    try {
-      this.db.pragma('journal_mode = WAL');
-      // NORMAL survives a killed process; a lost last poll after power loss is re-sent by its site.
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
-      migrate(this.db, 'hub.db', HUB_MIGRATIONS);
-    } catch (err) {
-      this.db.close();
-      throw err;
-    }
+    // NORMAL survives a killed process; a lost last poll after power loss is re-sent by its site.
+    this.db = openDatabase(new StoreLayout(root).hubDb, 'hub.db', HUB_MIGRATIONS, 'NORMAL');
   }
 
   async nextJobId(floor: number): Promise<number> {

@@ -1,9 +1,9 @@
 /** @module storage/metadata — SQLite record of tags, manifests, repository links, sizes and last access. */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { EvictionView } from '../ports/blob-index.js';
 import type { ImageRow, ListingRow, ManifestRecord, NewManifest, ReferrerRecord, ReferrersQuery, TagRecord } from '../ports/repository-index.js';
 import { StoreLayout } from './layout.js';
-import { addColumn, migrate, type Migration } from './migrations.js';
+import { addColumn, openDatabase, type Migration } from './migrations.js';
 import { isDiskFull } from '../oci/errors.js';
 
 /**
@@ -77,18 +77,8 @@ export class MetadataStore {
     root: string,
     private readonly now: () => number,
   ) {
-    this.db = new Database(new StoreLayout(root).metadataDb);
-    try {
-      this.db.pragma('journal_mode = WAL');
-      // NORMAL in WAL mode survives a process crash; blob files carry their own fsync.
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
-      migrate(this.db, 'metadata.db', METADATA_MIGRATIONS);
-    } catch (err) {
-      // A full disk refuses the WAL index: the caller frees space and opens again.
-      this.db.close();
-      throw err;
-    }
+    // NORMAL in WAL mode survives a process crash; blob files carry their own fsync.
+    this.db = openDatabase(new StoreLayout(root).metadataDb, 'metadata.db', METADATA_MIGRATIONS, 'NORMAL');
   }
 
   close(): void {

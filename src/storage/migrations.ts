@@ -1,5 +1,5 @@
 /** @module storage/migrations — schema versions and forward migrations for berth's SQLite files. */
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 
 /** Migration n (1-based) takes a database from version n-1 to n; each runs once, in a transaction. */
 export type Migration = (db: Database.Database) => void;
@@ -28,4 +28,23 @@ export function migrate(db: Database.Database, name: string, migrations: readonl
 export function addColumn(db: Database.Database, table: string, column: string, definition: string): void {
   const columns = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
   if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+}
+
+/**
+ * Opens one of berth's SQLite files in WAL mode and brings it to the newest version.
+ * `synchronous`: NORMAL survives a killed process; FULL also a power loss.
+ */
+export function openDatabase(file: string, name: string, migrations: readonly Migration[], synchronous: 'NORMAL' | 'FULL'): Database.Database {
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous}`);
+    db.pragma('busy_timeout = 5000');
+    migrate(db, name, migrations);
+  } catch (err) {
+    // A full disk refuses the WAL index: the caller frees space and opens again.
+    db.close();
+    throw err;
+  }
+  return db;
 }

@@ -1,8 +1,8 @@
 /** @module storage/push-db — push.db: opening it, its schema and migrations (replication queue, held tags, upload rows). */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { StoreLayout } from './layout.js';
-import { addColumn, migrate, type Migration } from './migrations.js';
+import { addColumn, openDatabase, type Migration } from './migrations.js';
 import { SqliteReplicationQueue } from './replication-queue-db.js';
 import { SqliteHeldTags } from './held-tags-db.js';
 
@@ -67,19 +67,8 @@ export const PUSH_MIGRATIONS: readonly Migration[] = [
 ];
 
 export function openPushDatabase(root: string): Database.Database {
-  const db = new Database(new StoreLayout(root).pushDb);
-  try {
-    db.pragma('journal_mode = WAL');
-    // FULL: an accepted write-behind push must survive power loss, not only a process crash.
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
-    migrate(db, 'push.db', PUSH_MIGRATIONS);
-  } catch (err) {
-    // A full disk refuses the WAL index: the caller frees space and opens again.
-    db.close();
-    throw err;
-  }
-  return db;
+  // FULL: an accepted write-behind push must survive power loss, not only a process crash.
+  return openDatabase(new StoreLayout(root).pushDb, 'push.db', PUSH_MIGRATIONS, 'FULL');
 }
 
 /** The queue of an existing store, for commands run beside (or without) a running berth; undefined when it has none. */
