@@ -11,33 +11,14 @@ import type { SiteTask, TaskResult } from './hub-protocol.js';
 export type SitePartState = PartState;
 export type JobState = 'PENDING' | 'SUCCESS' | 'FAILURE';
 
-export interface SitePart {
-  readonly site: string;
-  state: SitePartState;
-  error: string | null;
-  digest: string | null;
-  bytesFetched: number;
-  bytesTotal: number;
-  finishedAt: number | null;
-}
+/** The stored record with its progress fields writable: the hub updates them as sites report. */
+type Tracking<T, K extends keyof T> = Omit<T, K> & { -readonly [P in K]: T[P] };
 
-export interface FleetJob {
-  readonly id: number;
-  /** `[registry/]repository[:tag|@digest]` as sites route it. */
-  readonly image: string;
-  /** The manifest digest, when the caller named it (duplicates are found by it). */
-  readonly digest: string | null;
-  /** harbor (current provider API), harbor-v1 (2.1-era), event, api. */
-  readonly source: string;
-  readonly selector: string;
-  /** The manifest URL Harbor sent, for its result table. */
-  readonly url: string;
-  readonly createdAt: number;
-  finishedAt: number | null;
-  readonly sites: SitePart[];
-  /** Why the job failed as a whole (e.g. no site matched). */
-  error: string | null;
-}
+/** One site's part of a job, as ports/hub-state.ts stores it. */
+export type SitePart = Tracking<StoredPart, 'state' | 'error' | 'digest' | 'bytesFetched' | 'bytesTotal' | 'finishedAt'>;
+
+/** A job as ports/hub-state.ts stores it, with its sites' parts. */
+export type FleetJob = Tracking<StoredJob, 'finishedAt' | 'error'> & { readonly sites: SitePart[] };
 
 export interface CreateJob {
   readonly image: string;

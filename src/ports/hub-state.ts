@@ -18,14 +18,18 @@ export interface StoredPart {
 
 export interface StoredJob {
   readonly id: number;
+  /** `[registry/]repository[:tag|@digest]` as sites route it. */
   readonly image: string;
+  /** The manifest digest, when the caller named it (duplicates are found by it). */
   readonly digest: string | null;
+  /** harbor (current provider API), harbor-v1 (2.1-era), event, api. */
   readonly source: string;
   readonly selector: string;
-  /** The manifest URL Harbor sent (the image reference for other sources). */
+  /** The manifest URL Harbor sent, for its result table (the image reference for other sources). */
   readonly url: string;
   readonly createdAt: number;
   readonly finishedAt: number | null;
+  /** Why the job failed as a whole (e.g. no site matched). */
   readonly error: string | null;
 }
 
