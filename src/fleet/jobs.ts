@@ -129,19 +129,19 @@ export class FleetJobs {
     return this.jobs.get(id)?.job;
   }
 
-  /** Newest first, from before `before`, filtered, at most `limit`. */
+  /** Newest first, from before `before`, filtered, at most `limit`; `next` only when an older job matches too. */
   page(q: { limit: number; before?: number; state?: JobState; prefix?: string }): { items: FleetJob[]; next?: number } {
     const ids = [...this.jobs.keys()];
     const items: FleetJob[] = [];
-    let i = ids.length - 1;
-    for (; i >= 0 && items.length < q.limit; i--) {
+    for (let i = ids.length - 1; i >= 0; i--) {
       const t = this.jobs.get(ids[i]!)!;
       if (q.before !== undefined && t.job.id >= q.before) continue;
       if (q.prefix !== undefined && !t.job.image.startsWith(q.prefix)) continue;
       if (q.state !== undefined && this.state(t.job) !== q.state) continue;
+      if (items.length === q.limit) return { items, next: items[items.length - 1]!.id };
       items.push(t.job);
     }
-    return i >= 0 && items.length > 0 ? { items, next: items[items.length - 1]!.id } : { items };
+    return { items };
   }
 
   summary(): Record<JobState, number> & { total: number } {

@@ -87,22 +87,23 @@ export class SiteBook {
     return { state: stale ? 'stale' : 'up', at: e.at };
   }
 
-  /** One page in name order. */
+  /** One page in name order; `next` only when a later site matches too, so no link leads to an empty page. */
   page(q: SitePageQuery): { items: SiteView[]; next?: string } {
     const names = this.names();
-    let i = q.after === undefined ? 0 : upperBound(names, q.after);
     const items: SiteView[] = [];
-    for (; i < names.length && items.length < q.limit; i++) {
+    let i = q.after === undefined ? 0 : upperBound(names, q.after);
+    for (; i < names.length; i++) {
       const name = names[i]!;
       if (q.prefix !== undefined && !name.startsWith(q.prefix)) {
         if (name > q.prefix) break;
         continue;
       }
       const view = this.view(name);
-      if (q.state === undefined || view.state === q.state) items.push(view);
+      if (q.state !== undefined && view.state !== q.state) continue;
+      if (items.length === q.limit) return { items, next: items[items.length - 1]!.name };
+      items.push(view);
     }
-    const more = i < names.length && (q.prefix === undefined || names[i]!.startsWith(q.prefix));
-    return more && items.length > 0 ? { items, next: items[items.length - 1]!.name } : { items };
+    return { items };
   }
 
   summary(): { total: number; up: number; stale: number } {
