@@ -35,7 +35,7 @@ if (missing.length > 0) {
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
 }
-// The stargz snapshotter (lazy-pull test) and cosign (signature tests) go into the git-ignored
+// The stargz snapshotter (lazy-pull test), cosign (signature tests) and trixie's skopeo (zstd:chunked test) go into the git-ignored
 // .tools/; each script returns at once when its tools are there already.
 const repo = new URL('..', import.meta.url).pathname;
-if (root) for (const script of ['.ci/stargz', '.ci/fetch-cosign']) execFileSync(`${repo}${script}`, [], { stdio: 'inherit' });
+if (root) for (const script of ['.ci/stargz', '.ci/fetch-cosign', '.ci/fetch-skopeo']) execFileSync(`${repo}${script}`, [], { stdio: 'inherit' });
