@@ -42,6 +42,9 @@ export class LocalBlobIndex implements BlobIndex {
   async evictionView(): Promise<EvictionView> {
     return this.m.evictionView();
   }
+  async linkSignature(digest: string, signature: string): Promise<void> {
+    this.m.linkSignature(digest, signature);
+  }
 }
 
 export class LocalRepositoryIndex implements RepositoryIndex {
