@@ -27,7 +27,7 @@ export interface ImageInfo {
   /** Milliseconds since the epoch of the last pull of the manifest. */
   readonly lastPull: number | null;
   readonly pinned: boolean;
-  /** What the verify: policy last found for it in this process (docs/signatures.md). */
+  /** What the verify: policy last found for it (docs/signatures.md). */
   readonly signature: SignatureState;
 }
 
@@ -44,7 +44,7 @@ export interface ImageCatalogDeps {
   readonly protected?: () => Promise<ReadonlySet<string>>;
   readonly observer?: CacheObserver;
   /** The verification state of a manifest; 'not checked' when absent. */
-  readonly signatureState?: (upstream: string, repository: string, digest: string) => SignatureState;
+  readonly signatureState?: (upstream: string, repository: string, digest: string) => Promise<SignatureState>;
 }
 
 /** Platform lists per manifest digest: content is immutable, so this never goes stale; bounded. */
@@ -69,7 +69,7 @@ export class ImageCatalog {
         platforms: await this.platforms(r.digest, r.mediaType),
         lastPull: r.lastPull,
         pinned: r.pinned === 1,
-        signature: this.deps.signatureState?.(r.upstream, r.repository, r.digest) ?? 'not checked',
+        signature: (await this.deps.signatureState?.(r.upstream, r.repository, r.digest)) ?? 'not checked',
       });
     }
     return out;

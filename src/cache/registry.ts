@@ -106,6 +106,7 @@ export class RegistryCache {
             manifest: (target, ref) => this.manifests.get(target, ref),
             blob: (target, digest) => this.blobs.get(target, digest),
             linkSignature: (digest, signature) => deps.index.linkSignature?.(digest, signature) ?? Promise.resolve(),
+            signatureOf: (digest) => deps.index.signatureOf?.(digest) ?? Promise.resolve(undefined),
           })
         : undefined;
     this.evictor = new Evictor({
@@ -118,8 +119,8 @@ export class RegistryCache {
   }
 
   /** What the verify: policy last found for a manifest (the admin API's images). */
-  signatureState(upstream: string, repository: string, digest: string): SignatureState {
-    return this.signatures?.state(upstream, repository, digest) ?? 'not checked';
+  async signatureState(upstream: string, repository: string, digest: string): Promise<SignatureState> {
+    return (await this.signatures?.state(upstream, repository, digest)) ?? 'not checked';
   }
 
   /** A manifest as clients get it: in a repository whose verify: entry enforces, only with a valid signature. */

@@ -51,6 +51,8 @@ export interface SignaturePolicyDeps {
    * to it, in the store, so eviction keeps them together also after a restart.
    */
   readonly linkSignature?: (digest: string, signature: string) => Promise<void>;
+  /** The signature recorded for a manifest by linkSignature, if any. */
+  readonly signatureOf?: (digest: string) => Promise<string | undefined>;
 }
 
 interface CompiledRule {
@@ -97,11 +99,15 @@ export class SignaturePolicy {
   }
 
   /**
-   * What the last check of a manifest found, for the admin API; 'not checked' when no entry
-   * applies or this process has not checked it yet (no lookup here: a listing fetches nothing).
+   * What the last check of a manifest found, for the admin API; before this process checked it, a
+   * signature recorded in the store by an earlier check counts as verified; 'not checked' when no
+   * entry applies or nothing is known (no lookup here: a listing fetches nothing).
    */
-  state(upstream: string, repository: string, digest: string): SignatureState {
-    return this.states.get(`${upstream}\0${repository}\0${digest}`) ?? 'not checked';
+  async state(upstream: string, repository: string, digest: string): Promise<SignatureState> {
+    if (!this.rules.some((r) => r.rule.mode !== 'off' && r.patterns.some((p) => p.test(repository)))) return 'not checked';
+    const known = this.states.get(`${upstream}\0${repository}\0${digest}`);
+    if (known) return known;
+    return (await this.deps.signatureOf?.(digest)) ? 'verified' : 'not checked';
   }
 
   /** Throws 403 DENIED when an enforcing repository may not serve this manifest; counts and logs in warn mode. */

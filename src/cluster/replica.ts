@@ -162,6 +162,9 @@ class HoldingIndex implements BlobIndex {
   linkSignature(digest: string, signature: string): Promise<void> {
     return this.inner.linkSignature?.(digest, signature) ?? Promise.resolve();
   }
+  signatureOf(digest: string): Promise<string | undefined> {
+    return this.inner.signatureOf?.(digest) ?? Promise.resolve(undefined);
+  }
 }
 
 /** Upload rows stay local (the bytes are here); the site learns which replica has each, so any replica can take its next request. */

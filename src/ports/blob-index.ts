@@ -36,4 +36,6 @@ export interface BlobIndex {
   evictionView(): Promise<EvictionView>;
   /** Records that a verified manifest's signature is kept with it (an eviction edge that survives a restart). */
   linkSignature?(digest: string, signature: string): Promise<void>;
+  /** The signature linkSignature recorded for a manifest, if any. */
+  signatureOf?(digest: string): Promise<string | undefined>;
 }

@@ -292,6 +292,10 @@ export class MetadataStore {
       .immediate();
   }
 
+  signatureOf(digest: string): string | undefined {
+    return (this.sql('SELECT signature FROM signature_links WHERE digest = ?').get(digest) as { signature: string } | undefined)?.signature;
+  }
+
   setPinned(digest: string, pinned: boolean): void {
     this.sql('UPDATE blobs SET pinned = ? WHERE digest = ?').run(pinned ? 1 : 0, digest);
   }

@@ -249,6 +249,8 @@ test('with the central registry stopped, a restarted berth verifies from its cac
     const gc = await run(process.execPath, [BERTH_BIN, 'gc', '--config', gcFile], { timeoutMs: 60_000 });
     assert.match(gc.stdout, /evicted [1-9]\d* blobs/);
     berth = await startBerth(config(berth.root));
+    const listed = (await api(berth.url, 'GET', '/api/v1/images?q=xing/bundled:v1')).json as Array<{ signature: string }>;
+    assert.equal(listed[0]?.signature, 'verified', 'the signature the store records, before this process checked anything');
     const bundled = await pull('xing/bundled:v1', 'offline-bundled');
     assert.equal(bundled.manifestDigest, images['xing/bundled:v1']!.manifestDigest, 'the pinned image kept its bundle through gc');
     const pulled = await pull('xing/signed:v1', 'offline-signed');
