@@ -96,6 +96,7 @@ export function createOperations(d: OperationsDeps): Operations {
     observer: d.telemetry,
     inUse: (digest) => d.cache.isInUse(digest),
     protected: d.protect,
+    signatureState: (upstream, repository, digest) => d.cache.signatureState(upstream, repository, digest),
   });
   const warm = new WarmJobs({
     cache: d.cache,

@@ -11,9 +11,27 @@ export const COSIGN_SIG_ARTIFACT = 'application/vnd.dev.cosign.artifact.sig.v1+j
 /** A payload larger than this is not a simple signing payload (they are a few hundred bytes). */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
+/** Media type of a Sigstore bundle (the layer of a bundle referrer, and its artifactType). */
+export const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+/** A bundle larger than this is not one cosign writes (a few kilobytes with a certificate chain). */
+export const MAX_BUNDLE_BYTES = 256 * 1024;
+
 /** The tag cosign gives the signatures of a manifest: `sha256-<hex>.sig`. */
 export function signatureTag(digest: string): string {
   return `${digest.replace(':', '-')}.sig`;
+}
+
+/**
+ * The referrers tag schema's tag (`sha256-<hex>`): where a client writes the index of a digest's
+ * referrers when the registry has no referrers API (OCI distribution spec 1.1, as cosign does).
+ */
+export function referrersTag(digest: string): string {
+  return digest.replace(':', '-');
+}
+
+/** The layers of a manifest that carry a Sigstore bundle. */
+export function bundleLayers(m: ParsedManifest): Descriptor[] {
+  return m.blobs.slice(1).filter((b) => b.mediaType === SIGSTORE_BUNDLE);
 }
 
 /** The layers of a manifest that carry a cosign signature. */
@@ -27,7 +45,16 @@ export function signatureLayers(m: ParsedManifest): Descriptor[] {
  */
 export function isSignatureArtifact(m: ParsedManifest): boolean {
   const layers = m.blobs.slice(1);
-  return m.manifests.length === 0 && layers.length > 0 && layers.every((b) => b.mediaType === SIMPLE_SIGNING);
+  if (m.manifests.length > 0) return isReferrersIndex(m);
+  return layers.length > 0 && layers.every((b) => b.mediaType === SIMPLE_SIGNING || b.mediaType === SIGSTORE_BUNDLE);
+}
+
+/**
+ * An index listing referrers (the referrers tag schema's index): every entry is an artifact, not
+ * a platform image. Serving it gives a node nothing to run; each entry is checked when asked for.
+ */
+export function isReferrersIndex(m: ParsedManifest): boolean {
+  return m.blobs.length === 0 && m.manifests.length > 0 && m.manifests.every((d) => typeof d.artifactType === 'string' && d.platform === undefined);
 }
 
 export interface SignatureCheck {

@@ -10,6 +10,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
 import type { Target } from '../upstream/target.js';
+import type { SignatureState } from './signature-policy.js';
 
 /** One cached image as the admin API lists it. */
 export interface ImageInfo {
@@ -26,6 +27,8 @@ export interface ImageInfo {
   /** Milliseconds since the epoch of the last pull of the manifest. */
   readonly lastPull: number | null;
   readonly pinned: boolean;
+  /** What the verify: policy last found for it (docs/signatures.md). */
+  readonly signature: SignatureState;
 }
 
 export interface ImageCatalogDeps {
@@ -40,6 +43,8 @@ export interface ImageCatalogDeps {
   /** Content queued replications still need (write-behind): never removed either. */
   readonly protected?: () => Promise<ReadonlySet<string>>;
   readonly observer?: CacheObserver;
+  /** The verification state of a manifest; 'not checked' when absent. */
+  readonly signatureState?: (upstream: string, repository: string, digest: string) => Promise<SignatureState>;
 }
 
 /** Platform lists per manifest digest: content is immutable, so this never goes stale; bounded. */
@@ -64,6 +69,7 @@ export class ImageCatalog {
         platforms: await this.platforms(r.digest, r.mediaType),
         lastPull: r.lastPull,
         pinned: r.pinned === 1,
+        signature: (await this.deps.signatureState?.(r.upstream, r.repository, r.digest)) ?? 'not checked',
       });
     }
     return out;

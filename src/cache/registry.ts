@@ -7,7 +7,7 @@ import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ManifestGraph, ManifestRecords, RepositoryLinks, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import type { VerifyRule } from '../config/verify.js';
-import { SignaturePolicy } from './signature-policy.js';
+import { SignaturePolicy, type SignatureState } from './signature-policy.js';
 import { getTags } from '../upstream/registry-api.js';
 import { BlobCache, type BlobHandle } from './blob-cache.js';
 import type { FillRouter, PeerMode } from '../ports/fills.js';
@@ -105,16 +105,22 @@ export class RegistryCache {
             graph,
             manifest: (target, ref) => this.manifests.get(target, ref),
             blob: (target, digest) => this.blobs.get(target, digest),
+            linkSignature: (digest, signature) => deps.index.linkSignature?.(digest, signature) ?? Promise.resolve(),
+            signatureOf: (digest) => deps.index.signatureOf?.(digest) ?? Promise.resolve(undefined),
           })
         : undefined;
     this.evictor = new Evictor({
       ...deps,
       inUse: (digest) => this.blobs.isInUse(digest),
       protected: deps.protect,
-      extraEdges: () => this.signatures?.signatureEdges() ?? [],
       unreachable: (key) => deps.upstreams.find((u) => u.config.name === key)?.client.breaker.state === 'down',
       onEvicted: (reason, count, bytes) => deps.observer?.evicted(reason, count, bytes),
     });
+  }
+
+  /** What the verify: policy last found for a manifest (the admin API's images). */
+  async signatureState(upstream: string, repository: string, digest: string): Promise<SignatureState> {
+    return (await this.signatures?.state(upstream, repository, digest)) ?? 'not checked';
   }
 
   /** A manifest as clients get it: in a repository whose verify: entry enforces, only with a valid signature. */

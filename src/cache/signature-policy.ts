@@ -13,7 +13,18 @@ import type { Target } from '../upstream/target.js';
 import { getReferrers } from '../upstream/registry-api.js';
 import type { BlobHandle } from './blob-cache.js';
 import type { CacheObserver } from './cache-observer.js';
-import { checkSignature, isSignatureArtifact, MAX_PAYLOAD_BYTES, SIGNATURE_ANNOTATION, signatureLayers, signatureTag } from './cosign.js';
+import {
+  bundleLayers,
+  checkSignature,
+  isSignatureArtifact,
+  MAX_BUNDLE_BYTES,
+  MAX_PAYLOAD_BYTES,
+  referrersTag,
+  SIGNATURE_ANNOTATION,
+  signatureLayers,
+  signatureTag,
+} from './cosign.js';
+import { checkBundle } from './sigstore-bundle.js';
 import type { ManifestResult } from './manifests.js';
 import type { ManifestReference } from '../oci/reference.js';
 
@@ -35,6 +46,13 @@ export interface SignaturePolicyDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly observer?: CacheObserver;
+  /**
+   * Records that a verified manifest's signature (its `.sig` manifest or referrers index) belongs
+   * to it, in the store, so eviction keeps them together also after a restart.
+   */
+  readonly linkSignature?: (digest: string, signature: string) => Promise<void>;
+  /** The signature recorded for a manifest by linkSignature, if any. */
+  readonly signatureOf?: (digest: string) => Promise<string | undefined>;
 }
 
 interface CompiledRule {
@@ -48,7 +66,12 @@ interface Verdict {
   /** When not ok: what was missing or wrong. */
   readonly why: string;
   readonly at: number;
+  /** Not ok because no signature was found at all (rather than one that failed). */
+  readonly unsigned?: boolean;
 }
+
+/** A manifest's verification state as the admin API reports it. */
+export type SignatureState = 'verified' | 'unsigned' | 'invalid' | 'not checked';
 
 export class SignaturePolicy {
   private readonly rules: readonly CompiledRule[];
@@ -56,7 +79,9 @@ export class SignaturePolicy {
   private readonly verdicts = new Map<string, Verdict>();
   /** Digests warn mode has logged, so each is logged once (bounded). */
   private readonly warned = new Set<string>();
-  /** Signed manifest -> the signature manifest that proved it: eviction keeps the second while the first is held. */
+  /** The last verdict of each manifest checked, as the dashboard shows it (bounded). */
+  private readonly states = new Map<string, SignatureState>();
+  /** Signed manifest -> the signature manifest recorded for it: the store is written when this changes. */
   private readonly carriers = new Map<string, string>();
 
   constructor(private readonly deps: SignaturePolicyDeps) {
@@ -67,18 +92,22 @@ export class SignaturePolicy {
     return this.deps.rules.some((r) => r.mode !== 'off');
   }
 
-  /**
-   * Edges the store does not record (a signature names its image only by tag or subject): each
-   * verified manifest to its signature manifest, so eviction ages and pins them together.
-   */
-  signatureEdges(): Array<{ parent: string; child: string }> {
-    return [...this.carriers].map(([parent, child]) => ({ parent, child }));
-  }
-
   /** The first entry matching the repository; undefined when none or it is off. */
   private ruleFor(target: Target): VerifyRule | undefined {
     const hit = this.rules.find((r) => r.patterns.some((p) => p.test(target.repository)));
     return hit && hit.rule.mode !== 'off' ? hit.rule : undefined;
+  }
+
+  /**
+   * What the last check of a manifest found, for the admin API; before this process checked it, a
+   * signature recorded in the store by an earlier check counts as verified; 'not checked' when no
+   * entry applies or nothing is known (no lookup here: a listing fetches nothing).
+   */
+  async state(upstream: string, repository: string, digest: string): Promise<SignatureState> {
+    if (!this.rules.some((r) => r.rule.mode !== 'off' && r.patterns.some((p) => p.test(repository)))) return 'not checked';
+    const known = this.states.get(`${upstream}\0${repository}\0${digest}`);
+    if (known) return known;
+    return (await this.deps.signatureOf?.(digest)) ? 'verified' : 'not checked';
   }
 
   /** Throws 403 DENIED when an enforcing repository may not serve this manifest; counts and logs in warn mode. */
@@ -163,6 +192,8 @@ export class SignaturePolicy {
     if (recent) return recent;
     const verdict = await this.lookUp(target, rule, digest);
     this.remember(key, verdict);
+    if (this.states.size >= MAX_CARRIERS) this.states.clear();
+    this.states.set(key, verdict.ok ? 'verified' : verdict.unsigned ? 'unsigned' : 'invalid');
     return verdict;
   }
 
@@ -176,24 +207,45 @@ export class SignaturePolicy {
     this.verdicts.set(key, v);
   }
 
-  /** Looks for signatures: the `.sig` tag first, then referrers (berth's own records and the upstream's). */
+  /**
+   * Looks for signatures: the `.sig` tag first, then referrers (berth's own records and the
+   * upstream's), then the referrers tag `sha256-<hex>` cosign writes where there is no referrers
+   * API. Tags are cached like any other, so the same lookups work with the upstream away.
+   */
   private async lookUp(target: Target, rule: VerifyRule, digest: string): Promise<Verdict> {
     const at = this.deps.now();
     const problems: string[] = [];
     const tag = signatureTag(digest);
     const bySig = await this.manifestOrNone(target, { kind: 'tag', tag }, problems, `tag ${tag}`);
     if (bySig && (await this.anyValid(target, rule, digest, bySig.parsed, problems))) return this.proved(digest, bySig.digest, at);
-    for (const d of await this.referrers(target, digest)) {
+    const fallback = referrersTag(digest);
+    const byTag = await this.manifestOrNone(target, { kind: 'tag', tag: fallback }, problems, `referrers tag ${fallback}`);
+    const listed = byTag?.parsed.manifests ?? [];
+    const seen = new Set<string>();
+    for (const d of [...(await this.referrers(target, digest)), ...listed.slice(0, MAX_REFERRERS)]) {
+      if (seen.has(d.digest)) continue;
+      seen.add(d.digest);
       const m = await this.manifestOrNone(target, { kind: 'digest', digest: d.digest }, problems, `referrer ${d.digest}`);
-      if (m && (await this.anyValid(target, rule, digest, m.parsed, problems))) return this.proved(digest, m.digest, at);
+      if (!m || !(await this.anyValid(target, rule, digest, m.parsed, problems))) continue;
+      // The referrers index is what an offline lookup reads first: eviction keeps it (and through it the referrer).
+      return this.proved(digest, byTag && listed.some((l) => l.digest === m.digest) ? byTag.digest : m.digest, at);
     }
-    const why = problems.length > 0 ? problems.join('; ') : `no cosign signature found (no tag ${tag}, no signature among its referrers)`;
-    return { ok: false, why, at };
+    const why =
+      problems.length > 0
+        ? problems.join('; ')
+        : `no cosign signature found (no tag ${tag}, no signature or Sigstore bundle among its referrers or under tag ${fallback})`;
+    return { ok: false, why, at, unsigned: problems.length === 0 };
   }
 
   private proved(digest: string, signature: string, at: number): Verdict {
-    if (this.carriers.size >= MAX_CARRIERS && !this.carriers.has(digest)) this.carriers.delete(this.carriers.keys().next().value!);
-    this.carriers.set(digest, signature);
+    if (this.carriers.get(digest) !== signature) {
+      if (this.carriers.size >= MAX_CARRIERS && !this.carriers.has(digest)) this.carriers.delete(this.carriers.keys().next().value!);
+      this.carriers.set(digest, signature);
+      this.deps.linkSignature?.(digest, signature).catch((err: Error) => {
+        this.carriers.delete(digest);
+        this.deps.logger.warn({ digest, signature, err: err.message }, 'could not record the signature of a verified manifest for eviction');
+      });
+    }
     return { ok: true, why: '', at };
   }
 
@@ -214,6 +266,13 @@ export class SignaturePolicy {
   }
 
   private async anyValid(target: Target, rule: VerifyRule, digest: string, m: ParsedManifest, problems: string[]): Promise<boolean> {
+    for (const layer of bundleLayers(m)) {
+      const bytes = await this.payload(target, layer, problems, MAX_BUNDLE_BYTES);
+      if (!bytes) continue;
+      const v = checkBundle({ bytes, digest, repository: target.repository, keys: rule.keys, keyless: rule.keyless, now: this.deps.now });
+      if (v.ok) return true;
+      problems.push(v.reason);
+    }
     for (const layer of signatureLayers(m)) {
       const payload = await this.payload(target, layer, problems);
       if (!payload) continue;
@@ -224,8 +283,8 @@ export class SignaturePolicy {
     return false;
   }
 
-  private async payload(target: Target, layer: Descriptor, problems: string[]): Promise<Buffer | undefined> {
-    if (layer.size > MAX_PAYLOAD_BYTES) {
+  private async payload(target: Target, layer: Descriptor, problems: string[], max = MAX_PAYLOAD_BYTES): Promise<Buffer | undefined> {
+    if (layer.size > max) {
       problems.push(`a signature payload of ${layer.size} bytes is larger than a simple signing payload can be`);
       return undefined;
     }

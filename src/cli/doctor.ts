@@ -16,6 +16,12 @@ export async function runDoctor(config: BerthConfig, io: DoctorIo): Promise<numb
   for (const v of config.verify) {
     io.out(`verify ${v.repositories.join(', ')} (${v.mode})`);
     for (const k of v.keys) io.out(`  ok   key         ${k.file} (${describeKey(k.key)})`);
+    if (v.keyless) {
+      const m = v.keyless.material;
+      io.out(
+        `  ok   trustedroot ${v.keyless.file} (${m.certificateAuthorities.length} CAs, ${m.tlogs.length} tlogs, ${m.ctlogs.length} CT logs, ${m.timestampAuthorities.length} TSAs; timestamps ${v.keyless.timestamps}; identities ${v.keyless.identities.map((i) => i.subject).join(', ')})`,
+      );
+    }
   }
   if (config.upstreams.length === 0) {
     io.out('no upstreams configured: berth is a plain registry, nothing to check');

@@ -159,6 +159,12 @@ class HoldingIndex implements BlobIndex {
   evictionView(): Promise<EvictionView> {
     return this.inner.evictionView();
   }
+  linkSignature(digest: string, signature: string): Promise<void> {
+    return this.inner.linkSignature?.(digest, signature) ?? Promise.resolve();
+  }
+  signatureOf(digest: string): Promise<string | undefined> {
+    return this.inner.signatureOf?.(digest) ?? Promise.resolve(undefined);
+  }
 }
 
 /** Upload rows stay local (the bytes are here); the site learns which replica has each, so any replica can take its next request. */

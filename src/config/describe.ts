@@ -109,7 +109,18 @@ function documentOf(config: BerthConfig): Record<string, unknown> {
       allplatforms: config.warm.allPlatforms,
     },
     ...(config.verify.length
-      ? { verify: config.verify.map((v) => ({ repositories: [...v.repositories], mode: v.mode, cosign: { keys: v.keys.map((k) => k.file) } })) }
+      ? {
+          verify: config.verify.map((v) => ({
+            repositories: [...v.repositories],
+            mode: v.mode,
+            cosign: {
+              keys: v.keys.map((k) => k.file),
+              ...(v.keyless
+                ? { bundle: true, trustedroot: v.keyless.file, identities: v.keyless.identities.map((i) => ({ ...i })), timestamps: v.keyless.timestamps }
+                : {}),
+            },
+          })),
+        }
       : {}),
     ...(config.cluster ? clusterDoc(config.cluster) : {}),
   };

@@ -325,6 +325,6 @@ test('verify: keys are read at load; a missing file, a non-key and an unsupporte
   assert.match(problems.join('\n'), /verify\[0\]\.cosign\.keys\[1\]: public key file ".*junk\.pub" holds no PEM public key/);
   assert.match(problems.join('\n'), /verify\[0\]\.cosign\.keys\[2\]: public key file ".*k1\.pub" holds an EC key on secp256k1/);
   assert.match(problems.join('\n'), /verify\[1\]: mode warn needs cosign\.keys/);
-  assert.match(problems.join('\n'), /verify\[2\]\.cosign: Sigstore bundles .* not supported yet/);
-  assert.match(problems.join('\n'), /verify\[2\]\.notation: Notation signatures are not supported yet/);
+  assert.match(problems.join('\n'), /verify\[2\]\.cosign: bundle: true needs trustedroot/);
+  assert.match(problems.join('\n'), /verify\[2\]\.notation: Notation signatures are not supported/);
 });

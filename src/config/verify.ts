@@ -2,6 +2,8 @@
 
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
 import { z } from 'zod';
 import { flag, oneOf, pathText, text } from './fields.js';
 
@@ -23,15 +25,41 @@ export const verifyEntrySchema = z.strictObject({
         example: '[/etc/berth/cosign.pub]',
       }),
       bundle: flag().optional().meta({
-        description: 'Sigstore bundles (keyless) verified against trustedroot; not supported yet: berth refuses to start with it set.',
+        description:
+          'Also accept keyless Sigstore bundles (a certificate instead of a key), verified offline against trustedroot for the listed identities. Bundles signed with one of keys are accepted without it.',
         default: 'false',
       }),
-      trustedroot: pathText().optional().meta({ description: 'Sigstore trusted root (JSON) for bundle; not supported yet.' }),
+      trustedroot: pathText().optional().meta({
+        description: 'Sigstore trusted root (trusted_root.json: CAs, transparency logs, CT logs, timestamp authorities) for keyless bundles.',
+        example: '/etc/berth/trusted_root.json',
+      }),
+      identities: z
+        .array(
+          z.strictObject({
+            subject: text().meta({ description: "The certificate's subject alternative name (an e-mail or URI), compared exactly." }),
+            issuer: text().optional().meta({ description: 'The OIDC issuer in the certificate (Fulcio extension), compared exactly; any when absent.' }),
+          }),
+        )
+        .optional()
+        .meta({
+          description: 'Signers a keyless bundle may name; bundle needs at least one.',
+          example: '[{subject: ci@example.com, issuer: https://accounts.example.com}]',
+        }),
+      timestamps: oneOf(['required', 'optional'] as const)
+        .optional()
+        .meta({
+          description:
+            'required: a keyless bundle needs a transparency log entry or signed timestamp the trusted root vouches for; optional: without one its certificate is checked at the current time (private CAs with long-lived certificates, cosign --tlog-upload=false).',
+          default: 'required',
+        }),
     })
     .optional()
-    .meta({ description: 'cosign signatures: the sha256-<hex>.sig tag and OCI 1.1 referrers of the manifest are both looked up.' }),
+    .meta({
+      description:
+        "cosign signatures: the sha256-<hex>.sig tag, the manifest's OCI 1.1 referrers and the referrers tag sha256-<hex> are looked up, for simple signing payloads and Sigstore bundles.",
+    }),
   notation: z
-    .strictObject({ truststore: pathText().meta({ description: 'Directory of x509 CA certificates; not supported yet.' }) })
+    .strictObject({ truststore: pathText().meta({ description: 'Directory of x509 CA certificates; not supported (see signatures.md).' }) })
     .optional()
     .meta({ description: 'Notation signatures; not supported yet: berth refuses to start with it set (see signatures.md).' }),
 });
@@ -47,11 +75,22 @@ export interface VerifyKey {
   readonly key: KeyObject;
 }
 
+/** What keyless Sigstore bundles are verified against: a trusted root, read and parsed. */
+export interface BundleTrust {
+  /** The trusted root file as configured, resolved; named in messages. */
+  readonly file: string;
+  readonly material: TrustMaterial;
+  readonly identities: ReadonlyArray<{ readonly subject: string; readonly issuer?: string }>;
+  readonly timestamps: 'required' | 'optional';
+}
+
 /** One `verify:` entry, keys loaded. */
 export interface VerifyRule {
   readonly repositories: readonly string[];
   readonly mode: VerifyMode;
   readonly keys: readonly VerifyKey[];
+  /** Present when the entry accepts keyless bundles (cosign.bundle). */
+  readonly keyless?: BundleTrust;
 }
 
 /** `verify[0].cosign.keys[1]`, as config/walk writes key paths (not imported: walk reads the schema, which imports this). */
@@ -67,9 +106,11 @@ export function buildVerify(doc: VerifyDoc | undefined, where: Where, problems: 
   return (doc ?? []).map((entry, i) => {
     const path = ['verify', i];
     const mode = entry.mode ?? 'enforce';
-    if (entry.cosign?.bundle || entry.cosign?.trustedroot !== undefined)
-      problems.push(`${formatPath([...path, 'cosign'])}: Sigstore bundles (bundle, trustedroot) are not supported yet; allowed: keys (cosign key pairs)`);
-    if (entry.notation) problems.push(`${formatPath([...path, 'notation'])}: Notation signatures are not supported yet; allowed: cosign.keys`);
+    if (entry.notation)
+      problems.push(
+        `${formatPath([...path, 'notation'])}: Notation signatures are not supported (see docs/signatures.md); allowed: cosign.keys, cosign.bundle`,
+      );
+    const keyless = buildKeyless(entry.cosign, path, where, problems);
     const keys = (entry.cosign?.keys ?? []).flatMap((p, k) => {
       const key = [...path, 'cosign', 'keys', k];
       const file = where(key, p);
@@ -80,23 +121,69 @@ export function buildVerify(doc: VerifyDoc | undefined, where: Where, problems: 
       }
       return [{ file, key: loaded }];
     });
-    if (mode !== 'off' && (entry.cosign?.keys ?? []).length === 0)
-      problems.push(`${formatPath(path)}: mode ${mode} needs cosign.keys (public keys to verify against); allowed: mode off without keys`);
-    return { repositories: entry.repositories, mode, keys };
+    if (mode !== 'off' && (entry.cosign?.keys ?? []).length === 0 && !entry.cosign?.bundle)
+      problems.push(`${formatPath(path)}: mode ${mode} needs cosign.keys (public keys to verify against) or cosign.bundle; allowed: mode off without keys`);
+    return { repositories: entry.repositories, mode, keys, ...(keyless ? { keyless } : {}) };
   });
+}
+
+type CosignDoc = NonNullable<VerifyDoc[number]['cosign']>;
+
+/** The trusted root and identities of an entry with cosign.bundle, or undefined (with a problem when they are incomplete). */
+function buildKeyless(cosign: CosignDoc | undefined, path: Array<string | number>, where: Where, problems: string[]): BundleTrust | undefined {
+  const at = formatPath([...path, 'cosign']);
+  if (!cosign?.bundle) {
+    if (cosign?.trustedroot !== undefined || cosign?.identities !== undefined)
+      problems.push(`${at}: trustedroot and identities are for keyless bundles and need bundle: true`);
+    return undefined;
+  }
+  if (cosign.trustedroot === undefined) {
+    problems.push(`${at}: bundle: true needs trustedroot (a Sigstore trusted_root.json)`);
+    return undefined;
+  }
+  if ((cosign.identities ?? []).length === 0) {
+    problems.push(`${at}: bundle: true needs identities (the certificate subjects allowed to sign); any certificate of a public CA would pass otherwise`);
+    return undefined;
+  }
+  const file = where([...path, 'cosign', 'trustedroot'], cosign.trustedroot);
+  const material = loadTrustedRoot(file);
+  if (typeof material === 'string') {
+    problems.push(`${at}.trustedroot: ${material}`);
+    return undefined;
+  }
+  return { file, material, identities: cosign.identities ?? [], timestamps: cosign.timestamps ?? 'required' };
+}
+
+/** A configured file's text, or why it cannot be read (naming what it is and the file). */
+function readText(file: string, what: string): { ok: true; text: string } | { ok: false; why: string } {
+  try {
+    return { ok: true, text: readFileSync(file, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { ok: false, why: `cannot read ${what} file ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}` };
+  }
+}
+
+/** The trust material of a trusted_root.json, or why not (naming the file). */
+export function loadTrustedRoot(file: string): TrustMaterial | string {
+  const text = readText(file, 'trusted root');
+  if (!text.ok) return text.why;
+  try {
+    const material = toTrustMaterial(TrustedRoot.fromJSON(JSON.parse(text.text)));
+    if (material.certificateAuthorities.length === 0)
+      return `trusted root file ${JSON.stringify(file)} lists no certificate authority; allowed: a Sigstore trusted_root.json`;
+    return material;
+  } catch (err) {
+    return `trusted root file ${JSON.stringify(file)} is not a Sigstore trusted root (${(err as Error).message}); allowed: a trusted_root.json as cosign trusted-root create or the Sigstore TUF repository writes it`;
+  }
 }
 
 /** The key in a PEM file, or why not (naming the file). */
 export function loadPublicKey(file: string): KeyObject | string {
-  let pem: string;
+  const pem = readText(file, 'public key');
+  if (!pem.ok) return pem.why;
   try {
-    pem = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return `cannot read public key file ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`;
-  }
-  try {
-    const key = createPublicKey(pem);
+    const key = createPublicKey(pem.text);
     const type = key.asymmetricKeyType;
     const curve = key.asymmetricKeyDetails?.namedCurve;
     if (type === 'ec' && curve !== 'prime256v1' && curve !== 'secp384r1')

@@ -34,4 +34,8 @@ export interface BlobIndex {
   usage(): Promise<{ bytes: number; blobs: number }>;
   /** Everything eviction needs in one read. */
   evictionView(): Promise<EvictionView>;
+  /** Records that a verified manifest's signature is kept with it (an eviction edge that survives a restart). */
+  linkSignature?(digest: string, signature: string): Promise<void>;
+  /** The signature linkSignature recorded for a manifest, if any. */
+  signatureOf?(digest: string): Promise<string | undefined>;
 }

@@ -42,6 +42,12 @@ export class LocalBlobIndex implements BlobIndex {
   async evictionView(): Promise<EvictionView> {
     return this.m.evictionView();
   }
+  async linkSignature(digest: string, signature: string): Promise<void> {
+    this.m.linkSignature(digest, signature);
+  }
+  async signatureOf(digest: string): Promise<string | undefined> {
+    return this.m.signatureOf(digest);
+  }
 }
 
 export class LocalRepositoryIndex implements RepositoryIndex {

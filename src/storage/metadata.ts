@@ -67,6 +67,11 @@ export const METADATA_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest);
       CREATE INDEX IF NOT EXISTS manifest_children_child ON manifest_children (child);
       CREATE INDEX IF NOT EXISTS tags_digest ON tags (upstream, repository, digest);`),
+  // A verified manifest -> the signature that proved it (a .sig manifest or a referrers index):
+  // the signature names its image only by tag or subject, so eviction learns the link from here.
+  (db) =>
+    db.exec(`CREATE TABLE IF NOT EXISTS signature_links (digest TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (digest, signature));
+      CREATE INDEX IF NOT EXISTS signature_links_signature ON signature_links (signature);`),
 ];
 
 export class MetadataStore {
@@ -264,12 +269,31 @@ export class MetadataStore {
       storedAt: number;
       pinned: number;
     }>;
-    const edges = this.sql('SELECT digest AS parent, child FROM manifest_children').all() as Array<{ parent: string; child: string }>;
+    const edges = this.sql(
+      'SELECT digest AS parent, child FROM manifest_children UNION ALL SELECT digest AS parent, signature AS child FROM signature_links',
+    ).all() as Array<{
+      parent: string;
+      child: string;
+    }>;
     const holders = this.sql('SELECT digest, upstream FROM repository_blobs UNION SELECT digest, upstream FROM manifests').all() as Array<{
       digest: string;
       upstream: string;
     }>;
     return { blobs: blobs.map((b) => ({ ...b, pinned: b.pinned !== 0 })), edges, holders };
+  }
+
+  /** Records that `signature` proved `digest`, replacing what proved it before. */
+  linkSignature(digest: string, signature: string): void {
+    this.db
+      .transaction(() => {
+        this.sql('DELETE FROM signature_links WHERE digest = ?').run(digest);
+        this.sql('INSERT INTO signature_links (digest, signature) VALUES (?, ?)').run(digest, signature);
+      })
+      .immediate();
+  }
+
+  signatureOf(digest: string): string | undefined {
+    return (this.sql('SELECT signature FROM signature_links WHERE digest = ?').get(digest) as { signature: string } | undefined)?.signature;
   }
 
   setPinned(digest: string, pinned: boolean): void {
@@ -284,6 +308,7 @@ export class MetadataStore {
         this.sql('DELETE FROM manifests WHERE digest = ?').run(digest);
         this.sql('DELETE FROM manifest_children WHERE digest = ?').run(digest);
         this.sql('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
+        this.sql('DELETE FROM signature_links WHERE digest = ? OR signature = ?').run(digest, digest);
       })
       .immediate();
   }

@@ -4,6 +4,8 @@
  * from anywhere but berth. Screenshots go to test-artifacts/dashboard/.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { type Berth, startBerth } from '../fixtures/berth.js';
@@ -40,10 +42,18 @@ describe('dashboard in headless Chromium', { timeout: 240_000 }, () => {
     tools = await buildImage({ layers: 2, layerSize: MiB, tag: 'v2' });
     await pushImage(app, reg.url, 'xing/app:v1');
     await pushImage(tools, reg.url, 'xing/tools:v2');
-    berth = await startBerth({
-      config: { version: 0.1, storage: { maxsize: '1GiB' }, upstreams: [{ name: 'harbor', remoteurl: reg.url, default: true }] },
-    });
     work = await makeTempDir('berth-dash');
+    // xing/app is checked in warn mode (served, unsigned): the images view shows its verification state.
+    const pub = `${work}/cosign.pub`;
+    await writeFile(pub, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }));
+    berth = await startBerth({
+      config: {
+        version: 0.1,
+        storage: { maxsize: '1GiB' },
+        upstreams: [{ name: 'harbor', remoteurl: reg.url, default: true }],
+        verify: [{ repositories: ['xing/app'], mode: 'warn', cosign: { keys: [pub] } }],
+      },
+    });
     // Real traffic first: one cold pull (misses) and one warm pull (hits) with a real client.
     await skopeoPull(`${berth.host}/xing/app:v1`, `${work}/pull1`);
     await skopeoPull(`${berth.host}/xing/app:v1`, `${work}/pull2`);
@@ -82,13 +92,14 @@ describe('dashboard in headless Chromium', { timeout: 240_000 }, () => {
     await browser.screenshot(page, SHOTS, 'overview');
   });
 
-  it('images: the pulled image is listed with its digest and size, and the search filters', async () => {
+  it('images: the pulled image is listed with its digest, size and verification state, and the search filters', async () => {
     await go('#/images');
     const row = page.locator('[data-testid=images] tbody tr', { hasText: 'xing/app' });
     await row.first().waitFor();
     const text = (await row.first().textContent()) ?? '';
     assert.match(text, /v1/);
     assert.ok(text.includes(app.manifestDigest.slice(0, 19)), `row shows ${app.manifestDigest.slice(0, 19)}: ${text}`);
+    assert.match(text, /unsigned/, 'the verify: entry (warn) found no signature');
     await page.fill('[data-testid=image-search]', 'no-such-repo');
     await page.waitForSelector('text=Nothing cached matches "no-such-repo"');
     await page.fill('[data-testid=image-search]', 'app');

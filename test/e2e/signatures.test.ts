@@ -1,15 +1,16 @@
 /** @module e2e/signatures.test — the verify: policy with the real signer: cosign signatures made in the central registry, checked by berth online and offline. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parse, stringify } from 'yaml';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, buildIndex, pushImage, type BuiltImage, type BuiltIndex } from '../fixtures/image.js';
-import { startBerth, type Berth } from '../fixtures/berth.js';
+import { BERTH_BIN, startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull } from '../fixtures/clients.js';
-import { generateKeyPair, sign, type CosignKeys } from '../fixtures/cosign.js';
-import { makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
-import { berthWarm } from '../fixtures/admin.js';
+import { attestBundle, generateKeyPair, sign, signAsReferrer, type CosignKeys } from '../fixtures/cosign.js';
+import { makeTempDir, removeDir, run, sleep } from '../fixtures/proc.js';
+import { api, berthWarm } from '../fixtures/admin.js';
 import { VERDICT_TTL_MS } from '../../src/cache/signature-policy.js';
 
 let registry: Registry;
@@ -21,11 +22,15 @@ const images: Record<string, BuiltImage | BuiltIndex> = {};
 /** Berths stopped for a restart on the same store: their directories go at the end. */
 const retired: Berth[] = [];
 
+/** How cosign attaches the signature: the .sig tag, a Sigstore bundle referrer, a simple signing referrer (both through the referrers tag). */
+type How = 'sig' | 'bundle' | 'referrer';
+const signers = { sig: sign, bundle: attestBundle, referrer: signAsReferrer };
+
 /** Pushes a fresh one-layer image as `repoTag`; signed with `by` when given. */
-async function publish(repoTag: string, by?: CosignKeys, index = false): Promise<BuiltImage | BuiltIndex> {
+async function publish(repoTag: string, by?: CosignKeys, index = false, how: How = 'sig'): Promise<BuiltImage | BuiltIndex> {
   const image = index ? await buildIndex({ layers: 1, layerSize: 64 * 1024, tag: 'v1' }) : await buildImage({ layers: 2, layerSize: 64 * 1024, tag: 'v1' });
   const digest = await pushImage(image, registry.url, repoTag);
-  if (by) await sign(`${registry.host}/${repoTag.split(':')[0]}@${digest}`, by, work);
+  if (by) await signers[how](`${registry.host}/${repoTag.split(':')[0]}@${digest}`, by, work);
   images[repoTag] = image;
   return image;
 }
@@ -58,6 +63,10 @@ before(async () => {
   await publish('xing/unsignedmulti:v1', undefined, true);
   await publish('xing/warmed:v1', keys);
   await publish('xing/revoked:v1', keys);
+  await publish('xing/bundled:v1', keys, false, 'bundle');
+  await publish('xing/bundleother:v1', otherKeys, false, 'bundle');
+  await publish('xing/bundlewarm:v1', keys, false, 'bundle');
+  await publish('xing/referred:v1', keys, false, 'referrer');
   await publish('warn/unsigned:v1');
   await publish('free/unsigned:v1');
   berth = await startBerth(config());
@@ -175,6 +184,40 @@ test('a signature removed upstream (revoked) is noticed at the next tag check: t
   assert.match(d.message, /no cosign signature found/);
 });
 
+test('a Sigstore bundle (cosign --new-bundle-format) found through the referrers tag is verified: served; signed with another key: 403', async () => {
+  const pulled = await pull('xing/bundled:v1', 'bundled');
+  assert.equal(pulled.manifestDigest, images['xing/bundled:v1']!.manifestDigest);
+  const digest = pulled.manifestDigest;
+  assert.ok(
+    (await registry.requests()).some((q) => q.method === 'GET' && q.uri.endsWith(`/v2/xing/bundled/manifests/${digest.replace(':', '-')}`)),
+    'berth read the referrers tag sha256-<hex>',
+  );
+  const other = await denial('xing/bundleother', 'v1');
+  assert.equal(other.status, 403, other.message);
+  assert.equal(other.code, 'DENIED');
+  assert.ok(other.message.includes(images['xing/bundleother:v1']!.manifestDigest), other.message);
+  assert.match(other.message, /a Sigstore bundle does not verify with any configured key/);
+  const listed = (await api(berth.url, 'GET', '/api/v1/images?q=xing/bundle')).json as Array<{ repository: string; tag: string; signature: string }>;
+  const state = (repository: string) => listed.find((i) => i.repository === repository && i.tag === 'v1')?.signature;
+  assert.equal(state('xing/bundled'), 'verified', JSON.stringify(listed));
+  assert.equal(state('xing/bundleother'), 'invalid', JSON.stringify(listed));
+});
+
+test('a simple signing signature attached as a referrer (the referrers tag) is verified', async () => {
+  const pulled = await pull('xing/referred:v1', 'referred');
+  assert.equal(pulled.manifestDigest, images['xing/referred:v1']!.manifestDigest);
+});
+
+test('warm-up of a bundle-signed image brings the referrers tag and the bundle', async () => {
+  const r = await berthWarm(['--server', berth.url, 'xing/bundlewarm:v1']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const digest = images['xing/bundlewarm:v1']!.manifestDigest;
+  assert.ok(
+    (await registry.requests()).some((q) => q.method === 'GET' && q.uri.endsWith(`/v2/xing/bundlewarm/manifests/${digest.replace(':', '-')}`)),
+    'berth fetched the referrers tag while warming',
+  );
+});
+
 test('warn mode serves an unsigned image, logs it once and counts it; unmatched repositories are not checked', async () => {
   const before1 = (await checks())['warned'] ?? 0;
   const pulled = await pull('warn/unsigned:v1', 'warn');
@@ -190,20 +233,39 @@ test('warn mode serves an unsigned image, logs it once and counts it; unmatched 
 });
 
 test('with the central registry stopped, a restarted berth verifies from its cache: signed served, unsigned and other-key refused', async () => {
+  // Held: eviction (here `berth gc` down to almost nothing between the two processes) keeps the signature with the image.
+  for (const image of ['xing/bundled:v1', 'xing/signed:v1', 'xing/warmed:v1', 'xing/bundlewarm:v1', 'xing/unsigned:v1', 'xing/otherkey:v1']) {
+    const pin = await api(berth.url, 'POST', '/api/v1/pin', { image });
+    assert.equal(pin.status, 200, `${image}: ${JSON.stringify(pin.json)}`);
+  }
   await registry.down();
   try {
     await berth.kill();
     retired.push(berth);
+    const gcConfig = parse(await readFile(berth.configFile, 'utf8')) as { storage?: Record<string, unknown> };
+    gcConfig.storage = { ...gcConfig.storage, maxsize: '1KiB', lowwatermark: 0.5 };
+    const gcFile = path.join(work, 'gc.yml');
+    await writeFile(gcFile, stringify(gcConfig));
+    const gc = await run(process.execPath, [BERTH_BIN, 'gc', '--config', gcFile], { timeoutMs: 60_000 });
+    assert.match(gc.stdout, /evicted [1-9]\d* blobs/);
     berth = await startBerth(config(berth.root));
+    const listed = (await api(berth.url, 'GET', '/api/v1/images?q=xing/bundled:v1')).json as Array<{ signature: string }>;
+    assert.equal(listed[0]?.signature, 'verified', 'the signature the store records, before this process checked anything');
+    const bundled = await pull('xing/bundled:v1', 'offline-bundled');
+    assert.equal(bundled.manifestDigest, images['xing/bundled:v1']!.manifestDigest, 'the pinned image kept its bundle through gc');
     const pulled = await pull('xing/signed:v1', 'offline-signed');
     assert.equal(pulled.manifestDigest, images['xing/signed:v1']!.manifestDigest);
-    const warmed = await pull('xing/warmed:v1', 'offline-warmed');
-    assert.equal(warmed.manifestDigest, images['xing/warmed:v1']!.manifestDigest, 'its signature came with the warm-up');
+    for (const ref of ['xing/warmed:v1', 'xing/bundlewarm:v1']) {
+      const warmed = await pull(ref, `offline-${ref.split(/[/:]/)[1]}`);
+      assert.equal(warmed.manifestDigest, images[ref]!.manifestDigest, `${ref}: its signature came with the warm-up`);
+    }
+    const unpinned = await fetch(`${berth.url}/v2/xing/referred/manifests/v1`, { method: 'HEAD' });
+    assert.notEqual(unpinned.status, 200, 'gc took the unpinned image');
     const unsigned = await denial('xing/unsigned', 'v1');
     assert.equal(unsigned.status, 403, unsigned.message);
     const other = await denial('xing/otherkey', 'v1');
+    // Only a valid signature is kept with its image: gc took this one, and the image stays refused.
     assert.equal(other.status, 403, other.message);
-    assert.match(other.message, /does not verify with any configured key/);
   } finally {
     await registry.up();
   }

@@ -45,6 +45,8 @@ export interface CachedImage {
   platforms?: string[];
   lastPull?: number | string | null;
   pinned?: boolean;
+  /** The verify: policy's last finding: verified, unsigned, invalid or not checked. */
+  signature?: string;
 }
 
 export interface WarmImage {

@@ -62,6 +62,7 @@ export function Images() {
             <th>Platforms</th>
             {header('lastPull', 'Last pull')}
             <th>Pinned</th>
+            <th>Signature</th>
           </tr>
         </thead>
         <tbody>
@@ -77,6 +78,7 @@ export function Images() {
               <td class="small">{(r.platforms ?? []).join(', ')}</td>
               <td>{ago(r.lastPull)}</td>
               <td>{r.pinned ? <span class="badge badge-ok">pinned</span> : ''}</td>
+              <td>{signature(r.signature)}</td>
             </tr>
           ))}
         </tbody>
@@ -86,4 +88,11 @@ export function Images() {
       )}
     </section>
   );
+}
+
+/** The verification state as a badge; 'not checked' (no verify: entry, or not served yet) stays plain. */
+function signature(state: string | undefined) {
+  if (state === 'verified') return <span class="badge badge-ok">verified</span>;
+  if (state === 'unsigned' || state === 'invalid') return <span class="badge badge-bad">{state}</span>;
+  return <span class="muted small">not checked</span>;
 }
