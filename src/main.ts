@@ -280,13 +280,36 @@ export async function main(argv: string[], env: Record<string, string | undefine
     );
   program
     .command('import')
-    .description('load an OCI image layout (directory or .tar) into a stopped store, verifying every blob; images are pinned and served by their names')
+    .description(
+      'load an OCI image layout (directory or .tar) into a stopped store (--config) or a running berth (--server), verifying every blob; images are pinned and served by their names',
+    )
     .argument('<path>', 'the bundle: a layout directory or tar, as berth export or skopeo copy ... oci:DIR:NAME writes it')
     .option('-c, --config <file>', 'config naming the store (berth must be stopped)')
+    .option('--server <url>', `import through a running berth's admin API, e.g. ${DEFAULT_SERVER}`)
+    .option('--username <user>', 'admin API username for --server (default: $BERTH_ADMIN_USERNAME)')
+    .option('--password-file <file>', 'file holding the admin API password (default: $BERTH_ADMIN_PASSWORD)')
+    .option('--name <image>', "the name of the layout's one unnamed image (skopeo copy ... oci:DIR without :NAME), e.g. harbor.xing.com/xing/app:v1")
     .option('-q, --quiet', 'no progress bar')
-    .action(async (path: string, opts: { config?: string; quiet?: boolean }) => {
+    .action(async (path: string, opts: { config?: string; server?: string; username?: string; passwordFile?: string; name?: string; quiet?: boolean }) => {
+      if (opts.config !== undefined && opts.server !== undefined) throw new UsageError('give one of --config and --server', 'berth import');
+      if (opts.name !== undefined) {
+        const { parseImageReference } = await import('./oci/image-ref.js');
+        try {
+          parseImageReference(opts.name);
+        } catch (err) {
+          throw new UsageError(`--name: ${(err as Error).message}`, 'berth import');
+        }
+      }
+      const common = { quiet: Boolean(opts.quiet), ...(opts.name !== undefined ? { name: opts.name } : {}) };
+      if (opts.server !== undefined) {
+        const password = readPassword(opts.passwordFile, 'berth import') ?? env['BERTH_ADMIN_PASSWORD'];
+        const username = opts.username ?? env['BERTH_ADMIN_USERNAME'];
+        const { importToServer } = await import('./cli/bundle-import-server.js');
+        exitCode = await importToServer(path, { ...common, server: opts.server, ...(username !== undefined ? { username, password } : {}) }, bundleIo);
+        return;
+      }
       const { importBundle } = await import('./cli/bundle-import.js');
-      exitCode = await importBundle(await storeConfig(opts.config), path, { quiet: Boolean(opts.quiet) }, bundleIo);
+      exitCode = await importBundle(await storeConfig(opts.config), path, common, bundleIo);
     });
 
   program

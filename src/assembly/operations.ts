@@ -124,6 +124,7 @@ export function createOperations(d: OperationsDeps): Operations {
     catalog,
     warm,
     queue: async () => (await d.queue?.entries()) ?? [],
+    bundles: { ports: { blobs: d.blobs, blobIndex: d.index, repos: d.repos }, route: resolve, logger: d.logger },
     logger: d.logger,
   });
   return {

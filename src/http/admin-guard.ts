@@ -66,7 +66,7 @@ export function trustedLoopback(req: IncomingMessage): boolean {
  * JSON: a cross-site form or `text/plain` fetch can send neither without a CORS preflight, which
  * berth never grants.
  */
-export function checkStateChange(req: IncomingMessage): void {
+export function checkStateChange(req: IncomingMessage, bodyType = 'application/json'): void {
   const origin = req.headers.origin;
   if (origin === undefined ? req.headers['sec-fetch-site'] === 'cross-site' : !sameOrigin(origin, req.headers.host)) {
     throw new ApiError(
@@ -76,11 +76,11 @@ export function checkStateChange(req: IncomingMessage): void {
     );
   }
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
+  if (type !== bodyType) {
     throw new ApiError(
       415,
       'UNSUPPORTED_MEDIA_TYPE',
-      `${req.method ?? ''} calls on the admin API take Content-Type: application/json (got ${JSON.stringify(type.slice(0, 100))})`,
+      `${req.method ?? ''} calls on ${(req.url ?? '').split('?')[0]!.slice(0, 200)} take Content-Type: ${bodyType} (got ${JSON.stringify(type.slice(0, 100))})`,
     );
   }
 }

@@ -10,6 +10,7 @@ import type { Readiness } from '../ops/health.js';
 import { AdminGate, checkStateChange, isStateChanging, type AdminAccess } from './admin-guard.js';
 import { ApiError, readJsonBody, sendApiError } from './admin-io.js';
 import { sendJson } from './respond.js';
+import { bundleRoutes, type BundleDeps } from './admin-bundles.js';
 
 /** The push queue's entries, when a push queue exists (write-behind); the seam it plugs into. */
 export type QueueProvider = () => unknown[] | Promise<unknown[]>;
@@ -29,6 +30,8 @@ export interface AdminDeps {
   readonly catalog: ImageCatalog;
   readonly warm: WarmJobs;
   readonly queue?: QueueProvider;
+  /** Bundle import into this berth's store (`berth import --server`). */
+  readonly bundles?: BundleDeps;
   readonly logger: Logger;
 }
 
@@ -38,9 +41,11 @@ export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL)
 type Handler = (ctx: { req: IncomingMessage; url: URL; params: string[] }) => Promise<{ status?: number; body: unknown; headers?: Record<string, string> }>;
 
 interface Route {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'PUT';
   readonly pattern: RegExp;
   readonly handle: Handler;
+  /** The Content-Type a state-changing call must carry (default application/json). */
+  readonly bodyType?: string;
 }
 
 /** Most images one warm request may name. */
@@ -78,7 +83,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
         const allow = [...new Set(matching.flatMap((x) => (x.r.method === 'GET' ? ['GET', 'HEAD'] : [x.r.method])))].join(', ');
         throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path.slice(0, 200)}; allowed: ${allow}`, { Allow: allow });
       }
-      if (isStateChanging(req.method)) checkStateChange(req);
+      if (isStateChanging(req.method)) checkStateChange(req, hit.r.bodyType);
       const out = await hit.r.handle({ req, url, params: hit.m!.slice(1).map((p) => decodeURIComponent(p)) });
       for (const [k, v] of Object.entries(out.headers ?? {})) res.setHeader(k, v);
       sendJson(res, out.status ?? 200, out.body, head);
@@ -149,6 +154,7 @@ function buildRoutes(deps: AdminDeps): Route[] {
       return { body: { ok: true, image, ...(await catalog.evict(image)) } };
     }),
     get(/^\/api\/v1\/queue$/, async () => ({ body: deps.queue ? await deps.queue() : [] })),
+    ...(deps.bundles ? bundleRoutes(deps.bundles) : []),
   ];
 }
 

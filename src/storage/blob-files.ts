@@ -220,6 +220,19 @@ export class BlobWriter {
   }
 
   /**
+   * As write(), with the chunk hashed while the disk write runs (the hash on this thread, the write
+   * on libuv's pool): imports of whole files run at disk speed. After a failure, abort() the writer.
+   */
+  async writeHashing(chunk: Uint8Array): Promise<void> {
+    const fh = await this.file();
+    const at = this.digester.bytes;
+    const written = fh.write(chunk, 0, chunk.length, at);
+    this.digester.update(chunk);
+    let { bytesWritten: offset } = await written;
+    while (offset < chunk.length) offset += (await fh.write(chunk, offset, chunk.length - offset, at + offset)).bytesWritten;
+  }
+
+  /**
    * Makes this writer's temp file another name of `path`, a file another process is writing this
    * same blob into: the bytes then reach the disk once. Until the writer takes over (write()
    * again, at its offset), bytes are only hashed. Only before the first byte.

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, buildIndex, isolatedSkopeoEnv, pushImage, type BuiltImage, type BuiltIndex } from '../fixtures/image.js';
-import { BERTH_BIN, startBerth, type Berth } from '../fixtures/berth.js';
+import { BERTH_BIN, berthCli, startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
 import { api } from '../fixtures/admin.js';
@@ -24,22 +24,6 @@ let big: BuiltImage;
 /** Names as nodes write them: the central registry's host in front. */
 const name = (repoTag: string) => `${registry.host}/${repoTag}`;
 const sigTag = () => `${a.manifestDigest.replace(':', '-')}.sig`;
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function berthCli(args: string[]): Promise<Ran> {
-  try {
-    return { code: 0, ...(await run(process.execPath, [BERTH_BIN, ...args], { timeoutMs: 300_000 })) };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 async function skopeo(args: string[]): Promise<string> {
   const env = await isolatedSkopeoEnv(work);
