@@ -215,13 +215,13 @@ export async function main(argv: string[], env: Record<string, string | undefine
     )
     .argument('<image...>', 'images as [registry/]repository[:tag|@digest], named so in the bundle')
     .requiredOption('-o, --output <path>', 'the bundle: a directory, or one tar file when the path ends in .tar')
-    .option('-c, --config <file>', 'read the store this config names (berth stopped or running)')
+    .option('-c, --config <file>', "read the store this config names (berth stopped or running); with --from-registry, take its upstream's credentials")
     .option('--server <url>', 'read through a running berth, e.g. http://127.0.0.1:5000')
     .option('--from-registry <url>', 'read from a registry, e.g. https://harbor.xing.com')
     .option('--platform <list>', 'os/arch[/variant],... to take from multi-platform images (default: linux/amd64)')
     .option('--all-platforms', 'take every platform of multi-platform images')
     .option('--since <bundle>', 'leave out blobs an earlier bundle (or a `berth ls --json` state file) holds')
-    .option('--username <user>', 'registry username for --server or --from-registry')
+    .option('--username <user>', 'registry username for --server or --from-registry (default with --config: the credentials of its upstream at that URL)')
     .option('--password-file <file>', 'file holding the password for --username')
     .option('-q, --quiet', 'no progress bar')
     .action(
@@ -240,10 +240,11 @@ export async function main(argv: string[], env: Record<string, string | undefine
           quiet?: boolean;
         },
       ) => {
-        const sources = [opts.config, opts.server, opts.fromRegistry].filter((s) => s !== undefined);
+        // --config beside --from-registry lends the credentials of the config's upstream at that URL.
+        const sources = [opts.fromRegistry === undefined ? opts.config : undefined, opts.server, opts.fromRegistry].filter((s) => s !== undefined);
         if (sources.length > 1) throw new UsageError('give one of --config, --server and --from-registry', 'berth export');
         if (opts.platform && opts.allPlatforms) throw new UsageError('--platform and --all-platforms are both given; use one', 'berth export');
-        const [{ exportBundle }, { storeSource, httpSource }, { parsePlatform, DEFAULT_PLATFORMS }] = await Promise.all([
+        const [{ exportBundle }, { storeSource, httpSource, upstreamCredentials }, { parsePlatform, DEFAULT_PLATFORMS }] = await Promise.all([
           import('./cli/bundle-export.js'),
           import('./cli/bundle-sources.js'),
           import('./oci/platform.js'),
@@ -256,10 +257,12 @@ export async function main(argv: string[], env: Record<string, string | undefine
           throw new UsageError((err as Error).message, 'berth export');
         }
         const password = readPassword(opts.passwordFile, 'berth export') ?? env['BERTH_REGISTRY_PASSWORD'];
-        const creds = opts.username !== undefined ? { username: opts.username, password } : {};
+        let creds: { username?: string; password?: string } = opts.username !== undefined ? { username: opts.username, password } : {};
         const remote = opts.fromRegistry ?? (opts.config === undefined ? (opts.server ?? env['BERTH_SERVER']) : undefined);
         let source;
         try {
+          if (opts.fromRegistry !== undefined && opts.config !== undefined && opts.username === undefined)
+            creds = upstreamCredentials((await storeConfig(opts.config)).upstreams, opts.fromRegistry) ?? {};
           source = remote
             ? httpSource(remote, { berth: opts.fromRegistry === undefined, ...creds })
             : await storeSource(await storeConfig(opts.config), Date.now);

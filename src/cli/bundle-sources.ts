@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { pino } from 'pino';
 import { Agent, interceptors, request } from 'undici';
-import type { BerthConfig } from '../config/types.js';
+import type { BerthConfig, UpstreamConfig } from '../config/types.js';
 import { imageRouter } from '../assembly/operations.js';
 import { digestOf } from '../oci/digest.js';
 import type { ImageReference } from '../oci/image-ref.js';
@@ -172,4 +172,21 @@ export function httpSource(baseUrl: string, opts: HttpSourceOptions): ExportSour
       await dispatcher.close();
     },
   };
+}
+
+/**
+ * The credentials of the config's upstream at `url` (same scheme, host and port; the first of
+ * several with a username), for `berth export --from-registry URL --config FILE`.
+ */
+export function upstreamCredentials(upstreams: readonly UpstreamConfig[], url: string): { username: string; password?: string } | undefined {
+  const origin = (text: string) => {
+    try {
+      return new URL(text).origin;
+    } catch {
+      return undefined;
+    }
+  };
+  const wanted = origin(url);
+  const match = upstreams.find((u) => u.username !== undefined && origin(u.remoteurl) === wanted);
+  return match?.username === undefined ? undefined : { username: match.username, ...(match.password !== undefined ? { password: match.password } : {}) };
 }
