@@ -61,7 +61,12 @@ export async function exportBundle(source: ExportSource, images: readonly string
   let skipped = 0;
   try {
     for (const p of plans) for (const m of p.manifests) await writer.addBytes(m.digest, m.body);
+    // A directory takes two blobs at once (one's fsync while the next is read); a tar is one stream.
+    const window = isTarPath(opts.output) ? 1 : 2;
+    const inflight = new Set<Promise<void>>();
+    let failure: Error | undefined;
     for (const { d, image } of blobs.values()) {
+      if (failure) break;
       if (await writer.has(d.digest, d.size)) {
         skipped++;
         bar.add(d.size);
@@ -72,15 +77,24 @@ export async function exportBundle(source: ExportSource, images: readonly string
         failures.push(`${formatImageReference(image)}: blob ${d.digest} is not in ${source.name}`);
         continue;
       }
-      try {
-        await writer.addBlob(d.digest, d.size, counted(body, bar, d.digest.slice(0, 19)));
-        written++;
-      } catch (err) {
-        // A tar cannot drop what it has begun: the archive is given up whole.
-        if (!(err instanceof BlobMismatchError) || isTarPath(opts.output)) throw err;
-        failures.push(`${formatImageReference(image)}: ${err.message} in ${source.name}; not exported (run berth fsck there)`);
-      }
+      const add: Promise<void> = writer
+        .addBlob(d.digest, d.size, counted(body, bar, d.digest.slice(0, 19)))
+        .then(
+          () => {
+            written++;
+          },
+          (err: Error) => {
+            // A tar cannot drop what it has begun: the archive is given up whole.
+            if (!(err instanceof BlobMismatchError) || isTarPath(opts.output)) failure ??= err;
+            else failures.push(`${formatImageReference(image)}: ${err.message} in ${source.name}; not exported (run berth fsck there)`);
+          },
+        )
+        .finally(() => inflight.delete(add));
+      inflight.add(add);
+      while (inflight.size >= window) await Promise.race(inflight);
     }
+    await Promise.all(inflight);
+    if (failure) throw failure;
     await writer.finish(plans.flatMap((p) => p.entries));
   } catch (err) {
     bar.stop();

@@ -1,6 +1,6 @@
 /** @module storage/oci-layout — OCI image layouts (a directory, or one tar) written and read as streams: the bundles that carry images to sites without a link. */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -134,7 +134,17 @@ class DirLayoutWriter implements LayoutWriter {
     try {
       const fh = await open(temp, 'w');
       try {
-        for await (const chunk of verified(digest, size, body)) await fh.write(chunk);
+        // Each chunk is written while the next is read and hashed: disk and SHA-256 overlap.
+        let pending: Promise<unknown> = Promise.resolve();
+        let at = 0;
+        for await (const chunk of verified(digest, size, body)) {
+          await pending;
+          pending = writeAt(fh, chunk, at);
+          // Awaited on the next turn; a failed read meanwhile must not leave it unhandled.
+          pending.catch(() => undefined);
+          at += chunk.length;
+        }
+        await pending;
         await fh.sync();
       } finally {
         await fh.close();
@@ -230,6 +240,11 @@ class TarLayoutWriter implements LayoutWriter {
       });
     });
   }
+}
+
+async function writeAt(fh: FileHandle, chunk: Uint8Array, at: number): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) offset += (await fh.write(chunk, offset, chunk.length - offset, at + offset)).bytesWritten;
 }
 
 async function* single(body: Uint8Array): AsyncGenerator<Uint8Array> {
