@@ -136,6 +136,7 @@ async function operate(d: PullSideDeps & { cache: RegistryCache; queue: QueueVie
     ...d,
     blobs: stores.blobs,
     repos: stores.index.repos,
+    bundleLog: stores.index.bundles,
     indexOk: () => stores.index.ping(),
     disk: () => stores.space.report(),
     ...(adminTelemetry ? { adminTelemetry } : {}),

@@ -12,6 +12,7 @@ import { OciError } from '../oci/errors.js';
 import type { ImageReference } from '../oci/image-ref.js';
 import type { BlobStore } from '../storage/blob-files.js';
 import type { BlobIndex } from '../ports/blob-index.js';
+import type { BundleLog } from '../ports/bundle-log.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { checkReadiness, type ReadinessDeps, type UpstreamHealth } from '../ops/health.js';
 import { WarmSchedule } from '../ops/schedule.js';
@@ -56,6 +57,8 @@ export interface OperationsDeps {
   readonly blobs: BlobStore;
   readonly index: BlobIndex;
   readonly repos: ManifestRecords & ManifestGraph & TagIndex & RepositoryListings;
+  /** The record of imported bundles (metadata.db). */
+  readonly bundleLog?: BundleLog;
   /** Whether the index answers (readiness). */
   readonly indexOk: () => boolean;
   /** Room for metadata writes (readiness). */
@@ -124,7 +127,7 @@ export function createOperations(d: OperationsDeps): Operations {
     catalog,
     warm,
     queue: async () => (await d.queue?.entries()) ?? [],
-    bundles: { ports: { blobs: d.blobs, blobIndex: d.index, repos: d.repos }, route: resolve, logger: d.logger },
+    bundles: { ports: { blobs: d.blobs, blobIndex: d.index, repos: d.repos }, route: resolve, logger: d.logger, ...(d.bundleLog ? { log: d.bundleLog } : {}) },
     logger: d.logger,
   });
   return {

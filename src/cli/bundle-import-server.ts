@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { request } from '../util/undici.js';
 import type { BundleIo } from './bundle-export.js';
-import { BundleRefusal, loadBlobs, openBundle, report, type BlobSink, type ImportOptions } from './bundle-import.js';
+import { BundleRefusal, counts, loadBlobs, openBundle, report, type BlobSink, type ImportOptions } from './bundle-import.js';
 import { DEFAULT_SERVER } from './help-defaults.js';
 
 export interface ServerImportOptions extends ImportOptions {
@@ -85,7 +85,13 @@ export async function importToServer(path: string, opts: ServerImportOptions, io
       },
     };
     const loaded = await loadBlobs(reader, sink, path, opts, io);
-    const recorded = await json('/api/v1/bundles', { manifests: (await reader.index()).manifests, ...(opts.name ? { name: opts.name } : {}) });
+    const { blobsStored: stored, blobsSkipped: skipped, blobsRefused: refused } = counts(loaded);
+    const recorded = await json('/api/v1/bundles', {
+      manifests: (await reader.index()).manifests,
+      source: path,
+      blobs: { stored, skipped, refused },
+      ...(opts.name ? { name: opts.name } : {}),
+    });
     if (recorded.status !== 200) throw new Error(errorText(recorded));
     const { imported, problems } = recorded.json as { imported: string[]; problems: string[] };
     return report(loaded, imported, problems, io);

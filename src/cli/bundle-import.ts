@@ -74,6 +74,7 @@ export async function importBundle(config: BerthConfig, path: string, opts: Impo
   try {
     const loaded = await loadBlobs(reader, sink, path, opts, io);
     const { imported, problems } = await recordImages((await reader.index()).manifests, imageRouter(upstreams), ports, opts.name);
+    await index.bundles.record({ source: path, images: imported, ...counts(loaded), problems });
     return report(loaded, imported, problems, io);
   } catch (err) {
     io.err(`berth import: ${(err as Error).message}`);
@@ -82,6 +83,11 @@ export async function importBundle(config: BerthConfig, path: string, opts: Impo
     index.close();
     await Promise.all(upstreams.map((u) => u.client.close()));
   }
+}
+
+/** A load's blob counts as the record of imports keeps them. */
+export function counts(loaded: Loaded): { blobsStored: number; blobsSkipped: number; blobsRefused: number } {
+  return { blobsStored: loaded.stored, blobsSkipped: loaded.present, blobsRefused: loaded.refused.length };
 }
 
 /** The bundle's reader, or undefined after saying why it cannot be read. */
@@ -104,6 +110,9 @@ export function report(loaded: Loaded, imported: readonly string[], problems: re
   return loaded.refused.length + problems.length === 0 ? 0 : 1;
 }
 
+/** Blobs stored at once. */
+const WINDOW = 2;
+
 /** Every blob of the layout into the sink, verified as it is written; one already there is not read. */
 export async function loadBlobs(reader: LayoutReader, sink: BlobSink, path: string, opts: { quiet: boolean }, io: BundleIo): Promise<Loaded> {
   let total = 0;
@@ -111,26 +120,39 @@ export async function loadBlobs(reader: LayoutReader, sink: BlobSink, path: stri
   else for await (const b of reader.blobs()) total += b.size;
   const bar = transferBar(total, { stream: io.stderr, tty: io.tty, quiet: opts.quiet, now: io.now });
   const result: Loaded = { stored: 0, present: 0, bytes: 0, refused: [] };
+  // Two blobs in flight: one blob's fsync (or the server's) runs while the next is read and hashed.
+  const inflight = new Set<Promise<void>>();
+  let failure: Error | undefined;
   try {
     for await (const b of reader.blobs()) {
+      if (failure !== undefined) break;
       if (await sink.has(b.digest, b.size)) {
         result.present++;
         bar.add(b.size);
         continue;
       }
-      try {
-        const label = b.digest.slice(0, 19);
-        await sink.put(b.digest, b.size, b.read(), (n) => bar.add(n, label));
-      } catch (err) {
-        if (!(err instanceof BundleRefusal)) throw err;
-        result.refused.push(`blob ${b.digest}: ${err.message}; the bundle is damaged, export it again`);
-        continue;
-      }
-      result.stored++;
-      result.bytes += b.size;
+      const label = b.digest.slice(0, 19);
+      const put: Promise<void> = sink
+        .put(b.digest, b.size, b.read(), (n) => bar.add(n, label))
+        .then(
+          () => {
+            result.stored++;
+            result.bytes += b.size;
+          },
+          (err: unknown) => {
+            if (err instanceof BundleRefusal) result.refused.push(`blob ${b.digest}: ${err.message}; the bundle is damaged, export it again`);
+            else failure ??= err instanceof Error ? err : new Error(String(err));
+          },
+        )
+        .finally(() => inflight.delete(put));
+      inflight.add(put);
+      // A tar's next entry comes once this one is read; a directory's blobs are files of their own.
+      while (inflight.size >= WINDOW) await Promise.race(inflight);
     }
+    await Promise.all(inflight);
   } finally {
     bar.stop();
   }
+  if (failure !== undefined) throw failure;
   return result;
 }

@@ -5,12 +5,15 @@ import { holdsBlob, recordImages, storeBlob, type LoadPorts } from '../cache/bun
 import { isDigest } from '../oci/digest.js';
 import type { ImageReference } from '../oci/image-ref.js';
 import { parseImageReference } from '../oci/image-ref.js';
+import type { BundleLog } from '../ports/bundle-log.js';
 import type { Target } from '../upstream/target.js';
 import { parseLayoutIndex } from '../storage/oci-layout.js';
 import { ApiError, readJsonBody } from './admin-io.js';
 
 export interface BundleDeps {
   readonly ports: LoadPorts;
+  /** The record of imports (GET /api/v1/bundles); absent, imports are not recorded. */
+  readonly log?: BundleLog;
   readonly route: (ref: ImageReference) => Target;
   readonly logger: Logger;
 }
@@ -86,9 +89,21 @@ export function bundleRoutes(deps: BundleDeps): BundleRoute[] {
             throw new ApiError(400, 'INVALID_REQUEST', `name: ${(err as Error).message}`);
           }
         }
+        const source = typeof body['source'] === 'string' ? body['source'].slice(0, 500) : 'admin API';
+        const counts = blobCounts(body['blobs']);
         const result = await recordImages(entries, deps.route, ports, name);
-        deps.logger.info({ imported: result.imported, problems: result.problems.length }, 'bundle imported through the admin API');
-        return { body: result };
+        deps.logger.info({ source, imported: result.imported, problems: result.problems.length }, 'bundle imported through the admin API');
+        const row = await deps.log?.record({ source, images: result.imported, ...counts, problems: result.problems });
+        return { body: { ...result, ...(row ? { id: row.id } : {}) } };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/v1\/bundles$/,
+      handle: async ({ url }) => {
+        const limit = wholeParam(url, 'limit', 50, 1, 1000);
+        const offset = wholeParam(url, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
+        return { body: (await deps.log?.list(limit, offset)) ?? { total: 0, items: [] } };
       },
     },
   ];
@@ -100,4 +115,24 @@ function blobField(digest: unknown, size: unknown, where: string): { digest: str
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
     throw new ApiError(400, 'INVALID_REQUEST', `${where}: size must be a whole number of bytes`);
   return { digest, size };
+}
+
+/** The client's count of blobs stored, skipped (already there) and refused, for the record. */
+function blobCounts(value: unknown): { blobsStored: number; blobsSkipped: number; blobsRefused: number } {
+  const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const n = (k: string) => {
+    const x = v[k];
+    if (x === undefined) return 0;
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw new ApiError(400, 'INVALID_REQUEST', `field "blobs.${k}" must be a whole number`);
+    return x;
+  };
+  return { blobsStored: n('stored'), blobsSkipped: n('skipped'), blobsRefused: n('refused') };
+}
+
+function wholeParam(url: URL, key: string, fallback: number, min: number, max: number): number {
+  const text = url.searchParams.get(key);
+  if (text === null) return fallback;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) throw new ApiError(400, 'INVALID_REQUEST', `${key} must be a whole number from ${min} to ${max}`);
+  return n;
 }

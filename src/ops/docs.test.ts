@@ -61,6 +61,7 @@ test('docs/admin-api.md covers every endpoint', () => {
     'POST /api/v1/bundles/missing',
     'PUT /api/v1/bundles/blobs/<digest>',
     'POST /api/v1/bundles',
+    'GET /api/v1/bundles',
     'GET /api/v1/sites',
     'GET /api/v1/sites/summary',
     'GET /api/v1/fleet/jobs/summary',

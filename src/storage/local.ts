@@ -1,4 +1,5 @@
 /** @module storage/local — opens the local implementations of every shared-state port for one store root. */
+import type { BundleLog } from '../ports/bundle-log.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
 import type { ReplicationQueue } from '../ports/replication-queue.js';
@@ -16,6 +17,8 @@ import type { DiskSpace } from './disk-space.js';
 export interface IndexPorts {
   readonly blobIndex: BlobIndex;
   readonly repos: RepositoryIndex;
+  /** The bundles imported into this store. */
+  readonly bundles: BundleLog;
   /** True while the database answers (readiness). */
   ping(): boolean;
   close(): void;
@@ -39,6 +42,7 @@ export function openLocalIndex(root: string, now: () => number, space?: DiskSpac
   return {
     blobIndex: g(new LocalBlobIndex(metadata), 'metadata.db'),
     repos: g(new LocalRepositoryIndex(metadata), 'metadata.db'),
+    bundles: g(metadata.bundleLog(), 'metadata.db'),
     ping: () => metadata.ping(),
     close: () => metadata.close(),
   };

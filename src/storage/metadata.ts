@@ -1,4 +1,6 @@
 /** @module storage/metadata — SQLite record of tags, manifests, repository links, sizes and last access. */
+import type { BundleLog } from '../ports/bundle-log.js';
+import { SqliteBundleLog } from './bundle-log-db.js';
 import type Database from 'better-sqlite3';
 import type { EvictionView } from '../ports/blob-index.js';
 import type { ImageRow, ListingRow, ManifestRecord, NewManifest, ReferrerRecord, ReferrersQuery, TagRecord } from '../ports/repository-index.js';
@@ -72,6 +74,10 @@ export const METADATA_MIGRATIONS: readonly Migration[] = [
   (db) =>
     db.exec(`CREATE TABLE IF NOT EXISTS signature_links (digest TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (digest, signature));
       CREATE INDEX IF NOT EXISTS signature_links_signature ON signature_links (signature);`),
+  // Bundles imported (berth import), for the dashboard and GET /api/v1/bundles.
+  (db) =>
+    db.exec(`CREATE TABLE IF NOT EXISTS bundle_imports (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, source TEXT NOT NULL,
+      images TEXT NOT NULL, blobs_stored INTEGER NOT NULL, blobs_skipped INTEGER NOT NULL, blobs_refused INTEGER NOT NULL, problems TEXT NOT NULL)`),
 ];
 
 export class MetadataStore {
@@ -88,6 +94,11 @@ export class MetadataStore {
 
   close(): void {
     this.db.close();
+  }
+
+  /** The record of imported bundles, in this database. */
+  bundleLog(): BundleLog {
+    return new SqliteBundleLog(this.db, this.now);
   }
 
   /** Each statement is compiled once: a blob request runs three or four, and compiling is most of their cost. */

@@ -186,3 +186,32 @@ test('--name names the one unnamed entry of a layout skopeo wrote without :NAME'
     await registry.up();
   }
 });
+
+test('each import is recorded: GET /api/v1/bundles lists when, source, images and blobs stored, skipped, refused, newest first, paged', async () => {
+  const all = (await api(site.url, 'GET', '/api/v1/bundles?limit=100', undefined, admin)).json as {
+    total: number;
+    items: Array<{ at: number; source: string; images: string[]; blobsStored: number; blobsSkipped: number; blobsRefused: number; problems: string[] }>;
+  };
+  // ab twice, damaged, unnamed without and with --name.
+  assert.equal(all.total, 5, JSON.stringify(all));
+  const ab = all.items.filter((r) => r.source === path.join(work, 'ab'));
+  assert.equal(ab.length, 2);
+  const [second, first] = ab;
+  assert.deepEqual(first!.images.sort(), [name('xing/a:v1'), name('xing/b:v1')].sort());
+  assert.equal(first!.blobsStored, a.blobs.length + b.blobs.length + 2);
+  assert.equal(second!.blobsStored, 0);
+  assert.equal(second!.blobsSkipped, first!.blobsStored);
+  const damaged = all.items.find((r) => r.source === path.join(work, 'damaged'))!;
+  assert.equal(damaged.blobsRefused, 1);
+  assert.deepEqual(damaged.images, []);
+  assert.equal(damaged.problems.length, 1);
+  assert.ok(
+    all.items.every((r, i) => i === 0 || r.at <= all.items[i - 1]!.at),
+    'newest first',
+  );
+  const page = (await api(site.url, 'GET', '/api/v1/bundles?limit=2&offset=2', undefined, admin)).json as { total: number; items: unknown[] };
+  assert.equal(page.total, 5);
+  assert.deepEqual(page.items, all.items.slice(2, 4));
+  assert.equal((await api(site.url, 'GET', '/api/v1/bundles?limit=0', undefined, admin)).status, 400);
+  assert.equal((await api(site.url, 'GET', '/api/v1/bundles')).status, 401);
+});

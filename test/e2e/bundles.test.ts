@@ -165,6 +165,11 @@ test('imports into a second store; with the registry stopped the images pull by 
         const row = listed.find((r) => `${r.repository}:${r.tag}` === repoTag);
         assert.equal(row?.pinned, true, `${repoTag} in ${JSON.stringify(listed)}`);
       }
+      // Each import into the stopped store is on record for the dashboard.
+      const bundles = (await api(edge.url, 'GET', '/api/v1/bundles')).json as { total: number; items: Array<{ source: string; blobsSkipped: number }> };
+      assert.equal(bundles.total, 5);
+      assert.equal(bundles.items[0]!.source, path.join(work, 'ab'));
+      assert.ok(bundles.items[0]!.blobsSkipped > 0);
     } finally {
       await edge.stop();
     }

@@ -85,6 +85,17 @@ export interface QueueItem {
   lastError?: string | null;
 }
 
+export interface BundleImport {
+  id: number;
+  at: number;
+  source: string;
+  images: string[];
+  blobsStored: number;
+  blobsSkipped: number;
+  blobsRefused: number;
+  problems: string[];
+}
+
 export interface SiteInfo {
   name: string;
   state: 'up' | 'stale';
@@ -147,6 +158,7 @@ export const api = {
   upstreams: () => call<UpstreamState[]>('/api/v1/upstreams'),
   images: (q: string) => call<CachedImage[]>(`/api/v1/images${q ? `?q=${encodeURIComponent(q)}` : ''}`),
   queue: () => call<QueueItem[]>('/api/v1/queue'),
+  bundles: (offset: number) => call<{ total: number; items: BundleImport[] }>(`/api/v1/bundles?limit=50&offset=${offset}`),
   startWarm: (body: WarmRequest) =>
     call<{ id: string }>('/api/v1/warm', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
   /** The hub's endpoints take its token (or the admin credentials the browser already sends). */

@@ -1,6 +1,7 @@
 /** @module ui/main — the dashboard shell: navigation by URL hash, and the pages it shows. */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { Bundles } from './bundles.js';
 import { Images } from './images.js';
 import { Overview } from './overview.js';
 import { Queue } from './queue.js';
@@ -13,6 +14,7 @@ const PAGES = [
   { hash: '#/images', title: 'Images' },
   { hash: '#/warm', title: 'Warm-up' },
   { hash: '#/queue', title: 'Push queue' },
+  { hash: '#/bundles', title: 'Bundles' },
   { hash: '#/sites', title: 'Sites' },
 ] as const;
 type Hash = (typeof PAGES)[number]['hash'];
@@ -67,6 +69,7 @@ function App() {
         {page === '#/images' && <Images />}
         {page === '#/warm' && <Warm jobs={jobs} onStarted={started} />}
         {page === '#/queue' && <Queue />}
+        {page === '#/bundles' && <Bundles />}
         {page === '#/sites' && <Sites />}
       </main>
     </>
