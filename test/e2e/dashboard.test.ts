@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { type Berth, startBerth } from '../fixtures/berth.js';
+import { type Berth, berthCli, startBerth } from '../fixtures/berth.js';
 import { type Browser, startBrowser } from '../fixtures/browser.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { type BuiltImage, buildImage, pushImage } from '../fixtures/image.js';
@@ -140,6 +140,21 @@ describe('dashboard in headless Chromium', { timeout: 240_000 }, () => {
     await page.waitForSelector('[data-testid=queue-count]');
     assert.equal(await page.textContent('[data-testid=queue-count]'), '0 items waiting');
     await browser.screenshot(page, SHOTS, 'queue');
+  });
+
+  it('bundles: an import through the admin API is listed with its images and blob counts', async () => {
+    const bundle = `${work}/app-bundle`;
+    const exported = await berthCli(['export', '--from-registry', reg.url, '-q', '-o', bundle, 'xing/app:v1']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const imported = await berthCli(['import', '--server', berth.url, '-q', bundle]);
+    assert.equal(imported.code, 0, imported.stderr);
+    await go('#/bundles');
+    await page.waitForSelector('[data-testid=bundles-count]');
+    assert.equal(await page.textContent('[data-testid=bundles-count]'), '1 bundle imported');
+    const row = page.locator('[data-testid=bundles] tbody tr', { hasText: 'xing/app:v1' }).first();
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /app-bundle/);
+    await browser.screenshot(page, SHOTS, 'bundles');
   });
 
   it('loaded nothing from outside berth and reported no errors', () => {
