@@ -6,15 +6,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, readJsonBody, sendApiError, type AdminCredentials } from '../http/admin-io.js';
 import { sendJson } from '../http/respond.js';
-import { FailureLimiter } from '../auth/failures.js';
-import { requireHubToken } from './auth.js';
+import { hubGate } from './auth.js';
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
 import type { HubState, StoredSite } from '../ports/hub-state.js';
 import { FleetJobs, type FleetJob } from './jobs.js';
 import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-protocol.js';
 import { SiteBook, siteMatcher } from './sites.js';
-import { jobsView, sitesView, summaryView } from './views.js';
+import { jobView, jobsView, sitesView, summaryView } from './views.js';
 
 export interface HubDeps {
   readonly token: string;
@@ -54,6 +53,23 @@ const HARBOR_PATHS = /^\/(healthy|_ping|oapi\/v1\/jobs(\/[^/]+)?|preheats(\/[^/]
 /** Paths the hub may answer outside /api/ (its Harbor-compatible endpoints, bare or under /sites/<selector>). */
 export function isHubPath(path: string): boolean {
   return HARBOR_PATHS.test(path) || SELECTOR_PREFIX.test(path);
+}
+
+/**
+ * What the hub makes of a path: undefined when it is not one of the hub's; `selector` undefined
+ * when the one in the path is malformed; `readOnly` paths also open with the admin credentials.
+ */
+export function hubPath(pathname: string): { path: string; selector: string | undefined; readOnly: boolean } | undefined {
+  let path = pathname;
+  let selector: string | undefined = '';
+  const sel = SELECTOR_PREFIX.exec(path);
+  if (sel && HARBOR_PATHS.test(sel[2]!)) {
+    selector = decodedSelector(sel[1]!);
+    path = sel[2]!;
+  }
+  const fleetApi = /^\/api\/v1\/(sites|sites\/summary|events|fleet\/.+)$/.test(path);
+  if (!fleetApi && !HARBOR_PATHS.test(path)) return undefined;
+  return { path, selector, readOnly: /^\/api\/v1\/(sites(\/summary)?|fleet\/jobs(\/[^/]+)?)$/.test(path) };
 }
 
 export function createHub(deps: HubDeps): Hub {
@@ -131,6 +147,7 @@ export function createHub(deps: HubDeps): Hub {
     if (at('GET', /^\/api\/v1\/sites\/summary$/)) return summaryView('sites', sites, jobs, url);
     if (at('GET', /^\/api\/v1\/fleet\/jobs$/)) return jobsView(jobs, url);
     if (at('GET', /^\/api\/v1\/fleet\/jobs\/summary$/)) return summaryView('jobs', sites, jobs, url);
+    if (at('GET', /^\/api\/v1\/fleet\/jobs\/[^/]+$/)) return jobView(jobs, jobById(path.split('/')[5]!), url);
     return undefined;
   };
 
@@ -148,39 +165,17 @@ export function createHub(deps: HubDeps): Hub {
     }
   };
 
-  // The admin password also opens the read-only views: an address guessing it waits, as at the
-  // admin API. Only password tries count: the hub token is a long random secret, and counting its
-  // misses would let one misconfigured site lock out every site behind the same address.
-  const failures = new FailureLimiter(deps.now);
-  const admit = (req: IncomingMessage, readOnly: boolean): void => {
-    const address = req.socket.remoteAddress ?? '';
-    const password = readOnly && deps.admin !== undefined && /^Basic\s/i.test(req.headers.authorization ?? '');
-    if (password) failures.check(address, 'hub-admin');
-    try {
-      requireHubToken(req, deps.token, readOnly ? deps.admin : undefined);
-    } catch (err) {
-      if (password) failures.fail(address, 'hub-admin');
-      throw err;
-    }
-    if (password) failures.succeed(address, 'hub-admin');
-  };
+  const admit = hubGate(deps.token, deps.admin, deps.now);
 
   const handle: HubHandler = async (req, res, url) => {
     const arrived = deps.now();
-    let path = url.pathname;
-    let selector: string | undefined = '';
-    const sel = SELECTOR_PREFIX.exec(path);
-    if (sel && HARBOR_PATHS.test(sel[2]!)) {
-      selector = decodedSelector(sel[1]!);
-      path = sel[2]!;
-    }
-    const fleetApi = /^\/api\/v1\/(sites|sites\/summary|events|fleet\/.+)$/.test(path);
-    if (!fleetApi && !HARBOR_PATHS.test(path)) return false;
+    const owned = hubPath(url.pathname);
+    if (!owned) return false;
+    const { path, selector, readOnly } = owned;
     const head = req.method === 'HEAD';
     res.setHeader('Cache-Control', 'no-store');
     try {
       if (selector === undefined) throw new ApiError(400, 'INVALID_REQUEST', 'the selector in the path is not valid percent-encoding');
-      const readOnly = /^\/api\/v1\/(sites|fleet\/jobs)(\/summary)?$/.test(path);
       admit(req, readOnly);
       await ready;
       const out = await route(req, path, selector, url, arrived);
