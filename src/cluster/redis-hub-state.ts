@@ -1,5 +1,6 @@
 /** @module cluster/redis-hub-state — the hub's state in Redis (with `redis:` under a hub): jobs, parts, sites' reports, the job id sequence, shared by the hubs on it. */
 import type { Redis } from 'ioredis';
+import { overloaded } from '../oci/error-catalogue.js';
 import type { HubState, HubWrite, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
 
 /** Every key of the hubs' state starts with this (site replicas use `berth:<site>:`, so no site name can collide). */
@@ -11,11 +12,9 @@ export interface HubFence {
   readonly value: string;
 }
 
-/** Thrown when the fence no longer holds: the caller stopped being the lead. */
-export class FencedOut extends Error {
-  constructor() {
-    super('this hub no longer holds the lead in Redis; another hub answers now');
-  }
+/** When the fence no longer holds, the caller stopped being the lead: 503, and the site or Harbor asks again (reaching the new lead). */
+function fencedOut(): Error {
+  return overloaded('this hub no longer holds the lead in Redis; another hub answers now, retry shortly', 1);
 }
 
 // Every command of one write runs inside one script: applied whole or not at all, and only
@@ -89,7 +88,7 @@ export class RedisHubState implements HubState {
     if (ops.length === 0) return;
     const fence = this.fence();
     const applied = await this.redis.eval(APPLY, 1, fence?.key ?? this.keys.seq, fence?.value ?? '', JSON.stringify(ops));
-    if (Number(applied) !== 1) throw new FencedOut();
+    if (Number(applied) !== 1) throw fencedOut();
   }
 
   async load(): Promise<{ sites: StoredSite[]; jobs: Array<StoredJob & { parts: StoredPart[] }> }> {
