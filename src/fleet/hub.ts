@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { ApiError, readJsonBody, sendApiError, type AdminCredentials } from '../http/admin-io.js';
 import { sendJson } from '../http/respond.js';
 import { hubGate } from './auth.js';
+import { Admission, DEFAULT_ADMISSION, loopDelayMeter, type AdmissionLimits } from './admission.js';
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
 import type { HubState, StoredSite } from '../ports/hub-state.js';
@@ -21,8 +22,11 @@ export interface HubDeps {
   readonly admin?: AdminCredentials;
   readonly logger: Logger;
   readonly now: () => number;
-  /** Where jobs, parts and sites' reports outlive the process (the store's hub.db). */
+  /** Where jobs, parts and sites' reports outlive the process (the store's hub.db, or Redis). */
   readonly state: HubState;
+  /** When sites are asked to slow down (tests lower them); the event loop's delay (tests set it). */
+  readonly admission?: AdmissionLimits;
+  readonly loopDelayMs?: () => number;
 }
 
 export type HubHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
@@ -73,6 +77,8 @@ export function hubPath(pathname: string): { path: string; selector: string | un
 }
 
 export function createHub(deps: HubDeps): Hub {
+  const meter = deps.loopDelayMs ? undefined : loopDelayMeter();
+  const admission = new Admission(deps.admission ?? DEFAULT_ADMISSION, deps.loopDelayMs ?? meter!.read);
   const sites = new SiteBook(deps.now);
   const jobs = new FleetJobs(sites, deps.now, (floor) => deps.state.nextJobId(floor));
   const ready = deps.state.load().then((loaded) => {
@@ -155,13 +161,17 @@ export function createHub(deps: HubDeps): Hub {
   const poll = async (body: Record<string, unknown>, arrived: number): Promise<PollResponse> => {
     const req = checkPoll(body);
     const seen = sites.arrive(req.report, arrived);
+    admission.enter();
+    let retryAfterMs = 0;
     try {
       jobs.complete(req.report.name, req.results);
       const tasks = jobs.tasksFor(req.report.name, req.working);
       await persist([seen]);
-      return { tasks };
+      retryAfterMs = admission.retryAfterMs(req.report.intervalMs);
+      return retryAfterMs > 0 ? { tasks, retryAfterMs } : { tasks };
     } finally {
-      sites.answered(req.report.name);
+      admission.done();
+      sites.answered(req.report.name, retryAfterMs);
     }
   };
 
@@ -195,6 +205,7 @@ export function createHub(deps: HubDeps): Hub {
     ready,
     close: async () => {
       clearInterval(sweep);
+      meter?.stop();
       await ready.catch(() => undefined);
       await persist().catch(() => undefined);
       await deps.state.close();
