@@ -1,32 +1,35 @@
 /**
  * @module bench/fleet-scale — the hub at fleet scale: one hub berth process, N sites simulated in this
  * process (each sends the polls and results a site sends), a burst of K Harbor pre-heats, optionally
- * the hub killed (SIGKILL) and restarted mid-burst. Reports poll latency, job outcomes, job creation
- * time, view times and the hub's CPU and memory.
+ * the hub killed (SIGKILL) and restarted mid-burst, or (`--replicas N`) N hubs on one redis-server
+ * with the lead killed mid-burst (`--kill-replica`). Reports poll latency, job outcomes, job creation
+ * time, view times and the hubs' CPU and memory. test/e2e/fleet-scale.test.ts runs it small.
  *
  *   npm run fleet-scale -- --sites 2000 --interval 5000 --jobs 50 --restart
+ *   npm run fleet-scale -- --sites 2000 --interval 5000 --jobs 50 --replicas 2 --kill-replica
  */
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { startBerth, type Berth } from '../test/fixtures/berth.js';
 import { HUB_TOKEN, simulatedReport } from '../test/fixtures/fleet.js';
 import { freePort, makeTempDir, removeDir, sleep } from '../test/fixtures/proc.js';
+import { startRedis, type RedisServer } from '../test/fixtures/redis.js';
 import { readCpuSeconds, readStatus } from './memory.js';
 
-const { values: opt } = parseArgs({
-  options: {
-    sites: { type: 'string', default: '200' },
-    interval: { type: 'string', default: '2000' },
-    jobs: { type: 'string', default: '10' },
-    restart: { type: 'boolean', default: false },
-    timeout: { type: 'string', default: '300' },
-  },
-});
-const SITES = Number(opt.sites);
-const INTERVAL_MS = Number(opt.interval);
-const JOBS = Number(opt.jobs);
-const TIMEOUT_MS = Number(opt.timeout) * 1000;
+export interface ScaleOptions {
+  readonly sites: number;
+  readonly intervalMs: number;
+  readonly jobs: number;
+  /** Kill (SIGKILL) and restart the one hub mid-burst. */
+  readonly restart: boolean;
+  /** Hubs on one redis-server (1: one hub on hub.db). */
+  readonly replicas: number;
+  /** With replicas: kill the lead mid-burst; its sites move to the others, as behind a load balancer. */
+  readonly killReplica: boolean;
+  readonly timeoutMs: number;
+}
 
 const dispatcher = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
 const headers = { 'content-type': 'application/json', authorization: `Bearer ${HUB_TOKEN}` };
@@ -54,9 +57,11 @@ class Site {
 
   constructor(
     readonly name: string,
-    private readonly hub: () => string,
+    /** The hub it polls; moved to another when its hub is killed, as behind a load balancer. */
+    public hub: () => string,
     private readonly latencies: number[],
     private readonly failures: { count: number },
+    private readonly intervalMs: number,
   ) {}
 
   start(delayMs: number): void {
@@ -74,7 +79,7 @@ class Site {
     clearTimeout(this.timer);
     const results = this.results;
     this.results = [];
-    const report = simulatedReport(this.name, INTERVAL_MS);
+    const report = simulatedReport(this.name, this.intervalMs);
     try {
       const r = await call(this.hub(), 'POST', '/api/v1/fleet/poll', { report, results, working: [...this.working] });
       if (r.status !== 200) throw new Error(String(r.status));
@@ -90,7 +95,7 @@ class Site {
       this.results = [...results, ...this.results];
     } finally {
       this.polling = false;
-      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), INTERVAL_MS);
+      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.intervalMs);
     }
   }
 
@@ -101,17 +106,43 @@ class Site {
   }
 }
 
-async function main(): Promise<void> {
+/** Closes the connections the runs kept open (call once, after the last run). */
+export function closeFleetScale(): Promise<void> {
+  return dispatcher.close();
+}
+
+/** Runs one scale scenario and returns its figures. */
+export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, unknown>> {
+  const INTERVAL_MS = opt.intervalMs;
+  const { sites: SITES, jobs: JOBS, timeoutMs: TIMEOUT_MS } = opt;
   const work = await makeTempDir('berth-fleet-scale-');
-  const port = await freePort();
-  const start = () =>
-    startBerth({ config: { version: 0.1, hub: { token: HUB_TOKEN }, http: { workers: 1 }, log: { level: 'warn' } }, root: path.join(work, 'hub'), port });
-  let hub: Berth = await start();
-  const base = () => hub.url;
+  const redis: RedisServer | undefined = opt.replicas > 1 ? await startRedis() : undefined;
+  const ports = await Promise.all(Array.from({ length: opt.replicas }, () => freePort()));
+  const start = (i: number) => {
+    const hubConfig = redis ? { token: HUB_TOKEN, advertise: `http://127.0.0.1:${ports[i]}` } : { token: HUB_TOKEN };
+    return startBerth({
+      config: { version: 0.1, hub: hubConfig, ...(redis ? { redis: { addr: redis.addr } } : {}), http: { workers: 1 }, log: { level: 'warn' } },
+      root: path.join(work, `hub-${i}`),
+      port: ports[i]!,
+    });
+  };
+  // The first hub started leads (it takes the lease before the others start).
+  const hubs: Berth[] = [];
+  for (let i = 0; i < opt.replicas; i++) {
+    hubs.push(await start(i));
+    if (i === 0 && redis) await sleep(1_500);
+  }
+  let alive = hubs.map((_, i) => i);
+  const base = () => hubs[alive[0]!]!.url;
   const latencies: number[] = [];
   const failures = { count: 0 };
-  const sites = Array.from({ length: SITES }, (_, i) => new Site(`site-${String(i).padStart(5, '0')}`, base, latencies, failures));
+  const sites = Array.from({ length: SITES }, (_, i) => {
+    const at = i % hubs.length;
+    return new Site(`site-${String(i).padStart(5, '0')}`, () => hubs[at]!.url, latencies, failures, INTERVAL_MS);
+  });
   sites.forEach((s) => s.start(Math.random() * INTERVAL_MS));
+  const cpuOf = async (hs: readonly number[]) =>
+    (await Promise.all(hs.map((i) => readCpuSeconds(hubs[i]!.service.pid)))).reduce<number>((n, c) => n + (c ?? 0), 0);
   try {
     for (const t0 = Date.now(); ; await sleep(500)) {
       const s = (await call(base(), 'GET', '/api/v1/sites/summary')).json as { total: number };
@@ -119,46 +150,57 @@ async function main(): Promise<void> {
       if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`only ${s.total} of ${SITES} sites reported`);
     }
     latencies.length = 0;
-    const cpu0 = (await readCpuSeconds(hub.service.pid)) ?? 0;
+    const cpu0 = await cpuOf(alive);
     const wall0 = performance.now();
     const created = performance.now();
     const made = await Promise.all(
       Array.from({ length: JOBS }, (_, i) =>
-        call(base(), 'POST', '/oapi/v1/jobs', { type: 'preheat', args: { type: 'image', url: `https://harbor.xing.com/v2/library/app${i}/manifests/v1` } }),
+        call(hubs[i % hubs.length]!.url, 'POST', '/oapi/v1/jobs', {
+          type: 'preheat',
+          args: { type: 'image', url: `https://harbor.xing.com/v2/library/app${i}/manifests/v1` },
+        }),
       ),
     );
     const createMs = performance.now() - created;
     const ids = made.map((m) => (m.json as { id: number }).id);
     let restartMs: number | undefined;
     let cpuBefore = 0;
-    if (opt.restart) {
+    const killing = opt.killReplica && hubs.length > 1;
+    if (opt.restart || killing) {
       await sleep(1_000);
-      cpuBefore = ((await readCpuSeconds(hub.service.pid)) ?? 0) - cpu0;
+      cpuBefore = (await cpuOf(alive)) - cpu0;
       const t = performance.now();
-      await hub.kill('SIGKILL');
-      hub = await start();
+      await hubs[0]!.kill('SIGKILL');
+      if (!killing) hubs[0] = await start(0);
+      else {
+        alive = alive.filter((i) => i !== 0);
+        for (const s of sites) if (s.hub() === hubs[0]!.url) s.hub = base;
+      }
       restartMs = performance.now() - t;
     }
-    const cpuStart = opt.restart ? ((await readCpuSeconds(hub.service.pid)) ?? 0) : cpu0;
+    const cpuStart = opt.restart || killing ? await cpuOf(alive) : cpu0;
     let summary: Record<string, number> = {};
     for (const t0 = Date.now(); ; await sleep(500)) {
-      summary = (await call(base(), 'GET', '/api/v1/fleet/jobs/summary')).json as Record<string, number>;
+      const r = await call(base(), 'GET', '/api/v1/fleet/jobs/summary');
+      summary = r.status === 200 ? (r.json as Record<string, number>) : {};
       if (summary['PENDING'] === 0) break;
       if (Date.now() - t0 > TIMEOUT_MS) break;
     }
     const doneMs = performance.now() - wall0;
-    const cpu = cpuBefore + ((await readCpuSeconds(hub.service.pid)) ?? 0) - cpuStart;
-    const mem = await readStatus(hub.service.pid);
+    const cpu = cpuBefore + (await cpuOf(alive)) - cpuStart;
+    const mems = await Promise.all(alive.map((i) => readStatus(hubs[i]!.service.pid)));
     const states = await Promise.all(ids.map(async (id) => ((await call(base(), 'GET', `/oapi/v1/jobs/${id}`)).json as { state?: string }).state ?? 'LOST'));
     const jobsPage = await call(base(), 'GET', '/api/v1/fleet/jobs?limit=100');
     const sitesPage = await call(base(), 'GET', '/api/v1/sites?limit=5000');
     const sitesSummary = await call(base(), 'GET', '/api/v1/sites/summary');
     const failedParts = ((jobsPage.json as Array<{ parts: { failure: number } }>) ?? []).reduce((n, j) => n + j.parts.failure, 0);
-    const out = {
+    return {
       sites: SITES,
       intervalMs: INTERVAL_MS,
       jobs: JOBS,
       restart: opt.restart,
+      replicas: opt.replicas,
+      killReplica: opt.killReplica,
       jobCreationMs: Math.round(createMs),
       allJobsDoneMs: Math.round(doneMs),
       ...(restartMs !== undefined ? { hubRestartMs: Math.round(restartMs) } : {}),
@@ -169,16 +211,40 @@ async function main(): Promise<void> {
       pollP50Ms: Math.round(pct(latencies, 50) * 10) / 10,
       pollP99Ms: Math.round(pct(latencies, 99) * 10) / 10,
       hubCpuPercent: Math.round((cpu / (doneMs / 1000)) * 100),
-      hubRssMiB: Math.round((mem?.rssKiB ?? 0) / 1024),
+      hubRssMiB: Math.round(mems.reduce((n, m) => n + (m?.rssKiB ?? 0), 0) / 1024),
       viewMs: { sitesPage: Math.round(sitesPage.ms), sitesSummary: Math.round(sitesSummary.ms), jobsPage: Math.round(jobsPage.ms) },
     };
-    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } finally {
     sites.forEach((s) => s.stop());
-    await hub.stop().catch(() => undefined);
-    await dispatcher.close();
+    await Promise.all(alive.map((i) => hubs[i]!.stop().catch(() => undefined)));
+    await redis?.stop();
     await removeDir(work);
   }
 }
 
-await main();
+async function main(): Promise<void> {
+  const { values: opt } = parseArgs({
+    options: {
+      sites: { type: 'string', default: '200' },
+      interval: { type: 'string', default: '2000' },
+      jobs: { type: 'string', default: '10' },
+      restart: { type: 'boolean', default: false },
+      replicas: { type: 'string', default: '1' },
+      'kill-replica': { type: 'boolean', default: false },
+      timeout: { type: 'string', default: '300' },
+    },
+  });
+  const out = await runFleetScale({
+    sites: Number(opt.sites),
+    intervalMs: Number(opt.interval),
+    jobs: Number(opt.jobs),
+    restart: opt.restart,
+    replicas: Math.max(1, Number(opt.replicas)),
+    killReplica: opt['kill-replica'],
+    timeoutMs: Number(opt.timeout) * 1000,
+  });
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  await closeFleetScale();
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

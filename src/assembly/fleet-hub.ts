@@ -5,7 +5,8 @@ import type { BerthConfig } from '../config/types.js';
 import type { Upstream } from '../upstream/target.js';
 import type { AdminHandler } from '../http/admin.js';
 import type { Operations } from './operations.js';
-import type { Hub } from '../fleet/hub.js';
+import type { Hub, HubDeps } from '../fleet/hub.js';
+import type { HubConfig } from '../config/fleet.js';
 import type { SiteReport } from '../fleet/hub-protocol.js';
 
 export interface FleetDeps {
@@ -33,29 +34,89 @@ export interface Fleet {
 export async function createFleet(d: FleetDeps): Promise<Fleet> {
   const { config } = d;
   const hubOn = config.hub !== undefined && d.lead !== false;
-  const { createHub } = hubOn ? await import('../fleet/hub.js') : {};
-  const { SqliteHubState } = hubOn ? await import('../storage/hub-db.js') : {};
   const { SiteAgent } = config.site ? await import('../fleet/site-agent.js') : {};
-  const hub =
-    createHub && SqliteHubState && config.hub
-      ? createHub({
-          token: config.hub.token,
-          ...(config.admin ? { admin: config.admin } : {}),
-          logger: d.logger.child({ fleet: 'hub' }),
-          now: d.now,
-          state: new SqliteHubState(config.storage.rootdirectory),
-        })
-      : undefined;
   const agent =
     SiteAgent && config.site
       ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
       : undefined;
+  const withAgent = (hub: Omit<Fleet, 'start' | 'stop'> & { start?(): void; stop?(): Promise<void> }): Fleet => ({
+    ...hub,
+    start: () => {
+      hub.start?.();
+      agent?.start();
+    },
+    stop: () => {
+      agent?.stop();
+    },
+    close: async () => {
+      await hub.stop?.();
+      await hub.close();
+    },
+  });
+  if (!hubOn || !config.hub) return withAgent({ wrap: (admin) => admin, close: async () => undefined });
+  const { createHub } = await import('../fleet/hub.js');
+  const hubDeps = {
+    token: config.hub.token,
+    ...(config.admin ? { admin: config.admin } : {}),
+    logger: d.logger.child({ fleet: 'hub' }),
+    now: d.now,
+  };
+  if (config.hub.redis === undefined || config.hub.advertise === undefined) {
+    const { SqliteHubState } = await import('../storage/hub-db.js');
+    const hub = createHub({ ...hubDeps, state: new SqliteHubState(config.storage.rootdirectory) });
+    return withAgent({
+      hub,
+      wrap: (admin) => async (req, res, url) => (await hub.handle(req, res, url)) || admin(req, res, url),
+      close: () => hub.close(),
+    });
+  }
+  return withAgent(await replicatedHub(config.hub.redis, config.hub.advertise, hubDeps, createHub));
+}
+
+/**
+ * Hubs sharing one Redis (docs/fleet.md, Hub replicas): the one holding the lead lease runs the hub
+ * on the state in Redis; the others check each caller's token and forward the hub's paths to it.
+ */
+async function replicatedHub(
+  redisConfig: NonNullable<HubConfig['redis']>,
+  advertise: string,
+  hubDeps: Omit<HubDeps, 'state'>,
+  createHub: (deps: HubDeps) => Hub,
+): Promise<Omit<Fleet, 'start' | 'stop'> & { start(): void; stop(): Promise<void> }> {
+  const [{ connectRedis }, { HubLead }, { RedisHubState, HUB_KEY_PREFIX }, { hubForwarder }] = await Promise.all([
+    import('../cluster/redis.js'),
+    import('../cluster/hub-lead.js'),
+    import('../cluster/redis-hub-state.js'),
+    import('../fleet/hub-forward.js'),
+  ]);
+  const redis = connectRedis(redisConfig, hubDeps.logger, 'berth-hub');
+  let current: Hub | undefined;
+  const lead = new HubLead({
+    redis,
+    advertise,
+    key: `${HUB_KEY_PREFIX}lead`,
+    logger: hubDeps.logger,
+    now: hubDeps.now,
+    onLead: async () => {
+      current = createHub({ ...hubDeps, state: new RedisHubState(redis, HUB_KEY_PREFIX, () => lead.fence()) });
+    },
+    onLost: async () => {
+      const was = current;
+      current = undefined;
+      await was?.close();
+    },
+  });
+  const forward = hubForwarder({ ...hubDeps, lead: () => lead.lead() });
   return {
-    ...(hub ? { hub } : {}),
-    wrap: (admin) => (hub ? async (req, res, url) => (await hub.handle(req, res, url)) || admin(req, res, url) : admin),
-    start: () => agent?.start(),
-    stop: () => agent?.stop(),
-    close: async () => hub?.close(),
+    wrap: (admin) => async (req, res, url) => {
+      const hub = current;
+      return (hub ? await hub.handle(req, res, url) : await forward(req, res, url)) || admin(req, res, url);
+    },
+    start: () => lead.start(),
+    stop: () => lead.stop(),
+    close: async () => {
+      redis.disconnect();
+    },
   };
 }
 

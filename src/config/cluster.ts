@@ -72,46 +72,67 @@ export interface ClusterConfig {
   readonly advertise: string;
   readonly secret: string;
   readonly name: string;
-  readonly redis: {
-    /** `redis.addr` or `redis.addrs`. */
-    readonly addrs: ReadonlyArray<{ readonly host: string; readonly port: number }>;
-    readonly mastername?: string;
-    readonly username?: string;
-    readonly password?: string;
-    readonly sentinelUsername?: string;
-    readonly sentinelPassword?: string;
-    readonly db: number;
-    /** `redis.dialtimeout`. */
-    readonly connectMs: number;
-    /** `redis.readtimeout` (or `writetimeout`). */
-    readonly commandMs: number;
-    /** `redis.tls`, PEM texts read; `ca` joins the `clientcas` files. */
-    readonly tls?: { readonly certificate?: string; readonly key?: string; readonly ca?: string; readonly insecure: boolean };
-  };
+  readonly redis: RedisConfig;
+}
+
+/** `redis:` as berth uses it (site replicas with `cluster:`, hubs with `hub:`). */
+export interface RedisConfig {
+  /** `redis.addr` or `redis.addrs`. */
+  readonly addrs: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  readonly mastername?: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly sentinelUsername?: string;
+  readonly sentinelPassword?: string;
+  readonly db: number;
+  /** `redis.dialtimeout`. */
+  readonly connectMs: number;
+  /** `redis.readtimeout` (or `writetimeout`). */
+  readonly commandMs: number;
+  /** `redis.tls`, PEM texts read; `ca` joins the `clientcas` files. */
+  readonly tls?: { readonly certificate?: string; readonly key?: string; readonly ca?: string; readonly insecure: boolean };
 }
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
 /**
- * Without `cluster:`, a `redis:` section keeps the meaning it had before berth used Redis:
- * accepted with one warning and unused, so a distribution config still starts one plain cache.
- * With `cluster:`, `redis:` is required and every key in it is checked.
+ * Without `cluster:` (and without `hub:`), a `redis:` section keeps the meaning it had before berth
+ * used Redis: accepted with one warning and unused, so a distribution config still starts one plain
+ * cache. With `cluster:`, `redis:` is required and every key in it is checked.
  */
 export function buildCluster(
-  doc: { redis?: RedisDoc | undefined; cluster?: ClusterDoc | undefined },
+  doc: { redis?: RedisDoc | undefined; cluster?: ClusterDoc | undefined; hub?: unknown },
   where: Where,
   problems: string[],
   warnings: string[],
 ): ClusterConfig | undefined {
   const { redis, cluster } = doc;
   if (!cluster) {
-    if (redis) warnings.push('redis: accepted for compatibility with distribution, not used by berth (it coordinates replicas only with cluster:)');
+    if (redis && doc.hub === undefined)
+      warnings.push('redis: accepted for compatibility with distribution, not used by berth (it coordinates replicas only with cluster: or hub:)');
     return undefined;
   }
   if (!redis) {
     problems.push('cluster: needs a redis: section (redis.addr or redis.addrs) to coordinate the replicas');
     return undefined;
   }
+  const built = buildRedis(redis, where, problems);
+  let secret = cluster.secret;
+  if (cluster.secretfile !== undefined) {
+    if (secret !== undefined) problems.push('cluster.secretfile: set together with cluster.secret; allowed: one of them');
+    try {
+      secret = readFileSync(where(['cluster', 'secretfile'], cluster.secretfile), 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      problems.push(`cluster.secretfile: cannot read file ${JSON.stringify(cluster.secretfile)}: ${(err as Error).message}`);
+    }
+  }
+  if (secret === undefined) problems.push('cluster.secret: required key is missing; allowed: a shared secret of 16 characters or more (or cluster.secretfile)');
+  else if (secret.length < 16) problems.push('cluster.secret: too short; allowed: a shared secret of 16 characters or more');
+  return { advertise: cluster.advertise, secret: secret ?? '', name: cluster.name ?? 'berth', redis: built };
+}
+
+/** The `redis:` section checked key by key: addresses parsed, files read, timeouts in ms. */
+export function buildRedis(redis: RedisDoc, where: Where, problems: string[]): RedisConfig {
   const addrs = redis.addrs ?? (redis.addr !== undefined ? [redis.addr] : []);
   if (addrs.length === 0) problems.push('redis.addr: required key is missing; allowed: host:port of Redis (or redis.addrs: [host:port, ...])');
   if (redis.addr !== undefined && redis.addrs !== undefined) problems.push('redis.addrs: set together with redis.addr; allowed: one of them');
@@ -129,17 +150,6 @@ export function buildCluster(
   }
   const db = redis.db === undefined ? 0 : Number(redis.db);
   if (!Number.isInteger(db) || db < 0) problems.push(`redis.db: invalid value ${JSON.stringify(redis.db)}; allowed: a database number, 0 or more`);
-  let secret = cluster.secret;
-  if (cluster.secretfile !== undefined) {
-    if (secret !== undefined) problems.push('cluster.secretfile: set together with cluster.secret; allowed: one of them');
-    try {
-      secret = readFileSync(where(['cluster', 'secretfile'], cluster.secretfile), 'utf8').replace(/[\r\n]+$/, '');
-    } catch (err) {
-      problems.push(`cluster.secretfile: cannot read file ${JSON.stringify(cluster.secretfile)}: ${(err as Error).message}`);
-    }
-  }
-  if (secret === undefined) problems.push('cluster.secret: required key is missing; allowed: a shared secret of 16 characters or more (or cluster.secretfile)');
-  else if (secret.length < 16) problems.push('cluster.secret: too short; allowed: a shared secret of 16 characters or more');
   const tls = redis.tls;
   const tlsOn = tls !== undefined && (tls.enabled ?? true);
   const read = (key: string, file: string) => {
@@ -152,29 +162,24 @@ export function buildCluster(
   };
   const timeout = redis.readtimeout ?? redis.writetimeout ?? DEFAULT_REDIS_TIMEOUT_MS;
   return {
-    advertise: cluster.advertise,
-    secret: secret ?? '',
-    name: cluster.name ?? 'berth',
-    redis: {
-      addrs: hosts,
-      ...(redis.mastername !== undefined ? { mastername: redis.mastername } : {}),
-      ...(redis.username !== undefined ? { username: redis.username } : {}),
-      ...(redis.password !== undefined ? { password: redis.password } : {}),
-      ...(redis.sentinelusername !== undefined ? { sentinelUsername: redis.sentinelusername } : {}),
-      ...(redis.sentinelpassword !== undefined ? { sentinelPassword: redis.sentinelpassword } : {}),
-      db,
-      connectMs: redis.dialtimeout ?? DEFAULT_REDIS_TIMEOUT_MS,
-      commandMs: timeout,
-      ...(tlsOn
-        ? {
-            tls: {
-              ...(tls.certificate !== undefined ? { certificate: read('redis.tls.certificate', tls.certificate) } : {}),
-              ...(tls.key !== undefined ? { key: read('redis.tls.key', tls.key) } : {}),
-              ...(tls.clientcas !== undefined ? { ca: tls.clientcas.map((f, i) => read(`redis.tls.clientcas.${i}`, f)).join('\n') } : {}),
-              insecure: tls.insecure ?? false,
-            },
-          }
-        : {}),
-    },
+    addrs: hosts,
+    ...(redis.mastername !== undefined ? { mastername: redis.mastername } : {}),
+    ...(redis.username !== undefined ? { username: redis.username } : {}),
+    ...(redis.password !== undefined ? { password: redis.password } : {}),
+    ...(redis.sentinelusername !== undefined ? { sentinelUsername: redis.sentinelusername } : {}),
+    ...(redis.sentinelpassword !== undefined ? { sentinelPassword: redis.sentinelpassword } : {}),
+    db,
+    connectMs: redis.dialtimeout ?? DEFAULT_REDIS_TIMEOUT_MS,
+    commandMs: timeout,
+    ...(tlsOn
+      ? {
+          tls: {
+            ...(tls.certificate !== undefined ? { certificate: read('redis.tls.certificate', tls.certificate) } : {}),
+            ...(tls.key !== undefined ? { key: read('redis.tls.key', tls.key) } : {}),
+            ...(tls.clientcas !== undefined ? { ca: tls.clientcas.map((f, i) => read(`redis.tls.clientcas.${i}`, f)).join('\n') } : {}),
+            insecure: tls.insecure ?? false,
+          },
+        }
+      : {}),
   };
 }

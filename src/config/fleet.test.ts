@@ -22,10 +22,26 @@ test('hub and site load as docs/fleet.md writes them (docs/design.md §12); toke
   assert.equal(plain.site?.intervalMs, 30_000);
 });
 
+test('a hub with redis: keeps its state there and needs advertise; advertise without redis: is refused', () => {
+  const { config, warnings } = load('hub:\n  token: s3cret\n  advertise: http://10.0.0.7:5000/\nredis:\n  addr: 10.0.0.9:6379\n  db: 3\n');
+  assert.equal(config.hub?.advertise, 'http://10.0.0.7:5000');
+  assert.deepEqual(config.hub?.redis?.addrs, [{ host: '10.0.0.9', port: 6379 }]);
+  assert.equal(config.hub?.redis?.db, 3);
+  assert.ok(!warnings.some((w) => w.startsWith('redis:')), warnings.join('; '));
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  token: s3cret\nredis:\n  addr: 10.0.0.9:6379\n')),
+    ['hub.advertise: required with redis: (the other hubs forward to this one while it leads); allowed: an http(s) URL'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  token: s3cret\n  advertise: http://a:5000\n')),
+    ['hub.advertise: set without redis:; allowed: only with redis: (the hubs sharing it forward to the lead)'],
+  );
+});
+
 test('fleet problems name the key path', () => {
   assert.deepEqual(
     problemsOf(() => load('hub:\n  tokn: x\n')),
-    ['hub.tokn: unknown key; allowed here: token, tokenfile', 'hub.token: required when hub is set; allowed: token or tokenfile'],
+    ['hub.tokn: unknown key; allowed here: token, tokenfile, advertise', 'hub.token: required when hub is set; allowed: token or tokenfile'],
   );
   const problems = problemsOf(() => load('site:\n  name: Factory 12\n  hub: ftp://x\n  token: a\n  tokenfile: b\n  interval: soon\n'));
   assert.ok(

@@ -6,6 +6,7 @@ import { duration, httpUrl, pathText, scalar, show, text } from './fields.js';
 import { formatDuration } from './units.js';
 import { SIZE_ALLOWED, parseSize } from './units.js';
 import type { Tree } from './yaml.js';
+import type { RedisConfig } from './cluster.js';
 import { isMapping } from './yaml.js';
 
 const RATE_ALLOWED = `a rate: a size per second such as 4MB/s or 500KiB/s (size: ${SIZE_ALLOWED})`;
@@ -79,7 +80,13 @@ const token = (who: string) => ({
 });
 
 export const hubSchema = z
-  .strictObject(token('that sites, Harbor and event senders present to the hub'))
+  .strictObject({
+    ...token('that sites, Harbor and event senders present to the hub'),
+    advertise: httpUrl().optional().meta({
+      description: 'With redis: how the other hubs on the same Redis reach this one (they forward to the hub holding the lead); unique per hub.',
+      example: 'http://10.0.0.7:5000',
+    }),
+  })
   .meta({ description: 'This berth is a fleet’s hub: sites report to it and take work from it.' });
 export const siteSchema = z
   .strictObject({
@@ -94,6 +101,10 @@ export const siteSchema = z
 
 export interface HubConfig {
   readonly token: string;
+  /** With `redis:`: the hub's state lives in Redis and hubs sharing it elect one lead. */
+  readonly redis?: RedisConfig;
+  /** `hub.advertise`, without trailing slash: where the other hubs forward to while this one leads. */
+  readonly advertise?: string;
 }
 
 export interface SiteConfig {
@@ -148,7 +159,12 @@ export function buildFleet(
   problems: string[],
 ): { hub?: HubConfig; site?: SiteConfig } {
   const out: { hub?: HubConfig; site?: SiteConfig } = {};
-  if (doc.hub) out.hub = { token: tokenOf('hub', doc.hub, where, problems) };
+  if (doc.hub) {
+    out.hub = {
+      token: tokenOf('hub', doc.hub, where, problems),
+      ...(doc.hub.advertise !== undefined ? { advertise: doc.hub.advertise.replace(/\/+$/, '') } : {}),
+    };
+  }
   if (doc.site) {
     out.site = {
       name: doc.site.name,

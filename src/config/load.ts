@@ -30,7 +30,7 @@ import {
 import { buildVerify } from './verify.js';
 import { buildFleet } from './fleet.js';
 import { isMapping, parseYaml, YamlSyntaxError, type Tree } from './yaml.js';
-import { buildCluster } from './cluster.js';
+import { buildCluster, buildRedis } from './cluster.js';
 import { UsageError } from '../oci/errors.js';
 
 /** The `berth serve` flags that stand in for a config file. */
@@ -97,7 +97,7 @@ export function loadConfig(opts: LoadOptions): { config: BerthConfig; warnings: 
   };
   const built = build(checked.doc, cwd, where, problems, opts.fdLimit);
   const cluster = buildCluster(checked.doc, where, problems, warnings);
-  const config: BerthConfig = cluster ? { ...built, cluster } : built;
+  const config: BerthConfig = withHubRedis(cluster ? { ...built, cluster } : built, checked.doc.redis, where, problems);
   if (problems.length === 0) problems.push(...pushGuardProblems(config, checked.doc.proxy ? ['proxy'] : config.upstreams.map((_, i) => `upstreams[${i}]`)));
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(config), warnings };
@@ -364,4 +364,17 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/** A hub with `redis:` keeps its state there and shares it with the other hubs on it (docs/fleet.md). */
+function withHubRedis(config: BerthConfig, redis: Parameters<typeof buildRedis>[0] | undefined, where: Where, problems: string[]): BerthConfig {
+  if (!config.hub) return config;
+  if (!redis) {
+    if (config.hub.advertise !== undefined)
+      problems.push('hub.advertise: set without redis:; allowed: only with redis: (the hubs sharing it forward to the lead)');
+    return config;
+  }
+  if (config.hub.advertise === undefined)
+    problems.push('hub.advertise: required with redis: (the other hubs forward to this one while it leads); allowed: an http(s) URL');
+  return { ...config, hub: { ...config.hub, redis: config.cluster?.redis ?? buildRedis(redis, where, problems) } };
 }

@@ -47,7 +47,7 @@ test('REGISTRY_* variables override keys the way distribution does', () => {
   assert.equal(config.storage.deleteEnabled, true);
   assert.equal(config.log.level, 'debug');
   assert.deepEqual(config.log.fields, { service: 'registry', site: 'edge-1' });
-  assert.ok(warnings.includes('redis: accepted for compatibility with distribution, not used by berth (it coordinates replicas only with cluster:)'));
+  assert.ok(warnings.includes('redis: accepted for compatibility with distribution, not used by berth (it coordinates replicas only with cluster: or hub:)'));
   assert.ok(warnings.includes('REGISTRY_PORT: environment variable ignored, it names no configuration key'));
 });
 

@@ -2,6 +2,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ApiError, type AdminCredentials } from '../http/admin-io.js';
+import { FailureLimiter } from '../auth/failures.js';
 
 const digestOf = (s: string) => createHash('sha256').update(s).digest();
 
@@ -36,4 +37,26 @@ export function requireHubToken(req: IncomingMessage, token: string, admin?: Adm
       : "the token was not accepted: it must be the token of the hub section of the hub's config",
     { 'WWW-Authenticate': 'Bearer realm="berth hub"' },
   );
+}
+
+/**
+ * The check at every hub's door (the lead's and, with replicas, each one forwarding to it). The
+ * admin password also opens the read-only views: an address guessing it waits, as at the admin
+ * API. Only password tries count: the hub token is a long random secret, and counting its misses
+ * would let one misconfigured site lock out every site behind the same address.
+ */
+export function hubGate(token: string, admin: AdminCredentials | undefined, now: () => number): (req: IncomingMessage, readOnly: boolean) => void {
+  const failures = new FailureLimiter(now);
+  return (req, readOnly) => {
+    const address = req.socket.remoteAddress ?? '';
+    const password = readOnly && admin !== undefined && /^Basic\s/i.test(req.headers.authorization ?? '');
+    if (password) failures.check(address, 'hub-admin');
+    try {
+      requireHubToken(req, token, readOnly ? admin : undefined);
+    } catch (err) {
+      if (password) failures.fail(address, 'hub-admin');
+      throw err;
+    }
+    if (password) failures.succeed(address, 'hub-admin');
+  };
 }

@@ -53,4 +53,6 @@ export interface PollRequest {
 
 export interface PollResponse {
   readonly tasks: readonly SiteTask[];
+  /** Sent while the hub is loaded: the site waits this long (ms) before its next poll instead of its interval. */
+  readonly retryAfterMs?: number;
 }

@@ -72,3 +72,41 @@ test('wrong hub tokens are refused with 401 every time and never lock out the ri
     server.close();
   }
 });
+
+test('GET /api/v1/fleet/jobs/<id>: one job with its parts a page at a time; an unknown id is 404 in the error envelope', async () => {
+  const { server, url } = await hubServer();
+  const auth = { authorization: `Bearer ${'t'.repeat(32)}`, 'content-type': 'application/json' };
+  try {
+    const report = (name: string) => ({ report: { name, intervalMs: 60_000 }, results: [], working: [] });
+    for (const name of ['s-3', 's-1', 's-2']) {
+      assert.equal((await fetch(`${url}/api/v1/fleet/poll`, { method: 'POST', headers: auth, body: JSON.stringify(report(name)) })).status, 200);
+    }
+    const made = await fetch(`${url}/oapi/v1/jobs`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ type: 'preheat', args: { type: 'image', url: 'https://harbor.xing.com/v2/library/app/manifests/v1' } }),
+    });
+    const id = ((await made.json()) as { id: number }).id;
+    const first = await fetch(`${url}/api/v1/fleet/jobs/${id}?limit=2`, { headers: basic('admin', 'right') });
+    assert.equal(first.status, 200);
+    const body = (await first.json()) as { id: number; state: string; siteCount: number; sites: Array<{ site: string }> };
+    assert.deepEqual([body.id, body.state, body.siteCount], [id, 'PENDING', 3]);
+    assert.deepEqual(
+      body.sites.map((s) => s.site),
+      ['s-1', 's-2'],
+    );
+    const next = /^<([^>]+)>; rel="next"$/.exec(first.headers.get('link') ?? '');
+    assert.ok(next, `Link: ${first.headers.get('link')}`);
+    const second = (await (await fetch(`${url}${next[1]}`, { headers: auth })).json()) as { sites: Array<{ site: string }> };
+    assert.deepEqual(
+      second.sites.map((s) => s.site),
+      ['s-3'],
+    );
+    const missing = await fetch(`${url}/api/v1/fleet/jobs/999999`, { headers: auth });
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'NOT_FOUND');
+    assert.equal((await fetch(`${url}/api/v1/fleet/jobs/${id}`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  } finally {
+    server.close();
+  }
+});

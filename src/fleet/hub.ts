@@ -6,15 +6,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, readJsonBody, sendApiError, type AdminCredentials } from '../http/admin-io.js';
 import { sendJson } from '../http/respond.js';
-import { FailureLimiter } from '../auth/failures.js';
-import { requireHubToken } from './auth.js';
+import { hubGate } from './auth.js';
+import { Admission, DEFAULT_ADMISSION, loopDelayMeter, type AdmissionLimits } from './admission.js';
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
 import type { HubState, StoredSite } from '../ports/hub-state.js';
 import { FleetJobs, type FleetJob } from './jobs.js';
 import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-protocol.js';
 import { SiteBook, siteMatcher } from './sites.js';
-import { jobsView, sitesView, summaryView } from './views.js';
+import { jobView, jobsView, sitesView, summaryView } from './views.js';
 
 export interface HubDeps {
   readonly token: string;
@@ -22,8 +22,11 @@ export interface HubDeps {
   readonly admin?: AdminCredentials;
   readonly logger: Logger;
   readonly now: () => number;
-  /** Where jobs, parts and sites' reports outlive the process (the store's hub.db). */
+  /** Where jobs, parts and sites' reports outlive the process (the store's hub.db, or Redis). */
   readonly state: HubState;
+  /** When sites are asked to slow down (tests lower them); the event loop's delay (tests set it). */
+  readonly admission?: AdmissionLimits;
+  readonly loopDelayMs?: () => number;
 }
 
 export type HubHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
@@ -56,7 +59,26 @@ export function isHubPath(path: string): boolean {
   return HARBOR_PATHS.test(path) || SELECTOR_PREFIX.test(path);
 }
 
+/**
+ * What the hub makes of a path: undefined when it is not one of the hub's; `selector` undefined
+ * when the one in the path is malformed; `readOnly` paths also open with the admin credentials.
+ */
+export function hubPath(pathname: string): { path: string; selector: string | undefined; readOnly: boolean } | undefined {
+  let path = pathname;
+  let selector: string | undefined = '';
+  const sel = SELECTOR_PREFIX.exec(path);
+  if (sel && HARBOR_PATHS.test(sel[2]!)) {
+    selector = decodedSelector(sel[1]!);
+    path = sel[2]!;
+  }
+  const fleetApi = /^\/api\/v1\/(sites|sites\/summary|events|fleet\/.+)$/.test(path);
+  if (!fleetApi && !HARBOR_PATHS.test(path)) return undefined;
+  return { path, selector, readOnly: /^\/api\/v1\/(sites(\/summary)?|fleet\/jobs(\/[^/]+)?)$/.test(path) };
+}
+
 export function createHub(deps: HubDeps): Hub {
+  const meter = deps.loopDelayMs ? undefined : loopDelayMeter();
+  const admission = new Admission(deps.admission ?? DEFAULT_ADMISSION, deps.loopDelayMs ?? meter!.read);
   const sites = new SiteBook(deps.now);
   const jobs = new FleetJobs(sites, deps.now, (floor) => deps.state.nextJobId(floor));
   const ready = deps.state.load().then((loaded) => {
@@ -131,6 +153,7 @@ export function createHub(deps: HubDeps): Hub {
     if (at('GET', /^\/api\/v1\/sites\/summary$/)) return summaryView('sites', sites, jobs, url);
     if (at('GET', /^\/api\/v1\/fleet\/jobs$/)) return jobsView(jobs, url);
     if (at('GET', /^\/api\/v1\/fleet\/jobs\/summary$/)) return summaryView('jobs', sites, jobs, url);
+    if (at('GET', /^\/api\/v1\/fleet\/jobs\/[^/]+$/)) return jobView(jobs, jobById(path.split('/')[5]!), url);
     return undefined;
   };
 
@@ -138,49 +161,31 @@ export function createHub(deps: HubDeps): Hub {
   const poll = async (body: Record<string, unknown>, arrived: number): Promise<PollResponse> => {
     const req = checkPoll(body);
     const seen = sites.arrive(req.report, arrived);
+    admission.enter();
+    let retryAfterMs = 0;
     try {
       jobs.complete(req.report.name, req.results);
       const tasks = jobs.tasksFor(req.report.name, req.working);
       await persist([seen]);
-      return { tasks };
+      retryAfterMs = admission.retryAfterMs(req.report.intervalMs);
+      return retryAfterMs > 0 ? { tasks, retryAfterMs } : { tasks };
     } finally {
-      sites.answered(req.report.name);
+      admission.done();
+      sites.answered(req.report.name, retryAfterMs);
     }
   };
 
-  // The admin password also opens the read-only views: an address guessing it waits, as at the
-  // admin API. Only password tries count: the hub token is a long random secret, and counting its
-  // misses would let one misconfigured site lock out every site behind the same address.
-  const failures = new FailureLimiter(deps.now);
-  const admit = (req: IncomingMessage, readOnly: boolean): void => {
-    const address = req.socket.remoteAddress ?? '';
-    const password = readOnly && deps.admin !== undefined && /^Basic\s/i.test(req.headers.authorization ?? '');
-    if (password) failures.check(address, 'hub-admin');
-    try {
-      requireHubToken(req, deps.token, readOnly ? deps.admin : undefined);
-    } catch (err) {
-      if (password) failures.fail(address, 'hub-admin');
-      throw err;
-    }
-    if (password) failures.succeed(address, 'hub-admin');
-  };
+  const admit = hubGate(deps.token, deps.admin, deps.now);
 
   const handle: HubHandler = async (req, res, url) => {
     const arrived = deps.now();
-    let path = url.pathname;
-    let selector: string | undefined = '';
-    const sel = SELECTOR_PREFIX.exec(path);
-    if (sel && HARBOR_PATHS.test(sel[2]!)) {
-      selector = decodedSelector(sel[1]!);
-      path = sel[2]!;
-    }
-    const fleetApi = /^\/api\/v1\/(sites|sites\/summary|events|fleet\/.+)$/.test(path);
-    if (!fleetApi && !HARBOR_PATHS.test(path)) return false;
+    const owned = hubPath(url.pathname);
+    if (!owned) return false;
+    const { path, selector, readOnly } = owned;
     const head = req.method === 'HEAD';
     res.setHeader('Cache-Control', 'no-store');
     try {
       if (selector === undefined) throw new ApiError(400, 'INVALID_REQUEST', 'the selector in the path is not valid percent-encoding');
-      const readOnly = /^\/api\/v1\/(sites|fleet\/jobs)(\/summary)?$/.test(path);
       admit(req, readOnly);
       await ready;
       const out = await route(req, path, selector, url, arrived);
@@ -200,6 +205,7 @@ export function createHub(deps: HubDeps): Hub {
     ready,
     close: async () => {
       clearInterval(sweep);
+      meter?.stop();
       await ready.catch(() => undefined);
       await persist().catch(() => undefined);
       await deps.state.close();

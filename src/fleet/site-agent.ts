@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { SiteConfig } from '../config/fleet.js';
 import type { WarmJob, WarmJobs } from '../cache/warm-up.js';
 import { DEFAULT_PLATFORMS } from '../oci/platform.js';
+import { MAX_STRETCH } from './admission.js';
 import type { PollResponse, SiteReport, SiteTask, TaskResult } from './hub-protocol.js';
 
 export interface AgentDeps {
@@ -23,6 +24,12 @@ export interface AgentDeps {
 const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
 const POLL_TIMEOUT_MS = 30_000;
 
+/** A loaded hub asks for a longer wait (at most a few intervals, fleet/admission.ts); never shorter than the interval. */
+export function nextPollMs(intervalMs: number, retryAfterMs: number | undefined): number {
+  const asked = typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) ? retryAfterMs : 0;
+  return Math.min(Math.max(intervalMs, asked), intervalMs * MAX_STRETCH);
+}
+
 export class SiteAgent {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -31,6 +38,8 @@ export class SiteAgent {
   private readonly working = new Set<string>();
   private finished: TaskResult[] = [];
   private lastError: string | undefined;
+  /** What the hub's last answer asked (admission control). */
+  private hubWaitMs: number | undefined;
 
   constructor(private readonly deps: AgentDeps) {}
 
@@ -62,7 +71,7 @@ export class SiteAgent {
           this.kick();
           return;
         }
-        this.timer = setTimeout(() => this.kick(), this.deps.site.intervalMs);
+        this.timer = setTimeout(() => this.kick(), nextPollMs(this.deps.site.intervalMs, this.hubWaitMs));
       });
   }
 
@@ -82,6 +91,7 @@ export class SiteAgent {
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`hub answered ${res.statusCode}: ${text.slice(0, 300)}`);
       const answer = JSON.parse(text) as PollResponse;
+      this.hubWaitMs = answer.retryAfterMs;
       if (this.lastError) logger.info({ hub: site.hub }, 'reaching the hub again');
       this.lastError = undefined;
       for (const task of answer.tasks ?? []) this.run(task);

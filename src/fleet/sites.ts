@@ -20,6 +20,8 @@ interface Entry {
   at: number;
   /** When the hub last finished answering it: the site waits an interval from there. */
   answeredAt: number;
+  /** How long the hub last told the site to wait (0: its own interval). */
+  waitMs: number;
   /** Polls of this site the hub is still working on: a site waiting for its answer is not silent. */
   inFlight: number;
   readonly firstSeen: number;
@@ -46,7 +48,7 @@ export class SiteBook {
   /** Sites as a previous run of the hub last saw them. */
   restore(stored: readonly StoredSite[]): void {
     for (const s of stored) {
-      this.sites.set(s.name, { report: s.report as unknown as SiteReport, at: s.at, answeredAt: s.at, inFlight: 0, firstSeen: s.firstSeen });
+      this.sites.set(s.name, { report: s.report as unknown as SiteReport, at: s.at, answeredAt: s.at, waitMs: 0, inFlight: 0, firstSeen: s.firstSeen });
     }
     this.sorted = undefined;
   }
@@ -58,7 +60,7 @@ export class SiteBook {
       e.report = report;
       e.at = Math.max(e.at, at);
     } else {
-      e = { report, at, answeredAt: at, inFlight: 0, firstSeen: at };
+      e = { report, at, answeredAt: at, waitMs: 0, inFlight: 0, firstSeen: at };
       this.sites.set(report.name, e);
       this.sorted = undefined;
     }
@@ -66,11 +68,13 @@ export class SiteBook {
     return { name: report.name, report: report as unknown as Record<string, unknown>, at: e.at, firstSeen: e.firstSeen };
   }
 
-  answered(name: string): void {
+  /** `waitMs`: how long the answer told the site to wait (admission control); silence counts from its end. */
+  answered(name: string, waitMs = 0): void {
     const e = this.sites.get(name);
     if (!e) return;
     e.inFlight = Math.max(0, e.inFlight - 1);
     e.answeredAt = this.now();
+    e.waitMs = waitMs;
   }
 
   names(): readonly string[] {
@@ -83,7 +87,8 @@ export class SiteBook {
     const e = this.sites.get(name);
     if (!e) return undefined;
     const quietSince = Math.max(e.at, e.answeredAt, this.startedAt);
-    const stale = e.inFlight === 0 && this.now() - quietSince > STALE_AFTER_INTERVALS * e.report.intervalMs;
+    // A site told to wait longer than its interval is not silent for waiting.
+    const stale = e.inFlight === 0 && this.now() - quietSince > STALE_AFTER_INTERVALS * Math.max(e.report.intervalMs, e.waitMs);
     return { state: stale ? 'stale' : 'up', at: e.at };
   }
 

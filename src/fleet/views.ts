@@ -3,7 +3,7 @@
  * at a time (`limit`, `cursor`, filters), their summaries, and strict query parameters (400 naming the one at fault).
  */
 import { ApiError } from '../http/admin-io.js';
-import type { FleetJob, FleetJobs, JobState } from './jobs.js';
+import type { FleetJob, FleetJobs, JobState, SitePartState } from './jobs.js';
 import type { SiteBook, SiteState } from './sites.js';
 
 export interface View {
@@ -101,6 +101,25 @@ export function jobsView(jobs: FleetJobs, url: URL): View {
   return {
     body: page.items.map((j) => jobLine(jobs, j)),
     ...(page.next !== undefined ? { next: nextLink(url.pathname, p, String(page.next)) } : {}),
+  };
+}
+
+const PART_STATES: readonly SitePartState[] = ['pending', 'running', 'success', 'failure'];
+
+/** `GET /api/v1/fleet/jobs/<id>`: one job with its parts in site order, 1000 a page unless `limit` says otherwise. */
+export function jobView(jobs: FleetJobs, job: FleetJob, url: URL): View {
+  const p = params(url, ['limit', 'cursor', 'state']);
+  const cursor = p.get('cursor');
+  if (cursor !== undefined && (cursor === '' || cursor.length > 256)) throw bad('cursor', 'must be a site name from a previous page');
+  const state = oneOf(p, 'state', PART_STATES);
+  const limit = limitOf(p, 1_000, 5_000);
+  const { sites, ...rest } = job;
+  const chosen = sites.filter((s) => (cursor === undefined || s.site > cursor) && (state === undefined || s.state === state));
+  chosen.sort((a, b) => (a.site < b.site ? -1 : 1));
+  const page = chosen.slice(0, limit);
+  return {
+    body: { ...rest, state: jobs.state(job), siteCount: sites.length, parts: jobs.counts(job), sites: page },
+    ...(chosen.length > limit ? { next: nextLink(url.pathname, p, page[page.length - 1]!.site) } : {}),
   };
 }
 

@@ -1,4 +1,4 @@
-/** @module e2e/fleet-dashboard.test — the hub's Sites page in headless Chromium: the token form, both sites up, a pre-heat job, a stopped site going stale. */
+/** @module e2e/fleet-dashboard.test — the hub's Sites page in headless Chromium: the token form, both sites up, a pre-heat job, a stopped site going stale, paging. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -6,7 +6,7 @@ import type { Berth } from '../fixtures/berth.js';
 import { type Browser, startBrowser } from '../fixtures/browser.js';
 import { type BuiltImage, buildImage, pushImage } from '../fixtures/image.js';
 import { type Registry, startRegistry } from '../fixtures/registry.js';
-import { HUB_TOKEN, hubCall, pollUntil, sitesUp, startHub, startSite } from '../fixtures/fleet.js';
+import { HUB_TOKEN, hubCall, pollUntil, simulatedReport, sitesUp, startHub, startSite } from '../fixtures/fleet.js';
 
 describe('Sites page in headless Chromium', { timeout: 180_000 }, () => {
   let reg: Registry;
@@ -69,6 +69,26 @@ describe('Sites page in headless Chromium', { timeout: 180_000 }, () => {
     await page.waitForSelector('[data-testid=sites] tr[data-site=south] .badge-bad', { timeout: 30_000 });
     assert.match((await page.textContent('[data-testid=sites] tr[data-site=south]')) ?? '', /stale/);
     assert.equal(await page.textContent('[data-testid=sites-count]'), '2 sites, 1 up, 1 stale');
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it('pages through the sites 100 at a time, with the counts of the whole fleet', async () => {
+    const names = Array.from({ length: 120 }, (_, i) => `sim-${String(i).padStart(3, '0')}`);
+    for (const name of names) {
+      const r = await hubCall(hub.url, 'POST', '/api/v1/fleet/poll', { report: simulatedReport(name, 600_000), results: [], working: [] });
+      assert.equal(r.status, 200);
+    }
+    await page.waitForFunction(() => document.querySelector('[data-testid=sites-count]')?.textContent === '122 sites, 121 up, 1 stale', undefined, {
+      timeout: 15_000,
+    });
+    assert.equal(await page.locator('[data-testid=sites] tbody tr').count(), 100);
+    assert.equal(await page.locator('[data-testid=sites] tr[data-site=south]').count(), 0, 'south sorts after the first page');
+    await page.click('[data-testid=sites-pages] >> text=Next');
+    await page.waitForSelector('[data-testid=sites] tr[data-site=south]');
+    assert.equal(await page.locator('[data-testid=sites] tbody tr').count(), 22);
+    assert.ok(await page.locator('[data-testid=sites-pages] >> text=Next').isDisabled(), 'no page after the last');
+    await page.click('[data-testid=sites-pages] >> text=Previous');
+    await page.waitForSelector('[data-testid=sites] tr[data-site=north]');
     assert.deepEqual(pageErrors, []);
   });
 });

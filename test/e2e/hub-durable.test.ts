@@ -8,71 +8,21 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startBerth, type Berth } from '../fixtures/berth.js';
-import { HUB_TOKEN, hubCall, pollUntil, simulatedReport } from '../fixtures/fleet.js';
+import { HUB_TOKEN, hubCall, pollUntil } from '../fixtures/fleet.js';
+import { SimulatedSite } from '../fixtures/simulated-site.js';
 import { freePort, makeTempDir, removeDir, sleep, waitFor } from '../fixtures/proc.js';
 
 const INTERVAL_MS = 300;
 const MANIFEST_URL = 'https://harbor.xing.com/v2/library/app/manifests/v1';
 
-/** One site as the hub sees it: a report every interval, tasks taken, results sent when the test lets them go. */
-class SimulatedSite {
-  readonly working = new Set<string>();
-  /** Tasks whose result is sent with the next poll. */
-  readonly release = new Set<string>();
-  readonly received: string[] = [];
-  private results: Array<{ taskId: string; ok: boolean; bytesFetched: number; bytesTotal: number; digest: string }> = [];
-  private running = false;
-  private loop: Promise<void> | undefined;
-
-  constructor(
-    readonly name: string,
-    public hub: string,
-    /** Finish tasks at once rather than wait for `release`. */
-    readonly eager = false,
-  ) {}
-
-  start(): void {
-    this.running = true;
-    this.loop = (async () => {
-      while (this.running) {
-        await this.poll().catch(() => undefined);
-        await sleep(INTERVAL_MS);
-      }
-    })();
-  }
-
-  async pause(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-
-  /** Forgets its tasks, as a site that restarted does. */
-  forget(): void {
-    this.working.clear();
-  }
-
-  private async poll(): Promise<void> {
-    for (const id of [...this.working]) {
-      if (!this.eager && !this.release.has(id)) continue;
-      this.working.delete(id);
-      this.results.push({ taskId: id, ok: true, bytesFetched: 10, bytesTotal: 10, digest: `sha256:${'c'.repeat(64)}` });
-    }
-    const results = this.results;
-    const report = simulatedReport(this.name, INTERVAL_MS);
-    const r = await hubCall(this.hub, 'POST', '/api/v1/fleet/poll', { report, results, working: [...this.working] });
-    if (r.status !== 200) throw new Error(`poll answered ${r.status}`);
-    this.results = this.results.filter((x) => !results.includes(x));
-    for (const t of (r.json as { tasks: Array<{ taskId: string }> }).tasks) {
-      this.received.push(t.taskId);
-      this.working.add(t.taskId);
-    }
-  }
-}
-
 let work: string;
 let port: number;
 let hub: Berth;
-const sites = [new SimulatedSite('site-1', '', true), new SimulatedSite('site-2', ''), new SimulatedSite('site-3', '')];
+const sites = [
+  new SimulatedSite('site-1', '', true, INTERVAL_MS),
+  new SimulatedSite('site-2', '', false, INTERVAL_MS),
+  new SimulatedSite('site-3', '', false, INTERVAL_MS),
+];
 
 const startHubOn = () => startBerth({ config: { version: 0.1, hub: { token: HUB_TOKEN } }, root: path.join(work, 'hub-store'), port });
 const sitesList = async (query = '') => hubCall(hub.url, 'GET', `/api/v1/sites${query}`);

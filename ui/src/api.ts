@@ -132,6 +132,17 @@ export class ApiError extends Error {
 
 /** The API lives beside /ui/ on the same origin, so paths are absolute and need no configuration. */
 async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  return (await (await answered(path, init)).json()) as T;
+}
+
+/** One page of a paged list, and the path of the next from its `Link: <...>; rel="next"` header. */
+async function callPage<T>(path: string, init?: RequestInit): Promise<{ items: T[]; next?: string }> {
+  const res = await answered(path, init);
+  const next = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('Link') ?? '')?.[1];
+  return { items: (await res.json()) as T[], ...(next !== undefined ? { next } : {}) };
+}
+
+async function answered(path: string, init?: RequestInit): Promise<Response> {
   let res: Response;
   try {
     res = await fetch(path, { ...init, headers: { Accept: 'application/json', ...(init?.headers ?? {}) } });
@@ -149,8 +160,11 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
     }
     throw new ApiError(detail, res.status);
   }
-  return (await res.json()) as T;
+  return res;
 }
+
+/** Sites shown per page. */
+export const SITES_PAGE = 100;
 
 export const api = {
   stats: () => call<Stats>('/api/v1/stats'),
@@ -162,8 +176,11 @@ export const api = {
   startWarm: (body: WarmRequest) =>
     call<{ id: string }>('/api/v1/warm', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
   /** The hub's endpoints take its token (or the admin credentials the browser already sends). */
-  // The hub pages its sites (500 by default); the dashboard shows up to the largest page.
-  sites: (token: string) => call<SiteInfo[]>('/api/v1/sites?limit=5000', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
+  // One page of sites at a time: `page` is the path a previous page's Link named (undefined: the first).
+  sites: (token: string, page: string | undefined) =>
+    callPage<SiteInfo>(page ?? `/api/v1/sites?limit=${SITES_PAGE}`, token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
+  sitesSummary: (token: string) =>
+    call<{ total: number; up: number; stale: number }>('/api/v1/sites/summary', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
   fleetJobs: (token: string) => call<FleetJob[]>('/api/v1/fleet/jobs', token ? { headers: { Authorization: `Bearer ${token}` } } : undefined),
   warmJob: (id: string) => call<WarmJob>(`/api/v1/warm/${encodeURIComponent(id)}`),
 };

@@ -12,7 +12,11 @@ const TOKEN_KEY = 'berth.hubToken';
 export function Sites() {
   const [token, setToken] = useState<string>(() => sessionStorage.getItem(TOKEN_KEY) ?? '');
   const [draft, setDraft] = useState('');
-  const sites = usePoll(() => api.sites(token), REFRESH_MS, [token]);
+  // Paths of the pages before the one shown (its own last): Previous pops, Next pushes the Link's.
+  const [pages, setPages] = useState<Array<string | undefined>>([undefined]);
+  const page = pages[pages.length - 1];
+  // The page and the counts in one load, so they never disagree on screen.
+  const sites = usePoll(async () => Promise.all([api.sites(token, page), api.sitesSummary(token)]), REFRESH_MS, [token, page]);
   const jobs = usePoll(() => api.fleetJobs(token), REFRESH_MS, [token]);
   if (sites.error?.status === 404)
     return (
@@ -38,14 +42,26 @@ export function Sites() {
       </form>
     );
   }
-  const list = sites.data ?? [];
-  const up = list.filter((s) => s.state === 'up').length;
+  const list = sites.data?.[0].items ?? [];
+  const next = sites.data?.[0].next;
+  const summary = sites.data?.[1] ?? { total: 0, up: 0, stale: 0 };
   return (
     <section>
       <Problem error={sites.error} />
       <p class="muted" data-testid="sites-count">
-        {list.length} site{list.length === 1 ? '' : 's'}, {up} up, {list.length - up} stale
+        {summary.total} site{summary.total === 1 ? '' : 's'}, {summary.up} up, {summary.stale} stale
       </p>
+      {(pages.length > 1 || next !== undefined) && (
+        <p class="small" data-testid="sites-pages">
+          <button type="button" disabled={pages.length === 1} onClick={() => setPages(pages.slice(0, -1))}>
+            Previous
+          </button>{' '}
+          page {pages.length}{' '}
+          <button type="button" disabled={next === undefined} onClick={() => next !== undefined && setPages([...pages, next])}>
+            Next
+          </button>
+        </p>
+      )}
       {list.length > 0 && (
         <table class="table" data-testid="sites">
           <thead>

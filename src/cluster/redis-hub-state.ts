@@ -1,0 +1,125 @@
+/** @module cluster/redis-hub-state — the hub's state in Redis (with `redis:` under a hub): jobs, parts, sites' reports, the job id sequence, shared by the hubs on it. */
+import type { Redis } from 'ioredis';
+import { overloaded } from '../oci/error-catalogue.js';
+import type { HubState, HubWrite, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
+
+/** Every key of the hubs' state starts with this (site replicas use `berth:<site>:`, so no site name can collide). */
+export const HUB_KEY_PREFIX = 'berth-hub:';
+
+/** A write is applied only while this key holds this value: a hub that lost the lead cannot overwrite its successor's state. */
+export interface HubFence {
+  readonly key: string;
+  readonly value: string;
+}
+
+/** When the fence no longer holds, the caller stopped being the lead: 503, and the site or Harbor asks again (reaching the new lead). */
+function fencedOut(): Error {
+  return overloaded('this hub no longer holds the lead in Redis; another hub answers now, retry shortly', 1);
+}
+
+// Every command of one write runs inside one script: applied whole or not at all, and only
+// while the writer still holds the lead. Values are strings throughout (cjson keeps them exact).
+const APPLY = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ops = cjson.decode(ARGV[2])
+for _, op in ipairs(ops) do redis.call(unpack(op)) end
+return 1
+`;
+
+// The counter holds the last id handed out; a missing counter starts at the floor.
+const NEXT_ID = `
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], tonumber(ARGV[1]) - 1) end
+return redis.call('INCR', KEYS[1])
+`;
+
+/** Fields per HSET: bounded so no script call exceeds Lua's argument limit. */
+const FIELDS_PER_OP = 500;
+
+export class RedisHubState implements HubState {
+  private readonly keys: { seq: string; jobs: string; sites: string; firstSeen: string; parts: (job: number) => string };
+
+  constructor(
+    private readonly redis: Redis,
+    prefix = HUB_KEY_PREFIX,
+    private readonly fence: () => HubFence | undefined = () => undefined,
+  ) {
+    this.keys = {
+      seq: `${prefix}seq`,
+      jobs: `${prefix}jobs`,
+      sites: `${prefix}sites`,
+      firstSeen: `${prefix}first-seen`,
+      parts: (job) => `${prefix}parts:${job}`,
+    };
+  }
+
+  async nextJobId(floor: number): Promise<number> {
+    return Number(await this.redis.eval(NEXT_ID, 1, this.keys.seq, String(floor)));
+  }
+
+  async write(w: HubWrite): Promise<void> {
+    const ops: string[][] = [];
+    const hset = (key: string, pairs: string[]) => {
+      for (let i = 0; i < pairs.length; i += FIELDS_PER_OP * 2) ops.push(['HSET', key, ...pairs.slice(i, i + FIELDS_PER_OP * 2)]);
+    };
+    if (w.sites?.length) {
+      hset(
+        this.keys.sites,
+        w.sites.flatMap((s) => [s.name, JSON.stringify({ report: s.report, at: s.at })]),
+      );
+      // The first report's time stays: HSETNX never overwrites it.
+      for (const s of w.sites) ops.push(['HSETNX', this.keys.firstSeen, s.name, String(s.firstSeen)]);
+    }
+    if (w.jobs?.length)
+      hset(
+        this.keys.jobs,
+        w.jobs.flatMap((j) => [String(j.id), JSON.stringify(j)]),
+      );
+    const byJob = new Map<number, string[]>();
+    for (const { job, part } of w.parts ?? []) {
+      let pairs = byJob.get(job);
+      if (!pairs) byJob.set(job, (pairs = []));
+      pairs.push(part.site, JSON.stringify(part));
+    }
+    for (const [job, pairs] of byJob) hset(this.keys.parts(job), pairs);
+    for (const id of w.deleteJobs ?? []) {
+      ops.push(['HDEL', this.keys.jobs, String(id)]);
+      ops.push(['DEL', this.keys.parts(id)]);
+    }
+    if (ops.length === 0) return;
+    const fence = this.fence();
+    const applied = await this.redis.eval(APPLY, 1, fence?.key ?? this.keys.seq, fence?.value ?? '', JSON.stringify(ops));
+    if (Number(applied) !== 1) throw fencedOut();
+  }
+
+  async load(): Promise<{ sites: StoredSite[]; jobs: Array<StoredJob & { parts: StoredPart[] }> }> {
+    const [rawSites, firstSeen, rawJobs] = await Promise.all([
+      this.redis.hgetall(this.keys.sites),
+      this.redis.hgetall(this.keys.firstSeen),
+      this.redis.hgetall(this.keys.jobs),
+    ]);
+    const sites = Object.keys(rawSites)
+      .sort()
+      .map((name) => {
+        const { report, at } = JSON.parse(rawSites[name]!) as { report: Record<string, unknown>; at: number };
+        return { name, report, at, firstSeen: Number(firstSeen[name] ?? at) };
+      });
+    const jobs = Object.values(rawJobs)
+      .map((text) => JSON.parse(text) as StoredJob)
+      .sort((a, b) => a.id - b.id);
+    const pipeline = this.redis.pipeline();
+    for (const j of jobs) pipeline.hgetall(this.keys.parts(j.id));
+    const answers = jobs.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    return {
+      sites,
+      jobs: jobs.map((j, i) => {
+        const [err, raw] = answers[i] ?? [null, {}];
+        if (err) throw err;
+        const parts = Object.values(raw as Record<string, string>).map((text) => JSON.parse(text) as StoredPart);
+        return { ...j, parts: parts.sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0)) };
+      }),
+    };
+  }
+
+  /** The connection belongs to whoever opened it (the hub's lead election shares it). */
+  async close(): Promise<void> {}
+}
