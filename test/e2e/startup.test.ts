@@ -3,6 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,9 @@ import { BERTH_BIN } from '../fixtures/berth.js';
 import { freePort, makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
 
 const DIST_SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
+const DIST_BUNDLE = path.resolve(DIST_SRC, '../bundle');
+/** What each file of the bundle bin/berth.js runs holds (scripts/build-server.js): module URLs, berth's own and packages'. */
+const BUNDLE: Record<string, string[]> = JSON.parse(readFileSync(path.join(DIST_BUNDLE, 'meta.json'), 'utf8')) as Record<string, string[]>;
 
 /** A resolve hook that writes every module URL the program loads (ESM graph, packages included) to a file. */
 const HOOKS = `
@@ -39,23 +43,35 @@ after(async () => {
 });
 
 interface Loaded {
+  /** Files of the bundle (dist/bundle) loaded. */
+  bundle: Set<string>;
   /** npm packages, by name. */
   packages: Set<string>;
   /** berth's own modules, relative to dist/src. */
   modules: Set<string>;
 }
 
+/** A loaded file of the bundle stands for every module in it: what loading it compiled and ran. */
 function parseLoaded(text: string): Loaded {
+  const bundle = new Set<string>();
   const packages = new Set<string>();
   const modules = new Set<string>();
-  for (const url of text.split('\n')) {
-    if (!url.startsWith('file:')) continue;
+  const urls = text.split('\n').filter((u) => u.startsWith('file:'));
+  const held: string[] = [];
+  for (const url of urls) {
+    const file = fileURLToPath(url);
+    if (!file.startsWith(`${DIST_BUNDLE}/`)) continue;
+    const name = path.relative(DIST_BUNDLE, file);
+    bundle.add(name);
+    held.push(...(BUNDLE[name] ?? []));
+  }
+  for (const url of [...urls, ...held]) {
     const file = fileURLToPath(url);
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file)?.[1];
     if (pkg) packages.add(pkg);
     else if (file.startsWith(`${DIST_SRC}/`)) modules.add(path.relative(DIST_SRC, file));
   }
-  return { packages, modules };
+  return { bundle, packages, modules };
 }
 
 let runs = 0;
@@ -75,8 +91,9 @@ const LIGHT = new Set(['main.js', 'cli/help-defaults.js', 'oci/errors.js', 'cli/
 
 test('berth version and berth --help load commander and none of the command modules', () => {
   for (const args of [['version'], ['--help'], ['queue', '--help']]) {
-    const { packages, modules, status } = loadedBy(args);
+    const { bundle, packages, modules, status } = loadedBy(args);
     assert.equal(status, 0, args.join(' '));
+    assert.ok(bundle.has('main.js'), `${args.join(' ')} runs the bundle`);
     assert.deepEqual([...packages], ['commander'], `${args.join(' ')} loads only commander, not ${[...packages].join(', ')}`);
     const extra = [...modules].filter((m) => !LIGHT.has(m));
     assert.deepEqual(extra, [], `${args.join(' ')} loads no command's code`);
@@ -162,6 +179,7 @@ test('berth serve with an empty store: ready quickly (measured), without the oth
     assert.deepEqual(otherModes, [], 'serve in one process loads no other mode');
     assert.ok(!loaded.packages.has('jose'), 'serve without auth.token loaded jose');
     assert.ok(loaded.modules.has('assembly/single.js'), 'the hook saw the serving modules');
+    assert.ok(loaded.bundle.has('main.js') && loaded.bundle.size < 60, `serve runs the bundle, ${loaded.bundle.size} files of it`);
   }
   // Generous: the goal (under 1 s) is for a quiet machine; an unreachable upstream must not hold listening up.
   assert.ok(plain.ms < 10_000 && unreachable.ms < 10_000, `${Math.round(plain.ms)} / ${Math.round(unreachable.ms)} ms`);
