@@ -112,6 +112,8 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     ops,
     listen: async () => {
       const bound = await http.listen();
+      // Not awaited: blobs are copied for the few milliseconds until koffi has bound sendfile(2).
+      stores.bindZeroCopy().catch((err: Error) => logger.warn({ err: err.message }, 'sendfile(2) is not available: stored blobs are copied to every client'));
       if (lead) reconciled = reconcileInBackground();
       ops.start();
       if (lead) fleet.start();
