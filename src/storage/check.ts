@@ -19,14 +19,13 @@ export interface ReconcileResult {
  * a fill or an eviction under way meanwhile is not undone. `signal` stops it between blobs.
  */
 export async function reconcile(blobs: BlobStore, index: BlobIndex, signal?: AbortSignal): Promise<ReconcileResult> {
-  const onDisk = new Set<string>();
   // One query for what this replica holds instead of one per file: most of start-up with a full store.
+  // Each file found is struck off; what is left are rows without a file (one set, not two: memory at 100k blobs).
   const own = new Set(await index.ownDigests());
   let adopted = 0;
   for await (const digest of blobs.list()) {
     if (signal?.aborted) break;
-    onDisk.add(digest);
-    if (own.has(digest)) continue;
+    if (own.delete(digest)) continue;
     const release = await blobs.hold(digest);
     try {
       if (await index.get(digest)) continue;
@@ -42,7 +41,6 @@ export async function reconcile(blobs: BlobStore, index: BlobIndex, signal?: Abo
   let forgotten = 0;
   for (const digest of own) {
     if (signal?.aborted) break;
-    if (onDisk.has(digest)) continue;
     const release = await blobs.hold(digest);
     try {
       // A fill may have stored it since the listing.
