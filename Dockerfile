@@ -17,7 +17,7 @@ COPY bin ./bin
 COPY scripts ./scripts
 COPY src ./src
 COPY ui ./ui
-# Compiles the server and bundles the dashboard (dist/ui); then drops the build-only packages.
+# Compiles the server (dist/src), bundles it (dist/bundle) and the dashboard (dist/ui); then drops the build-only packages.
 RUN npm run build && npm prune --omit=dev
 
 FROM node:${NODE_VERSION}-bookworm-slim
@@ -29,6 +29,7 @@ COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/bundle ./dist/bundle
 COPY --from=build /app/dist/ui ./dist/ui
 COPY deploy/docker/config.yml /etc/berth/config.yml
 RUN ln -s /app/bin/berth.js /usr/local/bin/berth \

@@ -98,7 +98,7 @@ export const berthWorkers = (): number | 'auto' => {
 
 export async function startBerthCache(
   remoteurl: string,
-  opts: StartOptions & { config?: Record<string, unknown>; port?: number; workers?: number | 'auto' } = {},
+  opts: StartOptions & { config?: Record<string, unknown>; port?: number; workers?: number | 'auto'; root?: string } = {},
 ): Promise<CacheUnderTest> {
   const http = { workers: opts.workers ?? berthWorkers(), ...(opts.tls ? { tls: opts.tls } : {}) };
   const config = { version: 0.1, ...opts.config, http };
@@ -106,6 +106,7 @@ export async function startBerthCache(
   const nodeOptions = process.env['BENCH_BERTH_NODE_OPTIONS'];
   const b = await startBerth({
     port: opts.port,
+    ...(opts.root ? { root: opts.root } : {}),
     proxy: { remoteurl, prefetch: berthPrefetch() },
     config,
     env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,

@@ -213,7 +213,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   const out = path.join(os.tmpdir(), `berth-bench-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
 
-  if (idle.length > 0) process.stdout.write(`\nidle, empty store (ready: spawn to the first answer on /v2/):\n${idleTable(idle)}`);
+  if (idle.length > 0) process.stdout.write(`\nidle (ready: spawn to the first answer on /v2/; berth-100k: a store of 100k blobs):\n${idleTable(idle)}`);
   if (cfg.only.some((o) => o !== 'rollout60' && o !== 'idle')) process.stdout.write(`\n${table(results)}`);
   if (results.footer.length > 0) process.stdout.write(`\n${footerTable(results.footer, layerSize)}`);
   if (results.site.length > 0) process.stdout.write(`\n${siteTable(results)}`);

@@ -40,6 +40,9 @@ export interface App {
   close(deadlineMs?: number): Promise<void>;
 }
 
+/** Logged when the start-up reconciliation fails; berth serves on (from the files) and tries again at the next start. */
+export const RECONCILE_FAILED = 'could not reconcile the index with the files on disk; serving goes on from the files, and the next start tries again';
+
 /** What a mode adds: `site` for one of a site's replicas (site-replica.ts), `group` for a serving worker (worker.ts). */
 export interface Mode {
   readonly group?: GroupParts;
@@ -55,7 +58,6 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
   const stores = await openStores(config, deps, { prepared: group !== undefined, announce: lead, ...(group ? { slot: group.slot } : {}) });
   const site = mode.site?.(stores, deps, config);
   const index = site?.index ?? stores.index.blobIndex;
-  if (!group) await reconcileStore(stores.blobs, index, logger);
   const telemetry = createTelemetry(config, now);
   const priority = new WorkPriority();
   const upstreams = openUpstreams(config, { logger, now, telemetry, instance: stores.instance, priority, ...(group ? { budget: group.budget } : {}) });
@@ -84,7 +86,6 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
   const { cache, fills } = openPullSide(pullDeps);
   site?.connect(cache, lead);
   attachTelemetry(telemetry, { config, index, cache, upstreams, queue: pushSide.view, ...(fills ? { following: () => fills.following } : {}) });
-  if (lead) cache.maybeEvict();
   // The write-behind worker starts here: everything it sends is background work for the WAN budget.
   const push = await priority.background(() => pushSide.start(cache));
   const access = new AccessControl({ config, upstreams, logger, now });
@@ -92,6 +93,17 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
   const serverDeps = { config, cache, upstreams, logger, now, admin, observer: telemetry, access, push, instance: stores.instance };
   const http = openHttpSide(config, { ...serverDeps, ...site?.serving(cache, upstreams) }, access, logger);
   group?.join(upstreams, access, (reason) => http.reload(reason));
+  // The lead reconciles the index with the files after listening, so ready does not grow with the
+  // store: serving goes by the files, never by the index alone (docs/design.md §4). Eviction,
+  // which counts by the index, starts once it agrees with the disk.
+  const reconciling = new AbortController();
+  let reconciled: Promise<void> = Promise.resolve();
+  const reconcileInBackground = () =>
+    reconcileStore(stores.blobs, index, logger, reconciling.signal)
+      .catch((err: Error) => logger.error({ err: err.message }, RECONCILE_FAILED))
+      .then(() => {
+        if (!reconciling.signal.aborted) cache.maybeEvict();
+      });
   return {
     server: http.server,
     servers: http.servers,
@@ -100,6 +112,9 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     ops,
     listen: async () => {
       const bound = await http.listen();
+      // Not awaited: blobs are copied for the few milliseconds until koffi has bound sendfile(2).
+      stores.bindZeroCopy().catch((err: Error) => logger.warn({ err: err.message }, 'sendfile(2) is not available: stored blobs are copied to every client'));
+      if (lead) reconciled = reconcileInBackground();
       ops.start();
       if (lead) fleet.start();
       site?.start();
@@ -110,10 +125,12 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     checkUpstreams: () => checkAll(upstreams, lead ? logger : logger.child({}, { level: 'silent' })),
     reload: (reason) => http.reload(reason),
     close: async (deadlineMs = 30_000) => {
+      reconciling.abort();
       fleet.stop();
       ops.stop();
       await http.close(deadlineMs);
       await fleet.close();
+      await reconciled;
       await cache.stopEviction();
       await pushSide.close();
       await site?.close();

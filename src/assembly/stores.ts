@@ -24,6 +24,8 @@ export interface Stores {
   readonly instance: string;
   /** berth.lock: `berth gc` run beside this process (and the other workers) leave what it streams or fills alone. */
   readonly inUse: InUseRecord;
+  /** Binds sendfile(2) for stored blobs (unless `http.sendfile: false`); until then they are copied. Called once listening. */
+  bindZeroCopy(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,7 +41,7 @@ export interface StoreOptions {
 export async function openStores(config: BerthConfig, deps: { logger: Logger; now: () => number }, o: StoreOptions): Promise<Stores> {
   const { logger, now } = deps;
   const root = config.storage.rootdirectory;
-  const blobs = await openBlobs(config, logger, o.prepared, await zeroCopyFor(config, o.announce ? logger : undefined));
+  const blobs = await openBlobs(config, logger, o.prepared);
   const space = await openDiskSpace(config, logger, !o.prepared);
   const index = await space.retrying(() => openLocalIndex(root, now, space), 'opening metadata.db');
   const push = await space.retrying(() => openLocalPush(root, now, space), 'opening push.db');
@@ -60,6 +62,10 @@ export async function openStores(config: BerthConfig, deps: { logger: Logger; no
     push,
     instance,
     inUse,
+    bindZeroCopy: async () => {
+      const zeroCopy = await zeroCopyFor(config, o.announce ? logger : undefined);
+      if (zeroCopy) blobs.useZeroCopy(zeroCopy);
+    },
     close: async () => {
       await inUse.close();
       push.close();
@@ -70,18 +76,18 @@ export async function openStores(config: BerthConfig, deps: { logger: Logger; no
 }
 
 /** The blob files; `keepTemp`: a worker's siblings may be writing there, the primary cleared what an earlier run left. */
-export async function openBlobs(config: BerthConfig, logger: Logger, keepTemp: boolean, zeroCopy?: ZeroCopy): Promise<BlobStore> {
+export async function openBlobs(config: BerthConfig, logger: Logger, keepTemp: boolean): Promise<BlobStore> {
   const root = config.storage.rootdirectory;
   await mkdir(root, { recursive: true });
-  const blobs = new BlobStore(root, zeroCopy);
+  const blobs = new BlobStore(root);
   const { removedTemp } = await blobs.init(keepTemp);
   if (removedTemp > 0) logger.info({ removedTemp }, 'removed partial files left by an earlier stop');
   return blobs;
 }
 
 /** The index meets the disk: files without a record are adopted, records without a file forgotten. */
-export async function reconcileStore(blobs: BlobStore, index: BlobIndex, logger: Logger): Promise<void> {
-  const reconciled = await reconcile(blobs, index);
+export async function reconcileStore(blobs: BlobStore, index: BlobIndex, logger: Logger, signal?: AbortSignal): Promise<void> {
+  const reconciled = await reconcile(blobs, index, signal);
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
 }
 

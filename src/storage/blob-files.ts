@@ -21,10 +21,10 @@ export class BlobStore {
   /** Send buffers shared by every response from this store (stored blobs and fills alike). */
   readonly sendBuffers = new BufferPool();
 
-  /** `zeroCopy`: sendfile(2) for stored blobs sent to plain TCP sockets (storage/zero-copy). */
+  /** `zeroCopy`: sendfile(2) for stored blobs sent to plain TCP sockets (storage/zero-copy); also given later by useZeroCopy. */
   constructor(
     root: string,
-    private readonly zeroCopy?: ZeroCopy,
+    private zeroCopy?: ZeroCopy,
   ) {
     this.root = root;
     this.layout = new StoreLayout(root);
@@ -42,6 +42,11 @@ export class BlobStore {
     // Leftover temp files come from a crash mid-write: never visible, safe to drop.
     await Promise.all(leftovers.map((f) => rm(join(this.tmpDir, f), { force: true, recursive: true })));
     return { removedTemp: leftovers.length };
+  }
+
+  /** From now on, blobs opened go by sendfile(2) where the socket allows (berth binds it after listening: koffi costs start-up time). */
+  useZeroCopy(zeroCopy: ZeroCopy): void {
+    this.zeroCopy = zeroCopy;
   }
 
   path(digest: string): string {

@@ -14,28 +14,41 @@ export interface ReconcileResult {
 /**
  * Makes the index agree with this replica's files: the files are the truth, each verified before
  * its rename. Only what this replica holds is compared, so a shared index never loses a blob
- * another replica has on its own disk.
+ * another replica has on its own disk. Safe beside serving (berth runs it in the background,
+ * docs/design.md §4): every change is made with the blob held and its file looked at again, so
+ * a fill or an eviction under way meanwhile is not undone. `signal` stops it between blobs.
  */
-export async function reconcile(blobs: BlobStore, index: BlobIndex): Promise<ReconcileResult> {
-  const onDisk = new Set<string>();
+export async function reconcile(blobs: BlobStore, index: BlobIndex, signal?: AbortSignal): Promise<ReconcileResult> {
   // One query for what this replica holds instead of one per file: most of start-up with a full store.
+  // Each file found is struck off; what is left are rows without a file (one set, not two: memory at 100k blobs).
   const own = new Set(await index.ownDigests());
   let adopted = 0;
   for await (const digest of blobs.list()) {
-    onDisk.add(digest);
-    if (!own.has(digest) && !(await index.get(digest))) {
+    if (signal?.aborted) break;
+    if (own.delete(digest)) continue;
+    const release = await blobs.hold(digest);
+    try {
+      if (await index.get(digest)) continue;
       const size = await blobs.size(digest);
       if (size !== undefined) {
         await index.put(digest, size);
         adopted++;
       }
+    } finally {
+      release();
     }
   }
   let forgotten = 0;
   for (const digest of own) {
-    if (!onDisk.has(digest)) {
+    if (signal?.aborted) break;
+    const release = await blobs.hold(digest);
+    try {
+      // A fill may have stored it since the listing.
+      if ((await blobs.size(digest)) !== undefined) continue;
       await index.forget(digest);
       forgotten++;
+    } finally {
+      release();
     }
   }
   return { adopted, forgotten };

@@ -138,8 +138,9 @@ export class MetadataStore {
     this.sql('DELETE FROM blobs WHERE digest = ?').run(digest);
   }
 
-  allBlobDigests(): string[] {
-    return (this.sql('SELECT digest FROM blobs').all() as Array<{ digest: string }>).map((r) => r.digest);
+  /** Up to `limit` blob digests after `after`, in order: the blob list in pages, for callers that must not hold the event loop. */
+  blobDigestsAfter(after: string, limit: number): string[] {
+    return (this.sql('SELECT digest FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?').all(after, limit) as Array<{ digest: string }>).map((r) => r.digest);
   }
 
   linkBlob(upstream: string, repository: string, digest: string): void {

@@ -1,16 +1,22 @@
-/** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` in one process loads no other command's or mode's code; times printed. */
+/** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` runs the bundle and in one process loads no other command's or mode's code, listens before it reconciles a large store and serves by the files meanwhile; times printed. */
 /** @serial prints start-up times, which another file's load would skew. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { BERTH_BIN } from '../fixtures/berth.js';
-import { freePort, makeTempDir, removeDir, sleep } from '../fixtures/proc.js';
+import { BERTH_BIN, startBerth } from '../fixtures/berth.js';
+import { freePort, makeTempDir, removeDir, sleep, waitFor } from '../fixtures/proc.js';
+import { seedStore } from '../fixtures/store-seed.js';
+import { MetadataStore } from '../../src/storage/metadata.js';
 
 const DIST_SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
+const DIST_BUNDLE = path.resolve(DIST_SRC, '../bundle');
+/** What each file of the bundle bin/berth.js runs holds (scripts/build-server.js): module URLs, berth's own and packages'. */
+const BUNDLE: Record<string, string[]> = JSON.parse(readFileSync(path.join(DIST_BUNDLE, 'meta.json'), 'utf8')) as Record<string, string[]>;
 
 /** A resolve hook that writes every module URL the program loads (ESM graph, packages included) to a file. */
 const HOOKS = `
@@ -39,23 +45,35 @@ after(async () => {
 });
 
 interface Loaded {
+  /** Files of the bundle (dist/bundle) loaded. */
+  bundle: Set<string>;
   /** npm packages, by name. */
   packages: Set<string>;
   /** berth's own modules, relative to dist/src. */
   modules: Set<string>;
 }
 
+/** A loaded file of the bundle stands for every module in it: what loading it compiled and ran. */
 function parseLoaded(text: string): Loaded {
+  const bundle = new Set<string>();
   const packages = new Set<string>();
   const modules = new Set<string>();
-  for (const url of text.split('\n')) {
-    if (!url.startsWith('file:')) continue;
+  const urls = text.split('\n').filter((u) => u.startsWith('file:'));
+  const held: string[] = [];
+  for (const url of urls) {
+    const file = fileURLToPath(url);
+    if (!file.startsWith(`${DIST_BUNDLE}/`)) continue;
+    const name = path.relative(DIST_BUNDLE, file);
+    bundle.add(name);
+    held.push(...(BUNDLE[name] ?? []));
+  }
+  for (const url of [...urls, ...held]) {
     const file = fileURLToPath(url);
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file)?.[1];
     if (pkg) packages.add(pkg);
     else if (file.startsWith(`${DIST_SRC}/`)) modules.add(path.relative(DIST_SRC, file));
   }
-  return { packages, modules };
+  return { bundle, packages, modules };
 }
 
 let runs = 0;
@@ -75,8 +93,9 @@ const LIGHT = new Set(['main.js', 'cli/help-defaults.js', 'oci/errors.js', 'cli/
 
 test('berth version and berth --help load commander and none of the command modules', () => {
   for (const args of [['version'], ['--help'], ['queue', '--help']]) {
-    const { packages, modules, status } = loadedBy(args);
+    const { bundle, packages, modules, status } = loadedBy(args);
     assert.equal(status, 0, args.join(' '));
+    assert.ok(bundle.has('main.js'), `${args.join(' ')} runs the bundle`);
     assert.deepEqual([...packages], ['commander'], `${args.join(' ')} loads only commander, not ${[...packages].join(', ')}`);
     const extra = [...modules].filter((m) => !LIGHT.has(m));
     assert.deepEqual(extra, [], `${args.join(' ')} loads no command's code`);
@@ -162,7 +181,56 @@ test('berth serve with an empty store: ready quickly (measured), without the oth
     assert.deepEqual(otherModes, [], 'serve in one process loads no other mode');
     assert.ok(!loaded.packages.has('jose'), 'serve without auth.token loaded jose');
     assert.ok(loaded.modules.has('assembly/single.js'), 'the hook saw the serving modules');
+    assert.ok(loaded.bundle.has('main.js') && loaded.bundle.size < 60, `serve runs the bundle, ${loaded.bundle.size} files of it`);
   }
   // Generous: the goal (under 1 s) is for a quiet machine; an unreachable upstream must not hold listening up.
   assert.ok(plain.ms < 10_000 && unreachable.ms < 10_000, `${Math.round(plain.ms)} / ${Math.round(unreachable.ms)} ms`);
+});
+
+test('serve with a store of many blobs listens before it reconciles the index, and serves by the files meanwhile', async () => {
+  const root = await makeTempDir('berth-startup-store-');
+  const repo = 'seeded/app';
+  const seeded = await seedStore(root, { count: 5000, unrecorded: 3, missing: 3, repository: repo });
+  // A partial write of an earlier run: removed before berth listens, never served.
+  await mkdir(path.join(root, 'tmp'), { recursive: true });
+  await writeFile(path.join(root, 'tmp', 'partial'), 'half a blob');
+  const berth = await startBerth({ root, config: { version: 0.1 } });
+  try {
+    const get = async (digest: string) => {
+      const r = await request(`${berth.url}/v2/${repo}/blobs/${digest}`);
+      return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
+    };
+    // Rows whose file is gone serve nothing, before the reconciliation and after; files serve whether or not they have a row yet.
+    const check = async () => {
+      for (const d of seeded.missing) assert.equal((await get(d)).status, 404, `row without a file: ${d}`);
+      for (const d of [...seeded.unrecorded, ...seeded.stored.slice(0, 3), ...seeded.stored.slice(-3)]) {
+        const r = await get(d);
+        assert.equal(r.status, 200, d);
+        assert.deepEqual(r.body, seeded.content(d), d);
+      }
+    };
+    await check();
+    const reconciled = (l: Record<string, unknown>) => l['msg'] === 'metadata reconciled with the files on disk';
+    await waitFor(async () => (await berth.logLines()).some(reconciled), 60_000, { what: 'the reconciliation' });
+    await check();
+    const lines = await berth.logLines();
+    const at = (p: (l: Record<string, unknown>) => boolean) => lines.findIndex(p);
+    const listening = at((l) => l['msg'] === 'berth listening');
+    const removed = at((l) => l['msg'] === 'removed partial files left by an earlier stop');
+    assert.ok(removed >= 0 && removed < listening, 'partial files go before berth listens');
+    assert.ok(listening >= 0 && at(reconciled) > listening, 'berth listens first and reconciles after');
+    assert.equal(lines[at(reconciled)]!['forgotten'], 3);
+  } finally {
+    await berth.stop();
+  }
+  // The rows agree with the files: the files without a row were adopted (by serving or by the reconciliation), the rows without a file forgotten.
+  const index = new MetadataStore(root, Date.now);
+  try {
+    for (const d of seeded.unrecorded) assert.ok(index.blob(d), `adopted ${d}`);
+    for (const d of seeded.missing) assert.equal(index.blob(d), undefined, `forgot ${d}`);
+    assert.ok(index.blob(seeded.stored[0]!));
+  } finally {
+    index.close();
+  }
+  await removeDir(root);
 });
