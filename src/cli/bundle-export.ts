@@ -155,6 +155,16 @@ async function plan(source: ExportSource, image: ImageReference, platforms: read
     const sigTag = `${subject.digest.replace(':', '-')}.sig`;
     const sig = await source.manifest(image, { kind: 'tag', tag: sigTag }).catch(() => undefined);
     if (sig) found.push({ d: { mediaType: sig.mediaType, digest: sig.digest, size: sig.body.length }, tag: sigTag });
+    // A registry without the referrers API holds them in an index at the tag sha256-<hex> (cosign's
+    // Sigstore bundles among them): that index travels under its tag, with what it lists.
+    const referrersTag = subject.digest.replace(':', '-');
+    const listed = await source.manifest(image, { kind: 'tag', tag: referrersTag }).catch(() => undefined);
+    if (listed) {
+      found.push({ d: { mediaType: listed.mediaType, digest: listed.digest, size: listed.body.length }, tag: referrersTag });
+      for (const d of parseManifest(listed.body, listed.mediaType).manifests) {
+        if (!found.some((f) => f.d.digest === d.digest)) found.push({ d, tag: undefined });
+      }
+    }
     for (const { d, tag } of found) {
       if (manifests.some((m) => m.digest === d.digest) && tag === undefined) continue;
       const m = manifests.find((x) => x.digest === d.digest) ?? (await source.manifest(image, { kind: 'digest', digest: d.digest }));

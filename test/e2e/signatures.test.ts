@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, buildIndex, pushImage, type BuiltImage, type BuiltIndex } from '../fixtures/image.js';
-import { BERTH_BIN, startBerth, type Berth } from '../fixtures/berth.js';
+import { BERTH_BIN, berthCli, startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { attestBundle, generateKeyPair, sign, signAsReferrer, type CosignKeys } from '../fixtures/cosign.js';
 import { makeTempDir, removeDir, run, sleep } from '../fixtures/proc.js';
@@ -230,6 +230,35 @@ test('warn mode serves an unsigned image, logs it once and counts it; unmatched 
   assert.equal(logged.length, 1, 'one log line per digest');
   const free = await pull('free/unsigned:v1', 'free');
   assert.equal(free.manifestDigest, images['free/unsigned:v1']!.manifestDigest);
+});
+
+test('a bundle carries the signatures: a site that enforces, with no upstream reachable, serves the signed images it imported', async () => {
+  const bundle = path.join(work, 'signed-bundle');
+  const refs = ['xing/signed:v1', 'xing/bundled:v1'];
+  const exported = await berthCli(['export', '--from-registry', registry.url, '--output', bundle, ...refs]);
+  assert.equal(exported.code, 0, exported.stderr);
+  const siteRoot = path.join(work, 'site-store');
+  // An upstream nothing answers on: whatever the site serves came on the disk.
+  const site = {
+    version: 0.1,
+    http: { workers: 1 },
+    proxy: { remoteurl: 'http://127.0.0.1:1' },
+    verify: [{ repositories: ['xing/*'], mode: 'enforce', cosign: { keys: [keys.pub] } }],
+  };
+  const siteFile = path.join(work, 'site.yml');
+  await writeFile(siteFile, stringify({ ...site, storage: { filesystem: { rootdirectory: siteRoot } } }));
+  const imported = await berthCli(['import', '--config', siteFile, '-q', bundle]);
+  assert.equal(imported.code, 0, imported.stderr);
+  const edge = await startBerth({ root: siteRoot, config: site });
+  retired.push(edge);
+  try {
+    for (const ref of refs) {
+      const pulled = await skopeoPull(`${edge.host}/${ref}`, path.join(work, `site-${ref.replace(/[/:]/g, '_')}`));
+      assert.equal(pulled.manifestDigest, images[ref]!.manifestDigest, `${ref}: served with its signature from the bundle`);
+    }
+  } finally {
+    await edge.kill();
+  }
 });
 
 test('with the central registry stopped, a restarted berth verifies from its cache: signed served, unsigned and other-key refused', async () => {
