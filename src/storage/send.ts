@@ -19,6 +19,7 @@ const BUFFERS = 2;
  * turn instead of only when full cost twice the CPU.
  */
 const PROBE = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 const TURN = 2 * 1024 * 1024;
 
 /**
@@ -193,14 +194,26 @@ export function sendRange(
       onBytes(n);
       return true;
     };
+    /** Writes what the response holds back (its headers) with no body byte; false once settled. */
+    const headersWritten = async (): Promise<boolean> => {
+      let written = false;
+      out.write(EMPTY, () => {
+        written = true;
+        wake?.();
+      });
+      await waitFor(() => written);
+      return !settled;
+    };
     /**
      * sendfile in turns of at most TURN bytes, with other responses run between turns. When the
      * socket is full, the next bytes go as one small write through the socket: waiting for its
-     * callback is how the loop learns there is room again (the first one carries the headers).
+     * callback is how the loop learns there is room again (as the headers' own write does first).
      * False when sendfile failed for a reason copying may not share: the rest is copied.
      */
     const zeroCopyLoop = async (sendfile: ZeroCopy, socketFd: number): Promise<boolean> => {
-      let full = true;
+      // The headers go first on their own: their callback says the socket took them, without a
+      // file read through the thread pool for a probe (one per response, most of them never full).
+      let full = !(await headersWritten());
       while (pos <= end && !settled) {
         if (full) {
           if (!(await copyNext(PROBE))) return true;
