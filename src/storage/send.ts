@@ -4,11 +4,16 @@ import type { Writable } from 'node:stream';
 import { plainSocketFd, ZeroCopyError, type ZeroCopy } from './zero-copy.js';
 
 /**
- * Large reads: each read costs a thread-pool round trip and each write a system call, so 256 KiB
- * keeps that overhead small next to copying the bytes; measured against 64 KiB it halves the
- * CPU per GB served (see docs/performance.md).
+ * Large reads: each read costs a thread-pool round trip and each write a system call (over TLS
+ * also a pass of the encryption layer's write path), so large chunks keep that overhead small
+ * next to copying and encrypting the bytes. 256 KiB halved the CPU per GB of 64 KiB; over TLS,
+ * 16 clients, 1 MiB cost 1.13-1.16 CPU s per GB against 1.39-1.59 for 256 KiB, 1.26 for 512 KiB
+ * and 1.29 for 2 MiB (see docs/performance.md). Only copied bytes use it: TLS, and plain TCP
+ * where sendfile cannot.
  */
-export const SEND_CHUNK = 256 * 1024;
+export const SEND_CHUNK = 1024 * 1024;
+/** Chunks of a range read as a stream (storage/leases), allocated per read rather than pooled. */
+export const STREAM_CHUNK = 256 * 1024;
 /** One buffer being read into while the other is queued in the socket. */
 const BUFFERS = 2;
 /**
@@ -25,12 +30,12 @@ const TURN = 2 * 1024 * 1024;
 /**
  * SEND_CHUNK buffers handed from one response to the next. Without it every response allocates
  * its own, and the garbage collector, seeing little JavaScript heap, lets them pile up outside
- * it: tens of MiB of resident memory under 16 clients.
+ * it: tens of MiB of resident memory under 16 clients. It keeps at most 16 MiB between bursts.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
 
-  constructor(private readonly keep = 64) {}
+  constructor(private readonly keep = 16) {}
 
   take(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
