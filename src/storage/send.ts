@@ -7,11 +7,12 @@ import { plainSocketFd, ZeroCopyError, type ZeroCopy } from './zero-copy.js';
  * Large reads: each read costs a thread-pool round trip and each write a system call (over TLS
  * also a pass of the encryption layer's write path), so large chunks keep that overhead small
  * next to copying and encrypting the bytes. 256 KiB halved the CPU per GB of 64 KiB; over TLS,
- * 16 clients, 1 MiB cost 1.13-1.16 CPU s per GB against 1.39-1.59 for 256 KiB, 1.26 for 512 KiB
- * and 1.29 for 2 MiB (see docs/performance.md). Only copied bytes use it: TLS, and plain TCP
- * where sendfile cannot.
+ * 16 clients, 1 MiB cost 1.13-1.16 CPU s per GB against 1.39-1.59 for 256 KiB and 1.26 for
+ * 512 KiB, but a TLS response holds its chunk and the chunk's encrypted copy while writing, and
+ * with 1 MiB one process went over its 150 MiB budget (161 MiB); 512 KiB stays within it (see
+ * docs/performance.md). Only copied bytes use it: TLS, and plain TCP where sendfile cannot.
  */
-export const SEND_CHUNK = 1024 * 1024;
+export const SEND_CHUNK = 512 * 1024;
 /** Chunks of a range read as a stream (storage/leases), allocated per read rather than pooled. */
 export const STREAM_CHUNK = 256 * 1024;
 /** One buffer being read into while the other is queued in the socket. */
@@ -35,7 +36,7 @@ const TURN = 2 * 1024 * 1024;
 export class BufferPool {
   private readonly free: Buffer[] = [];
 
-  constructor(private readonly keep = 16) {}
+  constructor(private readonly keep = 32) {}
 
   take(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
