@@ -103,8 +103,18 @@ http {
   };
 }
 
-/** The environment variable naming a distribution v3.0.0 binary built by hand (see docs/performance.md). */
+/** The environment variable naming a distribution v3.0.0 binary (see docs/performance.md). */
 export const DISTRIBUTION3_ENV = 'BERTH_BENCH_DISTRIBUTION3';
+/** Where scripts/build-distribution3.sh builds it, used when the variable is unset. */
+const DISTRIBUTION3_BUILT = path.join('.tools', 'distribution3', 'registry');
+
+/** The distribution 3.0.0 binary: BERTH_BENCH_DISTRIBUTION3, else the one scripts/build-distribution3.sh built; or why there is none. */
+export async function distribution3(): Promise<{ bin: string; skipped?: undefined } | { bin?: undefined; skipped: string }> {
+  const named = process.env[DISTRIBUTION3_ENV];
+  if (named) return (await executable(named)) ? { bin: named } : { skipped: `${DISTRIBUTION3_ENV}=${named} is not an executable; skipped` };
+  if (await executable(DISTRIBUTION3_BUILT)) return { bin: path.resolve(DISTRIBUTION3_BUILT) };
+  return { skipped: `${DISTRIBUTION3_ENV} is not set and scripts/build-distribution3.sh has not built ${DISTRIBUTION3_BUILT}; skipped` };
+}
 
 /** Starts one server; throws an Error whose message says why when it is not available here. */
 export async function startAnchor(name: AnchorKind, remoteurl: string, blobDir: string, tls: TlsPair | undefined): Promise<ServerUnderTest> {
@@ -112,9 +122,8 @@ export async function startAnchor(name: AnchorKind, remoteurl: string, blobDir: 
   if (name === 'berth-workers') return { ...(await startBerthCache(remoteurl, { tls, workers: Math.max(2, availableParallelism()) })), name, proxy: true };
   if (name === 'distribution-2.8') return { ...(await startDistributionProxy(remoteurl, { tls })), name, proxy: true };
   if (name === 'distribution-3') {
-    const bin = process.env[DISTRIBUTION3_ENV];
-    if (!bin) throw new Error(`${DISTRIBUTION3_ENV} is not set; skipped`);
-    if (!(await executable(bin))) throw new Error(`${DISTRIBUTION3_ENV}=${bin} is not an executable; skipped`);
+    const { bin, skipped } = await distribution3();
+    if (!bin) throw new Error(skipped);
     return { ...(await startDistributionProxy(remoteurl, { tls, bin })), name, proxy: true };
   }
   return { ...(await startNginx(blobDir, tls)), name, proxy: false };

@@ -102,8 +102,9 @@ export async function startBerthCache(
 ): Promise<CacheUnderTest> {
   const http = { workers: opts.workers ?? berthWorkers(), ...(opts.tls ? { tls: opts.tls } : {}) };
   const config = { version: 0.1, ...opts.config, http };
-  // e.g. BENCH_BERTH_NODE_OPTIONS=--cpu-prof to profile the serving process.
+  // e.g. BENCH_BERTH_NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2; flags node refuses there (--cpu-prof) go in BENCH_BERTH_NODE_ARGS.
   const nodeOptions = process.env['BENCH_BERTH_NODE_OPTIONS'];
+  const extraArgs = (process.env['BENCH_BERTH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const b = await startBerth({
     port: opts.port,
     ...(opts.root ? { root: opts.root } : {}),
@@ -111,7 +112,7 @@ export async function startBerthCache(
     config,
     env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
     // As the `berth` command, `npm start` and the container image run it; workers get the flag from their primary.
-    nodeArgs: [`--max-semi-space-size=${SEMI_SPACE_MIB}`],
+    nodeArgs: [`--max-semi-space-size=${SEMI_SPACE_MIB}`, ...extraArgs],
   });
   return {
     kind: 'berth',

@@ -1,9 +1,7 @@
 /** @module bench/site — roll-out of one image to many nodes through a site of 1 or 3 replicas on one Redis, berth beside distribution v3, over one throttled link */
-import { access } from 'node:fs/promises';
-import { constants } from 'node:fs';
 import { LOOPBACK, freePort, sleep } from '../test/fixtures/proc.js';
 import { startRedis } from '../test/fixtures/redis.js';
-import { DISTRIBUTION3_ENV } from './anchors.js';
+import { distribution3 } from './anchors.js';
 import { startLink } from './link.js';
 import { type CacheUnderTest, type LogErrors, logErrors, startBerthCache, startDistributionProxy } from './caches.js';
 import { type MemSummary, MemoryWatch, readCpuSeconds } from './memory.js';
@@ -84,16 +82,6 @@ function mergeLogErrors(all: LogErrors[]): LogErrors {
   };
 }
 
-async function distribution3(): Promise<{ bin?: string; skipped?: string }> {
-  const bin = process.env[DISTRIBUTION3_ENV];
-  if (!bin) return { skipped: `${DISTRIBUTION3_ENV} is not set; skipped` };
-  const ok = await access(bin, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
-  return ok ? { bin } : { skipped: `${DISTRIBUTION3_ENV}=${bin} is not an executable; skipped` };
-}
-
 /**
  * `nodes` nodes pull the image at once, spread round-robin over `replicas` replicas that share
  * one fresh redis-server and one throttled link to the central registry.
@@ -101,7 +89,7 @@ async function distribution3(): Promise<{ bin?: string; skipped?: string }> {
 export async function siteRollout(ctx: Ctx, kind: SiteKind, replicas: number, nodes: number): Promise<SiteResult> {
   const { cfg, image } = ctx;
   const floorSeconds = image.totalSize / cfg.rateBps;
-  const bin = kind === 'distribution-3' ? await distribution3() : {};
+  const bin: { bin?: string; skipped?: string } = kind === 'distribution-3' ? await distribution3() : {};
   const empty: SiteResult = {
     kind,
     replicas,

@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Usage: scripts/build-distribution3.sh SOURCE_DIR
-# Builds distribution's registry 3.x (the benchmark's anchor) from a checkout of its source tree
-# (e.g. the v3.0.0 tag) with Debian trixie's Go 1.24, unpacked by dpkg -x into .tools/go1.24; the
-# binary lands in .tools/distribution3/registry. Then: BERTH_BENCH_DISTRIBUTION3=.tools/distribution3/registry npm run bench
+# Usage: scripts/build-distribution3.sh [SOURCE]
+# Builds distribution's registry 3.x (the benchmark's anchor) with Debian trixie's Go 1.24, unpacked
+# by dpkg -x into .tools/go1.24; the binary lands in .tools/distribution3/registry, where the bench
+# finds it. SOURCE is a checkout of distribution's source tree (e.g. the v3.0.0 tag) or a tarball of
+# one; without it, the v3.0.0 tag's archive is downloaded from GitHub.
 set -euo pipefail
-src=$(cd "${1:?usage: scripts/build-distribution3.sh SOURCE_DIR (a checkout of distribution v3)}" && pwd)
 cd "$(dirname "$0")/.."
 tools=$PWD/.tools
 goroot=$tools/go1.24/usr/lib/go-1.24
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+src=${1:-}
+if [ -z "$src" ]; then
+  src=$work/v3.0.0.tar.gz
+  if ! curl -fsSL -o "$src" https://github.com/distribution/distribution/archive/refs/tags/v3.0.0.tar.gz; then
+    echo "build-distribution3: cannot download distribution v3.0.0 from GitHub; pass a checkout or a tarball of it" >&2
+    exit 1
+  fi
+fi
+if [ -f "$src" ]; then
+  mkdir -p "$work/src"
+  tar -xzf "$src" -C "$work/src" --strip-components=1
+  src=$work/src
+fi
+src=$(cd "$src" && pwd)
 if [ ! -x "$goroot/bin/go" ]; then
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  .ci/trixie-apt "$work" golang-1.24-go golang-1.24-src
+  mkdir -p "$work/debs"
+  .ci/trixie-apt "$work/debs" golang-1.24-go golang-1.24-src
   rm -rf "$tools/go1.24"
-  for deb in "$work"/*.deb; do dpkg -x "$deb" "$tools/go1.24"; done
+  for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$tools/go1.24"; done
 fi
 mkdir -p "$tools/distribution3"
 # Its dependencies are vendored: no module download, and Go 1.24 builds its go.mod's 1.23 line as is.

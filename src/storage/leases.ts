@@ -1,7 +1,7 @@
 /** @module storage/leases — which stored blobs are being read right now, so removal leaves them alone, and the open handle a reader reads them through. */
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, finished, type Writable } from 'node:stream';
-import { type BufferPool, type OnBytes, SEND_CHUNK, sendRange } from './send.js';
+import { type BufferPool, type OnBytes, STREAM_CHUNK, sendRange } from './send.js';
 import type { ZeroCopy } from './zero-copy.js';
 
 /**
@@ -135,9 +135,9 @@ export class StoredBlob {
 function rangeReader(fh: FileHandle, start: number, end: number, digest: string): Readable {
   let pos = start;
   return new Readable({
-    highWaterMark: SEND_CHUNK,
+    highWaterMark: STREAM_CHUNK,
     read() {
-      const len = Math.min(SEND_CHUNK, end + 1 - pos);
+      const len = Math.min(STREAM_CHUNK, end + 1 - pos);
       if (len <= 0) {
         this.push(null);
         return;

@@ -7,6 +7,7 @@ import type { ImageRow, ListingRow, ManifestRecord, NewManifest, ReferrerRecord,
 import { StoreLayout } from './layout.js';
 import { addColumn, openDatabase, type Migration } from './migrations.js';
 import { isDiskFull } from '../oci/errors.js';
+import { PendingTouches } from './touches.js';
 
 /**
  * Every row is keyed by upstream + repository + digest/tag, never by process identity, so the
@@ -83,6 +84,7 @@ export const METADATA_MIGRATIONS: readonly Migration[] = [
 export class MetadataStore {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly touches = new PendingTouches((times) => this.writeTouches(times));
 
   constructor(
     root: string,
@@ -93,7 +95,11 @@ export class MetadataStore {
   }
 
   close(): void {
-    this.db.close();
+    try {
+      this.touches.flush();
+    } finally {
+      this.db.close();
+    }
   }
 
   /** The record of imported bundles, in this database. */
@@ -112,6 +118,7 @@ export class MetadataStore {
   }
 
   putBlob(digest: string, size: number): void {
+    this.touches.drop(digest);
     const t = this.now();
     this.db
       .prepare(
@@ -122,13 +129,22 @@ export class MetadataStore {
 
   blob(digest: string): { size: number; lastAccess: number } | undefined {
     const row = this.sql('SELECT size, last_access AS lastAccess FROM blobs WHERE digest = ?').get(digest) as { size: number; lastAccess: number } | undefined;
-    return row;
+    const waiting = row && this.touches.get(digest);
+    return waiting ? { ...row, lastAccess: waiting } : row;
   }
 
-  /** Best effort: access times steer eviction, and a full disk must not fail the read that records one. */
+  /** Recorded now, written within TOUCH_FLUSH_MS or before the next read of access times (storage/touches). */
   touchBlob(digest: string): void {
+    this.touches.note(digest, this.now());
+  }
+
+  /** Best effort: access times steer eviction, and a full disk must not fail the reads that recorded them. */
+  private writeTouches(times: ReadonlyMap<string, number>): void {
+    const update = this.sql('UPDATE blobs SET last_access = ? WHERE digest = ?');
     try {
-      this.sql('UPDATE blobs SET last_access = ? WHERE digest = ?').run(this.now(), digest);
+      this.db.transaction(() => {
+        for (const [digest, at] of times) update.run(at, digest);
+      })();
     } catch (err) {
       if (!isDiskFull(err)) throw err;
     }
@@ -274,6 +290,7 @@ export class MetadataStore {
 
   /** Everything eviction needs in one read: blobs, parent-child edges, and which upstreams hold each digest. */
   evictionView(): EvictionView {
+    this.touches.flush();
     const blobs = this.sql('SELECT digest, size, last_access AS lastAccess, created_at AS storedAt, pinned FROM blobs').all() as Array<{
       digest: string;
       size: number;
@@ -314,6 +331,7 @@ export class MetadataStore {
 
   /** Forgets a digest entirely: as a blob, as a manifest in any repository, and its links. Tags stay and refetch. */
   forget(digest: string): void {
+    this.touches.drop(digest);
     this.db
       .transaction(() => {
         this.sql('DELETE FROM blobs WHERE digest = ?').run(digest);
@@ -327,6 +345,7 @@ export class MetadataStore {
 
   /** Cached repositories with their tags, for `berth ls`. */
   listing(): ListingRow[] {
+    this.touches.flush();
     return this.db
       .prepare(
         `SELECT m.upstream, m.repository, t.tag, m.digest, b.size, b.last_access AS lastAccess
@@ -377,6 +396,7 @@ export class MetadataStore {
    * points at (pulled by digest). `q` filters on upstream/repository:tag@digest.
    */
   images(q: string, limit: number): ImageRow[] {
+    this.touches.flush();
     return this.db
       .prepare(
         `SELECT m.upstream, m.repository, t.tag, m.digest, m.media_type AS mediaType, b.last_access AS lastPull, COALESCE(b.pinned, 0) AS pinned

@@ -4,11 +4,17 @@ import type { Writable } from 'node:stream';
 import { plainSocketFd, ZeroCopyError, type ZeroCopy } from './zero-copy.js';
 
 /**
- * Large reads: each read costs a thread-pool round trip and each write a system call, so 256 KiB
- * keeps that overhead small next to copying the bytes; measured against 64 KiB it halves the
- * CPU per GB served (see docs/performance.md).
+ * Large reads: each read costs a thread-pool round trip and each write a system call (over TLS
+ * also a pass of the encryption layer's write path), so large chunks keep that overhead small
+ * next to copying and encrypting the bytes. 256 KiB halved the CPU per GB of 64 KiB; over TLS,
+ * 16 clients, 1 MiB cost 1.13-1.16 CPU s per GB against 1.39-1.59 for 256 KiB and 1.26 for
+ * 512 KiB, but a TLS response holds its chunk and the chunk's encrypted copy while writing, and
+ * with 1 MiB one process went over its 150 MiB budget (161 MiB); 512 KiB stays within it (see
+ * docs/performance.md). Only copied bytes use it: TLS, and plain TCP where sendfile cannot.
  */
-export const SEND_CHUNK = 256 * 1024;
+export const SEND_CHUNK = 512 * 1024;
+/** Chunks of a range read as a stream (storage/leases), allocated per read rather than pooled. */
+export const STREAM_CHUNK = 256 * 1024;
 /** One buffer being read into while the other is queued in the socket. */
 const BUFFERS = 2;
 /**
@@ -19,17 +25,18 @@ const BUFFERS = 2;
  * turn instead of only when full cost twice the CPU.
  */
 const PROBE = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 const TURN = 2 * 1024 * 1024;
 
 /**
  * SEND_CHUNK buffers handed from one response to the next. Without it every response allocates
  * its own, and the garbage collector, seeing little JavaScript heap, lets them pile up outside
- * it: tens of MiB of resident memory under 16 clients.
+ * it: tens of MiB of resident memory under 16 clients. It keeps at most 16 MiB between bursts.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
 
-  constructor(private readonly keep = 64) {}
+  constructor(private readonly keep = 32) {}
 
   take(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
@@ -193,14 +200,26 @@ export function sendRange(
       onBytes(n);
       return true;
     };
+    /** Writes what the response holds back (its headers) with no body byte; false once settled. */
+    const headersWritten = async (): Promise<boolean> => {
+      let written = false;
+      out.write(EMPTY, () => {
+        written = true;
+        wake?.();
+      });
+      await waitFor(() => written);
+      return !settled;
+    };
     /**
      * sendfile in turns of at most TURN bytes, with other responses run between turns. When the
      * socket is full, the next bytes go as one small write through the socket: waiting for its
-     * callback is how the loop learns there is room again (the first one carries the headers).
+     * callback is how the loop learns there is room again (as the headers' own write does first).
      * False when sendfile failed for a reason copying may not share: the rest is copied.
      */
     const zeroCopyLoop = async (sendfile: ZeroCopy, socketFd: number): Promise<boolean> => {
-      let full = true;
+      // The headers go first on their own: their callback says the socket took them, without a
+      // file read through the thread pool for a probe (one per response, most of them never full).
+      let full = !(await headersWritten());
       while (pos <= end && !settled) {
         if (full) {
           if (!(await copyNext(PROBE))) return true;
