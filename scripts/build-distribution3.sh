@@ -1,23 +1,16 @@
 #!/usr/bin/env bash
-# Usage: scripts/build-distribution3.sh [SOURCE]
+# Usage: scripts/build-distribution3.sh SOURCE
 # Builds distribution's registry 3.x (the benchmark's anchor) with Debian trixie's Go 1.24, unpacked
 # by dpkg -x into .tools/go1.24; the binary lands in .tools/distribution3/registry, where the bench
 # finds it. SOURCE is a checkout of distribution's source tree (e.g. the v3.0.0 tag) or a tarball of
-# one; without it, the v3.0.0 tag's archive is downloaded from GitHub.
+# one (this script downloads no source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=$PWD/.tools
 goroot=$tools/go1.24/usr/lib/go-1.24
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-src=${1:-}
-if [ -z "$src" ]; then
-  src=$work/v3.0.0.tar.gz
-  if ! curl -fsSL -o "$src" https://github.com/distribution/distribution/archive/refs/tags/v3.0.0.tar.gz; then
-    echo "build-distribution3: cannot download distribution v3.0.0 from GitHub; pass a checkout or a tarball of it" >&2
-    exit 1
-  fi
-fi
+src=${1:?usage: scripts/build-distribution3.sh SOURCE (a checkout of distribution v3.0.0, or a tarball of one)}
 if [ -f "$src" ]; then
   mkdir -p "$work/src"
   tar -xzf "$src" -C "$work/src" --strip-components=1
