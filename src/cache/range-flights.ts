@@ -57,7 +57,8 @@ export class RangeFlights {
   private async *rest(digest: string, head: AsyncIterable<Uint8Array>, parts: Part[], open: FetchRange): AsyncGenerator<Uint8Array> {
     yield* head;
     for (const part of parts) {
-      const body = (part.flight ? await joined(part, part.flight) : undefined) ?? (await this.own(digest, part.from, part.to, open));
+      // A gap is planned again now: a flight that began meanwhile may hold some of it.
+      const body = (part.flight ? await joined(part, part.flight) : undefined) ?? (await this.fetch(digest, part.from, part.to, open));
       if (!body) throw new Error(`the upstream stopped answering ranges (bytes ${part.from}-${part.to} of ${digest})`);
       yield* body;
     }
