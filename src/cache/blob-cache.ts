@@ -352,12 +352,12 @@ export class BlobCache {
           await repos.link(target.key, target.repository, digest);
           this.deps.onStored?.(digest, result.size);
         }
-        // Verified: the kept ranges have served their purpose (and a pass-through on a full disk frees them).
-        await blobs.kept.discard(digest).catch((err: Error) => logger.warn({ ...log, err: err.message }, 'could not remove kept ranges'));
         logger.info(
           { ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers },
           result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)',
         );
+        // Verified: the kept ranges have served their purpose (and a pass-through on a full disk frees them).
+        await blobs.kept.discard(digest).catch((err: Error) => logger.warn({ ...log, err: err.message }, 'could not remove kept ranges'));
       } catch (err) {
         fill.fail(err as Error);
         // Some kept byte may be wrong: none is trusted again.
@@ -399,7 +399,7 @@ export class BlobCache {
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
     const bytes = counted(body, (n) => observer.upstreamBytes(client.name, n));
     if (!kept) return bytes;
-    return kept.keep(bytes, start, (err) =>
+    return kept.keep(bytes, start, end, (err) =>
       this.deps.logger.warn({ upstream: client.name, digest, start, err: err.message }, 'could not keep a range for the fill; it will be fetched again'),
     );
   }

@@ -46,7 +46,7 @@ async function setup(content: Buffer) {
     const body = (async function* () {
       yield content.subarray(start, end);
     })();
-    for await (const _ of kept.keep(body, start, (err) => assert.fail(err))) void _;
+    for await (const _ of kept.keep(body, start, end - 1, (err) => assert.fail(err))) void _;
   };
   const fill = async (open: (pos: number) => Promise<GapBody>) => {
     const f = new BlobFill(digest, store.newTempPath(), store.path(digest));

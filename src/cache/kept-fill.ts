@@ -2,10 +2,13 @@
 import type { Logger } from 'pino';
 import type { KeptRanges, KeptStore } from '../storage/kept-ranges.js';
 import { blobUnknown } from '../oci/error-catalogue.js';
-import { getBlob } from '../upstream/registry-api.js';
+import { getBlob, getBlobRange } from '../upstream/registry-api.js';
 import type { Target } from '../upstream/target.js';
 import { counted } from './cache-observer.js';
 import type { BlobFill } from './fill.js';
+
+/** How long a fill waits for a span a range fetch is bringing before fetching it itself (that range's client may have stalled). */
+const ARRIVING_WAIT_MS = 10_000;
 
 /** An upstream answer from `pos` on: `start` is `pos` when it honoured the Range, 0 when it sent the whole blob. */
 export interface GapBody {
@@ -24,13 +27,16 @@ export async function* keptFill(
   offset: number,
   size: () => number | undefined,
   kept: () => KeptRanges | undefined,
-  open: (pos: number) => Promise<GapBody>,
+  open: (pos: number, last?: number) => Promise<GapBody>,
+  waitMs = ARRIVING_WAIT_MS,
 ): AsyncGenerator<Uint8Array> {
   const live = (): KeptRanges | undefined => {
     const k = kept();
     return k && !k.discarded ? k : undefined;
   };
   let pos = offset;
+  /** Where a span being kept was waited for in vain (its client stalled): fetched here instead. */
+  let gaveUpAt = -1;
   for (;;) {
     const total = size();
     if (total !== undefined && pos >= total) return;
@@ -41,25 +47,38 @@ export async function* keptFill(
       pos = end;
       continue;
     }
-    const { body, start } = await open(pos);
+    const arriving = k?.arrivingAt(pos);
+    if (arriving && gaveUpAt !== pos) {
+      // A range fetch is bringing these bytes: wait for it rather than fetch them too.
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([arriving.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), waitMs)))]);
+      clearTimeout(timer);
+      if (timedOut) gaveUpAt = pos;
+      continue;
+    }
+    // Up to the next bytes kept or arriving: a bounded request, so nothing is sent past them.
+    const next = live()?.nextStart(pos, true);
+    const last = next === undefined ? undefined : next - 1;
+    const { body, start } = await open(pos, last);
     if (start !== pos) {
       yield* skip(body, pos - start);
       return;
     }
     let cut = false;
     for await (const chunk of body) {
-      const next = live()?.nextStart(pos);
-      if (next !== undefined && pos + chunk.length >= next) {
-        // Leaving the loop closes the upstream body: the rest of this gap is kept already.
-        if (next > pos) yield chunk.subarray(0, next - pos);
-        pos = next;
+      const stop = live()?.nextStart(pos, true);
+      if (stop !== undefined && pos + chunk.length >= stop) {
+        // Bytes kept meanwhile: leaving the loop closes the upstream body.
+        if (stop > pos) yield chunk.subarray(0, stop - pos);
+        pos = stop;
         cut = true;
         break;
       }
       yield chunk;
       pos += chunk.length;
     }
-    if (!cut) return;
+    // A bounded body that ended where asked goes on with what follows; one that ended early ends this (the pump resumes).
+    if (!cut && !(last !== undefined && pos === last + 1)) return;
   }
 }
 
@@ -95,7 +114,12 @@ export async function openFillBody(target: Target, fill: BlobFill, offset: numbe
     return undefined;
   });
   if (found && fill.size === undefined) fill.markReady(found.size);
-  const open = async (pos: number): Promise<GapBody> => {
+  const open = async (pos: number, last?: number): Promise<GapBody> => {
+    if (last !== undefined) {
+      const part = await getBlobRange(client, target.repository, fill.digest, pos, last);
+      // A registry that ignores Range: the plain request below, from where the fill is.
+      if (part) return { body: counted(part, deps.upstreamBytes), start: pos };
+    }
     const blob = await getBlob(client, target.repository, fill.digest, pos);
     if (!blob) throw blobUnknown(fill.digest);
     if (pos === 0) fill.markReady(blob.size ?? fill.size);

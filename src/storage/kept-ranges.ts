@@ -21,6 +21,8 @@ interface RangesFile {
 export class KeptRanges {
   private list: Interval[];
   private saving: Promise<void> = Promise.resolve();
+  /** Spans whose bytes are arriving right now (a range fetch being kept): a fill waits for them rather than fetching them too. */
+  private readonly pending = new Set<{ readonly start: number; readonly end: number; readonly done: Promise<void> }>();
   /** Set by discard: nothing more is written or recorded. */
   discarded = false;
 
@@ -42,9 +44,19 @@ export class KeptRanges {
     return presentEnd(this.list, pos);
   }
 
-  /** The start of the next kept span after `pos` (not kept), or undefined. */
-  nextStart(pos: number): number | undefined {
-    return nextStart(this.list, pos);
+  /** The start of the next kept span after `pos` (not kept), or undefined; `arriving`: spans still being kept count too. */
+  nextStart(pos: number, arriving = false): number | undefined {
+    const kept = nextStart(this.list, pos);
+    if (!arriving) return kept;
+    let next = kept ?? Infinity;
+    for (const p of this.pending) if (p.start > pos) next = Math.min(next, p.start);
+    return next === Infinity ? undefined : next;
+  }
+
+  /** Settles when the span being kept that holds byte `pos` is done; undefined when none is arriving there. */
+  arrivingAt(pos: number): Promise<void> | undefined {
+    for (const p of this.pending) if (p.start <= pos && pos < p.end) return p.done;
+    return undefined;
   }
 
   /**
@@ -52,10 +64,13 @@ export class KeptRanges {
    * before handing it on; what was written is recorded once the body ends, is cut or fails.
    * Keeping is best effort: a write that fails (a full disk) stops keeping, never the body.
    */
-  async *keep(body: AsyncIterable<Uint8Array>, start: number, onError: (err: Error) => void): AsyncGenerator<Uint8Array> {
+  async *keep(body: AsyncIterable<Uint8Array>, start: number, end: number, onError: (err: Error) => void): AsyncGenerator<Uint8Array> {
     let fh: FileHandle | undefined;
     let pos = start;
     let keeping = true;
+    let settle!: () => void;
+    const arriving = { start, end: end + 1, done: new Promise<void>((r) => (settle = r)) };
+    this.pending.add(arriving);
     try {
       for await (const chunk of body) {
         if (keeping && !this.discarded) {
@@ -82,6 +97,8 @@ export class KeptRanges {
         await fh.close().catch(() => undefined);
         if (synced && pos > start) await this.record(start, Math.min(pos, this.size)).catch(onError);
       }
+      this.pending.delete(arriving);
+      settle();
     }
   }
 
