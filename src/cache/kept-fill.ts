@@ -10,6 +10,9 @@ import type { BlobFill } from './fill.js';
 /** How long a fill waits for a span a range fetch is bringing before fetching it itself (that range's client may have stalled). */
 const ARRIVING_WAIT_MS = 10_000;
 
+/** The longest gap request while a blob has kept ranges: one more request per 8 MiB, against bytes in flight lost to each cut. */
+const GAP_MAX_BYTES = 8 * 1024 * 1024;
+
 /** An upstream answer from `pos` on: `start` is `pos` when it honoured the Range, 0 when it sent the whole blob. */
 export interface GapBody {
   readonly body: AsyncIterable<Uint8Array>;
@@ -57,8 +60,11 @@ export async function* keptFill(
       continue;
     }
     // Up to the next bytes kept or arriving: a bounded request, so nothing is sent past them.
-    const next = live()?.nextStart(pos, true);
-    const last = next === undefined ? undefined : next - 1;
+    // While a lazy client reads the blob, at most GAP_MAX_BYTES per request: its next ranges are
+    // then known before the fill asks for their bytes, instead of being cut out of a request under way.
+    const lazy = live();
+    const next = lazy ? Math.min(lazy.nextStart(pos, true) ?? Infinity, pos + GAP_MAX_BYTES, total ?? Infinity) : undefined;
+    const last = next === undefined || next === Infinity ? undefined : next - 1;
     const { body, start } = await open(pos, last);
     if (start !== pos) {
       yield* skip(body, pos - start);
