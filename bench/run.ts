@@ -12,7 +12,7 @@ import { type BenchConfig, type Ctx, cold, rollout } from './scenarios.js';
 import { type AnchorKind, makeCert } from './anchors.js';
 import { serveWarm } from './serving.js';
 import { idleCosts, idleTable } from './idle.js';
-import { type FooterResult, footer, footerTable } from './lazy.js';
+import { type FooterResult, type LazyWholeResult, footer, footerTable, lazyThenWhole, lazyWholeTable } from './lazy.js';
 import { makeTempDir, removeDir } from '../test/fixtures/proc.js';
 
 const ANCHORS: readonly AnchorKind[] = ['berth', 'berth-workers', 'distribution-2.8', 'distribution-3', 'nginx'];
@@ -63,14 +63,14 @@ function envNumber(name: string, dflt: number, integer: boolean): number {
   return n;
 }
 
-const SCENARIOS = ['idle', 'cold', 'footer', 'rollout', 'warm', 'rollout60'] as const;
+const SCENARIOS = ['idle', 'cold', 'footer', 'lazywhole', 'rollout', 'warm', 'rollout60'] as const;
 
 /** `--scenario a,b` (after `npm run bench --`) or BENCH_ONLY=a,b (`idle` alone takes about a minute); rollout60 runs only when asked for, it takes minutes. */
 function readOnly(): BenchConfig['only'] {
   const at = process.argv.indexOf('--scenario');
   const raw = at >= 0 ? (process.argv[at + 1] ?? '') : (process.env['BENCH_ONLY'] ?? '');
   const source = at >= 0 ? '--scenario' : 'BENCH_ONLY';
-  if (raw === '' && at < 0) return ['idle', 'cold', 'footer', 'rollout', 'warm'];
+  if (raw === '' && at < 0) return ['idle', 'cold', 'footer', 'lazywhole', 'rollout', 'warm'];
   const parts = raw.split(',');
   for (const p of parts)
     if (!(SCENARIOS as readonly string[]).includes(p)) throw new Error(`${source} ${raw}: expected a comma-separated list of ${SCENARIOS.join(', ')}`);
@@ -111,11 +111,12 @@ async function main(cleanup: Cleanup): Promise<number> {
   await pushImage(image, registry.url, `${repository}:v1`);
 
   const ctx: Ctx = { cfg, registry, image, repository, reference: 'v1', cleanup, log, memory: [], keptDirs: [] };
-  const results: BenchResults & { scenarioErrors: string[]; footer: FooterResult[] } = {
+  const results: BenchResults & { scenarioErrors: string[]; footer: FooterResult[]; lazyWhole: LazyWholeResult[] } = {
     cfg,
     image: { totalSize: image.totalSize, layers: cfg.layers, layerSize, manifestDigest: image.manifestDigest },
     cold: [],
     footer: [],
+    lazyWhole: [],
     rollout: [],
     site: [],
     serve: [],
@@ -158,6 +159,15 @@ async function main(cleanup: Cleanup): Promise<number> {
       () => footer(ctx, kind),
       results.footer,
       (r) => `${r.ms.toFixed(0)} ms`,
+    );
+  }
+  for (const kind of cfg.only.includes('lazywhole') ? readCaches() : []) {
+    await attempt(
+      kind,
+      'a lazy start then the whole layer',
+      () => lazyThenWhole(ctx, kind),
+      results.lazyWhole,
+      (r) => `${(r.linkBytes / r.layerBytes).toFixed(3)} x the layer over the link, ${(r.ms / 1000).toFixed(1)} s`,
     );
   }
   for (const kind of cfg.only.includes('rollout') ? readCaches() : []) {
@@ -216,6 +226,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   if (idle.length > 0) process.stdout.write(`\nidle (ready: spawn to the first answer on /v2/; berth-100k: a store of 100k blobs):\n${idleTable(idle)}`);
   if (cfg.only.some((o) => o !== 'rollout60' && o !== 'idle')) process.stdout.write(`\n${table(results)}`);
   if (results.footer.length > 0) process.stdout.write(`\n${footerTable(results.footer, layerSize)}`);
+  if (results.lazyWhole.length > 0) process.stdout.write(`\n${lazyWholeTable(results.lazyWhole)}`);
   if (results.site.length > 0) process.stdout.write(`\n${siteTable(results)}`);
   if (results.serve.length > 0)
     process.stdout.write(`\nwarm serving, ${cfg.warmClients} curl processes x ${cfg.warmRounds} pulls of the image each:\n${serveTable(results.serve)}`);

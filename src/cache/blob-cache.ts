@@ -10,8 +10,10 @@ import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator, FillRouter, PeerMode } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
-import { getBlob, getBlobRange, headBlob } from '../upstream/registry-api.js';
+import { getBlobRange, headBlob } from '../upstream/registry-api.js';
 import { lazyRange } from './lazy-range.js';
+import { openFillBody } from './kept-fill.js';
+import type { KeptRanges } from '../storage/kept-ranges.js';
 import { RangeFlights } from './range-flights.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
@@ -137,6 +139,8 @@ export class BlobCache {
       await fill.ready;
       // Ranges need not wait for the fill when the upstream can be asked for them (docs/lazy-pulling.md).
       const lazy = target.upstream.config.rangefetch && fill.size !== undefined;
+      // Where this request's upstream ranges are kept, so the fill (or the next one) skips them.
+      const kept = lazy ? await this.deps.blobs.kept.forRanges(digest, fill.size!).catch(() => undefined) : undefined;
       return {
         digest,
         size: fill.size,
@@ -144,7 +148,7 @@ export class BlobCache {
         ...(lazy
           ? {
               range: (start: number, end: number) =>
-                lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, (a, b) => this.fetchRange(target, digest, a, b)), start, end),
+                lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, (a, b) => this.fetchRange(target, digest, a, b, kept)), start, end, kept),
             }
           : {}),
         // Any read of the whole fill, and the end of the request, let a held-back fill start.
@@ -304,7 +308,12 @@ export class BlobCache {
     const source: FillSource = {
       open: async (offset) => {
         await fill.gate;
-        const upstream = (o: number) => this.openUpstream(target, fill, o);
+        const upstream = (o: number) =>
+          openFillBody(target, fill, o, {
+            kept: blobs.kept,
+            logger,
+            upstreamBytes: (n) => (this.deps.observer ?? NO_CACHE_OBSERVER).upstreamBytes(target.upstream!.client.name, n),
+          });
         if (!router) return upstream(offset);
         return router.open({
           target,
@@ -347,8 +356,15 @@ export class BlobCache {
           { ...log, size: result.size, stored: result.stored, ms: this.deps.now() - started, readers: fill.readers },
           result.stored ? 'blob fill complete' : 'blob passed through without storing (disk full)',
         );
+        // Verified: the kept ranges have served their purpose (and a pass-through on a full disk frees them).
+        await blobs.kept.discard(digest).catch((err: Error) => logger.warn({ ...log, err: err.message }, 'could not remove kept ranges'));
       } catch (err) {
         fill.fail(err as Error);
+        // Some kept byte may be wrong: none is trusted again.
+        if (err instanceof OciError && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID')) {
+          await blobs.kept.discard(digest).catch(() => undefined);
+          logger.warn({ ...log }, 'blob failed its digest check; its kept ranges are discarded');
+        }
         // A client asking for a blob the upstream does not have is not a fault here.
         const unknown = err instanceof OciError && err.code === 'BLOB_UNKNOWN';
         logger[unknown ? 'info' : 'error'](
@@ -356,6 +372,7 @@ export class BlobCache {
           unknown ? 'blob unknown upstream; nothing stored' : 'blob fill failed; nothing stored',
         );
       } finally {
+        blobs.kept.forget(digest);
         router?.finished(digest);
         this.fills.finish(digest, fill);
         this.deps.onInUseChange?.(this.inUseDigests());
@@ -366,7 +383,13 @@ export class BlobCache {
   }
 
   /** Bytes [start, end] straight from the upstream (a Range request), counted as WAN bytes; undefined when it ignores ranges. */
-  private async fetchRange(target: Target, digest: string, start: number, end: number): Promise<AsyncIterable<Uint8Array> | undefined> {
+  private async fetchRange(
+    target: Target,
+    digest: string,
+    start: number,
+    end: number,
+    kept: KeptRanges | undefined,
+  ): Promise<AsyncIterable<Uint8Array> | undefined> {
     const { client } = target.upstream!;
     const body = await getBlobRange(client, target.repository, digest, start, end);
     if (!body) {
@@ -374,35 +397,10 @@ export class BlobCache {
       return undefined;
     }
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
-    return counted(body, (n) => observer.upstreamBytes(client.name, n));
-  }
-
-  /** One upstream GET from `offset`: a Range request when resuming, skipping ahead if the upstream ignores it. */
-  private async openUpstream(target: Target, fill: BlobFill, offset: number): Promise<AsyncIterable<Uint8Array>> {
-    const { client } = target.upstream!;
-    const blob = await getBlob(client, target.repository, fill.digest, offset);
-    if (!blob) throw blobUnknown(fill.digest);
-    const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
-    // Every body byte crossed the WAN, skipped ones included.
-    const body = counted(blob.body, (n) => observer.upstreamBytes(client.name, n));
-    if (blob.start === offset && offset > 0) return body;
-    if (offset === 0) {
-      fill.markReady(blob.size);
-      return body;
-    }
-    return skip(body, offset);
-  }
-}
-
-/** Drops the first `count` bytes: the upstream restarted from zero and those are already written. */
-async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGenerator<Uint8Array> {
-  let left = count;
-  for await (const chunk of body) {
-    if (left >= chunk.length) {
-      left -= chunk.length;
-      continue;
-    }
-    yield left > 0 ? chunk.subarray(left) : chunk;
-    left = 0;
+    const bytes = counted(body, (n) => observer.upstreamBytes(client.name, n));
+    if (!kept) return bytes;
+    return kept.keep(bytes, start, end, (err) =>
+      this.deps.logger.warn({ upstream: client.name, digest, start, err: err.message }, 'could not keep a range for the fill; it will be fetched again'),
+    );
   }
 }

@@ -57,3 +57,44 @@ test('a first fetch that falls back (Range ignored) or is cut leaves the joiner 
   assert.ok((await bytesOf(await joiner)).equals(blob.subarray(10, 20)));
   assert.equal(calls, 2);
 });
+
+test('spans overlapping ones on their way in part wait for those parts and ask the upstream only for the rest', async () => {
+  const flights = new RangeFlights();
+  const asked: Array<[number, number]> = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const open = async (s: number, e: number) => {
+    asked.push([s, e]);
+    return (async function* () {
+      yield blob.subarray(s, s + 1);
+      await gate;
+      yield blob.subarray(s + 1, e + 1);
+    })();
+  };
+  const a = bytesOf(await flights.fetch('d', 1000, 1999, open));
+  const b = bytesOf(await flights.fetch('d', 3000, 3999, open));
+  // Overlapping the end of one, the start of another, and both with the gap between.
+  const tail = flights.fetch('d', 1500, 2499, open);
+  const head = flights.fetch('d', 500, 1199, open);
+  const across = flights.fetch('d', 1800, 3200, open);
+  await new Promise((r) => setTimeout(r, 10));
+  release();
+  assert.ok((await a).equals(blob.subarray(1000, 2000)));
+  assert.ok((await b).equals(blob.subarray(3000, 4000)));
+  assert.ok((await bytesOf(await tail)).equals(blob.subarray(1500, 2500)));
+  assert.ok((await bytesOf(await head)).equals(blob.subarray(500, 1200)));
+  assert.ok((await bytesOf(await across)).equals(blob.subarray(1800, 3201)));
+  const sorted = [...asked].sort((x, y) => x[0] - y[0]);
+  // The parts on their way were not asked again. The gap [2000, 2999] both want is asked by whichever
+  // gets there first and joined by the other once its reader has begun, which here may be a moment late.
+  assert.deepEqual(
+    sorted.filter(([s]) => s < 2000 || s >= 3000),
+    [
+      [500, 999],
+      [1000, 1999],
+      [3000, 3999],
+    ],
+  );
+  const gapBytes = sorted.filter(([s]) => s >= 2000 && s < 3000).reduce((n, [s, e]) => n + e - s + 1, 0);
+  assert.ok(gapBytes >= 1000 && gapBytes <= 1500, JSON.stringify(sorted));
+});

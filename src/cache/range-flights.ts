@@ -1,4 +1,4 @@
-/** @module cache/range-flights — single-flight for upstream range fetches within one process: a request whose span is already on its way waits for it instead of asking again. */
+/** @module cache/range-flights — single-flight for upstream range fetches within one process: the parts of a span already on their way are waited for, only the rest is asked of the upstream. */
 import type { FetchRange } from './lazy-range.js';
 
 interface Flight {
@@ -16,14 +16,56 @@ interface Flight {
 export class RangeFlights {
   private readonly flights = new Map<string, Set<Flight>>();
 
+  /**
+   * Bytes [start, end]: parts already on their way are waited for, only the rest is asked of the
+   * upstream (each such part joinable in turn). Resolves once the first part answered; undefined
+   * when the upstream ignores Range there. A later part that cannot be had cuts the stream.
+   */
   async fetch(digest: string, start: number, end: number, open: FetchRange): Promise<AsyncIterable<Uint8Array> | undefined> {
-    for (const f of this.flights.get(digest) ?? []) {
-      if (f.start > start || f.end < end) continue;
-      const bytes = await f.done;
-      // The one asked first failed or was cut: ask for this span itself.
-      if (!bytes) break;
-      return once(bytes.subarray(start - f.start, end - f.start + 1));
+    const plan = this.plan(digest, start, end);
+    const first = plan[0]!;
+    let head: AsyncIterable<Uint8Array> | undefined;
+    if (first.flight) {
+      head = await joined(first, first.flight);
+      // The one asked first failed or was cut: ask for this whole span itself.
+      if (!head) return this.own(digest, start, end, open);
+    } else {
+      head = await this.own(digest, first.from, first.to, open);
+      if (!head) return undefined;
     }
+    if (plan.length === 1) return head;
+    return this.rest(digest, head, plan.slice(1), open);
+  }
+
+  /** The span cut into parts: those inside flights under way (joined) and the gaps between (fetched). */
+  private plan(digest: string, start: number, end: number): Part[] {
+    const over = [...(this.flights.get(digest) ?? [])].filter((f) => f.start <= end && f.end >= start).sort((a, b) => a.start - b.start);
+    const parts: Part[] = [];
+    let pos = start;
+    for (const f of over) {
+      if (f.end < pos) continue;
+      if (f.start > pos) parts.push({ from: pos, to: f.start - 1 });
+      const to = Math.min(f.end, end);
+      parts.push({ flight: f, from: Math.max(pos, f.start), to });
+      pos = to + 1;
+      if (pos > end) break;
+    }
+    if (pos <= end) parts.push({ from: pos, to: end });
+    return parts;
+  }
+
+  private async *rest(digest: string, head: AsyncIterable<Uint8Array>, parts: Part[], open: FetchRange): AsyncGenerator<Uint8Array> {
+    yield* head;
+    for (const part of parts) {
+      // A gap is planned again now: a flight that began meanwhile may hold some of it.
+      const body = (part.flight ? await joined(part, part.flight) : undefined) ?? (await this.fetch(digest, part.from, part.to, open));
+      if (!body) throw new Error(`the upstream stopped answering ranges (bytes ${part.from}-${part.to} of ${digest})`);
+      yield* body;
+    }
+  }
+
+  /** Asks the upstream for [start, end]; joinable by others while it arrives. */
+  private async own(digest: string, start: number, end: number, open: FetchRange): Promise<AsyncIterable<Uint8Array> | undefined> {
     let settle!: (bytes: Buffer | undefined) => void;
     const flight: Flight = { start, end, done: new Promise((r) => (settle = r)) };
     // Joinable once its reader has begun: a stream never read is never closed either (a
@@ -42,6 +84,19 @@ export class RangeFlights {
     const body = await open(start, end);
     return body && tee(body, end - start + 1, reading, finish);
   }
+}
+
+/** A part of a requested span: inside a flight under way, or a gap to fetch. */
+interface Part {
+  readonly from: number;
+  readonly to: number;
+  readonly flight?: Flight;
+}
+
+/** The part's bytes from its flight once that is whole; undefined when it failed or was cut. */
+async function joined(part: Part, flight: Flight): Promise<AsyncIterable<Uint8Array> | undefined> {
+  const bytes = await flight.done;
+  return bytes && once(bytes.subarray(part.from - flight.start, part.to - flight.start + 1));
 }
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {

@@ -9,6 +9,7 @@ import { digestInvalid, sizeInvalid } from '../oci/error-catalogue.js';
 import { Leases, StoredBlob } from './leases.js';
 import { BufferPool } from './send.js';
 import type { ZeroCopy } from './zero-copy.js';
+import { KeptStore } from './kept-ranges.js';
 
 /** The files under blobs/, tmp/ and uploads/; every path comes from storage/layout, which draws the whole layout. */
 export class BlobStore {
@@ -20,6 +21,8 @@ export class BlobStore {
   private readonly leases = new Leases();
   /** Send buffers shared by every response from this store (stored blobs and fills alike). */
   readonly sendBuffers = new BufferPool();
+  /** Bytes fetched for ranges of blobs not stored yet, kept for their fills (under partial/, kept across restarts). */
+  readonly kept: KeptStore;
 
   /** `zeroCopy`: sendfile(2) for stored blobs sent to plain TCP sockets (storage/zero-copy); also given later by useZeroCopy. */
   constructor(
@@ -30,6 +33,7 @@ export class BlobStore {
     this.layout = new StoreLayout(root);
     this.tmpDir = this.layout.tmpDir;
     this.uploadsDir = this.layout.uploadsDir;
+    this.kept = new KeptStore((digest) => this.layout.partial(digest));
   }
 
   /** `keepTemp`: a serving worker starting beside others, whose fills are in tmp/ (the primary emptied it before any started). */

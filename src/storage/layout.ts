@@ -18,6 +18,9 @@ import { parseDigest } from '../oci/digest.js';
  *     tmp/<uuid>         content being written (fills); emptied on start-up
  *     tmp/reserve        the reserve while it is being written, renamed into place when whole
  *     uploads/<uuid>     client uploads in progress; kept across restarts
+ *     partial/<algorithm>/<hex>          bytes of a blob fetched for ranges, at their offsets (sparse)
+ *     partial/<algorithm>/<hex>.ranges   JSON: the blob's size and the [start, end) spans held there;
+ *                                        kept across restarts, removed once the blob is stored or fails its digest
  *
  * Only parsed digests and generated ids reach these functions, so no request can name a path
  * outside the root. Each database records its schema version (PRAGMA user_version).
@@ -84,6 +87,12 @@ export class StoreLayout {
   get uploadsDir(): string {
     // Not under tmp/, which start-up empties: an upload may be resumed after a restart.
     return join(this.root, 'uploads');
+  }
+
+  /** A blob's kept ranges (storage/kept-ranges): the sparse file of their bytes, and beside it `.ranges`, the map of what it holds. */
+  partial(digest: string): string {
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.root, 'partial', algorithm, encoded);
   }
 
   upload(id: string): string {
