@@ -16,6 +16,16 @@ const out = path.join(root, 'dist', 'bundle');
 /** Packages with native code or files they find at run time: loaded from node_modules as before. */
 const EXTERNAL = ['better-sqlite3', 'koffi'];
 
+// A package imported lazily (`import('yaml')`) stays outside too: a CommonJS package split into a
+// chunk of its own comes out with a default export only, so its named exports would be missing
+// (`stringify is not a function`); Node's own loader gives them. Statically imported ones are bundled.
+const lazyPackagesOutside = {
+  name: 'lazy-packages-outside',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, external: true } : undefined));
+  },
+};
+
 const ownUrl = {
   name: 'own-import-meta-url',
   setup(b) {
@@ -43,7 +53,7 @@ const result = await build({
   external: EXTERNAL,
   // CommonJS packages in an ES module bundle call require() for Node's own modules.
   banner: { js: "import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);" },
-  plugins: [ownUrl],
+  plugins: [lazyPackagesOutside, ownUrl],
   metafile: true,
   legalComments: 'none',
   logLevel: 'warning',

@@ -121,6 +121,28 @@ function timeRuns(args: string[], n: number): number {
   return median(times);
 }
 
+test('the bundle holds no chunk that is a CommonJS package alone (its named exports would be lost when imported lazily)', async () => {
+  const lone: string[] = [];
+  for (const file of Object.keys(BUNDLE)) {
+    const text = await readFile(path.join(DIST_BUNDLE, file), 'utf8');
+    if (/^export default require_\w+\(\);$/m.test(text)) lone.push(file);
+  }
+  assert.deepEqual(lone, [], 'scripts/build-server.js leaves lazily imported packages outside the bundle');
+});
+
+test('berth config check runs from the bundle with the named exports of what it imports lazily (yaml)', async () => {
+  const dir = await makeTempDir('berth-e2e-startup-lazy-');
+  try {
+    const file = path.join(dir, 'config.yml');
+    await writeFile(file, `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'store')}\nproxy:\n  remoteurl: http://127.0.0.1:1\n`);
+    const check = spawnSync(process.execPath, [BERTH_BIN, 'config', 'check', file], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stderr);
+    assert.match(check.stdout, /remoteurl: http:\/\/127\.0\.0\.1:1/);
+  } finally {
+    await removeDir(dir);
+  }
+});
+
 test('berth version and --help cost little more than starting node itself (measured)', () => {
   const bare = timeRuns(['-e', '0'], 7);
   const version = timeRuns([BERTH_BIN, 'version'], 7);
