@@ -32,7 +32,10 @@ export async function* keptFill(
   kept: () => KeptRanges | undefined,
   open: (pos: number, last?: number) => Promise<GapBody>,
   waitMs = ARRIVING_WAIT_MS,
+  /** An answer from `offset` opened already (see openFillBody): used for the first gap. */
+  first?: GapBody,
 ): AsyncGenerator<Uint8Array> {
+  let opened = first;
   const live = (): KeptRanges | undefined => {
     const k = kept();
     return k && !k.discarded ? k : undefined;
@@ -65,7 +68,8 @@ export async function* keptFill(
     const lazy = live();
     const next = lazy ? Math.min(lazy.nextStart(pos, true) ?? Infinity, pos + GAP_MAX_BYTES, total ?? Infinity) : undefined;
     const last = next === undefined || next === Infinity ? undefined : next - 1;
-    const { body, start } = await open(pos, last);
+    const { body, start } = opened && pos === offset ? opened : await open(pos, last);
+    opened = undefined;
     if (start !== pos) {
       yield* skip(body, pos - start);
       return;
@@ -132,10 +136,16 @@ export async function openFillBody(target: Target, fill: BlobFill, offset: numbe
     // Every body byte crossed the WAN, skipped ones included.
     return { body: counted(blob.body, deps.upstreamBytes), start: blob.start };
   };
+  // Without kept bytes at `offset` the first request is sent now, not when the body is first
+  // read: its answer gives the blob's size, which workers following this fill learn from the
+  // notice sent once this returns (without it they cannot tell a cut fill from a whole one).
+  const first = found || deps.kept.current(fill.digest) ? undefined : await open(offset);
   return keptFill(
     offset,
     () => fill.size,
     () => deps.kept.current(fill.digest),
     open,
+    ARRIVING_WAIT_MS,
+    first,
   );
 }
