@@ -1,5 +1,6 @@
 /** @module cli/bundle-export — `berth export`: images with their platforms, signatures and referrers written as an OCI image layout (a directory or one tar). */
 import { readFile, stat } from 'node:fs/promises';
+import { referrersTag, signatureTag } from '../cache/cosign.js';
 import { formatImageReference, parseImageReference, type ImageReference } from '../oci/image-ref.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
@@ -152,15 +153,15 @@ async function plan(source: ExportSource, image: ImageReference, platforms: read
   const repoName = formatImageReference({ ...image, tag: undefined, digest: undefined });
   for (const subject of [top, ...images.filter((m) => m !== top)]) {
     const found = [...(await source.referrers(image, subject.digest)).map((d) => ({ d, tag: undefined as string | undefined }))];
-    const sigTag = `${subject.digest.replace(':', '-')}.sig`;
+    const sigTag = signatureTag(subject.digest);
     const sig = await source.manifest(image, { kind: 'tag', tag: sigTag }).catch(() => undefined);
     if (sig) found.push({ d: { mediaType: sig.mediaType, digest: sig.digest, size: sig.body.length }, tag: sigTag });
     // A registry without the referrers API holds them in an index at the tag sha256-<hex> (cosign's
     // Sigstore bundles among them): that index travels under its tag, with what it lists.
-    const referrersTag = subject.digest.replace(':', '-');
-    const listed = await source.manifest(image, { kind: 'tag', tag: referrersTag }).catch(() => undefined);
+    const listTag = referrersTag(subject.digest);
+    const listed = await source.manifest(image, { kind: 'tag', tag: listTag }).catch(() => undefined);
     if (listed) {
-      found.push({ d: { mediaType: listed.mediaType, digest: listed.digest, size: listed.body.length }, tag: referrersTag });
+      found.push({ d: { mediaType: listed.mediaType, digest: listed.digest, size: listed.body.length }, tag: listTag });
       for (const d of parseManifest(listed.body, listed.mediaType).manifests) {
         if (!found.some((f) => f.d.digest === d.digest)) found.push({ d, tag: undefined });
       }
