@@ -9,7 +9,7 @@ import type { Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
 import { startSite, stopSite } from '../fixtures/site.js';
 import { startBalancer } from '../fixtures/balancer.js';
-import { LOOPBACK, makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
+import { makeTempDir, removeDir, waitFor } from '../fixtures/proc.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { assertSameImage, pushModesConfig, queuedJobs, waitForDrain } from '../fixtures/push.js';
 
@@ -58,17 +58,17 @@ async function centreHasBlob(repository: string, digest: string): Promise<boolea
   return res?.statusCode === 200;
 }
 
-/** Every replica sees the others (heartbeats into Redis). */
+/**
+ * Every replica coordinates with the site: its latest word on it is "coordinating with the site"
+ * (its first heartbeat and member list went through Redis). Counting entries under
+ * `berth:*:members` is not enough: a replica SIGKILLed by an earlier test leaves its entry behind.
+ */
 async function joined(bs: Berth[]): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const r = new Redis({ host: LOOPBACK, port: redis.port });
-  try {
-    await waitFor(async () => (await Promise.all((await r.keys('berth:*:members')).map((k) => r.zcard(k)))).some((c) => c >= bs.length), 30_000, {
-      what: 'every replica in the site',
-    });
-  } finally {
-    r.disconnect();
-  }
+  const coordinating = async (b: Berth) => {
+    const said = (await b.logLines()).map((l) => l['msg']).filter((m) => m === 'coordinating with the site' || m === 'site coordination lost; working alone');
+    return said.at(-1) === 'coordinating with the site';
+  };
+  await waitFor(async () => (await Promise.all(bs.map(coordinating))).every(Boolean), 30_000, { what: 'every replica in the site' });
 }
 
 test('centre down, push through A acknowledged, A SIGKILLed: B serves the image, and a survivor brings it to the centre once it is back', async () => {
