@@ -102,7 +102,9 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     reconcileStore(stores.blobs, index, logger, reconciling.signal)
       .catch((err: Error) => logger.error({ err: err.message }, RECONCILE_FAILED))
       .then(() => {
-        if (!reconciling.signal.aborted) cache.maybeEvict();
+        if (reconciling.signal.aborted) return;
+        cache.maybeEvict();
+        cache.startSweeps();
       });
   return {
     server: http.server,

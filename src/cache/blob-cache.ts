@@ -141,6 +141,8 @@ export class BlobCache {
       const lazy = target.upstream.config.rangefetch && fill.size !== undefined;
       // Where this request's upstream ranges are kept, so the fill (or the next one) skips them.
       const kept = lazy ? await this.deps.blobs.kept.forRanges(digest, fill.size!).catch(() => undefined) : undefined;
+      // Read again: eviction and the age limit count from now.
+      if (kept) await this.deps.blobs.kept.touch(digest, this.deps.now());
       return {
         digest,
         size: fill.size,

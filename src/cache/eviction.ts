@@ -1,6 +1,7 @@
 /** @module cache/eviction — size- and age-bounded eviction: least recently used content goes first, shared content counts once. */
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-files.js';
+import type { KeptUse } from '../storage/kept-ranges.js';
 import type { BlobIndex, EvictionView } from '../ports/blob-index.js';
 import type { BerthConfig } from '../config/types.js';
 
@@ -15,6 +16,8 @@ export interface EvictionLimits {
   readonly unreferencedGraceMs?: number;
   /** Content stored this recently (or needed by a manifest stored this recently) is not evicted for maxsize (0 = no minimum). */
   readonly minAgeMs?: number;
+  /** Kept ranges (bytes fetched for ranges of a blob not stored yet) unused this long are removed (0 = only by maxsize). */
+  readonly keptAgeMs?: number;
 }
 
 /**
@@ -38,11 +41,21 @@ export function evictionLimits(config: BerthConfig): EvictionLimits {
     ttlByUpstream: new Map(config.upstreams.map((u) => [u.name, u.ttlMs])),
     unreferencedGraceMs: UNREFERENCED_GRACE_MS,
     minAgeMs: MIN_AGE_MS,
+    keptAgeMs: config.storage.keptranges.ageMs,
   };
 }
 
+/** What a plan looks at: the index's view, and the kept ranges on disk. */
+export type PlanView = EvictionView & { readonly kept?: readonly KeptUse[] };
+
+/** How often kept ranges are checked for age: often enough that none outlives its age by much. */
+export function keptSweepMs(ageMs: number): number {
+  return Math.min(Math.max(ageMs / 2, 500), 10 * 60_000);
+}
+
 export interface EvictionPlan {
-  readonly evict: Array<{ digest: string; size: number; reason: 'ttl' | 'size' }>;
+  /** `kept`: the blob's kept ranges, not a stored blob (reason `keptranges`: unused past keptAgeMs). */
+  readonly evict: Array<{ digest: string; size: number; reason: 'ttl' | 'size' | 'keptranges'; kept?: true }>;
   readonly totalBefore: number;
   readonly totalAfter: number;
   /** Bytes kept only because they were stored within minAgeMs while the store stayed above target. */
@@ -56,10 +69,11 @@ export interface EvictionPlan {
  * With `unreachable`, content that only unreachable upstreams hold is kept too: it could not be
  * fetched again, so evicting it during an outage would turn cached pulls into failures. Both
  * that and the grace for unreferenced blobs (a push whose manifest has not come yet) yield to
- * a full disk (`targetBytes`), as does `minAgeMs`.
+ * a full disk (`targetBytes`), as does `minAgeMs`. Kept ranges count by their bytes and take
+ * their place in the same least-recently-used order (by their own last use).
  */
 export function planEviction(
-  view: EvictionView,
+  view: PlanView,
   limits: EvictionLimits,
   now: number,
   inUse: (digest: string) => boolean,
@@ -103,14 +117,25 @@ export function planEviction(
   for (const { parent, child } of view.edges) linked.add(parent).add(child);
   const grace = targetBytes === undefined ? (limits.unreferencedGraceMs ?? 0) : 0;
   const awaitingManifest = (b: { digest: string; lastAccess: number }): boolean => grace > 0 && !linked.has(b.digest) && now - b.lastAccess < grace;
-  const candidates = view.blobs
-    .filter((b) => !pinned.has(b.digest) && !inUse(b.digest) && !stranded(b.digest) && !awaitingManifest(b))
-    .sort((a, b) => effective.get(a.digest)! - effective.get(b.digest)!);
-  const totalBefore = view.blobs.reduce((n, b) => n + b.size, 0);
+  const kept = (view.kept ?? []).filter((k) => !inUse(k.digest));
+  const keptAge = limits.keptAgeMs ?? 0;
+  const candidates = [
+    ...view.blobs.filter((b) => !pinned.has(b.digest) && !inUse(b.digest) && !stranded(b.digest) && !awaitingManifest(b)),
+    ...kept.map((k) => ({ digest: k.digest, size: k.bytes, kept: true as const, lastUse: k.lastUse })),
+  ].sort((a, b) => ('kept' in a ? a.lastUse : effective.get(a.digest)!) - ('kept' in b ? b.lastUse : effective.get(b.digest)!));
+  const totalBefore = view.blobs.reduce((n, b) => n + b.size, 0) + (view.kept ?? []).reduce((n, k) => n + k.bytes, 0);
   let total = totalBefore;
   const evict: EvictionPlan['evict'] = [];
   const chosen = new Set<string>();
+  const keyOf = (c: { digest: string; kept?: true }) => (c.kept ? `kept:${c.digest}` : c.digest);
+  for (const c of candidates) {
+    if (!('kept' in c) || keptAge <= 0 || now - c.lastUse <= keptAge) continue;
+    evict.push({ digest: c.digest, size: c.size, reason: 'keptranges', kept: true });
+    chosen.add(keyOf(c));
+    total -= c.size;
+  }
   for (const b of candidates) {
+    if ('kept' in b) continue;
     const ttl = ttls.get(b.digest) ?? 0;
     if (ttl > 0 && now - effective.get(b.digest)! > ttl) {
       evict.push({ digest: b.digest, size: b.size, reason: 'ttl' });
@@ -124,7 +149,13 @@ export function planEviction(
   if (target !== undefined) {
     for (const b of candidates) {
       if (total <= target) break;
-      if (chosen.has(b.digest)) continue;
+      if (chosen.has(keyOf(b))) continue;
+      // Kept ranges not in use are not in the middle of anything: minAgeMs is for stored content.
+      if ('kept' in b) {
+        evict.push({ digest: b.digest, size: b.size, reason: 'size', kept: true });
+        total -= b.size;
+        continue;
+      }
       if (now - stored.get(b.digest)! < minAge) {
         tooRecentBytes += b.size;
         continue;
@@ -169,16 +200,17 @@ export class Evictor {
   private stopped = false;
   /** A pass that kept recent content above maxsize comes back once it has aged. */
   private again: NodeJS.Timeout | undefined;
+  private sweeps: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: EvictorDeps) {}
 
-  /** Starts a pass when the store is above maxsize; cheap to call after every commit. */
+  /** Starts a pass when the store (kept ranges included) is above maxsize; cheap to call after every commit. */
   maybeRun(): void {
     const { maxsize } = this.deps.limits;
     if (maxsize <= 0 || this.stopped) return;
-    this.deps.index.usage().then(
-      ({ bytes }) => {
-        if (bytes > maxsize && !this.stopped)
+    Promise.all([this.deps.index.usage(), this.keptUse()]).then(
+      ([{ bytes }, kept]) => {
+        if (bytes + kept.reduce((n, k) => n + k.bytes, 0) > maxsize && !this.stopped)
           this.run('maxsize exceeded').catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'eviction pass failed'));
       },
       (err: Error) => this.deps.logger.warn({ err: err.message }, 'could not read the store size for eviction'),
@@ -195,34 +227,65 @@ export class Evictor {
     return this.running;
   }
 
+  /**
+   * Removes kept ranges unused for keptAgeMs from now on: a blob whose ranges a lazy client read
+   * and whose fill never completed (the process stopped, the upstream failed) is not asked again.
+   */
+  startSweeps(): void {
+    const age = this.deps.limits.keptAgeMs ?? 0;
+    if (age <= 0 || this.sweeps || this.stopped) return;
+    this.sweeps = setInterval(() => {
+      this.keptUse().then(
+        (kept) => {
+          const now = this.deps.now();
+          if (!this.stopped && kept.some((k) => now - k.lastUse > age))
+            this.run('kept ranges unused').catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'eviction pass failed'));
+        },
+        (err: Error) => this.deps.logger.warn({ err: err.message }, 'could not list kept ranges'),
+      );
+    }, keptSweepMs(age));
+    this.sweeps.unref();
+  }
+
+  private keptUse(): Promise<KeptUse[]> {
+    return this.deps.blobs.kept.list();
+  }
+
   /** Before the stores close: no pass starts from now on, and the one running stops at its next blob. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.sweeps);
     clearTimeout(this.again);
     await this.running?.catch(() => undefined);
   }
 
   private async pass(reason: string, targetBytes?: number): Promise<EvictionResult> {
     const { blobs, index, logger, now, limits } = this.deps;
-    const kept = (await this.deps.protected?.()) ?? new Set<string>();
-    const inUse = (digest: string) => this.deps.inUse(digest) || kept.has(digest);
+    const guarded = (await this.deps.protected?.()) ?? new Set<string>();
+    const inUse = (digest: string) => this.deps.inUse(digest) || guarded.has(digest);
     const down = (await this.deps.downElsewhere?.().catch(() => undefined)) ?? new Set<string>();
     const unreachable = (u: string) => down.has(u) || (this.deps.unreachable?.(u) ?? false);
     // A full disk (targetBytes) is a hard limit; maxsize and ttl can wait for the upstream to return.
     const stored = await index.evictionView();
     const extra = this.deps.extraEdges?.() ?? [];
-    const view = extra.length > 0 ? { ...stored, edges: [...stored.edges, ...extra] } : stored;
+    const kept = await this.keptUse().catch((err: Error) => (logger.warn({ err: err.message }, 'could not list kept ranges'), []));
+    const view = { ...stored, kept, ...(extra.length > 0 ? { edges: [...stored.edges, ...extra] } : {}) };
     const plan = planEviction(view, limits, now(), inUse, targetBytes, targetBytes === undefined ? unreachable : undefined);
     let freedBytes = 0;
     let evicted = 0;
+    let keptRanges = 0;
     const byReason = new Map<string, { count: number; bytes: number }>();
-    for (const { digest, size, reason: why } of plan.evict) {
+    for (const { digest, size, reason: why, kept: partial } of plan.evict) {
       if (this.stopped) break;
       // Asked again at the moment of deletion: a pull may have found the blob since the plan was made.
       if (inUse(digest)) continue;
+      if (partial) {
+        if (!(await blobs.evictKept(digest).catch(() => false))) continue;
+      }
       // Forget first: a request arriving meanwhile waits for the delete, then refetches.
-      if (!(await blobs.evict(digest, () => index.forget(digest)))) continue;
+      else if (!(await blobs.evict(digest, () => index.forget(digest)))) continue;
       evicted++;
+      if (partial) keptRanges++;
       freedBytes += size;
       const r = byReason.get(why) ?? { count: 0, bytes: 0 };
       byReason.set(why, { count: r.count + 1, bytes: r.bytes + size });
@@ -230,7 +293,10 @@ export class Evictor {
     for (const [why, r] of byReason) this.deps.onEvicted?.(why, r.count, r.bytes);
     const totalAfter = plan.totalBefore - freedBytes;
     if (evicted > 0) {
-      logger.info({ reason, evicted, freedBytes, totalBefore: plan.totalBefore, totalAfter, maxsize: limits.maxsize }, 'evicted least recently used content');
+      logger.info(
+        { reason, evicted, keptRanges, freedBytes, totalBefore: plan.totalBefore, totalAfter, maxsize: limits.maxsize },
+        'evicted least recently used content',
+      );
     }
     if (plan.tooRecentBytes > 0 && !this.stopped && this.again === undefined) {
       this.again = setTimeout(() => {

@@ -181,6 +181,11 @@ export class RegistryCache {
     this.evictor.maybeRun();
   }
 
+  /** From now on kept ranges unused for storage.maintenance.keptranges.age are removed (one process of a store runs this). */
+  startSweeps(): void {
+    this.evictor.startSweeps();
+  }
+
   /** Before the stores close (shutdown): no eviction starts, and a pass under way ends first. */
   stopEviction(): Promise<void> {
     return this.evictor.stop();

@@ -12,6 +12,8 @@ export const DEFAULT_LOWWATERMARK = 0.8;
 export const DEFAULT_RESERVE_BYTES = 8 * 1024 * 1024;
 /** Uploads idle this long are abandoned (distribution purges after 168h; an edge disk is smaller). */
 export const DEFAULT_UPLOAD_AGE_MS = 60 * 60_000;
+/** Kept ranges of a blob nobody finished: a day covers a node that restarts its lazily started containers tomorrow. */
+export const DEFAULT_KEPT_RANGES_AGE_MS = 24 * 60 * 60_000;
 export const DEFAULT_UPLOAD_PURGE_INTERVAL_MS = 10 * 60_000;
 /** Connection bounds: generous for real clients, short enough that held sockets are reclaimed. */
 export const DEFAULT_CONNECTION_LIMITS = {

@@ -16,7 +16,7 @@ const KEY = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRI
 
 const EVERYTHING = `version: 0.1
 log: { level: debug, fields: { service: registry }, accesslog: { disabled: true } }
-storage: { filesystem: { rootdirectory: ./d }, maxsize: 10GiB, lowwatermark: 0.7, reserve: 16MiB, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false, age: 2h, interval: 5m } } }
+storage: { filesystem: { rootdirectory: ./d }, maxsize: 10GiB, lowwatermark: 0.7, reserve: 16MiB, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false, age: 2h, interval: 5m }, keptranges: { age: 12h } } }
 http: { addr: "127.0.0.1:6000", workers: 2, sendfile: false, headerstimeout: 10s, idletimeout: 1m, maxconnections: 100, maxconnectionsperclient: 10, headers: { X-A: [b] }, listeners: [ { addr: ":7000" } ] }
 upstreams:
   - { name: a, remoteurl: https://a.example, hosts: [a.example], prefix: a, pushmode: write-through, ttl: 24h, tagttl: 5m, prefetch: true, ratelimit: 4MiB/s, backgroundwindow: "01:00-05:00", passthroughauth: true, passthroughttl: 2m, passthroughoutage: deny, tokenrealms: [auth.a.example], resolve: 10.0.0.1, ca: c.crt, certificate: c.crt, key: c.key }

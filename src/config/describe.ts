@@ -79,6 +79,7 @@ function documentOf(config: BerthConfig): Record<string, unknown> {
       delete: { enabled: s.deleteEnabled },
       maintenance: {
         uploadpurging: { enabled: s.uploadpurging.enabled, age: s.uploadpurging.ageMs, interval: s.uploadpurging.intervalMs },
+        keptranges: { age: s.keptranges.ageMs },
       },
     },
     http: {

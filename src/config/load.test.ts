@@ -5,7 +5,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_CONNECTION_LIMITS, DEFAULT_UPLOAD_AGE_MS, defaultMaxConnections, DEFAULT_UPLOAD_PURGE_INTERVAL_MS } from './defaults.js';
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  DEFAULT_KEPT_RANGES_AGE_MS,
+  DEFAULT_UPLOAD_AGE_MS,
+  defaultMaxConnections,
+  DEFAULT_UPLOAD_PURGE_INTERVAL_MS,
+} from './defaults.js';
 import { loadConfig } from './load.js';
 import { configKit, PEM, problemsOf, REFERENCE } from './testkit.js';
 
@@ -28,6 +34,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
     reserve: 8 * 2 ** 20,
     deleteEnabled: false,
     uploadpurging: DEFAULT_PURGING,
+    keptranges: { ageMs: DEFAULT_KEPT_RANGES_AGE_MS },
   });
   assert.deepEqual(config.http, {
     host: '',
@@ -106,6 +113,7 @@ test('the extensions load: upstreams form, files read relative to the config', (
     reserve: 8 * 2 ** 20,
     deleteEnabled: false,
     uploadpurging: DEFAULT_PURGING,
+    keptranges: { ageMs: DEFAULT_KEPT_RANGES_AGE_MS },
   });
   assert.deepEqual(config.http.tls, { certificate: join(sub, 'tls.crt'), key: join(sub, 'tls.key') });
   assert.deepEqual(config.auth, { htpasswd: { realm: 'berth', path: join(sub, 'htpasswd') } });

@@ -22,6 +22,7 @@ import {
   DEFAULT_TOKEN_EXPIRATION_MS,
   DEFAULT_TOKEN_SERVICE,
   DEFAULT_UPLOAD_AGE_MS,
+  DEFAULT_KEPT_RANGES_AGE_MS,
   DEFAULT_UPLOAD_PURGE_INTERVAL_MS,
   DEFAULT_WARM_INTERVAL_MS,
   defaultMaxConnections,
@@ -221,6 +222,7 @@ function build(doc: BerthDocument, cwd: string, where: Where, problems: string[]
         ageMs: doc.storage?.maintenance?.uploadpurging?.age ?? DEFAULT_UPLOAD_AGE_MS,
         intervalMs: doc.storage?.maintenance?.uploadpurging?.interval ?? DEFAULT_UPLOAD_PURGE_INTERVAL_MS,
       },
+      keptranges: { ageMs: doc.storage?.maintenance?.keptranges?.age ?? DEFAULT_KEPT_RANGES_AGE_MS },
     },
     http: {
       host: addr?.host ?? '',

@@ -93,6 +93,18 @@ const storageSchema = z.strictObject({
         })
         .optional()
         .meta({ description: 'Removal of uploads that were started and never finished.' }),
+      keptranges: z
+        .strictObject({
+          age: duration()
+            .optional()
+            .meta({
+              description:
+                'Bytes fetched for ranges of a blob whose fill never completed are removed once unused this long (they also count toward maxsize and are evicted least recently used first); 0 leaves them to maxsize.',
+              default: formatDuration(D.DEFAULT_KEPT_RANGES_AGE_MS),
+            }),
+        })
+        .optional()
+        .meta({ description: 'Kept ranges: what lazy clients read of blobs berth does not hold whole (docs/lazy-pulling.md).' }),
       readonly: ignored(),
     })
     .optional()

@@ -78,6 +78,8 @@ export interface BerthConfig {
     readonly deleteEnabled: boolean;
     /** `storage.maintenance.uploadpurging`, durations in ms. */
     readonly uploadpurging: { readonly enabled: boolean; readonly ageMs: number; readonly intervalMs: number };
+    /** `storage.maintenance.keptranges.age` in ms (0 = only maxsize removes them). */
+    readonly keptranges: { readonly ageMs: number };
   };
   readonly http: {
     /** `http.addr`; host '' means all interfaces. */

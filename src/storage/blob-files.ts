@@ -33,7 +33,7 @@ export class BlobStore {
     this.layout = new StoreLayout(root);
     this.tmpDir = this.layout.tmpDir;
     this.uploadsDir = this.layout.uploadsDir;
-    this.kept = new KeptStore((digest) => this.layout.partial(digest));
+    this.kept = new KeptStore((digest) => this.layout.partial(digest), this.layout.partialDir);
   }
 
   /** `keepTemp`: a serving worker starting beside others, whose fills are in tmp/ (the primary emptied it before any started). */
@@ -170,6 +170,11 @@ export class BlobStore {
       await forget();
       await this.delete(digest);
     });
+  }
+
+  /** Removes a blob's kept ranges unless a reader holds the digest (as evict does for stored blobs): false when left alone. */
+  evictKept(digest: string): Promise<boolean> {
+    return this.leases.remove(digest, () => this.kept.discard(digest));
   }
 
   /** Lists every committed blob digest (used by fsck and start-up reconciliation). */

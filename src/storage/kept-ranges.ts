@@ -1,8 +1,9 @@
 /** @module storage/kept-ranges — bytes of a blob fetched for ranges, kept at their offsets in a sparse partial file beside a persisted map of what it holds, so the blob's fill (after a restart too) fetches only the rest (docs/lazy-pulling.md). */
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { isDigest } from '../oci/digest.js';
 import { addInterval, isPresenceMap, nextStart, presentEnd, type Interval } from '../util/intervals.js';
 
 const READ_CHUNK = 256 * 1024;
@@ -146,11 +147,46 @@ export class KeptRanges {
   }
 }
 
+/** One blob's kept ranges as eviction sees them (read from disk, so every process and a restart agree). */
+export interface KeptUse {
+  readonly digest: string;
+  /** Bytes the map holds (for a data file without a map, left by a crash: its allocated bytes). */
+  readonly bytes: number;
+  /** Last written or read (ms): the newer mtime of map and file. */
+  readonly lastUse: number;
+}
+
 /** Every blob's kept ranges in this process, loaded from disk on first use. */
 export class KeptStore {
   private readonly loaded = new Map<string, KeptRanges>();
 
-  constructor(private readonly pathOf: (digest: string) => string) {}
+  /** `dir`: the partial/ directory `pathOf` places files under (one folder per algorithm). */
+  constructor(
+    private readonly pathOf: (digest: string) => string,
+    private readonly dir?: string,
+  ) {}
+
+  /** Every blob with kept bytes on disk, whoever kept them: what counts toward storage.maxsize. */
+  async list(): Promise<KeptUse[]> {
+    if (!this.dir) return [];
+    const out: KeptUse[] = [];
+    for (const algorithm of ['sha256', 'sha512']) {
+      const base = join(this.dir, algorithm);
+      const names = new Set(await readdir(base).catch(() => [] as string[]));
+      for (const name of names) {
+        if (!isDigest(`${algorithm}:${name}`)) continue;
+        const use = await usage(`${algorithm}:${name}`, join(base, name), names.has(`${name}.ranges`)).catch(() => undefined);
+        if (use) out.push(use);
+      }
+    }
+    return out;
+  }
+
+  /** Marks the blob's kept ranges used at `now` (ms), so eviction and the age limit count from here. */
+  async touch(digest: string, now: number): Promise<void> {
+    const when = new Date(now);
+    await utimes(`${this.pathOf(digest)}.ranges`, when, when).catch(() => undefined);
+  }
 
   /** The kept ranges already in memory, if any (no disk access: the fill asks this per chunk). */
   current(digest: string): KeptRanges | undefined {
@@ -204,6 +240,17 @@ export class KeptStore {
     this.loaded.delete(digest);
     await kept.remove();
   }
+}
+
+/** A data file's use: its map's bytes and the newer mtime of the two; undefined once removed. */
+async function usage(digest: string, path: string, mapped: boolean): Promise<KeptUse | undefined> {
+  const data = await stat(path);
+  if (!mapped) return { digest, bytes: data.blocks * 512, lastUse: data.mtimeMs };
+  const map = `${path}.ranges`;
+  const [text, meta] = await Promise.all([readFile(map, 'utf8'), stat(map)]);
+  const parsed = parse(text);
+  const bytes = parsed ? parsed.ranges.reduce((n, [s, e]) => n + e - s, 0) : data.blocks * 512;
+  return { digest, bytes, lastUse: Math.max(data.mtimeMs, meta.mtimeMs) };
 }
 
 function parse(text: string): RangesFile | undefined {

@@ -89,10 +89,14 @@ export class StoreLayout {
     return join(this.root, 'uploads');
   }
 
+  get partialDir(): string {
+    return join(this.root, 'partial');
+  }
+
   /** A blob's kept ranges (storage/kept-ranges): the sparse file of their bytes, and beside it `.ranges`, the map of what it holds. */
   partial(digest: string): string {
     const { algorithm, encoded } = parseDigest(digest);
-    return join(this.root, 'partial', algorithm, encoded);
+    return join(this.partialDir, algorithm, encoded);
   }
 
   upload(id: string): string {

@@ -1,4 +1,4 @@
-/** @module e2e/kept-ranges.test — bytes fetched for ranges of a cold blob are kept: a lazy start then the whole blob crosses the link about once (counted at the link to Debian's docker-registry), kept ranges survive a crash and restart, and a kept byte that is wrong fails the digest check and discards every kept range. */
+/** @module e2e/kept-ranges.test — bytes fetched for ranges of a cold blob are kept: a lazy start then the whole blob crosses the link about once (counted at the link to Debian's docker-registry), kept ranges survive a crash and restart, a kept byte that is wrong fails the digest check and discards every kept range, and kept ranges nobody finishes count toward storage.maxsize (evicted least recently used first) and go after keptranges.age. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
@@ -15,11 +15,15 @@ let image: BuiltImage;
 let layer: Buffer;
 let digest: string;
 let relay: Relay;
+/** Pulled after the kept ranges, to take the store over maxsize. */
+let other: BuiltImage;
 
 before(async () => {
   registry = await startRegistry();
   image = await buildImage({ layers: 1, layerSize: 12 * MiB, tag: 'v1' });
   await pushImage(image, registry.url, 'xing/kept:v1');
+  other = await buildImage({ layers: 1, layerSize: 2 * MiB, tag: 'v1' });
+  await pushImage(other, registry.url, 'xing/other:v1');
   digest = image.layers[0]!.digest;
   layer = await readFile(path.join(image.dir, 'blobs', 'sha256', digest.slice(7)));
   // The WAN link: slow enough that the fill is still under way while a client's first ranges are answered.
@@ -30,9 +34,11 @@ after(async () => {
   await relay?.stop();
   await registry?.stop();
   await image?.remove();
+  await other?.remove();
 });
 
-const coldBerth = (root?: string) => startBerth({ config: { version: 0.1, proxy: { remoteurl: relay.url } }, ...(root ? { root } : {}) });
+const coldBerth = (root?: string, storage?: Record<string, unknown>) =>
+  startBerth({ config: { version: 0.1, proxy: { remoteurl: relay.url }, ...(storage ? { storage } : {}) }, ...(root ? { root } : {}) });
 const blobUrl = (b: Berth) => `${b.url}/v2/xing/kept/blobs/${digest}`;
 const keptPaths = (b: Berth) => {
   const base = path.join(b.root, 'partial', 'sha256', digest.slice(7));
@@ -137,6 +143,57 @@ test('a wrong kept byte: the digest check fails, every kept range is discarded, 
     await assert.rejects(stat(keptPaths(b).map), { code: 'ENOENT' });
     await assert.rejects(stat(keptPaths(b).file), { code: 'ENOENT' });
     assert.ok((await whole(b)).equals(layer), 'fetched again, whole and exact');
+  } finally {
+    await b.stop();
+    await first.cleanup();
+  }
+});
+
+/** Bytes the kept file takes on disk (0 when gone). */
+const keptOnDisk = (file: string) =>
+  stat(file).then(
+    (s) => s.blocks * 512,
+    () => 0,
+  );
+
+test('kept ranges nobody finishes count toward storage.maxsize: pulling past it evicts them first (least recently used) and their bytes leave the disk', async (t) => {
+  const { root, kept, first } = await lazyStartThenCrash();
+  const before = await keptOnDisk(keptPaths(first).file);
+  assert.ok(before >= kept, `kept file takes ${before} bytes on disk`);
+  // The kept bytes (about 3 MiB) fit; with the other image's 2 MiB the store is over 4 MiB.
+  const b = await coldBerth(root, { maxsize: '4MiB', lowwatermark: 0.9 });
+  try {
+    assert.equal(await keptOnDisk(keptPaths(b).file), before, 'under maxsize, the kept ranges stay');
+    const res = await fetch(`${b.url}/v2/xing/other/manifests/v1`, { headers: { accept: other.manifestMediaType } });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    for (const blob of other.blobs) {
+      const r = await fetch(`${b.url}/v2/xing/other/blobs/${blob.digest}`);
+      assert.equal(r.status, 200);
+      assert.equal((await r.arrayBuffer()).byteLength, blob.size);
+    }
+    await waitFor(() => gone(keptPaths(b).map), 30_000, { what: 'the kept ranges to be evicted' });
+    assert.equal(await keptOnDisk(keptPaths(b).file), 0, 'the kept bytes left the disk');
+    const line = (await b.logLines()).find((l) => l.msg === 'evicted least recently used content');
+    t.diagnostic(`eviction: ${JSON.stringify(line)}`);
+    assert.equal(line?.['keptRanges'], 1);
+    // What was pulled last stays: it is served from disk without the upstream.
+    const stored = await stat(path.join(b.root, 'blobs', 'sha256', other.layers[0]!.digest.slice(7, 9), other.layers[0]!.digest.slice(7)));
+    assert.equal(stored.size, other.layers[0]!.size);
+  } finally {
+    await b.stop();
+    await first.cleanup();
+  }
+});
+
+test('kept ranges unused for storage.maintenance.keptranges.age are removed', async () => {
+  const { root, first } = await lazyStartThenCrash();
+  const b = await coldBerth(root, { maintenance: { keptranges: { age: '2s' } } });
+  try {
+    await waitFor(() => gone(keptPaths(b).map), 30_000, { what: 'the aged kept ranges to be removed' });
+    assert.equal(await keptOnDisk(keptPaths(b).file), 0);
+    // The blob is fetched whole and right afterwards.
+    assert.ok((await whole(b)).equals(layer));
   } finally {
     await b.stop();
     await first.cleanup();
