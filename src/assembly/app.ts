@@ -82,7 +82,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     const others = group?.othersInUse();
     return others ? new Set([...queued, ...others]) : queued;
   };
-  const pullDeps = { config, stores, index, upstreams, telemetry, heldTags: writes.heldTags, protect, site, group, logger, now };
+  const pullDeps = { config, stores, index, upstreams, telemetry, heldTags: writes.heldTags, protect, site, group, logger, now, priority };
   const { cache, fills } = openPullSide(pullDeps);
   site?.connect(cache, lead);
   attachTelemetry(telemetry, { config, index, cache, upstreams, queue: pushSide.view, ...(fills ? { following: () => fills.following } : {}) });

@@ -4,6 +4,7 @@ import { evictionLimits } from '../cache/eviction.js';
 import { RegistryCache } from '../cache/registry.js';
 import type { Upstream } from '../upstream/target.js';
 import type { BerthConfig } from '../config/types.js';
+import type { WorkPriority } from '../upstream/budget.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { HeldTags } from '../ports/held-tags.js';
@@ -24,6 +25,7 @@ export interface PullSideDeps {
   readonly group: GroupParts | undefined;
   readonly logger: Logger;
   readonly now: () => number;
+  readonly priority?: WorkPriority;
 }
 
 export function openPullSide(d: PullSideDeps): { cache: RegistryCache; fills: WorkerFills | undefined } {
@@ -47,6 +49,7 @@ export function openPullSide(d: PullSideDeps): { cache: RegistryCache; fills: Wo
     verify: d.config.verify,
     graph: stores.index.repos,
     onInUseChange: (digests) => stores.inUse.changed(digests),
+    ...(d.priority ? { priority: d.priority } : {}),
     ...(group ? { downElsewhere: group.downElsewhere } : {}),
     ...(router ? { router } : {}),
     ...(manifestSite ? { manifestSite } : {}),

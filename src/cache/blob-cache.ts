@@ -19,6 +19,7 @@ import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome } from '../ports/request-observer.js';
 import type { Target } from '../upstream/target.js';
+import type { WorkPriority } from '../upstream/budget.js';
 import { LocalFills } from './local-fills.js';
 import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './cache-observer.js';
 
@@ -68,6 +69,8 @@ export interface BlobCacheDeps {
   readonly onInUseChange?: (inUse: string[]) => void;
   /** Where a fill's bytes come from when the site has other replicas (a peer, or the upstream under a lease); absent: the upstream. */
   readonly router?: FillRouter;
+  /** Background work for the WAN budget: the whole-blob fill a client's range starts, until a client waits for it. */
+  readonly priority?: WorkPriority;
 }
 
 /** Fills one manifest's prefetch runs at once: enough to fill a WAN link, few enough to leave room for clients' own requests. */
@@ -78,6 +81,8 @@ export class BlobCache {
   private readonly fills: FillCoordinator<BlobFill>;
   /** Upstream range fetches in progress: overlapping ranges of a cold blob cost one fetch. */
   private readonly rangeFlights = new RangeFlights();
+  /** Fills a client reads (the whole blob, or a range that follows the fill): foreground from then on. */
+  private readonly waitedOn = new WeakSet<BlobFill>();
 
   constructor(private readonly deps: BlobCacheDeps) {
     this.fills = deps.fills ?? new LocalFills();
@@ -155,10 +160,12 @@ export class BlobCache {
           : {}),
         // Any read of the whole fill, and the end of the request, let a held-back fill start.
         open: (start = 0, end?: number) => {
+          this.waitedOn.add(fill);
           fill.release();
           return fill.createReader(start, end);
         },
         send: (out, start, end, onBytes) => {
+          this.waitedOn.add(fill);
           fill.release();
           return fill.send(out, start, end, onBytes, this.deps.blobs.sendBuffers);
         },
@@ -336,7 +343,11 @@ export class BlobCache {
       // (a peer that went away is the exception: another source is tried).
       retriable: (err) => (fill.written > 0 || (router?.retriable(err) ?? false)) && isTransient(err),
     };
-    void (async () => {
+    // A fill a client's range started is background work until a client reads the fill itself
+    // (the range's own upstream bytes are that client's, foreground: fetchRange runs in its request).
+    const { priority } = this.deps;
+    const run = (work: () => Promise<void>) => (gated && priority ? priority.backgroundWhile(() => !this.waitedOn.has(fill), work) : work());
+    void run(async () => {
       try {
         writer = await blobs.createWriter(parseDigest(digest).algorithm, fill.tempPath);
         const result = await pumpFill(fill, source, writer, this.deps.retry ?? DEFAULT_RETRY, {
@@ -380,7 +391,7 @@ export class BlobCache {
         this.deps.onInUseChange?.(this.inUseDigests());
       }
       // The fill runs on after the request that started it; its own failures are caught above.
-    })().catch((err: Error) => logger.error({ ...log, err: err.message }, 'blob fill bookkeeping failed'));
+    }).catch((err: Error) => logger.error({ ...log, err: err.message }, 'blob fill bookkeeping failed'));
     return fill;
   }
 

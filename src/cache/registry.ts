@@ -16,6 +16,7 @@ import type { ManifestSite } from '../ports/manifest-site.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { Outcome } from '../ports/request-observer.js';
 import type { Target, Upstream } from '../upstream/target.js';
+import type { WorkPriority } from '../upstream/budget.js';
 import { Evictor, type EvictionLimits } from './eviction.js';
 import type { CacheObserver } from './cache-observer.js';
 import { listReferrers, type ReferrersPage, type ReferrersRequest } from './referrers.js';
@@ -46,6 +47,8 @@ export interface RegistryCacheDeps {
   /** `verify:` entries; with `graph` (which manifests reference a digest), served content is checked against them. */
   readonly verify?: readonly VerifyRule[];
   readonly graph?: ManifestGraph;
+  /** Marks background work for the WAN budgets (see cache/blob-cache). */
+  readonly priority?: WorkPriority;
 }
 
 export interface TagPage {

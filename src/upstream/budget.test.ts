@@ -38,3 +38,39 @@ test('WorkPriority marks everything started inside background()', async () => {
   assert.equal(seen, true);
   assert.equal(p.isBackground(), false);
 });
+
+test('backgroundWhile: background while its test holds, foreground after (read again at each ask); inside background() it stays background', async () => {
+  const p = new WorkPriority();
+  let waited = false;
+  const mark = await p.backgroundWhile(
+    () => !waited,
+    async () => p.current(),
+  );
+  assert.equal(mark(), true);
+  waited = true;
+  assert.equal(mark(), false, 'a client now waits for it');
+  const nested = await p.background(() =>
+    p.backgroundWhile(
+      () => false,
+      async () => p.current(),
+    ),
+  );
+  assert.equal(nested(), true);
+});
+
+test('budget accounting: a range-started fill counts as background until a client waits for it, then as foreground', async () => {
+  const b = new WanBudget({ now: Date.now });
+  const p = new WorkPriority();
+  let waited = false;
+  await p.backgroundWhile(
+    () => !waited,
+    async () => {
+      const mark = p.current();
+      await b.take(1000, mark());
+      waited = true;
+      await b.take(500, mark());
+    },
+  );
+  await b.take(64, p.isBackground());
+  assert.deepEqual(b.granted, { background: 1000, foreground: 564 });
+});

@@ -11,14 +11,33 @@ import type { DailyWindow } from '../config/fleet.js';
  * request it makes, however deep) yields to node pulls. One instance per berth.
  */
 export class WorkPriority {
-  private readonly als = new AsyncLocalStorage<'background'>();
+  /** 'background', or a test read each time it is asked (work that turns foreground once a client waits for it). */
+  private readonly als = new AsyncLocalStorage<'background' | (() => boolean)>();
 
   background<T>(fn: () => Promise<T>): Promise<T> {
     return this.als.run('background', fn);
   }
 
+  /**
+   * Runs `fn` as background work for as long as `still()` holds, then as foreground: a whole-blob
+   * fill a client's range started yields to node pulls until a client waits for the blob itself.
+   * Work already background stays background.
+   */
+  backgroundWhile<T>(still: () => boolean, fn: () => Promise<T>): Promise<T> {
+    const outer = this.current();
+    return this.als.run(() => outer() || still(), fn);
+  }
+
   isBackground(): boolean {
-    return this.als.getStore() === 'background';
+    return this.current()();
+  }
+
+  /** The priority of the work running here, read again at each call (a request's bytes are metered by it chunk by chunk). */
+  current(): () => boolean {
+    const mark = this.als.getStore();
+    if (mark === undefined) return () => false;
+    if (mark === 'background') return () => true;
+    return mark;
   }
 }
 

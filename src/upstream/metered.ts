@@ -61,7 +61,8 @@ class MeteredHandler implements Handler {
   constructor(
     private readonly inner: Handler,
     private readonly budget: ByteBudget,
-    private readonly background: boolean,
+    /** Read per chunk: a fill that a client starts waiting for turns foreground mid-request. */
+    private readonly background: () => boolean,
   ) {}
 
   private gateFor(c: Controller): Gate {
@@ -83,7 +84,7 @@ class MeteredHandler implements Handler {
 
   onResponseData(c: Controller, chunk: Buffer): void {
     const gate = this.gateFor(c);
-    if (!this.draining && this.budget.tryTake(chunk.length, this.background)) {
+    if (!this.draining && this.budget.tryTake(chunk.length, this.background())) {
       this.inner.onResponseData?.(gate, chunk);
       return;
     }
@@ -108,7 +109,7 @@ class MeteredHandler implements Handler {
     this.draining = true;
     while (this.queue.length > 0) {
       const chunk = this.queue.shift()!;
-      await this.budget.take(chunk.length, this.background);
+      await this.budget.take(chunk.length, this.background());
       if (this.dead) return;
       this.inner.onResponseData?.(gate, chunk);
     }
@@ -119,10 +120,10 @@ class MeteredHandler implements Handler {
 }
 
 /** A request body stream that passes the budget chunk by chunk. */
-function meteredBody(body: Readable, budget: ByteBudget, background: boolean): Readable {
+function meteredBody(body: Readable, budget: ByteBudget, background: () => boolean): Readable {
   const t = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      budget.take(chunk.length, background).then(() => done(null, chunk), done);
+      budget.take(chunk.length, background()).then(() => done(null, chunk), done);
     },
   });
   body.once('error', (err) => t.destroy(err));
@@ -132,7 +133,7 @@ function meteredBody(body: Readable, budget: ByteBudget, background: boolean): R
 /** The interceptor for `agent.compose(...)`: the priority is read where the request is made. */
 export function meteredInterceptor(budget: ByteBudget, priority: WorkPriority): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (opts, handler) => {
-    const background = priority.isBackground();
+    const background = priority.current();
     const body = opts.body instanceof Readable ? meteredBody(opts.body, budget, background) : opts.body;
     return dispatch({ ...opts, body }, new MeteredHandler(handler, budget, background));
   };
