@@ -98,7 +98,7 @@ export const berthWorkers = (): number | 'auto' => {
 
 export async function startBerthCache(
   remoteurl: string,
-  opts: StartOptions & { config?: Record<string, unknown>; port?: number; workers?: number | 'auto'; root?: string } = {},
+  opts: StartOptions & { config?: Record<string, unknown>; port?: number; workers?: number | 'auto'; root?: string; proxy?: Record<string, unknown> } = {},
 ): Promise<CacheUnderTest> {
   const http = { workers: opts.workers ?? berthWorkers(), ...(opts.tls ? { tls: opts.tls } : {}) };
   const config = { version: 0.1, ...opts.config, http };
@@ -108,7 +108,7 @@ export async function startBerthCache(
   const b = await startBerth({
     port: opts.port,
     ...(opts.root ? { root: opts.root } : {}),
-    proxy: { remoteurl, prefetch: berthPrefetch() },
+    proxy: { remoteurl, prefetch: berthPrefetch(), ...opts.proxy },
     config,
     env: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
     // As the `berth` command, `npm start` and the container image run it; workers get the flag from their primary.

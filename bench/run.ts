@@ -13,6 +13,7 @@ import { type AnchorKind, makeCert } from './anchors.js';
 import { serveWarm } from './serving.js';
 import { idleCosts, idleTable } from './idle.js';
 import { type FooterResult, type LazyWholeResult, footer, footerTable, lazyThenWhole, lazyWholeTable } from './lazy.js';
+import { type LazyLayer, type LazyStartResult, lazyStart, lazyStartTable } from './lazy-start.js';
 import { makeTempDir, removeDir } from '../test/fixtures/proc.js';
 
 const ANCHORS: readonly AnchorKind[] = ['berth', 'berth-workers', 'distribution-2.8', 'distribution-3', 'nginx'];
@@ -63,14 +64,14 @@ function envNumber(name: string, dflt: number, integer: boolean): number {
   return n;
 }
 
-const SCENARIOS = ['idle', 'cold', 'footer', 'lazywhole', 'rollout', 'warm', 'rollout60'] as const;
+const SCENARIOS = ['idle', 'cold', 'footer', 'lazywhole', 'lazystart', 'parallel', 'rollout', 'warm', 'rollout60'] as const;
 
 /** `--scenario a,b` (after `npm run bench --`) or BENCH_ONLY=a,b (`idle` alone takes about a minute); rollout60 runs only when asked for, it takes minutes. */
 function readOnly(): BenchConfig['only'] {
   const at = process.argv.indexOf('--scenario');
   const raw = at >= 0 ? (process.argv[at + 1] ?? '') : (process.env['BENCH_ONLY'] ?? '');
   const source = at >= 0 ? '--scenario' : 'BENCH_ONLY';
-  if (raw === '' && at < 0) return ['idle', 'cold', 'footer', 'lazywhole', 'rollout', 'warm'];
+  if (raw === '' && at < 0) return ['idle', 'cold', 'footer', 'lazywhole', 'lazystart', 'parallel', 'rollout', 'warm'];
   const parts = raw.split(',');
   for (const p of parts)
     if (!(SCENARIOS as readonly string[]).includes(p)) throw new Error(`${source} ${raw}: expected a comma-separated list of ${SCENARIOS.join(', ')}`);
@@ -111,12 +112,13 @@ async function main(cleanup: Cleanup): Promise<number> {
   await pushImage(image, registry.url, `${repository}:v1`);
 
   const ctx: Ctx = { cfg, registry, image, repository, reference: 'v1', cleanup, log, memory: [], keptDirs: [] };
-  const results: BenchResults & { scenarioErrors: string[]; footer: FooterResult[]; lazyWhole: LazyWholeResult[] } = {
+  const results: BenchResults & { scenarioErrors: string[]; footer: FooterResult[]; lazyWhole: LazyWholeResult[]; lazyStart: LazyStartResult[] } = {
     cfg,
     image: { totalSize: image.totalSize, layers: cfg.layers, layerSize, manifestDigest: image.manifestDigest },
     cold: [],
     footer: [],
     lazyWhole: [],
+    lazyStart: [],
     rollout: [],
     site: [],
     serve: [],
@@ -127,7 +129,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   };
 
   // One failed scenario (say, a cache that would not start) must not cost the rest of the table.
-  const attempt = async <T>(kind: CacheKind | 'direct', name: string, fn: () => Promise<T>, into: T[], show: (t: T) => string): Promise<void> => {
+  const attempt = async <T>(kind: string, name: string, fn: () => Promise<T>, into: T[], show: (t: T) => string): Promise<void> => {
     log(`${kind}: ${name} ...`);
     try {
       const r = await fn();
@@ -169,6 +171,27 @@ async function main(cleanup: Cleanup): Promise<number> {
       results.lazyWhole,
       (r) => `${(r.linkBytes / r.layerBytes).toFixed(3)} x the layer over the link, ${(r.ms / 1000).toFixed(1)} s`,
     );
+  }
+  const lazyScenarios = (['lazystart', 'parallel'] as const).filter((s) => cfg.only.includes(s));
+  if (lazyScenarios.length > 0) {
+    // One large layer of its own (BENCH_LAZY_MIB, 64 by default), as the lazily pulled layers of AI/ML images are.
+    const lazySize = Math.round((envNumber('BENCH_LAZY_MIB', 64, false) * MiB) / 512) * 512;
+    log(`building and pushing a 1 x ${(lazySize / MiB).toFixed(1)} MiB image for ${lazyScenarios.join(', ')}`);
+    const big = await buildImage({ layers: 1, layerSize: lazySize, tag: 'v1' });
+    cleanup.add('lazy image layout', () => big.remove());
+    await pushImage(big, registry.url, 'bench/lazy:v1');
+    const target: LazyLayer = { repository: 'bench/lazy', layer: big.layers[0]! };
+    for (const scenario of lazyScenarios) {
+      for (const kind of ['direct', ...readCaches().flatMap((k) => (k === 'berth' ? (['berth', 'berth-budget'] as const) : [k]))] as const) {
+        await attempt(
+          kind,
+          scenario === 'lazystart' ? 'eStargz-like lazy start' : '8 parallel ranges',
+          () => lazyStart(ctx, target, scenario, kind),
+          results.lazyStart,
+          (r) => `first byte ${r.firstByteMs.toFixed(0)} ms, all ${r.ms.toFixed(0)} ms, link ${(r.linkBytes / r.askedBytes).toFixed(2)} x asked`,
+        );
+      }
+    }
   }
   for (const kind of cfg.only.includes('rollout') ? readCaches() : []) {
     await attempt(
@@ -227,6 +250,10 @@ async function main(cleanup: Cleanup): Promise<number> {
   if (cfg.only.some((o) => o !== 'rollout60' && o !== 'idle')) process.stdout.write(`\n${table(results)}`);
   if (results.footer.length > 0) process.stdout.write(`\n${footerTable(results.footer, layerSize)}`);
   if (results.lazyWhole.length > 0) process.stdout.write(`\n${lazyWholeTable(results.lazyWhole)}`);
+  for (const scenario of ['lazystart', 'parallel'] as const) {
+    const t = lazyStartTable(results.lazyStart, scenario);
+    if (t) process.stdout.write(`\n${t}`);
+  }
   if (results.site.length > 0) process.stdout.write(`\n${siteTable(results)}`);
   if (results.serve.length > 0)
     process.stdout.write(`\nwarm serving, ${cfg.warmClients} curl processes x ${cfg.warmRounds} pulls of the image each:\n${serveTable(results.serve)}`);

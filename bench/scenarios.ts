@@ -23,7 +23,7 @@ export interface BenchConfig {
   warmClients: number;
   /** Warm serving runs per server, for ranges on a noisy machine. */
   repeats: number;
-  only: Array<'idle' | 'cold' | 'footer' | 'lazywhole' | 'rollout' | 'warm' | 'rollout60'>;
+  only: Array<'idle' | 'cold' | 'footer' | 'lazywhole' | 'lazystart' | 'parallel' | 'rollout' | 'warm' | 'rollout60'>;
   coldLevels: number[];
   /** Keep each cache's temp dir (config, log, store) for a look afterwards. */
   keepDirs: boolean;
