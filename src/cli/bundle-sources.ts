@@ -6,9 +6,8 @@ import type { BerthConfig, UpstreamConfig } from '../config/types.js';
 import { imageRouter } from '../assembly/operations.js';
 import { digestOf } from '../oci/digest.js';
 import type { ImageReference } from '../oci/image-ref.js';
-import { parseManifest, type Descriptor, MAX_MANIFEST_SIZE } from '../oci/manifest.js';
+import { parseManifest, MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
-import type { ManifestReference } from '../oci/reference.js';
 import type { Upstream } from '../upstream/target.js';
 import { BlobStore } from '../storage/blob-files.js';
 import { StoreLayout } from '../storage/layout.js';
@@ -16,24 +15,9 @@ import { openLocalIndex } from '../storage/local.js';
 import { RegistryClient } from '../upstream/client.js';
 import { instanceId } from '../upstream/loop.js';
 import { StoreMissingError } from '../oci/errors.js';
+import type { ExportSource } from '../cache/bundle-export.js';
 
-export interface FetchedManifest {
-  readonly digest: string;
-  readonly mediaType: string;
-  readonly body: Buffer;
-}
-
-export interface ExportSource {
-  /** What the source is, for messages. */
-  readonly name: string;
-  /** The manifest a reference names; undefined when the source does not have it. */
-  manifest(image: ImageReference, ref: ManifestReference): Promise<FetchedManifest | undefined>;
-  /** A blob's bytes as a stream (verified by the layout writer); undefined when absent. */
-  blob(image: ImageReference, digest: string): Promise<AsyncIterable<Uint8Array> | undefined>;
-  /** Descriptors of the manifests that name `digest` as their subject. */
-  referrers(image: ImageReference, digest: string): Promise<Descriptor[]>;
-  close(): Promise<void>;
-}
+export type { ExportSource, FetchedManifest } from '../cache/bundle-export.js';
 
 /**
  * The store named by a config, read as `berth ls` reads it: safe beside a running berth (SQLite in
