@@ -4,7 +4,7 @@ import type { ImageReference } from '../oci/image-ref.js';
 import { parseManifest } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
 import type { Target } from '../upstream/target.js';
-import type { ExportSource } from './bundle-export.js';
+import type { ExportSource } from './bundle-build.js';
 import type { RegistryCache } from './registry.js';
 
 /** What the cache says when it, and its upstream, do not have something: the source answers "absent". */

@@ -1,6 +1,6 @@
 /** @module cli/bundle-export — `berth export`: images with their platforms, signatures and referrers written as an OCI image layout (a directory or one tar). */
 import { readFile, stat } from 'node:fs/promises';
-import { bundleBlobs, leftOut, planImage, writeBundle, type ExportSource, type Planned } from '../cache/bundle-export.js';
+import { bundleBlobs, leftOut, planImage, writeBundle, type ExportSource, type Planned } from '../cache/bundle-build.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import type { Platform } from '../oci/platform.js';
 import { isTarPath, openLayoutReader, openLayoutWriter } from '../storage/oci-layout.js';

@@ -15,9 +15,9 @@ import { openLocalIndex } from '../storage/local.js';
 import { RegistryClient } from '../upstream/client.js';
 import { instanceId } from '../upstream/loop.js';
 import { StoreMissingError } from '../oci/errors.js';
-import type { ExportSource } from '../cache/bundle-export.js';
+import type { ExportSource } from '../cache/bundle-build.js';
 
-export type { ExportSource, FetchedManifest } from '../cache/bundle-export.js';
+export type { ExportSource, FetchedManifest } from '../cache/bundle-build.js';
 
 /**
  * The store named by a config, read as `berth ls` reads it: safe beside a running berth (SQLite in

@@ -1,5 +1,5 @@
 /**
- * @module cache/bundle-export — what a bundle holds and how it is written, whoever reads the images:
+ * @module cache/bundle-build — what a bundle holds and how it is written, whoever reads the images:
  * `berth export` (a store, a berth or a registry) and the hub's site bundles (its own cache).
  */
 import { referrersTag, signatureTag } from './cosign.js';
@@ -68,6 +68,8 @@ export interface WriteOptions {
   readonly tar: boolean;
   /** Wraps each blob's body (a progress bar counting it). */
   readonly body?: (d: Descriptor, body: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>;
+  /** A blob the source lacks throws instead of being named in `failures` (a bundle streamed to a client cannot say so at the end). */
+  readonly strict?: boolean;
   /** A blob the layout holds already (a directory written again). */
   readonly skipped?: (d: Descriptor) => void;
 }
@@ -99,6 +101,7 @@ export async function writeBundle(
     }
     const body = await source.blob(image, d.digest);
     if (!body) {
+      if (opts.strict) throw new Error(`blob ${d.digest} of ${formatImageReference(image)} is not in ${source.name}`);
       failures.push(`${formatImageReference(image)}: blob ${d.digest} is not in ${source.name}`);
       continue;
     }
