@@ -112,6 +112,8 @@ export async function writeBundle(
           written++;
         },
         (err: Error) => {
+          // A stream refused before it was read still holds what opened it (a file, a cache handle).
+          (body as { destroy?: () => void }).destroy?.();
           if (!(err instanceof BlobMismatchError) || opts.tar) failure ??= err;
           else failures.push(`${formatImageReference(image)}: ${err.message} in ${source.name}; not exported (run berth fsck there)`);
         },

@@ -33,15 +33,10 @@ export function cacheSource(cache: RegistryCache, resolve: (image: ImageReferenc
       } catch (err) {
         return absent(err);
       }
-      const held = handle;
-      // The handle keeps the blob from eviction until its bytes are through.
-      return (async function* () {
-        try {
-          yield* held.open() as AsyncIterable<Uint8Array>;
-        } finally {
-          await held.close();
-        }
-      })();
+      // The handle keeps the blob from eviction until its stream closes: read to the end, or destroyed unread.
+      const stream = handle.open();
+      stream.once('close', () => void handle.close().catch(() => undefined));
+      return stream;
     },
     async referrers(image, digest) {
       try {

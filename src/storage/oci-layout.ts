@@ -192,6 +192,7 @@ interface TarEnds {
 
 class TarLayoutWriter implements LayoutWriter {
   private readonly written = new Set<string>();
+  private broken: Error | undefined;
 
   private constructor(
     private readonly pack: tar.Pack,
@@ -208,8 +209,11 @@ class TarLayoutWriter implements LayoutWriter {
   static async open(out: NodeJS.WritableStream, ends: TarEnds): Promise<TarLayoutWriter> {
     const pack = tar.pack();
     const done = pipeline(pack, out);
-    done.catch(() => undefined);
     const w = new TarLayoutWriter(pack, done, ends);
+    // A destination gone (a client hung up) stops the writer at its next chunk, not after every blob was read for nothing.
+    done.catch((err: Error) => {
+      w.broken = err;
+    });
     await w.entry('oci-layout', single(Buffer.from(LAYOUT_FILE)), Buffer.byteLength(LAYOUT_FILE));
     return w;
   }
@@ -244,6 +248,7 @@ class TarLayoutWriter implements LayoutWriter {
   }
 
   private async entry(name: string, body: AsyncIterable<Uint8Array>, size: number): Promise<void> {
+    if (this.broken || this.pack.destroyed) throw this.broken ?? new Error("the bundle's destination closed");
     await new Promise<void>((resolve, reject) => {
       const w = this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (err) =>
         err ? reject(err) : resolve(),
@@ -253,7 +258,10 @@ class TarLayoutWriter implements LayoutWriter {
       // The failure is reported once, through reject; the entry's own error event has nothing more to say.
       w.on('error', () => undefined);
       const feed = async () => {
-        for await (const chunk of body) if (!w.write(chunk)) await once(w, 'drain');
+        for await (const chunk of body) {
+          if (this.broken || this.pack.destroyed) throw this.broken ?? new Error("the bundle's destination closed");
+          if (!w.write(chunk)) await once(w, 'drain');
+        }
         w.end();
       };
       feed().catch((err: Error) => {

@@ -26,6 +26,7 @@ let hub: Berth;
 let site: Berth;
 let v1: BuiltImage;
 let v2: BuiltImage;
+let big: BuiltImage;
 let work: string;
 const name = (repoTag: string) => `${registry.host}/${repoTag}`;
 
@@ -73,6 +74,8 @@ before(async () => {
   );
   await pushImage(v1, registry.url, 'xing/app:v1');
   await pushImage(v2, registry.url, 'xing/app:v2');
+  big = await buildImage({ layers: 3, layerSize: 16 * MiB, tag: 'v1' });
+  await pushImage(big, registry.url, 'xing/big:v1');
   // The hub is a berth with its own upstream: bundles come through its cache.
   hub = await startBerth({ config: { version: 0.1, hub: { token: HUB_TOKEN }, admin: { ...admin }, proxy: { remoteurl: registry.url } } });
   site = await startSite('rig-7', hub.url, { remoteurl: registry.url }, { admin: { ...admin } });
@@ -83,7 +86,7 @@ after(async () => {
   await site?.stop();
   await hub?.stop();
   await registry?.stop();
-  for (const img of [v1, v2]) await img?.remove();
+  for (const img of [v1, v2, big]) await img?.remove();
   await removeDir(work);
 });
 
@@ -135,6 +138,18 @@ test('refusals: unknown site 404, no held list yet 409, bad names, images and pl
     body: '',
   });
   assert.equal(asAdmin.status, 401, 'only sites (the hub token) write held lists');
+});
+
+test('a client that hangs up mid-bundle: the hub stops, logs it, and answers the next request', async () => {
+  const res = await fetch(`${hub.url}/api/v1/sites/rig-7/bundle?images=${name('xing/big:v1')}`, { headers: { authorization: `Bearer ${HUB_TOKEN}` } });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  await reader.read();
+  await reader.cancel();
+  await waitFor(async () => (await hub.logLines()).some((l) => l['msg'] === 'site bundle cut off' && l['site'] === 'rig-7'), 20_000, {
+    what: 'the hub to log the bundle it could not finish',
+  });
+  assert.equal((await bundle('rig-7', `images=${name('xing/app:v1')}`, { method: 'HEAD' })).status, 200);
 });
 
 test('a site that pulled v1 gets a bundle of v1+v2 carrying only what v2 adds; imported with the registry stopped, skopeo pulls v2 by its name', async () => {
