@@ -10,8 +10,10 @@ import { counted, transferBar } from './transfer-bar.js';
 export interface ExportOptions {
   readonly output: string;
   readonly platforms: readonly Platform[] | 'all';
-  /** An earlier bundle, or a JSON state file listing the blobs a site holds. */
+  /** An earlier bundle, a JSON state file listing the blobs a site holds, or `site:NAME` (the hub's list, via siteHeld). */
   readonly since?: string;
+  /** The blobs a site last told the hub it holds (`--since site:NAME` with `--server HUB`). */
+  readonly siteHeld?: (site: string) => Promise<Set<string>>;
   readonly quiet: boolean;
 }
 
@@ -25,7 +27,8 @@ export interface BundleIo {
 
 /** Exit status: 0 when every image went into the bundle whole, 1 naming each that did not. */
 export async function exportBundle(source: ExportSource, images: readonly string[], opts: ExportOptions, io: BundleIo): Promise<number> {
-  const held = opts.since === undefined ? new Set<string>() : await heldBy(opts.since);
+  const site = opts.since?.startsWith('site:') && opts.siteHeld ? opts.since.slice('site:'.length) : undefined;
+  const held = opts.since === undefined ? new Set<string>() : site !== undefined ? await opts.siteHeld!(site) : await heldBy(opts.since);
   const failures: string[] = [];
   const plans: Planned[] = [];
   for (const text of images) {

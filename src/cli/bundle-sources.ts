@@ -174,3 +174,17 @@ export function upstreamCredentials(upstreams: readonly UpstreamConfig[], url: s
   const match = upstreams.find((u) => u.username !== undefined && origin(u.remoteurl) === wanted);
   return match?.username === undefined ? undefined : { username: match.username, ...(match.password !== undefined ? { password: match.password } : {}) };
 }
+
+/** The blobs a site last told the hub at `baseUrl` it holds (GET /api/v1/sites/<site>/held), for `--since site:NAME`. */
+export async function hubHeld(baseUrl: string, creds: { username?: string; password?: string }, site: string): Promise<Set<string>> {
+  const base = new URL(baseUrl).toString().replace(/\/+$/, '');
+  const headers: Record<string, string> =
+    creds.username !== undefined ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}` } : {};
+  const res = await request(`${base}/api/v1/sites/${encodeURIComponent(site)}/held`, { method: 'GET', headers });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) {
+    const said = /"message"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text)?.[1] ?? text.slice(0, 300);
+    throw new Error(`--since site:${site}: ${base} answered ${res.statusCode}: ${said}`);
+  }
+  return new Set(text.split('\n').filter((l) => l !== ''));
+}

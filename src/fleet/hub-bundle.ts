@@ -29,6 +29,7 @@ export interface BundleDeps {
 /** Matches the bundle path; the site's name still percent-encoded. */
 export const BUNDLE_PATH = /^\/api\/v1\/sites\/([^/]+)\/bundle$/;
 export const HELD_PATH = /^\/api\/v1\/fleet\/held\/([^/]+)$/;
+export const SITE_HELD_PATH = /^\/api\/v1\/sites\/([^/]+)\/held$/;
 
 /** A site name from a path segment: what a config allows (config/fleet.ts), else 400 before any lookup. */
 export function siteFromPath(raw: string): string {
@@ -56,6 +57,22 @@ export async function putHeld(d: BundleDeps, req: IncomingMessage, raw: string, 
   await d.state.putHeld(site, set);
   hashes.set(site, set.hash);
   return { hash: set.hash, count: set.count };
+}
+
+/** The list kept for a site, as it sent it (for `berth export --since site:NAME`). */
+export async function sendHeld(d: BundleDeps, req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
+  const site = knownSite(d, raw);
+  const set = await d.state.held(site);
+  if (!set) throw notReported(site);
+  const lines = [...heldDigests(set)].map((digest) => `${digest}\n`).join('');
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Berth-Held-At': new Date(set.at).toISOString() });
+  res.end(req.method === 'HEAD' ? undefined : lines);
+}
+
+function notReported(site: string): Error {
+  return conflict(
+    `site "${site}" has not told this hub which blobs it holds yet; it does on its next poll once it runs a berth that sends them (wait one site.interval, or upgrade the site)`,
+  );
 }
 
 interface BundleRequest {
@@ -102,10 +119,7 @@ export async function sendSiteBundle(d: BundleDeps, req: IncomingMessage, res: S
   if (!source) throw unsupported('this hub has no upstream to read images from; configure proxy: or upstreams: on the hub');
   const wanted = bundleRequest(url);
   const set = await d.state.held(site);
-  if (!set)
-    throw conflict(
-      `site "${site}" has not told this hub which blobs it holds yet; it does on its next poll once it runs a berth that sends them (wait one site.interval, or upgrade the site)`,
-    );
+  if (!set) throw notReported(site);
   const held = heldDigests(set);
   const plans: Planned[] = [];
   for (const image of wanted.images) {

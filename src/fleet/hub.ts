@@ -16,7 +16,7 @@ import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-pr
 import { SiteBook, siteMatcher } from './sites.js';
 import { jobView, jobsView, sitesView, summaryView } from './views.js';
 import type { ExportSource } from '../cache/bundle-build.js';
-import { BUNDLE_PATH, HELD_PATH, putHeld, sendSiteBundle, type BundleDeps } from './hub-bundle.js';
+import { BUNDLE_PATH, HELD_PATH, SITE_HELD_PATH, putHeld, sendHeld, sendSiteBundle, type BundleDeps } from './hub-bundle.js';
 
 export interface HubDeps {
   readonly token: string;
@@ -75,9 +75,9 @@ export function hubPath(pathname: string): { path: string; selector: string | un
     selector = decodedSelector(sel[1]!);
     path = sel[2]!;
   }
-  const fleetApi = /^\/api\/v1\/(sites|sites\/summary|sites\/[^/]+\/bundle|events|fleet\/.+)$/.test(path);
+  const fleetApi = /^\/api\/v1\/(sites|sites\/summary|sites\/[^/]+\/(bundle|held)|events|fleet\/.+)$/.test(path);
   if (!fleetApi && !HARBOR_PATHS.test(path)) return undefined;
-  return { path, selector, readOnly: /^\/api\/v1\/(sites(\/summary)?|sites\/[^/]+\/bundle|fleet\/jobs(\/[^/]+)?)$/.test(path) };
+  return { path, selector, readOnly: /^\/api\/v1\/(sites(\/summary)?|sites\/[^/]+\/(bundle|held)|fleet\/jobs(\/[^/]+)?)$/.test(path) };
 }
 
 export function createHub(deps: HubDeps): Hub {
@@ -213,6 +213,11 @@ export function createHub(deps: HubDeps): Hub {
       const bundle = BUNDLE_PATH.exec(path);
       if (bundle && (req.method === 'GET' || head)) {
         await sendSiteBundle(bundleDeps, req, res, bundle[1]!, url);
+        return true;
+      }
+      const held = SITE_HELD_PATH.exec(path);
+      if (held && (req.method === 'GET' || head)) {
+        await sendHeld(bundleDeps, req, res, held[1]!);
         return true;
       }
       const out = await route(req, path, selector, url, arrived);

@@ -172,10 +172,37 @@ test('a site that pulled v1 gets a bundle of v1+v2 carrying only what v2 adds; i
   assert.deepEqual(blobs.filter((d) => manifests.has(d)).sort(), [...manifests].sort());
   assert.ok(entries.includes('index.json') && entries.includes('oci-layout'));
 
-  // Over the disk: the registry is gone, the site loads the bundle through its admin API.
-  await registry.stop();
+  // The same delta from the CLI: the hub's registry API as the source, the site's list from the hub.
   const passwordFile = path.join(work, 'admin-password');
   await writeFile(passwordFile, `${admin.password}\n`);
+  const list = await fetch(`${hub.url}/api/v1/sites/rig-7/held`, { headers: { authorization: `Bearer ${HUB_TOKEN}` } });
+  assert.equal(list.status, 200);
+  assert.ok((await list.text()).includes(v1.layers[0]!.digest));
+  const cliTar = path.join(work, 'rig-7-cli.tar');
+  const cli = await berthCli([
+    'export',
+    '--server',
+    hub.url,
+    '--username',
+    admin.username,
+    '--password-file',
+    passwordFile,
+    '--since',
+    'site:rig-7',
+    '-q',
+    '-o',
+    cliTar,
+    name('xing/app:v1'),
+    name('xing/app:v2'),
+  ]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.deepEqual((await tarEntries(cliTar)).filter((e) => e.startsWith('blobs/')).sort(), entries.filter((e) => e.startsWith('blobs/')).sort());
+  const noHub = await berthCli(['export', '--config', site.configFile, '--since', 'site:rig-7', '-o', cliTar, name('xing/app:v1')]);
+  assert.equal(noHub.code, 2);
+  assert.match(noHub.stderr, /--since site:NAME reads the list of the fleet hub/);
+
+  // Over the disk: the registry is gone, the site loads the bundle through its admin API.
+  await registry.stop();
   const imported = await berthCli(['import', '--server', site.url, '--username', admin.username, '--password-file', passwordFile, '-q', file]);
   assert.equal(imported.code, 0, imported.stderr);
   const pulled = await skopeoPull(`${site.host}/xing/app:v2`, path.join(work, 'pulled-v2'));
