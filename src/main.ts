@@ -220,7 +220,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
     .option('--from-registry <url>', 'read from a registry, e.g. https://harbor.xing.com')
     .option('--platform <list>', 'os/arch[/variant],... to take from multi-platform images (default: linux/amd64)')
     .option('--all-platforms', 'take every platform of multi-platform images')
-    .option('--since <bundle>', 'leave out blobs an earlier bundle (or a `berth ls --json` state file) holds')
+    .option(
+      '--since <bundle>',
+      'leave out blobs an earlier bundle, a `berth ls --json` state file, or site:NAME (what the site last told the hub given as --server) holds',
+    )
     .option('--username <user>', 'registry username for --server or --from-registry (default with --config: the credentials of its upstream at that URL)')
     .option('--password-file <file>', 'file holding the password for --username')
     .option('-q, --quiet', 'no progress bar')
@@ -244,7 +247,12 @@ export async function main(argv: string[], env: Record<string, string | undefine
         const sources = [opts.fromRegistry === undefined ? opts.config : undefined, opts.server, opts.fromRegistry].filter((s) => s !== undefined);
         if (sources.length > 1) throw new UsageError('give one of --config, --server and --from-registry', 'berth export');
         if (opts.platform && opts.allPlatforms) throw new UsageError('--platform and --all-platforms are both given; use one', 'berth export');
-        const [{ exportBundle }, { storeSource, httpSource, upstreamCredentials }, { parsePlatform, DEFAULT_PLATFORMS }] = await Promise.all([
+        if (opts.since?.startsWith('site:') && opts.server === undefined)
+          throw new UsageError(
+            '--since site:NAME reads the list of the fleet hub: give the hub as --server URL (with --username and --password-file)',
+            'berth export',
+          );
+        const [{ exportBundle }, { storeSource, httpSource, upstreamCredentials, hubHeld }, { parsePlatform, DEFAULT_PLATFORMS }] = await Promise.all([
           import('./cli/bundle-export.js'),
           import('./cli/bundle-sources.js'),
           import('./oci/platform.js'),
@@ -272,7 +280,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
           return;
         }
         try {
-          exitCode = await exportBundle(source, images, { output: opts.output, platforms, since: opts.since, quiet: Boolean(opts.quiet) }, bundleIo);
+          const siteHeld = (site: string) => hubHeld(remote!, creds, site);
+          exitCode = await exportBundle(source, images, { output: opts.output, platforms, since: opts.since, siteHeld, quiet: Boolean(opts.quiet) }, bundleIo);
         } catch (err) {
           bundleIo.err(`berth export: ${(err as Error).message}`);
           exitCode = 1;

@@ -8,6 +8,9 @@ import type { Operations } from './operations.js';
 import type { Hub, HubDeps } from '../fleet/hub.js';
 import type { HubConfig } from '../config/fleet.js';
 import type { SiteReport } from '../fleet/hub-protocol.js';
+import type { BlobIndex } from '../ports/blob-index.js';
+import type { RegistryCache } from '../cache/registry.js';
+import { imageRouter } from './operations.js';
 
 export interface FleetDeps {
   readonly config: BerthConfig;
@@ -16,6 +19,9 @@ export interface FleetDeps {
   readonly upstreams: readonly Upstream[];
   readonly logger: Logger;
   readonly now: () => number;
+  /** The site's blobs (the list it tells the hub) and the hub's cache (what its site bundles read). */
+  readonly index: BlobIndex;
+  readonly cache: RegistryCache;
   /** Only the lead worker runs the hub (the others forward its paths), so one process owns hub.db. */
   readonly lead?: boolean;
 }
@@ -37,7 +43,13 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
   const { SiteAgent } = config.site ? await import('../fleet/site-agent.js') : {};
   const agent =
     SiteAgent && config.site
-      ? new SiteAgent({ site: config.site, warm: d.ops.warm, report: () => siteReport(d), logger: d.logger.child({ fleet: 'site', site: config.site.name }) })
+      ? new SiteAgent({
+          site: config.site,
+          warm: d.ops.warm,
+          report: () => siteReport(d),
+          held: () => d.index.ownDigests(),
+          logger: d.logger.child({ fleet: 'site', site: config.site.name }),
+        })
       : undefined;
   const withAgent = (hub: Omit<Fleet, 'start' | 'stop'> & { start?(): void; stop?(): Promise<void> }): Fleet => ({
     ...hub,
@@ -54,8 +66,9 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
     },
   });
   if (!hubOn || !config.hub) return withAgent({ wrap: (admin) => admin, close: async () => undefined });
-  const { createHub } = await import('../fleet/hub.js');
+  const [{ createHub }, { cacheSource }] = await Promise.all([import('../fleet/hub.js'), import('../cache/bundle-cache-source.js')]);
   const hubDeps = {
+    ...(d.upstreams.length > 0 ? { bundleSource: cacheSource(d.cache, imageRouter(d.upstreams), 'the hub') } : {}),
     token: config.hub.token,
     ...(config.admin ? { admin: config.admin } : {}),
     logger: d.logger.child({ fleet: 'hub' }),

@@ -6,9 +6,8 @@ import type { BerthConfig, UpstreamConfig } from '../config/types.js';
 import { imageRouter } from '../assembly/operations.js';
 import { digestOf } from '../oci/digest.js';
 import type { ImageReference } from '../oci/image-ref.js';
-import { parseManifest, type Descriptor, MAX_MANIFEST_SIZE } from '../oci/manifest.js';
+import { parseManifest, MAX_MANIFEST_SIZE } from '../oci/manifest.js';
 import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
-import type { ManifestReference } from '../oci/reference.js';
 import type { Upstream } from '../upstream/target.js';
 import { BlobStore } from '../storage/blob-files.js';
 import { StoreLayout } from '../storage/layout.js';
@@ -16,24 +15,9 @@ import { openLocalIndex } from '../storage/local.js';
 import { RegistryClient } from '../upstream/client.js';
 import { instanceId } from '../upstream/loop.js';
 import { StoreMissingError } from '../oci/errors.js';
+import type { ExportSource } from '../cache/bundle-build.js';
 
-export interface FetchedManifest {
-  readonly digest: string;
-  readonly mediaType: string;
-  readonly body: Buffer;
-}
-
-export interface ExportSource {
-  /** What the source is, for messages. */
-  readonly name: string;
-  /** The manifest a reference names; undefined when the source does not have it. */
-  manifest(image: ImageReference, ref: ManifestReference): Promise<FetchedManifest | undefined>;
-  /** A blob's bytes as a stream (verified by the layout writer); undefined when absent. */
-  blob(image: ImageReference, digest: string): Promise<AsyncIterable<Uint8Array> | undefined>;
-  /** Descriptors of the manifests that name `digest` as their subject. */
-  referrers(image: ImageReference, digest: string): Promise<Descriptor[]>;
-  close(): Promise<void>;
-}
+export type { ExportSource, FetchedManifest } from '../cache/bundle-build.js';
 
 /**
  * The store named by a config, read as `berth ls` reads it: safe beside a running berth (SQLite in
@@ -189,4 +173,18 @@ export function upstreamCredentials(upstreams: readonly UpstreamConfig[], url: s
   const wanted = origin(url);
   const match = upstreams.find((u) => u.username !== undefined && origin(u.remoteurl) === wanted);
   return match?.username === undefined ? undefined : { username: match.username, ...(match.password !== undefined ? { password: match.password } : {}) };
+}
+
+/** The blobs a site last told the hub at `baseUrl` it holds (GET /api/v1/sites/<site>/held), for `--since site:NAME`. */
+export async function hubHeld(baseUrl: string, creds: { username?: string; password?: string }, site: string): Promise<Set<string>> {
+  const base = new URL(baseUrl).toString().replace(/\/+$/, '');
+  const headers: Record<string, string> =
+    creds.username !== undefined ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}` } : {};
+  const res = await request(`${base}/api/v1/sites/${encodeURIComponent(site)}/held`, { method: 'GET', headers });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) {
+    const said = /"message"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text)?.[1] ?? text.slice(0, 300);
+    throw new Error(`--since site:${site}: ${base} answered ${res.statusCode}: ${said}`);
+  }
+  return new Set(text.split('\n').filter((l) => l !== ''));
 }

@@ -1,7 +1,7 @@
 /** @module cluster/redis-hub-state — the hub's state in Redis (with `redis:` under a hub): jobs, parts, sites' reports, the job id sequence, shared by the hubs on it. */
 import type { Redis } from 'ioredis';
 import { overloaded } from '../oci/error-catalogue.js';
-import type { HubState, HubWrite, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
+import type { HeldSet, HubState, HubWrite, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
 
 /** Every key of the hubs' state starts with this (site replicas use `berth:<site>:`, so no site name can collide). */
 export const HUB_KEY_PREFIX = 'berth-hub:';
@@ -32,11 +32,19 @@ if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], tonumber(A
 return redis.call('INCR', KEYS[1])
 `;
 
+// A site's held set replaces the previous one whole, under the same fence as every write.
+const PUT_HELD = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'hash', ARGV[2], 'at', ARGV[3], 'count', ARGV[4], 'digests', ARGV[5])
+return 1
+`;
+
 /** Fields per HSET: bounded so no script call exceeds Lua's argument limit. */
 const FIELDS_PER_OP = 500;
 
 export class RedisHubState implements HubState {
-  private readonly keys: { seq: string; jobs: string; sites: string; firstSeen: string; parts: (job: number) => string };
+  private readonly keys: { seq: string; jobs: string; sites: string; firstSeen: string; parts: (job: number) => string; held: (site: string) => string };
 
   constructor(
     private readonly redis: Redis,
@@ -49,6 +57,7 @@ export class RedisHubState implements HubState {
       sites: `${prefix}sites`,
       firstSeen: `${prefix}first-seen`,
       parts: (job) => `${prefix}parts:${job}`,
+      held: (site) => `${prefix}held:${site}`,
     };
   }
 
@@ -118,6 +127,22 @@ export class RedisHubState implements HubState {
         return { ...j, parts: parts.sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0)) };
       }),
     };
+  }
+
+  async heldHash(site: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys.held(site), 'hash')) ?? undefined;
+  }
+
+  async putHeld(site: string, set: HeldSet): Promise<void> {
+    const fence = this.fence();
+    const args = [fence?.key ?? this.keys.seq, this.keys.held(site), fence?.value ?? '', set.hash, String(set.at), String(set.count), set.digests];
+    if (Number(await this.redis.eval(PUT_HELD, 2, ...args)) !== 1) throw fencedOut();
+  }
+
+  async held(site: string): Promise<HeldSet | undefined> {
+    const raw = await this.redis.hgetallBuffer(this.keys.held(site));
+    if (!raw['hash'] || !raw['digests']) return undefined;
+    return { hash: raw['hash'].toString(), at: Number(raw['at']?.toString()), count: Number(raw['count']?.toString()), digests: raw['digests'] };
   }
 
   /** The connection belongs to whoever opened it (the hub's lead election shares it). */

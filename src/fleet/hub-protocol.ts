@@ -33,6 +33,8 @@ export interface SiteReport {
   readonly upstreams: ReadonlyArray<{ readonly name: string; readonly state: string; readonly lastError: string | null }>;
   /** Recent problems (failed warm-ups and pre-heats). */
   readonly errors: readonly string[];
+  /** The blobs the site holds, as a hash of the list it would send (fleet/held.ts); the list goes separately. */
+  readonly held?: { readonly hash: string; readonly count: number };
   /** The site's recent warm-up jobs, newest first. */
   readonly jobs: ReadonlyArray<{
     readonly id: string;
@@ -55,4 +57,6 @@ export interface PollResponse {
   readonly tasks: readonly SiteTask[];
   /** Sent while the hub is loaded: the site waits this long (ms) before its next poll instead of its interval. */
   readonly retryAfterMs?: number;
+  /** The hash of the held list the hub keeps for the site (null: none); the site sends its list when its own differs. */
+  readonly heldHash?: string | null;
 }

@@ -15,6 +15,8 @@ import { FleetJobs, type FleetJob } from './jobs.js';
 import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-protocol.js';
 import { SiteBook, siteMatcher } from './sites.js';
 import { jobView, jobsView, sitesView, summaryView } from './views.js';
+import type { ExportSource } from '../cache/bundle-build.js';
+import { BUNDLE_PATH, HELD_PATH, SITE_HELD_PATH, putHeld, sendHeld, sendSiteBundle, type BundleDeps } from './hub-bundle.js';
 
 export interface HubDeps {
   readonly token: string;
@@ -27,6 +29,8 @@ export interface HubDeps {
   /** When sites are asked to slow down (tests lower them); the event loop's delay (tests set it). */
   readonly admission?: AdmissionLimits;
   readonly loopDelayMs?: () => number;
+  /** Where site bundles read images: the hub's own cache (fleet/hub-bundle.ts). */
+  readonly bundleSource?: ExportSource;
 }
 
 export type HubHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
@@ -71,9 +75,9 @@ export function hubPath(pathname: string): { path: string; selector: string | un
     selector = decodedSelector(sel[1]!);
     path = sel[2]!;
   }
-  const fleetApi = /^\/api\/v1\/(sites|sites\/summary|events|fleet\/.+)$/.test(path);
+  const fleetApi = /^\/api\/v1\/(sites|sites\/summary|sites\/[^/]+\/(bundle|held)|events|fleet\/.+)$/.test(path);
   if (!fleetApi && !HARBOR_PATHS.test(path)) return undefined;
-  return { path, selector, readOnly: /^\/api\/v1\/(sites(\/summary)?|fleet\/jobs(\/[^/]+)?)$/.test(path) };
+  return { path, selector, readOnly: /^\/api\/v1\/(sites(\/summary)?|sites\/[^/]+\/(bundle|held)|fleet\/jobs(\/[^/]+)?)$/.test(path) };
 }
 
 export function createHub(deps: HubDeps): Hub {
@@ -120,9 +124,25 @@ export function createHub(deps: HubDeps): Hub {
     return job;
   };
 
+  /** The hash of each site's held list as stored, read from the state once per site (fleet/held.ts). */
+  const heldHashes = new Map<string, string>();
+  const heldHash = async (site: string): Promise<string | null> => {
+    const known = heldHashes.get(site) ?? (await deps.state.heldHash(site));
+    if (known !== undefined) heldHashes.set(site, known);
+    return known ?? null;
+  };
+  const bundleDeps: BundleDeps = {
+    known: (site) => sites.names().includes(site),
+    state: deps.state,
+    ...(deps.bundleSource ? { source: deps.bundleSource } : {}),
+    logger: deps.logger,
+    now: deps.now,
+  };
+
   const route = async (req: IncomingMessage, path: string, selector: string, url: URL, arrived: number): Promise<Reply | undefined> => {
     const m = req.method === 'HEAD' ? 'GET' : req.method;
     const at = (method: string, p: RegExp) => m === method && p.test(path);
+    if (at('PUT', HELD_PATH)) return { body: await putHeld(bundleDeps, req, HELD_PATH.exec(path)![1]!, heldHashes) };
     if (at('GET', /^\/(healthy|_ping)$/)) return { body: { status: 'ok' } };
     if (at('POST', /^\/oapi\/v1\/jobs$/)) {
       const body = parseJobRequest(await readJsonBody(req));
@@ -168,7 +188,9 @@ export function createHub(deps: HubDeps): Hub {
       const tasks = jobs.tasksFor(req.report.name, req.working);
       await persist([seen]);
       retryAfterMs = admission.retryAfterMs(req.report.intervalMs);
-      return retryAfterMs > 0 ? { tasks, retryAfterMs } : { tasks };
+      // Only to sites that send a hash: they send their list when it differs.
+      const held = req.report.held ? { heldHash: await heldHash(req.report.name) } : {};
+      return retryAfterMs > 0 ? { tasks, retryAfterMs, ...held } : { tasks, ...held };
     } finally {
       admission.done();
       sites.answered(req.report.name, retryAfterMs);
@@ -188,6 +210,16 @@ export function createHub(deps: HubDeps): Hub {
       if (selector === undefined) throw new ApiError(400, 'INVALID_REQUEST', 'the selector in the path is not valid percent-encoding');
       admit(req, readOnly);
       await ready;
+      const bundle = BUNDLE_PATH.exec(path);
+      if (bundle && (req.method === 'GET' || head)) {
+        await sendSiteBundle(bundleDeps, req, res, bundle[1]!, url);
+        return true;
+      }
+      const held = SITE_HELD_PATH.exec(path);
+      if (held && (req.method === 'GET' || head)) {
+        await sendHeld(bundleDeps, req, res, held[1]!);
+        return true;
+      }
       const out = await route(req, path, selector, url, arrived);
       if (!out) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path}`);
       if (out.next) res.setHeader('Link', `<${out.next}>; rel="next"`);

@@ -8,6 +8,7 @@ import type { SiteConfig } from '../config/fleet.js';
 import type { WarmJob, WarmJobs } from '../cache/warm-up.js';
 import { DEFAULT_PLATFORMS } from '../oci/platform.js';
 import { MAX_STRETCH } from './admission.js';
+import { heldList } from './held.js';
 import type { PollResponse, SiteReport, SiteTask, TaskResult } from './hub-protocol.js';
 
 export interface AgentDeps {
@@ -16,6 +17,8 @@ export interface AgentDeps {
   /** The report sent with every poll (store, images, WAN bytes, upstreams, jobs). */
   readonly report: () => Promise<SiteReport>;
   readonly logger: Logger;
+  /** The digests of the blobs the site holds (sent to the hub when they change, fleet/held.ts). */
+  readonly held?: () => Promise<readonly string[]>;
   /** Waits before a retry of a pre-heat whose manifest was not readable yet (tests shorten it). */
   readonly retryDelaysMs?: readonly number[];
 }
@@ -80,21 +83,18 @@ export class SiteAgent {
     const results = this.finished;
     this.finished = [];
     try {
-      const body = JSON.stringify({ report: await this.deps.report(), results, working: [...this.working] });
-      const res = await request(`${site.hub}/api/v1/fleet/poll`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${site.token}` },
-        body,
-        headersTimeout: POLL_TIMEOUT_MS,
-        bodyTimeout: POLL_TIMEOUT_MS,
-      });
-      const text = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`hub answered ${res.statusCode}: ${text.slice(0, 300)}`);
-      const answer = JSON.parse(text) as PollResponse;
+      // Without a list (the index failing) the site still reports; the hub keeps the last list it had.
+      const held = this.deps.held ? await this.deps.held().then(heldList, () => undefined) : undefined;
+      const report = await this.deps.report();
+      const body = JSON.stringify({ report: held ? { ...report, held: { hash: held.hash, count: held.count } } : report, results, working: [...this.working] });
+      const answer = JSON.parse(await this.call('POST', '/api/v1/fleet/poll', 'application/json', body)) as PollResponse;
       this.hubWaitMs = answer.retryAfterMs;
       if (this.lastError) logger.info({ hub: site.hub }, 'reaching the hub again');
       this.lastError = undefined;
       for (const task of answer.tasks ?? []) this.run(task);
+      // Results are delivered by now: a failed list is sent again after the next poll, nothing else is.
+      if (held && answer.heldHash !== undefined && answer.heldHash !== held.hash)
+        await this.sendHeld(held.body).catch((err: Error) => logger.warn({ hub: site.hub, err: err.message }, 'cannot send the list of held blobs to the hub'));
     } catch (err) {
       // Results not delivered go with the next poll.
       this.finished = [...results, ...this.finished];
@@ -102,6 +102,26 @@ export class SiteAgent {
       if (why !== this.lastError) logger.warn({ hub: site.hub, err: why }, 'cannot reach the hub; retrying every interval');
       this.lastError = why;
     }
+  }
+
+  /** The whole list, only when the hub's copy differs: a hub with thousands of sites gets a hash per poll. */
+  private async sendHeld(body: string): Promise<void> {
+    await this.call('PUT', `/api/v1/fleet/held/${encodeURIComponent(this.deps.site.name)}`, 'text/plain', body);
+  }
+
+  /** One call to the hub with the site's token; the answer's text, or an error naming the status. */
+  private async call(method: 'POST' | 'PUT', path: string, contentType: string, body: string): Promise<string> {
+    const { site } = this.deps;
+    const res = await request(`${site.hub}${path}`, {
+      method,
+      headers: { 'content-type': contentType, authorization: `Bearer ${site.token}` },
+      body,
+      headersTimeout: POLL_TIMEOUT_MS,
+      bodyTimeout: POLL_TIMEOUT_MS,
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`hub answered ${res.statusCode} to ${method} ${path}: ${text.slice(0, 300)}`);
+    return text;
   }
 
   private run(task: SiteTask): void {

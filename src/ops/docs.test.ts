@@ -68,6 +68,9 @@ test('docs/admin-api.md covers every endpoint', () => {
     'POST /api/v1/events',
     'GET /api/v1/fleet/jobs',
     'POST /api/v1/fleet/poll',
+    'GET /api/v1/sites/<name>/bundle',
+    'PUT /api/v1/fleet/held/<name>',
+    'GET /api/v1/sites/<name>/held',
   ];
   for (const e of endpoints) assert.ok(doc.includes(e), e);
 });

@@ -51,7 +51,7 @@ export interface HubWrite {
   readonly deleteJobs?: readonly number[];
 }
 
-export interface HubState {
+export interface HubState extends HeldStore {
   /** The next job id: never one handed out before, across restarts; `floor` seeds a new sequence. */
   nextJobId(floor: number): Promise<number>;
   /** Inserts or replaces the rows named (sites by name, jobs by id, parts by job and site). */
@@ -59,4 +59,23 @@ export interface HubState {
   /** Everything kept, jobs in id order with their parts, sites by name. */
   load(): Promise<{ readonly sites: StoredSite[]; readonly jobs: Array<StoredJob & { readonly parts: StoredPart[] }> }>;
   close(): Promise<void>;
+}
+
+/**
+ * The blobs a site last said it holds (docs/design.md §12, held blobs): sha256 digests as 32 raw bytes
+ * each, in the order the site sent them, and the hash of the list as the site computed it.
+ */
+export interface HeldSet {
+  readonly hash: string;
+  readonly at: number;
+  readonly count: number;
+  readonly digests: Buffer;
+}
+
+export interface HeldStore {
+  /** The hash of the set stored for the site, or undefined when it has none. */
+  heldHash(site: string): Promise<string | undefined>;
+  /** Replaces the site's set. */
+  putHeld(site: string, set: HeldSet): Promise<void>;
+  held(site: string): Promise<HeldSet | undefined>;
 }

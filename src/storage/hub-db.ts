@@ -1,7 +1,7 @@
 /** @module storage/hub-db — the hub's state in SQLite (hub.db in its store): jobs, site parts, sites' reports, the job id sequence. */
 import { mkdirSync } from 'node:fs';
 import type Database from 'better-sqlite3';
-import type { HubState, HubWrite, PartState, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
+import type { HeldSet, HubState, HubWrite, PartState, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
 import { StoreLayout } from './layout.js';
 import { openDatabase, type Migration } from './migrations.js';
 
@@ -37,7 +37,18 @@ CREATE TABLE IF NOT EXISTS hub_parts (
 ) WITHOUT ROWID;
 `;
 
-export const HUB_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1)];
+/** Each site's held blobs: one row per site, its digests packed 32 bytes each (bounded by MAX_HELD at the hub). */
+const SCHEMA_V2 = `
+CREATE TABLE IF NOT EXISTS hub_held (
+  site TEXT PRIMARY KEY,
+  hash TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  digests BLOB NOT NULL
+);
+`;
+
+export const HUB_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1), (db) => db.exec(SCHEMA_V2)];
 
 interface PartRow {
   job: number;
@@ -123,6 +134,20 @@ export class SqliteHubState implements HubState {
       });
     }
     return { sites, jobs: jobs.map((j) => ({ ...j, parts: parts.get(j.id) ?? [] })) };
+  }
+
+  async heldHash(site: string): Promise<string | undefined> {
+    return (this.db.prepare('SELECT hash FROM hub_held WHERE site = ?').get(site) as { hash: string } | undefined)?.hash;
+  }
+
+  async putHeld(site: string, set: HeldSet): Promise<void> {
+    this.db
+      .prepare('INSERT OR REPLACE INTO hub_held (site, hash, at, count, digests) VALUES (?, ?, ?, ?, ?)')
+      .run(site, set.hash, set.at, set.count, set.digests);
+  }
+
+  async held(site: string): Promise<HeldSet | undefined> {
+    return this.db.prepare('SELECT hash, at, count, digests FROM hub_held WHERE site = ?').get(site) as HeldSet | undefined;
   }
 
   async close(): Promise<void> {

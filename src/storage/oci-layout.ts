@@ -102,7 +102,19 @@ export interface LayoutWriter {
 }
 
 export async function openLayoutWriter(path: string): Promise<LayoutWriter> {
-  return isTarPath(path) ? TarLayoutWriter.open(path) : DirLayoutWriter.open(path);
+  return isTarPath(path) ? TarLayoutWriter.toFile(path) : DirLayoutWriter.open(path);
+}
+
+/**
+ * A tar layout written straight into `out` (an HTTP response): entries wait for `out` to drain,
+ * so a slow reader holds the blobs back instead of memory filling. finish() ends `out`; abort()
+ * destroys it (the reader sees a truncated archive, never a complete-looking one).
+ */
+export async function openTarStreamWriter(out: NodeJS.WritableStream & { destroy(err?: Error): void }): Promise<LayoutWriter> {
+  return TarLayoutWriter.open(out, {
+    commit: async () => undefined,
+    discard: async () => out.destroy(new Error('bundle aborted')),
+  });
 }
 
 /** An index.json merging `entries` over `kept`: an entry with the same name (or the same unnamed digest) is replaced. */
@@ -172,22 +184,36 @@ class DirLayoutWriter implements LayoutWriter {
   async abort(): Promise<void> {}
 }
 
+/** What becomes of a tar's destination once it is complete, or given up. */
+interface TarEnds {
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}
+
 class TarLayoutWriter implements LayoutWriter {
   private readonly written = new Set<string>();
+  private broken: Error | undefined;
 
   private constructor(
-    private readonly path: string,
-    private readonly temp: string,
     private readonly pack: tar.Pack,
     private readonly done: Promise<void>,
+    private readonly ends: TarEnds,
   ) {}
 
-  static async open(path: string): Promise<TarLayoutWriter> {
+  /** Written beside its final name and renamed once complete: a killed export leaves no tar that looks whole. */
+  static toFile(path: string): Promise<TarLayoutWriter> {
     const temp = `${path}.partial`;
+    return TarLayoutWriter.open(createWriteStream(temp), { commit: () => rename(temp, path), discard: () => rm(temp, { force: true }) });
+  }
+
+  static async open(out: NodeJS.WritableStream, ends: TarEnds): Promise<TarLayoutWriter> {
     const pack = tar.pack();
-    const done = pipeline(pack, createWriteStream(temp));
-    done.catch(() => undefined);
-    const w = new TarLayoutWriter(path, temp, pack, done);
+    const done = pipeline(pack, out);
+    const w = new TarLayoutWriter(pack, done, ends);
+    // A destination gone (a client hung up) stops the writer at its next chunk, not after every blob was read for nothing.
+    done.catch((err: Error) => {
+      w.broken = err;
+    });
     await w.entry('oci-layout', single(Buffer.from(LAYOUT_FILE)), Buffer.byteLength(LAYOUT_FILE));
     return w;
   }
@@ -212,16 +238,17 @@ class TarLayoutWriter implements LayoutWriter {
     await this.entry('index.json', single(text), text.length);
     this.pack.finalize();
     await this.done;
-    await rename(this.temp, this.path);
+    await this.ends.commit();
   }
 
   async abort(): Promise<void> {
     this.pack.destroy();
     await this.done.catch(() => undefined);
-    await rm(this.temp, { force: true });
+    await this.ends.discard();
   }
 
   private async entry(name: string, body: AsyncIterable<Uint8Array>, size: number): Promise<void> {
+    if (this.broken || this.pack.destroyed) throw this.broken ?? new Error("the bundle's destination closed");
     await new Promise<void>((resolve, reject) => {
       const w = this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (err) =>
         err ? reject(err) : resolve(),
@@ -231,7 +258,10 @@ class TarLayoutWriter implements LayoutWriter {
       // The failure is reported once, through reject; the entry's own error event has nothing more to say.
       w.on('error', () => undefined);
       const feed = async () => {
-        for await (const chunk of body) if (!w.write(chunk)) await once(w, 'drain');
+        for await (const chunk of body) {
+          if (this.broken || this.pack.destroyed) throw this.broken ?? new Error("the bundle's destination closed");
+          if (!w.write(chunk)) await once(w, 'drain');
+        }
         w.end();
       };
       feed().catch((err: Error) => {

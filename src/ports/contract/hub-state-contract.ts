@@ -109,4 +109,17 @@ export function hubStateContract(name: string, open: () => Promise<HubStateFixtu
       sites,
     );
   });
+
+  t("a site's held blobs replace the previous set and are read back after a restart", async (f) => {
+    assert.equal(await f.state.heldHash('eu-1'), undefined);
+    assert.equal(await f.state.held('eu-1'), undefined);
+    const digests = Buffer.alloc(64, 7);
+    await f.state.putHeld('eu-1', { hash: 'h1', at: 1_000, count: 1, digests: Buffer.alloc(32, 1) });
+    await f.state.putHeld('eu-1', { hash: 'h2', at: 2_000, count: 2, digests });
+    const again = await f.reopen();
+    assert.equal(await again.heldHash('eu-1'), 'h2');
+    const held = await again.held('eu-1');
+    assert.deepEqual({ ...held, digests: Buffer.from(held!.digests) }, { hash: 'h2', at: 2_000, count: 2, digests });
+    assert.equal(await again.heldHash('eu-2'), undefined);
+  });
 }

@@ -1,0 +1,67 @@
+/** @module fleet/held.test — the held-blobs exchange: the list is asked for only when the hub's hash differs, read back whole, and bounded. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { SqliteHubState } from '../storage/hub-db.js';
+import { createHub } from './hub.js';
+import { MAX_HELD, heldDigests, heldList } from './held.js';
+
+const TOKEN = 'h'.repeat(32);
+const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
+
+test('heldList: sha256 only, each once, sorted, bounded; its hash changes with the set, not the order', () => {
+  const a = heldList([d(3), d(1), 'sha512:' + 'a'.repeat(128), d(1), 'junk', d(2)]);
+  assert.equal(a.count, 3);
+  assert.equal(a.body, `${d(1)}\n${d(2)}\n${d(3)}\n`);
+  assert.equal(heldList([d(2), d(3), d(1)]).hash, a.hash);
+  assert.notEqual(heldList([d(1), d(2)]).hash, a.hash);
+  assert.equal(heldList(Array.from({ length: MAX_HELD + 5 }, (_, i) => d(i))).count, MAX_HELD);
+});
+
+test('the hub answers its hash with each poll; a list PUT is kept and its hash answered from then on', async () => {
+  const state = new SqliteHubState(mkdtempSync(join(tmpdir(), 'berth-held-')));
+  const hub = createHub({ token: TOKEN, logger: pino({ level: 'silent' }), now: () => Date.now(), state });
+  const server = createServer((req, res) => {
+    hub
+      .handle(req, res, new URL(req.url ?? '/', 'http://hub'))
+      .then((handled) => {
+        if (!handled) res.writeHead(404).end();
+      })
+      .catch((err: unknown) => res.destroy(err as Error));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const list = heldList([d(1), d(2)]);
+  const poll = async () => {
+    const report = { name: 'rig-1', version: 'x', intervalMs: 500, held: { hash: list.hash, count: list.count } };
+    const r = await fetch(`${url}/api/v1/fleet/poll`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ report, results: [], working: [] }),
+    });
+    return ((await r.json()) as { heldHash?: string | null }).heldHash;
+  };
+  const put = (body: string, site = 'rig-1') =>
+    fetch(`${url}/api/v1/fleet/held/${site}`, { method: 'PUT', headers: { ...auth, 'content-type': 'text/plain' }, body });
+  try {
+    assert.equal(await poll(), null, 'nothing kept yet: the site is asked for its list');
+    const stored = await put(list.body);
+    assert.equal(stored.status, 200);
+    assert.deepEqual(await stored.json(), { hash: list.hash, count: 2 });
+    assert.equal(await poll(), list.hash, 'the same hash: the site sends nothing more');
+    assert.deepEqual([...heldDigests((await state.held('rig-1'))!)], [d(1), d(2)]);
+    assert.equal((await put(list.body, 'never-polled')).status, 404);
+    assert.equal((await put('sha256:xyz\n')).status, 400);
+    assert.equal((await put(`${d(1)}\n`.repeat(MAX_HELD + 1))).status, 413);
+    assert.equal((await state.held('rig-1'))?.hash, list.hash, 'a refused list leaves the kept one');
+  } finally {
+    server.close();
+    await hub.close();
+  }
+});
