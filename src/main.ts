@@ -58,8 +58,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
       'serving processes sharing the store and the listening addresses: auto (one per core from three cores up, one process on two) or a count',
     )
     .action(async (opts: { config?: string } & ServeFlags) => {
-      const [{ default: cluster }, { loadConfig }, { serve }, { COUNT_ENV, SLOT_ENV }, { readCgroupLimits }] = await Promise.all([
-        import('node:cluster'),
+      const [{ loadConfig }, { serve }, { COUNT_ENV, SLOT_ENV }, { readCgroupLimits }] = await Promise.all([
         import('./config/load.js'),
         import('./cli/serve.js'),
         import('./workers/worker-protocol.js'),
@@ -73,17 +72,22 @@ export async function main(argv: string[], env: Record<string, string | undefine
         on: (e: 'message', l: (m: unknown) => void) => process.on(e, l),
         off: (e: 'message', l: (m: unknown) => void) => process.off(e, l),
       };
-      const worker = cluster.isWorker ? { slot: Number(env[SLOT_ENV] ?? 0), count: Number(env[COUNT_ENV] ?? 1), port } : undefined;
+      // node:cluster (with child_process, about 20 ms of CPU) is loaded by a worker and by a primary
+      // starting workers. The primary gives each worker its slot in the environment (node removes
+      // its own NODE_UNIQUE_ID before this runs); cluster.isWorker still decides.
+      const loadCluster = async () => (await import('node:cluster')).default;
+      const cluster = env[SLOT_ENV] !== undefined ? await loadCluster() : undefined;
+      const worker = cluster?.isWorker ? { slot: Number(env[SLOT_ENV] ?? 0), count: Number(env[COUNT_ENV] ?? 1), port } : undefined;
       exitCode = await serve(config, warnings, {
         signals: process,
         faults: process,
-        cluster,
+        cluster: loadCluster,
         node: { execArgv: process.execArgv, options: env['NODE_OPTIONS'] },
         cgroup: readCgroupLimits(readIfThere),
         ...(worker ? { worker } : {}),
       });
       // The IPC channel would keep a drained worker alive: let go of it, and the process ends.
-      cluster.worker?.disconnect();
+      cluster?.worker?.disconnect();
     });
 
   const configCmd = program.command('config').description('configuration tools');

@@ -1,14 +1,28 @@
 /** @module cache/sigstore-bundle — Sigstore bundles (cosign's new format): a DSSE statement about the digest, verified with @sigstore/verify offline. */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
-import { Verifier, toSignedEntity, type SignedEntity, type TrustMaterial, type VerificationPolicy } from '@sigstore/verify';
-// Not re-exported by the package root: the chain check at the current time, for untimestamped bundles a config allows.
-import { verifyCertificateChain } from '@sigstore/verify/dist/key/certificate.js';
-import { verifySCTs } from '@sigstore/verify/dist/key/sct.js';
+import { createRequire } from 'node:module';
+import type * as SigstoreBundle from '@sigstore/bundle';
+import type { Bundle } from '@sigstore/bundle';
+import type * as SigstoreVerify from '@sigstore/verify';
+import type { SignedEntity, TrustMaterial, VerificationPolicy } from '@sigstore/verify';
+import type * as ChainCheck from '@sigstore/verify/dist/key/certificate.js';
+import type * as SctCheck from '@sigstore/verify/dist/key/sct.js';
 import type { BundleTrust } from '../config/verify.js';
 import { sameRepository, type SignatureVerdict } from './cosign.js';
 
 const IN_TOTO = 'application/vnd.in-toto+json';
+
+// Loaded at the first bundle checked, not at start-up: the packages cost about 0.1 s of CPU to
+// load, and most sites verify no bundle (or none before their first request). require's cache
+// keeps them once loaded.
+const load = createRequire(import.meta.url);
+const sigstore = () => ({
+  ...(load('@sigstore/bundle') as typeof SigstoreBundle),
+  ...(load('@sigstore/verify') as typeof SigstoreVerify),
+  // Not re-exported by the package root: the chain check at the current time, for untimestamped bundles a config allows.
+  ...(load('@sigstore/verify/dist/key/certificate.js') as typeof ChainCheck),
+  ...(load('@sigstore/verify/dist/key/sct.js') as typeof SctCheck),
+});
 
 export interface BundleCheck {
   /** The bundle's JSON bytes, as stored. */
@@ -25,6 +39,7 @@ export interface BundleCheck {
 
 /** Checks one bundle: the signature (by a configured key, or a certificate the trusted root vouches for), then what it claims. */
 export function checkBundle(c: BundleCheck): SignatureVerdict {
+  const { bundleFromJSON, toSignedEntity } = sigstore();
   let bundle: Bundle;
   let entity: SignedEntity;
   try {
@@ -42,6 +57,7 @@ export function checkBundle(c: BundleCheck): SignatureVerdict {
 function byKey(c: BundleCheck, signed: SignedEntity): SignatureVerdict {
   // Without a trusted root a log entry cannot be checked: ignored, as for .sig signatures.
   const entity = c.keyless ? signed : { ...signed, timestamps: [], tlogEntries: [] };
+  const { Verifier } = sigstore();
   for (const { file, key } of c.keys) {
     const material: TrustMaterial = {
       certificateAuthorities: [],
@@ -83,6 +99,7 @@ function byCertificate(c: BundleCheck, entity: SignedEntity): SignatureVerdict {
     return untimestamped(c, trust, entity, ctlogThreshold, policies);
   }
   let last = '';
+  const { Verifier } = sigstore();
   for (const policy of policies) {
     try {
       new Verifier(trust.material, { tlogThreshold: 0, tsaThreshold: 0, ctlogThreshold }).verify(entity, policy);
@@ -96,6 +113,7 @@ function byCertificate(c: BundleCheck, entity: SignedEntity): SignatureVerdict {
 
 function untimestamped(c: BundleCheck, trust: BundleTrust, entity: SignedEntity, ctlogThreshold: number, policies: VerificationPolicy[]): SignatureVerdict {
   if (entity.key.$case !== 'certificate') return { ok: false, reason: 'a Sigstore bundle has no certificate' };
+  const { Verifier, verifyCertificateChain, verifySCTs } = sigstore();
   try {
     const path = verifyCertificateChain(new Date(c.now()), entity.key.certificate, trust.material.certificateAuthorities);
     const leaf = path[0]!;

@@ -13,8 +13,8 @@ export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
   /** Where uncaught exceptions and unhandled rejections are reported (the process). */
   readonly faults?: NodeJS.EventEmitter;
-  /** node:cluster, for http.workers above 1; without it berth serves from this process alone. */
-  readonly cluster?: Cluster;
+  /** Loads node:cluster, for http.workers above 1; without it berth serves from this process alone. */
+  readonly cluster?: () => Promise<Cluster>;
   /** In a worker: its slot and the group size (from the primary), and its IPC endpoint. */
   readonly worker?: { readonly slot: number; readonly count: number; readonly port: IpcPort };
   /** Cores, for `http.workers: auto`. */
@@ -80,7 +80,7 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
       const budget = budgetFor(u, Date.now);
       if (budget) budgets.set(u.name, budget);
     }
-    return runPrimary({ cluster: io.cluster, count, logger, signals: io.signals, execArgv, budgets });
+    return runPrimary({ cluster: await io.cluster(), count, logger, signals: io.signals, execArgv, budgets });
   }
   const channel = io.worker ? new (await import('../workers/channel.js')).WorkerChannel(io.worker.port, io.worker.slot, io.worker.count) : undefined;
   const lead = !channel || channel.lead;

@@ -2,10 +2,16 @@
 
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
+import { createRequire } from 'node:module';
+import type * as ProtobufSpecs from '@sigstore/protobuf-specs';
+import type * as SigstoreVerify from '@sigstore/verify';
+import type { TrustMaterial } from '@sigstore/verify';
 import { z } from 'zod';
 import { flag, oneOf, pathText, text } from './fields.js';
+
+// The Sigstore packages are loaded when a config names a trusted root, not at every start-up
+// (about 0.1 s of CPU); require's cache keeps them once loaded.
+const load = createRequire(import.meta.url);
 
 export const VERIFY_MODES = ['enforce', 'warn', 'off'] as const;
 export type VerifyMode = (typeof VERIFY_MODES)[number];
@@ -169,6 +175,8 @@ export function loadTrustedRoot(file: string): TrustMaterial | string {
   const text = readText(file, 'trusted root');
   if (!text.ok) return text.why;
   try {
+    const { TrustedRoot } = load('@sigstore/protobuf-specs') as typeof ProtobufSpecs;
+    const { toTrustMaterial } = load('@sigstore/verify') as typeof SigstoreVerify;
     const material = toTrustMaterial(TrustedRoot.fromJSON(JSON.parse(text.text)));
     if (material.certificateAuthorities.length === 0)
       return `trusted root file ${JSON.stringify(file)} lists no certificate authority; allowed: a Sigstore trusted_root.json`;
