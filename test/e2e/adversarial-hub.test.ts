@@ -12,7 +12,7 @@ import { startBerth, type Berth } from '../fixtures/berth.js';
 import { HUB_TOKEN, hubCall } from '../fixtures/fleet.js';
 import { freePort, LOOPBACK, sleep, waitFor } from '../fixtures/proc.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
-import { adminErrorProblem, checkProperty, describe, send, type Probe, type Reply } from '../fixtures/adversarial.js';
+import { adminErrorProblem, checkProperty, describe, rssMiB, send, type Probe, type Reply } from '../fixtures/adversarial.js';
 import { ADDRESSES } from '../fixtures/arbitraries.js';
 import { hubPath } from '../../src/fleet/hub.js';
 
@@ -20,6 +20,8 @@ const SEED = Number(process.env['ADVERSARIAL_SEED'] ?? Math.floor(Math.random() 
 const PATH = process.env['ADVERSARIAL_PATH'];
 const ANSWER_WITHIN_MS = 5_000;
 const FORWARDED = 'x-berth-hub-forwarded';
+/** docs/security.md "Request limits": resident memory of one serving process after a run. */
+const RSS_BOUND_MIB = 384;
 
 let redis: RedisServer;
 let lead: Berth;
@@ -178,6 +180,8 @@ test('a hub that does not lead: every generated request is answered in time with
     40_000,
   );
   assert.equal(canaryHits, 0);
+  const rss = await rssMiB(follower.service.pid);
+  assert.ok(rss < RSS_BOUND_MIB, `the follower's RSS is ${rss.toFixed(0)} MiB after the run; bound ${RSS_BOUND_MIB} MiB`);
 });
 
 test('CONNECT to a hub is refused with 405 and opens no tunnel', async () => {
