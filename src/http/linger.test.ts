@@ -14,8 +14,15 @@ let port: number;
 const SERVER = `
 import http from 'node:http';
 const { lingerOnEarlyAnswer } = await import(process.argv[1]);
-const server = http.createServer((req, res) => {
+const { readJsonBody } = await import(process.argv[2]);
+const server = http.createServer(async (req, res) => {
   lingerOnEarlyAnswer(req, res);
+  if (req.url === '/json') {
+    // Reads until the 1 MiB limit stops it, as every admin and hub route does.
+    const status = await readJsonBody(req).then(() => 200, (err) => err.status);
+    res.end(String(status));
+    return;
+  }
   res.statusCode = 401;
   res.setHeader('Content-Type', 'application/json');
   res.end('{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}');
@@ -24,9 +31,13 @@ server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port +
 `;
 
 before(async () => {
-  server = spawn(process.execPath, ['--input-type=module', '-e', SERVER, new URL('./linger.js', import.meta.url).href], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  server = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', SERVER, new URL('./linger.js', import.meta.url).href, new URL('./admin-io.js', import.meta.url).href],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const [line] = (await once(server.stdout!, 'data')) as [Buffer];
   port = Number(line.toString().trim());
 });
@@ -84,4 +95,24 @@ test('a client that stops sending after the answer is let go when it closes, not
   });
   assert.equal(closed.status, '401');
   assert.ok(closed.ms < 5_000, `closed after ${closed.ms} ms`);
+});
+
+test('a kept-alive connection whose JSON body passed the limit answers 413, then the next request on it (no stall on the unread rest)', async () => {
+  const got = await new Promise<string>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      if ((text.match(/HTTP\/1\.1 /g) ?? []).length === 2 && text.endsWith('UNAUTHORIZED","message":"no"}]}')) socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(text));
+    const body = Buffer.alloc(3 * 1024 * 1024, 0x20);
+    socket.write(`POST /json HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+    socket.write(body);
+    socket.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+    setTimeout(() => socket.destroy(), 5_000).unref();
+  });
+  assert.match(got, /\r\n\r\n413/);
+  assert.match(got, /HTTP\/1\.1 401 /, 'the second request was answered');
 });

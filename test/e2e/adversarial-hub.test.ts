@@ -184,6 +184,15 @@ test('a hub that does not lead: every generated request is answered in time with
   assert.ok(rss < RSS_BOUND_MIB, `the follower's RSS is ${rss.toFixed(0)} MiB after the run; bound ${RSS_BOUND_MIB} MiB`);
 });
 
+test('a JSON body over the 1 MiB limit through the follower: 413 every time, never a hang on the pooled connection to the lead', async () => {
+  const body = Buffer.alloc(3 * 1024 * 1024, 0x20);
+  for (let i = 0; i < 8; i++) {
+    const p: Probe = { method: 'POST', path: '/oapi/v1/jobs', headers: { authorization: `Bearer ${HUB_TOKEN}`, 'content-type': 'application/json' }, body };
+    const r = await send(follower.port, p, ANSWER_WITHIN_MS);
+    assert.equal(r.status, 413, describe({ ...p, body: Buffer.alloc(0) }, r));
+  }
+});
+
 test('CONNECT to a hub is refused with 405 and opens no tunnel', async () => {
   const answer = await new Promise<string>((resolve) => {
     const socket = net.connect(follower.port, LOOPBACK);
