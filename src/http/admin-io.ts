@@ -38,7 +38,8 @@ const MAX_BODY = 1024 * 1024;
 export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
+  // Not destroyed when the limit stops the loop: the rest of the body is dropped (http/linger), so a kept-alive connection goes on.
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     size += (chunk as Buffer).length;
     if (size > MAX_BODY) throw new ApiError(413, 'BODY_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);

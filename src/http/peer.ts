@@ -85,7 +85,8 @@ async function takeCopy(deps: PeerDeps, req: IncomingMessage, res: ServerRespons
   if (!deps.copier) throw unsupported('this replica takes no copies');
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of req) {
+  // Not destroyed when the limit stops the loop: the rest of the body is dropped (http/linger).
+  for await (const c of req.iterator({ destroyOnReturn: false })) {
     n += (c as Buffer).length;
     if (n > MAX_COPY_REQUEST) throw bodyTooLarge(`copy request exceeds ${MAX_COPY_REQUEST} bytes`);
     chunks.push(c as Buffer);

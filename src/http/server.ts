@@ -23,6 +23,7 @@ import { actionOf, guard } from './guard.js';
 import { TOKEN_PATH, bearerChallenge, scopeFor, serveToken } from './token-endpoint.js';
 import { MAX_HEADER_BYTES, answerClientErrors, checkRequest, continueWhenRead } from './limits.js';
 import { checkingInterval, limitConnections } from './connections.js';
+import { lingerOnEarlyAnswer } from './linger.js';
 import type { AdminHandler } from './admin.js';
 import type { RequestObserver } from '../ports/request-observer.js';
 import { isUiPath, serveUi } from './ui.js';
@@ -58,6 +59,7 @@ export interface ServerDeps {
 export function createServer(deps: ServerDeps, tls: TlsFiles | undefined = deps.config.http.tls): Server {
   const { config } = deps;
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    lingerOnEarlyAnswer(req, res);
     // node drops a listener's promise: a fault that escaped handle() must still end the request.
     handle(deps, req, res).catch((err: unknown) => lastResort(deps.logger, req, res, err));
   };
