@@ -126,3 +126,16 @@ test('under TLS, a connection that never completes its handshake, or never sends
   await waitFor(async () => (await connections()) === 0, 5 * SECOND, { what: 'the TLS connection answered 408 to be destroyed' });
   silent.destroy();
 });
+
+test('headers over the bound: a GET gets the 431 envelope, a HEAD the same headers and no body, so an HTTP client reads either answer', async () => {
+  const { port } = await serve({});
+  const { request } = await import('undici');
+  const headers = { 'x-long': 'a'.repeat(17_000) };
+  const get = await request(`http://127.0.0.1:${port}/v2/`, { headers });
+  assert.equal(get.statusCode, 431);
+  assert.equal(((await get.body.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'UNSUPPORTED');
+  const head = await request(`http://127.0.0.1:${port}/v2/`, { method: 'HEAD', headers });
+  assert.equal(head.statusCode, 431);
+  assert.equal(head.headers['content-type'], 'application/json; charset=utf-8');
+  assert.equal(await head.body.text(), '');
+});

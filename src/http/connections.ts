@@ -11,8 +11,9 @@ import { sendError } from './respond.js';
 const LOG_INTERVAL_MS = 10_000;
 
 /** The whole answer to a request that never reaches a handler: an OCI envelope, then the connection closes. */
-export function rawRefusal(err: OciError): string {
-  const body = JSON.stringify(err.toEnvelope());
+export function rawRefusal(err: OciError, method: 'GET' | 'HEAD' | 'unknown' = 'GET'): string {
+  // A HEAD answer has the GET answer's headers and no body (RFC 9110 §9.3.2); with the method unknown, neither.
+  const body = method === 'unknown' ? '' : JSON.stringify(err.toEnvelope());
   return [
     `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}`,
     'Content-Type: application/json; charset=utf-8',
@@ -21,7 +22,7 @@ export function rawRefusal(err: OciError): string {
     ...Object.entries(err.headers).map(([name, value]) => `${name}: ${value}`),
     'Connection: close',
     '',
-    body,
+    method === 'HEAD' ? '' : body,
   ].join('\r\n');
 }
 

@@ -39,8 +39,21 @@ export function answerClientErrors(server: Server, guard: ConnectionGuard, logge
         probe ? 'refused a TLS handshake on a plain-HTTP port (Docker probes TLS first)' : 'refused a request the HTTP parser rejected',
       );
     // The answer ends the connection: its slot is free now, not when the client gets round to closing.
-    guard.close(socket, rawRefusal(unparsableRequest(status, message)));
+    guard.close(socket, rawRefusal(unparsableRequest(status, message), refusedMethod(err)));
   });
+}
+
+/**
+ * The refused request's method as far as its answer's body goes. The parser hands over only the
+ * chunk it failed on: when that is not the request's start the method is unknown, and the answer
+ * carries no body, since a body a HEAD client does not expect breaks its parser.
+ */
+function refusedMethod(err: NodeJS.ErrnoException): 'GET' | 'HEAD' | 'unknown' {
+  // A request cut at the headers timeout keeps its envelope: a slow client is most likely a GET.
+  if (!err.code?.startsWith('HPE_')) return 'GET';
+  const raw = (err as { rawPacket?: Buffer }).rawPacket;
+  const method = raw && /^([A-Z]+) /.exec(raw.subarray(0, 16).toString('latin1'))?.[1];
+  return method === undefined ? 'unknown' : method === 'HEAD' ? 'HEAD' : 'GET';
 }
 
 /**
