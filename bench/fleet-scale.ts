@@ -29,6 +29,8 @@ export interface ScaleOptions {
   /** With replicas: kill the lead mid-burst; its sites move to the others, as behind a load balancer. */
   readonly killReplica: boolean;
   readonly timeoutMs: number;
+  /** A directory: the hubs run with --cpu-prof and leave their profiles there. */
+  readonly profileDir?: string;
 }
 
 const dispatcher = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
@@ -124,6 +126,7 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       config: { version: 0.1, hub: hubConfig, ...(redis ? { redis: { addr: redis.addr } } : {}), http: { workers: 1 }, log: { level: 'warn' } },
       root: path.join(work, `hub-${i}`),
       port: ports[i]!,
+      ...(opt.profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opt.profileDir)}`] } : {}),
     });
   };
   // The first hub started leads (it takes the lease before the others start).
@@ -232,6 +235,7 @@ async function main(): Promise<void> {
       replicas: { type: 'string', default: '1' },
       'kill-replica': { type: 'boolean', default: false },
       timeout: { type: 'string', default: '300' },
+      profile: { type: 'string' },
     },
   });
   const out = await runFleetScale({
@@ -242,6 +246,7 @@ async function main(): Promise<void> {
     replicas: Math.max(1, Number(opt.replicas)),
     killReplica: opt['kill-replica'],
     timeoutMs: Number(opt.timeout) * 1000,
+    ...(opt.profile ? { profileDir: opt.profile } : {}),
   });
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   await closeFleetScale();

@@ -75,11 +75,17 @@ export class RedisHubState implements HubState {
         w.jobs.flatMap((j) => [String(j.id), JSON.stringify(j)]),
       );
     const byJob = new Map<number, string[]>();
+    for (const { job, sites } of w.pendingParts ?? []) {
+      let pairs = byJob.get(job);
+      if (!pairs) byJob.set(job, (pairs = []));
+      for (const site of sites) pairs.push(site, JSON.stringify(pendingPart(site)));
+    }
     for (const { job, part } of w.parts ?? []) {
       let pairs = byJob.get(job);
       if (!pairs) byJob.set(job, (pairs = []));
       pairs.push(part.site, JSON.stringify(part));
     }
+    // A site named twice for one job keeps the later value: HSET applies its pairs in order.
     for (const [job, pairs] of byJob) hset(this.keys.parts(job), pairs);
     for (const id of w.deleteJobs ?? []) {
       ops.push(['HDEL', this.keys.jobs, String(id)]);
@@ -122,4 +128,8 @@ export class RedisHubState implements HubState {
 
   /** The connection belongs to whoever opened it (the hub's lead election shares it). */
   async close(): Promise<void> {}
+}
+
+function pendingPart(site: string): StoredPart {
+  return { site, state: 'pending', error: null, digest: null, bytesFetched: 0, bytesTotal: 0, finishedAt: null };
 }

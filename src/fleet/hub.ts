@@ -166,7 +166,11 @@ export function createHub(deps: HubDeps): Hub {
     try {
       jobs.complete(req.report.name, req.results);
       const tasks = jobs.tasksFor(req.report.name, req.working);
-      await persist([seen]);
+      // Results are acknowledged by the answer, so they are written first; a poll with none waits
+      // for no write (its report is written with the next batch, a lost one is re-sent next poll).
+      const written = persist([seen]);
+      if (req.results.length > 0) await written;
+      else written.catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
       retryAfterMs = admission.retryAfterMs(req.report.intervalMs);
       return retryAfterMs > 0 ? { tasks, retryAfterMs } : { tasks };
     } finally {
