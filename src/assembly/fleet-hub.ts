@@ -60,6 +60,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
     ...(config.admin ? { admin: config.admin } : {}),
     logger: d.logger.child({ fleet: 'hub' }),
     now: d.now,
+    admission: config.hub.admission,
   };
   if (config.hub.redis === undefined || config.hub.advertise === undefined) {
     const { SqliteHubState } = await import('../storage/hub-db.js');
@@ -70,7 +71,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
       close: () => hub.close(),
     });
   }
-  return withAgent(await replicatedHub(config.hub.redis, config.hub.advertise, hubDeps, createHub));
+  return withAgent(await replicatedHub(config.hub.redis, config.hub.advertise, config.hub.leaseTtlMs, hubDeps, createHub));
 }
 
 /**
@@ -80,6 +81,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
 async function replicatedHub(
   redisConfig: NonNullable<HubConfig['redis']>,
   advertise: string,
+  leaseTtlMs: number,
   hubDeps: Omit<HubDeps, 'state'>,
   createHub: (deps: HubDeps) => Hub,
 ): Promise<Omit<Fleet, 'start' | 'stop'> & { start(): void; stop(): Promise<void> }> {
@@ -95,6 +97,8 @@ async function replicatedHub(
     redis,
     advertise,
     key: `${HUB_KEY_PREFIX}lead`,
+    ttlMs: leaseTtlMs,
+    renewMs: leaseTtlMs / 5,
     logger: hubDeps.logger,
     now: hubDeps.now,
     onLead: async () => {
