@@ -45,6 +45,8 @@ interface Reply {
   readonly status?: number;
   readonly body: unknown;
   readonly next?: string;
+  /** Seconds the caller should wait before it asks again (a stretched poll answer). */
+  readonly retryAfter?: number;
 }
 
 /** How often sites that fell silent have their open parts failed. */
@@ -148,7 +150,11 @@ export function createHub(deps: HubDeps): Hub {
       for (const p of pushed) made.push({ ...(await preheat(p.image, p.image, 'event', sel, p.digest)), digest: p.digest });
       return { status: 202, body: { jobs: made.map((x) => ({ id: x.job.id, image: x.job.image, digest: x.digest, duplicate: x.duplicate })) } };
     }
-    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) return { body: await poll(await readJsonBody(req), arrived) };
+    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) {
+      const answer = await poll(await readJsonBody(req), arrived);
+      // The header too, for sites and proxies that read only Retry-After.
+      return { body: answer, ...(answer.retryAfterMs ? { retryAfter: Math.ceil(answer.retryAfterMs / 1_000) } : {}) };
+    }
     if (at('GET', /^\/api\/v1\/sites$/)) return sitesView(sites, url);
     if (at('GET', /^\/api\/v1\/sites\/summary$/)) return summaryView('sites', sites, jobs, url);
     if (at('GET', /^\/api\/v1\/fleet\/jobs$/)) return jobsView(jobs, url);
@@ -195,6 +201,7 @@ export function createHub(deps: HubDeps): Hub {
       const out = await route(req, path, selector, url, arrived);
       if (!out) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path}`);
       if (out.next) res.setHeader('Link', `<${out.next}>; rel="next"`);
+      if (out.retryAfter) res.setHeader('Retry-After', String(out.retryAfter));
       sendJson(res, out.status ?? 200, out.body, head);
     } catch (err) {
       const sent = sendApiError(res, err, head);

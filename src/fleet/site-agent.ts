@@ -18,30 +18,66 @@ export interface AgentDeps {
   readonly logger: Logger;
   /** Waits before a retry of a pre-heat whose manifest was not readable yet (tests shorten it). */
   readonly retryDelaysMs?: readonly number[];
+  /** The clock (an HTTP-date in Retry-After is read against it) and the timer of the next poll; tests fake both. */
+  readonly now?: () => number;
+  readonly schedule?: (run: () => void, ms: number) => { cancel(): void };
 }
 
 /** A pushed manifest may not be readable at once (replication lag): retried after these waits. */
 const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
 const POLL_TIMEOUT_MS = 30_000;
 
+/** A hub (or what stands in front of it) that answers 503 or 429 is waited for at most this many intervals... */
+export const MAX_BACKOFF_INTERVALS = 4;
+/** ...and never longer than this, unless the interval itself is longer. */
+export const MAX_BACKOFF_MS = 5 * 60_000;
+
+const finite = (ms: number | undefined) => (typeof ms === 'number' && Number.isFinite(ms) ? ms : 0);
+
 /** A loaded hub asks for a longer wait (at most a few intervals, fleet/admission.ts); never shorter than the interval. */
 export function nextPollMs(intervalMs: number, retryAfterMs: number | undefined): number {
-  const asked = typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) ? retryAfterMs : 0;
-  return Math.min(Math.max(intervalMs, asked), intervalMs * MAX_STRETCH);
+  return Math.min(Math.max(intervalMs, finite(retryAfterMs)), intervalMs * MAX_STRETCH);
+}
+
+/** After a 503 or 429: the Retry-After asked, never sooner than the interval, never later than a few intervals or 5 minutes. */
+export function backoffMs(intervalMs: number, retryAfterMs: number | undefined): number {
+  const most = Math.max(intervalMs, Math.min(intervalMs * MAX_BACKOFF_INTERVALS, MAX_BACKOFF_MS));
+  return Math.min(Math.max(intervalMs, finite(retryAfterMs)), most);
+}
+
+/** A Retry-After header (delay-seconds or an HTTP-date) as ms from `now`; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1_000;
+  // An HTTP-date names its day and month (Date.parse alone would take "-5" for a year).
+  const at = /^[a-z]{3}, /i.test(text) ? Date.parse(text) : NaN;
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 export class SiteAgent {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { cancel(): void } | undefined;
   private stopped = false;
   private polling = false;
   private again = false;
   private readonly working = new Set<string>();
   private finished: TaskResult[] = [];
   private lastError: string | undefined;
-  /** What the hub's last answer asked (admission control). */
-  private hubWaitMs: number | undefined;
+  /** How long to wait before the next poll, as the hub's last answer asked (admission control, or a 503/429). */
+  private waitMs: number;
+  private readonly now: () => number;
+  private readonly schedule: (run: () => void, ms: number) => { cancel(): void };
 
-  constructor(private readonly deps: AgentDeps) {}
+  constructor(private readonly deps: AgentDeps) {
+    this.waitMs = deps.site.intervalMs;
+    this.now = deps.now ?? Date.now;
+    this.schedule =
+      deps.schedule ??
+      ((run, ms) => {
+        const t = setTimeout(run, ms);
+        return { cancel: () => clearTimeout(t) };
+      });
+  }
 
   start(): void {
     this.kick();
@@ -49,7 +85,7 @@ export class SiteAgent {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.cancel();
   }
 
   /** Polls now (and keeps polling every interval). */
@@ -59,7 +95,7 @@ export class SiteAgent {
       this.again = true;
       return;
     }
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.polling = true;
     this.poll()
       .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'fleet poll failed'))
@@ -71,7 +107,7 @@ export class SiteAgent {
           this.kick();
           return;
         }
-        this.timer = setTimeout(() => this.kick(), nextPollMs(this.deps.site.intervalMs, this.hubWaitMs));
+        this.timer = this.schedule(() => this.kick(), this.waitMs);
       });
   }
 
@@ -79,6 +115,7 @@ export class SiteAgent {
     const { site, logger } = this.deps;
     const results = this.finished;
     this.finished = [];
+    this.waitMs = site.intervalMs;
     try {
       const body = JSON.stringify({ report: await this.deps.report(), results, working: [...this.working] });
       const res = await request(`${site.hub}/api/v1/fleet/poll`, {
@@ -89,9 +126,11 @@ export class SiteAgent {
         bodyTimeout: POLL_TIMEOUT_MS,
       });
       const text = await res.body.text();
+      const asked = parseRetryAfter(res.headers['retry-after'], this.now());
+      if (res.statusCode === 503 || res.statusCode === 429) this.waitMs = backoffMs(site.intervalMs, asked);
       if (res.statusCode !== 200) throw new Error(`hub answered ${res.statusCode}: ${text.slice(0, 300)}`);
       const answer = JSON.parse(text) as PollResponse;
-      this.hubWaitMs = answer.retryAfterMs;
+      this.waitMs = nextPollMs(site.intervalMs, answer.retryAfterMs ?? asked);
       if (this.lastError) logger.info({ hub: site.hub }, 'reaching the hub again');
       this.lastError = undefined;
       for (const task of answer.tasks ?? []) this.run(task);
@@ -99,7 +138,7 @@ export class SiteAgent {
       // Results not delivered go with the next poll.
       this.finished = [...results, ...this.finished];
       const why = (err as Error).message;
-      if (why !== this.lastError) logger.warn({ hub: site.hub, err: why }, 'cannot reach the hub; retrying every interval');
+      if (why !== this.lastError) logger.warn({ hub: site.hub, err: why, retryInMs: this.waitMs }, 'cannot reach the hub; retrying');
       this.lastError = why;
     }
   }
