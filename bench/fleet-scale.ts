@@ -17,6 +17,7 @@ import { HUB_TOKEN, simulatedReport } from '../test/fixtures/fleet.js';
 import { freePort, makeTempDir, removeDir, sleep } from '../test/fixtures/proc.js';
 import { startRedis, type RedisServer } from '../test/fixtures/redis.js';
 import { readCpuSeconds, readStatus } from './memory.js';
+import { REPORT_BATCH_MS } from '../src/fleet/site-agent.js';
 
 export interface ScaleOptions {
   readonly sites: number;
@@ -49,11 +50,15 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-/** One site: polls every interval (from when it was answered, as the site agent does), finishes each task after a while and polls at once to report it. */
+/**
+ * One site: polls every interval (from when it was answered, as the site agent does), finishes each
+ * task after a while and reports it, with the others finished meanwhile, REPORT_BATCH_MS later.
+ */
 class Site {
   private readonly working = new Set<string>();
   private results: Array<{ taskId: string; ok: boolean; bytesFetched: number; bytesTotal: number }> = [];
   private timer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = false;
 
@@ -73,12 +78,15 @@ class Site {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.reportTimer);
   }
 
   private async poll(): Promise<void> {
     if (this.stopped || this.polling) return;
     this.polling = true;
     clearTimeout(this.timer);
+    clearTimeout(this.reportTimer);
+    this.reportTimer = undefined;
     const results = this.results;
     this.results = [];
     const report = simulatedReport(this.name, this.intervalMs);
@@ -97,14 +105,18 @@ class Site {
       this.results = [...results, ...this.results];
     } finally {
       this.polling = false;
-      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.intervalMs);
+      // Results that finished while this poll was out go with the next report, not a whole interval later.
+      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.results.length > 0 ? REPORT_BATCH_MS : this.intervalMs);
     }
   }
 
   private finish(taskId: string): void {
     if (!this.working.delete(taskId)) return;
     this.results.push({ taskId, ok: true, bytesFetched: 0, bytesTotal: 1 });
-    void this.poll();
+    this.reportTimer ??= setTimeout(() => {
+      this.reportTimer = undefined;
+      void this.poll();
+    }, REPORT_BATCH_MS);
   }
 }
 

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import type { WarmJobs } from '../cache/warm-up.js';
 import type { SiteReport } from './hub-protocol.js';
-import { MAX_BACKOFF_MS, SiteAgent, backoffMs, parseRetryAfter } from './site-agent.js';
+import { MAX_BACKOFF_MS, REPORT_BATCH_MS, SiteAgent, backoffMs, parseRetryAfter } from './site-agent.js';
 
 const INTERVAL_MS = 5_000;
 
@@ -31,11 +31,14 @@ test('after a 503 or 429 a site waits as asked, never sooner than its interval, 
 });
 
 /** A hub answering each poll with the next of `answers`; the agent's clock and timer are fake, so every wait it chooses is seen. */
-async function agentAgainst(answers: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>) {
+async function agentAgainst(answers: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>, warm = {} as WarmJobs) {
   let polls = 0;
+  const bodies: Array<{ results: Array<{ taskId: string }> }> = [];
   const server: Server = createServer((req, res) => {
-    req.resume();
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
     req.on('end', () => {
+      bodies.push(JSON.parse(text) as { results: Array<{ taskId: string }> });
       const a = answers[Math.min(polls++, answers.length - 1)]!;
       res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
       res.end(JSON.stringify(a.body ?? { errors: [{ code: 'UNAVAILABLE', message: 'busy' }] }));
@@ -48,7 +51,7 @@ async function agentAgainst(answers: Array<{ status: number; headers?: Record<st
   let scheduled: () => void = () => undefined;
   const agent = new SiteAgent({
     site: { name: 'a', hub: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', intervalMs: INTERVAL_MS },
-    warm: {} as WarmJobs,
+    warm,
     report: async () => ({ name: 'a', intervalMs: INTERVAL_MS }) as SiteReport,
     logger: pino({ level: 'silent' }),
     now: () => clock,
@@ -69,6 +72,8 @@ async function agentAgainst(answers: Array<{ status: number; headers?: Record<st
   };
   return {
     step,
+    bodies,
+    waits,
     close: async () => {
       agent.stop();
       await new Promise((r) => server.close(r));
@@ -97,6 +102,45 @@ test('the site agent waits what a 503 or 429 asks (seconds or date, bounded) and
     assert.equal(await a.step(), 8_000, 'the header alone');
     assert.equal(await a.step(), INTERVAL_MS, 'a 500: the interval');
     assert.equal(await a.step(), INTERVAL_MS, 'an answer asking nothing: the interval');
+  } finally {
+    await a.close();
+  }
+});
+
+test('pre-heats finished close together are reported in one poll, a moment after the first finished', async () => {
+  const warm = {
+    run: async () => ({ state: 'done', images: [{ bytesFetched: 0, bytesTotal: 1, digest: 'sha256:' + 'd'.repeat(64) }] }),
+  } as unknown as WarmJobs;
+  const a = await agentAgainst(
+    [
+      {
+        status: 200,
+        body: {
+          tasks: [
+            { taskId: '1/a', image: 'app:v1' },
+            { taskId: '2/a', image: 'app:v2' },
+            { taskId: '3/a', image: 'app:v3' },
+          ],
+        },
+      },
+      { status: 200, body: { tasks: [] } },
+    ],
+    warm,
+  );
+  try {
+    await a.step();
+    // The poll's own next one and the report are scheduled in whichever order the pre-heats finish.
+    while (a.waits.length < 2) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(
+      [...a.waits].sort((x, y) => x - y),
+      [REPORT_BATCH_MS, INTERVAL_MS],
+      'one report scheduled for the three',
+    );
+    assert.equal(await a.step(), INTERVAL_MS);
+    assert.deepEqual(
+      a.bodies.map((b) => b.results.map((r) => r.taskId)),
+      [[], ['1/a', '2/a', '3/a']],
+    );
   } finally {
     await a.close();
   }

@@ -26,6 +26,11 @@ export interface AgentDeps {
 /** A pushed manifest may not be readable at once (replication lag): retried after these waits. */
 const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
 const POLL_TIMEOUT_MS = 30_000;
+/**
+ * A finished pre-heat is reported this long after it finished, with every other one finished
+ * meanwhile: a burst of jobs costs the hub a few polls per site, not one per job.
+ */
+export const REPORT_BATCH_MS = 1_000;
 
 /** A hub (or what stands in front of it) that answers 503 or 429 is waited for at most this many intervals... */
 export const MAX_BACKOFF_INTERVALS = 4;
@@ -57,6 +62,8 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
 
 export class SiteAgent {
   private timer: { cancel(): void } | undefined;
+  /** The poll that will report finished pre-heats, when one is due. */
+  private reportTimer: { cancel(): void } | undefined;
   private stopped = false;
   private polling = false;
   private again = false;
@@ -86,6 +93,7 @@ export class SiteAgent {
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
+    this.reportTimer?.cancel();
   }
 
   /** Polls now (and keeps polling every interval). */
@@ -96,6 +104,8 @@ export class SiteAgent {
       return;
     }
     this.timer?.cancel();
+    this.reportTimer?.cancel();
+    this.reportTimer = undefined;
     this.polling = true;
     this.poll()
       .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'fleet poll failed'))
@@ -143,6 +153,14 @@ export class SiteAgent {
     }
   }
 
+  private reportSoon(): void {
+    if (this.stopped || this.reportTimer) return;
+    this.reportTimer = this.schedule(() => {
+      this.reportTimer = undefined;
+      this.kick();
+    }, REPORT_BATCH_MS);
+  }
+
   private run(task: SiteTask): void {
     if (this.working.has(task.taskId)) return;
     this.working.add(task.taskId);
@@ -169,7 +187,7 @@ export class SiteAgent {
       log.info({ ok: result.ok, bytesFetched: result.bytesFetched, err: result.error }, 'pre-heat finished');
       this.working.delete(task.taskId);
       this.finished.push(result);
-      this.kick();
+      this.reportSoon();
     })().catch((err: Error) => {
       // The hub hears nothing of this task; it may hand it out again.
       this.working.delete(task.taskId);
