@@ -70,7 +70,10 @@ export class SqliteHubState implements HubState {
       .immediate();
   }
 
-  async write(w: HubWrite): Promise<void> {
+  /** Prepared once: a hub writes many times a second. */
+  private statements: ReturnType<SqliteHubState['prepare']> | undefined;
+
+  private prepare() {
     const site = this.db.prepare(
       `INSERT INTO hub_sites (name, report, at, first_seen) VALUES (?, ?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET report = excluded.report, at = excluded.at`,
@@ -88,6 +91,11 @@ export class SqliteHubState implements HubState {
     );
     const dropJob = this.db.prepare('DELETE FROM hub_jobs WHERE id = ?');
     const dropParts = this.db.prepare('DELETE FROM hub_parts WHERE job = ?');
+    return { site, job, pending, part, dropJob, dropParts };
+  }
+
+  async write(w: HubWrite): Promise<void> {
+    const { site, job, pending, part, dropJob, dropParts } = (this.statements ??= this.prepare());
     this.db
       .transaction(() => {
         for (const s of w.sites ?? []) site.run(s.name, JSON.stringify(s.report), s.at, s.firstSeen);
