@@ -67,7 +67,7 @@ class Site {
     /** The hub it polls; moved to another when its hub is killed, as behind a load balancer. */
     public hub: () => string,
     private readonly latencies: number[],
-    private readonly failures: { count: number },
+    private readonly failures: { count: number; why: Record<string, number> },
     private readonly intervalMs: number,
   ) {}
 
@@ -92,7 +92,8 @@ class Site {
     const report = simulatedReport(this.name, this.intervalMs);
     try {
       const r = await call(this.hub(), 'POST', '/api/v1/fleet/poll', { report, results, working: [...this.working] });
-      if (r.status !== 200) throw new Error(String(r.status));
+      if (r.status !== 200)
+        throw new Error(`${r.status} ${String((r.json as { errors?: Array<{ message?: string }> })?.errors?.[0]?.message ?? '').slice(0, 80)}`);
       this.latencies.push(r.ms);
       for (const t of (r.json as { tasks: Array<{ taskId: string }> }).tasks) {
         if (this.working.has(t.taskId)) continue;
@@ -100,8 +101,10 @@ class Site {
         // A pre-heat the site already holds most of: a second or two.
         setTimeout(() => this.finish(t.taskId), 500 + Math.random() * 1_500);
       }
-    } catch {
+    } catch (err) {
       this.failures.count++;
+      const why = (err as Error).message;
+      this.failures.why[why] = (this.failures.why[why] ?? 0) + 1;
       this.results = [...results, ...this.results];
     } finally {
       this.polling = false;
@@ -135,12 +138,20 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
   const start = (i: number) => {
     const hubConfig = redis ? { token: HUB_TOKEN, advertise: `http://127.0.0.1:${ports[i]}` } : { token: HUB_TOKEN };
     return startBerth({
-      config: { version: 0.1, hub: hubConfig, ...(redis ? { redis: { addr: redis.addr } } : {}), http: { workers: 1 }, log: { level: 'warn' } },
+      config: {
+        version: 0.1,
+        hub: hubConfig,
+        ...(redis ? { redis: { addr: redis.addr } } : {}),
+        http: { workers: 1, maxconnectionsperclient: 1024 },
+        log: { level: 'warn' },
+      },
       root: path.join(work, `hub-${i}`),
       port: ports[i]!,
       ...(opt.profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opt.profileDir)}`] } : {}),
     });
   };
+  // Every simulated site connects from 127.0.0.1, as does a hub forwarding to the lead: one address holds
+  // the harness's 256 connections and the forwarder's, so the per-client bound is raised above both.
   // The first hub started leads (it takes the lease before the others start).
   const hubs: Berth[] = [];
   for (let i = 0; i < opt.replicas; i++) {
@@ -150,7 +161,7 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
   let alive = hubs.map((_, i) => i);
   const base = () => hubs[alive[0]!]!.url;
   const latencies: number[] = [];
-  const failures = { count: 0 };
+  const failures = { count: 0, why: {} as Record<string, number> };
   const sites = Array.from({ length: SITES }, (_, i) => {
     const at = i % hubs.length;
     return new Site(`site-${String(i).padStart(5, '0')}`, () => hubs[at]!.url, latencies, failures, INTERVAL_MS);
@@ -223,6 +234,7 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       failedParts,
       polls: latencies.length,
       pollFailures: failures.count,
+      pollFailureReasons: failures.why,
       pollP50Ms: Math.round(pct(latencies, 50) * 10) / 10,
       pollP99Ms: Math.round(pct(latencies, 99) * 10) / 10,
       hubCpuPercent: Math.round((cpu / (doneMs / 1000)) * 100),
