@@ -17,6 +17,7 @@ import { HUB_TOKEN, simulatedReport } from '../test/fixtures/fleet.js';
 import { freePort, makeTempDir, removeDir, sleep } from '../test/fixtures/proc.js';
 import { startRedis, type RedisServer } from '../test/fixtures/redis.js';
 import { readCpuSeconds, readStatus } from './memory.js';
+import { REPORT_BATCH_MS } from '../src/fleet/site-agent.js';
 
 export interface ScaleOptions {
   readonly sites: number;
@@ -29,6 +30,8 @@ export interface ScaleOptions {
   /** With replicas: kill the lead mid-burst; its sites move to the others, as behind a load balancer. */
   readonly killReplica: boolean;
   readonly timeoutMs: number;
+  /** A directory: the hubs run with --cpu-prof and leave their profiles there. */
+  readonly profileDir?: string;
 }
 
 const dispatcher = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
@@ -47,11 +50,15 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-/** One site: polls every interval (from when it was answered, as the site agent does), finishes each task after a while and polls at once to report it. */
+/**
+ * One site: polls every interval (from when it was answered, as the site agent does), finishes each
+ * task after a while and reports it, with the others finished meanwhile, REPORT_BATCH_MS later.
+ */
 class Site {
   private readonly working = new Set<string>();
   private results: Array<{ taskId: string; ok: boolean; bytesFetched: number; bytesTotal: number }> = [];
   private timer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = false;
 
@@ -60,7 +67,7 @@ class Site {
     /** The hub it polls; moved to another when its hub is killed, as behind a load balancer. */
     public hub: () => string,
     private readonly latencies: number[],
-    private readonly failures: { count: number },
+    private readonly failures: { count: number; why: Record<string, number> },
     private readonly intervalMs: number,
   ) {}
 
@@ -71,18 +78,22 @@ class Site {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.reportTimer);
   }
 
   private async poll(): Promise<void> {
     if (this.stopped || this.polling) return;
     this.polling = true;
     clearTimeout(this.timer);
+    clearTimeout(this.reportTimer);
+    this.reportTimer = undefined;
     const results = this.results;
     this.results = [];
     const report = simulatedReport(this.name, this.intervalMs);
     try {
       const r = await call(this.hub(), 'POST', '/api/v1/fleet/poll', { report, results, working: [...this.working] });
-      if (r.status !== 200) throw new Error(String(r.status));
+      if (r.status !== 200)
+        throw new Error(`${r.status} ${String((r.json as { errors?: Array<{ message?: string }> })?.errors?.[0]?.message ?? '').slice(0, 80)}`);
       this.latencies.push(r.ms);
       for (const t of (r.json as { tasks: Array<{ taskId: string }> }).tasks) {
         if (this.working.has(t.taskId)) continue;
@@ -90,19 +101,25 @@ class Site {
         // A pre-heat the site already holds most of: a second or two.
         setTimeout(() => this.finish(t.taskId), 500 + Math.random() * 1_500);
       }
-    } catch {
+    } catch (err) {
       this.failures.count++;
+      const why = (err as Error).message;
+      this.failures.why[why] = (this.failures.why[why] ?? 0) + 1;
       this.results = [...results, ...this.results];
     } finally {
       this.polling = false;
-      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.intervalMs);
+      // Results that finished while this poll was out go with the next report, not a whole interval later.
+      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.results.length > 0 ? REPORT_BATCH_MS : this.intervalMs);
     }
   }
 
   private finish(taskId: string): void {
     if (!this.working.delete(taskId)) return;
     this.results.push({ taskId, ok: true, bytesFetched: 0, bytesTotal: 1 });
-    void this.poll();
+    this.reportTimer ??= setTimeout(() => {
+      this.reportTimer = undefined;
+      void this.poll();
+    }, REPORT_BATCH_MS);
   }
 }
 
@@ -121,11 +138,20 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
   const start = (i: number) => {
     const hubConfig = redis ? { token: HUB_TOKEN, advertise: `http://127.0.0.1:${ports[i]}` } : { token: HUB_TOKEN };
     return startBerth({
-      config: { version: 0.1, hub: hubConfig, ...(redis ? { redis: { addr: redis.addr } } : {}), http: { workers: 1 }, log: { level: 'warn' } },
+      config: {
+        version: 0.1,
+        hub: hubConfig,
+        ...(redis ? { redis: { addr: redis.addr } } : {}),
+        http: { workers: 1, maxconnectionsperclient: 1024 },
+        log: { level: 'warn' },
+      },
       root: path.join(work, `hub-${i}`),
       port: ports[i]!,
+      ...(opt.profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opt.profileDir)}`] } : {}),
     });
   };
+  // Every simulated site connects from 127.0.0.1, as does a hub forwarding to the lead: one address holds
+  // the harness's 256 connections and the forwarder's, so the per-client bound is raised above both.
   // The first hub started leads (it takes the lease before the others start).
   const hubs: Berth[] = [];
   for (let i = 0; i < opt.replicas; i++) {
@@ -135,7 +161,7 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
   let alive = hubs.map((_, i) => i);
   const base = () => hubs[alive[0]!]!.url;
   const latencies: number[] = [];
-  const failures = { count: 0 };
+  const failures = { count: 0, why: {} as Record<string, number> };
   const sites = Array.from({ length: SITES }, (_, i) => {
     const at = i % hubs.length;
     return new Site(`site-${String(i).padStart(5, '0')}`, () => hubs[at]!.url, latencies, failures, INTERVAL_MS);
@@ -208,6 +234,7 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       failedParts,
       polls: latencies.length,
       pollFailures: failures.count,
+      pollFailureReasons: failures.why,
       pollP50Ms: Math.round(pct(latencies, 50) * 10) / 10,
       pollP99Ms: Math.round(pct(latencies, 99) * 10) / 10,
       hubCpuPercent: Math.round((cpu / (doneMs / 1000)) * 100),
@@ -232,6 +259,7 @@ async function main(): Promise<void> {
       replicas: { type: 'string', default: '1' },
       'kill-replica': { type: 'boolean', default: false },
       timeout: { type: 'string', default: '300' },
+      profile: { type: 'string' },
     },
   });
   const out = await runFleetScale({
@@ -242,6 +270,7 @@ async function main(): Promise<void> {
     replicas: Math.max(1, Number(opt.replicas)),
     killReplica: opt['kill-replica'],
     timeoutMs: Number(opt.timeout) * 1000,
+    ...(opt.profile ? { profileDir: opt.profile } : {}),
   });
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   await closeFleetScale();

@@ -73,6 +73,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
     ...(config.admin ? { admin: config.admin } : {}),
     logger: d.logger.child({ fleet: 'hub' }),
     now: d.now,
+    admission: config.hub.admission,
   };
   if (config.hub.redis === undefined || config.hub.advertise === undefined) {
     const { SqliteHubState } = await import('../storage/hub-db.js');
@@ -83,7 +84,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
       close: () => hub.close(),
     });
   }
-  return withAgent(await replicatedHub(config.hub.redis, config.hub.advertise, hubDeps, createHub));
+  return withAgent(await replicatedHub(config.hub.redis, config.hub.advertise, config.hub.leaseTtlMs, hubDeps, createHub));
 }
 
 /**
@@ -93,6 +94,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
 async function replicatedHub(
   redisConfig: NonNullable<HubConfig['redis']>,
   advertise: string,
+  leaseTtlMs: number,
   hubDeps: Omit<HubDeps, 'state'>,
   createHub: (deps: HubDeps) => Hub,
 ): Promise<Omit<Fleet, 'start' | 'stop'> & { start(): void; stop(): Promise<void> }> {
@@ -108,6 +110,8 @@ async function replicatedHub(
     redis,
     advertise,
     key: `${HUB_KEY_PREFIX}lead`,
+    ttlMs: leaseTtlMs,
+    renewMs: leaseTtlMs / 5,
     logger: hubDeps.logger,
     now: hubDeps.now,
     onLead: async () => {

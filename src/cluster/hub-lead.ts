@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { HubFence } from './redis-hub-state.js';
+import { DEFAULT_HUB_LEASE_TTL_MS } from '../config/fleet.js';
 
 export interface HubLeadDeps {
   readonly redis: Redis;
@@ -22,8 +23,8 @@ export interface HubLeadDeps {
   readonly renewMs?: number;
 }
 
-const TTL_MS = 5_000;
-const RENEW_MS = 1_000;
+const TTL_MS = DEFAULT_HUB_LEASE_TTL_MS;
+const RENEW_MS = TTL_MS / 5;
 
 // Renewed (or released) only by the holder it names.
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;

@@ -44,7 +44,15 @@ return 1
 const FIELDS_PER_OP = 500;
 
 export class RedisHubState implements HubState {
-  private readonly keys: { seq: string; jobs: string; sites: string; firstSeen: string; parts: (job: number) => string; held: (site: string) => string };
+  private readonly keys: {
+    seq: string;
+    jobs: string;
+    sites: string;
+    firstSeen: string;
+    parts: (job: number) => string;
+    pending: (job: number) => string;
+    held: (site: string) => string;
+  };
 
   constructor(
     private readonly redis: Redis,
@@ -58,6 +66,8 @@ export class RedisHubState implements HubState {
       firstSeen: `${prefix}first-seen`,
       parts: (job) => `${prefix}parts:${job}`,
       held: (site) => `${prefix}held:${site}`,
+      // A fan-out's sites as one list: a part not in parts:<id> yet is pending.
+      pending: (job) => `${prefix}pending:${job}`,
     };
   }
 
@@ -83,6 +93,8 @@ export class RedisHubState implements HubState {
         this.keys.jobs,
         w.jobs.flatMap((j) => [String(j.id), JSON.stringify(j)]),
       );
+    // One JSON string a line; a later list for the same job (a write taken in the middle of a fan-out) adds to the earlier.
+    for (const { job, sites } of w.pendingParts ?? []) ops.push(['APPEND', this.keys.pending(job), sites.map((site) => `${JSON.stringify(site)}\n`).join('')]);
     const byJob = new Map<number, string[]>();
     for (const { job, part } of w.parts ?? []) {
       let pairs = byJob.get(job);
@@ -92,7 +104,7 @@ export class RedisHubState implements HubState {
     for (const [job, pairs] of byJob) hset(this.keys.parts(job), pairs);
     for (const id of w.deleteJobs ?? []) {
       ops.push(['HDEL', this.keys.jobs, String(id)]);
-      ops.push(['DEL', this.keys.parts(id)]);
+      ops.push(['DEL', this.keys.parts(id), this.keys.pending(id)]);
     }
     if (ops.length === 0) return;
     const fence = this.fence();
@@ -116,15 +128,21 @@ export class RedisHubState implements HubState {
       .map((text) => JSON.parse(text) as StoredJob)
       .sort((a, b) => a.id - b.id);
     const pipeline = this.redis.pipeline();
-    for (const j of jobs) pipeline.hgetall(this.keys.parts(j.id));
+    for (const j of jobs) pipeline.hgetall(this.keys.parts(j.id)).get(this.keys.pending(j.id));
     const answers = jobs.length > 0 ? ((await pipeline.exec()) ?? []) : [];
     return {
       sites,
       jobs: jobs.map((j, i) => {
-        const [err, raw] = answers[i] ?? [null, {}];
+        const [err, raw] = answers[2 * i] ?? [null, {}];
+        const [pendingErr, pendingText] = answers[2 * i + 1] ?? [null, null];
         if (err) throw err;
-        const parts = Object.values(raw as Record<string, string>).map((text) => JSON.parse(text) as StoredPart);
-        return { ...j, parts: parts.sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0)) };
+        if (pendingErr) throw pendingErr;
+        const parts = new Map(Object.entries(raw as Record<string, string>).map(([site, text]) => [site, JSON.parse(text) as StoredPart]));
+        for (const line of String(pendingText ?? '').split('\n')) {
+          const site = line === '' ? '' : (JSON.parse(line) as string);
+          if (site !== '' && !parts.has(site)) parts.set(site, pendingPart(site));
+        }
+        return { ...j, parts: [...parts.values()].sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0)) };
       }),
     };
   }
@@ -147,4 +165,8 @@ export class RedisHubState implements HubState {
 
   /** The connection belongs to whoever opened it (the hub's lead election shares it). */
   async close(): Promise<void> {}
+}
+
+function pendingPart(site: string): StoredPart {
+  return { site, state: 'pending', error: null, digest: null, bytesFetched: 0, bytesTotal: 0, finishedAt: null };
 }

@@ -16,7 +16,7 @@ test('hub and site load as docs/fleet.md writes them (docs/design.md §12); toke
   const { config } = load('hub:\n  token: s3cret\nsite:\n  name: factory-12\n  hub: https://berth-hub.xing.com/\n  tokenfile: hub.token\n  interval: 10s\n', {
     files: { 'hub.token': 'abc\n' },
   });
-  assert.deepEqual(config.hub, { token: 's3cret' });
+  assert.deepEqual(config.hub, { token: 's3cret', admission: { maxInFlight: 256, maxLoopDelayMs: 100 }, leaseTtlMs: 5_000 });
   assert.deepEqual(config.site, { name: 'factory-12', hub: 'https://berth-hub.xing.com', token: 'abc', intervalMs: 10_000 });
   const { config: plain } = load('site:\n  name: s1\n  hub: http://hub:5000\n  token: t\n');
   assert.equal(plain.site?.intervalMs, 30_000);
@@ -38,10 +38,40 @@ test('a hub with redis: keeps its state there and needs advertise; advertise wit
   );
 });
 
+test('hub admission bounds and the lead lease TTL are configurable; bad values name the key and what is allowed', () => {
+  const { config } = load('hub:\n  token: s3cret\n  admission:\n    inflight: 64\n    loopdelay: 250ms\n');
+  assert.deepEqual(config.hub?.admission, { maxInFlight: 64, maxLoopDelayMs: 250 });
+  const { config: replicated } = load('hub:\n  token: s3cret\n  advertise: http://10.0.0.7:5000\n  leasettl: 10s\nredis:\n  addr: 10.0.0.9:6379\n');
+  assert.equal(replicated.hub?.leaseTtlMs, 10_000);
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  token: s3cret\n  admission:\n    inflight: 0\n')),
+    ['hub.admission.inflight: invalid count "0"; allowed: a whole number of at least 1, e.g. 256'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  token: s3cret\n  admission:\n    loopdelay: 0s\n')),
+    ['hub.admission.loopdelay: must be more than 0; allowed: a duration such as 100ms'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  token: s3cret\n  advertise: http://a:5000\n  leasettl: 500ms\nredis:\n  addr: a:6379\n')),
+    ['hub.leasettl: 500ms is too short; allowed: a duration of at least 1s (the lead renews its lease every fifth of it), e.g. 5s'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  token: s3cret\n  leasettl: 10s\n')),
+    ['hub.leasettl: set without redis:; allowed: only with redis: (the lease decides which hub on it leads)'],
+  );
+  assert.deepEqual(
+    problemsOf(() => load('hub:\n  token: s3cret\n  admission:\n    queue: 5\n')),
+    ['hub.admission.queue: unknown key; allowed here: inflight, loopdelay'],
+  );
+});
+
 test('fleet problems name the key path', () => {
   assert.deepEqual(
     problemsOf(() => load('hub:\n  tokn: x\n')),
-    ['hub.tokn: unknown key; allowed here: token, tokenfile, advertise', 'hub.token: required when hub is set; allowed: token or tokenfile'],
+    [
+      'hub.tokn: unknown key; allowed here: token, tokenfile, advertise, admission, leasettl',
+      'hub.token: required when hub is set; allowed: token or tokenfile',
+    ],
   );
   const problems = problemsOf(() => load('site:\n  name: Factory 12\n  hub: ftp://x\n  token: a\n  tokenfile: b\n  interval: soon\n'));
   assert.ok(

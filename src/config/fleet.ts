@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { duration, httpUrl, pathText, scalar, show, text } from './fields.js';
+import { count, duration, httpUrl, pathText, scalar, show, text } from './fields.js';
 import { formatDuration } from './units.js';
 import { SIZE_ALLOWED, parseSize } from './units.js';
 import type { Tree } from './yaml.js';
@@ -71,6 +71,12 @@ export const budgetKeys = {
 };
 
 export const DEFAULT_SITE_INTERVAL_MS = 30_000;
+/** Hub admission control (fleet/admission.ts) and the lead lease (cluster/hub-lead.ts) unless configured. */
+export const DEFAULT_HUB_INFLIGHT = 256;
+export const DEFAULT_HUB_LOOP_DELAY_MS = 100;
+export const DEFAULT_HUB_LEASE_TTL_MS = 5_000;
+/** The lead renews its lease every fifth of the TTL: a shorter TTL would renew too often to be worth it. */
+export const MIN_HUB_LEASE_TTL_MS = 1_000;
 
 const token = (who: string) => ({
   token: text()
@@ -86,6 +92,29 @@ export const hubSchema = z
       description: 'With redis: how the other hubs on the same Redis reach this one (they forward to the hub holding the lead); unique per hub.',
       example: 'http://10.0.0.7:5000',
     }),
+    admission: z
+      .strictObject({
+        inflight: count()
+          .optional()
+          .meta({
+            description: 'Polls answered at once above which the hub asks sites to wait longer before their next poll.',
+            default: String(DEFAULT_HUB_INFLIGHT),
+          }),
+        loopdelay: duration()
+          .optional()
+          .meta({
+            description: 'Event-loop delay (p99 over the last second) above which the hub asks sites to wait longer before their next poll.',
+            default: formatDuration(DEFAULT_HUB_LOOP_DELAY_MS),
+          }),
+      })
+      .optional()
+      .meta({ description: 'When a loaded hub slows its sites down (at most twice their interval; docs/fleet.md).' }),
+    leasettl: duration()
+      .optional()
+      .meta({
+        description: 'With redis: how long the lead hub’s lease lasts unrenewed (renewed every fifth of it): how soon another hub takes over from a dead lead.',
+        default: formatDuration(DEFAULT_HUB_LEASE_TTL_MS),
+      }),
   })
   .meta({ description: 'This berth is a fleet’s hub: sites report to it and take work from it.' });
 export const siteSchema = z
@@ -105,6 +134,10 @@ export interface HubConfig {
   readonly redis?: RedisConfig;
   /** `hub.advertise`, without trailing slash: where the other hubs forward to while this one leads. */
   readonly advertise?: string;
+  /** Admission control: polls in flight and event-loop delay (ms) above which sites are slowed. */
+  readonly admission: { readonly maxInFlight: number; readonly maxLoopDelayMs: number };
+  /** `hub.leasettl` in ms (used with `redis:`). */
+  readonly leaseTtlMs: number;
 }
 
 export interface SiteConfig {
@@ -126,6 +159,9 @@ export function checkFleet(doc: Tree, add: Add): void {
     if (s.token !== undefined && s.tokenfile !== undefined) add([key, 'tokenfile'], 'token and tokenfile are both set; allowed: one of them');
     if (s.token === undefined && s.tokenfile === undefined) add([key, 'token'], `required when ${key} is set; allowed: token or tokenfile`);
   }
+  const hub = doc['hub'];
+  if (isMapping(hub) && hub.leasettl !== undefined && doc['redis'] === undefined)
+    add(['hub', 'leasettl'], 'set without redis:; allowed: only with redis: (the lease decides which hub on it leads)');
   const site = doc['site'];
   if (isMapping(site) && typeof site.interval === 'string' && /^0+(\.0*)?[a-z]*$/i.test(site.interval.trim())) {
     add(['site', 'interval'], `invalid duration ${show(site.interval)}: must be more than 0; allowed: a duration such as 30s`);
@@ -160,9 +196,18 @@ export function buildFleet(
 ): { hub?: HubConfig; site?: SiteConfig } {
   const out: { hub?: HubConfig; site?: SiteConfig } = {};
   if (doc.hub) {
+    const loopDelay = doc.hub.admission?.loopdelay ?? DEFAULT_HUB_LOOP_DELAY_MS;
+    if (loopDelay <= 0) problems.push(`hub.admission.loopdelay: must be more than 0; allowed: a duration such as ${formatDuration(DEFAULT_HUB_LOOP_DELAY_MS)}`);
+    const leaseTtl = doc.hub.leasettl ?? DEFAULT_HUB_LEASE_TTL_MS;
+    if (leaseTtl < MIN_HUB_LEASE_TTL_MS)
+      problems.push(
+        `hub.leasettl: ${formatDuration(leaseTtl)} is too short; allowed: a duration of at least ${formatDuration(MIN_HUB_LEASE_TTL_MS)} (the lead renews its lease every fifth of it), e.g. 5s`,
+      );
     out.hub = {
       token: tokenOf('hub', doc.hub, where, problems),
       ...(doc.hub.advertise !== undefined ? { advertise: doc.hub.advertise.replace(/\/+$/, '') } : {}),
+      admission: { maxInFlight: doc.hub.admission?.inflight ?? DEFAULT_HUB_INFLIGHT, maxLoopDelayMs: loopDelay },
+      leaseTtlMs: leaseTtl,
     };
   }
   if (doc.site) {

@@ -48,7 +48,10 @@ test('a site told to wait longer is not stale while it waits; silent past three 
 });
 
 /** One poll through the hub's handler, without a socket. */
-async function pollThrough(hub: ReturnType<typeof createHub>, name: string): Promise<{ status: number; body: Record<string, unknown> }> {
+async function pollThrough(
+  hub: ReturnType<typeof createHub>,
+  name: string,
+): Promise<{ status: number; body: Record<string, unknown>; headers: Record<string, string> }> {
   const req = new PassThrough() as unknown as IncomingMessage & PassThrough;
   Object.assign(req, {
     method: 'POST',
@@ -57,19 +60,20 @@ async function pollThrough(hub: ReturnType<typeof createHub>, name: string): Pro
   });
   req.end(JSON.stringify({ report: { name, intervalMs: 1_000 }, results: [], working: [] }));
   let text = '';
+  const headers: Record<string, string> = {};
   const res = {
     headersSent: false,
     statusCode: 0,
-    setHeader: () => undefined,
+    setHeader: (k: string, v: unknown) => void (headers[k.toLowerCase()] = String(v)),
     end: (b?: string) => {
       text = b ?? '';
     },
   };
   await hub.handle(req, res as unknown as ServerResponse, new URL('http://hub/api/v1/fleet/poll'));
-  return { status: res.statusCode, body: JSON.parse(text || '{}') as Record<string, unknown> };
+  return { status: res.statusCode, body: JSON.parse(text || '{}') as Record<string, unknown>, headers };
 }
 
-test('a loaded hub answers polls with retryAfterMs; an idle one without', async () => {
+test('a loaded hub answers polls with retryAfterMs and Retry-After; an idle one without', async () => {
   let delay = 0;
   const hub = createHub({
     token: 't'.repeat(32),
@@ -83,9 +87,11 @@ test('a loaded hub answers polls with retryAfterMs; an idle one without', async 
     const idle = await pollThrough(hub, 'a');
     assert.equal(idle.status, 200, JSON.stringify(idle.body));
     assert.equal(idle.body['retryAfterMs'], undefined);
+    assert.equal(idle.headers['retry-after'], undefined);
     delay = 500;
     const loaded = await pollThrough(hub, 'a');
     assert.equal(loaded.body['retryAfterMs'], 1_000 * MAX_STRETCH);
+    assert.equal(loaded.headers['retry-after'], String(MAX_STRETCH), 'whole seconds');
   } finally {
     await hub.close();
   }

@@ -4,6 +4,7 @@
  * spreads out before answers slow down (and before a slow answer could look like a silent site).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { DEFAULT_HUB_INFLIGHT, DEFAULT_HUB_LOOP_DELAY_MS } from '../config/fleet.js';
 
 export interface AdmissionLimits {
   /** Polls being answered at once above which sites are slowed. */
@@ -12,7 +13,8 @@ export interface AdmissionLimits {
   readonly maxLoopDelayMs: number;
 }
 
-export const DEFAULT_ADMISSION: AdmissionLimits = { maxInFlight: 256, maxLoopDelayMs: 100 };
+/** `hub.admission` unless configured. */
+export const DEFAULT_ADMISSION: AdmissionLimits = { maxInFlight: DEFAULT_HUB_INFLIGHT, maxLoopDelayMs: DEFAULT_HUB_LOOP_DELAY_MS };
 
 /**
  * A slowed site waits at most this many of its intervals: under the three that make it stale

@@ -25,12 +25,21 @@ const RETRY_AFTER_S = 1;
 const FORWARD_TIMEOUT_MS = 25_000;
 /** Marks a forwarded request: a hub that receives one while not leading answers 503 rather than forward it again (no loop between two hubs that each think the other leads). */
 const FORWARDED = 'x-berth-hub-forwarded';
+/**
+ * Connections to the lead, at most: the lead sees every forwarded request come from this hub's one
+ * address, so they stay well under its http.maxconnectionsperclient (default 256) and are reused.
+ */
+const FORWARD_SOCKETS = 64;
+/** An idle connection to the lead is closed by this hub first (servers close theirs after 5 s), so a reused one is not found closed. */
+const IDLE_SOCKET_MS = 4_000;
 /** Hop-by-hop headers are the connection's own, never passed on. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host'];
 
 /** Answers a hub path (true) by forwarding it to the lead, or 503 with Retry-After while there is none; false for other paths. */
 export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
   const admit = hubGate(d.token, d.admin, d.now);
+  const options = { keepAlive: true, maxSockets: FORWARD_SOCKETS, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
+  const agents = { 'http:': new http.Agent(options), 'https:': new https.Agent(options) };
   return async (req, res, url) => {
     const owned = hubPath(url.pathname);
     if (!owned) return false;
@@ -41,7 +50,8 @@ export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: Server
       const lead = req.headers[FORWARDED] === undefined ? d.lead() : undefined;
       if (lead === undefined)
         throw overloaded('no hub holds the lead yet (one takes it within seconds of the last one stopping); retry shortly', RETRY_AFTER_S);
-      await forward(req, res, new URL(`${url.pathname}${url.search}`, `${lead}/`), d.logger);
+      const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
+      await forward(req, res, target, target.protocol === 'https:' ? agents['https:'] : agents['http:'], d.logger);
     } catch (err) {
       sendApiError(res, err, head);
     }
@@ -49,11 +59,11 @@ export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: Server
   };
 }
 
-function forward(req: IncomingMessage, res: ServerResponse, target: URL, logger: Logger): Promise<void> {
+function forward(req: IncomingMessage, res: ServerResponse, target: URL, agent: http.Agent, logger: Logger): Promise<void> {
   const headers = { ...Object.fromEntries(Object.entries(req.headers).filter(([k]) => !HOP_BY_HOP.includes(k))), [FORWARDED]: '1' };
   const client = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const out = client.request(target, { method: req.method, headers, timeout: FORWARD_TIMEOUT_MS }, (answer) => {
+    const out = client.request(target, { method: req.method, headers, agent, timeout: FORWARD_TIMEOUT_MS }, (answer) => {
       const passed = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.includes(k)));
       res.writeHead(answer.statusCode ?? 502, passed);
       answer.pipe(res);

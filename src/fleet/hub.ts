@@ -49,7 +49,12 @@ interface Reply {
   readonly status?: number;
   readonly body: unknown;
   readonly next?: string;
+  /** Seconds the caller should wait before it asks again (a stretched poll answer). */
+  readonly retryAfter?: number;
 }
+
+/** How long a write waits for others to share its transaction. */
+const GROUP_COMMIT_MS = 10;
 
 /** How often sites that fell silent have their open parts failed. */
 const SWEEP_MS = 1_000;
@@ -91,12 +96,13 @@ export function createHub(deps: HubDeps): Hub {
     deps.logger.info({ sites: loaded.sites.length, jobs: loaded.jobs.length }, 'hub state loaded');
   });
   /** Writes what changed before the answer goes out: an answered request is never lost by a restart. */
-  // Group commit: every request answered in one turn of the event loop shares one transaction.
+  // Group commit: every request answered within GROUP_COMMIT_MS shares one transaction (under load
+  // the commits, not the rows, are what a write costs).
   const queued = new Map<string, StoredSite>();
   let flushing: Promise<void> | undefined;
   const persist = (changed: readonly StoredSite[] = []): Promise<void> => {
     for (const site of changed) queued.set(site.name, site);
-    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+    flushing ??= new Promise<void>((resolve) => setTimeout(resolve, GROUP_COMMIT_MS)).then(async () => {
       flushing = undefined;
       const w = { ...jobs.takeWrites(), sites: [...queued.values()] };
       queued.clear();
@@ -168,7 +174,11 @@ export function createHub(deps: HubDeps): Hub {
       for (const p of pushed) made.push({ ...(await preheat(p.image, p.image, 'event', sel, p.digest)), digest: p.digest });
       return { status: 202, body: { jobs: made.map((x) => ({ id: x.job.id, image: x.job.image, digest: x.digest, duplicate: x.duplicate })) } };
     }
-    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) return { body: await poll(await readJsonBody(req), arrived) };
+    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) {
+      const answer = await poll(await readJsonBody(req), arrived);
+      // The header too, for sites and proxies that read only Retry-After.
+      return { body: answer, ...(answer.retryAfterMs ? { retryAfter: Math.ceil(answer.retryAfterMs / 1_000) } : {}) };
+    }
     if (at('GET', /^\/api\/v1\/sites$/)) return sitesView(sites, url);
     if (at('GET', /^\/api\/v1\/sites\/summary$/)) return summaryView('sites', sites, jobs, url);
     if (at('GET', /^\/api\/v1\/fleet\/jobs$/)) return jobsView(jobs, url);
@@ -186,7 +196,11 @@ export function createHub(deps: HubDeps): Hub {
     try {
       jobs.complete(req.report.name, req.results);
       const tasks = jobs.tasksFor(req.report.name, req.working);
-      await persist([seen]);
+      // Results are acknowledged by the answer, so they are written first; a poll with none waits
+      // for no write (its report is written with the next batch, a lost one is re-sent next poll).
+      const written = persist([seen]);
+      if (req.results.length > 0) await written;
+      else written.catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
       retryAfterMs = admission.retryAfterMs(req.report.intervalMs);
       // Only to sites that send a hash: they send their list when it differs.
       const held = req.report.held ? { heldHash: await heldHash(req.report.name) } : {};
@@ -223,6 +237,7 @@ export function createHub(deps: HubDeps): Hub {
       const out = await route(req, path, selector, url, arrived);
       if (!out) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path}`);
       if (out.next) res.setHeader('Link', `<${out.next}>; rel="next"`);
+      if (out.retryAfter) res.setHeader('Retry-After', String(out.retryAfter));
       sendJson(res, out.status ?? 200, out.body, head);
     } catch (err) {
       const sent = sendApiError(res, err, head);

@@ -80,3 +80,44 @@ test('a job over many sites fans out whole and stays PENDING until then', async 
   assert.equal(h.jobs.state(job), 'PENDING');
   assert.equal(h.jobs.tasksFor('s0999', []).length, 1);
 });
+
+test('a fan-out is written as one list of sites per job, even when a write is taken in its middle', async () => {
+  const names = Array.from({ length: 1_200 }, (_, i) => `s${String(i).padStart(4, '0')}`);
+  const h = hub(names);
+  const creating = h.jobs.create({ image: 'app:v1', source: 'api', matches: () => true });
+  await new Promise((r) => setImmediate(r));
+  const early = h.jobs.takeWrites();
+  const { job } = await creating;
+  const late = h.jobs.takeWrites();
+  const written = [...(early.pendingParts ?? []), ...(late.pendingParts ?? [])].flatMap((p) => p.sites);
+  assert.deepEqual(written, names, 'every site once, in order');
+  assert.equal(early.parts?.length ?? 0, 0, 'no per-site rows for a fresh part');
+  assert.deepEqual(
+    late.jobs?.map((j) => j.id),
+    [job.id],
+  );
+});
+
+test('a task handed out is not written again until it finishes; one its site already works on is not handed out again', async () => {
+  const h = hub(['a']);
+  const { job } = await h.jobs.create({ image: 'app:v1', source: 'api', matches: () => true });
+  h.jobs.takeWrites();
+  const taskId = `${job.id}/a`;
+  assert.deepEqual(
+    h.jobs.tasksFor('a', [taskId]).map((t) => t.taskId),
+    [],
+    'a restarted hub reads it pending while the site still works on it',
+  );
+  assert.equal(h.jobs.counts(job).running, 1);
+  assert.equal(h.jobs.takeWrites().parts?.length, 0, 'running is not written');
+  assert.deepEqual(
+    h.jobs.tasksFor('a', []).map((t) => t.taskId),
+    [taskId],
+    'a site that lost it is handed it again',
+  );
+  h.jobs.complete('a', [{ taskId, ok: true, bytesFetched: 0, bytesTotal: 1 }]);
+  assert.deepEqual(
+    h.jobs.takeWrites().parts?.map((p) => p.part.state),
+    ['success'],
+  );
+});

@@ -51,6 +51,8 @@ export class FleetJobs {
   private readonly open = new Map<string, Map<number, SitePart>>();
   private readonly dirtyJobs = new Set<number>();
   private readonly dirtyParts = new Map<SitePart, number>();
+  /** New jobs' pending parts, by job: written as one list of site names each (a fan-out is one row write per job). */
+  private readonly freshParts = new Map<number, string[]>();
   private readonly deleted: number[] = [];
 
   constructor(
@@ -112,6 +114,8 @@ export class FleetJobs {
         };
         job.sites.push(part);
         this.index(t, part);
+        if (stale) this.dirtyParts.set(part, id);
+        else this.freshOf(id).push(site);
       }
     }
     if (job.sites.length === 0)
@@ -159,7 +163,10 @@ export class FleetJobs {
     return t ? this.stateOf(t) : 'FAILURE';
   }
 
-  /** The tasks to hand a polling site: new ones, and running ones it no longer lists as working (it restarted). */
+  /**
+   * The tasks to hand a polling site: pending and running ones it does not list as working (new,
+   * or it restarted); a pending one it lists (the hub restarted and forgot it handed it out) just runs.
+   */
   tasksFor(site: string, working: readonly string[]): SiteTask[] {
     const out: SiteTask[] = [];
     const open = this.open.get(site);
@@ -167,10 +174,9 @@ export class FleetJobs {
     const busy = new Set(working);
     for (const [id, part] of open) {
       const taskId = `${id}/${site}`;
-      if (part.state === 'pending' || (part.state === 'running' && !busy.has(taskId))) {
-        if (part.state === 'pending') this.move(this.jobs.get(id)!, part, 'running');
-        out.push({ taskId, image: this.jobs.get(id)!.job.image });
-      }
+      const t = this.jobs.get(id)!;
+      if (part.state === 'pending') this.move(t, part, 'running');
+      if (!busy.has(taskId)) out.push({ taskId, image: t.job.image });
     }
     return out;
   }
@@ -216,10 +222,12 @@ export class FleetJobs {
       return t ? [stored(t.job)] : [];
     });
     const parts = [...this.dirtyParts].filter(([, id]) => this.jobs.has(id)).map(([part, job]) => ({ job, part: { ...part } }));
+    const pendingParts = [...this.freshParts].filter(([id, sites]) => sites.length > 0 && this.jobs.has(id)).map(([job, sites]) => ({ job, sites }));
     const deleteJobs = this.deleted.splice(0);
     this.dirtyJobs.clear();
     this.dirtyParts.clear();
-    return { jobs, parts, deleteJobs };
+    this.freshParts.clear();
+    return { jobs, pendingParts, parts, deleteJobs };
   }
 
   private stateOf(t: Tracked): JobState {
@@ -252,7 +260,13 @@ export class FleetJobs {
     t.parts.set(part.site, part);
     t.counts[part.state]++;
     if (part.state === 'pending' || part.state === 'running') this.openSite(part.site).set(t.job.id, part);
-    this.dirtyParts.set(part, t.job.id);
+  }
+
+  /** Looked up each time: a write taken in the middle of a fan-out starts a new list. */
+  private freshOf(id: number): string[] {
+    let list = this.freshParts.get(id);
+    if (!list) this.freshParts.set(id, (list = []));
+    return list;
   }
 
   private openSite(site: string): Map<number, SitePart> {
@@ -266,7 +280,9 @@ export class FleetJobs {
     t.counts[to]++;
     part.state = to;
     if (to === 'success' || to === 'failure') this.open.get(part.site)?.delete(t.job.id);
-    this.dirtyParts.set(part, t.job.id);
+    // Running is not written: after a restart a running part reads as pending, and a site that
+    // still works on it lists it in `working`, so it is not handed out twice (tasksFor).
+    if (to !== 'running') this.dirtyParts.set(part, t.job.id);
   }
 
   /** A job whose parts are all done is finished. */

@@ -21,30 +21,73 @@ export interface AgentDeps {
   readonly held?: () => Promise<readonly string[]>;
   /** Waits before a retry of a pre-heat whose manifest was not readable yet (tests shorten it). */
   readonly retryDelaysMs?: readonly number[];
+  /** The clock (an HTTP-date in Retry-After is read against it) and the timer of the next poll; tests fake both. */
+  readonly now?: () => number;
+  readonly schedule?: (run: () => void, ms: number) => { cancel(): void };
 }
 
 /** A pushed manifest may not be readable at once (replication lag): retried after these waits. */
 const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
 const POLL_TIMEOUT_MS = 30_000;
+/**
+ * A finished pre-heat is reported this long after it finished, with every other one finished
+ * meanwhile: a burst of jobs costs the hub a few polls per site, not one per job.
+ */
+export const REPORT_BATCH_MS = 1_000;
+
+/** A hub (or what stands in front of it) that answers 503 or 429 is waited for at most this many intervals... */
+export const MAX_BACKOFF_INTERVALS = 4;
+/** ...and never longer than this, unless the interval itself is longer. */
+export const MAX_BACKOFF_MS = 5 * 60_000;
+
+const finite = (ms: number | undefined) => (typeof ms === 'number' && Number.isFinite(ms) ? ms : 0);
 
 /** A loaded hub asks for a longer wait (at most a few intervals, fleet/admission.ts); never shorter than the interval. */
 export function nextPollMs(intervalMs: number, retryAfterMs: number | undefined): number {
-  const asked = typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) ? retryAfterMs : 0;
-  return Math.min(Math.max(intervalMs, asked), intervalMs * MAX_STRETCH);
+  return Math.min(Math.max(intervalMs, finite(retryAfterMs)), intervalMs * MAX_STRETCH);
+}
+
+/** After a 503 or 429: the Retry-After asked, never sooner than the interval, never later than a few intervals or 5 minutes. */
+export function backoffMs(intervalMs: number, retryAfterMs: number | undefined): number {
+  const most = Math.max(intervalMs, Math.min(intervalMs * MAX_BACKOFF_INTERVALS, MAX_BACKOFF_MS));
+  return Math.min(Math.max(intervalMs, finite(retryAfterMs)), most);
+}
+
+/** A Retry-After header (delay-seconds or an HTTP-date) as ms from `now`; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1_000;
+  // An HTTP-date names its day and month (Date.parse alone would take "-5" for a year).
+  const at = /^[a-z]{3}, /i.test(text) ? Date.parse(text) : NaN;
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 export class SiteAgent {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { cancel(): void } | undefined;
+  /** The poll that will report finished pre-heats, when one is due. */
+  private reportTimer: { cancel(): void } | undefined;
   private stopped = false;
   private polling = false;
   private again = false;
   private readonly working = new Set<string>();
   private finished: TaskResult[] = [];
   private lastError: string | undefined;
-  /** What the hub's last answer asked (admission control). */
-  private hubWaitMs: number | undefined;
+  /** How long to wait before the next poll, as the hub's last answer asked (admission control, or a 503/429). */
+  private waitMs: number;
+  private readonly now: () => number;
+  private readonly schedule: (run: () => void, ms: number) => { cancel(): void };
 
-  constructor(private readonly deps: AgentDeps) {}
+  constructor(private readonly deps: AgentDeps) {
+    this.waitMs = deps.site.intervalMs;
+    this.now = deps.now ?? Date.now;
+    this.schedule =
+      deps.schedule ??
+      ((run, ms) => {
+        const t = setTimeout(run, ms);
+        return { cancel: () => clearTimeout(t) };
+      });
+  }
 
   start(): void {
     this.kick();
@@ -52,7 +95,8 @@ export class SiteAgent {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.cancel();
+    this.reportTimer?.cancel();
   }
 
   /** Polls now (and keeps polling every interval). */
@@ -62,7 +106,9 @@ export class SiteAgent {
       this.again = true;
       return;
     }
-    clearTimeout(this.timer);
+    this.timer?.cancel();
+    this.reportTimer?.cancel();
+    this.reportTimer = undefined;
     this.polling = true;
     this.poll()
       .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'fleet poll failed'))
@@ -74,7 +120,7 @@ export class SiteAgent {
           this.kick();
           return;
         }
-        this.timer = setTimeout(() => this.kick(), nextPollMs(this.deps.site.intervalMs, this.hubWaitMs));
+        this.timer = this.schedule(() => this.kick(), this.waitMs);
       });
   }
 
@@ -82,13 +128,17 @@ export class SiteAgent {
     const { site, logger } = this.deps;
     const results = this.finished;
     this.finished = [];
+    this.waitMs = site.intervalMs;
     try {
       // Without a list (the index failing) the site still reports; the hub keeps the last list it had.
       const held = this.deps.held ? await this.deps.held().then(heldList, () => undefined) : undefined;
       const report = await this.deps.report();
       const body = JSON.stringify({ report: held ? { ...report, held: { hash: held.hash, count: held.count } } : report, results, working: [...this.working] });
-      const answer = JSON.parse(await this.call('POST', '/api/v1/fleet/poll', 'application/json', body)) as PollResponse;
-      this.hubWaitMs = answer.retryAfterMs;
+      const res = await this.call('POST', '/api/v1/fleet/poll', 'application/json', body);
+      const asked = parseRetryAfter(res.retryAfter, this.now());
+      if (res.status === 503 || res.status === 429) this.waitMs = backoffMs(site.intervalMs, asked);
+      const answer = JSON.parse(res.ok()) as PollResponse;
+      this.waitMs = nextPollMs(site.intervalMs, answer.retryAfterMs ?? asked);
       if (this.lastError) logger.info({ hub: site.hub }, 'reaching the hub again');
       this.lastError = undefined;
       for (const task of answer.tasks ?? []) this.run(task);
@@ -99,18 +149,23 @@ export class SiteAgent {
       // Results not delivered go with the next poll.
       this.finished = [...results, ...this.finished];
       const why = (err as Error).message;
-      if (why !== this.lastError) logger.warn({ hub: site.hub, err: why }, 'cannot reach the hub; retrying every interval');
+      if (why !== this.lastError) logger.warn({ hub: site.hub, err: why, retryInMs: this.waitMs }, 'cannot reach the hub; retrying');
       this.lastError = why;
     }
   }
 
   /** The whole list, only when the hub's copy differs: a hub with thousands of sites gets a hash per poll. */
   private async sendHeld(body: string): Promise<void> {
-    await this.call('PUT', `/api/v1/fleet/held/${encodeURIComponent(this.deps.site.name)}`, 'text/plain', body);
+    (await this.call('PUT', `/api/v1/fleet/held/${encodeURIComponent(this.deps.site.name)}`, 'text/plain', body)).ok();
   }
 
-  /** One call to the hub with the site's token; the answer's text, or an error naming the status. */
-  private async call(method: 'POST' | 'PUT', path: string, contentType: string, body: string): Promise<string> {
+  /** One call to the hub with the site's token: its status, its Retry-After, and its text (ok() throws naming any status but 200). */
+  private async call(
+    method: 'POST' | 'PUT',
+    path: string,
+    contentType: string,
+    body: string,
+  ): Promise<{ status: number; retryAfter: string | string[] | undefined; ok(): string }> {
     const { site } = this.deps;
     const res = await request(`${site.hub}${path}`, {
       method,
@@ -120,8 +175,22 @@ export class SiteAgent {
       bodyTimeout: POLL_TIMEOUT_MS,
     });
     const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`hub answered ${res.statusCode} to ${method} ${path}: ${text.slice(0, 300)}`);
-    return text;
+    return {
+      status: res.statusCode,
+      retryAfter: res.headers['retry-after'],
+      ok: () => {
+        if (res.statusCode !== 200) throw new Error(`hub answered ${res.statusCode} to ${method} ${path}: ${text.slice(0, 300)}`);
+        return text;
+      },
+    };
+  }
+
+  private reportSoon(): void {
+    if (this.stopped || this.reportTimer) return;
+    this.reportTimer = this.schedule(() => {
+      this.reportTimer = undefined;
+      this.kick();
+    }, REPORT_BATCH_MS);
   }
 
   private run(task: SiteTask): void {
@@ -150,7 +219,7 @@ export class SiteAgent {
       log.info({ ok: result.ok, bytesFetched: result.bytesFetched, err: result.error }, 'pre-heat finished');
       this.working.delete(task.taskId);
       this.finished.push(result);
-      this.kick();
+      this.reportSoon();
     })().catch((err: Error) => {
       // The hub hears nothing of this task; it may hand it out again.
       this.working.delete(task.taskId);

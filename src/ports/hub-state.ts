@@ -46,6 +46,11 @@ export interface StoredSite {
 export interface HubWrite {
   readonly sites?: readonly StoredSite[];
   readonly jobs?: readonly StoredJob[];
+  /**
+   * A new job's parts, all pending (no error, nothing fetched), by site name: applied before `parts`,
+   * so a part written in `parts` too ends in that state. One list per job keeps a fan-out cheap.
+   */
+  readonly pendingParts?: ReadonlyArray<{ readonly job: number; readonly sites: readonly string[] }>;
   readonly parts?: ReadonlyArray<{ readonly job: number; readonly part: StoredPart }>;
   /** Jobs forgotten with their parts (finished ones beyond what the hub keeps). */
   readonly deleteJobs?: readonly number[];

@@ -81,7 +81,10 @@ export class SqliteHubState implements HubState {
       .immediate();
   }
 
-  async write(w: HubWrite): Promise<void> {
+  /** Prepared once: a hub writes many times a second. */
+  private statements: ReturnType<SqliteHubState['prepare']> | undefined;
+
+  private prepare() {
     const site = this.db.prepare(
       `INSERT INTO hub_sites (name, report, at, first_seen) VALUES (?, ?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET report = excluded.report, at = excluded.at`,
@@ -92,12 +95,23 @@ export class SqliteHubState implements HubState {
     const part = this.db.prepare(
       `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    // SQLite walks the JSON list itself: one statement per fanned-out job instead of one per site.
+    const pending = this.db.prepare(
+      `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at)
+      SELECT ?, value, 'pending', NULL, NULL, 0, 0, NULL FROM json_each(?)`,
+    );
     const dropJob = this.db.prepare('DELETE FROM hub_jobs WHERE id = ?');
     const dropParts = this.db.prepare('DELETE FROM hub_parts WHERE job = ?');
+    return { site, job, pending, part, dropJob, dropParts };
+  }
+
+  async write(w: HubWrite): Promise<void> {
+    const { site, job, pending, part, dropJob, dropParts } = (this.statements ??= this.prepare());
     this.db
       .transaction(() => {
         for (const s of w.sites ?? []) site.run(s.name, JSON.stringify(s.report), s.at, s.firstSeen);
         for (const j of w.jobs ?? []) job.run(j.id, j.image, j.digest, j.source, j.selector, j.url, j.createdAt, j.finishedAt, j.error);
+        for (const { job: id, sites } of w.pendingParts ?? []) pending.run(id, JSON.stringify(sites));
         for (const { job: id, part: p } of w.parts ?? []) part.run(id, p.site, p.state, p.error, p.digest, p.bytesFetched, p.bytesTotal, p.finishedAt);
         for (const id of w.deleteJobs ?? []) {
           dropJob.run(id);

@@ -122,4 +122,18 @@ export function hubStateContract(name: string, open: () => Promise<HubStateFixtu
     assert.deepEqual({ ...held, digests: Buffer.from(held!.digests) }, { hash: 'h2', at: 2_000, count: 2, digests });
     assert.equal(await again.heldHash('eu-2'), undefined);
   });
+
+  t('a fan-out written as a list of sites reads back as pending parts; a part written with it ends as written', async (f) => {
+    const sites = Array.from({ length: 1_200 }, (_, i) => `site-${String(i).padStart(4, '0')}`);
+    const done = part('site-0001', { state: 'success', digest: 'sha256:' + 'c'.repeat(64), bytesTotal: 4, finishedAt: 2_000 });
+    await f.state.write({ jobs: [job(4)], pendingParts: [{ job: 4, sites }], parts: [{ job: 4, part: done }] });
+    const loaded = await (await f.reopen()).load();
+    const parts = loaded.jobs[0]!.parts;
+    assert.deepEqual(
+      parts.map((p) => p.site),
+      sites,
+    );
+    assert.deepEqual(parts[0], part('site-0000'));
+    assert.deepEqual(parts[1], done);
+  });
 }
