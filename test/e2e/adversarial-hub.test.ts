@@ -118,6 +118,14 @@ function hostilePath(c: string): fc.Arbitrary<string> {
     '/preheats/x',
     '/api/v1/events',
     '/oapi/v1/jobs',
+    '/api/v1/sites/site-1/bundle?images=x',
+    `/api/v1/sites/..%2F..%2F${c}/bundle?images=x`,
+    `/api/v1/sites/site-1/bundle?images=http://${c}/x:v1`,
+    '/api/v1/sites/site-1/bundle?images=' + 'a,'.repeat(200),
+    '/api/v1/sites/site-1/held',
+    `/api/v1/sites/%2F%2F${c}/held`,
+    '/api/v1/fleet/held/site-1',
+    `/api/v1/fleet/held/..%2F${c}`,
   );
 }
 
