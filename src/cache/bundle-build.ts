@@ -24,6 +24,8 @@ export interface ExportSource {
   manifest(image: ImageReference, ref: ManifestReference): Promise<FetchedManifest | undefined>;
   /** A blob's bytes as a stream (verified by the layout writer); undefined when absent. */
   blob(image: ImageReference, digest: string): Promise<AsyncIterable<Uint8Array> | undefined>;
+  /** The stored file holding a blob whole, when the source is a store on this machine (a layout writer may copy it whole). */
+  file?(digest: string): Promise<string | undefined>;
   /** Descriptors of the manifests that name `digest` as their subject. */
   referrers(image: ImageReference, digest: string): Promise<Descriptor[]>;
   close(): Promise<void>;
@@ -72,6 +74,8 @@ export interface WriteOptions {
   readonly strict?: boolean;
   /** A blob the layout holds already (a directory written again). */
   readonly skipped?: (d: Descriptor) => void;
+  /** A blob copied whole from the source's file (no body passed through `body`). */
+  readonly copied?: (d: Descriptor) => void;
 }
 
 /**
@@ -99,22 +103,29 @@ export async function writeBundle(
       opts.skipped?.(d);
       continue;
     }
-    const body = await source.blob(image, d.digest);
-    if (!body) {
+    const file = writer.addFile && source.file ? await source.file(d.digest) : undefined;
+    const body = file === undefined ? await source.blob(image, d.digest) : undefined;
+    if (file === undefined && !body) {
       if (opts.strict) throw new Error(`blob ${d.digest} of ${formatImageReference(image)} is not in ${source.name}`);
       failures.push(`${formatImageReference(image)}: blob ${d.digest} is not in ${source.name}`);
       continue;
     }
-    const add: Promise<void> = writer
-      .addBlob(d.digest, d.size, opts.body ? opts.body(d, body) : body)
+    const adding =
+      file !== undefined
+        ? writer.addFile!(d.digest, d.size, file).then(() => opts.copied?.(d))
+        : writer.addBlob(d.digest, d.size, opts.body ? opts.body(d, body!) : body!);
+    const add: Promise<void> = adding
       .then(
         () => {
           written++;
         },
         (err: Error) => {
           // A stream refused before it was read still holds what opened it (a file, a cache handle).
-          (body as { destroy?: () => void }).destroy?.();
-          if (!(err instanceof BlobMismatchError) || opts.tar) failure ??= err;
+          (body as { destroy?: () => void } | undefined)?.destroy?.();
+          // Removed from the store (evicted) since it was looked up: named like a blob the source lacks.
+          if (file !== undefined && (err as NodeJS.ErrnoException).code === 'ENOENT')
+            failures.push(`${formatImageReference(image)}: blob ${d.digest} is not in ${source.name}`);
+          else if (!(err instanceof BlobMismatchError) || opts.tar) failure ??= err;
           else failures.push(`${formatImageReference(image)}: ${err.message} in ${source.name}; not exported (run berth fsck there)`);
         },
       )

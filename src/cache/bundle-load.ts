@@ -6,7 +6,7 @@ import { parseDigest } from '../oci/digest.js';
 import { sizeInvalid } from '../oci/error-catalogue.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
-import type { BlobStore } from '../storage/blob-files.js';
+import type { BlobStore, FileDigests } from '../storage/blob-files.js';
 import { entryName as layoutName, REF_NAME } from '../storage/oci-layout.js';
 import type { Target } from '../upstream/target.js';
 import { manifestRow } from './referrers.js';
@@ -56,6 +56,14 @@ export async function storeBlob(
 /** The name an index entry carries, or `fallback` for an unnamed entry. */
 function entryName(d: Descriptor, fallback?: string): string | undefined {
   return layoutName(d) ?? fallback;
+}
+
+/** Stores one regular file of a layout whole (BlobStore.copyIn: copied by the kernel, hashed on the hasher's threads); 'present' when it was stored already. */
+export async function storeFile(p: LoadPorts, digest: string, size: number, file: string, hasher: FileDigests): Promise<'stored' | 'present'> {
+  if (await holdsBlob(p, digest, size)) return 'present';
+  await p.blobs.copyIn(file, digest, size, hasher);
+  await p.blobIndex.put(digest, size);
+  return 'stored';
 }
 
 /** Thrown for an image whose content is not all in the store after the blobs were loaded. */

@@ -3,7 +3,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { bundleBlobs, leftOut, planImage, writeBundle, type ExportSource, type Planned } from '../cache/bundle-build.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import type { Platform } from '../oci/platform.js';
-import { isTarPath, openLayoutReader, openLayoutWriter } from '../storage/oci-layout.js';
+import { isTarPath, openLayoutWriter } from '../storage/oci-layout.js';
+import { openLayoutReader } from '../storage/oci-layout-reader.js';
+import { FileHasher } from '../util/file-hasher.js';
+import { availableParallelism } from 'node:os';
 import { formatBytes } from './progress.js';
 import { counted, transferBar } from './transfer-bar.js';
 
@@ -45,7 +48,9 @@ export async function exportBundle(source: ExportSource, images: readonly string
   }
   const blobs = bundleBlobs(plans, held);
   const total = [...blobs.values()].reduce((n, b) => n + b.d.size, 0);
-  const writer = await openLayoutWriter(opts.output);
+  // A directory from a store on this machine: whole files copied by the kernel, hashed on several cores.
+  const hasher = isTarPath(opts.output) ? undefined : new FileHasher();
+  const writer = await openLayoutWriter(opts.output, hasher);
   const bar = transferBar(total, { stream: io.stderr, tty: io.tty, quiet: opts.quiet, now: io.now });
   let result: { written: number; skipped: number };
   try {
@@ -55,7 +60,13 @@ export async function exportBundle(source: ExportSource, images: readonly string
       plans,
       blobs,
       writer,
-      { window: tar ? 1 : 2, tar, body: (d, body) => counted(body, bar, d.digest.slice(0, 19)), skipped: (d) => bar.add(d.size) },
+      {
+        window: tar ? 1 : Math.max(2, Math.min(4, availableParallelism()) + 1),
+        tar,
+        body: (d, body) => counted(body, bar, d.digest.slice(0, 19)),
+        skipped: (d) => bar.add(d.size),
+        copied: (d) => bar.add(d.size, d.digest.slice(0, 19)),
+      },
       failures,
     );
   } catch (err) {
@@ -63,6 +74,8 @@ export async function exportBundle(source: ExportSource, images: readonly string
     await writer.abort();
     io.err(`berth export: ${(err as Error).message}${isTarPath(opts.output) ? `; ${opts.output} was not written` : ''}`);
     return 1;
+  } finally {
+    await hasher?.close();
   }
   bar.stop();
   const left = held.size > 0 ? `, ${leftOut(plans, held)} left out (held by --since)` : '';

@@ -1,19 +1,22 @@
 /** @module cli/bundle-import — `berth import`: an OCI image layout (directory or tar) loaded into a stopped store, every blob verified, resumable, images pinned under their original names. */
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { imageRouter } from '../assembly/operations.js';
-import { holdsBlob, recordImages, storeBlob, type LoadPorts } from '../cache/bundle-load.js';
+import { holdsBlob, recordImages, storeBlob, storeFile, type LoadPorts } from '../cache/bundle-load.js';
 import { OciError } from '../oci/errors.js';
 import type { Upstream } from '../upstream/target.js';
 import { BlobStore } from '../storage/blob-files.js';
 import { readInUse } from '../storage/in-use.js';
 import { openLocalIndex } from '../storage/local.js';
-import { isTarPath, openLayoutReader, type LayoutReader } from '../storage/oci-layout.js';
+import { isTarPath } from '../storage/oci-layout.js';
+import { openLayoutReader, type LayoutReader } from '../storage/oci-layout-reader.js';
 import { RegistryClient } from '../upstream/client.js';
 import { instanceId } from '../upstream/loop.js';
 import type { BundleIo } from './bundle-export.js';
 import { formatBytes } from './progress.js';
+import { FileHasher } from '../util/file-hasher.js';
 import { transferBar } from './transfer-bar.js';
 
 export interface ImportOptions {
@@ -28,6 +31,10 @@ export interface BlobSink {
   has(digest: string, size: number): Promise<boolean>;
   /** Stores it, verified; an OciError (or BundleRefusal) refuses this blob only. */
   put(digest: string, size: number, body: AsyncIterable<Uint8Array>, onChunk: (n: number) => void): Promise<void>;
+  /** Stores a blob that is a regular file (a directory layout), verified, when the sink can take it whole. */
+  putFile?(digest: string, size: number, file: string): Promise<void>;
+  /** Blobs it stores at once. */
+  readonly window?: number;
 }
 
 /** A blob the receiving side refused (its digest or size is wrong); the import goes on with the rest. */
@@ -61,15 +68,20 @@ export async function importBundle(config: BerthConfig, path: string, opts: Impo
     client: new RegistryClient(u, config.upstreamTimeouts, logger, io.now, undefined, instance),
   }));
   const ports: LoadPorts = { blobs, blobIndex: index.blobIndex, repos: index.repos };
+  const hasher = new FileHasher();
+  const refusing = async (store: () => Promise<unknown>) => {
+    try {
+      await store();
+    } catch (err) {
+      throw err instanceof OciError ? new BundleRefusal(err.message) : err;
+    }
+  };
   const sink: BlobSink = {
     has: (digest, size) => holdsBlob(ports, digest, size),
-    async put(digest, size, body, onChunk) {
-      try {
-        await storeBlob(ports, digest, size, body, onChunk);
-      } catch (err) {
-        throw err instanceof OciError ? new BundleRefusal(err.message) : err;
-      }
-    },
+    put: (digest, size, body, onChunk) => refusing(() => storeBlob(ports, digest, size, body, onChunk)),
+    putFile: (digest, size, file) => refusing(() => storeFile(ports, digest, size, file, hasher)),
+    // Files are hashed on the hasher's threads: one more in flight than it has cores keeps them busy while one syncs.
+    window: Math.max(WINDOW, Math.min(4, availableParallelism()) + 1),
   };
   try {
     const loaded = await loadBlobs(reader, sink, path, opts, io);
@@ -81,6 +93,7 @@ export async function importBundle(config: BerthConfig, path: string, opts: Impo
     return 1;
   } finally {
     index.close();
+    await hasher.close();
     await Promise.all(upstreams.map((u) => u.client.close()));
   }
 }
@@ -132,8 +145,11 @@ export async function loadBlobs(reader: LayoutReader, sink: BlobSink, path: stri
         continue;
       }
       const label = b.digest.slice(0, 19);
-      const put: Promise<void> = sink
-        .put(b.digest, b.size, b.read(), (n) => bar.add(n, label))
+      const stored =
+        b.file !== undefined && sink.putFile
+          ? sink.putFile(b.digest, b.size, b.file).then(() => bar.add(b.size, label))
+          : sink.put(b.digest, b.size, b.read(), (n) => bar.add(n, label));
+      const put: Promise<void> = stored
         .then(
           () => {
             result.stored++;
@@ -147,7 +163,7 @@ export async function loadBlobs(reader: LayoutReader, sink: BlobSink, path: stri
         .finally(() => inflight.delete(put));
       inflight.add(put);
       // A tar's next entry comes once this one is read; a directory's blobs are files of their own.
-      while (inflight.size >= WINDOW) await Promise.race(inflight);
+      while (inflight.size >= (sink.window ?? WINDOW)) await Promise.race(inflight);
     }
     await Promise.all(inflight);
   } finally {

@@ -56,6 +56,9 @@ export async function storeSource(config: BerthConfig, now: () => number): Promi
       stored.close().catch(() => undefined);
       return stream;
     },
+    async file(digest) {
+      return (await blobs.size(digest)) === undefined ? undefined : blobs.path(digest);
+    },
     async referrers(image, digest) {
       const t = target(image);
       const rows = await index.repos.referrers(t.key, t.repository, digest, { limit: 1000 });

@@ -1,6 +1,6 @@
 /** @module storage/blob-files — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
-import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { copyFile, link, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Digester, isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
@@ -10,6 +10,11 @@ import { Leases, StoredBlob } from './leases.js';
 import { BufferPool } from './send.js';
 import type { ZeroCopy } from './zero-copy.js';
 import { KeptStore } from './kept-ranges.js';
+
+/** Whole-file digests (util/file-hasher): `<algorithm>:<hex>` and the size read. */
+export interface FileDigests {
+  hash(path: string, algorithm: string): Promise<{ digest: string; size: number }>;
+}
 
 /** The files under blobs/, tmp/ and uploads/; every path comes from storage/layout, which draws the whole layout. */
 export class BlobStore {
@@ -119,6 +124,43 @@ export class BlobStore {
   }
 
   /** Starts a verified write; nothing becomes visible until commit() checks digest and size. */
+  /**
+   * Stores a whole file (a blob of a bundle on disk): the kernel copies it into tmp/ (a reflink
+   * where the filesystem has them), then the copy is hashed, so what is published is what was
+   * verified, and hashing runs on the hasher's threads, several blobs at once. A mismatch throws
+   * the catalogue's DIGEST_INVALID or SIZE_INVALID and leaves nothing.
+   */
+  async copyIn(source: string, digest: string, size: number, hasher: FileDigests): Promise<void> {
+    const found = (await stat(source)).size;
+    if (found !== size) throw sizeInvalid(`content of ${digest} is ${found} bytes, expected ${size}`);
+    const tempPath = this.newTempPath();
+    try {
+      await copyFile(source, tempPath, constants.COPYFILE_FICLONE);
+      const seen = await hasher.hash(tempPath, parseDigest(digest).algorithm);
+      if (seen.size !== size) throw sizeInvalid(`content of ${digest} is ${seen.size} bytes, expected ${size}`);
+      if (seen.digest !== digest) throw digestInvalid(`content does not match digest ${digest} (computed ${seen.digest})`);
+      const fh = await open(tempPath, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await this.publish(tempPath, digest);
+    } catch (err) {
+      await rm(tempPath, { force: true });
+      throw err;
+    }
+  }
+
+  /** Renames a synced, verified temp file into place and syncs its directory: a crash leaves nothing or the whole blob. */
+  async publish(tempPath: string, digest: string): Promise<void> {
+    const target = this.path(digest);
+    const dir = join(target, '..');
+    await mkdir(dir, { recursive: true });
+    await rename(tempPath, target);
+    await syncDir(dir);
+  }
+
   async createWriter(algorithm: Algorithm = 'sha256', tempPath = this.newTempPath()): Promise<BlobWriter> {
     const fh = await open(tempPath, 'w+');
     return new BlobWriter(this, fh, tempPath, algorithm);
@@ -291,11 +333,7 @@ export class BlobWriter {
     const { digest: actual, size } = verified;
     await (await this.file()).sync();
     await this.close();
-    const target = this.store.path(expectedDigest);
-    const dir = join(target, '..');
-    await mkdir(dir, { recursive: true });
-    await rename(this.tempPath, target);
-    await syncDir(dir);
+    await this.store.publish(this.tempPath, expectedDigest);
     return { digest: actual, size };
   }
 

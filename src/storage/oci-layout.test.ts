@@ -5,7 +5,8 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestOf } from '../oci/digest.js';
-import { BlobMismatchError, REF_NAME, blobPath, mergeIndex, openLayoutReader, openLayoutWriter, parseLayoutIndex, type LayoutBlob } from './oci-layout.js';
+import { BlobMismatchError, REF_NAME, blobPath, mergeIndex, openLayoutWriter, parseLayoutIndex } from './oci-layout.js';
+import { openLayoutReader, type LayoutBlob } from './oci-layout-reader.js';
 
 const MT = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -120,5 +121,30 @@ test('index.json must be an index with digests and sizes; anything else is named
     await assert.rejects(reader.index(), /no index.json and no oci-layout/);
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('a directory writer given a hasher copies whole files, verified: a file that does not match its digest is refused and leaves nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-layout-file-'));
+  const { FileHasher } = await import('../util/file-hasher.js');
+  const hasher = new FileHasher(1);
+  try {
+    const bytes = Buffer.from('a layer, as a store holds it');
+    const source = join(dir, 'stored');
+    await writeFile(source, bytes);
+    const writer = await openLayoutWriter(join(dir, 'out'), hasher);
+    assert.equal(typeof writer.addFile, 'function', 'a directory writer with a hasher copies files');
+    const digest = digestOf(bytes);
+    await writer.addFile!(digest, bytes.length, source);
+    assert.deepEqual(await readFile(join(dir, 'out', blobPath(digest))), bytes);
+    const wrong = digestOf(Buffer.from('another layer'));
+    await assert.rejects(writer.addFile!(wrong, bytes.length, source), BlobMismatchError);
+    assert.deepEqual(await readdir(join(dir, 'out', 'blobs', 'sha256')), [digest.slice(7)]);
+    const tar = await openLayoutWriter(join(dir, 'out.tar'), hasher);
+    assert.equal(typeof tar.addFile, 'undefined', 'a tar streams');
+    await tar.abort();
+  } finally {
+    await hasher.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });

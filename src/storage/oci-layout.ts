@@ -1,6 +1,6 @@
-/** @module storage/oci-layout — OCI image layouts (a directory, or one tar) written and read as streams: the bundles that carry images to sites without a link. */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+/** @module storage/oci-layout — OCI image layouts (a directory, or one tar) written as streams, and what reading them shares (names, paths, index.json): the bundles that carry images to sites without a link. */
+import { constants, createWriteStream } from 'node:fs';
+import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +8,7 @@ import tar from 'tar-stream';
 import { Digester, isDigest, parseDigest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/mediatypes.js';
+import type { FileDigests } from './blob-files.js';
 
 /** The annotation that names an image in a layout's index.json (the image's original full name here). */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -17,7 +18,7 @@ export const CONTAINERD_NAME = 'io.containerd.image.name';
 export const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 const LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 /** Read and write in large pieces: a bundle moves gigabytes. */
-const CHUNK = 1024 * 1024;
+export const CHUNK = 1024 * 1024;
 
 export interface LayoutIndex {
   readonly schemaVersion: 2;
@@ -95,14 +96,17 @@ export interface LayoutWriter {
   addBlob(digest: string, size: number, body: AsyncIterable<Uint8Array>): Promise<void>;
   /** Adds small content (a manifest) held in memory. */
   addBytes(digest: string, body: Uint8Array): Promise<void>;
+  /** Adds a blob that is a whole regular file, verified (a directory layout given a hasher; else absent). */
+  addFile?(digest: string, size: number, file: string): Promise<void>;
   /** Writes index.json with these entries (a directory keeps its other entries) and completes the layout. */
   finish(entries: readonly Descriptor[]): Promise<void>;
   /** Gives up: a tar in progress is removed; a directory keeps its whole blobs for the next run. */
   abort(): Promise<void>;
 }
 
-export async function openLayoutWriter(path: string): Promise<LayoutWriter> {
-  return isTarPath(path) ? TarLayoutWriter.toFile(path) : DirLayoutWriter.open(path);
+/** `hasher`: a directory layout then copies whole files (addFile) and hashes them on the hasher's threads. */
+export async function openLayoutWriter(path: string, hasher?: FileDigests): Promise<LayoutWriter> {
+  return isTarPath(path) ? TarLayoutWriter.toFile(path) : DirLayoutWriter.open(path, hasher);
 }
 
 /**
@@ -125,12 +129,33 @@ export function mergeIndex(kept: readonly Descriptor[], entries: readonly Descri
 }
 
 class DirLayoutWriter implements LayoutWriter {
-  private constructor(private readonly dir: string) {}
+  readonly addFile?: (digest: string, size: number, file: string) => Promise<void>;
 
-  static async open(dir: string): Promise<DirLayoutWriter> {
+  private constructor(
+    private readonly dir: string,
+    hasher?: FileDigests,
+  ) {
+    if (hasher) this.addFile = (digest, size, file) => this.copyFile(digest, size, file, hasher);
+  }
+
+  static async open(dir: string, hasher?: FileDigests): Promise<DirLayoutWriter> {
     await mkdir(join(dir, 'blobs'), { recursive: true });
     await writeFile(join(dir, 'oci-layout'), LAYOUT_FILE);
-    return new DirLayoutWriter(dir);
+    return new DirLayoutWriter(dir, hasher);
+  }
+
+  /** The kernel copies the file (a reflink where it can); the copy is hashed, then synced and renamed, as addBlob does. */
+  private async copyFile(digest: string, size: number, file: string, hasher: FileDigests): Promise<void> {
+    const target = join(this.dir, blobPath(digest));
+    await mkdir(join(target, '..'), { recursive: true });
+    await landing(`${target}.partial`, target, async (temp) => {
+      await copyFile(file, temp, constants.COPYFILE_FICLONE);
+      const seen = await hasher.hash(temp, parseDigest(digest).algorithm);
+      if (seen.size !== size) throw new BlobMismatchError(digest, `is ${seen.size} bytes, expected ${size}`);
+      if (seen.digest !== digest) throw new BlobMismatchError(digest, `does not match its digest (computed ${seen.digest})`);
+      const fh = await open(temp, 'r+');
+      await fh.sync().finally(() => fh.close());
+    });
   }
 
   async has(digest: string, size: number): Promise<boolean> {
@@ -142,8 +167,7 @@ class DirLayoutWriter implements LayoutWriter {
     const target = join(this.dir, blobPath(digest));
     await mkdir(join(target, '..'), { recursive: true });
     // Written beside its final name and renamed when verified: a killed export leaves no partial blob under a digest.
-    const temp = `${target}.partial`;
-    try {
+    await landing(`${target}.partial`, target, async (temp) => {
       const fh = await open(temp, 'w');
       try {
         // Each chunk is written while the next is read and hashed: disk and SHA-256 overlap.
@@ -161,11 +185,7 @@ class DirLayoutWriter implements LayoutWriter {
       } finally {
         await fh.close();
       }
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
+    });
   }
 
   addBytes(digest: string, body: Uint8Array): Promise<void> {
@@ -182,6 +202,17 @@ class DirLayoutWriter implements LayoutWriter {
   }
 
   async abort(): Promise<void> {}
+}
+
+/** Writes `temp` (synced by `write`), then renames it to `target`; on a failure `temp` goes, so nothing partial is ever under a digest. */
+async function landing(temp: string, target: string, write: (temp: string) => Promise<void>): Promise<void> {
+  try {
+    await write(temp);
+    await rename(temp, target);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
 }
 
 /** What becomes of a tar's destination once it is complete, or given up. */
@@ -279,127 +310,4 @@ async function writeAt(fh: FileHandle, chunk: Uint8Array, at: number): Promise<v
 
 async function* single(body: Uint8Array): AsyncGenerator<Uint8Array> {
   yield body;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading
-
-/** One blob of a layout. In a tar, blobs come in archive order and one not read is skipped over. */
-export interface LayoutBlob {
-  readonly digest: string;
-  readonly size: number;
-  /** Its bytes, read once, unverified (the store verifies as it writes). */
-  read(): AsyncIterable<Uint8Array>;
-}
-
-export interface LayoutReader {
-  /** Every blob of the layout once; names that are not digests are passed over. */
-  blobs(): AsyncGenerator<LayoutBlob>;
-  /** index.json; in a tar, known once blobs() has gone through the archive. */
-  index(): Promise<LayoutIndex>;
-  /** Reads one blob directly (a directory) or undefined (a tar, or absent). */
-  blob(digest: string): AsyncIterable<Uint8Array> | undefined;
-}
-
-export async function openLayoutReader(path: string): Promise<LayoutReader> {
-  const s = await stat(path).catch(() => undefined);
-  if (!s) throw new Error(`${path} does not exist`);
-  if (s.isDirectory()) {
-    const layout = await readFile(join(path, 'oci-layout'), 'utf8').catch(() => undefined);
-    if (layout === undefined) throw new Error(`${path} is not an OCI image layout (no oci-layout file)`);
-    return new DirLayoutReader(path);
-  }
-  return new TarLayoutReader(path);
-}
-
-function blobDigest(name: string): string | undefined {
-  const m = /^(?:\.\/)?blobs\/([a-z0-9]+)\/([a-f0-9]+)$/.exec(name);
-  const digest = m ? `${m[1]}:${m[2]}` : undefined;
-  return digest && isDigest(digest) ? digest : undefined;
-}
-
-class DirLayoutReader implements LayoutReader {
-  constructor(private readonly dir: string) {}
-
-  async *blobs(): AsyncGenerator<LayoutBlob> {
-    const base = join(this.dir, 'blobs');
-    for (const algorithm of await readdir(base).catch(() => [] as string[])) {
-      for (const encoded of await readdir(join(base, algorithm)).catch(() => [] as string[])) {
-        const digest = blobDigest(`blobs/${algorithm}/${encoded}`);
-        if (!digest) continue;
-        const s = await stat(join(base, algorithm, encoded));
-        if (!s.isFile()) continue;
-        yield { digest, size: s.size, read: () => this.blob(digest) };
-      }
-    }
-  }
-
-  async index(): Promise<LayoutIndex> {
-    const file = join(this.dir, 'index.json');
-    const s = await stat(file).catch(() => undefined);
-    if (!s) throw new Error(`${this.dir} has no index.json`);
-    if (s.size > MAX_INDEX_BYTES) throw new Error(`${file} is ${s.size} bytes, more than ${MAX_INDEX_BYTES}`);
-    return parseLayoutIndex(await readFile(file, 'utf8'));
-  }
-
-  blob(digest: string): AsyncIterable<Uint8Array> {
-    return createReadStream(join(this.dir, blobPath(digest)), { highWaterMark: CHUNK });
-  }
-}
-
-class TarLayoutReader implements LayoutReader {
-  private indexText: string | undefined;
-  private sawLayout = false;
-
-  constructor(private readonly path: string) {}
-
-  async *blobs(): AsyncGenerator<LayoutBlob> {
-    const extract = tar.extract();
-    const source = pipeline(createReadStream(this.path, { highWaterMark: CHUNK }), extract);
-    source.catch(() => undefined);
-    for await (const entry of extract) {
-      const name = entry.header.name;
-      const digest = entry.header.type === 'file' ? blobDigest(name) : undefined;
-      if (digest) {
-        let taken = false;
-        yield {
-          digest,
-          size: entry.header.size ?? 0,
-          read: () => {
-            taken = true;
-            return entry as AsyncIterable<Uint8Array>;
-          },
-        };
-        if (!taken) entry.resume();
-      } else if (/^(?:\.\/)?index\.json$/.test(name)) {
-        this.indexText = await readSmall(entry as AsyncIterable<Uint8Array>, name);
-      } else {
-        if (/^(?:\.\/)?oci-layout$/.test(name)) this.sawLayout = true;
-        entry.resume();
-      }
-    }
-    await source;
-  }
-
-  async index(): Promise<LayoutIndex> {
-    if (this.indexText === undefined) {
-      throw new Error(`${this.path} holds no index.json${this.sawLayout ? '' : ' and no oci-layout: it is not an OCI image layout archive'}`);
-    }
-    return parseLayoutIndex(this.indexText);
-  }
-
-  blob(): undefined {
-    return undefined;
-  }
-}
-
-async function readSmall(source: AsyncIterable<Uint8Array>, name: string): Promise<string> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const chunk of source) {
-    n += chunk.length;
-    if (n > MAX_INDEX_BYTES) throw new Error(`${name} is more than ${MAX_INDEX_BYTES} bytes`);
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts).toString('utf8');
 }

@@ -196,30 +196,41 @@ test('a corrupt blob in a bundle is refused and named; the rest is imported; exi
 });
 
 test('an import killed with SIGKILL mid-way resumes: blobs already stored are not read again', async () => {
-  const bundle = path.join(work, 'big.tar');
-  assert.equal((await berthCli(['export', '--server', berth.url, '-o', bundle, name('xing/big:v1')])).code, 0);
-  const site = await siteConfig('killed');
-  const child = spawn(process.execPath, [BERTH_BIN, 'import', '--config', site.file, path.join(work, 'skopeo-layout')], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const bigLayers = big.layers.map((l) => l.digest);
-  const storedLayers = async () => {
-    let n = 0;
-    for (const d of bigLayers)
-      n += (await readdir(path.join(site.root, 'blobs', 'sha256', d.slice(7, 9))).catch(() => [] as string[])).includes(d.slice(7)) ? 1 : 0;
-    return n;
-  };
-  await waitFor(async () => (await storedLayers()) >= 1, 60_000, { what: 'a first layer imported' });
-  child.kill('SIGKILL');
-  await exited;
-  const before = await storedLayers();
-  assert.ok(before < bigLayers.length, 'killed before the end');
-  const r = await berthCli(['import', '--config', site.file, path.join(work, 'skopeo-layout')]);
-  assert.equal(r.code, 0, r.stderr);
-  const present = Number(/(\d+) already in the store/.exec(r.stdout)?.[1]);
-  assert.ok(present >= before, r.stdout);
-  assert.equal(await storedLayers(), bigLayers.length);
-  // The same content from berth's tar is all there already.
-  const fromTar = await berthCli(['import', '--config', site.file, bundle]);
-  assert.equal(fromTar.code, 0, fromTar.stderr);
-  assert.match(fromTar.stdout, /imported 0 blob\(s\)/);
+  // Many layers, so the kill lands mid-way however fast blobs are copied and hashed.
+  const many = await buildImage({ layers: 16, layerSize: 8 * MiB, tag: 'v1' });
+  try {
+    const manyName = name('xing/many:v1');
+    const indexFile = path.join(many.dir, 'index.json');
+    const index = JSON.parse(await readFile(indexFile, 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> };
+    for (const m of index.manifests) m.annotations = { 'org.opencontainers.image.ref.name': manyName };
+    await writeFile(indexFile, JSON.stringify(index));
+    const site = await siteConfig('killed');
+    const child = spawn(process.execPath, [BERTH_BIN, 'import', '--config', site.file, many.dir], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const layers = many.layers.map((l) => l.digest);
+    const storedLayers = async () => {
+      let n = 0;
+      for (const d of layers)
+        n += (await readdir(path.join(site.root, 'blobs', 'sha256', d.slice(7, 9))).catch(() => [] as string[])).includes(d.slice(7)) ? 1 : 0;
+      return n;
+    };
+    await waitFor(async () => (await storedLayers()) >= 1, 60_000, { what: 'a first layer imported', intervalMs: 5 });
+    child.kill('SIGKILL');
+    await exited;
+    const before = await storedLayers();
+    assert.ok(before < layers.length, `killed before the end (${before} of ${layers.length} layers stored)`);
+    const r = await berthCli(['import', '--config', site.file, many.dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const present = Number(/(\d+) already in the store/.exec(r.stdout)?.[1]);
+    assert.ok(present >= before, r.stdout);
+    assert.equal(await storedLayers(), layers.length);
+    // The same content as a tar is all there already.
+    const bundle = path.join(work, 'many.tar');
+    assert.equal((await berthCli(['export', '--config', site.file, '-o', bundle, manyName])).code, 0);
+    const fromTar = await berthCli(['import', '--config', site.file, bundle]);
+    assert.equal(fromTar.code, 0, fromTar.stderr);
+    assert.match(fromTar.stdout, /imported 0 blob\(s\)/);
+  } finally {
+    await many.remove();
+  }
 });

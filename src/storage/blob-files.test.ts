@@ -1,0 +1,36 @@
+/** @module storage/blob-files.test — copyIn: a whole file stored under its digest once its copy hashes right; a wrong digest or size leaves nothing. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { BlobStore } from './blob-files.js';
+import { digestOf } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { FileHasher } from '../util/file-hasher.js';
+
+test('copyIn stores a file whose copy matches its digest, and refuses a wrong digest or size leaving nothing behind', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-blob-files-'));
+  const hasher = new FileHasher(2);
+  try {
+    const store = new BlobStore(path.join(dir, 'store'));
+    await store.init();
+    const bytes = randomBytes(3 << 20);
+    const file = path.join(dir, 'layer');
+    await writeFile(file, bytes);
+    const digest = digestOf(bytes);
+    await store.copyIn(file, digest, bytes.length, hasher);
+    assert.deepEqual(await readFile(store.path(digest)), bytes);
+    assert.equal(await store.size(digest), bytes.length);
+
+    const other = digestOf(Buffer.from('something else'));
+    await assert.rejects(store.copyIn(file, other, bytes.length, hasher), (err: unknown) => err instanceof OciError && err.code === 'DIGEST_INVALID');
+    await assert.rejects(store.copyIn(file, other, bytes.length + 1, hasher), (err: unknown) => err instanceof OciError && err.code === 'SIZE_INVALID');
+    assert.equal(await store.size(other), undefined);
+    assert.deepEqual(await readdir(store.tmpDir), [], 'no copy left in tmp/');
+  } finally {
+    await hasher.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,95 @@
+/** @module util/file-hasher — digests of whole files computed in worker threads, so several files are hashed on several cores at once. */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * The worker's code, given as text: it runs from the start-up bundle and from dist/ alike, with no
+ * file of its own to find. One read buffer per worker: memory does not grow with file size.
+ */
+const WORKER = `
+const { parentPort } = require('node:worker_threads');
+const { openSync, readSync, closeSync } = require('node:fs');
+const { createHash } = require('node:crypto');
+const buffer = Buffer.allocUnsafe(4 << 20);
+parentPort.on('message', ({ id, path, algorithm }) => {
+  let fd;
+  try {
+    fd = openSync(path, 'r');
+    const hash = createHash(algorithm);
+    let size = 0;
+    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; size += n) hash.update(buffer.subarray(0, n));
+    parentPort.postMessage({ id, digest: algorithm + ':' + hash.digest('hex'), size });
+  } catch (err) {
+    parentPort.postMessage({ id, error: String(err && err.message || err) });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+});
+`;
+
+interface Answer {
+  readonly id: number;
+  readonly digest?: string;
+  readonly size?: number;
+  readonly error?: string;
+}
+
+/** A pool of hashing threads; `close()` ends them (until then they keep the process alive only while a file is being hashed). */
+export class FileHasher {
+  private readonly workers: Worker[] = [];
+  private readonly waiting = new Map<number, { resolve: (a: { digest: string; size: number }) => void; reject: (e: Error) => void }>();
+  private readonly busy: number[] = [];
+  private nextId = 0;
+
+  /** `threads`: at most this many files at once (default: one per core, at most 4). */
+  constructor(private readonly threads = Math.max(1, Math.min(4, availableParallelism()))) {}
+
+  /** The file's digest (`<algorithm>:<hex>`) and size as read now. */
+  hash(path: string, algorithm: string): Promise<{ digest: string; size: number }> {
+    const slot = this.slot();
+    const id = this.nextId++;
+    this.busy[slot] = (this.busy[slot] ?? 0) + 1;
+    const worker = this.workers[slot]!;
+    worker.ref();
+    return new Promise<{ digest: string; size: number }>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      worker.postMessage({ id, path, algorithm });
+    }).finally(() => {
+      this.busy[slot] = this.busy[slot]! - 1;
+      if (this.busy[slot] === 0) worker.unref();
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+    for (const [, w] of this.waiting) w.reject(new Error('the file hasher was closed'));
+    this.waiting.clear();
+  }
+
+  /** The least busy worker, started on first use. */
+  private slot(): number {
+    if (this.workers.length < this.threads && this.busy.every((n) => n > 0)) {
+      const worker = new Worker(WORKER, { eval: true });
+      worker.on('message', (a: Answer) => this.answer(a));
+      worker.on('error', (err: Error) => {
+        for (const [, w] of this.waiting) w.reject(err);
+        this.waiting.clear();
+      });
+      worker.unref();
+      this.workers.push(worker);
+      this.busy.push(0);
+      return this.workers.length - 1;
+    }
+    let best = 0;
+    for (let i = 1; i < this.busy.length; i++) if (this.busy[i]! < this.busy[best]!) best = i;
+    return best;
+  }
+
+  private answer(a: Answer): void {
+    const w = this.waiting.get(a.id);
+    if (!w) return;
+    this.waiting.delete(a.id);
+    if (a.error !== undefined || a.digest === undefined || a.size === undefined) w.reject(new Error(a.error ?? 'no digest'));
+    else w.resolve({ digest: a.digest, size: a.size });
+  }
+}
