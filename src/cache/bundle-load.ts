@@ -58,10 +58,21 @@ function entryName(d: Descriptor, fallback?: string): string | undefined {
   return layoutName(d) ?? fallback;
 }
 
-/** Stores one regular file of a layout whole (BlobStore.copyIn: copied by the kernel, hashed on the hasher's threads); 'present' when it was stored already. */
-export async function storeFile(p: LoadPorts, digest: string, size: number, file: string, hasher: FileDigests): Promise<'stored' | 'present'> {
+/**
+ * Stores one blob of a bundle through BlobStore.copyIn (a regular file copied by the kernel, a
+ * stream written as it comes; the copy hashed on the hasher's threads); 'present' when it was
+ * stored already (then nothing is read).
+ */
+export async function storeCopy(
+  p: LoadPorts,
+  digest: string,
+  size: number,
+  source: string | AsyncIterable<Uint8Array>,
+  hasher: FileDigests,
+  onChunk?: (n: number) => void,
+): Promise<'stored' | 'present'> {
   if (await holdsBlob(p, digest, size)) return 'present';
-  await p.blobs.copyIn(file, digest, size, hasher);
+  await p.blobs.copyIn(source, digest, size, hasher, onChunk);
   await p.blobIndex.put(digest, size);
   return 'stored';
 }

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import type { BerthConfig } from '../config/types.js';
 import { imageRouter } from '../assembly/operations.js';
-import { holdsBlob, recordImages, storeBlob, storeFile, type LoadPorts } from '../cache/bundle-load.js';
+import { holdsBlob, recordImages, storeCopy, type LoadPorts } from '../cache/bundle-load.js';
 import { OciError } from '../oci/errors.js';
 import type { Upstream } from '../upstream/target.js';
 import { BlobStore } from '../storage/blob-files.js';
@@ -78,9 +78,9 @@ export async function importBundle(config: BerthConfig, path: string, opts: Impo
   };
   const sink: BlobSink = {
     has: (digest, size) => holdsBlob(ports, digest, size),
-    put: (digest, size, body, onChunk) => refusing(() => storeBlob(ports, digest, size, body, onChunk)),
-    putFile: (digest, size, file) => refusing(() => storeFile(ports, digest, size, file, hasher)),
-    // Files are hashed on the hasher's threads: one more in flight than it has cores keeps them busy while one syncs.
+    put: (digest, size, body, onChunk) => refusing(() => storeCopy(ports, digest, size, body, hasher, onChunk)),
+    putFile: (digest, size, file) => refusing(() => storeCopy(ports, digest, size, file, hasher)),
+    // Copies are hashed on the hasher's threads: one more in flight than it has cores keeps them busy while one syncs.
     window: Math.max(WINDOW, Math.min(4, availableParallelism()) + 1),
   };
   try {

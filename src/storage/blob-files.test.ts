@@ -1,4 +1,4 @@
-/** @module storage/blob-files.test — copyIn: a whole file stored under its digest once its copy hashes right; a wrong digest or size leaves nothing. */
+/** @module storage/blob-files.test — copyIn: a whole file or a stream stored under its digest once its copy hashes right; a wrong digest or size leaves nothing. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +28,27 @@ test('copyIn stores a file whose copy matches its digest, and refuses a wrong di
     await assert.rejects(store.copyIn(file, other, bytes.length, hasher), (err: unknown) => err instanceof OciError && err.code === 'DIGEST_INVALID');
     await assert.rejects(store.copyIn(file, other, bytes.length + 1, hasher), (err: unknown) => err instanceof OciError && err.code === 'SIZE_INVALID');
     assert.equal(await store.size(other), undefined);
+
+    // A stream (a tar's entry) is written as it comes, then its copy is hashed; never past its size.
+    const streamed = randomBytes(5 << 20);
+    const pieces = async function* (b: Buffer) {
+      for (let at = 0; at < b.length; at += 1 << 20) yield b.subarray(at, at + (1 << 20));
+    };
+    let counted = 0;
+    await store.copyIn(pieces(streamed), digestOf(streamed), streamed.length, hasher, (n) => (counted += n));
+    assert.deepEqual(await readFile(store.path(digestOf(streamed))), streamed);
+    assert.equal(counted, streamed.length);
+    const longer = Buffer.concat([streamed, Buffer.from('x')]);
+    await assert.rejects(
+      store.copyIn(pieces(longer), digestOf(longer), streamed.length, hasher),
+      (err: unknown) => err instanceof OciError && err.code === 'SIZE_INVALID',
+    );
+    const flipped = Buffer.from(streamed);
+    flipped[4096] = flipped[4096]! ^ 1;
+    await assert.rejects(
+      store.copyIn(pieces(flipped), digestOf(streamed), streamed.length, hasher),
+      (err: unknown) => err instanceof OciError && err.code === 'DIGEST_INVALID',
+    );
     assert.deepEqual(await readdir(store.tmpDir), [], 'no copy left in tmp/');
   } finally {
     await hasher.close();

@@ -125,26 +125,27 @@ export class BlobStore {
 
   /** Starts a verified write; nothing becomes visible until commit() checks digest and size. */
   /**
-   * Stores a whole file (a blob of a bundle on disk): the kernel copies it into tmp/ (a reflink
-   * where the filesystem has them), then the copy is hashed, so what is published is what was
-   * verified, and hashing runs on the hasher's threads, several blobs at once. A mismatch throws
-   * the catalogue's DIGEST_INVALID or SIZE_INVALID and leaves nothing.
+   * Stores a blob of a bundle: a whole file here is copied by the kernel into tmp/ (a reflink where
+   * the filesystem has them), a stream is written there as it comes (never past `size`); then the
+   * copy is hashed on the hasher's threads, so what is published is what was verified and several
+   * blobs are hashed at once while the next one is read. A mismatch throws the catalogue's
+   * DIGEST_INVALID or SIZE_INVALID and leaves nothing.
    */
-  async copyIn(source: string, digest: string, size: number, hasher: FileDigests): Promise<void> {
-    const found = (await stat(source)).size;
-    if (found !== size) throw sizeInvalid(`content of ${digest} is ${found} bytes, expected ${size}`);
+  async copyIn(source: string | AsyncIterable<Uint8Array>, digest: string, size: number, hasher: FileDigests, onChunk?: (n: number) => void): Promise<void> {
+    const tooLong = (n: number) => sizeInvalid(`content of ${digest} is ${n} bytes, expected ${size}`);
+    if (typeof source === 'string') {
+      const found = (await stat(source)).size;
+      if (found !== size) throw tooLong(found);
+    }
     const tempPath = this.newTempPath();
     try {
-      await copyFile(source, tempPath, constants.COPYFILE_FICLONE);
+      if (typeof source === 'string') await copyFile(source, tempPath, constants.COPYFILE_FICLONE);
+      else await writeAll(tempPath, source, size, tooLong, onChunk);
       const seen = await hasher.hash(tempPath, parseDigest(digest).algorithm);
-      if (seen.size !== size) throw sizeInvalid(`content of ${digest} is ${seen.size} bytes, expected ${size}`);
+      if (seen.size !== size) throw tooLong(seen.size);
       if (seen.digest !== digest) throw digestInvalid(`content does not match digest ${digest} (computed ${seen.digest})`);
       const fh = await open(tempPath, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await fh.sync().finally(() => fh.close());
       await this.publish(tempPath, digest);
     } catch (err) {
       await rm(tempPath, { force: true });
@@ -351,6 +352,28 @@ export class BlobWriter {
     const fh = this.fh;
     this.fh = undefined;
     await fh?.close();
+  }
+}
+
+/** Writes a stream into a new file, refusing it once it runs past `size`. */
+async function writeAll(
+  path: string,
+  body: AsyncIterable<Uint8Array>,
+  size: number,
+  tooLong: (n: number) => Error,
+  onChunk?: (n: number) => void,
+): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    let at = 0;
+    for await (const chunk of body) {
+      if (at + chunk.length > size) throw tooLong(at + chunk.length);
+      for (let done = 0; done < chunk.length;) done += (await fh.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
+      at += chunk.length;
+      onChunk?.(chunk.length);
+    }
+  } finally {
+    await fh.close();
   }
 }
 
