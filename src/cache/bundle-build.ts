@@ -9,6 +9,8 @@ import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
 import { formatPlatform, selectManifests, type Platform } from '../oci/platform.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { BlobMismatchError, REF_NAME, type LayoutWriter } from '../storage/oci-layout.js';
+import type { FileDigests } from '../storage/blob-files.js';
+import { parseDigest } from '../oci/digest.js';
 
 export interface FetchedManifest {
   readonly digest: string;
@@ -76,6 +78,8 @@ export interface WriteOptions {
   readonly skipped?: (d: Descriptor) => void;
   /** A blob copied whole from the source's file (no body passed through `body`). */
   readonly copied?: (d: Descriptor) => void;
+  /** Hashes a source's files on other threads, so a tar's blobs are verified off the main thread. */
+  readonly hasher?: FileDigests;
 }
 
 /**
@@ -110,10 +114,14 @@ export async function writeBundle(
       failures.push(`${formatImageReference(image)}: blob ${d.digest} is not in ${source.name}`);
       continue;
     }
+    const wrapped = body && opts.body ? opts.body(d, body) : body;
+    const stored = !writer.addFile && writer.addHashed && opts.hasher && source.file ? await source.file(d.digest) : undefined;
     const adding =
       file !== undefined
         ? writer.addFile!(d.digest, d.size, file).then(() => opts.copied?.(d))
-        : writer.addBlob(d.digest, d.size, opts.body ? opts.body(d, body!) : body!);
+        : stored !== undefined
+          ? writer.addHashed!(d.digest, d.size, wrapped!, opts.hasher!.hash(stored, parseDigest(d.digest).algorithm))
+          : writer.addBlob(d.digest, d.size, wrapped!);
     const add: Promise<void> = adding
       .then(
         () => {

@@ -48,8 +48,9 @@ export async function exportBundle(source: ExportSource, images: readonly string
   }
   const blobs = bundleBlobs(plans, held);
   const total = [...blobs.values()].reduce((n, b) => n + b.d.size, 0);
-  // A directory from a store on this machine: whole files copied by the kernel, hashed on several cores.
-  const hasher = isTarPath(opts.output) ? undefined : new FileHasher();
+  // From a store on this machine: a directory's blobs are whole files copied by the kernel, a tar's are
+  // hashed from their files on other threads while streamed; either way SHA-256 runs off the main thread.
+  const hasher = new FileHasher();
   const writer = await openLayoutWriter(opts.output, hasher);
   const bar = transferBar(total, { stream: io.stderr, tty: io.tty, quiet: opts.quiet, now: io.now });
   let result: { written: number; skipped: number };
@@ -66,6 +67,7 @@ export async function exportBundle(source: ExportSource, images: readonly string
         body: (d, body) => counted(body, bar, d.digest.slice(0, 19)),
         skipped: (d) => bar.add(d.size),
         copied: (d) => bar.add(d.size, d.digest.slice(0, 19)),
+        hasher,
       },
       failures,
     );
@@ -75,7 +77,7 @@ export async function exportBundle(source: ExportSource, images: readonly string
     io.err(`berth export: ${(err as Error).message}${isTarPath(opts.output) ? `; ${opts.output} was not written` : ''}`);
     return 1;
   } finally {
-    await hasher?.close();
+    await hasher.close();
   }
   bar.stop();
   const left = held.size > 0 ? `, ${leftOut(plans, held)} left out (held by --since)` : '';

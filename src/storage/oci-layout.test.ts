@@ -148,3 +148,34 @@ test('a directory writer given a hasher copies whole files, verified: a file tha
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a tar blob hashed elsewhere (addHashed) lands when the hash agrees; a disagreeing hash, or a body of the wrong length, spoils the archive', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-layout-hashed-'));
+  try {
+    const bytes = Buffer.from('a layer streamed into a tar');
+    const digest = digestOf(bytes);
+    const body = async function* (b: Buffer) {
+      yield b;
+    };
+    const good = await openLayoutWriter(join(dir, 'good.tar'));
+    await good.addHashed!(digest, bytes.length, body(bytes), Promise.resolve({ digest, size: bytes.length }));
+    await good.finish([]);
+    const blobs: string[] = [];
+    for await (const b of (await openLayoutReader(join(dir, 'good.tar'))).blobs()) {
+      blobs.push(b.digest);
+      for await (const _ of b.read());
+    }
+    assert.deepEqual(blobs, [digest]);
+
+    const wrong = await openLayoutWriter(join(dir, 'wrong.tar'));
+    await assert.rejects(
+      wrong.addHashed!(digest, bytes.length, body(bytes), Promise.resolve({ digest: digestOf(Buffer.from('x')), size: bytes.length })),
+      BlobMismatchError,
+    );
+    await assert.rejects(wrong.addHashed!(digest, bytes.length + 1, body(bytes), Promise.resolve({ digest, size: bytes.length + 1 })), BlobMismatchError);
+    await wrong.abort();
+    assert.deepEqual((await readdir(dir)).sort(), ['good.tar']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -61,6 +61,17 @@ export async function* verified(digest: string, size: number, source: AsyncItera
   if (actual !== digest) throw new BlobMismatchError(digest, `does not match its digest (computed ${actual})`);
 }
 
+/** Passes chunks through, refusing a body longer or shorter than `size` (its digest is checked elsewhere). */
+async function* bounded(digest: string, size: number, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const chunk of source) {
+    seen += chunk.length;
+    if (seen > size) throw new BlobMismatchError(digest, `is longer than its ${size} bytes`);
+    yield chunk;
+  }
+  if (seen !== size) throw new BlobMismatchError(digest, `is ${seen} bytes, expected ${size}`);
+}
+
 /** Parses index.json text: a schema 2 index whose entries carry valid digests and sizes. */
 export function parseLayoutIndex(text: string): LayoutIndex {
   let doc: unknown;
@@ -98,6 +109,11 @@ export interface LayoutWriter {
   addBytes(digest: string, body: Uint8Array): Promise<void>;
   /** Adds a blob that is a whole regular file, verified (a directory layout given a hasher; else absent). */
   addFile?(digest: string, size: number, file: string): Promise<void>;
+  /**
+   * Streams a blob in whose digest is worked out elsewhere meanwhile (`hashed`: its source file on a
+   * hasher's thread); a mismatch throws BlobMismatchError once both are done (a tar; else absent).
+   */
+  addHashed?(digest: string, size: number, body: AsyncIterable<Uint8Array>, hashed: Promise<{ digest: string; size: number }>): Promise<void>;
   /** Writes index.json with these entries (a directory keeps its other entries) and completes the layout. */
   finish(entries: readonly Descriptor[]): Promise<void>;
   /** Gives up: a tar in progress is removed; a directory keeps its whole blobs for the next run. */
@@ -262,6 +278,21 @@ class TarLayoutWriter implements LayoutWriter {
 
   addBytes(digest: string, body: Uint8Array): Promise<void> {
     return this.addBlob(digest, body.length, single(body));
+  }
+
+  async addHashed(digest: string, size: number, body: AsyncIterable<Uint8Array>, hashed: Promise<{ digest: string; size: number }>): Promise<void> {
+    if (this.written.has(digest)) return;
+    // Settled whichever way the entry ends: a failed entry must not leave the hash's rejection unhandled.
+    const seen = hashed.then(
+      (h) => h,
+      (err: Error) => err,
+    );
+    await this.entry(blobPath(digest), bounded(digest, size, body), size);
+    const h = await seen;
+    if (h instanceof Error) throw h;
+    if (h.size !== size) throw new BlobMismatchError(digest, `is ${h.size} bytes, expected ${size}`);
+    if (h.digest !== digest) throw new BlobMismatchError(digest, `does not match its digest (computed ${h.digest})`);
+    this.written.add(digest);
   }
 
   async finish(entries: readonly Descriptor[]): Promise<void> {
