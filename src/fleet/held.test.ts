@@ -65,3 +65,32 @@ test('the hub answers its hash with each poll; a list PUT is kept and its hash a
     await hub.close();
   }
 });
+
+test('a hub builds at most MAX_BUNDLES_AT_ONCE site bundles at once: one more is answered 503 with Retry-After, and a finished one frees its slot', async () => {
+  const { MAX_BUNDLES_AT_ONCE, sendSiteBundle } = await import('./hub-bundle.js');
+  let release!: () => void;
+  const blocked = new Promise<void>((r) => (release = r));
+  const deps = {
+    known: () => true,
+    // The held set arrives when the test says: until then each bundle holds its slot.
+    state: { heldHash: async () => undefined, putHeld: async () => undefined, held: async () => blocked.then(() => undefined) },
+    source: { name: 'a test source' } as never,
+    logger: pino({ level: 'silent' }),
+    now: () => 0,
+    building: { count: 0 },
+  };
+  const url = new URL('http://hub/api/v1/sites/site-1/bundle?images=harbor.xing.com/xing/app:v1');
+  const send = () => sendSiteBundle(deps, {} as never, {} as never, 'site-1', url);
+  const running = Array.from({ length: MAX_BUNDLES_AT_ONCE }, send);
+  assert.equal(deps.building.count, MAX_BUNDLES_AT_ONCE);
+  await assert.rejects(send(), (err: { status?: number; code?: string; headers?: Record<string, string> }) => {
+    assert.equal(err.status, 503);
+    assert.equal(err.code, 'UNAVAILABLE');
+    assert.equal(err.headers?.['Retry-After'], '60');
+    return true;
+  });
+  release();
+  // No list from the site yet: each is refused (409), and gives its slot back.
+  for (const r of running) await assert.rejects(r, (err: { status?: number }) => err.status === 409);
+  assert.equal(deps.building.count, 0);
+});

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { bundleBlobs, leftOut, planImage, writeBundle, type ExportSource, type Planned } from '../cache/bundle-build.js';
-import { badRequest, conflict, manifestUnknown, nameInvalid, nameUnknown, unsupported } from '../oci/error-catalogue.js';
+import { badRequest, conflict, manifestUnknown, nameInvalid, nameUnknown, overloaded, unsupported } from '../oci/error-catalogue.js';
 import { isOciError } from '../oci/errors.js';
 import { parseImageReference, type ImageReference } from '../oci/image-ref.js';
 import { DEFAULT_PLATFORMS, parsePlatform, type Platform } from '../oci/platform.js';
@@ -16,6 +16,8 @@ import { heldDigests, readHeld } from './held.js';
 
 /** Images in one bundle: each is planned (its manifests read) before the first byte goes out. */
 export const MAX_BUNDLE_IMAGES = 100;
+/** Bundles a hub builds at once: each holds a site's held set (up to 8 MiB) and reads blobs through the hub's cache. */
+export const MAX_BUNDLES_AT_ONCE = 4;
 
 export interface BundleDeps {
   readonly known: (site: string) => boolean;
@@ -24,6 +26,8 @@ export interface BundleDeps {
   readonly source?: ExportSource;
   readonly logger: Logger;
   readonly now: () => number;
+  /** Bundles being built now, by this hub (bounded by MAX_BUNDLES_AT_ONCE). */
+  readonly building: { count: number };
 }
 
 /** Matches the bundle path; the site's name still percent-encoded. */
@@ -115,6 +119,18 @@ function bundleRequest(url: URL): BundleRequest {
  */
 export async function sendSiteBundle(d: BundleDeps, req: IncomingMessage, res: ServerResponse, raw: string, url: URL): Promise<void> {
   const site = knownSite(d, raw);
+  if (d.building.count >= MAX_BUNDLES_AT_ONCE) {
+    throw overloaded(`the hub is building ${MAX_BUNDLES_AT_ONCE} site bundles already, its limit; retry when one is done`, 60);
+  }
+  d.building.count++;
+  try {
+    await buildSiteBundle(d, req, res, site, url);
+  } finally {
+    d.building.count--;
+  }
+}
+
+async function buildSiteBundle(d: BundleDeps, req: IncomingMessage, res: ServerResponse, site: string, url: URL): Promise<void> {
   const source = d.source;
   if (!source) throw unsupported('this hub has no upstream to read images from; configure proxy: or upstreams: on the hub');
   const wanted = bundleRequest(url);

@@ -143,6 +143,7 @@ export function createHub(deps: HubDeps): Hub {
     ...(deps.bundleSource ? { source: deps.bundleSource } : {}),
     logger: deps.logger,
     now: deps.now,
+    building: { count: 0 },
   };
 
   const route = async (req: IncomingMessage, path: string, selector: string, url: URL, arrived: number): Promise<Reply | undefined> => {
