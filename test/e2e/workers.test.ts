@@ -39,8 +39,11 @@ async function image(repoTag: string, layers: number, layerSize: number): Promis
   return img;
 }
 
-function workersBerth(remoteurl: string, extra: Record<string, unknown> = {}): Promise<Berth> {
-  return startBerth({ config: { version: 0.1, log: { level: 'info' }, http: { workers: 2 }, proxy: { remoteurl, tagttl: '10m' }, ...extra } });
+async function workersBerth(remoteurl: string, extra: Record<string, unknown> = {}): Promise<Berth> {
+  const b = await startBerth({ config: { version: 0.1, log: { level: 'info' }, http: { workers: 2 }, proxy: { remoteurl, tagttl: '10m' }, ...extra } });
+  // Connections are dealt out only to workers that listen: berth answers once one does, and the tests here need both.
+  await waitFor(async () => (await b.logLines()).some((l) => l['msg'] === 'every worker is listening'), 30_000, { what: 'both workers listening' });
+  return b;
 }
 
 async function sent(fn: () => Promise<unknown>): Promise<number> {
