@@ -118,24 +118,30 @@ async function diskWrites(pids: number[]): Promise<number> {
 }
 
 test('a cold blob both workers serve while it fills is written to disk once: the following worker shares the filling worker file', async () => {
-  const img = await image('workers/once:v1', 1, 12 * 1024 * 1024);
-  // Slow enough that both workers get requests for the layer while it fills.
-  const relay: Relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: 8 * 1024 * 1024 });
-  const b = await workersBerth(relay.url);
-  try {
-    const pids = [b.service.pid, ...[...(await workerPids(b)).values()].flat()];
-    const before = await diskWrites(pids);
-    await Promise.all(Array.from({ length: 12 }, () => pullUntilDone(b, 'workers/once', img, 1)));
-    const written = (await diskWrites(pids)) - before;
-    const layer = img.layers[0]!;
-    const served = new Set((await b.logLines()).filter((l) => l['msg'] === 'request' && String(l['path']).endsWith(layer.digest)).map((l) => l['worker']));
-    assert.deepEqual([...served].sort(), [0, 1], 'both workers served the layer');
-    report.push(`cold layer ${layer.size} bytes through 2 workers: ${written} bytes written to disk`);
-    // One copy of the layer plus the databases; a copy per worker would be twice the layer.
-    assert.ok(written < layer.size * 1.5, `${written} bytes written for a layer of ${layer.size}`);
-  } finally {
-    await b.stop();
-    await relay.stop();
+  // The primary deals each connection to a worker that is free; a loaded machine can keep one busy
+  // for a whole pull, so a round where one worker served everything is run again with a new image.
+  for (let round = 1; ; round++) {
+    const img = await image(`workers/once${round}:v1`, 1, 12 * 1024 * 1024);
+    // Slow enough that both workers get requests for the layer while it fills.
+    const relay: Relay = await startRelay({ targetPort: registry.port, rateBytesPerSec: 8 * 1024 * 1024 });
+    const b = await workersBerth(relay.url);
+    try {
+      const pids = [b.service.pid, ...[...(await workerPids(b)).values()].flat()];
+      const before = await diskWrites(pids);
+      await Promise.all(Array.from({ length: 12 }, () => pullUntilDone(b, `workers/once${round}`, img, 1)));
+      const written = (await diskWrites(pids)) - before;
+      const layer = img.layers[0]!;
+      const served = new Set((await b.logLines()).filter((l) => l['msg'] === 'request' && String(l['path']).endsWith(layer.digest)).map((l) => l['worker']));
+      if (served.size < 2 && round < 4) continue;
+      assert.deepEqual([...served].sort(), [0, 1], `both workers served the layer (round ${round})`);
+      report.push(`cold layer ${layer.size} bytes through 2 workers: ${written} bytes written to disk`);
+      // One copy of the layer plus the databases; a copy per worker would be twice the layer.
+      assert.ok(written < layer.size * 1.5, `${written} bytes written for a layer of ${layer.size}`);
+      return;
+    } finally {
+      await b.stop();
+      await relay.stop();
+    }
   }
 });
 
