@@ -1,14 +1,8 @@
 /** @module fleet/held.test — the held-blobs exchange: the list is asked for only when the hub's hash differs, read back whole, and bounded. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
-import { SqliteHubState } from '../storage/hub-db.js';
-import { createHub } from './hub.js';
+import { serveHub } from './hub-testkit.js';
 import { MAX_HELD, heldDigests, heldList } from './held.js';
 
 const TOKEN = 'h'.repeat(32);
@@ -24,18 +18,7 @@ test('heldList: sha256 only, each once, sorted, bounded; its hash changes with t
 });
 
 test('the hub answers its hash with each poll; a list PUT is kept and its hash answered from then on', async () => {
-  const state = new SqliteHubState(mkdtempSync(join(tmpdir(), 'berth-held-')));
-  const hub = createHub({ token: TOKEN, logger: pino({ level: 'silent' }), now: () => Date.now(), state });
-  const server = createServer((req, res) => {
-    hub
-      .handle(req, res, new URL(req.url ?? '/', 'http://hub'))
-      .then((handled) => {
-        if (!handled) res.writeHead(404).end();
-      })
-      .catch((err: unknown) => res.destroy(err as Error));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { url, state, close } = await serveHub({ token: TOKEN });
   const auth = { authorization: `Bearer ${TOKEN}` };
   const list = heldList([d(1), d(2)]);
   const poll = async () => {
@@ -61,8 +44,7 @@ test('the hub answers its hash with each poll; a list PUT is kept and its hash a
     assert.equal((await put(`${d(1)}\n`.repeat(MAX_HELD + 1))).status, 413);
     assert.equal((await state.held('rig-1'))?.hash, list.hash, 'a refused list leaves the kept one');
   } finally {
-    server.close();
-    await hub.close();
+    await close();
   }
 });
 

@@ -1,39 +1,14 @@
 /** @module fleet/hub.test — the hub's own surface against hostile callers: malformed selectors and password guessing. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
-import { SqliteHubState } from '../storage/hub-db.js';
-import { createHub } from './hub.js';
+import { serveHub } from './hub-testkit.js';
 
-async function hubServer(): Promise<{ server: Server; url: string }> {
-  const hub = createHub({
-    token: 't'.repeat(32),
-    admin: { username: 'admin', password: 'right' },
-    logger: pino({ level: 'silent' }),
-    now: () => Date.now(),
-    state: new SqliteHubState(mkdtempSync(join(tmpdir(), 'berth-hub-'))),
-  });
-  const server = createServer((req, res) => {
-    hub
-      .handle(req, res, new URL(req.url ?? '/', 'http://hub'))
-      .then((handled) => {
-        if (!handled) res.writeHead(404).end();
-      })
-      .catch((err: unknown) => res.destroy(err as Error));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
+const hubServer = () => serveHub({ token: 't'.repeat(32), admin: { username: 'admin', password: 'right' } });
 
 const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
 
 test('a malformed site selector is 400, never 500', async () => {
-  const { server, url } = await hubServer();
+  const { url, close } = await hubServer();
   try {
     for (const sel of ['%ff', '%', '%zz']) {
       const r = await fetch(`${url}/sites/${sel}/healthy`, { headers: { authorization: `Bearer ${'t'.repeat(32)}` } });
@@ -41,12 +16,12 @@ test('a malformed site selector is 400, never 500', async () => {
       assert.equal(((await r.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'INVALID_REQUEST');
     }
   } finally {
-    server.close();
+    await close();
   }
 });
 
 test('guessing the admin password at the hub makes the address wait (429), the right one included', async () => {
-  const { server, url } = await hubServer();
+  const { url, close } = await hubServer();
   try {
     const statuses: number[] = [];
     for (let i = 0; i < 8; i++) statuses.push((await fetch(`${url}/api/v1/sites`, { headers: basic('admin', `wrong${i}`) })).status);
@@ -59,22 +34,22 @@ test('guessing the admin password at the hub makes the address wait (429), the r
     assert.equal(right.status, 429);
     assert.ok(Number(right.headers.get('retry-after')) >= 1);
   } finally {
-    server.close();
+    await close();
   }
 });
 
 test('wrong hub tokens are refused with 401 every time and never lock out the right token from the same address', async () => {
-  const { server, url } = await hubServer();
+  const { url, close } = await hubServer();
   try {
     for (let i = 0; i < 8; i++) assert.equal((await fetch(`${url}/healthy`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
     assert.equal((await fetch(`${url}/healthy`, { headers: { authorization: `Bearer ${'t'.repeat(32)}` } })).status, 200);
   } finally {
-    server.close();
+    await close();
   }
 });
 
 test('GET /api/v1/fleet/jobs/<id>: one job with its parts a page at a time; an unknown id is 404 in the error envelope', async () => {
-  const { server, url } = await hubServer();
+  const { url, close } = await hubServer();
   const auth = { authorization: `Bearer ${'t'.repeat(32)}`, 'content-type': 'application/json' };
   try {
     const report = (name: string) => ({ report: { name, intervalMs: 60_000 }, results: [], working: [] });
@@ -107,6 +82,6 @@ test('GET /api/v1/fleet/jobs/<id>: one job with its parts a page at a time; an u
     assert.equal(((await missing.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'NOT_FOUND');
     assert.equal((await fetch(`${url}/api/v1/fleet/jobs/${id}`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
   } finally {
-    server.close();
+    await close();
   }
 });
