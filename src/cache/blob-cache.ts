@@ -43,6 +43,8 @@ export interface BlobHandle {
    * be read or the fill fails.
    */
   send?(out: Writable, start: number, end: number, onBytes: OnBytes): Promise<void>;
+  /** A stored blob only: as `send`, but leaves `out` open (one part of a multipart answer). */
+  readonly sendPart?: (out: Writable, start: number, end: number, onBytes: OnBytes) => Promise<void>;
   /**
    * A blob not yet verified (`proxy.rangefetch`): bytes [start, end] as soon as they can be had,
    * from the fill's file or a Range request upstream; resolves once the source answered. As
@@ -297,6 +299,7 @@ export class BlobCache {
       outcome,
       open: (start = 0, end = blob.size - 1) => blob.stream(start, end),
       send: (out, start, end, onBytes) => blob.send(out, start, end, onBytes),
+      sendPart: (out, start, end, onBytes) => blob.send(out, start, end, onBytes, false),
       finalSize: async () => blob.size,
       close: async () => {
         await blob.close();

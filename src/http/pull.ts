@@ -1,6 +1,6 @@
 /** @module http/pull — thin handlers for the pull side of the API: manifests, blobs, tags, catalog. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable, pipeline } from 'node:stream';
+import { Readable, finished, pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { manifestUnservable, rangeNotSatisfiable } from '../oci/error-catalogue.js';
@@ -135,6 +135,10 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
   };
   // Ranges of a blob not yet verified come from wherever their bytes are first (cache/lazy-range).
   const read = (r: ByteRange) => (blob.range ? blob.range(r.start, r.end) : blob.open(r.start, r.end));
+  if (ranges && size !== undefined && ranges.length > 1 && !blob.range && blob.sendPart) {
+    const plan = rangeHeaders(res, ranges, size)!;
+    return sendParts(ctx, blob.sendPart, plan, cut);
+  }
   if (ranges && size !== undefined && ranges.length > 1) {
     // Opened before any header: a source that fails at once is still answered with its error.
     const first = await read(ranges[0]!);
@@ -173,6 +177,36 @@ async function sendBlob(ctx: PullContext, blob: BlobHandle): Promise<void> {
     return;
   }
   await streamOut(blob.open(start, end), res, cut, (chunk) => ctx.served(chunk.length));
+}
+
+/**
+ * A multipart answer of a stored blob: each part's head written, then its bytes sent as a single
+ * range is (sendfile on plain TCP), then the closing delimiter. Resolves when it ended or was cut.
+ */
+async function sendParts(
+  ctx: PullContext,
+  sendPart: NonNullable<BlobHandle['sendPart']>,
+  plan: MultipartPlan,
+  cut: (err: Error | null | undefined) => void,
+): Promise<void> {
+  const { res } = ctx;
+  try {
+    for (const part of plan.parts) {
+      // Small; sendPart waits for the socket to take it before the kernel writes after it.
+      res.write(part.head);
+      await sendPart(res, part.range.start, part.range.end, (n, kernel) => ctx.served(n, kernel));
+    }
+  } catch (err) {
+    cut(err as Error);
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    finished(res, (err) => {
+      cut(err);
+      resolve();
+    });
+    res.end(plan.tail);
+  });
 }
 
 /** Pipes `stream` into the response; resolves when it ended or was cut. */

@@ -93,12 +93,12 @@ export class StoredBlob {
     return stream;
   }
 
-  /** Writes bytes [start, end] to `out` and ends it (storage/send); the descriptor stays open until it is done. */
-  async send(out: Writable, start: number, end: number, onBytes: OnBytes): Promise<void> {
+  /** Writes bytes [start, end] to `out` and ends it unless `endOut` is false (storage/send); the descriptor stays open until it is done. */
+  async send(out: Writable, start: number, end: number, onBytes: OnBytes, endOut = true): Promise<void> {
     if (this.closing) throw new Error(`blob ${this.digest} was read after its handle was closed`);
     this.streams++;
     try {
-      await sendRange(this.fh.fd, start, end, out, onBytes, this.pool, this.zeroCopy);
+      await sendRange(this.fh.fd, start, end, out, onBytes, this.pool, this.zeroCopy, endOut);
     } finally {
       this.streams--;
       if (this.closing && this.streams === 0) this.finish().catch(ignoreClose);

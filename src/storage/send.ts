@@ -127,7 +127,8 @@ export class ResponseClosedError extends Error {
 }
 
 /**
- * Sends bytes [start, end] (inclusive) of `fd` to `out`, then ends it. A buffer is reused only
+ * Sends bytes [start, end] (inclusive) of `fd` to `out`, then ends it (unless `endOut` is false:
+ * one part of a multipart answer, whose next bytes the caller writes after this resolves). A buffer is reused only
  * after the writable's callback says its bytes are gone (to the kernel, or through TLS), so no
  * chunk is allocated per read and memory stays at BUFFERS x SEND_CHUNK per response, however
  * slow the client. With `zeroCopy` and a plain TCP response, the kernel moves the bytes instead
@@ -143,6 +144,7 @@ export function sendRange(
   onBytes: OnBytes,
   pool = new BufferPool(0),
   zeroCopy?: ZeroCopy,
+  endOut = true,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let wake: (() => void) | undefined;
@@ -254,7 +256,10 @@ export function sendRange(
       const socketFd = zeroCopy && plainSocketFd(out);
       const done = zeroCopy && socketFd !== undefined ? await zeroCopyLoop(zeroCopy, socketFd) : false;
       if (!done) while (pos <= end && (await copyNext(SEND_CHUNK)));
-      if (!settled) out.end(() => settle());
+      if (settled) return;
+      // Bytes still queued on `out` go before anything written after this part: writes keep order.
+      if (endOut) out.end(() => settle());
+      else settle();
     };
     // The caller cuts the response on rejection (it owns the error reporting).
     loop().catch((err: Error) => settle(err));
