@@ -1,9 +1,9 @@
-/** @module upstream/registry-api.test — a range asked of the upstream: its 206 body, or nothing (falling back to the fill) when it ignores the range, without reading a whole blob. */
+/** @module upstream/registry-api.test — upstream requests: a range's 206 body, or nothing (falling back to the fill) when it ignores the range, without reading a whole blob; referrers from the API or the referrers tag schema. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import type { RegistryClient, UpstreamRequest, UpstreamResponse } from './client.js';
-import { getBlobRange } from './registry-api.js';
+import { getBlobRange, getReferrers, referrersTag } from './registry-api.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 
@@ -44,4 +44,61 @@ test('another range than asked: nothing; a 404: BLOB_UNKNOWN', async () => {
   const other = await getBlobRange(client(206, { 'content-range': 'bytes 0-9/1000' }, Readable.from([]), []), 'xing/app', DIGEST, 100, 109);
   assert.equal(other, undefined);
   await assert.rejects(getBlobRange(client(404, {}, Readable.from([]), []), 'xing/app', DIGEST, 0, 9), { code: 'BLOB_UNKNOWN' });
+});
+
+/** A client answering by path: `answers[path]` is [status, content-type, body]; anything else 404. */
+function routed(answers: Record<string, [number, string, string]>, sent: string[]): RegistryClient {
+  return {
+    name: 'central',
+    send: async (req: UpstreamRequest): Promise<UpstreamResponse> => {
+      sent.push(req.path);
+      const [status, type, text] = answers[req.path] ?? [404, 'application/json', '{"errors":[]}'];
+      const body = Readable.from([Buffer.from(text)]);
+      return {
+        status,
+        headers: { 'content-type': type, 'content-length': String(Buffer.byteLength(text)) },
+        body: Object.assign(body, { dump: async () => void body.resume(), text: async () => text }) as unknown as UpstreamResponse['body'],
+      };
+    },
+  } as unknown as RegistryClient;
+}
+
+test('referrers of a registry without the API come from the referrers tag schema; a tag holding an image lists none', async () => {
+  assert.equal(referrersTag(DIGEST), `sha256-${'a'.repeat(64)}`);
+  const entry = {
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: `sha256:${'b'.repeat(64)}`,
+    size: 10,
+    artifactType: 'application/vnd.amazon.soci.index.v1+json',
+  };
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [entry] });
+  const sent: string[] = [];
+  const got = await getReferrers(
+    routed({ [`manifests/sha256-${'a'.repeat(64)}`]: [200, 'application/vnd.oci.image.index.v1+json', index] }, sent),
+    'xing/app',
+    DIGEST,
+  );
+  assert.deepEqual(sent, [`referrers/${DIGEST}`, `manifests/sha256-${'a'.repeat(64)}`]);
+  assert.equal(got.length, 1);
+  assert.equal(got[0]?.digest, entry.digest);
+  assert.equal(got[0]?.artifactType, entry.artifactType);
+
+  const image = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: entry, layers: [] });
+  const notIndex = await getReferrers(
+    routed({ [`manifests/sha256-${'a'.repeat(64)}`]: [200, 'application/vnd.oci.image.manifest.v1+json', image] }, []),
+    'xing/app',
+    DIGEST,
+  );
+  assert.deepEqual(notIndex, []);
+  assert.deepEqual(await getReferrers(routed({}, []), 'xing/app', DIGEST), [], 'neither the API nor the tag: none');
+});
+
+test('a registry with the referrers API is not asked for the tag', async () => {
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
+  const sent: string[] = [];
+  assert.deepEqual(
+    await getReferrers(routed({ [`referrers/${DIGEST}`]: [200, 'application/vnd.oci.image.index.v1+json', index] }, sent), 'xing/app', DIGEST),
+    [],
+  );
+  assert.deepEqual(sent, [`referrers/${DIGEST}`]);
 });

@@ -1,7 +1,7 @@
 /** @module upstream/registry-api — berth's requests to a central registry, pull and push, as typed operations: upstream paths are spelled only here. */
 import { badGateway, blobUnknown, unavailable } from '../oci/error-catalogue.js';
 import { MAX_MANIFEST_SIZE, parseManifest, type Descriptor } from '../oci/manifest.js';
-import { UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
+import { OCI_INDEX, UPSTREAM_ACCEPT } from '../oci/mediatypes.js';
 import { responseHeader, type RegistryClient, type UpstreamRequest, type UpstreamResponse } from './client.js';
 import { upstreamError } from './status.js';
 import { UPLOAD_CHUNK_BYTES, putWithDigest, uploadInChunks, type BlobSource } from './upload.js';
@@ -104,16 +104,49 @@ export async function getBlobRange(
   throw await upstreamError(res, client.name, `bytes ${start}-${end} of blob ${digest}`, blobUnknown(digest));
 }
 
-/** The upstream's referrers of `subject`; none when it has no referrers API or answers anything else. Network failures throw. */
+/**
+ * The upstream's referrers of `subject`. A registry without the referrers API (404) is asked for
+ * the index under the referrers tag schema's tag instead, where pushing clients keep the list for
+ * such registries; none when that is missing or not an index. Network failures throw.
+ */
 export async function getReferrers(client: RegistryClient, repository: string, subject: string): Promise<Descriptor[]> {
   const res = await client.send({ method: 'GET', repository, path: upstreamPath.referrers(subject) });
-  if (res.status !== 200 || Number(res.headers['content-length'] ?? 0) > MAX_MANIFEST_SIZE) {
+  if (res.status === 404) {
+    await res.body.dump();
+    return referrersByTag(client, repository, subject);
+  }
+  if (res.status !== 200) {
+    await res.body.dump();
+    return [];
+  }
+  return indexEntries(res, false);
+}
+
+/**
+ * The referrers tag schema's tag of a digest (OCI distribution spec): `<alg>-<encoded>`, the
+ * algorithm cut to 32 characters and the encoded part to 64.
+ */
+export function referrersTag(subject: string): string {
+  const colon = subject.indexOf(':');
+  return `${subject.slice(0, colon).slice(0, 32)}-${subject.slice(colon + 1).slice(0, 64)}`;
+}
+
+async function referrersByTag(client: RegistryClient, repository: string, subject: string): Promise<Descriptor[]> {
+  const res = await getManifest(client, repository, referrersTag(subject));
+  // A tag of that name holding something else (an image) lists nothing.
+  return res ? indexEntries(res, true) : [];
+}
+
+/** The entries of the image index answered in `res` (body consumed); none for an oversized one, or (`indexOnly`) one of another type. */
+async function indexEntries(res: UpstreamResponse, indexOnly: boolean): Promise<Descriptor[]> {
+  if (Number(res.headers['content-length'] ?? 0) > MAX_MANIFEST_SIZE) {
     await res.body.dump();
     return [];
   }
   const text = await res.body.text();
   if (text.length > MAX_MANIFEST_SIZE) return [];
-  return [...parseManifest(Buffer.from(text)).manifests];
+  const index = parseManifest(Buffer.from(text), responseHeader(res, 'content-type'));
+  return indexOnly && index.mediaType !== OCI_INDEX ? [] : [...index.manifests];
 }
 
 /** The upstream's tags of a repository, or undefined when it does not know the repository. */
