@@ -15,6 +15,7 @@ import { lazyRange } from './lazy-range.js';
 import { openFillBody } from './kept-fill.js';
 import type { KeptRanges } from '../storage/kept-ranges.js';
 import { RangeFlights } from './range-flights.js';
+import { reported, sharedFetch } from './shared-ranges.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome } from '../ports/request-observer.js';
@@ -160,6 +161,10 @@ export class BlobCache {
       const kept = lazy ? await this.deps.blobs.kept.forRanges(digest, fill.size!).catch(() => undefined) : undefined;
       // Read again: eviction and the age limit count from now.
       if (kept) await this.deps.blobs.kept.touch(digest, this.deps.now());
+      // Bytes the upstream is asked for: once per host when workers share the work (cache/shared-ranges).
+      const fetch = (a: number, b: number) => this.fetchRange(target, digest, a, b, kept);
+      const shared = this.deps.router?.ranges;
+      const upstreamRange = shared && kept ? (a: number, b: number) => sharedFetch(shared, digest, a, b, kept, fetch) : fetch;
       // A fill still held back starts once this blob's ranges have been quiet a while (cache/fill-pacing).
       const deferred = opts.ranged === true && !fill.released;
       if (deferred) this.quiet.enter(fill.tempPath);
@@ -174,8 +179,7 @@ export class BlobCache {
         outcome: existing ? 'joined' : 'miss',
         ...(lazy
           ? {
-              range: (start: number, end: number) =>
-                lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, (a, b) => this.fetchRange(target, digest, a, b, kept)), start, end, kept),
+              range: (start: number, end: number) => lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, upstreamRange), start, end, kept),
             }
           : {}),
         // Any read of the whole fill lets a held-back fill start at once, and makes it foreground until the reader leaves.
@@ -449,7 +453,7 @@ export class BlobCache {
       return undefined;
     }
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
-    const bytes = ended(
+    const bytes = reported(
       counted(body, (n) => observer.upstreamBytes(client.name, n)),
       done,
     );
@@ -457,14 +461,5 @@ export class BlobCache {
     return kept.keep(bytes, start, end, (err) =>
       this.deps.logger.warn({ upstream: client.name, digest, start, err: err.message }, 'could not keep a range for the fill; it will be fetched again'),
     );
-  }
-}
-
-/** `body`, then `done` once it ended, failed or was left. */
-async function* ended(body: AsyncIterable<Uint8Array>, done: () => void): AsyncGenerator<Uint8Array> {
-  try {
-    yield* body;
-  } finally {
-    done();
   }
 }
