@@ -214,8 +214,10 @@ export class BlobCache {
    */
   private async sizeFirst(target: Target, fill: BlobFill): Promise<void> {
     const head = await headBlob(target.upstream!.client, target.repository, fill.digest).catch(() => undefined);
-    if (head?.size !== undefined) fill.markReady(head.size);
-    else fill.release();
+    if (head?.size === undefined) return fill.release();
+    fill.markReady(head.size);
+    // The repository may read the blob: its next ranges need not ask the upstream again (ensureVisible).
+    await this.deps.repos.link(target.key, target.repository, fill.digest).catch(() => undefined);
   }
 
   /**
