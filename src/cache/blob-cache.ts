@@ -15,12 +15,14 @@ import { lazyRange } from './lazy-range.js';
 import { openFillBody } from './kept-fill.js';
 import type { KeptRanges } from '../storage/kept-ranges.js';
 import { RangeFlights } from './range-flights.js';
+import { reported, sharedFetch } from './shared-ranges.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome } from '../ports/request-observer.js';
 import type { Target } from '../upstream/target.js';
 import type { WorkPriority } from '../upstream/budget.js';
 import { LocalFills } from './local-fills.js';
+import { QuietStart, RANGE_QUIET_MS, RangePacer, WholeReaders, paced, realTimer, type SetTimer } from './fill-pacing.js';
 import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './cache-observer.js';
 
 export interface BlobHandle {
@@ -73,6 +75,10 @@ export interface BlobCacheDeps {
   readonly router?: FillRouter;
   /** Background work for the WAN budget: the whole-blob fill a client's range starts, until a client waits for it. */
   readonly priority?: WorkPriority;
+  /** Timers for the deferred start of a range-started fill (cache/fill-pacing); real ones by default. */
+  readonly timer?: SetTimer;
+  /** How long a blob's ranges stay quiet before the fill they started runs (RANGE_QUIET_MS). */
+  readonly rangeQuietMs?: number;
 }
 
 /** Fills one manifest's prefetch runs at once: enough to fill a WAN link, few enough to leave room for clients' own requests. */
@@ -83,11 +89,18 @@ export class BlobCache {
   private readonly fills: FillCoordinator<BlobFill>;
   /** Upstream range fetches in progress: overlapping ranges of a cold blob cost one fetch. */
   private readonly rangeFlights = new RangeFlights();
-  /** Fills a client reads (the whole blob, or a range that follows the fill): foreground from then on. */
-  private readonly waitedOn = new WeakSet<BlobFill>();
+  /** Clients reading a fill's whole blob: foreground while there are any. */
+  private readonly wholeReaders = new WholeReaders<BlobFill>();
+  /** A range-started fill waits until its blob's ranges have been quiet a while (keyed by the fill's temp path). */
+  private readonly quiet: QuietStart;
+  /** Client range fetches under way, per upstream: range-started fills read no further meanwhile. */
+  private readonly pacer: RangePacer;
 
   constructor(private readonly deps: BlobCacheDeps) {
     this.fills = deps.fills ?? new LocalFills();
+    const timer = deps.timer ?? realTimer;
+    this.quiet = new QuietStart(deps.rangeQuietMs ?? RANGE_QUIET_MS, timer);
+    this.pacer = new RangePacer(deps.now, timer);
   }
 
   get inFlight(): number {
@@ -150,26 +163,35 @@ export class BlobCache {
       const kept = lazy ? await this.deps.blobs.kept.forRanges(digest, fill.size!).catch(() => undefined) : undefined;
       // Read again: eviction and the age limit count from now.
       if (kept) await this.deps.blobs.kept.touch(digest, this.deps.now());
+      // Bytes the upstream is asked for: once per host when workers share the work (cache/shared-ranges).
+      const fetch = (a: number, b: number) => this.fetchRange(target, digest, a, b, kept);
+      const shared = this.deps.router?.ranges;
+      const upstreamRange = shared && kept ? (a: number, b: number) => sharedFetch(shared, digest, a, b, kept, fetch) : fetch;
+      // A fill still held back starts once this blob's ranges have been quiet a while (cache/fill-pacing).
+      const deferred = opts.ranged === true && !fill.released;
+      if (deferred) this.quiet.enter(fill.tempPath);
+      const whole = (): (() => void) => {
+        this.quiet.now(fill.tempPath);
+        fill.release();
+        return this.wholeReaders.join(fill);
+      };
       return {
         digest,
         size: fill.size,
         outcome: existing ? 'joined' : 'miss',
         ...(lazy
           ? {
-              range: (start: number, end: number) =>
-                lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, (a, b) => this.fetchRange(target, digest, a, b, kept)), start, end, kept),
+              range: (start: number, end: number) => lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, upstreamRange), start, end, kept),
             }
           : {}),
-        // Any read of the whole fill, and the end of the request, let a held-back fill start.
+        // Any read of the whole fill lets a held-back fill start at once, and makes it foreground until the reader leaves.
         open: (start = 0, end?: number) => {
-          this.waitedOn.add(fill);
-          fill.release();
-          return fill.createReader(start, end);
+          const leave = whole();
+          return fill.createReader(start, end).once('close', leave);
         },
         send: (out, start, end, onBytes) => {
-          this.waitedOn.add(fill);
-          fill.release();
-          return fill.send(out, start, end, onBytes, this.deps.blobs.sendBuffers);
+          const leave = whole();
+          return fill.send(out, start, end, onBytes, this.deps.blobs.sendBuffers).finally(leave);
         },
         finalSize: async () => {
           if (fill.size !== undefined) return fill.size;
@@ -177,7 +199,8 @@ export class BlobCache {
           return fill.written;
         },
         close: async () => {
-          fill.release();
+          if (deferred) this.quiet.leave(fill.tempPath, () => fill.release());
+          else fill.release();
           this.released(digest, release);
         },
       };
@@ -193,8 +216,10 @@ export class BlobCache {
    */
   private async sizeFirst(target: Target, fill: BlobFill): Promise<void> {
     const head = await headBlob(target.upstream!.client, target.repository, fill.digest).catch(() => undefined);
-    if (head?.size !== undefined) fill.markReady(head.size);
-    else fill.release();
+    if (head?.size === undefined) return fill.release();
+    fill.markReady(head.size);
+    // The repository may read the blob: its next ranges need not ask the upstream again (ensureVisible).
+    await this.deps.repos.link(target.key, target.repository, fill.digest).catch(() => undefined);
   }
 
   /**
@@ -317,39 +342,52 @@ export class BlobCache {
     const started = this.deps.now();
     let writer: BlobWriter | undefined;
     const log = { upstream: upstream.client.name, repository: target.repository, digest };
+    const upstreamName = upstream.client.name;
+    // Background while no client reads the whole blob (a range-started fill, cache/fill-pacing).
+    const background = (): boolean => gated && !this.wholeReaders.has(fill);
     const source: FillSource = {
       open: async (offset) => {
         await fill.gate;
+        if (background()) await this.pacer.idle(upstreamName);
         const upstream = (o: number) =>
           openFillBody(target, fill, o, {
             kept: blobs.kept,
             logger,
-            upstreamBytes: (n) => (this.deps.observer ?? NO_CACHE_OBSERVER).upstreamBytes(target.upstream!.client.name, n),
+            upstreamBytes: (n) => (this.deps.observer ?? NO_CACHE_OBSERVER).upstreamBytes(upstreamName, n),
           });
-        if (!router) return upstream(offset);
-        return router.open({
-          target,
-          digest,
-          offset,
-          fromPeer,
-          upstream,
-          markReady: (size) => fill.markReady(size),
-          tempPath: fill.tempPath,
-          size: () => fill.size,
-          visible: () => this.ensureVisible(target, digest),
-          share: async (path) => (writer ? fill.share(writer, path) : false),
-          own: () => fill.own(),
-          shared: () => fill.mode === 'shared',
-        });
+        const body = await (router
+          ? router.open({
+              target,
+              digest,
+              offset,
+              fromPeer,
+              upstream,
+              markReady: (size) => fill.markReady(size),
+              tempPath: fill.tempPath,
+              size: () => fill.size,
+              visible: () => this.ensureVisible(target, digest),
+              share: async (path) => (writer ? fill.share(writer, path) : false),
+              own: () => fill.own(),
+              shared: () => fill.mode === 'shared',
+            })
+          : upstream(offset));
+        // A client's range fetches of this upstream go first: this fill reads no further meanwhile.
+        return gated
+          ? paced(
+              body,
+              () => background() && fill.mode !== 'shared',
+              () => this.pacer.idle(upstreamName),
+            )
+          : body;
       },
       // Only a transfer that has begun is resumed; a request that never got an answer fails fast
       // (a peer that went away is the exception: another source is tried).
       retriable: (err) => (fill.written > 0 || (router?.retriable(err) ?? false)) && isTransient(err),
     };
-    // A fill a client's range started is background work until a client reads the fill itself
+    // A fill a client's range started is background work while no client reads the fill itself
     // (the range's own upstream bytes are that client's, foreground: fetchRange runs in its request).
     const { priority } = this.deps;
-    const run = (work: () => Promise<void>) => (gated && priority ? priority.backgroundWhile(() => !this.waitedOn.has(fill), work) : work());
+    const run = (work: () => Promise<void>) => (gated && priority ? priority.backgroundWhile(background, work) : work());
     void run(async () => {
       try {
         writer = await blobs.createWriter(parseDigest(digest).algorithm, fill.tempPath);
@@ -388,6 +426,7 @@ export class BlobCache {
           unknown ? 'blob unknown upstream; nothing stored' : 'blob fill failed; nothing stored',
         );
       } finally {
+        this.quiet.forget(fill.tempPath);
         blobs.kept.forget(digest);
         router?.finished(digest);
         this.fills.finish(digest, fill);
@@ -407,13 +446,22 @@ export class BlobCache {
     kept: KeptRanges | undefined,
   ): Promise<AsyncIterable<Uint8Array> | undefined> {
     const { client } = target.upstream!;
-    const body = await getBlobRange(client, target.repository, digest, start, end);
+    // Range-started fills of this upstream read no further until this range is in (cache/fill-pacing).
+    const done = this.pacer.begin(client.name);
+    const body = await getBlobRange(client, target.repository, digest, start, end).catch((err: unknown) => {
+      done();
+      throw err;
+    });
     if (!body) {
+      done();
       this.deps.logger.info({ upstream: client.name, digest, start, end }, 'upstream did not answer a range; serving it from the fill');
       return undefined;
     }
     const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
-    const bytes = counted(body, (n) => observer.upstreamBytes(client.name, n));
+    const bytes = reported(
+      counted(body, (n) => observer.upstreamBytes(client.name, n)),
+      done,
+    );
     if (!kept) return bytes;
     return kept.keep(bytes, start, end, (err) =>
       this.deps.logger.warn({ upstream: client.name, digest, start, err: err.message }, 'could not keep a range for the fill; it will be fetched again'),

@@ -93,8 +93,12 @@ export class BlobFill {
     return this.cursors.size;
   }
 
+  /** Whether release() was called: the fill may ask its source for bytes. */
+  released = false;
+
   /** Lets the fill start asking its source for bytes; idempotent. */
   release(): void {
+    this.released = true;
     this.openGate();
   }
 

@@ -1,4 +1,4 @@
-/** @module cache/range-priority.test — in the WAN budget a client's range is foreground, the whole-blob fill it starts is background, and that fill turns foreground once a client reads it. */
+/** @module cache/range-priority.test — in the WAN budget a client's range is foreground, the whole-blob fill it starts is background, and that fill is foreground only while a client reads it. */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -71,7 +71,7 @@ async function setup(content: Buffer, hold?: Promise<void>) {
   removers.push(store.remove);
   const priority = new WorkPriority();
   const up = upstream(content, priority, hold);
-  const cache = new BlobCache({ blobs: store.blobs, ...store.ports, logger, now: Date.now, priority });
+  const cache = new BlobCache({ blobs: store.blobs, ...store.ports, logger, now: Date.now, priority, rangeQuietMs: 20 });
   const stored = async () => {
     for (let i = 0; i < 500 && (await store.blobs.size(digestOf(content))) === undefined; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(await store.blobs.size(digestOf(content)), content.length, 'the fill stored the blob');
@@ -99,7 +99,8 @@ test("a client's range is fetched as foreground; the fill it starts as backgroun
   for (const g of fillGets) assert.ok(g.chunks.length > 0 && g.chunks.every((bg) => bg), `fill request ${g.range}: background`);
 });
 
-test('a range-started fill turns foreground once a client reads the whole blob', async () => {
+/** A client's range of a cold blob, then the fill it started once that fill has its first chunk (background); every answer's second chunk is held back until `open()`. */
+async function rangeThenFill() {
   const content = randomBytes(300_000);
   let open!: () => void;
   const hold = new Promise<void>((r) => (open = r));
@@ -109,15 +110,39 @@ test('a range-started fill turns foreground once a client reads the whole blob',
   // One chunk only: the answer's second chunk is held back.
   assert.ok((await drain(await h.range!(0, 999))).equals(content.subarray(0, 1000)));
   await h.close();
-  // The fill has its first chunk (background), then waits; a client asks for the whole blob.
   for (let i = 0; i < 500 && !(sent.length > 1 && sent[1]!.chunks.length > 0); i++) await new Promise((r) => setTimeout(r, 10));
+  return { content, open, cache, target, digest, stored, fillChunks: () => sent.slice(1).flatMap((g) => g.chunks) };
+}
+
+test('a range-started fill turns foreground once a client reads the whole blob', async () => {
+  const { content, open, cache, target, digest, stored, fillChunks } = await rangeThenFill();
   const whole = await cache.get(target, digest);
   const reading = drain(whole.open());
   open();
   assert.ok((await reading).equals(content));
   await whole.close();
   await stored();
-  const fill = sent.slice(1).flatMap((g) => g.chunks);
+  const fill = fillChunks();
   assert.equal(fill[0], true, 'background before anyone waited for the blob');
   assert.equal(fill.at(-1), false, 'foreground once a client reads it');
+});
+
+test('a range-started fill drops back to background when its last whole-blob reader leaves', async () => {
+  const { open, cache, target, digest, stored, fillChunks } = await rangeThenFill();
+  // A client starts reading the whole blob, then goes away before the fill's next chunk.
+  const whole = await cache.get(target, digest);
+  const stream = whole.open();
+  await new Promise((r) => stream.once('data', r));
+  const closed = new Promise((r) => stream.once('close', r));
+  stream.destroy();
+  await closed;
+  await whole.close();
+  open();
+  await stored();
+  const fill = fillChunks();
+  assert.ok(fill.length > 2);
+  assert.ok(
+    fill.every((bg) => bg),
+    `background throughout: nobody waited for the chunks after the reader left (${fill.join(',')})`,
+  );
 });

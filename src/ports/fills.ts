@@ -57,4 +57,27 @@ export interface FillRouter {
   finished(digest: string): void;
   /** Whether another worker of this host fills the digest now (a peer's `held` request may then join it). */
   filling?(digest: string): Promise<boolean>;
+  /** Single-flight of upstream range fetches with the other workers of this host, if any. */
+  readonly ranges?: RangeCoordinator;
+}
+
+/** A part of a span asked of the upstream: fetched by this process (`mine`), or by another one that is fetching it now. */
+export interface RangePart {
+  readonly from: number;
+  readonly to: number;
+  readonly flight: number;
+  readonly mine: boolean;
+}
+
+/**
+ * Upstream range fetches shared by the processes of one host: bytes another process is fetching
+ * are waited for and read from the blob's kept-ranges file once there, not fetched again.
+ */
+export interface RangeCoordinator {
+  /** [start, end] cut into parts another process fetches now and parts now claimed by this one. */
+  claim(digest: string, start: number, end: number): Promise<RangePart[]>;
+  /** This process's fetch of a part ended; `ok`: its bytes are in the kept-ranges file. */
+  done(digest: string, flight: number, ok: boolean): void;
+  /** Whether another process's fetch ended with its bytes in the kept-ranges file. */
+  wait(flight: number): Promise<boolean>;
 }

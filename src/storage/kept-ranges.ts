@@ -109,6 +109,10 @@ export class KeptRanges {
     this.list = addInterval(this.list, start, end);
     const save = async (): Promise<void> => {
       if (this.discarded) return;
+      // Another worker of the host may have recorded spans of its own meanwhile (a map it holds
+      // is of bytes it synced to this file): kept, not overwritten.
+      const theirs = parse(await readFile(`${this.path}.ranges`, 'utf8').catch(() => ''));
+      if (theirs?.size === this.size) for (const [s, e] of theirs.ranges) this.list = addInterval(this.list, s, e);
       const temp = `${this.path}.ranges.${randomUUID()}`;
       const content: RangesFile = { size: this.size, ranges: this.list };
       await writeFile(temp, JSON.stringify(content));

@@ -1,10 +1,13 @@
 /** @module workers/channel — a worker's end of the IPC channel to the primary: calls with replies, notes, and what the primary pushes. */
 import type { UploadBound } from '../ports/upload-sessions.js';
+import type { RangeCoordinator, RangePart } from '../ports/fills.js';
 import type { WorkerClaim } from './fill-table.js';
 import { isToWorker, type Gathered, type SharedTopic, type ToPrimary } from './worker-protocol.js';
 
 /** Messages kept per topic for a handler not set yet (a worker starting amid an outage or a flood). */
 const EARLY_SHARED_MAX = 256;
+/** Outcomes of range fetches kept for requests of this worker still to ask (each is asked within moments of its notice). */
+const RANGE_OUTCOMES_MAX = 256;
 
 /** The process's IPC endpoint (process in a cluster worker; a fake in unit tests). */
 export interface IpcPort {
@@ -30,6 +33,9 @@ export class WorkerChannel {
   private adminWaiters: Array<() => void> = [];
   onReload: (() => void) | undefined;
   private readonly shared = new Map<SharedTopic, (data: unknown) => void>();
+  /** Outcomes of other workers' range fetches this worker waits for, kept until asked (a notice may come before the wait). */
+  private readonly rangeOutcomes = new Map<number, boolean>();
+  private readonly rangeWaiters = new Map<number, Array<(ok: boolean) => void>>();
   /** Shared before this worker's handler was set (it was still starting): delivered when it is. */
   private readonly early = new Map<SharedTopic, unknown[]>();
 
@@ -75,6 +81,17 @@ export class WorkerChannel {
     });
     return this.adminPort;
   }
+
+  /** Range fetches shared with the other workers through the primary (workers/range-table). */
+  readonly ranges: RangeCoordinator = {
+    claim: (digest, start, end) => this.call({ op: 'rangeClaim', digest, start, end }) as Promise<RangePart[]>,
+    done: (digest, flight, ok) => this.note({ op: 'rangeDone', digest, flight, ok }),
+    wait: (flight) => {
+      const known = this.rangeOutcomes.get(flight);
+      if (known !== undefined) return Promise.resolve(known);
+      return new Promise((resolve) => this.rangeWaiters.set(flight, [...(this.rangeWaiters.get(flight) ?? []), resolve]));
+    },
+  };
 
   claimTag(key: string): Promise<boolean> {
     return this.call({ op: 'claimTag', key }) as Promise<boolean>;
@@ -162,6 +179,14 @@ export class WorkerChannel {
       case 'fill':
         for (const l of [...(this.fillListeners.get(msg.digest) ?? [])]) l(msg.kind, msg.size);
         return;
+      case 'range': {
+        // Kept for requests that ask after the notice came (a few hundred: flights end in order).
+        this.rangeOutcomes.set(msg.flight, msg.ok);
+        if (this.rangeOutcomes.size > RANGE_OUTCOMES_MAX) this.rangeOutcomes.delete(this.rangeOutcomes.keys().next().value!);
+        for (const w of this.rangeWaiters.get(msg.flight) ?? []) w(msg.ok);
+        this.rangeWaiters.delete(msg.flight);
+        return;
+      }
       case 'collect':
         // The primary waits for every worker's answer: one that failed still answers.
         this.collect(msg.id, msg.what).catch(() => this.send({ berth: 'collected', id: msg.id, value: null }));

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { LocalUploadBound } from '../storage/upload-bound.js';
 import type { ByteBudget } from '../upstream/budget.js';
 import { FillTable, type FillNotice } from './fill-table.js';
+import { RangeTable, type RangeNotice } from './range-table.js';
 import { COUNT_ENV, SLOT_ENV, isToPrimary, type Gathered, type ToPrimary, type ToWorker } from './worker-protocol.js';
 
 export interface PrimaryDeps {
@@ -41,6 +42,7 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
   const { cluster, count, logger } = deps;
   cluster.setupPrimary({ execArgv: [...deps.execArgv] });
   const table = new FillTable();
+  const ranges = new RangeTable();
   const tagChecks = new Map<string, number>();
   const uploads = new LocalUploadBound();
   const claimTag = (key: string) => {
@@ -65,6 +67,9 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
   };
   const notify = (notices: FillNotice[]) => {
     for (const n of notices) send(members.get(n.worker), { berth: 'fill', kind: n.kind, digest: n.digest, size: n.size });
+  };
+  const notifyRanges = (notices: RangeNotice[]) => {
+    for (const n of notices) send(members.get(n.worker), { berth: 'range', flight: n.flight, ok: n.ok });
   };
 
   const gather = (what: Gathered): Promise<unknown[]> => {
@@ -95,11 +100,13 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
               ? table.filling(msg.digest)
               : msg.op === 'claimTag'
                 ? claimTag(msg.key)
-                : msg.op === 'uploadOpen'
-                  ? uploads.openNow(msg.client, msg.upload)
-                  : msg.op === 'budget'
-                    ? await (deps.budgets.get(msg.upstream)?.take(msg.n, msg.background) ?? Promise.resolve()).then(() => true)
-                    : await gather(msg.what);
+                : msg.op === 'rangeClaim'
+                  ? ranges.claim(id, msg.digest, msg.start, msg.end)
+                  : msg.op === 'uploadOpen'
+                    ? uploads.openNow(msg.client, msg.upload)
+                    : msg.op === 'budget'
+                      ? await (deps.budgets.get(msg.upstream)?.take(msg.n, msg.background) ?? Promise.resolve()).then(() => true)
+                      : await gather(msg.what);
         send(m, { berth: 'reply', id: msg.id, value });
         return;
       }
@@ -114,6 +121,7 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
         if (msg.op === 'ready') notify(table.ready(id, msg.digest, msg.size));
         else if (msg.op === 'finish') notify(table.finish(id, msg.digest));
         else if (msg.op === 'unfollow') table.unfollow(id, msg.digest);
+        else if (msg.op === 'rangeDone') notifyRanges(ranges.done(id, msg.digest, msg.flight, msg.ok));
         else if (msg.op === 'releaseTag') tagChecks.delete(msg.key);
         else if (msg.op === 'uploadClosed') uploads.close(msg.upload);
         else if (msg.op === 'share') {
@@ -147,6 +155,7 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
       if (slot === 0) adminPort = undefined;
       const { notices, orphans } = table.gone(worker.id);
       notify(notices);
+      notifyRanges(ranges.gone(worker.id));
       if (orphans.length > 0) {
         const remove = () => Promise.all(orphans.map((p) => rm(p, { force: true })));
         const warn = (err: Error) => logger.warn({ err: err.message }, "could not remove a dead worker's partial files");

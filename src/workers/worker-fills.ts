@@ -1,7 +1,7 @@
 /** @module workers/worker-fills — routes each fill attempt of a worker: fill it (one worker per digest), or follow the worker that does through its temp file. */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { FillRouter } from '../ports/fills.js';
+import type { FillRouter, RangeCoordinator } from '../ports/fills.js';
 import { isNotFound } from '../storage/blob-files.js';
 import type { WorkerChannel } from './channel.js';
 
@@ -48,7 +48,12 @@ export class WorkerFills implements FillRouter {
   private readonly owned = new Set<string>();
   private readonly followed = new Set<string>();
 
-  constructor(private readonly deps: WorkerFillsDeps) {}
+  /** Upstream range fetches shared with the other workers (each span fetched by one of them). */
+  readonly ranges: RangeCoordinator;
+
+  constructor(private readonly deps: WorkerFillsDeps) {
+    this.ranges = deps.channel.ranges;
+  }
 
   /** Fills of this worker that follow another worker's (not upstream transfers of their own). */
   get following(): number {

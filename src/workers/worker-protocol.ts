@@ -11,6 +11,9 @@ export type ToPrimary =
   | { readonly berth: 'call'; readonly id: number; readonly op: 'gather'; readonly what: Gathered }
   /** The right to ask the upstream about a tag now (one worker checks, the others read its answer from the store). */
   | { readonly berth: 'call'; readonly id: number; readonly op: 'claimTag'; readonly key: string }
+  /** Bytes of a blob to fetch by Range: the parts another worker fetches now are waited for (workers/range-table). */
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'rangeClaim'; readonly digest: string; readonly start: number; readonly end: number }
+  | { readonly berth: 'note'; readonly op: 'rangeDone'; readonly digest: string; readonly flight: number; readonly ok: boolean }
   | { readonly berth: 'note'; readonly op: 'releaseTag'; readonly key: string }
   /** The per-client bound on open uploads, counted for the whole group (an upload may end in another worker). */
   | { readonly berth: 'call'; readonly id: number; readonly op: 'uploadOpen'; readonly client: string; readonly upload: string }
@@ -29,6 +32,7 @@ export type ToPrimary =
 /** Primary to worker. */
 export type ToWorker =
   | { readonly berth: 'reply'; readonly id: number; readonly value: WorkerClaim | boolean | unknown[] }
+  | { readonly berth: 'range'; readonly flight: number; readonly ok: boolean }
   | { readonly berth: 'fill'; readonly kind: 'ready' | 'end'; readonly digest: string; readonly size: number | null }
   | { readonly berth: 'collect'; readonly id: number; readonly what: Gathered }
   | { readonly berth: 'admin'; readonly port: number }
