@@ -48,6 +48,7 @@ export class RedisHubState implements HubState {
     seq: string;
     jobs: string;
     sites: string;
+    seen: string;
     firstSeen: string;
     parts: (job: number) => string;
     pending: (job: number) => string;
@@ -63,6 +64,8 @@ export class RedisHubState implements HubState {
       seq: `${prefix}seq`,
       jobs: `${prefix}jobs`,
       sites: `${prefix}sites`,
+      // Last-poll times of sites whose report did not change, beside the report (load takes the later).
+      seen: `${prefix}seen`,
       firstSeen: `${prefix}first-seen`,
       parts: (job) => `${prefix}parts:${job}`,
       held: (site) => `${prefix}held:${site}`,
@@ -88,6 +91,9 @@ export class RedisHubState implements HubState {
       // The first report's time stays: HSETNX never overwrites it.
       for (const s of w.sites) ops.push(['HSETNX', this.keys.firstSeen, s.name, String(s.firstSeen)]);
     }
+    // A sorted set updated only upward (GT): a late batch never moves a site's time back.
+    for (let i = 0; i < (w.seen?.length ?? 0); i += FIELDS_PER_OP)
+      ops.push(['ZADD', this.keys.seen, 'GT', ...w.seen!.slice(i, i + FIELDS_PER_OP).flatMap((s) => [String(s.at), s.name])]);
     if (w.jobs?.length)
       hset(
         this.keys.jobs,
@@ -113,16 +119,19 @@ export class RedisHubState implements HubState {
   }
 
   async load(): Promise<{ sites: StoredSite[]; jobs: Array<StoredJob & { parts: StoredPart[] }> }> {
-    const [rawSites, firstSeen, rawJobs] = await Promise.all([
+    const [rawSites, seenPairs, firstSeen, rawJobs] = await Promise.all([
       this.redis.hgetall(this.keys.sites),
+      this.redis.zrange(this.keys.seen, 0, -1, 'WITHSCORES'),
       this.redis.hgetall(this.keys.firstSeen),
       this.redis.hgetall(this.keys.jobs),
     ]);
+    const seen: Record<string, string> = {};
+    for (let i = 0; i + 1 < seenPairs.length; i += 2) seen[seenPairs[i]!] = seenPairs[i + 1]!;
     const sites = Object.keys(rawSites)
       .sort()
       .map((name) => {
         const { report, at } = JSON.parse(rawSites[name]!) as { report: Record<string, unknown>; at: number };
-        return { name, report, at, firstSeen: Number(firstSeen[name] ?? at) };
+        return { name, report, at: Math.max(at, Number(seen[name] ?? 0)), firstSeen: Number(firstSeen[name] ?? at) };
       });
     const jobs = Object.values(rawJobs)
       .map((text) => JSON.parse(text) as StoredJob)

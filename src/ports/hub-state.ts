@@ -45,6 +45,11 @@ export interface StoredSite {
 /** What a hub writes in one go after a poll or a job's creation: applied whole or not at all. */
 export interface HubWrite {
   readonly sites?: readonly StoredSite[];
+  /**
+   * When sites whose report did not change last polled: applied after `sites`, to sites stored
+   * before; a time older than the one stored is ignored. Written in batches, a row each.
+   */
+  readonly seen?: ReadonlyArray<{ readonly name: string; readonly at: number }>;
   readonly jobs?: readonly StoredJob[];
   /**
    * A new job's parts, all pending (no error, nothing fetched), by site name: applied before `parts`,

@@ -89,6 +89,7 @@ export class SqliteHubState implements HubState {
       `INSERT INTO hub_sites (name, report, at, first_seen) VALUES (?, ?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET report = excluded.report, at = excluded.at`,
     );
+    const seen = this.db.prepare('UPDATE hub_sites SET at = ? WHERE name = ? AND at < ?');
     const job = this.db.prepare(
       `INSERT OR REPLACE INTO hub_jobs (id, image, digest, source, selector, url, created_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
@@ -102,14 +103,15 @@ export class SqliteHubState implements HubState {
     );
     const dropJob = this.db.prepare('DELETE FROM hub_jobs WHERE id = ?');
     const dropParts = this.db.prepare('DELETE FROM hub_parts WHERE job = ?');
-    return { site, job, pending, part, dropJob, dropParts };
+    return { site, seen, job, pending, part, dropJob, dropParts };
   }
 
   async write(w: HubWrite): Promise<void> {
-    const { site, job, pending, part, dropJob, dropParts } = (this.statements ??= this.prepare());
+    const { site, seen, job, pending, part, dropJob, dropParts } = (this.statements ??= this.prepare());
     this.db
       .transaction(() => {
         for (const s of w.sites ?? []) site.run(s.name, JSON.stringify(s.report), s.at, s.firstSeen);
+        for (const s of w.seen ?? []) seen.run(s.at, s.name, s.at);
         for (const j of w.jobs ?? []) job.run(j.id, j.image, j.digest, j.source, j.selector, j.url, j.createdAt, j.finishedAt, j.error);
         for (const { job: id, sites } of w.pendingParts ?? []) pending.run(id, JSON.stringify(sites));
         for (const { job: id, part: p } of w.parts ?? []) part.run(id, p.site, p.state, p.error, p.digest, p.bytesFetched, p.bytesTotal, p.finishedAt);
