@@ -268,7 +268,10 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       failedParts,
       polls: latencies.length,
       pollFailures: failures.count,
-      pollFailureReasons: failures.why,
+      // From the sites' start on (the hubs' start-up included): polls a hub refused with 503, apart
+      // from those cut by the killed hub itself (which a load balancer would send elsewhere).
+      poll503: Object.entries(failures.why).reduce((n, [why, k]) => n + (why.startsWith('503 ') ? k : 0), 0),
+      pollFailureReasons: { ...failures.why },
       pollP50Ms: Math.round(pct(latencies, 50) * 10) / 10,
       pollP99Ms: Math.round(pct(latencies, 99) * 10) / 10,
       // Inside the hub (berth_hub_poll_duration_seconds of the hubs alive at the end); the rest of

@@ -126,7 +126,8 @@ async function replicatedHub(
       await was?.close();
     },
   });
-  const forward = hubForwarder({ ...hubDeps, lead: () => lead.lead() });
+  // A poll with results waits out a lead change: the lease lapses within its TTL, then a hub takes it.
+  const forward = hubForwarder({ ...hubDeps, lead: () => lead.lead(), self: advertise, leading: () => lead.isLeading(), waitMs: 2 * leaseTtlMs + 1_000 });
   return {
     wrap: (admin) => async (req, res, url) => {
       const hub = current;
