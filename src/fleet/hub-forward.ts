@@ -8,7 +8,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiError, sendApiError, type AdminCredentials } from '../http/admin-io.js';
+import { readBodyBytes, sendApiError, type AdminCredentials } from '../http/admin-io.js';
 import { sendJson } from '../http/respond.js';
 import { overloaded } from '../oci/error-catalogue.js';
 import { hubGate } from './auth.js';
@@ -42,8 +42,6 @@ const FORWARD_SOCKETS = 64;
 /** An idle connection to the lead is closed by this hub first (servers close theirs after 5 s), so a reused one is not found closed. */
 const IDLE_SOCKET_MS = 4_000;
 const POLL_PATH = '/api/v1/fleet/poll';
-/** A poll body is a report and results: bounded as every JSON body the hub reads. */
-const MAX_POLL_BODY = 1024 * 1024;
 /** How often a held poll looks for a lead again (the lease is read in memory, not from Redis). */
 const LEAD_CHECK_MS = 100;
 /** Hop-by-hop headers are the connection's own, never passed on. */
@@ -91,7 +89,7 @@ function agentFor(agents: Agents, target: URL): http.Agent {
  * answer from the lead acknowledges, waits for a lead up to `waitMs` before it is refused.
  */
 async function forwardPoll(d: ForwardDeps, req: IncomingMessage, res: ServerResponse, url: URL, agents: Agents): Promise<void> {
-  const body = await readBody(req);
+  const body = await readBodyBytes(req);
   const until = d.now() + d.waitMs;
   let failed: string | undefined;
   for (;;) {
@@ -113,17 +111,6 @@ async function forwardPoll(d: ForwardDeps, req: IncomingMessage, res: ServerResp
     if (d.now() >= until) throw overloaded(`no hub answered as the lead within ${Math.round(d.waitMs / 1_000)} s; retry shortly`, RETRY_AFTER_S);
     await sleep(LEAD_CHECK_MS);
   }
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_POLL_BODY) throw new ApiError(413, 'BODY_TOO_LARGE', `request body exceeds ${MAX_POLL_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** Whether a poll carries results (or cannot be read: then the lead is left to judge it). */
