@@ -38,9 +38,12 @@ test('a poll with an unchanged report and no results writes nothing but, batched
     await r.text();
   };
   const sitesWritten = () => writes.flatMap((w) => (w.sites ?? []).map((s) => [s.name, s.at]));
+  const until = async (n: number) => {
+    for (let i = 0; i < 500 && sitesWritten().length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
   try {
     await poll(1);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(1);
     assert.deepEqual(sitesWritten(), [['s-1', 1_000_000]], 'a new site is written');
     clock += 5_000;
     await poll(1);
@@ -50,7 +53,7 @@ test('a poll with an unchanged report and no results writes nothing but, batched
     assert.deepEqual(sitesWritten(), [['s-1', 1_000_000]], 'unchanged reports are not written again');
     clock += 5_000;
     await poll(2);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(2);
     assert.deepEqual(sitesWritten(), [
       ['s-1', 1_000_000],
       ['s-1', 1_015_000],
