@@ -127,7 +127,16 @@ async function replicatedHub(
     },
   });
   // A poll with results waits out a lead change: the lease lapses within its TTL, then a hub takes it.
-  const forward = hubForwarder({ ...hubDeps, lead: () => lead.lead(), self: advertise, leading: () => lead.isLeading(), waitMs: 2 * leaseTtlMs + 1_000 });
+  // A poll with results is answered at once all the same: its results wait in Redis for the next lead.
+  const inbox = new RedisHubState(redis, HUB_KEY_PREFIX);
+  const forward = hubForwarder({
+    ...hubDeps,
+    lead: () => lead.lead(),
+    self: advertise,
+    leading: () => lead.isLeading(),
+    waitMs: 2 * leaseTtlMs + 1_000,
+    inbox: (entry) => inbox.addToInbox(entry),
+  });
   return {
     wrap: (admin) => async (req, res, url) => {
       const hub = current;

@@ -1,7 +1,7 @@
 /** @module cluster/redis-hub-state — the hub's state in Redis (with `redis:` under a hub): jobs, parts, sites' reports, the job id sequence, shared by the hubs on it. */
 import type { Redis } from 'ioredis';
 import { overloaded } from '../oci/error-catalogue.js';
-import type { HeldSet, HubState, HubWrite, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
+import type { HeldSet, HubState, HubWrite, InboxEntry, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
 
 /** Every key of the hubs' state starts with this (site replicas use `berth:<site>:`, so no site name can collide). */
 export const HUB_KEY_PREFIX = 'berth-hub:';
@@ -49,6 +49,7 @@ export class RedisHubState implements HubState {
     jobs: string;
     sites: string;
     seen: string;
+    inbox: string;
     firstSeen: string;
     parts: (job: number) => string;
     pending: (job: number) => string;
@@ -66,6 +67,8 @@ export class RedisHubState implements HubState {
       sites: `${prefix}sites`,
       // Last-poll times of sites whose report did not change, beside the report (load takes the later).
       seen: `${prefix}seen`,
+      // Results taken by a hub not leading while no lead answered: one JSON entry each, the lead applies them.
+      inbox: `${prefix}inbox`,
       firstSeen: `${prefix}first-seen`,
       parts: (job) => `${prefix}parts:${job}`,
       held: (site) => `${prefix}held:${site}`,
@@ -170,6 +173,29 @@ export class RedisHubState implements HubState {
     const raw = await this.redis.hgetallBuffer(this.keys.held(site));
     if (!raw['hash'] || !raw['digests']) return undefined;
     return { hash: raw['hash'].toString(), at: Number(raw['at']?.toString()), count: Number(raw['count']?.toString()), digests: raw['digests'] };
+  }
+
+  /** Not fenced: any hub may leave results for the lead (the lead checks each against its parts). */
+  async addToInbox(entry: InboxEntry): Promise<void> {
+    await this.redis.rpush(this.keys.inbox, JSON.stringify(entry));
+  }
+
+  async inbox(max: number): Promise<{ entries: InboxEntry[]; done(): Promise<void> }> {
+    const raw = await this.redis.lrange(this.keys.inbox, 0, max - 1);
+    const entries = raw.flatMap((text) => {
+      try {
+        return [JSON.parse(text) as InboxEntry];
+      } catch {
+        return [];
+      }
+    });
+    // Only the lead takes entries and others only append, so the first n are still the ones read.
+    return {
+      entries,
+      done: async () => {
+        if (raw.length > 0) await this.redis.ltrim(this.keys.inbox, raw.length, -1);
+      },
+    };
   }
 
   /** The connection belongs to whoever opened it (the hub's lead election shares it). */

@@ -66,3 +66,32 @@ test('while no lead answers, a poll without results gets no tasks (200) and one 
     leadHub.server.close();
   }
 });
+
+test('with an inbox, a poll with results is answered at once while no lead answers: its results are left for the next lead', async () => {
+  const left: unknown[] = [];
+  const forward = hubForwarder({
+    token: TOKEN,
+    logger: pino({ level: 'silent' }),
+    now: () => Date.now(),
+    lead: () => 'http://127.0.0.1:9',
+    self: 'http://127.0.0.1:9',
+    leading: () => false,
+    waitMs: 60_000,
+    inbox: async (entry) => void left.push(entry),
+  });
+  const follower = await listen((req, res) => {
+    forward(req, res, new URL(req.url ?? '/', 'http://hub')).catch((err: unknown) => res.destroy(err as Error));
+  });
+  try {
+    const r = await fetch(`${follower.url}/api/v1/fleet/poll`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ report: { name: 's-1', intervalMs: 1_000 }, results: [{ taskId: '1/s-1', ok: true }], working: [] }),
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { tasks: [], retryAfterMs: 1_000 });
+    assert.deepEqual(left, [{ site: 's-1', results: [{ taskId: '1/s-1', ok: true }] }]);
+  } finally {
+    follower.server.close();
+  }
+});

@@ -13,6 +13,7 @@ import { sendJson } from '../http/respond.js';
 import { overloaded } from '../oci/error-catalogue.js';
 import { hubGate } from './auth.js';
 import { hubPath } from './hub.js';
+import type { InboxEntry } from '../ports/hub-state.js';
 
 export interface ForwardDeps {
   readonly token: string;
@@ -26,6 +27,8 @@ export interface ForwardDeps {
   readonly leading: () => boolean;
   /** How long a poll carrying results waits for a lead before it is refused (a lease lapses within its TTL). */
   readonly waitMs: number;
+  /** Leaves a poll's results for the next lead (Redis), so the site need not wait for one. */
+  readonly inbox?: (entry: InboxEntry) => Promise<void>;
 }
 
 /** Sites and Harbor retry after this many seconds while no hub leads (a lease lapses within seconds). */
@@ -104,12 +107,26 @@ async function forwardPoll(d: ForwardDeps, req: IncomingMessage, res: ServerResp
         failed = lead;
       }
     }
-    if (!carriesResults(body)) {
+    if (!carriesResults(body) || (await leftForLead(d, body))) {
       sendJson(res, 200, { tasks: [], retryAfterMs: RETRY_AFTER_S * 1_000 });
       return;
     }
     if (d.now() >= until) throw overloaded(`no hub answered as the lead within ${Math.round(d.waitMs / 1_000)} s; retry shortly`, RETRY_AFTER_S);
     await sleep(LEAD_CHECK_MS);
+  }
+}
+
+/** The poll's results left in the inbox for the next lead (true), or not (no inbox, unreadable, Redis failing). */
+async function leftForLead(d: ForwardDeps, body: Buffer): Promise<boolean> {
+  if (!d.inbox) return false;
+  try {
+    const poll = JSON.parse(body.toString('utf8')) as { report?: { name?: unknown }; results?: unknown };
+    if (typeof poll.report?.name !== 'string' || !Array.isArray(poll.results)) return false;
+    await d.inbox({ site: poll.report.name, results: poll.results as Array<Record<string, unknown>> });
+    return true;
+  } catch (err) {
+    d.logger.warn({ err: (err as Error).message }, "cannot leave a poll's results for the hub lead; holding the poll");
+    return false;
   }
 }
 

@@ -62,6 +62,9 @@ const GROUP_COMMIT_MS = 10;
 
 const POLL_PATH = '/api/v1/fleet/poll';
 
+/** Inbox entries applied per sweep (replicas: results taken while no lead answered). */
+const INBOX_BATCH = 500;
+
 /** How often sites that fell silent have their open parts failed. */
 const SWEEP_MS = 1_000;
 
@@ -96,11 +99,13 @@ export function createHub(deps: HubDeps): Hub {
   const admission = new Admission(deps.admission ?? DEFAULT_ADMISSION, deps.loopDelayMs ?? meter!.read);
   const sites = new SiteBook(deps.now);
   const jobs = new FleetJobs(sites, deps.now, (floor) => deps.state.nextJobId(floor));
-  const ready = deps.state.load().then((loaded) => {
-    sites.restore(loaded.sites);
-    jobs.restore(loaded.jobs);
-    deps.logger.info({ sites: loaded.sites.length, jobs: loaded.jobs.length }, 'hub state loaded');
+  const loaded = deps.state.load().then((state) => {
+    sites.restore(state.sites);
+    jobs.restore(state.jobs);
+    deps.logger.info({ sites: state.sites.length, jobs: state.jobs.length }, 'hub state loaded');
   });
+  // Results left while no lead answered are applied before the first poll: their tasks are not handed out again.
+  const ready = loaded.then(() => drainInbox().catch((err: unknown) => deps.logger.error({ err }, 'hub inbox could not be applied')));
   /** Writes what changed before the answer goes out: an answered request is never lost by a restart. */
   // Group commit: every request answered within GROUP_COMMIT_MS shares one transaction (under load
   // the commits, not the rows, are what a write costs). Sites' unchanged reports are not written
@@ -137,7 +142,24 @@ export function createHub(deps: HubDeps): Hub {
     });
     return flushing;
   };
+  /** Results that hubs not leading took while no lead answered (replicas): applied, written, then dropped. */
+  let draining = false;
+  const drainInbox = async (): Promise<void> => {
+    if (!deps.state.inbox || draining) return;
+    draining = true;
+    try {
+      await loaded;
+      const batch = await deps.state.inbox(INBOX_BATCH);
+      if (batch.entries.length === 0) return;
+      for (const e of batch.entries) if (typeof e.site === 'string' && Array.isArray(e.results)) jobs.complete(e.site, validResults(e.results));
+      await persist();
+      await batch.done();
+    } finally {
+      draining = false;
+    }
+  };
   const sweep = setInterval(() => {
+    drainInbox().catch((err: unknown) => deps.logger.error({ err }, 'hub inbox could not be applied'));
     jobs.sweep();
     persist([], true).catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
   }, SWEEP_MS);
@@ -338,12 +360,16 @@ function decodedSelector(raw: string): string | undefined {
   }
 }
 
+function validResults(results: readonly unknown[]): TaskResult[] {
+  return (results as TaskResult[]).filter((r) => r && typeof r === 'object' && typeof r.taskId === 'string');
+}
+
 function checkPoll(body: Record<string, unknown>): PollRequest {
   const report = body['report'] as SiteReport | undefined;
   if (!report || typeof report !== 'object' || typeof report.name !== 'string' || report.name === '' || typeof report.intervalMs !== 'number') {
     throw new ApiError(400, 'INVALID_REQUEST', 'field "report" is required: the site\'s report with at least name and intervalMs');
   }
-  const results = Array.isArray(body['results']) ? (body['results'] as TaskResult[]).filter((r) => r && typeof r.taskId === 'string') : [];
+  const results = Array.isArray(body['results']) ? validResults(body['results']) : [];
   const working = Array.isArray(body['working']) ? (body['working'] as unknown[]).filter((w): w is string => typeof w === 'string') : [];
   return { report, results, working };
 }

@@ -69,6 +69,17 @@ export interface HubState extends HeldStore {
   /** Everything kept, jobs in id order with their parts, sites by name. */
   load(): Promise<{ readonly sites: StoredSite[]; readonly jobs: Array<StoredJob & { readonly parts: StoredPart[] }> }>;
   close(): Promise<void>;
+  /**
+   * Results that hubs not leading took while no lead answered (hub replicas only), oldest first, at
+   * most `max`; `done()` drops them once the lead has written what they changed.
+   */
+  inbox?(max: number): Promise<{ readonly entries: readonly InboxEntry[]; done(): Promise<void> }>;
+}
+
+/** A site's finished tasks as its poll carried them (fleet/hub-protocol.ts TaskResult), kept for the next lead. */
+export interface InboxEntry {
+  readonly site: string;
+  readonly results: ReadonlyArray<Record<string, unknown>>;
 }
 
 /**
