@@ -12,7 +12,6 @@ import { Admission, DEFAULT_ADMISSION, loopDelayMeter, type AdmissionLimits } fr
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
 import type { HubState, HubWrite, StoredJob, StoredSite } from '../ports/hub-state.js';
-import { setImmediate as yieldToPolls } from 'node:timers/promises';
 import { FleetJobs, type FleetJob } from './jobs.js';
 import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-protocol.js';
 import { SiteBook, siteMatcher } from './sites.js';
@@ -114,12 +113,10 @@ export function createHub(deps: HubDeps): Hub {
   const seenQueue = new Map<string, number>();
   let flushing: Promise<void> | undefined;
   let flushSeen = false;
-  /** The last flush: a flush writes after it, so a later part's state is never overwritten by an earlier write. */
-  let tail: Promise<void> = Promise.resolve();
   const persist = (changed: readonly StoredSite[] = [], withSeen = false): Promise<void> => {
     for (const site of changed) queued.set(site.name, site);
     flushSeen ||= withSeen;
-    flushing ??= new Promise<void>((resolve) => setTimeout(resolve, GROUP_COMMIT_MS)).then(() => {
+    flushing ??= new Promise<void>((resolve) => setTimeout(resolve, GROUP_COMMIT_MS)).then(async () => {
       flushing = undefined;
       const sitesNow = [...queued.values()];
       queued.clear();
@@ -127,18 +124,9 @@ export function createHub(deps: HubDeps): Hub {
       const seen = flushSeen ? [...seenQueue].map(([name, at]) => ({ name, at })) : [];
       if (flushSeen) seenQueue.clear();
       flushSeen = false;
-      const writes = slices({ ...jobs.takeWrites(), sites: sitesNow, seen });
-      const run = tail
-        .catch(() => undefined)
-        .then(async () => {
-          for (const [i, w] of writes.entries()) {
-            // A large write (a burst's fan-outs) goes in slices: polls are answered between them.
-            if (i > 0) await yieldToPolls();
-            await deps.state.write(w);
-          }
-        });
-      tail = run;
-      return run;
+      // Sent at once, in order: the state applies writes in the order sent (one worker thread, one
+      // Redis connection), so a later part's state is never overwritten by an earlier write.
+      await Promise.all(slices({ ...jobs.takeWrites(), sites: sitesNow, seen }).map((w) => deps.state.write(w)));
     });
     return flushing;
   };
