@@ -123,6 +123,33 @@ class Site {
   }
 }
 
+/** The hubs' berth_hub_poll_duration_seconds buckets (cumulative counts by upper bound in seconds), summed. */
+async function pollBuckets(bases: readonly string[], out = new Map<number, number>()): Promise<Map<number, number>> {
+  for (const b of bases) {
+    const res = await request(`${b}/metrics`, { dispatcher }).catch(() => undefined);
+    const text = res ? await res.body.text() : '';
+    for (const m of text.matchAll(/^berth_hub_poll_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) {
+      const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+      out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+    }
+  }
+  return out;
+}
+
+/** Polls by bucket between two readings, and the bucket bound under which p50 and p99 of them fall. */
+function serviceTime(before: Map<number, number>, after: Map<number, number>): Record<string, unknown> {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const cum = bounds.map((le) => (after.get(le) ?? 0) - (before.get(le) ?? 0));
+  const total = cum[cum.length - 1] ?? 0;
+  const under = (p: number) => {
+    const i = cum.findIndex((c) => c >= (p / 100) * total);
+    return i < 0 || !Number.isFinite(bounds[i]!) ? null : bounds[i]! * 1_000;
+  };
+  const byBucket: Record<string, number> = {};
+  bounds.forEach((le, i) => (byBucket[Number.isFinite(le) ? `<=${le * 1_000}ms` : 'more'] = cum[i]! - (i > 0 ? cum[i - 1]! : 0)));
+  return { polls: total, p50AtMostMs: under(50), p99AtMostMs: under(99), byBucket };
+}
+
 /** Closes the connections the runs kept open (call once, after the last run). */
 export function closeFleetScale(): Promise<void> {
   return dispatcher.close();
@@ -176,6 +203,8 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`only ${s.total} of ${SITES} sites reported`);
     }
     latencies.length = 0;
+    // A hub killed and started again counts from zero.
+    const buckets0 = await Promise.all(hubs.map((h) => pollBuckets([h.url])));
     const cpu0 = await cpuOf(alive);
     const wall0 = performance.now();
     const created = performance.now();
@@ -197,8 +226,10 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       cpuBefore = (await cpuOf(alive)) - cpu0;
       const t = performance.now();
       await hubs[0]!.kill('SIGKILL');
-      if (!killing) hubs[0] = await start(0);
-      else {
+      if (!killing) {
+        hubs[0] = await start(0);
+        buckets0[0] = new Map();
+      } else {
         alive = alive.filter((i) => i !== 0);
         for (const s of sites) if (s.hub() === hubs[0]!.url) s.hub = base;
       }
@@ -214,6 +245,9 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
     }
     const doneMs = performance.now() - wall0;
     const cpu = cpuBefore + (await cpuOf(alive)) - cpuStart;
+    const buckets1 = await pollBuckets(alive.map((i) => hubs[i]!.url));
+    const bucketsBefore = new Map<number, number>();
+    for (const i of alive) for (const [le, n] of buckets0[i]!) bucketsBefore.set(le, (bucketsBefore.get(le) ?? 0) + n);
     const mems = await Promise.all(alive.map((i) => readStatus(hubs[i]!.service.pid)));
     const states = await Promise.all(ids.map(async (id) => ((await call(base(), 'GET', `/oapi/v1/jobs/${id}`)).json as { state?: string }).state ?? 'LOST'));
     const jobsPage = await call(base(), 'GET', '/api/v1/fleet/jobs?limit=100');
@@ -234,9 +268,15 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       failedParts,
       polls: latencies.length,
       pollFailures: failures.count,
-      pollFailureReasons: failures.why,
+      // From the sites' start on (the hubs' start-up included): polls a hub refused with 503, apart
+      // from those cut by the killed hub itself (which a load balancer would send elsewhere).
+      poll503: Object.entries(failures.why).reduce((n, [why, k]) => n + (why.startsWith('503 ') ? k : 0), 0),
+      pollFailureReasons: { ...failures.why },
       pollP50Ms: Math.round(pct(latencies, 50) * 10) / 10,
       pollP99Ms: Math.round(pct(latencies, 99) * 10) / 10,
+      // Inside the hub (berth_hub_poll_duration_seconds of the hubs alive at the end); the rest of
+      // what the sites saw is the wait for a CPU on this machine and the network.
+      hubPollService: serviceTime(bucketsBefore, buckets1),
       hubCpuPercent: Math.round((cpu / (doneMs / 1000)) * 100),
       hubRssMiB: Math.round(mems.reduce((n, m) => n + (m?.rssKiB ?? 0), 0) / 1024),
       viewMs: { sitesPage: Math.round(sitesPage.ms), sitesSummary: Math.round(sitesSummary.ms), jobsPage: Math.round(jobsPage.ms) },

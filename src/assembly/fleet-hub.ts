@@ -22,6 +22,8 @@ export interface FleetDeps {
   /** The site's blobs (the list it tells the hub) and the hub's cache (what its site bundles read). */
   readonly index: BlobIndex;
   readonly cache: RegistryCache;
+  /** Where the hub's poll service time goes (ops/telemetry.ts). */
+  readonly telemetry?: { hubPoll(seconds: number): void };
   /** Only the lead worker runs the hub (the others forward its paths), so one process owns hub.db. */
   readonly lead?: boolean;
 }
@@ -74,6 +76,7 @@ export async function createFleet(d: FleetDeps): Promise<Fleet> {
     logger: d.logger.child({ fleet: 'hub' }),
     now: d.now,
     admission: config.hub.admission,
+    ...(d.telemetry ? { observePoll: (s: number) => d.telemetry!.hubPoll(s) } : {}),
   };
   if (config.hub.redis === undefined || config.hub.advertise === undefined) {
     const { SqliteHubState } = await import('../storage/hub-db.js');
@@ -123,7 +126,17 @@ async function replicatedHub(
       await was?.close();
     },
   });
-  const forward = hubForwarder({ ...hubDeps, lead: () => lead.lead() });
+  // A poll with results waits out a lead change: the lease lapses within its TTL, then a hub takes it.
+  // A poll with results is answered at once all the same: its results wait in Redis for the next lead.
+  const inbox = new RedisHubState(redis, HUB_KEY_PREFIX);
+  const forward = hubForwarder({
+    ...hubDeps,
+    lead: () => lead.lead(),
+    self: advertise,
+    leading: () => lead.isLeading(),
+    waitMs: 2 * leaseTtlMs + 1_000,
+    inbox: (entry) => inbox.addToInbox(entry),
+  });
   return {
     wrap: (admin) => async (req, res, url) => {
       const hub = current;

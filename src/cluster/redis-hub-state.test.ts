@@ -55,3 +55,23 @@ test('a write fenced by a lead key applies only while the key holds the writerâ€
     redis.disconnect();
   }
 });
+
+test('results left in the inbox by hubs not leading are read oldest first and dropped once applied; later ones stay', async () => {
+  const redis = connect();
+  try {
+    const state = new RedisHubState(redis, `test-hub-inbox-${++states}:`);
+    await state.addToInbox({ site: 's-1', results: [{ taskId: '1/s-1', ok: true }] });
+    await state.addToInbox({ site: 's-2', results: [{ taskId: '1/s-2', ok: false, error: 'denied' }] });
+    const first = await state.inbox(10);
+    assert.deepEqual(
+      first.entries.map((e) => e.site),
+      ['s-1', 's-2'],
+    );
+    await state.addToInbox({ site: 's-3', results: [{ taskId: '1/s-3', ok: true }] });
+    await first.done();
+    const second = await state.inbox(10);
+    assert.deepEqual(second.entries, [{ site: 's-3', results: [{ taskId: '1/s-3', ok: true }] }]);
+  } finally {
+    redis.disconnect();
+  }
+});

@@ -1,7 +1,7 @@
 /** @module cluster/redis-hub-state — the hub's state in Redis (with `redis:` under a hub): jobs, parts, sites' reports, the job id sequence, shared by the hubs on it. */
 import type { Redis } from 'ioredis';
 import { overloaded } from '../oci/error-catalogue.js';
-import type { HeldSet, HubState, HubWrite, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
+import type { HeldSet, HubState, HubWrite, InboxEntry, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
 
 /** Every key of the hubs' state starts with this (site replicas use `berth:<site>:`, so no site name can collide). */
 export const HUB_KEY_PREFIX = 'berth-hub:';
@@ -48,6 +48,8 @@ export class RedisHubState implements HubState {
     seq: string;
     jobs: string;
     sites: string;
+    seen: string;
+    inbox: string;
     firstSeen: string;
     parts: (job: number) => string;
     pending: (job: number) => string;
@@ -63,6 +65,10 @@ export class RedisHubState implements HubState {
       seq: `${prefix}seq`,
       jobs: `${prefix}jobs`,
       sites: `${prefix}sites`,
+      // Last-poll times of sites whose report did not change, beside the report (load takes the later).
+      seen: `${prefix}seen`,
+      // Results taken by a hub not leading while no lead answered: one JSON entry each, the lead applies them.
+      inbox: `${prefix}inbox`,
       firstSeen: `${prefix}first-seen`,
       parts: (job) => `${prefix}parts:${job}`,
       held: (site) => `${prefix}held:${site}`,
@@ -88,6 +94,9 @@ export class RedisHubState implements HubState {
       // The first report's time stays: HSETNX never overwrites it.
       for (const s of w.sites) ops.push(['HSETNX', this.keys.firstSeen, s.name, String(s.firstSeen)]);
     }
+    // A sorted set updated only upward (GT): a late batch never moves a site's time back.
+    for (let i = 0; i < (w.seen?.length ?? 0); i += FIELDS_PER_OP)
+      ops.push(['ZADD', this.keys.seen, 'GT', ...w.seen!.slice(i, i + FIELDS_PER_OP).flatMap((s) => [String(s.at), s.name])]);
     if (w.jobs?.length)
       hset(
         this.keys.jobs,
@@ -113,16 +122,19 @@ export class RedisHubState implements HubState {
   }
 
   async load(): Promise<{ sites: StoredSite[]; jobs: Array<StoredJob & { parts: StoredPart[] }> }> {
-    const [rawSites, firstSeen, rawJobs] = await Promise.all([
+    const [rawSites, seenPairs, firstSeen, rawJobs] = await Promise.all([
       this.redis.hgetall(this.keys.sites),
+      this.redis.zrange(this.keys.seen, 0, -1, 'WITHSCORES'),
       this.redis.hgetall(this.keys.firstSeen),
       this.redis.hgetall(this.keys.jobs),
     ]);
+    const seen: Record<string, string> = {};
+    for (let i = 0; i + 1 < seenPairs.length; i += 2) seen[seenPairs[i]!] = seenPairs[i + 1]!;
     const sites = Object.keys(rawSites)
       .sort()
       .map((name) => {
         const { report, at } = JSON.parse(rawSites[name]!) as { report: Record<string, unknown>; at: number };
-        return { name, report, at, firstSeen: Number(firstSeen[name] ?? at) };
+        return { name, report, at: Math.max(at, Number(seen[name] ?? 0)), firstSeen: Number(firstSeen[name] ?? at) };
       });
     const jobs = Object.values(rawJobs)
       .map((text) => JSON.parse(text) as StoredJob)
@@ -161,6 +173,29 @@ export class RedisHubState implements HubState {
     const raw = await this.redis.hgetallBuffer(this.keys.held(site));
     if (!raw['hash'] || !raw['digests']) return undefined;
     return { hash: raw['hash'].toString(), at: Number(raw['at']?.toString()), count: Number(raw['count']?.toString()), digests: raw['digests'] };
+  }
+
+  /** Not fenced: any hub may leave results for the lead (the lead checks each against its parts). */
+  async addToInbox(entry: InboxEntry): Promise<void> {
+    await this.redis.rpush(this.keys.inbox, JSON.stringify(entry));
+  }
+
+  async inbox(max: number): Promise<{ entries: InboxEntry[]; done(): Promise<void> }> {
+    const raw = await this.redis.lrange(this.keys.inbox, 0, max - 1);
+    const entries = raw.flatMap((text) => {
+      try {
+        return [JSON.parse(text) as InboxEntry];
+      } catch {
+        return [];
+      }
+    });
+    // Only the lead takes entries and others only append, so the first n are still the ones read.
+    return {
+      entries,
+      done: async () => {
+        if (raw.length > 0) await this.redis.ltrim(this.keys.inbox, raw.length, -1);
+      },
+    };
   }
 
   /** The connection belongs to whoever opened it (the hub's lead election shares it). */

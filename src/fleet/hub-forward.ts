@@ -1,14 +1,19 @@
 /**
  * @module fleet/hub-forward — a hub that does not lead (several hubs on one Redis) answers the hub's
  * paths by forwarding them to the lead named in the lease, after its own token check; never elsewhere.
+ * While no lead answers (start-up, a lead change), a site's poll is not refused: one without results
+ * gets an empty answer, one with results waits for the next lead (docs/fleet.md, Hub replicas).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Logger } from 'pino';
-import { sendApiError, type AdminCredentials } from '../http/admin-io.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readBodyBytes, sendApiError, type AdminCredentials } from '../http/admin-io.js';
+import { sendJson } from '../http/respond.js';
 import { overloaded } from '../oci/error-catalogue.js';
 import { hubGate } from './auth.js';
 import { hubPath } from './hub.js';
+import type { InboxEntry } from '../ports/hub-state.js';
 
 export interface ForwardDeps {
   readonly token: string;
@@ -17,6 +22,13 @@ export interface ForwardDeps {
   readonly now: () => number;
   /** The lead's advertised base URL, read from the lease at each request; undefined while none is known. */
   readonly lead: () => string | undefined;
+  /** This hub's own advertised URL and whether it leads now: a poll held while the lead changed may end up here. */
+  readonly self: string;
+  readonly leading: () => boolean;
+  /** How long a poll carrying results waits for a lead before it is refused (a lease lapses within its TTL). */
+  readonly waitMs: number;
+  /** Leaves a poll's results for the next lead (Redis), so the site need not wait for one. */
+  readonly inbox?: (entry: InboxEntry) => Promise<void>;
 }
 
 /** Sites and Harbor retry after this many seconds while no hub leads (a lease lapses within seconds). */
@@ -32,6 +44,9 @@ const FORWARDED = 'x-berth-hub-forwarded';
 const FORWARD_SOCKETS = 64;
 /** An idle connection to the lead is closed by this hub first (servers close theirs after 5 s), so a reused one is not found closed. */
 const IDLE_SOCKET_MS = 4_000;
+const POLL_PATH = '/api/v1/fleet/poll';
+/** How often a held poll looks for a lead again (the lease is read in memory, not from Redis). */
+const LEAD_CHECK_MS = 100;
 /** Hop-by-hop headers are the connection's own, never passed on. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host'];
 
@@ -47,11 +62,16 @@ export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: Server
     try {
       // The caller proves itself here first: an unauthenticated request never leaves this hub.
       admit(req, owned.readOnly);
-      const lead = req.headers[FORWARDED] === undefined ? d.lead() : undefined;
+      const forwarded = req.headers[FORWARDED] !== undefined;
+      if (!forwarded && req.method === 'POST' && url.pathname === POLL_PATH) {
+        await forwardPoll(d, req, res, url, agents);
+        return true;
+      }
+      const lead = forwarded ? undefined : d.lead();
       if (lead === undefined)
         throw overloaded('no hub holds the lead yet (one takes it within seconds of the last one stopping); retry shortly', RETRY_AFTER_S);
       const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
-      await forward(req, res, target, target.protocol === 'https:' ? agents['https:'] : agents['http:'], d.logger);
+      await forward(req, res, target, agentFor(agents, target), d.logger);
     } catch (err) {
       sendApiError(res, err, head);
     }
@@ -59,8 +79,71 @@ export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: Server
   };
 }
 
-function forward(req: IncomingMessage, res: ServerResponse, target: URL, agent: http.Agent, logger: Logger): Promise<void> {
-  const headers = { ...Object.fromEntries(Object.entries(req.headers).filter(([k]) => !HOP_BY_HOP.includes(k))), [FORWARDED]: '1' };
+type Agents = Record<'http:' | 'https:', http.Agent>;
+
+function agentFor(agents: Agents, target: URL): http.Agent {
+  return target.protocol === 'https:' ? agents['https:'] : agents['http:'];
+}
+
+/**
+ * A site's poll: forwarded to the lead, or to this hub once it leads. While none answers, a poll
+ * without results is answered with no tasks (the site asks again after its interval; the new lead
+ * counts silence from its own start, so the site stays up), and one with results, which only an
+ * answer from the lead acknowledges, waits for a lead up to `waitMs` before it is refused.
+ */
+async function forwardPoll(d: ForwardDeps, req: IncomingMessage, res: ServerResponse, url: URL, agents: Agents): Promise<void> {
+  const body = await readBodyBytes(req);
+  const until = d.now() + d.waitMs;
+  let failed: string | undefined;
+  for (;;) {
+    const lead = d.leading() ? d.self : d.lead();
+    if (lead !== undefined && lead !== failed) {
+      const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
+      try {
+        await forward(req, res, target, agentFor(agents, target), d.logger, body);
+        return;
+      } catch {
+        // Only a lead that did not answer at all gets here (its answer not begun): the site loses nothing.
+        failed = lead;
+      }
+    }
+    if (!carriesResults(body) || (await leftForLead(d, body))) {
+      sendJson(res, 200, { tasks: [], retryAfterMs: RETRY_AFTER_S * 1_000 });
+      return;
+    }
+    if (d.now() >= until) throw overloaded(`no hub answered as the lead within ${Math.round(d.waitMs / 1_000)} s; retry shortly`, RETRY_AFTER_S);
+    await sleep(LEAD_CHECK_MS);
+  }
+}
+
+/** The poll's results left in the inbox for the next lead (true), or not (no inbox, unreadable, Redis failing). */
+async function leftForLead(d: ForwardDeps, body: Buffer): Promise<boolean> {
+  if (!d.inbox) return false;
+  try {
+    const poll = JSON.parse(body.toString('utf8')) as { report?: { name?: unknown }; results?: unknown };
+    if (typeof poll.report?.name !== 'string' || !Array.isArray(poll.results)) return false;
+    await d.inbox({ site: poll.report.name, results: poll.results as Array<Record<string, unknown>> });
+    return true;
+  } catch (err) {
+    d.logger.warn({ err: (err as Error).message }, "cannot leave a poll's results for the hub lead; holding the poll");
+    return false;
+  }
+}
+
+/** Whether a poll carries results (or cannot be read: then the lead is left to judge it). */
+function carriesResults(body: Buffer): boolean {
+  try {
+    const results = (JSON.parse(body.toString('utf8')) as { results?: unknown }).results;
+    return Array.isArray(results) && results.length > 0;
+  } catch {
+    return true;
+  }
+}
+
+/** `body`: the request's body already read (else it is streamed from `req`). */
+function forward(req: IncomingMessage, res: ServerResponse, target: URL, agent: http.Agent, logger: Logger, body?: Buffer): Promise<void> {
+  const headers: http.OutgoingHttpHeaders = { ...Object.fromEntries(Object.entries(req.headers).filter(([k]) => !HOP_BY_HOP.includes(k))), [FORWARDED]: '1' };
+  if (body) headers['content-length'] = body.length;
   const client = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const out = client.request(target, { method: req.method, headers, agent, timeout: FORWARD_TIMEOUT_MS }, (answer) => {
@@ -81,6 +164,7 @@ function forward(req: IncomingMessage, res: ServerResponse, target: URL, agent: 
         resolve();
       } else reject(overloaded(`the hub holding the lead (${target.origin}) did not answer: ${err.message}; retry shortly`, RETRY_AFTER_S));
     });
-    req.pipe(out);
+    if (body) out.end(body);
+    else req.pipe(out);
   });
 }

@@ -3,6 +3,7 @@
  * generations, push events, the sites' poll, and GET /api/v1/sites. Every endpoint needs the hub token.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ApiError, readJsonBody, sendApiError, type AdminCredentials } from '../http/admin-io.js';
 import { sendJson } from '../http/respond.js';
@@ -10,7 +11,7 @@ import { hubGate } from './auth.js';
 import { Admission, DEFAULT_ADMISSION, loopDelayMeter, type AdmissionLimits } from './admission.js';
 import { pushedImages } from './events.js';
 import { parseJobRequest, parsePreheatRequest, renderJob, renderPreheat } from './harbor.js';
-import type { HubState, StoredSite } from '../ports/hub-state.js';
+import type { HubState, HubWrite, StoredJob, StoredSite } from '../ports/hub-state.js';
 import { FleetJobs, type FleetJob } from './jobs.js';
 import type { PollRequest, PollResponse, SiteReport, TaskResult } from './hub-protocol.js';
 import { SiteBook, siteMatcher } from './sites.js';
@@ -31,6 +32,8 @@ export interface HubDeps {
   readonly loopDelayMs?: () => number;
   /** Where site bundles read images: the hub's own cache (fleet/hub-bundle.ts). */
   readonly bundleSource?: ExportSource;
+  /** Each poll's time in the hub, arrival to last byte sent, in seconds (berth_hub_poll_duration_seconds). */
+  readonly observePoll?: (seconds: number) => void;
 }
 
 export type HubHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
@@ -55,6 +58,11 @@ interface Reply {
 
 /** How long a write waits for others to share its transaction. */
 const GROUP_COMMIT_MS = 10;
+
+const POLL_PATH = '/api/v1/fleet/poll';
+
+/** Inbox entries applied per sweep (replicas: results taken while no lead answered). */
+const INBOX_BATCH = 500;
 
 /** How often sites that fell silent have their open parts failed. */
 const SWEEP_MS = 1_000;
@@ -90,29 +98,58 @@ export function createHub(deps: HubDeps): Hub {
   const admission = new Admission(deps.admission ?? DEFAULT_ADMISSION, deps.loopDelayMs ?? meter!.read);
   const sites = new SiteBook(deps.now);
   const jobs = new FleetJobs(sites, deps.now, (floor) => deps.state.nextJobId(floor));
-  const ready = deps.state.load().then((loaded) => {
-    sites.restore(loaded.sites);
-    jobs.restore(loaded.jobs);
-    deps.logger.info({ sites: loaded.sites.length, jobs: loaded.jobs.length }, 'hub state loaded');
+  const loaded = deps.state.load().then((state) => {
+    sites.restore(state.sites);
+    jobs.restore(state.jobs);
+    deps.logger.info({ sites: state.sites.length, jobs: state.jobs.length }, 'hub state loaded');
   });
+  // Results left while no lead answered are applied before the first poll: their tasks are not handed out again.
+  const ready = loaded.then(() => drainInbox().catch((err: unknown) => deps.logger.error({ err }, 'hub inbox could not be applied')));
   /** Writes what changed before the answer goes out: an answered request is never lost by a restart. */
   // Group commit: every request answered within GROUP_COMMIT_MS shares one transaction (under load
-  // the commits, not the rows, are what a write costs).
+  // the commits, not the rows, are what a write costs). Sites' unchanged reports are not written
+  // again; when they were seen is, once a second (`seen`, taken by the sweep).
   const queued = new Map<string, StoredSite>();
+  const seenQueue = new Map<string, number>();
   let flushing: Promise<void> | undefined;
-  const persist = (changed: readonly StoredSite[] = []): Promise<void> => {
+  let flushSeen = false;
+  const persist = (changed: readonly StoredSite[] = [], withSeen = false): Promise<void> => {
     for (const site of changed) queued.set(site.name, site);
+    flushSeen ||= withSeen;
     flushing ??= new Promise<void>((resolve) => setTimeout(resolve, GROUP_COMMIT_MS)).then(async () => {
       flushing = undefined;
-      const w = { ...jobs.takeWrites(), sites: [...queued.values()] };
+      const sitesNow = [...queued.values()];
       queued.clear();
-      if (w.sites.length + (w.jobs?.length ?? 0) + (w.parts?.length ?? 0) + (w.deleteJobs?.length ?? 0) > 0) await deps.state.write(w);
+      for (const site of sitesNow) seenQueue.delete(site.name);
+      const seen = flushSeen ? [...seenQueue].map(([name, at]) => ({ name, at })) : [];
+      if (flushSeen) seenQueue.clear();
+      flushSeen = false;
+      // Sent at once, in order: the state applies writes in the order sent (one worker thread, one
+      // Redis connection), so a later part's state is never overwritten by an earlier write.
+      await Promise.all(slices({ ...jobs.takeWrites(), sites: sitesNow, seen }).map((w) => deps.state.write(w)));
     });
     return flushing;
   };
+  /** Results that hubs not leading took while no lead answered (replicas): applied, written, then dropped. */
+  let draining = false;
+  const drainInbox = async (): Promise<void> => {
+    if (!deps.state.inbox || draining) return;
+    draining = true;
+    try {
+      await loaded;
+      const batch = await deps.state.inbox(INBOX_BATCH);
+      if (batch.entries.length === 0) return;
+      for (const e of batch.entries) if (typeof e.site === 'string' && Array.isArray(e.results)) jobs.complete(e.site, validResults(e.results));
+      await persist();
+      await batch.done();
+    } finally {
+      draining = false;
+    }
+  };
   const sweep = setInterval(() => {
+    drainInbox().catch((err: unknown) => deps.logger.error({ err }, 'hub inbox could not be applied'));
     jobs.sweep();
-    persist().catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
+    persist([], true).catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
   }, SWEEP_MS);
   sweep.unref();
 
@@ -175,7 +212,7 @@ export function createHub(deps: HubDeps): Hub {
       for (const p of pushed) made.push({ ...(await preheat(p.image, p.image, 'event', sel, p.digest)), digest: p.digest });
       return { status: 202, body: { jobs: made.map((x) => ({ id: x.job.id, image: x.job.image, digest: x.digest, duplicate: x.duplicate })) } };
     }
-    if (at('POST', /^\/api\/v1\/fleet\/poll$/)) {
+    if (m === 'POST' && path === POLL_PATH) {
       const answer = await poll(await readJsonBody(req), arrived);
       // The header too, for sites and proxies that read only Retry-After.
       return { body: answer, ...(answer.retryAfterMs ? { retryAfter: Math.ceil(answer.retryAfterMs / 1_000) } : {}) };
@@ -192,16 +229,17 @@ export function createHub(deps: HubDeps): Hub {
   const poll = async (body: Record<string, unknown>, arrived: number): Promise<PollResponse> => {
     const req = checkPoll(body);
     const seen = sites.arrive(req.report, arrived);
+    if (!seen.changed) seenQueue.set(seen.site.name, seen.site.at);
     admission.enter();
     let retryAfterMs = 0;
     try {
       jobs.complete(req.report.name, req.results);
       const tasks = jobs.tasksFor(req.report.name, req.working);
       // Results are acknowledged by the answer, so they are written first; a poll with none waits
-      // for no write (its report is written with the next batch, a lost one is re-sent next poll).
-      const written = persist([seen]);
-      if (req.results.length > 0) await written;
-      else written.catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
+      // for no write (its report is written with the next batch, a lost one is re-sent next poll),
+      // and one with an unchanged report and no results writes nothing now.
+      if (req.results.length > 0) await persist(seen.changed ? [seen.site] : []);
+      else if (seen.changed) persist([seen.site]).catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
       retryAfterMs = admission.retryAfterMs(req.report.intervalMs);
       // Only to sites that send a hash: they send their list when it differs.
       const held = req.report.held ? { heldHash: await heldHash(req.report.name) } : {};
@@ -219,6 +257,12 @@ export function createHub(deps: HubDeps): Hub {
     const owned = hubPath(url.pathname);
     if (!owned) return false;
     const { path, selector, readOnly } = owned;
+    if (deps.observePoll && path === POLL_PATH) {
+      // A monotonic clock of its own: the service time is sub-millisecond when the hub has room.
+      const t0 = performance.now();
+      const observe = deps.observePoll;
+      res.once('finish', () => observe((performance.now() - t0) / 1_000));
+    }
     const head = req.method === 'HEAD';
     res.setHeader('Cache-Control', 'no-store');
     try {
@@ -255,10 +299,44 @@ export function createHub(deps: HubDeps): Hub {
       clearInterval(sweep);
       meter?.stop();
       await ready.catch(() => undefined);
-      await persist().catch(() => undefined);
+      await persist([], true).catch(() => undefined);
       await deps.state.close();
     },
   };
+}
+
+/** Rows a write holds at most (a fan-out's sites counted each) before the rest goes in another. */
+const ROWS_PER_WRITE = 2_000;
+
+/**
+ * One write cut into several, none much above ROWS_PER_WRITE rows: each job with its fan-out (so
+ * no job is read back without its parts), then the rest, applied after them (a finished part
+ * overrides the pending one its fan-out wrote).
+ */
+export function slices(w: HubWrite): HubWrite[] {
+  const out: HubWrite[] = [];
+  const fanOuts = w.pendingParts ?? [];
+  const withFanOut = new Set(fanOuts.map((p) => p.job));
+  let batch: { jobs: StoredJob[]; pendingParts: Array<{ job: number; sites: readonly string[] }>; rows: number } = { jobs: [], pendingParts: [], rows: 0 };
+  for (const p of fanOuts) {
+    if (batch.rows > 0 && batch.rows + p.sites.length > ROWS_PER_WRITE) {
+      out.push({ jobs: batch.jobs, pendingParts: batch.pendingParts });
+      batch = { jobs: [], pendingParts: [], rows: 0 };
+    }
+    batch.pendingParts.push(p);
+    batch.jobs.push(...(w.jobs ?? []).filter((j) => j.id === p.job && !batch.jobs.includes(j)));
+    batch.rows += p.sites.length + 1;
+  }
+  if (batch.rows > 0) out.push({ jobs: batch.jobs, pendingParts: batch.pendingParts });
+  const rest: HubWrite = {
+    sites: w.sites ?? [],
+    seen: w.seen ?? [],
+    jobs: (w.jobs ?? []).filter((j) => !withFanOut.has(j.id)),
+    parts: w.parts ?? [],
+    deleteJobs: w.deleteJobs ?? [],
+  };
+  if (rest.sites!.length + rest.seen!.length + rest.jobs!.length + rest.parts!.length + rest.deleteJobs!.length > 0) out.push(rest);
+  return out;
 }
 
 /** The site selector of a Harbor-style path, or undefined when its percent-encoding is malformed. */
@@ -270,12 +348,16 @@ function decodedSelector(raw: string): string | undefined {
   }
 }
 
+function validResults(results: readonly unknown[]): TaskResult[] {
+  return (results as TaskResult[]).filter((r) => r && typeof r === 'object' && typeof r.taskId === 'string');
+}
+
 function checkPoll(body: Record<string, unknown>): PollRequest {
   const report = body['report'] as SiteReport | undefined;
   if (!report || typeof report !== 'object' || typeof report.name !== 'string' || report.name === '' || typeof report.intervalMs !== 'number') {
     throw new ApiError(400, 'INVALID_REQUEST', 'field "report" is required: the site\'s report with at least name and intervalMs');
   }
-  const results = Array.isArray(body['results']) ? (body['results'] as TaskResult[]).filter((r) => r && typeof r.taskId === 'string') : [];
+  const results = Array.isArray(body['results']) ? validResults(body['results']) : [];
   const working = Array.isArray(body['working']) ? (body['working'] as unknown[]).filter((w): w is string => typeof w === 'string') : [];
   return { report, results, working };
 }

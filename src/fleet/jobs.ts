@@ -33,8 +33,12 @@ export type PartCounts = Record<SitePartState, number>;
 
 /** Finished jobs kept; unfinished ones are always kept. */
 const MAX_JOBS = 1000;
-/** Parts made between two yields while a job fans out, so polls are answered meanwhile. */
-const FAN_OUT_SLICE = 500;
+/**
+ * Parts made between two yields while a job fans out, so polls are answered meanwhile (a few ms of
+ * work). Jobs fan out one at a time: a burst of jobs would otherwise run a slice each between two
+ * turns of the event loop, and a poll would wait behind all of them.
+ */
+const FAN_OUT_SLICE = 250;
 
 interface Tracked {
   readonly job: FleetJob;
@@ -54,6 +58,8 @@ export class FleetJobs {
   /** New jobs' pending parts, by job: written as one list of site names each (a fan-out is one row write per job). */
   private readonly freshParts = new Map<number, string[]>();
   private readonly deleted: number[] = [];
+  /** The fan-out under way: the next job's starts after it. */
+  private fanning: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly book: SiteBook,
@@ -97,9 +103,27 @@ export class FleetJobs {
       sites: [],
     };
     const t = this.track(job, true);
+    const turn = this.fanning.then(() => this.fanOut(t, req, at));
+    this.fanning = turn.catch(() => undefined);
+    await turn;
+    if (job.sites.length === 0)
+      job.error = selector
+        ? `no site matches ${JSON.stringify(selector)}; known sites: ${this.book.names().slice(0, 20).join(', ') || 'none'}`
+        : 'no site has reported to this hub yet';
+    t.creating = false;
+    this.dirtyJobs.add(id);
+    this.settle(t);
+    this.prune();
+    return { job, duplicate: false };
+  }
+
+  /** One part per matching site, in slices with polls answered between. */
+  private async fanOut(t: Tracked, req: CreateJob, at: number): Promise<void> {
+    const { job } = t;
+    const id = job.id;
     const names = this.book.names().filter(req.matches);
     for (let i = 0; i < names.length; i += FAN_OUT_SLICE) {
-      if (i > 0) await yieldToPolls();
+      await yieldToPolls();
       for (const site of names.slice(i, i + FAN_OUT_SLICE)) {
         const s = this.book.stateOf(site);
         const stale = s?.state === 'stale';
@@ -118,15 +142,6 @@ export class FleetJobs {
         else this.freshOf(id).push(site);
       }
     }
-    if (job.sites.length === 0)
-      job.error = selector
-        ? `no site matches ${JSON.stringify(selector)}; known sites: ${this.book.names().slice(0, 20).join(', ') || 'none'}`
-        : 'no site has reported to this hub yet';
-    t.creating = false;
-    this.dirtyJobs.add(id);
-    this.settle(t);
-    this.prune();
-    return { job, duplicate: false };
   }
 
   get(id: number): FleetJob | undefined {

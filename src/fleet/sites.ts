@@ -24,6 +24,8 @@ interface Entry {
   waitMs: number;
   /** Polls of this site the hub is still working on: a site waiting for its answer is not silent. */
   inFlight: number;
+  /** The report as last handed to the store (JSON): an unchanged one is not written again. */
+  stored: string;
   readonly firstSeen: number;
 }
 
@@ -48,24 +50,33 @@ export class SiteBook {
   /** Sites as a previous run of the hub last saw them. */
   restore(stored: readonly StoredSite[]): void {
     for (const s of stored) {
-      this.sites.set(s.name, { report: s.report as unknown as SiteReport, at: s.at, answeredAt: s.at, waitMs: 0, inFlight: 0, firstSeen: s.firstSeen });
+      const report = s.report as unknown as SiteReport;
+      this.sites.set(s.name, { report, at: s.at, answeredAt: s.at, waitMs: 0, inFlight: 0, firstSeen: s.firstSeen, stored: JSON.stringify(report) });
     }
     this.sorted = undefined;
   }
 
-  /** A poll arrived at `at` (taken before any work on it); `answered` must follow once it is answered. */
-  arrive(report: SiteReport, at: number): StoredSite {
+  /**
+   * A poll arrived at `at` (taken before any work on it); `answered` must follow once it is answered.
+   * `changed` when the report differs from the one last returned so (the store needs the whole row),
+   * otherwise only the time it was seen is new.
+   */
+  arrive(report: SiteReport, at: number): { site: StoredSite; changed: boolean } {
+    const text = JSON.stringify(report);
     let e = this.sites.get(report.name);
+    let changed = true;
     if (e) {
+      changed = text !== e.stored;
       e.report = report;
       e.at = Math.max(e.at, at);
+      e.stored = text;
     } else {
-      e = { report, at, answeredAt: at, waitMs: 0, inFlight: 0, firstSeen: at };
+      e = { report, at, answeredAt: at, waitMs: 0, inFlight: 0, firstSeen: at, stored: text };
       this.sites.set(report.name, e);
       this.sorted = undefined;
     }
     e.inFlight++;
-    return { name: report.name, report: report as unknown as Record<string, unknown>, at: e.at, firstSeen: e.firstSeen };
+    return { site: { name: report.name, report: report as unknown as Record<string, unknown>, at: e.at, firstSeen: e.firstSeen }, changed };
   }
 
   /** `waitMs`: how long the answer told the site to wait (admission control); silence counts from its end. */

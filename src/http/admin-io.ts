@@ -36,6 +36,19 @@ export function sendApiError(res: ServerResponse, err: unknown, head: boolean): 
 const MAX_BODY = 1024 * 1024;
 
 export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const bytes = await readBodyBytes(req);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new ApiError(400, 'INVALID_REQUEST', 'request body is not valid JSON; send a JSON object, e.g. {"image":"xing/app:v1"}');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ApiError(400, 'INVALID_REQUEST', 'request body must be a JSON object');
+  return doc as Record<string, unknown>;
+}
+
+/** A JSON body's bytes, at most MAX_BODY (413 beyond). */
+export async function readBodyBytes(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   // Not destroyed when the limit stops the loop: the rest of the body is dropped (http/linger), so a kept-alive connection goes on.
@@ -44,14 +57,7 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
     if (size > MAX_BODY) throw new ApiError(413, 'BODY_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new ApiError(400, 'INVALID_REQUEST', 'request body is not valid JSON; send a JSON object, e.g. {"image":"xing/app:v1"}');
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ApiError(400, 'INVALID_REQUEST', 'request body must be a JSON object');
-  return doc as Record<string, unknown>;
+  return Buffer.concat(chunks);
 }
 
 export interface AdminCredentials {

@@ -109,6 +109,12 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
         labelNames: ['result'] as const,
         registers,
       }),
+      hubPoll: new Histogram({
+        name: 'berth_hub_poll_duration_seconds',
+        help: "The fleet hub's own time on a site's poll: from its arrival to the answer's last byte",
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+        registers,
+      }),
       tokens: new Counter({
         name: 'berth_upstream_token_refreshes_total',
         help: "Bearer tokens fetched from each upstream's token service",
@@ -212,6 +218,11 @@ export class Telemetry implements CacheObserver, UpstreamObserver, RequestObserv
     this.m.duration.observe({ route: r.route }, r.seconds);
     if (r.outcome === 'joined') this.m.joined.inc();
     if (CONTENT_ROUTES.has(r.route) && r.outcome) this.requests[r.outcome]++;
+  }
+
+  /** A poll the fleet hub answered (fleet/hub.ts), timed inside the hub: what queueing at the caller adds is not in it. */
+  hubPoll(seconds: number): void {
+    this.m.hubPoll.observe(seconds);
   }
 
   served(route: string, outcome: Outcome | undefined, bytes: number, kernel?: boolean): void {

@@ -45,6 +45,11 @@ export interface StoredSite {
 /** What a hub writes in one go after a poll or a job's creation: applied whole or not at all. */
 export interface HubWrite {
   readonly sites?: readonly StoredSite[];
+  /**
+   * When sites whose report did not change last polled: applied after `sites`, to sites stored
+   * before; a time older than the one stored is ignored. Written in batches, a row each.
+   */
+  readonly seen?: ReadonlyArray<{ readonly name: string; readonly at: number }>;
   readonly jobs?: readonly StoredJob[];
   /**
    * A new job's parts, all pending (no error, nothing fetched), by site name: applied before `parts`,
@@ -64,6 +69,17 @@ export interface HubState extends HeldStore {
   /** Everything kept, jobs in id order with their parts, sites by name. */
   load(): Promise<{ readonly sites: StoredSite[]; readonly jobs: Array<StoredJob & { readonly parts: StoredPart[] }> }>;
   close(): Promise<void>;
+  /**
+   * Results that hubs not leading took while no lead answered (hub replicas only), oldest first, at
+   * most `max`; `done()` drops them once the lead has written what they changed.
+   */
+  inbox?(max: number): Promise<{ readonly entries: readonly InboxEntry[]; done(): Promise<void> }>;
+}
+
+/** A site's finished tasks as its poll carried them (fleet/hub-protocol.ts TaskResult), kept for the next lead. */
+export interface InboxEntry {
+  readonly site: string;
+  readonly results: ReadonlyArray<Record<string, unknown>>;
 }
 
 /**

@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import type { HeldSet, HubState, HubWrite, PartState, StoredJob, StoredPart, StoredSite } from '../ports/hub-state.js';
 import { StoreLayout } from './layout.js';
 import { openDatabase, type Migration } from './migrations.js';
+import { HubDbWriter } from './hub-db-writer.js';
 
 const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS hub_sequence (one INTEGER PRIMARY KEY CHECK (one = 1), next INTEGER NOT NULL);
@@ -50,6 +51,45 @@ CREATE TABLE IF NOT EXISTS hub_held (
 
 export const HUB_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1), (db) => db.exec(SCHEMA_V2)];
 
+/** NORMAL survives a killed process; a lost last poll after power loss is re-sent by its site. */
+export function openHubDb(file: string): Database.Database {
+  return openDatabase(file, 'hub.db', HUB_MIGRATIONS, 'NORMAL');
+}
+
+/** Applies a hub write to `db` in one transaction (statements prepared once: a hub writes many times a second). */
+export function hubWriteApplier(db: Database.Database): (w: HubWrite) => void {
+  const site = db.prepare(
+    `INSERT INTO hub_sites (name, report, at, first_seen) VALUES (?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET report = excluded.report, at = excluded.at`,
+  );
+  const seen = db.prepare('UPDATE hub_sites SET at = ? WHERE name = ? AND at < ?');
+  const job = db.prepare(
+    `INSERT OR REPLACE INTO hub_jobs (id, image, digest, source, selector, url, created_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const part = db.prepare(
+    `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  // SQLite walks the JSON list itself: one statement per fanned-out job instead of one per site.
+  const pending = db.prepare(
+    `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at)
+    SELECT ?, value, 'pending', NULL, NULL, 0, 0, NULL FROM json_each(?)`,
+  );
+  const dropJob = db.prepare('DELETE FROM hub_jobs WHERE id = ?');
+  const dropParts = db.prepare('DELETE FROM hub_parts WHERE job = ?');
+  const apply = db.transaction((w: HubWrite) => {
+    for (const s of w.sites ?? []) site.run(s.name, JSON.stringify(s.report), s.at, s.firstSeen);
+    for (const s of w.seen ?? []) seen.run(s.at, s.name, s.at);
+    for (const j of w.jobs ?? []) job.run(j.id, j.image, j.digest, j.source, j.selector, j.url, j.createdAt, j.finishedAt, j.error);
+    for (const { job: id, sites } of w.pendingParts ?? []) pending.run(id, JSON.stringify(sites));
+    for (const { job: id, part: p } of w.parts ?? []) part.run(id, p.site, p.state, p.error, p.digest, p.bytesFetched, p.bytesTotal, p.finishedAt);
+    for (const id of w.deleteJobs ?? []) {
+      dropJob.run(id);
+      dropParts.run(id);
+    }
+  });
+  return (w) => apply.immediate(w);
+}
+
 interface PartRow {
   job: number;
   site: string;
@@ -64,10 +104,14 @@ interface PartRow {
 export class SqliteHubState implements HubState {
   private readonly db: Database.Database;
 
+  private readonly file: string;
+  /** Jobs, parts and reports are written on a worker thread (storage/hub-db-writer.ts), started at the first write. */
+  private writer: HubDbWriter | undefined;
+
   constructor(root: string) {
     mkdirSync(root, { recursive: true });
-    // NORMAL survives a killed process; a lost last poll after power loss is re-sent by its site.
-    this.db = openDatabase(new StoreLayout(root).hubDb, 'hub.db', HUB_MIGRATIONS, 'NORMAL');
+    this.file = new StoreLayout(root).hubDb;
+    this.db = openHubDb(this.file);
   }
 
   async nextJobId(floor: number): Promise<number> {
@@ -81,44 +125,8 @@ export class SqliteHubState implements HubState {
       .immediate();
   }
 
-  /** Prepared once: a hub writes many times a second. */
-  private statements: ReturnType<SqliteHubState['prepare']> | undefined;
-
-  private prepare() {
-    const site = this.db.prepare(
-      `INSERT INTO hub_sites (name, report, at, first_seen) VALUES (?, ?, ?, ?)
-      ON CONFLICT (name) DO UPDATE SET report = excluded.report, at = excluded.at`,
-    );
-    const job = this.db.prepare(
-      `INSERT OR REPLACE INTO hub_jobs (id, image, digest, source, selector, url, created_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const part = this.db.prepare(
-      `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    // SQLite walks the JSON list itself: one statement per fanned-out job instead of one per site.
-    const pending = this.db.prepare(
-      `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at)
-      SELECT ?, value, 'pending', NULL, NULL, 0, 0, NULL FROM json_each(?)`,
-    );
-    const dropJob = this.db.prepare('DELETE FROM hub_jobs WHERE id = ?');
-    const dropParts = this.db.prepare('DELETE FROM hub_parts WHERE job = ?');
-    return { site, job, pending, part, dropJob, dropParts };
-  }
-
   async write(w: HubWrite): Promise<void> {
-    const { site, job, pending, part, dropJob, dropParts } = (this.statements ??= this.prepare());
-    this.db
-      .transaction(() => {
-        for (const s of w.sites ?? []) site.run(s.name, JSON.stringify(s.report), s.at, s.firstSeen);
-        for (const j of w.jobs ?? []) job.run(j.id, j.image, j.digest, j.source, j.selector, j.url, j.createdAt, j.finishedAt, j.error);
-        for (const { job: id, sites } of w.pendingParts ?? []) pending.run(id, JSON.stringify(sites));
-        for (const { job: id, part: p } of w.parts ?? []) part.run(id, p.site, p.state, p.error, p.digest, p.bytesFetched, p.bytesTotal, p.finishedAt);
-        for (const id of w.deleteJobs ?? []) {
-          dropJob.run(id);
-          dropParts.run(id);
-        }
-      })
-      .immediate();
+    await (this.writer ??= new HubDbWriter(this.file)).write(w);
   }
 
   async load(): Promise<{ sites: StoredSite[]; jobs: Array<StoredJob & { parts: StoredPart[] }> }> {
@@ -165,6 +173,7 @@ export class SqliteHubState implements HubState {
   }
 
   async close(): Promise<void> {
+    await this.writer?.close();
     if (this.db.open) this.db.close();
   }
 }

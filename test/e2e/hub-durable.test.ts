@@ -55,9 +55,8 @@ test('a pre-heat job survives SIGKILL and SIGTERM of the hub with its id, state 
   // site-1 finishes at once; site-2 and site-3 hold their parts.
   await pollUntil(hub.url, `/oapi/v1/jobs/${id}`, (j) => successes(j).includes('site-1'), 10_000);
   await waitFor(() => sites.every((s) => s.received.length === 1), 10_000, { what: 'every site took its task' });
-  const before = await sitesList();
-
   await Promise.all(sites.map((s) => s.pause()));
+  const before = await sitesList();
   await hub.kill('SIGKILL');
   // Longer than three intervals: a hub counting silence from before it started would call every site stale.
   await sleep(INTERVAL_MS * 5);
@@ -69,10 +68,13 @@ test('a pre-heat job survives SIGKILL and SIGTERM of the hub with its id, state 
     (after.json as Array<{ name: string; state: string }>).map((s) => [s.name, s.state]),
     sites.map((s) => [s.name, 'up']),
   );
-  assert.deepEqual(
-    (after.json as Array<{ lastReport: string }>).map((s) => s.lastReport),
-    (before.json as Array<{ lastReport: string }>).map((s) => s.lastReport),
-    'each site keeps the time of its last report',
+  // A site whose report did not change has its last-poll time written once a second (SIGTERM writes it at once).
+  const lag = (after.json as Array<{ lastReport: string }>).map(
+    (s, i) => Date.parse((before.json as Array<{ lastReport: string }>)[i]!.lastReport) - Date.parse(s.lastReport),
+  );
+  assert.ok(
+    lag.every((ms) => ms >= 0 && ms <= 1_100),
+    `each site keeps the time of its last report, at most a second behind: ${lag.join(', ')} ms`,
   );
   const kept = await harborJob(id);
   assert.equal(kept.id, id);

@@ -84,6 +84,14 @@ export function hubStateContract(name: string, open: () => Promise<HubStateFixtu
     assert.deepEqual(loaded.sites, [{ name: 'eu-1', report: { name: 'eu-1', intervalMs: 500, images: 4 }, at: 3_000, firstSeen: 1_000 }], 'first seen is kept');
   });
 
+  t("a site's last-poll time written apart from its report is read back with it, never going back", async (f) => {
+    const report = { name: 'eu-1', intervalMs: 500, images: 3 };
+    await f.state.write({ sites: [{ name: 'eu-1', report, at: 2_000, firstSeen: 1_000 }] });
+    await f.state.write({ seen: [{ name: 'eu-1', at: 5_000 }] });
+    await f.state.write({ seen: [{ name: 'eu-1', at: 4_000 }] });
+    assert.deepEqual((await (await f.reopen()).load()).sites, [{ name: 'eu-1', report, at: 5_000, firstSeen: 1_000 }]);
+  });
+
   t('a deleted job goes with its parts; the others stay', async (f) => {
     await f.state.write({
       jobs: [job(1), job(2)],
