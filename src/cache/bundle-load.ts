@@ -6,7 +6,7 @@ import { parseDigest } from '../oci/digest.js';
 import { sizeInvalid } from '../oci/error-catalogue.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
-import type { BlobStore, FileDigests } from '../storage/blob-files.js';
+import type { BlobStore, FileDigests, FileRegion } from '../storage/blob-files.js';
 import { entryName as layoutName, REF_NAME } from '../storage/oci-layout.js';
 import type { Target } from '../upstream/target.js';
 import { manifestRow } from './referrers.js';
@@ -60,14 +60,15 @@ function entryName(d: Descriptor, fallback?: string): string | undefined {
 
 /**
  * Stores one blob of a bundle through BlobStore.copyIn (a regular file copied by the kernel, a
- * stream written as it comes; the copy hashed on the hasher's threads); 'present' when it was
+ * region of a tar copied on a hasher's thread, a stream written as it comes; each hashed on the
+ * hasher's threads); 'present' when it was
  * stored already (then nothing is read).
  */
 export async function storeCopy(
   p: LoadPorts,
   digest: string,
   size: number,
-  source: string | AsyncIterable<Uint8Array>,
+  source: string | FileRegion | AsyncIterable<Uint8Array>,
   hasher: FileDigests,
   onChunk?: (n: number) => void,
 ): Promise<'stored' | 'present'> {
