@@ -97,7 +97,7 @@ after(async () => {
   await removeDir(work);
 });
 
-test('export from the store (berth running) to a directory: skopeo reads each image by its original name, the signature came along', async () => {
+test('export from the store (berth running) to a directory and to a .tar: skopeo reads each image by its original name, the signature came along', async () => {
   const out = path.join(work, 'ab');
   const r = await berthCli(['export', '--config', berth.configFile, '--output', out, name('xing/a:v1'), name('xing/b:v1')]);
   assert.equal(r.code, 0, r.stderr);
@@ -114,6 +114,14 @@ test('export from the store (berth running) to a directory: skopeo reads each im
   for (const blob of a.blobs) assert.ok((await readdir(copied)).includes(blob.digest.slice(7)), blob.digest);
   const expected = [a, b, sig].flatMap((i) => [i.manifestDigest, ...i.blobs.map((x) => x.digest)]);
   assert.deepEqual(await layoutBlobs(out), [...new Set(expected)].sort());
+  // The same as one tar, its blobs copied in from the store's files: skopeo copies the image out of the archive.
+  const archive = path.join(work, 'ab.tar');
+  const t = await berthCli(['export', '--config', berth.configFile, '--output', archive, name('xing/a:v1'), name('xing/b:v1')]);
+  assert.equal(t.code, 0, t.stderr);
+  const fromArchive = path.join(work, 'copied-a-tar');
+  await skopeo(['copy', `oci-archive:${archive}:${name('xing/a:v1')}`, `dir:${fromArchive}`]);
+  for (const blob of a.blobs) assert.ok((await readdir(fromArchive)).includes(blob.digest.slice(7)), blob.digest);
+  assert.equal(JSON.parse(await skopeo(['inspect', `oci-archive:${archive}:${name('xing/b:v1')}`])).Digest, b.manifestDigest);
 });
 
 test('export through a running berth to a .tar with one platform of an index: skopeo reads the archive', async () => {
