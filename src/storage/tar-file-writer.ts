@@ -15,6 +15,8 @@ const BLOCK = 512;
 const LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 /** Sizes an 11-digit octal field holds; past it, a pax record carries the size. */
 const MAX_OCTAL_SIZE = 8 ** 11 - 1;
+/** A blob this big is written back to the disk once copied, while the next ones are copied, not all at once at the end. */
+const WRITE_BACK = 1024 * 1024;
 
 /** The header block(s) of a regular file entry: a pax record first when the name or size does not fit ustar. */
 export function tarHeader(name: string, size: number): Buffer {
@@ -104,6 +106,7 @@ export class TarFileWriter implements LayoutWriter {
       await writeAt(this.fh, chunk, at.data + at.done);
       at.done += chunk.length;
     }
+    if (size >= WRITE_BACK) await this.fh.datasync();
   }
 
   addBytes(digest: string, body: Uint8Array): Promise<void> {
@@ -125,6 +128,7 @@ export class TarFileWriter implements LayoutWriter {
     }
     if (seen.size !== size) throw new BlobMismatchError(digest, `is ${seen.size} bytes, expected ${size}`);
     if (seen.digest !== digest) throw new BlobMismatchError(digest, `does not match its digest (computed ${seen.digest})`);
+    if (size >= WRITE_BACK) await this.fh.datasync();
   }
 
   async finish(entries: readonly Descriptor[]): Promise<void> {

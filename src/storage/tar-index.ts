@@ -13,7 +13,7 @@ const MAX_META = 1024 * 1024;
 
 export interface TarEntry {
   readonly name: string;
-  /** '0' a regular file, '5' a directory, ...: the ustar type flag ('\0' read as '0'). */
+  /** '0' a regular file, '5' a directory, ...: the ustar type flag ('\0' and '7' read as '0'). */
   readonly type: string;
   /** Where its data starts in the file. */
   readonly offset: number;
@@ -53,7 +53,8 @@ export async function* tarEntries(fh: FileHandle, fileSize: number, where = 'the
     const name = pax.get('path') ?? longName ?? (prefix ? `${prefix}/${text(header.subarray(0, 100))}` : text(header.subarray(0, 100)));
     pax = new Map();
     longName = undefined;
-    yield { name, type: type === '\0' ? '0' : type, offset, size };
+    // '\0' (pre-POSIX) and '7' (contiguous) are regular files too.
+    yield { name, type: type === '\0' || type === '7' ? '0' : type, offset, size };
   }
   // No end-of-archive blocks: tar writers that stop at the last entry are common, a cut header is not.
   if (pos < fileSize && pos + BLOCK > fileSize) throw new TarFormatError(`${where} is cut short: it ends inside a tar header at byte ${pos}`);
