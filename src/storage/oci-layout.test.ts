@@ -1,7 +1,10 @@
 /** @module storage/oci-layout.test — layouts written as a directory and as a tar read back byte for byte; mismatches refused; index entries merged by name. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,6 +99,31 @@ test('a tar blob left unread is skipped over', async () => {
     }
     assert.equal(seen.length, 3);
     assert.deepEqual(read, [blobs[1]]);
+    assert.deepEqual((await reader.index()).manifests, []);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('a tar read from a pipe is streamed through once: every blob, none given as a region, and the index', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'berth-layout-'));
+  try {
+    const file = join(work, 'b.tar');
+    const blobs = [Buffer.alloc(100_000, 1), Buffer.alloc(5, 2)];
+    const writer = await openLayoutWriter(file);
+    for (const b of blobs) await writer.addBlob(digestOf(b), b.length, chunks(b));
+    await writer.finish([]);
+    const pipe = join(work, 'pipe');
+    await promisify(execFile)('mkfifo', [pipe]);
+    const feeding = pipeline(createReadStream(file), createWriteStream(pipe));
+    const reader = await openLayoutReader(pipe);
+    const seen: Array<[string, boolean, number]> = [];
+    for await (const b of reader.blobs()) seen.push([b.digest, b.region !== undefined, (await collect(b.read())).length]);
+    await feeding;
+    assert.deepEqual(
+      seen,
+      blobs.map((b) => [digestOf(b), false, b.length]),
+    );
     assert.deepEqual((await reader.index()).manifests, []);
   } finally {
     await rm(work, { recursive: true, force: true });
