@@ -4,7 +4,7 @@ import { parseManifest, MAX_MANIFEST_SIZE, type Descriptor } from '../oci/manife
 import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
-import type { BlobStore, FileDigests, FileRegion } from '../storage/blob-files.js';
+import type { BlobStore, BundleSource, FileDigests } from '../storage/blob-files.js';
 import { entryName as layoutName, REF_NAME } from '../storage/oci-layout.js';
 import type { Target } from '../upstream/target.js';
 import { manifestRow } from './referrers.js';
@@ -37,7 +37,7 @@ export async function storeCopy(
   p: LoadPorts,
   digest: string,
   size: number,
-  source: string | FileRegion | AsyncIterable<Uint8Array>,
+  source: BundleSource,
   hasher: FileDigests,
   onChunk?: (n: number) => void,
 ): Promise<'stored' | 'present'> {

@@ -10,20 +10,9 @@ import { Leases, StoredBlob } from './leases.js';
 import { BufferPool } from './send.js';
 import type { ZeroCopy } from './zero-copy.js';
 import { KeptStore } from './kept-ranges.js';
-import type { ByteRange } from '../util/file-hasher.js';
+import type { BundleSource, FileDigests } from '../ports/file-digests.js';
 
-/** Digests of files or their regions, worked out off the main thread (util/file-hasher): `<algorithm>:<hex>` and the size read. */
-export interface FileDigests {
-  hash(path: string, algorithm: string, range?: ByteRange): Promise<{ digest: string; size: number }>;
-  /** Copies `range` of `from` into `to` at `at` (not truncated), hashing exactly what it wrote; `size` is what was copied. */
-  copy(from: string, range: ByteRange, to: string, at: number, algorithm: string): Promise<{ digest: string; size: number }>;
-}
-
-/** A blob's bytes as a region of a larger file (an entry of a tar bundle). */
-export interface FileRegion {
-  readonly file: string;
-  readonly offset: number;
-}
+export type { BundleSource, FileDigests, FileRegion } from '../ports/file-digests.js';
 
 /** The files under blobs/, tmp/ and uploads/; every path comes from storage/layout, which draws the whole layout. */
 export class BlobStore {
@@ -133,20 +122,12 @@ export class BlobStore {
   }
 
   /**
-   * Stores a blob of a bundle: a whole file here is copied by the kernel into tmp/ (a reflink where
-   * the filesystem has them), then hashed on the hasher's threads; a region of a file (a tar's entry)
-   * is copied and hashed at once on a hasher's thread, read once; a stream is written there as it
-   * comes (never past `size`), then hashed. What is published is what was verified, and several
-   * blobs are hashed at once while the next one is read. A mismatch throws the catalogue's
-   * DIGEST_INVALID or SIZE_INVALID and leaves nothing.
+   * Stores a blob of a bundle: a whole file is copied by the kernel into tmp/ (a reflink where it
+   * can), a stream written there as it comes (never past `size`), each then hashed on the hasher's
+   * threads; a region of a file (a tar's entry) is copied and hashed at once on one, read once. What
+   * is published is what was verified. A mismatch throws DIGEST_INVALID or SIZE_INVALID, leaving nothing.
    */
-  async copyIn(
-    source: string | FileRegion | AsyncIterable<Uint8Array>,
-    digest: string,
-    size: number,
-    hasher: FileDigests,
-    onChunk?: (n: number) => void,
-  ): Promise<void> {
+  async copyIn(source: BundleSource, digest: string, size: number, hasher: FileDigests, onChunk?: (n: number) => void): Promise<void> {
     const tooLong = (n: number) => sizeInvalid(`content of ${digest} is ${n} bytes, expected ${size}`);
     if (typeof source === 'string') {
       const found = (await stat(source)).size;
@@ -159,7 +140,7 @@ export class BlobStore {
       if (typeof source === 'string') {
         await copyFile(source, tempPath, constants.COPYFILE_FICLONE);
         seen = await hasher.hash(tempPath, algorithm);
-      } else if (isRegion(source)) {
+      } else if ('file' in source) {
         seen = await hasher.copy(source.file, { offset: source.offset, length: size }, tempPath, 0, algorithm);
         onChunk?.(seen.size);
       } else {
@@ -378,10 +359,6 @@ export class BlobWriter {
     this.fh = undefined;
     await fh?.close();
   }
-}
-
-function isRegion(source: FileRegion | AsyncIterable<Uint8Array>): source is FileRegion {
-  return typeof (source as FileRegion).file === 'string';
 }
 
 /** Writes a stream into a new file, refusing it once it runs past `size`. */
