@@ -18,6 +18,7 @@ import { checkReadiness, type ReadinessDeps, type UpstreamHealth } from '../ops/
 import { WarmSchedule } from '../ops/schedule.js';
 import { Telemetry } from '../ops/telemetry.js';
 import type { WorkPriority } from '../upstream/budget.js';
+import { FileHasher } from '../util/file-hasher.js';
 
 /** The seam for the push queue (write-behind): its depth for metrics and its entries for the API. */
 export interface QueueView {
@@ -113,6 +114,8 @@ export function createOperations(d: OperationsDeps): Operations {
     ...(d.priority ? { priority: d.priority } : {}),
   });
   const schedule = new WarmSchedule(d.config.warm, warm, d.logger);
+  // Blobs of bundles imported through the admin API are hashed here; its threads start on the first one.
+  const hasher = new FileHasher();
   const admin = createAdminHandler({
     access: adminAccess(d.config, d.now),
     telemetry: d.adminTelemetry ?? d.telemetry,
@@ -127,7 +130,13 @@ export function createOperations(d: OperationsDeps): Operations {
     catalog,
     warm,
     queue: async () => (await d.queue?.entries()) ?? [],
-    bundles: { ports: { blobs: d.blobs, blobIndex: d.index, repos: d.repos }, route: resolve, logger: d.logger, ...(d.bundleLog ? { log: d.bundleLog } : {}) },
+    bundles: {
+      ports: { blobs: d.blobs, blobIndex: d.index, repos: d.repos },
+      route: resolve,
+      logger: d.logger,
+      hasher,
+      ...(d.bundleLog ? { log: d.bundleLog } : {}),
+    },
     logger: d.logger,
   });
   return {
@@ -141,6 +150,7 @@ export function createOperations(d: OperationsDeps): Operations {
     },
     stop: () => {
       schedule.stop();
+      hasher.close().catch(() => undefined);
       warm.close();
       d.telemetry.stop();
     },

@@ -1,12 +1,10 @@
-/** @module cache/bundle-load — what `berth import` does to a store, from the CLI (a stopped store) or the admin API (a running berth): blobs verified as they are written, images recorded under their names and pinned. */
+/** @module cache/bundle-load — what `berth import` does to a store, from the CLI (a stopped store) or the admin API (a running berth): blobs copied in and verified on a hasher's threads, images recorded under their names and pinned. */
 import { parseImageReference, type ImageReference } from '../oci/image-ref.js';
 import { parseManifest, MAX_MANIFEST_SIZE, type Descriptor } from '../oci/manifest.js';
 import { isIndexType, isNonDistributable } from '../oci/mediatypes.js';
-import { parseDigest } from '../oci/digest.js';
-import { sizeInvalid } from '../oci/error-catalogue.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { ManifestRecords, TagIndex } from '../ports/repository-index.js';
-import type { BlobStore, FileDigests } from '../storage/blob-files.js';
+import type { BlobStore, BundleSource, FileDigests } from '../storage/blob-files.js';
 import { entryName as layoutName, REF_NAME } from '../storage/oci-layout.js';
 import type { Target } from '../upstream/target.js';
 import { manifestRow } from './referrers.js';
@@ -24,35 +22,6 @@ export async function holdsBlob(p: LoadPorts, digest: string, size: number): Pro
   return true;
 }
 
-/**
- * Streams one blob into the store, hashed while each chunk is written; never longer than `size`.
- * Resolves 'present' when it was stored already (its bytes are then not read); a mismatch throws
- * the catalogue's DIGEST_INVALID or SIZE_INVALID and leaves nothing of the blob.
- */
-export async function storeBlob(
-  p: LoadPorts,
-  digest: string,
-  size: number,
-  body: AsyncIterable<Uint8Array>,
-  onChunk?: (n: number) => void,
-): Promise<'stored' | 'present'> {
-  if (await holdsBlob(p, digest, size)) return 'present';
-  const writer = await p.blobs.createWriter(parseDigest(digest).algorithm);
-  try {
-    for await (const chunk of body) {
-      if (writer.bytesWritten + chunk.length > size) throw sizeInvalid(`blob ${digest} is longer than its declared ${size} bytes`);
-      await writer.writeHashing(chunk);
-      onChunk?.(chunk.length);
-    }
-    await writer.commit(digest, size);
-  } catch (err) {
-    await writer.abort().catch(() => undefined);
-    throw err;
-  }
-  await p.blobIndex.put(digest, size);
-  return 'stored';
-}
-
 /** The name an index entry carries, or `fallback` for an unnamed entry. */
 function entryName(d: Descriptor, fallback?: string): string | undefined {
   return layoutName(d) ?? fallback;
@@ -60,14 +29,15 @@ function entryName(d: Descriptor, fallback?: string): string | undefined {
 
 /**
  * Stores one blob of a bundle through BlobStore.copyIn (a regular file copied by the kernel, a
- * stream written as it comes; the copy hashed on the hasher's threads); 'present' when it was
+ * region of a tar copied on a hasher's thread, a stream written as it comes; each hashed on the
+ * hasher's threads); 'present' when it was
  * stored already (then nothing is read).
  */
 export async function storeCopy(
   p: LoadPorts,
   digest: string,
   size: number,
-  source: string | AsyncIterable<Uint8Array>,
+  source: BundleSource,
   hasher: FileDigests,
   onChunk?: (n: number) => void,
 ): Promise<'stored' | 'present'> {

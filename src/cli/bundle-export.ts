@@ -3,7 +3,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { bundleBlobs, leftOut, planImage, writeBundle, type ExportSource, type Planned } from '../cache/bundle-build.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import type { Platform } from '../oci/platform.js';
-import { isTarPath, openLayoutWriter } from '../storage/oci-layout.js';
+import { isTarPath } from '../storage/oci-layout.js';
+import { openLayoutWriter } from '../storage/layout-writer.js';
 import { openLayoutReader } from '../storage/oci-layout-reader.js';
 import { FileHasher } from '../util/file-hasher.js';
 import { availableParallelism } from 'node:os';
@@ -48,8 +49,8 @@ export async function exportBundle(source: ExportSource, images: readonly string
   }
   const blobs = bundleBlobs(plans, held);
   const total = [...blobs.values()].reduce((n, b) => n + b.d.size, 0);
-  // From a store on this machine: a directory's blobs are whole files copied by the kernel, a tar's are
-  // hashed from their files on other threads while streamed; either way SHA-256 runs off the main thread.
+  // From a store on this machine: a directory's blobs are whole files copied by the kernel and hashed on
+  // other threads; a tar's are copied into their places by those threads, hashed as they pass.
   const hasher = new FileHasher();
   const writer = await openLayoutWriter(opts.output, hasher);
   const bar = transferBar(total, { stream: io.stderr, tty: io.tty, quiet: opts.quiet, now: io.now });
@@ -62,7 +63,8 @@ export async function exportBundle(source: ExportSource, images: readonly string
       blobs,
       writer,
       {
-        window: tar ? 1 : Math.max(2, Math.min(4, availableParallelism()) + 1),
+        // A tar file takes its blobs at reserved places, so it copies several at once as a directory does.
+        window: Math.max(2, Math.min(4, availableParallelism()) + 1),
         tar,
         body: (d, body) => counted(body, bar, d.digest.slice(0, 19)),
         skipped: (d) => bar.add(d.size),

@@ -46,7 +46,7 @@ export async function importToServer(path: string, opts: ServerImportOptions, io
   const reader = await openBundle(path, io);
   if (!reader) return 1;
   try {
-    // A directory's blobs are all known up front: one question per batch. A tar's come in archive order: asked one by one.
+    // A directory's blobs, and a tar file's (indexed by its headers), are known up front: one question per batch. A piped tar's come in archive order: asked one by one.
     const missing = new Map<string, boolean>();
     const ask = async (blobs: Array<{ digest: string; size: number }>) => {
       const r = await json('/api/v1/bundles/missing', { blobs });
@@ -54,7 +54,8 @@ export async function importToServer(path: string, opts: ServerImportOptions, io
       const lacking = new Set((r.json as { missing: string[] }).missing);
       for (const b of blobs) missing.set(`${b.digest}/${b.size}`, lacking.has(b.digest));
     };
-    if ((await stat(path)).isDirectory()) {
+    const kind = await stat(path);
+    if (kind.isDirectory() || kind.isFile()) {
       let batch: Array<{ digest: string; size: number }> = [];
       for await (const b of reader.blobs()) {
         batch.push({ digest: b.digest, size: b.size });

@@ -7,7 +7,7 @@ import { imageRouter } from '../assembly/operations.js';
 import { holdsBlob, recordImages, storeCopy, type LoadPorts } from '../cache/bundle-load.js';
 import { OciError } from '../oci/errors.js';
 import type { Upstream } from '../upstream/target.js';
-import { BlobStore } from '../storage/blob-files.js';
+import { BlobStore, type FileRegion } from '../storage/blob-files.js';
 import { readInUse } from '../storage/in-use.js';
 import { openLocalIndex } from '../storage/local.js';
 import { isTarPath } from '../storage/oci-layout.js';
@@ -33,6 +33,8 @@ export interface BlobSink {
   put(digest: string, size: number, body: AsyncIterable<Uint8Array>, onChunk: (n: number) => void): Promise<void>;
   /** Stores a blob that is a regular file (a directory layout), verified, when the sink can take it whole. */
   putFile?(digest: string, size: number, file: string): Promise<void>;
+  /** Stores a blob that is a region of a file (a tar on disk), verified, when the sink can copy it from there. */
+  putRegion?(digest: string, size: number, region: FileRegion): Promise<void>;
   /** Blobs it stores at once. */
   readonly window?: number;
 }
@@ -80,6 +82,7 @@ export async function importBundle(config: BerthConfig, path: string, opts: Impo
     has: (digest, size) => holdsBlob(ports, digest, size),
     put: (digest, size, body, onChunk) => refusing(() => storeCopy(ports, digest, size, body, hasher, onChunk)),
     putFile: (digest, size, file) => refusing(() => storeCopy(ports, digest, size, file, hasher)),
+    putRegion: (digest, size, region) => refusing(() => storeCopy(ports, digest, size, region, hasher)),
     // Copies are hashed on the hasher's threads: one more in flight than it has cores keeps them busy while one syncs.
     window: Math.max(WINDOW, Math.min(4, availableParallelism()) + 1),
   };
@@ -148,7 +151,9 @@ export async function loadBlobs(reader: LayoutReader, sink: BlobSink, path: stri
       const stored =
         b.file !== undefined && sink.putFile
           ? sink.putFile(b.digest, b.size, b.file).then(() => bar.add(b.size, label))
-          : sink.put(b.digest, b.size, b.read(), (n) => bar.add(n, label));
+          : b.region !== undefined && sink.putRegion
+            ? sink.putRegion(b.digest, b.size, b.region).then(() => bar.add(b.size, label))
+            : sink.put(b.digest, b.size, b.read(), (n) => bar.add(n, label));
       const put: Promise<void> = stored
         .then(
           () => {
@@ -162,7 +167,7 @@ export async function loadBlobs(reader: LayoutReader, sink: BlobSink, path: stri
         )
         .finally(() => inflight.delete(put));
       inflight.add(put);
-      // A tar's next entry comes once this one is read; a directory's blobs are files of their own.
+      // A piped tar's next entry comes once this one is read; a directory's blobs, and a tar file's regions, stand alone.
       while (inflight.size >= (sink.window ?? WINDOW)) await Promise.race(inflight);
     }
     await Promise.all(inflight);

@@ -1,7 +1,8 @@
 /** @module http/admin-bundles — the admin API's bundle import (`berth import --server`): which blobs are missing, blobs streamed in and verified, images recorded and pinned. */
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import { holdsBlob, recordImages, storeBlob, type LoadPorts } from '../cache/bundle-load.js';
+import { holdsBlob, recordImages, storeCopy, type LoadPorts } from '../cache/bundle-load.js';
+import type { FileDigests } from '../storage/blob-files.js';
 import { isDigest } from '../oci/digest.js';
 import type { ImageReference } from '../oci/image-ref.js';
 import { parseImageReference } from '../oci/image-ref.js';
@@ -16,6 +17,8 @@ export interface BundleDeps {
   readonly log?: BundleLog;
   readonly route: (ref: ImageReference) => Target;
   readonly logger: Logger;
+  /** Hashes each blob written on worker threads: the event loop only moves bytes to disk. */
+  readonly hasher: FileDigests;
 }
 
 type Handler = (ctx: { req: IncomingMessage; url: URL; params: string[] }) => Promise<{ status?: number; body: unknown }>;
@@ -61,7 +64,8 @@ export function bundleRoutes(deps: BundleDeps): BundleRoute[] {
           throw new ApiError(400, 'INVALID_REQUEST', 'a bundle blob needs a Content-Length: its size as the bundle declares it');
         // The body can be no longer than Content-Length (the HTTP parser holds to it), and a shorter one fails the size check.
         const { digest, size } = blobField(params[0], Number(length), 'the path');
-        const outcome = await storeBlob(ports, digest, size, req);
+        // Written as it comes (never past Content-Length), then hashed on a hasher's thread while the next PUT arrives.
+        const outcome = await storeCopy(ports, digest, size, req, deps.hasher);
         if (outcome === 'present') req.resume();
         return { status: outcome === 'stored' ? 201 : 200, body: { digest, size, stored: outcome === 'stored' } };
       },

@@ -1,4 +1,4 @@
-/** @module storage/blob-files.test — copyIn: a whole file or a stream stored under its digest once its copy hashes right; a wrong digest or size leaves nothing. */
+/** @module storage/blob-files.test — copyIn: a whole file, a region of a file or a stream stored under its digest once its copy hashes right; a wrong digest or size leaves nothing. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -48,6 +48,21 @@ test('copyIn stores a file whose copy matches its digest, and refuses a wrong di
     await assert.rejects(
       store.copyIn(pieces(flipped), digestOf(streamed), streamed.length, hasher),
       (err: unknown) => err instanceof OciError && err.code === 'DIGEST_INVALID',
+    );
+
+    // A region of a larger file (a tar's entry) is copied and hashed at once; one cut short or wrong is refused.
+    const tar = path.join(dir, 'bundle.tar');
+    const region = randomBytes((2 << 20) + 5);
+    await writeFile(tar, Buffer.concat([randomBytes(1536), region, randomBytes(700)]));
+    await store.copyIn({ file: tar, offset: 1536 }, digestOf(region), region.length, hasher);
+    assert.deepEqual(await readFile(store.path(digestOf(region))), region);
+    await assert.rejects(
+      store.copyIn({ file: tar, offset: 1537 }, digestOf(region), region.length, hasher),
+      (err: unknown) => err instanceof OciError && err.code === 'DIGEST_INVALID',
+    );
+    await assert.rejects(
+      store.copyIn({ file: tar, offset: 1536 + 701 }, digestOf(region), region.length, hasher),
+      (err: unknown) => err instanceof OciError && err.code === 'SIZE_INVALID',
     );
     assert.deepEqual(await readdir(store.tmpDir), [], 'no copy left in tmp/');
   } finally {

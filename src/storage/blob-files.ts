@@ -10,11 +10,9 @@ import { Leases, StoredBlob } from './leases.js';
 import { BufferPool } from './send.js';
 import type { ZeroCopy } from './zero-copy.js';
 import { KeptStore } from './kept-ranges.js';
+import type { BundleSource, FileDigests } from '../ports/file-digests.js';
 
-/** Whole-file digests (util/file-hasher): `<algorithm>:<hex>` and the size read. */
-export interface FileDigests {
-  hash(path: string, algorithm: string): Promise<{ digest: string; size: number }>;
-}
+export type { BundleSource, FileDigests, FileRegion } from '../ports/file-digests.js';
 
 /** The files under blobs/, tmp/ and uploads/; every path comes from storage/layout, which draws the whole layout. */
 export class BlobStore {
@@ -123,25 +121,32 @@ export class BlobStore {
     }
   }
 
-  /** Starts a verified write; nothing becomes visible until commit() checks digest and size. */
   /**
-   * Stores a blob of a bundle: a whole file here is copied by the kernel into tmp/ (a reflink where
-   * the filesystem has them), a stream is written there as it comes (never past `size`); then the
-   * copy is hashed on the hasher's threads, so what is published is what was verified and several
-   * blobs are hashed at once while the next one is read. A mismatch throws the catalogue's
-   * DIGEST_INVALID or SIZE_INVALID and leaves nothing.
+   * Stores a blob of a bundle: a whole file is copied by the kernel into tmp/ (a reflink where it
+   * can), a stream written there as it comes (never past `size`), each then hashed on the hasher's
+   * threads; a region of a file (a tar's entry) is copied and hashed at once on one, read once. What
+   * is published is what was verified. A mismatch throws DIGEST_INVALID or SIZE_INVALID, leaving nothing.
    */
-  async copyIn(source: string | AsyncIterable<Uint8Array>, digest: string, size: number, hasher: FileDigests, onChunk?: (n: number) => void): Promise<void> {
+  async copyIn(source: BundleSource, digest: string, size: number, hasher: FileDigests, onChunk?: (n: number) => void): Promise<void> {
     const tooLong = (n: number) => sizeInvalid(`content of ${digest} is ${n} bytes, expected ${size}`);
     if (typeof source === 'string') {
       const found = (await stat(source)).size;
       if (found !== size) throw tooLong(found);
     }
+    const algorithm = parseDigest(digest).algorithm;
     const tempPath = this.newTempPath();
     try {
-      if (typeof source === 'string') await copyFile(source, tempPath, constants.COPYFILE_FICLONE);
-      else await writeAll(tempPath, source, size, tooLong, onChunk);
-      const seen = await hasher.hash(tempPath, parseDigest(digest).algorithm);
+      let seen: { digest: string; size: number };
+      if (typeof source === 'string') {
+        await copyFile(source, tempPath, constants.COPYFILE_FICLONE);
+        seen = await hasher.hash(tempPath, algorithm);
+      } else if ('file' in source) {
+        seen = await hasher.copy(source.file, { offset: source.offset, length: size }, tempPath, 0, algorithm);
+        onChunk?.(seen.size);
+      } else {
+        await writeAll(tempPath, source, size, tooLong, onChunk);
+        seen = await hasher.hash(tempPath, algorithm);
+      }
       if (seen.size !== size) throw tooLong(seen.size);
       if (seen.digest !== digest) throw digestInvalid(`content does not match digest ${digest} (computed ${seen.digest})`);
       const fh = await open(tempPath, 'r+');
@@ -162,6 +167,7 @@ export class BlobStore {
     await syncDir(dir);
   }
 
+  /** Starts a verified write; nothing becomes visible until commit() checks digest and size. */
   async createWriter(algorithm: Algorithm = 'sha256', tempPath = this.newTempPath()): Promise<BlobWriter> {
     const fh = await open(tempPath, 'w+');
     return new BlobWriter(this, fh, tempPath, algorithm);

@@ -1,11 +1,13 @@
 /** @module storage/oci-layout-reader — reading an OCI image layout (a directory, or one tar) as a stream of blobs and its index.json: the bundles `berth import` loads. */
 import { createReadStream } from 'node:fs';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { isDigest } from '../oci/digest.js';
 import { CHUNK, MAX_INDEX_BYTES, blobPath, parseLayoutIndex, type LayoutIndex } from './oci-layout.js';
+import type { FileRegion } from './blob-files.js';
+import { readExactly, tarEntries } from './tar-index.js';
 
 /** One blob of a layout. In a tar, blobs come in archive order and one not read is skipped over. */
 export interface LayoutBlob {
@@ -15,6 +17,8 @@ export interface LayoutBlob {
   read(): AsyncIterable<Uint8Array>;
   /** The regular file holding it, in a directory layout (a store can copy it whole). */
   readonly file?: string;
+  /** Where it lies in a tar that is a regular file (a store copies the region; one not wanted is never read). */
+  readonly region?: FileRegion;
 }
 
 export interface LayoutReader {
@@ -34,7 +38,8 @@ export async function openLayoutReader(path: string): Promise<LayoutReader> {
     if (layout === undefined) throw new Error(`${path} is not an OCI image layout (no oci-layout file)`);
     return new DirLayoutReader(path);
   }
-  return new TarLayoutReader(path);
+  // A tar on disk is indexed by its headers; a pipe (stdin) can only be read through once.
+  return s.isFile() ? new IndexedTarReader(path) : new TarLayoutReader(path);
 }
 
 function blobDigest(name: string): string | undefined {
@@ -72,6 +77,44 @@ class DirLayoutReader implements LayoutReader {
   }
 }
 
+/** A tar that is a regular file: headers read by position, each blob a region of the file, read only when taken. */
+class IndexedTarReader implements LayoutReader {
+  private indexText: string | undefined;
+  private sawLayout = false;
+
+  constructor(private readonly path: string) {}
+
+  async *blobs(): AsyncGenerator<LayoutBlob> {
+    const fh = await open(this.path, 'r');
+    try {
+      for await (const entry of tarEntries(fh, (await fh.stat()).size, this.path)) {
+        const { name, offset, size } = entry;
+        const digest = entry.type === '0' ? blobDigest(name) : undefined;
+        if (digest) {
+          const end = offset + size - 1;
+          const read = () => (size === 0 ? empty() : createReadStream(this.path, { start: offset, end, highWaterMark: CHUNK }));
+          yield { digest, size, read, region: { file: this.path, offset } };
+        } else if (/^(?:\.\/)?index\.json$/.test(name)) {
+          if (size > MAX_INDEX_BYTES) throw new Error(`${name} is more than ${MAX_INDEX_BYTES} bytes`);
+          const body = Buffer.alloc(size);
+          await readExactly(fh, body, offset);
+          this.indexText = body.toString('utf8');
+        } else if (/^(?:\.\/)?oci-layout$/.test(name)) this.sawLayout = true;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  index(): Promise<LayoutIndex> {
+    return tarIndex(this.path, this.indexText, this.sawLayout);
+  }
+
+  blob(): undefined {
+    return undefined;
+  }
+}
+
 class TarLayoutReader implements LayoutReader {
   private indexText: string | undefined;
   private sawLayout = false;
@@ -106,17 +149,21 @@ class TarLayoutReader implements LayoutReader {
     await source;
   }
 
-  async index(): Promise<LayoutIndex> {
-    if (this.indexText === undefined) {
-      throw new Error(`${this.path} holds no index.json${this.sawLayout ? '' : ' and no oci-layout: it is not an OCI image layout archive'}`);
-    }
-    return parseLayoutIndex(this.indexText);
+  index(): Promise<LayoutIndex> {
+    return tarIndex(this.path, this.indexText, this.sawLayout);
   }
 
   blob(): undefined {
     return undefined;
   }
 }
+
+async function tarIndex(path: string, text: string | undefined, sawLayout: boolean): Promise<LayoutIndex> {
+  if (text === undefined) throw new Error(`${path} holds no index.json${sawLayout ? '' : ' and no oci-layout: it is not an OCI image layout archive'}`);
+  return parseLayoutIndex(text);
+}
+
+async function* empty(): AsyncGenerator<Uint8Array> {}
 
 async function readSmall(source: AsyncIterable<Uint8Array>, name: string): Promise<string> {
   const parts: Uint8Array[] = [];

@@ -1,5 +1,5 @@
-/** @module storage/oci-layout — OCI image layouts (a directory, or one tar) written as streams, and what reading them shares (names, paths, index.json): the bundles that carry images to sites without a link. */
-import { constants, createWriteStream } from 'node:fs';
+/** @module storage/oci-layout — OCI image layouts written as a directory, or as one tar streamed to a client, and what reading and writing them shares (names, paths, index.json): the bundles that carry images to sites without a link. */
+import { constants } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -120,9 +120,9 @@ export interface LayoutWriter {
   abort(): Promise<void>;
 }
 
-/** `hasher`: a directory layout then copies whole files (addFile) and hashes them on the hasher's threads. */
-export async function openLayoutWriter(path: string, hasher?: FileDigests): Promise<LayoutWriter> {
-  return isTarPath(path) ? TarLayoutWriter.toFile(path) : DirLayoutWriter.open(path, hasher);
+/** A directory layout; `hasher`: it then copies whole files (addFile) and hashes them on the hasher's threads. */
+export function openDirLayoutWriter(path: string, hasher?: FileDigests): Promise<LayoutWriter> {
+  return DirLayoutWriter.open(path, hasher);
 }
 
 /**
@@ -247,12 +247,6 @@ class TarLayoutWriter implements LayoutWriter {
     private readonly ends: TarEnds,
   ) {}
 
-  /** Written beside its final name and renamed once complete: a killed export leaves no tar that looks whole. */
-  static toFile(path: string): Promise<TarLayoutWriter> {
-    const temp = `${path}.partial`;
-    return TarLayoutWriter.open(createWriteStream(temp), { commit: () => rename(temp, path), discard: () => rm(temp, { force: true }) });
-  }
-
   static async open(out: NodeJS.WritableStream, ends: TarEnds): Promise<TarLayoutWriter> {
     const pack = tar.pack();
     const done = pipeline(pack, out);
@@ -334,11 +328,13 @@ class TarLayoutWriter implements LayoutWriter {
   }
 }
 
-async function writeAt(fh: FileHandle, chunk: Uint8Array, at: number): Promise<void> {
+/** Writes all of `chunk` at `at`. */
+export async function writeAt(fh: FileHandle, chunk: Uint8Array, at: number): Promise<void> {
   let offset = 0;
   while (offset < chunk.length) offset += (await fh.write(chunk, offset, chunk.length - offset, at + offset)).bytesWritten;
 }
 
-async function* single(body: Uint8Array): AsyncGenerator<Uint8Array> {
+/** One chunk as a body. */
+export async function* single(body: Uint8Array): AsyncGenerator<Uint8Array> {
   yield body;
 }

@@ -1,4 +1,4 @@
-/** @module util/file-hasher — digests of whole files computed in worker threads, so several files are hashed on several cores at once. */
+/** @module util/file-hasher — digests of files (or byte ranges of them) computed in worker threads, so several are hashed on several cores at once; a range can be copied into another file as it is hashed. */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
@@ -8,24 +8,39 @@ import { Worker } from 'node:worker_threads';
  */
 const WORKER = `
 const { parentPort } = require('node:worker_threads');
-const { openSync, readSync, closeSync } = require('node:fs');
+const { openSync, readSync, writeSync, closeSync, constants } = require('node:fs');
 const { createHash } = require('node:crypto');
 const buffer = Buffer.allocUnsafe(4 << 20);
-parentPort.on('message', ({ id, path, algorithm }) => {
+parentPort.on('message', ({ id, path, algorithm, offset, length, to, at }) => {
   let fd;
+  let out;
   try {
     fd = openSync(path, 'r');
+    // Created when absent, never truncated: several copies may fill regions of one file (a tar).
+    if (to !== undefined) out = openSync(to, constants.O_WRONLY | constants.O_CREAT, 0o644);
     const hash = createHash(algorithm);
+    const end = length === undefined ? Infinity : length;
     let size = 0;
-    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; size += n) hash.update(buffer.subarray(0, n));
+    for (let n; size < end && (n = readSync(fd, buffer, 0, Math.min(buffer.length, end - size), offset === undefined ? null : offset + size)) > 0; size += n) {
+      const piece = buffer.subarray(0, n);
+      hash.update(piece);
+      for (let done = 0; out !== undefined && done < n; ) done += writeSync(out, piece, done, n - done, at + size + done);
+    }
     parentPort.postMessage({ id, digest: algorithm + ':' + hash.digest('hex'), size });
   } catch (err) {
     parentPort.postMessage({ id, error: String(err && err.message || err) });
   } finally {
     if (fd !== undefined) closeSync(fd);
+    if (out !== undefined) closeSync(out);
   }
 });
 `;
+
+/** A region of a file: `length` bytes from `offset`. */
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
 
 interface Answer {
   readonly id: number;
@@ -44,8 +59,21 @@ export class FileHasher {
   /** `threads`: at most this many files at once (default: one per core, at most 4). */
   constructor(private readonly threads = Math.max(1, Math.min(4, availableParallelism()))) {}
 
-  /** The file's digest (`<algorithm>:<hex>`) and size as read now. */
-  hash(path: string, algorithm: string): Promise<{ digest: string; size: number }> {
+  /** The file's digest (`<algorithm>:<hex>`) and size as read now; with `range`, of at most `length` bytes from `offset`. */
+  hash(path: string, algorithm: string, range?: ByteRange): Promise<{ digest: string; size: number }> {
+    return this.ask({ path, algorithm, ...range });
+  }
+
+  /**
+   * Copies at most `length` bytes of `from` at `offset` into `to` at `at` (created when absent, not
+   * truncated), hashing each piece as it passes: the digest is of exactly the bytes written, read once.
+   * `size` is what was copied (less than `length` when `from` ends first).
+   */
+  copy(from: string, range: ByteRange, to: string, at: number, algorithm: string): Promise<{ digest: string; size: number }> {
+    return this.ask({ path: from, algorithm, ...range, to, at });
+  }
+
+  private ask(job: Record<string, unknown>): Promise<{ digest: string; size: number }> {
     const slot = this.slot();
     const id = this.nextId++;
     this.busy[slot] = (this.busy[slot] ?? 0) + 1;
@@ -53,7 +81,7 @@ export class FileHasher {
     worker.ref();
     return new Promise<{ digest: string; size: number }>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, path, algorithm });
+      worker.postMessage({ id, ...job });
     }).finally(() => {
       this.busy[slot] = this.busy[slot]! - 1;
       if (this.busy[slot] === 0) worker.unref();

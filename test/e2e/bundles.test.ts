@@ -11,6 +11,8 @@ import { BERTH_BIN, berthCli, startBerth, type Berth } from '../fixtures/berth.j
 import { skopeoPull } from '../fixtures/clients.js';
 import { makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
 import { api } from '../fixtures/admin.js';
+import { digestOf } from '../../src/oci/digest.js';
+import { tarEntries } from '../../src/storage/tar-index.js';
 
 const MiB = 1 << 20;
 let registry: Registry;
@@ -36,6 +38,33 @@ async function siteConfig(label: string): Promise<{ file: string; root: string }
   const file = path.join(work, `${label}.yml`);
   await writeFile(file, stringify({ version: 0.1, storage: { filesystem: { rootdirectory: root } }, proxy: { remoteurl: registry.url } }));
   return { file, root };
+}
+
+/** An image of many layers, so a kill lands mid-way however fast blobs are copied and hashed; its layout names it `ref`. */
+async function manyLayers(ref: string): Promise<BuiltImage> {
+  const many = await buildImage({ layers: 16, layerSize: 8 * MiB, tag: 'v1' });
+  const indexFile = path.join(many.dir, 'index.json');
+  const index = JSON.parse(await readFile(indexFile, 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> };
+  for (const m of index.manifests) m.annotations = { 'org.opencontainers.image.ref.name': ref };
+  await writeFile(indexFile, JSON.stringify(index));
+  return many;
+}
+
+/** Which of `digests` the store at `root` holds. */
+async function storedOf(root: string, digests: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const d of digests)
+    if ((await readdir(path.join(root, 'blobs', 'sha256', d.slice(7, 9))).catch(() => [] as string[])).includes(d.slice(7))) found.push(d);
+  return found;
+}
+
+/** Starts `berth import` of `bundle` into the site's store and kills it with SIGKILL once one of `layers` is stored. */
+async function killMidway(site: { file: string; root: string }, bundle: string, layers: readonly string[]): Promise<void> {
+  const child = spawn(process.execPath, [BERTH_BIN, 'import', '--config', site.file, bundle], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await waitFor(async () => (await storedOf(site.root, layers)).length >= 1, 60_000, { what: 'a first layer imported', intervalMs: 5 });
+  child.kill('SIGKILL');
+  await exited;
 }
 
 async function layoutBlobs(dir: string): Promise<string[]> {
@@ -68,7 +97,7 @@ after(async () => {
   await removeDir(work);
 });
 
-test('export from the store (berth running) to a directory: skopeo reads each image by its original name, the signature came along', async () => {
+test('export from the store (berth running) to a directory and to a .tar: skopeo reads each image by its original name, the signature came along', async () => {
   const out = path.join(work, 'ab');
   const r = await berthCli(['export', '--config', berth.configFile, '--output', out, name('xing/a:v1'), name('xing/b:v1')]);
   assert.equal(r.code, 0, r.stderr);
@@ -85,6 +114,14 @@ test('export from the store (berth running) to a directory: skopeo reads each im
   for (const blob of a.blobs) assert.ok((await readdir(copied)).includes(blob.digest.slice(7)), blob.digest);
   const expected = [a, b, sig].flatMap((i) => [i.manifestDigest, ...i.blobs.map((x) => x.digest)]);
   assert.deepEqual(await layoutBlobs(out), [...new Set(expected)].sort());
+  // The same as one tar, its blobs copied in from the store's files: skopeo copies the image out of the archive.
+  const archive = path.join(work, 'ab.tar');
+  const t = await berthCli(['export', '--config', berth.configFile, '--output', archive, name('xing/a:v1'), name('xing/b:v1')]);
+  assert.equal(t.code, 0, t.stderr);
+  const fromArchive = path.join(work, 'copied-a-tar');
+  await skopeo(['copy', `oci-archive:${archive}:${name('xing/a:v1')}`, `dir:${fromArchive}`]);
+  for (const blob of a.blobs) assert.ok((await readdir(fromArchive)).includes(blob.digest.slice(7)), blob.digest);
+  assert.equal(JSON.parse(await skopeo(['inspect', `oci-archive:${archive}:${name('xing/b:v1')}`])).Digest, b.manifestDigest);
 });
 
 test('export through a running berth to a .tar with one platform of an index: skopeo reads the archive', async () => {
@@ -196,27 +233,13 @@ test('a corrupt blob in a bundle is refused and named; the rest is imported; exi
 });
 
 test('an import killed with SIGKILL mid-way resumes: blobs already stored are not read again', async () => {
-  // Many layers, so the kill lands mid-way however fast blobs are copied and hashed.
-  const many = await buildImage({ layers: 16, layerSize: 8 * MiB, tag: 'v1' });
+  const manyName = name('xing/many:v1');
+  const many = await manyLayers(manyName);
   try {
-    const manyName = name('xing/many:v1');
-    const indexFile = path.join(many.dir, 'index.json');
-    const index = JSON.parse(await readFile(indexFile, 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> };
-    for (const m of index.manifests) m.annotations = { 'org.opencontainers.image.ref.name': manyName };
-    await writeFile(indexFile, JSON.stringify(index));
     const site = await siteConfig('killed');
-    const child = spawn(process.execPath, [BERTH_BIN, 'import', '--config', site.file, many.dir], { stdio: 'ignore' });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
     const layers = many.layers.map((l) => l.digest);
-    const storedLayers = async () => {
-      let n = 0;
-      for (const d of layers)
-        n += (await readdir(path.join(site.root, 'blobs', 'sha256', d.slice(7, 9))).catch(() => [] as string[])).includes(d.slice(7)) ? 1 : 0;
-      return n;
-    };
-    await waitFor(async () => (await storedLayers()) >= 1, 60_000, { what: 'a first layer imported', intervalMs: 5 });
-    child.kill('SIGKILL');
-    await exited;
+    const storedLayers = async () => (await storedOf(site.root, layers)).length;
+    await killMidway(site, many.dir, layers);
     const before = await storedLayers();
     assert.ok(before < layers.length, `killed before the end (${before} of ${layers.length} layers stored)`);
     const r = await berthCli(['import', '--config', site.file, many.dir]);
@@ -230,6 +253,48 @@ test('an import killed with SIGKILL mid-way resumes: blobs already stored are no
     const fromTar = await berthCli(['import', '--config', site.file, bundle]);
     assert.equal(fromTar.code, 0, fromTar.stderr);
     assert.match(fromTar.stdout, /imported 0 blob\(s\)/);
+  } finally {
+    await many.remove();
+  }
+});
+
+test('a .tar import killed with SIGKILL resumes without reading the blobs already stored: their bytes in the tar, overwritten with garbage, are never looked at', async () => {
+  const manyName = name('xing/many-tar:v1');
+  const many = await manyLayers(manyName);
+  try {
+    const source = await siteConfig('tar-source');
+    assert.equal((await berthCli(['import', '--config', source.file, many.dir])).code, 0);
+    const bundle = path.join(work, 'many-killed.tar');
+    assert.equal((await berthCli(['export', '--config', source.file, '-o', bundle, manyName])).code, 0);
+
+    const site = await siteConfig('tar-killed');
+    const layers = many.layers.map((l) => l.digest);
+    const stored = () => storedOf(site.root, layers);
+    await killMidway(site, bundle, layers);
+    const before = await stored();
+    assert.ok(before.length < layers.length, `killed before the end (${before.length} of ${layers.length} layers stored)`);
+
+    // Every blob the store holds now is spoiled in the tar: reading one again would refuse it.
+    const fh = await open(bundle, 'r+');
+    try {
+      for await (const e of tarEntries(fh, (await fh.stat()).size)) {
+        if (!before.some((d) => e.name === `blobs/sha256/${d.slice(7)}`)) continue;
+        await fh.write(Buffer.alloc(e.size, 0x58), 0, e.size, e.offset);
+      }
+    } finally {
+      await fh.close();
+    }
+    const r = await berthCli(['import', '--config', site.file, bundle]);
+    assert.equal(r.code, 0, r.stderr);
+    const present = Number(/(\d+) already in the store/.exec(r.stdout)?.[1]);
+    assert.ok(present >= before.length, r.stdout);
+    assert.deepEqual((await stored()).sort(), [...layers].sort());
+    for (const d of layers) assert.equal(digestOf(await readFile(path.join(site.root, 'blobs', 'sha256', d.slice(7, 9), d.slice(7)))), d);
+    // The spoiled bundle into a store that lacks those blobs: each is refused and named, the rest stored, exit 1.
+    const fresh = await siteConfig('tar-spoiled');
+    const spoiled = await berthCli(['import', '--config', fresh.file, '-q', bundle]);
+    assert.equal(spoiled.code, 1);
+    for (const d of before) assert.match(spoiled.stderr, new RegExp(`refused blob ${d}: content does not match digest`));
   } finally {
     await many.remove();
   }
