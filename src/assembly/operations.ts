@@ -16,6 +16,7 @@ import type { BundleLog } from '../ports/bundle-log.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { checkReadiness, type ReadinessDeps, type UpstreamHealth } from '../ops/health.js';
 import { WarmSchedule } from '../ops/schedule.js';
+import { idleCollector } from '../ops/idle-gc.js';
 import { Telemetry } from '../ops/telemetry.js';
 import type { WorkPriority } from '../upstream/budget.js';
 
@@ -130,6 +131,8 @@ export function createOperations(d: OperationsDeps): Operations {
     bundles: { ports: { blobs: d.blobs, blobIndex: d.index, repos: d.repos }, route: resolve, logger: d.logger, ...(d.bundleLog ? { log: d.bundleLog } : {}) },
     logger: d.logger,
   });
+  // Each serving process gives back what a burst of transfers left behind once it is quiet.
+  const idle = idleCollector();
   return {
     admin,
     catalog,
@@ -138,8 +141,10 @@ export function createOperations(d: OperationsDeps): Operations {
     start: () => {
       d.telemetry.start();
       if (d.schedules !== false) schedule.start();
+      idle?.start();
     },
     stop: () => {
+      idle?.stop();
       schedule.stop();
       warm.close();
       d.telemetry.stop();
