@@ -6,16 +6,16 @@ import { IdleCollector, fullCollection } from './idle-gc.js';
 const MiB = 1024 * 1024;
 
 function collector(start: number) {
-  let external = start;
+  let held = start;
   let collections = 0;
   const c = new IdleCollector({
-    external: () => external,
+    held: () => held,
     collect: () => {
       collections++;
-      external = start;
+      held = start;
     },
   });
-  return { c, set: (v: number) => (external = v), collections: () => collections };
+  return { c, set: (v: number) => (held = v), collections: () => collections };
 }
 
 test('a transfer leaves buffers behind: one collection once quiet, none while memory moves', () => {
