@@ -39,6 +39,29 @@ const ownUrl = {
   },
 };
 
+// Two packages load more at import than berth ever uses; what they load is cut here, in the bundle
+// only (each saves CPU on every start, docs/performance.md):
+// - zod's index re-exports all 64 of its error-message locales (340 KB to parse) as `z.locales`,
+//   which berth never reads: only English, which zod itself configures, is kept.
+// - commander requires node:child_process (with its own dependencies, about 15 ms) for
+//   subcommands that are separate executables, which berth does not have: it is required when
+//   such a command would be spawned.
+const trimmedPackages = {
+  name: 'trimmed-packages',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /[\\/]node_modules[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      const eager = "const childProcess = require('node:child_process');";
+      if (!text.includes(eager)) throw new Error(`${args.path}: commander no longer requires node:child_process as expected`);
+      return { contents: text.replace(eager, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), loader: 'js' };
+    });
+  },
+};
+
 await rm(out, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: root,
@@ -53,7 +76,7 @@ const result = await build({
   external: EXTERNAL,
   // CommonJS packages in an ES module bundle call require() for Node's own modules.
   banner: { js: "import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);" },
-  plugins: [lazyPackagesOutside, ownUrl],
+  plugins: [lazyPackagesOutside, ownUrl, trimmedPackages],
   metafile: true,
   legalComments: 'none',
   logLevel: 'warning',

@@ -16,6 +16,7 @@ import type { BundleLog } from '../ports/bundle-log.js';
 import type { ManifestGraph, ManifestRecords, RepositoryListings, TagIndex } from '../ports/repository-index.js';
 import { checkReadiness, type ReadinessDeps, type UpstreamHealth } from '../ops/health.js';
 import { WarmSchedule } from '../ops/schedule.js';
+import { idleCollector } from '../ops/idle-gc.js';
 import { Telemetry } from '../ops/telemetry.js';
 import type { WorkPriority } from '../upstream/budget.js';
 import { FileHasher } from '../util/file-hasher.js';
@@ -139,6 +140,8 @@ export function createOperations(d: OperationsDeps): Operations {
     },
     logger: d.logger,
   });
+  // Each serving process gives back what a burst of transfers left behind once it is quiet.
+  const idle = idleCollector();
   return {
     admin,
     catalog,
@@ -147,8 +150,10 @@ export function createOperations(d: OperationsDeps): Operations {
     start: () => {
       d.telemetry.start();
       if (d.schedules !== false) schedule.start();
+      idle?.start();
     },
     stop: () => {
+      idle?.stop();
       schedule.stop();
       hasher.close().catch(() => undefined);
       warm.close();

@@ -1,14 +1,13 @@
 /** @module http/admin-bundles — the admin API's bundle import (`berth import --server`): which blobs are missing, blobs streamed in and verified, images recorded and pinned. */
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import { holdsBlob, recordImages, storeCopy, type LoadPorts } from '../cache/bundle-load.js';
+import type { LoadPorts } from '../cache/bundle-load.js';
 import type { FileDigests } from '../storage/blob-files.js';
 import { isDigest } from '../oci/digest.js';
 import type { ImageReference } from '../oci/image-ref.js';
 import { parseImageReference } from '../oci/image-ref.js';
 import type { BundleLog } from '../ports/bundle-log.js';
 import type { Target } from '../upstream/target.js';
-import { parseLayoutIndex } from '../storage/oci-layout.js';
 import { ApiError, readJsonBody } from './admin-io.js';
 
 export interface BundleDeps {
@@ -36,6 +35,12 @@ export const MAX_ASKED_BLOBS = 10_000;
 /** Most index.json entries one import may record. */
 export const MAX_BUNDLE_ENTRIES = 1000;
 
+/**
+ * The import code (with tar-stream, which the layout module reads tars with) is loaded at the
+ * first bundle call, not at start: most berths never take one (docs/performance.md).
+ */
+const bundleLoad = () => import('../cache/bundle-load.js');
+
 export function bundleRoutes(deps: BundleDeps): BundleRoute[] {
   const { ports } = deps;
   return [
@@ -46,6 +51,7 @@ export function bundleRoutes(deps: BundleDeps): BundleRoute[] {
         const asked = (await readJsonBody(req))['blobs'];
         if (!Array.isArray(asked) || asked.length > MAX_ASKED_BLOBS)
           throw new ApiError(400, 'INVALID_REQUEST', `field "blobs" must be a list of at most ${MAX_ASKED_BLOBS} {"digest","size"} objects`);
+        const { holdsBlob } = await bundleLoad();
         const missing: string[] = [];
         for (const [i, b] of (asked as Array<{ digest?: unknown; size?: unknown }>).entries()) {
           const { digest, size } = blobField(b?.digest, b?.size, `blobs[${i}]`);
@@ -64,6 +70,7 @@ export function bundleRoutes(deps: BundleDeps): BundleRoute[] {
           throw new ApiError(400, 'INVALID_REQUEST', 'a bundle blob needs a Content-Length: its size as the bundle declares it');
         // The body can be no longer than Content-Length (the HTTP parser holds to it), and a shorter one fails the size check.
         const { digest, size } = blobField(params[0], Number(length), 'the path');
+        const { storeCopy } = await bundleLoad();
         // Written as it comes (never past Content-Length), then hashed on a hasher's thread while the next PUT arrives.
         const outcome = await storeCopy(ports, digest, size, req, deps.hasher);
         if (outcome === 'present') req.resume();
@@ -78,6 +85,7 @@ export function bundleRoutes(deps: BundleDeps): BundleRoute[] {
         const manifests = body['manifests'];
         if (!Array.isArray(manifests) || manifests.length === 0 || manifests.length > MAX_BUNDLE_ENTRIES)
           throw new ApiError(400, 'INVALID_REQUEST', `field "manifests" must list the bundle's index.json entries (1 to ${MAX_BUNDLE_ENTRIES})`);
+        const [{ recordImages }, { parseLayoutIndex }] = await Promise.all([bundleLoad(), import('../storage/oci-layout.js')]);
         let entries;
         try {
           entries = parseLayoutIndex(JSON.stringify({ schemaVersion: 2, manifests })).manifests;
