@@ -36,35 +36,37 @@ test('files hashed at once on the threads give the digests and sizes node comput
   }
 });
 
-test('a range is hashed alone; a copied range lands at its offset in the target, hashed as written; a range past the end copies what there is', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-file-hasher-'));
-  const hasher = new FileHasher(2);
-  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-  try {
-    const bytes = randomBytes((9 << 20) + 123);
-    const file = path.join(dir, 'src');
-    await writeFile(file, bytes);
-    const range = { offset: 1000, length: (5 << 20) + 7 };
-    const part = bytes.subarray(range.offset, range.offset + range.length);
-    assert.deepEqual(await hasher.hash(file, 'sha256', range), { digest: sha(part), size: part.length });
-    // Two regions of one target filled at once, neither truncating the other.
-    const target = path.join(dir, 'target');
-    const [first, second] = await Promise.all([
-      hasher.copy(file, range, target, 512, 'sha256'),
-      hasher.copy(file, { offset: 0, length: 100 }, target, 512 + range.length, 'sha256'),
-    ]);
-    assert.deepEqual(first, { digest: sha(part), size: part.length });
-    assert.deepEqual(second, { digest: sha(bytes.subarray(0, 100)), size: 100 });
-    const written = await readFile(target);
-    assert.equal(written.length, 512 + range.length + 100);
-    assert.ok(written.subarray(0, 512).equals(Buffer.alloc(512)));
-    assert.ok(written.subarray(512, 512 + range.length).equals(part));
-    assert.ok(written.subarray(512 + range.length).equals(bytes.subarray(0, 100)));
-    const tail = await hasher.copy(file, { offset: bytes.length - 10, length: 50 }, path.join(dir, 'tail'), 0, 'sha256');
-    assert.deepEqual(tail, { digest: sha(bytes.subarray(bytes.length - 10)), size: 10 });
-    await assert.rejects(hasher.copy(path.join(dir, 'absent'), range, target, 0, 'sha256'), /ENOENT/);
-  } finally {
-    await hasher.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+for (const kernelCopy of [true, false]) {
+  test(`a range is hashed alone; a copied range lands at its offset in the target, hashed as written; a range past the end copies what there is (${kernelCopy ? 'copy_file_range' : 'through a thread'})`, async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-file-hasher-'));
+    const hasher = new FileHasher(2, kernelCopy);
+    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    try {
+      const bytes = randomBytes((9 << 20) + 123);
+      const file = path.join(dir, 'src');
+      await writeFile(file, bytes);
+      const range = { offset: 1000, length: (5 << 20) + 7 };
+      const part = bytes.subarray(range.offset, range.offset + range.length);
+      assert.deepEqual(await hasher.hash(file, 'sha256', range), { digest: sha(part), size: part.length });
+      // Two regions of one target filled at once, neither truncating the other.
+      const target = path.join(dir, 'target');
+      const [first, second] = await Promise.all([
+        hasher.copy(file, range, target, 512, 'sha256'),
+        hasher.copy(file, { offset: 0, length: 100 }, target, 512 + range.length, 'sha256'),
+      ]);
+      assert.deepEqual(first, { digest: sha(part), size: part.length });
+      assert.deepEqual(second, { digest: sha(bytes.subarray(0, 100)), size: 100 });
+      const written = await readFile(target);
+      assert.equal(written.length, 512 + range.length + 100);
+      assert.ok(written.subarray(0, 512).equals(Buffer.alloc(512)));
+      assert.ok(written.subarray(512, 512 + range.length).equals(part));
+      assert.ok(written.subarray(512 + range.length).equals(bytes.subarray(0, 100)));
+      const tail = await hasher.copy(file, { offset: bytes.length - 10, length: 50 }, path.join(dir, 'tail'), 0, 'sha256');
+      assert.deepEqual(tail, { digest: sha(bytes.subarray(bytes.length - 10)), size: 10 });
+      await assert.rejects(hasher.copy(path.join(dir, 'absent'), range, target, 0, 'sha256'), /ENOENT/);
+    } finally {
+      await hasher.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}

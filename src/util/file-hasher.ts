@@ -1,6 +1,9 @@
-/** @module util/file-hasher — digests of files (or byte ranges of them) computed in worker threads, so several are hashed on several cores at once; a range can be copied into another file as it is hashed. */
+/** @module util/file-hasher — digests of files (or byte ranges of them) computed in worker threads, so several are hashed on several cores at once; a range can be copied into another file and hashed as written. */
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { loadCopyRange, type CopyRange } from './copy-range.js';
 
 /**
  * The worker's code, given as text: it runs from the start-up bundle and from dist/ alike, with no
@@ -36,6 +39,21 @@ parentPort.on('message', ({ id, path, algorithm, offset, length, to, at }) => {
 });
 `;
 
+/** The region of `from` copied into `to` at `at` by the kernel: the bytes copied. */
+async function copyFiles(kernel: CopyRange, from: string, range: ByteRange, to: string, at: number): Promise<number> {
+  const source = await open(from, 'r');
+  try {
+    const target = await open(to, constants.O_WRONLY | constants.O_CREAT, 0o644);
+    try {
+      return await kernel.copy(source.fd, range.offset, target.fd, at, range.length);
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
 /** A region of a file: `length` bytes from `offset`. */
 export interface ByteRange {
   readonly offset: number;
@@ -56,8 +74,16 @@ export class FileHasher {
   private readonly busy: number[] = [];
   private nextId = 0;
 
-  /** `threads`: at most this many files at once (default: one per core, at most 4). */
-  constructor(private readonly threads = Math.max(1, Math.min(4, availableParallelism()))) {}
+  private kernel: Promise<CopyRange | undefined> | undefined;
+
+  /**
+   * `threads`: at most this many files at once (default: one per core, at most 4). `kernelCopy`:
+   * copies go by copy_file_range(2) where it works (false: always through a thread's buffer).
+   */
+  constructor(
+    private readonly threads = Math.max(1, Math.min(4, availableParallelism())),
+    private readonly kernelCopy = true,
+  ) {}
 
   /** The file's digest (`<algorithm>:<hex>`) and size as read now; with `range`, of at most `length` bytes from `offset`. */
   hash(path: string, algorithm: string, range?: ByteRange): Promise<{ digest: string; size: number }> {
@@ -66,10 +92,16 @@ export class FileHasher {
 
   /**
    * Copies at most `length` bytes of `from` at `offset` into `to` at `at` (created when absent, not
-   * truncated), hashing each piece as it passes: the digest is of exactly the bytes written, read once.
-   * `size` is what was copied (less than `length` when `from` ends first).
+   * truncated); the digest is of exactly the bytes written. The kernel copies where it can (no pass
+   * through the process; the bytes are then read back from `to` and hashed), else a thread copies
+   * through its buffer, hashing each piece as it passes. `size` is what was copied (less than
+   * `length` when `from` ends first).
    */
-  copy(from: string, range: ByteRange, to: string, at: number, algorithm: string): Promise<{ digest: string; size: number }> {
+  async copy(from: string, range: ByteRange, to: string, at: number, algorithm: string): Promise<{ digest: string; size: number }> {
+    const kernel = this.kernelCopy ? await (this.kernel ??= loadCopyRange()) : undefined;
+    // Any refusal (another file system, an old kernel) copies the whole range the other way.
+    const copied = kernel ? await copyFiles(kernel, from, range, to, at).catch(() => undefined) : undefined;
+    if (copied !== undefined) return this.hash(to, algorithm, { offset: at, length: copied });
     return this.ask({ path: from, algorithm, ...range, to, at });
   }
 
