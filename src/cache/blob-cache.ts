@@ -1,21 +1,18 @@
 /** @module cache/blob-cache — pull-through policy for blobs: serve from disk, or join or start the one upstream fill. */
-import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { parseDigest } from '../oci/digest.js';
 import { OciError, isTransient } from '../oci/errors.js';
 import { blobUnknown, unavailable } from '../oci/error-catalogue.js';
 import type { BlobStore, BlobWriter } from '../storage/blob-files.js';
 import type { StoredBlob } from '../storage/leases.js';
-import type { OnBytes } from '../storage/send.js';
 import type { BlobIndex } from '../ports/blob-index.js';
 import type { FillCoordinator, FillRouter, PeerMode } from '../ports/fills.js';
 import type { ManifestRecords, RepositoryLinks } from '../ports/repository-index.js';
-import { getBlobRange, headBlob } from '../upstream/registry-api.js';
+import { headBlob } from '../upstream/registry-api.js';
 import { lazyRange } from './lazy-range.js';
 import { openFillBody } from './kept-fill.js';
-import type { KeptRanges } from '../storage/kept-ranges.js';
-import { RangeFlights } from './range-flights.js';
-import { reported, sharedFetch } from './shared-ranges.js';
+import { UpstreamRanges } from './upstream-ranges.js';
+import { sharedFetch } from './shared-ranges.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome } from '../ports/request-observer.js';
@@ -23,37 +20,11 @@ import type { Target } from '../upstream/target.js';
 import type { WorkPriority } from '../upstream/budget.js';
 import { LocalFills } from './local-fills.js';
 import { QuietStart, RANGE_QUIET_MS, RangePacer, WholeReaders, paced, realTimer, type SetTimer } from './fill-pacing.js';
-import { NO_CACHE_OBSERVER, counted, type CacheObserver } from './cache-observer.js';
+import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
 
-export interface BlobHandle {
-  readonly digest: string;
-  /** Known for stored blobs and for fills whose upstream sent Content-Length. */
-  readonly size: number | undefined;
-  readonly outcome: Outcome;
-  /** Bytes [start, end] inclusive; end defaults to the last byte. */
-  open(start?: number, end?: number): Readable;
-  /** Resolves with the final size (waits for a fill without a known size). */
-  finalSize(): Promise<number>;
-  /**
-   * Gives the handle back: until then the blob is kept from eviction (and a stored one is held
-   * open). Streams already opened finish first. Call it exactly once, opened or not.
-   */
-  close(): Promise<void>;
-  /**
-   * Writes bytes [start, end] to `out` and ends it, without a stream in between (see
-   * storage/send; a fill's bytes as they arrive). Rejects when `out` closes early, the file cannot
-   * be read or the fill fails.
-   */
-  send?(out: Writable, start: number, end: number, onBytes: OnBytes): Promise<void>;
-  /** A stored blob only: as `send`, but leaves `out` open (one part of a multipart answer). */
-  readonly sendPart?: (out: Writable, start: number, end: number, onBytes: OnBytes) => Promise<void>;
-  /**
-   * A blob not yet verified (`proxy.rangefetch`): bytes [start, end] as soon as they can be had,
-   * from the fill's file or a Range request upstream; resolves once the source answered. As
-   * trustworthy as the upstream's own answer (docs/lazy-pulling.md).
-   */
-  range?(start: number, end: number): Promise<AsyncIterable<Uint8Array>>;
-}
+import type { BlobHandle } from './blob-handle.js';
+
+export type { BlobHandle };
 
 export interface BlobCacheDeps {
   readonly blobs: BlobStore;
@@ -87,8 +58,8 @@ export const PREFETCH_CONCURRENCY = 4;
 export class BlobCache {
   /** Fills in progress, owned by this instance: the single-flight table. */
   private readonly fills: FillCoordinator<BlobFill>;
-  /** Upstream range fetches in progress: overlapping ranges of a cold blob cost one fetch. */
-  private readonly rangeFlights = new RangeFlights();
+  /** A cold blob's ranges asked of the upstream, overlapping ones once. */
+  private readonly upstreamRanges: UpstreamRanges;
   /** Clients reading a fill's whole blob: foreground while there are any. */
   private readonly wholeReaders = new WholeReaders<BlobFill>();
   /** A range-started fill waits until its blob's ranges have been quiet a while (keyed by the fill's temp path). */
@@ -101,6 +72,7 @@ export class BlobCache {
     const timer = deps.timer ?? realTimer;
     this.quiet = new QuietStart(deps.rangeQuietMs ?? RANGE_QUIET_MS, timer);
     this.pacer = new RangePacer(deps.now, timer);
+    this.upstreamRanges = new UpstreamRanges({ ...deps, pacer: this.pacer });
   }
 
   get inFlight(): number {
@@ -155,7 +127,7 @@ export class BlobCache {
           return this.startFill(target, digest, peer !== undefined, gated);
         }).fill;
       if (!existing) this.deps.onInUseChange?.(this.inUseDigests());
-      if (gated) await this.sizeFirst(target, fill);
+      if (gated) await this.upstreamRanges.sizeFirst(target, fill);
       await fill.ready;
       // Ranges need not wait for the fill when the upstream can be asked for them (docs/lazy-pulling.md).
       const lazy = target.upstream.config.rangefetch && fill.size !== undefined;
@@ -164,7 +136,7 @@ export class BlobCache {
       // Read again: eviction and the age limit count from now.
       if (kept) await this.deps.blobs.kept.touch(digest, this.deps.now());
       // Bytes the upstream is asked for: once per host when workers share the work (cache/shared-ranges).
-      const fetch = (a: number, b: number) => this.fetchRange(target, digest, a, b, kept);
+      const fetch = (a: number, b: number) => this.upstreamRanges.fetch(target, digest, a, b, kept);
       const shared = this.deps.router?.ranges;
       const upstreamRange = shared && kept ? (a: number, b: number) => sharedFetch(shared, digest, a, b, kept, fetch) : fetch;
       // A fill still held back starts once this blob's ranges have been quiet a while (cache/fill-pacing).
@@ -181,7 +153,8 @@ export class BlobCache {
         outcome: existing ? 'joined' : 'miss',
         ...(lazy
           ? {
-              range: (start: number, end: number) => lazyRange(fill, (s, e) => this.rangeFlights.fetch(digest, s, e, upstreamRange), start, end, kept),
+              range: (start: number, end: number) =>
+                lazyRange(fill, (s, e) => this.upstreamRanges.flights.fetch(digest, s, e, upstreamRange), start, end, kept),
             }
           : {}),
         // Any read of the whole fill lets a held-back fill start at once, and makes it foreground until the reader leaves.
@@ -208,18 +181,6 @@ export class BlobCache {
       this.released(digest, release);
       throw err;
     }
-  }
-
-  /**
-   * The size of a blob whose fill is held back for a client's ranges, from an upstream HEAD (which
-   * also shows the repository may read it). Without it, the fill starts now and tells the size.
-   */
-  private async sizeFirst(target: Target, fill: BlobFill): Promise<void> {
-    const head = await headBlob(target.upstream!.client, target.repository, fill.digest).catch(() => undefined);
-    if (head?.size === undefined) return fill.release();
-    fill.markReady(head.size);
-    // The repository may read the blob: its next ranges need not ask the upstream again (ensureVisible).
-    await this.deps.repos.link(target.key, target.repository, fill.digest).catch(() => undefined);
   }
 
   /**
@@ -435,36 +396,5 @@ export class BlobCache {
       // The fill runs on after the request that started it; its own failures are caught above.
     }).catch((err: Error) => logger.error({ ...log, err: err.message }, 'blob fill bookkeeping failed'));
     return fill;
-  }
-
-  /** Bytes [start, end] straight from the upstream (a Range request), counted as WAN bytes; undefined when it ignores ranges. */
-  private async fetchRange(
-    target: Target,
-    digest: string,
-    start: number,
-    end: number,
-    kept: KeptRanges | undefined,
-  ): Promise<AsyncIterable<Uint8Array> | undefined> {
-    const { client } = target.upstream!;
-    // Range-started fills of this upstream read no further until this range is in (cache/fill-pacing).
-    const done = this.pacer.begin(client.name);
-    const body = await getBlobRange(client, target.repository, digest, start, end).catch((err: unknown) => {
-      done();
-      throw err;
-    });
-    if (!body) {
-      done();
-      this.deps.logger.info({ upstream: client.name, digest, start, end }, 'upstream did not answer a range; serving it from the fill');
-      return undefined;
-    }
-    const observer = this.deps.observer ?? NO_CACHE_OBSERVER;
-    const bytes = reported(
-      counted(body, (n) => observer.upstreamBytes(client.name, n)),
-      done,
-    );
-    if (!kept) return bytes;
-    return kept.keep(bytes, start, end, (err) =>
-      this.deps.logger.warn({ upstream: client.name, digest, start, err: err.message }, 'could not keep a range for the fill; it will be fetched again'),
-    );
   }
 }
