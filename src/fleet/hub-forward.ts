@@ -25,7 +25,7 @@ export interface ForwardDeps {
   /** This hub's own advertised URL and whether it leads now: a poll held while the lead changed may end up here. */
   readonly self: string;
   readonly leading: () => boolean;
-  /** How long a poll carrying results waits for a lead before it is refused (a lease lapses within its TTL). */
+  /** How long a poll carrying results, or a call from Harbor or the admin API, waits for a lead before it is refused (a lease lapses within its TTL). */
   readonly waitMs: number;
   /** Leaves a poll's results for the next lead (Redis), so the site need not wait for one. */
   readonly inbox?: (entry: InboxEntry) => Promise<void>;
@@ -50,7 +50,7 @@ const LEAD_CHECK_MS = 100;
 /** Hop-by-hop headers are the connection's own, never passed on. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host'];
 
-/** Answers a hub path (true) by forwarding it to the lead, or 503 with Retry-After while there is none; false for other paths. */
+/** Answers a hub path (true) by forwarding it to the lead, waiting a while for one when none is known (then 503 with Retry-After); false for other paths. */
 export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
   const admit = hubGate(d.token, d.admin, d.now);
   const options = { keepAlive: true, maxSockets: FORWARD_SOCKETS, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
@@ -67,11 +67,9 @@ export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: Server
         await forwardPoll(d, req, res, url, agents);
         return true;
       }
-      const lead = forwarded ? undefined : d.lead();
-      if (lead === undefined)
-        throw overloaded('no hub holds the lead yet (one takes it within seconds of the last one stopping); retry shortly', RETRY_AFTER_S);
-      const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
-      await forward(req, res, target, agentFor(agents, target), d.logger);
+      // A request another hub forwarded is never passed on again (no loop between two hubs that each think the other leads).
+      if (forwarded) throw overloaded(NO_LEAD, RETRY_AFTER_S);
+      await forwardCall(d, req, res, url, agents);
     } catch (err) {
       sendApiError(res, err, head);
     }
@@ -80,6 +78,37 @@ export function hubForwarder(d: ForwardDeps): (req: IncomingMessage, res: Server
 }
 
 type Agents = Record<'http:' | 'https:', http.Agent>;
+
+const NO_LEAD = 'no hub holds the lead yet (one takes it within seconds of the last one stopping); retry shortly';
+/** Reads carry no body: one can be sent again to the next lead when a lead did not answer. */
+const NO_BODY = Buffer.alloc(0);
+
+/**
+ * Harbor's calls and the admin API's: forwarded to the lead. While no lead is known (start-up, a
+ * lead change) the call waits for one, up to `waitMs`, instead of being refused; a read whose lead
+ * did not answer at all waits for the next. A write is sent once: a lead that took it and died
+ * before answering may have acted on it, so its caller is told to retry (503).
+ */
+async function forwardCall(d: ForwardDeps, req: IncomingMessage, res: ServerResponse, url: URL, agents: Agents): Promise<void> {
+  const until = d.now() + d.waitMs;
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  let failed: string | undefined;
+  for (;;) {
+    const lead = d.leading() ? d.self : d.lead();
+    if (lead !== undefined && lead !== failed) {
+      const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
+      if (!read) return forward(req, res, target, agentFor(agents, target), d.logger);
+      try {
+        return await forward(req, res, target, agentFor(agents, target), d.logger, NO_BODY);
+      } catch (err) {
+        if (d.now() >= until) throw err;
+        failed = lead;
+      }
+    }
+    if (d.now() >= until) throw overloaded(NO_LEAD, RETRY_AFTER_S);
+    await sleep(LEAD_CHECK_MS);
+  }
+}
 
 function agentFor(agents: Agents, target: URL): http.Agent {
   return target.protocol === 'https:' ? agents['https:'] : agents['http:'];
