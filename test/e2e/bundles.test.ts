@@ -5,12 +5,14 @@ import { spawn } from 'node:child_process';
 import { cp, open, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import bcrypt from 'bcryptjs';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, buildIndex, isolatedSkopeoEnv, pushImage, type BuiltImage, type BuiltIndex } from '../fixtures/image.js';
 import { BERTH_BIN, berthCli, startBerth, type Berth } from '../fixtures/berth.js';
 import { skopeoPull } from '../fixtures/clients.js';
 import { makeTempDir, removeDir, run, waitFor } from '../fixtures/proc.js';
 import { api } from '../fixtures/admin.js';
+import { PUSHER, queuedJobs } from '../fixtures/push.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { tarEntries } from '../../src/storage/tar-index.js';
 
@@ -213,6 +215,37 @@ test('imports into a second store; with the registry stopped the images pull by 
   } finally {
     await registry.up();
   }
+});
+
+test('imported for a write-behind upstream: nothing is queued for replication and nothing is pushed to the registry', async () => {
+  const root = path.join(work, 'behind-store');
+  const htpasswd = path.join(work, 'behind-htpasswd');
+  await writeFile(htpasswd, `${PUSHER.username}:${bcrypt.hashSync(PUSHER.password, 4)}\n`);
+  const config = {
+    version: 0.1,
+    storage: { filesystem: { rootdirectory: root } },
+    auth: { htpasswd: { path: htpasswd }, rules: [{ users: ['anonymous', '*'], actions: ['*'] }] },
+    admin: { trustloopback: true },
+    proxy: { remoteurl: registry.url, pushmode: 'write-behind' },
+  };
+  const file = path.join(work, 'behind.yml');
+  await writeFile(file, stringify(config));
+  const writesBefore = (await registry.requests()).filter((r) => r.method !== 'GET' && r.method !== 'HEAD').length;
+  const r = await berthCli(['import', '--config', file, path.join(work, 'ab')]);
+  assert.equal(r.code, 0, r.stderr);
+  const edge = await startBerth({ root, config });
+  try {
+    assert.deepEqual(queuedJobs(edge), [], 'nothing queued for the upstream');
+    const pulled = await skopeoPull(`${edge.host}/xing/a:v1`, path.join(work, 'behind-pulled'));
+    assert.equal(pulled.manifestDigest, a.manifestDigest);
+    // Long enough for a write-behind worker to have pushed something, were anything queued.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.deepEqual(queuedJobs(edge), []);
+  } finally {
+    await edge.stop();
+  }
+  const writes = (await registry.requests()).filter((r) => r.method !== 'GET' && r.method !== 'HEAD').length;
+  assert.equal(writes, writesBefore, 'the registry received no push');
 });
 
 test('a corrupt blob in a bundle is refused and named; the rest is imported; exit 1', async () => {
