@@ -174,6 +174,8 @@ test('kept ranges nobody finishes count toward storage.maxsize: pulling past it 
     }
     await waitFor(() => gone(keptPaths(b).map), 30_000, { what: 'the kept ranges to be evicted' });
     assert.equal(await keptOnDisk(keptPaths(b).file), 0, 'the kept bytes left the disk');
+    // The eviction's line comes once its files are removed.
+    await waitFor(async () => (await b.logLines()).some((l) => l.msg === 'evicted least recently used content'), 30_000, { what: 'the eviction logged' });
     const line = (await b.logLines()).find((l) => l.msg === 'evicted least recently used content');
     t.diagnostic(`eviction: ${JSON.stringify(line)}`);
     assert.equal(line?.['keptRanges'], 1);
