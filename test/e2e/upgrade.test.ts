@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { startBerth, type Berth } from '../fixtures/berth.js';
 import { OCI_MANIFEST, call, digestOf } from '../fixtures/oci-http.js';
 import { makeTempDir, removeDir } from '../fixtures/proc.js';
-import { METADATA_MIGRATIONS } from '../../src/storage/metadata.js';
+import { METADATA_MIGRATIONS } from '../../src/storage/metadata-schema.js';
 import { PUSH_MIGRATIONS } from '../../src/storage/push-db.js';
 
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/store-0.1.0');
