@@ -63,6 +63,8 @@ export interface UpstreamObserver {
 const TRUST_NOTE_MS = 30_000;
 
 const MAX_REDIRECTS = 5;
+/** How long an upstream whose referrers route is missing is asked for the referrers tag alone (it may be upgraded meanwhile). */
+const REFERRERS_API_RECHECK_MS = 10 * 60_000;
 
 /**
  * Failures before any connection existed: the link or the host is down, not one request. The
@@ -94,6 +96,8 @@ export class RegistryClient {
   /** The latest start-up (or doctor) checks, for /readyz and /api/v1/upstreams. */
   checks: readonly CheckResult[] | undefined;
   private trustNote: { at: number; text: Promise<{ message: string; fix: string }> } | undefined;
+  /** Until when this upstream is taken to have no referrers API, so a referrers lookup costs one round trip, not two. */
+  private noReferrersApiUntil = 0;
   private readonly connectMs: number;
   private readonly now: () => number;
 
@@ -135,6 +139,16 @@ export class RegistryClient {
       logger,
       now,
     });
+  }
+
+  /** True while this upstream's referrers route is known to be missing (see noteNoReferrersApi). */
+  get lacksReferrersApi(): boolean {
+    return this.now() < this.noReferrersApiUntil;
+  }
+
+  /** Its referrers route answered a 404 that is not a registry error (no such route): use the referrers tag for a while. */
+  noteNoReferrersApi(): void {
+    this.noReferrersApiUntil = this.now() + REFERRERS_API_RECHECK_MS;
   }
 
   /** Called once no client is left to serve: requests still open upstream are abandoned, not awaited. */

@@ -46,13 +46,27 @@ test('another range than asked: nothing; a 404: BLOB_UNKNOWN', async () => {
   await assert.rejects(getBlobRange(client(404, {}, Readable.from([]), []), 'xing/app', DIGEST, 0, 9), { code: 'BLOB_UNKNOWN' });
 });
 
-/** A client answering by path: `answers[path]` is [status, content-type, body]; anything else 404. */
-function routed(answers: Record<string, [number, string, string]>, sent: string[]): RegistryClient {
+/**
+ * A client answering by path: `answers[path]` is [status, content-type, body]; anything else 404
+ * with `missing` as its body (a registry's JSON error, or a router's plain text).
+ */
+function routed(
+  answers: Record<string, [number, string, string]>,
+  sent: string[],
+  missing: [string, string] = ['application/json', '{"errors":[]}'],
+): RegistryClient {
+  let noApiNoted = false;
   return {
     name: 'central',
+    get lacksReferrersApi() {
+      return noApiNoted;
+    },
+    noteNoReferrersApi: () => {
+      noApiNoted = true;
+    },
     send: async (req: UpstreamRequest): Promise<UpstreamResponse> => {
       sent.push(req.path);
-      const [status, type, text] = answers[req.path] ?? [404, 'application/json', '{"errors":[]}'];
+      const [status, type, text] = answers[req.path] ?? [404, ...missing];
       const body = Readable.from([Buffer.from(text)]);
       return {
         status,
@@ -101,4 +115,20 @@ test('a registry with the referrers API is not asked for the tag', async () => {
     [],
   );
   assert.deepEqual(sent, [`referrers/${DIGEST}`]);
+});
+
+test('an upstream whose referrers route is missing (a plain-text 404) is asked for the tag alone next time; a JSON 404 is not remembered', async () => {
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
+  const tag = `manifests/sha256-${'a'.repeat(64)}`;
+  const sent: string[] = [];
+  const noRoute = routed({ [tag]: [200, 'application/vnd.oci.image.index.v1+json', index] }, sent, ['text/plain; charset=utf-8', '404 page not found']);
+  await getReferrers(noRoute, 'xing/app', DIGEST);
+  await getReferrers(noRoute, 'xing/app', DIGEST);
+  assert.deepEqual(sent, [`referrers/${DIGEST}`, tag, tag]);
+
+  const registryError: string[] = [];
+  const unknownRepo = routed({ [tag]: [200, 'application/vnd.oci.image.index.v1+json', index] }, registryError);
+  await getReferrers(unknownRepo, 'xing/app', DIGEST);
+  await getReferrers(unknownRepo, 'xing/app', DIGEST);
+  assert.deepEqual(registryError, [`referrers/${DIGEST}`, tag, `referrers/${DIGEST}`, tag]);
 });

@@ -107,11 +107,16 @@ export async function getBlobRange(
 /**
  * The upstream's referrers of `subject`. A registry without the referrers API (404) is asked for
  * the index under the referrers tag schema's tag instead, where pushing clients keep the list for
- * such registries; none when that is missing or not an index. Network failures throw.
+ * such registries; none when that is missing or not an index. A registry whose route is missing
+ * is remembered for a while, so it is asked for the tag alone. Network failures throw.
  */
 export async function getReferrers(client: RegistryClient, repository: string, subject: string): Promise<Descriptor[]> {
+  if (client.lacksReferrersApi) return referrersByTag(client, repository, subject);
   const res = await client.send({ method: 'GET', repository, path: upstreamPath.referrers(subject) });
   if (res.status === 404) {
+    // A registry with the API answers an unknown repository with a JSON error; a router without
+    // the route answers plain text (distribution 2.8: "404 page not found").
+    if (!/json/i.test(responseHeader(res, 'content-type') ?? '')) client.noteNoReferrersApi();
     await res.body.dump();
     return referrersByTag(client, repository, subject);
   }
