@@ -196,6 +196,15 @@ export class FleetJobs {
     return out;
   }
 
+  /** Whether tasksFor would hand the site anything (it changes nothing). */
+  hasTasksFor(site: string, working: readonly string[]): boolean {
+    const open = this.open.get(site);
+    if (!open || open.size === 0) return false;
+    const busy = new Set(working);
+    for (const id of open.keys()) if (!busy.has(`${id}/${site}`)) return true;
+    return false;
+  }
+
   /** Only a site's own report finishes its part. */
   complete(site: string, results: readonly TaskResult[]): void {
     for (const r of results) {
