@@ -90,15 +90,11 @@ export function hubWriteApplier(db: Database.Database): (w: HubWrite) => void {
   return (w) => apply.immediate(w);
 }
 
-interface PartRow {
-  job: number;
-  site: string;
-  state: PartState;
-  error: string | null;
-  digest: string | null;
-  bytes_fetched: number;
-  bytes_total: number;
-  finished_at: number | null;
+/** A part as the load's JSON arrays carry it, in the table's column order. */
+type PartRow = [string, PartState, string | null, string | null, number, number, number | null];
+
+function partOf([site, state, error, digest, bytesFetched, bytesTotal, finishedAt]: PartRow): StoredPart {
+  return { site, state, error, digest, bytesFetched, bytesTotal, finishedAt };
 }
 
 export class SqliteHubState implements HubState {
@@ -141,20 +137,17 @@ export class SqliteHubState implements HubState {
     const jobs = this.db
       .prepare('SELECT id, image, digest, source, selector, url, created_at AS createdAt, finished_at AS finishedAt, error FROM hub_jobs ORDER BY id')
       .all() as StoredJob[];
+    // Each job's parts as one JSON array built by SQLite: a restart reads 100k parts in about half
+    // the time of a row each (the hub answers nothing until they are loaded).
     const parts = new Map<number, StoredPart[]>();
-    for (const r of this.db.prepare('SELECT * FROM hub_parts ORDER BY job, site').iterate() as IterableIterator<PartRow>) {
-      let list = parts.get(r.job);
-      if (!list) parts.set(r.job, (list = []));
-      list.push({
-        site: r.site,
-        state: r.state,
-        error: r.error,
-        digest: r.digest,
-        bytesFetched: r.bytes_fetched,
-        bytesTotal: r.bytes_total,
-        finishedAt: r.finished_at,
-      });
-    }
+    const grouped = this.db
+      .prepare(
+        `SELECT job, json_group_array(json_array(site, state, error, digest, bytes_fetched, bytes_total, finished_at))
+        FROM (SELECT * FROM hub_parts ORDER BY job, site) GROUP BY job`,
+      )
+      .raw()
+      .all() as Array<[number, string]>;
+    for (const [job, text] of grouped) parts.set(job, (JSON.parse(text) as PartRow[]).map(partOf));
     return { sites, jobs: jobs.map((j) => ({ ...j, parts: parts.get(j.id) ?? [] })) };
   }
 
