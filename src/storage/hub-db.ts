@@ -49,7 +49,18 @@ CREATE TABLE IF NOT EXISTS hub_held (
 );
 `;
 
-export const HUB_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1), (db) => db.exec(SCHEMA_V2)];
+/**
+ * A fan-out's sites as one JSON list per write (a job's later lists add to the earlier): a part
+ * with no row in hub_parts is pending. A burst of 50 jobs to 2,000 sites writes 50 rows, not 100k,
+ * and the results that come meanwhile do not wait behind them. Pending rows an older hub.db holds
+ * still read as they are.
+ */
+const SCHEMA_V3 = `
+CREATE TABLE IF NOT EXISTS hub_fanout (job INTEGER NOT NULL, sites TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS hub_fanout_job ON hub_fanout (job);
+`;
+
+export const HUB_MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1), (db) => db.exec(SCHEMA_V2), (db) => db.exec(SCHEMA_V3)];
 
 /** NORMAL survives a killed process; a lost last poll after power loss is re-sent by its site. */
 export function openHubDb(file: string): Database.Database {
@@ -69,22 +80,20 @@ export function hubWriteApplier(db: Database.Database): (w: HubWrite) => void {
   const part = db.prepare(
     `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  // SQLite walks the JSON list itself: one statement per fanned-out job instead of one per site.
-  const pending = db.prepare(
-    `INSERT OR REPLACE INTO hub_parts (job, site, state, error, digest, bytes_fetched, bytes_total, finished_at)
-    SELECT ?, value, 'pending', NULL, NULL, 0, 0, NULL FROM json_each(?)`,
-  );
+  const fanOut = db.prepare('INSERT INTO hub_fanout (job, sites) VALUES (?, ?)');
   const dropJob = db.prepare('DELETE FROM hub_jobs WHERE id = ?');
   const dropParts = db.prepare('DELETE FROM hub_parts WHERE job = ?');
+  const dropFanOut = db.prepare('DELETE FROM hub_fanout WHERE job = ?');
   const apply = db.transaction((w: HubWrite) => {
     for (const s of w.sites ?? []) site.run(s.name, JSON.stringify(s.report), s.at, s.firstSeen);
     for (const s of w.seen ?? []) seen.run(s.at, s.name, s.at);
     for (const j of w.jobs ?? []) job.run(j.id, j.image, j.digest, j.source, j.selector, j.url, j.createdAt, j.finishedAt, j.error);
-    for (const { job: id, sites } of w.pendingParts ?? []) pending.run(id, JSON.stringify(sites));
+    for (const { job: id, sites } of w.pendingParts ?? []) fanOut.run(id, JSON.stringify(sites));
     for (const { job: id, part: p } of w.parts ?? []) part.run(id, p.site, p.state, p.error, p.digest, p.bytesFetched, p.bytesTotal, p.finishedAt);
     for (const id of w.deleteJobs ?? []) {
       dropJob.run(id);
       dropParts.run(id);
+      dropFanOut.run(id);
     }
   });
   return (w) => apply.immediate(w);
@@ -92,6 +101,18 @@ export function hubWriteApplier(db: Database.Database): (w: HubWrite) => void {
 
 /** A part as the load's JSON arrays carry it, in the table's column order. */
 type PartRow = [string, PartState, string | null, string | null, number, number, number | null];
+
+/** A job's written parts, and a pending one for each site of its fan-out without a row; by site. */
+function withPending(rows: StoredPart[], fanOut: readonly string[] | undefined): StoredPart[] {
+  if (!fanOut) return rows;
+  const have = new Set(rows.map((p) => p.site));
+  for (const site of fanOut) {
+    if (have.has(site)) continue;
+    have.add(site);
+    rows.push({ site, state: 'pending', error: null, digest: null, bytesFetched: 0, bytesTotal: 0, finishedAt: null });
+  }
+  return rows.sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
+}
 
 function partOf([site, state, error, digest, bytesFetched, bytesTotal, finishedAt]: PartRow): StoredPart {
   return { site, state, error, digest, bytesFetched, bytesTotal, finishedAt };
@@ -148,7 +169,13 @@ export class SqliteHubState implements HubState {
       .raw()
       .all() as Array<[number, string]>;
     for (const [job, text] of grouped) parts.set(job, (JSON.parse(text) as PartRow[]).map(partOf));
-    return { sites, jobs: jobs.map((j) => ({ ...j, parts: parts.get(j.id) ?? [] })) };
+    const fanOuts = new Map<number, string[]>();
+    for (const [job, text] of this.db.prepare('SELECT job, sites FROM hub_fanout ORDER BY rowid').raw().all() as Array<[number, string]>) {
+      const list = fanOuts.get(job);
+      if (list) list.push(...(JSON.parse(text) as string[]));
+      else fanOuts.set(job, JSON.parse(text) as string[]);
+    }
+    return { sites, jobs: jobs.map((j) => ({ ...j, parts: withPending(parts.get(j.id) ?? [], fanOuts.get(j.id)) })) };
   }
 
   async heldHash(site: string): Promise<string | undefined> {
