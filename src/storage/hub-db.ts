@@ -118,12 +118,17 @@ function partOf([site, state, error, digest, bytesFetched, bytesTotal, finishedA
   return { site, state, error, digest, bytesFetched, bytesTotal, finishedAt };
 }
 
+/** Job ids reserved at a time. */
+const JOB_ID_BLOCK = 100;
+
 export class SqliteHubState implements HubState {
   private readonly db: Database.Database;
 
   private readonly file: string;
   /** Jobs, parts and reports are written on a worker thread (storage/hub-db-writer.ts), started at the first write. */
   private writer: HubDbWriter | undefined;
+  /** The block of job ids reserved and not handed out yet. */
+  private ids = { next: 0, end: 0 };
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true });
@@ -131,15 +136,24 @@ export class SqliteHubState implements HubState {
     this.db = openHubDb(this.file);
   }
 
+  /**
+   * Ids are reserved in blocks: one short transaction on this connection per JOB_ID_BLOCK jobs,
+   * not one per job (a transaction here waits for the writer thread's commit with the event loop
+   * stopped). A restart starts a new block, so ids skip the rest of the last one but never repeat.
+   */
   async nextJobId(floor: number): Promise<number> {
-    return this.db
-      .transaction(() => {
-        const row = this.db.prepare('SELECT next FROM hub_sequence WHERE one = 1').get() as { next: number } | undefined;
-        const id = row ? row.next : floor;
-        this.db.prepare('INSERT INTO hub_sequence (one, next) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET next = excluded.next').run(id + 1);
-        return id;
-      })
-      .immediate();
+    if (this.ids.next >= this.ids.end) {
+      const start = this.db
+        .transaction(() => {
+          const row = this.db.prepare('SELECT next FROM hub_sequence WHERE one = 1').get() as { next: number } | undefined;
+          const id = row ? row.next : floor;
+          this.db.prepare('INSERT INTO hub_sequence (one, next) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET next = excluded.next').run(id + JOB_ID_BLOCK);
+          return id;
+        })
+        .immediate();
+      this.ids = { next: start, end: start + JOB_ID_BLOCK };
+    }
+    return this.ids.next++;
   }
 
   async write(w: HubWrite): Promise<void> {
