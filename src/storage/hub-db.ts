@@ -102,16 +102,29 @@ export function hubWriteApplier(db: Database.Database): (w: HubWrite) => void {
 /** A part as the load's JSON arrays carry it, in the table's column order. */
 type PartRow = [string, PartState, string | null, string | null, number, number, number | null];
 
-/** A job's written parts, and a pending one for each site of its fan-out without a row; by site. */
+/**
+ * A job's written parts, and a pending one for each site of its fan-out without a row; by site.
+ * Both come sorted (rows by the query, lists as the hub's sorted site names): merged in one pass.
+ */
 function withPending(rows: StoredPart[], fanOut: readonly string[] | undefined): StoredPart[] {
   if (!fanOut) return rows;
-  const have = new Set(rows.map((p) => p.site));
-  for (const site of fanOut) {
-    if (have.has(site)) continue;
-    have.add(site);
-    rows.push({ site, state: 'pending', error: null, digest: null, bytesFetched: 0, bytesTotal: 0, finishedAt: null });
+  const list = isSorted(fanOut, (s) => s) ? fanOut : [...fanOut].sort();
+  if (!isSorted(rows, (p) => p.site)) rows.sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
+  const out: StoredPart[] = [];
+  let i = 0;
+  for (const site of list) {
+    while (i < rows.length && rows[i]!.site < site) out.push(rows[i++]!);
+    if (i < rows.length && rows[i]!.site === site) out.push(rows[i++]!);
+    else if (out[out.length - 1]?.site !== site)
+      out.push({ site, state: 'pending', error: null, digest: null, bytesFetched: 0, bytesTotal: 0, finishedAt: null });
   }
-  return rows.sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
+  while (i < rows.length) out.push(rows[i++]!);
+  return out;
+}
+
+function isSorted<T>(xs: readonly T[], key: (x: T) => string): boolean {
+  for (let i = 1; i < xs.length; i++) if (key(xs[i - 1]!) > key(xs[i]!)) return false;
+  return true;
 }
 
 function partOf([site, state, error, digest, bytesFetched, bytesTotal, finishedAt]: PartRow): StoredPart {
