@@ -132,7 +132,7 @@ function partOf([site, state, error, digest, bytesFetched, bytesTotal, finishedA
 }
 
 /** Job ids reserved at a time. */
-const JOB_ID_BLOCK = 100;
+const JOB_ID_BLOCK = 1_000;
 
 export class SqliteHubState implements HubState {
   private readonly db: Database.Database;
@@ -152,21 +152,26 @@ export class SqliteHubState implements HubState {
   /**
    * Ids are reserved in blocks: one short transaction on this connection per JOB_ID_BLOCK jobs,
    * not one per job (a transaction here waits for the writer thread's commit with the event loop
-   * stopped). A restart starts a new block, so ids skip the rest of the last one but never repeat.
+   * stopped), the first at load while the writer is idle. A restart starts a new block, so ids
+   * skip the rest of the last one but never repeat.
    */
   async nextJobId(floor: number): Promise<number> {
-    if (this.ids.next >= this.ids.end) {
-      const start = this.db
-        .transaction(() => {
-          const row = this.db.prepare('SELECT next FROM hub_sequence WHERE one = 1').get() as { next: number } | undefined;
-          const id = row ? row.next : floor;
-          this.db.prepare('INSERT INTO hub_sequence (one, next) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET next = excluded.next').run(id + JOB_ID_BLOCK);
-          return id;
-        })
-        .immediate();
-      this.ids = { next: start, end: start + JOB_ID_BLOCK };
-    }
+    if (this.ids.next >= this.ids.end) this.reserveIds(floor);
     return this.ids.next++;
+  }
+
+  /** The next block of ids, from the stored sequence (or `floor` for a new one). */
+  private reserveIds(floor: number | undefined): void {
+    const start = this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT next FROM hub_sequence WHERE one = 1').get() as { next: number } | undefined;
+        const id = row ? row.next : floor;
+        if (id !== undefined)
+          this.db.prepare('INSERT INTO hub_sequence (one, next) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET next = excluded.next').run(id + JOB_ID_BLOCK);
+        return id;
+      })
+      .immediate();
+    if (start !== undefined) this.ids = { next: start, end: start + JOB_ID_BLOCK };
   }
 
   async write(w: HubWrite): Promise<void> {
@@ -174,6 +179,8 @@ export class SqliteHubState implements HubState {
   }
 
   async load(): Promise<{ sites: StoredSite[]; jobs: Array<StoredJob & { parts: StoredPart[] }> }> {
+    // A hub that made jobs before reserves its first block now (a new sequence waits for its floor).
+    if (this.ids.next >= this.ids.end) this.reserveIds(undefined);
     const sites = (
       this.db.prepare('SELECT name, report, at, first_seen AS firstSeen FROM hub_sites ORDER BY name').all() as Array<{
         name: string;
