@@ -219,6 +219,7 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
     const createMs = performance.now() - created;
     const ids = made.map((m) => (m.json as { id: number }).id);
     let restartMs: number | undefined;
+    let killMs = 0;
     let cpuBefore = 0;
     const killing = opt.killReplica && hubs.length > 1;
     if (opt.restart || killing) {
@@ -226,6 +227,7 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       cpuBefore = (await cpuOf(alive)) - cpu0;
       const t = performance.now();
       await hubs[0]!.kill('SIGKILL');
+      killMs = performance.now() - t;
       if (!killing) {
         hubs[0] = await start(0);
         buckets0[0] = new Map();
@@ -263,7 +265,8 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
       killReplica: opt.killReplica,
       jobCreationMs: Math.round(createMs),
       allJobsDoneMs: Math.round(doneMs),
-      ...(restartMs !== undefined ? { hubRestartMs: Math.round(restartMs) } : {}),
+      // From the SIGKILL to the new hub's first answer (its /v2/), and of that the wait for the old one to exit.
+      ...(restartMs !== undefined ? { hubRestartMs: Math.round(restartMs), hubExitMs: Math.round(killMs) } : {}),
       jobStates: states.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {}),
       failedParts,
       polls: latencies.length,

@@ -198,6 +198,10 @@ export class RedisHubState implements HubState {
     };
   }
 
+  async inboxLength(): Promise<number> {
+    return this.redis.llen(this.keys.inbox);
+  }
+
   /** The connection belongs to whoever opened it (the hub's lead election shares it). */
   async close(): Promise<void> {}
 }

@@ -92,20 +92,35 @@ const NO_BODY = Buffer.alloc(0);
 async function forwardCall(d: ForwardDeps, req: IncomingMessage, res: ServerResponse, url: URL, agents: Agents): Promise<void> {
   const until = d.now() + d.waitMs;
   const read = req.method === 'GET' || req.method === 'HEAD';
+  for await (const lead of leadsToTry(d, until)) {
+    if (lead === undefined) continue;
+    const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
+    if (!read) return forward(req, res, target, agentFor(agents, target), d.logger);
+    try {
+      return await forward(req, res, target, agentFor(agents, target), d.logger, NO_BODY);
+    } catch (err) {
+      if (d.now() >= until) throw err;
+    }
+  }
+  throw overloaded(NO_LEAD, RETRY_AFTER_S);
+}
+
+/**
+ * The leads to try in turn until `until`, a check every LEAD_CHECK_MS: the lead known now (this
+ * hub's own address once it leads) unless it is the one that just failed (the caller asking for
+ * the next one means it did not answer), then `undefined`, the caller's turn to act while no lead
+ * answers. Ends at the deadline.
+ */
+async function* leadsToTry(d: ForwardDeps, until: number): AsyncGenerator<string | undefined, void> {
   let failed: string | undefined;
   for (;;) {
     const lead = d.leading() ? d.self : d.lead();
     if (lead !== undefined && lead !== failed) {
-      const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
-      if (!read) return forward(req, res, target, agentFor(agents, target), d.logger);
-      try {
-        return await forward(req, res, target, agentFor(agents, target), d.logger, NO_BODY);
-      } catch (err) {
-        if (d.now() >= until) throw err;
-        failed = lead;
-      }
+      yield lead;
+      failed = lead;
     }
-    if (d.now() >= until) throw overloaded(NO_LEAD, RETRY_AFTER_S);
+    yield undefined;
+    if (d.now() >= until) return;
     await sleep(LEAD_CHECK_MS);
   }
 }
@@ -122,27 +137,23 @@ function agentFor(agents: Agents, target: URL): http.Agent {
  */
 async function forwardPoll(d: ForwardDeps, req: IncomingMessage, res: ServerResponse, url: URL, agents: Agents): Promise<void> {
   const body = await readBodyBytes(req);
-  const until = d.now() + d.waitMs;
-  let failed: string | undefined;
-  for (;;) {
-    const lead = d.leading() ? d.self : d.lead();
-    if (lead !== undefined && lead !== failed) {
+  for await (const lead of leadsToTry(d, d.now() + d.waitMs)) {
+    if (lead !== undefined) {
       const target = new URL(`${url.pathname}${url.search}`, `${lead}/`);
       try {
         await forward(req, res, target, agentFor(agents, target), d.logger, body);
         return;
       } catch {
         // Only a lead that did not answer at all gets here (its answer not begun): the site loses nothing.
-        failed = lead;
+        continue;
       }
     }
     if (!carriesResults(body) || (await leftForLead(d, body))) {
       sendJson(res, 200, { tasks: [], retryAfterMs: RETRY_AFTER_S * 1_000 });
       return;
     }
-    if (d.now() >= until) throw overloaded(`no hub answered as the lead within ${Math.round(d.waitMs / 1_000)} s; retry shortly`, RETRY_AFTER_S);
-    await sleep(LEAD_CHECK_MS);
   }
+  throw overloaded(`no hub answered as the lead within ${Math.round(d.waitMs / 1_000)} s; retry shortly`, RETRY_AFTER_S);
 }
 
 /** The poll's results left in the inbox for the next lead (true), or not (no inbox, unreadable, Redis failing). */

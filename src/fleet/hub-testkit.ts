@@ -1,4 +1,4 @@
-/** @module fleet/hub-testkit — a hub on a SQLite state in a temp dir behind a loopback HTTP server, for the fleet's tests. */
+/** @module fleet/hub-testkit — a hub on a SQLite state in a temp dir (or the state given) behind a loopback HTTP server, for the fleet's tests. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
@@ -6,20 +6,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { SqliteHubState } from '../storage/hub-db.js';
+import type { HubState } from '../ports/hub-state.js';
 import { createHub, type Hub, type HubDeps } from './hub.js';
 
-export interface ServedHub {
+export interface ServedHub<S extends HubState = SqliteHubState> {
   server: Server;
   url: string;
   hub: Hub;
-  state: SqliteHubState;
+  state: S;
   /** Stops the server and the hub. */
   close: () => Promise<void>;
 }
 
 /** Starts a hub with a silent logger, the wall clock and a fresh store; `deps` overrides the logger, the clock or adds the rest. */
-export async function serveHub(deps: Partial<Omit<HubDeps, 'state'>> & Pick<HubDeps, 'token'>): Promise<ServedHub> {
-  const state = new SqliteHubState(mkdtempSync(join(tmpdir(), 'berth-hub-')));
+export async function serveHub(deps: Partial<Omit<HubDeps, 'state'>> & Pick<HubDeps, 'token'>): Promise<ServedHub>;
+export async function serveHub<S extends HubState>(deps: Partial<Omit<HubDeps, 'state'>> & Pick<HubDeps, 'token'>, state: S): Promise<ServedHub<S>>;
+export async function serveHub(deps: Partial<Omit<HubDeps, 'state'>> & Pick<HubDeps, 'token'>, given?: HubState): Promise<ServedHub<HubState>> {
+  const state = given ?? new SqliteHubState(mkdtempSync(join(tmpdir(), 'berth-hub-')));
   const hub = createHub({ logger: pino({ level: 'silent' }), now: () => Date.now(), state, ...deps });
   const server = createServer((req, res) => {
     hub

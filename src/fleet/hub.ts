@@ -130,24 +130,51 @@ export function createHub(deps: HubDeps): Hub {
     });
     return flushing;
   };
-  /** Results that hubs not leading took while no lead answered (replicas): applied, written, then dropped. */
-  let draining = false;
-  const drainInbox = async (): Promise<void> => {
-    if (!deps.state.inbox || draining) return;
-    draining = true;
-    try {
-      await loaded;
+  /**
+   * Results that hubs not leading took while no lead answered (replicas): applied, written, then
+   * dropped. Drains run one at a time; a caller joins the drain queued but not begun (it reads the
+   * inbox after the caller asked), else queues one.
+   */
+  let drainTurn: Promise<void> = Promise.resolve();
+  let drainQueued: Promise<void> | undefined;
+  const drainInbox = (): Promise<void> => {
+    if (drainQueued) return drainQueued;
+    const turn = drainTurn.then(async () => {
+      drainQueued = undefined;
+      await drainOnce();
+    });
+    drainQueued = turn;
+    drainTurn = turn.catch(() => undefined);
+    return turn;
+  };
+  const drainOnce = async (): Promise<void> => {
+    if (!deps.state.inbox) return;
+    await loaded;
+    for (;;) {
       const batch = await deps.state.inbox(INBOX_BATCH);
       if (batch.entries.length === 0) return;
       for (const e of batch.entries) if (typeof e.site === 'string' && Array.isArray(e.results)) jobs.complete(e.site, validResults(e.results));
       await persist();
       await batch.done();
-    } finally {
-      draining = false;
+      if (batch.entries.length < INBOX_BATCH) return;
     }
   };
+  /**
+   * Before a site is handed tasks: a hub not leading may have taken its results for them after the
+   * last drain (the site was answered, so they are in the inbox by now), and they are applied first.
+   */
+  const inboxApplied = async (): Promise<void> => {
+    if (deps.state.inboxLength && (await deps.state.inboxLength()) > 0) await drainInbox();
+  };
+  let sweeping = false;
   const sweep = setInterval(() => {
-    drainInbox().catch((err: unknown) => deps.logger.error({ err }, 'hub inbox could not be applied'));
+    // Skipped while the last sweep's drain runs (a slow Redis): drains would pile up.
+    if (!sweeping) {
+      sweeping = true;
+      drainInbox()
+        .catch((err: unknown) => deps.logger.error({ err }, 'hub inbox could not be applied'))
+        .finally(() => (sweeping = false));
+    }
     jobs.sweep();
     persist([], true).catch((err: unknown) => deps.logger.error({ err }, 'hub state write failed'));
   }, SWEEP_MS);
@@ -234,6 +261,7 @@ export function createHub(deps: HubDeps): Hub {
     let retryAfterMs = 0;
     try {
       jobs.complete(req.report.name, req.results);
+      if (jobs.hasTasksFor(req.report.name, req.working)) await inboxApplied();
       const tasks = jobs.tasksFor(req.report.name, req.working);
       // Results are acknowledged by the answer, so they are written first; a poll with none waits
       // for no write (its report is written with the next batch, a lost one is re-sent next poll),

@@ -67,11 +67,11 @@ export class FleetJobs {
     private readonly nextId: (floor: number) => Promise<number>,
   ) {}
 
-  /** Jobs as a previous run of the hub left them. */
+  /** Jobs as a previous run of the hub left them; the parts are taken over, not copied (a restart loads 100k of them). */
   restore(jobs: ReadonlyArray<StoredJob & { readonly parts: readonly StoredPart[] }>): void {
     for (const s of jobs) {
       const { parts, ...rest } = s;
-      const job: FleetJob = { ...rest, sites: parts.map((p) => ({ ...p })) };
+      const job: FleetJob = { ...rest, sites: parts as SitePart[] };
       this.track(job, false);
     }
   }
@@ -194,6 +194,15 @@ export class FleetJobs {
       if (!busy.has(taskId)) out.push({ taskId, image: t.job.image });
     }
     return out;
+  }
+
+  /** Whether tasksFor would hand the site anything (it changes nothing). */
+  hasTasksFor(site: string, working: readonly string[]): boolean {
+    const open = this.open.get(site);
+    if (!open || open.size === 0) return false;
+    const busy = new Set(working);
+    for (const id of open.keys()) if (!busy.has(`${id}/${site}`)) return true;
+    return false;
   }
 
   /** Only a site's own report finishes its part. */

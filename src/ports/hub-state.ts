@@ -74,6 +74,8 @@ export interface HubState extends HeldStore {
    * most `max`; `done()` drops them once the lead has written what they changed.
    */
   inbox?(max: number): Promise<{ readonly entries: readonly InboxEntry[]; done(): Promise<void> }>;
+  /** How many entries the inbox holds (with `inbox`): the lead reads it before it hands a site tasks. */
+  inboxLength?(): Promise<number>;
 }
 
 /** A site's finished tasks as its poll carried them (fleet/hub-protocol.ts TaskResult), kept for the next lead. */
