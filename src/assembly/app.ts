@@ -105,6 +105,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
         if (reconciling.signal.aborted) return;
         cache.maybeEvict();
         cache.startSweeps();
+        ops.settle();
       });
   return {
     server: http.server,

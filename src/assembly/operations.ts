@@ -88,6 +88,8 @@ export interface Operations {
   /** After listening: history sampling and the warm: schedule. */
   start(): void;
   stop(): void;
+  /** A one-off piece of work is over (the start-up reconciliation): what it left behind is given back now, not at the next idle look. */
+  settle(): void;
 }
 
 export function createOperations(d: OperationsDeps): Operations {
@@ -152,6 +154,7 @@ export function createOperations(d: OperationsDeps): Operations {
       if (d.schedules !== false) schedule.start();
       idle?.start();
     },
+    settle: () => idle?.collectNow(),
     stop: () => {
       idle?.stop();
       schedule.stop();

@@ -88,6 +88,7 @@ export async function openBlobs(config: BerthConfig, logger: Logger, keepTemp: b
 /** The index meets the disk: files without a record are adopted, records without a file forgotten. */
 export async function reconcileStore(blobs: BlobStore, index: BlobIndex, logger: Logger, signal?: AbortSignal): Promise<void> {
   const reconciled = await reconcile(blobs, index, signal);
+  index.shrinkMemory?.();
   if (reconciled.adopted + reconciled.forgotten > 0) logger.info(reconciled, 'metadata reconciled with the files on disk');
 }
 

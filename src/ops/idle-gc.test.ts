@@ -40,6 +40,28 @@ test('quiet near the floor: no collection', () => {
   assert.equal(collections(), 0);
 });
 
+test('a collection is followed by a trim; collectNow does both at once and sets the floor there', () => {
+  const calls: string[] = [];
+  let held = 40 * MiB;
+  const c = new IdleCollector({
+    held: () => held,
+    collect: () => {
+      calls.push('collect');
+      held = 10 * MiB;
+    },
+    trim: () => calls.push('trim'),
+  });
+  c.collectNow();
+  assert.deepEqual(calls, ['collect', 'trim']);
+  held = 12 * MiB;
+  c.tick();
+  assert.equal(c.tick(), false, 'within the slack of the floor collectNow left');
+  held = 30 * MiB;
+  c.tick();
+  assert.equal(c.tick(), true);
+  assert.deepEqual(calls, ['collect', 'trim', 'collect', 'trim']);
+});
+
 test('node gives a full collection on request', () => {
   const collect = fullCollection();
   assert.equal(typeof collect, 'function');

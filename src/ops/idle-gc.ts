@@ -1,6 +1,7 @@
 /** @module ops/idle-gc — one full garbage collection when the process goes quiet after work, so idle memory returns to its level at start. */
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { loadMallocTrim } from '../util/malloc-trim.js';
 
 /**
  * Buffers a transfer leaves behind (an upload's socket chunks, copied blob reads) are memory
@@ -15,6 +16,8 @@ export interface IdleCollectorOptions {
   readonly held: () => number;
   /** Runs a full collection. */
   readonly collect: () => void;
+  /** After a collection: gives the C allocator's free pages back (what the collection freed outside V8, and SQLite's). */
+  readonly trim?: () => void;
   /** How often to look; two looks in a row within QUIET_BYTES of each other mean the process is quiet. */
   readonly intervalMs?: number;
   /** How much above the level after the last collection is worth a collection. */
@@ -35,6 +38,14 @@ export class IdleCollector {
     this.floor = opts.held();
   }
 
+  /** Collects and trims now: a one-off piece of work (the start-up reconciliation) is over. */
+  collectNow(): void {
+    this.opts.collect();
+    this.opts.trim?.();
+    this.floor = this.opts.held();
+    this.last = this.floor;
+  }
+
   /** One look: collects when the memory held is well above its floor and barely moved since the last look. */
   tick(): boolean {
     const now = this.opts.held();
@@ -45,9 +56,7 @@ export class IdleCollector {
       this.floor = Math.min(this.floor, now);
       return false;
     }
-    this.opts.collect();
-    this.floor = this.opts.held();
-    this.last = this.floor;
+    this.collectNow();
     return true;
   }
 
@@ -88,5 +97,14 @@ export function idleCollector(): IdleCollector | undefined {
     // Buffers' memory as Node's allocator counts it (V8's external figure can miss it).
     return old + process.memoryUsage().arrayBuffers;
   };
-  return collect ? new IdleCollector({ held, collect }) : undefined;
+  return collect ? new IdleCollector({ held, collect, trim: lazyTrim() }) : undefined;
+}
+
+/** malloc_trim, bound at its first use (koffi is not loaded before the process is ready): that first trim runs once bound. */
+function lazyTrim(): () => void {
+  let bound: Promise<(() => void) | undefined> | undefined;
+  return () => {
+    bound ??= loadMallocTrim();
+    bound.then((trim) => trim?.()).catch(() => undefined);
+  };
 }

@@ -38,4 +38,6 @@ export interface BlobIndex {
   linkSignature?(digest: string, signature: string): Promise<void>;
   /** The signature linkSignature recorded for a manifest, if any. */
   signatureOf?(digest: string): Promise<string | undefined>;
+  /** Gives back the cache memory a one-off large read (the start-up reconciliation) grew. */
+  shrinkMemory?(): void;
 }

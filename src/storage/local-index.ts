@@ -58,6 +58,9 @@ export class LocalBlobIndex implements BlobIndex {
   async signatureOf(digest: string): Promise<string | undefined> {
     return this.m.signatureOf(digest);
   }
+  shrinkMemory(): void {
+    this.m.shrinkMemory();
+  }
 }
 
 export class LocalRepositoryIndex implements RepositoryIndex {

@@ -31,6 +31,11 @@ export class MetadataStore {
     }
   }
 
+  /** SQLite's page cache back to the allocator: after a one-off read of every row (the start-up reconciliation). */
+  shrinkMemory(): void {
+    this.db.pragma('shrink_memory');
+  }
+
   /** The record of imported bundles, in this database. */
   bundleLog(): BundleLog {
     return new SqliteBundleLog(this.db, this.now);
