@@ -115,7 +115,13 @@ for (const file of result.outputFiles) {
   const esm = toCommonJs(file.text, file.path, o.imports);
   const transformed = await transform(esm, { format: 'cjs', platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning' });
   // Static imports of other output files, now require() calls.
-  const code = transformed.code.replace(/\brequire\("\.\/(main|chunk-[A-Z0-9]+)\.js"\)/g, (_, name) => `require("./${name}.cjs")`);
+  const code = transformed.code
+    .replace(/\brequire\("\.\/(main|chunk-[A-Z0-9]+)\.js"\)/g, (_, name) => `require("./${name}.cjs")`)
+    // The few characters beyond ASCII esbuild leaves (in comments and a regular expression) as
+    // \u escapes, which mean the same there: a file of ASCII is read into a string of one byte
+    // per character, without decoding; one such character makes the whole file two bytes each.
+    // U+2028 and U+2029 would end a line comment, so they are left as they are.
+    .replace(/[^\t-\x7f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (/\bimport\.meta\b/.test(code)) throw new Error(`${file.path}: import.meta is left in the bundle`);
   const name = cjsName(file.path);
   await writeFile(path.join(out, name), code);
