@@ -13,6 +13,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+// Built by tsc before this runs (npm run build).
+import { WRAPPER_HEAD, WRAPPER_TAIL } from '../dist/src/bundle-loader.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const src = path.join(root, 'dist', 'src');
@@ -124,7 +126,7 @@ for (const file of result.outputFiles) {
     .replace(/[^\t-\x7f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (/\bimport\.meta\b/.test(code)) throw new Error(`${file.path}: import.meta is left in the bundle`);
   const name = cjsName(file.path);
-  await writeFile(path.join(out, name), code);
+  await writeFile(path.join(out, name), WRAPPER_HEAD + code + WRAPPER_TAIL);
   hash.update(name).update(code);
   bytes += code.length;
   meta[name] = Object.keys(o.inputs).map((i) => pathToFileURL(path.resolve(root, i)).href);

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Bundle, defaultCacheDirs } from './bundle-loader.js';
+import { Bundle, WRAPPER_HEAD, WRAPPER_TAIL, defaultCacheDirs } from './bundle-loader.js';
 
 const MAIN = [
   'const chunk = require("./chunk-A.cjs");',
@@ -17,15 +17,18 @@ const MAIN = [
   'exports.joined = join("a", "b");',
 ].join('\n');
 
+/** A file of the bundle as scripts/build-server.js writes it. */
+const wrap = (code: string) => WRAPPER_HEAD + code + WRAPPER_TAIL;
+
 /** A bundle of three files in a temp directory, and a second directory for the cache. */
 function fakeBundle(): { root: string; dir: string; cache: string } {
   const root = mkdtempSync(path.join(tmpdir(), 'berth-bundle-loader-'));
   const dir = path.join(root, 'bundle');
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'build-id'), 'aaaa\n');
-  writeFileSync(path.join(dir, 'main.cjs'), `exports.answer = 42;\n${MAIN}`);
-  writeFileSync(path.join(dir, 'chunk-A.cjs'), 'exports.double = (n) => n * 2;');
-  writeFileSync(path.join(dir, 'chunk-B.cjs'), 'exports.name = "b";');
+  writeFileSync(path.join(dir, 'main.cjs'), wrap(`exports.answer = 42;\n${MAIN}`));
+  writeFileSync(path.join(dir, 'chunk-A.cjs'), wrap('exports.double = (n) => n * 2;'));
+  writeFileSync(path.join(dir, 'chunk-B.cjs'), wrap('exports.name = "b";'));
   return { root, dir, cache: path.join(root, 'cache') };
 }
 
@@ -81,7 +84,7 @@ test('a cache V8 refuses, or one cut short, is made again; the files run the sam
     first.load('main.cjs');
     first.saveCodeCache();
     // Same build id, other bytes of another length (as a hand-edited bundle): V8's own check refuses it.
-    writeFileSync(path.join(dir, 'main.cjs'), `exports.answer = 43;;\n${MAIN}`);
+    writeFileSync(path.join(dir, 'main.cjs'), wrap(`exports.answer = 43;;\n${MAIN}`));
     const refused = open(dir, [dir, cache]);
     assert.equal(refused.load('main.cjs')['answer'], 43);
     assert.equal(refused.saveCodeCache(), true, 'refused: written again');

@@ -16,9 +16,13 @@ import { pathToFileURL } from 'node:url';
  * it would have saved, and is made again once the process has started.
  */
 
-/** What a file of the bundle is given, as Node gives a CommonJS module (and what build-server.js puts in place of import.meta.url and of import()). */
-const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname, __berthUrl, __berthImport) {';
-const WRAPPER_TAIL = '\n})';
+/**
+ * What a file of the bundle is given, as Node gives a CommonJS module (and what build-server.js
+ * puts in place of import.meta.url and of import()). build-server.js writes each file inside this
+ * function, so the source read is compiled as it is, without a copy made to wrap it.
+ */
+export const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname, __berthUrl, __berthImport) {';
+export const WRAPPER_TAIL = '\n})';
 
 export interface BundleOptions {
   /** dist/bundle: the files, `build-id` and, when writable, the code cache. */
@@ -118,7 +122,7 @@ export class Bundle {
     this.modules.set(name, module);
     const file = path.join(this.opts.dir, name);
     const cachedData = this.cached.get(name);
-    const script = new vm.Script(WRAPPER_HEAD + fs.readFileSync(file, 'utf8') + WRAPPER_TAIL, { filename: file, ...(cachedData ? { cachedData } : {}) });
+    const script = new vm.Script(fs.readFileSync(file, 'utf8'), { filename: file, ...(cachedData ? { cachedData } : {}) });
     if (!cachedData || script.cachedDataRejected === true) this.stale = true;
     this.scripts.set(name, script);
     const outside = this.outside;
