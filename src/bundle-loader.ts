@@ -51,27 +51,60 @@ export function defaultCacheDirs(dir: string, env: Record<string, string | undef
   return user ? [dir, path.join(user, 'berth')] : [dir];
 }
 
-/** Reads a cache file: a 4-byte header length, a JSON header of name → [offset, length], the data. */
-function readCache(file: string): Map<string, Buffer> | undefined {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch {
-    return undefined;
-  }
-  try {
-    const headLength = buf.readUInt32LE(0);
-    const head = JSON.parse(buf.subarray(4, 4 + headLength).toString('utf8')) as Record<string, [number, number]>;
-    const start = 4 + headLength;
-    const entries = new Map<string, Buffer>();
-    for (const [name, [offset, length]] of Object.entries(head)) {
-      if (start + offset + length > buf.length) return undefined;
-      entries.set(name, buf.subarray(start + offset, start + offset + length));
+/**
+ * An open cache file: a 4-byte header length, a JSON header of name → [offset, length], the data.
+ * Each file's entry is read when that file is loaded and dropped once compiled, so the cache does
+ * not stay in memory (a buffer read whole would live on until a full collection).
+ */
+class CacheFile {
+  private constructor(
+    private readonly fd: number,
+    private readonly start: number,
+    private readonly head: Record<string, [number, number]>,
+  ) {}
+
+  static open(file: string): CacheFile | undefined {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch {
+      return undefined;
     }
-    return entries;
-  } catch {
-    // Cut short or not ours: as if there were none; it is written again after this start.
-    return undefined;
+    try {
+      const size = fs.fstatSync(fd).size;
+      const length = Buffer.alloc(4);
+      fs.readSync(fd, length, 0, 4, 0);
+      const headLength = length.readUInt32LE(0);
+      const json = Buffer.alloc(Math.min(headLength, size));
+      fs.readSync(fd, json, 0, json.length, 4);
+      const head = JSON.parse(json.toString('utf8')) as Record<string, [number, number]>;
+      const start = 4 + headLength;
+      if (Object.values(head).some(([offset, n]) => start + offset + n > size)) throw new Error('cut short');
+      return new CacheFile(fd, start, head);
+    } catch {
+      // Cut short or not ours: as if there were none; it is written again after this start.
+      fs.closeSync(fd);
+      return undefined;
+    }
+  }
+
+  names(): string[] {
+    return Object.keys(this.head);
+  }
+
+  read(name: string): Buffer | undefined {
+    const at = this.head[name];
+    if (!at) return undefined;
+    const data = Buffer.allocUnsafe(at[1]);
+    try {
+      return fs.readSync(this.fd, data, 0, at[1], this.start + at[0]) === at[1] ? data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
   }
 }
 
@@ -92,7 +125,7 @@ export class Bundle {
   private readonly modules = new Map<string, { exports: Exports }>();
   /** Scripts compiled since start, until their cache is written. */
   private scripts = new Map<string, vm.Script>();
-  private cached: Map<string, Buffer>;
+  private cached: CacheFile | undefined;
   /** A file was compiled without a cache V8 took: the cache is worth writing. */
   private stale = false;
   private readonly fileName: string;
@@ -103,13 +136,9 @@ export class Bundle {
     const buildId = fs.readFileSync(path.join(opts.dir, 'build-id'), 'utf8').trim();
     this.buildPrefix = `code-cache-${buildId}-`;
     this.fileName = `${this.buildPrefix}${process.version}-${process.arch}-${shortHash(opts.flags)}.bin`;
-    this.cached = new Map();
     for (const dir of opts.cacheDirs) {
-      const found = readCache(path.join(dir, this.fileName));
-      if (found) {
-        this.cached = found;
-        break;
-      }
+      this.cached = CacheFile.open(path.join(dir, this.fileName));
+      if (this.cached) break;
     }
     this.outside = createRequire(path.join(opts.dir, 'main.cjs'));
   }
@@ -121,7 +150,7 @@ export class Bundle {
     const module = { exports: {} as Exports };
     this.modules.set(name, module);
     const file = path.join(this.opts.dir, name);
-    const cachedData = this.cached.get(name);
+    const cachedData = this.cached?.read(name);
     const script = new vm.Script(fs.readFileSync(file, 'utf8'), { filename: file, ...(cachedData ? { cachedData } : {}) });
     if (!cachedData || script.cachedDataRejected === true) this.stale = true;
     this.scripts.set(name, script);
@@ -146,12 +175,21 @@ export class Bundle {
    */
   saveCodeCache(): boolean {
     const scripts = this.scripts;
-    const entries = this.cached;
+    const old = this.cached;
     this.scripts = new Map();
-    this.cached = new Map();
-    if (!this.stale) return false;
-    this.stale = false;
-    for (const [name, script] of scripts) entries.set(name, script.createCachedData());
+    this.cached = undefined;
+    const entries = new Map<string, Buffer>();
+    if (this.stale) {
+      this.stale = false;
+      for (const [name, script] of scripts) entries.set(name, script.createCachedData());
+      // Files this process did not load keep the entries they had.
+      for (const name of old?.names() ?? []) {
+        const data = entries.has(name) ? undefined : old?.read(name);
+        if (data) entries.set(name, data);
+      }
+    }
+    old?.close();
+    if (entries.size === 0) return false;
     const data = encodeCache(entries);
     for (const dir of this.opts.cacheDirs) {
       const file = path.join(dir, this.fileName);
