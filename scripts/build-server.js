@@ -4,10 +4,17 @@
 // Native modules stay outside. Each berth module's import.meta.url is rewritten to its file in
 // dist/src, so what it finds beside itself (package.json, dist/ui, the bcrypt worker, undici's
 // files) is found from the bundle as from dist/src. meta.json lists what each output file holds.
-import { build } from 'esbuild';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+//
+// esbuild splits ES modules only; each output file is then turned into a CommonJS script
+// (`.cjs`), which src/bundle-loader.ts compiles with V8's code cache: Node 20 has no compile
+// cache for ES modules, and compiling the bundle's source was most of the CPU to start.
+import { build, transform } from 'esbuild';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+// Built by tsc before this runs (npm run build).
+import { WRAPPER_HEAD, WRAPPER_TAIL } from '../dist/src/bundle-loader.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const src = path.join(root, 'dist', 'src');
@@ -34,7 +41,8 @@ const ownUrl = {
       const text = await readFile(args.path, 'utf8');
       if (!text.includes('import.meta.url')) return undefined;
       const rel = path.relative(out, args.path).split(path.sep).join('/');
-      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`), loader: 'js' };
+      // __berthUrl: the URL of the bundle file, given to it by src/bundle-loader.ts.
+      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __berthUrl).href`), loader: 'js' };
     });
   },
 };
@@ -63,6 +71,7 @@ const trimmedPackages = {
 };
 
 await rm(out, { recursive: true, force: true });
+await mkdir(out, { recursive: true });
 const result = await build({
   absWorkingDir: root,
   entryPoints: { main: path.join(src, 'main.js') },
@@ -74,19 +83,55 @@ const result = await build({
   outdir: out,
   chunkNames: 'chunk-[hash]',
   external: EXTERNAL,
-  // CommonJS packages in an ES module bundle call require() for Node's own modules.
-  banner: { js: "import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);" },
   plugins: [lazyPackagesOutside, ownUrl, trimmedPackages],
   metafile: true,
   legalComments: 'none',
   logLevel: 'warning',
+  write: false,
 });
 
+/** `chunk-X.js` (an output of the split build) as the CommonJS file it becomes. */
+const cjsName = (file) => path.basename(file).replace(/\.js$/, '.cjs');
+
+// import() of another output file becomes a require() of it, run when the promise is awaited as
+// before; import() of a package left outside stays an import() through __berthImport, the
+// loader's own (a package may be an ES module: jose). The count must match what esbuild
+// recorded, so a form this does not know fails the build instead of the program.
+function toCommonJs(code, file, imports) {
+  const dynamic = imports.filter((i) => i.kind === 'dynamic-import');
+  let seen = 0;
+  const out = code.replace(/\bimport\("([^"]+)"\)/g, (_, spec) => {
+    seen++;
+    return spec.startsWith('./') ? `Promise.resolve().then(() => require(${JSON.stringify(`./${cjsName(spec)}`)}))` : `__berthImport(${JSON.stringify(spec)})`;
+  });
+  if (seen !== dynamic.length) throw new Error(`${file}: ${seen} import() calls rewritten, esbuild recorded ${dynamic.length}`);
+  return out;
+}
+
 const meta = {};
-for (const [file, o] of Object.entries(result.metafile.outputs)) {
-  if (!file.endsWith('.js')) continue;
-  meta[path.basename(file)] = Object.keys(o.inputs).map((i) => pathToFileURL(path.resolve(root, i)).href);
+const hash = createHash('sha256');
+let bytes = 0;
+for (const file of result.outputFiles) {
+  if (!file.path.endsWith('.js')) continue;
+  const o = result.metafile.outputs[path.relative(root, file.path).split(path.sep).join('/')];
+  const esm = toCommonJs(file.text, file.path, o.imports);
+  const transformed = await transform(esm, { format: 'cjs', platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning' });
+  // Static imports of other output files, now require() calls.
+  const code = transformed.code
+    .replace(/\brequire\("\.\/(main|chunk-[A-Z0-9]+)\.js"\)/g, (_, name) => `require("./${name}.cjs")`)
+    // The few characters beyond ASCII esbuild leaves (in comments and a regular expression) as
+    // \u escapes, which mean the same there: a file of ASCII is read into a string of one byte
+    // per character, without decoding; one such character makes the whole file two bytes each.
+    // U+2028 and U+2029 would end a line comment, so they are left as they are.
+    .replace(/[^\t-\x7f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (/\bimport\.meta\b/.test(code)) throw new Error(`${file.path}: import.meta is left in the bundle`);
+  const name = cjsName(file.path);
+  await writeFile(path.join(out, name), WRAPPER_HEAD + code + WRAPPER_TAIL);
+  hash.update(name).update(code);
+  bytes += code.length;
+  meta[name] = Object.keys(o.inputs).map((i) => pathToFileURL(path.resolve(root, i)).href);
 }
 await writeFile(path.join(out, 'meta.json'), JSON.stringify(meta, null, 1) + '\n');
-const sizes = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'));
-console.log(`server bundled into dist/bundle: ${sizes.length} files, ${(sizes.reduce((a, [, o]) => a + o.bytes, 0) / 1024).toFixed(0)} KiB`);
+// Names the code cache: one made for other bytes is never offered to V8 (src/bundle-loader.ts).
+await writeFile(path.join(out, 'build-id'), hash.digest('hex').slice(0, 16));
+console.log(`server bundled into dist/bundle: ${Object.keys(meta).length} files, ${(bytes / 1024).toFixed(0)} KiB`);

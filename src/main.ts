@@ -36,7 +36,13 @@ function version(): string {
   return pkg.version;
 }
 
-export async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+/** What the entry (bin/berth.js) learns from a command. */
+export interface MainHooks {
+  /** `serve` listens: what starting compiles has been compiled (bin/berth.js then writes the code cache). */
+  readonly ready?: () => void;
+}
+
+export async function main(argv: string[], env: Record<string, string | undefined>, hooks: MainHooks = {}): Promise<number> {
   let exitCode = 0;
   const cwd = process.cwd();
   const program = new Command('berth')
@@ -85,6 +91,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
         node: { execArgv: process.execArgv, options: env['NODE_OPTIONS'] },
         cgroup: readCgroupLimits(readIfThere),
         ...(worker ? { worker } : {}),
+        ...(hooks.ready ? { ready: hooks.ready } : {}),
       });
       // The IPC channel would keep a drained worker alive: let go of it, and the process ends.
       cluster?.worker?.disconnect();

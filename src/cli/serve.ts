@@ -23,6 +23,8 @@ export interface ServeIo {
   readonly cgroup?: CgroupLimits;
   /** This process's Node.js flags and NODE_OPTIONS, from which the workers' flags are made. */
   readonly node?: { readonly execArgv: readonly string[]; readonly options: string | undefined };
+  /** Called once this process listens. */
+  readonly ready?: () => void;
 }
 
 /** How many processes serve: `auto` is one per core from three cores up (one process below), within the cgroup's CPU quota and memory limit (`limitedBy` says what held it down). */
@@ -104,6 +106,7 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     },
     'berth listening',
   );
+  io.ready?.();
   // After listening: a loop back to this berth is only visible once it answers.
   // Not awaited: serving must not wait for a slow upstream; a failed check is only reported.
   app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));

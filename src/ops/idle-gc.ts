@@ -80,6 +80,9 @@ export function fullCollection(): (() => void) | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
+    // The function stays; the flag goes back, so V8's flags match those of the bundle's code
+    // cache, which V8 refuses when any flag differs (src/bundle-loader.ts).
+    setFlagsFromString('--no-expose-gc');
     return typeof gc === 'function' ? () => void gc() : undefined;
   } catch {
     return undefined;

@@ -1,9 +1,9 @@
-/** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` runs the bundle and in one process loads no other command's or mode's code, listens before it reconciles a large store and serves by the files meanwhile; times printed. */
+/** @module e2e/startup.test — start-up cost: `berth version` and `--help` load commander and nothing heavy, `serve` runs the bundle (from V8's code cache once one start has written it) and in one process loads no other command's or mode's code, listens before it reconciles a large store and serves by the files meanwhile; times printed. */
 /** @serial prints start-up times, which another file's load would skew. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,12 +33,38 @@ const REGISTER = `
 import { register } from 'node:module';
 register('./hooks.mjs', import.meta.url, { data: { out: process.env.BERTH_TEST_LOADED } });
 `;
+/**
+ * The bundle's files are compiled by src/bundle-loader.ts through vm.Script, and the packages it
+ * leaves outside are require()d: neither passes the resolve hook. This preload writes the file
+ * each vm.Script is made for, and each file require() resolves, to the same list, and whether V8
+ * took the code cache offered for a file.
+ */
+const PRELOAD = `
+const { appendFileSync } = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const Module = require('node:module');
+const { pathToFileURL } = require('node:url');
+const out = process.env.BERTH_TEST_LOADED;
+const log = (file) => { if (typeof file === 'string' && path.isAbsolute(file)) appendFileSync(out, pathToFileURL(file).href + '\\n'); };
+const Script = vm.Script;
+vm.Script = class extends Script {
+  constructor(code, options) {
+    log(options && options.filename);
+    super(code, options);
+    if (options && options.cachedData) appendFileSync(out, 'code-cache ' + (this.cachedDataRejected ? 'refused ' : 'taken ') + path.basename(options.filename) + '\\n');
+  }
+};
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (...args) { const file = resolveFilename.apply(this, args); log(file); return file; };
+`;
 
 let dir: string;
 before(async () => {
   dir = await makeTempDir('berth-startup-');
   await writeFile(path.join(dir, 'hooks.mjs'), HOOKS);
   await writeFile(path.join(dir, 'register.mjs'), REGISTER);
+  await writeFile(path.join(dir, 'preload.cjs'), PRELOAD);
 });
 after(async () => {
   await removeDir(dir);
@@ -51,6 +77,9 @@ interface Loaded {
   packages: Set<string>;
   /** berth's own modules, relative to dist/src. */
   modules: Set<string>;
+  /** Files of the bundle compiled from the code cache, and those whose cache V8 refused. */
+  cacheTaken: Set<string>;
+  cacheRefused: Set<string>;
 }
 
 /** A loaded file of the bundle stands for every module in it: what loading it compiled and ran. */
@@ -73,13 +102,16 @@ function parseLoaded(text: string): Loaded {
     if (pkg) packages.add(pkg);
     else if (file.startsWith(`${DIST_SRC}/`)) modules.add(path.relative(DIST_SRC, file));
   }
-  return { bundle, packages, modules };
+  const cache = (state: string) => new Set(text.split('\n').flatMap((l) => (l.startsWith(`code-cache ${state} `) ? [l.split(' ')[2]!] : [])));
+  return { bundle, packages, modules, cacheTaken: cache('taken'), cacheRefused: cache('refused') };
 }
 
 let runs = 0;
+/** Node flags that make a run write what it loads to $BERTH_TEST_LOADED. */
+const watch = () => ['--import', path.join(dir, 'register.mjs'), '--require', path.join(dir, 'preload.cjs')];
 function loadedBy(args: string[]): Loaded & { status: number | null } {
   const out = path.join(dir, `loaded-${runs++}.txt`);
-  const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), BERTH_BIN, ...args], {
+  const r = spawnSync(process.execPath, [...watch(), BERTH_BIN, ...args], {
     encoding: 'utf8',
     cwd: dir,
     env: { ...process.env, BERTH_TEST_LOADED: out },
@@ -88,14 +120,14 @@ function loadedBy(args: string[]): Loaded & { status: number | null } {
   return { ...parseLoaded(text), status: r.status };
 }
 
-/** What `version` and `--help` may load of berth's own: main, the help's defaults, the error types, and `queue`'s registration. */
-const LIGHT = new Set(['main.js', 'cli/help-defaults.js', 'oci/errors.js', 'cli/queue.js']);
+/** What `version` and `--help` may load of berth's own: the bundle's loader, main, the help's defaults, the error types, and `queue`'s registration. */
+const LIGHT = new Set(['bundle-loader.js', 'main.js', 'cli/help-defaults.js', 'oci/errors.js', 'cli/queue.js']);
 
 test('berth version and berth --help load commander and none of the command modules', () => {
   for (const args of [['version'], ['--help'], ['queue', '--help']]) {
     const { bundle, packages, modules, status } = loadedBy(args);
     assert.equal(status, 0, args.join(' '));
-    assert.ok(bundle.has('main.js'), `${args.join(' ')} runs the bundle`);
+    assert.ok(bundle.has('main.cjs'), `${args.join(' ')} runs the bundle`);
     assert.deepEqual([...packages], ['commander'], `${args.join(' ')} loads only commander, not ${[...packages].join(', ')}`);
     const extra = [...modules].filter((m) => !LIGHT.has(m));
     assert.deepEqual(extra, [], `${args.join(' ')} loads no command's code`);
@@ -125,7 +157,8 @@ test('the bundle holds no chunk that is a CommonJS package alone (its named expo
   const lone: string[] = [];
   for (const file of Object.keys(BUNDLE)) {
     const text = await readFile(path.join(DIST_BUNDLE, file), 'utf8');
-    if (/^export default require_\w+\(\);$/m.test(text)) lone.push(file);
+    // esbuild's `export default require_x();`, made CommonJS by scripts/build-server.js.
+    if (/^var \w+_default = require_\w+\(\);$/m.test(text)) lone.push(file);
   }
   assert.deepEqual(lone, [], 'scripts/build-server.js leaves lazily imported packages outside the bundle');
 });
@@ -155,17 +188,17 @@ test('berth version and --help cost little more than starting node itself (measu
   assert.ok(help - bare < 600, `berth --help ${Math.round(help)} ms against node's own ${Math.round(bare)} ms`);
 });
 
-/** Spawn to the first 200 on /v2/ with an empty store; also which packages the serving process loaded. */
-async function serveReady(upstream: string): Promise<{ ms: number; loaded: Loaded }> {
+/** Spawn to the first 200 on /v2/ with an empty store; also which packages the serving process loaded. It is stopped `holdMs` after it answers. */
+async function serveReady(upstream: string, holdMs = 0): Promise<{ ms: number; loaded: Loaded }> {
   const port = await freePort();
   const root = await makeTempDir('berth-startup-root-');
   const out = path.join(dir, `loaded-${runs++}.txt`);
   const started = performance.now();
-  const child = spawn(
-    process.execPath,
-    ['--import', path.join(dir, 'register.mjs'), BERTH_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, '--upstream', upstream],
-    { cwd: dir, stdio: 'ignore', env: { ...process.env, BERTH_TEST_LOADED: out, REGISTRY_HTTP_WORKERS: '1' } },
-  );
+  const child = spawn(process.execPath, [...watch(), BERTH_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, '--upstream', upstream], {
+    cwd: dir,
+    stdio: 'ignore',
+    env: { ...process.env, BERTH_TEST_LOADED: out, REGISTRY_HTTP_WORKERS: '1' },
+  });
   try {
     for (;;) {
       const status = await request(`http://127.0.0.1:${port}/v2/`).then(
@@ -177,7 +210,9 @@ async function serveReady(upstream: string): Promise<{ ms: number; loaded: Loade
       assert.equal(child.exitCode, null, 'berth serve exited');
       await sleep(10);
     }
-    return { ms: performance.now() - started, loaded: parseLoaded(await readFile(out, 'utf8')) };
+    const ms = performance.now() - started;
+    await sleep(holdMs);
+    return { ms, loaded: parseLoaded(await readFile(out, 'utf8')) };
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
@@ -203,10 +238,23 @@ test('berth serve with an empty store: ready quickly (measured), without the oth
     assert.deepEqual(otherModes, [], 'serve in one process loads no other mode');
     assert.ok(!loaded.packages.has('jose'), 'serve without auth.token loaded jose');
     assert.ok(loaded.modules.has('assembly/single.js'), 'the hook saw the serving modules');
-    assert.ok(loaded.bundle.has('main.js') && loaded.bundle.size < 60, `serve runs the bundle, ${loaded.bundle.size} files of it`);
+    assert.ok(loaded.bundle.has('main.cjs') && loaded.bundle.size < 60, `serve runs the bundle, ${loaded.bundle.size} files of it`);
   }
   // Generous: the goal (under 1 s) is for a quiet machine; an unreachable upstream must not hold listening up.
   assert.ok(plain.ms < 10_000 && unreachable.ms < 10_000, `${Math.round(plain.ms)} / ${Math.round(unreachable.ms)} ms`);
+});
+
+test('serve writes V8’s code cache of the bundle after it listens, and the next start compiles every file from it', async () => {
+  const buildId = readFileSync(path.join(DIST_BUNDLE, 'build-id'), 'utf8').trim();
+  const caches = () => readdirSync(DIST_BUNDLE).filter((n) => n.startsWith(`code-cache-${buildId}-`));
+  // The cache is written 2 s after listening (src/bundle-loader.ts).
+  const first = await serveReady('none', 4000);
+  assert.ok(caches().length > 0, `no code cache in ${DIST_BUNDLE}`);
+  const second = await serveReady('none');
+  assert.deepEqual([...second.loaded.cacheRefused], [], 'V8 took every cache offered');
+  const compiled = [...second.loaded.bundle].filter((f) => !second.loaded.cacheTaken.has(f));
+  assert.deepEqual(compiled, [], `compiled without a cache (the first start loaded ${first.loaded.bundle.size} files)`);
+  process.stdout.write(`# serve, spawn to first 200 on /v2/: ${Math.round(first.ms)} ms compiling, ${Math.round(second.ms)} ms from the code cache\n`);
 });
 
 test('serve with a store of many blobs listens before it reconciles the index, and serves by the files meanwhile', async () => {
