@@ -172,7 +172,7 @@ export class BlobStore {
   /** Starts a verified write; nothing becomes visible until commit() checks digest and size. */
   async createWriter(algorithm: Algorithm = 'sha256', tempPath = this.newTempPath()): Promise<BlobWriter> {
     const fh = await open(tempPath, 'w+');
-    return new BlobWriter(this, fh, tempPath, algorithm);
+    return new BlobWriter((temp, digest) => this.publish(temp, digest), fh, tempPath, algorithm);
   }
 
   /**
@@ -181,7 +181,7 @@ export class BlobStore {
    */
   async resumeWriter(tempPath: string, algorithm: Algorithm = 'sha256'): Promise<BlobWriter> {
     const fh = await open(tempPath, 'r+');
-    const writer = new BlobWriter(this, fh, tempPath, algorithm);
+    const writer = new BlobWriter((temp, digest) => this.publish(temp, digest), fh, tempPath, algorithm);
     try {
       for await (const chunk of createReadStream(tempPath, { highWaterMark: 1024 * 1024 })) writer.hashOnly(chunk as Buffer);
     } catch (err) {

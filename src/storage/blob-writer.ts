@@ -2,7 +2,6 @@
 import { link, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { Digester, type Algorithm } from '../oci/digest.js';
 import { digestInvalid, sizeInvalid } from '../oci/error-catalogue.js';
-import type { BlobStore } from './blob-files.js';
 
 export class BlobWriter {
   readonly tempPath: string;
@@ -11,7 +10,8 @@ export class BlobWriter {
   private fh: FileHandle | undefined;
 
   constructor(
-    private readonly store: BlobStore,
+    /** Renames the synced, verified temp file into place (the blob store's publish). */
+    private readonly publish: (tempPath: string, digest: string) => Promise<void>,
     fh: FileHandle,
     tempPath: string,
     algorithm: Algorithm,
@@ -103,7 +103,7 @@ export class BlobWriter {
     const { digest: actual, size } = verified;
     await (await this.file()).sync();
     await this.close();
-    await this.store.publish(this.tempPath, expectedDigest);
+    await this.publish(this.tempPath, expectedDigest);
     return { digest: actual, size };
   }
 
