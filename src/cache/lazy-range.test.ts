@@ -79,7 +79,7 @@ test('an upstream that ignores ranges: the range follows the fill instead', asyn
 });
 
 test('a long missing span is asked of the upstream piece after piece, each asked once the one before is sent; the fill stays held back', async () => {
-  const content = randomBytes(4 * FETCH_MAX_BYTES);
+  const content = randomBytes(6 * FETCH_MAX_BYTES);
   const digest = digestOf(content);
   const held = new BlobFill(digest, '/nonexistent', '/nonexistent');
   held.markReady(content.length);

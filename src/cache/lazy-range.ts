@@ -14,7 +14,8 @@ export const FETCH_MAX_BYTES = 1024 * 1024;
 
 /**
  * The most of one client range (what is left of it to answer) asked of the upstream, piece after
- * piece; a longer one follows the whole-blob fill. Lazy readers (a footer, a table of contents,
+ * piece, and not more than half the blob unless within one piece; a longer one follows the
+ * whole-blob fill. Lazy readers (a footer, a table of contents,
  * chunks, a snapshotter's prefetch of a few MiB) and a 64 MiB layer split into parallel ranges
  * stay under it; a multi-GB layer fetched in a few huge ranges is the fill's work, which skips
  * what ranges brought either way (docs/lazy-pulling.md).
@@ -64,7 +65,8 @@ async function source(fill: BlobFill, fetch: FetchRange, start: number, end: num
   // The missing span: up to the next kept bytes, or the range's end.
   const next = kept?.discarded === false ? kept.nextStart(start) : undefined;
   const gapEnd = next !== undefined && next <= end ? next - 1 : end;
-  if (end - start + 1 > spanMax) return follow();
+  // Most of the blob (a whole-layer read split in two, say) is the fill's to bring.
+  if (end - start + 1 > Math.max(FETCH_MAX_BYTES, Math.min(spanMax, (fill.size ?? 0) / 2))) return follow();
   // One piece now; what follows it is planned again once it is sent (the fill, kept ranges or
   // another request may have brought some of it meanwhile).
   const to = Math.min(gapEnd, start + FETCH_MAX_BYTES - 1);

@@ -111,8 +111,7 @@ export class KeptRanges {
       if (this.discarded) return;
       // Another worker of the host may have recorded spans of its own meanwhile (a map it holds
       // is of bytes it synced to this file): kept, not overwritten.
-      const theirs = parse(await readFile(`${this.path}.ranges`, 'utf8').catch(() => ''));
-      if (theirs?.size === this.size) for (const [s, e] of theirs.ranges) this.list = addInterval(this.list, s, e);
+      await this.reload();
       const temp = `${this.path}.ranges.${randomUUID()}`;
       const content: RangesFile = { size: this.size, ranges: this.list };
       await writeFile(temp, JSON.stringify(content));
@@ -123,6 +122,13 @@ export class KeptRanges {
     };
     this.saving = this.saving.then(save, save);
     await this.saving;
+  }
+
+  /** Merges in the spans the map on disk holds: those other workers of the host recorded since it was loaded. */
+  async reload(): Promise<void> {
+    const theirs = parse(await readFile(`${this.path}.ranges`, 'utf8').catch(() => ''));
+    if (this.discarded || theirs?.size !== this.size) return;
+    for (const [s, e] of theirs.ranges) this.list = addInterval(this.list, s, e);
   }
 
   /** Kept bytes [start, end) from the file; only spans the map holds. */
