@@ -78,7 +78,7 @@ test('an upstream that ignores ranges: the range follows the fill instead', asyn
   await cleanup();
 });
 
-test('a long missing span is asked of the upstream piece after piece, each asked once the one before is sent; the fill stays held back', async () => {
+test('a long missing span is asked of the upstream piece after piece, the next while one is sent; the fill stays held back', async () => {
   const content = randomBytes(6 * FETCH_MAX_BYTES);
   const digest = digestOf(content);
   const held = new BlobFill(digest, '/nonexistent', '/nonexistent');
@@ -145,4 +145,32 @@ test('a range longer than the bound follows the fill instead of the upstream, an
   assert.ok(released, 'the held-back fill was let go');
   held.fail(new Error('test over'));
   await assert.rejects(bytesOf(reader));
+});
+
+test('a client leaving in the middle of a long span: the piece asked ahead is closed too (its fetch ends and is reported)', async () => {
+  const content = randomBytes(6 * FETCH_MAX_BYTES);
+  const held = new BlobFill(digestOf(content), '/nonexistent', '/nonexistent');
+  held.markReady(content.length);
+  const opened: number[] = [];
+  const closed: number[] = [];
+  const fetch: FetchRange = async (s, e) => {
+    opened.push(s);
+    return (async function* () {
+      try {
+        for (let at = s; at <= e; at += 64 * 1024) yield content.subarray(at, Math.min(at + 64 * 1024, e + 1));
+      } finally {
+        closed.push(s);
+      }
+    })();
+  };
+  const body = await lazyRange(held, fetch, 0, 2 * FETCH_MAX_BYTES + 99);
+  const it = body[Symbol.asyncIterator]();
+  assert.equal((await it.next()).done, false);
+  await it.return?.(undefined);
+  assert.deepEqual(opened, [0, FETCH_MAX_BYTES]);
+  assert.deepEqual(
+    closed.sort((a, b) => a - b),
+    opened,
+  );
+  held.fail(new Error('test over'));
 });

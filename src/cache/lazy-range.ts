@@ -1,4 +1,5 @@
 /** @module cache/lazy-range — a range of a blob being filled, answered as soon as its bytes can be had: from the fill's file as far as the fill reached, from kept ranges, from an upstream Range request for the rest (docs/lazy-pulling.md). */
+import { Readable } from 'node:stream';
 import type { KeptRanges } from '../storage/kept-ranges.js';
 import type { BlobFill } from './fill.js';
 
@@ -74,10 +75,37 @@ async function source(fill: BlobFill, fetch: FetchRange, start: number, end: num
   return body ? { body, to } : follow();
 }
 
-/** `first`, then each next source until the range's `end`, opened once the one before is sent. */
+/**
+ * `first`, then each next source until the range's `end`. The next is asked for while an upstream
+ * piece is being sent, so the link does not idle for a round trip between pieces; at most one
+ * piece waits ahead (its bytes stay in the socket until read).
+ */
 async function* chain(first: Source, end: number, next: (from: number) => Promise<Source>): AsyncGenerator<Uint8Array> {
-  for (let part = first; ; part = await next(part.to + 1)) {
-    yield* part.body;
-    if (part.to >= end) return;
+  let ahead: Promise<Source> | undefined;
+  try {
+    for (let part = first; ;) {
+      if (part.to >= end) return yield* part.body;
+      ahead = next(part.to + 1);
+      // Awaited below, or let go in `finally`: a rejection here is never unhandled.
+      ahead.catch(() => undefined);
+      yield* part.body;
+      part = await ahead;
+      ahead = undefined;
+    }
+  } finally {
+    if (ahead) await drop(ahead);
   }
+}
+
+/** Lets go of a source planned ahead but never sent (the client left): its streams close, its fetch is reported done. */
+async function drop(planned: Promise<Source>): Promise<void> {
+  const source = await planned.catch(() => undefined);
+  if (!source) return;
+  if (source.body instanceof Readable) return void source.body.destroy();
+  // A generator never started runs no cleanup when returned: it is started first.
+  const it = source.body[Symbol.asyncIterator]();
+  await it
+    .next()
+    .then(() => it.return?.())
+    .catch(() => undefined);
 }
