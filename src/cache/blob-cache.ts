@@ -21,7 +21,6 @@ import type { WorkPriority } from '../upstream/budget.js';
 import { LocalFills } from './local-fills.js';
 import { QuietStart, RANGE_QUIET_MS, RangePacer, WholeReaders, paced, realTimer, type SetTimer } from './fill-pacing.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
-
 import type { BlobHandle } from './blob-handle.js';
 
 export type { BlobHandle };
@@ -314,6 +313,7 @@ export class BlobCache {
           openFillBody(target, fill, o, {
             kept: blobs.kept,
             logger,
+            ranges: router?.ranges,
             upstreamBytes: (n) => (this.deps.observer ?? NO_CACHE_OBSERVER).upstreamBytes(upstreamName, n),
           });
         const body = await (router

@@ -4,6 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { BlobWriter } from '../storage/blob-files.js';
 import { isNotFound } from '../storage/blob-files.js';
 import { type BufferPool, ResponseBuffers, ResponseClosedError } from '../storage/send.js';
+import { HeldChunks } from './held-chunks.js';
 
 export type FillState = 'receiving' | 'verified' | 'failed';
 /**
@@ -60,13 +61,9 @@ export class BlobFill {
   private openGate!: () => void;
   private waiters: Array<() => void> = [];
   private readonly cursors = new Set<Cursor>();
-  private window: Buffer[] = [];
-  private windowStart = 0;
-  private windowBytes = 0;
-  /** The tail of what is on disk, as received: recentStart + recentBytes === diskBytes. */
-  private recent: Buffer[] = [];
-  private recentStart = 0;
-  private recentBytes = 0;
+  private readonly window = new HeldChunks();
+  /** The tail of what is on disk, as received: recent.start + recent.bytes === diskBytes. */
+  private readonly recent = new HeldChunks();
 
   constructor(
     digest: string,
@@ -112,7 +109,7 @@ export class BlobFill {
     if (this.mode === 'shared') {
       // Already in the file, written by the worker this fill follows.
       writer.hashOnly(chunk);
-      this.remember(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      this.remember(chunk);
       this.diskBytes += chunk.length;
       this.advance(chunk.length);
       return;
@@ -120,24 +117,23 @@ export class BlobFill {
     if (this.mode === 'disk') {
       try {
         await writer.write(chunk);
-        this.remember(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        this.remember(chunk);
         this.diskBytes += chunk.length;
         this.advance(chunk.length);
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
         this.mode = 'memory';
-        this.windowStart = this.diskBytes;
+        this.window.reset(this.diskBytes);
         await onDiskFull(err as Error);
       }
     }
     if (this.readers === 0) throw new Error('disk full and no client is left to pass the bytes to');
     writer.hashOnly(chunk);
-    this.window.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    this.windowBytes += chunk.length;
+    this.window.push(chunk);
     this.advance(chunk.length);
     // Backpressure: the slowest reader sets the pace, so memory stays bounded.
-    while (this.windowBytes > MAX_WINDOW && this.readers > 0 && this.state === 'receiving') await this.changed();
+    while (this.window.bytes > MAX_WINDOW && this.readers > 0 && this.state === 'receiving') await this.changed();
   }
 
   /** Before the first byte: the temp file becomes another name of `path` (mode `shared`); false when the filesystem refuses. */
@@ -156,21 +152,13 @@ export class BlobFill {
     if (this.mode === 'shared') this.mode = 'disk';
   }
 
-  /** Upstream chunks are never reused by the client, so keeping references is safe. */
-  private remember(chunk: Buffer): void {
+  private remember(chunk: Uint8Array): void {
     this.recent.push(chunk);
-    this.recentBytes += chunk.length;
-    while (this.recentBytes - this.recent[0]!.length >= RECENT_MAX) {
-      const dropped = this.recent.shift()!;
-      this.recentStart += dropped.length;
-      this.recentBytes -= dropped.length;
-    }
+    this.recent.dropWhile((first) => this.recent.bytes - first >= RECENT_MAX);
   }
 
   private forgetRecent(): void {
-    this.recentStart = this.diskBytes;
-    this.recent = [];
-    this.recentBytes = 0;
+    this.recent.reset(this.diskBytes);
   }
 
   succeed(stored: boolean): void {
@@ -214,11 +202,7 @@ export class BlobFill {
     if (this.mode !== 'memory') return;
     let min = Infinity;
     for (const c of this.cursors) min = Math.min(min, c.pos);
-    while (this.window.length > 0 && this.windowStart + this.window[0]!.length <= min) {
-      const dropped = this.window.shift()!;
-      this.windowStart += dropped.length;
-      this.windowBytes -= dropped.length;
-    }
+    this.window.dropWhile((first) => this.window.start + first <= min);
     this.wake();
   }
 
@@ -361,9 +345,9 @@ export class BlobFill {
         }
         const chunk =
           pos >= this.diskBytes
-            ? readFrom(this.window, this.windowStart, pos, limit, this.digest)
-            : pos >= this.recentStart && this.recent.length > 0
-              ? readFrom(this.recent, this.recentStart, pos, Math.min(limit, this.diskBytes), this.digest)
+            ? this.window.read(pos, limit, this.digest)
+            : pos >= this.recent.start && !this.recent.empty
+              ? this.recent.read(pos, Math.min(limit, this.diskBytes), this.digest)
               : await readDisk(fh, pos, Math.min(limit, this.diskBytes));
         cursor.pos += chunk.length;
         this.readerMoved();
@@ -398,17 +382,4 @@ export class BlobFill {
       throw this.error ?? err;
     }
   }
-}
-
-/** Bytes from `pos` up to `limit` (exclusive) out of one held buffer of `list`, which starts at `start`; no copy. */
-function readFrom(list: readonly Buffer[], start: number, pos: number, limit: number, digest: string): Buffer {
-  let offset = start;
-  for (const buf of list) {
-    if (pos < offset + buf.length) {
-      if (pos < offset) break;
-      return buf.subarray(pos - offset, Math.min(buf.length, limit - offset));
-    }
-    offset += buf.length;
-  }
-  throw new Error(`bytes ${pos}.. of ${digest} are no longer held (disk full)`);
 }

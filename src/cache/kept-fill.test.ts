@@ -9,7 +9,8 @@ import { BlobStore } from '../storage/blob-files.js';
 import { digestOf } from '../oci/digest.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill } from './fill-pump.js';
-import { keptFill, type GapBody } from './kept-fill.js';
+import { keptFill, type Elsewhere, type GapBody } from './kept-fill.js';
+import { RangeTable } from '../workers/range-table.js';
 
 const hooks = { now: Date.now, sleep: async () => undefined };
 const CHUNK = 10_000;
@@ -48,7 +49,7 @@ async function setup(content: Buffer) {
     })();
     for await (const _ of kept.keep(body, start, end - 1, (err) => assert.fail(err))) void _;
   };
-  const fill = async (open: (pos: number) => Promise<GapBody>) => {
+  const fill = async (open: (pos: number, last?: number) => Promise<GapBody>, elsewhere?: Elsewhere) => {
     const f = new BlobFill(digest, store.newTempPath(), store.path(digest));
     f.markReady(content.length);
     f.release();
@@ -61,6 +62,9 @@ async function setup(content: Buffer) {
           () => f.size,
           () => store.kept.current(digest),
           open,
+          10_000,
+          undefined,
+          elsewhere,
         ),
       retriable: () => false,
     };
@@ -157,6 +161,62 @@ test('kept ranges survive a restart (a new store on the same root); a map for an
     assert.ok(Buffer.concat(parts).equals(content.subarray(12_000, 25_000)));
     assert.equal(await new BlobStore(root).kept.load(digest, content.length + 1), undefined);
     assert.equal(await new BlobStore(root).kept.load(digest), undefined, 'discarded with its file');
+  } finally {
+    await cleanup();
+  }
+});
+
+test("another worker's range fetch under way: the fill asks the upstream only up to it, waits for it, then reads its bytes from the kept-ranges file", async () => {
+  const content = randomBytes(300_000);
+  const { root, store, digest, fill, cleanup } = await setup(content);
+  try {
+    const table = new RangeTable();
+    // Worker 2 fetches [100000, 149999] for a client; the fill runs on worker 1, with no kept bytes yet.
+    const [theirs] = table.claim(2, digest, 100_000, 149_999);
+    await store.kept.forRanges(digest, content.length);
+    const other = new BlobStore(root);
+    let told!: (ok: boolean) => void;
+    const notice = new Promise<boolean>((r) => (told = r));
+    const worker2 = async (): Promise<void> => {
+      const kept = await other.kept.forRanges(digest, content.length);
+      const body = (async function* () {
+        yield content.subarray(100_000, 150_000);
+      })();
+      for await (const _ of kept.keep(body, 100_000, 149_999, (err) => assert.fail(err))) void _;
+      for (const n of table.done(2, digest, theirs!.flight, true)) if (n.worker === 1) told(n.ok);
+    };
+    const asked: Array<[number, number | undefined]> = [];
+    let sent = 0;
+    const open = async (pos: number, last?: number): Promise<GapBody> => {
+      asked.push([pos, last]);
+      const stop = last === undefined ? content.length : last + 1;
+      return {
+        start: pos,
+        body: (async function* () {
+          for (let at = pos; at < stop; at += CHUNK) {
+            const chunk = content.subarray(at, Math.min(at + CHUNK, stop));
+            sent += chunk.length;
+            yield chunk;
+          }
+        })(),
+      };
+    };
+    const elsewhere: Elsewhere = {
+      under: async (from, to) => table.under(1, digest, from, to),
+      wait: (flight) => {
+        assert.equal(flight, theirs!.flight);
+        worker2().catch(() => told(false));
+        return notice;
+      },
+    };
+    const result = await fill(open, elsewhere);
+    assert.equal(result.stored, true);
+    assert.ok((await readFile(store.path(digest))).equals(content));
+    assert.deepEqual(asked, [
+      [0, 99_999],
+      [150_000, 299_999],
+    ]);
+    assert.equal(sent, content.length - 50_000);
   } finally {
     await cleanup();
   }

@@ -1,5 +1,6 @@
 /** @module cache/kept-fill — the body of a fill that skips what ranges already brought: kept bytes read back from the partial file, each gap asked of the upstream and cut where kept bytes begin (docs/lazy-pulling.md). */
 import type { Logger } from 'pino';
+import type { RangeCoordinator, RangePart } from '../ports/fills.js';
 import type { KeptRanges, KeptStore } from '../storage/kept-ranges.js';
 import { blobUnknown } from '../oci/error-catalogue.js';
 import { getBlob, getBlobRange } from '../upstream/registry-api.js';
@@ -12,6 +13,14 @@ const ARRIVING_WAIT_MS = 10_000;
 
 /** The longest gap request while a blob has kept ranges: one more request per 8 MiB, against bytes in flight lost to each cut. */
 const GAP_MAX_BYTES = 8 * 1024 * 1024;
+
+/** The range fetches of the blob other workers of the host have under way (workers/range-table). */
+export interface Elsewhere {
+  /** Fetches under way overlapping [from, to], by start. */
+  under(from: number, to: number): Promise<readonly RangePart[]>;
+  /** Resolves when that fetch ended; true: its bytes are in the kept-ranges file. */
+  wait(flight: number): Promise<boolean>;
+}
 
 /** An upstream answer from `pos` on: `start` is `pos` when it honoured the Range, 0 when it sent the whole blob. */
 export interface GapBody {
@@ -34,6 +43,8 @@ export async function* keptFill(
   waitMs = ARRIVING_WAIT_MS,
   /** An answer from `offset` opened already (see openFillBody): used for the first gap. */
   first?: GapBody,
+  /** Other workers' range fetches: waited for, then read from the kept-ranges file, not fetched again. */
+  elsewhere?: Elsewhere,
 ): AsyncGenerator<Uint8Array> {
   let opened = first;
   const live = (): KeptRanges | undefined => {
@@ -56,17 +67,34 @@ export async function* keptFill(
     const arriving = k?.arrivingAt(pos);
     if (arriving && gaveUpAt !== pos) {
       // A range fetch is bringing these bytes: wait for it rather than fetch them too.
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([arriving.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), waitMs)))]);
-      clearTimeout(timer);
-      if (timedOut) gaveUpAt = pos;
+      if (
+        !(await within(
+          arriving.then(() => true),
+          waitMs,
+        ))
+      )
+        gaveUpAt = pos;
       continue;
+    }
+    const lazy = live();
+    // Other workers' range fetches: asked first, then the map read again, so a fetch that ended
+    // in between is in the map (a span is recorded before its fetch is reported done).
+    const theirs = lazy && elsewhere ? await elsewhere.under(pos, (total ?? Number.MAX_SAFE_INTEGER) - 1).catch(() => []) : [];
+    if (lazy && elsewhere) {
+      await lazy.reload().catch(() => undefined);
+      if (lazy.presentEnd(pos) !== undefined) continue;
+      const here = theirs.find((p) => p.from <= pos);
+      if (here && gaveUpAt !== pos) {
+        if (!(await within(elsewhere.wait(here.flight), waitMs))) gaveUpAt = pos;
+        await lazy.reload().catch(() => undefined);
+        continue;
+      }
     }
     // Up to the next bytes kept or arriving: a bounded request, so nothing is sent past them.
     // While a lazy client reads the blob, at most GAP_MAX_BYTES per request: its next ranges are
     // then known before the fill asks for their bytes, instead of being cut out of a request under way.
-    const lazy = live();
-    const next = lazy ? Math.min(lazy.nextStart(pos, true) ?? Infinity, pos + GAP_MAX_BYTES, total ?? Infinity) : undefined;
+    const ahead = theirs.find((p) => p.from > pos)?.from ?? Infinity;
+    const next = lazy ? Math.min(lazy.nextStart(pos, true) ?? Infinity, ahead, pos + GAP_MAX_BYTES, total ?? Infinity) : undefined;
     const last = next === undefined || next === Infinity ? undefined : next - 1;
     const { body, start } = opened && pos === offset ? opened : await open(pos, last);
     opened = undefined;
@@ -92,6 +120,17 @@ export async function* keptFill(
   }
 }
 
+/** Whether `outcome` came true within `ms`. */
+async function within(outcome: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([outcome, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Drops the first `count` bytes: the upstream restarted from zero and those are already written. */
 export async function* skip(body: AsyncIterable<Uint8Array>, count: number): AsyncGenerator<Uint8Array> {
   let left = count;
@@ -110,6 +149,8 @@ export interface FillBodyDeps {
   readonly logger: Logger;
   /** Counts bytes that crossed the WAN. */
   readonly upstreamBytes: (n: number) => void;
+  /** Range fetches shared with the other workers of the host, if any. */
+  readonly ranges?: RangeCoordinator;
 }
 
 /**
@@ -119,6 +160,13 @@ export interface FillBodyDeps {
  */
 export async function openFillBody(target: Target, fill: BlobFill, offset: number, deps: FillBodyDeps): Promise<AsyncIterable<Uint8Array>> {
   const { client } = target.upstream!;
+  const { ranges } = deps;
+  const elsewhere: Elsewhere | undefined = ranges && {
+    under: (from, to) => ranges.under(fill.digest, from, to),
+    wait: (flight) => ranges.wait(flight),
+  };
+  // Asked before the map is read: a fetch that ends in between has recorded its span by then.
+  const busy = elsewhere && fill.size !== undefined ? (await elsewhere.under(offset, fill.size - 1).catch(() => [])).length > 0 : false;
   const found = await deps.kept.load(fill.digest, fill.size).catch((err: Error) => {
     deps.logger.warn({ digest: fill.digest, err: err.message }, 'kept ranges unreadable; fetching the whole blob');
     return undefined;
@@ -139,7 +187,9 @@ export async function openFillBody(target: Target, fill: BlobFill, offset: numbe
   // Without kept bytes at `offset` the first request is sent now, not when the body is first
   // read: its answer gives the blob's size, which workers following this fill learn from the
   // notice sent once this returns (without it they cannot tell a cut fill from a whole one).
-  const first = found || deps.kept.current(fill.digest) ? undefined : await open(offset);
+  // Another worker's range fetches under way with nothing kept yet: the map they will be recorded in.
+  const kept = found ?? deps.kept.current(fill.digest) ?? (busy ? await deps.kept.forRanges(fill.digest, fill.size!).catch(() => undefined) : undefined);
+  const first = kept ? undefined : await open(offset);
   return keptFill(
     offset,
     () => fill.size,
@@ -147,5 +197,6 @@ export async function openFillBody(target: Target, fill: BlobFill, offset: numbe
     open,
     ARRIVING_WAIT_MS,
     first,
+    elsewhere,
   );
 }

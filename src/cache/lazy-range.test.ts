@@ -78,7 +78,40 @@ test('an upstream that ignores ranges: the range follows the fill instead', asyn
   await cleanup();
 });
 
-test('a long missing span follows the fill instead of the upstream, and a fill held back for ranges starts', async () => {
+test('a long missing span is asked of the upstream piece after piece, the next while one is sent; the fill stays held back', async () => {
+  const content = randomBytes(6 * FETCH_MAX_BYTES);
+  const digest = digestOf(content);
+  const held = new BlobFill(digest, '/nonexistent', '/nonexistent');
+  held.markReady(content.length);
+  let released = false;
+  held.gate.then(
+    () => (released = true),
+    () => undefined,
+  );
+  const asked: Array<[number, number]> = [];
+  const fetch: FetchRange = async (s, e) => {
+    asked.push([s, e]);
+    return (async function* () {
+      for (let at = s; at <= e; at += 64 * 1024) yield content.subarray(at, Math.min(at + 64 * 1024, e + 1));
+    })();
+  };
+  const start = FETCH_MAX_BYTES / 2;
+  const end = 3 * FETCH_MAX_BYTES + 10;
+  const body = await lazyRange(held, fetch, start, end);
+  // Only the first piece is asked before the answer starts: the rest as the client reads.
+  assert.deepEqual(asked, [[start, start + FETCH_MAX_BYTES - 1]]);
+  assert.ok((await bytesOf(body)).equals(content.subarray(start, end + 1)));
+  assert.deepEqual(asked, [
+    [start, start + FETCH_MAX_BYTES - 1],
+    [start + FETCH_MAX_BYTES, start + 2 * FETCH_MAX_BYTES - 1],
+    [start + 2 * FETCH_MAX_BYTES, end],
+  ]);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(released, false, 'the fill is not started by a range the upstream answers');
+  held.fail(new Error('test over'));
+});
+
+test('a range longer than the bound follows the fill instead of the upstream, and a fill held back for ranges starts', async () => {
   const content = randomBytes(3 * FETCH_MAX_BYTES);
   const { fill, pump, step, cleanup } = await gatedFill(content, 100_000);
   const asked: number[] = [];
@@ -91,6 +124,8 @@ test('a long missing span follows the fill instead of the upstream, and a fill h
       },
       FETCH_MAX_BYTES,
       2 * FETCH_MAX_BYTES,
+      undefined,
+      FETCH_MAX_BYTES,
     ),
   );
   step();
@@ -105,9 +140,37 @@ test('a long missing span follows the fill instead of the upstream, and a fill h
     () => (released = true),
     () => undefined,
   );
-  const reader = await lazyRange(held, async () => undefined, 0, 9);
+  const reader = await lazyRange(held, async () => undefined, 0, 9, undefined, 4);
   await new Promise((r) => setImmediate(r));
   assert.ok(released, 'the held-back fill was let go');
   held.fail(new Error('test over'));
   await assert.rejects(bytesOf(reader));
+});
+
+test('a client leaving in the middle of a long span: the piece asked ahead is closed too (its fetch ends and is reported)', async () => {
+  const content = randomBytes(6 * FETCH_MAX_BYTES);
+  const held = new BlobFill(digestOf(content), '/nonexistent', '/nonexistent');
+  held.markReady(content.length);
+  const opened: number[] = [];
+  const closed: number[] = [];
+  const fetch: FetchRange = async (s, e) => {
+    opened.push(s);
+    return (async function* () {
+      try {
+        for (let at = s; at <= e; at += 64 * 1024) yield content.subarray(at, Math.min(at + 64 * 1024, e + 1));
+      } finally {
+        closed.push(s);
+      }
+    })();
+  };
+  const body = await lazyRange(held, fetch, 0, 2 * FETCH_MAX_BYTES + 99);
+  const it = body[Symbol.asyncIterator]();
+  assert.equal((await it.next()).done, false);
+  await it.return?.(undefined);
+  assert.deepEqual(opened, [0, FETCH_MAX_BYTES]);
+  assert.deepEqual(
+    closed.sort((a, b) => a - b),
+    opened,
+  );
+  held.fail(new Error('test over'));
 });

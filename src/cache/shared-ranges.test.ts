@@ -24,6 +24,7 @@ async function host(content: Buffer) {
   const told = new Map<number, boolean>();
   const coordinator = (worker: number): RangeCoordinator => ({
     claim: async (digest, start, end) => table.claim(worker, digest, start, end),
+    under: async (digest, start, end) => table.under(worker, digest, start, end),
     done: (digest, flight, ok) => {
       for (const n of table.done(worker, digest, flight, ok)) {
         const w = outcomes.get(n.flight);

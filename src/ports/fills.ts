@@ -80,4 +80,9 @@ export interface RangeCoordinator {
   done(digest: string, flight: number, ok: boolean): void;
   /** Whether another process's fetch ended with its bytes in the kept-ranges file. */
   wait(flight: number): Promise<boolean>;
+  /**
+   * The fetches under way (of any process) overlapping [start, end], by start, each to `wait`
+   * for: a whole-blob fill skips them instead of fetching their bytes too.
+   */
+  under(digest: string, start: number, end: number): Promise<RangePart[]>;
 }

@@ -62,7 +62,7 @@ export class KeptRanges {
 
   /**
    * Passes `body` (the blob's bytes from `start` on) through, writing each chunk at its offset
-   * before handing it on; what was written is recorded once the body ends, is cut or fails.
+   * once handed on; what was written is recorded once the body ends, is cut or fails.
    * Keeping is best effort: a write that fails (a full disk) stops keeping, never the body.
    */
   async *keep(body: AsyncIterable<Uint8Array>, start: number, end: number, onError: (err: Error) => void): AsyncGenerator<Uint8Array> {
@@ -74,6 +74,9 @@ export class KeptRanges {
     this.pending.add(arriving);
     try {
       for await (const chunk of body) {
+        // The client first: a disk write slowed by others (a sync holds a thread of the pool) does
+        // not add to its wait. What is recorded is only what was written, a chunk left here included.
+        yield chunk;
         if (keeping && !this.discarded) {
           try {
             if (!fh) {
@@ -87,7 +90,6 @@ export class KeptRanges {
           }
         }
         if (keeping) pos += chunk.length;
-        yield chunk;
       }
     } finally {
       if (fh) {
@@ -111,8 +113,7 @@ export class KeptRanges {
       if (this.discarded) return;
       // Another worker of the host may have recorded spans of its own meanwhile (a map it holds
       // is of bytes it synced to this file): kept, not overwritten.
-      const theirs = parse(await readFile(`${this.path}.ranges`, 'utf8').catch(() => ''));
-      if (theirs?.size === this.size) for (const [s, e] of theirs.ranges) this.list = addInterval(this.list, s, e);
+      await this.reload();
       const temp = `${this.path}.ranges.${randomUUID()}`;
       const content: RangesFile = { size: this.size, ranges: this.list };
       await writeFile(temp, JSON.stringify(content));
@@ -123,6 +124,13 @@ export class KeptRanges {
     };
     this.saving = this.saving.then(save, save);
     await this.saving;
+  }
+
+  /** Merges in the spans the map on disk holds: those other workers of the host recorded since it was loaded. */
+  async reload(): Promise<void> {
+    const theirs = parse(await readFile(`${this.path}.ranges`, 'utf8').catch(() => ''));
+    if (this.discarded || theirs?.size !== this.size) return;
+    for (const [s, e] of theirs.ranges) this.list = addInterval(this.list, s, e);
   }
 
   /** Kept bytes [start, end) from the file; only spans the map holds. */

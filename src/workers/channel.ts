@@ -86,6 +86,7 @@ export class WorkerChannel {
   readonly ranges: RangeCoordinator = {
     claim: (digest, start, end) => this.call({ op: 'rangeClaim', digest, start, end }) as Promise<RangePart[]>,
     done: (digest, flight, ok) => this.note({ op: 'rangeDone', digest, flight, ok }),
+    under: (digest, start, end) => this.call({ op: 'rangeUnder', digest, start, end }) as Promise<RangePart[]>,
     wait: (flight) => {
       const known = this.rangeOutcomes.get(flight);
       if (known !== undefined) return Promise.resolve(known);

@@ -102,11 +102,13 @@ export async function runPrimary(deps: PrimaryDeps): Promise<number> {
                 ? claimTag(msg.key)
                 : msg.op === 'rangeClaim'
                   ? ranges.claim(id, msg.digest, msg.start, msg.end)
-                  : msg.op === 'uploadOpen'
-                    ? uploads.openNow(msg.client, msg.upload)
-                    : msg.op === 'budget'
-                      ? await (deps.budgets.get(msg.upstream)?.take(msg.n, msg.background) ?? Promise.resolve()).then(() => true)
-                      : await gather(msg.what);
+                  : msg.op === 'rangeUnder'
+                    ? ranges.under(id, msg.digest, msg.start, msg.end)
+                    : msg.op === 'uploadOpen'
+                      ? uploads.openNow(msg.client, msg.upload)
+                      : msg.op === 'budget'
+                        ? await (deps.budgets.get(msg.upstream)?.take(msg.n, msg.background) ?? Promise.resolve()).then(() => true)
+                        : await gather(msg.what);
         send(m, { berth: 'reply', id: msg.id, value });
         return;
       }

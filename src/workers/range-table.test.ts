@@ -58,3 +58,19 @@ test('a fetch never reported done is not waited for past RANGE_FLIGHT_MS', () =>
   now = RANGE_FLIGHT_MS;
   assert.equal(table.claim(3, 'd', 0, 99)[0]!.mine, true, 'lapsed: fetched anew');
 });
+
+test("a fill's question: the fetches under way in a span, by start, claiming nothing; the asker is told when each ends", () => {
+  const table = new RangeTable(() => 0);
+  const [b] = table.claim(2, 'd', 500, 599);
+  const [a] = table.claim(1, 'd', 100, 199);
+  assert.deepEqual(
+    table.under(3, 'd', 0, 549).map((p) => [p.from, p.to, p.flight, p.mine]),
+    [
+      [100, 199, a!.flight, false],
+      [500, 599, b!.flight, false],
+    ],
+  );
+  assert.deepEqual(table.under(3, 'd', 200, 499), [], 'the gap between them is not claimed');
+  assert.equal(table.claim(1, 'd', 200, 499)[0]!.mine, true);
+  assert.deepEqual(table.done(2, 'd', b!.flight, true), [{ worker: 3, flight: b!.flight, ok: true }]);
+});

@@ -62,6 +62,18 @@ export class RangeTable {
     return parts;
   }
 
+  /** The fetches under way overlapping [start, end] (any worker's), by start; `worker` is told when each ends. */
+  under(worker: number, digest: string, start: number, end: number): RangePart[] {
+    const now = this.now();
+    return (this.flights.get(digest) ?? [])
+      .filter((f) => now - f.since < RANGE_FLIGHT_MS && f.start <= end && f.end >= start)
+      .sort((a, b) => a.start - b.start)
+      .map((f) => {
+        f.waiters.add(worker);
+        return { from: f.start, to: f.end, flight: f.id, mine: f.owner === worker };
+      });
+  }
+
   /** A worker's fetch ended; its waiters are told whether the bytes are there to read. */
   done(worker: number, digest: string, flight: number, ok: boolean): RangeNotice[] {
     const list = this.flights.get(digest) ?? [];

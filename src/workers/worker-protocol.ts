@@ -13,6 +13,8 @@ export type ToPrimary =
   | { readonly berth: 'call'; readonly id: number; readonly op: 'claimTag'; readonly key: string }
   /** Bytes of a blob to fetch by Range: the parts another worker fetches now are waited for (workers/range-table). */
   | { readonly berth: 'call'; readonly id: number; readonly op: 'rangeClaim'; readonly digest: string; readonly start: number; readonly end: number }
+  /** The range fetches under way in a span (a whole-blob fill skips them); the asker is told when each ends. */
+  | { readonly berth: 'call'; readonly id: number; readonly op: 'rangeUnder'; readonly digest: string; readonly start: number; readonly end: number }
   | { readonly berth: 'note'; readonly op: 'rangeDone'; readonly digest: string; readonly flight: number; readonly ok: boolean }
   | { readonly berth: 'note'; readonly op: 'releaseTag'; readonly key: string }
   /** The per-client bound on open uploads, counted for the whole group (an upload may end in another worker). */
