@@ -9,7 +9,7 @@ import { BlobStore } from '../storage/blob-files.js';
 import { digestOf } from '../oci/digest.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill } from './fill-pump.js';
-import { FETCH_MAX_BYTES, lazyRange, type FetchRange } from './lazy-range.js';
+import { FETCH_MAX_BYTES, SPAN_FLOOR_BYTES, lazyRange, type FetchRange } from './lazy-range.js';
 
 const hooks = { now: Date.now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
 
@@ -173,4 +173,32 @@ test('a client leaving in the middle of a long span: the piece asked ahead is cl
     opened,
   );
   held.fail(new Error('test over'));
+});
+
+test('a range over a sixteenth of the blob (a layer split into parallel ranges) follows the fill; a few MiB of a small blob go to the upstream', async () => {
+  const MiB = 1024 * 1024;
+  const asked: number[] = [];
+  const fetch: FetchRange = async (s, e) => {
+    asked.push(s);
+    return (async function* () {
+      yield Buffer.alloc(e - s + 1);
+    })();
+  };
+  const large = new BlobFill(digestOf(Buffer.from('large')), '/nonexistent', '/nonexistent');
+  large.markReady(128 * MiB);
+  // 8 parallel ranges of 16 MiB: the fill's work.
+  void (await lazyRange(large, fetch, 16 * MiB, 32 * MiB - 1));
+  assert.deepEqual(asked, []);
+  // A snapshotter's 2 MiB read far into the layer: pieces from the upstream.
+  const far = await lazyRange(large, fetch, 100 * MiB, 102 * MiB - 1);
+  assert.equal((await bytesOf(far)).length, 2 * MiB);
+  assert.deepEqual(asked, [100 * MiB, 101 * MiB]);
+  large.fail(new Error('test over'));
+
+  const small = new BlobFill(digestOf(Buffer.from('small')), '/nonexistent', '/nonexistent');
+  small.markReady(16 * MiB);
+  asked.length = 0;
+  assert.equal((await bytesOf(await lazyRange(small, fetch, 8 * MiB, 8 * MiB + SPAN_FLOOR_BYTES - 1))).length, SPAN_FLOOR_BYTES);
+  assert.equal(asked.length, SPAN_FLOOR_BYTES / FETCH_MAX_BYTES);
+  small.fail(new Error('test over'));
 });

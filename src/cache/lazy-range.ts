@@ -15,13 +15,19 @@ export const FETCH_MAX_BYTES = 1024 * 1024;
 
 /**
  * The most of one client range (what is left of it to answer) asked of the upstream, piece after
- * piece, and not more than half the blob unless within one piece; a longer one follows the
- * whole-blob fill. Lazy readers (a footer, a table of contents,
- * chunks, a snapshotter's prefetch of a few MiB) and a 64 MiB layer split into parallel ranges
- * stay under it; a multi-GB layer fetched in a few huge ranges is the fill's work, which skips
- * what ranges brought either way (docs/lazy-pulling.md).
+ * piece; past a sixteenth of the blob (and past SPAN_FLOOR_BYTES) a range follows the whole-blob
+ * fill instead. Lazy readers (a footer, a table of contents, chunks, a snapshotter's reads of a
+ * few MiB) stay under it. A layer split into parallel ranges (containerd 2.x: 8 or so) goes
+ * over it: one fill stream brings such a layer faster than many streams of pieces, each its own
+ * request (8 x 8 MiB of a 64 MiB layer: 1.09x direct by the fill, 1.14-1.24x in pieces). A
+ * multi-GB layer fetched in a few huge ranges is the fill's work too; it skips what ranges
+ * brought either way (docs/lazy-pulling.md).
  */
 export const SPAN_MAX_BYTES = 64 * 1024 * 1024;
+/** Ranges up to this size go to the upstream in pieces even on a small blob (a stargz layer of 16 MiB read 2 MiB at a time). */
+export const SPAN_FLOOR_BYTES = 4 * 1024 * 1024;
+/** The share of the blob past which a range is the fill's work. */
+const SPAN_SHARE = 16;
 
 /**
  * Bytes [start, end] of the blob `fill` is bringing. What the fill has written is read from its
@@ -66,8 +72,9 @@ async function source(fill: BlobFill, fetch: FetchRange, start: number, end: num
   // The missing span: up to the next kept bytes, or the range's end.
   const next = kept?.discarded === false ? kept.nextStart(start) : undefined;
   const gapEnd = next !== undefined && next <= end ? next - 1 : end;
-  // Most of the blob (a whole-layer read split in two, say) is the fill's to bring.
-  if (end - start + 1 > Math.max(FETCH_MAX_BYTES, Math.min(spanMax, (fill.size ?? 0) / 2))) return follow();
+  // A large share of the blob (a whole-layer read split into parallel ranges) is the fill's to bring.
+  const bound = Math.max(FETCH_MAX_BYTES, Math.min(spanMax, Math.max(SPAN_FLOOR_BYTES, (fill.size ?? 0) / SPAN_SHARE)));
+  if (end - start + 1 > bound) return follow();
   // One piece now; what follows it is planned again once it is sent (the fill, kept ranges or
   // another request may have brought some of it meanwhile).
   const to = Math.min(gapEnd, start + FETCH_MAX_BYTES - 1);
