@@ -180,9 +180,10 @@ async function main(cleanup: Cleanup): Promise<number> {
     const big = await buildImage({ layers: 1, layerSize: lazySize, tag: 'v1' });
     cleanup.add('lazy image layout', () => big.remove());
     await pushImage(big, registry.url, 'bench/lazy:v1');
-    const target: LazyLayer = { repository: 'bench/lazy', layer: big.layers[0]! };
+    const target: LazyLayer = { repository: 'bench/lazy', layer: big.layers[0]!, other: big.config };
     for (const scenario of lazyScenarios) {
-      for (const kind of ['direct', ...readCaches().flatMap((k) => (k === 'berth' ? (['berth', 'berth-budget'] as const) : [k]))] as const) {
+      const berthKinds = ['berth', 'berth-budget', ...(scenario === 'lazystart' ? (['berth-running'] as const) : [])] as const;
+      for (const kind of ['direct', ...readCaches().flatMap((k) => (k === 'berth' ? berthKinds : [k]))] as const) {
         await attempt(
           kind,
           scenario === 'lazystart' ? 'eStargz-like lazy start' : '8 parallel ranges',
