@@ -141,7 +141,7 @@ test('central registry down: cached tags and digests still pull, a cold restart 
   }
 });
 
-test('a link that cuts connections mid-transfer: pulls complete verified, upstream bytes under 1.2x the image', async () => {
+test('a link that cuts connections mid-transfer: pulls complete verified, bytes across the link under 1.2x the image', async () => {
   // Bytes in flight when a link dies are lost; on loopback the kernel's socket buffers hold a few MiB,
   // so the image is large next to them, as a real image is next to a WAN link's bytes in flight.
   const img = await image(2, 24 * 1024 * 1024, 'flaky');
@@ -154,12 +154,16 @@ test('a link that cuts connections mid-transfer: pulls complete verified, upstre
     // berth's start-up checks open connections of their own: cut only the ones opened after them.
     await waitFor(async () => (await berth.logLines()).some((l) => l['check'] === 'credentials'), 20_000, { what: 'start-up checks' });
     relay.configure({ rateBytesPerSec: 32 * 1024 * 1024, cutAfterBytes: 8 * 1024 * 1024, cutConnections: 2 });
-    const before = await registry.bytesSent();
+    const before = relay.bytesToClient();
     const pulls = await Promise.all([httpPull(berth.url, 'xing/flaky', 'v1'), httpPull(berth.url, 'xing/flaky', 'v1')]);
     for (const p of pulls) assert.equal(p.manifestDigest, img.manifestDigest);
     assert.ok(relay.cuts() >= 1, 'the relay must actually have cut connections');
-    const sent = (await registry.bytesSent()) - before;
-    assert.ok(sent < img.totalSize * 1.2, `central registry sent ${sent} bytes for ${img.totalSize}`);
+    // What reached berth, not what the registry wrote: the bytes a cut strands in the socket
+    // buffers on the registry's side (up to several MiB each on loopback, as the registry's load
+    // decides; 1.14-1.2x the image here) are the link's loss. A fetch started again from byte 0
+    // after each cut at 8 MiB of a 24 MiB layer would bring 1.33x; resumed where it stopped, 1.0x.
+    const crossed = relay.bytesToClient() - before;
+    assert.ok(crossed < img.totalSize * 1.2, `berth received ${crossed} bytes across the link for ${img.totalSize}`);
     const resumed = (await berth.logLines()).filter((l) => l['msg'] === 'upstream transfer interrupted; resuming');
     assert.ok(resumed.length >= 1);
   } finally {
