@@ -292,19 +292,43 @@ export async function runFleetScale(opt: ScaleOptions): Promise<Record<string, u
   }
 }
 
+const OPTIONS = {
+  sites: { type: 'string', default: '200' },
+  interval: { type: 'string', default: '2000' },
+  jobs: { type: 'string', default: '10' },
+  restart: { type: 'boolean', default: false },
+  replicas: { type: 'string', default: '1' },
+  'kill-replica': { type: 'boolean', default: false },
+  timeout: { type: 'string', default: '300' },
+  profile: { type: 'string' },
+} as const;
+
+const USAGE = `usage: npm run fleet-scale -- [options]
+  --sites N         simulated sites polling the hub (200)
+  --interval MS     each site's poll interval (2000)
+  --jobs K          pre-heat jobs created at once, each for every site (10)
+  --restart         SIGKILL the one hub mid-burst and start it again
+  --replicas R      hubs on one redis-server (1: one hub on hub.db)
+  --kill-replica    with --replicas: SIGKILL the lead mid-burst
+  --timeout S       give up after S seconds (300)
+  --profile DIR     run the hubs with --cpu-prof, profiles left in DIR
+Prints one JSON document: poll latency (sites' and the hub's own), job outcomes, hub CPU and RSS.
+`;
+
 async function main(): Promise<void> {
-  const { values: opt } = parseArgs({
-    options: {
-      sites: { type: 'string', default: '200' },
-      interval: { type: 'string', default: '2000' },
-      jobs: { type: 'string', default: '10' },
-      restart: { type: 'boolean', default: false },
-      replicas: { type: 'string', default: '1' },
-      'kill-replica': { type: 'boolean', default: false },
-      timeout: { type: 'string', default: '300' },
-      profile: { type: 'string' },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({ options: { ...OPTIONS, help: { type: 'boolean', short: 'h', default: false } } });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  const opt = parsed.values;
+  if (opt.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const out = await runFleetScale({
     sites: Number(opt.sites),
     intervalMs: Number(opt.interval),
