@@ -285,6 +285,18 @@ setTimeout(() => {
   void finish(1);
 }, WATCHDOG_MS).unref();
 
+const USAGE = `usage: npm run bench [-- --scenario ${SCENARIOS.join(',')}]
+The default runs every scenario but rollout60. Settings are environment variables (BENCH_ONLY,
+BENCH_IMAGE_MIB, BENCH_LAZY_MIB, BENCH_RATE_MBPS, ...): see docs/performance.md, "Running the benchmark".
+`;
+const args = process.argv.slice(2);
+const unknown = args.filter((a, i) => !(a === '--scenario' || args[i - 1] === '--scenario'));
+if (args.includes('--help') || args.includes('-h') || unknown.length > 0) {
+  if (unknown.length > 0 && !args.includes('--help') && !args.includes('-h')) process.stderr.write(`unknown argument ${unknown.join(' ')}\n`);
+  process.stderr.write(USAGE);
+  process.exit(unknown.some((a) => a !== '--help' && a !== '-h') ? 2 : 0);
+}
+
 main(cleanup).then(
   (code) => finish(code),
   (e: unknown) => {
