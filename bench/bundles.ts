@@ -10,6 +10,14 @@ import { makeTempDir, removeDir } from '../test/fixtures/proc.js';
 
 const exec = promisify(execFile);
 const MiB = 1 << 20;
+
+if (process.argv.length > 2) {
+  const help = process.argv.includes('--help') || process.argv.includes('-h');
+  process.stderr.write(
+    `${help ? '' : `unknown argument ${process.argv.slice(2).join(' ')}\n`}usage: npm run bench:bundles\nSettings: BENCH_BUNDLE_MIB (1024), BENCH_BUNDLE_ROUNDS (3); see docs/performance.md.\n`,
+  );
+  process.exit(help ? 0 : 2);
+}
 const total = Number(process.env['BENCH_BUNDLE_MIB'] ?? 1024) * MiB;
 const LAYERS = 8;
 const ROUNDS = Number(process.env['BENCH_BUNDLE_ROUNDS'] ?? 3);
