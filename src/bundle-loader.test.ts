@@ -97,6 +97,20 @@ test('a cache V8 refuses, or one cut short, is made again; the files run the sam
     const garbage = open(dir, [dir, cache]);
     assert.equal(garbage.load('main.cjs')['answer'], 43);
     assert.equal(garbage.saveCodeCache(), true);
+    // A header that parses but names impossible places (a damaged file): as if there were none.
+    for (const entry of [
+      [-8, 4],
+      [0, -1],
+      ['0', 4],
+      [0.5, 1],
+    ]) {
+      const head = Buffer.from(JSON.stringify({ 'main.cjs': entry }));
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(head.length);
+      writeFileSync(path.join(dir, file!), Buffer.concat([length, head, Buffer.alloc(64)]));
+      const damaged = open(dir, [dir, cache]);
+      assert.equal(damaged.load('main.cjs')['answer'], 43, `header entry ${JSON.stringify(entry)}`);
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

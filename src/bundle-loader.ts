@@ -79,7 +79,9 @@ class CacheFile {
       fs.readSync(fd, json, 0, json.length, 4);
       const head = JSON.parse(json.toString('utf8')) as Record<string, [number, number]>;
       const start = 4 + headLength;
-      if (Object.values(head).some(([offset, n]) => start + offset + n > size)) throw new Error('cut short');
+      const fits = (e: unknown): boolean =>
+        Array.isArray(e) && e.length === 2 && e.every((n) => Number.isSafeInteger(n) && n >= 0) && start + e[0] + e[1] <= size;
+      if (typeof head !== 'object' || head === null || !Object.values(head).every(fits)) throw new Error('cut short or not a cache');
       return new CacheFile(fd, start, head);
     } catch {
       // Cut short or not ours: as if there were none; it is written again after this start.
