@@ -7,6 +7,7 @@ import { getBlob, getBlobRange } from '../upstream/registry-api.js';
 import type { Target } from '../upstream/target.js';
 import { counted } from './cache-observer.js';
 import type { BlobFill } from './fill.js';
+import { within } from '../util/within.js';
 
 /** How long a fill waits for a span a range fetch is bringing before fetching it itself (that range's client may have stalled). */
 const ARRIVING_WAIT_MS = 10_000;
@@ -117,17 +118,6 @@ export async function* keptFill(
     }
     // A bounded body that ended where asked goes on with what follows; one that ended early ends this (the pump resumes).
     if (!cut && !(last !== undefined && pos === last + 1)) return;
-  }
-}
-
-/** Whether `outcome` came true within `ms`. */
-async function within(outcome: Promise<boolean>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
-  try {
-    return await Promise.race([outcome, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

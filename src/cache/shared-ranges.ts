@@ -2,6 +2,7 @@
 import type { RangeCoordinator, RangePart } from '../ports/fills.js';
 import type { KeptRanges } from '../storage/kept-ranges.js';
 import type { FetchRange } from './lazy-range.js';
+import { within } from '../util/within.js';
 
 /**
  * How long a worker waits for another's fetch of a span before fetching it itself: a range is at
@@ -87,20 +88,6 @@ export async function* reported(body: AsyncIterable<Uint8Array>, done: () => voi
     yield* body;
   } finally {
     done();
-  }
-}
-
-/** `outcome`, or false after `ms`. */
-async function within(outcome: Promise<boolean>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((r) => {
-    timer = setTimeout(() => r(false), ms);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([outcome, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
