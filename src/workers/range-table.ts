@@ -31,16 +31,21 @@ export class RangeTable {
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /** The digest's fetches under way, less those older than RANGE_FLIGHT_MS (no longer waited for). */
+  private live(digest: string, now: number): Flight[] {
+    return (this.flights.get(digest) ?? []).filter((f) => now - f.since < RANGE_FLIGHT_MS);
+  }
+
   /**
    * [start, end] cut into parts: those inside another worker's fetch under way (`mine: false`,
    * this worker is told when it ends) and the rest, now this worker's to fetch (`mine: true`).
    */
   claim(worker: number, digest: string, start: number, end: number): RangePart[] {
     const now = this.now();
-    const live = (this.flights.get(digest) ?? []).filter((f) => now - f.since < RANGE_FLIGHT_MS);
+    const live = this.live(digest, now);
     // The worker's own fetches too: its requests arrive at once, before any of them reads (cache/range-flights joins only those).
     // A request waits only for fetches claimed before its own, which never wait for its: no cycle.
-    const over = live.filter((f) => f.start <= end && f.end >= start).sort((a, b) => a.start - b.start);
+    const over = overlapping(live, start, end);
     const parts: RangePart[] = [];
     const own = (from: number, to: number): void => {
       const f: Flight = { id: this.nextId++, owner: worker, start: from, end: to, since: now, waiters: new Set() };
@@ -64,14 +69,10 @@ export class RangeTable {
 
   /** The fetches under way overlapping [start, end] (any worker's), by start; `worker` is told when each ends. */
   under(worker: number, digest: string, start: number, end: number): RangePart[] {
-    const now = this.now();
-    return (this.flights.get(digest) ?? [])
-      .filter((f) => now - f.since < RANGE_FLIGHT_MS && f.start <= end && f.end >= start)
-      .sort((a, b) => a.start - b.start)
-      .map((f) => {
-        f.waiters.add(worker);
-        return { from: f.start, to: f.end, flight: f.id, mine: f.owner === worker };
-      });
+    return overlapping(this.live(digest, this.now()), start, end).map((f) => {
+      f.waiters.add(worker);
+      return { from: f.start, to: f.end, flight: f.id, mine: f.owner === worker };
+    });
   }
 
   /** A worker's fetch ended; its waiters are told whether the bytes are there to read. */
@@ -107,4 +108,9 @@ export class RangeTable {
     if (rest.length > 0) this.flights.set(digest, rest);
     else this.flights.delete(digest);
   }
+}
+
+/** The flights overlapping [start, end], by start. */
+function overlapping(flights: Flight[], start: number, end: number): Flight[] {
+  return flights.filter((f) => f.start <= end && f.end >= start).sort((a, b) => a.start - b.start);
 }
