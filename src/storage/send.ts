@@ -179,16 +179,27 @@ export function sendRange(
         };
       });
     };
-    /** Reads the next bytes (at most `max`) into a free buffer and queues them on `out`; false once settled. */
-    const copyNext = async (max: number): Promise<boolean> => {
+    /**
+     * Reads the next bytes (at most `max`) into a free buffer and queues them on `out`; false once
+     * settled. A probe (the socket full after a sendfile turn) is the one chunk queued on a full
+     * socket, and is read at once, not through the thread pool: under load most sendfile turns end
+     * with the socket full, and a thread-pool round trip for each cost more CPU than the bytes.
+     * sendfile itself reads the same file on this thread, so the event loop waits no longer than
+     * it does for sendfile.
+     */
+    const copyNext = async (max: number, probe = false): Promise<boolean> => {
       // Backpressure: stop reading while the socket holds more than its high-water mark.
-      await waitFor(() => !out.writableNeedDrain && buffers.ready());
+      await waitFor(() => (probe || !out.writableNeedDrain) && buffers.ready());
       if (settled) return false;
       const buf = buffers.lend();
-      const n = await readAt(fd, buf, Math.min(buf.length, max, end - pos + 1), pos).catch((err: Error) => {
+      const length = Math.min(buf.length, max, end - pos + 1);
+      let n: number;
+      try {
+        n = probe ? readSync(fd, buf, 0, length, pos) : await readAt(fd, buf, length, pos);
+      } catch (err) {
         buffers.giveBack(buf);
         throw err;
-      });
+      }
       if (n === 0) {
         buffers.giveBack(buf);
         throw new Error(`file ended at byte ${pos}, before byte ${end}`);
@@ -199,32 +210,6 @@ export function sendRange(
       }
       pos += n;
       buffers.write(out, n === buf.length ? buf : buf.subarray(0, n), buf);
-      onBytes(n);
-      return true;
-    };
-    /**
-     * The next bytes (at most PROBE) read at once, not through the thread pool, and queued on
-     * `out`; false once settled. Under load most sendfile turns end with the socket full, and a
-     * thread-pool round trip for each cost more CPU than the bytes: sendfile itself reads the
-     * same file on this thread, so the event loop waits no longer than it does for sendfile.
-     */
-    const probe = async (): Promise<boolean> => {
-      await waitFor(() => buffers.ready());
-      if (settled) return false;
-      const buf = buffers.lend();
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, Math.min(PROBE, end - pos + 1), pos);
-      } catch (err) {
-        buffers.giveBack(buf);
-        throw err;
-      }
-      if (n === 0) {
-        buffers.giveBack(buf);
-        throw new Error(`file ended at byte ${pos}, before byte ${end}`);
-      }
-      pos += n;
-      buffers.write(out, buf.subarray(0, n), buf);
       onBytes(n);
       return true;
     };
@@ -250,7 +235,7 @@ export function sendRange(
       let full = !(await headersWritten());
       while (pos <= end && !settled) {
         if (full) {
-          if (!(await probe())) return true;
+          if (!(await copyNext(PROBE, true))) return true;
           await waitFor(() => buffers.idle());
           if (pos > end || settled) break;
         } else {
