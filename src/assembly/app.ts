@@ -15,6 +15,7 @@ import { openPushSide } from './push-side.js';
 import type { GroupParts, SiteParts } from './parts.js';
 import { openStores, reconcileStore, type Stores } from './stores.js';
 import { checkAll, openUpstreams } from './upstream-clients.js';
+import { afterFirstAnswer } from '../util/first-answer.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -98,6 +99,8 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
   // which counts by the index, starts once it agrees with the disk.
   const reconciling = new AbortController();
   let reconciled: Promise<void> = Promise.resolve();
+  /** Start-up work waiting for the first answer (util/first-answer), dropped at close. */
+  const stopDeferred: Array<() => void> = [];
   const reconcileInBackground = () =>
     reconcileStore(stores.blobs, index, logger, reconciling.signal)
       .catch((err: Error) => logger.error({ err: err.message }, RECONCILE_FAILED))
@@ -105,7 +108,8 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
         if (reconciling.signal.aborted) return;
         cache.maybeEvict();
         cache.startSweeps();
-        ops.settle();
+        // A full collection and koffi's malloc_trim: not before the first answer either.
+        stopDeferred.push(afterFirstAnswer(http.servers, () => ops.settle()));
       });
   return {
     server: http.server,
@@ -115,8 +119,15 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     ops,
     listen: async () => {
       const bound = await http.listen();
-      // Not awaited: blobs are copied for the few milliseconds until koffi has bound sendfile(2).
-      stores.bindZeroCopy().catch((err: Error) => logger.warn({ err: err.message }, 'sendfile(2) is not available: stored blobs are copied to every client'));
+      // Loading koffi takes the event loop for tens of milliseconds: it waits for the first answer
+      // (util/first-answer); until it has bound sendfile(2), stored blobs are copied.
+      stopDeferred.push(
+        afterFirstAnswer(http.servers, () => {
+          stores
+            .bindZeroCopy()
+            .catch((err: Error) => logger.warn({ err: err.message }, 'sendfile(2) is not available: stored blobs are copied to every client'));
+        }),
+      );
       if (lead) reconciled = reconcileInBackground();
       ops.start();
       if (lead) fleet.start();
@@ -128,6 +139,7 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     checkUpstreams: () => checkAll(upstreams, lead ? logger : logger.child({}, { level: 'silent' })),
     reload: (reason) => http.reload(reason),
     close: async (deadlineMs = 30_000) => {
+      stopDeferred.forEach((stop) => stop());
       reconciling.abort();
       fleet.stop();
       ops.stop();

@@ -110,7 +110,8 @@ async function zeroCopyFor(config: BerthConfig, logger: Logger | undefined): Pro
  */
 export async function openDiskSpace(config: BerthConfig, logger: Logger, prepare: boolean): Promise<DiskSpace> {
   const space = new DiskSpace({ root: config.storage.rootdirectory, reserve: config.storage.reserve, logger });
-  await space.init();
+  // Written in the background: a reserve is for a disk that fills later, not for the start.
+  await space.init(true);
   if (prepare) await space.freeAtStart();
   return space;
 }

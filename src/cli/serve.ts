@@ -8,6 +8,7 @@ import type { App, AppDeps } from '../assembly/app.js';
 import type { WorkerChannel, IpcPort } from '../workers/channel.js';
 import { autoWorkerCount, autoWorkerReason, type AutoLimit, type CgroupLimits } from '../workers/worker-count.js';
 import type { WanBudget } from '../upstream/budget.js';
+import { afterFirstAnswer } from '../util/first-answer.js';
 
 export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
@@ -107,9 +108,12 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     'berth listening',
   );
   io.ready?.();
-  // After listening: a loop back to this berth is only visible once it answers.
+  // After listening: a loop back to this berth is only visible once it answers. After the first
+  // answer too: the checks load the upstream client's code, which that answer does not need.
   // Not awaited: serving must not wait for a slow upstream; a failed check is only reported.
-  app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));
+  const stopChecks = afterFirstAnswer(app.servers, () => {
+    app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');
@@ -120,6 +124,7 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     // Certificates and htpasswd are re-read in place; open connections stay up.
     io.signals.on('SIGHUP', () => app.reload('SIGHUP'));
   });
+  stopChecks();
   await app.close();
   logger.info('stopped');
   return 0;

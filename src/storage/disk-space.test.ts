@@ -164,3 +164,16 @@ test('start-up on a full disk removes every partial upload; with room it leaves 
     await s.done();
   }
 });
+
+test('in the background (start-up): init resolves once the reserve is sized, and the reserve is written meanwhile', async () => {
+  const s = await store(2 * MiB, { free: 100 * MiB, total: 100 * MiB });
+  try {
+    await s.space.init(true);
+    assert.equal(s.space.reserveBytes, 2 * MiB, 'sized at once');
+    // restore() shares the attempt init started: it resolves once the reserve is in place.
+    assert.equal(await s.space.restore(), true);
+    assert.equal(await s.reserveSize(), 2 * MiB);
+  } finally {
+    await s.done();
+  }
+});

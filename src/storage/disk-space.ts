@@ -66,13 +66,27 @@ export class DiskSpace {
     return this.bytes;
   }
 
-  /** Sizes the reserve for this file system and writes it when there is room (else later). */
-  async init(): Promise<void> {
+  /**
+   * Sizes the reserve for this file system and writes it when there is room (else later).
+   * `inBackground`: resolves once sized, and the reserve is written meanwhile; a first start
+   * (writing it and its fsync) then does not wait for the disk before listening.
+   */
+  async init(inBackground = false): Promise<void> {
     const { total } = await this.figures();
     const cap = Math.floor((total * MAX_SHARE) / 4096) * 4096;
     this.bytes = Math.min(this.deps.reserve, cap);
     this.need = this.bytes > 0 ? this.bytes : Math.min(MIN_FREE, cap);
-    if (!(await this.restore())) this.retryLater();
+    const placed = this.restore().then(
+      (held) => {
+        if (!held) this.retryLater();
+      },
+      (err: Error) => {
+        if (!inBackground) throw err;
+        this.deps.logger.warn({ err: err.message }, 'could not write the space reserve');
+        this.retryLater();
+      },
+    );
+    if (!inBackground) await placed;
   }
 
   /** Work that can free space (eviction), run when a write meets a full disk and when readiness finds too little free. */

@@ -71,7 +71,9 @@ test('a full disk: 507 at every write site, nothing of a failed request kept, re
 
   let berth = await startOnStore();
   try {
-    assert.equal((await stat(path.join(store(), 'reserve'))).size, MiB, 'the reserve: an eighth of the 8 MiB file system');
+    // Written in the background once berth has sized it: starting does not wait for it.
+    const reserveSize = async () => (await stat(path.join(store(), 'reserve')).catch(() => undefined))?.size;
+    await waitFor(async () => (await reserveSize()) === MiB, 10_000, { what: 'the reserve: an eighth of the 8 MiB file system' });
 
     // Blob fill: the layer passes through to the client, verified; nothing of it stays.
     assert.equal((await call(berth.url, 'GET', '/v2/big/app/manifests/v1', { headers: { accept: OCI_MANIFEST } })).status, 200);

@@ -57,6 +57,13 @@ vm.Script = class extends Script {
 };
 const resolveFilename = Module._resolveFilename;
 Module._resolveFilename = function (...args) { const file = resolveFilename.apply(this, args); log(file); return file; };
+const http = require('node:http');
+const emit = http.Server.prototype.emit;
+let requested = false;
+http.Server.prototype.emit = function (event, ...args) {
+  if (event === 'request' && !requested) { requested = true; appendFileSync(out, 'first-request\\n'); }
+  return emit.call(this, event, ...args);
+};
 `;
 
 let dir: string;
@@ -80,6 +87,8 @@ interface Loaded {
   /** Files of the bundle compiled from the code cache, and those whose cache V8 refused. */
   cacheTaken: Set<string>;
   cacheRefused: Set<string>;
+  /** npm packages loaded before the first request came (all of them when none came). */
+  packagesBeforeRequest: Set<string>;
 }
 
 /** A loaded file of the bundle stands for every module in it: what loading it compiled and ran. */
@@ -103,7 +112,9 @@ function parseLoaded(text: string): Loaded {
     else if (file.startsWith(`${DIST_SRC}/`)) modules.add(path.relative(DIST_SRC, file));
   }
   const cache = (state: string) => new Set(text.split('\n').flatMap((l) => (l.startsWith(`code-cache ${state} `) ? [l.split(' ')[2]!] : [])));
-  return { bundle, packages, modules, cacheTaken: cache('taken'), cacheRefused: cache('refused') };
+  const before = text.split('\nfirst-request\n')[0]!;
+  const packagesBeforeRequest = new Set(before.split('\n').flatMap((l) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(l)?.[1] ?? []));
+  return { bundle, packages, modules, cacheTaken: cache('taken'), cacheRefused: cache('refused'), packagesBeforeRequest };
 }
 
 let runs = 0;
@@ -239,6 +250,8 @@ test('berth serve with an empty store: ready quickly (measured), without the oth
     assert.ok(!loaded.packages.has('jose'), 'serve without auth.token loaded jose');
     assert.ok(loaded.modules.has('assembly/single.js'), 'the hook saw the serving modules');
     assert.ok(loaded.bundle.has('main.cjs') && loaded.bundle.size < 60, `serve runs the bundle, ${loaded.bundle.size} files of it`);
+    // koffi (sendfile(2)) is bound after the first answer, which does not need it.
+    assert.ok(!loaded.packagesBeforeRequest.has('koffi'), 'serve loaded koffi before its first request');
   }
   // Generous: the goal (under 1 s) is for a quiet machine; an unreachable upstream must not hold listening up.
   assert.ok(plain.ms < 10_000 && unreachable.ms < 10_000, `${Math.round(plain.ms)} / ${Math.round(unreachable.ms)} ms`);
