@@ -25,6 +25,8 @@ export interface ServeIo {
   readonly node?: { readonly execArgv: readonly string[]; readonly options: string | undefined };
   /** Called once this process listens. */
   readonly ready?: () => void;
+  /** Start-up's own one-off work (bin/berth.js: the code cache), run with berth's once its first requests are over. */
+  readonly startupWork?: () => void;
 }
 
 /** How many processes serve: `auto` is one per core from three cores up (one process below), within the cgroup's CPU quota and memory limit (`limitedBy` says what held it down). */
@@ -108,8 +110,13 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   );
   io.ready?.();
   // After listening: a loop back to this berth is only visible once it answers.
-  // Not awaited: serving must not wait for a slow upstream; a failed check is only reported.
+  // Not awaited: serving must not wait for a slow upstream; a failed check is only reported. Not
+  // put off either: its connections to the upstream are the ones the first requests then reuse.
   app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));
+  // Once the first requests are over (util/after-quiet): the code cache, then one full collection
+  // that gives back what all of start-up's work left behind (docs/performance.md).
+  if (io.startupWork) app.afterQuiet(io.startupWork);
+  app.afterQuiet(() => app.settle());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');
