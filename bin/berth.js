@@ -18,8 +18,9 @@ const bundle = new Bundle({
 });
 const { main } = bundle.load('main.cjs');
 
-// `serve` calls ready once it listens; other commands end before a cache would be worth writing.
-main(process.argv.slice(2), process.env, { ready: () => bundle.saveCodeCacheLater() }).then(
+// `serve` runs this once its first requests are over (what they compiled is cached too); other
+// commands end before a cache would be worth writing.
+main(process.argv.slice(2), process.env, { startupWork: () => bundle.saveCodeCache() }).then(
   (code) => {
     if (typeof code === 'number') process.exitCode = code;
   },

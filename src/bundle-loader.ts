@@ -215,11 +215,6 @@ export class Bundle {
     return false;
   }
 
-  /** Writes the code cache a little after start, when what starting compiles has been compiled; the timer keeps no process alive. */
-  saveCodeCacheLater(delayMs = 2000): void {
-    setTimeout(() => this.saveCodeCache(), delayMs).unref();
-  }
-
   /** Caches of earlier builds are never offered again. */
   private removeOtherBuilds(dir: string): void {
     try {

@@ -38,8 +38,10 @@ function version(): string {
 
 /** What the entry (bin/berth.js) learns from a command. */
 export interface MainHooks {
-  /** `serve` listens: what starting compiles has been compiled (bin/berth.js then writes the code cache). */
+  /** `serve` listens. */
   readonly ready?: () => void;
+  /** `serve`'s first requests are over: what starting and serving them compiled has been compiled (bin/berth.js then writes the code cache). */
+  readonly startupWork?: () => void;
 }
 
 export async function main(argv: string[], env: Record<string, string | undefined>, hooks: MainHooks = {}): Promise<number> {
@@ -92,6 +94,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
         cgroup: readCgroupLimits(readIfThere),
         ...(worker ? { worker } : {}),
         ...(hooks.ready ? { ready: hooks.ready } : {}),
+        ...(hooks.startupWork ? { startupWork: hooks.startupWork } : {}),
       });
       // The IPC channel would keep a drained worker alive: let go of it, and the process ends.
       cluster?.worker?.disconnect();

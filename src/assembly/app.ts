@@ -1,11 +1,12 @@
 /** @module assembly/app — the assembly every mode shares: stores, upstream clients, write side, cache, operations and HTTP built in one readable order, with what a site replica or a serving worker adds. */
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { AccessControl } from '../auth/access.js';
 import type { RegistryCache } from '../cache/registry.js';
 import type { BerthConfig } from '../config/types.js';
 import { WorkPriority } from '../upstream/budget.js';
+import { AfterQuiet } from '../util/after-quiet.js';
 import { LOCAL_OWNER } from '../storage/local.js';
 import { createFleet } from './fleet-hub.js';
 import { openHttpSide } from './http-side.js';
@@ -15,7 +16,6 @@ import { openPushSide } from './push-side.js';
 import type { GroupParts, SiteParts } from './parts.js';
 import { openStores, reconcileStore, type Stores } from './stores.js';
 import { checkAll, openUpstreams } from './upstream-clients.js';
-import { afterFirstAnswer } from '../util/first-answer.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -35,6 +35,13 @@ export interface App {
   listen(): Promise<AddressInfo>;
   /** Checks every upstream once (DNS, connect, TLS, loop, credentials, token realm), one log line per check. */
   checkUpstreams(): Promise<void>;
+  /**
+   * Queues a piece of start-up's one-off work: it runs once no request has been in flight for a
+   * second (at the latest STARTUP_MAX_WAIT_MS after it was queued), after the pieces queued before it.
+   */
+  afterQuiet(piece: () => unknown): void;
+  /** What start-up's work left behind is given back (a full collection, the allocators trimmed); in every serving process. */
+  settle(): void;
   /** Re-reads the TLS certificate and htpasswd file (SIGHUP; also done on file change). */
   reload(reason: string): void;
   /** Stops accepting, lets transfers finish up to the deadline, then closes the stores. */
@@ -43,6 +50,13 @@ export interface App {
 
 /** Logged when the start-up reconciliation fails; berth serves on (from the files) and tries again at the next start. */
 export const RECONCILE_FAILED = 'could not reconcile the index with the files on disk; serving goes on from the files, and the next start tries again';
+
+/** Start-up's one-off work waits for a second with no request in flight: longer than the gaps between a lazy client's first requests. */
+export const STARTUP_QUIET_MS = 1000;
+/** ...and at most this long, so a process busy from its first second still does it. */
+export const STARTUP_MAX_WAIT_MS = 30_000;
+/** sendfile(2) saves CPU on every stored blob served: a busy process binds it after a few seconds at most. */
+export const ZERO_COPY_MAX_WAIT_MS = 5_000;
 
 /** What a mode adds: `site` for one of a site's replicas (site-replica.ts), `group` for a serving worker (worker.ts). */
 export interface Mode {
@@ -94,13 +108,17 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
   const serverDeps = { config, cache, upstreams, logger, now, admin, observer: telemetry, access, push, instance: stores.instance };
   const http = openHttpSide(config, { ...serverDeps, ...site?.serving(cache, upstreams) }, access, logger);
   group?.join(upstreams, access, (reason) => http.reload(reason));
+  const quiet = new AfterQuiet({ quietMs: STARTUP_QUIET_MS, maxWaitMs: STARTUP_MAX_WAIT_MS, now });
+  for (const server of http.servers)
+    server.on('request', (_req, res: ServerResponse) => {
+      quiet.begin();
+      res.once('close', () => quiet.end());
+    });
   // The lead reconciles the index with the files after listening, so ready does not grow with the
   // store: serving goes by the files, never by the index alone (docs/design.md §4). Eviction,
   // which counts by the index, starts once it agrees with the disk.
   const reconciling = new AbortController();
   let reconciled: Promise<void> = Promise.resolve();
-  /** Start-up work waiting for the first answer (util/first-answer), dropped at close. */
-  const stopDeferred: Array<() => void> = [];
   const reconcileInBackground = () =>
     reconcileStore(stores.blobs, index, logger, reconciling.signal)
       .catch((err: Error) => logger.error({ err: err.message }, RECONCILE_FAILED))
@@ -108,8 +126,6 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
         if (reconciling.signal.aborted) return;
         cache.maybeEvict();
         cache.startSweeps();
-        // A full collection and koffi's malloc_trim: not before the first answer either.
-        stopDeferred.push(afterFirstAnswer(http.servers, () => ops.settle()));
       });
   return {
     server: http.server,
@@ -119,16 +135,18 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     ops,
     listen: async () => {
       const bound = await http.listen();
-      // Loading koffi takes the event loop for tens of milliseconds: it waits for the first answer
-      // (util/first-answer); until it has bound sendfile(2), stored blobs are copied.
-      stopDeferred.push(
-        afterFirstAnswer(http.servers, () => {
+      // After the first requests, not beside them (util/after-quiet). Loading koffi (a native
+      // library) took the CPU from a just-started berth's first requests; stored blobs are copied
+      // until it has bound sendfile(2), at most a few seconds.
+      quiet.run(
+        () =>
           stores
             .bindZeroCopy()
-            .catch((err: Error) => logger.warn({ err: err.message }, 'sendfile(2) is not available: stored blobs are copied to every client'));
-        }),
+            .catch((err: Error) => logger.warn({ err: err.message }, 'sendfile(2) is not available: stored blobs are copied to every client')),
+        ZERO_COPY_MAX_WAIT_MS,
       );
-      if (lead) reconciled = reconcileInBackground();
+      // The index is not what serving goes by.
+      if (lead) quiet.run(() => (reconciled = reconcileInBackground()));
       ops.start();
       if (lead) fleet.start();
       site?.start();
@@ -137,9 +155,11 @@ export async function assemble(config: BerthConfig, deps: AppDeps, mode: Mode): 
     },
     // Every worker checks (its /readyz answers from its own results); the lead alone logs them.
     checkUpstreams: () => checkAll(upstreams, lead ? logger : logger.child({}, { level: 'silent' })),
+    afterQuiet: (piece) => quiet.run(piece),
+    settle: () => ops.settle(),
     reload: (reason) => http.reload(reason),
     close: async (deadlineMs = 30_000) => {
-      stopDeferred.forEach((stop) => stop());
+      quiet.stop();
       reconciling.abort();
       fleet.stop();
       ops.stop();

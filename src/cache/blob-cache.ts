@@ -47,7 +47,7 @@ export interface BlobCacheDeps {
   readonly priority?: WorkPriority;
   /** Timers for the deferred start of a range-started fill (cache/fill-pacing); real ones by default. */
   readonly timer?: SetTimer;
-  /** How long a blob's ranges stay quiet before the fill they started runs (RANGE_QUIET_MS). */
+  /** How long a blob's ranges stay quiet before the fill they started runs; each upstream's `rangequiet` otherwise. */
   readonly rangeQuietMs?: number;
 }
 
@@ -171,7 +171,7 @@ export class BlobCache {
           return fill.written;
         },
         close: async () => {
-          if (deferred) this.quiet.leave(fill.tempPath, () => fill.release());
+          if (deferred) this.quiet.leave(fill.tempPath, () => fill.release(), this.deps.rangeQuietMs ?? target.upstream?.config.rangequietMs);
           else fill.release();
           this.released(digest, release);
         },

@@ -45,6 +45,22 @@ test('a deferred start runs once the key has been quiet for the time set, and wa
   assert.equal(started, 1, 'once only');
 });
 
+test('the quiet time of an upstream (rangequiet) holds its fill back that long instead', async () => {
+  const clock = fakeClock();
+  const quiet = new QuietStart(1000, clock.timer);
+  let started = 0;
+  quiet.enter('a');
+  quiet.leave('a', () => started++, 60_000);
+  await clock.advance(59_999);
+  assert.equal(started, 0, 'not after the default second');
+  await clock.advance(1);
+  assert.equal(started, 1);
+  quiet.enter('b');
+  quiet.leave('b', () => started++, 0);
+  await clock.advance(0);
+  assert.equal(started, 2, '0: as soon as the ranges end');
+});
+
 test('a whole-blob reader starts a deferred fill at once; forget drops it', async () => {
   const clock = fakeClock();
   const quiet = new QuietStart(1000, clock.timer);

@@ -1,4 +1,5 @@
 /** @module cache/fill-pacing — when a whole-blob fill a client's range started may use the link: after the blob's ranges have been quiet a while, and not while a client's range fetches are on their way (docs/lazy-pulling.md). */
+import { DEFAULT_RANGE_QUIET_MS } from '../config/defaults.js';
 
 /** Runs `fn` after `ms`; returns what cancels it. */
 export type SetTimer = (fn: () => void, ms: number) => () => void;
@@ -11,11 +12,12 @@ export const realTimer: SetTimer = (fn, ms) => {
 };
 
 /**
- * How long a blob's ranges must have been quiet before the fill they started asks for the rest.
- * A lazy client reads a footer, a table of contents, then the chunks its container touches, one
- * request after another: a fill started in between would share the link with the next of them.
+ * How long a blob's ranges must have been quiet before the fill they started asks for the rest
+ * (`rangequiet`, per upstream). A lazy client reads a footer, a table of contents, then the chunks
+ * its container touches, one request after another: a fill started in between would share the
+ * link with the next of them.
  */
-export const RANGE_QUIET_MS = 1000;
+export const RANGE_QUIET_MS = DEFAULT_RANGE_QUIET_MS;
 
 /**
  * The longest a background fill waits for one range fetch to end: the longest range fetched is
@@ -44,15 +46,15 @@ export class QuietStart {
     this.keys.set(key, k);
   }
 
-  /** A ranged request of `key` ended; `start` runs once `key` stays quiet for quietMs. */
-  leave(key: string, start: () => void): void {
+  /** A ranged request of `key` ended; `start` runs once `key` stays quiet for `quietMs` (this upstream's `rangequiet`; the default otherwise). */
+  leave(key: string, start: () => void, quietMs = this.quietMs): void {
     const k = this.keys.get(key);
     if (!k) return start();
     k.active = Math.max(0, k.active - 1);
     k.start = start;
     if (k.active > 0) return;
     k.cancel?.();
-    k.cancel = this.timer(() => this.now(key), this.quietMs);
+    k.cancel = this.timer(() => this.now(key), quietMs);
   }
 
   /** Starts what waits for `key` now. */

@@ -26,6 +26,8 @@ export interface ServeIo {
   readonly node?: { readonly execArgv: readonly string[]; readonly options: string | undefined };
   /** Called once this process listens. */
   readonly ready?: () => void;
+  /** Start-up's own one-off work (bin/berth.js: the code cache), run with berth's once its first requests are over. */
+  readonly startupWork?: () => void;
 }
 
 /** How many processes serve: `auto` is one per core from three cores up (one process below), within the cgroup's CPU quota and memory limit (`limitedBy` says what held it down). */
@@ -114,6 +116,12 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
   const stopChecks = afterFirstAnswer(app.servers, () => {
     app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));
   });
+  // Once the first requests are over (util/after-quiet): the code cache, then one full collection
+  // with malloc_trim. That gives back what start-up left behind, including about 10 MiB a
+  // background V8 compile of start-up code kept resident in glibc's heap in half of the starts
+  // (docs/performance.md).
+  if (io.startupWork) app.afterQuiet(io.startupWork);
+  app.afterQuiet(() => app.settle());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections, finishing transfers in flight');

@@ -33,6 +33,7 @@ function upstreamDoc(u: UpstreamConfig, single: boolean): Record<string, unknown
     pushmode: u.pushmode,
     prefetch: u.prefetch,
     rangefetch: u.rangefetch,
+    rangequiet: u.rangequietMs,
     ...(u.ratelimit !== undefined ? { ratelimit: u.ratelimit } : {}),
     ...(u.backgroundwindow !== undefined ? { backgroundwindow: u.backgroundwindow.text } : {}),
   };

@@ -58,6 +58,7 @@ test('the reference distribution config loads unchanged, one warning per unused 
       tagttlMs: 60_000,
       prefetch: false,
       rangefetch: true,
+      rangequietMs: 1000,
       ttlMs: 0,
       pushmode: 'readonly',
     },
@@ -132,6 +133,7 @@ test('the extensions load: upstreams form, files read relative to the config', (
     tagttlMs: 60_000,
     prefetch: false,
     rangefetch: true,
+    rangequietMs: 1000,
     ttlMs: 0,
     pushmode: 'readonly',
   });

@@ -223,6 +223,13 @@ const upstreamKeys = {
       'A Range request for a blob not yet stored is answered at once from an upstream Range request while the whole blob is fetched in the background; false: it waits for the whole blob.',
     default: 'true',
   }),
+  rangequiet: duration()
+    .optional()
+    .meta({
+      description:
+        'How long the ranges of a blob not yet stored must have been quiet (none running, none ended meanwhile) before the whole-blob fill they started runs; 0 runs it as soon as they end.',
+      default: formatDuration(D.DEFAULT_RANGE_QUIET_MS),
+    }),
   pushmode: oneOf(PUSH_MODES).optional().meta({
     description:
       'What a push does: readonly refuses it, local keeps it at the site, write-through forwards it before answering, write-behind answers and forwards later.',

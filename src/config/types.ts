@@ -53,6 +53,8 @@ export type UpstreamConfig = Frozen<
       tagttlMs: number;
       /** `ttl` in ms; 0 = never. */
       ttlMs: number;
+      /** `rangequiet` in ms: how long a blob's ranges stay quiet before the fill they started runs. */
+      rangequietMs: number;
     }
 >;
 

@@ -22,26 +22,15 @@ export interface IdleCollectorOptions {
   readonly intervalMs?: number;
   /** How much above the level after the last collection is worth a collection. */
   readonly slackBytes?: number;
-  /** After start(), one collection this much later: what starting left behind is given back. */
-  readonly settleMs?: number;
 }
 
 const INTERVAL_MS = 5_000;
 const SLACK_BYTES = 4 * 1024 * 1024;
 /** A quiet process still allocates a little (a metrics sample, a health check). */
 const QUIET_BYTES = 1024 * 1024;
-/**
- * V8 optimises hot start-up code (zod's constructor, called for every schema the configuration
- * builds) on a background thread, in memory glibc gives that thread; freed once installed, but a
- * later small allocation above it kept about 10 MiB of it resident in about half of the starts,
- * until malloc_trim (docs/performance.md). 2.5 s after listening that work is long done, and so
- * is the writing of the bundle's code cache (2 s after, src/bundle-loader.ts).
- */
-const SETTLE_MS = 2_500;
 
 export class IdleCollector {
   private timer: NodeJS.Timeout | undefined;
-  private settle: NodeJS.Timeout | undefined;
   private last: number | undefined;
   private floor: number;
 
@@ -75,13 +64,10 @@ export class IdleCollector {
     if (this.timer) return;
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs ?? INTERVAL_MS);
     this.timer.unref();
-    this.settle = setTimeout(() => this.collectNow(), this.opts.settleMs ?? SETTLE_MS);
-    this.settle.unref();
   }
 
   stop(): void {
     clearInterval(this.timer);
-    clearTimeout(this.settle);
     this.timer = undefined;
   }
 }

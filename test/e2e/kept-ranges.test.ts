@@ -172,7 +172,8 @@ test('kept ranges nobody finishes count toward storage.maxsize: pulling past it 
       assert.equal(r.status, 200);
       assert.equal((await r.arrayBuffer()).byteLength, blob.size);
     }
-    await waitFor(() => gone(keptPaths(b).map), 30_000, { what: 'the kept ranges to be evicted' });
+    // The map goes first, then the file (a map never claims bytes the file does not hold): wait for both.
+    await waitFor(async () => (await gone(keptPaths(b).map)) && (await gone(keptPaths(b).file)), 30_000, { what: 'the kept ranges to be evicted' });
     assert.equal(await keptOnDisk(keptPaths(b).file), 0, 'the kept bytes left the disk');
     // The eviction's line comes once its files are removed.
     await waitFor(async () => (await b.logLines()).some((l) => l.msg === 'evicted least recently used content'), 30_000, { what: 'the eviction logged' });

@@ -136,6 +136,8 @@ test('a stored blob: several ranges are one 206 multipart/byteranges answer, byt
 
 test('a stored blob: the parts of a multipart answer go by sendfile over plain TCP, framed exactly', async () => {
   const size = layer.length;
+  // Bound once start-up's first requests are over (util/after-quiet); until then blobs are copied.
+  await waitFor(async () => (await berth.logLines()).some((l) => String(l['msg']).includes('by sendfile(2)')), 10_000, { what: 'sendfile(2) bound' });
   const before = sampleSum(await scrape(berth.url), 'berth_sendfile_bytes_total');
   // Parts large enough that sendfile carries most of them (each part's first bytes may be one small write).
   const spans: Array<[number, number]> = [

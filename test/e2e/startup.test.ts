@@ -260,7 +260,7 @@ test('berth serve with an empty store: ready quickly (measured), without the oth
 test('serve writes V8’s code cache of the bundle after it listens, and the next start compiles every file from it', async () => {
   const buildId = readFileSync(path.join(DIST_BUNDLE, 'build-id'), 'utf8').trim();
   const caches = () => readdirSync(DIST_BUNDLE).filter((n) => n.startsWith(`code-cache-${buildId}-`));
-  // The cache is written 2 s after listening (src/bundle-loader.ts).
+  // The cache is written once the first requests are over: a quiet second after the last (util/after-quiet).
   const first = await serveReady('none', 4000);
   assert.ok(caches().length > 0, `no code cache in ${DIST_BUNDLE}`);
   const second = await serveReady('none');
