@@ -119,7 +119,7 @@ test('requests that come before the first fetch was answered wait for it too: on
 });
 
 test('a fetch whose stream is never read (its client left first) is given up on after the wait: the joiner fetches itself', async () => {
-  const flights = new RangeFlights(30);
+  const flights = new RangeFlights(true, 30);
   let calls = 0;
   const open = async (s: number, e: number) => {
     calls++;

@@ -24,7 +24,17 @@ export const JOIN_WAIT_MS = 10_000;
 export class RangeFlights {
   private readonly flights = new Map<string, Set<Flight>>();
 
-  constructor(private readonly waitMs = JOIN_WAIT_MS) {}
+  /**
+   * `early`: a fetch is joinable from its claim, so requests that come before the upstream
+   * answered (the usual case for concurrent ones) wait for it too; a stream never read (its
+   * response cut before the first byte) never ends, and a joiner gives up on it after `waitMs`.
+   * Without it (the workers of a host share a table that claims every span at once, this
+   * process's requests included), a fetch is joinable here once its reader has begun.
+   */
+  constructor(
+    private readonly early = true,
+    private readonly waitMs = JOIN_WAIT_MS,
+  ) {}
 
   /**
    * Bytes [start, end]: parts already on their way are waited for, only the rest is asked of the
@@ -74,21 +84,22 @@ export class RangeFlights {
     }
   }
 
-  /** Asks the upstream for [start, end]; joinable by others from now until it arrived. */
+  /** Asks the upstream for [start, end]; joinable by others until it arrived (see `early`). */
   private async own(digest: string, start: number, end: number, open: FetchRange): Promise<AsyncIterable<Uint8Array> | undefined> {
     let settle!: (bytes: Buffer | undefined) => void;
     const done = new Promise<Buffer | undefined>((r) => (settle = r));
-    // Joinable at once, so requests that come before the upstream answered (the usual case for
-    // concurrent ones) wait for it too. A stream never read (its response cut before the first
-    // byte) never ends: a joiner then gives up on it after JOIN_WAIT_MS (see joined) and drops it.
-    const joinable = this.flights.get(digest) ?? new Set<Flight>();
+    let joinable: Set<Flight> | undefined;
+    const join = (): void => {
+      joinable = this.flights.get(digest) ?? new Set<Flight>();
+      joinable.add(flight);
+      this.flights.set(digest, joinable);
+    };
     const drop = (): void => {
-      joinable.delete(flight);
-      if (joinable.size === 0 && this.flights.get(digest) === joinable) this.flights.delete(digest);
+      joinable?.delete(flight);
+      if (joinable?.size === 0 && this.flights.get(digest) === joinable) this.flights.delete(digest);
     };
     const flight: Flight = { start, end, done, drop };
-    joinable.add(flight);
-    this.flights.set(digest, joinable);
+    if (this.early) join();
     const finish = (bytes: Buffer | undefined): void => {
       settle(bytes);
       drop();
@@ -99,7 +110,7 @@ export class RangeFlights {
     } finally {
       if (!body) finish(undefined);
     }
-    return body && tee(body, end - start + 1, finish);
+    return body && tee(body, end - start + 1, this.early ? () => undefined : join, finish);
   }
 }
 
@@ -127,7 +138,13 @@ async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 }
 
 /** Streams `body` and keeps a copy for joiners; `finish` gets the whole span, or undefined if it stopped short. */
-async function* tee(body: AsyncIterable<Uint8Array>, length: number, finish: (bytes: Buffer | undefined) => void): AsyncGenerator<Uint8Array> {
+async function* tee(
+  body: AsyncIterable<Uint8Array>,
+  length: number,
+  reading: () => void,
+  finish: (bytes: Buffer | undefined) => void,
+): AsyncGenerator<Uint8Array> {
+  reading();
   const kept: Buffer[] = [];
   let got = 0;
   let whole: Buffer | undefined;
