@@ -149,8 +149,11 @@ export class BlobCache {
         outcome: existing ? 'joined' : 'miss',
         ...(lazy
           ? {
-              range: (start: number, end: number) =>
-                lazyRange(fill, (s, e) => this.upstreamRanges.flights.fetch(digest, s, e, upstreamRange), start, end, kept),
+              range: async (start: number, end: number) => {
+                // Spans another worker kept since this process read the map are read, not fetched again.
+                if (this.deps.router?.ranges) await kept?.reload().catch(() => undefined);
+                return lazyRange(fill, (s, e) => this.upstreamRanges.flights.fetch(digest, s, e, upstreamRange), start, end, kept);
+              },
             }
           : {}),
         // Any read of the whole fill lets a held-back fill start at once, and makes it foreground until the reader leaves.

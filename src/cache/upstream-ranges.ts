@@ -53,7 +53,12 @@ export class UpstreamRanges {
     const fetch: FetchRange = (a, b) => this.fetch(target, digest, a, b, kept, site);
     const shared = this.deps.router?.ranges;
     const upstream: FetchRange = shared && kept ? (a, b) => sharedFetch(shared, digest, a, b, kept, fetch) : fetch;
-    return async (a, b) => (kept?.discarded === false && (kept.presentEnd(a) ?? -1) > b ? kept.read(a, b + 1) : upstream(a, b));
+    const held = (a: number, b: number) => kept?.discarded === false && (kept.presentEnd(a) ?? -1) > b;
+    return async (a, b) => {
+      // Another worker of the host may have kept them since this process last read the map.
+      if (shared && kept && !held(a, b)) await kept.reload().catch(() => undefined);
+      return held(a, b) ? kept!.read(a, b + 1) : upstream(a, b);
+    };
   }
 
   /**
