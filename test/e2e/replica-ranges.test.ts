@@ -94,8 +94,12 @@ for (const [n, workers] of [1, 2].entries()) {
         name: `lazy${workers}`,
         config: { version: 0.1, log: { level: 'info' }, http: { workers }, proxy: { remoteurl: relay.url } },
       });
-      // Each process of each replica sees the other replica (heartbeats every second).
-      await sleep(2_500);
+      // Every process of each replica coordinates with the site, then sees the other replica (heartbeats every second).
+      const coordinating = async (b: Berth) => (await b.logLines()).filter((l) => l['msg'] === 'coordinating with the site').length;
+      await waitFor(async () => (await Promise.all(site.map(coordinating))).every((c) => c >= workers), 30_000, {
+        what: 'every process of the site to coordinate',
+      });
+      await sleep(1_500);
     });
     after(async () => {
       // The fills the ranges started end first: a fill still running at SIGTERM holds a stop up.
