@@ -12,7 +12,6 @@ import { headBlob } from '../upstream/registry-api.js';
 import { lazyRange } from './lazy-range.js';
 import { openFillBody } from './kept-fill.js';
 import { UpstreamRanges } from './upstream-ranges.js';
-import { sharedFetch } from './shared-ranges.js';
 import { BlobFill } from './fill.js';
 import { DEFAULT_RETRY, pumpFill, type FillSource, type RetryPolicy } from './fill-pump.js';
 import type { Outcome } from '../ports/request-observer.js';
@@ -118,7 +117,7 @@ export class BlobCache {
       if (existing) await this.ensureVisible(target, digest);
       // A range of a cold blob goes first; the whole-blob fill would otherwise queue ahead of it on the link.
       let gated = false;
-      const rangeFirst = opts.ranged === true && peer === undefined && target.upstream.config.rangefetch;
+      const rangeFirst = opts.ranged === true && (peer === undefined || peer === 'range') && target.upstream.config.rangefetch;
       const fill =
         existing ??
         this.fills.claim(digest, () => {
@@ -134,10 +133,8 @@ export class BlobCache {
       const kept = lazy ? await this.deps.blobs.kept.forRanges(digest, fill.size!).catch(() => undefined) : undefined;
       // Read again: eviction and the age limit count from now.
       if (kept) await this.deps.blobs.kept.touch(digest, this.deps.now());
-      // Bytes the upstream is asked for: once per host when workers share the work (cache/shared-ranges).
-      const fetch = (a: number, b: number) => this.upstreamRanges.fetch(target, digest, a, b, kept);
-      const shared = this.deps.router?.ranges;
-      const upstreamRange = shared && kept ? (a: number, b: number) => sharedFetch(shared, digest, a, b, kept, fetch) : fetch;
+      // Bytes the upstream is asked for: once per host and site (a peer's request is never sent on: no loops).
+      const upstreamRange = this.upstreamRanges.fetcher(target, digest, kept, peer === undefined);
       // A fill still held back starts once this blob's ranges have been quiet a while (cache/fill-pacing).
       const deferred = opts.ranged === true && !fill.released;
       if (deferred) this.quiet.enter(fill.tempPath);
@@ -152,8 +149,11 @@ export class BlobCache {
         outcome: existing ? 'joined' : 'miss',
         ...(lazy
           ? {
-              range: (start: number, end: number) =>
-                lazyRange(fill, (s, e) => this.upstreamRanges.flights.fetch(digest, s, e, upstreamRange), start, end, kept),
+              range: async (start: number, end: number) => {
+                // Spans another worker kept since this process read the map are read, not fetched again.
+                if (this.deps.router?.ranges) await kept?.reload().catch(() => undefined);
+                return lazyRange(fill, (s, e) => this.upstreamRanges.flights.fetch(digest, s, e, upstreamRange), start, end, kept);
+              },
             }
           : {}),
         // Any read of the whole fill lets a held-back fill start at once, and makes it foreground until the reader leaves.

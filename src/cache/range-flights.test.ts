@@ -98,3 +98,44 @@ test('spans overlapping ones on their way in part wait for those parts and ask t
   const gapBytes = sorted.filter(([s]) => s >= 2000 && s < 3000).reduce((n, [s, e]) => n + e - s + 1, 0);
   assert.ok(gapBytes >= 1000 && gapBytes <= 1500, JSON.stringify(sorted));
 });
+
+test('requests that come before the first fetch was answered wait for it too: one upstream fetch', async () => {
+  const flights = new RangeFlights();
+  const asked: Array<[number, number]> = [];
+  const open = async (s: number, e: number) => {
+    asked.push([s, e]);
+    // The upstream's answer takes a round trip: the others arrive meanwhile.
+    await new Promise((r) => setTimeout(r, 20));
+    return (async function* () {
+      yield blob.subarray(s, e + 1);
+    })();
+  };
+  // Each read as its answer comes, as each client's response is.
+  const [a, b, c] = await Promise.all(
+    [flights.fetch('d', 0, 999, open), flights.fetch('d', 0, 999, open), flights.fetch('d', 100, 499, open)].map(async (p) => bytesOf(await p)),
+  );
+  assert.ok(a!.equals(blob.subarray(0, 1000)) && b!.equals(blob.subarray(0, 1000)) && c!.equals(blob.subarray(100, 500)));
+  assert.deepEqual(asked, [[0, 999]]);
+});
+
+test('a fetch whose stream is never read (its client left first) is given up on after the wait: the joiner fetches itself', async () => {
+  const flights = new RangeFlights(true, 30);
+  let calls = 0;
+  const open = async (s: number, e: number) => {
+    calls++;
+    return (async function* () {
+      yield blob.subarray(s, e + 1);
+    })();
+  };
+  const abandoned = await flights.fetch('d', 0, 999, open);
+  assert.ok(abandoned);
+  // The wait's timer keeps no process alive; a server's sockets do.
+  const alive = setInterval(() => undefined, 1000);
+  try {
+    const joiner = await flights.fetch('d', 0, 999, open);
+    assert.ok((await bytesOf(joiner)).equals(blob.subarray(0, 1000)));
+  } finally {
+    clearInterval(alive);
+  }
+  assert.equal(calls, 2);
+});

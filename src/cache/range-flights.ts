@@ -6,7 +6,15 @@ interface Flight {
   readonly end: number;
   /** The span's bytes once all arrived; undefined when the fetch failed, was cut or fell back. */
   readonly done: Promise<Buffer | undefined>;
+  /** No longer joinable (it ended, or a joiner gave up waiting for it). */
+  readonly drop: () => void;
 }
+
+/**
+ * How long a request waits for another's fetch of a part before fetching the part itself: a part
+ * is at most 1 MiB (cache/lazy-range), so only a stalled (or never read) fetch takes this long.
+ */
+export const JOIN_WAIT_MS = 10_000;
 
 /**
  * Spans are at most FETCH_MAX_BYTES (cache/lazy-range), so keeping one in memory while it
@@ -15,6 +23,18 @@ interface Flight {
  */
 export class RangeFlights {
   private readonly flights = new Map<string, Set<Flight>>();
+
+  /**
+   * `early`: a fetch is joinable from its claim, so requests that come before the upstream
+   * answered (the usual case for concurrent ones) wait for it too; a stream never read (its
+   * response cut before the first byte) never ends, and a joiner gives up on it after `waitMs`.
+   * Without it (the workers of a host share a table that claims every span at once, this
+   * process's requests included), a fetch is joinable here once its reader has begun.
+   */
+  constructor(
+    private readonly early = true,
+    private readonly waitMs = JOIN_WAIT_MS,
+  ) {}
 
   /**
    * Bytes [start, end]: parts already on their way are waited for, only the rest is asked of the
@@ -26,7 +46,7 @@ export class RangeFlights {
     const first = plan[0]!;
     let head: AsyncIterable<Uint8Array> | undefined;
     if (first.flight) {
-      head = await joined(first, first.flight);
+      head = await joined(first, first.flight, this.waitMs);
       // The one asked first failed or was cut: ask for this whole span itself.
       if (!head) return this.own(digest, start, end, open);
     } else {
@@ -58,31 +78,39 @@ export class RangeFlights {
     yield* head;
     for (const part of parts) {
       // A gap is planned again now: a flight that began meanwhile may hold some of it.
-      const body = (part.flight ? await joined(part, part.flight) : undefined) ?? (await this.fetch(digest, part.from, part.to, open));
+      const body = (part.flight ? await joined(part, part.flight, this.waitMs) : undefined) ?? (await this.fetch(digest, part.from, part.to, open));
       if (!body) throw new Error(`the upstream stopped answering ranges (bytes ${part.from}-${part.to} of ${digest})`);
       yield* body;
     }
   }
 
-  /** Asks the upstream for [start, end]; joinable by others while it arrives. */
+  /** Asks the upstream for [start, end]; joinable by others until it arrived (see `early`). */
   private async own(digest: string, start: number, end: number, open: FetchRange): Promise<AsyncIterable<Uint8Array> | undefined> {
     let settle!: (bytes: Buffer | undefined) => void;
-    const flight: Flight = { start, end, done: new Promise((r) => (settle = r)) };
-    // Joinable once its reader has begun: a stream never read is never closed either (a
-    // response cut before its first byte), so its end could not be waited for.
+    const done = new Promise<Buffer | undefined>((r) => (settle = r));
     let joinable: Set<Flight> | undefined;
-    const reading = (): void => {
+    const join = (): void => {
       joinable = this.flights.get(digest) ?? new Set<Flight>();
       joinable.add(flight);
       this.flights.set(digest, joinable);
     };
-    const finish = (bytes: Buffer | undefined): void => {
-      settle(bytes);
+    const drop = (): void => {
       joinable?.delete(flight);
       if (joinable?.size === 0 && this.flights.get(digest) === joinable) this.flights.delete(digest);
     };
-    const body = await open(start, end);
-    return body && tee(body, end - start + 1, reading, finish);
+    const flight: Flight = { start, end, done, drop };
+    if (this.early) join();
+    const finish = (bytes: Buffer | undefined): void => {
+      settle(bytes);
+      drop();
+    };
+    let body: AsyncIterable<Uint8Array> | undefined;
+    try {
+      body = await open(start, end);
+    } finally {
+      if (!body) finish(undefined);
+    }
+    return body && tee(body, end - start + 1, this.early ? () => undefined : join, finish);
   }
 }
 
@@ -93,9 +121,15 @@ interface Part {
   readonly flight?: Flight;
 }
 
-/** The part's bytes from its flight once that is whole; undefined when it failed or was cut. */
-async function joined(part: Part, flight: Flight): Promise<AsyncIterable<Uint8Array> | undefined> {
-  const bytes = await flight.done;
+/** The part's bytes from its flight once that is whole; undefined when it failed, was cut or takes too long (it is dropped then). */
+async function joined(part: Part, flight: Flight, waitMs: number): Promise<AsyncIterable<Uint8Array> | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((r) => {
+    timer = setTimeout(() => r(undefined), waitMs);
+    timer.unref();
+  });
+  const bytes = await Promise.race([flight.done, late]).finally(() => clearTimeout(timer));
+  if (!bytes) flight.drop();
   return bytes && once(bytes.subarray(part.from - flight.start, part.to - flight.start + 1));
 }
 

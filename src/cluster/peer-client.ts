@@ -1,4 +1,4 @@
-/** @module cluster/peer-client — reads a blob from another replica of the site: its stored copy, or its fill while it fills. */
+/** @module cluster/peer-client — reads a blob from another replica of the site: its stored copy, its fill while it fills, or one range of it. */
 import { Agent, request } from '../util/undici.js';
 import type { PeerMode } from '../ports/fills.js';
 import { PEER_AUTH_SCHEME, PEER_COPY_PATH, PEER_PATH } from '../ports/peers.js';
@@ -74,6 +74,32 @@ export class PeerClient {
     const length = Number(res.headers['content-length']);
     const size = res.headers['content-length'] === undefined || !Number.isSafeInteger(length) ? undefined : length + offset;
     return { body: guarded(res.body, peer), size };
+  }
+
+  /**
+   * Bytes [start, end] of `digest` at `peer` (mode `range`): from what the peer holds, or fetched
+   * there from its upstream (joined with its own clients' fetches), never from a third replica.
+   */
+  async range(peer: string, upstream: string, repository: string, digest: string, start: number, end: number): Promise<AsyncIterable<Uint8Array>> {
+    const url = `${peer}${PEER_PATH}${digest}?${new URLSearchParams({ upstream, repository, mode: 'range' }).toString()}`;
+    let res;
+    try {
+      res = await request(url, {
+        dispatcher: this.agent,
+        headers: { authorization: `${PEER_AUTH_SCHEME} ${this.secret}`, range: `bytes=${start}-${end}` },
+      });
+    } catch (err) {
+      throw new PeerError(`peer ${peer}: ${(err as Error).message}`);
+    }
+    const exact =
+      res.statusCode === 206 &&
+      String(res.headers['content-range'] ?? '').startsWith(`bytes ${start}-${end}/`) &&
+      Number(res.headers['content-length']) === end - start + 1;
+    if (!exact) {
+      await res.body.dump().catch(() => undefined);
+      throw new PeerError(`peer ${peer} answered ${res.statusCode} (${String(res.headers['content-range'])}) for bytes ${start}-${end} of ${digest}`);
+    }
+    return guarded(res.body, peer);
   }
 
   async close(): Promise<void> {

@@ -20,6 +20,9 @@ export interface SiteFillsDeps {
   readonly waitMs: number;
 }
 
+/** How long a replica that failed a range is passed over: about as long as a dead one stays in the live view. */
+export const SHUN_MS = 3_000;
+
 /** Rendezvous (highest random weight) hashing: each digest has one preferred filler among the live replicas, spread evenly. */
 export function electFiller(digest: string, members: Iterable<string>): string | undefined {
   let best: string | undefined;
@@ -48,8 +51,30 @@ export async function isLiveMember(site: SiteMembership, live: ReadonlySet<strin
  */
 export class SiteFills implements FillRouter {
   private readonly leases = new Map<string, FillLease>();
+  /** Peers whose range answer failed, until when they are not asked again. */
+  private readonly shunned = new Map<string, number>();
 
   constructor(private readonly deps: SiteFillsDeps) {}
+
+  /**
+   * A range of a blob not held whole goes to the replica elected for its digest (the one its
+   * whole-blob fill goes to), so the site asks the upstream for those bytes once; undefined (this
+   * replica fetches it) when that is this replica, the site is unavailable, or the elected one
+   * failed (it is then passed over for a while, MEMBER_TTL_MS being how soon a dead one is dropped).
+   */
+  async range(req: Parameters<NonNullable<FillRouter['range']>>[0]): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const { digest, start, end, target } = req;
+    const live = this.deps.live();
+    const elected = live && electFiller(digest, live);
+    if (!elected || elected === this.deps.site.self || (this.shunned.get(elected) ?? 0) > this.deps.now()) return undefined;
+    try {
+      return await this.deps.peers.range(elected, target.key, target.repository, digest, start, end);
+    } catch (err) {
+      this.shunned.set(elected, this.deps.now() + SHUN_MS);
+      this.deps.logger.warn({ digest, start, end, peer: elected, err: (err as Error).message }, 'elected replica could not serve a range; fetching it here');
+      return undefined;
+    }
+  }
 
   retriable(err: unknown): boolean {
     return err instanceof PeerError;

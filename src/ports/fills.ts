@@ -18,9 +18,11 @@ export interface FillCoordinator<F> {
 
 /**
  * How a request from another replica of the site may be answered: `held` only from what this
- * replica stores or is filling now; `fill` may fill it here too, but never forwards to a third.
+ * replica stores or is filling now; `fill` may fill it here too, but never forwards to a third;
+ * `range` (one byte range of a blob) as a client's range is, from local bytes or the upstream,
+ * never from a third.
  */
-export type PeerMode = 'held' | 'fill';
+export type PeerMode = 'held' | 'fill' | 'range';
 
 /** One byte source beside the upstream: a peer replica, chosen per attempt of a fill. */
 export interface FillRouter {
@@ -59,6 +61,17 @@ export interface FillRouter {
   filling?(digest: string): Promise<boolean>;
   /** Single-flight of upstream range fetches with the other workers of this host, if any. */
   readonly ranges?: RangeCoordinator;
+  /**
+   * Bytes [start, end] of a blob not held whole, from the replica of the site that fetches this
+   * digest's ranges, so the site asks the upstream for them once; undefined when that is this
+   * replica or none answers (the range is then fetched here).
+   */
+  range?(req: {
+    readonly target: RepositoryTarget;
+    readonly digest: string;
+    readonly start: number;
+    readonly end: number;
+  }): Promise<AsyncIterable<Uint8Array> | undefined>;
 }
 
 /** A part of a span asked of the upstream: fetched by this process (`mine`), or by another one that is fetching it now. */

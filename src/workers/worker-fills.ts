@@ -64,6 +64,11 @@ export class WorkerFills implements FillRouter {
     return err instanceof WorkerFillLost || (this.deps.inner?.retriable(err) ?? false);
   }
 
+  /** A range goes to the site's elected replica (through the site's router), when there is a site. */
+  range(req: Parameters<NonNullable<FillRouter['range']>>[0]): Promise<AsyncIterable<Uint8Array> | undefined> {
+    return this.deps.inner?.range?.(req) ?? Promise.resolve(undefined);
+  }
+
   filling(digest: string): Promise<boolean> {
     return this.deps.channel.filling(digest);
   }
