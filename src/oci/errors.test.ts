@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_ERROR_CODES, ERROR_CODES, MAX_MANIFEST_BYTES, OciError, isTransient, manifestTooLarge } from './errors.js';
+import { ADMIN_ERROR_CODES, ERROR_CODES, MAX_MANIFEST_BYTES, OciError, isTransient, manifestTooLarge, UpstreamClosedError } from './errors.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (p: string) => readFileSync(`${root}${p}`, 'utf8');
@@ -38,6 +38,11 @@ test('one transient predicate: the upstream failing or the network, not refusals
   for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET'])
     assert.ok(isTransient(Object.assign(new Error('x'), { code })), code);
   assert.ok(isTransient(Object.assign(new Error('short'), { transient: true })));
+  // berth's own pool, closed because it is stopping: a retry would only fail again (and keep a stopping process alive).
+  for (const code of ['UND_ERR_DESTROYED', 'UND_ERR_CLOSED']) assert.ok(!isTransient(Object.assign(new Error('x'), { code })), code);
+  const closed = new UpstreamClosedError('default');
+  assert.equal(closed.code, 'UNAVAILABLE');
+  assert.ok(!isTransient(closed));
   assert.ok(!isTransient(new Error('plain')));
   assert.ok(!isTransient(undefined));
 });

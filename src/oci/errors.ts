@@ -60,6 +60,25 @@ export class UnreachableError extends OciError {
   }
 }
 
+/**
+ * berth closed its own connection pool to an upstream (it is stopping): UNAVAILABLE to a client
+ * still waiting, but never worth a retry, which would only fail again and keep a stopping
+ * process alive.
+ */
+export class UpstreamClosedError extends OciError {
+  readonly transient = false;
+  constructor(upstream: string) {
+    super('UNAVAILABLE', `upstream ${upstream} is no longer asked: berth is stopping`);
+    this.name = 'UpstreamClosedError';
+  }
+}
+
+/** undici's error for a request on (or a body from) a pool that was closed or destroyed. */
+export function isClosedPoolError(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  return OWN_CLIENT_CLOSED_CODES.has(String(e?.code ?? '')) || OWN_CLIENT_CLOSED_CODES.has(String(e?.cause?.code ?? ''));
+}
+
 export function isOciError(err: unknown): err is OciError {
   return err instanceof OciError;
 }
@@ -111,6 +130,8 @@ export function toOciError(err: unknown): OciError {
 
 /** Network failures worth waiting out: the connection, not the request, was the problem. */
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN']);
+/** undici's answers for a request on a client that was closed or destroyed. */
+const OWN_CLIENT_CLOSED_CODES = new Set(['UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 
 /**
  * The one answer to "is this worth a retry": network drops and timeouts, an upstream's 5xx or
@@ -118,9 +139,12 @@ const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EC
  * Refusals (other 4xx) and verification failures are not.
  */
 export function isTransient(err: unknown): boolean {
+  if (err instanceof UpstreamClosedError) return false;
   if (err instanceof OciError) return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS';
   if ((err as { transient?: unknown } | null)?.transient === true) return true;
   const code = (err as NodeJS.ErrnoException | null)?.code ?? '';
+  // A connection pool berth closed itself (it is stopping) stays closed: no retry can succeed.
+  if (isClosedPoolError(err)) return false;
   return code.startsWith('UND_ERR') || TRANSIENT_NETWORK_CODES.has(code);
 }
 

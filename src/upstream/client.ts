@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { request } from '../util/undici.js';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
-import { type OciError, UnreachableError } from '../oci/errors.js';
+import { type OciError, UnreachableError, UpstreamClosedError, isClosedPoolError } from '../oci/errors.js';
 import { badGateway, loopDetected, unauthorized } from '../oci/error-catalogue.js';
 import { parseChallenge } from './challenge.js';
 import { TokenSource, basicAuth } from './tokens.js';
@@ -226,6 +226,7 @@ export class RegistryClient {
    * the config changes, and waiting would not help): they name the certificate and the key to set.
    */
   private async networkFailure(err: unknown, startedAt: number): Promise<OciError> {
+    if (isClosedPoolError(err)) return new UpstreamClosedError(this.name);
     const kind = classify(err);
     if (kind === 'outage') {
       const reason = describeNetworkError(err);

@@ -1,4 +1,4 @@
-/** @module e2e/kept-ranges.test — bytes fetched for ranges of a cold blob are kept: a lazy start then the whole blob crosses the link about once (counted at the link to Debian's docker-registry), kept ranges survive a crash and restart, a kept byte that is wrong fails the digest check and discards every kept range, and kept ranges nobody finishes count toward storage.maxsize (evicted least recently used first) and go after keptranges.age. */
+/** @module e2e/kept-ranges.test — bytes fetched for ranges of a cold blob are kept: a lazy start then the whole blob crosses the link about once (counted at the link to Debian's docker-registry), kept ranges survive a crash and restart, a stop during the background fill ends at once, a kept byte that is wrong fails the digest check and discards every kept range, and kept ranges nobody finishes count toward storage.maxsize (evicted least recently used first) and go after keptranges.age. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
@@ -121,6 +121,28 @@ test('kept ranges survive a crash: after the restart the fill fetches only what 
     // Each cut gap may carry what was in flight on the socket; 256 KiB covers it.
     assert.ok(wan <= layer.length - kept + 256 * 1024, `WAN ${wan} bytes after the restart; ${layer.length - kept} were missing`);
     await waitFor(() => gone(keptPaths(b).map), 10_000, { what: 'the kept map to be removed' });
+  } finally {
+    await b.stop();
+    await first.cleanup();
+  }
+});
+
+test('SIGTERM while the background fill runs: berth exits 0 at once, not retrying against its own closed upstream client, and the restart finishes the blob', async () => {
+  const first = await coldBerth();
+  const wanBefore = relay.bytesToClient();
+  await range(first, layer.length - 65536, layer.length - 1);
+  // The fill the footer started (after a second of quiet) is under way: bytes beyond the footer cross.
+  await waitFor(async () => relay.bytesToClient() - wanBefore > 2 * MiB, 30_000, { what: 'the background fill to run' });
+  const termAt = Date.now();
+  first.service.kill('SIGTERM');
+  const exit = await first.service.exited;
+  const lines = await first.logLines();
+  assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}`);
+  const retries = lines.filter((l) => l.msg === 'upstream transfer interrupted; resuming' && Date.parse(String(l.time)) >= termAt);
+  assert.deepEqual(retries, [], 'no resume attempts after the stop began');
+  const b = await coldBerth(first.root);
+  try {
+    assert.ok((await whole(b)).equals(layer), 'whole blob exact after the restart');
   } finally {
     await b.stop();
     await first.cleanup();
