@@ -87,16 +87,22 @@ export class BlobStore {
     const { settled, release } = this.leases.acquire(digest);
     try {
       await settled;
-      const file = await this.files.acquire(digest, path);
-      if (!file) {
+      const got = await this.files.acquire(digest, path);
+      if (!got) {
         release();
         return undefined;
       }
-      return new StoredBlob(digest, file.size, file.fh, release, this.sendBuffers, this.zeroCopy, () => this.files.release(digest, file));
+      const { file, reused } = got;
+      return new StoredBlob(digest, file.size, file.fh, release, this.sendBuffers, this.zeroCopy, () => this.files.release(digest, file), reused);
     } catch (err) {
       release();
       throw err;
     }
+  }
+
+  /** The next reader of `digest` opens its file afresh (and so is not `reused`). */
+  forgetOpen(digest: string): void {
+    this.files.drop(digest);
   }
 
   /** Closes the descriptors kept between requests (those being read close when their readers finish). */

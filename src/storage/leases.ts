@@ -76,6 +76,8 @@ export class StoredBlob {
     private readonly pool?: BufferPool,
     private readonly zeroCopy?: ZeroCopy,
     private readonly closeFile: () => Promise<void> | void = () => fh.close(),
+    /** The descriptor was kept from an earlier reader: the file is the one that reader opened, unchanged (storage/open-files). */
+    readonly reused = false,
   ) {}
 
   /** Bytes [start, end] inclusive; end defaults to the last byte. */

@@ -12,6 +12,12 @@ export interface OpenFile {
   readonly size: number;
 }
 
+/** `reused`: the descriptor was kept from an earlier reader (the same file, unchanged since it was opened). */
+export interface Acquired {
+  readonly file: OpenFile;
+  readonly reused: boolean;
+}
+
 interface Entry extends OpenFile {
   readonly ino: number;
   readonly dev: number;
@@ -46,15 +52,15 @@ export class OpenFiles {
     return this.entries.size;
   }
 
-  /** The open file at `path` (undefined: none there); call release(key) exactly once after. */
-  async acquire(key: string, path: string): Promise<OpenFile | undefined> {
+  /** The open file at `path` (undefined: none there); call release(key, file) exactly once after. */
+  async acquire(key: string, path: string): Promise<Acquired | undefined> {
     const kept = this.entries.get(key);
     if (kept && this.current(kept, path)) {
       kept.refs++;
       // Least recently used first: a reused entry moves to the end.
       this.entries.delete(key);
       this.entries.set(key, kept);
-      return kept;
+      return { file: kept, reused: true };
     }
     if (kept) this.drop(key);
     let pending = this.opening.get(key);
@@ -66,7 +72,7 @@ export class OpenFiles {
     if (!entry) return undefined;
     if (entry.gone) return this.acquire(key, path);
     entry.refs++;
-    return entry;
+    return { file: entry, reused: false };
   }
 
   release(key: string, file: OpenFile): void {
