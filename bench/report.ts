@@ -155,7 +155,9 @@ const median = (xs: number[]): number => {
 
 /** Warm serving, one row per server and transport: ranges over repeats, ratios of medians against distribution 3 (else 2.8). */
 export function serveTable(results: ServeResult[]): string {
-  const rows: string[][] = [['server', 'transport', 'GB/s', 'CPU s/GB', 'peak RSS MiB', 'per process', 'time vs dist', 'CPU vs dist', 'runs']];
+  const rows: string[][] = [
+    ['server', 'transport', 'GB/s', 'CPU s/GB', 'req/s', 'CPU ms/req', 'peak RSS MiB', 'per process', 'time vs dist', 'CPU vs dist', 'runs'],
+  ];
   for (const tls of [false, true]) {
     const of = (name: string): ServeResult[] => results.filter((x) => x.name === name && x.tls === tls && !x.skipped);
     const ref = of('distribution-3').length > 0 ? of('distribution-3') : of('distribution-2.8');
@@ -174,6 +176,14 @@ export function serveTable(results: ServeResult[]): string {
         ),
         range(
           xs.map((x) => x.cpuPerGB),
+          2,
+        ),
+        range(
+          xs.map((x) => x.requestsPerS),
+          0,
+        ),
+        range(
+          xs.map((x) => x.cpuMsPerRequest),
           2,
         ),
         range(

@@ -22,6 +22,9 @@ export interface ServeResult {
   gbps: number;
   /** User + system CPU of the whole server process tree per GB served. */
   cpuPerGB: number;
+  /** Blob requests answered per second, and the CPU each cost (ms): per-request cost shows with small layers. */
+  requestsPerS: number;
+  cpuMsPerRequest: number;
   /** Highest sampled VmRSS summed over the process tree, in MiB. */
   peakRssMiB: number;
   /** VmRSS when the warm window began (after priming), in MiB. */
@@ -68,6 +71,8 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
     errors: [],
     gbps: NaN,
     cpuPerGB: NaN,
+    requestsPerS: NaN,
+    cpuMsPerRequest: NaN,
     peakRssMiB: NaN,
     startRssMiB: NaN,
     processPeakMiB: NaN,
@@ -111,6 +116,8 @@ export async function serveWarm(ctx: Ctx, name: AnchorKind, tls: TlsPair | undef
       errors: total.errors,
       gbps: total.bytes / 1e9 / seconds,
       cpuPerGB: total.bytes > 0 ? cpu / (total.bytes / 1e9) : NaN,
+      requestsPerS: total.transfers / seconds,
+      cpuMsPerRequest: total.transfers > 0 ? (cpu * 1000) / total.transfers : NaN,
       peakRssMiB: peak / 1024,
       startRssMiB: startRss / 1024,
       processPeakMiB: processPeak / 1024,

@@ -68,6 +68,7 @@ export async function openStores(config: BerthConfig, deps: { logger: Logger; no
     },
     close: async () => {
       await inUse.close();
+      blobs.closeFiles();
       push.close();
       index.close();
       space.close();

@@ -263,9 +263,13 @@ export class BlobCache {
   private async openStored(digest: string): Promise<StoredBlob | undefined> {
     const blob = await this.deps.blobs.open(digest);
     if (!blob) return undefined;
+    // A kept descriptor's file was adopted by the reader that opened it; a forgotten row goes with its file (storage/open-files drops it).
+    if (blob.reused) return blob;
     try {
       await this.adopt(digest, blob.size);
     } catch (err) {
+      // Not adopted: the next reader tries again, with a descriptor of its own.
+      this.deps.blobs.forgetOpen(digest);
       await blob.close();
       throw err;
     }

@@ -42,8 +42,13 @@ export function workerCount(
 /** The log message of a fault no handler caught; the test fixtures fail any run that logs it. */
 export const UNCAUGHT_MESSAGE = 'uncaught error (a bug in berth): the request it came from is lost; berth keeps serving';
 
+/**
+ * Lines go to stdout by a write(2) on the spot, as Node's own process.stdout does for files and
+ * pipes on Linux. pino's default hands each one to the thread pool instead: under 16 clients that
+ * round trip was about a tenth of the CPU a small blob's request cost (docs/performance.md).
+ */
 function createLogger(config: BerthConfig) {
-  return pino({ level: config.log.level, base: { ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime });
+  return pino({ level: config.log.level, base: { ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: true }));
 }
 
 /** An error from writing to the closed channel to the primary process. */

@@ -1,6 +1,6 @@
 /** @module storage/blob-files — the content-addressed blob files on disk: layout, verified atomic commits, reads. */
 import { constants, createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { isDigest, parseDigest, type Algorithm } from '../oci/digest.js';
@@ -10,6 +10,7 @@ import { Leases, StoredBlob } from './leases.js';
 import { BufferPool } from './send.js';
 import type { ZeroCopy } from './zero-copy.js';
 import { KeptStore } from './kept-ranges.js';
+import { OpenFiles } from './open-files.js';
 import { BlobWriter } from './blob-writer.js';
 import type { BundleSource, FileDigests } from '../ports/file-digests.js';
 
@@ -26,6 +27,8 @@ export class BlobStore {
   private readonly leases = new Leases();
   /** Send buffers shared by every response from this store (stored blobs and fills alike). */
   readonly sendBuffers = new BufferPool();
+  /** Descriptors of stored blobs kept between requests (storage/open-files). */
+  private readonly files: OpenFiles;
   /** Bytes fetched for ranges of blobs not stored yet, kept for their fills (under partial/, kept across restarts). */
   readonly kept: KeptStore;
 
@@ -33,8 +36,10 @@ export class BlobStore {
   constructor(
     root: string,
     private zeroCopy?: ZeroCopy,
+    now: () => number = Date.now,
   ) {
     this.root = root;
+    this.files = new OpenFiles(now);
     this.layout = new StoreLayout(root);
     this.tmpDir = this.layout.tmpDir;
     this.uploadsDir = this.layout.uploadsDir;
@@ -80,18 +85,29 @@ export class BlobStore {
   async open(digest: string): Promise<StoredBlob | undefined> {
     const path = this.path(digest);
     const { settled, release } = this.leases.acquire(digest);
-    let fh: FileHandle | undefined;
     try {
       await settled;
-      fh = await open(path, 'r');
-      const { size } = await fh.stat();
-      return new StoredBlob(digest, size, fh, release, this.sendBuffers, this.zeroCopy);
+      const got = await this.files.acquire(digest, path);
+      if (!got) {
+        release();
+        return undefined;
+      }
+      const { file, reused } = got;
+      return new StoredBlob(digest, file.size, file.fh, release, this.sendBuffers, this.zeroCopy, () => this.files.release(digest, file), reused);
     } catch (err) {
       release();
-      await fh?.close();
-      if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  /** The next reader of `digest` opens its file afresh (and so is not `reused`). */
+  forgetOpen(digest: string): void {
+    this.files.drop(digest);
+  }
+
+  /** Closes the descriptors kept between requests (those being read close when their readers finish). */
+  closeFiles(): void {
+    this.files.close();
   }
 
   /**
@@ -166,6 +182,8 @@ export class BlobStore {
     const dir = join(target, '..');
     await mkdir(dir, { recursive: true });
     await rename(tempPath, target);
+    // A blob stored again (it was deleted behind berth's back): the next read opens the new file.
+    this.files.drop(digest);
     await syncDir(dir);
   }
 
@@ -209,6 +227,8 @@ export class BlobStore {
   }
 
   async delete(digest: string): Promise<void> {
+    // Closed now unless a reader still sends from it, so the space is freed with the last reader.
+    this.files.drop(digest);
     await rm(this.path(digest), { force: true });
   }
 

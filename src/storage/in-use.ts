@@ -4,6 +4,14 @@ import { join } from 'node:path';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { StoreLayout } from './layout.js';
 
+/**
+ * Least time between two writes. Under 16 clients the set changed with nearly every request, and
+ * each write (a file written and renamed) cost more than serving a small blob. A reader that gc
+ * misses meanwhile keeps its bytes (its descriptor stays open), and gc leaves anything pulled in
+ * the last minute alone anyway.
+ */
+export const IN_USE_WRITE_GAP_MS = 1000;
+
 interface LockBody {
   readonly pid: number;
   readonly updatedAt: number;
@@ -12,11 +20,13 @@ interface LockBody {
 
 /**
  * Written by `berth serve` whenever the set of blobs it streams or fills changes; writes are
- * coalesced (one in flight, the newest state after it), so a burst of requests costs a few small
- * writes, never one per chunk. Removed on a clean stop; a stale file (dead pid) is ignored.
+ * coalesced (one in flight, the newest state after it) and come at most once per
+ * IN_USE_WRITE_GAP_MS, so a burst of requests costs a few small writes, never one per request.
+ * Removed on a clean stop; a stale file (dead pid) is ignored.
  */
 export class InUseRecord {
   private writing: Promise<void> | undefined;
+  private gap: NodeJS.Timeout | undefined;
   private dirty = false;
   private closed = false;
   private readonly file: string;
@@ -38,8 +48,18 @@ export class InUseRecord {
     if (this.closed) return;
     this.inUse = inUse;
     this.dirty = true;
+    if (this.gap === undefined) this.startFlush();
+  }
+
+  private startFlush(): void {
     this.writing ??= this.flush().finally(() => {
       this.writing = undefined;
+      if (this.closed) return;
+      // Changes until the gap is over wait for one write at its end. unref: it never keeps the process alive.
+      this.gap = setTimeout(() => {
+        this.gap = undefined;
+        if (this.dirty) this.startFlush();
+      }, IN_USE_WRITE_GAP_MS).unref();
     });
   }
 
@@ -49,6 +69,7 @@ export class InUseRecord {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.gap);
     await this.writing?.catch(() => undefined);
     await rm(this.file, { force: true });
   }

@@ -60,7 +60,8 @@ export class Leases {
 /**
  * One committed blob opened for reading: the descriptor is opened at lookup time and kept until
  * close(), so the bytes stay readable even if the file is unlinked meanwhile. Any number of range
- * streams read from it by position; the descriptor closes when the handle and its streams are done.
+ * streams read from it by position; the descriptor is given back (`closeFile`: closed, or returned
+ * to storage/open-files) when the handle and its streams are done.
  */
 export class StoredBlob {
   private streams = 0;
@@ -74,6 +75,9 @@ export class StoredBlob {
     private readonly release: () => void,
     private readonly pool?: BufferPool,
     private readonly zeroCopy?: ZeroCopy,
+    private readonly closeFile: () => Promise<void> | void = () => fh.close(),
+    /** The descriptor was kept from an earlier reader: the file is the one that reader opened, unchanged (storage/open-files). */
+    readonly reused = false,
   ) {}
 
   /** Bytes [start, end] inclusive; end defaults to the last byte. */
@@ -125,7 +129,7 @@ export class StoredBlob {
   private finish(): Promise<void> {
     this.closed ??= (async () => {
       this.release();
-      await this.fh.close();
+      await this.closeFile();
     })();
     return this.closed;
   }
