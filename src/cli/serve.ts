@@ -8,7 +8,6 @@ import type { App, AppDeps } from '../assembly/app.js';
 import type { WorkerChannel, IpcPort } from '../workers/channel.js';
 import { autoWorkerCount, autoWorkerReason, type AutoLimit, type CgroupLimits } from '../workers/worker-count.js';
 import type { WanBudget } from '../upstream/budget.js';
-import { afterFirstAnswer } from '../util/first-answer.js';
 
 export interface ServeIo {
   readonly signals: NodeJS.EventEmitter;
@@ -115,12 +114,12 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     'berth listening',
   );
   io.ready?.();
-  // After listening: a loop back to this berth is only visible once it answers. After the first
-  // answer too: the checks load the upstream client's code, which that answer does not need.
+  // After listening: a loop back to this berth is only visible once it answers. Not put off
+  // further: the checks load the upstream client's code and open the connections the first
+  // requests then reuse (a just-started berth's lazy start took 1.50-1.66x direct with them here,
+  // 1.78-1.89x after the first answer, 1.69-1.82x after a quiet second; docs/performance.md).
   // Not awaited: serving must not wait for a slow upstream; a failed check is only reported.
-  const stopChecks = afterFirstAnswer(app.servers, () => {
-    app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));
-  });
+  app.checkUpstreams().catch((err: Error) => logger.warn({ err: err.message }, 'could not check the upstreams'));
   // Once the first requests are over (util/after-quiet): the code cache, then one full collection
   // with malloc_trim. That gives back what start-up left behind, including about 10 MiB a
   // background V8 compile of start-up code kept resident in glibc's heap in half of the starts
@@ -137,7 +136,6 @@ export async function serve(config: BerthConfig, warnings: readonly string[], io
     // Certificates and htpasswd are re-read in place; open connections stay up.
     io.signals.on('SIGHUP', () => app.reload('SIGHUP'));
   });
-  stopChecks();
   await app.close();
   logger.info('stopped');
   return 0;
