@@ -2,6 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDuration, parseSize } from '../src/config/units.js';
+import { OPEN_FILES_IDLE_MS } from '../src/storage/open-files.js';
 import { startBerth, type Berth } from '../test/fixtures/berth.js';
 import { buildImage, pushImage } from '../test/fixtures/image.js';
 import { makeTempDir, removeDir, run, sleep } from '../test/fixtures/proc.js';
@@ -230,7 +231,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await hotAgent.close();
     log(`traffic stopped at t=${Math.round(now() / 1000)}s; waiting for the write-behind queue to drain`);
 
-    await sleep(2_000);
+    // Idle means past the descriptors berth keeps for warm blobs on purpose: each closes once
+    // unused for OPEN_FILES_IDLE_MS, found by a sweep that comes that often (so within two).
+    await sleep(2 * OPEN_FILES_IDLE_MS + 2_000);
     const idleEnd = await sample(berth.service.pid, now() / 1000);
     const drained = await drainQueue(berth, 180_000);
     const replicated = await replicatedManifests(registry);
