@@ -6,6 +6,7 @@ import path from 'node:path';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
+import { rangeAnswers } from '../fixtures/ranged.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
 import { waitFor } from '../fixtures/proc.js';
 
@@ -67,9 +68,7 @@ const logged = async (b: Berth, msg: string) => (await b.logLines()).some((l) =>
 const filled = (b: Berth) => logged(b, 'blob fill complete');
 
 /** The registry's 206 answers for the layer so far. */
-async function rangeAnswers(): Promise<number> {
-  return (await registry.requests()).filter((r) => r.method === 'GET' && r.status === 206 && r.uri.includes(digest)).length;
-}
+const rangeAnswerCount = async (): Promise<number> => (await rangeAnswers(registry, digest)).length;
 
 /** A lazy start: the footer, then scattered 1 MiB chunks well ahead of where the fill is. */
 async function lazyStart(b: Berth): Promise<void> {
@@ -81,9 +80,9 @@ test('a lazy start then the whole blob: the link carries the blob about once (<=
   const b = await coldBerth();
   try {
     const wanBefore = relay.bytesToClient();
-    const rangesBefore = await rangeAnswers();
+    const rangesBefore = await rangeAnswerCount();
     await lazyStart(b);
-    assert.ok((await rangeAnswers()) - rangesBefore >= 3, 'footer and ranges were asked of the registry, not read from the fill');
+    assert.ok((await rangeAnswerCount()) - rangesBefore >= 3, 'footer and ranges were asked of the registry, not read from the fill');
     assert.ok((await whole(b)).equals(layer), 'whole blob exact');
     await waitFor(() => filled(b), 60_000, { what: 'the fill to complete' });
     const ratio = (relay.bytesToClient() - wanBefore) / layer.length;

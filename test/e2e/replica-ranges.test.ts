@@ -1,7 +1,6 @@
 /** @module e2e/replica-ranges.test — two berth replicas on one redis-server in front of Debian's docker-registry behind a slow link, each one process, then each two workers: concurrent overlapping ranges of a cold layer sent to both cost the registry one fetch of those bytes (the replica elected for the digest fetches them); with that replica SIGKILLed the other answers ranges alone. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import type { Berth } from '../fixtures/berth.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
 import { startSite, stopSite } from '../fixtures/site.js';
+import { rangeBytes, rangedGet } from '../fixtures/ranged.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
 import { sleep, waitFor } from '../fixtures/proc.js';
 import { electFiller } from '../../src/cluster/site-fills.js';
@@ -40,30 +40,11 @@ after(async () => {
   await image?.remove();
 });
 
-/** A range GET on a connection of its own. */
-function ranged(url: string, start: number, end: number): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false, headers: { range: `bytes=${start}-${end}` } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      })
-      .on('error', reject);
-  });
-}
-
-/** Bytes the registry sent for `digest` in 206 answers (range fetches, and a fill's gap requests). */
-async function rangeBytes(digest: string): Promise<number> {
-  return (await registry.requests()).filter((r) => r.method === 'GET' && r.status === 206 && r.uri.includes(digest)).reduce((n, r) => n + r.written, 0);
-}
-
 /** Every span asked of every replica given, all at once; each answer checked byte for byte. Returns the registry's range bytes for the layer. */
 async function askAll(layer: { digest: string }, replicas: readonly Berth[], spans: ReadonlyArray<readonly [number, number]>): Promise<number> {
   const bytes = await readFile(path.join(image.dir, 'blobs', 'sha256', layer.digest.slice(7)));
   const asks = replicas.flatMap((b) => spans.map(([s, e]) => ({ url: `${b.url}/v2/site/lazy/blobs/${layer.digest}`, s, e })));
-  const answers = await Promise.all(asks.map(({ url, s, e }) => ranged(url, s, e)));
+  const answers = await Promise.all(asks.map(({ url, s, e }) => rangedGet(url, s, e)));
   answers.forEach((a, i) => {
     const { url, s, e } = asks[i]!;
     assert.equal(a.status, 206, `${url} ${s}-${e}`);
@@ -71,7 +52,7 @@ async function askAll(layer: { digest: string }, replicas: readonly Berth[], spa
   });
   // distribution logs a request after its answer; the fills wait for a second of quiet ranges.
   await sleep(300);
-  return rangeBytes(layer.digest);
+  return rangeBytes(registry, layer.digest);
 }
 
 /** Identical and overlapping ranges: 768 KiB from 1 MiB in, each byte asked up to 3 times per replica. */

@@ -1,13 +1,13 @@
 /** @module e2e/worker-ranges.test — berth with http.workers: 2 in front of Debian's docker-registry behind a slow link: concurrent overlapping ranges of a cold layer, served by both workers, cost the registry one fetch of those bytes; then the whole layer crosses the link about once. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry, type Registry } from '../fixtures/registry.js';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/image.js';
 import { startBerth, type Berth } from '../fixtures/berth.js';
+import { rangeBytes, rangedGet } from '../fixtures/ranged.js';
 import { startRelay, type Relay } from '../fixtures/relay.js';
 import { waitFor } from '../fixtures/proc.js';
 
@@ -37,25 +37,6 @@ after(async () => {
   await image?.remove();
 });
 
-/** A range GET on a connection of its own, so requests spread over the workers (connections are dealt out, not requests). */
-function ranged(url: string, start: number, end: number): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false, headers: { range: `bytes=${start}-${end}` } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      })
-      .on('error', reject);
-  });
-}
-
-/** Bytes the registry sent for `digest` in 206 answers (the ranges' fetches, and a fill's gap requests). */
-async function rangeBytes(digest: string): Promise<number> {
-  return (await registry.requests()).filter((r) => r.method === 'GET' && r.status === 206 && r.uri.includes(digest)).reduce((n, r) => n + r.written, 0);
-}
-
 test('8 concurrent overlapping ranges of a cold layer over 2 workers: the registry sends those bytes once; the whole layer then crosses the link about once', async (t) => {
   for (let round = 0; round < ROUNDS; round++) {
     const layer = image.layers[round]!;
@@ -67,14 +48,14 @@ test('8 concurrent overlapping ranges of a cold layer over 2 workers: the regist
     const union = spans.at(-1)![1] - base + 1;
     const linkBefore = relay.bytesToClient();
     const logBefore = (await berth.logLines()).length;
-    const answers = await Promise.all(spans.map(([s, e]) => ranged(url, s, e)));
+    const answers = await Promise.all(spans.map(([s, e]) => rangedGet(url, s, e)));
     answers.forEach((a, i) => {
       assert.equal(a.status, 206);
       assert.ok(a.body.equals(bytes.subarray(spans[i]![0], spans[i]![1] + 1)), `range ${i} byte-exact`);
     });
     // distribution logs a request after its response; the fill waits for the ranges to be quiet for a second.
     await sleep(300);
-    const fetched = await rangeBytes(layer.digest);
+    const fetched = await rangeBytes(registry, layer.digest);
     const workers = new Set(
       (await berth.logLines())
         .slice(logBefore)
@@ -87,7 +68,7 @@ test('8 concurrent overlapping ranges of a cold layer over 2 workers: the regist
     assert.ok(fetched <= union * 1.05, `registry sent ${(fetched / union).toFixed(3)}x the bytes asked (each worker fetching its own would be about 2x)`);
     // The whole layer then, at once: its fill skips what the ranges brought, on whichever worker
     // fills it, spans the other worker is still syncing and recording included.
-    const whole = await ranged(url, 0, layer.size - 1);
+    const whole = await rangedGet(url, 0, layer.size - 1);
     assert.ok(whole.body.equals(bytes));
     await waitFor(async () => (await berth.logLines()).some((l) => l['msg'] === 'blob fill complete' && l['digest'] === layer.digest), 60_000, {
       what: 'the fill to complete',
