@@ -1,5 +1,6 @@
 /** @module cache/range-flights — single-flight for upstream range fetches within one process: the parts of a span already on their way are waited for, only the rest is asked of the upstream. */
 import type { FetchRange } from './lazy-range.js';
+import { within } from '../util/within.js';
 
 interface Flight {
   readonly start: number;
@@ -123,12 +124,7 @@ interface Part {
 
 /** The part's bytes from its flight once that is whole; undefined when it failed, was cut or takes too long (it is dropped then). */
 async function joined(part: Part, flight: Flight, waitMs: number): Promise<AsyncIterable<Uint8Array> | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((r) => {
-    timer = setTimeout(() => r(undefined), waitMs);
-    timer.unref();
-  });
-  const bytes = await Promise.race([flight.done, late]).finally(() => clearTimeout(timer));
+  const bytes = await within(flight.done, waitMs);
   if (!bytes) flight.drop();
   return bytes && once(bytes.subarray(part.from - flight.start, part.to - flight.start + 1));
 }

@@ -1,10 +1,10 @@
-/** @module util/within — a yes/no outcome awaited for a bounded time. */
+/** @module util/within — an outcome awaited for a bounded time. */
 
-/** `outcome`, or false once `ms` have passed first; the timer keeps no process alive. */
-export async function within(outcome: Promise<boolean>, ms: number): Promise<boolean> {
+/** `outcome`, or undefined once `ms` have passed first; the timer keeps no process alive. */
+export async function within<T>(outcome: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((r) => {
-    timer = setTimeout(() => r(false), ms);
+  const late = new Promise<undefined>((r) => {
+    timer = setTimeout(() => r(undefined), ms);
     timer.unref();
   });
   try {
