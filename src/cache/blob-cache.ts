@@ -18,7 +18,9 @@ import type { Outcome } from '../ports/request-observer.js';
 import type { Target } from '../upstream/target.js';
 import type { WorkPriority } from '../upstream/budget.js';
 import { LocalFills } from './local-fills.js';
-import { QuietStart, RANGE_QUIET_MS, RangePacer, WholeReaders, paced, realTimer, type SetTimer } from './fill-pacing.js';
+import { QuietStart, RangePacer, WholeReaders, paced } from './fill-pacing.js';
+import { type SetTimer, unrefTimer } from '../util/unref-timer.js';
+import { DEFAULT_RANGE_QUIET_MS } from '../config/defaults.js';
 import { NO_CACHE_OBSERVER, type CacheObserver } from './cache-observer.js';
 import type { BlobHandle } from './blob-handle.js';
 
@@ -67,8 +69,8 @@ export class BlobCache {
 
   constructor(private readonly deps: BlobCacheDeps) {
     this.fills = deps.fills ?? new LocalFills();
-    const timer = deps.timer ?? realTimer;
-    this.quiet = new QuietStart(deps.rangeQuietMs ?? RANGE_QUIET_MS, timer);
+    const timer = deps.timer ?? unrefTimer;
+    this.quiet = new QuietStart(deps.rangeQuietMs ?? DEFAULT_RANGE_QUIET_MS, timer);
     this.pacer = new RangePacer(deps.now, timer);
     this.upstreamRanges = new UpstreamRanges({ ...deps, pacer: this.pacer });
   }

@@ -1,7 +1,8 @@
 /** @module cache/fill-pacing.test — a range-started fill waits for its blob's ranges to be quiet, pauses while range fetches run, and is foreground only while a whole-blob reader is there; on a fake clock. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { QuietStart, RangePacer, WholeReaders, paced, type SetTimer } from './fill-pacing.js';
+import { QuietStart, RangePacer, WholeReaders, paced } from './fill-pacing.js';
+import type { SetTimer } from '../util/unref-timer.js';
 
 /** A clock and timers moved by hand. */
 function fakeClock() {

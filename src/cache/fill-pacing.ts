@@ -1,23 +1,5 @@
 /** @module cache/fill-pacing — when a whole-blob fill a client's range started may use the link: after the blob's ranges have been quiet a while, and not while a client's range fetches are on their way (docs/lazy-pulling.md). */
-import { DEFAULT_RANGE_QUIET_MS } from '../config/defaults.js';
-
-/** Runs `fn` after `ms`; returns what cancels it. */
-export type SetTimer = (fn: () => void, ms: number) => () => void;
-
-/** Timers that do not keep the process alive (a deferred fill is not worth waiting for at shutdown). */
-export const realTimer: SetTimer = (fn, ms) => {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return () => clearTimeout(t);
-};
-
-/**
- * How long a blob's ranges must have been quiet before the fill they started asks for the rest
- * (`rangequiet`, per upstream). A lazy client reads a footer, a table of contents, then the chunks
- * its container touches, one request after another: a fill started in between would share the
- * link with the next of them.
- */
-export const RANGE_QUIET_MS = DEFAULT_RANGE_QUIET_MS;
+import type { SetTimer } from '../util/unref-timer.js';
 
 /**
  * The longest a background fill waits for one range fetch to end: the longest range fetched is

@@ -10,7 +10,8 @@ import type { FillRouter } from '../ports/fills.js';
 import type { RegistryClient } from '../upstream/client.js';
 import type { Target } from '../upstream/target.js';
 import { testStore } from './cache-testkit.js';
-import { RangePacer, realTimer } from './fill-pacing.js';
+import { RangePacer } from './fill-pacing.js';
+import { unrefTimer } from '../util/unref-timer.js';
 import { UpstreamRanges } from './upstream-ranges.js';
 
 const logger = pino({ level: 'silent' });
@@ -63,7 +64,7 @@ function site(answer: 'peer' | 'none', cutAfter?: number) {
 async function setup(router: FillRouter) {
   const store = await testStore(Date.now);
   removers.push(store.remove);
-  const ranges = new UpstreamRanges({ repos: store.ports.repos, logger, pacer: new RangePacer(Date.now, realTimer), router });
+  const ranges = new UpstreamRanges({ repos: store.ports.repos, logger, pacer: new RangePacer(Date.now, unrefTimer), router });
   const kept = await store.blobs.kept.forRanges(digest, content.length);
   return { ranges, kept };
 }

@@ -14,7 +14,12 @@ export const DEFAULT_RESERVE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_UPLOAD_AGE_MS = 60 * 60_000;
 /** Kept ranges of a blob nobody finished: a day covers a node that restarts its lazily started containers tomorrow. */
 export const DEFAULT_KEPT_RANGES_AGE_MS = 24 * 60 * 60_000;
-/** How long a blob's ranges stay quiet before the whole-blob fill they started runs (docs/lazy-pulling.md). */
+/**
+ * How long a blob's ranges stay quiet before the whole-blob fill they started runs (`rangequiet`,
+ * docs/lazy-pulling.md). A lazy client reads a footer, a table of contents, then the chunks its
+ * container touches, one request after another: a fill started in between would share the link
+ * with the next of them.
+ */
 export const DEFAULT_RANGE_QUIET_MS = 1000;
 export const DEFAULT_UPLOAD_PURGE_INTERVAL_MS = 10 * 60_000;
 /** Connection bounds: generous for real clients, short enough that held sockets are reclaimed. */

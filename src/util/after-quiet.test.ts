@@ -1,13 +1,14 @@
 /** @module util/after-quiet.test — start-up's one-off work waits for a quiet second, runs in order one piece at a time, and never waits past its bound. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AfterQuiet, type QuietTimer } from './after-quiet.js';
+import { AfterQuiet } from './after-quiet.js';
+import type { SetTimer } from './unref-timer.js';
 
 /** A clock and timers that move only when told. */
 function fakeTime() {
   let now = 0;
   let timers: Array<{ at: number; fn: () => void }> = [];
-  const timer: QuietTimer = (fn, ms) => {
+  const timer: SetTimer = (fn, ms) => {
     const t = { at: now + ms, fn };
     timers.push(t);
     return () => {

@@ -1,14 +1,5 @@
 /** @module util/after-quiet — start-up's one-off work (binding sendfile, reconciliation, the code cache, a full collection) run once no request has been in flight for a while, one piece at a time, so it does not compete with a just-started process's first requests. */
-
-/** Runs `fn` after `ms`; returns what cancels it. */
-export type QuietTimer = (fn: () => void, ms: number) => () => void;
-
-/** Timers that keep no process alive: work left undone at shutdown is done at the next start. */
-export const unrefTimer: QuietTimer = (fn, ms) => {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return () => clearTimeout(t);
-};
+import { type SetTimer, unrefTimer } from './unref-timer.js';
 
 export interface AfterQuietOptions {
   /** No request in flight, and none ended, for this long: the process is quiet. */
@@ -16,7 +7,8 @@ export interface AfterQuietOptions {
   /** A piece waits at most this long from when it was queued (unless queued with its own bound), so a process never quiet still does it. */
   readonly maxWaitMs: number;
   readonly now: () => number;
-  readonly timer?: QuietTimer;
+  /** Timers that keep no process alive by default: work left undone at shutdown is done at the next start. */
+  readonly timer?: SetTimer;
 }
 
 interface Piece {
@@ -39,7 +31,7 @@ export class AfterQuiet {
   private running = false;
   private stopped = false;
   private cancel: (() => void) | undefined;
-  private readonly timer: QuietTimer;
+  private readonly timer: SetTimer;
 
   constructor(private readonly opts: AfterQuietOptions) {
     this.lastEnd = opts.now();
