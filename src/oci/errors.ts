@@ -66,7 +66,6 @@ export class UnreachableError extends OciError {
  * process alive.
  */
 export class UpstreamClosedError extends OciError {
-  readonly transient = false;
   constructor(upstream: string) {
     super('UNAVAILABLE', `upstream ${upstream} is no longer asked: berth is stopping`);
     this.name = 'UpstreamClosedError';
