@@ -52,16 +52,7 @@ export class PeerClient {
 
   /** GET of `digest` from byte `offset` at `peer` for (upstream, repository): the peer checks the repository may see it. */
   async open(peer: string, upstream: string, repository: string, digest: string, offset: number, mode: PeerMode): Promise<PeerBody> {
-    const url = `${peer}${PEER_PATH}${digest}?${new URLSearchParams({ upstream, repository, mode }).toString()}`;
-    let res;
-    try {
-      res = await request(url, {
-        dispatcher: this.agent,
-        headers: { authorization: `${PEER_AUTH_SCHEME} ${this.secret}`, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
-      });
-    } catch (err) {
-      throw new PeerError(`peer ${peer}: ${(err as Error).message}`);
-    }
+    const res = await this.get(peer, { upstream, repository, mode }, digest, offset > 0 ? `bytes=${offset}-` : undefined);
     const want = offset > 0 ? 206 : 200;
     if (res.statusCode !== want) {
       await res.body.dump().catch(() => undefined);
@@ -81,16 +72,7 @@ export class PeerClient {
    * there from its upstream (joined with its own clients' fetches), never from a third replica.
    */
   async range(peer: string, upstream: string, repository: string, digest: string, start: number, end: number): Promise<AsyncIterable<Uint8Array>> {
-    const url = `${peer}${PEER_PATH}${digest}?${new URLSearchParams({ upstream, repository, mode: 'range' }).toString()}`;
-    let res;
-    try {
-      res = await request(url, {
-        dispatcher: this.agent,
-        headers: { authorization: `${PEER_AUTH_SCHEME} ${this.secret}`, range: `bytes=${start}-${end}` },
-      });
-    } catch (err) {
-      throw new PeerError(`peer ${peer}: ${(err as Error).message}`);
-    }
+    const res = await this.get(peer, { upstream, repository, mode: 'range' }, digest, `bytes=${start}-${end}`);
     const exact =
       res.statusCode === 206 &&
       String(res.headers['content-range'] ?? '').startsWith(`bytes ${start}-${end}/`) &&
@@ -100,6 +82,19 @@ export class PeerClient {
       throw new PeerError(`peer ${peer} answered ${res.statusCode} (${String(res.headers['content-range'])}) for bytes ${start}-${end} of ${digest}`);
     }
     return guarded(res.body, peer);
+  }
+
+  /** GET of the peer endpoint for `digest`, with the cluster secret; a failure to get any answer is a PeerError. */
+  private async get(peer: string, query: { upstream: string; repository: string; mode: PeerMode }, digest: string, range: string | undefined) {
+    const url = `${peer}${PEER_PATH}${digest}?${new URLSearchParams(query).toString()}`;
+    try {
+      return await request(url, {
+        dispatcher: this.agent,
+        headers: { authorization: `${PEER_AUTH_SCHEME} ${this.secret}`, ...(range ? { range } : {}) },
+      });
+    } catch (err) {
+      throw new PeerError(`peer ${peer}: ${(err as Error).message}`);
+    }
   }
 
   async close(): Promise<void> {
